@@ -1,0 +1,237 @@
+"""KeyManager: the one object users hold."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from keymgmt._context import Context
+from keymgmt._random import Randomness, SystemRandomness
+from keymgmt._secret import SecretBytes
+from keymgmt._store import Store
+from keymgmt.audit import AuditLog, AuditSink
+from keymgmt.clock import Clock, SystemClock
+from keymgmt.errors import InvalidArgumentError, StoreUnavailableError
+from keymgmt.keyring import (
+    KdfProfile,
+    KeyFile,
+    Keyring,
+    MasterKeySource,
+    Passphrase,
+    RawMasterKey,
+)
+from keymgmt.revocation import RevocationRegistry
+from keymgmt.storage import Backend, MemoryBackend, SQLiteBackend
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["KeyManager"]
+
+
+class KeyManager:
+    """The façade: keys, PKI, key distribution, exchange and revocation over one store.
+
+    Built from parts — a storage backend, a master key source, a clock, a
+    randomness source and audit sinks — so each can be swapped (a fake clock in
+    tests, PostgreSQL in production, an HSM for the master key). Most users
+    call :meth:`open` or :meth:`in_memory` instead.
+
+    A KeyManager is safe to share between threads. Use it as a context manager,
+    or call :meth:`close`.
+
+    Args:
+        backend: where records live.
+        master_key: opens the store (or initializes a new one).
+        clock: the time source (default: the system clock).
+        randomness: the randomness source (default: the OS CSPRNG).
+        audit_sinks: receive each audit entry after it is committed.
+        actor: the name recorded as the actor in audit entries.
+        consistency_interval: at most this many seconds pass before writes by
+            other processes (rotations, revocations) are seen; 0 checks
+            before every operation.
+        create: initialize the store if it has no keyring yet.
+
+    Raises:
+        WrongPassphraseError: the master key does not open the store.
+        StoreUnavailableError: the store is missing (and ``create`` is false).
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        master_key: MasterKeySource,
+        clock: Clock | None = None,
+        randomness: Randomness | None = None,
+        audit_sinks: Sequence[AuditSink] = (),
+        actor: str = "local",
+        consistency_interval: float = 1.0,
+        create: bool = True,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._randomness = randomness or SystemRandomness()
+        self._backend = backend
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            created = False
+            if Keyring.exists(backend):
+                keyring = Keyring.open(backend, master_key, self._randomness)
+            elif create:
+                keyring = Keyring.initialize(backend, master_key, self._randomness)
+                created = True
+            else:
+                raise StoreUnavailableError("the store is not initialized (run keymgmt init)")
+            self._store = Store(
+                backend=backend,
+                keyring=keyring,
+                clock=self._clock,
+                randomness=self._randomness,
+                actor=actor,
+                consistency_interval=consistency_interval,
+                audit_sinks=audit_sinks,
+            )
+            if created:
+                self._store.audit("store.init", "store", backend=type(backend).__name__)
+            self._revocation = RevocationRegistry(self._store)
+            self._context = Context(self._store, self._revocation, self._clock, self._randomness)
+        except BaseException:
+            backend.close()
+            raise
+
+    # -- constructors -----------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        passphrase: str | bytes | SecretBytes | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        master_key: MasterKeySource | None = None,
+        kdf_profile: KdfProfile = KdfProfile.MODERATE,
+        create: bool = True,
+        **kwargs: Any,
+    ) -> KeyManager:
+        """Open (or create) a store at a file path or a ``postgresql://`` DSN.
+
+        Exactly one of ``passphrase``, ``key_file`` or ``master_key`` says how
+        to get the master key. ``kdf_profile`` applies only when the store is
+        created. Other keyword arguments go to :class:`KeyManager`.
+
+        Raises:
+            InvalidArgumentError: not exactly one master key source.
+            WrongPassphraseError: the master key does not open the store.
+            StoreUnavailableError: missing or unreadable store.
+            SchemaVersionError: the store was written by a newer keymgmt.
+        """
+        given = [x is not None for x in (passphrase, key_file, master_key)]
+        if sum(given) != 1:
+            raise InvalidArgumentError("give exactly one of passphrase=, key_file= or master_key=")
+        source: MasterKeySource
+        if passphrase is not None:
+            source = Passphrase(passphrase, kdf_profile)
+        elif key_file is not None:
+            source = KeyFile(key_file)
+        else:
+            assert master_key is not None
+            source = master_key
+        text = os.fspath(location)
+        backend: Backend
+        if text.startswith(("postgresql://", "postgres://")):
+            from keymgmt.storage.postgres import PostgresBackend
+
+            backend = PostgresBackend(text)
+        else:
+            backend = SQLiteBackend(Path(text), create=create)
+        return cls(backend=backend, master_key=source, create=create, **kwargs)
+
+    @classmethod
+    def in_memory(
+        cls,
+        *,
+        clock: Clock | None = None,
+        randomness: Randomness | None = None,
+        **kwargs: Any,
+    ) -> KeyManager:
+        """A throwaway manager on a :class:`MemoryBackend` with a random master key."""
+        rng = randomness or SystemRandomness()
+        return cls(
+            backend=MemoryBackend(),
+            master_key=RawMasterKey(rng.token_bytes(32)),
+            clock=clock,
+            randomness=rng,
+            **kwargs,
+        )
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush what is pending and release the store. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for hook in self._close_hooks:
+                hook()
+            self._backend.close()
+
+    @functools.cached_property
+    def _close_hooks(self) -> list[Any]:
+        return []
+
+    def __enter__(self) -> KeyManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"KeyManager({self._backend!r}, {state})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("KeyManager cannot be pickled")
+
+    # -- parts ------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this manager reads."""
+        return self._clock
+
+    @property
+    def audit(self) -> AuditLog:
+        """The hash-chained audit log."""
+        return AuditLog(self._store)
+
+    @property
+    def revocation(self) -> RevocationRegistry:
+        """The revocation registry (keys, certificates, principals)."""
+        return self._revocation
+
+    def change_master_key(self, new_source: MasterKeySource) -> None:
+        """Re-wrap the store key under a new master key (a new passphrase, file or HSM).
+
+        Nothing is lost and no record is re-encrypted.
+
+        Raises:
+            ConflictError: another process changed the master key meanwhile.
+        """
+        self._store.keyring.change_master_key(new_source)
+        self._store.audit("store.change-master-key", "store")
+
+    def sync(self) -> None:
+        """Pick up rotations and revocations made by other processes now."""
+        self._store.sync(force=True)

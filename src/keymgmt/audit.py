@@ -1,0 +1,248 @@
+"""The audit log: every state change, chained by hash, with a sealed head.
+
+Each entry records who did what to which object and how it ended — never key
+material or plaintext. Entry ``n`` stores the hash of entry ``n - 1``; the
+store keeps a *sealed* head (the last sequence number and hash) that only the
+master key can produce. So:
+
+* editing an entry breaks its hash;
+* deleting or reordering entries breaks the ``prev`` links or the numbering;
+* truncating the tail leaves entries the sealed head does not end on;
+* rewriting the head needs the master key.
+
+:meth:`AuditLog.verify` walks the chain and says where it breaks.
+
+Key *use* (each encrypt, sign, ...) is not chained one entry per call — that
+would put a database write on every encryption. Usage is counted in memory
+and written as aggregated ``key.usage`` entries; see :mod:`keymgmt.keys`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from keymgmt import _codec
+from keymgmt.errors import AuditChainError, IntegrityError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from keymgmt._store import Store
+
+__all__ = [
+    "AUDIT_HEAD",
+    "AUDIT_KIND",
+    "AuditEntry",
+    "AuditLog",
+    "AuditReport",
+    "AuditSink",
+    "DetailValue",
+]
+
+AUDIT_KIND: Final = "audit"
+AUDIT_HEAD: Final = ("meta", "audit-head")
+_GENESIS: Final = bytes(32)
+_DOMAIN: Final = b"keymgmt/audit/v1\x00"
+
+DetailValue = str | int | bool | None
+
+
+def _check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
+    out: dict[str, DetailValue] = {}
+    for key, value in details.items():
+        if not isinstance(value, str | int | bool | None):
+            # bytes, SecretBytes and arbitrary objects could carry secrets.
+            raise InvalidArgumentError(
+                f"audit detail {key!r} must be str, int, bool or None, not {type(value).__name__}"
+            )
+        out[str(key)] = value
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class AuditEntry:
+    """One audit log entry."""
+
+    seq: int
+    time: _dt.datetime
+    actor: str
+    operation: str
+    object: str
+    outcome: str
+    details: Mapping[str, DetailValue] = attrs.field(factory=dict)
+    prev_hash: bytes = attrs.field(repr=False)
+    hash: bytes = attrs.field(repr=False)
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": _codec.to_micros(self.time),
+            "actor": self.actor,
+            "operation": self.operation,
+            "object": self.object,
+            "outcome": self.outcome,
+            "details": dict(self.details),
+            "prev": _codec.b64e(self.prev_hash),
+        }
+
+    @staticmethod
+    def compute_hash(body: Mapping[str, Any]) -> bytes:
+        """The chain hash of an entry body (everything but its own hash)."""
+        return hashlib.sha256(_DOMAIN + _codec.dumps(body)).digest()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        seq: int,
+        time: _dt.datetime,
+        actor: str,
+        operation: str,
+        object: str,
+        outcome: str,
+        details: Mapping[str, Any],
+        prev_hash: bytes,
+    ) -> AuditEntry:
+        """Build an entry and compute its hash."""
+        partial = cls(
+            seq=seq,
+            time=time,
+            actor=actor,
+            operation=operation,
+            object=object,
+            outcome=outcome,
+            details=_check_details(details),
+            prev_hash=prev_hash,
+            hash=b"",
+        )
+        return attrs.evolve(partial, hash=cls.compute_hash(partial._body()))
+
+    def encode(self) -> bytes:
+        """The stored form: canonical JSON of the body plus the hash."""
+        return _codec.dumps({**self._body(), "hash": _codec.b64e(self.hash)})
+
+    @classmethod
+    def decode(cls, data: bytes) -> AuditEntry:
+        """Parse the stored form (does not check the hash).
+
+        Raises:
+            IntegrityError: the stored entry is not well-formed.
+        """
+        value = _codec.loads(data)
+        try:
+            return cls(
+                seq=int(value["seq"]),
+                time=_codec.from_micros(int(value["time"])),
+                actor=str(value["actor"]),
+                operation=str(value["operation"]),
+                object=str(value["object"]),
+                outcome=str(value["outcome"]),
+                details=dict(value["details"]),
+                prev_hash=_codec.b64d(value["prev"]),
+                hash=_codec.b64d(value["hash"]),
+            )
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise IntegrityError("an audit entry is malformed") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view (for ``--format json`` and notebooks)."""
+        return {
+            "seq": self.seq,
+            "time": self.time.isoformat(),
+            "actor": self.actor,
+            "operation": self.operation,
+            "object": self.object,
+            "outcome": self.outcome,
+            "details": dict(self.details),
+        }
+
+
+#: Receives every entry after it is committed (logging, SIEM forwarding, ...).
+AuditSink = Callable[[AuditEntry], None]
+
+
+@attrs.frozen
+class AuditReport:
+    """The result of a successful :meth:`AuditLog.verify`."""
+
+    entries: int
+    head_hash: bytes = attrs.field(repr=lambda h: h.hex()[:16] + "...")
+
+
+def entry_name(seq: int) -> str:
+    """Record name of audit entry ``seq`` (zero-padded so names sort by number)."""
+    return f"{seq:020d}"
+
+
+class AuditLog:
+    """Read and verify the store's audit chain."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return "AuditLog()"
+
+    def entries(self, *, start: int = 1) -> Iterator[AuditEntry]:
+        """Iterate entries in order from sequence number ``start``."""
+        for record in self._store.backend.list(AUDIT_KIND):
+            entry = AuditEntry.decode(record.data)
+            if entry.seq >= start:
+                yield entry
+
+    def tail(self, count: int = 20) -> list[AuditEntry]:
+        """The last ``count`` entries."""
+        seq, _ = self._store.audit_head()
+        return list(self.entries(start=max(1, seq - count + 1)))
+
+    def verify(self) -> AuditReport:
+        """Walk the whole chain and check it against the sealed head.
+
+        Raises:
+            AuditChainError: with ``position`` (the sequence number where the
+                chain breaks) and a message saying what is wrong.
+        """
+        head_seq, head_hash = self._store.audit_head()
+        prev = _GENESIS
+        expected = 1
+        for record in self._store.backend.list(AUDIT_KIND):
+            try:
+                entry = AuditEntry.decode(record.data)
+            except IntegrityError:
+                raise AuditChainError(
+                    f"audit entry at {record.name} is malformed", position=expected
+                ) from None
+            if record.name != entry_name(entry.seq) or entry.seq != expected:
+                raise AuditChainError(
+                    f"audit entry {expected} is missing or out of order "
+                    f"(found entry {entry.seq} at {record.name})",
+                    position=expected,
+                )
+            if entry.prev_hash != prev:
+                raise AuditChainError(
+                    f"audit entry {entry.seq} does not follow entry {entry.seq - 1} "
+                    "(an entry was removed, reordered or edited)",
+                    position=entry.seq,
+                )
+            if AuditEntry.compute_hash(entry._body()) != entry.hash:
+                raise AuditChainError(
+                    f"audit entry {entry.seq} was edited (hash mismatch)", position=entry.seq
+                )
+            prev = entry.hash
+            expected += 1
+        count = expected - 1
+        if count != head_seq or prev != (head_hash if head_seq else _GENESIS):
+            raise AuditChainError(
+                f"the audit log holds {count} entries but its sealed head names entry "
+                f"{head_seq} (entries were truncated or appended outside keymgmt)",
+                position=min(count, head_seq) + 1,
+            )
+        return AuditReport(entries=count, head_hash=prev)
+
+
+def genesis() -> bytes:
+    """The ``prev`` hash of the first entry."""
+    return _GENESIS

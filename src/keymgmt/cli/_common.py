@@ -1,0 +1,109 @@
+"""Shared CLI plumbing: opening the store, output, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import click
+
+from keymgmt._manager import KeyManager
+from keymgmt.errors import InvalidArgumentError
+from keymgmt.keyring import KdfProfile
+
+__all__ = ["Settings", "emit", "open_manager", "pass_settings"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@attrs.define
+class Settings:
+    """Global options, resolved once per invocation."""
+
+    store: str
+    passphrase_file: Path | None
+    key_file: Path | None
+    output: str  # "text" or "json"
+    debug: bool
+    kdf_profile: KdfProfile = KdfProfile.MODERATE
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+def read_passphrase(settings: Settings, *, confirm: bool = False) -> str:
+    """The passphrase: KEYMGMT_PASSPHRASE, then --passphrase-file, then a prompt."""
+    env = os.environ.get("KEYMGMT_PASSPHRASE")
+    if env:
+        return env
+    if settings.passphrase_file is not None:
+        try:
+            text = settings.passphrase_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot read passphrase file: {exc.strerror}") from None
+        if not text:
+            raise InvalidArgumentError("the passphrase file is empty")
+        return text
+    if not sys.stdin.isatty():
+        raise InvalidArgumentError(
+            "no passphrase: set KEYMGMT_PASSPHRASE, use --passphrase-file, or run in a terminal"
+        )
+    value: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def open_manager(settings: Settings, *, create: bool = False) -> KeyManager:
+    """Open the store the options name."""
+    if settings.key_file is not None:
+        return KeyManager.open(settings.store, key_file=settings.key_file, create=create)
+    return KeyManager.open(
+        settings.store,
+        passphrase=read_passphrase(settings, confirm=create),
+        kdf_profile=settings.kdf_profile,
+        create=create,
+    )
+
+
+@contextmanager
+def manager(settings: Settings, *, create: bool = False) -> Iterator[KeyManager]:
+    """``with manager(settings) as km:`` — open, yield, close."""
+    km = open_manager(settings, create=create)
+    try:
+        yield km
+    finally:
+        km.close()
+
+
+def emit(settings: Settings, data: Any, text: str | Sequence[str] | None = None) -> None:
+    """Print ``data`` as JSON (``--format json``) or ``text`` for people."""
+    if settings.output == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return
+    if text is None:
+        text = _default_text(data)
+    if isinstance(text, str):
+        click.echo(text)
+    else:
+        for line in text:
+            click.echo(line)
+
+
+def _default_text(data: Any) -> str:
+    if isinstance(data, Mapping):
+        width = max((len(str(k)) for k in data), default=0)
+        return "\n".join(f"{str(k).ljust(width)}  {v}" for k, v in data.items())
+    return str(data)
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Format rows as an aligned text table."""
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return lines

@@ -1,0 +1,140 @@
+"""The ``keymgmt`` entry point: global options, error handling, command groups."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from keymgmt._version import __version__
+from keymgmt.cli._common import Settings, emit, manager, pass_settings
+from keymgmt.errors import KeyMgmtError
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    envvar="KEYMGMT_STORE",
+    default="keymgmt.db",
+    show_default=True,
+    help="Store: a SQLite file path or a postgresql:// DSN (env KEYMGMT_STORE).",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the passphrase from this file (else KEYMGMT_PASSPHRASE, else a prompt).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="KEYMGMT_KEY_FILE",
+    help="Use a master key file instead of a passphrase (env KEYMGMT_KEY_FILE).",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, prog_name="keymgmt")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    store: str,
+    passphrase_file: Path | None,
+    key_file: Path | None,
+    output: str,
+    debug: bool,
+) -> None:
+    """keymgmt: keys, PKI, key exchange and key distribution from the command line."""
+    ctx.obj = Settings(store, passphrase_file, key_file, output, debug)
+
+
+@cli.command()
+@pass_settings
+def init(settings: Settings) -> None:
+    """Create a new store (asks for the passphrase twice)."""
+    if (
+        not settings.store.startswith(("postgresql://", "postgres://"))
+        and Path(settings.store).exists()
+    ):
+        raise click.UsageError(f"{settings.store} exists already")
+    with manager(settings, create=True) as km:
+        emit(settings, {"store": settings.store, "created": True}, f"created {settings.store}")
+        del km
+
+
+@cli.group()
+def audit() -> None:
+    """Inspect and verify the audit log."""
+
+
+@audit.command("verify")
+@pass_settings
+def audit_verify(settings: Settings) -> None:
+    """Check the hash chain and its sealed head; fail where it breaks."""
+    with manager(settings) as km:
+        report = km.audit.verify()
+    emit(
+        settings,
+        {"ok": True, "entries": report.entries, "head": report.head_hash.hex()},
+        f"audit chain ok: {report.entries} entries",
+    )
+
+
+@audit.command("tail")
+@click.option("-n", "count", default=20, show_default=True, help="How many entries.")
+@pass_settings
+def audit_tail(settings: Settings, count: int) -> None:
+    """Show the last entries of the audit log."""
+    with manager(settings) as km:
+        entries = [e.as_dict() for e in km.audit.tail(count)]
+    emit(
+        settings,
+        entries,
+        [
+            f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['operation']}  {e['object']}  "
+            f"{e['outcome']}  {e['details'] or ''}"
+            for e in entries
+        ],
+    )
+
+
+def _register() -> None:
+    from keymgmt.cli._demo import demo
+
+    cli.add_command(demo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code.
+
+    Errors from keymgmt print as one line (``error: ...``) with exit code 1;
+    ``--debug`` shows the traceback.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="keymgmt", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyMgmtError as exc:
+        if "--debug" in args:
+            raise
+        click.echo(f"error: {exc.message}", err=True)
+        return 1
+    return 0

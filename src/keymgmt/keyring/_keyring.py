@@ -1,0 +1,217 @@
+"""Sealing: every stored secret is AEAD-encrypted under the store key.
+
+Two keys, so changing the master key is cheap::
+
+    master key (passphrase/Argon2id, key file, HSM)
+        └── wraps ──> store key (random, 256-bit, in the "keyring" record)
+                          └── seals ──> every record
+
+Changing the passphrase re-wraps the store key only; no record is
+re-encrypted. The keyring record itself is not sealed (it cannot be: it holds
+what unseals), but the wrapped store key is authenticated together with the
+record's parameters, so editing them makes opening fail.
+
+Sealed value format (all integers big-endian)::
+
+    0x01 | store key id (4) | nonce (12) | AES-256-GCM ciphertext+tag
+
+The associated data names the record: ``b"keymgmt/seal/v1" 0 kind 0 name``.
+A sealed value moved to another record, or any flipped byte, fails to
+unseal with :class:`~keymgmt.errors.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keymgmt import _codec
+from keymgmt._random import Randomness
+from keymgmt._secret import SecretBytes
+from keymgmt.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidArgumentError,
+    StoreUnavailableError,
+)
+from keymgmt.keyring._sources import MasterKey, MasterKeySource
+from keymgmt.storage import Backend, Put, Record
+
+__all__ = ["KEYRING_RECORD", "Keyring", "record_aad"]
+
+#: Where the keyring lives in the store: (kind, name).
+KEYRING_RECORD: Final = ("meta", "keyring")
+_FORMAT: Final = 1
+_SEAL_VERSION: Final = 1
+_HEADER: Final = struct.Struct(">BI")
+_NONCE: Final = 12
+_OVERHEAD: Final = _HEADER.size + _NONCE + 16
+
+
+def record_aad(kind: str, name: str) -> bytes:
+    """The associated data that binds a sealed value to its record."""
+    if "\x00" in kind or "\x00" in name:
+        raise InvalidArgumentError("record kinds and names may not contain NUL")
+    return b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
+
+
+def _wrap_aad(parameters: Mapping[str, Any], key_id: int) -> bytes:
+    return b"keymgmt/store-key/v1\x00" + _codec.dumps(
+        {"parameters": dict(parameters), "key_id": key_id}
+    )
+
+
+class Keyring:
+    """Seals and unseals records under the store key.
+
+    Build one with :meth:`initialize` (new store) or :meth:`open`.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        randomness: Randomness,
+        store_keys: dict[int, bytes],
+        active: int,
+        record: Record,
+    ) -> None:
+        self._backend = backend
+        self._randomness = randomness
+        self._keys = {key_id: SecretBytes(key) for key_id, key in store_keys.items()}
+        self._aeads = {key_id: AESGCM(key) for key_id, key in store_keys.items()}
+        self._active = active
+        self._record = record
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Keyring(store_key_id={self._active})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("keyrings cannot be pickled")
+
+    # -- construction --------------------------------------------------------
+
+    @classmethod
+    def exists(cls, backend: Backend) -> bool:
+        """Whether the store has been initialized."""
+        return backend.get(*KEYRING_RECORD) is not None
+
+    @classmethod
+    def initialize(
+        cls, backend: Backend, source: MasterKeySource, randomness: Randomness
+    ) -> Keyring:
+        """Create the store key, wrap it under the master key, and record it.
+
+        Raises:
+            ConflictError: the store was initialized already (by anyone).
+        """
+        parameters, master = source.create(randomness)
+        store_key = randomness.token_bytes(32)
+        data = cls._encode(parameters, master, {1: store_key}, active=1)
+        (record,) = backend.commit([Put(*KEYRING_RECORD, data, expected=0)])
+        return cls(backend, randomness, {1: store_key}, 1, record)
+
+    @classmethod
+    def open(cls, backend: Backend, source: MasterKeySource, randomness: Randomness) -> Keyring:
+        """Unwrap the store key with the master key.
+
+        Raises:
+            StoreUnavailableError: the store has no keyring (not initialized).
+            WrongPassphraseError: the master key does not open this store.
+            IntegrityError: the keyring record is damaged.
+        """
+        record = backend.get(*KEYRING_RECORD)
+        if record is None:
+            raise StoreUnavailableError("the store is not initialized")
+        parameters, wrapped, active = cls._decode(record)
+        master = source.open(parameters)
+        keys = {
+            key_id: master.unwrap(blob, _wrap_aad(parameters, key_id))
+            for key_id, blob in wrapped.items()
+        }
+        return cls(backend, randomness, keys, active, record)
+
+    @staticmethod
+    def _encode(
+        parameters: Mapping[str, Any], master: MasterKey, keys: dict[int, bytes], active: int
+    ) -> bytes:
+        wrapped = {
+            str(key_id): _codec.b64e(master.wrap(key, _wrap_aad(parameters, key_id)))
+            for key_id, key in keys.items()
+        }
+        return _codec.dumps(
+            {"format": _FORMAT, "parameters": dict(parameters), "keys": wrapped, "active": active}
+        )
+
+    @staticmethod
+    def _decode(record: Record) -> tuple[dict[str, Any], dict[int, bytes], int]:
+        value = _codec.loads(record.data)
+        try:
+            if value["format"] != _FORMAT:
+                raise IntegrityError(f"unknown keyring format {value['format']!r}")
+            parameters = dict(value["parameters"])
+            wrapped = {int(k): _codec.b64d(v) for k, v in value["keys"].items()}
+            active = int(value["active"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise IntegrityError("the store's keyring record is damaged") from None
+        if active not in wrapped:
+            raise IntegrityError("the store's keyring record is damaged")
+        return parameters, wrapped, active
+
+    # -- master key change -----------------------------------------------------
+
+    def change_master_key(self, new_source: MasterKeySource) -> None:
+        """Re-wrap the store key under a new master key (new passphrase, file, HSM).
+
+        No record is re-encrypted. Atomic: on any failure the old master key
+        still opens the store.
+
+        Raises:
+            ConflictError: another process changed the keyring meanwhile.
+        """
+        parameters, master = new_source.create(self._randomness)
+        current = self._backend.get(*KEYRING_RECORD)
+        if current is None or current.revision != self._record.revision:
+            raise ConflictError("the keyring changed since this store was opened; reopen it")
+        keys = {key_id: key.reveal() for key_id, key in self._keys.items()}
+        data = self._encode(parameters, master, keys, self._active)
+        (self._record,) = self._backend.commit(
+            [Put(*KEYRING_RECORD, data, expected=current.revision)]
+        )
+
+    # -- sealing ---------------------------------------------------------------
+
+    def seal(self, kind: str, name: str, plaintext: bytes) -> bytes:
+        """Encrypt ``plaintext`` for the record ``(kind, name)``."""
+        nonce = self._randomness.token_bytes(_NONCE)
+        header = _HEADER.pack(_SEAL_VERSION, self._active)
+        aad = record_aad(kind, name)
+        return header + nonce + self._aeads[self._active].encrypt(nonce, plaintext, aad)
+
+    def unseal(self, kind: str, name: str, sealed: bytes) -> bytes:
+        """Decrypt a sealed value of the record ``(kind, name)``.
+
+        Raises:
+            IntegrityError: the value was edited, truncated or belongs to
+                another record.
+        """
+        if len(sealed) < _OVERHEAD:
+            raise IntegrityError(f"sealed record {kind}/{name} is truncated", kind=kind, name=name)
+        version, key_id = _HEADER.unpack_from(sealed)
+        aead = self._aeads.get(key_id)
+        if version != _SEAL_VERSION or aead is None:
+            raise IntegrityError(f"sealed record {kind}/{name} is damaged", kind=kind, name=name)
+        nonce = sealed[_HEADER.size : _HEADER.size + _NONCE]
+        try:
+            return aead.decrypt(nonce, sealed[_HEADER.size + _NONCE :], record_aad(kind, name))
+        except InvalidTag:
+            raise IntegrityError(
+                f"sealed record {kind}/{name} failed authentication (edited or swapped)",
+                kind=kind,
+                name=name,
+            ) from None

@@ -1,0 +1,324 @@
+"""One registry says whether a key version, a certificate or a principal is revoked.
+
+Every part asks here: the key store before using a version, the PKI when it
+builds CRLs and answers OCSP, the KDC before distributing a key or serving a
+principal, the handshake before trusting a peer. Entries are sealed records
+in the store (kind ``revocation``) and mirrored in a dict, so a lookup is one
+hash probe whatever the size; other processes' revocations arrive through
+:meth:`keymgmt._store.Store.sync`.
+
+Subjects are plain strings, one namespace per :class:`SubjectKind`:
+``key`` → ``"name#version"`` (or ``"name"`` for a whole key),
+``certificate`` → ``"<issuer id>:<serial hex>"``, ``principal`` → its name.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import enum
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import attrs
+
+from keymgmt import _codec
+from keymgmt._store import Store, Txn
+from keymgmt.clock import ensure_aware
+from keymgmt.errors import IntegrityError, InvalidArgumentError
+from keymgmt.storage import Record
+
+__all__ = [
+    "REVOCATION_KIND",
+    "Revocation",
+    "RevocationReason",
+    "RevocationRegistry",
+    "SubjectKind",
+]
+
+REVOCATION_KIND: Final = "revocation"
+
+
+class SubjectKind(enum.StrEnum):
+    """What a revocation is about."""
+
+    KEY = "key"
+    CERTIFICATE = "certificate"
+    PRINCIPAL = "principal"
+
+
+class RevocationReason(enum.StrEnum):
+    """RFC 5280 CRLReason values, by name. :attr:`code` is the RFC number."""
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "key-compromise"
+    CA_COMPROMISE = "ca-compromise"
+    AFFILIATION_CHANGED = "affiliation-changed"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessation-of-operation"
+    CERTIFICATE_HOLD = "certificate-hold"
+    PRIVILEGE_WITHDRAWN = "privilege-withdrawn"
+    AA_COMPROMISE = "aa-compromise"
+
+    @property
+    def code(self) -> int:
+        """The CRLReason code from RFC 5280 section 5.3.1."""
+        return _CODES[self]
+
+    @property
+    def is_compromise(self) -> bool:
+        """Whether the reason says the key is in someone else's hands."""
+        return self in (
+            RevocationReason.KEY_COMPROMISE,
+            RevocationReason.CA_COMPROMISE,
+            RevocationReason.AA_COMPROMISE,
+        )
+
+    @classmethod
+    def parse(cls, value: str | RevocationReason) -> RevocationReason:
+        """Member for ``value`` (also accepts ``_`` for ``-``).
+
+        Raises:
+            InvalidArgumentError: no such reason.
+        """
+        try:
+            return cls(str(value).replace("_", "-").lower())
+        except ValueError:
+            names = ", ".join(r.value for r in cls)
+            raise InvalidArgumentError(
+                f"unknown revocation reason {value!r}; expected one of: {names}"
+            ) from None
+
+
+_CODES: Final = {
+    RevocationReason.UNSPECIFIED: 0,
+    RevocationReason.KEY_COMPROMISE: 1,
+    RevocationReason.CA_COMPROMISE: 2,
+    RevocationReason.AFFILIATION_CHANGED: 3,
+    RevocationReason.SUPERSEDED: 4,
+    RevocationReason.CESSATION_OF_OPERATION: 5,
+    RevocationReason.CERTIFICATE_HOLD: 6,
+    RevocationReason.PRIVILEGE_WITHDRAWN: 9,
+    RevocationReason.AA_COMPROMISE: 10,
+}
+
+
+@attrs.frozen(kw_only=True)
+class Revocation:
+    """One revocation: what, why, since when."""
+
+    kind: SubjectKind
+    subject: str
+    reason: RevocationReason
+    revoked_at: _dt.datetime
+    invalidity_date: _dt.datetime | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The stored form."""
+        return {
+            "kind": self.kind.value,
+            "subject": self.subject,
+            "reason": self.reason.value,
+            "revoked_at": _codec.to_micros(self.revoked_at),
+            "invalidity_date": (
+                None if self.invalidity_date is None else _codec.to_micros(self.invalidity_date)
+            ),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Revocation:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            IntegrityError: the stored entry is malformed.
+        """
+        try:
+            invalidity = value["invalidity_date"]
+            return cls(
+                kind=SubjectKind(value["kind"]),
+                subject=str(value["subject"]),
+                reason=RevocationReason(value["reason"]),
+                revoked_at=_codec.from_micros(int(value["revoked_at"])),
+                invalidity_date=None if invalidity is None else _codec.from_micros(int(invalidity)),
+            )
+        except (KeyError, ValueError, TypeError):
+            raise IntegrityError("a revocation record is malformed") from None
+
+
+def _name(kind: SubjectKind, subject: str) -> str:
+    return f"{kind.value}:{subject}"
+
+
+# Kept compact: at a million entries a tuple per entry instead of an attrs
+# object saves a few hundred megabytes.
+_Entry = tuple[str, int, int | None]  # (reason value, revoked_at µs, invalidity µs)
+
+
+class RevocationRegistry:
+    """The revocation registry of one store (``km.revocation``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        store.watch(REVOCATION_KIND)
+        store.subscribe(self._on_change)
+        for record in store.backend.list(REVOCATION_KIND):
+            self._apply(record)
+
+    def __repr__(self) -> str:
+        return f"RevocationRegistry(entries={len(self._entries)})"
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- queries (O(1)) --------------------------------------------------------
+
+    def get(self, kind: SubjectKind, subject: str) -> Revocation | None:
+        """The revocation of ``subject``, or None if it is not revoked."""
+        entry = self._entries.get(_name(kind, subject))
+        if entry is None:
+            return None
+        reason, revoked_at, invalidity = entry
+        return Revocation(
+            kind=kind,
+            subject=subject,
+            reason=RevocationReason(reason),
+            revoked_at=_codec.from_micros(revoked_at),
+            invalidity_date=None if invalidity is None else _codec.from_micros(invalidity),
+        )
+
+    def is_revoked(self, kind: SubjectKind, subject: str) -> bool:
+        """Whether ``subject`` is revoked. One dict lookup."""
+        return _name(kind, subject) in self._entries
+
+    def __iter__(self) -> Iterator[Revocation]:
+        for name in list(self._entries):
+            kind, _, subject = name.partition(":")
+            found = self.get(SubjectKind(kind), subject)
+            if found is not None:
+                yield found
+
+    def list(
+        self, kind: SubjectKind | None = None, *, prefix: str = ""
+    ) -> builtins.list[Revocation]:
+        """Every revocation (of ``kind``, whose subject starts with ``prefix``)."""
+        return [
+            r for r in self if (kind is None or r.kind is kind) and r.subject.startswith(prefix)
+        ]
+
+    def sync(self) -> None:
+        """Pick up revocations made by other processes now."""
+        self._store.sync(force=True)
+
+    # -- changes ---------------------------------------------------------------
+
+    def revoke(
+        self,
+        kind: SubjectKind,
+        subject: str,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        *,
+        invalidity_date: _dt.datetime | None = None,
+    ) -> Revocation:
+        """Record a revocation in its own audited transaction; see :meth:`stage`."""
+        return self._store.transact(
+            lambda txn: self.stage(txn, kind, subject, reason, invalidity_date=invalidity_date)
+        )
+
+    def stage(
+        self,
+        txn: Txn,
+        kind: SubjectKind,
+        subject: str,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        *,
+        invalidity_date: _dt.datetime | None = None,
+    ) -> Revocation:
+        """Record a revocation inside another part's transaction.
+
+        Revoking again is idempotent, except that a stronger reason replaces
+        a weaker one: any reason replaces ``certificate-hold``, and a
+        compromise replaces any non-compromise reason (keeping the original
+        date).
+
+        Raises:
+            InvalidArgumentError: bad subject, reason or date.
+        """
+        if not subject:
+            raise InvalidArgumentError("the revocation subject is empty")
+        kind = SubjectKind(kind)
+        reason = RevocationReason.parse(reason)
+        if invalidity_date is not None:
+            invalidity_date = ensure_aware(invalidity_date, "invalidity_date")
+        name = _name(kind, subject)
+        stored = txn.get_json(REVOCATION_KIND, name)
+        existing = None if stored is None else Revocation.from_json(stored)
+        if existing is not None and not (
+            existing.reason is RevocationReason.CERTIFICATE_HOLD
+            or (reason.is_compromise and not existing.reason.is_compromise)
+        ):
+            return existing
+        revocation = Revocation(
+            kind=kind,
+            subject=subject,
+            reason=reason,
+            revoked_at=existing.revoked_at if existing else txn.now,
+            invalidity_date=invalidity_date,
+        )
+        txn.put_json(REVOCATION_KIND, name, revocation.to_json())
+        txn.audit("revoke", name, reason=reason.value)
+        txn.after_commit(lambda: self._set(name, revocation))
+        return revocation
+
+    def release_hold(self, kind: SubjectKind, subject: str) -> None:
+        """Lift a ``certificate-hold`` (RFC 5280 removeFromCRL).
+
+        Raises:
+            InvalidArgumentError: the subject is not on hold.
+        """
+        name = _name(kind, subject)
+
+        def run(txn: Txn) -> None:
+            stored = txn.get_json(REVOCATION_KIND, name)
+            if stored is None or stored.get("reason") != RevocationReason.CERTIFICATE_HOLD:
+                raise InvalidArgumentError(f"{name} is not on hold", subject=subject)
+            txn.delete(REVOCATION_KIND, name)
+            txn.audit("revoke.release-hold", name)
+            txn.after_commit(lambda: self._drop(name))
+
+        self._store.transact(run)
+
+    # -- mirror ----------------------------------------------------------------
+
+    def _set(self, name: str, revocation: Revocation) -> None:
+        with self._lock:
+            self._entries[name] = (
+                revocation.reason.value,
+                _codec.to_micros(revocation.revoked_at),
+                None
+                if revocation.invalidity_date is None
+                else _codec.to_micros(revocation.invalidity_date),
+            )
+
+    def _drop(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)
+
+    def _apply(self, record: Record) -> None:
+        value = Revocation.from_json(
+            _codec.loads(self._store.keyring.unseal(REVOCATION_KIND, record.name, record.data))
+        )
+        self._set(record.name, value)
+
+    def _on_change(self, records: Sequence[Record]) -> None:
+        for record in records:
+            if record.kind == REVOCATION_KIND:
+                self._apply(record)
+        # A released hold deletes its record; deletions do not show up as
+        # changes, so re-check held entries against the store.
+        held = [n for n, e in self._entries.items() if e[0] == RevocationReason.CERTIFICATE_HOLD]
+        for name in held:
+            if self._store.backend.get(REVOCATION_KIND, name) is None:
+                self._drop(name)

@@ -1,0 +1,107 @@
+"""An in-memory backend for tests and notebooks."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Sequence
+
+from keymgmt.errors import ConflictError, InvalidArgumentError, StoreError
+from keymgmt.storage._protocol import ANY, Delete, Operation, Put, Record
+
+__all__ = ["MemoryBackend"]
+
+
+def check_operations(operations: Sequence[Operation]) -> None:
+    """Refuse batches a backend cannot apply unambiguously."""
+    seen: set[tuple[str, str]] = set()
+    for op in operations:
+        if not isinstance(op, Put | Delete):
+            raise InvalidArgumentError(f"not a storage operation: {type(op).__name__}")
+        if not op.kind or not op.name:
+            raise InvalidArgumentError("record kind and name must be non-empty")
+        key = (op.kind, op.name)
+        if key in seen:
+            raise InvalidArgumentError(f"record {op.kind}/{op.name} appears twice in one batch")
+        seen.add(key)
+
+
+class MemoryBackend:
+    """Records in a dict, guarded by a lock. Nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str], Record] = {}
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend(records={len(self._records)})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def get(self, kind: str, name: str) -> Record | None:
+        """Return the record, or None."""
+        with self._lock:
+            self._check_open()
+            return self._records.get((kind, name))
+
+    def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> builtins.list[Record]:
+        """Return matching records (see :class:`~keymgmt.storage.Backend`)."""
+        with self._lock:
+            self._check_open()
+            found = [
+                r
+                for (k, n), r in self._records.items()
+                if k == kind and n.startswith(prefix) and r.seq > after_seq
+            ]
+        if after_seq:
+            return sorted(found, key=lambda r: r.seq)
+        return sorted(found, key=lambda r: r.name)
+
+    def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
+        """Apply all operations atomically."""
+        check_operations(operations)
+        with self._lock:
+            self._check_open()
+            for op in operations:
+                current = self._records.get((op.kind, op.name))
+                revision = current.revision if current else 0
+                if op.expected != ANY and op.expected != revision:
+                    raise ConflictError(
+                        f"record {op.kind}/{op.name} is at revision {revision}, "
+                        f"expected {op.expected}",
+                        kind=op.kind,
+                        name=op.name,
+                    )
+            if not operations:
+                return []
+            self._seq += 1
+            written: builtins.list[Record] = []
+            for op in operations:
+                key = (op.kind, op.name)
+                if isinstance(op, Delete):
+                    self._records.pop(key, None)
+                    continue
+                current = self._records.get(key)
+                record = Record(
+                    kind=op.kind,
+                    name=op.name,
+                    data=bytes(op.data),
+                    revision=(current.revision if current else 0) + 1,
+                    seq=self._seq,
+                )
+                self._records[key] = record
+                written.append(record)
+            return written
+
+    def generation(self) -> int:
+        """Return the latest sequence number."""
+        with self._lock:
+            return self._seq
+
+    def close(self) -> None:
+        """Mark closed; later calls raise StoreError."""
+        self._closed = True

@@ -1,0 +1,96 @@
+"""The storage contract every backend implements.
+
+A backend stores opaque byte records addressed by ``(kind, name)``. It knows
+nothing about sealing, keys or certificates; the layers above seal what they
+store. What a backend must guarantee:
+
+* **Revisions.** Each record has a revision, 1 on creation and +1 on every
+  write. A write names the revision it expects (``0``: must not exist;
+  :data:`ANY`: unconditional); any mismatch fails the whole batch with
+  :class:`~keymgmt.errors.ConflictError` and writes nothing.
+* **Atomic batches.** :meth:`Backend.commit` applies all its operations or none.
+* **A change sequence.** Every committed write gets a store-wide, strictly
+  increasing sequence number ``seq``; :meth:`Backend.generation` returns the
+  latest. Caches compare generations to notice writes by other processes,
+  and :meth:`Backend.list` with ``after_seq`` reads only what changed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Final, Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["ANY", "Backend", "Delete", "Operation", "Put", "Record"]
+
+#: Expected revision that matches anything (an unconditional write).
+ANY: Final = -1
+
+
+@attrs.frozen
+class Record:
+    """One stored record."""
+
+    kind: str
+    name: str
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+    revision: int
+    seq: int
+
+
+@attrs.frozen
+class Put:
+    """Create or replace a record, if its current revision is ``expected``."""
+
+    kind: str
+    name: str
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+    expected: int = ANY
+
+
+@attrs.frozen
+class Delete:
+    """Delete a record, if its current revision is ``expected``."""
+
+    kind: str
+    name: str
+    expected: int = ANY
+
+
+Operation = Put | Delete
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Typed records with optimistic versioning; see the module docstring."""
+
+    def get(self, kind: str, name: str) -> Record | None:
+        """Return the record, or None when it does not exist."""
+        ...
+
+    def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> builtins.list[Record]:
+        """Return records of ``kind`` whose name starts with ``prefix``.
+
+        Ordered by name; with ``after_seq`` > 0 only records written after that
+        sequence number, ordered by ``seq``.
+        """
+        ...
+
+    def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
+        """Apply all operations atomically; return the records the puts wrote.
+
+        Raises:
+            ConflictError: an expected revision did not match; nothing written.
+            StoreError: the backend failed; nothing written.
+        """
+        ...
+
+    def generation(self) -> int:
+        """Return the sequence number of the latest committed write (0 if none)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""
+        ...
