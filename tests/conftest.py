@@ -62,3 +62,33 @@ def sqlite_km(store_path: Path, clock: FakeClock) -> Iterator[KeyManager]:
         consistency_interval=0,
     ) as manager:
         yield manager
+
+
+# -- services: PostgreSQL and a PKCS#11 token (see .ci/services/) ----------------
+
+
+def _service(variable: str, what: str, module: str) -> str:
+    """The value of ``variable``; skip locally without it (or ``module``), fail under CI."""
+    value = os.environ.get(variable, "")
+    message = f"{what} not configured: set {variable} (source .ci/services/*.sh)"
+    try:
+        __import__(module)
+    except ImportError:
+        value, message = "", f"{what} tests need the Python package {module!r} (extras)"
+    if not value:
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run these tests, not skip them")
+        pytest.skip(message)
+    return value
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of a throwaway PostgreSQL server (``KEYMGMT_TEST_POSTGRES_DSN``)."""
+    return _service("KEYMGMT_TEST_POSTGRES_DSN", "PostgreSQL server", "psycopg")
+
+
+@pytest.fixture(scope="session")
+def pkcs11_module() -> str:
+    """Path of a PKCS#11 module with an initialized test token (``KEYMGMT_TEST_PKCS11_MODULE``)."""
+    return _service("KEYMGMT_TEST_PKCS11_MODULE", "PKCS#11 token", "pkcs11")

@@ -100,6 +100,7 @@ class MemoryBackend:
     def generation(self) -> int:
         """Return the latest sequence number."""
         with self._lock:
+            self._check_open()
             return self._seq
 
     def close(self) -> None:

@@ -1,14 +1,460 @@
-"""PostgreSQL backend (extra ``keymgmt[postgres]``). Not implemented yet."""
+"""PostgreSQL backend (extra ``keymgmt[postgres]``): many processes, many hosts, one store.
+
+Imported only when asked for (``KeyManager.open("postgresql://...")`` or
+``from keymgmt.storage.postgres import PostgresBackend``), so the core
+install needs no database driver.
+
+How a commit works
+------------------
+
+Every batch is **one** call of the server-side function ``commit_batch``,
+i.e. one round trip and one implicit transaction::
+
+    lock the single counter row (SELECT ... FOR UPDATE)
+    check every operation's expected revision      -> conflict: write nothing
+    counter.seq += 1                                -> this batch's seq
+    apply the puts (revision + 1, seq) and deletes
+    commit                                          -> releases the counter lock
+
+Taking the counter lock first serializes writers, so batches commit in
+``seq`` order. That is what makes ``list(after_seq=n)`` correct under
+concurrency: once a reader sees ``generation() == g``, every batch with
+``seq <= g`` has committed, and no batch can later commit with a smaller
+``seq``. (A PostgreSQL ``SEQUENCE`` would not give this: numbers are handed
+out in call order but become visible in commit order, so a reader could skip
+a row that commits late with a smaller number.) The price is that writes do
+not run in parallel; for a key store, where reads dominate and a write is a
+rotation or a revocation, one commit per fsync is plenty (see ``bench/``).
+
+Revision checks run after the lock under READ COMMITTED, where every
+statement of a PL/pgSQL function sees the latest committed data, so a check
+cannot pass on a stale read.
+
+Reads (:meth:`get`, :meth:`list`, :meth:`generation`) are single statements
+on an autocommit connection from a ``psycopg_pool`` pool, prepared by
+psycopg after a few uses. :meth:`generation` reads one row by primary key.
+
+Schema
+------
+
+All objects live in one PostgreSQL schema (default ``keymgmt``; pass
+``schema=`` to keep several stores in one database). ``schema_version``
+holds the version; :data:`MIGRATIONS` upgrades step by step under an advisory
+lock, so processes opening a new database at the same time do not race, and a
+database written by a newer keymgmt is refused with
+:class:`~keymgmt.errors.SchemaVersionError`. Names are ``COLLATE "C"`` so
+listing order is code point order, as in the other backends.
+
+Errors
+------
+
+Connection failures (server down, pool exhausted, bad DSN) raise
+:class:`~keymgmt.errors.StoreUnavailableError`; failed revision checks
+:class:`~keymgmt.errors.ConflictError`; anything else psycopg raises becomes
+:class:`~keymgmt.errors.StoreError`. A read that fails because its pooled
+connection died is retried once on a fresh connection; a commit is never
+retried blindly (it may have landed), the caller gets the error.
+
+Cross-instance freshness comes from the caller's ``Store.sync()`` comparing
+:meth:`generation` — every instance sees a commit at its next sync, at most
+``consistency_interval`` seconds after it returned.
+"""
 
 from __future__ import annotations
 
-from keymgmt.errors import StoreUnavailableError
+import builtins
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-__all__ = ["PostgresBackend"]
+from keymgmt.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+)
+from keymgmt.storage._memory import check_operations
+from keymgmt.storage._protocol import Operation, Put, Record
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresBackend"]
+
+SCHEMA_VERSION: Final = 1
+
+#: Statements that take a schema from version ``n - 1`` to ``n``. ``{s}`` is
+#: replaced by the quoted schema name.
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """CREATE TABLE {s}.records (
+               kind text COLLATE "C" NOT NULL,
+               name text COLLATE "C" NOT NULL,
+               data bytea NOT NULL,
+               revision bigint NOT NULL,
+               seq bigint NOT NULL,
+               PRIMARY KEY (kind, name)
+           )""",
+        "CREATE INDEX records_by_seq ON {s}.records (kind, seq)",
+        """CREATE TABLE {s}.counter (
+               id integer PRIMARY KEY CHECK (id = 1),
+               seq bigint NOT NULL
+           )""",
+        "INSERT INTO {s}.counter (id, seq) VALUES (1, 0)",
+        """CREATE FUNCTION {s}.commit_batch(
+               p_kind text[], p_name text[], p_data bytea[], p_expected bigint[]
+           ) RETURNS TABLE (o_index integer, o_revision bigint, o_seq bigint, o_conflict boolean)
+           LANGUAGE plpgsql VOLATILE AS $fn$
+           DECLARE
+               v_seq bigint;
+               v_rev bigint;
+           BEGIN
+               -- Serialize writers: commit order == seq order (see the module docs).
+               PERFORM 1 FROM {s}.counter WHERE id = 1 FOR UPDATE;
+               FOR i IN 1 .. cardinality(p_kind) LOOP
+                   SELECT r.revision INTO v_rev FROM {s}.records r
+                    WHERE r.kind = p_kind[i] AND r.name = p_name[i];
+                   IF NOT FOUND THEN
+                       v_rev := 0;
+                   END IF;
+                   IF p_expected[i] <> -1 AND p_expected[i] <> v_rev THEN
+                       o_index := i; o_revision := v_rev; o_seq := 0; o_conflict := true;
+                       RETURN NEXT;
+                       RETURN;
+                   END IF;
+               END LOOP;
+               UPDATE {s}.counter c SET seq = c.seq + 1 WHERE c.id = 1 RETURNING c.seq INTO v_seq;
+               FOR i IN 1 .. cardinality(p_kind) LOOP
+                   IF p_data[i] IS NULL THEN
+                       DELETE FROM {s}.records r WHERE r.kind = p_kind[i] AND r.name = p_name[i];
+                   ELSE
+                       INSERT INTO {s}.records AS r (kind, name, data, revision, seq)
+                       VALUES (p_kind[i], p_name[i], p_data[i], 1, v_seq)
+                       ON CONFLICT (kind, name) DO UPDATE
+                          SET data = excluded.data, revision = r.revision + 1, seq = excluded.seq
+                       RETURNING r.revision INTO v_rev;
+                       o_index := i; o_revision := v_rev; o_seq := v_seq; o_conflict := false;
+                       RETURN NEXT;
+                   END IF;
+               END LOOP;
+           END
+           $fn$""",
+    ),
+}
+
+#: Advisory lock key that serializes migrations ("KMG1").
+_MIGRATION_LOCK: Final = 0x4B4D4731
+_CONNECT_TIMEOUT: Final = 10
+_T = TypeVar("_T")
+
+
+def _import_psycopg() -> tuple[Any, Any]:
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        raise StoreUnavailableError(
+            "the PostgreSQL backend needs psycopg: pip install 'keymgmt[postgres]'"
+        ) from None
+    return psycopg, psycopg_pool
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for messages and repr."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(dsn)
+    except Exception:
+        return "<unparsable DSN>"
+    if "password" in params:
+        params["password"] = "***"  # noqa: S105 - a mask, not a password
+    shown: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+    return make_conninfo("", **shown)
 
 
 class PostgresBackend:
-    """Placeholder: raises until the PostgreSQL backend lands."""
+    """Records in a PostgreSQL database; see the module docstring.
 
-    def __init__(self, dsn: str) -> None:
-        raise StoreUnavailableError("the PostgreSQL backend is not available in this version")
+    Safe to share between threads; any number of processes and hosts may
+    open the same database and schema.
+
+    Args:
+        dsn: a libpq connection string or ``postgresql://`` URI.
+        schema: the PostgreSQL schema holding this store's tables.
+        create: create the schema and tables when they are missing.
+        min_connections: connections the pool keeps open.
+        max_connections: the most connections the pool opens at once.
+        timeout: seconds to wait for a connection before giving up.
+
+    Raises:
+        StoreUnavailableError: psycopg is not installed, the server cannot be
+            reached, or the schema is missing (and ``create`` is false).
+        SchemaVersionError: the schema was written by a newer keymgmt.
+        InvalidArgumentError: an empty schema name.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "keymgmt",
+        create: bool = True,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        if not schema or "\x00" in schema:
+            raise InvalidArgumentError("the schema name must be non-empty text")
+        if not 0 <= min_connections <= max_connections or max_connections < 1:
+            raise InvalidArgumentError("need 0 <= min_connections <= max_connections, max >= 1")
+        self._psycopg, pool_module = _import_psycopg()
+        from psycopg import sql
+
+        self._display = _redact(dsn)
+        self.schema = schema
+        self._closed = False
+        self._lock = threading.Lock()
+        quoted = sql.Identifier(schema)
+        self._quoted_schema = quoted
+        self._sql_get = sql.SQL(
+            "SELECT data, revision, seq FROM {}.records WHERE kind = %s AND name = %s"
+        ).format(quoted)
+        list_sql = (
+            "SELECT name, data, revision, seq FROM {}.records "
+            "WHERE kind = %s AND name >= %s AND starts_with(name, %s) AND seq > %s ORDER BY "
+        )
+        self._sql_list_by_name = sql.SQL(list_sql + "name").format(quoted)
+        self._sql_list_by_seq = sql.SQL(list_sql + "seq").format(quoted)
+        self._sql_generation = sql.SQL("SELECT seq FROM {}.counter WHERE id = 1").format(quoted)
+        self._sql_commit = sql.SQL(
+            "SELECT o_index, o_revision, o_seq, o_conflict FROM "
+            "{}.commit_batch(%s::text[], %s::text[], %s::bytea[], %s::bigint[])"
+        ).format(quoted)
+        self._migrate(dsn, create)
+        try:
+            self._pool: ConnectionPool = pool_module.ConnectionPool(
+                dsn,
+                min_size=min_connections,
+                max_size=max_connections,
+                timeout=timeout,
+                kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT},
+                configure=self._configure,
+                open=True,
+                name=f"keymgmt:{schema}",
+            )
+        except self._psycopg.Error as exc:
+            raise StoreUnavailableError(
+                f"cannot reach PostgreSQL at {self._display}: {exc}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self._display!r}, schema={self.schema!r})"
+
+    # -- opening -----------------------------------------------------------
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        # Revision checks rely on READ COMMITTED (see the module docstring),
+        # whatever the server's default_transaction_isolation says.
+        conn.isolation_level = self._psycopg.IsolationLevel.READ_COMMITTED
+
+    def _migrate(self, dsn: str, create: bool) -> None:
+        psycopg = self._psycopg
+        from psycopg import sql
+
+        s = self._quoted_schema
+        try:
+            conn = psycopg.connect(dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(
+                f"cannot reach PostgreSQL at {self._display}: {str(exc).strip()}"
+            ) from None
+        try:
+            with conn:
+                version = self._read_version(conn)
+                if version == SCHEMA_VERSION:
+                    return
+                if version is None and not create:
+                    raise StoreUnavailableError(
+                        f"no keymgmt store in schema {self.schema!r} at {self._display}"
+                    )
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE TABLE IF NOT EXISTS {}.schema_version ("
+                            "id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)"
+                        ).format(s)
+                    )
+                    version = self._read_version(conn) or 0
+                    self._check_version(version)
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in MIGRATIONS[step]:
+                            conn.execute(sql.SQL(statement).format(s=s))
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {}.schema_version (id, version) VALUES (1, %s) "
+                            "ON CONFLICT (id) DO UPDATE SET version = excluded.version"
+                        ).format(s),
+                        (SCHEMA_VERSION,),
+                    )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"PostgreSQL at {self._display}: {exc}") from None
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot prepare the schema {self.schema!r}: {exc}") from None
+
+    def _read_version(self, conn: psycopg.Connection[Any]) -> int | None:
+        from psycopg import sql
+
+        exists = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL",
+            (sql.SQL("{}.schema_version").format(self._quoted_schema).as_string(conn),),
+        ).fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = conn.execute(
+            sql.SQL("SELECT version FROM {}.schema_version WHERE id = 1").format(
+                self._quoted_schema
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        version = int(row[0])
+        self._check_version(version)
+        return version
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"schema {self.schema!r} at {self._display} has version {version}; this "
+                f"keymgmt reads up to {SCHEMA_VERSION}. Upgrade keymgmt to open it.",
+                found=version,
+                supported=SCHEMA_VERSION,
+            )
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _run(self, what: str, fn: Callable[[psycopg.Connection[Any]], _T], *, retry: bool) -> _T:
+        """Run ``fn`` on a pooled connection, translating psycopg's errors."""
+        psycopg = self._psycopg
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            if self._closed:
+                raise StoreError("the store is closed")
+            try:
+                with self._pool.connection() as conn:
+                    return fn(conn)
+            except psycopg.OperationalError as exc:
+                # Includes psycopg_pool.PoolTimeout and a dead connection; the
+                # pool discards broken connections, so a read may try again.
+                if self._closed:
+                    raise StoreError("the store is closed") from None
+                if attempt + 1 < attempts and _conn_broken(exc):
+                    continue
+                raise StoreUnavailableError(
+                    f"{what} on PostgreSQL at {self._display} failed: {str(exc).strip()}"
+                ) from None
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"{what} on PostgreSQL at {self._display} failed: {str(exc).strip()}"
+                ) from None
+            except Exception as exc:
+                # psycopg_pool raises PoolClosed (not a psycopg.Error) after close().
+                if type(exc).__name__ == "PoolClosed":
+                    raise StoreError("the store is closed") from None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the Backend protocol ----------------------------------------------
+
+    def get(self, kind: str, name: str) -> Record | None:
+        """Return the record, or None."""
+
+        def run(conn: psycopg.Connection[Any]) -> Record | None:
+            row = conn.execute(self._sql_get, (kind, name)).fetchone()
+            if row is None:
+                return None
+            return Record(kind, name, bytes(row[0]), row[1], row[2])
+
+        _check_text(kind, name)
+        return self._run("read", run, retry=True)
+
+    def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> builtins.list[Record]:
+        """Return matching records (see :class:`~keymgmt.storage.Backend`)."""
+        statement = self._sql_list_by_seq if after_seq else self._sql_list_by_name
+
+        def run(conn: psycopg.Connection[Any]) -> builtins.list[Record]:
+            rows = conn.execute(statement, (kind, prefix, prefix, after_seq)).fetchall()
+            return [Record(kind, name, bytes(data), rev, seq) for name, data, rev, seq in rows]
+
+        _check_text(kind, prefix)
+        return self._run("list", run, retry=True)
+
+    def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
+        """Apply all operations in one transaction (one round trip).
+
+        Raises:
+            ConflictError: an expected revision did not match; nothing written.
+            StoreUnavailableError: the server could not be reached; the batch
+                may or may not have been applied.
+            StoreError: any other database failure; nothing written.
+        """
+        check_operations(operations)
+        if not operations:
+            return []
+        for op in operations:
+            _check_text(op.kind, op.name)
+        kinds = [op.kind for op in operations]
+        names = [op.name for op in operations]
+        datas = [bytes(op.data) if isinstance(op, Put) else None for op in operations]
+        expected = [op.expected for op in operations]
+
+        def run(conn: psycopg.Connection[Any]) -> builtins.list[tuple[int, int, int, bool]]:
+            return conn.execute(self._sql_commit, (kinds, names, datas, expected)).fetchall()
+
+        rows = self._run("write", run, retry=False)
+        written: builtins.list[Record] = []
+        for index, revision, seq, conflict in rows:
+            op = operations[index - 1]
+            if conflict:
+                raise ConflictError(
+                    f"record {op.kind}/{op.name} is at revision {revision}, expected {op.expected}",
+                    kind=op.kind,
+                    name=op.name,
+                )
+            assert isinstance(op, Put)
+            written.append(Record(op.kind, op.name, bytes(op.data), revision, seq))
+        return written
+
+    def generation(self) -> int:
+        """Return the latest sequence number (one primary-key read)."""
+
+        def run(conn: psycopg.Connection[Any]) -> int:
+            row = conn.execute(self._sql_generation).fetchone()
+            if row is None:
+                raise StoreError(f"schema {self.schema!r} has lost its counter row")
+            return int(row[0])
+
+        return self._run("read", run, retry=True)
+
+    def close(self) -> None:
+        """Close the pool and its connections. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.close()
+
+
+def _conn_broken(exc: BaseException) -> bool:
+    """Whether an OperationalError means the connection died (worth one retry)."""
+    return type(exc).__name__ != "PoolTimeout"
+
+
+def _check_text(*values: str) -> None:
+    for value in values:
+        if "\x00" in value:
+            raise InvalidArgumentError("record kinds and names may not contain NUL")
