@@ -14,16 +14,31 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from keymgmt.errors import IntegrityError
+from keymgmt.errors import IntegrityError, InvalidArgumentError
 
 __all__ = ["b64d", "b64e", "dumps", "from_micros", "loads", "to_micros"]
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_FROM_URLSAFE = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!"})
 
 
 def dumps(value: Mapping[str, Any]) -> bytes:
-    """Encode ``value`` as canonical JSON bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Encode ``value`` as canonical JSON bytes.
+
+    Raises:
+        InvalidArgumentError: ``value`` holds something JSON cannot carry
+            exactly (bytes, objects, NaN, text with lone surrogates).
+    """
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return text.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
+    except (TypeError, ValueError) as exc:
+        # The message names the offending type or value kind, never the value.
+        raise InvalidArgumentError(f"cannot encode as JSON: {type(exc).__name__}") from None
 
 
 def loads(data: bytes) -> dict[str, Any]:
@@ -52,9 +67,11 @@ def b64d(text: str) -> bytes:
     Raises:
         IntegrityError: ``text`` is not valid base64.
     """
+    # Strict: characters outside the URL-safe alphabet are refused, not skipped.
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError):
+        standard = text.translate(_FROM_URLSAFE) + "=" * (-len(text) % 4)
+        return base64.b64decode(standard, validate=True)
+    except (ValueError, TypeError, AttributeError):
         raise IntegrityError("stored record holds invalid base64") from None
 
 

@@ -224,13 +224,13 @@ class KeyManager:
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key (a new passphrase, file or HSM).
 
-        Nothing is lost and no record is re-encrypted.
+        Nothing is lost and no record is re-encrypted. The change and its
+        audit entry are one write: both land or neither does.
 
         Raises:
             ConflictError: another process changed the master key meanwhile.
         """
-        self._store.keyring.change_master_key(new_source)
-        self._store.audit("store.change-master-key", "store")
+        self._store.change_master_key(new_source)
 
     def sync(self) -> None:
         """Pick up rotations and revocations made by other processes now."""

@@ -27,7 +27,15 @@ class SystemRandomness:
     """The operating system's CSPRNG (``os.urandom``)."""
 
     def token_bytes(self, n: int) -> bytes:
-        """Return ``n`` bytes from the OS CSPRNG."""
+        """Return ``n`` bytes from the OS CSPRNG.
+
+        Raises:
+            InvalidArgumentError: ``n`` is negative or not an int.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            from keymgmt.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("the number of random bytes must be an int >= 0")
         return os.urandom(n)
 
     def __repr__(self) -> str:

@@ -17,6 +17,8 @@ records changed. ``consistency_interval=0`` checks before every operation.
 from __future__ import annotations
 
 import builtins
+import datetime as _dt
+import logging
 import random as _jitter  # backoff jitter only; never for secrets
 import threading
 import time
@@ -25,19 +27,36 @@ from typing import Any, Final, TypeVar
 
 from keymgmt import _codec
 from keymgmt._random import Randomness
-from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND, AuditEntry, AuditSink, entry_name, genesis
-from keymgmt.clock import Clock
+from keymgmt.audit import (
+    AUDIT_HEAD,
+    AUDIT_KIND,
+    AuditEntry,
+    AuditSink,
+    check_details,
+    entry_name,
+    genesis,
+)
+from keymgmt.clock import Clock, ensure_aware
 from keymgmt.errors import ConflictError, InvalidArgumentError
-from keymgmt.keyring import Keyring
+from keymgmt.keyring import Keyring, MasterKeySource
 from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
 
 __all__ = ["Store", "Txn"]
 
 _T = TypeVar("_T")
 _MAX_ATTEMPTS: Final = 200
+_RESERVED_KINDS: Final = frozenset({AUDIT_KIND, AUDIT_HEAD[0]})
+_log = logging.getLogger("keymgmt")
 
 #: Called with the records written since the last sync (by anyone).
 ChangeListener = Callable[[Sequence[Record]], None]
+
+
+def _check_kind(kind: str) -> None:
+    if not isinstance(kind, str):
+        raise InvalidArgumentError("record kinds are strings")
+    if kind in _RESERVED_KINDS:
+        raise InvalidArgumentError(f"record kind {kind!r} is reserved")
 
 
 class Txn:
@@ -51,9 +70,9 @@ class Txn:
         self._after: list[Callable[[], None]] = []
 
     @property
-    def now(self) -> Any:
-        """The store clock's current time."""
-        return self._store.clock.now()
+    def now(self) -> _dt.datetime:
+        """The store clock's current time (aware, UTC)."""
+        return self._store.now()
 
     def _observe(self, record: Record | None, kind: str, name: str) -> None:
         self._seen.setdefault((kind, name), record.revision if record else 0)
@@ -77,12 +96,23 @@ class Txn:
         return None if data is None else _codec.loads(data)
 
     def list(self, kind: str, *, prefix: str = "") -> builtins.list[tuple[str, bytes]]:
-        """Read and unseal every record of ``kind`` under ``prefix``."""
-        out = []
+        """Read and unseal every record of ``kind`` under ``prefix``, sorted by name.
+
+        Includes this transaction's own staged puts and leaves out its
+        staged deletes.
+        """
+        found: dict[str, bytes] = {}
         for record in self._store.backend.list(kind, prefix=prefix):
             self._observe(record, kind, record.name)
-            out.append((record.name, self._store.keyring.unseal(kind, record.name, record.data)))
-        return out
+            found[record.name] = self._store.keyring.unseal(kind, record.name, record.data)
+        for (op_kind, name), op in self._ops.items():
+            if op_kind != kind or not name.startswith(prefix):
+                continue
+            if isinstance(op, Put):
+                found[name] = self._store.keyring.unseal(kind, name, op.data)
+            else:
+                found.pop(name, None)
+        return sorted(found.items())
 
     def put(self, kind: str, name: str, plaintext: bytes) -> None:
         """Stage a sealed write.
@@ -90,8 +120,7 @@ class Txn:
         Compare-and-set: the record must still be at the revision this
         transaction read, or must not exist if it was never read.
         """
-        if kind in (AUDIT_KIND, AUDIT_HEAD[0]):
-            raise InvalidArgumentError(f"record kind {kind!r} is reserved")
+        _check_kind(kind)
         expected = self._seen.get((kind, name), 0)
         sealed = self._store.keyring.seal(kind, name, plaintext)
         self._ops[(kind, name)] = Put(kind, name, sealed, expected)
@@ -101,8 +130,17 @@ class Txn:
         self.put(kind, name, _codec.dumps(value))
 
     def delete(self, kind: str, name: str) -> None:
-        """Stage a delete (compare-and-set as for :meth:`put`)."""
+        """Stage a delete.
+
+        Compare-and-set when the record was read in this transaction (it must
+        still be at that revision); unconditional otherwise.
+        """
+        _check_kind(kind)
         self._ops[(kind, name)] = Delete(kind, name, self._seen.get((kind, name), ANY))
+
+    def _put_unsealed(self, kind: str, name: str, data: bytes, expected: int) -> None:
+        # For the keyring record only: it cannot be sealed (it holds what unseals).
+        self._ops[(kind, name)] = Put(kind, name, data, expected)
 
     def audit(
         self,
@@ -113,14 +151,24 @@ class Txn:
         actor: str | None = None,
         **details: Any,
     ) -> None:
-        """Stage an audit entry; it commits with (and only with) this transaction."""
+        """Stage an audit entry; it commits with (and only with) this transaction.
+
+        Raises:
+            InvalidArgumentError: a detail is not str, int, bool or None (so
+                no bytes, secrets or objects reach the log).
+        """
+        for label, value in (("operation", operation), ("object", object), ("outcome", outcome)):
+            if not isinstance(value, str) or not value:
+                raise InvalidArgumentError(f"audit {label} must be a non-empty string")
+        if actor is not None and not isinstance(actor, str):
+            raise InvalidArgumentError("audit actor must be a string")
         self._events.append(
             {
                 "operation": operation,
                 "object": object,
                 "outcome": outcome,
                 "actor": actor or self._store.actor,
-                "details": details,
+                "details": check_details(details),
             }
         )
 
@@ -153,7 +201,7 @@ class Store:
         self.consistency_interval = consistency_interval
         self._sinks = list(audit_sinks)
         self._listeners: list[ChangeListener] = []
-        self._sync_lock = threading.Lock()
+        self._lock = threading.RLock()
         self._seen_generation = backend.generation()
         self._next_check = time.monotonic() + consistency_interval
 
@@ -191,40 +239,80 @@ class Store:
 
     # -- writes -----------------------------------------------------------------
 
+    def now(self) -> _dt.datetime:
+        """The clock's current time, checked to be aware and converted to UTC.
+
+        Raises:
+            InvalidArgumentError: the injected clock returned a naive datetime.
+        """
+        return ensure_aware(self.clock.now(), "the clock's time")
+
     def transact(self, fn: Callable[[Txn], _T]) -> _T:
         """Run ``fn`` in a transaction; commit its writes and audit entries atomically.
 
         ``fn`` may run several times (on write conflicts), so it must have no
         side effects outside the :class:`Txn`. Exceptions from ``fn`` propagate
-        and nothing is written.
+        and nothing is written. After the commit, the transaction's
+        ``after_commit`` callbacks run, then the audit sinks get the new
+        entries; both run in commit order and their exceptions are logged
+        (the write has landed), not raised.
 
         Raises:
             ConflictError: still conflicting after many attempts.
+            StoreError: the backend failed; nothing was written.
         """
         delay = 0.0005
         for _attempt in range(_MAX_ATTEMPTS):
             txn = Txn(self)
             result = fn(txn)
-            ops = list(txn._ops.values())
-            entries = self._stage_audit(txn, ops) if txn._events else []
-            if not ops:
-                for callback in txn._after:
-                    callback()
-                return result
-            try:
-                written = self.backend.commit(ops)
-            except ConflictError:
-                time.sleep(delay * (1 + _jitter.random()))  # noqa: S311 - jitter
-                delay = min(delay * 2, 0.05)
-                continue
-            for callback in txn._after:
-                callback()
-            self._notify(written)
-            for entry in entries:
-                for sink in self._sinks:
-                    sink(entry)
-            return result
+            # One writer at a time inside this process: reading the audit head,
+            # committing and updating caches happen in commit order, so the
+            # audit head never conflicts between threads and an older
+            # transaction's callbacks never overwrite a newer one's.
+            with self._lock:
+                ops = list(txn._ops.values())
+                entries = self._stage_audit(txn, ops) if txn._events else []
+                if not ops:
+                    self._run_callbacks(txn)
+                    return result
+                try:
+                    written = self.backend.commit(ops)
+                except ConflictError:
+                    pass
+                else:
+                    self._notify(written)
+                    self._run_callbacks(txn)
+                    for entry in entries:
+                        for sink in self._sinks:
+                            _call_logged(sink, entry, what="audit sink")
+                    return result
+            time.sleep(delay * (1 + _jitter.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, 0.05)
         raise ConflictError("too many concurrent writers; the operation was not applied")
+
+    @staticmethod
+    def _run_callbacks(txn: Txn) -> None:
+        for callback in txn._after:
+            _call_logged(callback, what="after-commit callback")
+
+    def change_master_key(self, new_source: MasterKeySource) -> None:
+        """Re-wrap the store key under a new master key, audited in the same write.
+
+        Raises:
+            ConflictError: another process changed the master key since this
+                store was opened (reopen it).
+        """
+        parameters, master = new_source.create(self.randomness)
+
+        def run(txn: Txn) -> None:
+            put = self.keyring.prepare_master_key_change(parameters, master)
+            txn._put_unsealed(put.kind, put.name, put.data, put.expected)
+            txn.audit(
+                "store.change-master-key", "store", source=str(parameters.get("type", "unknown"))
+            )
+            txn.after_commit(lambda: self.keyring.master_key_changed(put))
+
+        self.transact(run)
 
     def audit(self, operation: str, object: str, **kwargs: Any) -> None:
         """Append one audit entry on its own (for decisions that change nothing else)."""
@@ -237,7 +325,7 @@ class Store:
         else:
             head = _codec.loads(self.keyring.unseal(*AUDIT_HEAD, record.data))
             seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
-        now = self.clock.now()
+        now = self.now()
         entries = []
         for event in txn._events:
             seq += 1
@@ -264,11 +352,16 @@ class Store:
         self._listeners.append(listener)
 
     def sync(self, *, force: bool = False) -> None:
-        """Notice writes by other processes; at most once per ``consistency_interval``."""
+        """Notice writes by other processes; at most once per ``consistency_interval``.
+
+        Listeners run under the store's write lock, so a sync that read the
+        store before a local commit cannot apply its older view after that
+        commit's callbacks.
+        """
         now = time.monotonic()
         if not force and now < self._next_check:
             return
-        with self._sync_lock:
+        with self._lock:
             self._next_check = now + self.consistency_interval
             generation = self.backend.generation()
             if generation == self._seen_generation:
@@ -277,8 +370,8 @@ class Store:
             for kind in self._watched_kinds:
                 changed.extend(self.backend.list(kind, after_seq=self._seen_generation))
             self._seen_generation = max(self._seen_generation, generation)
-        for listener in self._listeners:
-            listener(changed)
+            for listener in self._listeners:
+                listener(changed)
 
     _watched_kinds: tuple[str, ...] = ()
 
@@ -288,7 +381,15 @@ class Store:
 
     def _notify(self, written: Sequence[Record]) -> None:
         # Our own writes are applied by the after-commit callbacks; just
-        # remember the generation so sync does not read them back.
-        with self._sync_lock:
-            if written and written[0].seq == self._seen_generation + 1:
-                self._seen_generation = written[0].seq
+        # remember the generation so sync does not read them back. If another
+        # process wrote in between, keep the old mark: sync reads both back
+        # (listeners are idempotent).
+        if written and written[0].seq == self._seen_generation + 1:
+            self._seen_generation = written[0].seq
+
+
+def _call_logged(fn: Callable[..., object], *args: object, what: str) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        _log.exception("keymgmt: %s failed after a committed write", what)

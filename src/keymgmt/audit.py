@@ -40,6 +40,7 @@ __all__ = [
     "AuditReport",
     "AuditSink",
     "DetailValue",
+    "check_details",
 ]
 
 AUDIT_KIND: Final = "audit"
@@ -50,9 +51,18 @@ _DOMAIN: Final = b"keymgmt/audit/v1\x00"
 DetailValue = str | int | bool | None
 
 
-def _check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
+def check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
+    """Return ``details`` as a plain dict, refusing values that could carry secrets.
+
+    Raises:
+        InvalidArgumentError: a key is not a string, or a value is not str,
+            int, bool or None (bytes, :class:`~keymgmt.SecretBytes`, floats
+            and arbitrary objects are refused).
+    """
     out: dict[str, DetailValue] = {}
     for key, value in details.items():
+        if not isinstance(key, str):
+            raise InvalidArgumentError("audit detail names must be strings")
         if not isinstance(value, str | int | bool | None):
             # bytes, SecretBytes and arbitrary objects could carry secrets.
             raise InvalidArgumentError(
@@ -114,7 +124,7 @@ class AuditEntry:
             operation=operation,
             object=object,
             outcome=outcome,
-            details=_check_details(details),
+            details=check_details(details),
             prev_hash=prev_hash,
             hash=b"",
         )
@@ -187,14 +197,35 @@ class AuditLog:
         return "AuditLog()"
 
     def entries(self, *, start: int = 1) -> Iterator[AuditEntry]:
-        """Iterate entries in order from sequence number ``start``."""
-        for record in self._store.backend.list(AUDIT_KIND):
-            entry = AuditEntry.decode(record.data)
-            if entry.seq >= start:
-                yield entry
+        """Iterate entries in order from sequence number ``start``.
+
+        This reads; it does not verify (use :meth:`verify`).
+
+        Raises:
+            IntegrityError: a stored entry is malformed.
+        """
+        if start <= 1:
+            for record in self._store.backend.list(AUDIT_KIND):
+                yield AuditEntry.decode(record.data)
+            return
+        # Entries are numbered without gaps: read from ``start`` on, one by one,
+        # instead of loading the whole log.
+        seq = start
+        while (found := self._store.backend.get(AUDIT_KIND, entry_name(seq))) is not None:
+            yield AuditEntry.decode(found.data)
+            seq += 1
 
     def tail(self, count: int = 20) -> list[AuditEntry]:
-        """The last ``count`` entries."""
+        """The last ``count`` entries, oldest first (reads only those).
+
+        Raises:
+            InvalidArgumentError: ``count`` is negative.
+            IntegrityError: the sealed head or an entry is damaged.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidArgumentError("count must be an int >= 0")
+        if count == 0:
+            return []
         seq, _ = self._store.audit_head()
         return list(self.entries(start=max(1, seq - count + 1)))
 
@@ -203,9 +234,17 @@ class AuditLog:
 
         Raises:
             AuditChainError: with ``position`` (the sequence number where the
-                chain breaks) and a message saying what is wrong.
+                chain breaks, or None when the sealed head itself is missing or
+                fails authentication) and a message saying what is wrong.
         """
-        head_seq, head_hash = self._store.audit_head()
+        try:
+            head_seq, head_hash = self._store.audit_head()
+        except IntegrityError:
+            raise AuditChainError(
+                "the sealed audit head fails authentication (it was edited or replaced)",
+                position=None,
+            ) from None
+        head_missing = self._store.backend.get(*AUDIT_HEAD) is None
         prev = _GENESIS
         expected = 1
         for record in self._store.backend.list(AUDIT_KIND):
@@ -221,24 +260,41 @@ class AuditLog:
                     f"(found entry {entry.seq} at {record.name})",
                     position=expected,
                 )
-            if entry.prev_hash != prev:
-                raise AuditChainError(
-                    f"audit entry {entry.seq} does not follow entry {entry.seq - 1} "
-                    "(an entry was removed, reordered or edited)",
-                    position=entry.seq,
-                )
             if AuditEntry.compute_hash(entry._body()) != entry.hash:
                 raise AuditChainError(
                     f"audit entry {entry.seq} was edited (hash mismatch)", position=entry.seq
                 )
+            if entry.prev_hash != prev:
+                raise AuditChainError(
+                    f"audit entry {entry.seq} does not follow entry {entry.seq - 1} "
+                    f"(entry {entry.seq - 1} or {entry.seq} was edited, removed or reordered)",
+                    position=entry.seq,
+                )
             prev = entry.hash
             expected += 1
         count = expected - 1
-        if count != head_seq or prev != (head_hash if head_seq else _GENESIS):
+        if head_missing and count:
             raise AuditChainError(
-                f"the audit log holds {count} entries but its sealed head names entry "
-                f"{head_seq} (entries were truncated or appended outside keymgmt)",
-                position=min(count, head_seq) + 1,
+                f"the sealed audit head is missing but the log holds {count} entries",
+                position=None,
+            )
+        if count < head_seq:
+            raise AuditChainError(
+                f"the audit log ends at entry {count} but its sealed head names entry "
+                f"{head_seq} (entries {count + 1}..{head_seq} were removed: truncated)",
+                position=count + 1,
+            )
+        if count > head_seq:
+            raise AuditChainError(
+                f"audit entries {head_seq + 1}..{count} are not covered by the sealed head "
+                "(appended outside keymgmt)",
+                position=head_seq + 1,
+            )
+        if prev != (head_hash if head_seq else _GENESIS):
+            raise AuditChainError(
+                f"audit entry {count} does not match the sealed head "
+                "(it was edited, or the head belongs to another log)",
+                position=count,
             )
         return AuditReport(entries=count, head_hash=prev)
 

@@ -37,19 +37,34 @@ class Settings:
 pass_settings = click.make_pass_decorator(Settings)
 
 
+#: Test-only: ``KEYMGMT_TEST_KDF=insecure`` makes stores created by the CLI use
+#: :attr:`KdfProfile.TESTING_ONLY_INSECURE` (cheap Argon2id) so test suites run
+#: fast. Never set it for real stores.
+TEST_KDF_ENV = "KEYMGMT_TEST_KDF"
+
+
 def read_passphrase(settings: Settings, *, confirm: bool = False) -> str:
-    """The passphrase: KEYMGMT_PASSPHRASE, then --passphrase-file, then a prompt."""
-    env = os.environ.get("KEYMGMT_PASSPHRASE")
-    if env:
-        return env
+    """The passphrase: ``--passphrase-file``, then ``KEYMGMT_PASSPHRASE``, then a prompt.
+
+    An explicit option wins over the environment.
+
+    Raises:
+        InvalidArgumentError: the file is unreadable or empty, or there is no
+            passphrase and no terminal to ask.
+    """
     if settings.passphrase_file is not None:
         try:
-            text = settings.passphrase_file.read_text().rstrip("\r\n")
+            text = settings.passphrase_file.read_bytes().decode("utf-8").rstrip("\r\n")
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read passphrase file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InvalidArgumentError("the passphrase file is not UTF-8 text") from None
         if not text:
             raise InvalidArgumentError("the passphrase file is empty")
         return text
+    env = os.environ.get("KEYMGMT_PASSPHRASE")
+    if env:
+        return env
     if not sys.stdin.isatty():
         raise InvalidArgumentError(
             "no passphrase: set KEYMGMT_PASSPHRASE, use --passphrase-file, or run in a terminal"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from keymgmt._version import __version__
-from keymgmt.cli._common import Settings, emit, manager, pass_settings
-from keymgmt.errors import KeyMgmtError
+from keymgmt.cli._common import TEST_KDF_ENV, Settings, emit, manager, pass_settings
+from keymgmt.errors import AlreadyExistsError, KeyMgmtError
+from keymgmt.keyring import KdfProfile
 
 __all__ = ["cli", "main"]
 
@@ -42,6 +44,12 @@ __all__ = ["cli", "main"]
     help="Output format.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option(
+    "--insecure-test-kdf",
+    is_flag=True,
+    hidden=True,
+    help="TEST SUITES ONLY: create stores with cheap, insecure Argon2id parameters.",
+)
 @click.version_option(__version__, prog_name="keymgmt")
 @click.pass_context
 def cli(
@@ -51,9 +59,15 @@ def cli(
     key_file: Path | None,
     output: str,
     debug: bool,
+    insecure_test_kdf: bool,
 ) -> None:
     """keymgmt: keys, PKI, key exchange and key distribution from the command line."""
-    ctx.obj = Settings(store, passphrase_file, key_file, output, debug)
+    settings = Settings(store, passphrase_file, key_file, output, debug)
+    # Hidden and test-only (--insecure-test-kdf or KEYMGMT_TEST_KDF=insecure):
+    # lets test suites create stores without paying for Argon2id.
+    if insecure_test_kdf or os.environ.get(TEST_KDF_ENV) == "insecure":
+        settings.kdf_profile = KdfProfile.TESTING_ONLY_INSECURE
+    ctx.obj = settings
 
 
 @cli.command()
@@ -64,7 +78,9 @@ def init(settings: Settings) -> None:
         not settings.store.startswith(("postgresql://", "postgres://"))
         and Path(settings.store).exists()
     ):
-        raise click.UsageError(f"{settings.store} exists already")
+        raise AlreadyExistsError(f"{settings.store} exists already; init never overwrites a store")
+    if settings.kdf_profile is KdfProfile.TESTING_ONLY_INSECURE and settings.key_file is None:
+        click.echo("warning: insecure test-only KDF parameters (never for real data)", err=True)
     with manager(settings, create=True) as km:
         emit(settings, {"store": settings.store, "created": True}, f"created {settings.store}")
         del km
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(args=args, prog_name="keymgmt", standalone_mode=False)
+        code = cli.main(args=args, prog_name="keymgmt", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -137,4 +153,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"error: {exc.message}", err=True)
         return 1
-    return 0
+    # With standalone_mode=False click returns the exit code of ctx.exit()
+    # (e.g. --help); commands themselves return None.
+    return code if isinstance(code, int) else 0

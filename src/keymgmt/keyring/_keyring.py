@@ -54,10 +54,22 @@ _OVERHEAD: Final = _HEADER.size + _NONCE + 16
 
 
 def record_aad(kind: str, name: str) -> bytes:
-    """The associated data that binds a sealed value to its record."""
+    """The associated data that binds a sealed value to its record.
+
+    Raises:
+        InvalidArgumentError: ``kind`` or ``name`` is empty, not a string,
+            holds NUL or is not valid Unicode.
+    """
+    if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
+        raise InvalidArgumentError("record kinds and names are non-empty strings")
     if "\x00" in kind or "\x00" in name:
         raise InvalidArgumentError("record kinds and names may not contain NUL")
-    return b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
+    try:
+        return b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(
+            "record kinds and names must be valid Unicode (no lone surrogates)"
+        ) from None
 
 
 def _wrap_aad(parameters: Mapping[str, Any], key_id: int) -> bytes:
@@ -85,7 +97,7 @@ class Keyring:
         self._keys = {key_id: SecretBytes(key) for key_id, key in store_keys.items()}
         self._aeads = {key_id: AESGCM(key) for key_id, key in store_keys.items()}
         self._active = active
-        self._record = record
+        self._revision = record.revision
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -134,6 +146,8 @@ class Keyring:
             key_id: master.unwrap(blob, _wrap_aad(parameters, key_id))
             for key_id, blob in wrapped.items()
         }
+        if any(len(key) != 32 for key in keys.values()):
+            raise IntegrityError("the store's keyring record is damaged")
         return cls(backend, randomness, keys, active, record)
 
     @staticmethod
@@ -169,20 +183,45 @@ class Keyring:
         """Re-wrap the store key under a new master key (new passphrase, file, HSM).
 
         No record is re-encrypted. Atomic: on any failure the old master key
-        still opens the store.
+        still opens the store. Not audited by itself:
+        :meth:`keymgmt.KeyManager.change_master_key` does this and appends
+        the audit entry in the same write.
 
         Raises:
             ConflictError: another process changed the keyring meanwhile.
         """
         parameters, master = new_source.create(self._randomness)
+        put = self.prepare_master_key_change(parameters, master)
+        self._backend.commit([put])
+        self.master_key_changed(put)
+
+    def prepare_master_key_change(self, parameters: Mapping[str, Any], master: MasterKey) -> Put:
+        """The write that re-wraps the store key under ``master`` (not applied yet).
+
+        For :class:`~keymgmt._store.Store`, which commits it together with an
+        audit entry; call :meth:`master_key_changed` once it has committed.
+
+        Raises:
+            ConflictError: the keyring record changed since this keyring was
+                opened (another process changed the master key; reopen).
+        """
+        with self._lock:
+            revision = self._revision
         current = self._backend.get(*KEYRING_RECORD)
-        if current is None or current.revision != self._record.revision:
-            raise ConflictError("the keyring changed since this store was opened; reopen it")
+        if current is None or current.revision != revision:
+            raise ConflictError(
+                "the master key was changed elsewhere since this store was opened; reopen it",
+                kind=KEYRING_RECORD[0],
+                name=KEYRING_RECORD[1],
+            )
         keys = {key_id: key.reveal() for key_id, key in self._keys.items()}
         data = self._encode(parameters, master, keys, self._active)
-        (self._record,) = self._backend.commit(
-            [Put(*KEYRING_RECORD, data, expected=current.revision)]
-        )
+        return Put(*KEYRING_RECORD, data, expected=current.revision)
+
+    def master_key_changed(self, put: Put) -> None:
+        """Note that ``put`` (from :meth:`prepare_master_key_change`) has committed."""
+        with self._lock:
+            self._revision = max(self._revision, put.expected + 1)
 
     # -- sealing ---------------------------------------------------------------
 

@@ -165,6 +165,8 @@ class Passphrase:
     def __attrs_post_init__(self) -> None:
         if not len(self._secret):
             raise InvalidArgumentError("the passphrase is empty")
+        if not isinstance(self.profile, KdfProfile):
+            raise InvalidArgumentError("profile must be a KdfProfile")
 
     def __repr__(self) -> str:
         return f"Passphrase(<redacted>, profile={self.profile.name})"
@@ -184,10 +186,18 @@ class Passphrase:
         }
         if self.profile is KdfProfile.TESTING_ONLY_INSECURE:
             params["profile"] = "testing-only-insecure"
-        return params, self.open(params)
+        return params, self._derive(params, randomness)
 
     def open(self, parameters: Mapping[str, Any]) -> MasterKey:
-        """Derive the key with the stored salt and cost."""
+        """Derive the key with the stored salt and cost.
+
+        Raises:
+            WrongPassphraseError: the store's master key is not a passphrase.
+            IntegrityError: the stored parameters are damaged or out of range.
+        """
+        return self._derive(parameters, None)
+
+    def _derive(self, parameters: Mapping[str, Any], randomness: Randomness | None) -> MasterKey:
         if parameters.get("type") != "passphrase" or parameters.get("kdf") != "argon2id":
             raise WrongPassphraseError(
                 f"this store's master key is a {parameters.get('type')!r}, not a passphrase"
@@ -213,7 +223,7 @@ class Passphrase:
             lanes=lanes,
             memory_cost=memory,
         )
-        return _AeadMasterKey(kdf.derive(self._secret.reveal()))
+        return _AeadMasterKey(kdf.derive(self._secret.reveal()), randomness)
 
 
 @attrs.define(repr=False)

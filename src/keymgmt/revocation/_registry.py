@@ -142,12 +142,28 @@ class Revocation:
                 revoked_at=_codec.from_micros(int(value["revoked_at"])),
                 invalidity_date=None if invalidity is None else _codec.from_micros(int(invalidity)),
             )
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, OverflowError):
             raise IntegrityError("a revocation record is malformed") from None
 
 
-def _name(kind: SubjectKind, subject: str) -> str:
-    return f"{kind.value}:{subject}"
+def _kind(kind: SubjectKind | str) -> SubjectKind:
+    try:
+        return SubjectKind(kind)
+    except ValueError:
+        names = ", ".join(k.value for k in SubjectKind)
+        raise InvalidArgumentError(
+            f"unknown subject kind {kind!r}; expected one of: {names}"
+        ) from None
+
+
+def _subject(subject: str) -> str:
+    if not isinstance(subject, str) or not subject:
+        raise InvalidArgumentError("the revocation subject must be a non-empty string")
+    return subject
+
+
+def _name(kind: SubjectKind | str, subject: str) -> str:
+    return f"{_kind(kind).value}:{_subject(subject)}"
 
 
 # Kept compact: at a million entries a tuple per entry instead of an attrs
@@ -176,13 +192,19 @@ class RevocationRegistry:
     # -- queries (O(1)) --------------------------------------------------------
 
     def get(self, kind: SubjectKind, subject: str) -> Revocation | None:
-        """The revocation of ``subject``, or None if it is not revoked."""
-        entry = self._entries.get(_name(kind, subject))
+        """The revocation of ``subject``, or None if it is not revoked.
+
+        Raises:
+            InvalidArgumentError: unknown ``kind`` or an empty subject.
+        """
+        name = _name(kind, subject)
+        self._store.sync()
+        entry = self._entries.get(name)
         if entry is None:
             return None
         reason, revoked_at, invalidity = entry
         return Revocation(
-            kind=kind,
+            kind=SubjectKind(kind),
             subject=subject,
             reason=RevocationReason(reason),
             revoked_at=_codec.from_micros(revoked_at),
@@ -190,22 +212,43 @@ class RevocationRegistry:
         )
 
     def is_revoked(self, kind: SubjectKind, subject: str) -> bool:
-        """Whether ``subject`` is revoked. One dict lookup."""
-        return _name(kind, subject) in self._entries
+        """Whether ``subject`` is revoked. One dict lookup.
+
+        Revocations by other processes are picked up at most
+        ``consistency_interval`` seconds late (see :meth:`sync`).
+
+        Raises:
+            InvalidArgumentError: unknown ``kind`` or an empty subject.
+        """
+        name = _name(kind, subject)
+        self._store.sync()
+        return name in self._entries
 
     def __iter__(self) -> Iterator[Revocation]:
-        for name in list(self._entries):
+        self._store.sync()
+        with self._lock:
+            snapshot = list(self._entries.items())
+        for name, (reason, revoked_at, invalidity) in snapshot:
             kind, _, subject = name.partition(":")
-            found = self.get(SubjectKind(kind), subject)
-            if found is not None:
-                yield found
+            yield Revocation(
+                kind=SubjectKind(kind),
+                subject=subject,
+                reason=RevocationReason(reason),
+                revoked_at=_codec.from_micros(revoked_at),
+                invalidity_date=None if invalidity is None else _codec.from_micros(invalidity),
+            )
 
     def list(
         self, kind: SubjectKind | None = None, *, prefix: str = ""
     ) -> builtins.list[Revocation]:
-        """Every revocation (of ``kind``, whose subject starts with ``prefix``)."""
+        """Every revocation (of ``kind``, whose subject starts with ``prefix``).
+
+        Raises:
+            InvalidArgumentError: unknown ``kind``.
+        """
+        wanted = None if kind is None else _kind(kind)
         return [
-            r for r in self if (kind is None or r.kind is kind) and r.subject.startswith(prefix)
+            r for r in self if (wanted is None or r.kind is wanted) and r.subject.startswith(prefix)
         ]
 
     def sync(self) -> None:
@@ -239,27 +282,33 @@ class RevocationRegistry:
         """Record a revocation inside another part's transaction.
 
         Revoking again is idempotent, except that a stronger reason replaces
-        a weaker one: any reason replaces ``certificate-hold``, and a
+        a weaker one: any other reason replaces ``certificate-hold``, and a
         compromise replaces any non-compromise reason (keeping the original
-        date).
+        date). A later call's ``invalidity_date`` fills in or replaces the
+        stored one only when the reason is upgraded or none was stored.
 
         Raises:
-            InvalidArgumentError: bad subject, reason or date.
+            InvalidArgumentError: bad kind, subject, reason or date.
         """
-        if not subject:
-            raise InvalidArgumentError("the revocation subject is empty")
-        kind = SubjectKind(kind)
+        name = _name(kind, subject)
+        kind = _kind(kind)
         reason = RevocationReason.parse(reason)
         if invalidity_date is not None:
             invalidity_date = ensure_aware(invalidity_date, "invalidity_date")
-        name = _name(kind, subject)
         stored = txn.get_json(REVOCATION_KIND, name)
         existing = None if stored is None else Revocation.from_json(stored)
-        if existing is not None and not (
-            existing.reason is RevocationReason.CERTIFICATE_HOLD
-            or (reason.is_compromise and not existing.reason.is_compromise)
-        ):
-            return existing
+        if existing is not None:
+            upgrade = (
+                existing.reason is RevocationReason.CERTIFICATE_HOLD
+                and reason is not RevocationReason.CERTIFICATE_HOLD
+            ) or (reason.is_compromise and not existing.reason.is_compromise)
+            fills_date = existing.invalidity_date is None and invalidity_date is not None
+            if not upgrade and not fills_date:
+                return existing
+            if not upgrade:
+                reason = existing.reason
+            if invalidity_date is None:
+                invalidity_date = existing.invalidity_date
         revocation = Revocation(
             kind=kind,
             subject=subject,
@@ -276,7 +325,7 @@ class RevocationRegistry:
         """Lift a ``certificate-hold`` (RFC 5280 removeFromCRL).
 
         Raises:
-            InvalidArgumentError: the subject is not on hold.
+            InvalidArgumentError: the subject is not on hold (or bad kind/subject).
         """
         name = _name(kind, subject)
 
@@ -318,7 +367,10 @@ class RevocationRegistry:
                 self._apply(record)
         # A released hold deletes its record; deletions do not show up as
         # changes, so re-check held entries against the store.
-        held = [n for n, e in self._entries.items() if e[0] == RevocationReason.CERTIFICATE_HOLD]
+        with self._lock:
+            held = [
+                n for n, e in self._entries.items() if e[0] == RevocationReason.CERTIFICATE_HOLD
+            ]
         for name in held:
             if self._store.backend.get(REVOCATION_KIND, name) is None:
                 self._drop(name)

@@ -18,8 +18,17 @@ def check_operations(operations: Sequence[Operation]) -> None:
     for op in operations:
         if not isinstance(op, Put | Delete):
             raise InvalidArgumentError(f"not a storage operation: {type(op).__name__}")
-        if not op.kind or not op.name:
-            raise InvalidArgumentError("record kind and name must be non-empty")
+        if (
+            not isinstance(op.kind, str)
+            or not isinstance(op.name, str)
+            or not op.kind
+            or not op.name
+        ):
+            raise InvalidArgumentError("record kind and name must be non-empty strings")
+        if isinstance(op.expected, bool) or not isinstance(op.expected, int) or op.expected < ANY:
+            raise InvalidArgumentError(f"expected revision must be an int >= {ANY}")
+        if isinstance(op, Put) and not isinstance(op.data, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("record data must be bytes")
         key = (op.kind, op.name)
         if key in seen:
             raise InvalidArgumentError(f"record {op.kind}/{op.name} appears twice in one batch")

@@ -20,12 +20,14 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
 from keymgmt.errors import (
     ConflictError,
+    IntegrityError,
     SchemaVersionError,
     StoreError,
     StoreUnavailableError,
@@ -68,6 +70,22 @@ _LIST = (
 )
 _LIST_BY_NAME: Final = _LIST + "name"
 _LIST_BY_SEQ: Final = _LIST + "seq"
+_NEXT_SEQ: Final = "UPDATE sequence SET seq = seq + 1 RETURNING seq"
+_REVISION: Final = "SELECT revision FROM records WHERE kind = ? AND name = ?"
+_UPSERT: Final = (
+    "INSERT INTO records (kind, name, data, revision, seq) VALUES (?, ?, ?, 1, ?) "
+    "ON CONFLICT (kind, name) DO UPDATE SET "
+    "data = excluded.data, revision = revision + 1, seq = excluded.seq RETURNING revision"
+)
+_INSERT: Final = (
+    "INSERT INTO records (kind, name, data, revision, seq) VALUES (?, ?, ?, 1, ?) "
+    "ON CONFLICT (kind, name) DO NOTHING RETURNING revision"
+)
+_UPDATE: Final = (
+    "UPDATE records SET data = ?, revision = revision + 1, seq = ? "
+    "WHERE kind = ? AND name = ? AND revision = ? RETURNING revision"
+)
+_DELETE: Final = "DELETE FROM records WHERE kind = ? AND name = ?"
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -75,8 +93,33 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+class _Holder:
+    """Owns one thread's connection; closing it when the thread is gone.
+
+    ``sqlite3.Connection`` cannot be weakly referenced, so each thread's
+    connection sits in a holder that lives in the thread-local storage. When
+    the thread ends, the holder is collected and its finalizer closes the
+    connection, so a server that starts many short-lived threads does not
+    leak file descriptors.
+    """
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
+
+
 class SQLiteBackend:
     """Records in one SQLite file; see the module docstring.
+
+    Opening checks the file before changing anything in it: a file that is
+    not a keymgmt store (another application's SQLite database, or not a
+    database at all) or one from a newer schema is refused untouched.
 
     Args:
         path: the database file; created (mode 0600) when missing and
@@ -85,18 +128,22 @@ class SQLiteBackend:
 
     Raises:
         StoreUnavailableError: the file is missing (and ``create`` is false),
-            unreadable, or not a keymgmt store.
+            unreadable, locked for too long, or not a keymgmt store.
         SchemaVersionError: the file was written by a newer schema.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
         self._create_file(create)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({str(self.path)!r})"
@@ -105,11 +152,13 @@ class SQLiteBackend:
 
     def _create_file(self, create: bool) -> None:
         if self.path.exists():
+            if self.path.is_dir():
+                raise StoreUnavailableError(f"{self.path} is a directory, not a store file")
             if not os.access(self.path, os.R_OK | os.W_OK):
                 raise StoreUnavailableError(f"cannot read and write the store file {self.path}")
             return
         if not create:
-            raise StoreUnavailableError(f"no store at {self.path}")
+            raise StoreUnavailableError(f"no store at {self.path} (create one with keymgmt init)")
         if not self.path.parent.is_dir():
             raise StoreUnavailableError(f"directory {self.path.parent} does not exist")
         try:
@@ -128,32 +177,38 @@ class SQLiteBackend:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-            conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreUnavailableError(f"{self.path} is not a keymgmt store ({exc})") from None
-        return conn
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise StoreError("the store is closed")
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
-    def _migrate(self) -> None:
-        conn = self._conn
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from None
         try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            # Identify the file before anything writes to it: switching the
+            # journal mode rewrites the header of whatever file this is.
+            self._check_identity(conn)
+            mode = self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise StoreUnavailableError(
+                    f"{self.path}: this file system does not support SQLite's WAL mode"
+                )
+            conn.execute("PRAGMA synchronous = FULL")
+        except BaseException as exc:
+            _close_quietly(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise self._open_error(exc) from None
+            raise
+        return conn
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        def read() -> tuple[int, int, int]:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             app = conn.execute("PRAGMA application_id").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise StoreUnavailableError(f"{self.path} is not a keymgmt store ({exc})") from None
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            return int(version), int(app), int(tables)
+
+        version, app, tables = self._retry_locked(read)
+        if app not in (0, APPLICATION_ID) or (app == 0 and tables):
+            raise StoreUnavailableError(
+                f"{self.path} is an SQLite database of another application, not a keymgmt store"
+            )
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"{self.path} has schema version {version}; this keymgmt reads up to "
@@ -161,21 +216,62 @@ class SQLiteBackend:
                 found=version,
                 supported=SCHEMA_VERSION,
             )
-        if version == SCHEMA_VERSION:
-            if app != APPLICATION_ID:
-                raise StoreUnavailableError(f"{self.path} is not a keymgmt store")
-            return
-        with self._write() as cur:
-            version = cur.execute("PRAGMA user_version").fetchone()[0]
-            app = cur.execute("PRAGMA application_id").fetchone()[0]
-            tables = cur.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app not in (0, APPLICATION_ID) or (version == 0 and tables):
-                raise StoreUnavailableError(f"{self.path} is not a keymgmt store")
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    cur.execute(statement)
-            cur.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and _is_locked(exc):
+            return StoreUnavailableError(
+                f"{self.path} stayed locked by another process for too long ({text})"
+            )
+        if "not a database" in text or "malformed" in text:
+            return StoreUnavailableError(
+                f"{self.path} is not a keymgmt store (not a valid SQLite database)"
+            )
+        return StoreUnavailableError(f"cannot open {self.path}: {text}")
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        holder: _Holder | None = getattr(self._local, "holder", None)
+        if holder is None:
+            self._check_open()
+            conn = self._connect()
+            holder = _Holder(conn)
+            weakref.finalize(holder, _close_quietly, conn)
+            with self._lock:
+                closed = self._closed  # close() may have run while we connected
+                if not closed:
+                    self._holders.add(holder)
+            if closed:
+                _close_quietly(conn)
+                self._check_open()
+            self._local.holder = holder
+        return holder.conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                return
+            with self._write() as cur:
+                # Re-read under the write lock: another process may have
+                # migrated the file meanwhile.
+                version = cur.execute("PRAGMA user_version").fetchone()[0]
+                app = cur.execute("PRAGMA application_id").fetchone()[0]
+                tables = cur.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if app not in (0, APPLICATION_ID) or (version == 0 and tables):
+                    raise StoreUnavailableError(f"{self.path} is not a keymgmt store")
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[step]:
+                        cur.execute(statement)
+                cur.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from None
 
     # -- transactions ------------------------------------------------------
 
@@ -198,10 +294,14 @@ class SQLiteBackend:
         self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn.cursor()
+            self._retry_locked(lambda: conn.execute("COMMIT"))
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite rolls some failures back by itself; never leave the
+            # connection inside a transaction, and never mask the real error.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        self._retry_locked(lambda: conn.execute("COMMIT"))
 
     # -- the Backend protocol ----------------------------------------------
 
@@ -228,53 +328,67 @@ class SQLiteBackend:
             return []
         try:
             with self._write() as cur:
-                for op in operations:
-                    row = cur.execute(
-                        "SELECT revision FROM records WHERE kind = ? AND name = ?",
-                        (op.kind, op.name),
-                    ).fetchone()
-                    revision = row[0] if row else 0
-                    if op.expected != ANY and op.expected != revision:
-                        raise ConflictError(
-                            f"record {op.kind}/{op.name} is at revision {revision}, "
-                            f"expected {op.expected}",
-                            kind=op.kind,
-                            name=op.name,
-                        )
-                seq = cur.execute("UPDATE sequence SET seq = seq + 1 RETURNING seq").fetchone()[0]
+                seq = cur.execute(_NEXT_SEQ).fetchone()[0]
                 written: builtins.list[Record] = []
                 for op in operations:
+                    # Compare-and-set in the write itself (one statement per
+                    # operation); a mismatch raises and _write rolls back.
                     if isinstance(op, Delete):
-                        cur.execute(
-                            "DELETE FROM records WHERE kind = ? AND name = ?", (op.kind, op.name)
-                        )
+                        self._delete(cur, op)
                         continue
-                    revision = cur.execute(
-                        "INSERT INTO records (kind, name, data, revision, seq) "
-                        "VALUES (?, ?, ?, 1, ?) ON CONFLICT (kind, name) DO UPDATE SET "
-                        "data = excluded.data, revision = revision + 1, seq = excluded.seq "
-                        "RETURNING revision",
-                        (op.kind, op.name, bytes(op.data), seq),
-                    ).fetchone()[0]
-                    written.append(Record(op.kind, op.name, bytes(op.data), revision, seq))
+                    data = bytes(op.data)
+                    params = (op.kind, op.name, data, seq)
+                    if op.expected == ANY:
+                        row = cur.execute(_UPSERT, params).fetchone()
+                    elif op.expected == 0:
+                        row = cur.execute(_INSERT, params).fetchone()
+                    else:
+                        row = cur.execute(_UPDATE, (data, seq, op.kind, op.name, op.expected))
+                        row = row.fetchone()
+                    if row is None:
+                        raise self._conflict(cur, op)
+                    written.append(Record(op.kind, op.name, data, row[0], seq))
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return written
 
+    def _delete(self, cur: sqlite3.Cursor, op: Delete) -> None:
+        if op.expected == ANY:
+            cur.execute(_DELETE, (op.kind, op.name))
+        elif op.expected == 0:
+            if cur.execute(_REVISION, (op.kind, op.name)).fetchone() is not None:
+                raise self._conflict(cur, op)
+        elif (
+            cur.execute(_DELETE + " AND revision = ?", (op.kind, op.name, op.expected)).rowcount
+            != 1
+        ):
+            raise self._conflict(cur, op)
+
+    @staticmethod
+    def _conflict(cur: sqlite3.Cursor, op: Operation) -> ConflictError:
+        row = cur.execute(_REVISION, (op.kind, op.name)).fetchone()
+        return ConflictError(
+            f"record {op.kind}/{op.name} is at revision {row[0] if row else 0}, "
+            f"expected {op.expected}",
+            kind=op.kind,
+            name=op.name,
+        )
+
     def generation(self) -> int:
         """Return the latest sequence number."""
-        seq = self._read("SELECT seq FROM sequence WHERE id = 1", ())[0][0]
-        assert isinstance(seq, int)
-        return seq
+        rows = self._read("SELECT seq FROM sequence WHERE id = 1", ())
+        if not rows or not isinstance(rows[0][0], int):
+            raise IntegrityError(f"the change sequence of {self.path} is damaged")
+        return rows[0][0]
 
     def close(self) -> None:
         """Close every connection this backend opened. Idempotent."""
         with self._lock:
             self._closed = True
-            for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
+            holders = list(self._holders)
+            self._holders.clear()
+        for holder in holders:
+            _close_quietly(holder.conn)
         self._local = threading.local()
 
     def _read(self, sql: str, params: tuple[object, ...]) -> builtins.list[tuple[object, ...]]:
@@ -287,9 +401,17 @@ class SQLiteBackend:
 
 def _record(row: tuple[object, ...]) -> Record:
     kind, name, data, revision, seq = row
-    assert isinstance(kind, str)
-    assert isinstance(name, str)
-    assert isinstance(data, bytes)
-    assert isinstance(revision, int)
-    assert isinstance(seq, int)
+    if not (
+        isinstance(kind, str)
+        and isinstance(name, str)
+        and isinstance(data, bytes)
+        and isinstance(revision, int)
+        and isinstance(seq, int)
+    ):
+        # Someone edited the file by hand (a TEXT where a BLOB belongs, ...).
+        raise IntegrityError(
+            f"stored record {kind}/{name} has the wrong column types (the file was edited)",
+            kind=str(kind),
+            name=str(name),
+        )
     return Record(kind, name, data, revision, seq)

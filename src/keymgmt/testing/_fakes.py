@@ -66,18 +66,22 @@ class SeededRandomness:
     """
 
     def __init__(self, seed: int | bytes | str = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int | bytes | str):
+            raise InvalidArgumentError("the seed must be an int, bytes or str")
         if isinstance(seed, int):
-            seed = seed.to_bytes(16, "big", signed=True)
+            # 16 bytes as before for small seeds; longer ones get their own length.
+            size = max(16, (seed.bit_length() + 8) // 8)
+            seed = seed.to_bytes(size, "big", signed=True)
         elif isinstance(seed, str):
-            seed = seed.encode()
+            seed = seed.encode("utf-8", "surrogatepass")
         key = hashlib.sha256(b"keymgmt/testing/seeded-randomness\x00" + seed).digest()
         self._stream = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
         self._lock = threading.Lock()
 
     def token_bytes(self, n: int) -> bytes:
         """The next ``n`` bytes of the stream."""
-        if n < 0:
-            raise InvalidArgumentError("n must be >= 0")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidArgumentError("the number of random bytes must be an int >= 0")
         with self._lock:
             return self._stream.update(bytes(n))
 
