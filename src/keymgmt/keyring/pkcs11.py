@@ -1,0 +1,399 @@
+"""The master key inside an HSM (PKCS#11, extra ``keymgmt[hsm]``).
+
+The master key is an AES-256 key generated **in** the token, marked
+sensitive and non-extractable, allowed only to wrap and unwrap. It never
+leaves the token; keymgmt asks the token to wrap and unwrap the store key::
+
+    HSM: master key (AES-256, CKA_EXTRACTABLE=false)
+        └── AES key wrap (RFC 3394, CKM_AES_KEY_WRAP) ──> store key (in the keyring record)
+                                                             └── seals every record (in software)
+
+So every record is still sealed with AES-256-GCM in software under the store
+key (fast, one HSM call per *open*, not per record), and a stolen store or
+database dump is useless without the token: a store sealed under the HSM
+cannot be opened without it.
+
+Binding the associated data
+---------------------------
+
+:class:`~keymgmt.keyring.MasterKey` promises to bind ``aad`` (the keyring's
+parameters and the store key id) to the wrapped key. AES key wrap has no
+associated data, and SoftHSM (like many tokens) refuses AES-GCM for key
+wrapping, so the token wraps ``SHA-256(domain || aad) || store key`` as one
+64-byte generic secret. AES-KW is deterministic authenticated encryption
+(its integrity check fails on any change to the wrapped bytes), so after
+unwrapping, the first 32 bytes prove which ``aad`` the key was wrapped for;
+:meth:`unwrap` compares them in constant time and refuses a mismatch with
+:class:`~keymgmt.errors.WrongPassphraseError`, exactly as the software
+sources' AES-GCM does. Editing the stored parameters, swapping wrapped keys
+between ids, or a token holding a *different* key all fail the same way.
+
+Wrapped value format: ``0x01 || AES-KW(master, SHA-256(domain || aad) || key)``.
+
+Unwrapping needs the store key's value in memory, so the unwrapped object is
+a session object (never stored in the token) created extractable and
+non-sensitive, read once and destroyed at once. Tokens whose policy forbids
+that cannot serve as a keymgmt master key.
+
+Stored parameters (in the store's keyring record; no PIN, no module path)::
+
+    {"type": "pkcs11", "mechanism": "aes-key-wrap", "token": <label>,
+     "key_label": <label>, "key_id": <hex CKA_ID>}
+
+CA private keys in the token are not supported yet: CA keys are sealed in
+the store like every other secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, TypeVar
+
+from keymgmt._random import Randomness
+from keymgmt._secret import SecretBytes
+from keymgmt.errors import (
+    InvalidArgumentError,
+    StoreUnavailableError,
+    WrongPassphraseError,
+)
+from keymgmt.keyring._sources import MasterKey
+
+__all__ = ["Pkcs11Key"]
+
+_FORMAT: Final = 1
+_DOMAIN: Final = b"keymgmt/pkcs11-wrap/v1\x00"
+_DIGEST: Final = 32
+_T = TypeVar("_T")
+
+# Cryptoki is initialized once per process (C_Initialize), so a module is
+# loaded once and shared; this cache is the one piece of process state here.
+_LIBS: dict[str, Any] = {}
+_LIBS_LOCK = threading.Lock()
+
+
+def _pkcs11() -> Any:
+    try:
+        import pkcs11
+    except ImportError:
+        raise StoreUnavailableError(
+            "the HSM keyring needs python-pkcs11: pip install 'keymgmt[hsm]'"
+        ) from None
+    return pkcs11
+
+
+def _load(module: str) -> Any:
+    pkcs11 = _pkcs11()
+    with _LIBS_LOCK:
+        lib = _LIBS.get(module)
+        if lib is None:
+            try:
+                lib = pkcs11.lib(module)
+            except (OSError, RuntimeError) as exc:
+                raise StoreUnavailableError(
+                    f"cannot load the PKCS#11 module {module}: {exc}"
+                ) from None
+            _LIBS[module] = lib
+        return lib
+
+
+def _to_pin(value: str | bytes | SecretBytes) -> SecretBytes:
+    if isinstance(value, SecretBytes):
+        return value
+    if isinstance(value, str):
+        return SecretBytes(value.encode("utf-8"))
+    if isinstance(value, bytes | bytearray):
+        return SecretBytes(bytes(value))
+    raise InvalidArgumentError("the PIN must be str, bytes or SecretBytes")
+
+
+class Pkcs11Key:
+    """A master key source whose key lives in a PKCS#11 token (an HSM).
+
+    On a new store, :meth:`create` uses the token's AES key labelled
+    ``key_label`` or, when there is none, generates one in the token
+    (sensitive, non-extractable, wrap/unwrap only). On an existing store,
+    :meth:`open` finds the key the store was created with.
+
+    Args:
+        module: path of the PKCS#11 module (``libsofthsm2.so``, a vendor library).
+        token_label: the token's label.
+        pin: the user PIN (str, bytes or :class:`~keymgmt.SecretBytes`).
+        key_label: the label of the master key object in the token.
+
+    Raises:
+        InvalidArgumentError: empty module, token label, key label or PIN.
+    """
+
+    def __init__(
+        self,
+        module: str | os.PathLike[str],
+        *,
+        token_label: str,
+        pin: str | bytes | SecretBytes,
+        key_label: str = "keymgmt-master",
+    ) -> None:
+        self.module = os.fspath(module)
+        self.token_label = token_label
+        self.key_label = key_label
+        self._pin = _to_pin(pin)
+        if not self.module or not token_label or not key_label or not len(self._pin):
+            raise InvalidArgumentError("module, token_label, key_label and pin must be non-empty")
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Key(token={self.token_label!r}, key={self.key_label!r}, pin=<redacted>)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("HSM key sources cannot be pickled")
+
+    # -- sessions ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Any]:
+        pkcs11 = _pkcs11()
+        lib = _load(self.module)
+        try:
+            token = lib.get_token(token_label=self.token_label)
+        except (pkcs11.NoSuchToken, pkcs11.MultipleTokensReturned):
+            raise StoreUnavailableError(
+                f"no single PKCS#11 token labelled {self.token_label!r} in {self.module}"
+            ) from None
+        except pkcs11.PKCS11Error as exc:
+            raise StoreUnavailableError(f"the PKCS#11 module failed: {exc!r}") from None
+        with self._lock:
+            try:
+                try:
+                    session = token.open(user_pin=self._pin.reveal().decode("utf-8"), rw=True)
+                except pkcs11.UserAlreadyLoggedIn:
+                    # Login state is per application and token: another
+                    # session of this process is logged in, so this one is too.
+                    session = token.open(rw=True)
+            except (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange):
+                raise WrongPassphraseError(
+                    f"the PIN for PKCS#11 token {self.token_label!r} is wrong"
+                ) from None
+            except pkcs11.PinLocked:
+                raise StoreUnavailableError(
+                    f"the PIN of PKCS#11 token {self.token_label!r} is locked"
+                ) from None
+            except pkcs11.PKCS11Error as exc:
+                raise StoreUnavailableError(
+                    f"cannot open a session on PKCS#11 token {self.token_label!r}: {exc!r}"
+                ) from None
+        try:
+            yield session
+        finally:
+            with contextlib.suppress(pkcs11.PKCS11Error):
+                session.close()
+
+    def _find(self, session: Any, key_label: str, key_id: bytes | None) -> Any | None:
+        pkcs11 = _pkcs11()
+        template: dict[Any, Any] = {
+            pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+            pkcs11.Attribute.KEY_TYPE: pkcs11.KeyType.AES,
+            pkcs11.Attribute.LABEL: key_label,
+        }
+        if key_id:
+            template[pkcs11.Attribute.ID] = key_id
+        found = list(session.get_objects(template))
+        if len(found) > 1:
+            raise InvalidArgumentError(
+                f"PKCS#11 token {self.token_label!r} holds {len(found)} AES keys labelled "
+                f"{key_label!r}; label the master key uniquely"
+            )
+        return found[0] if found else None
+
+    # -- MasterKeySource ----------------------------------------------------------
+
+    def create(self, randomness: Randomness) -> tuple[Mapping[str, Any], MasterKey]:
+        """Use (or generate in the token) the AES master key; return the parameters to store.
+
+        Raises:
+            StoreUnavailableError: the module or token cannot be used.
+            WrongPassphraseError: the PIN is wrong.
+            InvalidArgumentError: the existing key is extractable or not a wrapping key.
+        """
+        pkcs11 = _pkcs11()
+        attribute = pkcs11.Attribute
+        with self._session() as session:
+            try:
+                key = self._find(session, self.key_label, None)
+                if key is None:
+                    key = session.generate_key(
+                        pkcs11.KeyType.AES,
+                        256,
+                        id=randomness.token_bytes(16),
+                        label=self.key_label,
+                        store=True,
+                        template={
+                            attribute.SENSITIVE: True,
+                            attribute.EXTRACTABLE: False,
+                            attribute.WRAP: True,
+                            attribute.UNWRAP: True,
+                            attribute.ENCRYPT: False,
+                            attribute.DECRYPT: False,
+                            attribute.SIGN: False,
+                            attribute.VERIFY: False,
+                            attribute.DERIVE: False,
+                        },
+                    )
+                if key[attribute.EXTRACTABLE] or not key[attribute.SENSITIVE]:
+                    raise InvalidArgumentError(
+                        f"the PKCS#11 key {self.key_label!r} is extractable; a master key "
+                        "must be sensitive and non-extractable"
+                    )
+                if not (key[attribute.WRAP] and key[attribute.UNWRAP]):
+                    raise InvalidArgumentError(
+                        f"the PKCS#11 key {self.key_label!r} may not wrap and unwrap keys"
+                    )
+                key_id = bytes(key[attribute.ID])
+            except pkcs11.PKCS11Error as exc:
+                raise StoreUnavailableError(
+                    f"PKCS#11 token {self.token_label!r} refused to create the master key: {exc!r}"
+                ) from None
+        parameters = {
+            "type": "pkcs11",
+            "mechanism": "aes-key-wrap",
+            "token": self.token_label,
+            "key_label": self.key_label,
+            "key_id": key_id.hex(),
+        }
+        return parameters, _Pkcs11Wrapper(self, self.key_label, key_id)
+
+    def open(self, parameters: Mapping[str, Any]) -> MasterKey:
+        """The master key named by a store's stored parameters.
+
+        The token is reached only when the key is used (by unwrap).
+
+        Raises:
+            WrongPassphraseError: the store's master key is not a PKCS#11 key.
+        """
+        if parameters.get("type") != "pkcs11" or parameters.get("mechanism") != "aes-key-wrap":
+            raise WrongPassphraseError(
+                f"this store's master key is a {parameters.get('type')!r}, not a PKCS#11 key"
+            )
+        try:
+            key_label = str(parameters["key_label"])
+            key_id = bytes.fromhex(str(parameters["key_id"]))
+        except (KeyError, ValueError):
+            raise WrongPassphraseError("this store's PKCS#11 key parameters are damaged") from None
+        return _Pkcs11Wrapper(self, key_label, key_id)
+
+    # -- used by the wrapper ---------------------------------------------------------
+
+    def _with_key(self, key_label: str, key_id: bytes, fn: Callable[[Any, Any], _T]) -> _T:
+        pkcs11 = _pkcs11()
+        with self._session() as session:
+            try:
+                key = self._find(session, key_label, key_id)
+            except pkcs11.PKCS11Error as exc:
+                raise StoreUnavailableError(
+                    f"cannot search PKCS#11 token {self.token_label!r}: {exc!r}"
+                ) from None
+            if key is None:
+                raise WrongPassphraseError(
+                    f"PKCS#11 token {self.token_label!r} has no master key {key_label!r} "
+                    "(is this the token the store was created with?)"
+                )
+            return fn(session, key)
+
+
+def _bound(aad: bytes) -> bytes:
+    return hashlib.sha256(_DOMAIN + aad).digest()
+
+
+class _Pkcs11Wrapper:
+    """A :class:`~keymgmt.keyring.MasterKey` whose wrapping happens in the token."""
+
+    def __init__(self, source: Pkcs11Key, key_label: str, key_id: bytes) -> None:
+        self._source = source
+        self._key_label = key_label
+        self._key_id = key_id
+
+    def __repr__(self) -> str:
+        return f"MasterKey(pkcs11, token={self._source.token_label!r}, key={self._key_label!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("master keys cannot be pickled")
+
+    def wrap(self, key: bytes, aad: bytes) -> bytes:
+        """Wrap ``SHA-256(aad) || key`` with AES key wrap inside the token.
+
+        Raises:
+            InvalidArgumentError: the key length is not a multiple of 8 bytes.
+            StoreUnavailableError: the token failed.
+        """
+        if len(key) < 8 or len(key) % 8:
+            raise InvalidArgumentError("AES key wrap needs a key of a multiple of 8 bytes")
+        pkcs11 = _pkcs11()
+        attribute = pkcs11.Attribute
+
+        def run(session: Any, master: Any) -> bytes:
+            secret = session.create_object(
+                {
+                    attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                    attribute.KEY_TYPE: pkcs11.KeyType.GENERIC_SECRET,
+                    attribute.VALUE: _bound(aad) + bytes(key),
+                    attribute.TOKEN: False,
+                    attribute.SENSITIVE: False,
+                    attribute.EXTRACTABLE: True,
+                }
+            )
+            try:
+                wrapped = master.wrap_key(secret, mechanism=pkcs11.Mechanism.AES_KEY_WRAP)
+            finally:
+                secret.destroy()
+            return bytes([_FORMAT]) + bytes(wrapped)
+
+        try:
+            return self._source._with_key(self._key_label, self._key_id, run)
+        except pkcs11.PKCS11Error as exc:
+            raise StoreUnavailableError(
+                f"PKCS#11 token {self._source.token_label!r} failed to wrap: {exc!r}"
+            ) from None
+
+    def unwrap(self, wrapped: bytes, aad: bytes) -> bytes:
+        """Unwrap inside the token and check the bound ``aad``.
+
+        Raises:
+            WrongPassphraseError: this token's key did not wrap it for ``aad``.
+            StoreUnavailableError: the token failed.
+        """
+        if len(wrapped) < 1 + _DIGEST + 16 or wrapped[0] != _FORMAT:
+            raise WrongPassphraseError("the wrapped store key is not a PKCS#11 key wrap")
+        pkcs11 = _pkcs11()
+        attribute = pkcs11.Attribute
+
+        def run(session: Any, master: Any) -> bytes | None:
+            try:
+                secret = master.unwrap_key(
+                    pkcs11.ObjectClass.SECRET_KEY,
+                    pkcs11.KeyType.GENERIC_SECRET,
+                    wrapped[1:],
+                    mechanism=pkcs11.Mechanism.AES_KEY_WRAP,
+                    store=False,
+                    template={attribute.SENSITIVE: False, attribute.EXTRACTABLE: True},
+                )
+            except (pkcs11.GeneralError, pkcs11.WrappedKeyInvalid, pkcs11.WrappedKeyLenRange):
+                return None  # AES-KW integrity check failed
+            try:
+                return bytes(secret[attribute.VALUE])
+            finally:
+                secret.destroy()
+
+        try:
+            value = self._source._with_key(self._key_label, self._key_id, run)
+        except pkcs11.PKCS11Error as exc:
+            raise StoreUnavailableError(
+                f"PKCS#11 token {self._source.token_label!r} failed to unwrap: {exc!r}"
+            ) from None
+        if value is None or not hmac.compare_digest(value[:_DIGEST], _bound(aad)):
+            raise WrongPassphraseError(
+                "the HSM's master key does not open this store (another token or key?)"
+            )
+        return value[_DIGEST:]
