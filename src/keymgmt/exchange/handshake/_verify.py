@@ -1,0 +1,318 @@
+"""Who is on the other end: credentials we present, and how a peer's chain is judged.
+
+A :class:`Credential` is what a party presents: its certificate chain (leaf
+first) and the private key of the leaf. A :class:`PeerVerifier` judges what
+the peer presents: it takes the chain as DER, the identity the caller
+expects, the role the peer plays (its certificate must carry the matching
+extended key usage) and the time, and returns a :class:`VerifiedPeer` or
+raises :class:`~keymgmt.errors.PeerVerificationError` whose ``reason`` says
+why (``"expired"``, ``"revoked"``, ``"unknown-issuer"``, ``"wrong-name"``,
+``"wrong-usage"``, ...).
+
+:class:`ChainVerifier` is the implementation used when the caller passes
+trust anchors directly: it builds the path from the presented chain to an
+anchor, checks each signature (Ed25519 and ECDSA chains; pyca's
+``x509.verification`` refuses Ed25519), validity periods, CA basic
+constraints, the leaf's extended key usage and name, and asks a revocation
+callback about every certificate in the path.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from keymgmt.clock import ensure_aware
+from keymgmt.errors import InvalidArgumentError, PeerVerificationError
+
+__all__ = [
+    "ChainVerifier",
+    "Credential",
+    "PeerPrivateKey",
+    "PeerPublicKey",
+    "PeerRole",
+    "PeerVerifier",
+    "VerifiedPeer",
+]
+
+PeerPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PeerPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+_MAX_DEPTH = 8
+
+
+class PeerRole(enum.StrEnum):
+    """The role the peer plays; its leaf must carry the matching extended key usage."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+    @property
+    def eku(self) -> x509.ObjectIdentifier:
+        """The extended key usage OID this role needs."""
+        if self is PeerRole.SERVER:
+            return ExtendedKeyUsageOID.SERVER_AUTH
+        return ExtendedKeyUsageOID.CLIENT_AUTH
+
+
+@attrs.frozen
+class VerifiedPeer:
+    """A peer whose chain verified.
+
+    Attributes:
+        identity: the verified name (the expected one, or the leaf's first
+            subject alternative name when none was expected).
+        public_key: the leaf's public key (verifies the transcript signature).
+        certificate: the leaf certificate.
+        chain: the path, leaf first, ending at the trust anchor.
+    """
+
+    identity: str
+    public_key: PeerPublicKey = attrs.field(repr=False)
+    certificate: x509.Certificate = attrs.field(repr=False)
+    chain: tuple[x509.Certificate, ...] = attrs.field(repr=False)
+
+
+@runtime_checkable
+class PeerVerifier(Protocol):
+    """Judges a peer's certificate chain. Implementations must be thread-safe."""
+
+    def verify_peer(
+        self,
+        chain: Sequence[bytes],
+        *,
+        expected_identity: str | None,
+        role: PeerRole,
+        at: _dt.datetime,
+    ) -> VerifiedPeer:
+        """Verify ``chain`` (DER, leaf first) for ``role`` at time ``at``.
+
+        Raises:
+            PeerVerificationError: refused; ``reason`` says why.
+        """
+        ...
+
+
+def _public_bytes(key: object) -> bytes:
+    if isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+        return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    raise InvalidArgumentError("only Ed25519 and ECDSA (P-256, P-384) keys can authenticate")
+
+
+def _check_credential(instance: Credential, attribute: Any, value: Any) -> None:
+    if not instance.chain:
+        raise InvalidArgumentError("a credential needs at least the leaf certificate")
+    leaf_key = _public_bytes(instance.chain[0].public_key())
+    if _public_bytes(instance.private_key.public_key()) != leaf_key:
+        raise InvalidArgumentError("the private key does not match the leaf certificate")
+
+
+def _certificates(value: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Credential:
+    """What a party presents: its chain (leaf first, no anchor needed) and leaf key.
+
+    Raises:
+        InvalidArgumentError: an empty chain, an unsupported key type, or a
+            key that does not match the leaf.
+    """
+
+    chain: tuple[x509.Certificate, ...] = attrs.field(converter=_certificates)
+    private_key: PeerPrivateKey = attrs.field(repr=False, validator=_check_credential)
+    chain_der: tuple[bytes, ...] = attrs.field(init=False, repr=False, eq=False)
+
+    @chain_der.default
+    def _der(self) -> tuple[bytes, ...]:
+        return tuple(c.public_bytes(Encoding.DER) for c in self.chain)
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` with the leaf key (Ed25519, or ECDSA with the curve's hash)."""
+        key = self.private_key
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(data)
+        return key.sign(data, ec.ECDSA(_ec_hash(key.curve)))
+
+
+def _ec_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
+    return hashes.SHA384() if curve.key_size >= 384 else hashes.SHA256()
+
+
+def verify_signature(key: PeerPublicKey, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` over ``data`` verifies under ``key``."""
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, data)
+        else:
+            key.verify(signature, data, ec.ECDSA(_ec_hash(key.curve)))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _refuse(reason: str, message: str) -> PeerVerificationError:
+    return PeerVerificationError(f"peer refused: {message}", reason=reason)
+
+
+def certificate_names(cert: x509.Certificate) -> list[str]:
+    """The leaf's names: DNS, URI and e-mail SANs, else its common name."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    names: list[str] = []
+    if san is not None:
+        for kind in (x509.DNSName, x509.UniformResourceIdentifier, x509.RFC822Name):
+            names.extend(str(v) for v in san.get_values_for_type(kind))
+    if not names:
+        names.extend(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
+    return names
+
+
+def check_leaf(
+    leaf: x509.Certificate, *, expected_identity: str | None, role: PeerRole
+) -> tuple[str, PeerPublicKey]:
+    """Check the leaf's usage, name and key type; return (identity, public key).
+
+    Raises:
+        PeerVerificationError: wrong usage, wrong name or an unusable key.
+    """
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        raise _refuse("wrong-usage", "the certificate has no extended key usage") from None
+    if role.eku not in eku:
+        raise _refuse("wrong-usage", f"the certificate is not for {role.value} authentication")
+    names = certificate_names(leaf)
+    if expected_identity is None:
+        if not names:
+            raise _refuse("wrong-name", "the certificate names nobody")
+        identity = names[0]
+    elif any(n.lower() == expected_identity.lower() for n in names):
+        identity = expected_identity
+    else:
+        raise _refuse("wrong-name", f"the certificate is not issued to {expected_identity!r}")
+    key = leaf.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in (256, 384):
+        return identity, key
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return identity, key
+    raise _refuse("unsupported-key", "the certificate key is not Ed25519 or ECDSA P-256/P-384")
+
+
+def _check_time(cert: x509.Certificate, at: _dt.datetime, what: str) -> None:
+    if at < cert.not_valid_before_utc:
+        raise _refuse("not-yet-valid", f"the {what} certificate is not valid yet")
+    if at > cert.not_valid_after_utc:
+        raise _refuse("expired", f"the {what} certificate has expired")
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    return bc.ca
+
+
+class ChainVerifier:
+    """Verifies Ed25519/ECDSA chains against trust anchors, with a revocation check.
+
+    Args:
+        trust_anchors: the root (or pinned intermediate) certificates.
+        revoked: called with each certificate in the path (leaf to anchor's
+            child) and its issuer; returns a reason string when it is
+            revoked, ``None`` otherwise.
+    """
+
+    def __init__(
+        self,
+        trust_anchors: Sequence[x509.Certificate],
+        *,
+        revoked: Callable[[x509.Certificate, x509.Certificate], str | None] | None = None,
+    ) -> None:
+        if not trust_anchors:
+            raise InvalidArgumentError("at least one trust anchor is needed")
+        self._anchors = tuple(trust_anchors)
+        self._revoked = revoked
+
+    def verify_peer(
+        self,
+        chain: Sequence[bytes],
+        *,
+        expected_identity: str | None,
+        role: PeerRole,
+        at: _dt.datetime,
+    ) -> VerifiedPeer:
+        """Verify ``chain`` (DER, leaf first) for ``role`` at ``at``.
+
+        Raises:
+            PeerVerificationError: malformed, unknown issuer, expired, not a
+                CA, revoked, wrong usage or wrong name (``reason``).
+        """
+        at = ensure_aware(at, "at")
+        if not chain or len(chain) > _MAX_DEPTH:
+            raise _refuse("malformed-chain", "the chain is empty or too long")
+        try:
+            certs = [x509.load_der_x509_certificate(der) for der in chain]
+        except ValueError:
+            raise _refuse("malformed-certificate", "a certificate does not parse") from None
+        leaf = certs[0]
+        identity, key = check_leaf(leaf, expected_identity=expected_identity, role=role)
+        if _is_ca(leaf):
+            raise _refuse("wrong-usage", "the peer presented a CA certificate as its leaf")
+        path = [leaf]
+        current = leaf
+        pool = certs[1:]
+        for _ in range(_MAX_DEPTH):
+            _check_time(current, at, "leaf" if current is leaf else "intermediate")
+            anchor = next((a for a in self._anchors if _issued_by(current, a)), None)
+            if anchor is not None:
+                _check_time(anchor, at, "trust anchor")
+                self._check_revocation(path, anchor)
+                return VerifiedPeer(identity, key, leaf, (*path, anchor))
+            issuer = next((c for c in pool if _issued_by(current, c)), None)
+            if issuer is None:
+                raise _refuse("unknown-issuer", "the chain does not lead to a trusted CA")
+            if not _is_ca(issuer):
+                raise _refuse("not-a-ca", "an issuer in the chain is not a CA")
+            pool.remove(issuer)
+            path.append(issuer)
+            current = issuer
+        raise _refuse("malformed-chain", "the chain is too long")  # pragma: no cover
+
+    def _check_revocation(self, path: list[x509.Certificate], anchor: x509.Certificate) -> None:
+        if self._revoked is None:
+            return
+        issuers = [*path[1:], anchor]
+        for cert, issuer in zip(path, issuers, strict=True):
+            reason = self._revoked(cert, issuer)
+            if reason is not None:
+                raise PeerVerificationError(
+                    f"peer refused: a certificate in the chain is revoked ({reason})",
+                    reason="revoked",
+                    revocation_reason=reason,
+                    serial=format(cert.serial_number, "x"),
+                )
