@@ -29,7 +29,7 @@ from keymgmt.revocation import RevocationRegistry
 from keymgmt.storage import Backend, MemoryBackend, SQLiteBackend
 
 if TYPE_CHECKING:
-    pass
+    from keymgmt.pki import PKI
 
 __all__ = ["KeyManager"]
 
@@ -220,6 +220,13 @@ class KeyManager:
     def revocation(self) -> RevocationRegistry:
         """The revocation registry (keys, certificates, principals)."""
         return self._revocation
+
+    @functools.cached_property
+    def pki(self) -> PKI:
+        """The PKI: certificate authorities, issuance, CRLs, OCSP, verification."""
+        from keymgmt.pki import PKI
+
+        return PKI(self._context)
 
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key (a new passphrase, file or HSM).

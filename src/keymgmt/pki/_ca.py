@@ -1,0 +1,1088 @@
+"""Certificate authorities kept in the store (``km.pki``).
+
+Record kinds (all sealed, see :mod:`keymgmt._store`):
+
+``pki-ca``      name = CA name. The CA certificate (DER), its parent CA,
+                its key reference (``name#version``), CRL/OCSP URLs.
+``pki-cakey``   the CA private key (PKCS#8 DER), see :mod:`._cakeys`.
+``pki-cert``    name = ``"<ca>:<serial hex>"``. Every certificate a CA
+                issued: DER, profile, subject, validity, and for CA
+                certificates the child CA's name and key reference.
+``pki-crl``     name = CA name. CRL state: last CRL number, the base of
+                delta CRLs, and the last complete CRL (DER) with what it
+                covered, so an unchanged CRL is not re-signed until due.
+
+Revocations live in the revocation registry (``km.revocation``), subject
+``"<ca name>:<serial hex>"`` (``SubjectKind.CERTIFICATE``): a revoke is one
+registry write, O(1) whatever the number of revoked certificates.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+
+from keymgmt import _codec
+from keymgmt._context import Context
+from keymgmt._store import Txn
+from keymgmt.algorithms import Algorithm
+from keymgmt.clock import ensure_aware
+from keymgmt.errors import (
+    AlreadyExistsError,
+    CertificateError,
+    InvalidArgumentError,
+    InvalidSignatureError,
+    NotFoundError,
+    RevokedError,
+)
+from keymgmt.pki._cakeys import CAKeys
+from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
+from keymgmt.pki._keys import (
+    CertificatePublicKey,
+    SigningKey,
+    algorithm_of,
+    generate_key,
+    signature_hash,
+)
+from keymgmt.pki._ocsp import CertStatus, OCSPResponder
+from keymgmt.pki._parse import load_certificate, load_csr
+from keymgmt.pki._profiles import (
+    INTERMEDIATE_CA,
+    PROFILES,
+    ROOT_CA,
+    TLS_SERVER,
+    Profile,
+    build_extensions,
+    name_constraints,
+    parse_names,
+)
+from keymgmt.pki._verify import (
+    CertificateVerifier,
+    Purpose,
+    RevocationPolicy,
+    VerifiedPath,
+    ca_lookup,
+)
+from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
+
+if TYPE_CHECKING:
+    from keymgmt.storage import Record
+
+__all__ = ["CA_KIND", "CERT_KIND", "CRL_KIND", "PKI", "CertificateAuthority", "IssuedCertificate"]
+
+CA_KIND: Final = "pki-ca"
+CERT_KIND: Final = "pki-cert"
+CRL_KIND: Final = "pki-crl"
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_SERIAL_BYTES: Final = 16  # 127 bits of entropy after clearing the sign bit
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"invalid CA name {name!r}: use 1-63 of a-z 0-9 . _ - (starting alphanumeric)"
+        )
+    return name
+
+
+def _subject(value: str | x509.Name | None, default_cn: str) -> x509.Name:
+    if isinstance(value, x509.Name):
+        return value
+    if value is None:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, default_cn)])
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError("the subject is empty")
+    if "=" in value:
+        try:
+            return x509.Name.from_rfc4514_string(value)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"invalid subject {value!r}: {exc}") from None
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])
+
+
+def _seconds(value: _dt.datetime) -> _dt.datetime:
+    return value.replace(microsecond=0)
+
+
+def _hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+@attrs.frozen(kw_only=True)
+class IssuedCertificate:
+    """A certificate a CA issued, with its revocation state."""
+
+    ca: str
+    serial: int
+    subject: str
+    profile: str
+    not_before: _dt.datetime
+    not_after: _dt.datetime
+    certificate: x509.Certificate = attrs.field(repr=False)
+    revocation: Revocation | None = None
+    child_ca: str | None = None
+
+    @property
+    def serial_hex(self) -> str:
+        """The serial number in lowercase hex (as in revocation subjects)."""
+        return _hex(self.serial)
+
+    def expired(self, at: _dt.datetime) -> bool:
+        """Whether the certificate has expired at ``at``."""
+        return at > self.not_after
+
+
+class PKI:
+    """The store's certificate authorities (``km.pki``).
+
+    Args:
+        context: the manager's wiring (store, revocation registry, clock, randomness).
+    """
+
+    def __init__(self, context: Context) -> None:
+        self._ctx = context
+        self._keys = CAKeys(context.store, context.revocation)
+        self._lock = threading.RLock()
+        self._cas: dict[str, CertificateAuthority] = {}
+        self._verifier: CertificateVerifier | None = None
+        self._ca_ids: dict[x509.Certificate, str] | None = None
+        context.store.watch(CA_KIND)
+        context.store.subscribe(self._on_change)
+
+    def __repr__(self) -> str:
+        return "PKI()"
+
+    # -- cache -----------------------------------------------------------------
+
+    def _on_change(self, records: Sequence[Record]) -> None:
+        if any(r.kind == CA_KIND for r in records):
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._cas.clear()
+            self._verifier = None
+            self._ca_ids = None
+
+    # -- CAs ---------------------------------------------------------------------
+
+    def create_root_ca(
+        self,
+        name: str,
+        *,
+        subject: str | x509.Name | None = None,
+        key_type: Algorithm | str = Algorithm.ECDSA_P256,
+        validity: _dt.timedelta | None = None,
+        path_length: int | None = None,
+        permitted_names: Sequence[str | x509.GeneralName] = (),
+        excluded_names: Sequence[str | x509.GeneralName] = (),
+        crl_url: str | None = None,
+        ocsp_url: str | None = None,
+    ) -> CertificateAuthority:
+        """Create a self-signed root CA whose private key is sealed in the store.
+
+        Args:
+            name: the CA's name in the store (``[a-z0-9._-]``).
+            subject: an RFC 4514 string, a common name, or an ``x509.Name``
+                (default ``CN=<name>``).
+            key_type: ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048/3072/4096.
+            validity: lifetime (default 10 years).
+            path_length: pathLenConstraint (None = unlimited).
+            permitted_names: name constraints (DNS, email, ``10.0.0.0/8``).
+            excluded_names: excluded name constraints.
+            crl_url: CRL distribution point put in the certificates it issues.
+            ocsp_url: OCSP responder URL (AIA) put in the certificates it issues.
+
+        Returns:
+            the CA handle.
+
+        Raises:
+            AlreadyExistsError: a CA with this name exists.
+            InvalidArgumentError: bad name, subject, validity or constraints.
+            UnsupportedAlgorithmError: not a CA key type.
+        """
+        name = _check_name(name)
+        key = generate_key(key_type)
+        now = _seconds(self._ctx.clock.now())
+        profile = ROOT_CA.evolve(path_length=path_length) if path_length is not None else ROOT_CA
+        lifetime = validity or profile.validity
+        if lifetime <= _dt.timedelta(0):
+            raise InvalidArgumentError("validity must be positive")
+        subject_name = _subject(subject, name)
+        public_key = key.public_key()
+        extensions = build_extensions(
+            profile,
+            public_key=public_key,
+            issuer_public_key=None,
+            issuer_ski=None,
+            names=(),
+            constraints=name_constraints(permitted_names, excluded_names),
+        )
+        cert = _sign(
+            key,
+            issuer=subject_name,
+            subject=subject_name,
+            public_key=public_key,
+            serial=self._serial(),
+            not_before=now,
+            not_after=now + lifetime,
+            extensions=extensions,
+        )
+
+        def run(txn: Txn) -> None:
+            if txn.get_json(CA_KIND, name) is not None:
+                raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
+            ref = self._keys.stage_create(txn, name, key)
+            txn.put_json(CA_KIND, name, _ca_record(name, cert, ref, None, crl_url, ocsp_url))
+            txn.audit(
+                "pki.create-root-ca",
+                f"ca:{name}",
+                key_type=algorithm_of(key).value,
+                serial=_hex(cert.serial_number),
+                key=ref,
+            )
+            txn.after_commit(self._invalidate)
+
+        self._ctx.store.transact(run)
+        return self.ca(name)
+
+    def ca(self, name: str) -> CertificateAuthority:
+        """The CA called ``name``.
+
+        Raises:
+            NotFoundError: no such CA.
+        """
+        with self._lock:
+            found = self._cas.get(name)
+        if found is not None:
+            return found
+        record = self._ctx.store.get_json(CA_KIND, name)
+        if record is None:
+            raise NotFoundError(f"no CA named {name!r}", ca=name)
+        ca = CertificateAuthority(self, record)
+        with self._lock:
+            self._cas[name] = ca
+        return ca
+
+    def list_cas(self) -> list[CertificateAuthority]:
+        """Every CA in the store, roots first, then by name."""
+        cas = [self.ca(name) for name, _ in self._ctx.store.list_json(CA_KIND)]
+        return sorted(cas, key=lambda c: (c.parent is not None, c.name))
+
+    def trust_anchors(self) -> list[x509.Certificate]:
+        """The certificates of the store's root CAs (the default trust anchors)."""
+        return [ca.certificate for ca in self.list_cas() if ca.parent is None]
+
+    def revocation_subject(self, cert: x509.Certificate) -> str | None:
+        """The registry subject of ``cert`` if one of our CAs issued it, else None."""
+        ids = self._ids()
+        aki = _aki(cert)
+        for ca_cert, ca_id in ids.items():
+            if ca_cert.subject == cert.issuer and (aki is None or aki == _ski(ca_cert)):
+                return f"{ca_id}:{_hex(cert.serial_number)}"
+        return None
+
+    def _ids(self) -> dict[x509.Certificate, str]:
+        with self._lock:
+            ids = self._ca_ids
+        if ids is None:
+            ids = {ca.certificate: ca.name for ca in self.list_cas()}
+            with self._lock:
+                self._ca_ids = ids
+        return ids
+
+    # -- verification --------------------------------------------------------------
+
+    def verifier(
+        self,
+        *,
+        trust_anchors: Sequence[x509.Certificate] | None = None,
+        policy: RevocationPolicy | str = RevocationPolicy.REQUIRE,
+    ) -> CertificateVerifier:
+        """A reusable verifier: our CAs' revocations from the registry, others from CRL/OCSP.
+
+        Args:
+            trust_anchors: roots of trust (default: the store's root CAs).
+            policy: what unknown revocation status means (default: fail closed).
+
+        Raises:
+            InvalidArgumentError: no trust anchors (and the store has no root CA).
+        """
+        policy = RevocationPolicy(policy)
+        default = trust_anchors is None and policy is RevocationPolicy.REQUIRE
+        if default:
+            with self._lock:
+                if self._verifier is not None:
+                    return self._verifier
+        ids = self._ids()
+        registry = self._ctx.revocation
+        verifier = CertificateVerifier(
+            trust_anchors=list(trust_anchors)
+            if trust_anchors is not None
+            else self.trust_anchors(),
+            intermediates=[c for c, n in ids.items() if self.ca(n).parent is not None],
+            registry=ca_lookup(ids, lambda s: registry.get(SubjectKind.CERTIFICATE, s)),
+            policy=policy,
+        )
+        if default:
+            with self._lock:
+                self._verifier = verifier
+        return verifier
+
+    def verify(
+        self,
+        cert: x509.Certificate | bytes | str,
+        *,
+        intermediates: Sequence[x509.Certificate] = (),
+        trust_anchors: Sequence[x509.Certificate] | None = None,
+        crls: Sequence[x509.CertificateRevocationList] = (),
+        ocsp_responses: Sequence[bytes | ocsp.OCSPResponse] = (),
+        at: _dt.datetime | None = None,
+        purpose: Purpose | str = Purpose.ANY,
+        name: str | None = None,
+        policy: RevocationPolicy | str = RevocationPolicy.REQUIRE,
+    ) -> VerifiedPath:
+        """RFC 5280 path validation with revocation of every certificate in the path.
+
+        Args:
+            cert: the end-entity certificate (object, PEM or DER).
+            intermediates: untrusted intermediates (the store's CAs are added).
+            trust_anchors: roots of trust (default: the store's root CAs).
+            crls: CRLs for certificates not issued by this store's CAs.
+            ocsp_responses: OCSP responses (DER or parsed) likewise.
+            at: validation time (default: now by the manager's clock).
+            purpose: tls-server, tls-client, code-signing, ocsp-signing or any.
+            name: the identity expected (DNS name/IP for servers; otherwise a
+                SAN value or the subject common name).
+            policy: unknown revocation status fails (``require``, default) or
+                passes (``soft-fail``).
+
+        Returns:
+            the verified path.
+
+        Raises:
+            CertificateRevokedError: a certificate in the path is revoked
+                (``serial``, ``reason``: a RevocationReason, ``revoked_at``).
+            CertificateVerificationError: refused; ``reason`` is a VerificationFailure.
+            MalformedInputError: ``cert`` does not parse.
+        """
+        if not isinstance(cert, x509.Certificate):
+            cert = load_certificate(cert)
+        when = self._ctx.clock.now() if at is None else ensure_aware(at, "at")
+        return self.verifier(trust_anchors=trust_anchors, policy=policy).verify(
+            cert,
+            intermediates=intermediates,
+            crls=crls,
+            ocsp_responses=ocsp_responses,
+            at=when,
+            purpose=purpose,
+            name=name,
+        )
+
+    # -- helpers for CertificateAuthority -----------------------------------------------
+
+    def _serial(self) -> int:
+        while True:
+            serial = int.from_bytes(self._ctx.randomness.token_bytes(_SERIAL_BYTES), "big") >> 1
+            if serial >= 1 << 64:  # leading zeros would shorten it; never 0
+                return serial
+
+
+def _ca_record(
+    name: str,
+    cert: x509.Certificate,
+    key_ref: str,
+    parent: str | None,
+    crl_url: str | None,
+    ocsp_url: str | None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "certificate": _codec.b64e(cert.public_bytes(serialization.Encoding.DER)),
+        "key": key_ref,
+        "parent": parent,
+        "crl_url": crl_url,
+        "ocsp_url": ocsp_url,
+    }
+
+
+def _ski(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _aki(cert: x509.Certificate) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return value.key_identifier
+
+
+def _sign(
+    key: SigningKey,
+    *,
+    issuer: x509.Name,
+    subject: x509.Name,
+    public_key: CertificatePublicKey,
+    serial: int,
+    not_before: _dt.datetime,
+    not_after: _dt.datetime,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    # One constructor call: the chained builder methods copy the builder each time.
+    builder = x509.CertificateBuilder(
+        issuer_name=issuer,
+        subject_name=subject,
+        public_key=public_key,
+        serial_number=serial,
+        not_valid_before=not_before,
+        not_valid_after=not_after,
+        extensions=[x509.Extension(value.oid, critical, value) for value, critical in extensions],
+    )
+    return builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+
+
+class CertificateAuthority:
+    """A CA in the store: issue, revoke, CRLs, OCSP. Get one from :class:`PKI`."""
+
+    def __init__(self, pki: PKI, record: dict[str, Any]) -> None:
+        self._pki = pki
+        self._ctx = pki._ctx
+        try:
+            self.name: str = record["name"]
+            self.certificate: x509.Certificate = x509.load_der_x509_certificate(
+                _codec.b64d(record["certificate"])
+            )
+            self.key_ref: str = record["key"]
+            self.parent: str | None = record["parent"]
+            self.crl_url: str | None = record.get("crl_url")
+            self.ocsp_url: str | None = record.get("ocsp_url")
+        except (KeyError, ValueError, TypeError):
+            from keymgmt.errors import IntegrityError
+
+            raise IntegrityError("a CA record is malformed") from None
+        self._ski = x509.SubjectKeyIdentifier.from_public_key(self.certificate.public_key())
+
+    def __repr__(self) -> str:
+        return f"CertificateAuthority({self.name!r}, parent={self.parent!r})"
+
+    @property
+    def key_type(self) -> Algorithm:
+        """The CA key's algorithm."""
+        return algorithm_of(self.certificate.public_key())  # type: ignore[arg-type]
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        """This CA's certificate and its parents', up to the root."""
+        out = [self.certificate]
+        parent = self.parent
+        while parent is not None:
+            ca = self._pki.ca(parent)
+            out.append(ca.certificate)
+            parent = ca.parent
+        return out
+
+    def _key(self) -> SigningKey:
+        own = self._own_revocation()
+        if own is not None:
+            raise RevokedError(
+                f"the CA {self.name!r} is revoked ({own.reason.value})", ca=self.name
+            )
+        return self._pki._keys.load(self.key_ref)
+
+    def _own_revocation(self) -> Revocation | None:
+        if self.parent is None:
+            return None
+        return self._ctx.revocation.get(
+            SubjectKind.CERTIFICATE, f"{self.parent}:{_hex(self.certificate.serial_number)}"
+        )
+
+    def _validity(
+        self, lifetime: _dt.timedelta, not_before: _dt.datetime | None
+    ) -> tuple[_dt.datetime, _dt.datetime]:
+        now = _seconds(self._ctx.clock.now())
+        start = now if not_before is None else _seconds(ensure_aware(not_before, "not_before"))
+        if lifetime <= _dt.timedelta(0):
+            raise InvalidArgumentError("validity must be positive")
+        if now > self.certificate.not_valid_after_utc:
+            raise CertificateError(f"the CA {self.name!r} has expired", ca=self.name)
+        start = max(start, self.certificate.not_valid_before_utc)
+        end = min(start + lifetime, self.certificate.not_valid_after_utc)
+        if end <= start:
+            raise InvalidArgumentError("the validity ends before it starts (CA expiry)")
+        return start, end
+
+    # -- issuance ------------------------------------------------------------------
+
+    def issue(
+        self,
+        csr: x509.CertificateSigningRequest | bytes | str | None = None,
+        *,
+        public_key: CertificatePublicKey | None = None,
+        subject: str | x509.Name | None = None,
+        names: Sequence[str | x509.GeneralName] | None = None,
+        profile: Profile | str = TLS_SERVER,
+        validity: _dt.timedelta | None = None,
+        not_before: _dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """Issue a certificate from a CSR or for a public key.
+
+        From a CSR, its signature is checked; its subject is used unless
+        ``subject`` is given, and of its requested extensions only the
+        subject alternative names are kept (when the profile copies names):
+        everything else comes from the profile, so a CSR cannot make itself
+        a CA. The validity is clipped to this CA's. The serial is random
+        (127 bits). Issuance is audited and recorded.
+
+        Args:
+            csr: a PKCS#10 request (object, PEM or DER); or None with ``public_key``.
+            public_key: the key to certify when there is no CSR.
+            subject: overrides the CSR's subject (required with ``public_key``).
+            names: subject alternative names (override the CSR's).
+            profile: a :class:`Profile` or a built-in profile name.
+            validity: lifetime (default: the profile's).
+            not_before: start of validity (default: now).
+
+        Returns:
+            the certificate.
+
+        Raises:
+            InvalidArgumentError: neither or both of csr/public_key, bad names,
+                a CA profile (use :meth:`create_intermediate`), missing names.
+            MalformedInputError: the CSR does not parse.
+            InvalidSignatureError: the CSR's signature does not verify.
+            UnsupportedAlgorithmError: the subject key type is not supported.
+            RevokedError: this CA (or its key) is revoked.
+            CertificateError: this CA has expired.
+        """
+        profile = _profile(profile)
+        if profile.is_ca:
+            raise InvalidArgumentError("CA certificates are made by create_intermediate()")
+        if (csr is None) == (public_key is None):
+            raise InvalidArgumentError("give exactly one of a CSR or public_key=")
+        if csr is not None:
+            if not isinstance(csr, x509.CertificateSigningRequest):
+                csr = load_csr(csr)
+            try:
+                valid = csr.is_signature_valid
+            except Exception:
+                valid = False
+            if not valid:
+                raise InvalidSignatureError()
+            key: object = csr.public_key()
+            subject_name = _subject(subject, "") if subject is not None else csr.subject
+            if names is None and profile.copy_names:
+                try:
+                    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                    general = list(san.value)
+                except x509.ExtensionNotFound:
+                    general = []
+            else:
+                general = parse_names(names or ())
+        else:
+            key = public_key
+            if subject is None:
+                raise InvalidArgumentError("subject= is required with public_key=")
+            subject_name = _subject(subject, "")
+            general = parse_names(names or ())
+        algorithm_of(key)  # type: ignore[arg-type]
+        if not profile.copy_names and names is None:
+            general = []
+        return self._issue(
+            profile=profile,
+            subject=subject_name,
+            public_key=key,  # type: ignore[arg-type]
+            names=general,
+            validity=validity,
+            not_before=not_before,
+        )
+
+    def _issue(
+        self,
+        *,
+        profile: Profile,
+        subject: x509.Name,
+        public_key: CertificatePublicKey,
+        names: Sequence[x509.GeneralName],
+        validity: _dt.timedelta | None,
+        not_before: _dt.datetime | None,
+        constraints: x509.NameConstraints | None = None,
+        child: tuple[str, SigningKey, str | None, str | None] | None = None,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]] | None = None,
+        replaces: int | None = None,
+    ) -> x509.Certificate:
+        signing_key = self._key()
+        start, end = self._validity(validity or profile.validity, not_before)
+        if extensions is None:
+            extensions = build_extensions(
+                profile,
+                public_key=public_key,
+                issuer_public_key=self.certificate.public_key(),  # type: ignore[arg-type]
+                issuer_ski=self._ski,
+                names=names,
+                constraints=constraints,
+                crl_urls=[self.crl_url] if self.crl_url else (),
+                ocsp_urls=[self.ocsp_url] if self.ocsp_url else (),
+            )
+        serial = self._pki._serial()
+        cert = _sign(
+            signing_key,
+            issuer=self.certificate.subject,
+            subject=subject,
+            public_key=public_key,
+            serial=serial,
+            not_before=start,
+            not_after=end,
+            extensions=extensions,
+        )
+        der = cert.public_bytes(serialization.Encoding.DER)
+        record_name = f"{self.name}:{_hex(serial)}"
+        subject_text = subject.rfc4514_string()
+
+        def run(txn: Txn) -> None:
+            if txn.get(CERT_KIND, record_name) is not None:
+                raise AlreadyExistsError("serial collision", serial=_hex(serial))
+            record: dict[str, Any] = {
+                "serial": _hex(serial),
+                "der": _codec.b64e(der),
+                "profile": profile.name,
+                "subject": subject_text,
+                "not_before": _codec.to_micros(start),
+                "not_after": _codec.to_micros(end),
+                "child_ca": None,
+                "child_key": None,
+                "replaces": None if replaces is None else _hex(replaces),
+            }
+            details: dict[str, Any] = {"profile": profile.name, "subject": subject_text}
+            if child is not None:
+                child_name, child_key, crl_url, ocsp_url = child
+                if txn.get_json(CA_KIND, child_name) is not None:
+                    raise AlreadyExistsError(
+                        f"a CA named {child_name!r} exists already", ca=child_name
+                    )
+                ref = self._pki._keys.stage_create(txn, child_name, child_key)
+                txn.put_json(
+                    CA_KIND,
+                    child_name,
+                    _ca_record(child_name, cert, ref, self.name, crl_url, ocsp_url),
+                )
+                record["child_ca"] = child_name
+                record["child_key"] = ref
+                details["child_ca"] = child_name
+                txn.after_commit(self._pki._invalidate)
+            txn.put_json(CERT_KIND, record_name, record)
+            txn.audit("pki.issue", f"cert:{record_name}", **details)
+
+        self._ctx.store.transact(run)
+        return cert
+
+    def create_intermediate(
+        self,
+        name: str,
+        *,
+        subject: str | x509.Name | None = None,
+        key_type: Algorithm | str = Algorithm.ECDSA_P256,
+        validity: _dt.timedelta | None = None,
+        path_length: int | None = 0,
+        permitted_names: Sequence[str | x509.GeneralName] = (),
+        excluded_names: Sequence[str | x509.GeneralName] = (),
+        crl_url: str | None = None,
+        ocsp_url: str | None = None,
+    ) -> CertificateAuthority:
+        """Create a subordinate CA signed by this one; its key is sealed in the store.
+
+        Args:
+            name: the new CA's name.
+            subject: its subject (default ``CN=<name>``).
+            key_type: its key algorithm (default ecdsa-p256).
+            validity: lifetime (default 5 years, clipped to this CA's).
+            path_length: pathLenConstraint (default 0: it issues only leaves).
+            permitted_names: name constraints.
+            excluded_names: excluded name constraints.
+            crl_url: CRL URL for what *it* issues.
+            ocsp_url: OCSP URL for what *it* issues.
+
+        Returns:
+            the new CA.
+
+        Raises:
+            AlreadyExistsError: the name is taken.
+            InvalidArgumentError: bad arguments, or this CA's path length forbids it.
+            RevokedError: this CA is revoked.
+        """
+        name = _check_name(name)
+        own_bc = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        if own_bc.path_length == 0:
+            raise InvalidArgumentError(
+                f"the CA {self.name!r} has path length 0 and cannot create sub-CAs"
+            )
+        if own_bc.path_length is not None and (
+            path_length is None or path_length >= own_bc.path_length
+        ):
+            path_length = own_bc.path_length - 1
+        key = generate_key(key_type)
+        profile = INTERMEDIATE_CA.evolve(path_length=path_length)
+        self._issue(
+            profile=profile,
+            subject=_subject(subject, name),
+            public_key=key.public_key(),
+            names=(),
+            validity=validity,
+            not_before=None,
+            constraints=name_constraints(permitted_names, excluded_names),
+            child=(name, key, crl_url, ocsp_url),
+        )
+        return self._pki.ca(name)
+
+    def renew(
+        self,
+        serial: int | str,
+        *,
+        validity: _dt.timedelta | None = None,
+        revoke_old: bool = False,
+    ) -> x509.Certificate:
+        """Issue a fresh certificate with the same subject, key and extensions.
+
+        Args:
+            serial: the certificate to renew (int or hex).
+            validity: the new lifetime (default: the profile's, or the old lifetime).
+            revoke_old: revoke the old certificate as ``superseded``.
+
+        Returns:
+            the new certificate.
+
+        Raises:
+            NotFoundError: this CA issued no such certificate.
+            InvalidArgumentError: the certificate is a CA certificate.
+        """
+        issued = self.get(serial)
+        if issued.child_ca is not None:
+            raise InvalidArgumentError("CA certificates are not renewed through renew()")
+        old = issued.certificate
+        lifetime = validity
+        if lifetime is None:
+            known = PROFILES.get(issued.profile)
+            lifetime = (
+                known.validity if known else old.not_valid_after_utc - old.not_valid_before_utc
+            )
+        cert = self._issue(
+            profile=PROFILES.get(issued.profile, TLS_SERVER),
+            subject=old.subject,
+            public_key=old.public_key(),  # type: ignore[arg-type]
+            names=(),
+            validity=lifetime,
+            not_before=None,
+            extensions=[(e.value, e.critical) for e in old.extensions],
+            replaces=issued.serial,
+        )
+        if revoke_old:
+            self.revoke(issued.serial, RevocationReason.SUPERSEDED)
+        return cert
+
+    # -- records -------------------------------------------------------------------
+
+    def get(self, serial: int | str) -> IssuedCertificate:
+        """The record of a certificate this CA issued.
+
+        Raises:
+            NotFoundError: no such certificate.
+            InvalidArgumentError: the serial is not an int or hex string.
+        """
+        number = _serial_of(serial)
+        name = f"{self.name}:{_hex(number)}"
+        record = self._ctx.store.get_json(CERT_KIND, name)
+        if record is None:
+            raise NotFoundError(
+                f"the CA {self.name!r} issued no certificate {_hex(number)}", serial=_hex(number)
+            )
+        return self._issued(name, record)
+
+    def _issued(self, name: str, record: dict[str, Any]) -> IssuedCertificate:
+        serial = int(record["serial"], 16)
+        return IssuedCertificate(
+            ca=self.name,
+            serial=serial,
+            subject=record["subject"],
+            profile=record["profile"],
+            not_before=_codec.from_micros(record["not_before"]),
+            not_after=_codec.from_micros(record["not_after"]),
+            certificate=x509.load_der_x509_certificate(_codec.b64d(record["der"])),
+            revocation=self._ctx.revocation.get(SubjectKind.CERTIFICATE, name),
+            child_ca=record.get("child_ca"),
+        )
+
+    def issued(self) -> list[IssuedCertificate]:
+        """Everything this CA issued, by issuance start then serial."""
+        out = [
+            self._issued(name, record)
+            for name, record in self._ctx.store.list_json(CERT_KIND, prefix=f"{self.name}:")
+        ]
+        return sorted(out, key=lambda i: (i.not_before, i.serial))
+
+    # -- revocation ----------------------------------------------------------------
+
+    def revoke(
+        self,
+        serial: int | str,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        *,
+        invalidity_date: _dt.datetime | None = None,
+    ) -> Revocation:
+        """Revoke a certificate this CA issued (expired ones too). O(1).
+
+        Revoking a sub-CA's certificate for key or CA compromise also revokes
+        that CA's key version. The CRL is not rebuilt here.
+
+        Args:
+            serial: the certificate's serial (int or hex).
+            reason: an RFC 5280 reason (``keymgmt.revocation.RevocationReason``).
+            invalidity_date: when the key is believed to have been compromised.
+
+        Returns:
+            the revocation as recorded.
+
+        Raises:
+            NotFoundError: this CA issued no such certificate.
+            InvalidArgumentError: bad reason or date.
+        """
+        number = _serial_of(serial)
+        reason = RevocationReason.parse(reason)
+        name = f"{self.name}:{_hex(number)}"
+
+        def run(txn: Txn) -> Revocation:
+            record = txn.get_json(CERT_KIND, name)
+            if record is None:
+                raise NotFoundError(
+                    f"the CA {self.name!r} issued no certificate {_hex(number)}",
+                    serial=_hex(number),
+                )
+            revocation = self._ctx.revocation.stage(
+                txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date
+            )
+            child_key = record.get("child_key")
+            if child_key and reason.is_compromise:
+                self._pki._keys.stage_compromise(txn, child_key, reason)
+            if record.get("child_ca"):
+                txn.after_commit(self._pki._invalidate)
+            return revocation
+
+        return self._ctx.store.transact(run)
+
+    def release_hold(self, serial: int | str) -> None:
+        """Lift a ``certificate-hold`` on a certificate this CA issued.
+
+        Raises:
+            InvalidArgumentError: the certificate is not on hold.
+        """
+        self._ctx.revocation.release_hold(
+            SubjectKind.CERTIFICATE, f"{self.name}:{_hex(_serial_of(serial))}"
+        )
+
+    def revoked(self) -> list[CRLEntry]:
+        """Every certificate this CA revoked, as CRL entries."""
+        return [
+            CRLEntry(
+                int(r.subject.partition(":")[2], 16), r.revoked_at, r.reason, r.invalidity_date
+            )
+            for r in self._ctx.revocation.list(SubjectKind.CERTIFICATE, prefix=f"{self.name}:")
+        ]
+
+    # -- CRLs ----------------------------------------------------------------------
+
+    def crl(
+        self,
+        *,
+        delta: bool = False,
+        next_update: _dt.timedelta = _dt.timedelta(days=1),
+        force: bool = False,
+    ) -> x509.CertificateRevocationList:
+        """This CA's CRL, built in bulk from the registry.
+
+        A complete CRL is re-signed only when something changed, when the
+        last one is past half its lifetime, or with ``force``; otherwise the
+        stored one is returned. Every new CRL gets the next CRL number. A
+        delta CRL (RFC 5280 5.2.4) lists what was revoked since the last
+        complete CRL, which it names as its base.
+
+        Args:
+            delta: make a delta CRL against the last complete one.
+            next_update: how long the new CRL is valid.
+            force: sign a new complete CRL even if nothing changed.
+
+        Returns:
+            the signed CRL.
+
+        Raises:
+            InvalidArgumentError: a delta CRL without a complete CRL first;
+                non-positive ``next_update``.
+            RevokedError: this CA (or its key) is revoked.
+        """
+        if next_update <= _dt.timedelta(0):
+            raise InvalidArgumentError("next_update must be positive")
+        entries = sorted(self.revoked())
+        digest = _entries_digest(entries)
+        now = _seconds(self._ctx.clock.now())
+        key = self._key()
+
+        def run(txn: Txn) -> bytes:
+            state = txn.get_json(CRL_KIND, self.name) or {}
+            number = int(state.get("number", 0))
+            if delta:
+                base = state.get("base")
+                if base is None:
+                    raise InvalidArgumentError("a delta CRL needs a complete CRL first")
+                # What the base CRL does not say already (new, or a changed reason).
+                base_entries = CRLIndex(x509.load_der_x509_crl(_codec.b64d(state["der"]))).entries
+                crl = build_crl(
+                    issuer=self.certificate,
+                    key=key,
+                    entries=[
+                        e
+                        for e in entries
+                        if (old := base_entries.get(e.serial)) is None or old.reason != e.reason
+                    ],
+                    number=number + 1,
+                    this_update=now,
+                    next_update=now + next_update,
+                    delta_of=int(base),
+                )
+                state = {**state, "number": number + 1}
+                txn.put_json(CRL_KIND, self.name, state)
+                txn.audit("pki.crl", f"ca:{self.name}", number=number + 1, delta=True)
+                return crl.public_bytes(serialization.Encoding.DER)
+            last = state.get("der")
+            if last is not None and not force and state.get("digest") == digest:
+                issued_at = _codec.from_micros(state["this_update"])
+                expires = _codec.from_micros(state["next_update"])
+                if now < issued_at + (expires - issued_at) / 2:
+                    return _codec.b64d(last)
+            crl = build_crl(
+                issuer=self.certificate,
+                key=key,
+                entries=entries,
+                number=number + 1,
+                this_update=now,
+                next_update=now + next_update,
+            )
+            der = crl.public_bytes(serialization.Encoding.DER)
+            txn.put_json(
+                CRL_KIND,
+                self.name,
+                {
+                    "number": number + 1,
+                    "base": number + 1,
+                    "base_time": _codec.to_micros(now),
+                    "der": _codec.b64e(der),
+                    "digest": digest,
+                    "this_update": _codec.to_micros(now),
+                    "next_update": _codec.to_micros(now + next_update),
+                },
+            )
+            txn.audit("pki.crl", f"ca:{self.name}", number=number + 1, entries=len(entries))
+            return der
+
+        return x509.load_der_x509_crl(self._ctx.store.transact(run))
+
+    # -- OCSP ------------------------------------------------------------------------
+
+    def ocsp_responder(
+        self,
+        *,
+        validity: _dt.timedelta = _dt.timedelta(hours=12),
+        responder_cert: x509.Certificate | None = None,
+        responder_key: SigningKey | None = None,
+    ) -> OCSPResponder:
+        """A sans-IO OCSP responder for this CA, answering from the registry.
+
+        Good = issued here and not revoked; revoked = in the registry (with
+        reason and time); unknown = not issued by this CA.
+
+        Args:
+            validity: freshness of each response.
+            responder_cert: a delegated responder certificate (OCSPSigning EKU,
+                issued by this CA) and ``responder_key``; default: the CA signs.
+            responder_key: the delegated responder's private key.
+
+        Raises:
+            InvalidArgumentError: only one of responder_cert/responder_key.
+            RevokedError: this CA (or its key) is revoked.
+        """
+        if (responder_cert is None) != (responder_key is None):
+            raise InvalidArgumentError("give both responder_cert= and responder_key=, or neither")
+        store, registry, prefix = self._ctx.store, self._ctx.revocation, self.name
+
+        def lookup(serial: int) -> tuple[CertStatus, CRLEntry | None]:
+            subject = f"{prefix}:{_hex(serial)}"
+            found = registry.get(SubjectKind.CERTIFICATE, subject)
+            if found is not None:
+                return CertStatus.REVOKED, CRLEntry(
+                    serial, found.revoked_at, found.reason, found.invalidity_date
+                )
+            if store.backend.get(CERT_KIND, subject) is None:
+                return CertStatus.UNKNOWN, None
+            return CertStatus.GOOD, None
+
+        return OCSPResponder(
+            issuer=self.certificate,
+            key=responder_key or self._key(),
+            lookup=lookup,
+            responder_cert=responder_cert,
+            validity=validity,
+        )
+
+    def ocsp_respond(self, request: bytes) -> bytes:
+        """Answer one DER OCSP request now (see :meth:`ocsp_responder`)."""
+        return self.ocsp_responder().respond(request, at=self._ctx.clock.now())
+
+
+def _profile(profile: Profile | str) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    found = PROFILES.get(str(profile))
+    if found is None:
+        raise InvalidArgumentError(
+            f"unknown profile {profile!r}; expected one of: {', '.join(sorted(PROFILES))}"
+        )
+    return found
+
+
+def _serial_of(serial: int | str) -> int:
+    if isinstance(serial, bool):
+        raise InvalidArgumentError("a serial number is an int or a hex string")
+    if isinstance(serial, int):
+        number = serial
+    elif isinstance(serial, str):
+        text = serial.strip().lower().removeprefix("0x").replace(":", "")
+        try:
+            number = int(text, 16)
+        except ValueError:
+            raise InvalidArgumentError(f"invalid serial number {serial!r}") from None
+    else:
+        raise InvalidArgumentError("a serial number is an int or a hex string")
+    if number <= 0:
+        raise InvalidArgumentError("a serial number is positive")
+    return number
+
+
+def _entries_digest(entries: Sequence[CRLEntry]) -> str:
+    h = hashlib.sha256()
+    for e in entries:
+        h.update(
+            f"{e.serial:x}|{e.revoked_at.timestamp()}|{e.reason.value}|"
+            f"{e.invalidity_date.timestamp() if e.invalidity_date else ''}\n".encode()
+        )
+    return h.hexdigest()

@@ -1,0 +1,133 @@
+"""The CA key types keymgmt issues with, and how each one signs certificates."""
+
+from __future__ import annotations
+
+from typing import Final, TypeAlias
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from keymgmt.algorithms import Algorithm
+from keymgmt.errors import UnsupportedAlgorithmError
+
+__all__ = [
+    "CA_KEY_TYPES",
+    "CertificatePublicKey",
+    "SigningKey",
+    "algorithm_of",
+    "generate_key",
+    "signature_hash",
+    "verify_signature",
+]
+
+#: Private keys a CA (or a leaf made by the CLI) may hold.
+SigningKey: TypeAlias = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+#: Public keys keymgmt certifies.
+CertificatePublicKey: TypeAlias = (
+    ed25519.Ed25519PublicKey | ed448.Ed448PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+)
+
+#: The signature algorithms a CA key may use, P-256 first (the default).
+CA_KEY_TYPES: Final = (
+    Algorithm.ECDSA_P256,
+    Algorithm.ECDSA_P384,
+    Algorithm.ED25519,
+    Algorithm.RSA_2048,
+    Algorithm.RSA_3072,
+    Algorithm.RSA_4096,
+)
+
+_RSA_BITS: Final = {Algorithm.RSA_2048: 2048, Algorithm.RSA_3072: 3072, Algorithm.RSA_4096: 4096}
+
+
+def _check(algorithm: Algorithm | str) -> Algorithm:
+    algorithm = Algorithm.parse(algorithm)
+    if algorithm not in CA_KEY_TYPES:
+        names = ", ".join(a.value for a in CA_KEY_TYPES)
+        raise UnsupportedAlgorithmError(
+            f"{algorithm.value} cannot sign certificates; expected one of: {names}",
+            algorithm=algorithm.value,
+        )
+    return algorithm
+
+
+def generate_key(algorithm: Algorithm | str) -> SigningKey:
+    """A fresh private key of ``algorithm`` (from OpenSSL's generator).
+
+    Raises:
+        UnsupportedAlgorithmError: not a certificate signing algorithm.
+    """
+    algorithm = _check(algorithm)
+    if algorithm is Algorithm.ED25519:
+        return ed25519.Ed25519PrivateKey.generate()
+    if algorithm is Algorithm.ECDSA_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm is Algorithm.ECDSA_P384:
+        return ec.generate_private_key(ec.SECP384R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
+
+
+def algorithm_of(key: SigningKey | CertificatePublicKey) -> Algorithm:
+    """The keymgmt algorithm name of a private or public key.
+
+    Raises:
+        UnsupportedAlgorithmError: a key type or size keymgmt does not sign with.
+    """
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return Algorithm.ED25519
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        if isinstance(key.curve, ec.SECP256R1):
+            return Algorithm.ECDSA_P256
+        if isinstance(key.curve, ec.SECP384R1):
+            return Algorithm.ECDSA_P384
+        raise UnsupportedAlgorithmError(
+            f"unsupported curve {key.curve.name}", algorithm=key.curve.name
+        )
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        for algorithm, bits in _RSA_BITS.items():
+            if key.key_size == bits:
+                return algorithm
+        raise UnsupportedAlgorithmError(
+            f"unsupported RSA key size {key.key_size}", algorithm=f"rsa-{key.key_size}"
+        )
+    raise UnsupportedAlgorithmError(
+        f"unsupported key type {type(key).__name__}", algorithm=type(key).__name__
+    )
+
+
+def signature_hash(key: SigningKey) -> hashes.HashAlgorithm | None:
+    """The hash a CA key signs with: none for Ed25519, SHA-384 for P-384, else SHA-256."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP384R1):
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def verify_signature(
+    public_key: object,
+    signature: bytes,
+    data: bytes,
+    hash_algorithm: hashes.HashAlgorithm | None,
+) -> None:
+    """Check a certificate-style signature (PKCS#1 v1.5 for RSA, ECDSA, EdDSA).
+
+    Raises:
+        InvalidSignatureError: it does not verify (or the key type is unusable).
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from keymgmt.errors import InvalidSignatureError
+
+    try:
+        if isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            public_key.verify(signature, data)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
+            public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
+        elif isinstance(public_key, rsa.RSAPublicKey) and hash_algorithm is not None:
+            public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
+        else:
+            raise InvalidSignatureError()
+    except (InvalidSignature, ValueError, TypeError):
+        raise InvalidSignatureError() from None

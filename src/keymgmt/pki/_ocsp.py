@@ -1,0 +1,339 @@
+"""OCSP (RFC 6960): a sans-IO responder and a client-side response check.
+
+The responder turns request bytes into signed response bytes and nothing
+else: it never reads a socket, the store or the clock. The caller hands it
+the issuer certificate, the signing key (the CA's own, or a delegated
+responder's with the OCSPSigning EKU), a ``lookup(serial)`` that says good /
+revoked / unknown, and the time. Malformed requests get a signed-nothing
+``malformedRequest`` response, requests about another issuer
+``unauthorized``; a nonce in the request is echoed in the response.
+
+:func:`check_ocsp_response` is the client side: it matches the response to
+the certificate and issuer, checks who signed it (the issuer or a responder
+the issuer delegated to), the freshness window and the nonce.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Callable
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from keymgmt.clock import ensure_aware
+from keymgmt.errors import CertificateError, InvalidArgumentError, InvalidSignatureError
+from keymgmt.pki._crl import CRLEntry, reason_flag, reason_from_flag
+from keymgmt.pki._keys import SigningKey, signature_hash, verify_signature
+from keymgmt.pki._parse import load_ocsp_request, load_ocsp_response
+from keymgmt.revocation import RevocationReason
+
+__all__ = [
+    "CertStatus",
+    "OCSPResponder",
+    "OCSPStatus",
+    "build_ocsp_request",
+    "check_ocsp_response",
+]
+
+
+class CertStatus(enum.StrEnum):
+    """What OCSP says about a certificate."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen(kw_only=True)
+class OCSPStatus:
+    """A checked OCSP answer about one certificate."""
+
+    status: CertStatus
+    serial: int
+    this_update: _dt.datetime
+    next_update: _dt.datetime | None
+    revoked_at: _dt.datetime | None = None
+    reason: RevocationReason | None = None
+
+
+#: ``lookup(serial)`` → (status, the revocation entry when revoked).
+StatusLookup = Callable[[int], tuple[CertStatus, CRLEntry | None]]
+
+
+def _issuer_hashes(
+    issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
+) -> tuple[bytes, bytes]:
+    name = hashes.Hash(algorithm)
+    name.update(issuer.subject.public_bytes())
+    spki = issuer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # The key hash covers the BIT STRING contents of subjectPublicKey only.
+    key_bits = _spki_key_bits(spki)
+    key = hashes.Hash(algorithm)
+    key.update(key_bits)
+    return name.finalize(), key.finalize()
+
+
+def _spki_key_bits(spki: bytes) -> bytes:
+    # SEQUENCE { AlgorithmIdentifier, BIT STRING }: skip the outer header and
+    # the algorithm, then the BIT STRING header and its unused-bits byte.
+    def header(data: bytes, at: int) -> tuple[int, int]:
+        length = data[at + 1]
+        if length < 0x80:
+            return at + 2, length
+        n = length & 0x7F
+        return at + 2 + n, int.from_bytes(data[at + 2 : at + 2 + n], "big")
+
+    body, _ = header(spki, 0)
+    alg_body, alg_len = header(spki, body)
+    bits_at = alg_body + alg_len
+    bits_body, bits_len = header(spki, bits_at)
+    return spki[bits_body + 1 : bits_body + bits_len]
+
+
+class OCSPResponder:
+    """A sans-IO OCSP responder for one issuer.
+
+    Args:
+        issuer: the CA certificate whose certificates this responder answers for.
+        key: the signing key: the CA's, or the delegated responder's.
+        lookup: ``serial -> (CertStatus, CRLEntry | None)``.
+        responder_cert: the delegated responder certificate (issued by
+            ``issuer`` with the OCSPSigning EKU); None when the CA signs.
+        validity: how long a response is fresh (nextUpdate - thisUpdate).
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: x509.Certificate,
+        key: SigningKey,
+        lookup: StatusLookup,
+        responder_cert: x509.Certificate | None = None,
+        validity: _dt.timedelta = _dt.timedelta(hours=12),
+    ) -> None:
+        if validity <= _dt.timedelta(0):
+            raise InvalidArgumentError("OCSP response validity must be positive")
+        self._issuer = issuer
+        self._key = key
+        self._lookup = lookup
+        self._responder = responder_cert or issuer
+        self._delegated = responder_cert is not None
+        self._validity = validity
+        self._hashes: dict[str, tuple[bytes, bytes]] = {}
+
+    def _hashes_for(self, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+        found = self._hashes.get(algorithm.name)
+        if found is None:
+            found = self._hashes[algorithm.name] = _issuer_hashes(self._issuer, algorithm)
+        return found
+
+    def respond(self, request: bytes, *, at: _dt.datetime) -> bytes:
+        """Answer one DER OCSP request with a signed DER response.
+
+        Never raises for bad requests: they get ``malformedRequest`` (or
+        ``unauthorized`` for another issuer) as the protocol says.
+
+        Raises:
+            InvalidArgumentError: ``at`` is naive.
+        """
+        at = ensure_aware(at, "at")
+        try:
+            parsed = load_ocsp_request(request)
+        except CertificateError:
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        except InvalidArgumentError:
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        algorithm = parsed.hash_algorithm
+        if (parsed.issuer_name_hash, parsed.issuer_key_hash) != self._hashes_for(algorithm):
+            return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        status, entry = self._lookup(parsed.serial_number)
+        cert_status = {
+            CertStatus.GOOD: ocsp.OCSPCertStatus.GOOD,
+            CertStatus.REVOKED: ocsp.OCSPCertStatus.REVOKED,
+            CertStatus.UNKNOWN: ocsp.OCSPCertStatus.UNKNOWN,
+        }[status]
+        this_update = at.replace(microsecond=0)
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=parsed.issuer_name_hash,
+            issuer_key_hash=parsed.issuer_key_hash,
+            serial_number=parsed.serial_number,
+            algorithm=algorithm,
+            cert_status=cert_status,
+            this_update=this_update,
+            next_update=this_update + self._validity,
+            revocation_time=entry.revoked_at if entry and status is CertStatus.REVOKED else None,
+            revocation_reason=(
+                reason_flag(entry.reason) if entry and status is CertStatus.REVOKED else None
+            ),
+        )
+        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self._responder)
+        if self._delegated:
+            builder = builder.certificates([self._responder])
+        for ext in parsed.extensions:
+            if isinstance(ext.value, x509.OCSPNonce):
+                builder = builder.add_extension(ext.value, critical=False)
+        response = builder.sign(self._key, signature_hash(self._key))
+        return response.public_bytes(serialization.Encoding.DER)
+
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+def build_ocsp_request(
+    cert: x509.Certificate, issuer: x509.Certificate, *, nonce: bytes | None = None
+) -> bytes:
+    """A DER OCSP request for ``cert`` (SHA-256 cert id), with an optional nonce.
+
+    Raises:
+        InvalidArgumentError: the nonce is empty or longer than 32 bytes.
+    """
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256())
+    if nonce is not None:
+        if not 1 <= len(nonce) <= 32:
+            raise InvalidArgumentError("an OCSP nonce is 1 to 32 bytes")
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _fail(message: str, reason: str) -> CertificateError:
+    from keymgmt.errors import CertificateVerificationError
+
+    return CertificateVerificationError(message, reason=reason)
+
+
+def _is_delegate(candidate: x509.Certificate, issuer: x509.Certificate, at: _dt.datetime) -> bool:
+    try:
+        candidate.verify_directly_issued_by(issuer)
+        eku = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (ValueError, TypeError, x509.ExtensionNotFound):
+        return False
+    except Exception:  # InvalidSignature and friends
+        return False
+    return (
+        ExtendedKeyUsageOID.OCSP_SIGNING in eku
+        and candidate.not_valid_before_utc <= at <= candidate.not_valid_after_utc
+    )
+
+
+def check_ocsp_response(
+    response: bytes | ocsp.OCSPResponse,
+    *,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    at: _dt.datetime,
+    nonce: bytes | None = None,
+    skew: _dt.timedelta = _dt.timedelta(minutes=5),
+) -> OCSPStatus:
+    """Check an OCSP response about ``cert`` and return what it says.
+
+    Args:
+        response: DER bytes or a parsed response.
+        cert: the certificate asked about.
+        issuer: its issuer.
+        at: the validation time; the response must be fresh then.
+        nonce: the nonce sent in the request (must be echoed) or None.
+        skew: clock tolerance on thisUpdate/nextUpdate.
+
+    Returns:
+        the status (good, revoked with time and reason, unknown).
+
+    Raises:
+        MalformedInputError: the response does not parse.
+        CertificateVerificationError: unsuccessful, about another certificate,
+            wrongly signed, stale or not yet valid, or the nonce does not match
+            (``reason`` = ``ocsp-...``).
+    """
+    at = ensure_aware(at, "at")
+    parsed = response if isinstance(response, ocsp.OCSPResponse) else load_ocsp_response(response)
+    if parsed.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        raise _fail(
+            f"the OCSP responder answered {parsed.response_status.name.lower()}",
+            "ocsp-unsuccessful",
+        )
+    single = None
+    for candidate in parsed.responses:
+        if candidate.serial_number != cert.serial_number:
+            continue
+        if (candidate.issuer_name_hash, candidate.issuer_key_hash) == _issuer_hashes(
+            issuer, candidate.hash_algorithm
+        ):
+            single = candidate
+            break
+    if single is None:
+        raise _fail("the OCSP response is about another certificate", "ocsp-mismatch")
+    signer = issuer
+    for extra in parsed.certificates:
+        if extra != issuer and _is_delegate(extra, issuer, at):
+            signer = extra
+            break
+    if not _responder_matches(parsed, signer):
+        raise _fail("the OCSP response names another responder", "ocsp-bad-signature")
+    try:
+        verify_signature(
+            signer.public_key(),
+            parsed.signature,
+            parsed.tbs_response_bytes,
+            parsed.signature_hash_algorithm,
+        )
+    except InvalidSignatureError:
+        raise _fail("the OCSP response signature does not verify", "ocsp-bad-signature") from None
+    this_update = single.this_update_utc
+    next_update = single.next_update_utc
+    if this_update > at + skew:
+        raise _fail("the OCSP response is not yet valid", "ocsp-not-yet-valid")
+    if next_update is not None and next_update + skew < at:
+        raise _fail("the OCSP response is stale", "ocsp-stale")
+    if nonce is not None:
+        echoed = None
+        for ext in parsed.extensions:
+            if isinstance(ext.value, x509.OCSPNonce):
+                echoed = ext.value.nonce
+        if echoed != nonce:
+            raise _fail("the OCSP response does not echo our nonce", "ocsp-nonce")
+    status = single.certificate_status
+    if status is ocsp.OCSPCertStatus.GOOD:
+        return OCSPStatus(
+            status=CertStatus.GOOD,
+            serial=cert.serial_number,
+            this_update=this_update,
+            next_update=next_update,
+        )
+    if status is ocsp.OCSPCertStatus.REVOKED:
+        return OCSPStatus(
+            status=CertStatus.REVOKED,
+            serial=cert.serial_number,
+            this_update=this_update,
+            next_update=next_update,
+            revoked_at=single.revocation_time_utc,
+            reason=reason_from_flag(single.revocation_reason),
+        )
+    return OCSPStatus(
+        status=CertStatus.UNKNOWN,
+        serial=cert.serial_number,
+        this_update=this_update,
+        next_update=next_update,
+    )
+
+
+def _responder_matches(parsed: ocsp.OCSPResponse, signer: x509.Certificate) -> bool:
+    if parsed.responder_name is not None:
+        return parsed.responder_name == signer.subject
+    key_hash = parsed.responder_key_hash
+    if key_hash is None:
+        return False
+    spki = signer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - RFC 6960 ResponderID byKey is SHA-1
+    digest.update(_spki_key_bits(spki))
+    return digest.finalize() == key_hash

@@ -1,0 +1,301 @@
+"""Certificate profiles as data: which extensions each kind of certificate gets.
+
+A profile is a frozen value, not code: the issuing CA reads it to decide key
+usage, extended key usage, basic constraints and validity, and whether names
+from a request are copied. Anything a CSR asks for beyond the profile is
+dropped, so a CSR cannot make itself a CA. Subject and authority key
+identifiers are always added; CRL distribution points and OCSP (AIA) URLs
+when the issuing CA has them configured; name constraints only on CAs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+
+from keymgmt.errors import InvalidArgumentError
+from keymgmt.pki._keys import CertificatePublicKey
+
+__all__ = [
+    "CODE_SIGNING",
+    "INTERMEDIATE_CA",
+    "OCSP_SIGNING",
+    "PROFILES",
+    "ROOT_CA",
+    "TLS_CLIENT",
+    "TLS_SERVER",
+    "KeyUsageBit",
+    "Profile",
+    "build_extensions",
+    "name_constraints",
+    "parse_names",
+]
+
+KeyUsageBit = str  # one of the cryptography.x509.KeyUsage keyword names
+
+_KU_BITS: Final = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
+
+
+def _bits(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _check_bits(_inst: object, _attr: object, value: frozenset[str]) -> None:
+    unknown = sorted(set(value) - set(_KU_BITS))
+    if unknown:
+        raise InvalidArgumentError(f"unknown key usage bits: {', '.join(unknown)}")
+
+
+@attrs.frozen(kw_only=True)
+class Profile:
+    """What one kind of certificate contains.
+
+    Attributes:
+        name: the profile's stable name (recorded with each issued certificate).
+        is_ca: basic constraints cA (critical); CA profiles also get keyCertSign+cRLSign.
+        path_length: basic constraints pathLenConstraint (CAs only; None = unlimited).
+        key_usage: key usage bits (critical), as ``cryptography.x509.KeyUsage`` names.
+        rsa_key_encipherment: add keyEncipherment when the subject key is RSA
+            (TLS key transport); ignored for other key types.
+        extended_key_usage: EKU purposes; empty = no EKU extension.
+        validity: default lifetime (clipped to the issuer's).
+        copy_names: copy subject alternative names from the request.
+        require_names: refuse issuance without at least one subject alternative name.
+    """
+
+    name: str
+    is_ca: bool = False
+    path_length: int | None = None
+    key_usage: frozenset[KeyUsageBit] = attrs.field(
+        default=frozenset({"digital_signature"}), converter=_bits, validator=_check_bits
+    )
+    rsa_key_encipherment: bool = False
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] = ()
+    validity: _dt.timedelta = _dt.timedelta(days=397)
+    copy_names: bool = True
+    require_names: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.path_length is not None and (not self.is_ca or self.path_length < 0):
+            raise InvalidArgumentError("path_length needs a CA profile and must be >= 0")
+        if self.validity <= _dt.timedelta(0):
+            raise InvalidArgumentError("profile validity must be positive")
+
+    def evolve(self, **changes: Any) -> Profile:
+        """A copy with ``changes`` (e.g. ``TLS_SERVER.evolve(validity=timedelta(days=30))``)."""
+        return attrs.evolve(self, **changes)
+
+
+ROOT_CA: Final = Profile(
+    name="root-ca",
+    is_ca=True,
+    key_usage=frozenset({"key_cert_sign", "crl_sign"}),
+    validity=_dt.timedelta(days=3650),
+    copy_names=False,
+)
+INTERMEDIATE_CA: Final = Profile(
+    name="intermediate-ca",
+    is_ca=True,
+    path_length=0,
+    key_usage=frozenset({"key_cert_sign", "crl_sign"}),
+    validity=_dt.timedelta(days=1825),
+    copy_names=False,
+)
+TLS_SERVER: Final = Profile(
+    name="tls-server",
+    key_usage=frozenset({"digital_signature"}),
+    rsa_key_encipherment=True,
+    extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,),
+    validity=_dt.timedelta(days=90),
+    require_names=True,
+)
+TLS_CLIENT: Final = Profile(
+    name="tls-client",
+    key_usage=frozenset({"digital_signature"}),
+    extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+    validity=_dt.timedelta(days=90),
+)
+CODE_SIGNING: Final = Profile(
+    name="code-signing",
+    key_usage=frozenset({"digital_signature"}),
+    extended_key_usage=(ExtendedKeyUsageOID.CODE_SIGNING,),
+    validity=_dt.timedelta(days=365),
+)
+OCSP_SIGNING: Final = Profile(
+    name="ocsp-signing",
+    key_usage=frozenset({"digital_signature"}),
+    extended_key_usage=(ExtendedKeyUsageOID.OCSP_SIGNING,),
+    validity=_dt.timedelta(days=30),
+    copy_names=False,
+)
+
+#: Every built-in profile by name.
+PROFILES: Final = {
+    p.name: p
+    for p in (ROOT_CA, INTERMEDIATE_CA, TLS_SERVER, TLS_CLIENT, CODE_SIGNING, OCSP_SIGNING)
+}
+
+
+def parse_names(names: Iterable[str | x509.GeneralName]) -> list[x509.GeneralName]:
+    """Turn strings into subject alternative names.
+
+    ``"10.0.0.1"``/``"::1"`` become IP addresses, ``"a@b.example"`` an email
+    address, anything with ``"://"`` a URI, anything else a DNS name. A
+    ``DNS:``/``IP:``/``email:``/``URI:`` prefix forces the type.
+
+    Raises:
+        InvalidArgumentError: an empty or malformed name.
+    """
+    out: list[x509.GeneralName] = []
+    for item in names:
+        if isinstance(item, x509.GeneralName):
+            out.append(item)
+            continue
+        if not isinstance(item, str) or not item.strip():
+            raise InvalidArgumentError(f"invalid subject alternative name {item!r}")
+        text = item.strip()
+        prefix, sep, rest = text.partition(":")
+        kind = prefix.lower() if sep and prefix.lower() in ("dns", "ip", "email", "uri") else ""
+        value = rest if kind else text
+        try:
+            if kind == "ip" or (not kind and _is_ip(value)):
+                out.append(x509.IPAddress(ipaddress.ip_address(value)))
+            elif kind == "email" or (not kind and "@" in value):
+                out.append(x509.RFC822Name(value))
+            elif kind == "uri" or (not kind and "://" in value):
+                out.append(x509.UniformResourceIdentifier(value))
+            else:
+                if not value or any(c.isspace() for c in value) or value.startswith("."):
+                    raise ValueError(value)
+                out.append(x509.DNSName(value.lower()))
+        except ValueError:
+            raise InvalidArgumentError(f"invalid subject alternative name {item!r}") from None
+    return out
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _subtree(value: str | x509.GeneralName) -> x509.GeneralName:
+    if isinstance(value, x509.GeneralName):
+        return value
+    if "/" in value:
+        try:
+            return x509.IPAddress(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise InvalidArgumentError(f"invalid name constraint {value!r}") from None
+    return parse_names([value])[0]
+
+
+def name_constraints(
+    permitted: Sequence[str | x509.GeneralName], excluded: Sequence[str | x509.GeneralName]
+) -> x509.NameConstraints | None:
+    """A NameConstraints extension (DNS names, emails, ``10.0.0.0/8``-style IP ranges).
+
+    Raises:
+        InvalidArgumentError: a malformed constraint.
+    """
+    if not permitted and not excluded:
+        return None
+    return x509.NameConstraints(
+        permitted_subtrees=[_subtree(p) for p in permitted] or None,
+        excluded_subtrees=[_subtree(e) for e in excluded] or None,
+    )
+
+
+def build_extensions(
+    profile: Profile,
+    *,
+    public_key: CertificatePublicKey,
+    issuer_public_key: CertificatePublicKey | None,
+    issuer_ski: x509.SubjectKeyIdentifier | None,
+    names: Sequence[x509.GeneralName],
+    constraints: x509.NameConstraints | None = None,
+    crl_urls: Sequence[str] = (),
+    ocsp_urls: Sequence[str] = (),
+) -> list[tuple[x509.ExtensionType, bool]]:
+    """The extensions (value, critical) a certificate of ``profile`` gets.
+
+    ``issuer_public_key`` None means self-signed (the AKI is the SKI).
+
+    Raises:
+        InvalidArgumentError: names are required but missing.
+    """
+    if profile.require_names and not names:
+        raise InvalidArgumentError(
+            f"the {profile.name} profile needs at least one subject alternative name"
+        )
+    bits = set(profile.key_usage)
+    if profile.is_ca:
+        bits |= {"key_cert_sign", "crl_sign"}
+    if profile.rsa_key_encipherment and isinstance(public_key, rsa.RSAPublicKey):
+        bits.add("key_encipherment")
+    ku = x509.KeyUsage(
+        **{bit: bit in bits for bit in _KU_BITS}, encipher_only=False, decipher_only=False
+    )
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    if issuer_ski is not None:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    elif issuer_public_key is not None:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key)
+    else:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    out: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length), True),
+        (ku, True),
+        (ski, False),
+        (aki, False),
+    ]
+    if profile.extended_key_usage:
+        out.append((x509.ExtendedKeyUsage(list(profile.extended_key_usage)), False))
+    if names:
+        out.append((x509.SubjectAlternativeName(list(names)), False))
+    if constraints is not None and profile.is_ca:
+        out.append((constraints, True))
+    if crl_urls:
+        points = [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(u)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+            for u in crl_urls
+        ]
+        out.append((x509.CRLDistributionPoints(points), False))
+    if ocsp_urls:
+        out.append(
+            (
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(u),
+                        )
+                        for u in ocsp_urls
+                    ]
+                ),
+                False,
+            )
+        )
+    return out

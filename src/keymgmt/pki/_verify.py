@@ -1,0 +1,577 @@
+"""Certificate path validation with revocation: the one verifier keymgmt uses.
+
+Two engines, chosen per chain:
+
+* **fast path** — ``cryptography.x509.verification`` (Rust, RFC 5280 +
+  CA/B Forum profile) for every chain it accepts: ECDSA and RSA chains, which
+  includes everything keymgmt issues with P-256/P-384/RSA CA keys. Its EKU
+  and SAN requirements are relaxed to "may be present" so one verifier serves
+  every purpose; keymgmt then checks the purpose (EKU, key usage) and the
+  expected name itself.
+* **Ed25519 path** — :mod:`keymgmt.pki._pathval`, for chains with an Ed25519
+  (or Ed448) key or signature, which cryptography's profile forbids.
+
+Then, for **every** certificate below the trust anchor, revocation: from the
+store's registry when the issuer is one of our CAs (authoritative, O(1)),
+else from the CRLs given (complete + delta, indexed once), else from the OCSP
+responses given. Unknown status fails closed unless the policy says soft-fail.
+
+The result is a :class:`VerifiedPath` or a typed error:
+:class:`~keymgmt.errors.CertificateRevokedError` (``serial``, ``reason``,
+``revoked_at``) or :class:`~keymgmt.errors.CertificateVerificationError`
+whose ``reason`` is a :class:`VerificationFailure`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+from cryptography.x509 import DNSName, IPAddress, ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from keymgmt.clock import ensure_aware
+from keymgmt.errors import (
+    CertificateRevokedError,
+    CertificateVerificationError,
+    InvalidArgumentError,
+)
+from keymgmt.pki._crl import CRLEntry, CRLIndexCache
+from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
+from keymgmt.pki._parse import load_ocsp_response
+from keymgmt.pki._pathval import validate_path
+from keymgmt.revocation import Revocation, RevocationReason
+
+__all__ = [
+    "CertificateVerifier",
+    "Purpose",
+    "RevocationPolicy",
+    "RevocationSource",
+    "VerificationFailure",
+    "VerifiedPath",
+]
+
+
+class Purpose(enum.StrEnum):
+    """What the leaf certificate is being accepted for (checked against EKU and key usage)."""
+
+    TLS_SERVER = "tls-server"
+    TLS_CLIENT = "tls-client"
+    CODE_SIGNING = "code-signing"
+    OCSP_SIGNING = "ocsp-signing"
+    ANY = "any"
+
+
+_EKU = {
+    Purpose.TLS_SERVER: ExtendedKeyUsageOID.SERVER_AUTH,
+    Purpose.TLS_CLIENT: ExtendedKeyUsageOID.CLIENT_AUTH,
+    Purpose.CODE_SIGNING: ExtendedKeyUsageOID.CODE_SIGNING,
+    Purpose.OCSP_SIGNING: ExtendedKeyUsageOID.OCSP_SIGNING,
+}
+
+
+class RevocationPolicy(enum.StrEnum):
+    """What happens when no source knows a certificate's status."""
+
+    REQUIRE = "require"  #: fail closed (the default)
+    SOFT_FAIL = "soft-fail"  #: accept unknown status (revoked still fails)
+
+
+class VerificationFailure(enum.StrEnum):
+    """Why a certificate was refused (``CertificateVerificationError.reason``)."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    UNKNOWN_ISSUER = "unknown-issuer"
+    WRONG_USAGE = "wrong-usage"
+    NAME_MISMATCH = "name-mismatch"
+    NAME_CONSTRAINTS = "name-constraints"
+    NOT_A_CA = "not-a-ca"
+    PATH_LENGTH = "path-length"
+    BAD_SIGNATURE = "bad-signature"
+    UNSUPPORTED_CRITICAL_EXTENSION = "unsupported-critical-extension"
+    REVOKED = "revoked"
+    REVOCATION_UNKNOWN = "revocation-unknown"
+    INVALID_PATH = "invalid-path"
+
+
+class RevocationSource(enum.StrEnum):
+    """Where a certificate's revocation status came from."""
+
+    REGISTRY = "registry"
+    CRL = "crl"
+    OCSP = "ocsp"
+    UNKNOWN = "unknown"  #: soft-fail only
+
+
+@attrs.frozen(kw_only=True)
+class VerifiedPath:
+    """A certificate accepted by :meth:`CertificateVerifier.verify`.
+
+    Attributes:
+        leaf: the verified certificate.
+        chain: the path, leaf first, trust anchor last.
+        at: the validation time.
+        purpose: what it was accepted for.
+        name: the name it was matched against (None if none was asked).
+        revocation: per certificate below the anchor, where its status came from.
+        engine: ``"cryptography"`` (fast path) or ``"keymgmt-eddsa"``.
+    """
+
+    leaf: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    at: _dt.datetime
+    purpose: Purpose
+    name: str | None
+    revocation: tuple[RevocationSource, ...]
+    engine: str
+
+
+#: ``lookup(issuer, cert)`` → the registry's answer when ``issuer`` is one of
+#: our CAs: a Revocation, or None for "not revoked"; ``NOT_OURS`` otherwise.
+NOT_OURS = object()
+RegistryLookup = Callable[[x509.Certificate, x509.Certificate], object]
+
+
+def _error(
+    failure: VerificationFailure, message: str, cert: x509.Certificate | None = None
+) -> CertificateVerificationError:
+    return CertificateVerificationError(
+        message,
+        reason=failure,
+        failure=failure,
+        subject=None if cert is None else cert.subject.rfc4514_string(),
+    )
+
+
+_EDDSA_SIGS = frozenset({SignatureAlgorithmOID.ED25519, SignatureAlgorithmOID.ED448})
+
+
+def _is_eddsa(cert: x509.Certificate) -> bool:
+    return cert.signature_algorithm_oid in _EDDSA_SIGS or isinstance(
+        cert.public_key(), ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    )
+
+
+def _relaxed_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    ee = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    )
+    return ExtensionPolicy.webpki_defaults_ca(), ee
+
+
+class CertificateVerifier:
+    """RFC 5280 path validation plus revocation, reusable across calls and threads.
+
+    Args:
+        trust_anchors: the roots of trust.
+        intermediates: untrusted CA certificates always offered for chain building.
+        registry: the store's revocation answers for our own CAs (see ``RegistryLookup``).
+        policy: what to do when a certificate's status is unknown.
+        max_depth: the longest chain accepted (intermediates below the anchor).
+        crl_skew: tolerance on CRL thisUpdate/nextUpdate.
+
+    Raises:
+        InvalidArgumentError: no trust anchors.
+    """
+
+    def __init__(
+        self,
+        *,
+        trust_anchors: Sequence[x509.Certificate],
+        intermediates: Sequence[x509.Certificate] = (),
+        registry: RegistryLookup | None = None,
+        policy: RevocationPolicy = RevocationPolicy.REQUIRE,
+        max_depth: int = 8,
+        crl_skew: _dt.timedelta = _dt.timedelta(minutes=5),
+    ) -> None:
+        if not trust_anchors:
+            raise InvalidArgumentError("at least one trust anchor is needed")
+        self._anchors = tuple(trust_anchors)
+        self._anchor_set = frozenset(self._anchors)
+        self._intermediates = tuple(intermediates)
+        self._registry = registry
+        self._policy = RevocationPolicy(policy)
+        self._max_depth = max_depth
+        self._skew = crl_skew
+        fast_anchors = [a for a in self._anchors if not _is_eddsa(a)]
+        self._store = Store(fast_anchors) if fast_anchors else None
+        self._ca_policy, self._ee_policy = _relaxed_policies()
+        self._crl_cache = CRLIndexCache()
+
+    @property
+    def trust_anchors(self) -> tuple[x509.Certificate, ...]:
+        """The roots of trust."""
+        return self._anchors
+
+    def verify(
+        self,
+        cert: x509.Certificate,
+        *,
+        intermediates: Sequence[x509.Certificate] = (),
+        crls: Sequence[x509.CertificateRevocationList] = (),
+        ocsp_responses: Sequence[bytes | ocsp.OCSPResponse] = (),
+        at: _dt.datetime,
+        purpose: Purpose | str = Purpose.ANY,
+        name: str | None = None,
+    ) -> VerifiedPath:
+        """Validate ``cert`` for ``purpose`` (and ``name``) at ``at``, with revocation.
+
+        Args:
+            cert: the end-entity certificate.
+            intermediates: untrusted CA certificates the peer sent.
+            crls: CRLs the caller has (complete and delta).
+            ocsp_responses: OCSP responses the caller has (DER or parsed).
+            at: the validation time (aware).
+            purpose: checked against EKU and key usage.
+            name: the expected identity: a DNS name or IP for TLS servers
+                (wildcards honoured); otherwise matched exactly against the
+                SAN DNS names, emails, URIs, IPs or the subject common name.
+
+        Returns:
+            the verified path.
+
+        Raises:
+            CertificateRevokedError: a certificate in the path is revoked.
+            CertificateVerificationError: anything else; ``reason`` says what.
+            InvalidArgumentError: naive ``at`` or an unknown purpose.
+        """
+        at = ensure_aware(at, "at")
+        purpose = Purpose(purpose)
+        pool = (*intermediates, *self._intermediates)
+        eddsa = _is_eddsa(cert) or any(_is_eddsa(c) for c in intermediates)
+        if eddsa or self._store is None:
+            chain = validate_path(cert, pool, self._anchors, at, max_depth=self._max_depth)
+            engine = "keymgmt-eddsa"
+            name_checked = False
+        else:
+            chain, name_checked = self._fast(cert, pool, at, purpose, name)
+            engine = "cryptography"
+        self._check_purpose(cert, purpose)
+        if name is not None and not name_checked:
+            self._check_name(cert, name, purpose)
+        sources = self._check_revocation(chain, crls, ocsp_responses, at)
+        return VerifiedPath(
+            leaf=cert,
+            chain=tuple(chain),
+            at=at,
+            purpose=purpose,
+            name=name,
+            revocation=sources,
+            engine=engine,
+        )
+
+    # -- path ------------------------------------------------------------------
+
+    def _fast(
+        self,
+        cert: x509.Certificate,
+        pool: Sequence[x509.Certificate],
+        at: _dt.datetime,
+        purpose: Purpose,
+        name: str | None,
+    ) -> tuple[list[x509.Certificate], bool]:
+        assert self._store is not None
+        builder = PolicyBuilder().store(self._store).time(at).max_chain_depth(self._max_depth)
+        try:
+            if purpose is Purpose.TLS_SERVER and name is not None:
+                subject: DNSName | IPAddress
+                try:
+                    subject = IPAddress(ipaddress.ip_address(name))
+                except ValueError:
+                    subject = DNSName(name)
+                server = builder.extension_policies(
+                    ca_policy=self._ca_policy, ee_policy=ExtensionPolicy.webpki_defaults_ee()
+                ).build_server_verifier(subject)
+                return list(server.verify(cert, list(pool))), True
+            client = builder.extension_policies(
+                ca_policy=self._ca_policy, ee_policy=self._ee_policy
+            ).build_client_verifier()
+            return list(client.verify(cert, list(pool)).chain), False
+        except VerificationError as exc:
+            raise self._diagnose(cert, pool, at, str(exc), name) from None
+        except ValueError as exc:  # e.g. an invalid DNS name
+            raise _error(
+                VerificationFailure.NAME_MISMATCH, f"invalid expected name: {exc}", cert
+            ) from None
+
+    def _diagnose(
+        self,
+        cert: x509.Certificate,
+        pool: Sequence[x509.Certificate],
+        at: _dt.datetime,
+        message: str,
+        name: str | None,
+    ) -> CertificateVerificationError:
+        text = message.lower()
+        for candidate in (cert, *pool, *self._anchors):
+            related = (
+                candidate is cert
+                or candidate.subject == cert.issuer
+                or any(candidate.subject == c.issuer for c in pool)
+            )
+            if not related:
+                continue
+            if at > candidate.not_valid_after_utc:
+                return _error(
+                    VerificationFailure.EXPIRED, "a certificate in the chain has expired", candidate
+                )
+            if at < candidate.not_valid_before_utc:
+                return _error(
+                    VerificationFailure.NOT_YET_VALID,
+                    "a certificate in the chain is not yet valid",
+                    candidate,
+                )
+        table = (
+            ("subject", VerificationFailure.NAME_MISMATCH),
+            ("name constraint", VerificationFailure.NAME_CONSTRAINTS),
+            ("excluded", VerificationFailure.NAME_CONSTRAINTS),
+            ("extended key usage", VerificationFailure.WRONG_USAGE),
+            ("eku", VerificationFailure.WRONG_USAGE),
+            ("keyusage", VerificationFailure.WRONG_USAGE),
+            ("key usage", VerificationFailure.WRONG_USAGE),
+            ("path length", VerificationFailure.PATH_LENGTH),
+            ("pathlen", VerificationFailure.PATH_LENGTH),
+            ("basicconstraints", VerificationFailure.NOT_A_CA),
+            ("ca certificate", VerificationFailure.NOT_A_CA),
+            ("critical", VerificationFailure.UNSUPPORTED_CRITICAL_EXTENSION),
+            ("signature", VerificationFailure.BAD_SIGNATURE),
+        )
+        for needle, failure in table:
+            if needle in text:
+                return _error(failure, f"certificate refused: {message}", cert)
+        if not any(c.subject == cert.issuer for c in (*pool, *self._anchors)):
+            return _error(
+                VerificationFailure.UNKNOWN_ISSUER, "no trusted issuer for the certificate", cert
+            )
+        if "candidates exhausted" in text or "no issuer" in text:
+            return _error(
+                VerificationFailure.UNKNOWN_ISSUER,
+                f"the chain does not lead to a trust anchor: {message}",
+                cert,
+            )
+        return _error(VerificationFailure.INVALID_PATH, f"certificate refused: {message}", cert)
+
+    # -- purpose and name ------------------------------------------------------
+
+    @staticmethod
+    def _check_purpose(cert: x509.Certificate, purpose: Purpose) -> None:
+        if purpose is Purpose.ANY:
+            return
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            eku = None
+        wanted = _EKU[purpose]
+        if (
+            eku is not None
+            and wanted not in eku
+            and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku
+        ):
+            raise _error(
+                VerificationFailure.WRONG_USAGE,
+                f"the certificate is not for {purpose.value} (extended key usage)",
+                cert,
+            )
+        if eku is None:
+            raise _error(
+                VerificationFailure.WRONG_USAGE,
+                f"the certificate has no extended key usage for {purpose.value}",
+                cert,
+            )
+        try:
+            ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            return
+        if not (ku.digital_signature or ku.key_encipherment or ku.key_agreement):
+            raise _error(
+                VerificationFailure.WRONG_USAGE,
+                "the certificate's key usage allows no signing or key exchange",
+                cert,
+            )
+
+    @staticmethod
+    def _check_name(cert: x509.Certificate, name: str, purpose: Purpose) -> None:
+        wanted = name.strip().lower().rstrip(".")
+        try:
+            san = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            san = []
+        for general in san:
+            if isinstance(general, x509.IPAddress):
+                try:
+                    if ipaddress.ip_address(wanted) == general.value:
+                        return
+                except ValueError:
+                    continue
+            elif (
+                isinstance(general, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier)
+                and general.value.lower().rstrip(".") == wanted
+            ):
+                return
+        if purpose is not Purpose.TLS_SERVER:
+            for attr in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+                if str(attr.value).strip().lower() == wanted:
+                    return
+        raise _error(
+            VerificationFailure.NAME_MISMATCH, f"the certificate is not for {name!r}", cert
+        )
+
+    # -- revocation --------------------------------------------------------------
+
+    def _check_revocation(
+        self,
+        chain: Sequence[x509.Certificate],
+        crls: Sequence[x509.CertificateRevocationList],
+        ocsp_responses: Sequence[bytes | ocsp.OCSPResponse],
+        at: _dt.datetime,
+    ) -> tuple[RevocationSource, ...]:
+        sources: list[RevocationSource] = []
+        parsed_ocsp: list[ocsp.OCSPResponse] | None = None
+        for depth in range(len(chain) - 1):
+            cert, issuer = chain[depth], chain[depth + 1]
+            if cert in self._anchor_set:
+                break
+            entry: CRLEntry | None = None
+            source = RevocationSource.UNKNOWN
+            known = False
+            if self._registry is not None:
+                answer = self._registry(issuer, cert)
+                if answer is not NOT_OURS:
+                    known, source = True, RevocationSource.REGISTRY
+                    if isinstance(answer, Revocation):
+                        entry = CRLEntry(
+                            cert.serial_number,
+                            answer.revoked_at,
+                            answer.reason,
+                            answer.invalidity_date,
+                        )
+            if not known and crls:
+                known, entry = self._from_crls(cert, issuer, crls, at)
+                source = RevocationSource.CRL if known else source
+            if not known and ocsp_responses:
+                if parsed_ocsp is None:
+                    parsed_ocsp = [
+                        r if isinstance(r, ocsp.OCSPResponse) else load_ocsp_response(r)
+                        for r in ocsp_responses
+                    ]
+                known, entry = self._from_ocsp(cert, issuer, parsed_ocsp, at)
+                source = RevocationSource.OCSP if known else source
+            if entry is not None and _effective(entry, at):
+                raise CertificateRevokedError(
+                    f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "
+                    f"was revoked ({entry.reason.value}) at {entry.revoked_at.isoformat()}",
+                    reason=entry.reason,
+                    failure=VerificationFailure.REVOKED,
+                    serial=cert.serial_number,
+                    revoked_at=entry.revoked_at,
+                    invalidity_date=entry.invalidity_date,
+                    subject=cert.subject.rfc4514_string(),
+                )
+            if not known and self._policy is RevocationPolicy.REQUIRE:
+                raise _error(
+                    VerificationFailure.REVOCATION_UNKNOWN,
+                    f"no revocation status for certificate {cert.serial_number:x} "
+                    f"({cert.subject.rfc4514_string()}): give a CRL or OCSP response",
+                    cert,
+                )
+            sources.append(source)
+        return tuple(sources)
+
+    def _from_crls(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        crls: Sequence[x509.CertificateRevocationList],
+        at: _dt.datetime,
+    ) -> tuple[bool, CRLEntry | None]:
+        full = None
+        deltas = []
+        for crl in crls:
+            if crl.issuer != issuer.subject:
+                continue
+            next_update = crl.next_update_utc
+            if crl.last_update_utc > at + self._skew or (
+                next_update is not None and next_update + self._skew < at
+            ):
+                continue
+            try:
+                if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                    continue
+            except Exception:  # noqa: S112 - an unusable CRL is just not a source
+                continue
+            index = self._crl_cache.get(crl)
+            if index.is_delta:
+                deltas.append(index)
+            elif full is None or (index.number or 0) > (full.number or 0):
+                full = index
+        if full is None:
+            return False, None
+        found = full.entries.get(cert.serial_number)
+        for delta in deltas:
+            if delta.base_number is not None and delta.base_number <= (full.number or 0):
+                newer = delta.entries.get(cert.serial_number)
+                if newer is not None:
+                    found = newer
+        return True, found
+
+    def _from_ocsp(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        responses: Sequence[ocsp.OCSPResponse],
+        at: _dt.datetime,
+    ) -> tuple[bool, CRLEntry | None]:
+        for response in responses:
+            try:
+                status = check_ocsp_response(response, cert=cert, issuer=issuer, at=at)
+            except CertificateVerificationError:
+                continue
+            if status.status is CertStatus.GOOD:
+                return True, None
+            if status.status is CertStatus.REVOKED:
+                assert status.revoked_at is not None
+                return True, CRLEntry(
+                    cert.serial_number,
+                    status.revoked_at,
+                    status.reason or RevocationReason.UNSPECIFIED,
+                    None,
+                )
+        return False, None
+
+
+def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
+    # A compromise taints everything the key did: it counts whatever the time.
+    if entry.reason.is_compromise:
+        return True
+    return entry.revoked_at <= at or (
+        entry.invalidity_date is not None and entry.invalidity_date <= at
+    )
+
+
+def ca_lookup(
+    ca_ids: Mapping[x509.Certificate, str], is_revoked: Callable[[str], Revocation | None]
+) -> RegistryLookup:
+    """A :data:`RegistryLookup` over ``{CA certificate: CA id}`` and a registry getter."""
+
+    def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> Revocation | object | None:
+        ca_id = ca_ids.get(issuer)
+        if ca_id is None:
+            return NOT_OURS
+        return is_revoked(f"{ca_id}:{cert.serial_number:x}")
+
+    return lookup
