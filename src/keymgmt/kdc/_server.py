@@ -1,0 +1,1053 @@
+"""The key distribution center (``km.kdc``): principals, policy, grants, and the server side.
+
+The protocol itself is sans-IO (:mod:`keymgmt.kdc._protocol`); this class
+is the stateful part that answers it. :meth:`KeyDistributionCenter.handle`
+takes request bytes and returns reply bytes (an ERROR message when it
+refuses); it reads time from the injected clock and keys from the store.
+
+Record kinds (all sealed by the keyring):
+
+``kdc-principal`` / *name*
+    a principal: its credential kind, the long-term symmetric key (never
+    leaves the store except once at registration or credential rotation)
+    or the certificate DER, whether it is enabled, its credential version.
+``kdc-policy`` / ``policy``
+    the authorization :class:`~keymgmt.kdc.Policy` as one JSON document.
+``kdc-grant`` / ``key:<name>#<version>:<id>`` or ``ticket:<client>:<id>``
+    one record per key grant or ticket issued: who got what, when, until
+    when. :meth:`compromise` reads them to say what was exposed.
+``kdc-meta`` / ``signing-key``
+    the KDC's Ed25519 key that signs replies to certificate principals and
+    revocation lists.
+
+Every decision is audited: grants as ``kdc.grant-key`` / ``kdc.grant-ticket``
+(outcome ``ok``), refusals as ``kdc.request`` (outcome ``denied`` with a
+``reason``). Replay state is in memory (:class:`keymgmt._replay.ReplayCache`),
+per process.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keymgmt import _codec
+from keymgmt._context import Context
+from keymgmt._replay import ReplayCache
+from keymgmt._secret import SecretBytes
+from keymgmt._store import Txn
+from keymgmt.errors import (
+    AlreadyExistsError,
+    CertificateError,
+    DecryptionError,
+    IntegrityError,
+    InvalidArgumentError,
+    InvalidSignatureError,
+    KeyNotFoundError,
+    KeyStateError,
+    MalformedInputError,
+    NotFoundError,
+    ReplayError,
+    RevokedError,
+    StaleMessageError,
+)
+from keymgmt.kdc import _protocol as p
+from keymgmt.kdc import _wire as w
+from keymgmt.kdc._events import (
+    DEFAULT_SKEW,
+    AuthKind,
+    ErrorCode,
+    RevokedEntry,
+    SymmetricCredential,
+)
+from keymgmt.kdc._policy import AccessRule, Policy
+from keymgmt.kdc._wire import MessageType
+from keymgmt.revocation import RevocationReason, SubjectKind
+from keymgmt.storage import Record
+
+__all__ = [
+    "CertificateVerifier",
+    "DistributableKey",
+    "GrantRecord",
+    "KdcSettings",
+    "KeyDistributionCenter",
+    "KeySource",
+    "PrincipalInfo",
+]
+
+PRINCIPAL_KIND: Final = "kdc-principal"
+POLICY_KIND: Final = "kdc-policy"
+GRANT_KIND: Final = "kdc-grant"
+META_KIND: Final = "kdc-meta"
+_POLICY_NAME: Final = "policy"
+_SIGNING_NAME: Final = "signing-key"
+
+
+# -- what the KDC needs from other parts ----------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class DistributableKey:
+    """The current primary version of a named symmetric key, ready to hand out."""
+
+    name: str
+    version: int
+    algorithm: str
+    material: SecretBytes = attrs.field(repr=False)
+
+
+class KeySource(Protocol):
+    """Where the KDC gets named keys (``km.keys`` through an adapter)."""
+
+    def current(self, name: str) -> DistributableKey:
+        """The primary version of ``name`` if it may be distributed.
+
+        Raises:
+            KeyNotFoundError: no such key.
+            RevokedError: the version is revoked or compromised.
+            KeyStateError: the version's state forbids distribution.
+        """
+        ...
+
+
+#: Checks a principal's certificate at a time; raises CertificateError subclasses.
+CertificateVerifier = Callable[[x509.Certificate, _dt.datetime], None]
+
+
+@attrs.frozen(kw_only=True)
+class KdcSettings:
+    """Lifetimes and windows of one KDC.
+
+    Attributes:
+        skew: allowed clock skew for request timestamps (both ways).
+        key_grant_lifetime: how long a client may use a granted key before
+            asking again (and so learning of a revocation).
+        ticket_lifetime: how long a session ticket is valid.
+        revocation_list_lifetime: how long a revocation list is current.
+        replay_capacity: the most request nonces remembered.
+    """
+
+    skew: _dt.timedelta = DEFAULT_SKEW
+    key_grant_lifetime: _dt.timedelta = _dt.timedelta(minutes=15)
+    ticket_lifetime: _dt.timedelta = _dt.timedelta(hours=1)
+    revocation_list_lifetime: _dt.timedelta = _dt.timedelta(minutes=15)
+    replay_capacity: int = 1_000_000
+
+
+@attrs.frozen(kw_only=True)
+class PrincipalInfo:
+    """A registered principal (never its key)."""
+
+    name: str
+    credential: str  # "symmetric" or "certificate"
+    enabled: bool
+    revoked: bool
+    credential_version: int
+    created_at: _dt.datetime
+    certificate_serial: str | None = None
+    certificate_issuer: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "name": self.name,
+            "credential": self.credential,
+            "enabled": self.enabled,
+            "revoked": self.revoked,
+            "credential_version": self.credential_version,
+            "created_at": self.created_at.isoformat(),
+            "certificate_serial": self.certificate_serial,
+            "certificate_issuer": self.certificate_issuer,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class GrantRecord:
+    """One key version or ticket the KDC handed out."""
+
+    id: str
+    kind: str  # "key" or "ticket"
+    principal: str
+    issued_at: _dt.datetime
+    expires_at: _dt.datetime
+    key_name: str | None = None
+    version: int | None = None
+    peer: str | None = None
+    auth: str = "symmetric"
+
+    @property
+    def key_id(self) -> str | None:
+        """``"name#version"`` for key grants."""
+        return None if self.key_name is None else f"{self.key_name}#{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "principal": self.principal,
+            "issued_at": _codec.to_micros(self.issued_at),
+            "expires_at": _codec.to_micros(self.expires_at),
+            "key_name": self.key_name,
+            "version": self.version,
+            "peer": self.peer,
+            "auth": self.auth,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> GrantRecord:
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            IntegrityError: malformed record.
+        """
+        try:
+            return cls(
+                id=str(value["id"]),
+                kind=str(value["kind"]),
+                principal=str(value["principal"]),
+                issued_at=_codec.from_micros(int(value["issued_at"])),
+                expires_at=_codec.from_micros(int(value["expires_at"])),
+                key_name=value["key_name"],
+                version=value["version"],
+                peer=value["peer"],
+                auth=str(value["auth"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError("a KDC grant record is malformed") from None
+
+    @property
+    def record_name(self) -> str:
+        """Where it is stored (prefix-searchable by key version or client)."""
+        if self.kind == "key":
+            return f"key:{self.key_id}:{self.id}"
+        return f"ticket:{self.principal}:{self.id}"
+
+
+@attrs.frozen
+class _Principal:
+    """The in-memory view of a principal record."""
+
+    name: str
+    credential: str
+    enabled: bool
+    credential_version: int
+    created_at: _dt.datetime
+    aead: AESGCM | None = attrs.field(repr=False, eq=False)
+    certificate: x509.Certificate | None = attrs.field(repr=False, eq=False)
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> _Principal:
+        try:
+            cert = None
+            aead = None
+            if value["credential"] == "symmetric":
+                aead = AESGCM(_codec.b64d(value["key"]))
+            else:
+                cert = x509.load_der_x509_certificate(_codec.b64d(value["certificate"]))
+            return cls(
+                name=str(value["name"]),
+                credential=str(value["credential"]),
+                enabled=bool(value["enabled"]),
+                credential_version=int(value["credential_version"]),
+                created_at=_codec.from_micros(int(value["created_at"])),
+                aead=aead,
+                certificate=cert,
+            )
+        except (KeyError, TypeError, ValueError):
+            raise IntegrityError("a KDC principal record is malformed") from None
+
+
+class _Refusal(Exception):
+    """A decision to refuse a request: audited, then answered with ERROR."""
+
+    def __init__(self, code: ErrorCode, reason: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+
+def _certificate_issuer_id(cert: x509.Certificate) -> str:
+    return cert.issuer.rfc4514_string()
+
+
+def _certificate_names(cert: x509.Certificate) -> set[str]:
+    names = {str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)}
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return names
+    names.update(san.get_values_for_type(x509.DNSName))
+    names.update(san.get_values_for_type(x509.UniformResourceIdentifier))
+    names.update(san.get_values_for_type(x509.RFC822Name))
+    return names
+
+
+class KeyDistributionCenter:
+    """The centralized key server of one store (``km.kdc``).
+
+    Args:
+        context: the store, revocation registry, clock and randomness.
+        keys: where named keys come from (``None``: key requests are refused
+            as not found).
+        verify_certificate: checks a certificate principal's certificate
+            (chain, validity, revocation) at a time; default: validity dates
+            only, plus the revocation registry.
+        settings: lifetimes and windows.
+    """
+
+    def __init__(
+        self,
+        context: Context,
+        *,
+        keys: KeySource | None = None,
+        verify_certificate: CertificateVerifier | None = None,
+        settings: KdcSettings | None = None,
+    ) -> None:
+        self._ctx = context
+        self._store = context.store
+        self._keys = keys
+        self._verify_certificate = verify_certificate
+        self.settings = settings or KdcSettings()
+        self._replay = ReplayCache(
+            window=self.settings.skew,
+            max_skew=self.settings.skew,
+            max_entries=self.settings.replay_capacity,
+            clock=context.clock,
+        )
+        self._lock = threading.Lock()
+        self._principals: dict[str, _Principal | None] = {}
+        self._policy: Policy | None = None
+        self._signing_key: ed25519.Ed25519PrivateKey | None = None
+        self._store.watch(PRINCIPAL_KIND, POLICY_KIND)
+        self._store.subscribe(self._on_change)
+
+    def __repr__(self) -> str:
+        return f"KeyDistributionCenter(settings={self.settings!r})"
+
+    # -- caches -------------------------------------------------------------------
+
+    def _on_change(self, records: Sequence[Record]) -> None:
+        with self._lock:
+            for record in records:
+                if record.kind == PRINCIPAL_KIND:
+                    self._principals.pop(record.name, None)
+                elif record.kind == POLICY_KIND:
+                    self._policy = None
+
+    def _principal(self, name: str) -> _Principal | None:
+        self._store.sync()
+        with self._lock:
+            if name in self._principals:
+                return self._principals[name]
+        value = self._store.get_json(PRINCIPAL_KIND, name)
+        found = None if value is None else _Principal.from_json(value)
+        with self._lock:
+            self._principals[name] = found
+        return found
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._principals.pop(name, None)
+
+    def policy(self) -> Policy:
+        """The current authorization policy."""
+        self._store.sync()
+        cached = self._policy
+        if cached is not None:
+            return cached
+        value = self._store.get_json(POLICY_KIND, _POLICY_NAME)
+        policy = Policy() if value is None else Policy.from_json(value)
+        self._policy = policy
+        return policy
+
+    def _signing(self) -> ed25519.Ed25519PrivateKey:
+        key = self._signing_key
+        if key is not None:
+            return key
+        fresh = self._ctx.randomness.token_bytes(32)
+
+        def run(txn: Txn) -> bytes:
+            stored = txn.get_json(META_KIND, _SIGNING_NAME)
+            if stored is not None:
+                return _codec.b64d(stored["private"])
+            txn.put_json(
+                META_KIND,
+                _SIGNING_NAME,
+                {"private": _codec.b64e(fresh), "created_at": _codec.to_micros(txn.now)},
+            )
+            public = ed25519.Ed25519PrivateKey.from_private_bytes(fresh).public_key()
+            txn.audit("kdc.signing-key.create", "kdc", public_key=public.public_bytes_raw().hex())
+            return fresh
+
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(self._store.transact(run))
+        self._signing_key = key
+        return key
+
+    @property
+    def public_key(self) -> bytes:
+        """The KDC's Ed25519 public key (raw 32 bytes) that clients pin."""
+        return self._signing().public_key().public_bytes_raw()
+
+    # -- principals ---------------------------------------------------------------
+
+    def _info(self, principal: _Principal) -> PrincipalInfo:
+        cert = principal.certificate
+        return PrincipalInfo(
+            name=principal.name,
+            credential=principal.credential,
+            enabled=principal.enabled,
+            revoked=self._ctx.revocation.is_revoked(SubjectKind.PRINCIPAL, principal.name),
+            credential_version=principal.credential_version,
+            created_at=principal.created_at,
+            certificate_serial=None if cert is None else format(cert.serial_number, "x"),
+            certificate_issuer=None if cert is None else _certificate_issuer_id(cert),
+        )
+
+    def register(
+        self, name: str, *, write_to: str | os.PathLike[str] | None = None
+    ) -> SymmetricCredential:
+        """Register a principal with a new long-term symmetric key.
+
+        The key is returned here (and optionally written to ``write_to``,
+        mode 0600) and never again.
+
+        Raises:
+            AlreadyExistsError: the name is taken.
+            InvalidArgumentError: a bad name, or ``write_to`` exists.
+        """
+        raw = p.name_bytes(name, "principal name")
+        del raw
+        key = self._ctx.randomness.token_bytes(32)
+        if write_to is not None and Path(write_to).exists():
+            raise InvalidArgumentError(f"{write_to} exists already")
+
+        def run(txn: Txn) -> None:
+            if txn.get(PRINCIPAL_KIND, name) is not None:
+                raise AlreadyExistsError(f"principal {name!r} exists already", principal=name)
+            txn.put_json(
+                PRINCIPAL_KIND,
+                name,
+                {
+                    "name": name,
+                    "credential": "symmetric",
+                    "key": _codec.b64e(key),
+                    "enabled": True,
+                    "credential_version": 1,
+                    "created_at": _codec.to_micros(txn.now),
+                },
+            )
+            txn.audit("kdc.register", f"principal:{name}", credential="symmetric")
+            txn.after_commit(lambda: self._forget(name))
+
+        credential = SymmetricCredential(
+            principal=name, key=SecretBytes(key), kdc_public_key=self.public_key
+        )
+        self._store.transact(run)
+        if write_to is not None:
+            credential.to_file(write_to)
+        return credential
+
+    def register_certificate(self, name: str, certificate: x509.Certificate) -> PrincipalInfo:
+        """Register a principal that authenticates with ``certificate``'s key.
+
+        The certificate must name the principal (subject CN or a SAN) and
+        pass the certificate check now.
+
+        Raises:
+            AlreadyExistsError: the name is taken.
+            InvalidArgumentError: a bad name, or the certificate names
+                someone else.
+            CertificateVerificationError / CertificateRevokedError: the
+                certificate does not verify now.
+        """
+        p.name_bytes(name, "principal name")
+        if not isinstance(certificate, x509.Certificate):
+            raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
+        if name not in _certificate_names(certificate):
+            raise InvalidArgumentError(
+                f"the certificate does not name principal {name!r} (subject CN or SAN)",
+                principal=name,
+            )
+        self._check_certificate(certificate, self._ctx.clock.now())
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        der = certificate.public_bytes(Encoding.DER)
+
+        def run(txn: Txn) -> None:
+            if txn.get(PRINCIPAL_KIND, name) is not None:
+                raise AlreadyExistsError(f"principal {name!r} exists already", principal=name)
+            txn.put_json(
+                PRINCIPAL_KIND,
+                name,
+                {
+                    "name": name,
+                    "credential": "certificate",
+                    "certificate": _codec.b64e(der),
+                    "enabled": True,
+                    "credential_version": 1,
+                    "created_at": _codec.to_micros(txn.now),
+                },
+            )
+            txn.audit(
+                "kdc.register",
+                f"principal:{name}",
+                credential="certificate",
+                serial=format(certificate.serial_number, "x"),
+            )
+            txn.after_commit(lambda: self._forget(name))
+
+        self._store.transact(run)
+        return self.get(name)
+
+    def _check_certificate(self, cert: x509.Certificate, at: _dt.datetime) -> None:
+        if self._verify_certificate is not None:
+            self._verify_certificate(cert, at)
+            return
+        from keymgmt.errors import CertificateVerificationError
+
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            raise CertificateVerificationError(
+                "the certificate is not valid at this time", reason="expired"
+            )
+
+    def get(self, name: str) -> PrincipalInfo:
+        """A principal's metadata.
+
+        Raises:
+            NotFoundError: no such principal.
+        """
+        found = self._principal(name)
+        if found is None:
+            raise NotFoundError(f"no principal named {name!r}", principal=name)
+        return self._info(found)
+
+    def list(self) -> list[PrincipalInfo]:
+        """Every registered principal, by name."""
+        return [
+            self._info(_Principal.from_json(value))
+            for _, value in self._store.list_json(PRINCIPAL_KIND)
+        ]
+
+    def _update(self, name: str, operation: str, change: Callable[[dict[str, Any]], None]) -> None:
+        def run(txn: Txn) -> None:
+            value = txn.get_json(PRINCIPAL_KIND, name)
+            if value is None:
+                raise NotFoundError(f"no principal named {name!r}", principal=name)
+            change(value)
+            txn.put_json(PRINCIPAL_KIND, name, value)
+            txn.audit(operation, f"principal:{name}")
+            txn.after_commit(lambda: self._forget(name))
+
+        self._store.transact(run)
+
+    def disable(self, name: str) -> None:
+        """Refuse the principal's requests until :meth:`enable` (reversible).
+
+        Raises:
+            NotFoundError: no such principal.
+        """
+        self._update(name, "kdc.disable", lambda v: v.update(enabled=False))
+
+    def enable(self, name: str) -> None:
+        """Serve a disabled principal again (a revoked one stays refused).
+
+        Raises:
+            NotFoundError: no such principal.
+        """
+        self._update(name, "kdc.enable", lambda v: v.update(enabled=True))
+
+    def revoke(
+        self, name: str, reason: RevocationReason | str = RevocationReason.UNSPECIFIED
+    ) -> None:
+        """Revoke a principal for good (``km.revocation``, kind ``principal``).
+
+        Raises:
+            NotFoundError: no such principal.
+            InvalidArgumentError: an unknown reason.
+        """
+
+        def run(txn: Txn) -> None:
+            self._stage_principal_revocation(txn, name, reason)
+
+        self._store.transact(run)
+
+    def _stage_principal_revocation(
+        self, txn: Txn, name: str, reason: RevocationReason | str
+    ) -> None:
+        value = txn.get_json(PRINCIPAL_KIND, name)
+        if value is None:
+            raise NotFoundError(f"no principal named {name!r}", principal=name)
+        value["enabled"] = False
+        txn.put_json(PRINCIPAL_KIND, name, value)
+        self._ctx.revocation.stage(txn, SubjectKind.PRINCIPAL, name, reason)
+        txn.audit("kdc.revoke", f"principal:{name}", reason=RevocationReason.parse(reason).value)
+        txn.after_commit(lambda: self._forget(name))
+
+    def rotate_credential(self, name: str) -> SymmetricCredential:
+        """Give a symmetric principal a new long-term key; the old one stops working.
+
+        Tickets already sealed under the old key stop opening at the service.
+
+        Raises:
+            NotFoundError: no such principal.
+            InvalidArgumentError: a certificate principal (renew its certificate).
+            RevokedError: the principal is revoked.
+        """
+        key = self._ctx.randomness.token_bytes(32)
+        if self._ctx.revocation.is_revoked(SubjectKind.PRINCIPAL, name):
+            raise RevokedError(f"principal {name!r} is revoked", principal=name)
+
+        def run(txn: Txn) -> None:
+            value = txn.get_json(PRINCIPAL_KIND, name)
+            if value is None:
+                raise NotFoundError(f"no principal named {name!r}", principal=name)
+            if value["credential"] != "symmetric":
+                raise InvalidArgumentError(
+                    f"principal {name!r} authenticates with a certificate; renew it instead"
+                )
+            value["key"] = _codec.b64e(key)
+            value["credential_version"] = int(value["credential_version"]) + 1
+            txn.put_json(PRINCIPAL_KIND, name, value)
+            txn.audit(
+                "kdc.rotate-credential",
+                f"principal:{name}",
+                credential_version=value["credential_version"],
+            )
+            txn.after_commit(lambda: self._forget(name))
+
+        self._store.transact(run)
+        return SymmetricCredential(
+            principal=name, key=SecretBytes(key), kdc_public_key=self.public_key
+        )
+
+    # -- policy -------------------------------------------------------------------
+
+    def _change_policy(
+        self, operation: str, object: str, change: Callable[[Policy], Policy], **details: Any
+    ) -> Policy:
+        def run(txn: Txn) -> Policy:
+            value = txn.get_json(POLICY_KIND, _POLICY_NAME)
+            current = Policy() if value is None else Policy.from_json(value)
+            updated = change(current)
+            txn.put_json(POLICY_KIND, _POLICY_NAME, updated.to_json())
+            txn.audit(operation, object, **details)
+
+            def apply() -> None:
+                self._policy = updated
+
+            txn.after_commit(apply)
+            return updated
+
+        return self._store.transact(run)
+
+    def grant(
+        self, principal: str, *, keys: Iterable[str] = (), peers: Iterable[str] = ()
+    ) -> Policy:
+        """Allow ``principal`` (a name or pattern) the named ``keys`` and session ``peers``.
+
+        Names or glob patterns (``"app/*"``). Returns the new policy.
+
+        Raises:
+            InvalidArgumentError: a bad pattern, or nothing to grant.
+        """
+        keys, peers = tuple(keys), tuple(peers)
+        if not keys and not peers:
+            raise InvalidArgumentError("grant at least one key or peer")
+        AccessRule(principal=principal, keys=keys, peers=peers)  # validate early
+        return self._change_policy(
+            "kdc.policy.grant",
+            f"principal:{principal}",
+            lambda pol: pol.granting(principal, keys=keys, peers=peers),
+            keys=",".join(keys),
+            peers=",".join(peers),
+        )
+
+    def withdraw(
+        self, principal: str, *, keys: Iterable[str] = (), peers: Iterable[str] = ()
+    ) -> Policy:
+        """Remove entries from ``principal``'s own rule. Returns the new policy."""
+        keys, peers = tuple(keys), tuple(peers)
+        return self._change_policy(
+            "kdc.policy.withdraw",
+            f"principal:{principal}",
+            lambda pol: pol.withdrawing(principal, keys=keys, peers=peers),
+            keys=",".join(keys),
+            peers=",".join(peers),
+        )
+
+    def set_policy(self, policy: Policy) -> Policy:
+        """Replace the whole policy (for example one loaded from a reviewed file).
+
+        Raises:
+            InvalidArgumentError: not a Policy.
+        """
+        if not isinstance(policy, Policy):
+            raise InvalidArgumentError("set_policy takes a Policy")
+        return self._change_policy(
+            "kdc.policy.set", "kdc-policy", lambda _: policy, rules=len(policy.rules)
+        )
+
+    # -- grants -------------------------------------------------------------------
+
+    def grants(
+        self, *, key: str | None = None, principal: str | None = None
+    ) -> builtins.list[GrantRecord]:
+        """Recorded grants: all, of one key version (``"name#version"``), or to a principal.
+
+        A ``key`` without ``#`` selects every version of that key.
+        """
+        prefix = ""
+        if key is not None:
+            prefix = f"key:{key}:" if "#" in key else f"key:{key}#"
+        found = [
+            GrantRecord.from_json(v) for _, v in self._store.list_json(GRANT_KIND, prefix=prefix)
+        ]
+        if principal is not None:
+            found = [g for g in found if g.principal == principal or g.peer == principal]
+        return found
+
+    # -- the server side of the protocol ------------------------------------------
+
+    def handle(self, data: bytes) -> bytes:
+        """Answer one request: reply bytes, or an ERROR message when refused.
+
+        Never raises for bad input: every refusal is audited (``kdc.request``,
+        outcome ``denied``) and answered with an ERROR message.
+        """
+        try:
+            kind = w.peek_type(data)
+            if kind is MessageType.REVOCATION_LIST_REQUEST:
+                _, (nonce,) = w.decode(data, MessageType.REVOCATION_LIST_REQUEST)
+                if len(nonce) not in (0, p.NONCE_LEN):
+                    raise MalformedInputError("a revocation list nonce is 16 bytes")
+                return self.revocation_list(nonce=nonce)
+            return self._handle_request(data)
+        except _Refusal as refusal:
+            self._store.audit(
+                "kdc.request",
+                refusal.details.pop("object", "kdc"),
+                outcome="denied",
+                reason=refusal.reason,
+                **refusal.details,
+            )
+            return p.build_error(refusal.code, refusal.message)
+        except MalformedInputError as exc:
+            self._store.audit("kdc.request", "kdc", outcome="denied", reason="malformed")
+            return p.build_error(ErrorCode.MALFORMED, exc.message)
+
+    def _handle_request(self, data: bytes) -> bytes:
+        envelope = p.parse_request(data)
+        name = envelope.principal
+        subject = f"principal:{name}"
+        principal = self._principal(name)
+        try:
+            if principal is None:
+                raise DecryptionError()
+            if envelope.auth_kind is AuthKind.SYMMETRIC:
+                if principal.aead is None:
+                    raise DecryptionError()
+                body = p.open_request(envelope, aead=principal.aead)
+            else:
+                cert = principal.certificate
+                if cert is None:
+                    raise InvalidSignatureError()
+                body = p.open_request(envelope, public_key=cert.public_key())
+        except (DecryptionError, InvalidSignatureError):
+            raise _Refusal(
+                ErrorCode.AUTHENTICATION,
+                "authentication",
+                "the request could not be authenticated",
+                object=subject,
+            ) from None
+        assert principal is not None
+        now = self._ctx.clock.now()
+        try:
+            self._replay.check_and_insert(p.scoped_nonce(name, body.nonce), body.timestamp, at=now)
+        except StaleMessageError:
+            raise _Refusal(
+                ErrorCode.STALE,
+                "stale",
+                "the request timestamp is outside the allowed skew",
+                object=subject,
+            ) from None
+        except ReplayError:
+            raise _Refusal(
+                ErrorCode.REPLAY, "replay", "the request was seen before", object=subject
+            ) from None
+        revoked = self._ctx.revocation.get(SubjectKind.PRINCIPAL, name)
+        if revoked is not None:
+            raise _Refusal(
+                ErrorCode.REVOKED,
+                "principal-revoked",
+                "the principal is revoked",
+                object=subject,
+                revocation_reason=revoked.reason.value,
+            )
+        if not principal.enabled:
+            raise _Refusal(
+                ErrorCode.DISABLED,
+                "principal-disabled",
+                "the principal is disabled",
+                object=subject,
+            )
+        if principal.certificate is not None:
+            try:
+                self._check_certificate(principal.certificate, now)
+            except CertificateError as exc:
+                raise _Refusal(
+                    ErrorCode.REVOKED
+                    if isinstance(exc, RevokedError)
+                    else ErrorCode.AUTHENTICATION,
+                    "certificate",
+                    "the principal's certificate does not verify",
+                    object=subject,
+                    certificate_reason=str(getattr(exc, "reason", "")),
+                ) from None
+        if envelope.kind is MessageType.KEY_REQUEST:
+            return self._grant_key(envelope, principal, body, now)
+        return self._grant_ticket(envelope, principal, body, now)
+
+    def _reply_protection(self, principal: _Principal, body: p.RequestBody) -> dict[str, Any]:
+        if principal.aead is not None:
+            return {"aead": principal.aead}
+        return {"client_share": body.reply_share, "kdc_signing_key": self._signing()}
+
+    def _grant_key(
+        self,
+        envelope: p.RequestEnvelope,
+        principal: _Principal,
+        body: p.RequestBody,
+        now: _dt.datetime,
+    ) -> bytes:
+        key_name = body.target
+        subject = f"principal:{principal.name}"
+        if not self.policy().allows_key(principal.name, key_name):
+            raise _Refusal(
+                ErrorCode.DENIED,
+                "policy",
+                f"the policy does not allow key {key_name!r}",
+                object=subject,
+                key=key_name,
+            )
+        revocation = self._ctx.revocation
+        if revocation.is_revoked(SubjectKind.KEY, key_name):
+            raise _Refusal(
+                ErrorCode.REVOKED,
+                "key-revoked",
+                f"key {key_name!r} is revoked",
+                object=subject,
+                key=key_name,
+            )
+        if self._keys is None:
+            raise _Refusal(
+                ErrorCode.NOT_FOUND,
+                "not-found",
+                f"no key named {key_name!r}",
+                object=subject,
+                key=key_name,
+            )
+        try:
+            key = self._keys.current(key_name)
+        except KeyNotFoundError:
+            raise _Refusal(
+                ErrorCode.NOT_FOUND,
+                "not-found",
+                f"no key named {key_name!r}",
+                object=subject,
+                key=key_name,
+            ) from None
+        except RevokedError:
+            raise _Refusal(
+                ErrorCode.REVOKED,
+                "key-revoked",
+                f"key {key_name!r} is revoked",
+                object=subject,
+                key=key_name,
+            ) from None
+        except KeyStateError as exc:
+            raise _Refusal(
+                ErrorCode.KEY_STATE,
+                "key-state",
+                f"key {key_name!r} cannot be distributed",
+                object=subject,
+                key=key_name,
+                detail=exc.message,
+            ) from None
+        key_id = f"{key.name}#{key.version}"
+        if revocation.is_revoked(SubjectKind.KEY, key_id):
+            raise _Refusal(
+                ErrorCode.REVOKED,
+                "key-revoked",
+                f"key {key_id} is revoked",
+                object=subject,
+                key=key_id,
+            )
+        grant = GrantRecord(
+            id=self._ctx.randomness.token_bytes(16).hex(),
+            kind="key",
+            principal=principal.name,
+            issued_at=now,
+            expires_at=now + self.settings.key_grant_lifetime,
+            key_name=key.name,
+            version=key.version,
+            auth=principal.credential,
+        )
+        reply = p.build_reply(
+            MessageType.KEY_REPLY,
+            principal.name,
+            body.nonce,
+            [
+                key.name.encode("utf-8"),
+                w.u32(key.version),
+                key.algorithm.encode(),
+                key.material.reveal(),
+                p.ts(grant.issued_at),
+                p.ts(grant.expires_at),
+                bytes.fromhex(grant.id),
+            ],
+            randomness=self._ctx.randomness,
+            **self._reply_protection(principal, body),
+        )
+        self._record(grant, "kdc.grant-key", key_id)
+        return reply
+
+    def _grant_ticket(
+        self,
+        envelope: p.RequestEnvelope,
+        principal: _Principal,
+        body: p.RequestBody,
+        now: _dt.datetime,
+    ) -> bytes:
+        service = body.target
+        subject = f"principal:{principal.name}"
+        if not self.policy().allows_peer(principal.name, service):
+            raise _Refusal(
+                ErrorCode.DENIED,
+                "policy",
+                f"the policy does not allow peer {service!r}",
+                object=subject,
+                peer=service,
+            )
+        target = self._principal(service)
+        if target is None:
+            raise _Refusal(
+                ErrorCode.NOT_FOUND,
+                "not-found",
+                f"no principal named {service!r}",
+                object=subject,
+                peer=service,
+            )
+        if self._ctx.revocation.is_revoked(SubjectKind.PRINCIPAL, service):
+            raise _Refusal(
+                ErrorCode.REVOKED,
+                "peer-revoked",
+                f"principal {service!r} is revoked",
+                object=subject,
+                peer=service,
+            )
+        if not target.enabled:
+            raise _Refusal(
+                ErrorCode.DISABLED,
+                "peer-disabled",
+                f"principal {service!r} is disabled",
+                object=subject,
+                peer=service,
+            )
+        if target.aead is None:
+            raise _Refusal(
+                ErrorCode.UNAVAILABLE,
+                "peer-has-no-key",
+                f"principal {service!r} has no symmetric key to seal tickets under",
+                object=subject,
+                peer=service,
+            )
+        rng = self._ctx.randomness
+        session_key = rng.token_bytes(32)
+        grant = GrantRecord(
+            id=rng.token_bytes(16).hex(),
+            kind="ticket",
+            principal=principal.name,
+            issued_at=now,
+            expires_at=now + self.settings.ticket_lifetime,
+            peer=service,
+            auth=principal.credential,
+        )
+        ticket_id = bytes.fromhex(grant.id)
+        ticket = p.seal_ticket(
+            target.aead,
+            rng,
+            client=principal.name,
+            service=service,
+            session_key=session_key,
+            issued_at=grant.issued_at,
+            expires_at=grant.expires_at,
+            ticket_id=ticket_id,
+        )
+        reply = p.build_reply(
+            MessageType.TICKET_REPLY,
+            principal.name,
+            body.nonce,
+            [
+                service.encode("utf-8"),
+                session_key,
+                p.ts(grant.issued_at),
+                p.ts(grant.expires_at),
+                ticket_id,
+                ticket,
+            ],
+            randomness=rng,
+            **self._reply_protection(principal, body),
+        )
+        self._record(grant, "kdc.grant-ticket", f"{principal.name}>{service}")
+        return reply
+
+    def _record(self, grant: GrantRecord, operation: str, object: str) -> None:
+        def run(txn: Txn) -> None:
+            txn.put_json(GRANT_KIND, grant.record_name, grant.to_json())
+            txn.audit(
+                operation,
+                object,
+                principal=grant.principal,
+                grant=grant.id,
+                expires_at=grant.expires_at.isoformat(),
+                auth=grant.auth,
+            )
+
+        self._store.transact(run)
+
+    # -- revocation list ----------------------------------------------------------
+
+    def revocation_list(self, *, nonce: bytes = b"") -> bytes:
+        """The current revocation list of key versions and principals, signed.
+
+        Its number is the store generation (it only grows); it is current
+        until ``now + settings.revocation_list_lifetime``.
+        """
+        self._store.sync()
+        now = self._ctx.clock.now()
+        entries = [
+            RevokedEntry(r.kind.value, r.subject, r.reason.value, r.revoked_at)
+            for r in self._ctx.revocation.list()
+            if r.kind in (SubjectKind.KEY, SubjectKind.PRINCIPAL)
+        ]
+        return p.build_revocation_list(
+            self._signing(),
+            number=self._store.backend.generation(),
+            this_update=now,
+            next_update=now + self.settings.revocation_list_lifetime,
+            nonce=nonce,
+            entries=entries,
+        )
