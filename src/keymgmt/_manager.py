@@ -29,6 +29,10 @@ from keymgmt.revocation import RevocationRegistry
 from keymgmt.storage import Backend, MemoryBackend, SQLiteBackend
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from keymgmt.keys import KeyStore
+    from keymgmt.model import DataKey
     from keymgmt.pki import PKI
 
 __all__ = ["KeyManager"]
@@ -227,6 +231,84 @@ class KeyManager:
         from keymgmt.pki import PKI
 
         return PKI(self._context)
+
+    @functools.cached_property
+    def keys(self) -> KeyStore:
+        """Named keys with versions: lifecycle, rotation, encryption, data keys, export."""
+        from keymgmt.keys import KeyStore
+
+        store = KeyStore(self._context)
+        self._close_hooks.append(store.close)
+        return store
+
+    # -- key shortcuts (see keymgmt.keys.KeyStore for the full docs) --------------
+
+    def encrypt(
+        self,
+        name: str,
+        plaintext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+    ) -> bytes | bytearray:
+        """Encrypt under the primary version of key ``name``; see :meth:`KeyStore.encrypt`.
+
+        The context is bound as associated data and recorded in the audit
+        log (contexts are not secret).
+
+        Raises:
+            KeyNotFoundError, KeyStateError, KeyUsageError, InvalidArgumentError.
+        """
+        return self.keys.encrypt(name, plaintext, context)
+
+    def decrypt(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+        *,
+        allow_compromised: bool = False,
+    ) -> bytes:
+        """Decrypt a keymgmt ciphertext (it names its key); see :meth:`KeyStore.decrypt`.
+
+        Raises:
+            DecryptionError: tampered, truncated, foreign or wrong context (opaque).
+            DestroyedKeyError, RevokedError: the version it names cannot decrypt.
+        """
+        return self.keys.decrypt(ciphertext, context, allow_compromised=allow_compromised)
+
+    def generate_data_key(self, name: str, context: Mapping[str, str] | None = None) -> DataKey:
+        """A fresh data key, in plaintext and wrapped under ``name``.
+
+        Raises:
+            As :meth:`encrypt`.
+        """
+        return self.keys.generate_data_key(name, context)
+
+    def decrypt_data_key(
+        self,
+        wrapped: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+        *,
+        allow_compromised: bool = False,
+    ) -> SecretBytes:
+        """The plaintext of a wrapped data key.
+
+        Raises:
+            As :meth:`decrypt`.
+        """
+        return self.keys.decrypt_data_key(wrapped, context, allow_compromised=allow_compromised)
+
+    def rewrap(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+        *,
+        allow_compromised: bool = False,
+    ) -> bytes:
+        """Move a ciphertext or wrapped data key to its key's primary version, opaquely.
+
+        Raises:
+            As :meth:`decrypt` and :meth:`encrypt`.
+        """
+        return self.keys.rewrap(ciphertext, context, allow_compromised=allow_compromised)
 
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key (a new passphrase, file or HSM).

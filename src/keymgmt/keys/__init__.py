@@ -1,0 +1,38 @@
+"""Named keys with versions: lifecycle, rotation, AEAD encryption, data keys, export.
+
+Users reach this part as ``km.keys`` (a :class:`KeyStore`) and through the
+façade shortcuts ``km.encrypt``, ``km.decrypt``, ``km.generate_data_key``,
+``km.decrypt_data_key`` and ``km.rewrap``. See :mod:`keymgmt.keys._keystore`
+for how versions, states, caching and usage auditing work, and
+:mod:`keymgmt.keys._format` for the ciphertext format.
+"""
+
+from keymgmt.keys._export import open_sealed_export, unwrap_rfc5649_export
+from keymgmt.keys._format import PayloadType
+from keymgmt.keys._keystore import DEFAULT_DESTRUCTION_GRACE, KeyStore
+from keymgmt.keys._states import ACCEPTS, TRANSITIONS, Operation
+from keymgmt.model import (
+    DataKey,
+    KeyInfo,
+    KeyState,
+    KeyVersionInfo,
+    RotationPolicy,
+    WrappedKey,
+)
+
+__all__ = [
+    "ACCEPTS",
+    "DEFAULT_DESTRUCTION_GRACE",
+    "TRANSITIONS",
+    "DataKey",
+    "KeyInfo",
+    "KeyState",
+    "KeyStore",
+    "KeyVersionInfo",
+    "Operation",
+    "PayloadType",
+    "RotationPolicy",
+    "WrappedKey",
+    "open_sealed_export",
+    "unwrap_rfc5649_export",
+]

@@ -1,0 +1,1676 @@
+"""KeyStore: named keys with versions, lifecycle, AEAD encryption and data keys.
+
+How it works
+------------
+
+A *key* is a name with an algorithm, a usage fixed at creation, a rotation
+policy and a list of *versions*; exactly one version is the *primary*, the
+one new encryptions use. Rotation adds a version, makes it primary and
+deactivates the old primary (decrypt-only). Every ciphertext names its key
+and version (:mod:`keymgmt.keys._format`), so decryption finds the version
+by itself.
+
+Records (all sealed by the keyring, bound to their kind and name):
+
+* kind ``key``, name ``<name>`` — key metadata: random 8-byte key id,
+  algorithm, usage, primary and latest version numbers, rotation policy,
+  expiry date, imported flag.
+* kind ``keyver``, name ``<name>#<version>`` — one version: algorithm,
+  state, dates (created, activation, state change, scheduled and actual
+  destruction), revocation reason, persisted use count, imported flag, and
+  the material (raw symmetric key, or PKCS#8 DER for key pairs; ``null``
+  once destroyed).
+
+Every change is one :meth:`~keymgmt._store.Store.transact` call: version
+records, the key record, the revocation entry (``km.revocation.stage``) and
+the audit entries commit together or not at all.
+
+States follow NIST SP 800-57 (:mod:`keymgmt.keys._states` holds the one
+transition table and what each operation accepts). Dates act by
+themselves: the activation date activates a pre-active version, the key's
+expiry date deactivates its versions, and a scheduled destruction (default
+grace period 7 days, cancellable) erases the material when the injected
+clock passes it — the next operation that touches the version (or
+:meth:`KeyStore.run_maintenance`) writes the erasure; until then the version
+already counts as destroyed.
+
+Revocation: a compromise reason moves versions to ``compromised`` (no new
+encryption; decryption only with ``allow_compromised=True``), any other
+reason to ``deactivated``. The revocation registry is also consulted on use,
+so a version revoked directly through ``km.revocation`` is honoured too.
+
+Caching and freshness
+---------------------
+
+Unsealed versions are cached as ready AEAD (or Fernet, or private key)
+objects, keyed by the ciphertext prefix, so a decrypt of a cached version
+does no store I/O and an encrypt reads nothing either. The cache is dropped
+for a key when this process changes it, and when another process does:
+the key store watches the ``key`` and ``keyver`` kinds, and
+:meth:`~keymgmt._store.Store.sync` (called before each operation; it reads
+the store at most once per ``consistency_interval`` seconds, default 1 s)
+reports their changes. So a rotation or revocation made elsewhere is seen
+within ``consistency_interval`` seconds; ``consistency_interval=0`` sees it
+at once, at the price of one generation read per operation.
+
+Usage counting and audit
+------------------------
+
+Protecting operations are counted per version, in memory, and written
+(added to the version's persisted count, plus aggregated ``key.usage`` audit
+entries per operation and context) when a version has 65,536 unflushed
+uses, every 1,024 uses once 60 s have passed since the last flush, before
+rotation checks, on :meth:`KeyStore.flush_usage` and on ``km.close()``. No
+encryption writes an audit entry of its own. Uses counted but not yet
+flushed are lost if the process dies; the limit below leaves room for that.
+
+Random 96-bit nonces must not be used for more than 2**32 messages per key
+(NIST SP 800-38D); keymgmt caps each version at 2**31 protect operations and
+rotates the key automatically when the primary reaches its policy's
+``rotate_after_uses`` (by default that cap). Several processes may together
+overshoot by at most 65,536 uses each before they see each other's counts.
+
+Encryption contexts are recorded in the audit log (canonical JSON, in the
+``key.usage`` entries). As in AWS KMS, contexts are **not secret**: never
+put secrets in them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+from cryptography.exceptions import InvalidTag
+from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from keymgmt import _codec
+from keymgmt._context import Context
+from keymgmt._secret import SecretBytes
+from keymgmt._store import Txn
+from keymgmt.algorithms import Algorithm, KeyUsage
+from keymgmt.clock import ensure_aware
+from keymgmt.errors import (
+    AlreadyExistsError,
+    DecryptionError,
+    IntegrityError,
+    InvalidArgumentError,
+    KeyMgmtError,
+    KeyNotFoundError,
+    KeyStateError,
+    KeyUsageError,
+    MalformedInputError,
+    UnsupportedAlgorithmError,
+)
+from keymgmt.keys import _format
+from keymgmt.keys._format import PayloadType, check_name, encode_context
+from keymgmt.keys._handlers import AEAD_NONCE_SIZE, MaterialHandler, default_handlers
+from keymgmt.keys._states import Operation, can_transition, effective_state, require
+from keymgmt.model import (
+    DataKey,
+    KeyInfo,
+    KeyState,
+    KeyVersionInfo,
+    RotationPolicy,
+    WrappedKey,
+)
+from keymgmt.revocation import RevocationReason, SubjectKind
+from keymgmt.storage import Record
+
+__all__ = ["DEFAULT_DESTRUCTION_GRACE", "KEY_KIND", "VERSION_KIND", "KeyStore"]
+
+KEY_KIND: Final = "key"
+VERSION_KIND: Final = "keyver"
+DEFAULT_DESTRUCTION_GRACE: Final = _dt.timedelta(days=7)
+_RECORD_FORMAT: Final = 1
+_FLUSH_EVERY: Final = 1 << 16
+_FLUSH_CHECK_MASK: Final = 0x3FF
+_FLUSH_INTERVAL: Final = 60.0
+_LARGE: Final = 1 << 16  # from here on, one preallocated buffer (encrypt_into)
+_DATA_KEY_SIZE: Final = 32
+_TAG: Final = 16
+_MAX_CONTEXT_BUCKETS: Final = 64
+_OTHER_CONTEXT: Final = b"\xff"  # bucket for contexts beyond the bound
+
+
+# -- records ---------------------------------------------------------------------
+
+
+def _micros(value: _dt.datetime | None) -> int | None:
+    return None if value is None else _codec.to_micros(value)
+
+
+def _dt_or_none(value: Any) -> _dt.datetime | None:
+    return None if value is None else _codec.from_micros(int(value))
+
+
+@attrs.frozen(kw_only=True)
+class _KeyRecord:
+    name: str
+    key_id: bytes
+    algorithm: Algorithm
+    usage: KeyUsage
+    created_at: _dt.datetime
+    primary: int
+    latest: int
+    rotation_period: _dt.timedelta | None
+    rotate_after_uses: int | None
+    expiry_date: _dt.datetime | None
+    imported: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _RECORD_FORMAT,
+            "name": self.name,
+            "id": self.key_id.hex(),
+            "algorithm": self.algorithm.value,
+            "usage": self.usage.value,
+            "created_at": _codec.to_micros(self.created_at),
+            "primary": self.primary,
+            "latest": self.latest,
+            "rotation_period_us": (
+                None
+                if self.rotation_period is None
+                else self.rotation_period // _dt.timedelta(microseconds=1)
+            ),
+            "rotate_after_uses": self.rotate_after_uses,
+            "expiry_date": _micros(self.expiry_date),
+            "imported": self.imported,
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> _KeyRecord:
+        try:
+            if value["format"] != _RECORD_FORMAT:
+                raise IntegrityError(f"unknown key record format {value['format']!r}")
+            period = value["rotation_period_us"]
+            return cls(
+                name=str(value["name"]),
+                key_id=bytes.fromhex(value["id"]),
+                algorithm=Algorithm(value["algorithm"]),
+                usage=KeyUsage(value["usage"]),
+                created_at=_codec.from_micros(int(value["created_at"])),
+                primary=int(value["primary"]),
+                latest=int(value["latest"]),
+                rotation_period=None if period is None else _dt.timedelta(microseconds=int(period)),
+                rotate_after_uses=value["rotate_after_uses"],
+                expiry_date=_dt_or_none(value["expiry_date"]),
+                imported=bool(value["imported"]),
+            )
+        except (KeyError, ValueError, TypeError):
+            raise IntegrityError("a key record is malformed") from None
+
+
+@attrs.frozen(kw_only=True)
+class _VersionRecord:
+    name: str
+    version: int
+    algorithm: Algorithm
+    state: KeyState
+    created_at: _dt.datetime
+    activation_date: _dt.datetime
+    state_changed_at: _dt.datetime
+    reason: str | None
+    destroy_at: _dt.datetime | None
+    destroyed_at: _dt.datetime | None
+    material: bytes | None = attrs.field(repr=False)
+    uses: int
+    imported: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _RECORD_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "algorithm": self.algorithm.value,
+            "state": self.state.value,
+            "created_at": _codec.to_micros(self.created_at),
+            "activation_date": _codec.to_micros(self.activation_date),
+            "state_changed_at": _codec.to_micros(self.state_changed_at),
+            "reason": self.reason,
+            "destroy_at": _micros(self.destroy_at),
+            "destroyed_at": _micros(self.destroyed_at),
+            "material": None if self.material is None else _codec.b64e(self.material),
+            "uses": self.uses,
+            "imported": self.imported,
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> _VersionRecord:
+        try:
+            if value["format"] != _RECORD_FORMAT:
+                raise IntegrityError(f"unknown key version record format {value['format']!r}")
+            material = value["material"]
+            return cls(
+                name=str(value["name"]),
+                version=int(value["version"]),
+                algorithm=Algorithm(value["algorithm"]),
+                state=KeyState(value["state"]),
+                created_at=_codec.from_micros(int(value["created_at"])),
+                activation_date=_codec.from_micros(int(value["activation_date"])),
+                state_changed_at=_codec.from_micros(int(value["state_changed_at"])),
+                reason=value["reason"],
+                destroy_at=_dt_or_none(value["destroy_at"]),
+                destroyed_at=_dt_or_none(value["destroyed_at"]),
+                material=None if material is None else _codec.b64d(material),
+                uses=int(value["uses"]),
+                imported=bool(value["imported"]),
+            )
+        except (KeyError, ValueError, TypeError):
+            raise IntegrityError("a key version record is malformed") from None
+
+
+def _vname(name: str, version: int) -> str:
+    return f"{name}#{version}"
+
+
+# -- the cache ---------------------------------------------------------------------
+
+
+class _Usage:
+    """Unflushed use counts of one version (kept across cache reloads)."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.total = 0  # protect operations not yet flushed
+        self.buckets: dict[tuple[str, bytes], int] = {}
+
+
+class _Loaded:
+    """One unsealed version, ready to use. Replaced, never edited, on change."""
+
+    __slots__ = (
+        "aead",
+        "algorithm",
+        "base_uses",
+        "check_at",
+        "handler",
+        "is_primary",
+        "key_id",
+        "loaded",
+        "name",
+        "prefixes",
+        "process_ok",
+        "protect_limit",
+        "protect_ok",
+        "state",
+        "subject",
+        "usage",
+        "usage_counts",
+        "version",
+    )
+
+    name: str
+    version: int
+    algorithm: Algorithm
+    usage: KeyUsage
+    key_id: bytes
+    state: KeyState
+    handler: MaterialHandler
+    loaded: Any  # what the handler built; None when destroyed
+    aead: Any  # the AEAD object on the symmetric hot path, else None
+    prefixes: dict[PayloadType, bytes]
+    is_primary: bool
+    protect_ok: bool
+    process_ok: bool
+    check_at: _dt.datetime | None
+    base_uses: int
+    protect_limit: int
+    subject: str
+    usage_counts: _Usage
+
+
+class KeyStore:
+    """Named keys with versions (``km.keys``); see the module docstring.
+
+    Build one from a :class:`~keymgmt._context.Context`; users get it as
+    ``km.keys``. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        context: Context,
+        *,
+        handlers: Mapping[Algorithm, MaterialHandler] | None = None,
+    ) -> None:
+        self._context = context
+        self._store = context.store
+        self._clock = context.clock
+        self._random = context.randomness.token_bytes
+        self._revocation = context.revocation
+        self._handlers = dict(handlers) if handlers is not None else default_handlers()
+        self._lock = threading.RLock()
+        self._primary: dict[str, _Loaded] = {}
+        self._by_prefix: dict[bytes, tuple[_Loaded, PayloadType]] = {}
+        self._versions: dict[tuple[str, int], _Loaded] = {}
+        self._usage: dict[tuple[str, int], _Usage] = {}
+        self._next_flush = time.monotonic() + _FLUSH_INTERVAL
+        self._store.watch(KEY_KIND, VERSION_KIND)
+        self._store.subscribe(self._on_change)
+
+    def __repr__(self) -> str:
+        return f"KeyStore(cached_versions={len(self._versions)})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a KeyStore cannot be pickled")
+
+    # -- handlers --------------------------------------------------------------------
+
+    def _handler(self, algorithm: Algorithm) -> MaterialHandler:
+        handler = self._handlers.get(algorithm)
+        if handler is None:
+            raise UnsupportedAlgorithmError(
+                f"no handler for algorithm {algorithm.value!r} (not available here)",
+                algorithm=algorithm.value,
+            )
+        return handler
+
+    def _limit(self, handler: MaterialHandler, algorithm: Algorithm) -> int:
+        cap = handler.usage_limit(algorithm)
+        return (1 << 62) if cap is None else cap
+
+    # -- creation ----------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        algorithm: Algorithm | str = Algorithm.AES_256_GCM,
+        *,
+        usage: KeyUsage | str | None = None,
+        activation_date: _dt.datetime | None = None,
+        expiry_date: _dt.datetime | None = None,
+        policy: RotationPolicy | None = None,
+    ) -> KeyInfo:
+        """Create a named key with a first version (the primary).
+
+        Args:
+            name: 1-128 letters, digits, ``.``, ``_``, ``-``.
+            algorithm: AES-256-GCM by default; ChaCha20-Poly1305,
+                AES-256-GCM-SIV, Fernet, or a key-pair algorithm.
+            usage: fixed for the key's life (default: the algorithm's default).
+            activation_date: version 1 is pre-active until then (default: now).
+            expiry_date: after it, every version is deactivated (decrypt-only).
+            policy: automatic rotation by age and by use count.
+
+        Returns:
+            The new key's metadata.
+
+        Raises:
+            InvalidArgumentError: bad name, dates or policy.
+            UnsupportedAlgorithmError: unknown algorithm.
+            KeyUsageError: the algorithm does not allow ``usage``.
+            AlreadyExistsError: a key with this name exists.
+        """
+        return self._create(
+            name,
+            algorithm,
+            usage=usage,
+            activation_date=activation_date,
+            expiry_date=expiry_date,
+            policy=policy,
+            material=None,
+        )
+
+    def import_key(
+        self,
+        name: str,
+        material: bytes | SecretBytes,
+        *,
+        algorithm: Algorithm | str,
+        usage: KeyUsage | str | None = None,
+        expiry_date: _dt.datetime | None = None,
+        policy: RotationPolicy | None = None,
+    ) -> KeyInfo:
+        """Create a key whose first version is existing material, marked imported.
+
+        Symmetric material is the raw key (32 bytes; for Fernet also the
+        base64url key file text); key pairs take unencrypted PKCS#8 DER.
+
+        Raises:
+            InvalidArgumentError: the material is not a key of ``algorithm``.
+            UnsupportedAlgorithmError: unknown algorithm.
+            AlreadyExistsError: a key with this name exists.
+        """
+        raw = material.reveal() if isinstance(material, SecretBytes) else bytes(material)
+        return self._create(
+            name,
+            algorithm,
+            usage=usage,
+            activation_date=None,
+            expiry_date=expiry_date,
+            policy=policy,
+            material=raw,
+        )
+
+    def import_fernet_key_file(self, name: str, path: Any) -> KeyInfo:
+        """Import a seed-style Fernet key file (``symmetric.key``) as a Fernet key.
+
+        Raises:
+            InvalidArgumentError: the file cannot be read or holds no Fernet key.
+            AlreadyExistsError: a key with this name exists.
+        """
+        import os
+
+        try:
+            with open(os.fspath(path), "rb") as handle:
+                data = handle.read(4096)
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot read key file: {exc.strerror}") from None
+        from keymgmt.keys._handlers import decode_fernet_key
+
+        return self.import_key(name, decode_fernet_key(data), algorithm=Algorithm.FERNET)
+
+    def _create(
+        self,
+        name: str,
+        algorithm: Algorithm | str,
+        *,
+        usage: KeyUsage | str | None,
+        activation_date: _dt.datetime | None,
+        expiry_date: _dt.datetime | None,
+        policy: RotationPolicy | None,
+        material: bytes | None,
+    ) -> KeyInfo:
+        check_name(name)
+        algorithm = Algorithm.parse(algorithm)
+        handler = self._handler(algorithm)
+        if usage is None:
+            key_usage = handler.default_usage(algorithm)
+        else:
+            try:
+                key_usage = KeyUsage(usage)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"unknown key usage {usage!r}", key_name=name, usage=str(usage)
+                ) from None
+        if key_usage not in handler.usages(algorithm):
+            allowed = ", ".join(sorted(u.value for u in handler.usages(algorithm)))
+            raise KeyUsageError(
+                f"{algorithm.value} keys cannot be used for {key_usage.value} (allowed: {allowed})",
+                key_name=name,
+                usage=key_usage.value,
+            )
+        policy = policy or RotationPolicy()
+        self._check_policy(policy, handler, algorithm, name)
+        if activation_date is not None:
+            activation_date = ensure_aware(activation_date, "activation_date")
+        if expiry_date is not None:
+            expiry_date = ensure_aware(expiry_date, "expiry_date")
+        imported = material is not None
+        if material is not None:
+            stored = handler.check_material(algorithm, material)
+        else:
+            stored = handler.generate(algorithm, self._context.randomness)
+        key_id = self._random(8)
+
+        def run(txn: Txn) -> KeyInfo:
+            if txn.get(KEY_KIND, name) is not None:
+                raise AlreadyExistsError(f"key {name!r} exists already", key_name=name)
+            now = txn.now
+            activation = activation_date or now
+            if expiry_date is not None and expiry_date <= activation:
+                raise InvalidArgumentError(
+                    "expiry_date must be after the activation date", key_name=name
+                )
+            key = _KeyRecord(
+                name=name,
+                key_id=key_id,
+                algorithm=algorithm,
+                usage=key_usage,
+                created_at=now,
+                primary=1,
+                latest=1,
+                rotation_period=policy.rotation_period,
+                rotate_after_uses=policy.rotate_after_uses,
+                expiry_date=expiry_date,
+                imported=imported,
+            )
+            version = _VersionRecord(
+                name=name,
+                version=1,
+                algorithm=algorithm,
+                state=KeyState.ACTIVE if activation <= now else KeyState.PRE_ACTIVE,
+                created_at=now,
+                activation_date=activation,
+                state_changed_at=now,
+                reason=None,
+                destroy_at=None,
+                destroyed_at=None,
+                material=stored,
+                uses=0,
+                imported=imported,
+            )
+            txn.put_json(KEY_KIND, name, key.to_json())
+            txn.put_json(VERSION_KIND, _vname(name, 1), version.to_json())
+            txn.audit(
+                "key.import" if imported else "key.create",
+                _vname(name, 1),
+                algorithm=algorithm.value,
+                usage=key_usage.value,
+                imported=imported,
+            )
+            txn.after_commit(lambda: self._invalidate(name))
+            return self._info(key, [version], now)
+
+        return self._store.transact(run)
+
+    def _check_policy(
+        self, policy: RotationPolicy, handler: MaterialHandler, algorithm: Algorithm, name: str
+    ) -> None:
+        if policy.rotation_period is not None and policy.rotation_period <= _dt.timedelta(0):
+            raise InvalidArgumentError("rotation_period must be positive", key_name=name)
+        cap = self._limit(handler, algorithm)
+        uses = policy.rotate_after_uses
+        if uses is not None and not 1 <= uses <= cap:
+            raise InvalidArgumentError(
+                f"rotate_after_uses must be 1..{cap} for {algorithm.value}", key_name=name
+            )
+
+    # -- reading metadata --------------------------------------------------------------
+
+    def get(self, name: str) -> KeyInfo:
+        """Metadata of key ``name`` and its versions (never material).
+
+        Applies scheduled destructions that are due first.
+
+        Raises:
+            KeyNotFoundError: no such key.
+        """
+        check_name(name)
+        self._apply_due(name)
+        key, versions = self._read(name)
+        return self._info(key, versions, self._clock.now())
+
+    def list(self) -> builtins.list[KeyInfo]:
+        """Metadata of every key, sorted by name."""
+        names = [n for n, _ in self._store.list_json(KEY_KIND)]
+        out = []
+        for name in names:
+            try:
+                out.append(self.get(name))
+            except KeyNotFoundError:  # deleted meanwhile
+                continue
+        return out
+
+    def _read(self, name: str) -> tuple[_KeyRecord, builtins.list[_VersionRecord]]:
+        value = self._store.get_json(KEY_KIND, name)
+        if value is None:
+            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+        key = _KeyRecord.from_json(value)
+        versions = [
+            _VersionRecord.from_json(v)
+            for _, v in self._store.list_json(VERSION_KIND, prefix=f"{name}#")
+        ]
+        versions.sort(key=lambda v: v.version)
+        return key, versions
+
+    def _revoked(self, name: str, version: int) -> tuple[bool | None, str | None]:
+        found = self._revocation.get(SubjectKind.KEY, _vname(name, version))
+        if found is None:
+            found = self._revocation.get(SubjectKind.KEY, name)
+        if found is None:
+            return None, None
+        return found.reason.is_compromise, found.reason.value
+
+    def _effective(
+        self, key: _KeyRecord, version: _VersionRecord, now: _dt.datetime
+    ) -> tuple[KeyState, str | None]:
+        compromise, reason = self._revoked(key.name, version.version)
+        state = effective_state(
+            version.state,
+            now=now,
+            activation_date=version.activation_date,
+            expiry_date=key.expiry_date,
+            destroy_at=version.destroy_at,
+            revoked_reason_is_compromise=compromise,
+        )
+        return state, version.reason or reason
+
+    def _info(
+        self, key: _KeyRecord, versions: Sequence[_VersionRecord], now: _dt.datetime
+    ) -> KeyInfo:
+        infos = []
+        for v in versions:
+            state, reason = self._effective(key, v, now)
+            pending = self._usage.get((key.name, v.version))
+            infos.append(
+                KeyVersionInfo(
+                    key_name=key.name,
+                    version=v.version,
+                    algorithm=v.algorithm,
+                    state=state,
+                    created_at=v.created_at,
+                    activation_date=v.activation_date,
+                    state_changed_at=v.state_changed_at,
+                    is_primary=v.version == key.primary,
+                    uses=v.uses + (pending.total if pending else 0),
+                    imported=v.imported,
+                    revocation_reason=reason,
+                    destroy_at=v.destroy_at,
+                    destroyed_at=v.destroyed_at,
+                )
+            )
+        return KeyInfo(
+            name=key.name,
+            key_id=key.key_id.hex(),
+            algorithm=key.algorithm,
+            kind=key.algorithm.kind,
+            usage=key.usage,
+            created_at=key.created_at,
+            primary_version=key.primary,
+            policy=RotationPolicy(
+                rotation_period=key.rotation_period, rotate_after_uses=key.rotate_after_uses
+            ),
+            expiry_date=key.expiry_date,
+            imported=key.imported,
+            versions=tuple(infos),
+        )
+
+    # -- lifecycle changes --------------------------------------------------------------
+
+    def _txn_key(self, txn: Txn, name: str) -> _KeyRecord:
+        value = txn.get_json(KEY_KIND, name)
+        if value is None:
+            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+        return _KeyRecord.from_json(value)
+
+    def _txn_version(self, txn: Txn, name: str, version: int) -> _VersionRecord:
+        value = txn.get_json(VERSION_KIND, _vname(name, version))
+        if value is None:
+            raise KeyNotFoundError(
+                f"key {name!r} has no version {version}", key_name=name, version=version
+            )
+        return _VersionRecord.from_json(value)
+
+    def _txn_versions(
+        self, txn: Txn, key: _KeyRecord, version: int | None
+    ) -> builtins.list[_VersionRecord]:
+        if version is None:
+            return [self._txn_version(txn, key.name, n) for n in range(1, key.latest + 1)]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InvalidArgumentError(
+                f"version must be a positive integer, got {version!r}", key_name=key.name
+            )
+        return [self._txn_version(txn, key.name, version)]
+
+    def _settle(
+        self, txn: Txn, key: _KeyRecord, version: _VersionRecord, now: _dt.datetime
+    ) -> _VersionRecord:
+        """Bring a version's stored state up to its effective state (erasing due material)."""
+        state, reason = self._effective(key, version, now)
+        if state is version.state:
+            return version
+        changed = attrs.evolve(version, state=state, state_changed_at=now, reason=reason)
+        if state.is_destroyed and version.material is not None:
+            changed = attrs.evolve(changed, material=None, destroyed_at=now)
+            txn.audit(
+                "key.destroy",
+                _vname(key.name, version.version),
+                state=state.value,
+                scheduled_at=_codec.to_micros(version.destroy_at) if version.destroy_at else None,
+            )
+        return changed
+
+    def _transition(
+        self,
+        txn: Txn,
+        key: _KeyRecord,
+        version: _VersionRecord,
+        target: KeyState,
+        now: _dt.datetime,
+        *,
+        reason: str | None = None,
+    ) -> _VersionRecord:
+        current = self._settle(txn, key, version, now)
+        if not can_transition(current.state, target):
+            raise KeyStateError(
+                f"key {key.name!r} version {version.version} is {current.state.value} "
+                f"and cannot become {target.value}",
+                key_name=key.name,
+                version=version.version,
+                state=current.state.value,
+            )
+        if current.state is target and reason is None:
+            return current
+        return attrs.evolve(
+            current, state=target, state_changed_at=now, reason=reason or current.reason
+        )
+
+    def rotate(self, name: str) -> KeyVersionInfo:
+        """Add a new version and make it primary; the old primary becomes decrypt-only.
+
+        Returns:
+            The new primary version's metadata.
+
+        Raises:
+            KeyNotFoundError: no such key.
+        """
+        check_name(name)
+        self.flush_usage()
+        return self._rotate(name, reason="manual", only_if=None)
+
+    def _rotate(
+        self,
+        name: str,
+        *,
+        reason: str,
+        only_if: Callable[[_KeyRecord, _VersionRecord, _dt.datetime], bool] | None,
+    ) -> KeyVersionInfo:
+        key_value = self._store.get_json(KEY_KIND, name)
+        if key_value is None:
+            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+        algorithm = _KeyRecord.from_json(key_value).algorithm
+        handler = self._handler(algorithm)
+        material = handler.generate(algorithm, self._context.randomness)
+
+        def run(txn: Txn) -> KeyVersionInfo:
+            key = self._txn_key(txn, name)
+            now = txn.now
+            old = self._txn_version(txn, name, key.primary)
+            if only_if is not None and not only_if(key, old, now):
+                settled = self._settle(txn, key, old, now)
+                return self._info(key, [settled], now).versions[0]
+            old_settled = self._settle(txn, key, old, now)
+            if old_settled.state in (KeyState.ACTIVE, KeyState.SUSPENDED):
+                old_settled = attrs.evolve(
+                    old_settled, state=KeyState.DEACTIVATED, state_changed_at=now
+                )
+            if old_settled != old:
+                txn.put_json(VERSION_KIND, _vname(name, old.version), old_settled.to_json())
+            number = key.latest + 1
+            new = _VersionRecord(
+                name=name,
+                version=number,
+                algorithm=key.algorithm,
+                state=KeyState.ACTIVE,
+                created_at=now,
+                activation_date=now,
+                state_changed_at=now,
+                reason=None,
+                destroy_at=None,
+                destroyed_at=None,
+                material=material,
+                uses=0,
+                imported=False,
+            )
+            key = attrs.evolve(key, primary=number, latest=number)
+            txn.put_json(KEY_KIND, name, key.to_json())
+            txn.put_json(VERSION_KIND, _vname(name, number), new.to_json())
+            txn.audit("key.rotate", _vname(name, number), previous=old.version, trigger=reason)
+            txn.after_commit(lambda: self._invalidate(name))
+            return self._info(key, [new], now).versions[0]
+
+        return self._store.transact(run)
+
+    def suspend(self, name: str, version: int) -> KeyVersionInfo:
+        """Suspend a version: no new protection until :meth:`resume`; it still decrypts.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyStateError: the version's state does not allow suspension.
+        """
+        return self._set_state(name, version, KeyState.SUSPENDED, "key.suspend")
+
+    def resume(self, name: str, version: int) -> KeyVersionInfo:
+        """Return a suspended version to active.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyStateError: the version is not suspended.
+        """
+        return self._set_state(name, version, KeyState.ACTIVE, "key.resume")
+
+    def _set_state(
+        self, name: str, version: int, target: KeyState, operation: str
+    ) -> KeyVersionInfo:
+        check_name(name)
+
+        def run(txn: Txn) -> KeyVersionInfo:
+            key = self._txn_key(txn, name)
+            (record,) = self._txn_versions(txn, key, version)
+            now = txn.now
+            current = self._settle(txn, key, record, now)
+            if target is KeyState.ACTIVE and current.state is not KeyState.SUSPENDED:
+                raise KeyStateError(
+                    f"key {name!r} version {version} is {current.state.value}, not suspended",
+                    key_name=name,
+                    version=version,
+                    state=current.state.value,
+                )
+            changed = self._transition(txn, key, record, target, now)
+            txn.put_json(VERSION_KIND, _vname(name, version), changed.to_json())
+            txn.audit(operation, _vname(name, version), state=changed.state.value)
+            txn.after_commit(lambda: self._invalidate(name))
+            return self._info(key, [changed], now).versions[0]
+
+        return self._store.transact(run)
+
+    def revoke(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        invalidity_date: _dt.datetime | None = None,
+    ) -> KeyInfo:
+        """Revoke one version (or every version) of a key, with a reason.
+
+        A compromise reason moves the versions to ``compromised`` (never
+        encrypts again; decrypts only with ``allow_compromised=True``); any
+        other reason to ``deactivated`` (decrypt-only). The revocation is
+        recorded in ``km.revocation`` (subject ``"name#version"``; a whole-key
+        revocation also records ``"name"``) in the same transaction. Revoking
+        the primary leaves the key without an encrypting version until
+        :meth:`rotate`.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            InvalidArgumentError: unknown reason.
+        """
+        check_name(name)
+        why = RevocationReason.parse(reason)
+
+        def run(txn: Txn) -> KeyInfo:
+            key = self._txn_key(txn, name)
+            now = txn.now
+            changed = []
+            for record in self._txn_versions(txn, key, version):
+                current = self._settle(txn, key, record, now)
+                if current.state.is_destroyed:
+                    target = KeyState.DESTROYED_COMPROMISED if why.is_compromise else current.state
+                elif why.is_compromise:
+                    target = KeyState.COMPROMISED
+                elif current.state in (KeyState.COMPROMISED, KeyState.DEACTIVATED):
+                    target = current.state
+                else:
+                    target = KeyState.DEACTIVATED
+                new = self._transition(txn, key, current, target, now, reason=why.value)
+                txn.put_json(VERSION_KIND, _vname(name, record.version), new.to_json())
+                self._revocation.stage(
+                    txn,
+                    SubjectKind.KEY,
+                    _vname(name, record.version),
+                    why,
+                    invalidity_date=invalidity_date,
+                )
+                changed.append(new)
+            if version is None:
+                self._revocation.stage(
+                    txn, SubjectKind.KEY, name, why, invalidity_date=invalidity_date
+                )
+            txn.audit(
+                "key.revoke",
+                name if version is None else _vname(name, version),
+                reason=why.value,
+                versions=",".join(str(v.version) for v in changed),
+            )
+            txn.after_commit(lambda: self._invalidate(name))
+            return self._info(key, changed, now)
+
+        self.flush_usage()
+        self._store.transact(run)
+        return self.get(name)
+
+    def schedule_destruction(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        grace: _dt.timedelta = DEFAULT_DESTRUCTION_GRACE,
+    ) -> KeyInfo:
+        """Schedule the material of one version (or all) to be destroyed after ``grace``.
+
+        Until then :meth:`cancel_destruction` undoes it. Active or suspended
+        versions are deactivated first; the primary version of a key can only
+        be destroyed with the whole key (``version=None``). After the grace
+        period the version is destroyed: its material is erased from the
+        store and decrypting with it raises :class:`DestroyedKeyError`.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyStateError: the version is the primary (destroy the whole key
+                or rotate first), or already destroyed.
+            InvalidArgumentError: negative grace period.
+        """
+        check_name(name)
+        if not isinstance(grace, _dt.timedelta) or grace < _dt.timedelta(0):
+            raise InvalidArgumentError("grace must be a non-negative timedelta", key_name=name)
+
+        def run(txn: Txn) -> KeyInfo:
+            key = self._txn_key(txn, name)
+            now = txn.now
+            changed = []
+            for record in self._txn_versions(txn, key, version):
+                current = self._settle(txn, key, record, now)
+                if current.state.is_destroyed:
+                    if version is None:
+                        changed.append(current)
+                        if current != record:
+                            txn.put_json(
+                                VERSION_KIND, _vname(name, record.version), current.to_json()
+                            )
+                        continue
+                    require(
+                        Operation.SCHEDULE_DESTRUCTION,
+                        current.state,
+                        key_name=name,
+                        version=record.version,
+                    )
+                if (
+                    version is not None
+                    and record.version == key.primary
+                    and current.state in (KeyState.ACTIVE, KeyState.SUSPENDED)
+                ):
+                    raise KeyStateError(
+                        f"key {name!r} version {record.version} is the primary; rotate first "
+                        "or destroy the whole key",
+                        key_name=name,
+                        version=record.version,
+                        state=current.state.value,
+                    )
+                if current.state in (KeyState.ACTIVE, KeyState.SUSPENDED):
+                    current = self._transition(txn, key, current, KeyState.DEACTIVATED, now)
+                require(
+                    Operation.SCHEDULE_DESTRUCTION,
+                    current.state,
+                    key_name=name,
+                    version=record.version,
+                    allow_compromised=True,
+                )
+                due = now + grace
+                current = attrs.evolve(current, destroy_at=due)
+                txn.put_json(VERSION_KIND, _vname(name, record.version), current.to_json())
+                txn.audit(
+                    "key.schedule-destruction",
+                    _vname(name, record.version),
+                    destroy_at=_codec.to_micros(due),
+                )
+                changed.append(current)
+            txn.after_commit(lambda: self._invalidate(name))
+            return self._info(key, changed, now)
+
+        self._store.transact(run)
+        if grace == _dt.timedelta(0):
+            self._apply_due(name)
+        return self.get(name)
+
+    def cancel_destruction(self, name: str, version: int | None = None) -> KeyInfo:
+        """Cancel a scheduled destruction that is not yet due.
+
+        The versions stay deactivated (or compromised): a cancelled
+        destruction does not re-activate anything; :meth:`rotate` to encrypt
+        again.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyStateError: nothing scheduled, or the version is already destroyed.
+        """
+        check_name(name)
+
+        def run(txn: Txn) -> KeyInfo:
+            key = self._txn_key(txn, name)
+            now = txn.now
+            changed = []
+            for record in self._txn_versions(txn, key, version):
+                current = self._settle(txn, key, record, now)
+                if current.state.is_destroyed:
+                    if version is None:
+                        continue
+                    require(Operation.PROCESS, current.state, key_name=name, version=record.version)
+                if current.destroy_at is None:
+                    if version is None:
+                        continue
+                    raise KeyStateError(
+                        f"key {name!r} version {record.version} has no scheduled destruction",
+                        key_name=name,
+                        version=record.version,
+                        state=current.state.value,
+                    )
+                current = attrs.evolve(current, destroy_at=None)
+                txn.put_json(VERSION_KIND, _vname(name, record.version), current.to_json())
+                txn.audit("key.cancel-destruction", _vname(name, record.version))
+                changed.append(current)
+            if version is None and not changed:
+                raise KeyStateError(
+                    f"key {name!r} has no scheduled destruction to cancel", key_name=name
+                )
+            txn.after_commit(lambda: self._invalidate(name))
+            return self._info(key, changed, now)
+
+        self._store.transact(run)
+        return self.get(name)
+
+    destroy = schedule_destruction
+
+    def run_maintenance(self) -> None:
+        """Apply what time has made due: erase destroyed material, rotate by age.
+
+        Operations apply these lazily for the keys they touch; call this from
+        a scheduler to apply them everywhere.
+        """
+        self.flush_usage()
+        for name, _ in self._store.list_json(KEY_KIND):
+            self._apply_due(name)
+            self._rotate_if_due(name)
+
+    def _apply_due(self, name: str) -> None:
+        """Write the effective state of every version whose stored state lags (one txn)."""
+
+        def run(txn: Txn) -> None:
+            value = txn.get_json(KEY_KIND, name)
+            if value is None:
+                return
+            key = _KeyRecord.from_json(value)
+            now = txn.now
+            dirty = False
+            for number in range(1, key.latest + 1):
+                record = self._txn_version(txn, name, number)
+                settled = self._settle(txn, key, record, now)
+                if settled != record:
+                    txn.put_json(VERSION_KIND, _vname(name, number), settled.to_json())
+                    dirty = True
+            if dirty:
+                txn.after_commit(lambda: self._invalidate(name))
+
+        self._store.transact(run)
+
+    def _rotate_if_due(self, name: str) -> None:
+        def due(key: _KeyRecord, primary: _VersionRecord, now: _dt.datetime) -> bool:
+            state, _ = self._effective(key, primary, now)
+            if state is not KeyState.ACTIVE:
+                return False
+            if key.rotation_period is not None and now >= primary.activation_date + (
+                key.rotation_period
+            ):
+                return True
+            limit = self._rotation_threshold(key)
+            return primary.uses >= limit
+
+        try:
+            self._rotate(name, reason="policy", only_if=due)
+        except KeyNotFoundError:
+            return
+
+    def _rotation_threshold(self, key: _KeyRecord) -> int:
+        cap = self._limit(self._handler(key.algorithm), key.algorithm)
+        return cap if key.rotate_after_uses is None else min(cap, key.rotate_after_uses)
+
+    # -- the cache ---------------------------------------------------------------------
+
+    def _invalidate(self, name: str) -> None:
+        with self._lock:
+            self._primary.pop(name, None)
+            for number in [v for (n, v) in self._versions if n == name]:
+                loaded = self._versions.pop((name, number))
+                for payload_prefix in loaded.prefixes.values():
+                    self._by_prefix.pop(payload_prefix, None)
+
+    def _on_change(self, records: Sequence[Record]) -> None:
+        names = set()
+        for record in records:
+            if record.kind == KEY_KIND:
+                names.add(record.name)
+            elif record.kind == VERSION_KIND:
+                names.add(record.name.partition("#")[0])
+        for name in names:
+            self._invalidate(name)
+
+    def _load(self, name: str, number: int | None) -> _Loaded:
+        """Read, unseal and cache one version (the primary when ``number`` is None)."""
+        with self._lock:
+            key_value = self._store.get_json(KEY_KIND, name)
+            if key_value is None:
+                raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+            key = _KeyRecord.from_json(key_value)
+            version = key.primary if number is None else number
+            cached = self._versions.get((name, version))
+            if cached is not None:
+                return cached
+            value = self._store.get_json(VERSION_KIND, _vname(name, version))
+            if value is None:
+                raise KeyNotFoundError(
+                    f"key {name!r} has no version {version}", key_name=name, version=version
+                )
+            record = _VersionRecord.from_json(value)
+            now = self._clock.now()
+            state, _ = self._effective(key, record, now)
+            if state.is_destroyed and record.material is not None:
+                self._apply_due(name)
+                return self._load(name, number)
+            handler = self._handler(key.algorithm)
+            loaded = _Loaded()
+            loaded.name = name
+            loaded.version = version
+            loaded.algorithm = key.algorithm
+            loaded.usage = key.usage
+            loaded.key_id = key.key_id
+            loaded.state = state
+            loaded.handler = handler
+            loaded.loaded = (
+                None if record.material is None else handler.load(key.algorithm, record.material)
+            )
+            loaded.aead = (
+                loaded.loaded
+                if key.algorithm
+                in (Algorithm.AES_256_GCM, Algorithm.CHACHA20_POLY1305, Algorithm.AES_256_GCM_SIV)
+                else None
+            )
+            loaded.prefixes = {
+                payload: _format.prefix(payload, key.algorithm, key.key_id, name, version)
+                for payload in (PayloadType.MESSAGE, PayloadType.DATA_KEY)
+            }
+            loaded.is_primary = version == key.primary
+            loaded.protect_ok = (
+                loaded.is_primary
+                and state is KeyState.ACTIVE
+                and key.usage is KeyUsage.ENCRYPT_DECRYPT
+            )
+            loaded.process_ok = state in (
+                KeyState.ACTIVE,
+                KeyState.SUSPENDED,
+                KeyState.DEACTIVATED,
+            )
+            loaded.check_at = self._next_change(key, record, state, now)
+            loaded.base_uses = record.uses
+            loaded.protect_limit = self._rotation_threshold(key)
+            loaded.subject = _vname(name, version)
+            loaded.usage_counts = self._usage.setdefault((name, version), _Usage())
+            self._versions[(name, version)] = loaded
+            for payload, payload_prefix in loaded.prefixes.items():
+                self._by_prefix[payload_prefix] = (loaded, payload)
+            if loaded.is_primary:
+                self._primary[name] = loaded
+            return loaded
+
+    def _next_change(
+        self, key: _KeyRecord, record: _VersionRecord, state: KeyState, now: _dt.datetime
+    ) -> _dt.datetime | None:
+        """The earliest future moment at which this cached version must be re-checked."""
+        moments = []
+        if state is KeyState.PRE_ACTIVE:
+            moments.append(record.activation_date)
+        if key.expiry_date is not None and state in (KeyState.ACTIVE, KeyState.SUSPENDED):
+            moments.append(key.expiry_date)
+        if record.destroy_at is not None and not state.is_destroyed:
+            moments.append(record.destroy_at)
+        if (
+            key.rotation_period is not None
+            and record.version == key.primary
+            and state is KeyState.ACTIVE
+        ):
+            moments.append(record.activation_date + key.rotation_period)
+        return min(moments) if moments else None
+
+    def _primary_for(self, name: str) -> _Loaded:
+        loaded = self._primary.get(name)
+        if loaded is None:
+            check_name(name)
+            loaded = self._load(name, None)
+        return loaded
+
+    def _refresh(self, loaded: _Loaded) -> _Loaded:
+        """Time passed a boundary: settle states, rotate if due, reload."""
+        self.flush_usage()
+        self._apply_due(loaded.name)
+        if loaded.is_primary:
+            self._rotate_if_due(loaded.name)
+        self._invalidate(loaded.name)
+        if loaded.is_primary:
+            return self._load(loaded.name, None)
+        return self._load(loaded.name, loaded.version)
+
+    # -- protect -----------------------------------------------------------------------
+
+    def _protector(self, name: str) -> _Loaded:
+        """The primary version, checked for protection (the slow checks only when needed)."""
+        self._store.sync()
+        loaded = self._primary.get(name)
+        if loaded is None:
+            loaded = self._primary_for(name)
+        if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
+            loaded = self._refresh(loaded)
+        counts = loaded.usage_counts
+        if counts.total + loaded.base_uses >= loaded.protect_limit:
+            self.flush_usage()
+            self._rotate_if_due(name)
+            self._invalidate(name)
+            loaded = self._primary_for(name)
+        if not loaded.protect_ok or self._is_revoked(loaded):
+            self._refuse(loaded, Operation.PROTECT)
+        return loaded
+
+    def _is_revoked(self, loaded: _Loaded) -> bool:
+        is_revoked = self._revocation.is_revoked
+        return is_revoked(SubjectKind.KEY, loaded.subject) or is_revoked(
+            SubjectKind.KEY, loaded.name
+        )
+
+    def _refuse(
+        self, loaded: _Loaded, operation: Operation, *, allow_compromised: bool = False
+    ) -> None:
+        now = self._clock.now()
+        compromise, reason = self._revoked(loaded.name, loaded.version)
+        state = loaded.state
+        if compromise is not None and not state.is_destroyed:
+            if compromise:
+                state = KeyState.COMPROMISED
+            elif state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
+                state = KeyState.DEACTIVATED
+        del now
+        if operation is Operation.PROTECT:
+            if loaded.usage is not KeyUsage.ENCRYPT_DECRYPT:
+                raise KeyUsageError(
+                    f"key {loaded.name!r} is for {loaded.usage.value}, not encryption",
+                    key_name=loaded.name,
+                    version=loaded.version,
+                    usage=loaded.usage.value,
+                )
+            if state is KeyState.ACTIVE and not loaded.is_primary:  # pragma: no cover
+                raise KeyStateError(
+                    f"key {loaded.name!r} version {loaded.version} is not the primary",
+                    key_name=loaded.name,
+                    version=loaded.version,
+                    state=state.value,
+                )
+            if state is KeyState.ACTIVE:
+                return
+        require(
+            operation,
+            state,
+            key_name=loaded.name,
+            version=loaded.version,
+            allow_compromised=allow_compromised,
+            reason=reason,
+        )
+
+    def _count(self, loaded: _Loaded, operation: str, context: bytes, protect: bool) -> None:
+        counts = loaded.usage_counts
+        if protect:
+            counts.total += 1
+            total = counts.total
+            if total >= _FLUSH_EVERY or (
+                total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
+            ):
+                self.flush_usage()
+        buckets = counts.buckets
+        bucket = (operation, context)
+        if bucket in buckets:
+            buckets[bucket] += 1
+        elif len(buckets) < _MAX_CONTEXT_BUCKETS:
+            buckets[bucket] = 1
+        else:
+            other = (operation, _OTHER_CONTEXT)
+            buckets[other] = buckets.get(other, 0) + 1
+
+    def encrypt(
+        self,
+        name: str,
+        plaintext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+    ) -> bytes | bytearray:
+        """Encrypt under the primary version of key ``name``.
+
+        Args:
+            name: the key.
+            plaintext: what to encrypt.
+            context: a str -> str mapping bound as associated data; the same
+                mapping must be given to decrypt. Recorded in the audit log:
+                **not secret**.
+
+        Returns:
+            The self-describing ciphertext (:mod:`keymgmt.keys._format`): a
+            ``bytes`` for plaintexts under 64 KiB, a ``bytearray`` from 64 KiB
+            on (written in one preallocated buffer; no second copy).
+
+        Raises:
+            KeyNotFoundError: no such key.
+            KeyStateError: the primary version cannot encrypt (pre-active,
+                suspended, deactivated); ``RevokedError`` when revoked or
+                compromised; ``DestroyedKeyError`` when destroyed.
+            KeyUsageError: the key is not an encryption key.
+            InvalidArgumentError: bad context.
+        """
+        return self._encrypt(name, plaintext, context, PayloadType.MESSAGE, "encrypt")
+
+    def _encrypt(
+        self,
+        name: str,
+        plaintext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None,
+        payload: PayloadType,
+        operation: str,
+    ) -> bytes | bytearray:
+        loaded = self._protector(name)
+        ctx = encode_context(context) if context else b""
+        head = loaded.prefixes[payload]
+        aead = loaded.aead
+        if aead is not None:
+            if not isinstance(plaintext, bytes | bytearray | memoryview):
+                raise InvalidArgumentError("plaintext must be bytes")
+            aad = head + ctx if ctx else head
+            nonce = self._random(AEAD_NONCE_SIZE)
+            self._count(loaded, operation, ctx, True)
+            size = len(plaintext)
+            if size < _LARGE:
+                sealed: bytes = aead.encrypt(nonce, plaintext, aad)
+                return head + nonce + sealed
+            start = len(head) + AEAD_NONCE_SIZE
+            out = bytearray(start + size + _TAG)
+            out[: len(head)] = head
+            out[len(head) : start] = nonce
+            aead.encrypt_into(nonce, plaintext, aad, memoryview(out)[start:])
+            return out
+        return self._encrypt_other(loaded, plaintext, ctx, head, operation)
+
+    def _encrypt_other(
+        self,
+        loaded: _Loaded,
+        plaintext: bytes | bytearray | memoryview,
+        ctx: bytes,
+        head: bytes,
+        operation: str,
+    ) -> bytes:
+        if not isinstance(plaintext, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("plaintext must be bytes")
+        if loaded.algorithm is Algorithm.FERNET:
+            if ctx:
+                raise InvalidArgumentError(
+                    "Fernet cannot bind an encryption context; use an AEAD key "
+                    "(aes-256-gcm) for contexts",
+                    key_name=loaded.name,
+                )
+            token = loaded.loaded.encrypt_at_time(
+                bytes(plaintext), int(self._clock.now().timestamp())
+            )
+            self._count(loaded, operation, ctx, True)
+            return head + bytes(token)
+        body = loaded.handler.encrypt(loaded.algorithm, loaded.loaded, bytes(plaintext), head + ctx)
+        self._count(loaded, operation, ctx, True)
+        return head + body
+
+    # -- process -----------------------------------------------------------------------
+
+    def _processor(
+        self, ciphertext: bytes | bytearray | memoryview, allow_compromised: bool
+    ) -> tuple[_Loaded, PayloadType, int]:
+        """The version a ciphertext names, checked for processing."""
+        self._store.sync()
+        size = _format.prefix_length(ciphertext)
+        entry = self._by_prefix.get(bytes(ciphertext[:size])) if size else None
+        if entry is None:
+            entry = self._resolve(ciphertext)
+        loaded, payload = entry
+        if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
+            loaded = self._refresh(loaded)
+        if not loaded.process_ok or self._is_revoked(loaded):
+            self._refuse(loaded, Operation.PROCESS, allow_compromised=allow_compromised)
+        return loaded, payload, size
+
+    def _resolve(self, ciphertext: bytes | bytearray | memoryview) -> tuple[_Loaded, PayloadType]:
+        try:
+            header = _format.parse_header(ciphertext)
+        except MalformedInputError:
+            raise DecryptionError() from None
+        try:
+            loaded = self._load(header.name, header.version)
+        except (KeyNotFoundError, UnsupportedAlgorithmError):
+            raise DecryptionError() from None
+        if loaded.key_id != header.key_id or loaded.algorithm is not header.algorithm:
+            raise DecryptionError()
+        return loaded, header.payload
+
+    def decrypt(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+        *,
+        allow_compromised: bool = False,
+    ) -> bytes:
+        """Decrypt a ciphertext made by :meth:`encrypt`, with the same context.
+
+        The ciphertext names its key and version; no key name is needed.
+
+        Raises:
+            DecryptionError: tampered, truncated, foreign, or the context
+                differs (one opaque error).
+            DestroyedKeyError: the version it names was destroyed (says which).
+            RevokedError: the version is compromised and ``allow_compromised``
+                was not given.
+        """
+        return self._decrypt(ciphertext, context, allow_compromised, PayloadType.MESSAGE, "decrypt")
+
+    def _decrypt(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None,
+        allow_compromised: bool,
+        payload: PayloadType,
+        operation: str,
+    ) -> bytes:
+        if not isinstance(ciphertext, bytes | bytearray | memoryview):
+            raise DecryptionError()
+        loaded, found, size = self._processor(ciphertext, allow_compromised)
+        if found is not payload:
+            raise DecryptionError()
+        try:
+            ctx = encode_context(context) if context else b""
+        except InvalidArgumentError:
+            raise DecryptionError() from None
+        head = loaded.prefixes[payload]
+        aead = loaded.aead
+        if aead is not None:
+            end = size + AEAD_NONCE_SIZE
+            if len(ciphertext) < end + _TAG:
+                raise DecryptionError()
+            view = memoryview(ciphertext)
+            try:
+                plaintext: bytes = aead.decrypt(
+                    view[size:end], view[end:], head + ctx if ctx else head
+                )
+            except (InvalidTag, ValueError):
+                raise DecryptionError() from None
+        elif loaded.algorithm is Algorithm.FERNET:
+            if ctx:
+                raise DecryptionError()
+            try:
+                plaintext = loaded.loaded.decrypt(bytes(ciphertext[size:]))
+            except (InvalidToken, ValueError, TypeError):
+                raise DecryptionError() from None
+        else:
+            try:
+                plaintext = loaded.handler.decrypt(
+                    loaded.algorithm, loaded.loaded, bytes(ciphertext[size:]), head + ctx
+                )
+            except KeyMgmtError:
+                raise DecryptionError() from None
+        if loaded.state is KeyState.COMPROMISED or (allow_compromised and self._is_revoked(loaded)):
+            operation += "-compromised"
+        self._count(loaded, operation, ctx, False)
+        return plaintext
+
+    # -- envelope ----------------------------------------------------------------------
+
+    def generate_data_key(self, name: str, context: Mapping[str, str] | None = None) -> DataKey:
+        """A fresh 256-bit data key: its plaintext and its ciphertext under ``name``.
+
+        Encrypt bulk data locally with ``plaintext``, keep ``wrapped`` beside
+        it, and throw the plaintext away; :meth:`decrypt_data_key` returns it.
+
+        Raises:
+            As :meth:`encrypt`.
+        """
+        key = self._random(_DATA_KEY_SIZE)
+        wrapped = self._encrypt(name, key, context, PayloadType.DATA_KEY, "generate-data-key")
+        header = _format.parse_header(wrapped)
+        return DataKey(
+            plaintext=SecretBytes(key),
+            wrapped=bytes(wrapped),
+            key_name=header.name,
+            key_version=header.version,
+        )
+
+    def decrypt_data_key(
+        self,
+        wrapped: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+        *,
+        allow_compromised: bool = False,
+    ) -> SecretBytes:
+        """The plaintext of a wrapped data key from :meth:`generate_data_key`.
+
+        Raises:
+            As :meth:`decrypt` (a message ciphertext is refused with DecryptionError).
+        """
+        return SecretBytes(
+            self._decrypt(
+                wrapped, context, allow_compromised, PayloadType.DATA_KEY, "decrypt-data-key"
+            )
+        )
+
+    def rewrap(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
+        *,
+        allow_compromised: bool = False,
+    ) -> bytes:
+        """Re-encrypt a ciphertext or wrapped data key under its key's current primary.
+
+        The plaintext never reaches the caller. The context stays the same.
+
+        Raises:
+            As :meth:`decrypt` for the old version and :meth:`encrypt` for the new.
+        """
+        if not isinstance(ciphertext, bytes | bytearray | memoryview):
+            raise DecryptionError()
+        loaded, payload, _ = self._processor(ciphertext, allow_compromised)
+        plaintext = self._decrypt(ciphertext, context, allow_compromised, payload, "rewrap-from")
+        return bytes(self._encrypt(loaded.name, plaintext, context, payload, "rewrap-to"))
+
+    # -- usage accounting --------------------------------------------------------------
+
+    def flush_usage(self) -> None:
+        """Write unflushed use counts and their aggregated ``key.usage`` audit entries."""
+        with self._lock:
+            self._next_flush = time.monotonic() + _FLUSH_INTERVAL
+            snapshot = {
+                key: (usage.total, dict(usage.buckets))
+                for key, usage in self._usage.items()
+                if usage.total or usage.buckets
+            }
+        if not snapshot:
+            return
+
+        def run(txn: Txn) -> None:
+            for (name, number), (total, buckets) in sorted(snapshot.items()):
+                value = txn.get_json(VERSION_KIND, _vname(name, number))
+                if value is not None and total:
+                    record = _VersionRecord.from_json(value)
+                    txn.put_json(
+                        VERSION_KIND,
+                        _vname(name, number),
+                        attrs.evolve(record, uses=record.uses + total).to_json(),
+                    )
+                for (operation, ctx), count in sorted(buckets.items()):
+                    txn.audit(
+                        "key.usage",
+                        _vname(name, number),
+                        use=operation,
+                        count=count,
+                        context="<more contexts>"
+                        if ctx == _OTHER_CONTEXT
+                        else _format.context_json(ctx),
+                    )
+
+        self._store.transact(run)
+        with self._lock:
+            for key, (total, buckets) in snapshot.items():
+                usage = self._usage[key]
+                usage.total -= total
+                for bucket, count in buckets.items():
+                    left = usage.buckets.get(bucket, 0) - count
+                    if left > 0:
+                        usage.buckets[bucket] = left
+                    else:
+                        usage.buckets.pop(bucket, None)
+                loaded = self._versions.get(key)
+                if loaded is not None:
+                    loaded.base_uses += total
+
+    def close(self) -> None:
+        """Flush use counts (called by ``km.close()``)."""
+        self.flush_usage()
+
+    # -- material for export (hazmat and wrapped export) -----------------------------------
+
+    def _material(
+        self, name: str, version: int | None, operation: str
+    ) -> tuple[_KeyRecord, _VersionRecord]:
+        """Read a version's material for export, checking state; audits the export."""
+        check_name(name)
+        self._apply_due(name)
+
+        def run(txn: Txn) -> tuple[_KeyRecord, _VersionRecord]:
+            key = self._txn_key(txn, name)
+            (record,) = self._txn_versions(txn, key, key.primary if version is None else version)
+            state, reason = self._effective(key, record, txn.now)
+            require(Operation.EXPORT, state, key_name=name, version=record.version, reason=reason)
+            if record.material is None:  # pragma: no cover - destroyed is refused above
+                raise KeyStateError("no material", key_name=name, version=record.version)
+            txn.audit(operation, _vname(name, record.version), algorithm=key.algorithm.value)
+            return key, record
+
+        return self._store.transact(run)
+
+    def export_wrapped(
+        self, name: str, version: int | None = None, *, kek: bytes | SecretBytes
+    ) -> WrappedKey:
+        """Export a version's material wrapped under a key-encryption key (RFC 5649).
+
+        Args:
+            name: the key.
+            version: the version (default: the primary).
+            kek: the recipient's 16, 24 or 32-byte key-encryption key.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyStateError: the version is pre-active, compromised or destroyed.
+            InvalidArgumentError: bad KEK size.
+        """
+        from keymgmt.keys._export import _kek_bytes, wrap_rfc5649
+
+        _kek_bytes(kek)
+        key, record = self._material(name, version, "key.export-wrapped")
+        assert record.material is not None
+        return wrap_rfc5649(
+            record.material, kek, algorithm=key.algorithm, name=name, version=record.version
+        )
+
+    def export_sealed(
+        self, name: str, version: int | None = None, *, recipient: X25519PublicKey
+    ) -> WrappedKey:
+        """Export a version's material sealed to an X25519 public key (HPKE, RFC 9180).
+
+        The recipient opens it with :func:`keymgmt.keys.open_sealed_export`
+        or any HPKE implementation (see :mod:`keymgmt.keys._export`).
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyStateError: the version is pre-active, compromised or destroyed.
+            InvalidArgumentError: ``recipient`` is not an X25519 public key.
+        """
+        from keymgmt.keys._export import seal_export
+
+        if not isinstance(recipient, X25519PublicKey):
+            raise InvalidArgumentError("the recipient must be an X25519 public key")
+        key, record = self._material(name, version, "key.export-sealed")
+        assert record.material is not None
+        return seal_export(
+            record.material, recipient, algorithm=key.algorithm, name=name, version=record.version
+        )
