@@ -47,6 +47,7 @@ __all__ = [
     "ReplayError",
     "RevokedError",
     "SchemaVersionError",
+    "ServiceError",
     "StaleMessageError",
     "StoreError",
     "StoreUnavailableError",
@@ -207,3 +208,28 @@ class ReplayError(RemoteProtocolError):
 
 class StaleMessageError(RemoteProtocolError):
     """A message's timestamp is outside the allowed clock skew, or it expired."""
+
+
+# -- the network service -----------------------------------------------------
+
+
+class ServiceError(KeyMgmtError):
+    """The key service refused a request at the HTTP level.
+
+    For example: unauthenticated, rate limited, too large, not implemented.
+    Carries ``status`` (the HTTP status), ``type`` (the error type of the
+    JSON error body) and ``headers`` (e.g. ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, type=type)
+        self.status = status
+        self.type = type
+        self.headers = dict(headers or {})

@@ -127,6 +127,10 @@ def _register() -> None:
 
     cli.add_command(demo)
 
+    from keymgmt.cli._serve import serve
+
+    cli.add_command(serve)
+
 
 _register()
 

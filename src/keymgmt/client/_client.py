@@ -1,0 +1,322 @@
+"""A client for ``keymgmt serve``: the façade's shapes, over HTTPS with a client certificate."""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
+
+from keymgmt._secret import SecretBytes
+from keymgmt.client._wire import exception_for
+from keymgmt.errors import (
+    InvalidArgumentError,
+    MalformedInputError,
+    StoreUnavailableError,
+)
+
+__all__ = ["KeyServiceClient", "client_ssl_context"]
+
+_KEEP_HEADERS: Final = ("retry-after", "allow")
+
+
+def client_ssl_context(
+    *,
+    ca: str | os.PathLike[str],
+    certificate: str | os.PathLike[str] | None = None,
+    private_key: str | os.PathLike[str] | None = None,
+) -> ssl.SSLContext:
+    """An SSL context that trusts ``ca`` and presents a client certificate.
+
+    Args:
+        ca: the CA bundle that issued the server's certificate.
+        certificate: the client certificate (PEM, optionally with its chain).
+        private_key: its private key (PEM); may be inside ``certificate``.
+
+    Raises:
+        InvalidArgumentError: the files do not load.
+    """
+    try:
+        context = ssl.create_default_context(cafile=os.fspath(ca))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if certificate is not None:
+            context.load_cert_chain(
+                os.fspath(certificate), None if private_key is None else os.fspath(private_key)
+            )
+    except (ssl.SSLError, OSError) as exc:
+        raise InvalidArgumentError(f"cannot load the client TLS material: {exc}") from None
+    return context
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:
+        raise MalformedInputError("the service answered with invalid base64") from None
+
+
+class KeyServiceClient:
+    """Speaks to a ``keymgmt serve`` instance; methods mirror the :class:`~keymgmt.KeyManager`.
+
+    Errors come back as the same keymgmt exception classes the server's
+    library raised (``DecryptionError``, ``AccessDeniedError``,
+    ``KeyNotFoundError``, ...); HTTP-level refusals (401, 413, 429, 501) as
+    :class:`~keymgmt.errors.ServiceError` with ``status`` and ``type``.
+
+    Args:
+        url: the service's base URL, e.g. ``https://127.0.0.1:8443``.
+        ssl_context: from :func:`client_ssl_context` (trust + client certificate).
+        timeout: seconds per request.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, url: str, *, ssl_context: ssl.SSLContext, timeout: float = 10.0) -> None:
+        if not url.startswith("https://"):
+            raise InvalidArgumentError("the key service is reached over https:// only")
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, verify=ssl_context, timeout=timeout)
+
+    @classmethod
+    def from_files(
+        cls,
+        url: str,
+        *,
+        ca: str | os.PathLike[str],
+        certificate: str | os.PathLike[str],
+        private_key: str | os.PathLike[str],
+        timeout: float = 10.0,
+    ) -> KeyServiceClient:
+        """A client presenting the certificate and key in these PEM files.
+
+        Raises:
+            InvalidArgumentError: the files do not load or the URL is not https.
+        """
+        context = client_ssl_context(ca=ca, certificate=certificate, private_key=private_key)
+        return cls(url, ssl_context=context, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"KeyServiceClient({self.url!r})"
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> KeyServiceClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; raise the keymgmt exception for an error answer.
+
+        Raises:
+            StoreUnavailableError: the service cannot be reached.
+            KeyMgmtError: the subclass the service's answer names.
+        """
+        try:
+            response = self._http.request(
+                method, path, json=json, content=content, headers=headers, params=params
+            )
+        except httpx.TransportError as exc:
+            raise StoreUnavailableError(
+                f"cannot reach the key service at {self.url}: {type(exc).__name__}"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            kept = {k: v for k, v in response.headers.items() if k.lower() in _KEEP_HEADERS}
+            raise exception_for(response.status_code, body, kept)
+        return response
+
+    def _json(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        return self.request(method, path, json=body).json()
+
+    @staticmethod
+    def _ctx(context: Mapping[str, str] | None) -> dict[str, str]:
+        return dict(context or {})
+
+    # -- health -----------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /v1/health``."""
+        value: dict[str, Any] = self._json("GET", "/v1/health")
+        return value
+
+    def ready(self) -> dict[str, Any]:
+        """``GET /v1/ready``: the store answers; which parts are wired."""
+        value: dict[str, Any] = self._json("GET", "/v1/ready")
+        return value
+
+    def whoami(self) -> str:
+        """The principal the service sees in this client's certificate."""
+        return str(self._json("GET", "/v1/whoami")["principal"])
+
+    # -- transit ----------------------------------------------------------------
+
+    def create_key(self, name: str, *, algorithm: str | None = None) -> dict[str, Any]:
+        """Create a named symmetric key on the service; its description."""
+        body: dict[str, Any] = {"name": name}
+        if algorithm is not None:
+            body["algorithm"] = algorithm
+        value: dict[str, Any] = self._json("POST", "/v1/transit/keys", body)
+        return value
+
+    def key_info(self, name: str) -> dict[str, Any]:
+        """The description of a key (never its material)."""
+        value: dict[str, Any] = self._json("GET", f"/v1/transit/keys/{name}")
+        return value
+
+    def encrypt(
+        self, key: str, plaintext: bytes, *, context: Mapping[str, str] | None = None
+    ) -> bytes:
+        """Encrypt under the key's primary version; the self-describing ciphertext."""
+        answer = self._json(
+            "POST",
+            f"/v1/transit/keys/{key}/encrypt",
+            {"plaintext": _b64(plaintext), "context": self._ctx(context)},
+        )
+        return _unb64(answer["ciphertext"])
+
+    def decrypt(
+        self, key: str, ciphertext: bytes, *, context: Mapping[str, str] | None = None
+    ) -> bytes:
+        """Decrypt a ciphertext of ``key``.
+
+        Raises:
+            DecryptionError: wrong context, tampered or foreign ciphertext.
+        """
+        answer = self._json(
+            "POST",
+            f"/v1/transit/keys/{key}/decrypt",
+            {"ciphertext": _b64(ciphertext), "context": self._ctx(context)},
+        )
+        return _unb64(answer["plaintext"])
+
+    def generate_data_key(
+        self, key: str, *, context: Mapping[str, str] | None = None
+    ) -> tuple[SecretBytes, bytes]:
+        """A fresh data key ``(plaintext, wrapped)``: store the wrapped one, drop the other."""
+        answer = self._json(
+            "POST", f"/v1/transit/keys/{key}/datakey", {"context": self._ctx(context)}
+        )
+        return SecretBytes(_unb64(answer["plaintext"])), _unb64(answer["ciphertext"])
+
+    def rewrap(
+        self, key: str, ciphertext: bytes, *, context: Mapping[str, str] | None = None
+    ) -> bytes:
+        """Re-encrypt a ciphertext of ``key`` under its primary version."""
+        answer = self._json(
+            "POST",
+            f"/v1/transit/keys/{key}/rewrap",
+            {"ciphertext": _b64(ciphertext), "context": self._ctx(context)},
+        )
+        return _unb64(answer["ciphertext"])
+
+    # -- pki --------------------------------------------------------------------
+
+    def ca_certificates(self) -> dict[str, x509.Certificate]:
+        """Every CA the service's store holds, by name."""
+        answer = self._json("GET", "/v1/pki/cas")
+        return {
+            ca["name"]: x509.load_pem_x509_certificate(ca["certificate"].encode("ascii"))
+            for ca in answer["cas"]
+        }
+
+    def crl(self, ca: str) -> x509.CertificateRevocationList:
+        """The current CRL of ``ca``."""
+        response = self.request("GET", f"/v1/pki/cas/{ca}/crl")
+        try:
+            return x509.load_der_x509_crl(response.content)
+        except ValueError:
+            raise MalformedInputError("the service answered with a malformed CRL") from None
+
+    def sign_csr(
+        self, ca: str, csr: x509.CertificateSigningRequest, *, profile: str
+    ) -> tuple[x509.Certificate, list[x509.Certificate]]:
+        """Have ``ca`` issue a certificate for ``csr`` under ``profile``; ``(leaf, chain)``."""
+        answer = self._json(
+            "POST",
+            f"/v1/pki/cas/{ca}/sign",
+            {
+                "csr": csr.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                "profile": profile,
+            },
+        )
+        leaf = x509.load_pem_x509_certificate(answer["certificate"].encode("ascii"))
+        chain = [x509.load_pem_x509_certificate(c.encode("ascii")) for c in answer["chain"]]
+        return leaf, chain
+
+    def ocsp(self, request: ocsp.OCSPRequest | bytes, *, method: str = "POST") -> ocsp.OCSPResponse:
+        """Ask the OCSP responder (RFC 6960 POST, or GET with the request in the URL)."""
+        der = (
+            request
+            if isinstance(request, bytes)
+            else request.public_bytes(serialization.Encoding.DER)
+        )
+        if method == "GET":
+            response = self.request("GET", "/v1/pki/ocsp/" + _b64(der))
+        elif method == "POST":
+            response = self.request(
+                "POST",
+                "/v1/pki/ocsp",
+                content=der,
+                headers={"Content-Type": "application/ocsp-request"},
+            )
+        else:
+            raise InvalidArgumentError("method must be 'GET' or 'POST'")
+        try:
+            return ocsp.load_der_ocsp_response(response.content)
+        except ValueError:
+            raise MalformedInputError(
+                "the service answered with a malformed OCSP response"
+            ) from None
+
+    # -- kdc and revocation -------------------------------------------------------
+
+    def kdc(self, message: bytes) -> bytes:
+        """Send one KDC wire message; the reply message."""
+        response = self.request(
+            "POST",
+            "/v1/kdc",
+            content=message,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return response.content
+
+    def revoke(self, kind: str, subject: str, reason: str = "unspecified") -> dict[str, Any]:
+        """Revoke a key version, certificate or principal through the service."""
+        value: dict[str, Any] = self._json(
+            "POST", "/v1/revocations", {"kind": kind, "subject": subject, "reason": reason}
+        )
+        return value

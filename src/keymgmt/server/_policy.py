@@ -1,0 +1,300 @@
+"""Who may do what through the service: rules over principals, operations and resources.
+
+The principal is the identity in the caller's TLS client certificate (see
+:func:`keymgmt.server.principal_of`). A :class:`ServicePolicy` is a list of
+:class:`Rule` objects; a request is allowed when some rule names the
+principal, the operation and the resource (a key name, a certificate profile
+and the names the certificate would carry). Everything else is denied.
+
+Patterns are shell-style (``fnmatch``, case-sensitive): ``app-*`` matches
+``app-billing``. In ``names`` patterns ``{principal}`` stands for the caller's
+own name, so ``["{principal}"]`` lets a client renew only its own
+certificate.
+
+The JSON form (``keymgmt serve --policy FILE``)::
+
+    {"rules": [
+      {"principals": ["app-*"], "operations": ["encrypt", "decrypt"],
+       "keys": ["payments-*"]},
+      {"principals": ["app-*"], "operations": ["sign"],
+       "profiles": ["tls-client"], "names": ["{principal}"]},
+      {"principals": ["*"], "operations": ["kdc"]}
+    ],
+     "rate_limit": {"rate": 200.0, "burst": 400,
+                    "principals": {"batch-*": {"rate": 5.0, "burst": 10}}}}
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from keymgmt.errors import AccessDeniedError, InvalidArgumentError
+
+__all__ = ["Operation", "RateLimit", "Rule", "ServicePolicy"]
+
+
+class Operation(enum.StrEnum):
+    """What a request asks the service to do."""
+
+    ENCRYPT = "encrypt"
+    DECRYPT = "decrypt"
+    DATAKEY = "datakey"
+    REWRAP = "rewrap"
+    CREATE_KEY = "create-key"
+    READ_KEY = "read-key"
+    SIGN = "sign"
+    KDC = "kdc"
+    REVOKE = "revoke"
+
+    @property
+    def on_key(self) -> bool:
+        """Whether the operation names a key (and so needs a ``keys`` match)."""
+        return self not in (Operation.SIGN, Operation.KDC, Operation.REVOKE)
+
+
+_RULE_FIELDS: Final = frozenset(
+    {"principals", "operations", "keys", "profiles", "names", "subjects"}
+)
+_POLICY_FIELDS: Final = frozenset({"rules", "rate_limit"})
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidArgumentError(f"policy: {what} must be a list of non-empty strings")
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class Rule:
+    """One grant: these principals may do these operations on these resources.
+
+    Args:
+        principals: patterns for the caller's name.
+        operations: what the rule allows.
+        keys: patterns for key names (for key operations).
+        profiles: certificate profiles the caller may ask for (``sign``).
+        names: patterns for every name in a CSR (``{principal}`` = the caller).
+        subjects: patterns for ``"<kind>:<subject>"`` the caller may revoke
+            (``revoke``), e.g. ``"principal:app-*"``.
+    """
+
+    principals: tuple[str, ...]
+    operations: frozenset[Operation]
+    keys: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Rule:
+        """Parse one rule.
+
+        Raises:
+            InvalidArgumentError: unknown fields, unknown operations, bad types.
+        """
+        if not isinstance(value, Mapping):
+            raise InvalidArgumentError("policy: each rule must be an object")
+        unknown = set(value) - _RULE_FIELDS
+        if unknown:
+            raise InvalidArgumentError(
+                f"policy: unknown rule field(s): {', '.join(sorted(unknown))}"
+            )
+        if "principals" not in value or "operations" not in value:
+            raise InvalidArgumentError("policy: a rule needs 'principals' and 'operations'")
+        try:
+            operations = frozenset(
+                Operation(o) for o in _strings(value["operations"], "operations")
+            )
+        except ValueError:
+            known = ", ".join(o.value for o in Operation)
+            raise InvalidArgumentError(
+                f"policy: unknown operation in {value['operations']!r}; expected: {known}"
+            ) from None
+        return cls(
+            principals=_strings(value["principals"], "principals"),
+            operations=operations,
+            keys=_strings(value.get("keys", []), "keys"),
+            profiles=_strings(value.get("profiles", []), "profiles"),
+            names=_strings(value.get("names", []), "names"),
+            subjects=_strings(value.get("subjects", []), "subjects"),
+        )
+
+    def allows(
+        self,
+        principal: str,
+        operation: Operation,
+        *,
+        key: str | None = None,
+        profile: str | None = None,
+        names: Iterable[str] = (),
+        subject: str | None = None,
+    ) -> bool:
+        """Whether this rule alone allows the request."""
+        if operation not in self.operations:
+            return False
+        if not any(fnmatch.fnmatchcase(principal, p) for p in self.principals):
+            return False
+        if operation.on_key and (
+            key is None or not any(fnmatch.fnmatchcase(key, p) for p in self.keys)
+        ):
+            return False
+        if operation is Operation.SIGN:
+            if profile is None or profile not in self.profiles:
+                return False
+            patterns = [p.replace("{principal}", principal) for p in self.names]
+            wanted = list(names)
+            if not wanted or not all(
+                any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in wanted
+            ):
+                return False
+        if operation is Operation.REVOKE:
+            return subject is not None and any(
+                fnmatch.fnmatchcase(subject, p) for p in self.subjects
+            )
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class RateLimit:
+    """Per-principal token buckets: ``rate`` requests per second, bursts of ``burst``.
+
+    ``principals`` overrides both for principals matching a pattern (first
+    match wins): ``(("batch-*", 5.0, 10),)``.
+    """
+
+    rate: float = 500.0
+    burst: int = 1000
+    principals: tuple[tuple[str, float, int], ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        for rate, burst in [(self.rate, self.burst), *((r, b) for _, r, b in self.principals)]:
+            if not rate > 0 or burst < 1:
+                raise InvalidArgumentError("policy: rate_limit needs rate > 0 and burst >= 1")
+
+    def for_principal(self, principal: str) -> tuple[float, int]:
+        """The ``(rate, burst)`` that applies to ``principal``."""
+        for pattern, rate, burst in self.principals:
+            if fnmatch.fnmatchcase(principal, pattern):
+                return rate, burst
+        return self.rate, self.burst
+
+    @classmethod
+    def from_json(cls, value: Any) -> RateLimit:
+        """Parse ``{"rate": r, "burst": b, "principals": {"pattern": {"rate": .., "burst": ..}}}``.
+
+        Raises:
+            InvalidArgumentError: malformed values.
+        """
+        if not isinstance(value, Mapping) or set(value) - {"rate", "burst", "principals"}:
+            raise InvalidArgumentError(
+                "policy: 'rate_limit' takes 'rate', 'burst' and 'principals'"
+            )
+        overrides = value.get("principals", {})
+        if not isinstance(overrides, Mapping):
+            raise InvalidArgumentError("policy: rate_limit 'principals' must be an object")
+        try:
+            rate, burst = float(value.get("rate", 500.0)), int(value.get("burst", 1000))
+            principals = tuple(
+                (str(pattern), float(limit["rate"]), int(limit["burst"]))
+                for pattern, limit in overrides.items()
+            )
+        except (TypeError, ValueError, KeyError):
+            raise InvalidArgumentError(
+                "policy: rate limits need numeric 'rate' and 'burst'"
+            ) from None
+        return cls(rate=rate, burst=burst, principals=principals)
+
+
+@attrs.frozen(kw_only=True)
+class ServicePolicy:
+    """The service's authorization policy: default deny, allow by :class:`Rule`."""
+
+    rules: tuple[Rule, ...] = ()
+    rate_limit: RateLimit = attrs.field(factory=RateLimit)
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> ServicePolicy:
+        """Parse the JSON form (see the module docstring).
+
+        Raises:
+            InvalidArgumentError: the policy is malformed.
+        """
+        if not isinstance(value, Mapping):
+            raise InvalidArgumentError("policy: the top level must be an object")
+        unknown = set(value) - _POLICY_FIELDS
+        if unknown:
+            raise InvalidArgumentError(f"policy: unknown field(s): {', '.join(sorted(unknown))}")
+        rules = value.get("rules", [])
+        if not isinstance(rules, list):
+            raise InvalidArgumentError("policy: 'rules' must be a list")
+        rate_limit = RateLimit.from_json(value.get("rate_limit", {}))
+        return cls(rules=tuple(Rule.from_json(r) for r in rules), rate_limit=rate_limit)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ServicePolicy:
+        """Read a JSON policy file.
+
+        Raises:
+            InvalidArgumentError: unreadable or malformed file.
+        """
+        try:
+            value = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot read policy file {path}: {exc.strerror}") from None
+        except ValueError:
+            raise InvalidArgumentError(f"policy file {path} is not valid JSON") from None
+        return cls.from_json(value)
+
+    def allows(
+        self,
+        principal: str,
+        operation: Operation,
+        *,
+        key: str | None = None,
+        profile: str | None = None,
+        names: Sequence[str] = (),
+        subject: str | None = None,
+    ) -> bool:
+        """Whether some rule allows the request."""
+        return any(
+            r.allows(principal, operation, key=key, profile=profile, names=names, subject=subject)
+            for r in self.rules
+        )
+
+    def authorize(
+        self,
+        principal: str,
+        operation: Operation,
+        *,
+        key: str | None = None,
+        profile: str | None = None,
+        names: Sequence[str] = (),
+        subject: str | None = None,
+    ) -> None:
+        """Raise unless some rule allows the request.
+
+        Raises:
+            AccessDeniedError: no rule allows it (``principal`` and ``operation``
+                attributes say which request).
+        """
+        if not self.allows(
+            principal, operation, key=key, profile=profile, names=names, subject=subject
+        ):
+            target = f" on key {key!r}" if key is not None else ""
+            if subject is not None:
+                target = f" {subject!r}"
+            if profile is not None:
+                target = f" with profile {profile!r} for {', '.join(names) or 'no names'}"
+            raise AccessDeniedError(
+                f"principal {principal!r} may not {operation.value}{target}",
+                principal=principal,
+                operation=operation.value,
+            )

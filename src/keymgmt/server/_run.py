@@ -1,0 +1,151 @@
+"""Running the service under uvicorn, with the client's certificate chain reachable.
+
+Why a protocol subclass: uvicorn (0.54) verifies client certificates when
+given an SSL context that asks for them, but it does not fill the ASGI
+``tls`` extension, so the application cannot see who connected. The TLS
+handshake is complete when the HTTP protocol's ``connection_made`` runs, so
+:class:`MutualTlsH11Protocol` reads the verified chain from the transport's
+``ssl_object`` there, once per connection, and hands it to every request on
+the connection through the per-connection copy of the ASGI ``state``
+(``scope["state"]["keymgmt.tls"]``, shaped like the ASGI TLS extension).
+The application reads the standard ``scope["extensions"]["tls"]`` first, so
+it also runs unchanged under a server that fills the extension.
+
+The verified chain comes from ``SSLObject.get_verified_chain()`` (public
+from Python 3.13, private ``_sslobj`` method on 3.10-3.12); if neither is
+there the leaf alone is used (``getpeercert(binary_form=True)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any, Final
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from keymgmt.errors import InvalidArgumentError
+from keymgmt.server._app import TLS_STATE_KEY, Service
+from keymgmt.server._tls import TlsMaterial, server_ssl_context
+
+__all__ = ["MutualTlsH11Protocol", "serve", "tls_facts"]
+
+_TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def _verified_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
+    getter = getattr(ssl_object, "get_verified_chain", None)
+    if getter is None:
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
+    if getter is not None:
+        chain = getter() or []
+        out = []
+        for cert in chain:
+            if isinstance(cert, bytes):
+                out.append(cert)
+            else:
+                out.append(ssl.PEM_cert_to_DER_cert(cert.public_bytes()))
+        if out:
+            return out
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def tls_facts(ssl_object: ssl.SSLObject) -> dict[str, Any]:
+    """The connection's TLS facts in the shape of the ASGI TLS extension.
+
+    ``client_cert_chain`` holds PEM strings, leaf first, as the extension
+    specifies; it is empty when the client sent no certificate.
+    """
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(d) for d in _verified_chain_der(ssl_object)],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None if cipher is None else cipher[0],
+    }
+
+
+class MutualTlsH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol that records the client's verified chain per connection."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Record the TLS facts, then behave as uvicorn does."""
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if isinstance(ssl_object, ssl.SSLObject):
+            # A per-connection copy: requests on this connection see their own peer.
+            self.app_state = {**self.app_state, TLS_STATE_KEY: tls_facts(ssl_object)}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0 picks a free one).
+
+    Raises:
+        InvalidArgumentError: the address cannot be bound.
+    """
+    try:
+        return socket.create_server((host, port), backlog=2048)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def serve(
+    service: Service,
+    tls: TlsMaterial,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8443,
+    require_client_cert: bool = False,
+    on_ready: Callable[[str, int], None] | None = None,
+    keep_alive: int = 30,
+) -> None:
+    """Serve ``service`` over HTTPS with client certificates until SIGINT/SIGTERM.
+
+    Args:
+        service: the application.
+        tls: the server's certificate and key and the client CA bundle.
+        host: the address to bind (loopback by default).
+        port: the TCP port (0 picks a free one; ``on_ready`` is told which).
+        require_client_cert: refuse TLS handshakes without a client
+            certificate instead of answering them with HTTP 401.
+        on_ready: called with ``(host, port)`` once the server accepts connections.
+        keep_alive: seconds an idle keep-alive connection is kept.
+
+    Raises:
+        InvalidArgumentError: bad TLS material or address.
+    """
+    context = server_ssl_context(tls, require_client_cert=require_client_cert)
+    sock = bind(host, port)
+    bound_port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        service.app(),
+        http=MutualTlsH11Protocol,
+        ws="none",
+        lifespan="on",
+        ssl_context_factory=lambda _config, _default: context,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=keep_alive,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started and on_ready is not None:
+            on_ready(host, bound_port)
+        await task
+
+    try:
+        asyncio.run(run())
+    finally:
+        sock.close()

@@ -1,0 +1,366 @@
+"""Real ``keymgmt serve`` processes on loopback, real TLS, real HTTP.
+
+One test PKI (P-256, made with ``cryptography`` directly so these tests do
+not depend on keymgmt's own PKI), one SQLite store, one policy and one
+server process for the whole session; tests that need another process
+start it themselves. Every response a test receives through the
+:func:`http` clients is checked against the shipped OpenAPI file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import selectors
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from keymgmt import KeyManager
+from keymgmt.client import KeyServiceClient, client_ssl_context
+from keymgmt.keyring import KeyFile
+
+from ._openapi import OpenApiChecker
+
+NOW = dt.datetime.now(dt.UTC)
+
+#: Client principals the session PKI issues certificates for.
+CLIENTS = ("app-1", "app-2", "doomed-app", "admin", "nobody", "throttled")
+
+POLICY = {
+    "rules": [
+        {
+            "principals": ["app-*", "doomed-app"],
+            "operations": ["encrypt", "decrypt", "datakey", "rewrap", "create-key", "read-key"],
+            "keys": ["app-*"],
+        },
+        {
+            "principals": ["app-*"],
+            "operations": ["sign"],
+            "profiles": ["tls-client"],
+            "names": ["{principal}"],
+        },
+        {"principals": ["app-*"], "operations": ["kdc"]},
+        {"principals": ["admin"], "operations": ["revoke"], "subjects": ["*"]},
+        {"principals": ["throttled"], "operations": ["read-key"], "keys": ["*"]},
+    ],
+    "rate_limit": {
+        "rate": 10000.0,
+        "burst": 20000,
+        "principals": {"throttled": {"rate": 0.001, "burst": 2}},
+    },
+}
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+@attrs.frozen
+class Issued:
+    """A certificate and key on disk."""
+
+    certificate: Path
+    key: Path
+
+
+class TestPki:
+    """A throwaway root CA that writes PEM files into a directory."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = _name(name)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(self.name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(hours=1))
+            .not_valid_after(NOW + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        self.bundle = directory / f"{name}.pem"
+        self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(
+        self,
+        stem: str,
+        *,
+        common_name: str | None,
+        server: bool = False,
+        sans: Sequence[x509.GeneralName] = (),
+    ) -> Issued:
+        """A leaf for TLS client (or server) authentication."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name) if common_name else x509.Name([]))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(hours=1))
+            .not_valid_after(NOW + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+        )
+        if sans:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(list(sans)), critical=not common_name
+            )
+        cert = builder.sign(self.key, hashes.SHA256())
+        paths = Issued(self.directory / f"{stem}.pem", self.directory / f"{stem}.key")
+        paths.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        paths.key.chmod(0o600)
+        return paths
+
+
+@attrs.frozen
+class Material:
+    """Everything a server and its clients need on disk."""
+
+    directory: Path
+    ca: TestPki
+    server: Issued
+    clients: dict[str, Issued]
+    outsider: Issued
+    nameless: Issued
+    store: Path
+    key_file: Path
+    policy: Path
+
+
+@pytest.fixture(scope="session")
+def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
+    """The session's PKI, store and policy files."""
+    directory = tmp_path_factory.mktemp("service")
+    ca = TestPki(directory, "test-root")
+    server = ca.issue(
+        "server",
+        common_name="keymgmt-server",
+        server=True,
+        sans=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
+    clients = {name: ca.issue(name, common_name=name) for name in CLIENTS}
+    outsider = TestPki(directory, "other-root").issue("outsider", common_name="app-1")
+    nameless = ca.issue("nameless", common_name=None, sans=[x509.RFC822Name("x@example.org")])
+    key_file = directory / "master.key"
+    KeyFile.generate(key_file)
+    store = directory / "store.db"
+    KeyManager.open(store, key_file=key_file, create=True).close()
+    policy = directory / "policy.json"
+    policy.write_text(json.dumps(POLICY))
+    return Material(
+        directory=directory,
+        ca=ca,
+        server=server,
+        clients=clients,
+        outsider=outsider,
+        nameless=nameless,
+        store=store,
+        key_file=key_file,
+        policy=policy,
+    )
+
+
+@attrs.define
+class ServerProcess:
+    """A running ``keymgmt serve`` child process."""
+
+    process: subprocess.Popen[str]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM, wait; SIGKILL if it does not stop."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def log_text(self) -> str:
+        """What the server logged so far."""
+        return self.log.read_text(errors="replace")
+
+
+_LISTENING = re.compile(r"listening on (https://[^\s]+)")
+
+
+def start_server(
+    store: str, key_file: Path, tls: Issued, ca_bundle: Path, log: Path, *extra: str
+) -> ServerProcess:
+    """Start ``keymgmt serve --port 0`` and wait until it says where it listens."""
+    args = [
+        sys.executable,
+        "-c",
+        "import sys; from keymgmt.cli import main; sys.exit(main())",
+        "--store",
+        store,
+        "--key-file",
+        str(key_file),
+        "serve",
+        "--port",
+        "0",
+        "--tls-cert",
+        str(tls.certificate),
+        "--tls-key",
+        str(tls.key),
+        "--client-ca",
+        str(ca_bundle),
+        *extra,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    with log.open("w") as sink:
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=sink, text=True, env=env)
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            line = process.stdout.readline()
+            if not line:
+                break
+            found = _LISTENING.search(line)
+            if found:
+                return ServerProcess(process, found.group(1), log)
+    finally:
+        selector.close()
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"keymgmt serve did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(material: Material) -> Iterator[ServerProcess]:
+    """The session's server: sync before every request, small body limit."""
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        material.server,
+        material.ca.bundle,
+        material.directory / "server.log",
+        "--policy",
+        str(material.policy),
+        "--sync-interval",
+        "0",
+        "--max-body",
+        "65536",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def openapi() -> OpenApiChecker:
+    """The OpenAPI checker every :func:`http` response goes through."""
+    return OpenApiChecker()
+
+
+HttpFactory = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def http(
+    server: ServerProcess, material: Material, openapi: OpenApiChecker
+) -> Iterator[HttpFactory]:
+    """``http("app-1")``: an httpx client presenting that principal's certificate.
+
+    ``http(None)`` presents none; ``http(issued=...)`` presents another one.
+    """
+    made: list[httpx.Client] = []
+
+    def make(principal: str | None = None, *, issued: Issued | None = None) -> httpx.Client:
+        chosen = issued or (material.clients[principal] if principal else None)
+        context = client_ssl_context(
+            ca=material.ca.bundle,
+            certificate=chosen.certificate if chosen else None,
+            private_key=chosen.key if chosen else None,
+        )
+        client = httpx.Client(
+            base_url=server.url,
+            verify=context,
+            timeout=20,
+            event_hooks={"response": [openapi.check]},
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def service_client(server: ServerProcess, material: Material) -> Iterator[KeyServiceClient]:
+    """The library's client, as principal ``app-1``."""
+    issued = material.clients["app-1"]
+    with KeyServiceClient.from_files(
+        server.url, ca=material.ca.bundle, certificate=issued.certificate, private_key=issued.key
+    ) as client:
+        yield client
+
+
+def raw_tls_context(material: Material, issued: Issued | None) -> ssl.SSLContext:
+    """A stdlib client context for handshake-level tests."""
+    return client_ssl_context(
+        ca=material.ca.bundle,
+        certificate=issued.certificate if issued else None,
+        private_key=issued.key if issued else None,
+    )

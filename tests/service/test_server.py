@@ -1,0 +1,220 @@
+"""The service end to end: real processes, TLS and HTTP, responses checked against OpenAPI."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from urllib.parse import urlsplit
+
+import pytest
+
+from keymgmt.client import KeyServiceClient
+from keymgmt.errors import AccessDeniedError, ServiceError
+
+from .conftest import HttpFactory, Material, ServerProcess, raw_tls_context
+
+
+def test_health_answers_without_a_client_certificate(http: HttpFactory) -> None:
+    response = http(None).get("/v1/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_ready_reports_the_store_and_the_wired_parts(http: HttpFactory) -> None:
+    response = http(None).get("/v1/ready")
+    assert response.status_code == 200
+    assert set(response.json()["parts"]) >= {"transit", "pki", "kdc"}
+
+
+def test_whoami_names_the_certificate_common_name(http: HttpFactory) -> None:
+    response = http("app-1").get("/v1/whoami")
+    assert response.status_code == 200
+    assert response.json()["principal"] == "app-1"
+
+
+def test_certificate_naming_no_principal_is_401(http: HttpFactory, material: Material) -> None:
+    response = http(issued=material.nameless).get("/v1/whoami")
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "unauthenticated"
+
+
+def test_protected_endpoint_without_client_certificate_is_401(http: HttpFactory) -> None:
+    response = http(None).get("/v1/whoami")
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": {
+            "type": "unauthenticated",
+            "message": "this endpoint needs a TLS client certificate",
+        }
+    }
+
+
+def _raw_get(server: ServerProcess, context: ssl.SSLContext) -> bytes:
+    """One GET over a bare TLS socket; whatever comes back (b"" if refused)."""
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        try:
+            tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return tls.recv(1024)
+        except (ssl.SSLError, ConnectionResetError):
+            return b""
+
+
+def test_certificate_from_another_ca_gets_no_http_answer(
+    server: ServerProcess, material: Material
+) -> None:
+    # TLS 1.3: the client finishes its side first; the server then drops it.
+    assert _raw_get(server, raw_tls_context(material, material.outsider)) == b""
+
+
+def test_certificate_from_the_store_ca_gets_an_http_answer(
+    server: ServerProcess, material: Material
+) -> None:
+    answer = _raw_get(server, raw_tls_context(material, material.clients["app-1"]))
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_unknown_route_is_a_json_404(http: HttpFactory) -> None:
+    response = http("app-1").get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
+
+
+def test_wrong_method_is_a_json_405(http: HttpFactory) -> None:
+    response = http("app-1").delete("/v1/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "method_not_allowed"
+
+
+def test_principal_without_a_rule_is_denied(http: HttpFactory) -> None:
+    response = http("nobody").post(
+        "/v1/transit/keys/app-orders/encrypt", json={"plaintext": "aGk="}
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "type": "access_denied",
+        "message": "principal 'nobody' may not encrypt on key 'app-orders'",
+    }
+
+
+def test_principal_denied_a_key_outside_its_patterns(http: HttpFactory) -> None:
+    response = http("app-1").post("/v1/transit/keys/payroll/encrypt", json={"plaintext": "aGk="})
+    assert response.status_code == 403
+
+
+def test_oversize_body_is_413_and_the_server_keeps_serving(http: HttpFactory) -> None:
+    client = http("app-1")
+    response = client.post(
+        "/v1/transit/keys/app-orders/encrypt",
+        content=b"{" + b" " * 70000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "payload_too_large"
+    assert client.get("/v1/health").status_code == 200
+
+
+def test_malformed_json_is_400(http: HttpFactory) -> None:
+    response = http("app-1").post(
+        "/v1/transit/keys/app-orders/encrypt",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "malformed_input"
+
+
+def test_bad_base64_is_400(http: HttpFactory) -> None:
+    response = http("app-1").post("/v1/transit/keys/app-orders/encrypt", json={"plaintext": "***"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "type": "malformed_input",
+        "message": "'plaintext' is not valid base64",
+    }
+
+
+def test_non_object_context_is_400(http: HttpFactory) -> None:
+    response = http("app-1").post(
+        "/v1/transit/keys/app-orders/encrypt", json={"plaintext": "aGk=", "context": [1]}
+    )
+    assert response.status_code == 400
+
+
+def test_rate_limit_answers_429_with_retry_after(http: HttpFactory) -> None:
+    client = http("throttled")
+    statuses = [client.get("/v1/whoami").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    refused = client.get("/v1/whoami")
+    assert refused.json()["error"]["type"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_revoked_principal_is_refused_on_its_open_connection(http: HttpFactory) -> None:
+    doomed = http("doomed-app")
+    assert doomed.get("/v1/whoami").status_code == 200
+    revoked = http("admin").post(
+        "/v1/revocations",
+        json={"kind": "principal", "subject": "doomed-app", "reason": "key-compromise"},
+    )
+    assert revoked.status_code == 201
+    assert revoked.json()["reason"] == "key-compromise"
+    response = doomed.get("/v1/whoami")
+    assert response.status_code == 403
+    assert response.json()["error"]["type"] == "revoked"
+    assert http("app-1").get("/v1/whoami").status_code == 200
+
+
+def test_revocation_needs_the_revoke_operation(http: HttpFactory) -> None:
+    response = http("app-1").post("/v1/revocations", json={"kind": "principal", "subject": "app-2"})
+    assert response.status_code == 403
+
+
+def test_revocation_with_unknown_kind_is_400(http: HttpFactory) -> None:
+    response = http("admin").post("/v1/revocations", json={"kind": "planet", "subject": "x"})
+    assert response.status_code == 400
+
+
+def test_client_raises_the_library_exception_for_a_denial(
+    server: ServerProcess, material: Material
+) -> None:
+    issued = material.clients["nobody"]
+    with (
+        KeyServiceClient.from_files(
+            server.url,
+            ca=material.ca.bundle,
+            certificate=issued.certificate,
+            private_key=issued.key,
+        ) as client,
+        pytest.raises(AccessDeniedError, match="may not encrypt"),
+    ):
+        client.encrypt("app-orders", b"x")
+
+
+def test_client_raises_service_error_without_certificate(
+    server: ServerProcess, material: Material
+) -> None:
+    from keymgmt.client import client_ssl_context
+
+    with (
+        KeyServiceClient(
+            server.url, ssl_context=client_ssl_context(ca=material.ca.bundle)
+        ) as client,
+        pytest.raises(ServiceError) as info,
+    ):
+        client.whoami()
+    assert (info.value.status, info.value.type) == (401, "unauthenticated")
+
+
+def test_log_holds_no_plaintext_or_body(http: HttpFactory, server: ServerProcess) -> None:
+    secret = "c2VjcmV0LXBheWxvYWQtOTk="  # base64 of a marker
+    http("app-1").post("/v1/transit/keys/app-orders/encrypt", json={"plaintext": secret})
+    http("app-1").post("/v1/transit/keys/app-orders/encrypt", content=b"{" + secret.encode())
+    log = server.log_text()
+    assert "/v1/transit/keys/app-orders/encrypt" in log
+    assert secret not in log
+    assert "secret-payload" not in log
