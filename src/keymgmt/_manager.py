@@ -25,12 +25,15 @@ from keymgmt.keyring import (
     Passphrase,
     RawMasterKey,
 )
-from keymgmt.revocation import RevocationRegistry
+from keymgmt.revocation import RevocationReason, RevocationRegistry
 from keymgmt.storage import Backend, MemoryBackend, SQLiteBackend
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from cryptography import x509
+
+    from keymgmt.kdc import CompromiseReport, KeyDistributionCenter
     from keymgmt.keys import KeyStore
     from keymgmt.model import DataKey
     from keymgmt.pki import PKI
@@ -231,6 +234,44 @@ class KeyManager:
         from keymgmt.pki import PKI
 
         return PKI(self._context)
+
+    @functools.cached_property
+    def kdc(self) -> KeyDistributionCenter:
+        """The key distribution center: principals, policy, key grants, tickets."""
+        from keymgmt.kdc import KeyDistributionCenter
+        from keymgmt.kdc._integration import ManagerPlaybook, certificate_verifier, key_source
+
+        return KeyDistributionCenter(
+            self._context,
+            keys=key_source(self),
+            verify_certificate=certificate_verifier(self),
+            playbook=ManagerPlaybook(self),
+        )
+
+    def compromise(
+        self,
+        *,
+        key: str | None = None,
+        principal: str | None = None,
+        certificate: x509.Certificate | None = None,
+        reason: RevocationReason | str = "key-compromise",
+        cascade: bool = True,
+    ) -> CompromiseReport:
+        """Respond to a compromise in one audited playbook; report what was exposed.
+
+        Give exactly one of ``key="name#version"``, ``principal="name"`` or
+        ``certificate=cert``: it is revoked, what it protected is rotated, the
+        KDC refuses to distribute it, a new revocation list (and, for a
+        certificate, a new CRL) is published. See
+        :meth:`keymgmt.kdc.KeyDistributionCenter.compromise`.
+
+        Raises:
+            InvalidArgumentError: not exactly one subject, or a bad reason.
+            NotFoundError: no such key, version or principal.
+        """
+        return self.kdc.compromise(
+            key=key, principal=principal, certificate=certificate, reason=reason, cascade=cascade
+        )
 
     @functools.cached_property
     def keys(self) -> KeyStore:

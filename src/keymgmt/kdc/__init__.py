@@ -29,11 +29,13 @@ from keymgmt.kdc._events import (
 from keymgmt.kdc._policy import AccessRule, Policy
 from keymgmt.kdc._server import (
     CertificateVerifier,
+    CompromiseReport,
     DistributableKey,
     GrantRecord,
     KdcSettings,
     KeyDistributionCenter,
     KeySource,
+    Playbook,
     PrincipalInfo,
 )
 from keymgmt.kdc._transport import InProcessTransport
@@ -49,6 +51,7 @@ __all__ = [
     "AuthKind",
     "CertificateCredential",
     "CertificateVerifier",
+    "CompromiseReport",
     "Credential",
     "DistributableKey",
     "ErrorCode",
@@ -60,6 +63,7 @@ __all__ = [
     "KeyDistributionCenter",
     "KeySource",
     "MessageType",
+    "Playbook",
     "Policy",
     "PrincipalInfo",
     "RevocationList",

@@ -1,29 +1,156 @@
-"""How the façade wires the KDC to the other parts (keys, PKI).
+"""How the façade wires the KDC to the other parts (``km.keys``, ``km.pki``).
 
-Kept apart from the KDC so the KDC depends on two small protocols
+Kept apart from the KDC so the KDC itself depends on two small protocols
 (:class:`~keymgmt.kdc.KeySource`, :data:`~keymgmt.kdc.CertificateVerifier`)
-and not on the other packages' internals.
+and on :class:`Playbook` for compromise response, not on the other
+packages' internals.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as _dt
+import threading
+from typing import TYPE_CHECKING, Any
 
-from keymgmt.kdc._server import CertificateVerifier, KeySource
+from cryptography import x509
+
+from keymgmt import _codec
+from keymgmt._secret import SecretBytes
+from keymgmt.algorithms import KeyKind, KeyUsage
+from keymgmt.errors import KeyNotFoundError, KeyStateError, RevokedError
+from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
+from keymgmt.revocation import RevocationReason
 
 if TYPE_CHECKING:
     from keymgmt._manager import KeyManager
 
-__all__ = ["certificate_verifier", "key_source"]
+__all__ = ["ManagerKeySource", "ManagerPlaybook", "certificate_verifier", "key_source"]
+
+
+class ManagerKeySource:
+    """Distributes the primary version of named symmetric keys from ``km.keys``.
+
+    Only symmetric encrypt-decrypt keys whose primary version is *active*
+    (not suspended, deactivated, compromised, destroyed, nor revoked in the
+    registry) are distributed. Unsealed material is cached per version; the
+    state is checked on every request.
+    """
+
+    def __init__(self, manager: KeyManager) -> None:
+        self._manager = manager
+        self._material: dict[tuple[str, int], bytes] = {}
+        self._lock = threading.Lock()
+
+    def current(self, name: str) -> DistributableKey:
+        """See :meth:`keymgmt.kdc.KeySource.current`."""
+        from keymgmt.keys import KeyState
+
+        info = self._manager.keys.get(name)
+        if info.kind is not KeyKind.SYMMETRIC or info.usage is not KeyUsage.ENCRYPT_DECRYPT:
+            raise KeyStateError(
+                f"key {name!r} is not a symmetric encryption key; the KDC distributes only those",
+                key_name=name,
+            )
+        primary = next((v for v in info.versions if v.version == info.primary_version), None)
+        if primary is None:  # pragma: no cover - the key store keeps its primary
+            raise KeyNotFoundError(f"key {name!r} has no primary version", key_name=name)
+        if primary.state in (KeyState.COMPROMISED, KeyState.DESTROYED_COMPROMISED):
+            raise RevokedError(
+                f"key {name!r} version {primary.version} is compromised",
+                key_name=name,
+                version=primary.version,
+            )
+        if primary.state is not KeyState.ACTIVE:
+            raise KeyStateError(
+                f"key {name!r} version {primary.version} is {primary.state.value}",
+                key_name=name,
+                version=primary.version,
+                state=primary.state.value,
+            )
+        material = self._read(name, primary.version)
+        return DistributableKey(
+            name=name,
+            version=primary.version,
+            algorithm=primary.algorithm.value,
+            material=SecretBytes(material),
+        )
+
+    def _read(self, name: str, version: int) -> bytes:
+        with self._lock:
+            cached = self._material.get((name, version))
+        if cached is not None:
+            return cached
+        from keymgmt.keys._keystore import VERSION_KIND
+
+        value = self._manager._context.store.get_json(VERSION_KIND, f"{name}#{version}")
+        raw = None if value is None else value.get("material")
+        if raw is None:
+            raise KeyStateError(
+                f"key {name!r} version {version} has no material", key_name=name, version=version
+            )
+        material = _codec.b64d(str(raw))
+        with self._lock:
+            self._material[(name, version)] = material
+        return material
+
+
+class ManagerPlaybook:
+    """The steps of a compromise response that belong to other parts."""
+
+    def __init__(self, manager: KeyManager) -> None:
+        self._manager = manager
+
+    def compromise_key_version(self, name: str, version: int, reason: RevocationReason) -> None:
+        """Mark the version compromised in the key store (and the registry)."""
+        self._manager.keys.revoke(name, version, reason=reason)
+
+    def rotate_if_primary(self, name: str, version: int) -> int | None:
+        """Rotate ``name`` when ``version`` is its primary; the new version or None."""
+        info = self._manager.keys.get(name)
+        if info.primary_version != version:
+            return None
+        return self._manager.keys.rotate(name).version
+
+    def data_keys(self, name: str, version: int) -> int:
+        """How many data keys were generated under the version (from usage audit)."""
+        self._manager.keys.flush_usage()
+        count = 0
+        subject = f"{name}#{version}"
+        for entry in self._manager.audit.entries():
+            if entry.operation == "key.usage" and entry.object == subject:
+                details: dict[str, Any] = dict(entry.details)
+                if details.get("use") == "generate-data-key":
+                    count += int(details.get("count", 0) or 0)
+        return count
+
+    def revoke_certificate(self, cert: x509.Certificate, reason: RevocationReason) -> str | None:
+        """Revoke ``cert`` at the CA that issued it and publish a new CRL.
+
+        Returns:
+            ``"<ca>:<serial hex>"`` and the CRL number, or None when no CA of
+            this store issued it.
+        """
+        pki = self._manager.pki
+        subject = pki.revocation_subject(cert)
+        if subject is None:
+            return None
+        ca_name, _, serial = subject.partition(":")
+        ca = pki.ca(ca_name)
+        ca.revoke(serial, reason)
+        crl = ca.crl(force=True)
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        return f"{subject} crl={number}"
 
 
 def key_source(manager: KeyManager) -> KeySource | None:
-    """The adapter from ``km.keys`` to :class:`KeySource`, or None without a key store."""
-    del manager
-    return None
+    """The adapter from ``km.keys`` to :class:`KeySource`."""
+    return ManagerKeySource(manager)
 
 
 def certificate_verifier(manager: KeyManager) -> CertificateVerifier | None:
-    """The adapter from ``km.pki`` verification, or None without a PKI."""
-    del manager
-    return None
+    """Principal certificates are checked by ``km.pki.verify`` (purpose tls-client)."""
+
+    def verify(cert: x509.Certificate, at: _dt.datetime) -> None:
+        manager.pki.verify(cert, at=at, purpose="tls-client")
+
+    return verify
