@@ -255,7 +255,12 @@ class CertificateVerifier:
         pool = (*intermediates, *self._intermediates)
         eddsa = _is_eddsa(cert) or any(_is_eddsa(c) for c in intermediates)
         if eddsa or self._store is None:
-            chain = validate_path(cert, pool, self._anchors, at, max_depth=self._max_depth)
+            try:
+                chain = validate_path(cert, pool, self._anchors, at, max_depth=self._max_depth)
+            except CertificateVerificationError as exc:
+                failure = VerificationFailure(exc.reason)  # type: ignore[attr-defined]
+                exc.reason = exc.failure = failure  # type: ignore[attr-defined]
+                raise
             engine = "keymgmt-eddsa"
             name_checked = False
         else:
