@@ -99,10 +99,11 @@ from keymgmt.errors import (
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
+    "DEFAULT_USAGE",
+    "JWK_KEY_OPS",
+    "USAGES",
     "AsymmetricHandler",
     "LoadedKeyPair",
-    "DEFAULT_USAGE",
-    "USAGES",
     "PrivateKey",
     "PublicKey",
     "PublicKeyFormat",
@@ -112,20 +113,24 @@ __all__ = [
     "agree",
     "algorithm_of_private",
     "algorithm_of_public",
+    "check_public_key",
     "check_usage",
     "decrypt",
     "default_usage",
     "encrypt",
     "generate",
     "hpke_suite",
+    "jwk_usage",
     "load_private",
     "load_public",
     "load_public_jwk",
     "material_from_private",
+    "pem_armor",
     "private_pkcs8",
     "public_bytes",
     "public_jwk",
     "public_key_of",
+    "same_family",
     "sign",
     "verify",
 ]
@@ -444,7 +449,8 @@ _PUBLIC_TYPES: Final[tuple[tuple[type, Algorithm], ...]] = (
 )
 
 
-def _same_family(stored: Algorithm, found: Algorithm) -> bool:
+def same_family(stored: Algorithm, found: Algorithm) -> bool:
+    """Whether a key typed as ``found`` may serve as ``stored`` (P-256: ECDSA or ECDH)."""
     # P-256 keys serve both ECDSA and ECDH; the stored algorithm decides which.
     return stored == found or {stored, found} == {Algorithm.ECDSA_P256, Algorithm.ECDH_P256}
 
@@ -474,7 +480,7 @@ def load_private(algorithm: Algorithm, material: bytes) -> PrivateKey:
         found = algorithm_of_private(key)
     except UnsupportedAlgorithmError:
         raise IntegrityError(f"stored key is not a {algorithm.value} key") from None
-    if not _same_family(algorithm, found):
+    if not same_family(algorithm, found):
         raise IntegrityError(f"stored key is not a {algorithm.value} key")
     return key  # type: ignore[return-value]  # checked by algorithm_of_private
 
@@ -525,6 +531,26 @@ _JWK_SIG_ALG: Final[Mapping[Algorithm, str]] = {
 }
 
 
+JWK_KEY_OPS: Final[Mapping[KeyUsage, str]] = {
+    KeyUsage.SIGN_VERIFY: "verify",
+    KeyUsage.ENCRYPT_DECRYPT: "encrypt",
+    KeyUsage.KEY_AGREEMENT: "deriveKey",
+}
+"""The JWK ``key_ops`` value (public-key side) for each usage."""
+
+
+def jwk_usage(jwk: Mapping[str, Any]) -> KeyUsage | None:
+    """The usage a JWK's ``key_ops`` (or ``use: sig``) states, if exactly one."""
+    ops = jwk.get("key_ops")
+    if isinstance(ops, list) and len(ops) == 1:
+        for usage, op in JWK_KEY_OPS.items():
+            if ops[0] == op:
+                return usage
+    if jwk.get("use") == "sig":
+        return KeyUsage.SIGN_VERIFY
+    return None
+
+
 def _int_b64(value: int, length: int | None = None) -> str:
     size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
     return b64e(value.to_bytes(size, "big"))
@@ -536,7 +562,7 @@ def public_jwk(
     *,
     kid: str | None = None,
     usage: KeyUsage | None = None,
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """The public key as a JWK dict.
 
     Ed25519 and X25519 are ``OKP`` (RFC 8037); ECDSA/ECDH ``EC`` and RSA
@@ -544,14 +570,16 @@ def public_jwk(
     ``pub`` of draft-ietf-cose-dilithium; ML-KEM-768 and ML-KEM-768+X25519 use
     the same ``AKP`` shape with ``alg`` ``ML-KEM-768`` / ``MLKEM768-X25519``
     (keymgmt's choice until a JOSE registration exists). ``kid`` and
-    ``use`` (``sig``/``enc``) are added when given.
+    ``key_ops`` (RFC 7517: ``["verify"]``, ``["encrypt"]`` or ``["deriveKey"]``
+    for sign-verify, encrypt-decrypt and key-agreement keys) are added when
+    given.
 
     Raises:
         UnsupportedAlgorithmError: ``algorithm`` is not a key-pair algorithm.
         InvalidArgumentError: ``public`` is not a key of ``algorithm``.
     """
-    _check_public(algorithm, public)
-    jwk: dict[str, str]
+    check_public_key(algorithm, public)
+    jwk: dict[str, Any]
     if isinstance(public, ed25519.Ed25519PublicKey | x25519.X25519PublicKey):
         jwk = {"kty": "OKP", "crv": _JWK_CRV[algorithm], "x": b64e(public.public_bytes_raw())}
     elif isinstance(public, ec.EllipticCurvePublicKey):
@@ -571,7 +599,7 @@ def public_jwk(
     if algorithm in _JWK_SIG_ALG and usage in (None, KeyUsage.SIGN_VERIFY):
         jwk["alg"] = _JWK_SIG_ALG[algorithm]
     if usage is not None:
-        jwk["use"] = "sig" if usage is KeyUsage.SIGN_VERIFY else "enc"
+        jwk["key_ops"] = [JWK_KEY_OPS[usage]]
     if kid is not None:
         jwk["kid"] = kid
     return jwk
@@ -595,7 +623,7 @@ def public_bytes(
         UnsupportedAlgorithmError: no such form for this algorithm.
         InvalidArgumentError: ``public`` is not a key of ``algorithm``.
     """
-    _check_public(algorithm, public)
+    check_public_key(algorithm, public)
     fmt = PublicKeyFormat(fmt)
     if fmt is PublicKeyFormat.JWK:
         return json.dumps(
@@ -607,7 +635,7 @@ def public_bytes(
         if fmt is PublicKeyFormat.RAW:
             return public.public_bytes_raw()
         if fmt is PublicKeyFormat.PEM:
-            return _pem_armor(_XWING_PEM_LABEL, public.public_bytes_raw())
+            return pem_armor(_XWING_PEM_LABEL, public.public_bytes_raw())
         raise UnsupportedAlgorithmError(
             "ML-KEM-768+X25519 public keys have no DER form; use pem, jwk or raw",
             algorithm=algorithm.value,
@@ -625,7 +653,8 @@ def public_bytes(
     return public.public_bytes(encoding, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _pem_armor(label: str, body: bytes) -> bytes:
+def pem_armor(label: str, body: bytes) -> bytes:
+    """Wrap ``body`` in a PEM block labelled ``label`` (64-character lines)."""
     import base64
 
     text = base64.b64encode(body).decode("ascii")
@@ -652,13 +681,19 @@ def _pem_unarmor(label: str, data: bytes) -> bytes | None:
         raise MalformedInputError("PEM block is not valid base64") from None
 
 
-def _check_public(algorithm: Algorithm, public: object) -> None:
+def check_public_key(algorithm: Algorithm, public: object) -> None:
+    """Refuse ``public`` unless it is a key of ``algorithm``.
+
+    Raises:
+        UnsupportedAlgorithmError: ``algorithm`` is not a key-pair algorithm.
+        InvalidArgumentError: ``public`` is not a key of ``algorithm``.
+    """
     _require(algorithm)
     try:
         found = algorithm_of_public(public)
     except UnsupportedAlgorithmError:
         found = None
-    if found is None or not _same_family(algorithm, found):
+    if found is None or not same_family(algorithm, found):
         raise InvalidArgumentError(
             f"the public key is not a {algorithm.value} key", algorithm=algorithm.value
         )
@@ -723,7 +758,7 @@ def load_public_jwk(jwk: Mapping[str, Any]) -> tuple[Algorithm, PublicKey]:
     if "d" in jwk or "priv" in jwk:
         raise MalformedInputError("the JWK holds a private key; give the public JWK")
     kty = jwk.get("kty")
-    enc = jwk.get("use") == "enc"
+    enc = jwk.get("use") == "enc" or jwk_usage(jwk) not in (None, KeyUsage.SIGN_VERIFY)
     try:
         if kty == "OKP":
             crv = jwk.get("crv")
@@ -1016,7 +1051,7 @@ def agree(
         raise _usage_refused(_require(algorithm), KeyUsage.KEY_AGREEMENT)
     if not 16 <= length <= 64:
         raise InvalidArgumentError("derived key length must be 16..64 bytes", length=length)
-    _check_public(algorithm, peer)
+    check_public_key(algorithm, peer)
     mine = public_bytes(algorithm, private.public_key(), PublicKeyFormat.DER)
     theirs = public_bytes(algorithm, peer, PublicKeyFormat.DER)
     try:
@@ -1198,7 +1233,7 @@ class AsymmetricHandler:
             found = algorithm_of_private(key)
         except UnsupportedAlgorithmError as exc:
             raise InvalidArgumentError(exc.message) from None
-        if not _same_family(algorithm, found):
+        if not same_family(algorithm, found):
             raise InvalidArgumentError(
                 f"the key is a {found.value} key, not {algorithm.value}", algorithm=algorithm.value
             )
