@@ -15,9 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt.clock import ensure_aware
+from keymgmt.exchange.handshake._connection import (
+    HandshakeComplete,
+    Initiator,
+    Responder,
+    Session,
+)
 from keymgmt.exchange.handshake._verify import ChainVerifier, Credential, PeerPrivateKey
 
-__all__ = ["ThrowawayCA"]
+__all__ = ["ThrowawayCA", "handshake_pair"]
 
 _DAY = _dt.timedelta(days=1)
 
@@ -151,3 +157,22 @@ class ThrowawayCA:
 
     def __repr__(self) -> str:
         return f"ThrowawayCA({self.name!r})"
+
+
+def handshake_pair(
+    initiator: Initiator, responder: Responder, *, at: _dt.datetime | None = None
+) -> tuple[Session, Session]:
+    """Run a handshake between two in-process ends; return (initiator, responder) sessions.
+
+    Raises:
+        RemoteProtocolError: whatever either end refuses.
+    """
+    responder.receive_data(initiator.start(at=at))
+    responder.next_event(at=at)
+    initiator.receive_data(responder.data_to_send())
+    done_i = initiator.next_event(at=at)
+    responder.receive_data(initiator.data_to_send())
+    done_r = responder.next_event(at=at)
+    assert isinstance(done_i, HandshakeComplete)
+    assert isinstance(done_r, HandshakeComplete)
+    return done_i.session, done_r.session
