@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-
-import attrs
 import pytest
+from _kdc_support import StaticKeySource
 
-from keymgmt import KeyManager, SecretBytes
-from keymgmt.errors import KeyNotFoundError, KeyStateError
+from keymgmt import KeyManager
 from keymgmt.kdc import (
-    DistributableKey,
     InProcessTransport,
     KdcClient,
     KeyDistributionCenter,
@@ -18,31 +14,6 @@ from keymgmt.kdc import (
     TicketReceiver,
 )
 from keymgmt.testing import FakeClock, SeededRandomness
-
-
-@attrs.define
-class StaticKeySource:
-    """A stand-in for km.keys: named keys with a primary version and a state."""
-
-    keys: dict[str, list[tuple[int, bytes, str]]] = attrs.field(factory=dict)
-
-    def add(self, name: str, material: bytes = b"k" * 32) -> None:
-        versions = self.keys.setdefault(name, [])
-        versions.append((len(versions) + 1, material, "active"))
-
-    def set_state(self, name: str, state: str) -> None:
-        version, material, _ = self.keys[name][-1]
-        self.keys[name][-1] = (version, material, state)
-
-    def current(self, name: str) -> DistributableKey:
-        if name not in self.keys:
-            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
-        version, material, state = self.keys[name][-1]
-        if state != "active":
-            raise KeyStateError(f"{name}#{version} is {state}", key_name=name, version=version)
-        return DistributableKey(
-            name=name, version=version, algorithm="aes-256-gcm", material=SecretBytes(material)
-        )
 
 
 @pytest.fixture
@@ -83,7 +54,3 @@ def client(alice: SymmetricCredential, clock: FakeClock) -> KdcClient:
 @pytest.fixture
 def receiver(bob: SymmetricCredential, clock: FakeClock) -> TicketReceiver:
     return TicketReceiver(bob, clock=clock, randomness=SeededRandomness("bob"))
-
-
-def minutes(n: float) -> _dt.timedelta:
-    return _dt.timedelta(minutes=n)

@@ -26,7 +26,7 @@ def test_unknown_version_is_refused_with_its_number() -> None:
     data[2] = 2
     with pytest.raises(MalformedInputError, match="unsupported KDC protocol version 2") as info:
         w.decode(bytes(data))
-    assert info.value.version == 2
+    assert getattr(info.value, "version", None) == 2
 
 
 def test_bad_magic_is_refused() -> None:
