@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 from cryptography import x509
@@ -17,10 +18,13 @@ from cryptography.x509 import ocsp
 from keymgmt._secret import SecretBytes
 from keymgmt.client._wire import exception_for
 from keymgmt.errors import (
+    DecryptionError,
     InvalidArgumentError,
     MalformedInputError,
     StoreUnavailableError,
 )
+from keymgmt.keys._format import Header, parse_header
+from keymgmt.model import DataKey
 
 __all__ = ["KeyServiceClient", "client_ssl_context"]
 
@@ -64,6 +68,19 @@ def _unb64(value: Any) -> bytes:
         return base64.b64decode(str(value), validate=True)
     except ValueError:
         raise MalformedInputError("the service answered with invalid base64") from None
+
+
+def _header(data: bytes) -> Header:
+    try:
+        return parse_header(data)
+    except MalformedInputError:
+        raise DecryptionError() from None
+
+
+def _key_of(data: bytes) -> str:
+    # The library's ciphertexts name their key; so does the URL (the server
+    # checks that both agree before it decrypts).
+    return quote(_header(data).name, safe="")
 
 
 class KeyServiceClient:
@@ -194,52 +211,87 @@ class KeyServiceClient:
 
     def key_info(self, name: str) -> dict[str, Any]:
         """The description of a key (never its material)."""
-        value: dict[str, Any] = self._json("GET", f"/v1/transit/keys/{name}")
+        value: dict[str, Any] = self._json("GET", f"/v1/transit/keys/{quote(name, safe='')}")
         return value
 
     def encrypt(
-        self, key: str, plaintext: bytes, *, context: Mapping[str, str] | None = None
+        self,
+        name: str,
+        plaintext: bytes | bytearray | memoryview,
+        context: Mapping[str, str] | None = None,
     ) -> bytes:
-        """Encrypt under the key's primary version; the self-describing ciphertext."""
+        """Encrypt under the primary version of key ``name`` (as ``km.encrypt``).
+
+        Raises:
+            KeyNotFoundError, KeyStateError, KeyUsageError, AccessDeniedError.
+        """
         answer = self._json(
             "POST",
-            f"/v1/transit/keys/{key}/encrypt",
-            {"plaintext": _b64(plaintext), "context": self._ctx(context)},
+            f"/v1/transit/keys/{quote(name, safe='')}/encrypt",
+            {"plaintext": _b64(bytes(plaintext)), "context": self._ctx(context)},
         )
         return _unb64(answer["ciphertext"])
 
     def decrypt(
-        self, key: str, ciphertext: bytes, *, context: Mapping[str, str] | None = None
+        self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
     ) -> bytes:
-        """Decrypt a ciphertext of ``key``.
+        """Decrypt a keymgmt ciphertext; it names its key (as ``km.decrypt``).
 
         Raises:
-            DecryptionError: wrong context, tampered or foreign ciphertext.
+            DecryptionError: tampered, truncated, foreign or wrong context (opaque).
+            DestroyedKeyError, RevokedError: the version it names cannot decrypt.
         """
+        data = bytes(ciphertext)
         answer = self._json(
             "POST",
-            f"/v1/transit/keys/{key}/decrypt",
-            {"ciphertext": _b64(ciphertext), "context": self._ctx(context)},
+            f"/v1/transit/keys/{_key_of(data)}/decrypt",
+            {"ciphertext": _b64(data), "context": self._ctx(context)},
         )
         return _unb64(answer["plaintext"])
 
-    def generate_data_key(
-        self, key: str, *, context: Mapping[str, str] | None = None
-    ) -> tuple[SecretBytes, bytes]:
-        """A fresh data key ``(plaintext, wrapped)``: store the wrapped one, drop the other."""
-        answer = self._json(
-            "POST", f"/v1/transit/keys/{key}/datakey", {"context": self._ctx(context)}
-        )
-        return SecretBytes(_unb64(answer["plaintext"])), _unb64(answer["ciphertext"])
+    def generate_data_key(self, name: str, context: Mapping[str, str] | None = None) -> DataKey:
+        """A fresh data key, in plaintext and wrapped under ``name`` (as ``km.generate_data_key``).
 
-    def rewrap(
-        self, key: str, ciphertext: bytes, *, context: Mapping[str, str] | None = None
-    ) -> bytes:
-        """Re-encrypt a ciphertext of ``key`` under its primary version."""
+        Raises:
+            As :meth:`encrypt`.
+        """
         answer = self._json(
             "POST",
-            f"/v1/transit/keys/{key}/rewrap",
-            {"ciphertext": _b64(ciphertext), "context": self._ctx(context)},
+            f"/v1/transit/keys/{quote(name, safe='')}/datakey",
+            {"context": self._ctx(context)},
+        )
+        wrapped = _unb64(answer["ciphertext"])
+        header = _header(wrapped)
+        return DataKey(
+            plaintext=SecretBytes(_unb64(answer["plaintext"])),
+            wrapped=wrapped,
+            key_name=header.name,
+            key_version=header.version,
+        )
+
+    def decrypt_data_key(
+        self, wrapped: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
+    ) -> SecretBytes:
+        """The plaintext of a wrapped data key (as ``km.decrypt_data_key``).
+
+        Raises:
+            As :meth:`decrypt`.
+        """
+        return SecretBytes(self.decrypt(wrapped, context))
+
+    def rewrap(
+        self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
+    ) -> bytes:
+        """Move a ciphertext or wrapped data key to its key's primary version (as ``km.rewrap``).
+
+        Raises:
+            As :meth:`decrypt` and :meth:`encrypt`.
+        """
+        data = bytes(ciphertext)
+        answer = self._json(
+            "POST",
+            f"/v1/transit/keys/{_key_of(data)}/rewrap",
+            {"ciphertext": _b64(data), "context": self._ctx(context)},
         )
         return _unb64(answer["ciphertext"])
 

@@ -11,12 +11,17 @@ readiness, revocation, policy, rate limits) whatever parts are there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 
 from keymgmt._manager import KeyManager
+from keymgmt.errors import DecryptionError, MalformedInputError, RevokedError
+from keymgmt.keys import KeyInfo, PayloadType
+from keymgmt.keys._format import parse_header
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 from keymgmt.server._errors import ServiceError
 
@@ -45,6 +50,35 @@ class CaInfo:
 
     name: str
     certificate: x509.Certificate
+
+
+_UNAUTHORIZED: Final = ocsp.OCSPResponseBuilder.build_unsuccessful(
+    ocsp.OCSPResponseStatus.UNAUTHORIZED
+).public_bytes(serialization.Encoding.DER)
+
+
+def key_json(info: KeyInfo) -> dict[str, Any]:
+    """A key's public description as JSON (no material, ever)."""
+    return {
+        "name": info.name,
+        "key_id": info.key_id,
+        "algorithm": info.algorithm.value,
+        "kind": info.kind.value,
+        "usage": info.usage.value,
+        "created_at": info.created_at.isoformat(),
+        "primary_version": info.primary_version,
+        "expiry_date": None if info.expiry_date is None else info.expiry_date.isoformat(),
+        "versions": [
+            {
+                "version": v.version,
+                "state": v.state.value,
+                "algorithm": v.algorithm.value,
+                "created_at": v.created_at.isoformat(),
+                "is_primary": v.is_primary,
+            }
+            for v in info.versions
+        ],
+    }
 
 
 def _missing(part: str) -> ServiceError:
@@ -166,32 +200,44 @@ class ManagerParts:
     # -- transit ---------------------------------------------------------------
 
     def encrypt(self, key: str, plaintext: bytes, context: Mapping[str, str]) -> bytes:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """``km.encrypt``."""
+        return bytes(self._km.encrypt(key, plaintext, context or None))
 
     def decrypt(self, key: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """``km.decrypt`` for messages, ``km.decrypt_data_key`` for wrapped data keys."""
+        if self._header(ciphertext).payload is PayloadType.DATA_KEY:
+            return self._km.decrypt_data_key(ciphertext, context or None).reveal()
+        return self._km.decrypt(ciphertext, context or None)
 
     def datakey(self, key: str, context: Mapping[str, str]) -> DataKey:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """``km.generate_data_key``."""
+        made = self._km.generate_data_key(key, context or None)
+        return DataKey(plaintext=made.plaintext.reveal(), ciphertext=made.wrapped)
 
     def rewrap(self, key: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """``km.rewrap``."""
+        return self._km.rewrap(ciphertext, context or None)
 
     def create_key(self, key: str, algorithm: str | None) -> dict[str, Any]:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """``km.keys.create`` (AES-256-GCM unless ``algorithm`` says otherwise)."""
+        if algorithm is None:
+            return key_json(self._km.keys.create(key))
+        return key_json(self._km.keys.create(key, algorithm))
 
     def key_info(self, key: str) -> dict[str, Any]:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """``km.keys.get`` as JSON."""
+        return key_json(self._km.keys.get(key))
+
+    @staticmethod
+    def _header(ciphertext: bytes) -> Any:
+        try:
+            return parse_header(ciphertext)
+        except MalformedInputError:
+            raise DecryptionError() from None
 
     def ciphertext_key(self, ciphertext: bytes) -> str:
-        """See :class:`ServiceParts`."""
-        raise _missing("symmetric keys")
+        """The key its header names (a malformed header is the opaque DecryptionError)."""
+        return str(self._header(ciphertext).name)
 
     # -- pki -------------------------------------------------------------------
 
@@ -203,7 +249,7 @@ class ManagerParts:
         except x509.ExtensionNotFound:
             return names
         except ValueError:
-            return names
+            raise MalformedInputError("the CSR's extensions do not parse") from None
         for kind in (x509.DNSName, x509.UniformResourceIdentifier, x509.RFC822Name):
             names.extend(str(v) for v in san.get_values_for_type(kind))
         names.extend(str(v) for v in san.get_values_for_type(x509.IPAddress))
@@ -212,34 +258,59 @@ class ManagerParts:
     def sign_csr(
         self, ca: str, csr: x509.CertificateSigningRequest, profile: str
     ) -> IssuedCertificate:
-        """See :class:`ServiceParts`."""
-        raise _missing("PKI")
+        """``km.pki.ca(ca).issue(csr, profile=profile)``; the chain up to the root."""
+        authority = self._km.pki.ca(ca)
+        certificate = authority.issue(csr, profile=profile)
+        return IssuedCertificate(certificate=certificate, chain=tuple(authority.chain))
 
     def cas(self) -> list[CaInfo]:
-        """See :class:`ServiceParts`."""
-        raise _missing("PKI")
+        """``km.pki.list_cas()``."""
+        return [CaInfo(name=c.name, certificate=c.certificate) for c in self._km.pki.list_cas()]
 
     def crl(self, ca: str) -> x509.CertificateRevocationList:
-        """See :class:`ServiceParts`."""
-        raise _missing("PKI")
+        """``km.pki.ca(ca).crl()`` (re-signed only when something changed or it is due)."""
+        return self._km.pki.ca(ca).crl()
 
     def ocsp(self, request: bytes) -> bytes:
-        """See :class:`ServiceParts`."""
-        raise _missing("PKI")
+        """Ask each CA's responder; the first that is authoritative answers.
+
+        A malformed request gets ``malformedRequest`` and a request for an
+        issuer we do not have gets ``unauthorized``, as RFC 6960 says.
+        """
+        answer = _UNAUTHORIZED
+        for authority in self._km.pki.list_cas():
+            try:
+                reply = authority.ocsp_respond(request)
+            except RevokedError:
+                continue
+            status = ocsp.load_der_ocsp_response(reply).response_status
+            if status is not ocsp.OCSPResponseStatus.UNAUTHORIZED:
+                return reply
+        return answer
 
     # -- kdc -------------------------------------------------------------------
 
     def kdc(self, message: bytes, principal: str) -> bytes:
-        """See :class:`ServiceParts`."""
-        raise _missing("KDC")
+        """``km.kdc.handle``: the KDC authenticates the message itself."""
+        kdc = self._attr("kdc")
+        if kdc is None:
+            raise _missing("KDC")
+        reply: bytes = kdc.handle(message)
+        return reply
 
     # -- revocation ------------------------------------------------------------
 
     def certificate_subjects(
         self, chain: Sequence[x509.Certificate]
     ) -> list[tuple[SubjectKind, str]]:
-        """Revocation subjects for a client chain (none until the PKI names them)."""
-        return []
+        """The registry subjects (``"<ca>:<serial>"``) of every certificate our CAs issued."""
+        pki = self._km.pki
+        found = []
+        for certificate in chain:
+            subject = pki.revocation_subject(certificate)
+            if subject is not None:
+                found.append((SubjectKind.CERTIFICATE, subject))
+        return found
 
     def revocation(self, kind: SubjectKind, subject: str) -> Revocation | None:
         """See :class:`ServiceParts`."""
