@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from cryptography import x509
 
+    from keymgmt.exchange import Exchange
     from keymgmt.kdc import CompromiseReport, KeyDistributionCenter
     from keymgmt.keys import KeyStore
     from keymgmt.model import DataKey
@@ -234,6 +235,13 @@ class KeyManager:
         from keymgmt.pki import PKI
 
         return PKI(self._context)
+
+    @functools.cached_property
+    def exchange(self) -> Exchange:
+        """Authenticated key exchange: handshakes verified by ``pki``, one replay cache."""
+        from keymgmt.exchange import Exchange
+
+        return Exchange(self._context, self.pki)
 
     @functools.cached_property
     def kdc(self) -> KeyDistributionCenter:

@@ -27,6 +27,7 @@ from keymgmt.exchange._channel import (
 )
 from keymgmt.exchange._groups import GroupInfo, LegacyAlgorithmWarning, group_info
 from keymgmt.exchange._hkdf import hkdf, hkdf_expand, hkdf_extract
+from keymgmt.exchange._part import Exchange
 from keymgmt.exchange.handshake import (
     DEFAULT_ACCEPTED_GROUPS,
     ChainVerifier,
@@ -38,6 +39,7 @@ from keymgmt.exchange.handshake import (
     Initiator,
     PeerRole,
     PeerVerifier,
+    PKIPeerVerifier,
     Responder,
     Role,
     Session,
@@ -53,6 +55,7 @@ __all__ = [
     "Closed",
     "Credential",
     "Data",
+    "Exchange",
     "GroupInfo",
     "HandshakeComplete",
     "HandshakeEvent",
@@ -63,6 +66,7 @@ __all__ = [
     "KeyUpdated",
     "LegacyAlgorithmWarning",
     "NeedData",
+    "PKIPeerVerifier",
     "PeerRole",
     "PeerVerifier",
     "ReplayCache",

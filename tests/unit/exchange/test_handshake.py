@@ -352,7 +352,7 @@ def test_server_with_the_wrong_name_is_refused(
 ) -> None:
     with pytest.raises(PeerVerificationError, match=r"not issued to 'bank\.example'") as info:
         complete(make_initiator(server_identity="bank.example"), make_responder())
-    assert info.value.reason == "wrong-name"
+    assert info.value.reason == "name-mismatch"
 
 
 def test_client_with_the_wrong_name_is_refused(
@@ -360,7 +360,7 @@ def test_client_with_the_wrong_name_is_refused(
 ) -> None:
     with pytest.raises(PeerVerificationError) as info:
         complete(make_initiator(), make_responder(client_identity="admin.example"))
-    assert info.value.reason == "wrong-name"
+    assert info.value.reason == "name-mismatch"
 
 
 def test_server_from_an_unknown_ca_is_refused(

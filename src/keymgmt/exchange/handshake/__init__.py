@@ -17,6 +17,7 @@ from keymgmt.exchange.handshake._verify import (
     Credential,
     PeerRole,
     PeerVerifier,
+    PKIPeerVerifier,
     VerifiedPeer,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "HelloReceived",
     "Initiator",
     "NeedData",
+    "PKIPeerVerifier",
     "PeerRole",
     "PeerVerifier",
     "Responder",

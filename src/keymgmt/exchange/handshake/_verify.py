@@ -6,11 +6,11 @@ the peer presents: it takes the chain as DER, the identity the caller
 expects, the role the peer plays (its certificate must carry the matching
 extended key usage) and the time, and returns a :class:`VerifiedPeer` or
 raises :class:`~keymgmt.errors.PeerVerificationError` whose ``reason`` says
-why (``"expired"``, ``"revoked"``, ``"unknown-issuer"``, ``"wrong-name"``,
+why (``"expired"``, ``"revoked"``, ``"unknown-issuer"``, ``"name-mismatch"``,
 ``"wrong-usage"``, ...).
 
-:class:`ChainVerifier` is the implementation used when the caller passes
-trust anchors directly: it builds the path from the presented chain to an
+:class:`ChainVerifier` is a small store-less verifier for tests and for
+callers without a PKI: it builds the path from the presented chain to an
 anchor, checks each signature (Ed25519 and ECDSA chains; pyca's
 ``x509.verification`` refuses Ed25519), validity periods, CA basic
 constraints, the leaf's extended key usage and name, and asks a revocation
@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 from cryptography import x509
@@ -33,9 +33,19 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt.clock import ensure_aware
-from keymgmt.errors import InvalidArgumentError, PeerVerificationError
+from keymgmt.errors import (
+    CertificateRevokedError,
+    CertificateVerificationError,
+    InvalidArgumentError,
+    KeyMgmtError,
+    PeerVerificationError,
+)
+
+if TYPE_CHECKING:
+    from keymgmt.pki import CertificateVerifier
 
 __all__ = [
+    "PKIPeerVerifier",
     "ChainVerifier",
     "Credential",
     "PeerPrivateKey",
@@ -198,12 +208,12 @@ def check_leaf(
     names = certificate_names(leaf)
     if expected_identity is None:
         if not names:
-            raise _refuse("wrong-name", "the certificate names nobody")
+            raise _refuse("name-mismatch", "the certificate names nobody")
         identity = names[0]
     elif any(n.lower() == expected_identity.lower() for n in names):
         identity = expected_identity
     else:
-        raise _refuse("wrong-name", f"the certificate is not issued to {expected_identity!r}")
+        raise _refuse("name-mismatch", f"the certificate is not issued to {expected_identity!r}")
     key = leaf.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in (256, 384):
         return identity, key
@@ -316,3 +326,103 @@ class ChainVerifier:
                     revocation_reason=reason,
                     serial=format(cert.serial_number, "x"),
                 )
+
+
+def _identity_and_key(
+    leaf: x509.Certificate, expected_identity: str | None
+) -> tuple[str, PeerPublicKey]:
+    key = leaf.public_key()
+    if not (
+        isinstance(key, ed25519.Ed25519PublicKey)
+        or (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in (256, 384))
+    ):
+        raise _refuse("unsupported-key", "the certificate key is not Ed25519 or ECDSA P-256/P-384")
+    if expected_identity is not None:
+        return expected_identity, key
+    names = certificate_names(leaf)
+    if not names:
+        raise _refuse("name-mismatch", "the certificate names nobody")
+    return names[0], key
+
+
+class PKIPeerVerifier:
+    """The default :class:`PeerVerifier`: the PKI's verification with revocation.
+
+    Args:
+        verifier: a :class:`keymgmt.pki.CertificateVerifier`, usually
+            ``km.pki.verifier()`` (the store's roots; revocations of our own
+            CAs' certificates from the registry, fail-closed otherwise).
+        crls: CRLs for peers issued by CAs outside the store.
+        ocsp_responses: OCSP responses likewise (DER).
+    """
+
+    def __init__(
+        self,
+        verifier: CertificateVerifier,
+        *,
+        crls: Sequence[x509.CertificateRevocationList] = (),
+        ocsp_responses: Sequence[bytes] = (),
+    ) -> None:
+        self._verifier = verifier
+        self._crls = tuple(crls)
+        self._ocsp = tuple(ocsp_responses)
+
+    def verify_peer(
+        self,
+        chain: Sequence[bytes],
+        *,
+        expected_identity: str | None,
+        role: PeerRole,
+        at: _dt.datetime,
+    ) -> VerifiedPeer:
+        """Verify ``chain`` (DER, leaf first) through the PKI for ``role`` at ``at``.
+
+        Raises:
+            PeerVerificationError: refused; ``reason`` is the PKI's
+                :class:`~keymgmt.pki.VerificationFailure` value (``"expired"``,
+                ``"revoked"``, ``"unknown-issuer"``, ``"name-mismatch"``,
+                ``"wrong-usage"``, ...) or ``"malformed-certificate"``,
+                ``"malformed-chain"``, ``"unsupported-key"``; a revoked peer
+                also carries ``revocation_reason`` and ``serial``.
+        """
+        from keymgmt.pki import Purpose
+
+        at = ensure_aware(at, "at")
+        if not chain or len(chain) > _MAX_DEPTH:
+            raise _refuse("malformed-chain", "the chain is empty or too long")
+        try:
+            certs = [x509.load_der_x509_certificate(der) for der in chain]
+        except ValueError:
+            raise _refuse("malformed-certificate", "a certificate does not parse") from None
+        purpose = Purpose.TLS_SERVER if role is PeerRole.SERVER else Purpose.TLS_CLIENT
+        try:
+            path = self._verifier.verify(
+                certs[0],
+                intermediates=certs[1:],
+                crls=self._crls,
+                ocsp_responses=self._ocsp,
+                at=at,
+                purpose=purpose,
+                name=expected_identity,
+            )
+        except CertificateRevokedError as exc:
+            reason = getattr(exc, "reason", None)
+            raise PeerVerificationError(
+                f"peer refused: {exc.message}",
+                reason="revoked",
+                revocation_reason=None if reason is None else str(reason),
+                serial=getattr(exc, "serial", None),
+            ) from None
+        except CertificateVerificationError as exc:
+            raise PeerVerificationError(
+                f"peer refused: {exc.message}", reason=str(getattr(exc, "reason", "invalid-path"))
+            ) from None
+        except KeyMgmtError as exc:  # e.g. MalformedInputError from a parser
+            raise PeerVerificationError(
+                f"peer refused: {exc.message}", reason="malformed-certificate"
+            ) from None
+        identity, key = _identity_and_key(certs[0], expected_identity)
+        return VerifiedPeer(identity, key, certs[0], tuple(path.chain))
+
+    def __repr__(self) -> str:
+        return f"PKIPeerVerifier({self._verifier!r})"

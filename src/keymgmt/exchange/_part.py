@@ -1,0 +1,152 @@
+"""``km.exchange``: the handshake wired to the manager's PKI, clock, randomness and replay cache."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from keymgmt._context import Context
+from keymgmt._replay import DEFAULT_WINDOW, ReplayCache
+from keymgmt.algorithms import ExchangeGroup
+from keymgmt.exchange._agreement import DEFAULT_GROUP
+from keymgmt.exchange.handshake._connection import DEFAULT_ACCEPTED_GROUPS, Initiator, Responder
+from keymgmt.exchange.handshake._verify import (
+    Credential,
+    PeerPrivateKey,
+    PeerVerifier,
+    PKIPeerVerifier,
+)
+
+if TYPE_CHECKING:
+    from keymgmt.pki import PKI, CertificateAuthority
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """Authenticated key exchange for one :class:`~keymgmt.KeyManager`.
+
+    Handshakes made here read the manager's clock and randomness, verify
+    peers with ``km.pki`` (chains to the store's roots, revocation from the
+    registry) and, as responders, share one replay cache.
+
+    Args:
+        context: the manager's wiring.
+        pki: the manager's PKI.
+        replay_window: how long ClientHello nonces are remembered.
+    """
+
+    def __init__(
+        self, context: Context, pki: PKI, *, replay_window: _dt.timedelta = DEFAULT_WINDOW
+    ) -> None:
+        self._ctx = context
+        self._pki = pki
+        self._replay = ReplayCache(window=replay_window, clock=context.clock)
+        self._lock = threading.Lock()
+
+    @property
+    def replay_cache(self) -> ReplayCache:
+        """The responder-side replay cache shared by this manager's handshakes."""
+        return self._replay
+
+    def peer_verifier(self) -> PeerVerifier:
+        """The PKI-backed verifier (the store's roots, fail-closed revocation)."""
+        return PKIPeerVerifier(self._pki.verifier())
+
+    def credential(
+        self,
+        ca: CertificateAuthority | str,
+        identity: str,
+        *,
+        server: bool = True,
+        client: bool = True,
+        key: PeerPrivateKey | None = None,
+    ) -> Credential:
+        """Issue a handshake credential from one of the store's CAs.
+
+        The key (default: a fresh Ed25519 key) stays with the caller; only
+        the certificate is recorded by the CA. ``server``/``client`` choose
+        the tls-server and/or tls-client profile; with both, the certificate
+        carries both extended key usages.
+
+        Raises:
+            InvalidArgumentError: neither role, or a bad identity.
+            NotFoundError: no such CA.
+        """
+        from cryptography import x509
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        from keymgmt.errors import InvalidArgumentError
+        from keymgmt.pki import TLS_CLIENT, TLS_SERVER
+
+        if not (server or client):
+            raise InvalidArgumentError("a credential needs the server or the client role")
+        authority = self._pki.ca(ca) if isinstance(ca, str) else ca
+        leaf_key: PeerPrivateKey = key or ed25519.Ed25519PrivateKey.generate()
+        profile = TLS_SERVER if server else TLS_CLIENT
+        if server and client:
+            profile = TLS_SERVER.evolve(
+                name="tls-server-client",
+                extended_key_usage=(
+                    ExtendedKeyUsageOID.SERVER_AUTH,
+                    ExtendedKeyUsageOID.CLIENT_AUTH,
+                ),
+            )
+        cert = authority.issue(
+            public_key=leaf_key.public_key(), subject=identity, names=[identity], profile=profile
+        )
+        # Leaf, then the issuing CAs below the root (the root is the peer's trust anchor).
+        chain: list[x509.Certificate] = [cert, *authority.chain[:-1]]
+        return Credential(chain, leaf_key)
+
+    def initiator(
+        self,
+        credential: Credential,
+        *,
+        server_identity: str,
+        group: ExchangeGroup | str = DEFAULT_GROUP,
+        verifier: PeerVerifier | None = None,
+    ) -> Initiator:
+        """A client-side handshake on this manager's clock, randomness and PKI.
+
+        Warns:
+            LegacyAlgorithmWarning: an FFDHE group.
+        """
+        return Initiator(
+            credential=credential,
+            verifier=verifier or self.peer_verifier(),
+            server_identity=server_identity,
+            group=group,
+            clock=self._ctx.clock,
+            randomness=self._ctx.randomness,
+        )
+
+    def responder(
+        self,
+        credential: Credential,
+        *,
+        client_identity: str | None = None,
+        groups: Iterable[ExchangeGroup | str] = DEFAULT_ACCEPTED_GROUPS,
+        verifier: PeerVerifier | None = None,
+    ) -> Responder:
+        """A server-side handshake sharing this manager's replay cache.
+
+        Warns:
+            LegacyAlgorithmWarning: ``groups`` includes an FFDHE group.
+        """
+        return Responder(
+            credential=credential,
+            verifier=verifier or self.peer_verifier(),
+            replay_cache=self._replay,
+            client_identity=client_identity,
+            groups=groups,
+            clock=self._ctx.clock,
+            randomness=self._ctx.randomness,
+        )
+
+    def __repr__(self) -> str:
+        return f"Exchange(replay={self._replay!r})"
