@@ -17,7 +17,12 @@ from cryptography import x509
 from keymgmt import _codec
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import KeyKind, KeyUsage
-from keymgmt.errors import KeyNotFoundError, KeyStateError, RevokedError
+from keymgmt.errors import (
+    CertificateVerificationError,
+    KeyNotFoundError,
+    KeyStateError,
+    RevokedError,
+)
 from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
 from keymgmt.revocation import RevocationReason
 
@@ -151,6 +156,12 @@ def certificate_verifier(manager: KeyManager) -> CertificateVerifier | None:
     """Principal certificates are checked by ``km.pki.verify`` (purpose tls-client)."""
 
     def verify(cert: x509.Certificate, at: _dt.datetime) -> None:
-        manager.pki.verify(cert, at=at, purpose="tls-client")
+        pki = manager.pki
+        if not pki.trust_anchors():
+            raise CertificateVerificationError(
+                "the store has no CA to verify principal certificates against",
+                reason="unknown-issuer",
+            )
+        pki.verify(cert, at=at, purpose="tls-client")
 
     return verify
