@@ -56,6 +56,7 @@ from keymgmt.errors import (
 )
 from keymgmt.keys import _asymmetric as _asym
 from keymgmt.keys._asymmetric import PublicKeyFormat, Signature
+from keymgmt.keys._format import PayloadType, check_name, encode_context, prefix
 
 __all__ = ["PublicKey", "PublicKeyFormat", "Signature"]
 
@@ -65,8 +66,6 @@ _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
 
 def _check_identity(key_name: str | None, version: int | None, key_id: str | None) -> None:
     if key_name is not None:
-        from keymgmt.keys._format import check_name
-
         check_name(key_name)
     if version is not None and (
         isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 0xFFFFFFFF
@@ -108,12 +107,22 @@ class PublicKey:
     version: int | None = None
     key_id: str | None = None
     usage: KeyUsage | None = None
+    # The signature header this key's signatures carry, when the identity is
+    # known: verify compares bytes instead of parsing (see verify()).
+    _signature_prefix: bytes | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         _asym.check_public_key(self.algorithm, self.key)
         _check_identity(self.key_name, self.version, self.key_id)
         if self.usage is not None:
             _asym.check_usage(self.algorithm, self.usage, key_name=self.key_name)
+        name, version, key_id = self.key_name, self.version, self.key_id
+        signs = KeyUsage.SIGN_VERIFY in _asym.USAGES[self.algorithm]
+        if signs and name is not None and version is not None and key_id is not None:
+            head = prefix(
+                PayloadType.SIGNATURE, self.algorithm, bytes.fromhex(key_id), name, version
+            )
+            object.__setattr__(self, "_signature_prefix", head)
 
     # -- constructors ------------------------------------------------------------
 
@@ -422,6 +431,15 @@ class PublicKey:
             KeyUsageError: this key does not verify signatures.
         """
         self._require_usage(KeyUsage.SIGN_VERIFY)
+        head = self._signature_prefix
+        if head is not None and signature[: len(head)] == head:
+            # Fast path: the header is exactly this key's; only the length
+            # bound of Signature.decode is left to check.
+            raw = bytes(signature[len(head) :])
+            if not 1 <= len(raw) <= 8192:
+                raise MalformedInputError("the signature is empty or oversize")
+            _asym.verify(self.algorithm, self.key, raw, bytes(data))
+            return
         envelope = Signature.decode(signature)
         if envelope.algorithm is not self.algorithm:
             raise InvalidSignatureError()
@@ -454,8 +472,6 @@ class PublicKey:
             InvalidArgumentError: the identity is unknown, or a bad context.
             KeyUsageError: this key does not encrypt.
         """
-        from keymgmt.keys._format import PayloadType, encode_context, prefix
-
         self._require_usage(KeyUsage.ENCRYPT_DECRYPT)
         if self.key_name is None or self.version is None or self.key_id is None:
             raise InvalidArgumentError(

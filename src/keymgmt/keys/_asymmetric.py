@@ -96,6 +96,7 @@ from keymgmt.errors import (
     MalformedInputError,
     UnsupportedAlgorithmError,
 )
+from keymgmt.keys._format import PayloadType, check_name, parse_header, prefix
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -1112,8 +1113,6 @@ class Signature:
         Raises:
             InvalidArgumentError: a field is out of range.
         """
-        from keymgmt.keys._format import PayloadType, check_name, prefix
-
         check_name(self.key_name)
         if len(self.key_id) != 8:
             raise InvalidArgumentError("a key id is 8 bytes")
@@ -1135,8 +1134,6 @@ class Signature:
         Raises:
             MalformedInputError: not a keymgmt signature (see the class docstring).
         """
-        from keymgmt.keys._format import PayloadType, parse_header
-
         header = parse_header(data)
         if header.payload is not PayloadType.SIGNATURE:
             raise MalformedInputError("the input is a keymgmt envelope but not a signature")
