@@ -1,16 +1,17 @@
 """Real ``keymgmt serve`` processes on loopback, real TLS, real HTTP.
 
-One test PKI (P-256, made with ``cryptography`` directly so these tests do
-not depend on keymgmt's own PKI), one SQLite store, one policy and one
-server process for the whole session; tests that need another process
-start it themselves. Every response a test receives through the
-:func:`http` clients is checked against the shipped OpenAPI file.
+One SQLite store whose own PKI (root -> intermediates ``issuing`` and
+``issuing-2``, P-256) issues the server certificate (``serve --ca issuing``)
+and every client certificate; one policy; one server process for the whole
+session. A second root made with ``cryptography`` directly plays the
+outsider. Tests that need another process start it themselves. Every
+response a test receives through the :func:`http` clients is checked
+against the shipped OpenAPI file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keymgmt import KeyManager
 from keymgmt.client import KeyServiceClient, client_ssl_context
 from keymgmt.keyring import KeyFile
+from keymgmt.pki import CertificateAuthority
 
 from ._openapi import OpenApiChecker
 
@@ -169,43 +171,75 @@ class Material:
     """Everything a server and its clients need on disk."""
 
     directory: Path
-    ca: TestPki
-    server: Issued
+    trust: Path
     clients: dict[str, Issued]
     outsider: Issued
     nameless: Issued
+    late: Issued
     store: Path
     key_file: Path
     policy: Path
 
 
+def _write_leaf(
+    directory: Path,
+    stem: str,
+    authority: CertificateAuthority,
+    subject: str | x509.Name,
+    names: Sequence[str] = (),
+) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = authority.issue(
+        public_key=key.public_key(), subject=subject, names=list(names), profile="tls-client"
+    )
+    paths = Issued(directory / f"{stem}.pem", directory / f"{stem}.key")
+    chain = [cert, *authority.chain[:-1]]
+    paths.certificate.write_bytes(
+        b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    )
+    paths.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    paths.key.chmod(0o600)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
-    """The session's PKI, store and policy files."""
+    """The session's store (with its PKI), client certificates and policy."""
     directory = tmp_path_factory.mktemp("service")
-    ca = TestPki(directory, "test-root")
-    server = ca.issue(
-        "server",
-        common_name="keymgmt-server",
-        server=True,
-        sans=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-    )
-    clients = {name: ca.issue(name, common_name=name) for name in CLIENTS}
-    outsider = TestPki(directory, "other-root").issue("outsider", common_name="app-1")
-    nameless = ca.issue("nameless", common_name=None, sans=[x509.RFC822Name("x@example.org")])
     key_file = directory / "master.key"
     KeyFile.generate(key_file)
     store = directory / "store.db"
-    KeyManager.open(store, key_file=key_file, create=True).close()
+    with KeyManager.open(store, key_file=key_file, create=True) as km:
+        root = km.pki.create_root_ca("root")
+        issuing = root.create_intermediate("issuing")
+        second = root.create_intermediate("issuing-2")
+        clients = {name: _write_leaf(directory, name, issuing, name) for name in CLIENTS}
+        nameless = _write_leaf(
+            directory,
+            "nameless",
+            issuing,
+            x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "acme")]),
+            ["email:x@example.org"],
+        )
+        late = _write_leaf(directory, "late", second, "app-late")
+        trust = directory / "root.pem"
+        trust.write_bytes(root.certificate.public_bytes(serialization.Encoding.PEM))
+    outsider = TestPki(directory, "other-root").issue("outsider", common_name="app-1")
     policy = directory / "policy.json"
     policy.write_text(json.dumps(POLICY))
     return Material(
         directory=directory,
-        ca=ca,
-        server=server,
+        trust=trust,
         clients=clients,
         outsider=outsider,
         nameless=nameless,
+        late=late,
         store=store,
         key_file=key_file,
         policy=policy,
@@ -240,9 +274,7 @@ class ServerProcess:
 _LISTENING = re.compile(r"listening on (https://[^\s]+)")
 
 
-def start_server(
-    store: str, key_file: Path, tls: Issued, ca_bundle: Path, log: Path, *extra: str
-) -> ServerProcess:
+def start_server(store: str, key_file: Path, log: Path, *extra: str) -> ServerProcess:
     """Start ``keymgmt serve --port 0`` and wait until it says where it listens."""
     args = [
         sys.executable,
@@ -255,12 +287,6 @@ def start_server(
         "serve",
         "--port",
         "0",
-        "--tls-cert",
-        str(tls.certificate),
-        "--tls-key",
-        str(tls.key),
-        "--client-ca",
-        str(ca_bundle),
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
@@ -293,9 +319,9 @@ def server(material: Material) -> Iterator[ServerProcess]:
     running = start_server(
         str(material.store),
         material.key_file,
-        material.server,
-        material.ca.bundle,
         material.directory / "server.log",
+        "--ca",
+        "issuing",
         "--policy",
         str(material.policy),
         "--sync-interval",
@@ -329,7 +355,7 @@ def http(
     def make(principal: str | None = None, *, issued: Issued | None = None) -> httpx.Client:
         chosen = issued or (material.clients[principal] if principal else None)
         context = client_ssl_context(
-            ca=material.ca.bundle,
+            ca=material.trust,
             certificate=chosen.certificate if chosen else None,
             private_key=chosen.key if chosen else None,
         )
@@ -352,7 +378,7 @@ def service_client(server: ServerProcess, material: Material) -> Iterator[KeySer
     """The library's client, as principal ``app-1``."""
     issued = material.clients["app-1"]
     with KeyServiceClient.from_files(
-        server.url, ca=material.ca.bundle, certificate=issued.certificate, private_key=issued.key
+        server.url, ca=material.trust, certificate=issued.certificate, private_key=issued.key
     ) as client:
         yield client
 
@@ -360,7 +386,7 @@ def service_client(server: ServerProcess, material: Material) -> Iterator[KeySer
 def raw_tls_context(material: Material, issued: Issued | None) -> ssl.SSLContext:
     """A stdlib client context for handshake-level tests."""
     return client_ssl_context(
-        ca=material.ca.bundle,
+        ca=material.trust,
         certificate=issued.certificate if issued else None,
         private_key=issued.key if issued else None,
     )

@@ -186,7 +186,7 @@ def test_client_raises_the_library_exception_for_a_denial(
     with (
         KeyServiceClient.from_files(
             server.url,
-            ca=material.ca.bundle,
+            ca=material.trust,
             certificate=issued.certificate,
             private_key=issued.key,
         ) as client,
@@ -201,9 +201,7 @@ def test_client_raises_service_error_without_certificate(
     from keymgmt.client import client_ssl_context
 
     with (
-        KeyServiceClient(
-            server.url, ssl_context=client_ssl_context(ca=material.ca.bundle)
-        ) as client,
+        KeyServiceClient(server.url, ssl_context=client_ssl_context(ca=material.trust)) as client,
         pytest.raises(ServiceError) as info,
     ):
         client.whoami()

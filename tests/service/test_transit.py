@@ -19,7 +19,7 @@ def orders_key(server: object, material: Material) -> str:
     issued = material.clients["app-1"]
     with KeyServiceClient.from_files(
         server.url,  # type: ignore[attr-defined]
-        ca=material.ca.bundle,
+        ca=material.trust,
         certificate=issued.certificate,
         private_key=issued.key,
     ) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,10 +21,23 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 @click.option(
     "--port", default=8443, show_default=True, type=click.IntRange(0, 65535), help="0: any."
 )
-@click.option("--tls-cert", type=_FILE, required=True, help="Server certificate (+ chain), PEM.")
-@click.option("--tls-key", type=_FILE, required=True, help="Server private key, PEM.")
 @click.option(
-    "--client-ca", type=_FILE, required=True, help="CA bundle client certificates chain to."
+    "--ca",
+    "issuing_ca",
+    help="Issue the server certificate now from this CA of the store (instead of --tls-*).",
+)
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    help="DNS name or IP for the issued server certificate (repeat; default: the host).",
+)
+@click.option("--tls-cert", type=_FILE, help="Server certificate (+ chain), PEM.")
+@click.option("--tls-key", type=_FILE, help="Server private key, PEM.")
+@click.option(
+    "--client-ca",
+    type=_FILE,
+    help="CA bundle client certificates chain to (default with --ca: the store's root CAs).",
 )
 @click.option("--policy", type=_FILE, help="Authorization policy (JSON). Default: deny all.")
 @click.option(
@@ -56,9 +70,11 @@ def serve(
     settings: Settings,
     host: str,
     port: int,
-    tls_cert: Path,
-    tls_key: Path,
-    client_ca: Path,
+    issuing_ca: str | None,
+    server_names: tuple[str, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    client_ca: Path | None,
     policy: Path | None,
     max_body: int,
     sync_interval: float,
@@ -67,7 +83,10 @@ def serve(
 ) -> None:
     """Serve the store over HTTPS with mutual TLS (needs the 'server' extra).
 
-    Prints ``listening on https://HOST:PORT`` once it accepts connections;
+    The server certificate is either issued at start by the store's CA
+    (``--ca NAME``; clients must then hold certificates chaining to the
+    store's root CAs) or read from ``--tls-cert``/``--tls-key`` with
+    ``--client-ca``. Prints ``listening on https://HOST:PORT`` once it accepts connections;
     stops on SIGINT or SIGTERM.
     """
     try:
@@ -87,13 +106,34 @@ def serve(
     )
     if not rules.rules:
         logging.getLogger("keymgmt.server").warning("no policy rules: every operation is denied")
-    material = service_module.TlsMaterial.from_paths(tls_cert, tls_key, client_ca)
+    if (issuing_ca is None) == (tls_cert is None and tls_key is None):
+        raise click.UsageError("give either --ca NAME or --tls-cert and --tls-key")
+    if issuing_ca is None and (tls_cert is None or tls_key is None or client_ca is None):
+        raise click.UsageError("--tls-cert needs --tls-key and --client-ca")
 
     def ready(bound_host: str, bound_port: int) -> None:
         click.echo(f"listening on https://{bound_host}:{bound_port}")
         sys.stdout.flush()
 
     with manager(settings) as km:
+        tls: Any
+        if issuing_ca is not None:
+            names = server_names or (("localhost", host) if host != "localhost" else (host,))
+            tls, issued = service_module.store_ssl_context(
+                km,
+                issuing_ca,
+                names=names,
+                client_ca=client_ca,
+                require_client_cert=require_client_cert,
+            )
+            logging.getLogger("keymgmt.server").info(
+                "server certificate %x issued by %s for %s",
+                issued.serial_number,
+                issuing_ca,
+                ", ".join(names),
+            )
+        else:
+            tls = service_module.TlsMaterial.from_paths(tls_cert, tls_key, client_ca)  # type: ignore[arg-type]
         service = service_module.Service(
             service_module.ManagerParts(km),
             rules,
@@ -102,7 +142,7 @@ def serve(
         )
         service_module.serve(
             service,
-            material,
+            tls,
             host=host,
             port=port,
             require_client_cert=require_client_cert,

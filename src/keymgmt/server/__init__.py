@@ -32,7 +32,12 @@ from keymgmt.server._parts import CaInfo, DataKey, IssuedCertificate, ManagerPar
 from keymgmt.server._policy import Operation, RateLimit, Rule, ServicePolicy
 from keymgmt.server._ratelimit import TokenBucketLimiter
 from keymgmt.server._run import MutualTlsH11Protocol, bind, serve, tls_facts
-from keymgmt.server._tls import TlsMaterial, principal_of, server_ssl_context
+from keymgmt.server._tls import (
+    TlsMaterial,
+    principal_of,
+    server_ssl_context,
+    store_ssl_context,
+)
 
 #: The OpenAPI 3.1 description of the service.
 OPENAPI_PATH: Final = Path(__file__).with_name("openapi.json")
@@ -62,5 +67,6 @@ __all__ = [
     "serve",
     "server_ssl_context",
     "status_for",
+    "store_ssl_context",
     "tls_facts",
 ]

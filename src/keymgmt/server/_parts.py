@@ -38,7 +38,7 @@ class DataKey:
 
 @attrs.frozen(kw_only=True)
 class IssuedCertificate:
-    """A certificate issued from a CSR and the chain up to (excluding) the root."""
+    """A certificate issued from a CSR and its issuer's chain (issuing CA first, root last)."""
 
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]

@@ -97,7 +97,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(
     service: Service,
-    tls: TlsMaterial,
+    tls: TlsMaterial | ssl.SSLContext,
     *,
     host: str = "127.0.0.1",
     port: int = 8443,
@@ -109,18 +109,24 @@ def serve(
 
     Args:
         service: the application.
-        tls: the server's certificate and key and the client CA bundle.
+        tls: the server's certificate, key and client CA bundle, or a ready
+            server context (see :func:`~keymgmt.server.store_ssl_context`).
         host: the address to bind (loopback by default).
         port: the TCP port (0 picks a free one; ``on_ready`` is told which).
         require_client_cert: refuse TLS handshakes without a client
-            certificate instead of answering them with HTTP 401.
+            certificate instead of answering them with HTTP 401 (for
+            ``TlsMaterial``; a given context keeps its own setting).
         on_ready: called with ``(host, port)`` once the server accepts connections.
         keep_alive: seconds an idle keep-alive connection is kept.
 
     Raises:
         InvalidArgumentError: bad TLS material or address.
     """
-    context = server_ssl_context(tls, require_client_cert=require_client_cert)
+    context = (
+        tls
+        if isinstance(tls, ssl.SSLContext)
+        else server_ssl_context(tls, require_client_cert=require_client_cert)
+    )
     sock = bind(host, port)
     bound_port = int(sock.getsockname()[1])
     config = uvicorn.Config(

@@ -16,17 +16,26 @@ first DNS name, else its first URI.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import ssl
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from keymgmt.errors import InvalidArgumentError
 
-__all__ = ["TlsMaterial", "principal_of", "server_ssl_context"]
+if TYPE_CHECKING:
+    from keymgmt._manager import KeyManager
+
+__all__ = ["TlsMaterial", "principal_of", "server_ssl_context", "store_ssl_context"]
 
 
 @attrs.frozen(kw_only=True)
@@ -86,6 +95,75 @@ def server_ssl_context(
     context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def _pem(certificates: Sequence[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+
+
+def store_ssl_context(
+    km: KeyManager,
+    ca: str,
+    *,
+    names: Sequence[str] = ("localhost", "127.0.0.1"),
+    client_ca: Path | None = None,
+    require_client_cert: bool = False,
+    validity: _dt.timedelta = _dt.timedelta(days=30),
+) -> tuple[ssl.SSLContext, x509.Certificate]:
+    """A server context whose certificate the store's CA ``ca`` issues now.
+
+    A fresh P-256 key is made in memory and certified under the
+    ``tls-server`` profile for ``names``; client certificates must chain to
+    the store's root CAs (or to ``client_ca``). The key touches disk only
+    for the moment ``ssl`` needs to load it (a 0600 file in a 0700
+    directory, removed at once), because the stdlib loads keys from files.
+
+    Args:
+        km: the key manager whose PKI issues the certificate.
+        ca: the issuing CA's name.
+        names: the server's DNS names and IP addresses.
+        client_ca: a CA bundle instead of the store's root CAs.
+        require_client_cert: refuse handshakes without a client certificate.
+        validity: the server certificate's lifetime (clipped to the CA's).
+
+    Returns:
+        the context and the server certificate.
+
+    Raises:
+        NotFoundError: no such CA.
+        InvalidArgumentError: bad names, or the store has no root CA.
+    """
+    authority = km.pki.ca(ca)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = authority.issue(
+        public_key=key.public_key(),
+        subject=f"keymgmt-server {names[0]}",
+        names=list(names),
+        profile="tls-server",
+        validity=validity,
+    )
+    anchors = km.pki.trust_anchors()
+    if client_ca is None and not anchors:
+        raise InvalidArgumentError("the store has no root CA to trust client certificates")
+    with tempfile.TemporaryDirectory(prefix="keymgmt-serve-") as directory:
+        base = Path(directory)
+        cert_path, key_path, bundle = base / "server.pem", base / "server.key", base / "ca.pem"
+        cert_path.write_bytes(_pem([certificate, *authority.chain[:-1]]))
+        descriptor = os.open(key_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        bundle.write_bytes(_pem(anchors))
+        material = TlsMaterial(
+            certificate=cert_path, private_key=key_path, client_ca=client_ca or bundle
+        )
+        context = server_ssl_context(material, require_client_cert=require_client_cert)
+    return context, certificate
 
 
 def principal_of(certificate: x509.Certificate) -> str | None:
