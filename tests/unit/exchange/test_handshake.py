@@ -467,3 +467,22 @@ def test_reprs_hide_secrets(make_initiator: MakeInitiator, make_responder: MakeR
     text = repr(client) + repr(client.peer) + repr(client.channel())
     assert "server.example" in text
     assert client.session_id.hex() not in text
+
+
+def test_wrong_finished_mac_inside_a_valid_seal_is_refused(
+    make_initiator: MakeInitiator, make_responder: MakeResponder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keymgmt.exchange.handshake import _connection
+
+    genuine = _connection.finished_mac
+    calls = []
+
+    def first_call_lies(secret: object, transcript: bytes) -> bytes:
+        calls.append(1)
+        mac = genuine(secret, transcript)  # type: ignore[arg-type]
+        return bytes(32) if len(calls) == 1 else mac
+
+    monkeypatch.setattr(_connection, "finished_mac", first_call_lies)
+    with pytest.raises(HandshakeError, match="finished MAC does not verify") as info:
+        complete(make_initiator(), make_responder())
+    assert info.value.reason == "bad-finished"
