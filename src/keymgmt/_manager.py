@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from keymgmt.keys import KeyStore
     from keymgmt.model import DataKey
     from keymgmt.pki import PKI
+    from keymgmt.public import PublicKey
 
 __all__ = ["KeyManager"]
 
@@ -358,6 +359,41 @@ class KeyManager:
             As :meth:`decrypt` and :meth:`encrypt`.
         """
         return self.keys.rewrap(ciphertext, context, allow_compromised=allow_compromised)
+
+    def sign(self, name: str, data: bytes | bytearray | memoryview) -> bytes:
+        """Sign with the primary version of key pair ``name``; see :meth:`KeyStore.sign`.
+
+        Raises:
+            KeyNotFoundError, KeyUsageError, KeyStateError.
+        """
+        return self.keys.sign(name, data)
+
+    def verify(
+        self,
+        name: str,
+        data: bytes | bytearray | memoryview,
+        signature: bytes | bytearray | memoryview,
+        *,
+        version: int | None = None,
+        allow_compromised: bool = False,
+    ) -> None:
+        """Check a signature from :meth:`sign` (or a detached one with ``version=``).
+
+        Raises:
+            InvalidSignatureError: it does not verify (opaque).
+            KeyNotFoundError, KeyUsageError, DestroyedKeyError, RevokedError.
+        """
+        self.keys.verify(
+            name, data, signature, version=version, allow_compromised=allow_compromised
+        )
+
+    def public_key(self, name: str, version: int | None = None) -> PublicKey:
+        """The public half of a key pair (primary version by default), with its identity.
+
+        Raises:
+            KeyNotFoundError, KeyUsageError, DestroyedKeyError.
+        """
+        return self.keys.public_key(name, version)
 
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key (a new passphrase, file or HSM).

@@ -58,6 +58,7 @@ from keymgmt.errors import InvalidArgumentError, MalformedInputError
 
 __all__ = [
     "ALGORITHM_CODES",
+    "ContextEncoder",
     "FORMAT_VERSION",
     "MAGIC",
     "Header",
@@ -201,6 +202,40 @@ def prefix_length(data: bytes | bytearray | memoryview) -> int:
     if len(data) <= _FIXED:
         return 0
     return _FIXED + data[13] + _VERSION.size
+
+
+class ContextEncoder:
+    """:func:`encode_context` with a small cache (applications reuse a few contexts).
+
+    Keyed by the mapping's items in iteration order; a mapping whose items
+    cannot be hashed is encoded (and validated) the slow way.
+    """
+
+    __slots__ = ("_cache",)
+
+    _MAX: Final = 256
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[tuple[object, object], ...], bytes] = {}
+
+    def __call__(self, context: Mapping[str, str]) -> bytes:
+        """Canonical bytes of ``context`` (see :func:`encode_context`).
+
+        Raises:
+            InvalidArgumentError: not a str -> str mapping, or too large.
+        """
+        try:
+            key = tuple(context.items())
+            found = self._cache.get(key)
+        except (TypeError, AttributeError):
+            return encode_context(context)
+        if found is not None:
+            return found
+        encoded = encode_context(context)
+        if len(self._cache) >= self._MAX:
+            self._cache.clear()
+        self._cache[key] = encoded
+        return encoded
 
 
 def encode_context(context: Mapping[str, str] | None) -> bytes:

@@ -82,7 +82,7 @@ import datetime as _dt
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from cryptography.exceptions import InvalidTag
@@ -93,7 +93,7 @@ from keymgmt import _codec
 from keymgmt._context import Context
 from keymgmt._secret import SecretBytes
 from keymgmt._store import Txn
-from keymgmt.algorithms import Algorithm, KeyUsage
+from keymgmt.algorithms import Algorithm, KeyKind, KeyUsage
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import (
     AlreadyExistsError,
@@ -108,7 +108,7 @@ from keymgmt.errors import (
     UnsupportedAlgorithmError,
 )
 from keymgmt.keys import _format
-from keymgmt.keys._format import PayloadType, check_name, encode_context
+from keymgmt.keys._format import ContextEncoder, PayloadType, check_name
 from keymgmt.keys._handlers import AEAD_NONCE_SIZE, MaterialHandler, default_handlers
 from keymgmt.keys._states import Operation, can_transition, effective_state, require
 from keymgmt.model import (
@@ -121,6 +121,9 @@ from keymgmt.model import (
 )
 from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.storage import Record
+
+if TYPE_CHECKING:
+    from keymgmt.public import PublicKey
 
 __all__ = ["DEFAULT_DESTRUCTION_GRACE", "KEY_KIND", "VERSION_KIND", "KeyStore"]
 
@@ -136,6 +139,16 @@ _DATA_KEY_SIZE: Final = 32
 _TAG: Final = 16
 _MAX_CONTEXT_BUCKETS: Final = 64
 _OTHER_CONTEXT: Final = b"\xff"  # bucket for contexts beyond the bound
+_NAME_LENGTH_AT: Final = 13  # header offset of the key name length
+_PREFIX_OVERHEAD: Final = 18  # prefix length minus the name length
+# Enum members as module constants: class-attribute access to an enum member
+# costs about as much as the AEAD call on the hot path (Python 3.11).
+_MESSAGE: Final = PayloadType.MESSAGE
+_DATA_KEY: Final = PayloadType.DATA_KEY
+_COMPROMISED: Final = KeyState.COMPROMISED
+_ENCRYPT_DECRYPT: Final = KeyUsage.ENCRYPT_DECRYPT
+_SIGN_VERIFY: Final = KeyUsage.SIGN_VERIFY
+_SIGNATURE: Final = PayloadType.SIGNATURE
 
 
 # -- records ---------------------------------------------------------------------
@@ -299,6 +312,7 @@ class _Loaded:
         "process_ok",
         "protect_limit",
         "protect_ok",
+        "revocation_names",
         "state",
         "subject",
         "usage",
@@ -322,6 +336,7 @@ class _Loaded:
     check_at: _dt.datetime | None
     base_uses: int
     protect_limit: int
+    revocation_names: tuple[str, str]
     subject: str
     usage_counts: _Usage
 
@@ -351,6 +366,11 @@ class KeyStore:
         self._versions: dict[tuple[str, int], _Loaded] = {}
         self._usage: dict[tuple[str, int], _Usage] = {}
         self._next_flush = time.monotonic() + _FLUSH_INTERVAL
+        self._encode_context = ContextEncoder()
+        mirror = getattr(self._revocation, "_entries", None)
+        self._revocation_mirror: Mapping[str, object] | None = (
+            mirror if isinstance(mirror, dict) else None
+        )
         self._store.watch(KEY_KIND, VERSION_KIND)
         self._store.subscribe(self._on_change)
 
@@ -1163,14 +1183,10 @@ class KeyStore:
             )
             loaded.prefixes = {
                 payload: _format.prefix(payload, key.algorithm, key.key_id, name, version)
-                for payload in (PayloadType.MESSAGE, PayloadType.DATA_KEY)
+                for payload in (PayloadType.MESSAGE, PayloadType.DATA_KEY, PayloadType.SIGNATURE)
             }
             loaded.is_primary = version == key.primary
-            loaded.protect_ok = (
-                loaded.is_primary
-                and state is KeyState.ACTIVE
-                and key.usage is KeyUsage.ENCRYPT_DECRYPT
-            )
+            loaded.protect_ok = loaded.is_primary and state is KeyState.ACTIVE
             loaded.process_ok = state in (
                 KeyState.ACTIVE,
                 KeyState.SUSPENDED,
@@ -1180,6 +1196,10 @@ class KeyStore:
             loaded.base_uses = record.uses
             loaded.protect_limit = self._rotation_threshold(key)
             loaded.subject = _vname(name, version)
+            loaded.revocation_names = (
+                f"{SubjectKind.KEY.value}:{loaded.subject}",
+                f"{SubjectKind.KEY.value}:{name}",
+            )
             loaded.usage_counts = self._usage.setdefault((name, version), _Usage())
             self._versions[(name, version)] = loaded
             for payload, payload_prefix in loaded.prefixes.items():
@@ -1214,47 +1234,69 @@ class KeyStore:
             loaded = self._load(name, None)
         return loaded
 
-    def _refresh(self, loaded: _Loaded) -> _Loaded:
-        """Time passed a boundary: settle states, rotate if due, reload."""
+    def _refresh(self, loaded: _Loaded, *, primary: bool) -> _Loaded:
+        """Time passed a boundary: settle states, rotate if due, reload.
+
+        Returns the key's (possibly new) primary when ``primary``, else the
+        same version, reloaded.
+        """
         self.flush_usage()
         self._apply_due(loaded.name)
         if loaded.is_primary:
             self._rotate_if_due(loaded.name)
         self._invalidate(loaded.name)
-        if loaded.is_primary:
-            return self._load(loaded.name, None)
-        return self._load(loaded.name, loaded.version)
+        return self._load(loaded.name, None if primary else loaded.version)
 
     # -- protect -----------------------------------------------------------------------
 
-    def _protector(self, name: str) -> _Loaded:
+    def _protector(self, name: str, usage: KeyUsage) -> _Loaded:
         """The primary version, checked for protection (the slow checks only when needed)."""
         self._store.sync()
         loaded = self._primary.get(name)
         if loaded is None:
             loaded = self._primary_for(name)
         if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
-            loaded = self._refresh(loaded)
+            loaded = self._refresh(loaded, primary=True)
         counts = loaded.usage_counts
         if counts.total + loaded.base_uses >= loaded.protect_limit:
             self.flush_usage()
             self._rotate_if_due(name)
             self._invalidate(name)
             loaded = self._primary_for(name)
-        if not loaded.protect_ok or self._is_revoked(loaded):
-            self._refuse(loaded, Operation.PROTECT)
+        if not loaded.protect_ok or loaded.usage is not usage or self._is_revoked(loaded):
+            self._refuse(loaded, Operation.PROTECT, usage=usage)
         return loaded
 
     def _is_revoked(self, loaded: _Loaded) -> bool:
+        mirror = self._revocation_mirror
+        if mirror is not None:
+            # The registry's own O(1) mirror, probed directly: is_revoked()
+            # validates its arguments on every call, which costs more than
+            # the encryption it guards. The names are the registry's
+            # ("key:<subject>"), precomputed per cached version.
+            names = loaded.revocation_names
+            return names[0] in mirror or names[1] in mirror
         is_revoked = self._revocation.is_revoked
         return is_revoked(SubjectKind.KEY, loaded.subject) or is_revoked(
             SubjectKind.KEY, loaded.name
         )
 
     def _refuse(
-        self, loaded: _Loaded, operation: Operation, *, allow_compromised: bool = False
+        self,
+        loaded: _Loaded,
+        operation: Operation,
+        *,
+        usage: KeyUsage,
+        allow_compromised: bool = False,
     ) -> None:
-        now = self._clock.now()
+        """Raise the precise error for a refused use (usage first, then state)."""
+        if loaded.usage is not usage:
+            raise KeyUsageError(
+                f"key {loaded.name!r} is for {loaded.usage.value}, not {usage.value}",
+                key_name=loaded.name,
+                version=loaded.version,
+                usage=loaded.usage.value,
+            )
         compromise, reason = self._revoked(loaded.name, loaded.version)
         state = loaded.state
         if compromise is not None and not state.is_destroyed:
@@ -1262,15 +1304,7 @@ class KeyStore:
                 state = KeyState.COMPROMISED
             elif state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
                 state = KeyState.DEACTIVATED
-        del now
         if operation is Operation.PROTECT:
-            if loaded.usage is not KeyUsage.ENCRYPT_DECRYPT:
-                raise KeyUsageError(
-                    f"key {loaded.name!r} is for {loaded.usage.value}, not encryption",
-                    key_name=loaded.name,
-                    version=loaded.version,
-                    usage=loaded.usage.value,
-                )
             if state is KeyState.ACTIVE and not loaded.is_primary:  # pragma: no cover
                 raise KeyStateError(
                     f"key {loaded.name!r} version {loaded.version} is not the primary",
@@ -1300,8 +1334,9 @@ class KeyStore:
                 self.flush_usage()
         buckets = counts.buckets
         bucket = (operation, context)
-        if bucket in buckets:
-            buckets[bucket] += 1
+        found = buckets.get(bucket)
+        if found is not None:
+            buckets[bucket] = found + 1
         elif len(buckets) < _MAX_CONTEXT_BUCKETS:
             buckets[bucket] = 1
         else:
@@ -1336,7 +1371,7 @@ class KeyStore:
             KeyUsageError: the key is not an encryption key.
             InvalidArgumentError: bad context.
         """
-        return self._encrypt(name, plaintext, context, PayloadType.MESSAGE, "encrypt")
+        return self._encrypt(name, plaintext, context, _MESSAGE, "encrypt")
 
     def _encrypt(
         self,
@@ -1346,8 +1381,8 @@ class KeyStore:
         payload: PayloadType,
         operation: str,
     ) -> bytes | bytearray:
-        loaded = self._protector(name)
-        ctx = encode_context(context) if context else b""
+        loaded = self._protector(name, _ENCRYPT_DECRYPT)
+        ctx = self._encode_context(context) if context else b""
         head = loaded.prefixes[payload]
         aead = loaded.aead
         if aead is not None:
@@ -1401,15 +1436,23 @@ class KeyStore:
     ) -> tuple[_Loaded, PayloadType, int]:
         """The version a ciphertext names, checked for processing."""
         self._store.sync()
-        size = _format.prefix_length(ciphertext)
-        entry = self._by_prefix.get(bytes(ciphertext[:size])) if size else None
+        try:
+            size = _PREFIX_OVERHEAD + ciphertext[_NAME_LENGTH_AT]
+            head = ciphertext[:size]
+            entry = self._by_prefix.get(head if type(head) is bytes else bytes(head))
+        except (IndexError, TypeError):
+            entry = None
+            size = 0
         if entry is None:
             entry = self._resolve(ciphertext)
+            size = _format.prefix_length(ciphertext)
         loaded, payload = entry
         if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
-            loaded = self._refresh(loaded)
+            loaded = self._refresh(loaded, primary=False)
         if not loaded.process_ok or self._is_revoked(loaded):
-            self._refuse(loaded, Operation.PROCESS, allow_compromised=allow_compromised)
+            self._refuse(
+                loaded, Operation.PROCESS, usage=loaded.usage, allow_compromised=allow_compromised
+            )
         return loaded, payload, size
 
     def _resolve(self, ciphertext: bytes | bytearray | memoryview) -> tuple[_Loaded, PayloadType]:
@@ -1443,7 +1486,7 @@ class KeyStore:
             RevokedError: the version is compromised and ``allow_compromised``
                 was not given.
         """
-        return self._decrypt(ciphertext, context, allow_compromised, PayloadType.MESSAGE, "decrypt")
+        return self._decrypt(ciphertext, context, allow_compromised, _MESSAGE, "decrypt")
 
     def _decrypt(
         self,
@@ -1453,22 +1496,41 @@ class KeyStore:
         payload: PayloadType,
         operation: str,
     ) -> bytes:
-        if not isinstance(ciphertext, bytes | bytearray | memoryview):
-            raise DecryptionError()
-        loaded, found, size = self._processor(ciphertext, allow_compromised)
+        # The body of _processor, inlined: this is the hot path.
+        self._store.sync()
+        try:
+            size = _PREFIX_OVERHEAD + ciphertext[_NAME_LENGTH_AT]
+            cut = ciphertext[:size]
+            entry = self._by_prefix.get(cut if type(cut) is bytes else bytes(cut))
+        except (IndexError, TypeError):
+            entry = None
+        if entry is None:
+            if not isinstance(ciphertext, bytes | bytearray | memoryview):
+                raise DecryptionError()
+            entry = self._resolve(ciphertext)
+            size = _format.prefix_length(ciphertext)
+        loaded, found = entry
+        if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
+            loaded = self._refresh(loaded, primary=False)
+        if not loaded.process_ok or self._is_revoked(loaded):
+            self._refuse(
+                loaded, Operation.PROCESS, usage=loaded.usage, allow_compromised=allow_compromised
+            )
         if found is not payload:
             raise DecryptionError()
         try:
-            ctx = encode_context(context) if context else b""
+            ctx = self._encode_context(context) if context else b""
         except InvalidArgumentError:
             raise DecryptionError() from None
         head = loaded.prefixes[payload]
         aead = loaded.aead
         if aead is not None:
             end = size + AEAD_NONCE_SIZE
-            if len(ciphertext) < end + _TAG:
+            length = len(ciphertext)
+            if length < end + _TAG:
                 raise DecryptionError()
-            view = memoryview(ciphertext)
+            # Small inputs: slicing copies less than building memoryviews costs.
+            view = memoryview(ciphertext) if length >= _LARGE else ciphertext
             try:
                 plaintext: bytes = aead.decrypt(
                     view[size:end], view[end:], head + ctx if ctx else head
@@ -1483,13 +1545,15 @@ class KeyStore:
             except (InvalidToken, ValueError, TypeError):
                 raise DecryptionError() from None
         else:
+            if loaded.usage is not _ENCRYPT_DECRYPT:
+                self._refuse(loaded, Operation.PROCESS, usage=_ENCRYPT_DECRYPT)
             try:
                 plaintext = loaded.handler.decrypt(
                     loaded.algorithm, loaded.loaded, bytes(ciphertext[size:]), head + ctx
                 )
             except KeyMgmtError:
                 raise DecryptionError() from None
-        if loaded.state is KeyState.COMPROMISED or (allow_compromised and self._is_revoked(loaded)):
+        if allow_compromised and (loaded.state is _COMPROMISED or self._is_revoked(loaded)):
             operation += "-compromised"
         self._count(loaded, operation, ctx, False)
         return plaintext
@@ -1552,6 +1616,172 @@ class KeyStore:
         loaded, payload, _ = self._processor(ciphertext, allow_compromised)
         plaintext = self._decrypt(ciphertext, context, allow_compromised, payload, "rewrap-from")
         return bytes(self._encrypt(loaded.name, plaintext, context, payload, "rewrap-to"))
+
+    # -- key pairs: sign, verify, public key, import ------------------------------------
+
+    def sign(self, name: str, data: bytes | bytearray | memoryview) -> bytes:
+        """Sign ``data`` with the primary version of key pair ``name``.
+
+        Returns:
+            The keymgmt signature envelope (payload type 3): the header
+            naming key, key id and version, then the plain signature, which
+            ``keymgmt.public.Signature.decode(...).raw`` extracts for other tools.
+
+        Raises:
+            KeyNotFoundError: no such key.
+            KeyUsageError: the key is not a signing key.
+            KeyStateError: the primary cannot sign (``RevokedError`` when
+                revoked, ``DestroyedKeyError`` when destroyed).
+        """
+        loaded = self._protector(name, _SIGN_VERIFY)
+        sign = getattr(loaded.handler, "sign", None)
+        if sign is None:  # pragma: no cover - every signing handler has sign()
+            raise KeyUsageError(f"key {name!r} cannot sign", key_name=name)
+        raw: bytes = sign(loaded.algorithm, loaded.loaded, bytes(data))
+        self._count(loaded, "sign", b"", True)
+        return loaded.prefixes[_SIGNATURE] + raw
+
+    def verify(
+        self,
+        name: str,
+        data: bytes | bytearray | memoryview,
+        signature: bytes | bytearray | memoryview,
+        *,
+        version: int | None = None,
+        allow_compromised: bool = False,
+    ) -> None:
+        """Check a signature made by :meth:`sign` (or a detached one with ``version``).
+
+        Args:
+            name: the key the signature must come from.
+            data: the signed data.
+            signature: a keymgmt signature envelope; or, with ``version``, the
+                plain (detached) signature bytes.
+            version: verify a detached signature with this version.
+            allow_compromised: also accept a compromised version (to migrate).
+
+        Raises:
+            InvalidSignatureError: it does not verify, or names another key (opaque).
+            KeyNotFoundError: no such key (or no such explicit ``version``).
+            KeyUsageError: the key is not a signing key.
+            DestroyedKeyError: the version was destroyed.
+            RevokedError: the version is compromised and that was not allowed.
+        """
+        from keymgmt.errors import InvalidSignatureError
+
+        check_name(name)
+        self._store.sync()
+        if version is None:
+            try:
+                header = _format.parse_header(signature)
+            except MalformedInputError:
+                raise InvalidSignatureError() from None
+            if header.payload is not _SIGNATURE or header.name != name:
+                raise InvalidSignatureError()
+            cut = bytes(signature[: header.prefix_length])
+            entry = self._by_prefix.get(cut)
+            if entry is None:
+                try:
+                    loaded = self._load(name, header.version)
+                except KeyNotFoundError:
+                    if self._store.get(KEY_KIND, name) is None:
+                        raise
+                    raise InvalidSignatureError() from None
+                if loaded.key_id != header.key_id or loaded.algorithm is not header.algorithm:
+                    raise InvalidSignatureError()
+            else:
+                loaded = entry[0]
+            raw = bytes(signature[header.prefix_length :])
+        else:
+            loaded = self._load(name, version)
+            raw = bytes(signature)
+        if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
+            loaded = self._refresh(loaded, primary=False)
+        if not loaded.process_ok or loaded.usage is not _SIGN_VERIFY or self._is_revoked(loaded):
+            self._refuse(
+                loaded, Operation.PROCESS, usage=_SIGN_VERIFY, allow_compromised=allow_compromised
+            )
+        check = getattr(loaded.handler, "verify", None)
+        if check is None:  # pragma: no cover - every signing handler has verify()
+            raise KeyUsageError(f"key {name!r} cannot verify", key_name=name)
+        check(loaded.algorithm, loaded.loaded, raw, bytes(data))
+        self._count(loaded, "verify", b"", False)
+
+    def public_key(self, name: str, version: int | None = None) -> PublicKey:
+        """The public half of a key-pair version, with its identity (name, version, key id).
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyUsageError: the key is symmetric (it has no public half).
+            DestroyedKeyError: the version was destroyed.
+        """
+        from keymgmt.public import PublicKey
+
+        check_name(name)
+        self._store.sync()
+        loaded = self._load(name, version)
+        if loaded.algorithm.kind is KeyKind.SYMMETRIC:
+            raise KeyUsageError(f"key {name!r} is symmetric and has no public key", key_name=name)
+        if loaded.loaded is None:
+            require(Operation.PROCESS, loaded.state, key_name=name, version=loaded.version)
+        public_of = getattr(loaded.handler, "public_key", None)
+        if public_of is None:  # pragma: no cover - every key-pair handler has public_key()
+            raise KeyUsageError(f"key {name!r} has no public key", key_name=name)
+        return PublicKey(
+            algorithm=loaded.algorithm,
+            key=public_of(loaded.algorithm, loaded.loaded),
+            key_name=name,
+            version=loaded.version,
+            key_id=loaded.key_id.hex(),
+            usage=loaded.usage,
+        )
+
+    def import_private_key(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        passphrase: str | bytes | SecretBytes | None = None,
+        algorithm: Algorithm | str | None = None,
+        usage: KeyUsage | str | None = None,
+        expiry_date: _dt.datetime | None = None,
+        policy: RotationPolicy | None = None,
+    ) -> KeyInfo:
+        """Import a PEM or DER private key (encrypted or not) as a new key pair, marked imported.
+
+        Args:
+            name: the new key's name.
+            data: the private key, PEM or DER, PKCS#8 or traditional.
+            passphrase: opens an encrypted key.
+            algorithm: store it as this algorithm (default: what the key is;
+                e.g. pass ``ecdh-p256`` for a P-256 agreement key).
+            usage: the key's usage (default: the algorithm's default).
+
+        Raises:
+            InvalidArgumentError: missing/unneeded passphrase, or the key is
+                not of ``algorithm``.
+            DecryptionError: wrong passphrase.
+            MalformedInputError: not a private key.
+            UnsupportedAlgorithmError: a key keymgmt does not manage.
+            AlreadyExistsError: a key with this name exists.
+        """
+        from keymgmt.keys import _asymmetric
+        from keymgmt.pem import load_private_key
+
+        found, private = load_private_key(data, passphrase=passphrase)
+        target = found if algorithm is None else Algorithm.parse(algorithm)
+        if not _asymmetric.same_family(target, found):
+            raise InvalidArgumentError(
+                f"the key is a {found.value} key, not {target.value}", key_name=name
+            )
+        return self.import_key(
+            name,
+            _asymmetric.material_from_private(private),
+            algorithm=target,
+            usage=usage,
+            expiry_date=expiry_date,
+            policy=policy,
+        )
 
     # -- usage accounting --------------------------------------------------------------
 
