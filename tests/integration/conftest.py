@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -31,15 +33,38 @@ def postgres_database(postgres_dsn: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test; its DSN. Dropped afterwards."""
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.conninfo import conninfo_to_dict
 
     name = f"keymgmt_it_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(postgres_dsn)
-    params["dbname"] = name
-    yield make_conninfo("", **params)
+    # KeyManager.open routes only postgresql:// URIs to PostgreSQL.
+    params = {k: str(v) for k, v in conninfo_to_dict(postgres_dsn).items()}
+    user = quote(params.get("user", ""), safe="")
+    password = params.get("password")
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", "5432")
+    yield f"postgresql://{auth}{host}:{port}/{name}"
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store that several processes open: a SQLite path or a PostgreSQL DSN."""
+    from _integration_worker import PASSPHRASE
+
+    from keymgmt import KeyManager
+    from keymgmt.keyring import KdfProfile
+
+    if request.param == "sqlite":
+        location = str(tmp_path / "shared.db")
+    else:
+        location = request.getfixturevalue("postgres_database")
+    KeyManager.open(
+        location, passphrase=PASSPHRASE, kdf_profile=KdfProfile.TESTING_ONLY_INSECURE
+    ).close()
+    return location

@@ -1,0 +1,291 @@
+"""Storage: PostgreSQL and SQLite put/get beside the bare driver; 4 processes; HSM wrapping.
+
+PostgreSQL cases need ``KEYMGMT_TEST_POSTGRES_DSN`` (``.ci/services/postgres.sh``
+starts a throwaway server); HSM cases need ``KEYMGMT_TEST_PKCS11_MODULE``,
+``KEYMGMT_TEST_PKCS11_TOKEN`` and ``KEYMGMT_TEST_PKCS11_PIN``
+(``.ci/services/softhsm.sh``). Without them those cases are left out and a
+note says so.
+
+The PostgreSQL "raw" side runs the *same statements* on a bare psycopg
+connection (autocommit, prepared after a few uses, as psycopg does for ours),
+so the ratio is what the backend adds: the pool checkout, argument packing,
+error translation and building :class:`~keymgmt.storage.Record` values.
+Target: within 1.5x. The 4-process cases time 4 forked processes doing the
+same number of writes each, ours vs bare.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import multiprocessing
+import os
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _harness import Case
+
+from keymgmt._random import SystemRandomness
+from keymgmt.keyring import RawMasterKey
+from keymgmt.storage import ANY, Put, SQLiteBackend
+
+PAYLOAD = os.urandom(96)
+PROCESS_OPS = 100
+
+
+class _Workers:
+    """Four forked processes that set up once, then run a batch of writes on each call.
+
+    Setup (opening the store, connecting) happens before timing, so a call
+    measures only the concurrent writes: ``run()`` starts a batch in every
+    process and returns when all have finished.
+    """
+
+    def __init__(self, setup: Callable[[int], Callable[[int], None]], processes: int = 4) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._pipes = []
+        self._procs = []
+        for worker in range(processes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=self._serve, args=(setup, worker, child), daemon=True)
+            proc.start()
+            self._pipes.append(parent)
+            self._procs.append(proc)
+        for pipe in self._pipes:
+            if pipe.recv() != "ready":
+                raise RuntimeError("bench worker failed to start")
+        atexit.register(self.stop)
+
+    @staticmethod
+    def _serve(setup: Callable[[int], Callable[[int], None]], worker: int, pipe: Any) -> None:
+        batch = setup(worker)
+        pipe.send("ready")
+        rounds = itertools.count()
+        while pipe.recv() == "go":
+            batch(next(rounds))
+            pipe.send("done")
+
+    def run(self) -> None:
+        for pipe in self._pipes:
+            pipe.send("go")
+        for pipe in self._pipes:
+            if pipe.recv() != "done":
+                raise RuntimeError("bench worker failed")
+
+    def stop(self) -> None:
+        for pipe in self._pipes:
+            with contextlib.suppress(OSError):
+                pipe.send("stop")
+        for proc in self._procs:
+            proc.join(timeout=10)
+
+
+def _sqlite_cases() -> list[Case]:
+    tmp = Path(tempfile.mkdtemp(prefix="keymgmt-bench-storage-"))
+    SQLiteBackend(tmp / "ours.db").close()
+    raw = sqlite3.connect(tmp / "raw.db", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=FULL")
+    raw.execute(
+        "CREATE TABLE t (kind TEXT, name TEXT, data BLOB, revision INTEGER, seq INTEGER, "
+        "PRIMARY KEY (kind, name))"
+    )
+
+    def ours_setup(worker: int) -> Callable[[int], None]:
+        backend = SQLiteBackend(tmp / "ours.db")
+
+        def batch(round_: int) -> None:
+            for i in range(PROCESS_OPS):
+                backend.commit([Put("bench", f"p{worker}-{round_}-{i}", PAYLOAD, ANY)])
+
+        return batch
+
+    def raw_setup(worker: int) -> Callable[[int], None]:
+        conn = sqlite3.connect(tmp / "raw.db", isolation_level=None, timeout=60)
+        conn.execute("PRAGMA synchronous=FULL")
+
+        def batch(round_: int) -> None:
+            for i in range(PROCESS_OPS):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT OR REPLACE INTO t VALUES (?, ?, ?, 1, 1)",
+                    ("bench", f"p{worker}-{round_}-{i}", PAYLOAD),
+                )
+                conn.execute("COMMIT")
+
+        return batch
+
+    ours_workers = _Workers(ours_setup)
+    raw_workers = _Workers(raw_setup)
+
+    return [
+        Case(
+            "storage",
+            f"SQLite 4 procs x {PROCESS_OPS} puts vs sqlite3",
+            ours_workers.run,
+            raw_workers.run,
+            target=1.5,
+            number=1,
+            note="wall time of all 4 processes",
+        ),
+    ]
+
+
+def _postgres_cases(dsn: str) -> list[Case]:
+    import psycopg
+    from psycopg import sql
+
+    from keymgmt.storage.postgres import PostgresBackend
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    ours = PostgresBackend(dsn, schema=schema)
+    raw = psycopg.connect(dsn, autocommit=True)
+
+    def drop() -> None:
+        ours.close()
+        raw.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        raw.close()
+
+    atexit.register(drop)
+    ours.commit([Put("bench", "fixed", PAYLOAD, ANY)])
+    get_sql = ours._sql_get
+    commit_sql = ours._sql_commit
+    counter = itertools.count()
+
+    def raw_get() -> Any:
+        return raw.execute(get_sql, ("bench", "fixed")).fetchone()
+
+    def our_put() -> None:
+        ours.commit([Put("bench", f"r{next(counter)}", PAYLOAD, ANY)])
+
+    def raw_put() -> None:
+        raw.execute(commit_sql, (["bench"], [f"r{next(counter)}"], [PAYLOAD], [ANY])).fetchall()
+
+    upsert = sql.SQL(
+        "INSERT INTO {}.records (kind, name, data, revision, seq) VALUES (%s, %s, %s, 1, 0) "
+        "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data"
+    ).format(sql.Identifier(schema))
+
+    def raw_upsert() -> None:
+        raw.execute(upsert, ("bench", f"u{next(counter)}", PAYLOAD))
+
+    def ours_setup(worker: int) -> Callable[[int], None]:
+        backend = PostgresBackend(dsn, schema=schema)
+
+        def batch(round_: int) -> None:
+            for i in range(PROCESS_OPS):
+                backend.commit([Put("bench", f"p{worker}-{round_}-{i}", PAYLOAD, ANY)])
+
+        return batch
+
+    def raw_setup(worker: int) -> Callable[[int], None]:
+        conn = psycopg.connect(dsn, autocommit=True)
+
+        def batch(round_: int) -> None:
+            for i in range(PROCESS_OPS):
+                conn.execute(
+                    commit_sql, (["bench"], [f"q{worker}-{round_}-{i}"], [PAYLOAD], [ANY])
+                ).fetchall()
+
+        return batch
+
+    # Fork before this process opens its own connections' sockets to share.
+    ours_workers = _Workers(ours_setup)
+    raw_workers = _Workers(raw_setup)
+
+    return [
+        Case(
+            "storage",
+            "PostgreSQL get vs psycopg same SELECT",
+            lambda: ours.get("bench", "fixed"),
+            raw_get,
+            target=1.5,
+        ),
+        Case(
+            "storage",
+            "PostgreSQL generation vs psycopg same SELECT",
+            ours.generation,
+            lambda: raw.execute(ours._sql_generation).fetchone(),
+            target=1.5,
+        ),
+        Case(
+            "storage",
+            "PostgreSQL put (CAS batch) vs psycopg same call",
+            our_put,
+            raw_put,
+            target=1.5,
+            number=100,
+        ),
+        Case(
+            "storage",
+            "PostgreSQL put vs plain INSERT..ON CONFLICT",
+            our_put,
+            raw_upsert,
+            number=100,
+            note="informative: what the counter lock + CAS checks cost",
+        ),
+        Case(
+            "storage",
+            f"PostgreSQL 4 procs x {PROCESS_OPS} puts vs psycopg",
+            ours_workers.run,
+            raw_workers.run,
+            target=1.5,
+            number=1,
+            note="wall time of all 4 processes",
+        ),
+    ]
+
+
+def _hsm_cases(module: str, token: str, pin: str) -> list[Case]:
+    from keymgmt.keyring.pkcs11 import Pkcs11Key
+
+    rng = SystemRandomness()
+    hsm_params, hsm = Pkcs11Key(
+        module, token_label=token, pin=pin, key_label=f"bench-{uuid.uuid4().hex[:8]}"
+    ).create(rng)
+    _, software = RawMasterKey(os.urandom(32)).create(rng)
+    store_key = os.urandom(32)
+    aad = b"keymgmt/store-key/v1\x00bench"
+    hsm_wrapped = hsm.wrap(store_key, aad)
+    software_wrapped = software.wrap(store_key, aad)
+    return [
+        Case(
+            "storage",
+            "HSM wrap store key vs software AES-GCM wrap",
+            lambda: hsm.wrap(store_key, aad),
+            lambda: software.wrap(store_key, aad),
+            note=f"SoftHSM2, session + login per call; key {hsm_params['key_label']}",
+        ),
+        Case(
+            "storage",
+            "HSM unwrap store key vs software unwrap",
+            lambda: hsm.unwrap(hsm_wrapped, aad),
+            lambda: software.unwrap(software_wrapped, aad),
+            note="once per store open; records are sealed in software either way",
+        ),
+    ]
+
+
+def cases() -> list[Case]:
+    """SQLite 4-process puts; PostgreSQL and HSM cases when configured."""
+    found = _sqlite_cases()
+    dsn = os.environ.get("KEYMGMT_TEST_POSTGRES_DSN")
+    if dsn:
+        found += _postgres_cases(dsn)
+    else:
+        print("storage: PostgreSQL cases skipped (set KEYMGMT_TEST_POSTGRES_DSN)")
+    module = os.environ.get("KEYMGMT_TEST_PKCS11_MODULE")
+    if module:
+        found += _hsm_cases(
+            module,
+            os.environ.get("KEYMGMT_TEST_PKCS11_TOKEN", "keymgmt-test"),
+            os.environ.get("KEYMGMT_TEST_PKCS11_PIN", ""),
+        )
+    else:
+        print("storage: HSM cases skipped (set KEYMGMT_TEST_PKCS11_MODULE)")
+    return found

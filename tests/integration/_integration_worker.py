@@ -1,0 +1,171 @@
+"""A separate process for the crash, concurrency and consistency tests.
+
+Run as ``python _integration_worker.py MODE LOCATION ...`` where LOCATION is a SQLite path
+or a ``postgresql://`` DSN of a store that already exists (opened with the
+test passphrase). Modes:
+
+``crash SEED``
+    Writes forever, printing one line per operation *after* it returned
+    (the acknowledgement the parent checks after SIGKILLing us).
+``hammer WORKER THREADS OPS``
+    THREADS threads do OPS mixed writes each; prints one JSON summary line.
+``follower INTERVAL``
+    Reads ``check SUBJECT`` lines on stdin; for each, syncs the way an
+    operation does (at most once per INTERVAL seconds) and answers
+    ``revoked`` or ``valid``.
+
+Every line printed is flushed at once. Record payloads are derived from
+their names, so the parent can check them without being told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import threading
+from typing import Any
+
+from keymgmt import KeyManager
+from keymgmt._store import Txn
+from keymgmt.keyring import KdfProfile
+from keymgmt.revocation import SubjectKind
+
+PASSPHRASE = "integration-test-passphrase"
+RECORD_KIND = "crashtest"
+COUNTER = "counter"
+
+
+def open_manager(location: str, *, interval: float = 0.0, actor: str = "worker") -> KeyManager:
+    """Open the existing store the tests share."""
+    return KeyManager.open(
+        location,
+        passphrase=PASSPHRASE,
+        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+        create=False,
+        consistency_interval=interval,
+        actor=actor,
+    )
+
+
+def payload(name: str) -> bytes:
+    """The bytes stored under record ``name``."""
+    return hashlib.sha256(name.encode()).digest() * 3
+
+
+def put_record(km: KeyManager, name: str) -> None:
+    """Create one sealed record and audit it, in one transaction."""
+
+    def run(txn: Txn) -> None:
+        txn.put(RECORD_KIND, name, payload(name))
+        txn.audit("test.record", name)
+
+    km._store.transact(run)
+
+
+def increment(km: KeyManager) -> int:
+    """Read-modify-write the shared counter with compare-and-set; return the value written."""
+
+    def run(txn: Txn) -> int:
+        current = txn.get(RECORD_KIND, COUNTER)
+        value = int(current or b"0") + 1
+        txn.put(RECORD_KIND, COUNTER, str(value).encode())
+        txn.audit("test.increment", COUNTER, value=value)
+        return value
+
+    return km._store.transact(run)
+
+
+def emit(*parts: object) -> None:
+    """Print one acknowledgement line, flushed."""
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    sys.stdout.flush()
+
+
+def crash(location: str, seed: int) -> None:
+    """Write until killed; acknowledge each operation once it returned."""
+    rng = random.Random(seed)
+    with open_manager(location, actor=f"crash-{seed}") as km:
+        emit("ready")
+        i = 0
+        while True:
+            i += 1
+            name = f"s{seed}-{i}"
+            choice = rng.randrange(4)
+            if choice == 0:
+                km.revocation.revoke(SubjectKind.PRINCIPAL, name, "key-compromise")
+                emit("revoke", name)
+            elif choice == 1:
+                put_record(km, name)
+                emit("record", name)
+            elif choice == 2:
+                emit("counter", increment(km))
+            else:
+                km._store.audit("test.event", name)
+                emit("audit", name)
+
+
+def hammer(location: str, worker: int, threads: int, ops: int) -> None:
+    """Mixed writes from several threads; print a JSON summary."""
+    summary: dict[str, Any] = {"counter": [], "revoked": [], "records": [], "errors": []}
+    lock = threading.Lock()
+    with open_manager(location, actor=f"hammer-{worker}") as km:
+
+        def work(thread: int) -> None:
+            for i in range(ops):
+                name = f"w{worker}-t{thread}-{i}"
+                try:
+                    kind = i % 3
+                    if kind == 0:
+                        value = increment(km)
+                        with lock:
+                            summary["counter"].append(value)
+                    elif kind == 1:
+                        km.revocation.revoke(SubjectKind.PRINCIPAL, name)
+                        with lock:
+                            summary["revoked"].append(name)
+                    else:
+                        put_record(km, name)
+                        with lock:
+                            summary["records"].append(name)
+                except Exception as exc:
+                    with lock:
+                        summary["errors"].append(f"{type(exc).__name__}: {exc}")
+
+        pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    emit(json.dumps(summary))
+
+
+def follower(location: str, interval: float) -> None:
+    """Answer revocation checks the way an operation would see them."""
+    with open_manager(location, interval=interval, actor="follower") as km:
+        emit("ready")
+        for line in sys.stdin:
+            command, _, subject = line.strip().partition(" ")
+            if command != "check":
+                break
+            km._store.sync()  # what every operation does first (non-forced)
+            revoked = km.revocation.is_revoked(SubjectKind.PRINCIPAL, subject)
+            emit("revoked" if revoked else "valid")
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch on the mode."""
+    mode, location, *rest = argv
+    if mode == "crash":
+        crash(location, int(rest[0]))
+    elif mode == "hammer":
+        hammer(location, int(rest[0]), int(rest[1]), int(rest[2]))
+    elif mode == "follower":
+        follower(location, float(rest[0]))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
