@@ -26,7 +26,13 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from keymgmt.clock import ensure_aware
-from keymgmt.errors import CertificateError, InvalidArgumentError, InvalidSignatureError
+from keymgmt.errors import (
+    CertificateError,
+    InvalidArgumentError,
+    InvalidSignatureError,
+    KeyMgmtError,
+    MalformedInputError,
+)
 from keymgmt.pki._crl import CRLEntry, reason_flag, reason_from_flag
 from keymgmt.pki._keys import SigningKey, signature_hash, verify_signature
 from keymgmt.pki._parse import load_ocsp_request, load_ocsp_response
@@ -150,6 +156,8 @@ class OCSPResponder:
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         except InvalidArgumentError:
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if parsed.serial_number <= 0:
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         algorithm = parsed.hash_algorithm
         if (parsed.issuer_name_hash, parsed.issuer_key_hash) != self._hashes_for(algorithm):
             return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
@@ -179,7 +187,10 @@ class OCSPResponder:
         for ext in parsed.extensions:
             if isinstance(ext.value, x509.OCSPNonce):
                 builder = builder.add_extension(ext.value, critical=False)
-        response = builder.sign(self._key, signature_hash(self._key))
+        try:
+            response = builder.sign(self._key, signature_hash(self._key))
+        except ValueError:  # something in the request cannot be echoed back
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         return response.public_bytes(serialization.Encoding.DER)
 
 
@@ -255,6 +266,22 @@ def check_ocsp_response(
     """
     at = ensure_aware(at, "at")
     parsed = response if isinstance(response, ocsp.OCSPResponse) else load_ocsp_response(response)
+    try:
+        return _check(parsed, cert, issuer, at, nonce, skew)
+    except KeyMgmtError:
+        raise
+    except Exception as exc:  # lazily parsed fields of a hostile response
+        raise MalformedInputError(f"malformed OCSP response: {exc}") from None
+
+
+def _check(
+    parsed: ocsp.OCSPResponse,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    at: _dt.datetime,
+    nonce: bytes | None,
+    skew: _dt.timedelta,
+) -> OCSPStatus:
     if parsed.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise _fail(
             f"the OCSP responder answered {parsed.response_status.name.lower()}",

@@ -71,6 +71,10 @@ def load_certificate(data: bytes | str) -> x509.Certificate:
             else x509.load_der_x509_certificate(raw)
         )
         _touch_extensions(cert.extensions)
+        if cert.serial_number <= 0:
+            raise MalformedInputError("malformed certificate: the serial number is not positive")
+        _ = cert.subject.rfc4514_string()
+        _ = cert.issuer.rfc4514_string()
         _ = cert.signature_algorithm_oid
         _ = cert.not_valid_after_utc
         cert.public_key()
@@ -125,6 +129,7 @@ def load_crl(data: bytes | str) -> x509.CertificateRevocationList:
     try:
         crl = x509.load_pem_x509_crl(raw) if _is_pem(raw) else x509.load_der_x509_crl(raw)
         _touch_extensions(crl.extensions)
+        _ = crl.issuer.rfc4514_string()
         _ = crl.last_update_utc
         _ = crl.signature_algorithm_oid
         for revoked in crl:
@@ -168,6 +173,18 @@ def load_ocsp_response(data: bytes) -> ocsp.OCSPResponse:
             for single in response.responses:
                 _ = single.serial_number
                 _ = single.certificate_status
+                _ = single.hash_algorithm
+                _ = single.issuer_key_hash
+                _ = single.issuer_name_hash
+                _ = single.this_update_utc
+                _ = single.next_update_utc
+                if single.certificate_status is ocsp.OCSPCertStatus.REVOKED:
+                    _ = single.revocation_time_utc
+                    _ = single.revocation_reason
+            _ = response.signature_hash_algorithm
+            _ = response.responder_name
+            _ = response.responder_key_hash
+            _ = response.tbs_response_bytes
             _touch_extensions(response.extensions)
             _ = response.certificates
     except Exception as exc:

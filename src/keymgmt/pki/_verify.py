@@ -47,6 +47,8 @@ from keymgmt.errors import (
     CertificateRevokedError,
     CertificateVerificationError,
     InvalidArgumentError,
+    KeyMgmtError,
+    MalformedInputError,
 )
 from keymgmt.pki._crl import CRLEntry, CRLIndexCache
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
@@ -252,6 +254,24 @@ class CertificateVerifier:
         """
         at = ensure_aware(at, "at")
         purpose = Purpose(purpose)
+        try:
+            return self._verify(cert, intermediates, crls, ocsp_responses, at, purpose, name)
+        except KeyMgmtError:
+            raise
+        except (ValueError, TypeError) as exc:
+            # A caller-built object with a malformed lazily-parsed field.
+            raise MalformedInputError(f"malformed certificate material: {exc}") from None
+
+    def _verify(
+        self,
+        cert: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        crls: Sequence[x509.CertificateRevocationList],
+        ocsp_responses: Sequence[bytes | ocsp.OCSPResponse],
+        at: _dt.datetime,
+        purpose: Purpose,
+        name: str | None,
+    ) -> VerifiedPath:
         pool = (*intermediates, *self._intermediates)
         eddsa = _is_eddsa(cert) or any(_is_eddsa(c) for c in intermediates)
         if eddsa or self._store is None:
