@@ -19,10 +19,12 @@ How it stays cheap and bounded:
   expired entries are popped from the front: amortized O(1) per insert.
   Memory is therefore bounded by the arrival rate times the window.
 * A hard ``max_entries`` bounds memory under a flood. When the cache is full
-  the oldest entry is evicted *and the freshness floor is raised* past it:
-  messages whose timestamp is at or before the evicted entry's latest
-  possible timestamp are refused as stale from then on. Under overload the
-  cache narrows the window; it never forgets a nonce it would still accept.
+  the oldest entry is evicted *and the freshness floor is raised* to its
+  message timestamp: messages stamped at or before it are refused as stale
+  from then on. Under overload the cache narrows the window; it never
+  forgets a nonce it would still accept. (This relies on the timestamp being
+  authenticated together with the nonce, as it is in the handshake
+  transcript and in KDC requests: a replay cannot carry a newer timestamp.)
 
 Time comes from the injected :class:`~keymgmt.clock.Clock`, or from ``at=``
 for sans-IO callers that are handed the time. The cache is thread-safe.
@@ -93,8 +95,8 @@ class ReplayCache:
         self._max_entries = max_entries
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
-        # nonce -> expiry (the instant after which the entry may be dropped)
-        self._entries: OrderedDict[bytes, _dt.datetime] = OrderedDict()
+        # nonce -> (expiry: when the entry may be dropped, the message timestamp)
+        self._entries: OrderedDict[bytes, tuple[_dt.datetime, _dt.datetime]] = OrderedDict()
         self._high_water: _dt.datetime | None = None
         # Timestamps at or before the floor are stale (raised by capacity evictions).
         self._floor: _dt.datetime | None = None
@@ -146,13 +148,11 @@ class ReplayCache:
             if key in self._entries:
                 raise ReplayError("nonce already seen within the freshness window")
             while len(self._entries) >= self._max_entries:
-                _, expiry = self._entries.popitem(last=False)
+                _, (_, evicted_timestamp) = self._entries.popitem(last=False)
                 self._evictions += 1
-                # Latest timestamp the evicted nonce could carry: expiry - window.
-                floor = expiry - self._window
-                if self._floor is None or floor > self._floor:
-                    self._floor = floor
-            self._entries[key] = now + self._window + self._max_skew
+                if self._floor is None or evicted_timestamp > self._floor:
+                    self._floor = evicted_timestamp
+            self._entries[key] = (now + self._window + self._max_skew, timestamp)
 
     def seen(self, nonce: bytes, *, at: _dt.datetime | None = None) -> bool:
         """Whether ``nonce`` is remembered (without inserting it).
@@ -211,7 +211,7 @@ class ReplayCache:
         now = self._high_water
         entries = self._entries
         while entries:
-            expiry = next(iter(entries.values()))
+            expiry, _ = next(iter(entries.values()))
             if expiry >= now:  # kept through its expiry instant: the bounds are inclusive
                 break
             entries.popitem(last=False)

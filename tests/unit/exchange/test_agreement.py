@@ -6,6 +6,8 @@ import pickle
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import ExchangeGroup
@@ -162,3 +164,22 @@ def test_share_repr_hides_the_key_and_pickling_is_refused() -> None:
     assert repr(share) == "KeyShare(x25519, <private>)"
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(share)
+
+
+@given(st.integers(2, FFDHE2048_P - 2))
+def test_subgroup_check_agrees_with_eulers_criterion(y: int) -> None:
+    from keymgmt.exchange._agreement import _jacobi
+
+    q = (FFDHE2048_P - 1) // 2
+    assert (_jacobi(y, FFDHE2048_P) == 1) == (pow(y, q, FFDHE2048_P) == 1)
+
+
+def test_ffdhe_share_made_by_the_peer_passes_the_subgroup_check() -> None:
+    with pytest.warns(LegacyAlgorithmWarning):
+        a, b = (
+            KeyShare.generate(ExchangeGroup.FFDHE3072),
+            KeyShare.generate(ExchangeGroup.FFDHE3072),
+        )
+    assert a.derive(b.public_bytes, salt=b"", info=b"x") == b.derive(
+        a.public_bytes, salt=b"", info=b"x"
+    )

@@ -167,3 +167,14 @@ def test_no_nonce_is_ever_accepted_twice(events: list[tuple[int, int]]) -> None:
         if ident in accepted:
             assert now - accepted[ident] > dt.timedelta(seconds=60)
         accepted[ident] = now
+
+
+def test_overload_floor_is_the_evicted_timestamp_so_newer_messages_still_pass() -> None:
+    clock = FakeClock(T0)
+    cache = ReplayCache(clock=clock, max_entries=2)
+    cache.check_and_insert(nonce(1), T0 - dt.timedelta(seconds=30))
+    cache.check_and_insert(nonce(2), T0 - dt.timedelta(seconds=20))
+    cache.check_and_insert(nonce(3), T0)  # evicts nonce(1): floor = T0 - 30 s
+    cache.check_and_insert(nonce(4), T0 - dt.timedelta(seconds=25))  # newer than floor: ok
+    with pytest.raises(StaleMessageError):
+        cache.check_and_insert(nonce(1), T0 - dt.timedelta(seconds=30))
