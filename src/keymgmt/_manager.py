@@ -16,7 +16,7 @@ from keymgmt._secret import SecretBytes
 from keymgmt._store import Store
 from keymgmt.audit import AuditLog, AuditSink
 from keymgmt.clock import Clock, SystemClock
-from keymgmt.errors import InvalidArgumentError, StoreUnavailableError
+from keymgmt.errors import ConflictError, InvalidArgumentError, StoreUnavailableError
 from keymgmt.keyring import (
     KdfProfile,
     KeyFile,
@@ -93,8 +93,13 @@ class KeyManager:
             if Keyring.exists(backend):
                 keyring = Keyring.open(backend, master_key, self._randomness)
             elif create:
-                keyring = Keyring.initialize(backend, master_key, self._randomness)
-                created = True
+                try:
+                    keyring = Keyring.initialize(backend, master_key, self._randomness)
+                    created = True
+                except ConflictError:
+                    # Another process initialized the store between our check
+                    # and our write: open what it created.
+                    keyring = Keyring.open(backend, master_key, self._randomness)
             else:
                 raise StoreUnavailableError("the store is not initialized (run keymgmt init)")
             self._store = Store(
