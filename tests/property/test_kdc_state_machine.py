@@ -1,0 +1,204 @@
+"""A Hypothesis state machine drives the KDC against a small model.
+
+Rules: register, grant, request, replay, revoke, disable/enable, compromise
+(key versions and principals), clock moves. After every step the real KDC's
+answer must be exactly what the model predicts, and the audit chain must
+verify.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import attrs
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from keymgmt import KeyManager
+from keymgmt.errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    KeyMgmtError,
+    ReplayError,
+    RevokedError,
+    StaleMessageError,
+)
+from keymgmt.kdc import InProcessTransport, KdcClient
+from keymgmt.testing import FakeClock, SeededRandomness
+
+PRINCIPALS = st.sampled_from(["ann", "ben"])
+KEYS = st.sampled_from(["k1", "k2"])
+SKEW = _dt.timedelta(minutes=5)
+
+
+@attrs.define
+class _Sent:
+    principal: str
+    data: bytes
+    at: _dt.datetime
+
+
+class KdcMachine(RuleBasedStateMachine):
+    """The KDC against a model of principals, policy, key versions and grants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.km = KeyManager.in_memory(
+            clock=self.clock, randomness=SeededRandomness(7), consistency_interval=0
+        )
+        self.transport = InProcessTransport(self.km.kdc)
+        self.clients: dict[str, KdcClient] = {}
+        self.enabled: dict[str, bool] = {}
+        self.revoked: set[str] = set()
+        self.allowed: set[tuple[str, str]] = set()
+        self.primary: dict[str, int] = {}
+        self.compromised: set[tuple[str, int]] = set()
+        self.received: set[tuple[str, str, int]] = set()
+        self.grants = 0
+        self.last: _Sent | None = None
+        for key in ("k1", "k2"):
+            self.km.keys.create(key)
+            self.primary[key] = 1
+        for name in ("ann", "ben"):
+            self.register(name)
+            for key in ("k1", "k2"):
+                self.grant(name, key)
+
+    def teardown(self) -> None:
+        self.km.close()
+
+    # -- expected outcome -----------------------------------------------------------
+
+    def _expected(self, principal: str, key: str) -> type[KeyMgmtError] | None:
+        if principal in self.revoked:
+            return RevokedError
+        if not self.enabled[principal]:
+            return AccessDeniedError
+        if (principal, key) not in self.allowed:
+            return AccessDeniedError
+        if (key, self.primary[key]) in self.compromised:  # pragma: no cover - rotated away
+            return RevokedError
+        return None
+
+    # -- rules ----------------------------------------------------------------------
+
+    @rule(name=PRINCIPALS)
+    def register(self, name: str) -> None:
+        if name in self.clients:
+            try:
+                self.km.kdc.register(name)
+            except AlreadyExistsError:
+                return
+            raise AssertionError("duplicate registration was accepted")
+        credential = self.km.kdc.register(name)
+        self.clients[name] = KdcClient(
+            credential, clock=self.clock, randomness=SeededRandomness(name)
+        )
+        self.enabled[name] = True
+
+    @rule(name=PRINCIPALS, key=KEYS)
+    def grant(self, name: str, key: str) -> None:
+        self.km.kdc.grant(name, keys=[key])
+        self.allowed.add((name, key))
+
+    @rule(name=PRINCIPALS, key=KEYS)
+    def withdraw(self, name: str, key: str) -> None:
+        self.km.kdc.withdraw(name, keys=[key])
+        self.allowed.discard((name, key))
+
+    @rule(name=PRINCIPALS, key=KEYS)
+    def request(self, name: str, key: str) -> None:
+        client = self.clients[name]
+        request = client.key_request(key)
+        self.last = _Sent(name, request, self.clock.now())
+        expected = self._expected(name, key)
+        if expected is not None:
+            with pytest.raises(expected):
+                client.receive_key_reply(self.transport(request))
+            return
+        granted = client.receive_key_reply(self.transport(request))
+        assert (granted.key_name, granted.version) == (key, self.primary[key])
+        assert (key, granted.version) not in self.compromised
+        self.received.add((name, key, granted.version))
+        self.grants += 1
+
+    @rule(name=PRINCIPALS, key=KEYS)
+    def request_again(self, name: str, key: str) -> None:
+        self.request(name, key)
+
+    @precondition(lambda self: self.last is not None)
+    @rule()
+    def replay_last_request(self) -> None:
+        assert self.last is not None
+        reply = self.transport(self.last.data)
+        client = self.clients[self.last.principal]
+        expected: type[KeyMgmtError] = (
+            StaleMessageError if self.clock.now() - self.last.at > SKEW else ReplayError
+        )
+        with pytest.raises(expected):
+            client.receive_key_reply(reply)
+
+    @rule(name=PRINCIPALS, enable=st.booleans())
+    def toggle(self, name: str, enable: bool) -> None:
+        if enable:
+            self.km.kdc.enable(name)
+        else:
+            self.km.kdc.disable(name)
+        self.enabled[name] = enable
+
+    @rule(name=PRINCIPALS)
+    def revoke_principal(self, name: str) -> None:
+        self.km.kdc.revoke(name)
+        self.revoked.add(name)
+        self.enabled[name] = False
+
+    @rule(key=KEYS)
+    def compromise_key(self, key: str) -> None:
+        version = self.primary[key]
+        report = self.km.compromise(key=f"{key}#{version}")
+        self.compromised.add((key, version))
+        self.primary[key] = version + 1
+        assert report.rotated == (f"{key}#{version + 1}",)
+        expected = sorted({p for (p, k, v) in self.received if (k, v) == (key, version)})
+        assert list(report.recipients) == expected
+
+    @rule(name=PRINCIPALS)
+    def compromise_principal(self, name: str) -> None:
+        report = self.km.compromise(principal=name)
+        exposed = sorted({f"{k}#{v}" for (p, k, v) in self.received if p == name})
+        assert list(report.exposed_key_versions) == exposed
+        for key_id in exposed:
+            key, _, version = key_id.partition("#")
+            self.compromised.add((key, int(version)))
+            if int(version) == self.primary[key]:
+                self.primary[key] += 1
+        self.revoked.add(name)
+        self.enabled[name] = False
+
+    @rule(seconds=st.integers(min_value=0, max_value=20 * 60))
+    def advance_clock(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    # -- invariants -----------------------------------------------------------------
+
+    @invariant()
+    def grants_are_recorded(self) -> None:
+        assert len(self.km.kdc.grants()) == self.grants
+
+    @invariant()
+    def primaries_match(self) -> None:
+        for key, version in self.primary.items():
+            assert self.km.keys.get(key).primary_version == version
+
+    @invariant()
+    def audit_chain_verifies(self) -> None:
+        self.km.audit.verify()
+
+
+KdcMachine.TestCase.settings = settings(
+    settings.get_profile("ci"), max_examples=50, stateful_step_count=30
+)
+test_kdc_state_machine = KdcMachine.TestCase
