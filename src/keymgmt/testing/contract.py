@@ -347,6 +347,37 @@ class BackendContract:
         assert len({r.seq for r in records}) == len(records)
         assert backend.generation() == max(r.seq for r in records)
 
+    def test_a_reader_following_generation_and_after_seq_misses_no_write(
+        self, backend: Backend
+    ) -> None:
+        """What ``Store.sync`` relies on: read ``generation()``, then ``list(after_seq=)``."""
+        done = threading.Event()
+        seen: set[str] = set()
+
+        def follow(mark: int) -> int:
+            generation = backend.generation()
+            seen.update(r.name for r in backend.list("k", after_seq=mark))
+            return generation
+
+        def write(worker: int) -> None:
+            for i in range(self.concurrency_increments):
+                backend.commit([Put("k", f"w{worker}/{i}", b"x", 0)])
+
+        writers = [
+            threading.Thread(target=write, args=(w,)) for w in range(self.concurrency_threads)
+        ]
+        for thread in writers:
+            thread.start()
+        mark = 0
+        while not done.is_set():
+            mark = follow(mark)
+            if not any(thread.is_alive() for thread in writers):
+                done.set()
+        for thread in writers:
+            thread.join()
+        follow(mark)
+        assert len(seen) == self.concurrency_threads * self.concurrency_increments
+
     # -- two handles on one store -----------------------------------------------------------------
 
     def test_a_second_handle_sees_writes_and_conflicts(self, backend: Backend) -> None:
