@@ -240,7 +240,7 @@ class KeyManager:
         """The PKI: certificate authorities, issuance, CRLs, OCSP, verification."""
         from keymgmt.pki import PKI
 
-        return PKI(self._context)
+        return PKI(self._context, self.keys)
 
     @functools.cached_property
     def exchange(self) -> Exchange:

@@ -51,7 +51,7 @@ from keymgmt.pki._keys import (
     CertificatePublicKey,
     SigningKey,
     algorithm_of,
-    generate_key,
+    ca_algorithm,
     signature_hash,
 )
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
@@ -76,6 +76,7 @@ from keymgmt.pki._verify import (
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 
 if TYPE_CHECKING:
+    from keymgmt.keys import KeyStore
     from keymgmt.storage import Record
 
 __all__ = ["CA_KIND", "CERT_KIND", "CRL_KIND", "PKI", "CertificateAuthority", "IssuedCertificate"]
@@ -148,11 +149,12 @@ class PKI:
 
     Args:
         context: the manager's wiring (store, revocation registry, clock, randomness).
+        keys: the key store that holds the CA private keys (``km.keys``).
     """
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, keys: KeyStore) -> None:
         self._ctx = context
-        self._keys = CAKeys(context.store, context.revocation)
+        self._keys = CAKeys(keys, context.revocation)
         self._lock = threading.RLock()
         self._cas: dict[str, CertificateAuthority] = {}
         self._verifier: CertificateVerifier | None = None
@@ -213,13 +215,17 @@ class PKI:
             UnsupportedAlgorithmError: not a CA key type.
         """
         name = _check_name(name)
-        key = generate_key(key_type)
+        algorithm = ca_algorithm(key_type)
+        if self._ctx.store.get_json(CA_KIND, name) is not None:
+            raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
         now = _seconds(self._ctx.clock.now())
         profile = ROOT_CA.evolve(path_length=path_length) if path_length is not None else ROOT_CA
         lifetime = validity or profile.validity
         if lifetime <= _dt.timedelta(0):
             raise InvalidArgumentError("validity must be positive")
         subject_name = _subject(subject, name)
+        constraints = name_constraints(permitted_names, excluded_names)
+        ref, key = self._keys.create(name, algorithm)
         public_key = key.public_key()
         extensions = build_extensions(
             profile,
@@ -227,7 +233,7 @@ class PKI:
             issuer_public_key=None,
             issuer_ski=None,
             names=(),
-            constraints=name_constraints(permitted_names, excluded_names),
+            constraints=constraints,
         )
         cert = _sign(
             key,
@@ -243,7 +249,6 @@ class PKI:
         def run(txn: Txn) -> None:
             if txn.get_json(CA_KIND, name) is not None:
                 raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
-            ref = self._keys.stage_create(txn, name, key)
             txn.put_json(CA_KIND, name, _ca_record(name, cert, ref, None, crl_url, ocsp_url))
             txn.audit(
                 "pki.create-root-ca",
@@ -621,7 +626,7 @@ class CertificateAuthority:
         validity: _dt.timedelta | None,
         not_before: _dt.datetime | None,
         constraints: x509.NameConstraints | None = None,
-        child: tuple[str, SigningKey, str | None, str | None] | None = None,
+        child: tuple[str, str, str | None, str | None] | None = None,
         extensions: Sequence[tuple[x509.ExtensionType, bool]] | None = None,
         replaces: int | None = None,
     ) -> x509.Certificate:
@@ -669,12 +674,11 @@ class CertificateAuthority:
             }
             details: dict[str, Any] = {"profile": profile.name, "subject": subject_text}
             if child is not None:
-                child_name, child_key, crl_url, ocsp_url = child
+                child_name, ref, crl_url, ocsp_url = child
                 if txn.get_json(CA_KIND, child_name) is not None:
                     raise AlreadyExistsError(
                         f"a CA named {child_name!r} exists already", ca=child_name
                     )
-                ref = self._pki._keys.stage_create(txn, child_name, child_key)
                 txn.put_json(
                     CA_KIND,
                     child_name,
@@ -734,8 +738,12 @@ class CertificateAuthority:
             path_length is None or path_length >= own_bc.path_length
         ):
             path_length = own_bc.path_length - 1
-        key = generate_key(key_type)
+        algorithm = ca_algorithm(key_type)
+        if self._ctx.store.get_json(CA_KIND, name) is not None:
+            raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
+        constraints = name_constraints(permitted_names, excluded_names)
         profile = INTERMEDIATE_CA.evolve(path_length=path_length)
+        ref, key = self._pki._keys.create(name, algorithm)
         self._issue(
             profile=profile,
             subject=_subject(subject, name),
@@ -743,8 +751,8 @@ class CertificateAuthority:
             names=(),
             validity=validity,
             not_before=None,
-            constraints=name_constraints(permitted_names, excluded_names),
-            child=(name, key, crl_url, ocsp_url),
+            constraints=constraints,
+            child=(name, ref, crl_url, ocsp_url),
         )
         return self._pki.ca(name)
 

@@ -1,92 +1,118 @@
-"""Where CA private keys live: the one module to switch to managed key pairs.
+"""Where CA private keys live: managed key pairs in ``km.keys``.
 
-Until ``km.keys`` can create and load asymmetric key pairs, a CA key is kept
-here as a PKCS#8 DER blob in a sealed store record (kind ``pki-cakey``, name
-``"<key name>#<version>"``), written inside the caller's transaction. The CA
-record references the key by that name and version, and a compromise revokes
-the key version in the revocation registry (``SubjectKind.KEY``), exactly as
-a managed key would be. Switching to ``km.keys`` changes this file only.
+A CA key is an ordinary key pair of the key store (name ``pki-ca-<ca>``,
+usage sign-verify), so it is sealed, versioned and audited like every other
+key, moves through the same lifecycle states, and is refused once its
+version is revoked. The CA record references it as ``"<key name>#<version>"``
+(the key store's own version subject); compromising a CA revokes that key
+version in the revocation registry (``SubjectKind.KEY``).
 
-Loaded keys are cached per process: loading an RSA key validates it (about
-30 ms for RSA-2048), far more than a signature costs.
+X.509 signing needs the private key object itself (``CertificateBuilder``
+signs with it), so this module reads it from the key store's cache of loaded
+versions. Loading an RSA key validates it (about 30 ms for RSA-2048): the
+key store caches loaded versions, and this module keeps the object per
+process as long as the key store's cached version is the same one (any
+change to the key — state, revocation, destruction — replaces it there).
+This file is the only place the PKI touches key storage.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Final
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-from keymgmt._store import Store, Txn
-from keymgmt.errors import IntegrityError, KeyNotFoundError, RevokedError
+from keymgmt._store import Txn
+from keymgmt.algorithms import Algorithm, KeyUsage
+from keymgmt.errors import IntegrityError, InvalidArgumentError, KeyStateError, RevokedError
+from keymgmt.model import KeyState
 from keymgmt.pki._keys import SigningKey
 from keymgmt.revocation import RevocationReason, RevocationRegistry, SubjectKind
 
-__all__ = ["CAKEY_KIND", "CAKeys"]
+if TYPE_CHECKING:
+    from keymgmt.keys import KeyStore
 
-CAKEY_KIND: Final = "pki-cakey"
+__all__ = ["CAKeys", "key_name_for"]
 
 
 def key_name_for(ca_name: str) -> str:
-    """The key name a CA's private key is stored under."""
+    """The key store name of a CA's private key."""
     return f"pki-ca-{ca_name}"
 
 
-class CAKeys:
-    """Sealed CA private keys, with a per-process cache of loaded keys."""
+def _split(ref: str) -> tuple[str, int]:
+    name, _, version = ref.rpartition("#")
+    if not name or not version.isdigit():
+        raise IntegrityError("a CA key reference is malformed")
+    return name, int(version)
 
-    def __init__(self, store: Store, revocation: RevocationRegistry) -> None:
-        self._store = store
+
+class CAKeys:
+    """CA private keys as managed key pairs, with a per-process cache of loaded keys."""
+
+    def __init__(self, keys: KeyStore, revocation: RevocationRegistry) -> None:
+        self._keys = keys
         self._revocation = revocation
-        self._cache: dict[str, SigningKey] = {}
+        self._cache: dict[str, tuple[Any, SigningKey]] = {}
         self._lock = threading.Lock()
 
-    def stage_create(self, txn: Txn, ca_name: str, key: SigningKey) -> str:
-        """Stage the sealed private key of a new CA; return its reference ``name#version``."""
-        ref = f"{key_name_for(ca_name)}#1"
-        der = key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        txn.put(CAKEY_KIND, ref, der)
-        txn.after_commit(lambda: self._remember(ref, key))
-        return ref
+    def create(self, ca_name: str, algorithm: Algorithm) -> tuple[str, SigningKey]:
+        """Create the CA's key pair in the key store (its own audited transaction).
 
-    def _remember(self, ref: str, key: SigningKey) -> None:
-        with self._lock:
-            self._cache[ref] = key
-
-    def load(self, ref: str) -> SigningKey:
-        """The private key for ``ref``, from the cache or unsealed from the store.
+        Returns:
+            the reference ``"<key name>#<version>"`` and the private key.
 
         Raises:
-            KeyNotFoundError: no such key.
-            RevokedError: the key version is revoked (compromised CA).
-            IntegrityError: the stored key does not parse.
+            AlreadyExistsError: a key with the CA's key name exists.
         """
-        if self._revocation.is_revoked(SubjectKind.KEY, ref):
-            raise RevokedError(f"the CA key {ref} is revoked", key_name=ref)
+        name = key_name_for(ca_name)
+        info = self._keys.create(name, algorithm, usage=KeyUsage.SIGN_VERIFY)
+        ref = f"{name}#{info.primary_version}"
+        return ref, self.load(ref)
+
+    def load(self, ref: str) -> SigningKey:
+        """The private key of ``ref``, refused unless the version may sign.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            RevokedError: the key version is revoked (compromised CA).
+            KeyStateError: the version cannot sign (suspended, deactivated, destroyed).
+            IntegrityError: the stored key is not a certificate signing key.
+        """
+        name, version = _split(ref)
+        if self._revocation.is_revoked(SubjectKind.KEY, ref) or self._revocation.is_revoked(
+            SubjectKind.KEY, name
+        ):
+            raise RevokedError(f"the CA key {ref} is revoked", key_name=name, version=version)
+        versions = self._keys._versions
         with self._lock:
             cached = self._cache.get(ref)
-        if cached is not None:
-            return cached
-        der = self._store.get(CAKEY_KIND, ref)
-        if der is None:
-            raise KeyNotFoundError(f"no CA key {ref}", key_name=ref)
-        try:
-            key = serialization.load_der_private_key(der, password=None)
-        except (ValueError, TypeError):
-            raise IntegrityError("a stored CA key does not parse") from None
+        if cached is not None and versions.get((name, version)) is cached[0]:
+            return cached[1]
+        loaded = self._keys._load(name, version)
+        if loaded.state is not KeyState.ACTIVE:
+            raise KeyStateError(
+                f"the CA key {ref} is {loaded.state.value} and cannot sign",
+                key_name=name,
+                version=version,
+                state=loaded.state.value,
+            )
+        private = getattr(loaded.loaded, "private", None)
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
         if not isinstance(
-            key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+            private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
         ):
-            raise IntegrityError("a stored CA key has an unexpected type")
-        self._remember(ref, key)
-        return key
+            raise IntegrityError(f"the key {name} cannot sign certificates")
+        with self._lock:
+            self._cache[ref] = (loaded, private)
+        return private
 
     def stage_compromise(self, txn: Txn, ref: str, reason: RevocationReason) -> None:
-        """Revoke the key version ``ref`` inside ``txn`` (its CA was compromised)."""
+        """Revoke the key version ``ref`` inside ``txn`` (its CA was compromised).
+
+        Raises:
+            InvalidArgumentError: ``reason`` is not a compromise.
+        """
+        if not reason.is_compromise:
+            raise InvalidArgumentError("only a compromise revokes a CA key")
         self._revocation.stage(txn, SubjectKind.KEY, ref, reason)

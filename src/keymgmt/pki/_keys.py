@@ -15,6 +15,7 @@ __all__ = [
     "CertificatePublicKey",
     "SigningKey",
     "algorithm_of",
+    "ca_algorithm",
     "generate_key",
     "signature_hash",
     "verify_signature",
@@ -40,7 +41,12 @@ CA_KEY_TYPES: Final = (
 _RSA_BITS: Final = {Algorithm.RSA_2048: 2048, Algorithm.RSA_3072: 3072, Algorithm.RSA_4096: 4096}
 
 
-def _check(algorithm: Algorithm | str) -> Algorithm:
+def ca_algorithm(algorithm: Algorithm | str) -> Algorithm:
+    """``algorithm`` parsed, if a CA may sign with it.
+
+    Raises:
+        UnsupportedAlgorithmError: not a certificate signing algorithm.
+    """
     algorithm = Algorithm.parse(algorithm)
     if algorithm not in CA_KEY_TYPES:
         names = ", ".join(a.value for a in CA_KEY_TYPES)
@@ -57,7 +63,7 @@ def generate_key(algorithm: Algorithm | str) -> SigningKey:
     Raises:
         UnsupportedAlgorithmError: not a certificate signing algorithm.
     """
-    algorithm = _check(algorithm)
+    algorithm = ca_algorithm(algorithm)
     if algorithm is Algorithm.ED25519:
         return ed25519.Ed25519PrivateKey.generate()
     if algorithm is Algorithm.ECDSA_P256:

@@ -17,6 +17,7 @@ from keymgmt.errors import (
     CertificateError,
     InvalidArgumentError,
     InvalidSignatureError,
+    KeyStateError,
     MalformedInputError,
     NotFoundError,
     RevokedError,
@@ -78,16 +79,26 @@ def test_unknown_ca_is_not_found(km: KeyManager) -> None:
         km.pki.ca("nope")
 
 
-def test_ca_private_key_is_not_stored_in_clear(km: KeyManager) -> None:
+def test_ca_private_key_is_a_sealed_managed_key_pair(km: KeyManager) -> None:
     root = km.pki.create_root_ca("root", key_type="ed25519")
+    assert root.key_ref == "pki-ca-root#1"
+    info = km.keys.get("pki-ca-root")
+    assert info.algorithm is Algorithm.ED25519
     key = km.pki._keys.load(root.key_ref)
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    backend = km._backend
-    for kind in ("pki-cakey", "pki-ca"):
-        for record in backend.list(kind):
+    for kind in ("key", "keyver", "pki-ca"):
+        for record in km._backend.list(kind):
             assert raw not in record.data
+
+
+def test_suspended_ca_key_cannot_issue(
+    km: KeyManager, issuing: CertificateAuthority, make_csr: CSRMaker
+) -> None:
+    km.keys.suspend("pki-ca-issuing", 1)
+    with pytest.raises(KeyStateError, match="suspended and cannot sign"):
+        issuing.issue(make_csr())
 
 
 def test_ca_key_survives_a_fresh_manager_on_the_same_store(sqlite_km: KeyManager) -> None:
@@ -290,6 +301,8 @@ def test_ca_compromise_revokes_the_ca_key_version(
 
     root.revoke(issuing.certificate.serial_number, RevocationReason.CA_COMPROMISE)
     assert km.revocation.is_revoked(SubjectKind.KEY, issuing.key_ref)
+    with pytest.raises(RevokedError):
+        km.keys.sign("pki-ca-issuing", b"anything")
 
 
 def test_list_cas_puts_roots_first(
