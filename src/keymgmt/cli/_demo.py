@@ -7,6 +7,8 @@ the order of :data:`STEPS`.
 
 from __future__ import annotations
 
+import base64
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -52,10 +54,25 @@ class Demo:
 
 def step_store(d: Demo) -> None:
     """Sealed storage, master key, audit chain."""
-    d.say(f"A store was created at {d.path} (SQLite, mode 0600).")
+    mode = stat.S_IMODE(d.path.stat().st_mode)
+    d.say(f"A store was created at {d.path} (SQLite, WAL, mode {mode:04o}).")
     d.say("Every record in it is sealed under a store key that the passphrase wraps.")
-    raw = d.path.read_bytes()
-    d.proves(f"the file ({len(raw)} bytes) holds no key material in clear")
+    # The database and its write-ahead log, searched for the store key and the
+    # passphrase in the forms a leak would take.
+    raw = b"".join(p.read_bytes() for p in sorted(d.path.parent.glob(d.path.name + "*")))
+    secrets = [d.passphrase.encode(), *(k.reveal() for k in d.km._store.keyring._keys.values())]
+    leaked = [
+        s
+        for s in secrets
+        for form in (s, s.hex().encode(), base64.urlsafe_b64encode(s).rstrip(b"="))
+        if form in raw
+    ]
+    if leaked or mode != 0o600:
+        raise AssertionError("demo: key material found in the store file, or wrong mode")
+    d.proves(
+        f"the files ({len(raw)} bytes) hold neither the store key nor the passphrase, "
+        "in raw, hex or base64 form"
+    )
     d.expect_failure(
         "opening with the wrong passphrase",
         lambda: KeyManager.open(d.path, passphrase="wrong", create=False),
