@@ -131,6 +131,15 @@ def _register() -> None:
 
     cli.add_command(serve)
 
+    from keymgmt.cli._kdc import kdc
+
+    cli.add_command(kdc)
+
+    from keymgmt.cli._pki import ca, cert
+
+    cli.add_command(ca)
+    cli.add_command(cert)
+
 
 _register()
 

@@ -1,0 +1,263 @@
+"""``keymgmt kdc ...``: principals, access policy, grants and compromise response."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from cryptography import x509
+
+from keymgmt.cli._common import Settings, emit, manager, pass_settings, table
+from keymgmt.errors import InvalidArgumentError, MalformedInputError
+from keymgmt.kdc import Policy
+from keymgmt.revocation import RevocationReason
+
+__all__ = ["kdc"]
+
+_REASONS = click.Choice([r.value for r in RevocationReason])
+_NEW_FILE = click.Path(path_type=Path, dir_okay=False)
+_FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise MalformedInputError(f"{path} holds no certificate (PEM or DER)") from None
+
+
+@click.group()
+def kdc() -> None:
+    """The key distribution center: principals, access policy, grants, compromise."""
+
+
+@kdc.command("register")
+@click.argument("name")
+@click.option(
+    "--out",
+    type=_NEW_FILE,
+    help="Write the new symmetric credential here (mode 0600; the only copy).",
+)
+@click.option(
+    "--certificate",
+    type=_FILE,
+    help="Register a certificate principal with this certificate (PEM or DER) instead.",
+)
+@pass_settings
+def kdc_register(settings: Settings, name: str, out: Path | None, certificate: Path | None) -> None:
+    """Register principal NAME with a new symmetric key (--out) or a certificate."""
+    if (out is None) == (certificate is None):
+        raise click.UsageError("give exactly one of --out (symmetric key) or --certificate")
+    with manager(settings) as km:
+        if certificate is not None:
+            info = km.kdc.register_certificate(name, _load_certificate(certificate))
+            emit(
+                settings,
+                info.as_dict(),
+                f"registered {name} (certificate {info.certificate_serial})",
+            )
+            return
+        assert out is not None
+        km.kdc.register(name, write_to=out)
+        emit(
+            settings,
+            {"principal": name, "credential_file": str(out)},
+            f"registered {name}; its credential is in {out} "
+            "(keep it secret: this file is the only copy)",
+        )
+
+
+@kdc.command("rotate-credential")
+@click.argument("name")
+@click.option("--out", type=_NEW_FILE, required=True, help="Write the new credential here (0600).")
+@pass_settings
+def kdc_rotate(settings: Settings, name: str, out: Path) -> None:
+    """Give principal NAME a new symmetric key; the old one stops working."""
+    if out.exists():
+        raise InvalidArgumentError(f"{out} exists already")
+    with manager(settings) as km:
+        km.kdc.rotate_credential(name).to_file(out)
+    emit(settings, {"principal": name, "credential_file": str(out)}, f"new credential in {out}")
+
+
+@kdc.command("list")
+@pass_settings
+def kdc_list(settings: Settings) -> None:
+    """List registered principals."""
+    with manager(settings) as km:
+        rows = [p.as_dict() for p in km.kdc.list()]
+    emit(
+        settings,
+        rows,
+        table(rows, ["name", "credential", "enabled", "revoked", "credential_version"]),
+    )
+
+
+@kdc.command("show")
+@click.argument("name")
+@pass_settings
+def kdc_show(settings: Settings, name: str) -> None:
+    """Show one principal and the policy rules that apply to it."""
+    with manager(settings) as km:
+        info = km.kdc.get(name).as_dict()
+        info["rules"] = [r.to_json() for r in km.kdc.policy().for_principal(name)]
+    emit(settings, info)
+
+
+@kdc.command("grant")
+@click.argument("name")
+@click.option("--key", "keys", multiple=True, help="Named key or pattern (repeat).")
+@click.option("--peer", "peers", multiple=True, help="Session peer or pattern (repeat).")
+@pass_settings
+def kdc_grant(settings: Settings, name: str, keys: tuple[str, ...], peers: tuple[str, ...]) -> None:
+    """Allow principal NAME (or a pattern) named keys and session peers."""
+    with manager(settings) as km:
+        km.kdc.grant(name, keys=keys, peers=peers)
+    emit(
+        settings,
+        {"principal": name, "keys": list(keys), "peers": list(peers)},
+        f"granted {name}: keys {list(keys)}, peers {list(peers)}",
+    )
+
+
+@kdc.command("withdraw")
+@click.argument("name")
+@click.option("--key", "keys", multiple=True, help="Named key or pattern (repeat).")
+@click.option("--peer", "peers", multiple=True, help="Session peer or pattern (repeat).")
+@pass_settings
+def kdc_withdraw(
+    settings: Settings, name: str, keys: tuple[str, ...], peers: tuple[str, ...]
+) -> None:
+    """Remove keys and peers from principal NAME's rule."""
+    with manager(settings) as km:
+        km.kdc.withdraw(name, keys=keys, peers=peers)
+    emit(settings, {"principal": name, "keys": list(keys), "peers": list(peers)}, "withdrawn")
+
+
+@kdc.command("policy")
+@click.option("--load", type=_FILE, help="Replace the policy with this JSON document.")
+@pass_settings
+def kdc_policy(settings: Settings, load: Path | None) -> None:
+    """Show the access policy as JSON (or replace it with --load FILE)."""
+    with manager(settings) as km:
+        if load is not None:
+            try:
+                document = json.loads(load.read_text())
+            except ValueError:
+                raise MalformedInputError(f"{load} is not JSON") from None
+            if not isinstance(document, dict):
+                raise MalformedInputError(f"{load} is not a policy document")
+            km.kdc.set_policy(Policy.from_json(document))
+        policy = km.kdc.policy().to_json()
+    click.echo(json.dumps(policy, indent=2, sort_keys=True))
+
+
+@kdc.command("disable")
+@click.argument("name")
+@pass_settings
+def kdc_disable(settings: Settings, name: str) -> None:
+    """Refuse principal NAME's requests until enabled again."""
+    with manager(settings) as km:
+        km.kdc.disable(name)
+    emit(settings, {"principal": name, "enabled": False}, f"disabled {name}")
+
+
+@kdc.command("enable")
+@click.argument("name")
+@pass_settings
+def kdc_enable(settings: Settings, name: str) -> None:
+    """Serve a disabled principal NAME again."""
+    with manager(settings) as km:
+        km.kdc.enable(name)
+    emit(settings, {"principal": name, "enabled": True}, f"enabled {name}")
+
+
+@kdc.command("revoke")
+@click.argument("name")
+@click.option("--reason", type=_REASONS, default="unspecified", show_default=True)
+@pass_settings
+def kdc_revoke(settings: Settings, name: str, reason: str) -> None:
+    """Revoke principal NAME for good."""
+    with manager(settings) as km:
+        km.kdc.revoke(name, reason)
+    emit(settings, {"principal": name, "revoked": True, "reason": reason}, f"revoked {name}")
+
+
+@kdc.command("grants")
+@click.option("--key", help="Only grants of this key (name or name#version).")
+@click.option("--principal", help="Only grants to (or tickets for) this principal.")
+@pass_settings
+def kdc_grants(settings: Settings, key: str | None, principal: str | None) -> None:
+    """List the key versions and tickets the KDC handed out."""
+    with manager(settings) as km:
+        rows = [
+            {
+                "id": g.id,
+                "kind": g.kind,
+                "principal": g.principal,
+                "what": g.key_id or f"ticket for {g.peer}",
+                "issued_at": g.issued_at.isoformat(),
+                "expires_at": g.expires_at.isoformat(),
+            }
+            for g in km.kdc.grants(key=key, principal=principal)
+        ]
+    emit(settings, rows, table(rows, ["id", "kind", "principal", "what", "expires_at"]))
+
+
+@kdc.command("revocation-list")
+@click.option("--out", type=_NEW_FILE, required=True, help="Write the signed list here.")
+@pass_settings
+def kdc_revocation_list(settings: Settings, out: Path) -> None:
+    """Write the KDC's signed revocation list (key versions and principals)."""
+    with manager(settings) as km:
+        data = km.kdc.revocation_list()
+        public = km.kdc.public_key.hex()
+    out.write_bytes(data)
+    emit(
+        settings,
+        {"file": str(out), "bytes": len(data), "kdc_public_key": public},
+        f"wrote {len(data)} bytes to {out}; KDC public key {public}",
+    )
+
+
+@kdc.command("compromise")
+@click.option("--key", help="A key version, name#version.")
+@click.option("--principal", help="A principal name.")
+@click.option("--certificate", type=_FILE, help="A certificate file (PEM or DER).")
+@click.option("--reason", type=_REASONS, default="key-compromise", show_default=True)
+@click.option("--no-cascade", is_flag=True, help="Principal: do not compromise what it received.")
+@pass_settings
+def kdc_compromise(
+    settings: Settings,
+    key: str | None,
+    principal: str | None,
+    certificate: Path | None,
+    reason: str,
+    no_cascade: bool,
+) -> None:
+    """Run the compromise playbook and print what was exposed."""
+    cert = None if certificate is None else _load_certificate(certificate)
+    with manager(settings) as km:
+        report = km.compromise(
+            key=key, principal=principal, certificate=cert, reason=reason, cascade=not no_cascade
+        )
+    data = report.as_dict()
+    emit(
+        settings,
+        data,
+        [
+            f"compromised {report.subject} ({report.reason.value})",
+            f"  revoked:   {', '.join(report.revoked) or '-'}",
+            f"  rotated:   {', '.join(report.rotated) or '-'}",
+            f"  exposed:   {', '.join(report.exposed_key_versions) or '-'}",
+            f"  grants:    {len(report.key_grants)}  tickets: {len(report.tickets)}",
+            f"  received by: {', '.join(report.recipients) or '-'}",
+            f"  data keys: {data['data_keys'] or '-'}",
+            f"  revocation list #{report.revocation_list_number}"
+            + (f"; CRL {report.crl}" if report.crl else ""),
+        ],
+    )
