@@ -135,6 +135,11 @@ def _register() -> None:
 
     cli.add_command(kdc)
 
+    from keymgmt.cli._pki import ca, cert
+
+    cli.add_command(ca)
+    cli.add_command(cert)
+
 
 _register()
 
