@@ -77,6 +77,7 @@ put secrets in them.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import datetime as _dt
 import threading
@@ -1540,8 +1541,17 @@ class KeyStore:
         elif loaded.algorithm is Algorithm.FERNET:
             if ctx:
                 raise DecryptionError()
+            token = bytes(ciphertext[size:])
+            # Fernet's base64 decoder skips stray bytes and ignores unused
+            # bits; keymgmt's parser is strict: only the canonical encoding.
             try:
-                plaintext = loaded.loaded.decrypt(bytes(ciphertext[size:]))
+                canonical = base64.urlsafe_b64encode(base64.urlsafe_b64decode(token)) == token
+            except ValueError:
+                canonical = False
+            if not canonical:
+                raise DecryptionError()
+            try:
+                plaintext = loaded.loaded.decrypt(token)
             except (InvalidToken, ValueError, TypeError):
                 raise DecryptionError() from None
         else:
