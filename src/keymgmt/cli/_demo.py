@@ -89,9 +89,25 @@ def _step_exchange(d: Demo) -> None:
     step_exchange(d)
 
 
+def _step_pki(d: Demo) -> None:
+    """CA hierarchy, CSR issuance, verification, revocation via CRL and OCSP."""
+    from keymgmt.pki._demo_step import step_pki
+
+    step_pki(d)
+
+
+def _step_kdc(d: Demo) -> None:
+    """The seed end to end through the key distribution center."""
+    from keymgmt.kdc._demo_step import step_kdc
+
+    step_kdc(d)
+
+
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("Sealed store and audit log", step_store),
     ("Key exchange: authenticated handshake, attacks refused", _step_exchange),
+    ("PKI: CAs, issuance from a CSR, revocation in verify, CRL and OCSP", _step_pki),
+    ("Key distribution: Client A, Client B, tickets, compromise", _step_kdc),
 ]
 
 

@@ -378,6 +378,8 @@ class CertificateVerifier:
         )
         for needle, failure in table:
             if needle in text:
+                if failure is VerificationFailure.NAME_MISMATCH and name is not None:
+                    return _error(failure, f"the certificate is not for {name!r}", cert)
                 return _error(failure, f"certificate refused: {message}", cert)
         if not any(c.subject == cert.issuer for c in (*pool, *self._anchors)):
             return _error(
