@@ -34,10 +34,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import (
+    CertificateError,
     CertificateRevokedError,
     CertificateVerificationError,
     InvalidArgumentError,
-    KeyMgmtError,
+    MalformedInputError,
     PeerVerificationError,
 )
 
@@ -417,7 +418,9 @@ class PKIPeerVerifier:
             raise PeerVerificationError(
                 f"peer refused: {exc.message}", reason=str(getattr(exc, "reason", "invalid-path"))
             ) from None
-        except KeyMgmtError as exc:  # e.g. MalformedInputError from a parser
+        except (MalformedInputError, CertificateError) as exc:  # unparsable peer input
+            # Other KeyMgmtErrors (a store that is unavailable, ...) are local
+            # failures, not the peer's: they propagate unchanged.
             raise PeerVerificationError(
                 f"peer refused: {exc.message}", reason="malformed-certificate"
             ) from None
