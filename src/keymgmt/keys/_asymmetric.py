@@ -1267,7 +1267,10 @@ class AsymmetricHandler:
 
     def sign(self, algorithm: Algorithm, loaded: LoadedKeyPair, data: bytes) -> bytes:
         """The plain signature of ``data``; see :func:`sign`."""
-        return sign(algorithm, loaded.private, data)
+        signer = _SIGNERS.get(algorithm)
+        if signer is None:
+            return sign(algorithm, loaded.private, data)  # raises the usage error
+        return signer(loaded.private, data)
 
     def verify(
         self, algorithm: Algorithm, loaded: LoadedKeyPair, signature: bytes, data: bytes
@@ -1277,4 +1280,11 @@ class AsymmetricHandler:
         Raises:
             InvalidSignatureError: it does not verify (opaque).
         """
-        verify(algorithm, loaded.public, signature, data)
+        verifier = _VERIFIERS.get(algorithm)
+        if verifier is None:
+            verify(algorithm, loaded.public, signature, data)  # raises the usage error
+            return
+        try:
+            verifier(loaded.public, signature, data)
+        except (InvalidSignature, ValueError, TypeError):
+            raise InvalidSignatureError() from None
