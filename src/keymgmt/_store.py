@@ -119,8 +119,15 @@ class Txn:
 
         Compare-and-set: the record must still be at the revision this
         transaction read, or must not exist if it was never read.
+
+        Raises:
+            InvalidArgumentError: a reserved kind, a bad kind or name, or
+                ``plaintext`` is not bytes.
         """
         _check_kind(kind)
+        candidate: object = plaintext  # checked at run time: callers may be untyped
+        if not isinstance(candidate, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("record data must be bytes")
         expected = self._seen.get((kind, name), 0)
         sealed = self._store.keyring.seal(kind, name, plaintext)
         self._ops[(kind, name)] = Put(kind, name, sealed, expected)
@@ -369,9 +376,12 @@ class Store:
             changed: builtins.list[Record] = []
             for kind in self._watched_kinds:
                 changed.extend(self.backend.list(kind, after_seq=self._seen_generation))
-            self._seen_generation = max(self._seen_generation, generation)
             for listener in self._listeners:
                 listener(changed)
+            # Only once every listener has taken the changes: if one raised (a
+            # damaged record, say), the next sync reads them again instead of
+            # silently skipping them.
+            self._seen_generation = max(self._seen_generation, generation)
 
     _watched_kinds: tuple[str, ...] = ()
 

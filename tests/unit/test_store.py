@@ -443,3 +443,37 @@ def test_master_key_change_is_audited_in_the_same_write(
     assert store.backend.generation() == before + 1
     (entry,) = AuditLog(store).entries()
     assert (entry.operation, entry.details) == ("store.change-master-key", {"source": "passphrase"})
+
+
+def test_a_listener_that_fails_sees_the_changes_again_next_sync(
+    clock: FakeClock, rng: SeededRandomness
+) -> None:
+    backend = MemoryBackend()
+    mine = make_store(backend, clock, rng)
+    seen: list[str] = []
+    failures = [RuntimeError("damaged record")]
+
+    def listener(records: object) -> None:
+        if failures:
+            raise failures.pop()
+        seen.extend(r.name for r in records)  # type: ignore[attr-defined]
+
+    mine.watch("thing")
+    mine.subscribe(listener)
+    make_store(backend, clock, rng).transact(put("thing", "a", b"1"))
+    with pytest.raises(RuntimeError, match="damaged record"):
+        mine.sync()
+    mine.sync()
+    assert seen == ["a"]
+
+
+@pytest.mark.parametrize("value", ["text", 5, None])
+def test_record_data_must_be_bytes(store: Store, value: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="record data must be bytes"):
+        store.transact(lambda txn: txn.put("thing", "a", value))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kind", "name"), [("thing", ""), ("thing", "a\x00b"), (5, "a")])
+def test_bad_record_identities_are_argument_errors(store: Store, kind: object, name: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        store.transact(lambda txn: txn.put(kind, name, b"x"))  # type: ignore[arg-type]
