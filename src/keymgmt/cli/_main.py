@@ -140,6 +140,12 @@ def _register() -> None:
     cli.add_command(ca)
     cli.add_command(cert)
 
+    from keymgmt.cli._keys import decrypt, encrypt, key
+
+    cli.add_command(key)
+    cli.add_command(encrypt)
+    cli.add_command(decrypt)
+
 
 _register()
 
