@@ -82,6 +82,13 @@ def step_store(d: Demo) -> None:
     d.proves(f"the audit chain verifies ({report.entries} entries, sealed head)")
 
 
+def _step_keys(d: Demo) -> None:
+    """Named symmetric keys: AEAD with contexts, rotation, envelope, compromise, Fernet."""
+    from keymgmt.keys._demo_step import step_keys
+
+    step_keys(d)
+
+
 def _step_exchange(d: Demo) -> None:
     """Mutually authenticated handshake; MITM, replay, tampering, revocation refused."""
     from keymgmt.exchange._demo_step import step_exchange
@@ -105,6 +112,7 @@ def _step_kdc(d: Demo) -> None:
 
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("Sealed store and audit log", step_store),
+    ("Symmetric keys: encryption, rotation, data keys, compromise", _step_keys),
     ("Key exchange: authenticated handshake, attacks refused", _step_exchange),
     ("PKI: CAs, issuance from a CSR, revocation in verify, CRL and OCSP", _step_pki),
     ("Key distribution: Client A, Client B, tickets, compromise", _step_kdc),
