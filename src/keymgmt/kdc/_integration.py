@@ -19,8 +19,8 @@ from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import KeyKind, KeyUsage
 from keymgmt.errors import (
     CertificateVerificationError,
-    KeyNotFoundError,
     KeyStateError,
+    KeyUsageError,
     RevokedError,
 )
 from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
@@ -47,36 +47,36 @@ class ManagerKeySource:
         self._lock = threading.Lock()
 
     def current(self, name: str) -> DistributableKey:
-        """See :meth:`keymgmt.kdc.KeySource.current`."""
-        from keymgmt.keys import KeyState
+        """See :meth:`keymgmt.kdc.KeySource.current`.
 
-        info = self._manager.keys.get(name)
-        if info.kind is not KeyKind.SYMMETRIC or info.usage is not KeyUsage.ENCRYPT_DECRYPT:
+        Uses the key store's cached primary (the same check an encryption
+        makes: primary, active, encrypt-decrypt usage, not revoked), so a
+        request costs no store read once the version is cached.
+        """
+        from keymgmt.model import KeyState
+
+        try:
+            loaded = self._manager.keys._protector(name, KeyUsage.ENCRYPT_DECRYPT)
+        except KeyUsageError:
             raise KeyStateError(
                 f"key {name!r} is not a symmetric encryption key; the KDC distributes only those",
                 key_name=name,
-            )
-        primary = next((v for v in info.versions if v.version == info.primary_version), None)
-        if primary is None:  # pragma: no cover - the key store keeps its primary
-            raise KeyNotFoundError(f"key {name!r} has no primary version", key_name=name)
-        if primary.state in (KeyState.COMPROMISED, KeyState.DESTROYED_COMPROMISED):
-            raise RevokedError(
-                f"key {name!r} version {primary.version} is compromised",
-                key_name=name,
-                version=primary.version,
-            )
-        if primary.state is not KeyState.ACTIVE:
-            raise KeyStateError(
-                f"key {name!r} version {primary.version} is {primary.state.value}",
-                key_name=name,
-                version=primary.version,
-                state=primary.state.value,
-            )
-        material = self._read(name, primary.version)
+            ) from None
+        except KeyStateError as exc:
+            state = getattr(exc, "state", None)
+            if isinstance(exc, RevokedError) or state in (
+                KeyState.COMPROMISED.value,
+                KeyState.DESTROYED_COMPROMISED.value,
+            ):
+                raise RevokedError(exc.message, key_name=name) from None
+            raise
+        if loaded.algorithm.kind is not KeyKind.SYMMETRIC:  # pragma: no cover - usage says so
+            raise KeyStateError(f"key {name!r} is not symmetric", key_name=name)
+        material = self._read(name, loaded.version)
         return DistributableKey(
             name=name,
-            version=primary.version,
-            algorithm=primary.algorithm.value,
+            version=loaded.version,
+            algorithm=loaded.algorithm.value,
             material=SecretBytes(material),
         )
 

@@ -94,6 +94,7 @@ __all__ = [
 ]
 
 NONCE_LEN: Final = 16
+_AUTH_KINDS: Final = {int(k): k for k in AuthKind}
 _MAX_MICROS: Final = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 
@@ -210,10 +211,9 @@ def parse_request(data: bytes) -> RequestEnvelope:
     kind, (raw, auth, body, signature) = w.decode(
         data, MessageType.KEY_REQUEST, MessageType.TICKET_REQUEST
     )
-    try:
-        auth_kind = AuthKind(auth[0])
-    except ValueError:
-        raise MalformedInputError(f"unknown authentication kind {auth[0]}") from None
+    auth_kind = _AUTH_KINDS.get(auth[0])
+    if auth_kind is None:
+        raise MalformedInputError(f"unknown authentication kind {auth[0]}")
     if (auth_kind is AuthKind.SYMMETRIC) != (not signature):
         raise MalformedInputError("the signature field does not fit the authentication kind")
     return RequestEnvelope(

@@ -72,6 +72,9 @@ class MessageType(enum.IntEnum):
     REVOCATION_LIST = 10
 
 
+_TYPES: Final = {int(m): m for m in MessageType}
+
+
 @attrs.frozen
 class Field:
     """One field of a message schema: its name and its length bounds."""
@@ -271,10 +274,10 @@ def peek_type(data: bytes) -> MessageType:
             f"unsupported KDC protocol version {data[2]} (this side speaks {VERSION})",
             version=data[2],
         )
-    try:
-        return MessageType(data[3])
-    except ValueError:
-        raise MalformedInputError(f"unknown KDC message type {data[3]}") from None
+    found = _TYPES.get(data[3])
+    if found is None:
+        raise MalformedInputError(f"unknown KDC message type {data[3]}")
+    return found
 
 
 def decode(data: bytes, *expected: MessageType) -> tuple[MessageType, list[bytes]]:
