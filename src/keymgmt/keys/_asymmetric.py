@@ -84,6 +84,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keymgmt._codec import b64d, b64e
+from keymgmt._random import Randomness
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import Algorithm, KeyUsage
 from keymgmt.errors import (
@@ -326,19 +327,33 @@ _RSA_BITS: Final[Mapping[Algorithm, int]] = {
     Algorithm.RSA_4096: 4096,
 }
 
-_GENERATORS: Final[Mapping[Algorithm, Callable[[], PrivateKey]]] = {
-    Algorithm.ED25519: ed25519.Ed25519PrivateKey.generate,
-    Algorithm.ECDSA_P256: lambda: ec.generate_private_key(ec.SECP256R1()),
-    Algorithm.ECDSA_P384: lambda: ec.generate_private_key(ec.SECP384R1()),
-    Algorithm.ECDH_P256: lambda: ec.generate_private_key(ec.SECP256R1()),
-    Algorithm.RSA_2048: lambda: rsa.generate_private_key(65537, 2048),
-    Algorithm.RSA_3072: lambda: rsa.generate_private_key(65537, 3072),
-    Algorithm.RSA_4096: lambda: rsa.generate_private_key(65537, 4096),
-    Algorithm.ML_DSA_44: mldsa.MLDSA44PrivateKey.generate,
-    Algorithm.ML_DSA_65: mldsa.MLDSA65PrivateKey.generate,
-    Algorithm.ML_DSA_87: mldsa.MLDSA87PrivateKey.generate,
-    Algorithm.X25519: x25519.X25519PrivateKey.generate,
-    Algorithm.ML_KEM_768: mlkem.MLKEM768PrivateKey.generate,
+Token = Callable[[int], bytes]
+
+
+def _ec_key(curve: ec.SECP256R1 | ec.SECP384R1, token: Token) -> ec.EllipticCurvePrivateKey:
+    # A uniform scalar in [1, n) by rejection sampling (rejects ~2**-32 of draws).
+    order = curve.group_order
+    size = (order.bit_length() + 7) // 8
+    while True:
+        scalar = int.from_bytes(token(size), "big")
+        if 1 <= scalar < order:
+            return ec.derive_private_key(scalar, curve)
+
+
+_GENERATORS: Final[Mapping[Algorithm, Callable[[Token], PrivateKey]]] = {
+    Algorithm.ED25519: lambda t: ed25519.Ed25519PrivateKey.from_private_bytes(t(32)),
+    Algorithm.ECDSA_P256: lambda t: _ec_key(ec.SECP256R1(), t),
+    Algorithm.ECDSA_P384: lambda t: _ec_key(ec.SECP384R1(), t),
+    Algorithm.ECDH_P256: lambda t: _ec_key(ec.SECP256R1(), t),
+    # cryptography offers no randomness hook for RSA: OpenSSL's generator.
+    Algorithm.RSA_2048: lambda t: rsa.generate_private_key(65537, 2048),
+    Algorithm.RSA_3072: lambda t: rsa.generate_private_key(65537, 3072),
+    Algorithm.RSA_4096: lambda t: rsa.generate_private_key(65537, 4096),
+    Algorithm.ML_DSA_44: lambda t: mldsa.MLDSA44PrivateKey.from_seed_bytes(t(32)),
+    Algorithm.ML_DSA_65: lambda t: mldsa.MLDSA65PrivateKey.from_seed_bytes(t(32)),
+    Algorithm.ML_DSA_87: lambda t: mldsa.MLDSA87PrivateKey.from_seed_bytes(t(32)),
+    Algorithm.X25519: lambda t: x25519.X25519PrivateKey.from_private_bytes(t(32)),
+    Algorithm.ML_KEM_768: lambda t: mlkem.MLKEM768PrivateKey.from_seed_bytes(t(64)),
 }
 
 
@@ -367,16 +382,24 @@ def material_from_private(private: PrivateKey) -> bytes:
     return private_pkcs8(private)
 
 
-def generate(algorithm: Algorithm) -> bytes:
+def generate(algorithm: Algorithm, randomness: Randomness | None = None) -> bytes:
     """Make a new key pair and return its private material (see the module docstring).
+
+    Every key except RSA is derived from bytes drawn from ``randomness``
+    (default: the OS CSPRNG): the 32-byte Ed25519/X25519 private key, the
+    ML-DSA (32-byte) and ML-KEM (64-byte) seeds of FIPS 204/203, the X-Wing
+    seed, and a uniform ECDSA/ECDH scalar. So an injected, seeded source
+    makes key generation reproducible in tests. RSA keys come from
+    OpenSSL's generator, as ``cryptography`` offers no hook for RSA.
 
     Raises:
         UnsupportedAlgorithmError: ``algorithm`` is not a key-pair algorithm.
     """
     _require(algorithm)
+    token: Token = os.urandom if randomness is None else randomness.token_bytes
     if algorithm is Algorithm.ML_KEM_768_X25519:
-        return os.urandom(_XWING_SEED_LEN)
-    return private_pkcs8(_GENERATORS[algorithm]())
+        return token(_XWING_SEED_LEN)
+    return private_pkcs8(_GENERATORS[algorithm](token))
 
 
 def algorithm_of_private(private: object) -> Algorithm:
@@ -473,9 +496,7 @@ def load_private(algorithm: Algorithm, material: bytes) -> PrivateKey:
         return XWingPrivateKey.from_seed(material)
     try:
         key = serialization.load_der_private_key(material, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithmError):
-        raise IntegrityError(f"stored {algorithm.value} private key does not parse") from None
-    except Exception:  # cryptography's UnsupportedAlgorithm and friends
+    except Exception:  # ValueError, TypeError, cryptography's UnsupportedAlgorithm
         raise IntegrityError(f"stored {algorithm.value} private key does not parse") from None
     try:
         found = algorithm_of_private(key)
@@ -1197,9 +1218,9 @@ class AsymmetricHandler:
         """None: signatures and HPKE (a fresh key per message) need no cap."""
         return None
 
-    def generate(self, algorithm: Algorithm, randomness: object) -> bytes:
-        """New private material (OpenSSL's generator; see :func:`generate`)."""
-        return generate(algorithm)
+    def generate(self, algorithm: Algorithm, randomness: Randomness) -> bytes:
+        """New private material drawn from ``randomness`` (RSA: OpenSSL's); see :func:`generate`."""
+        return generate(algorithm, randomness)
 
     def check_material(self, algorithm: Algorithm, material: bytes) -> bytes:
         """Validate imported private material and return its stored form.

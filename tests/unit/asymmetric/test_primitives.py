@@ -289,3 +289,24 @@ def test_loaded_key_pairs_refuse_pickling(pairs: dict) -> None:
     for algorithm in (Algorithm.ED25519, Algorithm.ML_KEM_768_X25519):
         with pytest.raises(TypeError):
             pickle.dumps(pairs[algorithm])
+
+
+@pytest.mark.parametrize("algorithm", [a for a in TESTED if a is not Algorithm.RSA_2048], ids=str)
+def test_generation_draws_from_the_injected_randomness(algorithm: Algorithm) -> None:
+    from keymgmt.testing import SeededRandomness
+
+    first = asym.generate(algorithm, SeededRandomness(7))
+    again = asym.generate(algorithm, SeededRandomness(7))
+    other = asym.generate(algorithm, SeededRandomness(8))
+    assert first == again
+    assert first != other
+    asym.load_private(algorithm, first)  # and it is a valid key
+
+
+def test_handler_generation_uses_the_stores_randomness() -> None:
+    from keymgmt.testing import SeededRandomness
+
+    handler = asym.AsymmetricHandler()
+    a = handler.generate(Algorithm.ED25519, SeededRandomness(1))
+    b = handler.generate(Algorithm.ED25519, SeededRandomness(1))
+    assert a == b
