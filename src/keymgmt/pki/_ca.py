@@ -337,7 +337,11 @@ class PKI:
             if trust_anchors is not None
             else self.trust_anchors(),
             intermediates=[c for c, n in ids.items() if self.ca(n).parent is not None],
-            registry=ca_lookup(ids, lambda s: registry.get(SubjectKind.CERTIFICATE, s)),
+            registry=ca_lookup(
+                ids,
+                lambda s: registry.is_revoked(SubjectKind.CERTIFICATE, s),
+                lambda s: registry.get(SubjectKind.CERTIFICATE, s),
+            ),
             policy=policy,
         )
         if default:
@@ -480,6 +484,14 @@ class CertificateAuthority:
             from keymgmt.errors import IntegrityError
 
             raise IntegrityError("a CA record is malformed") from None
+        # Read once: the Rust getters rebuild these objects on every access.
+        self._not_before = self.certificate.not_valid_before_utc
+        self._not_after = self.certificate.not_valid_after_utc
+        self._subject_name = self.certificate.subject
+        self._public_key = self.certificate.public_key()
+        self._own_subject = (
+            None if self.parent is None else f"{self.parent}:{_hex(self.certificate.serial_number)}"
+        )
         self._ski = x509.SubjectKeyIdentifier.from_public_key(self.certificate.public_key())
 
     def __repr__(self) -> str:
@@ -510,11 +522,12 @@ class CertificateAuthority:
         return self._pki._keys.load(self.key_ref)
 
     def _own_revocation(self) -> Revocation | None:
-        if self.parent is None:
+        if self._own_subject is None:
             return None
-        return self._ctx.revocation.get(
-            SubjectKind.CERTIFICATE, f"{self.parent}:{_hex(self.certificate.serial_number)}"
-        )
+        registry = self._ctx.revocation
+        if not registry.is_revoked(SubjectKind.CERTIFICATE, self._own_subject):
+            return None
+        return registry.get(SubjectKind.CERTIFICATE, self._own_subject)
 
     def _validity(
         self, lifetime: _dt.timedelta, not_before: _dt.datetime | None
@@ -523,10 +536,10 @@ class CertificateAuthority:
         start = now if not_before is None else _seconds(ensure_aware(not_before, "not_before"))
         if lifetime <= _dt.timedelta(0):
             raise InvalidArgumentError("validity must be positive")
-        if now > self.certificate.not_valid_after_utc:
+        if now > self._not_after:
             raise CertificateError(f"the CA {self.name!r} has expired", ca=self.name)
-        start = max(start, self.certificate.not_valid_before_utc)
-        end = min(start + lifetime, self.certificate.not_valid_after_utc)
+        start = max(start, self._not_before)
+        end = min(start + lifetime, self._not_after)
         if end <= start:
             raise InvalidArgumentError("the validity ends before it starts (CA expiry)")
         return start, end
@@ -636,7 +649,7 @@ class CertificateAuthority:
             extensions = build_extensions(
                 profile,
                 public_key=public_key,
-                issuer_public_key=self.certificate.public_key(),  # type: ignore[arg-type]
+                issuer_public_key=self._public_key,  # type: ignore[arg-type]
                 issuer_ski=self._ski,
                 names=names,
                 constraints=constraints,
@@ -646,7 +659,7 @@ class CertificateAuthority:
         serial = self._pki._serial()
         cert = _sign(
             signing_key,
-            issuer=self.certificate.subject,
+            issuer=self._subject_name,
             subject=subject,
             public_key=public_key,
             serial=serial,
@@ -901,13 +914,37 @@ class CertificateAuthority:
         )
 
     def revoked(self) -> list[CRLEntry]:
-        """Every certificate this CA revoked, as CRL entries."""
-        return [
-            CRLEntry(
-                int(r.subject.partition(":")[2], 16), r.revoked_at, r.reason, r.invalidity_date
-            )
-            for r in self._ctx.revocation.list(SubjectKind.CERTIFICATE, prefix=f"{self.name}:")
-        ]
+        """Every certificate this CA revoked, as CRL entries, by serial."""
+        return _entries(self._revoked_raw())
+
+    def _revoked_raw(self) -> list[_RawEntry]:
+        # Read the registry's O(1) mirror directly (as the key store does):
+        # list() builds a Revocation object per entry of every kind, which
+        # at 100k entries costs more than the CRL's own entries.
+        registry = self._ctx.revocation
+        mirror = getattr(registry, "_entries", None)
+        prefix = f"{SubjectKind.CERTIFICATE.value}:{self.name}:"
+        cut = len(prefix)
+        if isinstance(mirror, dict):
+            self._ctx.store.sync()
+            snapshot = list(mirror.items())
+            out = [
+                (int(name[cut:], 16), at, reason, invalidity)
+                for name, (reason, at, invalidity) in snapshot
+                if name.startswith(prefix)
+            ]
+        else:  # pragma: no cover - a registry without the mirror
+            out = [
+                (
+                    int(r.subject.partition(":")[2], 16),
+                    _codec.to_micros(r.revoked_at),
+                    r.reason.value,
+                    None if r.invalidity_date is None else _codec.to_micros(r.invalidity_date),
+                )
+                for r in registry.list(SubjectKind.CERTIFICATE, prefix=f"{self.name}:")
+            ]
+        out.sort()
+        return out
 
     # -- CRLs ----------------------------------------------------------------------
 
@@ -941,8 +978,8 @@ class CertificateAuthority:
         """
         if next_update <= _dt.timedelta(0):
             raise InvalidArgumentError("next_update must be positive")
-        entries = sorted(self.revoked())
-        digest = _entries_digest(entries)
+        raw_entries = self._revoked_raw()
+        digest = hashlib.sha256(repr(raw_entries).encode()).hexdigest()
         now = _seconds(self._ctx.clock.now())
         key = self._key()
 
@@ -960,7 +997,7 @@ class CertificateAuthority:
                     key=key,
                     entries=[
                         e
-                        for e in entries
+                        for e in _entries(raw_entries)
                         if (old := base_entries.get(e.serial)) is None or old.reason != e.reason
                     ],
                     number=number + 1,
@@ -981,7 +1018,7 @@ class CertificateAuthority:
             crl = build_crl(
                 issuer=self.certificate,
                 key=key,
-                entries=entries,
+                entries=_entries(raw_entries),
                 number=number + 1,
                 this_update=now,
                 next_update=now + next_update,
@@ -1000,7 +1037,7 @@ class CertificateAuthority:
                     "next_update": _codec.to_micros(now + next_update),
                 },
             )
-            txn.audit("pki.crl", f"ca:{self.name}", number=number + 1, entries=len(entries))
+            txn.audit("pki.crl", f"ca:{self.name}", number=number + 1, entries=len(raw_entries))
             return der
 
         return x509.load_der_x509_crl(self._ctx.store.transact(run))
@@ -1086,11 +1123,19 @@ def _serial_of(serial: int | str) -> int:
     return number
 
 
-def _entries_digest(entries: Sequence[CRLEntry]) -> str:
-    h = hashlib.sha256()
-    for e in entries:
-        h.update(
-            f"{e.serial:x}|{e.revoked_at.timestamp()}|{e.reason.value}|"
-            f"{e.invalidity_date.timestamp() if e.invalidity_date else ''}\n".encode()
+#: (serial, revoked at µs, reason value, invalidity µs or None): the registry's form.
+_RawEntry = tuple[int, int, str, int | None]
+
+
+def _entries(raw: Sequence[_RawEntry]) -> list[CRLEntry]:
+    from_micros = _codec.from_micros
+    reasons = {r.value: r for r in RevocationReason}
+    return [
+        CRLEntry(
+            serial,
+            from_micros(at),
+            reasons[reason],
+            None if invalidity is None else from_micros(invalidity),
         )
-    return h.hexdigest()
+        for serial, at, reason, invalidity in raw
+    ]

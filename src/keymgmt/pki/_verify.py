@@ -31,9 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509 import DNSName, IPAddress, ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
+from cryptography.x509.oid import (
+    ExtendedKeyUsageOID,
+    PublicKeyAlgorithmOID,
+    SignatureAlgorithmOID,
+)
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
@@ -161,9 +164,12 @@ def _error(
 _EDDSA_SIGS = frozenset({SignatureAlgorithmOID.ED25519, SignatureAlgorithmOID.ED448})
 
 
+_EDDSA_KEYS = frozenset({PublicKeyAlgorithmOID.ED25519, PublicKeyAlgorithmOID.ED448})
+
+
 def _is_eddsa(cert: x509.Certificate) -> bool:
-    return cert.signature_algorithm_oid in _EDDSA_SIGS or isinstance(
-        cert.public_key(), ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    return (
+        cert.signature_algorithm_oid in _EDDSA_SIGS or cert.public_key_algorithm_oid in _EDDSA_KEYS
     )
 
 
@@ -591,14 +597,21 @@ def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
 
 
 def ca_lookup(
-    ca_ids: Mapping[x509.Certificate, str], is_revoked: Callable[[str], Revocation | None]
+    ca_ids: Mapping[x509.Certificate, str],
+    is_revoked: Callable[[str], bool],
+    get: Callable[[str], Revocation | None],
 ) -> RegistryLookup:
-    """A :data:`RegistryLookup` over ``{CA certificate: CA id}`` and a registry getter."""
+    """A :data:`RegistryLookup` over ``{CA certificate: CA id}`` and the registry.
+
+    ``is_revoked`` is probed first (one dict probe); ``get`` builds the full
+    revocation only for revoked certificates.
+    """
 
     def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> Revocation | object | None:
         ca_id = ca_ids.get(issuer)
         if ca_id is None:
             return NOT_OURS
-        return is_revoked(f"{ca_id}:{cert.serial_number:x}")
+        subject = f"{ca_id}:{cert.serial_number:x}"
+        return get(subject) if is_revoked(subject) else None
 
     return lookup
