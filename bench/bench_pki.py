@@ -45,7 +45,7 @@ def _raw_issue(
     ca: CertificateAuthority, public_key: ec.EllipticCurvePublicKey
 ) -> Callable[[], object]:
     key = ca._key()
-    issuer_ski = x509.SubjectKeyIdentifier.from_public_key(ca.certificate.public_key())  # type: ignore[arg-type]
+    issuer_ski = x509.SubjectKeyIdentifier.from_public_key(ca.certificate.public_key())
     names = [x509.DNSName("svc.example.com")]
     subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "svc")])
     counter = itertools.count(1 << 70)
