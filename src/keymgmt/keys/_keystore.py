@@ -1384,27 +1384,65 @@ class KeyStore:
         payload: PayloadType,
         operation: str,
     ) -> bytes | bytearray:
-        loaded = self._protector(name, _ENCRYPT_DECRYPT)
+        # The hot path: the checks of _protector inlined for the common case
+        # (cached active primary, no dates pending, not revoked, under its
+        # limits); anything else takes _protector's slow path.
+        self._store.sync()
+        loaded = self._primary.get(name)
+        mirror = self._revocation_mirror
+        if (
+            loaded is None
+            or loaded.check_at is not None
+            or not loaded.protect_ok
+            or loaded.usage is not _ENCRYPT_DECRYPT
+            or loaded.usage_counts.total + loaded.base_uses >= loaded.protect_limit
+            or mirror is None
+            or loaded.revocation_names[0] in mirror
+            or loaded.revocation_names[1] in mirror
+        ):
+            loaded = self._protector(name, _ENCRYPT_DECRYPT)
         ctx = self._encode_context(context) if context else b""
         head = loaded.prefixes[payload]
         aead = loaded.aead
-        if aead is not None:
-            if not isinstance(plaintext, bytes | bytearray | memoryview):
-                raise InvalidArgumentError("plaintext must be bytes")
-            aad = head + ctx if ctx else head
-            nonce = self._random(AEAD_NONCE_SIZE)
-            self._count(loaded, operation, ctx, True)
+        if aead is None:
+            return self._encrypt_other(loaded, plaintext, ctx, head, operation)
+        aad = head + ctx if ctx else head
+        nonce = self._random(AEAD_NONCE_SIZE)
+        try:
             size = len(plaintext)
             if size < _LARGE:
                 sealed: bytes = aead.encrypt(nonce, plaintext, aad)
-                return head + nonce + sealed
-            start = len(head) + AEAD_NONCE_SIZE
-            out = bytearray(start + size + _TAG)
-            out[: len(head)] = head
-            out[len(head) : start] = nonce
-            aead.encrypt_into(nonce, plaintext, aad, memoryview(out)[start:])
-            return out
-        return self._encrypt_other(loaded, plaintext, ctx, head, operation)
+                out: bytes | bytearray = head + nonce + sealed
+            else:
+                start = len(head) + AEAD_NONCE_SIZE
+                out = bytearray(start + size + _TAG)
+                out[: len(head)] = head
+                out[len(head) : start] = nonce
+                aead.encrypt_into(nonce, plaintext, aad, memoryview(out)[start:])
+        except (TypeError, ValueError):
+            raise InvalidArgumentError("plaintext must be bytes (at most 2**31 bytes)") from None
+        # Usage counting, inlined (see _count).
+        counts = loaded.usage_counts
+        counts.total = total = counts.total + 1
+        if total >= _FLUSH_EVERY or (
+            total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
+        ):
+            self.flush_usage()
+        buckets = counts.buckets
+        bucket = (operation, ctx)
+        found = buckets.get(bucket)
+        if found is not None:
+            buckets[bucket] = found + 1
+        else:
+            self._count_new(buckets, bucket)
+        return out
+
+    def _count_new(self, buckets: dict[tuple[str, bytes], int], bucket: tuple[str, bytes]) -> None:
+        if len(buckets) < _MAX_CONTEXT_BUCKETS:
+            buckets[bucket] = 1
+        else:
+            other = (bucket[0], _OTHER_CONTEXT)
+            buckets[other] = buckets.get(other, 0) + 1
 
     def _encrypt_other(
         self,
@@ -1515,7 +1553,13 @@ class KeyStore:
         loaded, found = entry
         if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
             loaded = self._refresh(loaded, primary=False)
-        if not loaded.process_ok or self._is_revoked(loaded):
+        mirror = self._revocation_mirror
+        if (
+            not loaded.process_ok
+            or mirror is None
+            or loaded.revocation_names[0] in mirror
+            or loaded.revocation_names[1] in mirror
+        ) and (not loaded.process_ok or self._is_revoked(loaded)):
             self._refuse(
                 loaded, Operation.PROCESS, usage=loaded.usage, allow_compromised=allow_compromised
             )
@@ -1567,7 +1611,13 @@ class KeyStore:
                 raise DecryptionError() from None
         if allow_compromised and (loaded.state is _COMPROMISED or self._is_revoked(loaded)):
             operation += "-compromised"
-        self._count(loaded, operation, ctx, False)
+        buckets = loaded.usage_counts.buckets
+        bucket = (operation, ctx)
+        seen = buckets.get(bucket)
+        if seen is not None:
+            buckets[bucket] = seen + 1
+        else:
+            self._count_new(buckets, bucket)
         return plaintext
 
     # -- envelope ----------------------------------------------------------------------
