@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -32,11 +32,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from keymgmt._secret import SecretBytes
-from keymgmt.algorithms import Algorithm
+from keymgmt.algorithms import Algorithm, KeyKind
 from keymgmt.errors import (
     AlreadyExistsError,
     DecryptionError,
     InvalidArgumentError,
+    KeyUsageError,
     MalformedInputError,
     StoreError,
     UnsupportedAlgorithmError,
@@ -47,16 +48,23 @@ from keymgmt.keys._asymmetric import (
     PublicKeyFormat,
     XWingPrivateKey,
     algorithm_of_private,
+    load_private,
     private_pkcs8,
     public_bytes,
 )
 
+if TYPE_CHECKING:
+    from keymgmt._manager import KeyManager
+    from keymgmt.keys import KeyStore
+
 __all__ = [
     "MIN_PBKDF2_ITERATIONS",
     "encrypt_private_key_pem",
+    "export_private_key_pem",
     "generate_rsa_key_files",
     "load_private_key",
     "load_private_key_file",
+    "managed_private_key",
     "write_key_file",
     "write_private_key_pem",
     "write_public_key_pem",
@@ -331,3 +339,72 @@ def load_private_key_file(
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
     return load_private_key(data, passphrase=passphrase)
+
+
+# -- export from the store -----------------------------------------------------------
+
+
+def managed_private_key(
+    keys: KeyManager | KeyStore, name: str, version: int | None, operation: str
+) -> PrivateKey:
+    """The private key object of a managed key-pair version, for an export.
+
+    Checks the key is a key pair with a PKCS#8 form before reading the
+    material, then reads it through the key store's export path (state
+    checked: pre-active, compromised and destroyed versions are refused;
+    audited as ``operation``).
+
+    Raises:
+        KeyNotFoundError: no such key or version.
+        KeyUsageError: a symmetric key.
+        UnsupportedAlgorithmError: an ML-KEM-768+X25519 key (no PKCS#8 form).
+        KeyStateError: the version cannot be exported in its state.
+    """
+    store: Any = getattr(keys, "keys", keys)
+    info = store.get(name)
+    if info.kind is KeyKind.SYMMETRIC:
+        raise KeyUsageError(f"key {name!r} is symmetric: it has no private key", key_name=name)
+    if info.algorithm is Algorithm.ML_KEM_768_X25519:
+        raise UnsupportedAlgorithmError(
+            "ML-KEM-768+X25519 keys have no PKCS#8 form", algorithm=info.algorithm.value
+        )
+    key, record = store._material(name, version, operation)
+    return load_private(key.algorithm, record.material)
+
+
+def export_private_key_pem(
+    keys: KeyManager | KeyStore,
+    name: str,
+    version: int | None = None,
+    *,
+    passphrase: Passphrase,
+    iterations: int = MIN_PBKDF2_ITERATIONS,
+) -> bytes:
+    """The private half of a managed key pair, as encrypted PKCS#8 PEM.
+
+    The one way a private key leaves the store readable by other tools:
+    encrypted under ``passphrase`` exactly as :func:`encrypt_private_key_pem`
+    does. Audited as ``key.export-encrypted-pem``. Write it with
+    :func:`write_key_file` (0600).
+
+    Args:
+        keys: a :class:`~keymgmt.KeyManager` or its ``km.keys``.
+        name: the key pair.
+        version: the version (default: the primary).
+        passphrase: protects the exported key; must not be empty.
+        iterations: PBKDF2-HMAC-SHA-256 iterations, at least 600,000.
+
+    Raises:
+        InvalidArgumentError: empty passphrase or too few iterations.
+        KeyNotFoundError: no such key or version.
+        KeyUsageError: a symmetric key.
+        UnsupportedAlgorithmError: an ML-KEM-768+X25519 key.
+        KeyStateError: the version is pre-active, compromised or destroyed.
+    """
+    _passphrase_bytes(passphrase)
+    if iterations < MIN_PBKDF2_ITERATIONS:
+        raise InvalidArgumentError(
+            f"at least {MIN_PBKDF2_ITERATIONS} PBKDF2 iterations", iterations=iterations
+        )
+    private = managed_private_key(keys, name, version, "key.export-encrypted-pem")
+    return encrypt_private_key_pem(private, passphrase, iterations=iterations)

@@ -13,6 +13,7 @@ so every use is explicit and easy to grep for, and each export is audited.
 """
 
 from keymgmt.hazmat._asymmetric import (
+    export_private_key_pem_unencrypted,
     generate_rsa_key_files_unencrypted,
     private_key_pem_unencrypted,
     write_private_key_pem_unencrypted,
@@ -20,6 +21,7 @@ from keymgmt.hazmat._asymmetric import (
 from keymgmt.hazmat._keys import export_raw_key
 
 __all__ = [
+    "export_private_key_pem_unencrypted",
     "export_raw_key",
     "generate_rsa_key_files_unencrypted",
     "private_key_pem_unencrypted",

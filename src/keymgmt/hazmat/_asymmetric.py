@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keymgmt.errors import AlreadyExistsError, InvalidArgumentError
 from keymgmt.keys._asymmetric import PrivateKey, XWingPrivateKey, pem_armor
-from keymgmt.pem import write_key_file, write_public_key_pem
+from keymgmt.pem import managed_private_key, write_key_file, write_public_key_pem
+
+if TYPE_CHECKING:
+    from keymgmt._manager import KeyManager
+    from keymgmt.keys import KeyStore
 
 __all__ = [
+    "export_private_key_pem_unencrypted",
     "generate_rsa_key_files_unencrypted",
     "private_key_pem_unencrypted",
     "write_private_key_pem_unencrypted",
@@ -105,3 +111,27 @@ def generate_rsa_key_files_unencrypted(
     )
     write_public_key_pem(public_path, key.public_key(), overwrite=overwrite)
     return key
+
+
+def export_private_key_pem_unencrypted(
+    keys: KeyManager | KeyStore,
+    name: str,
+    version: int | None = None,
+    *,
+    allow_plaintext: bool = False,
+) -> bytes:
+    """A managed key pair's private half as unencrypted PKCS#8 PEM.
+
+    Prefer :func:`keymgmt.pem.export_private_key_pem` (encrypted). Audited
+    as ``key.export-plaintext-pem``.
+
+    Raises:
+        InvalidArgumentError: ``allow_plaintext`` is not ``True`` (nothing is read).
+        KeyNotFoundError: no such key or version.
+        KeyUsageError: a symmetric key.
+        UnsupportedAlgorithmError: an ML-KEM-768+X25519 key.
+        KeyStateError: the version is pre-active, compromised or destroyed.
+    """
+    _require_opt_in(allow_plaintext)
+    private = managed_private_key(keys, name, version, "key.export-plaintext-pem")
+    return private_key_pem_unencrypted(private, allow_plaintext=True)
