@@ -8,11 +8,9 @@ because the handshake key schedule (RFC 8446 section 7.1) chains them.
 
 from __future__ import annotations
 
+import hmac as _hmac
 import struct
 from typing import Final
-
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from keymgmt._secret import SecretBytes
 from keymgmt.errors import InvalidArgumentError
@@ -36,10 +34,12 @@ _MAX_OUTPUT = 255 * HASH_SIZE
 
 
 def _raw(value: bytes | SecretBytes, what: str) -> bytes:
+    candidate: object = value
+    if type(candidate) is bytes:  # the common case, checked first
+        return value  # type: ignore[return-value]
     if isinstance(value, SecretBytes):
         return value.reveal()
-    candidate: object = value
-    if not isinstance(candidate, bytes | bytearray | memoryview):
+    if not isinstance(candidate, bytearray | memoryview):
         raise InvalidArgumentError(f"{what} must be bytes or SecretBytes")
     return bytes(value)
 
@@ -53,9 +53,7 @@ def hkdf_extract(*, salt: bytes, ikm: bytes | SecretBytes) -> SecretBytes:
         InvalidArgumentError: arguments are not bytes.
     """
     key = _raw(salt, "salt") or bytes(HASH_SIZE)
-    mac = hmac.HMAC(key, hashes.SHA256())
-    mac.update(_raw(ikm, "ikm"))
-    return SecretBytes(mac.finalize())
+    return SecretBytes(_hmac.digest(key, _raw(ikm, "ikm"), "sha256"))
 
 
 def hkdf_expand(prk: bytes | SecretBytes, *, info: bytes, length: int) -> SecretBytes:
@@ -69,8 +67,17 @@ def hkdf_expand(prk: bytes | SecretBytes, *, info: bytes, length: int) -> Secret
     key = _raw(prk, "prk")
     if len(key) < HASH_SIZE:
         raise InvalidArgumentError(f"prk must be at least {HASH_SIZE} bytes")
-    expand = HKDFExpand(hashes.SHA256(), length, _raw(info, "info"))
-    return SecretBytes(expand.derive(key))
+    # T(i) = HMAC(PRK, T(i-1) || info || i), the RFC 5869 loop, with the
+    # stdlib's one-shot HMAC (the schedule makes ~30 of these per handshake).
+    info = _raw(info, "info")
+    out = b""
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = _hmac.digest(key, block + info + bytes([counter]), "sha256")
+        out += block
+        counter += 1
+    return SecretBytes(out[:length])
 
 
 def hkdf(ikm: bytes | SecretBytes, *, salt: bytes, info: bytes, length: int = 32) -> SecretBytes:
