@@ -905,10 +905,35 @@ class KeyDistributionCenter:
             return self._grant_key(envelope, principal, body, now)
         return self._grant_ticket(envelope, principal, body, now)
 
-    def _reply_protection(self, principal: _Principal, body: p.RequestBody) -> dict[str, Any]:
-        if principal.aead is not None:
-            return {"aead": principal.aead}
-        return {"client_share": body.reply_share, "kdc_signing_key": self._signing()}
+    def _reply(
+        self,
+        kind: MessageType,
+        principal: _Principal,
+        body: p.RequestBody,
+        nonce: bytes,
+        inner: Sequence[bytes],
+    ) -> bytes:
+        protection: dict[str, Any] = (
+            {"aead": principal.aead}
+            if principal.aead is not None
+            else {"client_share": body.reply_share, "kdc_signing_key": self._signing()}
+        )
+        try:
+            return p.build_reply(
+                kind,
+                principal.name,
+                nonce,
+                inner,
+                randomness=self._ctx.randomness,
+                **protection,
+            )
+        except DecryptionError:  # a low-order X25519 share: no key can be agreed
+            raise _Refusal(
+                ErrorCode.MALFORMED,
+                "bad-share",
+                "the request's reply share is not a usable X25519 public key",
+                object=f"principal:{principal.name}",
+            ) from None
 
     def _grant_key(
         self,
@@ -990,9 +1015,10 @@ class KeyDistributionCenter:
             version=key.version,
             auth=principal.credential,
         )
-        reply = p.build_reply(
+        reply = self._reply(
             MessageType.KEY_REPLY,
-            principal.name,
+            principal,
+            body,
             body.nonce,
             [
                 key.name.encode("utf-8"),
@@ -1003,8 +1029,6 @@ class KeyDistributionCenter:
                 p.ts(grant.expires_at),
                 bytes.fromhex(grant.id),
             ],
-            randomness=self._ctx.randomness,
-            **self._reply_protection(principal, body),
         )
         self._record(grant, "kdc.grant-key", key_id)
         return reply
@@ -1081,9 +1105,10 @@ class KeyDistributionCenter:
             expires_at=grant.expires_at,
             ticket_id=ticket_id,
         )
-        reply = p.build_reply(
+        reply = self._reply(
             MessageType.TICKET_REPLY,
-            principal.name,
+            principal,
+            body,
             body.nonce,
             [
                 service.encode("utf-8"),
@@ -1093,8 +1118,6 @@ class KeyDistributionCenter:
                 ticket_id,
                 ticket,
             ],
-            randomness=rng,
-            **self._reply_protection(principal, body),
         )
         self._record(grant, "kdc.grant-ticket", f"{principal.name}>{service}")
         return reply

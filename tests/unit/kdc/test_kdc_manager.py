@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from _kdc_support import minutes
 from cryptography import x509
@@ -13,6 +15,7 @@ from keymgmt.errors import (
     CertificateVerificationError,
     InvalidArgumentError,
     KeyStateError,
+    MalformedInputError,
     NotFoundError,
     RemoteProtocolError,
     RevokedError,
@@ -312,3 +315,69 @@ def test_compromise_of_a_certificate_revokes_it_publishes_a_crl_and_revokes_hold
 def test_symmetric_and_certificate_credentials_are_distinct_types(km: KeyManager) -> None:
     credential = km.kdc.register("alice")
     assert isinstance(credential, SymmetricCredential)
+
+
+def test_low_order_reply_share_gets_an_error_reply_not_an_exception(
+    km: KeyManager, client_b: tuple[KdcClient, x509.Certificate], clock: FakeClock
+) -> None:
+    from keymgmt.kdc import _protocol as p
+    from keymgmt.kdc._wire import MessageType
+
+    client, _ = client_b
+    credential = client.credential
+    assert isinstance(credential, CertificateCredential)
+    request = p.build_request(
+        MessageType.KEY_REQUEST,
+        "client-b",
+        target="payments",
+        nonce=bytes(16),
+        timestamp=clock.now(),
+        randomness=SeededRandomness(5),
+        signing_key=credential.private_key,
+        reply_share=bytes(32),  # the all-zero (low-order) X25519 point
+    )
+    with pytest.raises(MalformedInputError, match="not a usable X25519 public key"):
+        p.raise_if_error(km.kdc.handle(request))
+
+
+def test_symmetric_principal_cannot_switch_to_signatures(
+    km: KeyManager, setup: Setup, clock: FakeClock
+) -> None:
+    from keymgmt.kdc import _protocol as p
+    from keymgmt.kdc._wire import MessageType
+
+    request = p.build_request(
+        MessageType.KEY_REQUEST,
+        "alice",
+        target="payments",
+        nonce=bytes(range(16)),
+        timestamp=clock.now(),
+        randomness=SeededRandomness(5),
+        signing_key=ed25519.Ed25519PrivateKey.generate(),
+        reply_share=bytes(range(32)),
+    )
+    with pytest.raises(RemoteProtocolError, match="could not be authenticated"):
+        p.raise_if_error(km.kdc.handle(request))
+
+
+def test_kdc_on_a_sqlite_store_is_shared_with_another_manager(
+    sqlite_km: KeyManager, store_path: Path, clock: FakeClock
+) -> None:
+    sqlite_km.keys.create("payments")
+    alice = sqlite_km.kdc.register("alice")
+    sqlite_km.kdc.grant("alice", keys=["payments"])
+    first = KdcClient(alice, clock=clock).fetch_key("payments", InProcessTransport(sqlite_km.kdc))
+    with KeyManager.open(
+        store_path, passphrase="correct horse battery staple", clock=clock, consistency_interval=0
+    ) as other:
+        assert other.kdc.public_key == sqlite_km.kdc.public_key
+        second = KdcClient(alice, clock=clock).fetch_key("payments", InProcessTransport(other.kdc))
+        assert second.material == first.material
+        assert {g.id for g in other.kdc.grants(key="payments#1")} == {
+            first.grant_id,
+            second.grant_id,
+        }
+        other.kdc.revoke("alice")
+    sqlite_km.sync()
+    with pytest.raises(RevokedError):
+        KdcClient(alice, clock=clock).fetch_key("payments", InProcessTransport(sqlite_km.kdc))
