@@ -70,6 +70,7 @@ _LIST = (
 )
 _LIST_BY_NAME: Final = _LIST + "name"
 _LIST_BY_SEQ: Final = _LIST + "seq"
+_GET: Final = "SELECT kind, name, data, revision, seq FROM records WHERE kind = ? AND name = ?"
 _NEXT_SEQ: Final = "UPDATE sequence SET seq = seq + 1 RETURNING seq"
 _REVISION: Final = "SELECT revision FROM records WHERE kind = ? AND name = ?"
 _UPSERT: Final = (
@@ -277,6 +278,11 @@ class SQLiteBackend:
 
     @staticmethod
     def _retry_locked(fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()  # the common case: no contention, no clock reads
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                raise
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         delay = 0.001
         while True:
@@ -307,10 +313,7 @@ class SQLiteBackend:
 
     def get(self, kind: str, name: str) -> Record | None:
         """Return the record, or None."""
-        row = self._read(
-            "SELECT kind, name, data, revision, seq FROM records WHERE kind = ? AND name = ?",
-            (kind, name),
-        )
+        row = self._read(_GET, (kind, name))
         return _record(row[0]) if row else None
 
     def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> builtins.list[Record]:
