@@ -110,6 +110,8 @@ class PublicKey:
     # The signature header this key's signatures carry, when the identity is
     # known: verify compares bytes instead of parsing (see verify()).
     _signature_prefix: bytes | None = attrs.field(init=False, default=None)
+    # Whether this key may verify: decided once, so verify() skips the usage check.
+    _verifies: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         _asym.check_public_key(self.algorithm, self.key)
@@ -118,6 +120,8 @@ class PublicKey:
             _asym.check_usage(self.algorithm, self.usage, key_name=self.key_name)
         name, version, key_id = self.key_name, self.version, self.key_id
         signs = KeyUsage.SIGN_VERIFY in _asym.USAGES[self.algorithm]
+        verifies = signs and self.usage in (None, KeyUsage.SIGN_VERIFY)
+        object.__setattr__(self, "_verifies", verifies)
         if signs and name is not None and version is not None and key_id is not None:
             head = prefix(
                 PayloadType.SIGNATURE, self.algorithm, bytes.fromhex(key_id), name, version
@@ -430,7 +434,8 @@ class PublicKey:
             MalformedInputError: ``signature`` is not a keymgmt signature.
             KeyUsageError: this key does not verify signatures.
         """
-        self._require_usage(KeyUsage.SIGN_VERIFY)
+        if not self._verifies:
+            self._require_usage(KeyUsage.SIGN_VERIFY)  # raises
         head = self._signature_prefix
         if head is not None and signature[: len(head)] == head:
             # Fast path: the header is exactly this key's; only the length
@@ -458,7 +463,8 @@ class PublicKey:
             InvalidSignatureError: it does not verify (opaque).
             KeyUsageError: this key does not verify signatures.
         """
-        self._require_usage(KeyUsage.SIGN_VERIFY)
+        if not self._verifies:
+            self._require_usage(KeyUsage.SIGN_VERIFY)  # raises
         _asym.verify(self.algorithm, self.key, bytes(signature), bytes(data))
 
     def encrypt(self, plaintext: bytes, *, context: Mapping[str, str] | None = None) -> bytes:
