@@ -57,6 +57,7 @@ from keymgmt.errors import (
     KeyStateError,
     MalformedInputError,
     NotFoundError,
+    ProtocolError,
     ReplayError,
     RevokedError,
     StaleMessageError,
@@ -818,7 +819,10 @@ class KeyDistributionCenter:
                 _, (nonce,) = w.decode(data, MessageType.REVOCATION_LIST_REQUEST)
                 if len(nonce) not in (0, p.NONCE_LEN):
                     raise MalformedInputError("a revocation list nonce is 16 bytes")
-                return self.revocation_list(nonce=nonce)
+                try:
+                    return self.revocation_list(nonce=nonce)
+                except ProtocolError as exc:
+                    return p.build_error(ErrorCode.UNAVAILABLE, exc.message)
             return self._handle_request(data)
         except _Refusal as refusal:
             self._store.audit(
@@ -1142,7 +1146,11 @@ class KeyDistributionCenter:
         """The current revocation list of key versions and principals, signed.
 
         Its number is the store generation (it only grows); it is current
-        until ``now + settings.revocation_list_lifetime``.
+        until ``now + settings.revocation_list_lifetime``. One message holds
+        it, so it is bounded (about 40,000 entries with short names).
+
+        Raises:
+            ProtocolError: too many revocations for one message.
         """
         self._store.sync()
         now = self._ctx.clock.now()
@@ -1151,14 +1159,19 @@ class KeyDistributionCenter:
             for r in self._ctx.revocation.list()
             if r.kind in (SubjectKind.KEY, SubjectKind.PRINCIPAL)
         ]
-        return p.build_revocation_list(
-            self._signing(),
-            number=self._store.backend.generation(),
-            this_update=now,
-            next_update=now + self.settings.revocation_list_lifetime,
-            nonce=nonce,
-            entries=entries,
-        )
+        try:
+            return p.build_revocation_list(
+                self._signing(),
+                number=self._store.backend.generation(),
+                this_update=now,
+                next_update=now + self.settings.revocation_list_lifetime,
+                nonce=nonce,
+                entries=entries,
+            )
+        except MalformedInputError:
+            raise ProtocolError(
+                f"{len(entries)} revocations do not fit in one revocation list message"
+            ) from None
 
     # -- compromise response --------------------------------------------------------
 

@@ -9,11 +9,12 @@ from keymgmt import KeyManager
 from keymgmt.errors import (
     InvalidSignatureError,
     KeyMgmtError,
+    ProtocolError,
     RemoteProtocolError,
     StaleMessageError,
 )
 from keymgmt.kdc import InProcessTransport, KdcClient, KeyDistributionCenter, SymmetricCredential
-from keymgmt.revocation import SubjectKind
+from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 from keymgmt.testing import FakeClock
 
 
@@ -109,3 +110,24 @@ def test_number_grows_with_every_store_change(
     km.revocation.revoke(SubjectKind.KEY, "payments#1")
     second = client.receive_revocation_list(kdc.revocation_list())
     assert second.number > first.number
+
+
+def test_a_list_too_large_for_one_message_is_refused_clearly(
+    km: KeyManager, kdc: KeyDistributionCenter, client: KdcClient
+) -> None:
+    subject = "k" * 500
+    for i in range(8_000):
+        km.revocation._set(f"key:{subject}{i}", _revocation(km, f"{subject}{i}"))
+    with pytest.raises(ProtocolError, match="do not fit in one revocation list message"):
+        kdc.revocation_list()
+    with pytest.raises(RemoteProtocolError, match="do not fit"):
+        client.receive_revocation_list(kdc.handle(client.revocation_list_request()))
+
+
+def _revocation(km: KeyManager, subject: str) -> Revocation:
+    return Revocation(
+        kind=SubjectKind.KEY,
+        subject=subject,
+        reason=RevocationReason.UNSPECIFIED,
+        revoked_at=km.clock.now(),
+    )
