@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,6 @@ class Exchange:
         self._ctx = context
         self._pki = pki
         self._replay = ReplayCache(window=replay_window, clock=context.clock)
-        self._lock = threading.Lock()
 
     @property
     def replay_cache(self) -> ReplayCache:

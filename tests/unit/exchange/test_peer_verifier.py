@@ -163,3 +163,33 @@ def test_pki_verifier_refuses_an_empty_chain(km: KeyManager) -> None:
     verifier = km.exchange.peer_verifier()
     assert isinstance(verifier, PKIPeerVerifier)
     assert refuse_reason(verifier, [], at=km.clock.now()) == "malformed-chain"
+
+
+def test_leaf_whose_key_usage_forbids_signing_is_wrong_usage(ca: ThrowawayCA) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ka.example")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(9)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        )
+        .sign(ca.key, None)
+    )
+    assert refuse_reason(ca.verifier(), [cert.public_bytes(Encoding.DER)]) == "wrong-usage"

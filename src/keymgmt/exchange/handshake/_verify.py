@@ -206,6 +206,12 @@ def check_leaf(
         raise _refuse("wrong-usage", "the certificate has no extended key usage") from None
     if role.eku not in eku:
         raise _refuse("wrong-usage", f"the certificate is not for {role.value} authentication")
+    try:
+        key_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        key_usage = None
+    if key_usage is not None and not key_usage.digital_signature:
+        raise _refuse("wrong-usage", "the certificate's key usage does not allow signing")
     names = certificate_names(leaf)
     if expected_identity is None:
         if not names:
