@@ -288,3 +288,98 @@ def test_the_repr_names_the_file(store_path: Path) -> None:
     backend = SQLiteBackend(store_path)
     assert repr(backend) == f"SQLiteBackend({str(store_path)!r})"
     backend.close()
+
+
+# -- schema migrations ------------------------------------------------------------------
+
+
+def test_an_older_file_is_migrated_keeping_its_records(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keymgmt.storage import _sqlite
+
+    with open_km(store_path) as km:
+        km._store.transact(lambda txn: txn.put("note", "n", b"kept"))
+    # A future keymgmt with schema version 2 that adds a column.
+    step = ("ALTER TABLE records ADD COLUMN note TEXT",)
+    monkeypatch.setattr(_sqlite, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(_sqlite.MIGRATIONS, SCHEMA_VERSION + 1, step)
+    with open_km(store_path) as km:
+        assert km._store.get("note", "n") == b"kept"
+        assert km.audit.verify().entries == 1
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(records)")]
+    conn.close()
+    assert "note" in columns
+
+
+def test_a_failing_migration_leaves_the_file_at_its_old_version(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keymgmt.storage import _sqlite
+
+    open_km(store_path).close()
+    monkeypatch.setattr(_sqlite, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(
+        _sqlite.MIGRATIONS,
+        SCHEMA_VERSION + 1,
+        ("ALTER TABLE records ADD COLUMN note TEXT", "THIS IS NOT SQL"),
+    )
+    with pytest.raises(
+        StoreError, match=f"migrating to schema version {SCHEMA_VERSION + 1}"
+    ) as info:
+        SQLiteBackend(store_path)
+    assert info.value.message.endswith("the file was left unchanged")
+    monkeypatch.undo()
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(records)")]
+    conn.close()
+    with open_km(store_path) as km:
+        assert km.audit.verify().entries == 1
+
+
+# -- crashes ------------------------------------------------------------------------------
+
+CRASHING_WRITER = """
+import sys
+from keymgmt import KeyManager
+
+def increment(txn):
+    value = txn.get_json("counter", "c") or {"n": 0}
+    txn.put_json("counter", "c", {"n": value["n"] + 1})
+    txn.audit("counter.increment", "c")
+    return value["n"] + 1
+
+with KeyManager.open(sys.argv[1], passphrase="pw") as km:
+    while True:
+        print(km._store.transact(increment), flush=True)  # acknowledged
+"""
+
+
+def test_kill_9_mid_write_loses_nothing_acknowledged(store_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    open_km(store_path).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_WRITER, str(store_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    acknowledged = 0
+    for line in proc.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 40:
+            break
+    proc.send_signal(signal.SIGKILL)  # most likely in the middle of the next write
+    proc.wait()
+    proc.stdout.close()
+    with open_km(store_path) as km:
+        stored = km._store.get_json("counter", "c")
+        assert stored is not None
+        assert stored["n"] >= acknowledged
+        assert km.audit.verify().entries == 1 + stored["n"]

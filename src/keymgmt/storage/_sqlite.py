@@ -266,9 +266,22 @@ class SQLiteBackend:
                 tables = cur.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
                 if app not in (0, APPLICATION_ID) or (version == 0 and tables):
                     raise StoreUnavailableError(f"{self.path} is not a keymgmt store")
+                if version > SCHEMA_VERSION:  # a newer keymgmt got there first
+                    raise SchemaVersionError(
+                        f"{self.path} has schema version {version}; this keymgmt reads up to "
+                        f"{SCHEMA_VERSION}. Upgrade keymgmt to open it.",
+                        found=version,
+                        supported=SCHEMA_VERSION,
+                    )
                 for step in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[step]:
-                        cur.execute(statement)
+                    try:
+                        for statement in MIGRATIONS[step]:
+                            cur.execute(statement)
+                    except sqlite3.Error as exc:
+                        raise StoreError(
+                            f"{self.path}: migrating to schema version {step} failed ({exc}); "
+                            "the file was left unchanged"
+                        ) from None
                 cur.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
