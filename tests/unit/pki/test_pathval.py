@@ -1,0 +1,194 @@
+"""The Ed25519 path validator, on hand-made chains (what keymgmt's CA would never issue)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+from collections.abc import Sequence
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
+
+from keymgmt.errors import CertificateVerificationError
+from keymgmt.pki import CertificateVerifier, RevocationPolicy, VerificationFailure
+
+NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
+
+
+class Node:
+    """A hand-made Ed25519 certificate and its key."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        issuer: Node | None = None,
+        ca: bool = True,
+        path_length: int | None = None,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+        basic_constraints: bool = True,
+        key_cert_sign: bool = True,
+        not_after: _dt.datetime = NOW + _dt.timedelta(days=30),
+        sign_with: ed25519.Ed25519PrivateKey | None = None,
+    ) -> None:
+        self.key = ed25519.Ed25519PrivateKey.generate()
+        self.cert: x509.Certificate
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        issuer_name = issuer.cert.subject if issuer else subject
+        builder = x509.CertificateBuilder(
+            issuer_name=issuer_name,
+            subject_name=subject,
+            public_key=self.key.public_key(),
+            serial_number=x509.random_serial_number(),
+            not_valid_before=NOW - _dt.timedelta(days=1),
+            not_valid_after=not_after,
+        )
+        if basic_constraints:
+            builder = builder.add_extension(
+                x509.BasicConstraints(ca=ca, path_length=path_length), critical=True
+            )
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca and key_cert_sign,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        for ext, critical in extensions:
+            builder = builder.add_extension(ext, critical=critical)
+        signer = sign_with or (issuer.key if issuer else self.key)
+        self.cert = builder.sign(signer, None)
+
+
+def _leaf(issuer: Node, *names: x509.GeneralName, **kwargs: object) -> Node:
+    san = [(x509.SubjectAlternativeName(list(names)), False)] if names else []
+    return Node("leaf", issuer=issuer, ca=False, extensions=san, **kwargs)  # type: ignore[arg-type]
+
+
+def _verify(leaf: Node, root: Node, *intermediates: Node) -> list[x509.Certificate]:
+    verifier = CertificateVerifier(trust_anchors=[root.cert], policy=RevocationPolicy.SOFT_FAIL)
+    path = verifier.verify(leaf.cert, intermediates=[i.cert for i in intermediates], at=NOW)
+    assert path.engine == "keymgmt-eddsa"
+    return list(path.chain)
+
+
+def _refused(leaf: Node, root: Node, *intermediates: Node) -> object:
+    with pytest.raises(CertificateVerificationError) as info:
+        _verify(leaf, root, *intermediates)
+    return info.value.reason  # type: ignore[attr-defined]
+
+
+def test_three_level_chain_verifies() -> None:
+    root = Node("root")
+    sub = Node("sub", issuer=root, path_length=0)
+    leaf = _leaf(sub, x509.DNSName("a.example"))
+    assert _verify(leaf, root, sub) == [leaf.cert, sub.cert, root.cert]
+
+
+def test_issuer_without_basic_constraints_is_not_a_ca() -> None:
+    root = Node("root")
+    sub = Node("sub", issuer=root, basic_constraints=False)
+    assert _refused(_leaf(sub), root, sub) is VerificationFailure.NOT_A_CA
+
+
+def test_issuer_without_key_cert_sign_is_wrong_usage() -> None:
+    root = Node("root")
+    sub = Node("sub", issuer=root, key_cert_sign=False)
+    assert _refused(_leaf(sub), root, sub) is VerificationFailure.WRONG_USAGE
+
+
+def test_path_length_is_enforced() -> None:
+    root = Node("root", path_length=0)
+    sub = Node("sub", issuer=root)
+    assert _refused(_leaf(sub), root, sub) is VerificationFailure.PATH_LENGTH
+
+
+def test_unknown_critical_extension_fails() -> None:
+    root = Node("root")
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+    leaf = Node("leaf", issuer=root, ca=False, extensions=[(odd, True)])
+    assert _refused(leaf, root) is VerificationFailure.UNSUPPORTED_CRITICAL_EXTENSION
+
+
+def test_expired_intermediate_is_reported() -> None:
+    root = Node("root")
+    sub = Node("sub", issuer=root, not_after=NOW - _dt.timedelta(hours=1))
+    assert _refused(_leaf(sub), root, sub) is VerificationFailure.EXPIRED
+
+
+def test_forged_signature_leads_nowhere() -> None:
+    root = Node("root")
+    forged = _leaf(root, sign_with=ed25519.Ed25519PrivateKey.generate())
+    assert _refused(forged, root) is VerificationFailure.UNKNOWN_ISSUER
+
+
+def test_missing_intermediate_is_unknown_issuer() -> None:
+    root = Node("root")
+    sub = Node("sub", issuer=root)
+    assert _refused(_leaf(sub), root) is VerificationFailure.UNKNOWN_ISSUER
+
+
+def _constrained(nc: x509.NameConstraints) -> tuple[Node, Node]:
+    root = Node("root")
+    return root, Node("sub", issuer=root, extensions=[(nc, True)])
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        (x509.DNSName("www.example.com"), True),
+        (x509.DNSName("example.com"), True),
+        (x509.DNSName("badexample.com"), False),
+        (x509.RFC822Name("ops@example.com"), True),
+        (x509.RFC822Name("ops@example.org"), False),
+        (x509.IPAddress(ipaddress.ip_address("10.9.8.7")), True),
+        (x509.IPAddress(ipaddress.ip_address("192.168.1.1")), False),
+    ],
+)
+def test_permitted_subtrees(name: x509.GeneralName, ok: bool) -> None:
+    root, sub = _constrained(
+        x509.NameConstraints(
+            permitted_subtrees=[
+                x509.DNSName("example.com"),
+                x509.RFC822Name("example.com"),
+                x509.IPAddress(ipaddress.ip_network("10.0.0.0/8")),
+            ],
+            excluded_subtrees=None,
+        )
+    )
+    leaf = _leaf(sub, name)
+    if ok:
+        _verify(leaf, root, sub)
+    else:
+        assert _refused(leaf, root, sub) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def test_excluded_subtree_wins() -> None:
+    root, sub = _constrained(
+        x509.NameConstraints(
+            permitted_subtrees=[x509.DNSName("example.com")],
+            excluded_subtrees=[x509.DNSName("secret.example.com")],
+        )
+    )
+    leaf = _leaf(sub, x509.DNSName("db.secret.example.com"))
+    assert _refused(leaf, root, sub) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def test_unsupported_constraint_form_fails_closed() -> None:
+    root, sub = _constrained(
+        x509.NameConstraints(
+            permitted_subtrees=[x509.UniformResourceIdentifier("example.com")],
+            excluded_subtrees=None,
+        )
+    )
+    leaf = _leaf(sub, x509.DNSName("a.example.com"))
+    assert _refused(leaf, root, sub) is VerificationFailure.NAME_CONSTRAINTS
