@@ -128,6 +128,10 @@ class ManagerPlaybook:
                     count += int(details.get("count", 0) or 0)
         return count
 
+    def primary_version(self, name: str) -> int:
+        """The primary version of ``name`` (whatever its state)."""
+        return self._manager.keys.get(name).primary_version
+
     def revoke_certificate(self, cert: x509.Certificate, reason: RevocationReason) -> str | None:
         """Revoke ``cert`` at the CA that issued it and publish a new CRL.
 

@@ -138,6 +138,10 @@ class Playbook(Protocol):
         """How many data keys were generated under the version."""
         ...
 
+    def primary_version(self, name: str) -> int:
+        """The primary version of key ``name`` (whatever its state)."""
+        ...
+
     def revoke_certificate(self, cert: x509.Certificate, reason: RevocationReason) -> str | None:
         """Revoke the certificate at its CA and publish a new CRL; a description, or None."""
         ...
@@ -384,8 +388,8 @@ class KeyDistributionCenter:
         keys: where named keys come from (``None``: key requests are refused
             as not found).
         verify_certificate: checks a certificate principal's certificate
-            (chain, validity, revocation) at a time; default: validity dates
-            only, plus the revocation registry.
+            (chain, validity, revocation) at a time; default: its validity
+            dates only (the façade passes ``km.pki.verify``).
         settings: lifetimes and windows.
         playbook: how :meth:`compromise` revokes and rotates key versions and
             certificates (default: key versions are revoked in the registry
@@ -1230,9 +1234,9 @@ class KeyDistributionCenter:
             if not version.isdigit() or int(version) < 1:
                 raise InvalidArgumentError(f"bad key version in {key!r}; expected name#version")
             return name, int(version)
-        if self._keys is None:
+        if self._playbook is None:
             raise InvalidArgumentError("give the key as name#version")
-        return name, self._keys.current(name).version
+        return name, self._playbook.primary_version(name)
 
     def _revoke_version(self, name: str, version: int, why: RevocationReason) -> str | None:
         """Compromise one version and rotate if needed; the new version's id, if any."""

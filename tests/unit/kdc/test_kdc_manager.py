@@ -381,3 +381,15 @@ def test_kdc_on_a_sqlite_store_is_shared_with_another_manager(
     sqlite_km.sync()
     with pytest.raises(RevokedError):
         KdcClient(alice, clock=clock).fetch_key("payments", InProcessTransport(sqlite_km.kdc))
+
+
+def test_compromise_by_key_name_takes_its_primary_version(km: KeyManager, setup: Setup) -> None:
+    km.keys.rotate("payments")
+    report = km.compromise(key="payments")
+    assert report.exposed_key_versions == ("payments#2",)
+    assert report.rotated == ("payments#3",)
+
+
+def test_compromise_refuses_a_malformed_version(km: KeyManager, setup: Setup) -> None:
+    with pytest.raises(InvalidArgumentError, match="expected name#version"):
+        km.compromise(key="payments#one")
