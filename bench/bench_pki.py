@@ -207,15 +207,16 @@ def _verify_cases() -> list[Case]:
     )
     store = Store([root.certificate])
     intermediates = [sub.certificate]
+    at = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=1)
     name = DNSName("svc.example.com")
 
     def raw() -> object:
-        verifier = PolicyBuilder().store(store).time(NOW).build_server_verifier(name)
+        verifier = PolicyBuilder().store(store).time(at).build_server_verifier(name)
         return verifier.verify(leaf, intermediates)
 
     def ours() -> object:
         return km.pki.verify(
-            leaf, intermediates=intermediates, at=NOW, purpose="tls-server", name="svc.example.com"
+            leaf, intermediates=intermediates, at=at, purpose="tls-server", name="svc.example.com"
         )
 
     ed_km = KeyManager.in_memory()
@@ -226,6 +227,8 @@ def _verify_cases() -> list[Case]:
         subject="svc",
         names=["svc.example.com"],
     )
+
+    ed_at = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=1)
 
     def ed_raw() -> object:
         ed_leaf.verify_directly_issued_by(ed_sub.certificate)
@@ -244,7 +247,7 @@ def _verify_cases() -> list[Case]:
         Case(
             "pki",
             "verify Ed25519 chain + revocation vs 2 sig checks",
-            lambda: ed_km.pki.verify(ed_leaf, at=NOW, purpose="tls-server"),
+            lambda: ed_km.pki.verify(ed_leaf, at=ed_at, purpose="tls-server"),
             ed_raw,
             note="cryptography's verifier refuses Ed25519: raw = the signatures only",
         ),
