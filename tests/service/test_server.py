@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
+import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from keymgmt.client import KeyServiceClient
 from keymgmt.errors import AccessDeniedError, ServiceError
 
-from .conftest import HttpFactory, Material, ServerProcess, raw_tls_context
+from .conftest import HttpFactory, Material, ServerProcess, raw_tls_context, start_server
 
 
 def test_health_answers_without_a_client_certificate(http: HttpFactory) -> None:
@@ -216,3 +219,61 @@ def test_log_holds_no_plaintext_or_body(http: HttpFactory, server: ServerProcess
     assert "/v1/transit/keys/app-orders/encrypt" in log
     assert secret not in log
     assert "secret-payload" not in log
+
+
+@pytest.fixture(scope="module")
+def strict_server(material: Material) -> Iterator[ServerProcess]:
+    """A second server: client certificates required at the TLS layer, pure-Python h11."""
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        material.directory / "strict.log",
+        "--ca",
+        "issuing",
+        "--policy",
+        str(material.policy),
+        "--require-client-cert",
+        "--http",
+        "h11",
+    )
+    yield running
+    running.stop()
+
+
+def test_required_client_certificate_refuses_bare_handshakes(
+    strict_server: ServerProcess, material: Material
+) -> None:
+    assert _raw_get(strict_server, raw_tls_context(material, None)) == b""
+
+
+def test_h11_protocol_also_sees_the_client_chain(
+    strict_server: ServerProcess, material: Material
+) -> None:
+    issued = material.clients["app-1"]
+    with KeyServiceClient.from_files(
+        strict_server.url,
+        ca=material.trust,
+        certificate=issued.certificate,
+        private_key=issued.key,
+    ) as client:
+        assert client.whoami() == "app-1"
+
+
+def test_server_stops_promptly_with_an_idle_keep_alive_client(
+    strict_server: ServerProcess, material: Material
+) -> None:
+    issued = material.clients["app-1"]
+    with KeyServiceClient.from_files(
+        strict_server.url,
+        ca=material.trust,
+        certificate=issued.certificate,
+        private_key=issued.key,
+    ) as client:
+        client.whoami()  # the pooled connection stays open and idle
+        started = time.monotonic()
+        strict_server.process.terminate()
+        strict_server.process.wait(timeout=20)
+        took = time.monotonic() - started
+    assert took < 10
+    assert strict_server.process.returncode == -signal.SIGTERM
+    assert "Application shutdown complete" in strict_server.log_text()

@@ -60,6 +60,13 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
     help="Refuse TLS handshakes without a client certificate (no public endpoints).",
 )
 @click.option(
+    "--http",
+    type=click.Choice(["auto", "httptools", "h11"]),
+    default="auto",
+    show_default=True,
+    help="HTTP parser: httptools (C) when installed, else h11.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -79,6 +86,7 @@ def serve(
     max_body: int,
     sync_interval: float,
     require_client_cert: bool,
+    http: str,
     log_level: str,
 ) -> None:
     """Serve the store over HTTPS with mutual TLS (needs the 'server' extra).
@@ -147,4 +155,5 @@ def serve(
             port=port,
             require_client_cert=require_client_cert,
             on_ready=ready,
+            http=http,
         )

@@ -13,7 +13,13 @@ Request path, for an authenticated endpoint:
    (else 403);
 5. the body is read up to ``max_body`` bytes (else 413) and parsed strictly
    (else 400);
-6. the library call runs in a worker thread (store and crypto are blocking).
+6. the library call runs in a worker thread — except transit
+   encrypt/decrypt/datakey/rewrap, which run on the event loop
+   (``inline_transit``): after a key's first use they are in-memory AEAD
+   calls of a few microseconds, where a thread hop would cost a hundred;
+   the rare store access inside them (loading a key on first use, the
+   usage-count flush once a minute) blocks the loop for one store round
+   trip.
 
 Every failure is ``{"error": {"type": ..., "message": ...}}`` with the
 status from :mod:`keymgmt.server._errors`. One log line per request names
@@ -137,6 +143,8 @@ class Service:
             authenticated request.
         monotonic: the clock for rate limits and the sync schedule.
         utcnow: the clock for cache headers.
+        inline_transit: run transit crypto on the event loop (see above);
+            False sends it to worker threads like everything else.
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class Service:
         sync_interval: float = 0.25,
         monotonic: Callable[[], float] = time.monotonic,
         utcnow: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
+        inline_transit: bool = True,
     ) -> None:
         if max_body < 1 or sync_interval < 0:
             raise InvalidArgumentError("max_body must be >= 1 and sync_interval >= 0")
@@ -159,6 +168,7 @@ class Service:
             policy.rate_limit.rate, policy.rate_limit.burst, clock=monotonic
         )
         self._utcnow = utcnow
+        self.inline_transit = inline_transit
         self._identities = functools.lru_cache(maxsize=4096)(self._identity_from_pem)
 
     def __repr__(self) -> str:
@@ -338,6 +348,12 @@ class Service:
         """Run a blocking library call in a worker thread."""
         return await run_in_threadpool(fn, *args)
 
+    async def crypto(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a transit crypto call inline or in a worker thread (``inline_transit``)."""
+        if self.inline_transit:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
     # -- health -----------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
@@ -368,7 +384,7 @@ class Service:
         return key, await self.json_body(request)
 
     async def _same_key(self, key: str, ciphertext: bytes) -> None:
-        named = await self.call(self.parts.ciphertext_key, ciphertext)
+        named = await self.crypto(self.parts.ciphertext_key, ciphertext)
         if named != key:
             # Authorization was for the key in the URL: refuse a ciphertext
             # of any other key rather than decrypt it under the caller's name.
@@ -380,7 +396,7 @@ class Service:
         """``POST /v1/transit/keys/{name}/encrypt``."""
         key, body = await self._transit(request, Operation.ENCRYPT)
         plaintext = _unb64(body.get("plaintext"), "plaintext")
-        ciphertext = await self.call(self.parts.encrypt, key, plaintext, _context(body))
+        ciphertext = await self.crypto(self.parts.encrypt, key, plaintext, _context(body))
         return JSONResponse({"key": key, "ciphertext": _b64(ciphertext)})
 
     async def decrypt(self, request: Request) -> Response:
@@ -388,13 +404,13 @@ class Service:
         key, body = await self._transit(request, Operation.DECRYPT)
         ciphertext = _unb64(body.get("ciphertext"), "ciphertext")
         await self._same_key(key, ciphertext)
-        plaintext = await self.call(self.parts.decrypt, key, ciphertext, _context(body))
+        plaintext = await self.crypto(self.parts.decrypt, key, ciphertext, _context(body))
         return JSONResponse({"key": key, "plaintext": _b64(plaintext)})
 
     async def datakey(self, request: Request) -> Response:
         """``POST /v1/transit/keys/{name}/datakey``."""
         key, body = await self._transit(request, Operation.DATAKEY)
-        result = await self.call(self.parts.datakey, key, _context(body))
+        result = await self.crypto(self.parts.datakey, key, _context(body))
         return JSONResponse(
             {
                 "key": key,
@@ -408,7 +424,7 @@ class Service:
         key, body = await self._transit(request, Operation.REWRAP)
         ciphertext = _unb64(body.get("ciphertext"), "ciphertext")
         await self._same_key(key, ciphertext)
-        result = await self.call(self.parts.rewrap, key, ciphertext, _context(body))
+        result = await self.crypto(self.parts.rewrap, key, ciphertext, _context(body))
         return JSONResponse({"key": key, "ciphertext": _b64(result)})
 
     async def create_key(self, request: Request) -> Response:

@@ -19,6 +19,7 @@ there the leaf alone is used (``getpeercert(binary_form=True)``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import Callable
@@ -34,6 +35,9 @@ from keymgmt.server._tls import TlsMaterial, server_ssl_context
 __all__ = ["MutualTlsH11Protocol", "serve", "tls_facts"]
 
 _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+#: Seconds a stopping server waits for a client to finish closing TLS.
+SHUTDOWN_GRACE: Final = 2.0
 
 
 def _verified_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
@@ -71,16 +75,68 @@ def tls_facts(ssl_object: ssl.SSLObject) -> dict[str, Any]:
     }
 
 
-class MutualTlsH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol that records the client's verified chain per connection."""
+class _PeerChainMixin:
+    """Records the client's verified chain per connection and bounds shutdown.
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Record the TLS facts, then behave as uvicorn does."""
-        super().connection_made(transport)
+    Mixed into uvicorn's HTTP protocols. Shutdown: asyncio waits up to 30 s
+    for the peer's TLS close_notify after closing an SSL transport, and an
+    idle keep-alive client never sends one, so a stopping server would hang
+    on it; after :data:`SHUTDOWN_GRACE` seconds the connection is aborted.
+    """
+
+    app_state: dict[str, Any]
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Behave as uvicorn does, then record the TLS facts."""
+        super().connection_made(transport)  # type: ignore[misc]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio sets TCP_NODELAY only on sockets whose proto is
+            # IPPROTO_TCP; without it the separate header and body writes
+            # meet delayed ACKs (about 40 ms per response).
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ssl_object = transport.get_extra_info("ssl_object")
         if isinstance(ssl_object, ssl.SSLObject):
             # A per-connection copy: requests on this connection see their own peer.
             self.app_state = {**self.app_state, TLS_STATE_KEY: tls_facts(ssl_object)}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Remember the connection is gone, then behave as uvicorn does."""
+        self._lost = True
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        """Close as uvicorn does; abort if the peer has not let go after the grace period."""
+        super().shutdown()  # type: ignore[misc]
+        self.loop.call_later(SHUTDOWN_GRACE, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self._lost:
+            self.transport.abort()
+
+
+class MutualTlsH11Protocol(_PeerChainMixin, H11Protocol):
+    """uvicorn's pure-Python h11 protocol with the client chain recorded per connection."""
+
+
+def _httptools_protocol() -> type[asyncio.Protocol] | None:
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return None
+
+    class MutualTlsHttpToolsProtocol(_PeerChainMixin, HttpToolsProtocol):
+        """uvicorn's httptools protocol with the client chain recorded per connection."""
+
+    return MutualTlsHttpToolsProtocol
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -90,7 +146,7 @@ def bind(host: str, port: int) -> socket.socket:
         InvalidArgumentError: the address cannot be bound.
     """
     try:
-        return socket.create_server((host, port), backlog=2048)
+        return socket.create_server((host, port), backlog=2048, family=_family(host))
     except OSError as exc:
         raise InvalidArgumentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
@@ -104,6 +160,7 @@ def serve(
     require_client_cert: bool = False,
     on_ready: Callable[[str, int], None] | None = None,
     keep_alive: int = 30,
+    http: str = "auto",
 ) -> None:
     """Serve ``service`` over HTTPS with client certificates until SIGINT/SIGTERM.
 
@@ -118,6 +175,9 @@ def serve(
             ``TlsMaterial``; a given context keeps its own setting).
         on_ready: called with ``(host, port)`` once the server accepts connections.
         keep_alive: seconds an idle keep-alive connection is kept.
+        http: ``"httptools"`` (C parser), ``"h11"`` (pure Python) or
+            ``"auto"``: httptools when installed. The event loop is uvloop
+            when installed (uvicorn's ``loop="auto"``).
 
     Raises:
         InvalidArgumentError: bad TLS material or address.
@@ -129,9 +189,20 @@ def serve(
     )
     sock = bind(host, port)
     bound_port = int(sock.getsockname()[1])
+    protocol: type[asyncio.Protocol] = MutualTlsH11Protocol
+    if http in ("auto", "httptools"):
+        fast = _httptools_protocol()
+        if fast is not None:
+            protocol = fast
+        elif http == "httptools":
+            raise InvalidArgumentError("http='httptools' needs the httptools package")
+    elif http != "h11":
+        raise InvalidArgumentError("http must be 'auto', 'httptools' or 'h11'")
     config = uvicorn.Config(
         service.app(),
-        http=MutualTlsH11Protocol,
+        http=protocol,
+        loop="auto",
+        proxy_headers=False,
         ws="none",
         lifespan="on",
         ssl_context_factory=lambda _config, _default: context,
@@ -152,6 +223,7 @@ def serve(
         await task
 
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(run())
     finally:
         sock.close()

@@ -1,0 +1,513 @@
+"""Load test of ``keymgmt serve``: many concurrent mutual-TLS clients on loopback.
+
+``python bench/load_server.py [--clients 50] [--seconds 5] [--max-requests 20000]
+[--kmip-python /path/to/venv/bin/python] [--json FILE]``
+
+What it does, all on 127.0.0.1 and bounded in time and count:
+
+1. makes a throwaway SQLite store whose PKI issues one client certificate
+   per client (``bench-00`` ...) and a server certificate;
+2. starts ``keymgmt serve --ca issuing`` as a child process (log level
+   ``warning``: the per-request info line is off, as in production use);
+3. opens one keep-alive TLS connection per client (mutual TLS, its own
+   certificate) and runs three phases, each until ``--seconds`` pass or
+   ``--max-requests`` were sent: **create** a key, **get** a key's
+   description, **encrypt** 64 bytes;
+4. checks nothing was lost: every key the service said it created is in the
+   store, and a sample of ciphertexts decrypts (in-process, after the
+   server stopped) to what was sent;
+5. with ``--kmip-python``, does the same three operations against PyKMIP's
+   server (``KmipServer``, mutual TLS, its SQLite database) with the same
+   number of client connections (``bench/_kmip_load.py`` runs under that
+   interpreter), and prints the throughput ratios.
+
+The load generator is a plain asyncio HTTP/1.1 client on ``ssl`` streams so
+that its own cost stays small next to the server's (the machine has two
+cores, shared by server and clients). Handshakes happen before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import re
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from keymgmt import KeyManager
+from keymgmt.keyring import KeyFile
+
+HERE = Path(__file__).resolve().parent
+_PEM = serialization.Encoding.PEM
+
+
+@attrs.frozen
+class Setup:
+    """The files a run needs."""
+
+    directory: Path
+    store: Path
+    key_file: Path
+    trust: Path
+    policy: Path
+    certs: list[tuple[Path, Path]]
+    server_cert: tuple[Path, Path]
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    path.chmod(0o600)
+
+
+def prepare(directory: Path, clients: int) -> Setup:
+    """A store with a PKI, one client certificate per client, a policy allowing bench-*."""
+    key_file = directory / "master.key"
+    KeyFile.generate(key_file)
+    store = directory / "store.db"
+    certs = []
+    with KeyManager.open(store, key_file=key_file, create=True) as km:
+        root = km.pki.create_root_ca("root")
+        issuing = root.create_intermediate("issuing")
+        km.keys.create("bench-enc")
+        for index in range(clients):
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = issuing.issue(
+                public_key=key.public_key(), subject=f"bench-{index:02d}", profile="tls-client"
+            )
+            paths = (directory / f"bench-{index:02d}.pem", directory / f"bench-{index:02d}.key")
+            paths[0].write_bytes(cert.public_bytes(_PEM) + issuing.certificate.public_bytes(_PEM))
+            _write_key(paths[1], key)
+            certs.append(paths)
+        key = ec.generate_private_key(ec.SECP256R1())
+        server = issuing.issue(
+            public_key=key.public_key(),
+            subject="kmip-server",
+            names=["127.0.0.1"],
+            profile="tls-server",
+        )
+        server_paths = (directory / "kmip-server.pem", directory / "kmip-server.key")
+        server_paths[0].write_bytes(
+            server.public_bytes(_PEM) + issuing.certificate.public_bytes(_PEM)
+        )
+        _write_key(server_paths[1], key)
+        trust = directory / "root.pem"
+        trust.write_bytes(root.certificate.public_bytes(_PEM))
+        (directory / "chain.pem").write_bytes(
+            issuing.certificate.public_bytes(_PEM) + root.certificate.public_bytes(_PEM)
+        )
+    policy = directory / "policy.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        "principals": ["bench-*"],
+                        "operations": ["encrypt", "decrypt", "create-key", "read-key"],
+                        "keys": ["bench-*"],
+                    }
+                ],
+                "rate_limit": {"rate": 1e6, "burst": 1000000},
+            }
+        )
+    )
+    return Setup(directory, store, key_file, trust, policy, certs, server_paths)
+
+
+@contextlib.contextmanager
+def keymgmt_server(setup: Setup) -> Iterator[tuple[str, int, int]]:
+    """``keymgmt serve --ca issuing`` on a free loopback port, stopped afterwards."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from keymgmt.cli import main; sys.exit(main())",
+            "--store",
+            str(setup.store),
+            "--key-file",
+            str(setup.key_file),
+            "serve",
+            "--port",
+            "0",
+            "--ca",
+            "issuing",
+            "--policy",
+            str(setup.policy),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(setup.directory / "server.log").open("w"),
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"https://([\d.]+):(\d+)", line)
+        if not found:
+            raise RuntimeError(
+                "keymgmt serve did not start: " + (setup.directory / "server.log").read_text()
+            )
+        yield found.group(1), int(found.group(2)), process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection over mutual TLS."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int, context: ssl.SSLContext) -> Connection:
+        """Connect and finish the TLS handshake."""
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=context, server_hostname=host
+        )
+        return cls(reader, writer)
+
+    async def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """Send one request; the status and the body."""
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode("ascii") + body)
+        status = int((await self.reader.readline()).split(b" ", 2)[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.writer.close()
+
+
+@attrs.define
+class Phase:
+    """What one phase measured."""
+
+    system: str
+    op: str
+    clients: int
+    latencies: list[float]
+    errors: Counter[str]
+    elapsed: float
+    samples: list[Any] = attrs.field(factory=list)
+    server_cpu: float = float("nan")
+
+    def row(self) -> dict[str, Any]:
+        """The summary line."""
+        lat = sorted(self.latencies)
+        count = len(lat)
+
+        def pct(p: float) -> float:
+            return lat[min(count - 1, int(p * count))] * 1000 if count else float("nan")
+
+        return {
+            "system": self.system,
+            "op": self.op,
+            "clients": self.clients,
+            "ok": count,
+            "errors": sum(self.errors.values()),
+            "seconds": round(self.elapsed, 2),
+            "ops_per_s": round(count / self.elapsed, 1) if self.elapsed else 0.0,
+            "p50_ms": round(statistics.median(lat) * 1000, 2) if count else float("nan"),
+            "p99_ms": round(pct(0.99), 2),
+            "max_ms": round(lat[-1] * 1000, 2) if count else float("nan"),
+            "cpu_us_per_op": round(self.server_cpu / count * 1e6) if count else float("nan"),
+        }
+
+
+async def keymgmt_phase(
+    host: str,
+    port: int,
+    connections: list[Connection],
+    op: str,
+    seconds: float,
+    max_requests: int,
+    created: list[str],
+) -> Phase:
+    """Run one operation on every connection until the deadline or the count."""
+    phase = Phase("keymgmt", op, len(connections), [], Counter(), 0.0)
+    sent = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker(index: int, conn: Connection) -> None:
+        nonlocal sent
+        serial = 0
+        while time.perf_counter() < deadline and sent < max_requests:
+            sent += 1
+            serial += 1
+            if op == "create":
+                name = f"bench-c{index:02d}-{serial}"
+                method, path, body, expected = (
+                    "POST",
+                    "/v1/transit/keys",
+                    json.dumps({"name": name}).encode(),
+                    201,
+                )
+            elif op == "get":
+                name = created[(index * 7919 + serial) % len(created)] if created else "bench-enc"
+                method, path, body, expected = "GET", f"/v1/transit/keys/{name}", b"", 200
+            else:
+                plaintext = os.urandom(64)
+                method, path, expected = "POST", "/v1/transit/keys/bench-enc/encrypt", 200
+                body = json.dumps({"plaintext": base64.b64encode(plaintext).decode()}).encode()
+            begun = time.perf_counter()
+            status, answer = await conn.call(method, path, body)
+            took = time.perf_counter() - begun
+            if status != expected:
+                phase.errors[str(status)] += 1
+                continue
+            phase.latencies.append(took)
+            if op == "create":
+                created.append(name)
+            elif op == "encrypt" and len(phase.samples) < 500:
+                phase.samples.append(
+                    (plaintext, base64.b64decode(json.loads(answer)["ciphertext"]))
+                )
+
+    await asyncio.gather(*(worker(i, c) for i, c in enumerate(connections)))
+    phase.elapsed = time.perf_counter() - start
+    return phase
+
+
+async def run_keymgmt(
+    setup: Setup, host: str, port: int, pid: int, args: argparse.Namespace
+) -> list[Phase]:
+    """The three phases against keymgmt serve."""
+    contexts = []
+    for cert, key in setup.certs:
+        context = ssl.create_default_context(cafile=setup.trust)
+        context.load_cert_chain(cert, key)
+        contexts.append(context)
+    connections = [
+        await Connection.open(host, port, contexts[i % len(contexts)]) for i in range(args.clients)
+    ]
+    created: list[str] = []
+    phases = []
+    for op in ("create", "get", "encrypt"):
+        before = cpu_seconds(pid)
+        phase = await keymgmt_phase(
+            host, port, connections, op, args.seconds, args.max_requests, created
+        )
+        phase.server_cpu = cpu_seconds(pid) - before
+        phases.append(phase)
+    for conn in connections:
+        conn.close()
+    phases[0].samples = created
+    return phases
+
+
+def verify_nothing_lost(setup: Setup, phases: list[Phase]) -> dict[str, int]:
+    """Every created key is in the store; sampled ciphertexts decrypt to what was sent."""
+    created = set(phases[0].samples)
+    with KeyManager.open(setup.store, key_file=setup.key_file, create=False) as km:
+        names = {k.name for k in km.keys.list()}
+        missing = len(created - names)
+        wrong = sum(1 for pt, ct in phases[2].samples if km.decrypt(ct) != pt)
+    return {
+        "created": len(created),
+        "missing": missing,
+        "decrypt_checked": len(phases[2].samples),
+        "decrypt_wrong": wrong,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux ``/proc``), or NaN."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_pykmip(setup: Setup, args: argparse.Namespace) -> list[Phase]:
+    """The same three operations against PyKMIP's server (under ``--kmip-python``)."""
+    port = _free_port()
+    helper = str(HERE / "_kmip_load.py")
+    chain = str(setup.directory / "chain.pem")
+    server = subprocess.Popen(
+        [
+            args.kmip_python,
+            helper,
+            "server",
+            "--port",
+            str(port),
+            "--ca",
+            chain,
+            "--cert",
+            str(setup.server_cert[0]),
+            "--key",
+            str(setup.server_cert[1]),
+            "--dir",
+            str(setup.directory),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(setup.directory / "kmip-stderr.log").open("w"),
+        text=True,
+    )
+    phases = []
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError((setup.directory / "kmip-stderr.log").read_text())
+        time.sleep(0.5)  # the listening socket opens right after "ready"
+        for op in ("create", "get", "encrypt"):
+            before = cpu_seconds(server.pid)
+            done = subprocess.run(
+                [
+                    args.kmip_python,
+                    helper,
+                    "clients",
+                    "--port",
+                    str(port),
+                    "--ca",
+                    chain,
+                    "--certs",
+                    *[str(c) for c, _ in setup.certs],
+                    "--keys",
+                    *[str(k) for _, k in setup.certs],
+                    "--op",
+                    op,
+                    "--threads",
+                    str(args.clients),
+                    "--seconds",
+                    str(args.seconds),
+                    "--max-requests",
+                    str(args.max_requests),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=args.seconds * 10 + 120,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr[-2000:])
+            result = json.loads(done.stdout)
+            phases.append(
+                Phase(
+                    "pykmip",
+                    op,
+                    args.clients,
+                    result["latencies"],
+                    Counter(result["errors"]),
+                    result["elapsed"],
+                    server_cpu=cpu_seconds(server.pid) - before,
+                )
+            )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return phases
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the load test and print the table; exit 1 on any error or lost data."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
+    parser.add_argument("--max-requests", type=int, default=20000, help="per phase")
+    parser.add_argument("--kmip-python", help="an interpreter with pykmip installed")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="keymgmt-load-") as directory:
+        setup = prepare(Path(directory), min(args.clients, 50))
+        with keymgmt_server(setup) as (host, port, pid):
+            phases = asyncio.run(run_keymgmt(setup, host, port, pid, args))
+        lost = verify_nothing_lost(setup, phases)
+        kmip: list[Phase] = []
+        kmip_error = None
+        if args.kmip_python:
+            try:
+                kmip = run_pykmip(setup, args)
+            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                kmip_error = f"{type(exc).__name__}: {str(exc)[-500:]}"
+    rows = [p.row() for p in phases + kmip]
+    columns = [
+        "system",
+        "op",
+        "clients",
+        "ok",
+        "errors",
+        "seconds",
+        "ops_per_s",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "cpu_us_per_op",
+    ]
+    print("  ".join(f"{c:>9}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{row[c]!s:>9}" for c in columns))
+    print(f"nothing lost: {lost}")
+    ratios = {}
+    for ours, theirs in zip(phases, kmip, strict=False):
+        if theirs.latencies:
+            ratios[ours.op] = round(ours.row()["ops_per_s"] / theirs.row()["ops_per_s"], 1)
+    if ratios:
+        print("throughput keymgmt / PyKMIP: " + ", ".join(f"{k} {v}x" for k, v in ratios.items()))
+        print("target >= 10x: " + ("PASS" if all(v >= 10 for v in ratios.values()) else "MISS"))
+    if kmip_error:
+        print(f"PyKMIP run failed: {kmip_error}")
+    encrypt = phases[2].row()
+    print(
+        f"encrypt p99 with {args.clients} clients: {encrypt['p99_ms']} ms "
+        f"(target < 50 ms: {'PASS' if encrypt['p99_ms'] < 50 else 'MISS'})"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"rows": rows, "lost": lost, "ratios": ratios, "kmip_error": kmip_error}, indent=2
+            )
+        )
+    failed = (
+        any(r["errors"] for r in rows if r["system"] == "keymgmt")
+        or lost["missing"]
+        or lost["decrypt_wrong"]
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
