@@ -363,12 +363,16 @@ class Store:
 
         Listeners run under the store's write lock, so a sync that read the
         store before a local commit cannot apply its older view after that
-        commit's callbacks.
+        commit's callbacks. A non-forced sync never waits for that lock:
+        while another thread of this process is committing, lookups answer
+        from memory at once and the check happens on the next call.
         """
         now = time.monotonic()
         if not force and now < self._next_check:
             return
-        with self._lock:
+        if not self._lock.acquire(blocking=force):
+            return
+        try:
             self._next_check = now + self.consistency_interval
             generation = self.backend.generation()
             if generation == self._seen_generation:
@@ -382,6 +386,8 @@ class Store:
             # damaged record, say), the next sync reads them again instead of
             # silently skipping them.
             self._seen_generation = max(self._seen_generation, generation)
+        finally:
+            self._lock.release()
 
     _watched_kinds: tuple[str, ...] = ()
 

@@ -477,3 +477,29 @@ def test_record_data_must_be_bytes(store: Store, value: object) -> None:
 def test_bad_record_identities_are_argument_errors(store: Store, kind: object, name: str) -> None:
     with pytest.raises(InvalidArgumentError):
         store.transact(lambda txn: txn.put(kind, name, b"x"))  # type: ignore[arg-type]
+
+
+def test_a_lookup_sync_does_not_wait_for_a_commit_in_progress(
+    clock: FakeClock, rng: SeededRandomness
+) -> None:
+    backend = MemoryBackend()
+    mine = make_store(backend, clock, rng)
+    calls: list[int] = []
+    mine.subscribe(lambda records: calls.append(len(records)))
+    make_store(backend, clock, rng).transact(put("thing", "a", b"1"))
+    holding, release = threading.Event(), threading.Event()
+
+    def committer() -> None:  # stands in for a thread inside Store.transact
+        with mine._lock:
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=committer)
+    thread.start()
+    holding.wait()
+    mine.sync()  # returns at once instead of blocking
+    assert calls == []
+    release.set()
+    thread.join()
+    mine.sync()
+    assert calls == [0]
