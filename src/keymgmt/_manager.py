@@ -400,6 +400,14 @@ class KeyManager:
         """
         return self.keys.public_key(name, version)
 
+    def agree(self, name: str, peer: Any, *, info: bytes, length: int = 32) -> SecretBytes:
+        """A key shared with ``peer`` (X25519/ECDH + HKDF); see :meth:`KeyStore.agree`.
+
+        Raises:
+            KeyNotFoundError, KeyUsageError, KeyStateError, InvalidArgumentError.
+        """
+        return self.keys.agree(name, peer, info=info, length=length)
+
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key (a new passphrase, file or HSM).
 

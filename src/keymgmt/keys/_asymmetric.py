@@ -1293,6 +1293,18 @@ class AsymmetricHandler:
             return sign(algorithm, loaded.private, data)  # raises the usage error
         return signer(loaded.private, data)
 
+    def agree(
+        self,
+        algorithm: Algorithm,
+        loaded: LoadedKeyPair,
+        peer: PublicKey,
+        *,
+        info: bytes,
+        length: int = 32,
+    ) -> SecretBytes:
+        """A key derived with ``peer``; see :func:`agree`."""
+        return agree(algorithm, loaded.private, peer, info=info, length=length)
+
     def verify(
         self, algorithm: Algorithm, loaded: LoadedKeyPair, signature: bytes, data: bytes
     ) -> None:

@@ -775,8 +775,10 @@ class KeyStore:
             KeyNotFoundError: no such key.
         """
         check_name(name)
+        version = self._rotate(name, reason="manual", only_if=None)
+        # Flushed after, not before: a failed rotation writes nothing at all.
         self.flush_usage()
-        return self._rotate(name, reason="manual", only_if=None)
+        return version
 
     def _rotate(
         self,
@@ -936,8 +938,8 @@ class KeyStore:
             txn.after_commit(lambda: self._invalidate(name))
             return self._info(key, changed, now)
 
-        self.flush_usage()
         self._store.transact(run)
+        self.flush_usage()
         return self.get(name)
 
     def schedule_destruction(
@@ -1805,6 +1807,50 @@ class KeyStore:
             key_id=loaded.key_id.hex(),
             usage=loaded.usage,
         )
+
+    def agree(
+        self,
+        name: str,
+        peer: Any,
+        *,
+        info: bytes,
+        length: int = 32,
+    ) -> SecretBytes:
+        """Derive a key shared with ``peer``, using the primary of key-agreement key ``name``.
+
+        X25519 or ECDH P-256, then HKDF-SHA-256 over a label, both public
+        keys and ``info`` (:func:`keymgmt.keys._asymmetric.agree`): the raw
+        DH output never leaves. The peer derives the same key from its
+        private key, this key's public half (:meth:`public_key`) and the
+        same ``info``.
+
+        Args:
+            name: a key pair created with usage ``key-agreement``.
+            peer: the peer's public key (a :class:`keymgmt.public.PublicKey`
+                or a ``cryptography`` public key of the same algorithm).
+            info: binds the derived key to its purpose; both sides pass the same.
+            length: 16 to 64 bytes.
+
+        Raises:
+            KeyNotFoundError: no such key.
+            KeyUsageError: not a key-agreement key.
+            KeyStateError: the primary cannot be used (``RevokedError``,
+                ``DestroyedKeyError``).
+            InvalidArgumentError: ``peer`` is not a key of the same algorithm,
+                or a bad ``length``.
+        """
+        from keymgmt.public import PublicKey
+
+        loaded = self._protector(name, KeyUsage.KEY_AGREEMENT)
+        derive = getattr(loaded.handler, "agree", None)
+        if derive is None:  # pragma: no cover - every agreement handler has agree()
+            raise KeyUsageError(f"key {name!r} cannot agree", key_name=name)
+        key = peer.key if isinstance(peer, PublicKey) else peer
+        secret: SecretBytes = derive(
+            loaded.algorithm, loaded.loaded, key, info=bytes(info), length=length
+        )
+        self._count(loaded, "agree", b"", True)
+        return secret
 
     def import_private_key(
         self,

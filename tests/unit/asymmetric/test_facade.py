@@ -231,3 +231,47 @@ def test_no_private_key_bytes_in_the_store_file(store_path: Path, sqlite_km: Key
     data = b"".join(p.read_bytes() for p in store_path.parent.iterdir() if p.is_file())
     assert seed not in data
     assert pkcs8 not in data
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.X25519, Algorithm.ECDH_P256], ids=str)
+def test_two_stores_agree_on_a_shared_key(km: KeyManager, algorithm: Algorithm) -> None:
+    km.keys.create("alice", algorithm)  # default usage: key-agreement
+    with KeyManager.in_memory() as other:
+        other.keys.create("bob", algorithm)
+        bob_public = PublicKey.load(other.public_key("bob").jwk_json())
+        alice_public = PublicKey.load(km.public_key("alice").pem())
+        a = km.agree("alice", bob_public, info=b"channel 1")
+        b = other.agree("bob", alice_public.cryptography_key, info=b"channel 1")
+    assert a == b
+    assert len(a) == 32
+
+
+def test_agreement_with_a_signing_key_is_refused(km: KeyManager) -> None:
+    km.keys.create("signer", Algorithm.ED25519)
+    peer = asym.load_private(Algorithm.X25519, asym.generate(Algorithm.X25519)).public_key()
+    with pytest.raises(KeyUsageError, match="is for sign-verify, not key-agreement"):
+        km.agree("signer", peer, info=b"")
+
+
+def test_agreement_with_an_encryption_key_is_refused(km: KeyManager) -> None:
+    km.keys.create("box", Algorithm.X25519, usage=KeyUsage.ENCRYPT_DECRYPT)
+    peer = asym.load_private(Algorithm.X25519, asym.generate(Algorithm.X25519)).public_key()
+    with pytest.raises(KeyUsageError):
+        km.agree("box", peer, info=b"")
+
+
+def test_agreement_with_a_peer_of_another_algorithm_is_refused(km: KeyManager) -> None:
+    from keymgmt.errors import InvalidArgumentError
+
+    km.keys.create("alice", Algorithm.X25519)
+    peer = asym.load_private(Algorithm.ECDH_P256, asym.generate(Algorithm.ECDH_P256)).public_key()
+    with pytest.raises(InvalidArgumentError, match="not a x25519 key"):
+        km.agree("alice", peer, info=b"")
+
+
+def test_revoked_agreement_key_is_refused(km: KeyManager) -> None:
+    km.keys.create("alice", Algorithm.X25519)
+    km.keys.revoke("alice", reason="key-compromise")
+    peer = asym.load_private(Algorithm.X25519, asym.generate(Algorithm.X25519)).public_key()
+    with pytest.raises(RevokedError):
+        km.agree("alice", peer, info=b"")
