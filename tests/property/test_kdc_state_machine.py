@@ -1,7 +1,8 @@
 """A Hypothesis state machine drives the KDC against a small model.
 
-Rules: register, grant, request, replay, revoke, disable/enable, compromise
-(key versions and principals), clock moves. After every step the real KDC's
+Rules: register, grant/withdraw, key requests, tickets (accepted once by
+the peer), replay, revoke, disable/enable, compromise (key versions and
+principals), clock moves. After every step the real KDC's
 answer must be exactly what the model predicts, and the audit chain must
 verify.
 """
@@ -25,7 +26,7 @@ from keymgmt.errors import (
     RevokedError,
     StaleMessageError,
 )
-from keymgmt.kdc import InProcessTransport, KdcClient
+from keymgmt.kdc import InProcessTransport, KdcClient, TicketReceiver
 from keymgmt.testing import FakeClock, SeededRandomness
 
 PRINCIPALS = st.sampled_from(["ann", "ben"])
@@ -51,6 +52,7 @@ class KdcMachine(RuleBasedStateMachine):
         )
         self.transport = InProcessTransport(self.km.kdc)
         self.clients: dict[str, KdcClient] = {}
+        self.receivers: dict[str, TicketReceiver] = {}
         self.enabled: dict[str, bool] = {}
         self.revoked: set[str] = set()
         self.allowed: set[tuple[str, str]] = set()
@@ -66,6 +68,10 @@ class KdcMachine(RuleBasedStateMachine):
             self.register(name)
             for key in ("k1", "k2"):
                 self.grant(name, key)
+        self.km.kdc.grant("ann", peers=["ben"])
+        self.km.kdc.grant("ben", peers=["ann"])
+        self.peers: set[tuple[str, str]] = {("ann", "ben"), ("ben", "ann")}
+        self.tickets = 0
 
     def teardown(self) -> None:
         self.km.close()
@@ -94,6 +100,7 @@ class KdcMachine(RuleBasedStateMachine):
                 return
             raise AssertionError("duplicate registration was accepted")
         credential = self.km.kdc.register(name)
+        self.receivers[name] = TicketReceiver(credential, clock=self.clock)
         self.clients[name] = KdcClient(
             credential, clock=self.clock, randomness=SeededRandomness(name)
         )
@@ -128,6 +135,39 @@ class KdcMachine(RuleBasedStateMachine):
     @rule(name=PRINCIPALS, key=KEYS)
     def request_again(self, name: str, key: str) -> None:
         self.request(name, key)
+
+    @rule(name=PRINCIPALS)
+    def withdraw_peer(self, name: str) -> None:
+        peer = "ben" if name == "ann" else "ann"
+        self.km.kdc.withdraw(name, peers=[peer])
+        self.peers.discard((name, peer))
+
+    @rule(name=PRINCIPALS)
+    def ticket(self, name: str) -> None:
+        peer = "ben" if name == "ann" else "ann"
+        expected: type[KeyMgmtError] | None = None
+        if name in self.revoked:
+            expected = RevokedError
+        elif not self.enabled[name] or (name, peer) not in self.peers:
+            expected = AccessDeniedError
+        elif peer in self.revoked:
+            expected = RevokedError
+        elif not self.enabled[peer]:
+            expected = AccessDeniedError
+        client = self.clients[name]
+        if expected is not None:
+            with pytest.raises(expected):
+                client.fetch_ticket(peer, self.transport)
+            return
+        ticket = client.fetch_ticket(peer, self.transport)
+        self.tickets += 1
+        request = client.ap_request(ticket)
+        session = self.receivers[peer].accept(request.data)
+        assert session.session_key == ticket.session_key
+        assert session.client == name
+        client.receive_ap_reply(request, session.reply)
+        with pytest.raises(ReplayError):
+            self.receivers[peer].accept(request.data)
 
     @precondition(lambda self: self.last is not None)
     @rule()
@@ -186,7 +226,7 @@ class KdcMachine(RuleBasedStateMachine):
 
     @invariant()
     def grants_are_recorded(self) -> None:
-        assert len(self.km.kdc.grants()) == self.grants
+        assert len(self.km.kdc.grants()) == self.grants + self.tickets
 
     @invariant()
     def primaries_match(self) -> None:
