@@ -642,6 +642,7 @@ class CertificateAuthority:
         child: tuple[str, str, str | None, str | None] | None = None,
         extensions: Sequence[tuple[x509.ExtensionType, bool]] | None = None,
         replaces: int | None = None,
+        renews_ca: str | None = None,
     ) -> x509.Certificate:
         signing_key = self._key()
         start, end = self._validity(validity or profile.validity, not_before)
@@ -700,6 +701,17 @@ class CertificateAuthority:
                 record["child_ca"] = child_name
                 record["child_key"] = ref
                 details["child_ca"] = child_name
+                txn.after_commit(self._pki._invalidate)
+            if renews_ca is not None:
+                # A renewed sub-CA certificate: same key, the CA now presents the new one.
+                ca_record = txn.get_json(CA_KIND, renews_ca)
+                if ca_record is None:
+                    raise NotFoundError(f"no CA named {renews_ca!r}", ca=renews_ca)
+                ca_record["certificate"] = _codec.b64e(der)
+                txn.put_json(CA_KIND, renews_ca, ca_record)
+                record["child_ca"] = renews_ca
+                record["child_key"] = ca_record["key"]
+                details["child_ca"] = renews_ca
                 txn.after_commit(self._pki._invalidate)
             txn.put_json(CERT_KIND, record_name, record)
             txn.audit("pki.issue", f"cert:{record_name}", **details)
@@ -786,13 +798,16 @@ class CertificateAuthority:
         Returns:
             the new certificate.
 
+        A sub-CA's certificate can be renewed too: the sub-CA keeps its key
+        and presents the new certificate from then on (certificates it
+        issued still chain, by name and key identifier). Handles obtained
+        before the renewal keep the old certificate: ask ``km.pki.ca(name)``
+        again.
+
         Raises:
             NotFoundError: this CA issued no such certificate.
-            InvalidArgumentError: the certificate is a CA certificate.
         """
         issued = self.get(serial)
-        if issued.child_ca is not None:
-            raise InvalidArgumentError("CA certificates are not renewed through renew()")
         old = issued.certificate
         lifetime = validity
         if lifetime is None:
@@ -809,9 +824,64 @@ class CertificateAuthority:
             not_before=None,
             extensions=[(e.value, e.critical) for e in old.extensions],
             replaces=issued.serial,
+            renews_ca=issued.child_ca,
         )
         if revoke_old:
             self.revoke(issued.serial, RevocationReason.SUPERSEDED)
+        return cert
+
+    def renew_root(self, *, validity: _dt.timedelta | None = None) -> x509.Certificate:
+        """Re-sign this root CA's self-signed certificate (same key, subject, extensions).
+
+        Certificates it issued keep chaining to it (same name and key
+        identifier); relying parties need the new certificate as trust anchor
+        once the old one expires.
+
+        Args:
+            validity: the new lifetime (default: the old certificate's).
+
+        Returns:
+            the new root certificate.
+
+        Raises:
+            InvalidArgumentError: this CA is not a root.
+            RevokedError: its key is revoked.
+        """
+        if self.parent is not None:
+            raise InvalidArgumentError(
+                f"{self.name!r} is not a root: its parent renews it with renew()"
+            )
+        old = self.certificate
+        lifetime = validity or (old.not_valid_after_utc - old.not_valid_before_utc)
+        if lifetime <= _dt.timedelta(0):
+            raise InvalidArgumentError("validity must be positive")
+        key = self._key()
+        now = _seconds(self._ctx.clock.now())
+        cert = _sign(
+            key,
+            issuer=old.subject,
+            subject=old.subject,
+            public_key=self._public_key,  # type: ignore[arg-type]
+            serial=self._pki._serial(),
+            not_before=now,
+            not_after=now + lifetime,
+            extensions=[(e.value, e.critical) for e in old.extensions],
+        )
+        der = cert.public_bytes(serialization.Encoding.DER)
+
+        def run(txn: Txn) -> None:
+            record = txn.get_json(CA_KIND, self.name)
+            if record is None:
+                raise NotFoundError(f"no CA named {self.name!r}", ca=self.name)
+            record["certificate"] = _codec.b64e(der)
+            txn.put_json(CA_KIND, self.name, record)
+            txn.audit("pki.renew-root", f"ca:{self.name}", serial=_hex(cert.serial_number))
+            txn.after_commit(self._pki._invalidate)
+
+        self._ctx.store.transact(run)
+        self.certificate = cert
+        self._not_before = cert.not_valid_before_utc
+        self._not_after = cert.not_valid_after_utc
         return cert
 
     # -- records -------------------------------------------------------------------

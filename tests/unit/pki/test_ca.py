@@ -310,3 +310,38 @@ def test_list_cas_puts_roots_first(
 ) -> None:
     assert [c.name for c in km.pki.list_cas()] == ["root", "issuing"]
     assert km.pki.trust_anchors() == [root.certificate]
+
+
+def test_renewed_intermediate_keeps_key_and_its_leaves_still_verify(
+    km: KeyManager,
+    clock: FakeClock,
+    root: CertificateAuthority,
+    issuing: CertificateAuthority,
+    make_csr: CSRMaker,
+) -> None:
+    leaf = issuing.issue(make_csr())
+    clock.advance(days=30)
+    renewed = root.renew(issuing.certificate.serial_number)
+    fresh = km.pki.ca("issuing")
+    assert fresh.certificate == renewed
+    assert renewed.public_key() == issuing.certificate.public_key()
+    assert renewed.serial_number != issuing.certificate.serial_number
+    assert km.pki.verify(leaf).chain[1] == renewed
+    assert fresh.issue(make_csr()).issuer == renewed.subject
+
+
+def test_root_renewal_keeps_key_and_extends_validity(
+    km: KeyManager, clock: FakeClock, root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    old = root.certificate
+    clock.advance(days=100)
+    new = root.renew_root()
+    assert new.public_key() == old.public_key()
+    assert new.not_valid_after_utc > old.not_valid_after_utc
+    assert km.pki.trust_anchors() == [new]
+    issuing.certificate.verify_directly_issued_by(new)
+
+
+def test_only_roots_renew_themselves(issuing: CertificateAuthority) -> None:
+    with pytest.raises(InvalidArgumentError, match="is not a root"):
+        issuing.renew_root()
