@@ -162,8 +162,21 @@ def _subject(subject: str) -> str:
     return subject
 
 
+#: Record-name prefix per kind. SubjectKind is a StrEnum, so "key" finds the
+#: same entry as SubjectKind.KEY: the hot path is one dict probe, no Enum call.
+_PREFIXES: Final = {kind.value: f"{kind.value}:" for kind in SubjectKind}
+
+
 def _name(kind: SubjectKind | str, subject: str) -> str:
-    return f"{_kind(kind).value}:{_subject(subject)}"
+    try:
+        prefix = _PREFIXES.get(kind)
+    except TypeError:  # unhashable
+        prefix = None
+    if prefix is None:
+        _kind(kind)  # raises the typed error
+    if type(subject) is not str or not subject:
+        _subject(subject)
+    return f"{prefix}{subject}"
 
 
 # Kept compact: at a million entries a tuple per entry instead of an attrs
@@ -187,6 +200,7 @@ class RevocationRegistry:
         return f"RevocationRegistry(entries={len(self._entries)})"
 
     def __len__(self) -> int:
+        self._store.sync()
         return len(self._entries)
 
     # -- queries (O(1)) --------------------------------------------------------
