@@ -75,6 +75,16 @@ def _check_identity(key_name: str | None, version: int | None, key_id: str | Non
         raise InvalidArgumentError("the key id is 16 lowercase hex digits")
 
 
+def _usage(value: Any, error: type[InvalidArgumentError]) -> str | None:
+    if value is None:
+        return None
+    try:
+        return KeyUsage(value).value
+    except ValueError:
+        names = ", ".join(u.value for u in KeyUsage)
+        raise error(f"unknown key usage {value!r}; expected one of: {names}") from None
+
+
 def _merge(found: str | int | None, given: str | int | None, what: str) -> Any:
     if given is None:
         return found
@@ -296,7 +306,9 @@ class PublicKey:
                 algorithm=algorithm.value,
             )
         usage_text = _merge(
-            usage_found, None if usage_given is None else KeyUsage(usage_given).value, "usage"
+            _usage(usage_found, MalformedInputError),
+            None if usage_given is None else _usage(usage_given, InvalidArgumentError),
+            "usage",
         )
         return cls(
             algorithm=algorithm,
@@ -304,7 +316,7 @@ class PublicKey:
             key_name=_merge(name_found, name_given, "key name"),
             version=_merge(version_found, version_given, "version"),
             key_id=_merge(id_found, id_given, "key id"),
-            usage=None if usage_text is None else KeyUsage(usage_text),
+            usage=None if usage_text is None else KeyUsage(usage_text),  # checked above
         )
 
     # -- export --------------------------------------------------------------------

@@ -103,3 +103,19 @@ def test_arbitrary_jwks_raise_only_keymgmt_errors(jwk: dict[str, object]) -> Non
     except KeyMgmtError:
         return
     assert PublicKey.from_jwk(key.jwk_json()) == key  # pragma: no cover - needs a valid key
+
+
+header_fields = st.sampled_from(["key", "version", "key-id", "algorithm", "usage", "other"])
+
+
+@given(lines=st.dictionaries(header_fields, st.text(max_size=20), max_size=5))
+def test_arbitrary_pem_identity_lines_raise_only_keymgmt_errors(
+    manager: KeyManager, lines: dict[str, str]
+) -> None:
+    body = manager.public_key("signer").pem().decode().split("-----BEGIN", 1)[1]
+    header = "".join(f"keymgmt-{k}: {v}\n" for k, v in lines.items() if "\n" not in v)
+    try:
+        key = PublicKey.from_pem(header + "-----BEGIN" + body)
+    except KeyMgmtError:
+        return
+    assert key.key == manager.public_key("signer").key

@@ -295,3 +295,14 @@ def test_garbage_is_refused_with_a_typed_error() -> None:
     for data in (b"", b"hello", b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----\n"):
         with pytest.raises(MalformedInputError):
             PublicKey.load(data)
+
+
+def test_unknown_usage_argument_is_an_invalid_argument(pairs: dict) -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown key usage 'encrypt'"):
+        PublicKey.from_der(_exported(pairs, Algorithm.ED25519).der(), usage="encrypt")
+
+
+def test_unknown_usage_line_is_malformed_input(pairs: dict) -> None:
+    pem = _exported(pairs, Algorithm.ED25519).pem().replace(b"sign-verify", b"signing")
+    with pytest.raises(MalformedInputError, match="unknown key usage 'signing'"):
+        PublicKey.from_pem(pem)
