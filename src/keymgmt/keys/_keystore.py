@@ -1330,23 +1330,19 @@ class KeyStore:
 
     def _count(self, loaded: _Loaded, operation: str, context: bytes, protect: bool) -> None:
         counts = loaded.usage_counts
-        if protect:
-            counts.total += 1
-            total = counts.total
-            if total >= _FLUSH_EVERY or (
-                total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
-            ):
-                self.flush_usage()
         buckets = counts.buckets
         bucket = (operation, context)
         found = buckets.get(bucket)
         if found is not None:
             buckets[bucket] = found + 1
-        elif len(buckets) < _MAX_CONTEXT_BUCKETS:
-            buckets[bucket] = 1
         else:
-            other = (operation, _OTHER_CONTEXT)
-            buckets[other] = buckets.get(other, 0) + 1
+            self._count_new(buckets, bucket)
+        if protect:
+            counts.total = total = counts.total + 1
+            if total >= _FLUSH_EVERY or (
+                total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
+            ):
+                self.flush_usage()
 
     def encrypt(
         self,
@@ -1425,11 +1421,6 @@ class KeyStore:
             raise InvalidArgumentError("plaintext must be bytes (at most 2**31 bytes)") from None
         # Usage counting, inlined (see _count).
         counts = loaded.usage_counts
-        counts.total = total = counts.total + 1
-        if total >= _FLUSH_EVERY or (
-            total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
-        ):
-            self.flush_usage()
         buckets = counts.buckets
         bucket = (operation, ctx)
         found = buckets.get(bucket)
@@ -1437,6 +1428,11 @@ class KeyStore:
             buckets[bucket] = found + 1
         else:
             self._count_new(buckets, bucket)
+        counts.total = total = counts.total + 1
+        if total >= _FLUSH_EVERY or (
+            total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
+        ):
+            self.flush_usage()
         return out
 
     def _count_new(self, buckets: dict[tuple[str, bytes], int], bucket: tuple[str, bytes]) -> None:

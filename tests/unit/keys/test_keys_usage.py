@@ -1,0 +1,89 @@
+"""Usage accounting: counted in memory, flushed in aggregate, shared between processes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from keymgmt import KeyManager
+from keymgmt.errors import KeyNotFoundError
+from keymgmt.keyring import KdfProfile
+from keymgmt.keys import _keystore
+from keymgmt.keys._format import parse_header
+from keymgmt.testing import FakeClock
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def test_uses_are_flushed_by_themselves_after_the_threshold(
+    km: KeyManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_keystore, "_FLUSH_EVERY", 10)
+    km.keys.create("k")
+    for _ in range(10):
+        km.encrypt("k", b"x")
+    record = km._store.get_json("keyver", "k#1")
+    assert record is not None
+    assert record["uses"] == 10
+    entry = km.audit.tail(1)[0]
+    assert (entry.operation, entry.details["count"]) == ("key.usage", 10)
+
+
+def test_a_failed_rotation_writes_nothing_even_with_uses_pending(km: KeyManager) -> None:
+    km.keys.create("k")
+    km.encrypt("k", b"x")
+    before = km._store.backend.generation()
+    with pytest.raises(KeyNotFoundError):
+        km.keys.rotate("nobody")
+    with pytest.raises(KeyNotFoundError):
+        km.keys.revoke("k", 5)
+    assert km._store.backend.generation() == before
+
+
+def test_two_processes_uses_add_up(store_path: Path, clock: FakeClock) -> None:
+    def open_store() -> KeyManager:
+        return KeyManager.open(
+            store_path,
+            passphrase=PASSPHRASE,
+            kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+            clock=clock,
+            consistency_interval=0,
+        )
+
+    with open_store() as first, open_store() as second:
+        first.keys.create("k")
+        for _ in range(3):
+            first.encrypt("k", b"x")
+        for _ in range(4):
+            second.encrypt("k", b"x")
+        first.keys.flush_usage()
+        second.keys.flush_usage()
+        assert first.keys.get("k").primary.uses == 7
+
+
+def test_threads_encrypting_through_a_rotation_lose_nothing(km: KeyManager) -> None:
+    km.keys.create("k")
+    results: list[tuple[bytes, bytes]] = []
+    lock = threading.Lock()
+
+    def work(worker: int) -> None:
+        for i in range(200):
+            plaintext = f"{worker}:{i}".encode()
+            ciphertext = bytes(km.encrypt("k", plaintext, {"w": str(worker)}))
+            with lock:
+                results.append((plaintext, ciphertext))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(3):
+        km.keys.rotate("k")
+    for thread in threads:
+        thread.join()
+    assert len(results) == 800
+    for plaintext, ciphertext in results:
+        worker = plaintext.split(b":")[0].decode()
+        assert km.decrypt(ciphertext, {"w": worker}) == plaintext
+    assert {parse_header(c).version for _, c in results} <= {1, 2, 3, 4}
