@@ -133,7 +133,7 @@ def test_a_put_after_a_read_replaces(store: Store) -> None:
 
 
 def test_a_conflicting_write_reruns_the_function_on_fresh_data(
-    store: Store, no_backoff: None
+    store: Store, no_backoff: None, entries: list[AuditEntry]
 ) -> None:
     store.transact(lambda txn: txn.put_json("counter", "c", {"n": 0}))
     runs: list[int] = []
@@ -152,6 +152,7 @@ def test_a_conflicting_write_reruns_the_function_on_fresh_data(
     assert runs == [0, 10]
     assert store.get_json("counter", "c") == {"n": 11}
     assert [e.operation for e in AuditLog(store).entries()] == ["counter.increment"]
+    assert [e.operation for e in entries] == ["counter.increment"]  # the sink: once, committed
 
 
 def set_counter_to_ten(txn: Txn) -> None:
