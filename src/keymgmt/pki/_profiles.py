@@ -189,6 +189,9 @@ def parse_names(names: Iterable[str | x509.GeneralName]) -> list[x509.GeneralNam
 
 
 def _is_ip(value: str) -> bool:
+    # Cheap pre-check: most names are DNS names, and a failed parse costs an exception.
+    if ":" not in value and not value.replace(".", "").isdigit():
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
