@@ -85,6 +85,15 @@ def _usage(value: Any, error: type[InvalidArgumentError]) -> str | None:
         raise error(f"unknown key usage {value!r}; expected one of: {names}") from None
 
 
+def _algorithm(value: Algorithm | str) -> Algorithm:
+    return Algorithm.parse(value)
+
+
+def _optional_usage(value: KeyUsage | str | None) -> KeyUsage | None:
+    text = _usage(value, InvalidArgumentError)
+    return None if text is None else KeyUsage(text)
+
+
 def _merge(found: str | int | None, given: str | int | None, what: str) -> Any:
     if given is None:
         return found
@@ -111,12 +120,12 @@ class PublicKey:
         usage: the key's usage, when known.
     """
 
-    algorithm: Algorithm
+    algorithm: Algorithm = attrs.field(converter=_algorithm)
     key: _asym.PublicKey
     key_name: str | None = None
     version: int | None = None
     key_id: str | None = None
-    usage: KeyUsage | None = None
+    usage: KeyUsage | None = attrs.field(default=None, converter=_optional_usage)
     # The signature header this key's signatures carry, when the identity is
     # known: verify compares bytes instead of parsing (see verify()).
     _signature_prefix: bytes | None = attrs.field(init=False, default=None)

@@ -306,3 +306,16 @@ def test_unknown_usage_line_is_malformed_input(pairs: dict) -> None:
     pem = _exported(pairs, Algorithm.ED25519).pem().replace(b"sign-verify", b"signing")
     with pytest.raises(MalformedInputError, match="unknown key usage 'signing'"):
         PublicKey.from_pem(pem)
+
+
+def test_algorithm_and_usage_given_as_strings_are_converted(pairs: dict) -> None:
+    key = PublicKey(algorithm="ed25519", key=pairs[Algorithm.ED25519].public, usage="sign-verify")
+    assert key.algorithm is Algorithm.ED25519
+    assert key.usage is KeyUsage.SIGN_VERIFY
+
+
+def test_unknown_algorithm_name_is_refused(pairs: dict) -> None:
+    from keymgmt.errors import UnsupportedAlgorithmError
+
+    with pytest.raises(UnsupportedAlgorithmError, match="unknown algorithm 'ed448'"):
+        PublicKey(algorithm="ed448", key=pairs[Algorithm.ED25519].public)
