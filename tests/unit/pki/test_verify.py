@@ -296,3 +296,17 @@ def test_certificate_on_hold_is_refused_until_released(
 def test_verifier_needs_trust_anchors() -> None:
     with pytest.raises(InvalidArgumentError, match="trust anchor"):
         CertificateVerifier(trust_anchors=[])
+
+
+def test_ed25519_foreign_chain_with_crls(km: KeyManager, make_csr: CSRMaker) -> None:
+    other = in_memory_manager(seed=6)
+    root = other.pki.create_root_ca("eroot", key_type="ed25519")
+    sub = root.create_intermediate("esub", key_type="ed25519")
+    cert = sub.issue(make_csr())
+    kwargs = {"intermediates": [sub.certificate], "trust_anchors": [root.certificate]}
+    path = km.pki.verify(cert, crls=[sub.crl(), root.crl()], **kwargs)  # type: ignore[arg-type]
+    assert path.engine == "keymgmt-eddsa"
+    assert path.revocation == (RevocationSource.CRL, RevocationSource.CRL)
+    sub.revoke(cert.serial_number, "key-compromise")
+    with pytest.raises(CertificateRevokedError):
+        km.pki.verify(cert, crls=[sub.crl(), root.crl()], **kwargs)  # type: ignore[arg-type]
