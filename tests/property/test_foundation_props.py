@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import re
 import sqlite3
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from keymgmt import KeyManager, RevocationReason, SecretBytes, SubjectKind, _codec
 from keymgmt._store import Store
@@ -403,3 +405,108 @@ def test_store_repr_names_only_the_backend() -> None:
 def test_sqlite_backend_type_is_what_open_uses(tmp_path: Path) -> None:
     with KeyManager.open(tmp_path / "s.db", master_key=RawMasterKey(MASTER)) as km:
         assert isinstance(km._store.backend, SQLiteBackend)
+
+
+# -- the revocation registry against a tiny model -------------------------------------------
+
+
+SUBJECTS = st.sampled_from(["k#1", "k#2", "ca:01"])
+REASONS = st.sampled_from(list(RevocationReason))
+DATES = st.one_of(
+    st.none(), st.sampled_from([dt.datetime(2029, m, 1, tzinfo=dt.UTC) for m in (1, 6)])
+)
+
+
+class RevocationMachine(RuleBasedStateMachine):
+    """Revoke, upgrade, hold and release on one manager; a second one follows by sync."""
+
+    @initialize()
+    def start(self) -> None:
+        self.clock = FakeClock()
+        backend = MemoryBackend()
+        self.km = KeyManager(
+            backend=backend,
+            master_key=RawMasterKey(MASTER),
+            clock=self.clock,
+            randomness=SeededRandomness(1),
+            consistency_interval=3600,
+        )
+        self.other = KeyManager(
+            backend=backend,
+            master_key=RawMasterKey(MASTER),
+            clock=self.clock,
+            randomness=SeededRandomness(2),
+            consistency_interval=3600,
+        )
+        # subject -> (reason, revoked_at, invalidity_date)
+        self.model: dict[str, tuple[RevocationReason, dt.datetime, dt.datetime | None]] = {}
+        self.audited = 1  # store.init
+
+    @rule(subject=SUBJECTS, reason=REASONS, invalidity=DATES)
+    def revoke(
+        self, subject: str, reason: RevocationReason, invalidity: dt.datetime | None
+    ) -> None:
+        result = self.km.revocation.revoke(
+            SubjectKind.KEY, subject, reason, invalidity_date=invalidity
+        )
+        old = self.model.get(subject)
+        if old is None:
+            self.model[subject] = (reason, self.clock.now(), invalidity)
+            self.audited += 1
+        else:
+            hold = RevocationReason.CERTIFICATE_HOLD
+            upgrade = (old[0] is hold and reason is not hold) or (
+                reason.is_compromise and not old[0].is_compromise
+            )
+            fills = old[2] is None and invalidity is not None
+            if upgrade or fills:
+                self.model[subject] = (
+                    reason if upgrade else old[0],
+                    old[1],
+                    invalidity if invalidity is not None else old[2],
+                )
+                self.audited += 1
+        expected = self.model[subject]
+        assert (result.reason, result.revoked_at, result.invalidity_date) == expected
+
+    @rule(subject=SUBJECTS)
+    def release_hold(self, subject: str) -> None:
+        old = self.model.get(subject)
+        if old is not None and old[0] is RevocationReason.CERTIFICATE_HOLD:
+            self.km.revocation.release_hold(SubjectKind.KEY, subject)
+            del self.model[subject]
+            self.audited += 1
+        else:
+            with pytest.raises(InvalidArgumentError, match="is not on hold"):
+                self.km.revocation.release_hold(SubjectKind.KEY, subject)
+
+    @rule(seconds=st.integers(1, 86_400))
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    @rule()
+    def other_manager_syncs(self) -> None:
+        self.other.revocation.sync()
+        self._assert_matches(self.other)
+
+    @invariant()
+    def registry_matches_the_model(self) -> None:
+        self._assert_matches(self.km)
+
+    @invariant()
+    def every_change_is_audited_once(self) -> None:
+        assert self.km.audit.verify().entries == self.audited
+
+    def _assert_matches(self, km: KeyManager) -> None:
+        found = {
+            r.subject: (r.reason, r.revoked_at, r.invalidity_date)
+            for r in km.revocation.list(SubjectKind.KEY)
+        }
+        assert found == self.model
+
+    def teardown(self) -> None:
+        self.km.close()
+        self.other.close()
+
+
+TestRevocationMachine = RevocationMachine.TestCase
