@@ -9,6 +9,7 @@ for how versions, states, caching and usage auditing work, and
 
 from keymgmt.keys._export import open_sealed_export, unwrap_rfc5649_export
 from keymgmt.keys._format import PayloadType
+from keymgmt.keys._handlers import MaterialHandler, SymmetricHandler, default_handlers
 from keymgmt.keys._keystore import DEFAULT_DESTRUCTION_GRACE, KeyStore
 from keymgmt.keys._states import ACCEPTS, TRANSITIONS, Operation
 from keymgmt.model import (
@@ -29,10 +30,13 @@ __all__ = [
     "KeyState",
     "KeyStore",
     "KeyVersionInfo",
+    "MaterialHandler",
     "Operation",
     "PayloadType",
     "RotationPolicy",
+    "SymmetricHandler",
     "WrappedKey",
+    "default_handlers",
     "open_sealed_export",
     "unwrap_rfc5649_export",
 ]
