@@ -115,3 +115,27 @@ def test_revocation_list_is_written_signed(
     info = _json(capsys, "kdc", "revocation-list", "--out", str(out))
     assert out.read_bytes()[:4] == b"KD\x01\x0a"
     assert len(info["kdc_public_key"]) == 64
+
+
+def test_certificate_principal_registers_and_its_compromise_revokes_it(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    with KeyManager.open(store, passphrase=PASSPHRASE) as km:
+        ca = km.pki.create_root_ca("root", key_type="ed25519")
+        private = ed25519.Ed25519PrivateKey.generate()
+        cert = ca.issue(
+            public_key=private.public_key(),
+            subject="client-b",
+            names=["client-b"],
+            profile="tls-client",
+        )
+    pem = tmp_path / "b.pem"
+    pem.write_bytes(cert.public_bytes(Encoding.PEM))
+    info = _json(capsys, "kdc", "register", "client-b", "--certificate", str(pem))
+    assert info["certificate_serial"] == format(cert.serial_number, "x")
+    report = _json(capsys, "kdc", "compromise", "--certificate", str(pem))
+    assert report["revoked"][-1] == "principal:client-b"
+    assert report["crl"].endswith("crl=1")
