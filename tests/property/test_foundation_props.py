@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -510,3 +510,95 @@ class RevocationMachine(RuleBasedStateMachine):
 
 
 TestRevocationMachine = RevocationMachine.TestCase
+TestRevocationMachine.settings = settings(settings.default, stateful_step_count=25)
+
+
+# -- Store.transact against a tiny model ------------------------------------------------------
+
+NAMES = st.sampled_from(["a", "b", "c"])
+VALUES = st.integers(0, 9)
+
+
+class StoreMachine(RuleBasedStateMachine):
+    """Sealed writes, creates, deletes and failing batches vs a dict."""
+
+    @initialize()
+    def start(self) -> None:
+        backend = MemoryBackend()
+        rng = SeededRandomness(4)
+        self.store = Store(
+            backend=backend,
+            keyring=Keyring.initialize(backend, RawMasterKey(MASTER), rng),
+            clock=FakeClock(),
+            randomness=rng,
+            consistency_interval=0,
+        )
+        self.model: dict[str, int] = {}
+        self.audited = 0
+
+    @rule(name=NAMES, value=VALUES)
+    def write(self, name: str, value: int) -> None:
+        def run(txn: Any) -> None:
+            txn.get("n", name)
+            txn.put_json("n", name, {"v": value})
+            txn.audit("n.write", name, value=value)
+
+        self.store.transact(run)
+        self.model[name] = value
+        self.audited += 1
+
+    @rule(name=NAMES, value=VALUES)
+    def create(self, name: str, value: int) -> None:
+        from unittest import mock
+
+        from keymgmt import _store as store_module
+        from keymgmt.errors import ConflictError
+
+        def run(txn: Any) -> None:
+            txn.put_json("n", name, {"v": value})  # no read: must not exist
+
+        with (
+            mock.patch.object(store_module, "_MAX_ATTEMPTS", 2),
+            mock.patch.object(store_module.time, "sleep", return_value=None),
+        ):
+            if name in self.model:
+                with pytest.raises(ConflictError):
+                    self.store.transact(run)
+            else:
+                self.store.transact(run)
+                self.model[name] = value
+
+    @rule(name=NAMES)
+    def delete(self, name: str) -> None:
+        def run(txn: Any) -> None:
+            if txn.get("n", name) is not None:
+                txn.delete("n", name)
+
+        self.store.transact(run)
+        self.model.pop(name, None)
+
+    @rule(names=st.lists(NAMES, min_size=1, max_size=3, unique=True), value=VALUES)
+    def failing_batch_writes_nothing(self, names: list[str], value: int) -> None:
+        def run(txn: Any) -> None:
+            for name in names:
+                txn.get("n", name)
+                txn.put_json("n", name, {"v": value})
+                txn.audit("n.write", name)
+            raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):
+            self.store.transact(run)
+
+    @invariant()
+    def store_matches_model(self) -> None:
+        assert {n: v["v"] for n, v in self.store.list_json("n")} == self.model
+
+    @invariant()
+    def audit_chain_verifies(self) -> None:
+        from keymgmt.audit import AuditLog
+
+        assert AuditLog(self.store).verify().entries == self.audited
+
+
+TestStoreMachine = StoreMachine.TestCase
+TestStoreMachine.settings = settings(settings.default, stateful_step_count=25)
