@@ -368,6 +368,7 @@ class KeyStore:
         self._by_prefix: dict[bytes, tuple[_Loaded, PayloadType]] = {}
         self._versions: dict[tuple[str, int], _Loaded] = {}
         self._usage: dict[tuple[str, int], _Usage] = {}
+        self._epoch = 0  # bumped by every invalidation (see _load)
         self._next_flush = time.monotonic() + _FLUSH_INTERVAL
         self._encode_context = ContextEncoder()
         mirror = getattr(self._revocation, "_entries", None)
@@ -1130,6 +1131,7 @@ class KeyStore:
 
     def _invalidate(self, name: str) -> None:
         with self._lock:
+            self._epoch += 1
             self._primary.pop(name, None)
             for number in [v for (n, v) in self._versions if n == name]:
                 loaded = self._versions.pop((name, number))
@@ -1147,71 +1149,92 @@ class KeyStore:
             self._invalidate(name)
 
     def _load(self, name: str, number: int | None) -> _Loaded:
-        """Read, unseal and cache one version (the primary when ``number`` is None)."""
+        """Read, unseal and cache one version (the primary when ``number`` is None).
+
+        The store is read without holding the cache lock (a transaction's
+        callbacks take that lock while the store's write lock is held, so
+        holding it across store calls could deadlock). An entry built from
+        a read that an invalidation overtook is not cached: the epoch
+        counter says so, and the load runs again.
+        """
+        while True:
+            with self._lock:
+                epoch = self._epoch
+            loaded = self._read_version(name, number)
+            with self._lock:
+                if self._epoch != epoch:
+                    continue  # invalidated meanwhile: what we read may be stale
+                cached = self._versions.get((name, loaded.version))
+                if cached is not None:
+                    return cached
+                self._versions[(name, loaded.version)] = loaded
+                for payload, payload_prefix in loaded.prefixes.items():
+                    self._by_prefix[payload_prefix] = (loaded, payload)
+                if loaded.is_primary:
+                    self._primary[name] = loaded
+                return loaded
+
+    def _read_version(self, name: str, number: int | None) -> _Loaded:
+        """Build (not cache) the loaded form of a version from the store."""
+        key_value = self._store.get_json(KEY_KIND, name)
+        if key_value is None:
+            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+        key = _KeyRecord.from_json(key_value)
+        version = key.primary if number is None else number
+        cached = self._versions.get((name, version))
+        if cached is not None:
+            return cached
+        value = self._store.get_json(VERSION_KIND, _vname(name, version))
+        if value is None:
+            raise KeyNotFoundError(
+                f"key {name!r} has no version {version}", key_name=name, version=version
+            )
+        record = _VersionRecord.from_json(value)
+        now = self._clock.now()
+        state, _ = self._effective(key, record, now)
+        if state.is_destroyed and record.material is not None:
+            self._apply_due(name)
+            return self._read_version(name, number)
+        handler = self._handler(key.algorithm)
+        loaded = _Loaded()
+        loaded.name = name
+        loaded.version = version
+        loaded.algorithm = key.algorithm
+        loaded.usage = key.usage
+        loaded.key_id = key.key_id
+        loaded.state = state
+        loaded.handler = handler
+        loaded.loaded = (
+            None if record.material is None else handler.load(key.algorithm, record.material)
+        )
+        loaded.aead = (
+            loaded.loaded
+            if key.algorithm
+            in (Algorithm.AES_256_GCM, Algorithm.CHACHA20_POLY1305, Algorithm.AES_256_GCM_SIV)
+            else None
+        )
+        loaded.prefixes = {
+            payload: _format.prefix(payload, key.algorithm, key.key_id, name, version)
+            for payload in (PayloadType.MESSAGE, PayloadType.DATA_KEY, PayloadType.SIGNATURE)
+        }
+        loaded.is_primary = version == key.primary
+        loaded.protect_ok = loaded.is_primary and state is KeyState.ACTIVE
+        loaded.process_ok = state in (
+            KeyState.ACTIVE,
+            KeyState.SUSPENDED,
+            KeyState.DEACTIVATED,
+        )
+        loaded.check_at = self._next_change(key, record, state, now)
+        loaded.base_uses = record.uses
+        loaded.protect_limit = self._rotation_threshold(key)
+        loaded.subject = _vname(name, version)
+        loaded.revocation_names = (
+            f"{SubjectKind.KEY.value}:{loaded.subject}",
+            f"{SubjectKind.KEY.value}:{name}",
+        )
         with self._lock:
-            key_value = self._store.get_json(KEY_KIND, name)
-            if key_value is None:
-                raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
-            key = _KeyRecord.from_json(key_value)
-            version = key.primary if number is None else number
-            cached = self._versions.get((name, version))
-            if cached is not None:
-                return cached
-            value = self._store.get_json(VERSION_KIND, _vname(name, version))
-            if value is None:
-                raise KeyNotFoundError(
-                    f"key {name!r} has no version {version}", key_name=name, version=version
-                )
-            record = _VersionRecord.from_json(value)
-            now = self._clock.now()
-            state, _ = self._effective(key, record, now)
-            if state.is_destroyed and record.material is not None:
-                self._apply_due(name)
-                return self._load(name, number)
-            handler = self._handler(key.algorithm)
-            loaded = _Loaded()
-            loaded.name = name
-            loaded.version = version
-            loaded.algorithm = key.algorithm
-            loaded.usage = key.usage
-            loaded.key_id = key.key_id
-            loaded.state = state
-            loaded.handler = handler
-            loaded.loaded = (
-                None if record.material is None else handler.load(key.algorithm, record.material)
-            )
-            loaded.aead = (
-                loaded.loaded
-                if key.algorithm
-                in (Algorithm.AES_256_GCM, Algorithm.CHACHA20_POLY1305, Algorithm.AES_256_GCM_SIV)
-                else None
-            )
-            loaded.prefixes = {
-                payload: _format.prefix(payload, key.algorithm, key.key_id, name, version)
-                for payload in (PayloadType.MESSAGE, PayloadType.DATA_KEY, PayloadType.SIGNATURE)
-            }
-            loaded.is_primary = version == key.primary
-            loaded.protect_ok = loaded.is_primary and state is KeyState.ACTIVE
-            loaded.process_ok = state in (
-                KeyState.ACTIVE,
-                KeyState.SUSPENDED,
-                KeyState.DEACTIVATED,
-            )
-            loaded.check_at = self._next_change(key, record, state, now)
-            loaded.base_uses = record.uses
-            loaded.protect_limit = self._rotation_threshold(key)
-            loaded.subject = _vname(name, version)
-            loaded.revocation_names = (
-                f"{SubjectKind.KEY.value}:{loaded.subject}",
-                f"{SubjectKind.KEY.value}:{name}",
-            )
             loaded.usage_counts = self._usage.setdefault((name, version), _Usage())
-            self._versions[(name, version)] = loaded
-            for payload, payload_prefix in loaded.prefixes.items():
-                self._by_prefix[payload_prefix] = (loaded, payload)
-            if loaded.is_primary:
-                self._primary[name] = loaded
-            return loaded
+        return loaded
 
     def _next_change(
         self, key: _KeyRecord, record: _VersionRecord, state: KeyState, now: _dt.datetime
