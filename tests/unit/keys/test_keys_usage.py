@@ -87,3 +87,32 @@ def test_threads_encrypting_through_a_rotation_lose_nothing(km: KeyManager) -> N
         worker = plaintext.split(b":")[0].decode()
         assert km.decrypt(ciphertext, {"w": worker}) == plaintext
     assert {parse_header(c).version for _, c in results} <= {1, 2, 3, 4}
+
+
+def test_cache_misses_racing_commits_neither_deadlock_nor_go_stale(km: KeyManager) -> None:
+    km.keys.create("k")
+    ciphertexts = [bytes(km.encrypt("k", b"v1"))]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for ciphertext in list(ciphertexts):
+                    km.decrypt(ciphertext)
+                km.keys._invalidate("k")  # force cache misses
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for _ in range(20):
+        km.keys.rotate("k")
+        ciphertexts.append(bytes(km.encrypt("k", b"later")))
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "deadlock"
+    assert errors == []
+    assert parse_header(km.encrypt("k", b"x")).version == 21
