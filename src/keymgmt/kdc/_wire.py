@@ -195,14 +195,25 @@ INNER: Final[dict[str, tuple[Field, ...]]] = {
 }
 
 
+_HEADERS: Final = {kind: MAGIC + bytes((VERSION, int(kind))) for kind in MessageType}
+_BOUNDS: Final = {
+    kind: tuple((spec.min, spec.max) for spec in schema) for kind, schema in SCHEMAS.items()
+}
+
+
 def header(kind: MessageType) -> bytes:
     """The 4-byte header of a version-1 message of type ``kind``."""
-    return MAGIC + bytes((VERSION, int(kind)))
+    return _HEADERS[kind]
 
 
 def encode_fields(fields: Sequence[bytes]) -> bytes:
     """Length-prefix and concatenate ``fields`` (no header)."""
-    return b"".join(_LEN.pack(len(f)) + f for f in fields)
+    pack = _LEN.pack
+    parts: list[bytes] = []
+    for field in fields:
+        parts.append(pack(len(field)))
+        parts.append(field)
+    return b"".join(parts)
 
 
 def encode(kind: MessageType, fields: Sequence[bytes]) -> bytes:
@@ -212,8 +223,12 @@ def encode(kind: MessageType, fields: Sequence[bytes]) -> bytes:
         MalformedInputError: wrong field count or a field outside its bounds
             (a local bug, or an oversize name given by the caller).
     """
-    _check(fields, SCHEMAS[kind], kind.name)
-    return header(kind) + encode_fields(fields)
+    bounds = _BOUNDS[kind]
+    if len(fields) != len(bounds) or not all(
+        lo <= len(f) <= hi for f, (lo, hi) in zip(fields, bounds, strict=True)
+    ):
+        _check(fields, SCHEMAS[kind], kind.name)  # says which field is wrong
+    return _HEADERS[kind] + encode_fields(fields)
 
 
 def _check(fields: Sequence[bytes], schema: tuple[Field, ...], what: str) -> None:
