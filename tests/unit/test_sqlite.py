@@ -231,9 +231,11 @@ def test_a_corrupted_page_is_a_store_error_not_a_crash(closed_store: Path) -> No
             km.audit.verify()
             km._store.backend.list("audit")
 
+    before = snapshot(closed_store)
     with pytest.raises(KeyMgmtError) as info:
         read_everything()
     assert isinstance(info.value, StoreError | IntegrityError | AuditChainError)
+    assert snapshot(closed_store) == before
 
 
 def test_a_data_column_edited_to_text_is_an_integrity_error(store_path: Path) -> None:
