@@ -1160,6 +1160,9 @@ class KeyStore:
         while True:
             with self._lock:
                 epoch = self._epoch
+                known = None if number is None else self._versions.get((name, number))
+            if known is not None:
+                return known  # no store read for a version already cached
             loaded = self._read_version(name, number)
             with self._lock:
                 if self._epoch != epoch:
