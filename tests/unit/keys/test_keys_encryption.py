@@ -323,3 +323,18 @@ def test_errors_never_mention_key_material(km: KeyManager) -> None:
     assert key.hex() not in repr(caught.value)
     assert repr(key) not in repr(caught.value)
     assert key.hex() not in repr(km.keys)
+
+
+def test_rejecting_tampered_headers_of_a_cached_key_does_no_store_io(
+    counted_km: KeyManager, counting: Any
+) -> None:
+    counted_km.keys.create("k")
+    ciphertext = bytearray(counted_km.encrypt("k", b"x"))
+    counted_km.decrypt(bytes(ciphertext))
+    before = dict(counting.calls)
+    for index in range(5, 13):  # every byte of the key id
+        damaged = bytearray(ciphertext)
+        damaged[index] ^= 1
+        with pytest.raises(DecryptionError):
+            counted_km.decrypt(bytes(damaged))
+    assert counting.calls == before
