@@ -346,3 +346,16 @@ def test_sources_keyrings_and_master_keys_refuse_pickling(keyring: Keyring) -> N
     for obj in (Passphrase("pw"), RawMasterKey(MASTER), keyring, master):
         with pytest.raises(TypeError, match="cannot be pickled"):
             pickle.dumps(obj)
+
+
+def test_a_passphrase_typed_decomposed_opens_a_store_made_composed(
+    rng: SeededRandomness,
+) -> None:
+    backend = MemoryBackend()
+    Keyring.initialize(backend, Passphrase("caf\u00e9 cr\u00e8me", CHEAP), rng)  # NFC
+    Keyring.open(backend, Passphrase("cafe\u0301 cre\u0300me"), rng)  # NFD
+
+
+def test_a_passphrase_with_a_lone_surrogate_is_an_argument_error() -> None:
+    with pytest.raises(InvalidArgumentError, match="valid Unicode"):
+        Passphrase("pass\udc80word")

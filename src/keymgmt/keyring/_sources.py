@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import os
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
@@ -143,10 +144,23 @@ def _to_secret(value: str | bytes | SecretBytes) -> SecretBytes:
     if isinstance(value, SecretBytes):
         return value
     if isinstance(value, str):
-        return SecretBytes(value.encode("utf-8"))
+        try:
+            return SecretBytes(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
     if isinstance(value, bytes | bytearray):
         return SecretBytes(bytes(value))
     raise InvalidArgumentError("expected str, bytes or SecretBytes")
+
+
+def _passphrase(value: str | bytes | SecretBytes) -> SecretBytes:
+    # The same passphrase typed on another system may arrive composed (NFC) or
+    # decomposed (NFD, as macOS input methods produce): normalize text to NFC
+    # (RFC 8265's OpaqueString profile) so both open the store. Bytes are taken
+    # as they are.
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFC", value)
+    return _to_secret(value)
 
 
 @attrs.define(repr=False)
@@ -154,12 +168,13 @@ class Passphrase:
     """Derive the master key from a passphrase with Argon2id.
 
     Args:
-        passphrase: the passphrase (str, bytes or :class:`SecretBytes`).
+        passphrase: the passphrase (str, bytes or :class:`SecretBytes`); text
+            is normalized to Unicode NFC, then encoded as UTF-8.
         profile: the cost used when a *new* store is created; an existing
             store always uses the parameters recorded in it.
     """
 
-    _secret: SecretBytes = attrs.field(converter=_to_secret)
+    _secret: SecretBytes = attrs.field(converter=_passphrase)
     profile: KdfProfile = KdfProfile.MODERATE
 
     def __attrs_post_init__(self) -> None:
