@@ -22,14 +22,18 @@ Record kinds (all sealed by the keyring):
 
 Every decision is audited: grants as ``kdc.grant-key`` / ``kdc.grant-ticket``
 (outcome ``ok``), refusals as ``kdc.request`` (outcome ``denied`` with a
-``reason``). Replay state is in memory (:class:`keymgmt._replay.ReplayCache`),
-per process.
+``reason``). Freshness: the shared bounded replay cache
+(:class:`keymgmt._replay.ReplayCache`) refuses replays in this process;
+grant ids are derived from (principal, nonce), so a granted request replayed
+to another process on the same store (or after a restart) finds its grant
+record and is refused too.
 """
 
 from __future__ import annotations
 
 import builtins
 import datetime as _dt
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -362,6 +366,13 @@ class _Refusal(Exception):
         self.reason = reason
         self.message = message
         self.details = details
+
+
+def _grant_id(principal: str, nonce: bytes) -> str:
+    """The id of the grant answering ``principal``'s request ``nonce`` (128 bits, hex)."""
+    return hashlib.blake2b(
+        p.scoped_nonce(principal, nonce), digest_size=16, person=b"keymgmt-kdc-gid"
+    ).hexdigest()
 
 
 def _certificate_issuer_id(cert: x509.Certificate) -> str:
@@ -1014,7 +1025,7 @@ class KeyDistributionCenter:
                 key=key_id,
             )
         grant = GrantRecord(
-            id=self._ctx.randomness.token_bytes(16).hex(),
+            id=_grant_id(principal.name, body.nonce),
             kind="key",
             principal=principal.name,
             issued_at=now,
@@ -1094,7 +1105,7 @@ class KeyDistributionCenter:
         rng = self._ctx.randomness
         session_key = rng.token_bytes(32)
         grant = GrantRecord(
-            id=rng.token_bytes(16).hex(),
+            id=_grant_id(principal.name, body.nonce),
             kind="ticket",
             principal=principal.name,
             issued_at=now,
@@ -1131,7 +1142,18 @@ class KeyDistributionCenter:
         return reply
 
     def _record(self, grant: GrantRecord, operation: str, object: str) -> None:
+        # The grant id is derived from (principal, request nonce), so a request
+        # replayed to another KDC process (or after a restart), which its
+        # in-memory replay cache cannot know, finds its grant record already
+        # written and is refused here: compare-and-set settles a race.
         def run(txn: Txn) -> None:
+            if txn.get(GRANT_KIND, grant.record_name) is not None:
+                raise _Refusal(
+                    ErrorCode.REPLAY,
+                    "replay",
+                    "the request was seen before",
+                    object=f"principal:{grant.principal}",
+                )
             txn.put_json(GRANT_KIND, grant.record_name, grant.to_json())
             txn.audit(
                 operation,

@@ -261,3 +261,27 @@ def test_client_refuses_a_reply_sealed_under_another_key(
 
 def _key(n: int) -> SecretBytes:
     return SecretBytes(bytes([n]) * 32)
+
+
+def test_request_replayed_to_another_kdc_process_is_refused(
+    km: KeyManager, keys: StaticKeySource, client: KdcClient, transport: InProcessTransport
+) -> None:
+    request = client.key_request("payments")
+    client.receive_key_reply(transport(request))
+    fresh = KeyDistributionCenter(km._context, keys=keys)  # an empty replay cache
+    with pytest.raises(ReplayError, match="seen before"):
+        client.receive_key_reply(fresh.handle(request))
+
+
+def test_ticket_request_replayed_to_another_kdc_process_is_refused(
+    km: KeyManager,
+    keys: StaticKeySource,
+    client: KdcClient,
+    transport: InProcessTransport,
+    bob: SymmetricCredential,
+) -> None:
+    request = client.ticket_request("bob")
+    client.receive_ticket_reply(transport(request))
+    fresh = KeyDistributionCenter(km._context, keys=keys)
+    with pytest.raises(ReplayError):
+        client.receive_ticket_reply(fresh.handle(request))
