@@ -127,9 +127,11 @@ def _register() -> None:
 
     cli.add_command(demo)
 
+    from keymgmt.cli._remote import remote
     from keymgmt.cli._serve import serve
 
     cli.add_command(serve)
+    cli.add_command(remote)
 
     from keymgmt.cli._kdc import kdc
 
