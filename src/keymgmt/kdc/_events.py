@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from keymgmt import _codec
 from keymgmt._secret import SecretBytes
@@ -49,6 +49,9 @@ __all__ = [
     "SessionTicket",
     "SymmetricCredential",
 ]
+
+#: A certificate key that can sign KDC requests.
+SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 _CREDENTIAL_FORMAT: Final = "keymgmt-kdc-credential/1"
 
@@ -179,7 +182,7 @@ class CertificateCredential:
     """
 
     principal: str
-    private_key: Any = attrs.field(repr=False)
+    private_key: SigningKey = attrs.field(repr=False)
     kdc_public_key: bytes = attrs.field(converter=_kdc_key, repr=False)
 
 
