@@ -571,6 +571,8 @@ class Service:
         """``GET /v1/pki/ocsp/{base64 DER}`` (RFC 6960 A.1.1, URL-encoded base64)."""
         self._anonymous(request)
         text = str(request.path_params["request"])
+        if not text:
+            raise ServiceError(404, "not_found", f"no route {request.url.path}")
         if len(text) > 4 * self.max_body // 3 + 4:
             raise self._too_large()
         der = _unb64(text, "OCSP request")
