@@ -89,6 +89,13 @@ def _step_keys(d: Demo) -> None:
     step_keys(d)
 
 
+def _step_asymmetric(d: Demo) -> None:
+    """Key pairs: signing, public-key encryption, verification without the store."""
+    from keymgmt.cli._demo_asym import step_asymmetric
+
+    step_asymmetric(d)
+
+
 def _step_exchange(d: Demo) -> None:
     """Mutually authenticated handshake; MITM, replay, tampering, revocation refused."""
     from keymgmt.exchange._demo_step import step_exchange
@@ -113,6 +120,7 @@ def _step_kdc(d: Demo) -> None:
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("Sealed store and audit log", step_store),
     ("Symmetric keys: encryption, rotation, data keys, compromise", _step_keys),
+    ("Key pairs: signing and public-key encryption, verified without the store", _step_asymmetric),
     ("Key exchange: authenticated handshake, attacks refused", _step_exchange),
     ("PKI: CAs, issuance from a CSR, revocation in verify, CRL and OCSP", _step_pki),
     ("Key distribution: Client A, Client B, tickets, compromise", _step_kdc),

@@ -148,6 +148,11 @@ def _register() -> None:
     cli.add_command(encrypt)
     cli.add_command(decrypt)
 
+    from keymgmt.cli._asym import sign, verify  # also adds `key public`
+
+    cli.add_command(sign)
+    cli.add_command(verify)
+
 
 _register()
 
