@@ -410,3 +410,12 @@ def test_every_tampered_signed_reply_byte_is_refused(
         with pytest.raises(KeyMgmtError):
             client.receive_key_reply(bytes(tampered))
     assert client.receive_key_reply(reply).version == 1
+
+
+def test_certificate_principal_cannot_be_a_ticket_service(
+    km: KeyManager, client_b: tuple[KdcClient, x509.Certificate], clock: FakeClock
+) -> None:
+    alice = KdcClient(km.kdc.register("alice"), clock=clock)
+    km.kdc.grant("alice", peers=["client-b"])
+    with pytest.raises(RemoteProtocolError, match="no symmetric key to seal tickets under"):
+        alice.fetch_ticket("client-b", InProcessTransport(km.kdc))

@@ -254,3 +254,14 @@ def _with_ticket(ticket: SessionTicket, blob: bytes) -> SessionTicket:
         ticket_id=ticket.ticket_id,
         ticket=blob,
     )
+
+
+def test_disabled_peer_gets_no_tickets(
+    kdc: KeyDistributionCenter,
+    client: KdcClient,
+    transport: InProcessTransport,
+    bob: SymmetricCredential,
+) -> None:
+    kdc.disable("bob")
+    with pytest.raises(AccessDeniedError, match="'bob' is disabled"):
+        client.fetch_ticket("bob", transport)
