@@ -41,7 +41,7 @@ from ._openapi import OpenApiChecker
 NOW = dt.datetime.now(dt.UTC)
 
 #: Client principals the session PKI issues certificates for.
-CLIENTS = ("app-1", "app-2", "doomed-app", "admin", "nobody", "throttled")
+CLIENTS = ("app-1", "app-2", "app-3", "doomed-app", "admin", "nobody", "throttled")
 
 POLICY = {
     "rules": [

@@ -14,11 +14,11 @@ from .conftest import HttpFactory, Material
 
 @pytest.fixture(scope="module")
 def kdc_principal(material: Material) -> SymmetricCredential:
-    """A KDC principal allowed the key ``app-kdc``, registered in the shared store."""
+    """KDC principal ``app-1`` allowed the key ``app-kdc``, registered in the shared store."""
     with KeyManager.open(material.store, key_file=material.key_file, create=False) as km:
         km.keys.create("app-kdc")
-        credential = km.kdc.register("svc-a")
-        km.kdc.grant("svc-a", keys=["app-kdc"])
+        credential = km.kdc.register("app-1")  # the same name as app-1's certificate
+        km.kdc.grant("app-1", keys=["app-kdc"])
     return credential
 
 
@@ -63,6 +63,17 @@ def test_garbage_message_gets_a_kdc_error_message(http: HttpFactory) -> None:
 def test_empty_message_is_400(http: HttpFactory) -> None:
     response = http("app-1").post("/v1/kdc", content=b"")
     assert response.status_code == 400
+
+
+def test_request_in_another_principals_name_is_denied(
+    http: HttpFactory, kdc_principal: SymmetricCredential
+) -> None:
+    request = KdcClient(kdc_principal).key_request("app-kdc")
+    response = http("app-3").post("/v1/kdc", content=request)
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "the KDC request is made as 'app-1', but the client certificate names 'app-3'"
+    )
 
 
 def test_principal_without_kdc_rule_is_denied(http: HttpFactory) -> None:

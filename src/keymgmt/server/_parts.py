@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from keymgmt._manager import KeyManager
-from keymgmt.errors import DecryptionError, MalformedInputError, RevokedError
+from keymgmt.errors import AccessDeniedError, DecryptionError, MalformedInputError, RevokedError
 from keymgmt.keys import KeyInfo, PayloadType
 from keymgmt.keys._format import parse_header
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
@@ -79,6 +79,23 @@ def key_json(info: KeyInfo) -> dict[str, Any]:
             for v in info.versions
         ],
     }
+
+
+def _kdc_request_principal(message: bytes) -> str | None:
+    """The principal a KEY_REQUEST or TICKET_REQUEST names (its first field), else None."""
+    from keymgmt.kdc import MessageType
+    from keymgmt.kdc._wire import decode
+
+    try:
+        kind, fields = decode(message)
+    except MalformedInputError:
+        return None
+    if kind not in (MessageType.KEY_REQUEST, MessageType.TICKET_REQUEST):
+        return None
+    try:
+        return fields[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _missing(part: str) -> ServiceError:
@@ -291,10 +308,27 @@ class ManagerParts:
     # -- kdc -------------------------------------------------------------------
 
     def kdc(self, message: bytes, principal: str) -> bytes:
-        """``km.kdc.handle``: the KDC authenticates the message itself."""
+        """``km.kdc.handle``, for requests made in the caller's own name.
+
+        The KDC authenticates the message by the principal's credential; on
+        top of that a key or ticket request must name the same principal as
+        the TLS client certificate, so a stolen KDC credential is not enough
+        without the certificate (and the reverse). Malformed framing is left
+        to the KDC, which answers with its ERROR message.
+
+        Raises:
+            AccessDeniedError: the request names another principal.
+        """
         kdc = self._attr("kdc")
         if kdc is None:
             raise _missing("KDC")
+        named = _kdc_request_principal(message)
+        if named is not None and named != principal:
+            raise AccessDeniedError(
+                f"the KDC request is made as {named!r}, but the client certificate "
+                f"names {principal!r}",
+                principal=principal,
+            )
         reply: bytes = kdc.handle(message)
         return reply
 
