@@ -78,6 +78,7 @@ class ManagerKeySource:
             version=loaded.version,
             algorithm=loaded.algorithm.value,
             material=SecretBytes(material),
+            valid_until=getattr(loaded, "check_at", None),
         )
 
     def _read(self, name: str, version: int) -> bytes:

@@ -111,6 +111,9 @@ class DistributableKey:
     version: int
     algorithm: str
     material: SecretBytes = attrs.field(repr=False)
+    #: When the version stops being the active primary by schedule (expiry,
+    #: scheduled destruction, rotation by age), if known: grants end there.
+    valid_until: _dt.datetime | None = None
 
 
 class KeySource(Protocol):
@@ -1029,7 +1032,10 @@ class KeyDistributionCenter:
             kind="key",
             principal=principal.name,
             issued_at=now,
-            expires_at=now + self.settings.key_grant_lifetime,
+            expires_at=min(
+                now + self.settings.key_grant_lifetime,
+                key.valid_until or now + self.settings.key_grant_lifetime,
+            ),
             key_name=key.name,
             version=key.version,
             auth=principal.credential,

@@ -419,3 +419,11 @@ def test_certificate_principal_cannot_be_a_ticket_service(
     km.kdc.grant("alice", peers=["client-b"])
     with pytest.raises(RemoteProtocolError, match="no symmetric key to seal tickets under"):
         alice.fetch_ticket("client-b", InProcessTransport(km.kdc))
+
+
+def test_grant_ends_when_the_key_expires(km: KeyManager, clock: FakeClock) -> None:
+    km.keys.create("short", expiry_date=clock.now() + minutes(5))
+    alice = km.kdc.register("alice")
+    km.kdc.grant("alice", keys=["short"])
+    granted = KdcClient(alice, clock=clock).fetch_key("short", InProcessTransport(km.kdc))
+    assert granted.expires_at == clock.now() + minutes(5)
