@@ -20,12 +20,16 @@ their names, so the parent can check them without being told.
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import json
+import os
 import random
 import sys
 import threading
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keymgmt import KeyManager
 from keymgmt._store import Txn
@@ -35,6 +39,24 @@ from keymgmt.revocation import SubjectKind
 PASSPHRASE = "integration-test-passphrase"
 RECORD_KIND = "crashtest"
 COUNTER = "counter"
+SHARED_KEY = "shared"
+CA_NAME = "crashca"
+
+
+def prepare(location: str) -> None:
+    """Create the store, the shared key and the CA the workers use."""
+    with KeyManager.open(
+        location, passphrase=PASSPHRASE, kdf_profile=KdfProfile.TESTING_ONLY_INSECURE
+    ) as km:
+        km.keys.create(SHARED_KEY)
+        km.pki.create_root_ca(CA_NAME, key_type="ed25519")
+
+
+def issue(km: KeyManager, name: str) -> int:
+    """Issue a TLS server certificate from the test CA; return its serial."""
+    key = Ed25519PrivateKey.generate().public_key()
+    cert = km.pki.ca(CA_NAME).issue(public_key=key, subject=f"CN={name}", names=[f"{name}.test"])
+    return cert.serial_number
 
 
 def open_manager(location: str, *, interval: float = 0.0, actor: str = "worker") -> KeyManager:
@@ -92,7 +114,7 @@ def crash(location: str, seed: int) -> None:
         while True:
             i += 1
             name = f"s{seed}-{i}"
-            choice = rng.randrange(4)
+            choice = rng.randrange(8)
             if choice == 0:
                 km.revocation.revoke(SubjectKind.PRINCIPAL, name, "key-compromise")
                 emit("revoke", name)
@@ -101,14 +123,31 @@ def crash(location: str, seed: int) -> None:
                 emit("record", name)
             elif choice == 2:
                 emit("counter", increment(km))
-            else:
+            elif choice == 3:
                 km._store.audit("test.event", name)
                 emit("audit", name)
+            elif choice == 4:
+                km.keys.create(name)
+                emit("key", name)
+            elif choice == 5:
+                emit("rotate", km.keys.rotate(SHARED_KEY).version)
+            elif choice == 6:
+                emit("encrypt", name, bytes(km.keys.encrypt(SHARED_KEY, payload(name))).hex())
+            else:
+                emit("issue", issue(km, name))
 
 
 def hammer(location: str, worker: int, threads: int, ops: int) -> None:
     """Mixed writes from several threads; print a JSON summary."""
-    summary: dict[str, Any] = {"counter": [], "revoked": [], "records": [], "errors": []}
+    summary: dict[str, Any] = {
+        "counter": [],
+        "revoked": [],
+        "records": [],
+        "versions": [],
+        "ciphertexts": [],
+        "keys": [],
+        "errors": [],
+    }
     lock = threading.Lock()
     with open_manager(location, actor=f"hammer-{worker}") as km:
 
@@ -116,7 +155,7 @@ def hammer(location: str, worker: int, threads: int, ops: int) -> None:
             for i in range(ops):
                 name = f"w{worker}-t{thread}-{i}"
                 try:
-                    kind = i % 3
+                    kind = i % 6
                     if kind == 0:
                         value = increment(km)
                         with lock:
@@ -125,10 +164,25 @@ def hammer(location: str, worker: int, threads: int, ops: int) -> None:
                         km.revocation.revoke(SubjectKind.PRINCIPAL, name)
                         with lock:
                             summary["revoked"].append(name)
-                    else:
+                    elif kind == 2:
                         put_record(km, name)
                         with lock:
                             summary["records"].append(name)
+                    elif kind == 3:
+                        version = km.keys.rotate(SHARED_KEY).version
+                        with lock:
+                            summary["versions"].append(version)
+                    elif kind == 4:
+                        # Encrypt with whatever is primary now, decrypt at once.
+                        ciphertext = bytes(km.keys.encrypt(SHARED_KEY, payload(name)))
+                        if km.keys.decrypt(ciphertext) != payload(name):
+                            raise AssertionError(f"round trip failed for {name}")
+                        with lock:
+                            summary["ciphertexts"].append([name, ciphertext.hex()])
+                    else:
+                        km.keys.create(name)
+                        with lock:
+                            summary["keys"].append(name)
                 except Exception as exc:
                     with lock:
                         summary["errors"].append(f"{type(exc).__name__}: {exc}")
@@ -157,6 +211,10 @@ def follower(location: str, interval: float) -> None:
 def main(argv: list[str]) -> None:
     """Dispatch on the mode."""
     mode, location, *rest = argv
+    # A hang becomes a failure with every thread's stack on stderr.
+    faulthandler.dump_traceback_later(
+        float(os.environ.get("KEYMGMT_WORKER_WATCHDOG", "120")), exit=True
+    )
     if mode == "crash":
         crash(location, int(rest[0]))
     elif mode == "hammer":

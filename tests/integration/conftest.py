@@ -55,16 +55,11 @@ def postgres_database(postgres_dsn: str) -> Iterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new store that several processes open: a SQLite path or a PostgreSQL DSN."""
-    from _integration_worker import PASSPHRASE
-
-    from keymgmt import KeyManager
-    from keymgmt.keyring import KdfProfile
+    from _integration_worker import prepare
 
     if request.param == "sqlite":
         location = str(tmp_path / "shared.db")
     else:
         location = request.getfixturevalue("postgres_database")
-    KeyManager.open(
-        location, passphrase=PASSPHRASE, kdf_profile=KdfProfile.TESTING_ONLY_INSECURE
-    ).close()
+    prepare(location)
     return location

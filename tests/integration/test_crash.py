@@ -2,7 +2,8 @@
 
 The worker (``_integration_worker.py crash``) writes in a loop — revocations,
 sealed records with audit entries, compare-and-set counter increments, bare
-audit entries — and prints each operation only after it returned. The test
+audit entries, key creation, rotation, encryption and certificate issuance —
+and prints each operation only after it returned. The test
 kills it with SIGKILL at a random (seeded) moment, often in the middle of a
 commit, restarts it, and repeats. Afterwards the store must open, the audit
 chain must verify, and every acknowledged operation must be there.
@@ -20,12 +21,19 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from _integration_worker import COUNTER, RECORD_KIND, open_manager, payload
+from _integration_worker import (
+    CA_NAME,
+    COUNTER,
+    RECORD_KIND,
+    SHARED_KEY,
+    open_manager,
+    payload,
+)
 
 from keymgmt.revocation import SubjectKind
 
 WORKER = Path(__file__).with_name("_integration_worker.py")
-RUNS = int(os.environ.get("KEYMGMT_CRASH_RUNS", "20"))
+RUNS = int(os.environ.get("KEYMGMT_CRASH_RUNS", "16"))
 
 
 def _run_once(location: str, seed: int, rng: random.Random, log: Path) -> list[str]:
@@ -86,10 +94,25 @@ def test_sigkill_at_random_points_loses_no_acknowledged_write(
             if e.operation == "test.increment"
         )
         counter = km._store.get(RECORD_KIND, COUNTER)
+        versions = [v.version for v in km.keys.get(SHARED_KEY).versions]
+        ca = km.pki.ca(CA_NAME)
         checked = Counter[str]()
         for ack in acks:
             what, _, name = ack.partition(" ")
             checked[what] += 1
+            if what == "key":
+                assert km.keys.get(name).name == name, ack
+                continue
+            if what == "rotate":
+                assert int(name) in versions, ack
+                continue
+            if what == "encrypt":
+                label, _, hexed = name.partition(" ")
+                assert km.keys.decrypt(bytes.fromhex(hexed)) == payload(label), ack
+                continue
+            if what == "issue":
+                assert ca.get(int(name)).serial == int(name), ack
+                continue
             if what == "revoke":
                 assert km.revocation.is_revoked(SubjectKind.PRINCIPAL, name), ack
                 assert audited[("revoke", f"principal:{name}")] == 1, ack
@@ -104,10 +127,13 @@ def test_sigkill_at_random_points_loses_no_acknowledged_write(
     # No lost or duplicated increment: committed values are exactly 1..N.
     final = int(counter or b"0")
     assert increments == list(range(1, final + 1))
+    # No lost or duplicated key version either.
+    assert versions == list(range(1, len(versions) + 1))
     assert report.entries == len(entries)
     with capsys.disabled():
         print(
             f"\n[crash {_label(shared_store)}] runs={RUNS} kills={RUNS} "
             f"acknowledged ops checked={len(acks)} ({dict(checked)}) "
-            f"audit entries verified={report.entries} counter={final}"
+            f"audit entries verified={report.entries} counter={final} "
+            f"key versions={len(versions)}"
         )
