@@ -56,6 +56,7 @@ from keymgmt.pki._keys import (
 )
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
 from keymgmt.pki._parse import load_certificate, load_csr
+from keymgmt.pki._pathval import name_allowed
 from keymgmt.pki._profiles import (
     INTERMEDIATE_CA,
     PROFILES,
@@ -87,6 +88,7 @@ CRL_KIND: Final = "pki-crl"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _SERIAL_BYTES: Final = 16  # 127 bits of entropy after clearing the sign bit
+_MAX_NAMES: Final = 100  # subject alternative names per certificate
 
 
 def _check_name(name: str) -> str:
@@ -620,6 +622,11 @@ class CertificateAuthority:
         algorithm_of(key)  # type: ignore[arg-type]
         if not profile.copy_names and names is None:
             general = []
+        if len(general) > _MAX_NAMES:
+            raise InvalidArgumentError(
+                f"too many subject alternative names ({len(general)} > {_MAX_NAMES})"
+            )
+        self._check_constraints(general)
         return self._issue(
             profile=profile,
             subject=subject_name,
@@ -628,6 +635,25 @@ class CertificateAuthority:
             validity=validity,
             not_before=not_before,
         )
+
+    def _check_constraints(self, names: Sequence[x509.GeneralName]) -> None:
+        """Refuse names that this CA's (or a parent's) name constraints exclude.
+
+        Verifiers would refuse such a certificate anyway; refusing it here
+        says why at the right moment.
+        """
+        for ca_cert in self.chain:
+            try:
+                nc = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+            except x509.ExtensionNotFound:
+                continue
+            for name in names:
+                if not name_allowed(nc, name):
+                    raise InvalidArgumentError(
+                        f"{name.value} is outside the name constraints of "
+                        f"{ca_cert.subject.rfc4514_string()}",
+                        name=str(name.value),
+                    )
 
     def _issue(
         self,

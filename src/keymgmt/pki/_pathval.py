@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from keymgmt.errors import CertificateVerificationError
 
-__all__ = ["validate_path"]
+__all__ = ["name_allowed", "validate_path"]
 
 _KNOWN_CRITICAL = frozenset(
     {
@@ -212,6 +212,16 @@ def _matches(name: x509.GeneralName, tree: x509.GeneralName) -> bool | None:
 
 
 _SUPPORTED = (x509.DNSName, x509.RFC822Name, x509.IPAddress)
+
+
+def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
+    """Whether ``name`` satisfies ``nc`` (forms keymgmt does not process pass here)."""
+    if not isinstance(name, _SUPPORTED):
+        return True
+    if any(_matches(name, tree) for tree in nc.excluded_subtrees or ()):
+        return False
+    permitted = [t for t in nc.permitted_subtrees or () if type(t) is type(name)]
+    return not permitted or any(_matches(name, t) for t in permitted)
 
 
 def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Certificate) -> None:

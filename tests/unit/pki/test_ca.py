@@ -345,3 +345,19 @@ def test_root_renewal_keeps_key_and_extends_validity(
 def test_only_roots_renew_themselves(issuing: CertificateAuthority) -> None:
     with pytest.raises(InvalidArgumentError, match="is not a root"):
         issuing.renew_root()
+
+
+def test_issue_refuses_names_outside_the_ca_name_constraints(
+    root: CertificateAuthority, make_csr: CSRMaker
+) -> None:
+    sub = root.create_intermediate("sub", permitted_names=["example.com"])
+    with pytest.raises(InvalidArgumentError, match=r"www\.example\.org is outside the name"):
+        sub.issue(make_csr(names=("www.example.org",)))
+
+
+def test_issue_refuses_absurd_number_of_names(
+    issuing: CertificateAuthority, make_csr: CSRMaker
+) -> None:
+    names = tuple(f"h{i}.example.com" for i in range(101))
+    with pytest.raises(InvalidArgumentError, match="too many subject alternative names"):
+        issuing.issue(make_csr(names=names))
