@@ -11,7 +11,10 @@ connection (autocommit, prepared after a few uses, as psycopg does for ours),
 so the ratio is what the backend adds: the pool checkout, argument packing,
 error translation and building :class:`~keymgmt.storage.Record` values.
 Target: within 1.5x. The 4-process cases time 4 forked processes doing the
-same number of writes each, ours vs bare.
+same number of writes each, ours vs bare. Key creation and encryption with a
+fresh lookup (``consistency_interval=0``) run through the façade on both
+backends; their ratios are informative (the keys layer is measured in
+``bench_keys``).
 """
 
 from __future__ import annotations
@@ -241,6 +244,125 @@ def _postgres_cases(dsn: str) -> list[Case]:
     ]
 
 
+def _manager_cases(
+    label: str, location: str, fresh: Callable[[], Callable[[], object]]
+) -> list[Case]:
+    """Key create and encrypt-with-fresh-lookup through the façade, 1 and 4 processes.
+
+    ``consistency_interval=0``: every encrypt first checks the store's
+    generation (one read; a round trip on PostgreSQL), so a rotation or
+    revocation by another process is honoured at once. The raw side is that
+    same read on a bare connection (``fresh()`` opens one) plus AES-256-GCM.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from keymgmt import KeyManager
+    from keymgmt.keyring import KdfProfile
+
+    def open_km() -> KeyManager:
+        return KeyManager.open(
+            location,
+            passphrase="bench",
+            kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+            consistency_interval=0,
+        )
+
+    km = open_km()
+    atexit.register(km.close)
+    key = f"bench-{uuid.uuid4().hex[:8]}"
+    km.keys.create(key)
+    aead = AESGCM(os.urandom(32))
+    message = os.urandom(64)
+    names = itertools.count()
+
+    def raw_encrypter() -> Callable[[], object]:
+        read = fresh()
+
+        def encrypt() -> object:
+            read()
+            return aead.encrypt(os.urandom(12), message, b"aad")
+
+        return encrypt
+
+    def ours_setup(worker: int) -> Callable[[int], None]:
+        mine = open_km()
+
+        def batch(round_: int) -> None:
+            for _ in range(PROCESS_OPS):
+                mine.keys.encrypt(key, message)
+
+        return batch
+
+    def raw_setup(worker: int) -> Callable[[int], None]:
+        encrypt = raw_encrypter()
+
+        def batch(round_: int) -> None:
+            for _ in range(PROCESS_OPS):
+                encrypt()
+
+        return batch
+
+    ours_workers = _Workers(ours_setup)
+    raw_workers = _Workers(raw_setup)
+    return [
+        Case(
+            "storage",
+            f"{label} key create",
+            lambda: km.keys.create(f"{key}-{next(names)}"),
+            None,
+            number=20,
+            note="no raw baseline: one audited CAS batch (key, version, audit entry, head)",
+        ),
+        Case(
+            "storage",
+            f"{label} encrypt 64 B fresh vs gen read+AESGCM",
+            lambda: km.keys.encrypt(key, message),
+            raw_encrypter(),
+            note="informative: keys layer + Store.sync on top of the backend read",
+        ),
+        Case(
+            "storage",
+            f"{label} 4 procs x {PROCESS_OPS} fresh encrypts",
+            ours_workers.run,
+            raw_workers.run,
+            number=1,
+            note="informative; raw workers: the same generation read + AESGCM",
+        ),
+    ]
+
+
+def _postgres_manager_cases(dsn: str) -> list[Case]:
+    """The façade on a fresh PostgreSQL database (dropped at exit)."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+
+    database = f"keymgmt_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(dsn, autocommit=True)
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    user = params.get("user", "")
+    url = (
+        f"postgresql://{user + '@' if user else ''}{params.get('host', '127.0.0.1')}:"
+        f"{params.get('port', '5432')}/{database}"
+    )
+
+    def drop() -> None:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        admin.close()
+
+    # Registered first, so it runs last (atexit is LIFO): after the managers close.
+    atexit.register(drop)
+
+    def fresh() -> Callable[[], object]:
+        conn = psycopg.connect(url, autocommit=True)
+        return lambda: conn.execute(b"SELECT seq FROM keymgmt.counter WHERE id = 1").fetchone()
+
+    return _manager_cases("PostgreSQL", url, fresh)
+
+
 def _hsm_cases(module: str, token: str, pin: str) -> list[Case]:
     from keymgmt.keyring.pkcs11 import Pkcs11Key
 
@@ -274,9 +396,17 @@ def _hsm_cases(module: str, token: str, pin: str) -> list[Case]:
 def cases() -> list[Case]:
     """SQLite 4-process puts; PostgreSQL and HSM cases when configured."""
     found = _sqlite_cases()
+    store = Path(tempfile.mkdtemp(prefix="keymgmt-bench-km-")) / "km.db"
+
+    def sqlite_fresh() -> Callable[[], object]:
+        conn = sqlite3.connect(store, isolation_level=None)
+        return lambda: conn.execute("SELECT seq FROM sequence WHERE id = 1").fetchone()
+
+    found += _manager_cases("SQLite", str(store), sqlite_fresh)
     dsn = os.environ.get("KEYMGMT_TEST_POSTGRES_DSN")
     if dsn:
         found += _postgres_cases(dsn)
+        found += _postgres_manager_cases(dsn)
     else:
         print("storage: PostgreSQL cases skipped (set KEYMGMT_TEST_POSTGRES_DSN)")
     module = os.environ.get("KEYMGMT_TEST_PKCS11_MODULE")
