@@ -14,7 +14,7 @@ Target: within 1.5x. The 4-process cases time 4 forked processes doing the
 same number of writes each, ours vs bare. Key creation and encryption with a
 fresh lookup (``consistency_interval=0``) run through the façade on both
 backends; their ratios are informative (the keys layer is measured in
-``bench_keys``).
+``bench_symmetric``).
 """
 
 from __future__ import annotations
