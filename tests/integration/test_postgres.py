@@ -255,3 +255,18 @@ def test_key_manager_opens_a_postgresql_url_and_reopens_it(postgres_database: st
         assert km.audit.verify().entries == 2
     with pytest.raises(WrongPassphraseError):
         KeyManager.open(postgres_database, passphrase="wrong", create=False)
+
+
+def test_the_cli_store_option_accepts_a_postgresql_url(postgres_database: str) -> None:
+    from click.testing import CliRunner
+
+    from keymgmt.cli import cli
+
+    runner = CliRunner()
+    env = {"KEYMGMT_STORE": postgres_database, "KEYMGMT_PASSPHRASE": "pw"}
+    created = runner.invoke(cli, ["--insecure-test-kdf", "init"], env=env)
+    assert created.exit_code == 0, created.output
+    verified = runner.invoke(cli, ["audit", "verify"], env=env)
+    assert verified.exit_code == 0, verified.output
+    with KeyManager.open(postgres_database, passphrase="pw", create=False) as km:
+        assert km.audit.verify().entries >= 1
