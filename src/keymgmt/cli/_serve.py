@@ -127,7 +127,7 @@ def serve(
         tls: Any
         if issuing_ca is not None:
             names = server_names or (("localhost", host) if host != "localhost" else (host,))
-            tls, issued = service_module.store_ssl_context(
+            tls = service_module.StoreTlsIdentity(
                 km,
                 issuing_ca,
                 names=names,
@@ -135,8 +135,8 @@ def serve(
                 require_client_cert=require_client_cert,
             )
             logging.getLogger("keymgmt.server").info(
-                "server certificate %x issued by %s for %s",
-                issued.serial_number,
+                "server certificate %x issued by %s for %s (renewed while running)",
+                tls.certificate.serial_number,
                 issuing_ca,
                 ", ".join(names),
             )

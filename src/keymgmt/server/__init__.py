@@ -33,6 +33,7 @@ from keymgmt.server._policy import Operation, RateLimit, Rule, ServicePolicy
 from keymgmt.server._ratelimit import TokenBucketLimiter
 from keymgmt.server._run import MutualTlsH11Protocol, bind, serve, tls_facts
 from keymgmt.server._tls import (
+    StoreTlsIdentity,
     TlsMaterial,
     principal_of,
     server_ssl_context,
@@ -58,6 +59,7 @@ __all__ = [
     "ServiceError",
     "ServiceParts",
     "ServicePolicy",
+    "StoreTlsIdentity",
     "TlsMaterial",
     "TokenBucketLimiter",
     "bind",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import Callable
@@ -28,12 +29,13 @@ from typing import Any, Final
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from keymgmt.errors import InvalidArgumentError
+from keymgmt.errors import InvalidArgumentError, KeyMgmtError
 from keymgmt.server._app import TLS_STATE_KEY, Service
-from keymgmt.server._tls import TlsMaterial, server_ssl_context
+from keymgmt.server._tls import StoreTlsIdentity, TlsMaterial, server_ssl_context
 
 __all__ = ["MutualTlsH11Protocol", "serve", "tls_facts"]
 
+_LOG = logging.getLogger("keymgmt.server")
 _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 #: Seconds a stopping server waits for a client to finish closing TLS.
@@ -153,7 +155,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(
     service: Service,
-    tls: TlsMaterial | ssl.SSLContext,
+    tls: TlsMaterial | ssl.SSLContext | StoreTlsIdentity,
     *,
     host: str = "127.0.0.1",
     port: int = 8443,
@@ -161,13 +163,16 @@ def serve(
     on_ready: Callable[[str, int], None] | None = None,
     keep_alive: int = 30,
     http: str = "auto",
+    renew_check: float = 3600.0,
 ) -> None:
     """Serve ``service`` over HTTPS with client certificates until SIGINT/SIGTERM.
 
     Args:
         service: the application.
-        tls: the server's certificate, key and client CA bundle, or a ready
-            server context (see :func:`~keymgmt.server.store_ssl_context`).
+        tls: the server's certificate, key and client CA bundle; a ready
+            server context; or a :class:`~keymgmt.server.StoreTlsIdentity`,
+            whose certificate is then renewed while the server runs (checked
+            every ``renew_check`` seconds).
         host: the address to bind (loopback by default).
         port: the TCP port (0 picks a free one; ``on_ready`` is told which).
         require_client_cert: refuse TLS handshakes without a client
@@ -182,11 +187,12 @@ def serve(
     Raises:
         InvalidArgumentError: bad TLS material or address.
     """
-    context = (
-        tls
-        if isinstance(tls, ssl.SSLContext)
-        else server_ssl_context(tls, require_client_cert=require_client_cert)
-    )
+    if isinstance(tls, StoreTlsIdentity):
+        context = tls.context
+    elif isinstance(tls, ssl.SSLContext):
+        context = tls
+    else:
+        context = server_ssl_context(tls, require_client_cert=require_client_cert)
     sock = bind(host, port)
     bound_port = int(sock.getsockname()[1])
     protocol: type[asyncio.Protocol] = MutualTlsH11Protocol
@@ -214,13 +220,29 @@ def serve(
     )
     server = uvicorn.Server(config)
 
+    async def renew_forever(identity: StoreTlsIdentity) -> None:
+        while True:
+            await asyncio.sleep(renew_check)
+            try:
+                if await asyncio.to_thread(identity.renew_if_due):
+                    _LOG.info("server certificate renewed: %r", identity)
+            except KeyMgmtError as exc:
+                _LOG.error("server certificate renewal failed: %s", exc.message)
+
     async def run() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if server.started and on_ready is not None:
             on_ready(host, bound_port)
-        await task
+        renewal = (
+            asyncio.create_task(renew_forever(tls)) if isinstance(tls, StoreTlsIdentity) else None
+        )
+        try:
+            await task
+        finally:
+            if renewal is not None:
+                renewal.cancel()
 
     try:
         with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:

@@ -17,12 +17,14 @@ first DNS name, else its first URI.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import ssl
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from cryptography import x509
@@ -35,7 +37,13 @@ from keymgmt.errors import InvalidArgumentError
 if TYPE_CHECKING:
     from keymgmt._manager import KeyManager
 
-__all__ = ["TlsMaterial", "principal_of", "server_ssl_context", "store_ssl_context"]
+__all__ = [
+    "StoreTlsIdentity",
+    "TlsMaterial",
+    "principal_of",
+    "server_ssl_context",
+    "store_ssl_context",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -133,6 +141,8 @@ def store_ssl_context(
         NotFoundError: no such CA.
         InvalidArgumentError: bad names, or the store has no root CA.
     """
+    if not names:
+        raise InvalidArgumentError("the server certificate needs at least one name")
     authority = km.pki.ca(ca)
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = authority.issue(
@@ -164,6 +174,87 @@ def store_ssl_context(
         )
         context = server_ssl_context(material, require_client_cert=require_client_cert)
     return context, certificate
+
+
+class StoreTlsIdentity:
+    """The server's TLS identity issued by the store's CA, renewed while it runs.
+
+    :attr:`context` is the listening context. Its SNI callback — which
+    OpenSSL runs on every handshake, with or without a server name — moves
+    each new connection to the newest context, so :meth:`renew_if_due`
+    can replace the certificate without restarting the server; connections
+    already open keep theirs. A certificate is renewed once two thirds of
+    its lifetime have passed (by the manager's clock).
+
+    Args:
+        km: the key manager whose PKI issues the certificates.
+        ca: the issuing CA's name.
+        names: the server's DNS names and IP addresses.
+        client_ca: a CA bundle instead of the store's root CAs.
+        require_client_cert: refuse handshakes without a client certificate.
+        validity: each certificate's lifetime.
+
+    Raises:
+        NotFoundError: no such CA.
+        InvalidArgumentError: bad names, or the store has no root CA.
+    """
+
+    def __init__(
+        self,
+        km: KeyManager,
+        ca: str,
+        *,
+        names: Sequence[str] = ("localhost", "127.0.0.1"),
+        client_ca: Path | None = None,
+        require_client_cert: bool = False,
+        validity: _dt.timedelta = _dt.timedelta(days=30),
+    ) -> None:
+        self._issue: Callable[[], tuple[ssl.SSLContext, x509.Certificate]] = functools.partial(
+            store_ssl_context,
+            km,
+            ca,
+            names=names,
+            client_ca=client_ca,
+            require_client_cert=require_client_cert,
+            validity=validity,
+        )
+        self._clock = km.clock
+        self._lock = threading.Lock()
+        self.context, self.certificate = self._issue()
+        self._current = self.context
+        self.context.sni_callback = self._select
+
+    def __repr__(self) -> str:
+        return f"StoreTlsIdentity(serial={self.certificate.serial_number:x})"
+
+    def _select(
+        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, context: Any
+    ) -> None:
+        current = self._current
+        if current is not context:
+            ssl_object.context = current
+
+    def renewal_due(self) -> _dt.datetime:
+        """When the current certificate is to be replaced."""
+        start, end = self.certificate.not_valid_before_utc, self.certificate.not_valid_after_utc
+        return start + (end - start) * 2 / 3
+
+    def renew_if_due(self) -> bool:
+        """Issue and switch to a new certificate if the current one is due.
+
+        Returns:
+            whether a new certificate was issued.
+
+        Raises:
+            KeyMgmtError: issuing failed (the current certificate stays).
+        """
+        with self._lock:
+            if self._clock.now() < self.renewal_due():
+                return False
+            context, certificate = self._issue()
+            context.sni_callback = self._select
+            self._current, self.certificate = context, certificate
+            return True
 
 
 def principal_of(certificate: x509.Certificate) -> str | None:
