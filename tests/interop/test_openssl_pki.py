@@ -7,6 +7,7 @@ must parse what we emit; ``openssl ocsp`` must accept our OCSP responses.
 
 from __future__ import annotations
 
+import datetime as _dt
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -15,13 +16,16 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from keymgmt import KeyManager
+from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki import (
     CertificateAuthority,
+    CertificateVerifier,
     Encoding,
+    RevocationPolicy,
     build_ocsp_request,
     export_certificate,
     export_chain,
@@ -219,3 +223,104 @@ def test_openssl_ocsp_accepts_our_responses(tmp_path: Path, key_type: str, revok
         assert "keyCompromise" in output
     else:
         assert f"{leaf}: good" in output
+
+
+# -- differential: keymgmt's Ed25519 path validator vs openssl verify -----------------
+
+
+def _ed_cert(
+    name: str,
+    key: ed25519.Ed25519PrivateKey,
+    issuer: tuple[x509.Certificate, ed25519.Ed25519PrivateKey] | None,
+    *,
+    ca: bool,
+    path_length: int | None = None,
+    key_cert_sign: bool = True,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    public = key.public_key()
+    builder = x509.CertificateBuilder(
+        issuer_name=issuer[0].subject if issuer else subject,
+        subject_name=subject,
+        public_key=public,
+        serial_number=x509.random_serial_number(),
+        not_valid_before=DEFAULT_START - _dt.timedelta(days=1),
+        not_valid_after=DEFAULT_START + _dt.timedelta(days=30),
+    )
+    ski = x509.SubjectKeyIdentifier.from_public_key(public)
+    issuer_key = issuer[1].public_key() if issuer else public
+    exts: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=ca, path_length=path_length), True),
+        (
+            x509.KeyUsage(
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca and key_cert_sign,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+        (ski, False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), False),
+        *extensions,
+    ]
+    for ext, critical in exts:
+        builder = builder.add_extension(ext, critical=critical)
+    return builder.sign(issuer[1] if issuer else key, None)
+
+
+_DNS_NC = x509.NameConstraints(
+    permitted_subtrees=[x509.DNSName("example.com")],
+    excluded_subtrees=[x509.DNSName("secret.example.com")],
+)
+_ODD = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+
+# name: (root kwargs, sub kwargs, leaf SAN, leaf extra extensions)
+_SCENARIOS: dict[str, tuple[dict[str, object], dict[str, object], str, tuple[object, ...]]] = {
+    "good": ({}, {"path_length": 0}, "a.example.com", ()),
+    "root-path-length-0": ({"path_length": 0}, {}, "a.example.com", ()),
+    "sub-without-certsign": ({}, {"key_cert_sign": False}, "a.example.com", ()),
+    "sub-is-not-ca": ({}, {"ca": False}, "a.example.com", ()),
+    "permitted-name": ({}, {"extensions": ((_DNS_NC, True),)}, "www.example.com", ()),
+    "outside-permitted": ({}, {"extensions": ((_DNS_NC, True),)}, "www.example.org", ()),
+    "excluded-name": ({}, {"extensions": ((_DNS_NC, True),)}, "db.secret.example.com", ()),
+    "unknown-critical": ({}, {}, "a.example.com", ((_ODD, True),)),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(_SCENARIOS))
+def test_eddsa_validator_agrees_with_openssl(tmp_path: Path, scenario: str) -> None:
+    root_kwargs, sub_kwargs, san, leaf_extra = _SCENARIOS[scenario]
+    root_key, sub_key, leaf_key = (ed25519.Ed25519PrivateKey.generate() for _ in range(3))
+    root = _ed_cert("root", root_key, None, ca=True, **root_kwargs)  # type: ignore[arg-type]
+    sub_kwargs = dict(sub_kwargs)  # the table is shared: never edit it
+    sub_ca = bool(sub_kwargs.pop("ca", True))
+    sub = _ed_cert("sub", sub_key, (root, root_key), ca=sub_ca, **sub_kwargs)  # type: ignore[arg-type]
+    leaf = _ed_cert(
+        "leaf",
+        leaf_key,
+        (sub, sub_key),
+        ca=False,
+        extensions=((x509.SubjectAlternativeName([x509.DNSName(san)]), False), *leaf_extra),  # type: ignore[arg-type]
+    )
+    ours_ok = True
+    try:
+        CertificateVerifier(trust_anchors=[root], policy=RevocationPolicy.SOFT_FAIL).verify(
+            leaf, intermediates=[sub], at=DEFAULT_START
+        )
+    except CertificateVerificationError:
+        ours_ok = False
+    for name, cert in (("root.pem", root), ("sub.pem", sub), ("leaf.pem", leaf)):
+        (tmp_path / name).write_bytes(export_certificate(cert))
+    result = _openssl(
+        "verify", "-attime", ATTIME, "-CAfile", tmp_path / "root.pem",
+        "-untrusted", tmp_path / "sub.pem", tmp_path / "leaf.pem",
+    )  # fmt: skip
+    assert ours_ok == (result.returncode == 0), (scenario, result.stdout + result.stderr)
+    assert ours_ok is (scenario in ("good", "permitted-name"))
