@@ -26,9 +26,10 @@ a row that commits late with a smaller number.) The price is that writes do
 not run in parallel; for a key store, where reads dominate and a write is a
 rotation or a revocation, one commit per fsync is plenty (see ``bench/``).
 
-Revision checks run after the lock under READ COMMITTED, where every
-statement of a PL/pgSQL function sees the latest committed data, so a check
-cannot pass on a stale read.
+Revision checks run after the lock under READ COMMITTED (each pooled
+session is set to it, whatever the server's default), where every statement
+of a PL/pgSQL function sees the latest committed data, so a check cannot
+pass on a stale read.
 
 Reads (:meth:`get`, :meth:`list`, :meth:`generation`) are single statements
 on an autocommit connection from the backend's pool, prepared by
@@ -56,8 +57,11 @@ connection died is retried once on a fresh connection; a commit is never
 retried blindly (it may have landed), the caller gets the error.
 
 Cross-instance freshness comes from the caller's ``Store.sync()`` comparing
-:meth:`generation` — every instance sees a commit at its next sync, at most
-``consistency_interval`` seconds after it returned.
+:meth:`generation` (one indexed single-row read): another instance honours a
+commit at its first operation that starts after the commit returned, or — when
+it caches, with ``consistency_interval`` > 0 — at its first operation more than
+``consistency_interval`` seconds after its previous check. No LISTEN/NOTIFY:
+the bound holds without it.
 """
 
 from __future__ import annotations
