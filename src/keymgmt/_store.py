@@ -8,6 +8,14 @@ head in **one** backend batch with compare-and-set on everything read, and
 re-runs the function on a conflict. So a failed operation writes nothing, a
 successful one is always audited, and concurrent writers lose no update.
 
+Ordering inside one process: the function runs without locks; reading the
+audit head, the commit, the after-commit callbacks and the audit sinks run
+under one store lock (an ``RLock``), and so do :meth:`Store.sync` and its
+listeners. Caches therefore see this process's changes in commit order, and
+a sync that read the store before a local commit cannot apply its older
+view after that commit. Callbacks and listeners may read the store but must
+not block on another thread that is itself waiting to commit.
+
 Freshness across processes: :meth:`Store.sync` compares the backend's
 generation with the last one seen — at most once per ``consistency_interval``
 seconds — and tells subscribed caches (key cache, revocation registry) which
