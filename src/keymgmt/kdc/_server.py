@@ -44,6 +44,7 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from keymgmt import _codec
 from keymgmt._context import Context
@@ -532,8 +533,7 @@ class KeyDistributionCenter:
             AlreadyExistsError: the name is taken.
             InvalidArgumentError: a bad name, or ``write_to`` exists.
         """
-        raw = p.name_bytes(name, "principal name")
-        del raw
+        p.name_bytes(name, "principal name")  # validates
         key = self._ctx.randomness.token_bytes(32)
         if write_to is not None and Path(write_to).exists():
             raise InvalidArgumentError(f"{write_to} exists already")
@@ -586,8 +586,6 @@ class KeyDistributionCenter:
                 principal=name,
             )
         self._check_certificate(certificate, self._ctx.clock.now())
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         der = certificate.public_bytes(Encoding.DER)
 
         def run(txn: Txn) -> None:
