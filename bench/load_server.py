@@ -257,6 +257,7 @@ async def keymgmt_phase(
 ) -> Phase:
     """Run one operation on every connection until the deadline or the count."""
     phase = Phase("keymgmt", op, len(connections), [], Counter(), 0.0)
+    made = set(created)
     sent = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -276,7 +277,8 @@ async def keymgmt_phase(
                     201,
                 )
             elif op == "get":
-                name = created[(index * 7919 + serial) % len(created)] if created else "bench-enc"
+                # Like the PyKMIP side: each connection reads its own key.
+                name = f"bench-c{index:02d}-1" if f"bench-c{index:02d}-1" in made else "bench-enc"
                 method, path, body, expected = "GET", f"/v1/transit/keys/{name}", b"", 200
             else:
                 plaintext = os.urandom(64)
