@@ -162,6 +162,18 @@ def test_an_unreadable_file_is_unavailable_and_untouched(closed_store: Path) -> 
     assert snapshot(closed_store) == before
 
 
+def test_a_file_the_process_may_not_read_is_unavailable_and_untouched(
+    closed_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs as root too (the test above cannot): the permission check itself.
+    before = snapshot(closed_store)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(StoreUnavailableError) as info:
+        open_km(closed_store)
+    assert info.value.message == f"cannot read and write the store file {closed_store}"
+    assert snapshot(closed_store) == before
+
+
 def test_a_newer_schema_is_refused_and_left_untouched(closed_store: Path) -> None:
     conn = sqlite3.connect(closed_store)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
