@@ -365,6 +365,7 @@ class Service:
 
     async def ready(self, request: Request) -> Response:
         """``GET /v1/ready``: the store answers; which parts are wired."""
+        self._anonymous(request)  # a store round trip: not free for anyone to repeat
         await self.call(self.parts.sync)
         return JSONResponse({"status": "ready", "parts": self.parts.available()})
 
