@@ -176,6 +176,7 @@ class Material:
     outsider: Issued
     nameless: Issued
     late: Issued
+    server: Issued
     store: Path
     key_file: Path
     policy: Path
@@ -187,10 +188,11 @@ def _write_leaf(
     authority: CertificateAuthority,
     subject: str | x509.Name,
     names: Sequence[str] = (),
+    profile: str = "tls-client",
 ) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = authority.issue(
-        public_key=key.public_key(), subject=subject, names=list(names), profile="tls-client"
+        public_key=key.public_key(), subject=subject, names=list(names), profile=profile
     )
     paths = Issued(directory / f"{stem}.pem", directory / f"{stem}.key")
     chain = [cert, *authority.chain[:-1]]
@@ -228,6 +230,9 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
             ["email:x@example.org"],
         )
         late = _write_leaf(directory, "late", second, "app-late")
+        server = _write_leaf(
+            directory, "server", issuing, "file-server", ["127.0.0.1"], profile="tls-server"
+        )
         trust = directory / "root.pem"
         trust.write_bytes(root.certificate.public_bytes(serialization.Encoding.PEM))
     outsider = TestPki(directory, "other-root").issue("outsider", common_name="app-1")
@@ -240,6 +245,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
         outsider=outsider,
         nameless=nameless,
         late=late,
+        server=server,
         store=store,
         key_file=key_file,
         policy=policy,

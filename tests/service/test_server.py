@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography import x509
 
 from keymgmt.client import KeyServiceClient
 from keymgmt.errors import AccessDeniedError, ServiceError
@@ -223,13 +224,17 @@ def test_log_holds_no_plaintext_or_body(http: HttpFactory, server: ServerProcess
 
 @pytest.fixture(scope="module")
 def strict_server(material: Material) -> Iterator[ServerProcess]:
-    """A second server: client certificates required at the TLS layer, pure-Python h11."""
+    """A second server: TLS material from files, client certificates required, h11."""
     running = start_server(
         str(material.store),
         material.key_file,
         material.directory / "strict.log",
-        "--ca",
-        "issuing",
+        "--tls-cert",
+        str(material.server.certificate),
+        "--tls-key",
+        str(material.server.key),
+        "--client-ca",
+        str(material.trust),
         "--policy",
         str(material.policy),
         "--require-client-cert",
@@ -244,6 +249,21 @@ def test_required_client_certificate_refuses_bare_handshakes(
     strict_server: ServerProcess, material: Material
 ) -> None:
     assert _raw_get(strict_server, raw_tls_context(material, None)) == b""
+
+
+def test_server_certificate_can_come_from_files(
+    strict_server: ServerProcess, material: Material
+) -> None:
+    address = urlsplit(strict_server.url)
+    context = raw_tls_context(material, material.clients["app-1"])
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=10) as raw,  # type: ignore[arg-type]
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    assert subject == "CN=file-server"
 
 
 def test_h11_protocol_also_sees_the_client_chain(
