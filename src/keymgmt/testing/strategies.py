@@ -2,29 +2,80 @@
 
 Import this module only in tests: it needs ``hypothesis`` (in the ``test``
 extra), which the core install does not. Every strategy draws small, valid
-values by default; the ``broken_*`` strategies draw deliberately invalid ones
-to test error paths.
+values by default; the ``broken_*``, ``invalid_*`` and ``mutated*`` strategies
+draw deliberately invalid ones to test error paths.
+
+Strategies that need a store draw a fresh in-memory :class:`~keymgmt.KeyManager`
+(fake clock, seeded randomness: cheap, deterministic, replayable) unless you
+pass one. Certificates come from a throwaway, seed-derived ECDSA P-256
+hierarchy built directly with :mod:`cryptography.x509` — predictable keys,
+tests only.
+
+Example::
+
+    from hypothesis import given
+    from keymgmt.testing import strategies as kst
+
+    @given(kst.ciphertexts())
+    def test_my_archive_round_trips(case):
+        stored = my_archive.put(case.manager, case.ciphertext)
+        assert case.manager.decrypt(my_archive.get(stored), case.context) == case.plaintext
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
+from typing import Any
 
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from hypothesis import strategies as st
 
+from keymgmt._manager import KeyManager
 from keymgmt._secret import SecretBytes
-from keymgmt.algorithms import Algorithm, KeyKind
+from keymgmt.algorithms import Algorithm, KeyKind, KeyUsage
+from keymgmt.model import KeyInfo
 from keymgmt.revocation import RevocationReason
+from keymgmt.testing._fakes import DEFAULT_START, FakeClock, SeededRandomness
+from keymgmt.testing._pki import CHAIN_DEFECTS, ChainCase, build_chain, build_crl, derive_key
+from keymgmt.testing._pki import name as _x509_name
 
 __all__ = [
+    "CHAIN_DEFECTS",
+    "ChainCase",
+    "CiphertextCase",
+    "CRLCase",
+    "HandshakeCase",
+    "KdcRequestCase",
+    "KeySpec",
+    "ManagedKey",
+    "algorithms",
+    "asymmetric_algorithms",
     "aware_datetimes",
+    "broken_certificate_chains",
+    "certificate_chains",
+    "ciphertexts",
     "contexts",
+    "crls",
+    "csrs",
+    "dns_names",
+    "handshake_hellos",
+    "invalid_key_specs",
+    "kdc_key_requests",
     "key_names",
+    "key_specs",
+    "managed_keys",
+    "managers",
+    "mutated",
+    "mutated_ciphertexts",
     "naive_datetimes",
     "plaintexts",
     "revocation_reasons",
     "secret_bytes",
     "symmetric_algorithms",
+    "tampered_csrs",
 ]
 
 _NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-_."
@@ -76,3 +127,379 @@ def aware_datetimes() -> st.SearchStrategy[_dt.datetime]:
 def naive_datetimes() -> st.SearchStrategy[_dt.datetime]:
     """Naive datetimes, which keymgmt refuses at every boundary."""
     return st.datetimes(min_value=_dt.datetime(2000, 1, 1), max_value=_dt.datetime(2100, 1, 1))
+
+
+# -- key specs and managed keys -------------------------------------------------------
+
+#: RSA key generation costs tens of milliseconds per key: off unless asked for.
+_RSA = frozenset({Algorithm.RSA_2048, Algorithm.RSA_3072, Algorithm.RSA_4096})
+
+
+def _usages() -> dict[Algorithm, tuple[KeyUsage, ...]]:
+    from keymgmt.keys._asymmetric import USAGES
+
+    table: dict[Algorithm, tuple[KeyUsage, ...]] = {
+        a: (KeyUsage.ENCRYPT_DECRYPT,) for a in Algorithm if a.kind is KeyKind.SYMMETRIC
+    }
+    table.update(USAGES)
+    return table
+
+
+@attrs.frozen
+class KeySpec:
+    """What ``km.keys.create(name, spec.algorithm, usage=spec.usage)`` is given."""
+
+    algorithm: Algorithm
+    usage: KeyUsage
+
+    @property
+    def kind(self) -> KeyKind:
+        """Symmetric or asymmetric."""
+        return self.algorithm.kind
+
+
+def algorithms(*, include_rsa: bool = False) -> st.SearchStrategy[Algorithm]:
+    """Every algorithm keymgmt manages (RSA only with ``include_rsa``: slow key generation)."""
+    return st.sampled_from([a for a in Algorithm if include_rsa or a not in _RSA])
+
+
+def asymmetric_algorithms(*, include_rsa: bool = False) -> st.SearchStrategy[Algorithm]:
+    """The key-pair algorithms (RSA only with ``include_rsa``)."""
+    return st.sampled_from(
+        [a for a in Algorithm if a.kind is KeyKind.ASYMMETRIC and (include_rsa or a not in _RSA)]
+    )
+
+
+def key_specs(
+    *, kinds: Sequence[KeyKind] | None = None, include_rsa: bool = False
+) -> st.SearchStrategy[KeySpec]:
+    """Valid (algorithm, usage) pairs: every usage each algorithm allows.
+
+    Args:
+        kinds: only these key kinds (default: both).
+        include_rsa: include RSA (key generation is slow).
+    """
+    wanted = tuple(kinds) if kinds is not None else (KeyKind.SYMMETRIC, KeyKind.ASYMMETRIC)
+    specs = [
+        KeySpec(algorithm, usage)
+        for algorithm, usages in _usages().items()
+        if algorithm.kind in wanted and (include_rsa or algorithm not in _RSA)
+        for usage in usages
+    ]
+    return st.sampled_from(specs)
+
+
+def invalid_key_specs() -> st.SearchStrategy[KeySpec]:
+    """(algorithm, usage) pairs keymgmt refuses at creation (``KeyUsageError``)."""
+    table = _usages()
+    specs = [
+        KeySpec(algorithm, usage)
+        for algorithm, usages in table.items()
+        if algorithm not in _RSA
+        for usage in KeyUsage
+        if usage not in usages
+    ]
+    return st.sampled_from(specs)
+
+
+def managers(
+    *, start: _dt.datetime = DEFAULT_START, consistency_interval: float = 0
+) -> st.SearchStrategy[KeyManager]:
+    """Fresh in-memory managers: a :class:`FakeClock` at ``start``, randomness seeded by the draw.
+
+    The managers are cheap (no KDF) and need no closing, though closing is
+    harmless.
+    """
+    return st.integers(min_value=0, max_value=2**32 - 1).map(
+        lambda seed: KeyManager.in_memory(
+            clock=FakeClock(start),
+            randomness=SeededRandomness(seed),
+            consistency_interval=consistency_interval,
+        )
+    )
+
+
+@attrs.frozen
+class ManagedKey:
+    """A key created in a manager: use ``manager`` with ``name``."""
+
+    manager: KeyManager
+    name: str
+    spec: KeySpec
+    info: KeyInfo
+
+
+@st.composite
+def managed_keys(
+    draw: st.DrawFn,
+    specs: st.SearchStrategy[KeySpec] | None = None,
+    manager: KeyManager | None = None,
+) -> ManagedKey:
+    """A key created (with ``km.keys.create``) in a drawn manager, or in ``manager``.
+
+    Args:
+        specs: what to create (default: :func:`key_specs`).
+        manager: create in this manager (names are made unique) instead of a fresh one.
+    """
+    km = manager if manager is not None else draw(managers())
+    spec = draw(specs if specs is not None else key_specs())
+    name = draw(key_names())
+    if manager is not None:
+        existing = {k.name for k in km.keys.list()}
+        suffix = 0
+        base = name[:56]
+        while name in existing:
+            suffix += 1
+            name = f"{base}-{suffix}"
+    info = km.keys.create(name, spec.algorithm, usage=spec.usage)
+    return ManagedKey(manager=km, name=name, spec=spec, info=info)
+
+
+# -- ciphertexts -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class CiphertextCase:
+    """A keymgmt ciphertext and what made it.
+
+    ``ciphertext`` opens with ``manager.decrypt(ciphertext, context)`` to
+    ``plaintext`` — unless the case came from :func:`mutated_ciphertexts`,
+    where ``original`` is the valid one and ``ciphertext`` a mutation of it
+    that must fail with ``DecryptionError`` (or another ``KeyMgmtError``).
+    """
+
+    manager: KeyManager
+    key_name: str
+    plaintext: bytes
+    context: dict[str, str]
+    ciphertext: bytes
+    original: bytes
+
+
+_AEAD_SPECS = key_specs(kinds=[KeyKind.SYMMETRIC]).filter(
+    lambda s: s.algorithm is not Algorithm.FERNET
+)
+
+
+@st.composite
+def ciphertexts(
+    draw: st.DrawFn,
+    specs: st.SearchStrategy[KeySpec] | None = None,
+    max_size: int = 1024,
+) -> CiphertextCase:
+    """A valid ciphertext from a managed AEAD key (any algorithm, context and plaintext).
+
+    Args:
+        specs: the key kinds to encrypt under (default: the symmetric AEADs;
+            Fernet takes no context and is left out).
+        max_size: the largest plaintext.
+    """
+    key = draw(managed_keys(specs if specs is not None else _AEAD_SPECS))
+    plaintext = draw(plaintexts(max_size))
+    context = draw(contexts())
+    ciphertext = bytes(key.manager.encrypt(key.name, plaintext, context))
+    return CiphertextCase(
+        manager=key.manager,
+        key_name=key.name,
+        plaintext=plaintext,
+        context=context,
+        ciphertext=ciphertext,
+        original=ciphertext,
+    )
+
+
+@st.composite
+def mutated(draw: st.DrawFn, data: bytes, *, max_extra: int = 16) -> bytes:
+    """``data`` changed: a bit flipped, a byte replaced/inserted/removed, truncated or extended.
+
+    The result always differs from ``data``.
+    """
+    data = bytes(data)
+    kinds = ["append", "insert"] + (["flip", "replace", "delete", "truncate"] if data else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "append":
+        return data + draw(st.binary(min_size=1, max_size=max_extra))
+    if kind == "insert":
+        i = draw(st.integers(0, len(data)))
+        return data[:i] + draw(st.binary(min_size=1, max_size=max_extra)) + data[i:]
+    i = draw(st.integers(0, len(data) - 1))
+    if kind == "flip":
+        bit = draw(st.integers(0, 7))
+        return data[:i] + bytes([data[i] ^ (1 << bit)]) + data[i + 1 :]
+    if kind == "replace":
+        value = draw(st.integers(0, 255).filter(lambda v: v != data[i]))
+        return data[:i] + bytes([value]) + data[i + 1 :]
+    if kind == "delete":
+        return data[:i] + data[i + 1 :]
+    return data[:i]  # truncate
+
+
+@st.composite
+def mutated_ciphertexts(draw: st.DrawFn, max_size: int = 256) -> CiphertextCase:
+    """A valid ciphertext case whose ``ciphertext`` was then mutated (see :func:`mutated`)."""
+    case = draw(ciphertexts(max_size=max_size))
+    return attrs.evolve(case, ciphertext=draw(mutated(case.original)))
+
+
+# -- certificates, CSRs, CRLs -------------------------------------------------------------
+
+
+def dns_names() -> st.SearchStrategy[str]:
+    """Lowercase DNS names of two to four labels under ``.example``."""
+    label = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+    return st.lists(label, min_size=1, max_size=3).map(lambda ls: ".".join([*ls, "example"]))
+
+
+def _validation_times() -> st.SearchStrategy[_dt.datetime]:
+    return st.datetimes(
+        min_value=_dt.datetime(2020, 1, 1),
+        max_value=_dt.datetime(2040, 1, 1),
+        timezones=st.just(_dt.UTC),
+    ).map(lambda t: t.replace(microsecond=0))
+
+
+@st.composite
+def certificate_chains(draw: st.DrawFn, defects: Sequence[str | None] = (None,)) -> ChainCase:
+    """Root -> intermediate -> TLS server leaf, with CRLs and a validation time.
+
+    Valid by default: ``km.pki.verify(case.leaf, intermediates=[case.intermediate],
+    trust_anchors=[case.root], crls=case.crls, at=case.at, name=case.dns_name)``
+    accepts it. Pass ``defects`` (values of :data:`CHAIN_DEFECTS`, or None)
+    to draw broken ones; ``case.defect`` says which.
+    """
+    defect = draw(st.sampled_from(list(defects)))
+    seed = draw(st.integers(min_value=0, max_value=2**32 - 1))
+    return build_chain(
+        seed, at=draw(_validation_times()), dns_name=draw(dns_names()), defect=defect
+    )
+
+
+def broken_certificate_chains(
+    defects: Sequence[str] = CHAIN_DEFECTS,
+) -> st.SearchStrategy[ChainCase]:
+    """Chains with exactly one deliberate defect: expired, not yet valid, wrong issuer, revoked."""
+    return certificate_chains(defects=list(defects))
+
+
+@st.composite
+def csrs(draw: st.DrawFn) -> x509.CertificateSigningRequest:
+    """Valid PKCS#10 CSRs (ECDSA P-256, a CN and one to three DNS SANs)."""
+    names = draw(st.lists(dns_names(), min_size=1, max_size=3, unique=True))
+    key = derive_key(draw(st.integers(min_value=0, max_value=2**32 - 1)), "csr")
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_x509_name(names[0]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+@st.composite
+def tampered_csrs(draw: st.DrawFn) -> bytes:
+    """DER CSRs that still parse but whose signature does not verify (last byte changed)."""
+    der = draw(csrs()).public_bytes(serialization.Encoding.DER)
+    value = draw(st.integers(1, 255))
+    return der[:-1] + bytes([der[-1] ^ value])
+
+
+@attrs.frozen
+class CRLCase:
+    """A signed CRL, its issuer's certificate and the serials it lists."""
+
+    crl: x509.CertificateRevocationList
+    issuer: x509.Certificate
+    serials: tuple[int, ...]
+    at: _dt.datetime
+
+
+@st.composite
+def crls(draw: st.DrawFn, max_entries: int = 20) -> CRLCase:
+    """CRLs (ECDSA P-256, CRL number, key-compromise entries) listing drawn serials."""
+    serials = draw(
+        st.lists(st.integers(min_value=1, max_value=2**159 - 1), max_size=max_entries, unique=True)
+    )
+    at = draw(_validation_times())
+    crl, issuer = build_crl(
+        draw(st.integers(0, 2**32 - 1)), serials, at=at, number=draw(st.integers(1, 2**20))
+    )
+    return CRLCase(crl=crl, issuer=issuer, serials=tuple(serials), at=at)
+
+
+# -- protocol messages ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class KdcRequestCase:
+    """A KDC key request from a registered, authorized principal.
+
+    ``transport(request)`` answers it; ``client.receive_key_reply(reply)``
+    yields the key. ``manager.kdc.handle(mutated_request)`` must answer any
+    mutation with an error reply or a ``KeyMgmtError``.
+    """
+
+    manager: KeyManager
+    transport: Any
+    client: Any
+    key_name: str
+    request: bytes
+
+
+@st.composite
+def kdc_key_requests(draw: st.DrawFn) -> KdcRequestCase:
+    """A fresh manager with key ``key_name`` granted to a principal, and its signed request."""
+    from keymgmt.kdc import InProcessTransport, KdcClient
+
+    km = draw(managers())
+    name = draw(key_names())
+    principal = draw(key_names())
+    km.keys.create(name)
+    credential = km.kdc.register(principal)
+    km.kdc.grant(principal, keys=[name])
+    client = KdcClient(credential, clock=km.clock, randomness=SeededRandomness(name + principal))
+    return KdcRequestCase(
+        manager=km,
+        transport=InProcessTransport(km.kdc),
+        client=client,
+        key_name=name,
+        request=client.key_request(name),
+    )
+
+
+@attrs.frozen
+class HandshakeCase:
+    """A ClientHello from ``initiator`` for ``responder`` (both from ``manager.exchange``).
+
+    ``responder.receive_data(hello); responder.next_event()`` accepts it once;
+    a replay or a mutation is refused with a ``KeyMgmtError`` (a truncated
+    hello only waits for more bytes; bytes appended after a whole hello are
+    the next message's problem).
+    """
+
+    manager: KeyManager
+    initiator: Any
+    responder: Any
+    server_name: str
+    hello: bytes
+    client_credential: Any
+    server_credential: Any
+
+
+@st.composite
+def handshake_hellos(draw: st.DrawFn) -> HandshakeCase:
+    """A manager with an Ed25519 root, client and server credentials, and a fresh ClientHello."""
+    km = draw(managers())
+    server_name = draw(dns_names())
+    root = km.pki.create_root_ca("strategy-root", key_type="ed25519")
+    server = km.exchange.credential(root, server_name, client=False)
+    client = km.exchange.credential(root, "client." + server_name, server=False)
+    initiator = km.exchange.initiator(client, server_identity=server_name)
+    responder = km.exchange.responder(server)
+    return HandshakeCase(
+        manager=km,
+        initiator=initiator,
+        responder=responder,
+        server_name=server_name,
+        hello=initiator.start(),
+        client_credential=client,
+        server_credential=server,
+    )
