@@ -253,13 +253,19 @@ class KeyManager:
     def kdc(self) -> KeyDistributionCenter:
         """The key distribution center: principals, policy, key grants, tickets."""
         from keymgmt.kdc import KeyDistributionCenter
-        from keymgmt.kdc._integration import ManagerPlaybook, certificate_verifier, key_source
+        from keymgmt.kdc._integration import (
+            ManagerPlaybook,
+            ManagerSigner,
+            certificate_verifier,
+            key_source,
+        )
 
         return KeyDistributionCenter(
             self._context,
             keys=key_source(self),
             verify_certificate=certificate_verifier(self),
             playbook=ManagerPlaybook(self),
+            signer=ManagerSigner(self),
         )
 
     def compromise(

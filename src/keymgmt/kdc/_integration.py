@@ -8,6 +8,7 @@ packages' internals.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import threading
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,9 @@ from keymgmt import _codec
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import KeyKind, KeyUsage
 from keymgmt.errors import (
+    AlreadyExistsError,
     CertificateVerificationError,
+    KeyNotFoundError,
     KeyStateError,
     KeyUsageError,
     RevokedError,
@@ -29,7 +32,13 @@ from keymgmt.revocation import RevocationReason
 if TYPE_CHECKING:
     from keymgmt._manager import KeyManager
 
-__all__ = ["ManagerKeySource", "ManagerPlaybook", "certificate_verifier", "key_source"]
+__all__ = [
+    "ManagerKeySource",
+    "ManagerPlaybook",
+    "ManagerSigner",
+    "certificate_verifier",
+    "key_source",
+]
 
 
 class ManagerKeySource:
@@ -98,6 +107,51 @@ class ManagerKeySource:
         with self._lock:
             self._material[(name, version)] = material
         return material
+
+
+class ManagerSigner:
+    """The KDC's signing key as a managed Ed25519 key pair in ``km.keys``.
+
+    Created on first use under the name :attr:`KEY_NAME`; rotated, revoked
+    and audited like any key pair (``km.compromise(key="kdc-signing#1")``
+    rotates it). Clients pin its public key: after a rotation they need the
+    new one (it comes with credentials issued from then on).
+    """
+
+    KEY_NAME = "kdc-signing"
+
+    def __init__(self, manager: KeyManager) -> None:
+        self._manager = manager
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        keys = self._manager.keys
+        try:
+            keys.get(self.KEY_NAME)
+        except KeyNotFoundError:
+            # Another process may have made it meanwhile.
+            with contextlib.suppress(AlreadyExistsError):
+                keys.create(self.KEY_NAME, algorithm="ed25519")
+        self._ready = True
+
+    def sign(self, data: bytes) -> bytes:
+        """A raw Ed25519 signature by the primary version.
+
+        Raises:
+            KeyStateError: the primary cannot sign (revoked, compromised).
+        """
+        from keymgmt.keys._format import parse_header
+
+        self._ensure()
+        envelope = self._manager.keys.sign(self.KEY_NAME, data)
+        return envelope[parse_header(envelope).prefix_length :]
+
+    def public_key(self) -> bytes:
+        """The raw public key of the primary version."""
+        self._ensure()
+        return self._manager.keys.public_key(self.KEY_NAME).raw()
 
 
 class ManagerPlaybook:

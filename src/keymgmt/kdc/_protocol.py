@@ -57,7 +57,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
@@ -92,6 +92,15 @@ __all__ = [
     "raise_if_error",
     "seal_ticket",
 ]
+
+
+class SignsBytes(Protocol):
+    """Anything with ``sign(data) -> signature`` (an Ed25519 key, a KDC signer)."""
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data``."""
+        ...
+
 
 NONCE_LEN: Final = 16
 _AUTH_KINDS: Final = {int(k): k for k in AuthKind}
@@ -274,7 +283,7 @@ def build_reply(
     randomness: Randomness,
     aead: AESGCM | None = None,
     client_share: bytes = b"",
-    kdc_signing_key: ed25519.Ed25519PrivateKey | None = None,
+    kdc_signing_key: SignsBytes | None = None,
 ) -> bytes:
     """Build a KEY_REPLY or TICKET_REPLY for a symmetric (``aead``) or certificate principal."""
     raw = principal.encode("utf-8")
@@ -514,7 +523,7 @@ def raise_if_error(data: bytes) -> None:
 
 
 def build_revocation_list(
-    signing_key: ed25519.Ed25519PrivateKey,
+    signing_key: SignsBytes,
     *,
     number: int,
     this_update: _dt.datetime,

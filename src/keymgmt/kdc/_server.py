@@ -91,6 +91,8 @@ __all__ = [
     "KeySource",
     "Playbook",
     "PrincipalInfo",
+    "Signer",
+    "StoredSigner",
 ]
 
 PRINCIPAL_KIND: Final = "kdc-principal"
@@ -153,6 +155,37 @@ class Playbook(Protocol):
     def revoke_certificate(self, cert: x509.Certificate, reason: RevocationReason) -> str | None:
         """Revoke the certificate at its CA and publish a new CRL; a description, or None."""
         ...
+
+
+class Signer(Protocol):
+    """The KDC's Ed25519 signing key."""
+
+    def sign(self, data: bytes) -> bytes:
+        """A raw 64-byte Ed25519 signature of ``data``.
+
+        Raises:
+            KeyStateError: the key cannot sign (revoked, compromised, destroyed).
+        """
+        ...
+
+    def public_key(self) -> bytes:
+        """The raw 32-byte public key clients pin."""
+        ...
+
+
+@attrs.frozen
+class StoredSigner:
+    """A :class:`Signer` over an Ed25519 key held in memory (unsealed from the store)."""
+
+    key: ed25519.Ed25519PrivateKey = attrs.field(repr=False)
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data``."""
+        return self.key.sign(data)
+
+    def public_key(self) -> bytes:
+        """The raw public key."""
+        return self.key.public_key().public_bytes_raw()
 
 
 #: Checks a principal's certificate at a time; raises CertificateError subclasses.
@@ -409,6 +442,10 @@ class KeyDistributionCenter:
         playbook: how :meth:`compromise` revokes and rotates key versions and
             certificates (default: key versions are revoked in the registry
             only, nothing is rotated, certificates are not revoked at a CA).
+        signer: the KDC's Ed25519 signing key, which signs replies to
+            certificate principals and revocation lists (the façade passes a
+            managed key pair from ``km.keys``; default: an Ed25519 key sealed
+            in a ``kdc-meta`` record, for KDCs built without a key store).
     """
 
     def __init__(
@@ -419,6 +456,7 @@ class KeyDistributionCenter:
         verify_certificate: CertificateVerifier | None = None,
         settings: KdcSettings | None = None,
         playbook: Playbook | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._ctx = context
         self._playbook = playbook
@@ -435,7 +473,7 @@ class KeyDistributionCenter:
         self._lock = threading.Lock()
         self._principals: dict[str, _Principal | None] = {}
         self._policy: Policy | None = None
-        self._signing_key: ed25519.Ed25519PrivateKey | None = None
+        self._signer = signer
         self._store.watch(PRINCIPAL_KIND, POLICY_KIND)
         self._store.subscribe(self._on_change)
 
@@ -478,10 +516,10 @@ class KeyDistributionCenter:
         self._policy = policy
         return policy
 
-    def _signing(self) -> ed25519.Ed25519PrivateKey:
-        key = self._signing_key
-        if key is not None:
-            return key
+    def _signing(self) -> Signer:
+        signer = self._signer
+        if signer is not None:
+            return signer
         fresh = self._ctx.randomness.token_bytes(32)
 
         def run(txn: Txn) -> bytes:
@@ -497,14 +535,16 @@ class KeyDistributionCenter:
             txn.audit("kdc.signing-key.create", "kdc", public_key=public.public_bytes_raw().hex())
             return fresh
 
-        key = ed25519.Ed25519PrivateKey.from_private_bytes(self._store.transact(run))
-        self._signing_key = key
-        return key
+        signer = StoredSigner(
+            ed25519.Ed25519PrivateKey.from_private_bytes(self._store.transact(run))
+        )
+        self._signer = signer
+        return signer
 
     @property
     def public_key(self) -> bytes:
         """The KDC's Ed25519 public key (raw 32 bytes) that clients pin."""
-        return self._signing().public_key().public_bytes_raw()
+        return self._signing().public_key()
 
     # -- principals ---------------------------------------------------------------
 
@@ -837,7 +877,7 @@ class KeyDistributionCenter:
                     raise MalformedInputError("a revocation list nonce is 16 bytes")
                 try:
                     return self.revocation_list(nonce=nonce)
-                except ProtocolError as exc:
+                except (ProtocolError, KeyStateError) as exc:
                     return p.build_error(ErrorCode.UNAVAILABLE, exc.message)
             return self._handle_request(data)
         except _Refusal as refusal:
@@ -947,6 +987,14 @@ class KeyDistributionCenter:
                 randomness=self._ctx.randomness,
                 **protection,
             )
+        except KeyStateError as exc:  # the KDC's signing key cannot sign
+            raise _Refusal(
+                ErrorCode.UNAVAILABLE,
+                "kdc-signing-key",
+                "the KDC cannot sign replies now",
+                object=f"principal:{principal.name}",
+                detail=exc.message,
+            ) from None
         except DecryptionError:  # a low-order X25519 share: no key can be agreed
             raise _Refusal(
                 ErrorCode.MALFORMED,

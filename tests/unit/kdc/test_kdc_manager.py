@@ -14,6 +14,7 @@ from keymgmt import KeyManager
 from keymgmt.errors import (
     CertificateVerificationError,
     InvalidArgumentError,
+    InvalidSignatureError,
     KeyStateError,
     MalformedInputError,
     NotFoundError,
@@ -427,3 +428,32 @@ def test_grant_ends_when_the_key_expires(km: KeyManager, clock: FakeClock) -> No
     km.kdc.grant("alice", keys=["short"])
     granted = KdcClient(alice, clock=clock).fetch_key("short", InProcessTransport(km.kdc))
     assert granted.expires_at == clock.now() + minutes(5)
+
+
+def test_kdc_signing_key_is_a_managed_key_pair(km: KeyManager, setup: Setup) -> None:
+    info = km.keys.get("kdc-signing")
+    assert info.algorithm.value == "ed25519"
+    assert km.kdc.public_key == km.keys.public_key("kdc-signing").raw()
+
+
+def test_compromised_kdc_signing_key_is_rotated_and_old_pins_fail(
+    km: KeyManager, setup: Setup, clock: FakeClock
+) -> None:
+    alice, _, transport = setup
+    old_pin = km.kdc.public_key
+    report = km.compromise(key="kdc-signing#1")
+    assert report.rotated == ("kdc-signing#2",)
+    assert km.kdc.public_key != old_pin
+    with pytest.raises(InvalidSignatureError):
+        alice.fetch_revocation_list(transport)  # alice still pins the old key
+    repinned = km.kdc.rotate_credential("alice")
+    assert repinned.kdc_public_key == km.kdc.public_key
+    KdcClient(repinned, clock=clock).fetch_revocation_list(transport)
+
+
+def test_kdc_that_cannot_sign_answers_unavailable(km: KeyManager, setup: Setup) -> None:
+    alice, _, transport = setup
+    km.kdc.public_key  # noqa: B018 - creates the signing key
+    km.keys.revoke("kdc-signing", 1, reason="key-compromise")
+    with pytest.raises(RemoteProtocolError, match="refused"):
+        alice.fetch_revocation_list(transport)
