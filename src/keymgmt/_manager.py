@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["KeyManager"]
 
 
+def _looks_like_libpq_dsn(text: str) -> bool:
+    """``host=... dbname=...``: a PostgreSQL DSN, never a sensible file name."""
+    first = text.strip().split(" ", 1)[0]
+    return first.partition("=")[0] in ("host", "hostaddr", "port", "dbname", "user", "service")
+
+
 class KeyManager:
     """The façade: keys, PKI, key distribution, exchange and revocation over one store.
 
@@ -161,7 +167,11 @@ class KeyManager:
         if text.startswith(("postgresql://", "postgres://")):
             from keymgmt.storage.postgres import PostgresBackend
 
-            backend = PostgresBackend(text)
+            backend = PostgresBackend(text, create=create)
+        elif _looks_like_libpq_dsn(text):
+            raise InvalidArgumentError(
+                "give a PostgreSQL store as a postgresql:// URL, not key=value pairs"
+            )
         else:
             backend = SQLiteBackend(Path(text), create=create)
         return cls(backend=backend, master_key=source, create=create, **kwargs)

@@ -270,3 +270,22 @@ def test_the_cli_store_option_accepts_a_postgresql_url(postgres_database: str) -
     assert verified.exit_code == 0, verified.output
     with KeyManager.open(postgres_database, passphrase="pw", create=False) as km:
         assert km.audit.verify().entries >= 1
+
+
+def test_a_libpq_key_value_dsn_is_refused_rather_than_taken_for_a_file() -> None:
+    with pytest.raises(InvalidArgumentError, match="postgresql:// URL"):
+        KeyManager.open("host=127.0.0.1 dbname=keys", passphrase="pw")
+
+
+def test_opening_a_missing_postgresql_store_without_create_changes_nothing(
+    postgres_database: str,
+) -> None:
+    import psycopg
+
+    with pytest.raises(StoreUnavailableError, match="no keymgmt store"):
+        KeyManager.open(postgres_database, passphrase="pw", create=False)
+    with psycopg.connect(postgres_database) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'keymgmt'"
+        ).fetchone()
+    assert found == (0,)
