@@ -17,8 +17,9 @@ Record kinds (all sealed by the keyring):
     one record per key grant or ticket issued: who got what, when, until
     when. :meth:`compromise` reads them to say what was exposed.
 ``kdc-meta`` / ``signing-key``
-    the KDC's Ed25519 key that signs replies to certificate principals and
-    revocation lists.
+    an Ed25519 signing key, only for a KDC built without a ``signer`` (the
+    façade's KDC signs with the managed key pair ``kdc-signing`` in
+    ``km.keys``).
 
 Every decision is audited: grants as ``kdc.grant-key`` / ``kdc.grant-ticket``
 (outcome ``ok``), refusals as ``kdc.request`` (outcome ``denied`` with a
