@@ -37,6 +37,8 @@ from keymgmt.kdc._server import (
     KeySource,
     Playbook,
     PrincipalInfo,
+    Signer,
+    StoredSigner,
 )
 from keymgmt.kdc._transport import InProcessTransport
 from keymgmt.kdc._wire import VERSION as PROTOCOL_VERSION
@@ -69,6 +71,8 @@ __all__ = [
     "RevocationList",
     "RevokedEntry",
     "SessionTicket",
+    "Signer",
+    "StoredSigner",
     "SymmetricCredential",
     "TicketReceiver",
     "Transport",
