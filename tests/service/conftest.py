@@ -55,6 +55,7 @@ POLICY = {
             "operations": ["sign"],
             "profiles": ["tls-client"],
             "names": ["{principal}"],
+            "cas": ["issuing"],
         },
         {"principals": ["app-*"], "operations": ["kdc"]},
         {"principals": ["admin"], "operations": ["revoke"], "subjects": ["*"]},

@@ -110,6 +110,11 @@ def test_csr_with_an_extra_san_is_denied(service_client: KeyServiceClient) -> No
         service_client.sign_csr("issuing", _csr("evil.example"), profile="tls-client")
 
 
+def test_ca_the_policy_does_not_name_is_denied(service_client: KeyServiceClient) -> None:
+    with pytest.raises(AccessDeniedError, match="from CA 'root'"):
+        service_client.sign_csr("root", _csr(), profile="tls-client")
+
+
 def test_profile_the_policy_does_not_grant_is_denied(service_client: KeyServiceClient) -> None:
     with pytest.raises(AccessDeniedError):
         service_client.sign_csr("issuing", _csr(), profile="intermediate")

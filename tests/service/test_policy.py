@@ -69,6 +69,25 @@ def test_sign_refuses_a_csr_with_no_names() -> None:
     assert not POLICY.allows("app-1", Operation.SIGN, profile="tls-client", names=[])
 
 
+def test_sign_rule_with_cas_refuses_other_cas() -> None:
+    policy = ServicePolicy.from_json(
+        {
+            "rules": [
+                {
+                    "principals": ["*"],
+                    "operations": ["sign"],
+                    "profiles": ["tls-client"],
+                    "names": ["{principal}"],
+                    "cas": ["issuing-*"],
+                }
+            ]
+        }
+    )
+    request = {"profile": "tls-client", "names": ["a"]}
+    assert policy.allows("a", Operation.SIGN, ca="issuing-eu", **request)  # type: ignore[arg-type]
+    assert not policy.allows("a", Operation.SIGN, ca="root", **request)  # type: ignore[arg-type]
+
+
 def test_revoke_matches_kind_and_subject() -> None:
     assert POLICY.allows("ops", Operation.REVOKE, subject="principal:app-1")
     assert not POLICY.allows("ops", Operation.REVOKE, subject="key:pay-eu#1")

@@ -542,8 +542,11 @@ class Service:
         except (ValueError, UnicodeEncodeError):
             raise MalformedInputError("'csr' is not a PEM certificate signing request") from None
         names = self.parts.csr_names(csr)
-        self.policy.authorize(identity.principal, Operation.SIGN, profile=profile, names=names)
-        issued = await self.call(self.parts.sign_csr, str(request.path_params["ca"]), csr, profile)
+        ca = str(request.path_params["ca"])
+        self.policy.authorize(
+            identity.principal, Operation.SIGN, profile=profile, names=names, ca=ca
+        )
+        issued = await self.call(self.parts.sign_csr, ca, csr, profile)
 
         def pem_of(certificate: x509.Certificate) -> str:
             return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")

@@ -61,7 +61,7 @@ class Operation(enum.StrEnum):
 
 
 _RULE_FIELDS: Final = frozenset(
-    {"principals", "operations", "keys", "profiles", "names", "subjects"}
+    {"principals", "operations", "keys", "profiles", "names", "subjects", "cas"}
 )
 _POLICY_FIELDS: Final = frozenset({"rules", "rate_limit"})
 
@@ -84,6 +84,8 @@ class Rule:
         names: patterns for every name in a CSR (``{principal}`` = the caller).
         subjects: patterns for ``"<kind>:<subject>"`` the caller may revoke
             (``revoke``), e.g. ``"principal:app-*"``.
+        cas: patterns for the CAs that may sign for the caller (``sign``);
+            empty means any CA of the store.
     """
 
     principals: tuple[str, ...]
@@ -92,6 +94,7 @@ class Rule:
     profiles: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
+    cas: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Rule:
@@ -125,6 +128,7 @@ class Rule:
             profiles=_strings(value.get("profiles", []), "profiles"),
             names=_strings(value.get("names", []), "names"),
             subjects=_strings(value.get("subjects", []), "subjects"),
+            cas=_strings(value.get("cas", []), "cas"),
         )
 
     def allows(
@@ -136,6 +140,7 @@ class Rule:
         profile: str | None = None,
         names: Iterable[str] = (),
         subject: str | None = None,
+        ca: str | None = None,
     ) -> bool:
         """Whether this rule alone allows the request."""
         if operation not in self.operations:
@@ -148,6 +153,8 @@ class Rule:
             return False
         if operation is Operation.SIGN:
             if profile is None or profile not in self.profiles:
+                return False
+            if self.cas and (ca is None or not any(fnmatch.fnmatchcase(ca, p) for p in self.cas)):
                 return False
             patterns = [p.replace("{principal}", principal) for p in self.names]
             wanted = list(names)
@@ -262,10 +269,19 @@ class ServicePolicy:
         profile: str | None = None,
         names: Sequence[str] = (),
         subject: str | None = None,
+        ca: str | None = None,
     ) -> bool:
         """Whether some rule allows the request."""
         return any(
-            r.allows(principal, operation, key=key, profile=profile, names=names, subject=subject)
+            r.allows(
+                principal,
+                operation,
+                key=key,
+                profile=profile,
+                names=names,
+                subject=subject,
+                ca=ca,
+            )
             for r in self.rules
         )
 
@@ -278,6 +294,7 @@ class ServicePolicy:
         profile: str | None = None,
         names: Sequence[str] = (),
         subject: str | None = None,
+        ca: str | None = None,
     ) -> None:
         """Raise unless some rule allows the request.
 
@@ -286,13 +303,15 @@ class ServicePolicy:
                 attributes say which request).
         """
         if not self.allows(
-            principal, operation, key=key, profile=profile, names=names, subject=subject
+            principal, operation, key=key, profile=profile, names=names, subject=subject, ca=ca
         ):
             target = f" on key {key!r}" if key is not None else ""
             if subject is not None:
                 target = f" {subject!r}"
             if profile is not None:
                 target = f" with profile {profile!r} for {', '.join(names) or 'no names'}"
+                if ca is not None:
+                    target += f" from CA {ca!r}"
             raise AccessDeniedError(
                 f"principal {principal!r} may not {operation.value}{target}",
                 principal=principal,
