@@ -110,7 +110,7 @@ def test_the_value_cannot_be_replaced_through_attributes() -> None:
         secret.value = b"other"  # type: ignore[attr-defined]
 
 
-@given(st.binary(min_size=1, max_size=64))
+@given(st.binary(min_size=8, max_size=64))  # 16+ hex digits: no chance match
 def test_no_rendering_ever_contains_the_secret(value: bytes) -> None:
     secret = SecretBytes(value)
     renderings = [repr(secret), str(secret), format(secret), f"{secret!r}", f"{secret!s}"]
