@@ -228,6 +228,18 @@ class KeyManager:
     def __reduce__(self) -> Any:
         raise TypeError("KeyManager cannot be pickled")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
+
     # -- parts ------------------------------------------------------------------
 
     @property

@@ -169,6 +169,18 @@ class AuditEntry:
             "details": dict(self.details),
         }
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
+
 
 #: Receives every entry after it is committed (logging, SIEM forwarding, ...).
 AuditSink = Callable[[AuditEntry], None]
@@ -195,6 +207,18 @@ class AuditLog:
 
     def __repr__(self) -> str:
         return "AuditLog()"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
 
     def entries(self, *, start: int = 1) -> Iterator[AuditEntry]:
         """Iterate entries in order from sequence number ``start``.

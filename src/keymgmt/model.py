@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+from typing import Any
 
 import attrs
 
@@ -93,6 +94,18 @@ class KeyVersionInfo:
         """The revocation subject of this version: ``"name#version"``."""
         return f"{self.key_name}#{self.version}"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
+
 
 @attrs.frozen(kw_only=True)
 class KeyInfo:
@@ -118,6 +131,18 @@ class KeyInfo:
     def version(self, number: int) -> KeyVersionInfo | None:
         """The version numbered ``number``, or None."""
         return next((v for v in self.versions if v.version == number), None)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
 
 
 @attrs.frozen(kw_only=True)

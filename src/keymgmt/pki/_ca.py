@@ -145,6 +145,18 @@ class IssuedCertificate:
         """Whether the certificate has expired at ``at``."""
         return at > self.not_after
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
+
 
 class PKI:
     """The store's certificate authorities (``km.pki``).
@@ -498,6 +510,18 @@ class CertificateAuthority:
 
     def __repr__(self) -> str:
         return f"CertificateAuthority({self.name!r}, parent={self.parent!r})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
 
     @property
     def key_type(self) -> Algorithm:

@@ -28,6 +28,7 @@ import datetime as _dt
 import enum
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 from cryptography import x509
@@ -142,6 +143,18 @@ class VerifiedPath:
     name: str | None
     revocation: tuple[RevocationSource, ...]
     engine: str
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
 
 
 #: ``lookup(issuer, cert)`` → the registry's answer when ``issuer`` is one of

@@ -104,7 +104,7 @@ import hashlib
 import hmac
 import warnings
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
@@ -235,6 +235,18 @@ class Session:
     def __repr__(self) -> str:
         return f"Session({self.role.value}, peer={self.peer.identity!r}, group={self.group.value})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
+
 
 @attrs.frozen
 class HelloReceived:
@@ -249,6 +261,18 @@ class HandshakeComplete:
     """The peer is authenticated and the keys are confirmed."""
 
     session: Session
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
 
 
 HandshakeEvent = HelloReceived | HandshakeComplete | NeedData
