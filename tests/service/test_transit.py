@@ -135,3 +135,12 @@ def test_malformed_ciphertext_is_the_opaque_decryption_error(
     )
     assert response.status_code == 400
     assert response.json()["error"] == {"type": "decryption_failed", "message": "decryption failed"}
+
+
+def test_audit_entries_written_through_the_service_name_it_as_actor(
+    material: Material, orders_key: str
+) -> None:
+    with KeyManager.open(material.store, key_file=material.key_file, create=False) as km:
+        entries = [e for e in km.audit.entries() if orders_key in e.object]
+    assert entries
+    assert {e.actor for e in entries} == {"keymgmt-serve"}

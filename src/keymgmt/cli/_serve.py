@@ -9,11 +9,32 @@ from typing import Any
 
 import click
 
-from keymgmt.cli._common import Settings, manager, pass_settings
+from keymgmt._manager import KeyManager
+from keymgmt.cli._common import Settings, pass_settings, read_passphrase
 
 __all__ = ["serve"]
 
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
+
+
+#: The actor audit entries written through the service carry (the request log
+#: names the principal of each request).
+ACTOR = "keymgmt-serve"
+
+
+def _open(settings: Settings) -> KeyManager:
+    """The store, opened as :data:`ACTOR` (never created here)."""
+    if settings.key_file is not None:
+        return KeyManager.open(
+            settings.store, key_file=settings.key_file, actor=ACTOR, create=False
+        )
+    return KeyManager.open(
+        settings.store,
+        passphrase=read_passphrase(settings),
+        kdf_profile=settings.kdf_profile,
+        actor=ACTOR,
+        create=False,
+    )
 
 
 @click.command()
@@ -123,7 +144,7 @@ def serve(
         click.echo(f"listening on https://{bound_host}:{bound_port}")
         sys.stdout.flush()
 
-    with manager(settings) as km:
+    with _open(settings) as km:
         tls: Any
         if issuing_ca is not None:
             names = server_names or (("localhost", host) if host != "localhost" else (host,))
