@@ -181,15 +181,15 @@ class Service:
 
     def app(self) -> ASGIApp:
         """The Starlette application (ASGI 3)."""
-        routes = [
-            Route("/v1/health", self.health, methods=["GET"]),
-            Route("/v1/ready", self.ready, methods=["GET"]),
-            Route("/v1/transit/keys", self.create_key, methods=["POST"]),
-            Route("/v1/transit/keys/{name}", self.read_key, methods=["GET"]),
+        routes = [  # the hot paths first: Starlette tries routes in order
             Route("/v1/transit/keys/{name}/encrypt", self.encrypt, methods=["POST"]),
             Route("/v1/transit/keys/{name}/decrypt", self.decrypt, methods=["POST"]),
             Route("/v1/transit/keys/{name}/datakey", self.datakey, methods=["POST"]),
             Route("/v1/transit/keys/{name}/rewrap", self.rewrap, methods=["POST"]),
+            Route("/v1/transit/keys/{name}", self.read_key, methods=["GET"]),
+            Route("/v1/transit/keys", self.create_key, methods=["POST"]),
+            Route("/v1/health", self.health, methods=["GET"]),
+            Route("/v1/ready", self.ready, methods=["GET"]),
             Route("/v1/pki/cas", self.list_cas, methods=["GET"]),
             Route("/v1/pki/cas/{ca}/certificate", self.ca_certificate, methods=["GET"]),
             Route("/v1/pki/cas/{ca}/crl", self.crl, methods=["GET"]),
