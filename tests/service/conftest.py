@@ -322,7 +322,7 @@ def start_server(store: str, key_file: Path, log: Path, *extra: str) -> ServerPr
 
 @pytest.fixture(scope="session")
 def server(material: Material) -> Iterator[ServerProcess]:
-    """The session's server: sync before every request, small body limit."""
+    """The session's server: sync before every request, small body limit, 1 s body timeout."""
     running = start_server(
         str(material.store),
         material.key_file,
@@ -335,6 +335,8 @@ def server(material: Material) -> Iterator[ServerProcess]:
         "0",
         "--max-body",
         "65536",
+        "--body-timeout",
+        "1",
     )
     yield running
     running.stop()

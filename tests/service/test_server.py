@@ -123,6 +123,29 @@ def test_oversize_body_is_413_and_the_server_keeps_serving(http: HttpFactory) ->
     assert client.get("/v1/health").status_code == 200
 
 
+def test_trickling_body_gets_408_after_the_body_timeout(
+    server: ServerProcess, material: Material
+) -> None:
+    address = urlsplit(server.url)
+    context = raw_tls_context(material, material.clients["app-1"])
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=20) as raw,  # type: ignore[arg-type]
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(
+            b"POST /v1/transit/keys/app-orders/encrypt HTTP/1.1\r\nHost: x\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"plain'
+        )
+        answer = b""
+        while not answer.endswith(b"}}"):
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b'"request_timeout"' in answer
+
+
 def test_malformed_json_is_400(http: HttpFactory) -> None:
     response = http("app-1").post(
         "/v1/transit/keys/app-orders/encrypt",

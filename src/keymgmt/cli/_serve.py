@@ -69,6 +69,13 @@ def _open(settings: Settings) -> KeyManager:
     help="Largest request body, in bytes.",
 )
 @click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client may take to send a request body (then 408).",
+)
+@click.option(
     "--sync-interval",
     default=0.25,
     show_default=True,
@@ -105,6 +112,7 @@ def serve(
     client_ca: Path | None,
     policy: Path | None,
     max_body: int,
+    body_timeout: float,
     sync_interval: float,
     require_client_cert: bool,
     http: str,
@@ -168,6 +176,7 @@ def serve(
             rules,
             max_body=max_body,
             sync_interval=sync_interval,
+            body_timeout=body_timeout,
         )
         service_module.serve(
             service,

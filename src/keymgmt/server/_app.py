@@ -148,6 +148,8 @@ class Service:
         utcnow: the clock for cache headers.
         inline_reads: run reads on the event loop (see above); False sends
             every library call to worker threads.
+        body_timeout: seconds a client may take to send its request body
+            (a trickling client gets 408 instead of holding a connection).
     """
 
     def __init__(
@@ -160,9 +162,13 @@ class Service:
         monotonic: Callable[[], float] = time.monotonic,
         utcnow: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC),
         inline_reads: bool = True,
+        body_timeout: float = 30.0,
     ) -> None:
-        if max_body < 1 or sync_interval < 0:
-            raise InvalidArgumentError("max_body must be >= 1 and sync_interval >= 0")
+        if max_body < 1 or sync_interval < 0 or not body_timeout > 0:
+            raise InvalidArgumentError(
+                "max_body must be >= 1, sync_interval >= 0 and body_timeout > 0"
+            )
+        self.body_timeout = body_timeout
         self.parts = parts
         self.policy = policy
         self.max_body = max_body
@@ -308,7 +314,8 @@ class Service:
         """The request body, at most ``max_body`` bytes.
 
         Raises:
-            ServiceError: 413 when larger, 400 for a bad Content-Length.
+            ServiceError: 413 when larger, 400 for a bad Content-Length, 408
+                when it does not arrive within ``body_timeout``.
         """
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -318,11 +325,17 @@ class Service:
                 raise self._too_large()
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise self._too_large()
-            chunks.append(chunk)
+        try:
+            with anyio.fail_after(self.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise self._too_large()
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ServiceError(
+                408, "request_timeout", f"the request body took over {self.body_timeout} s"
+            ) from None
         return b"".join(chunks)
 
     def _too_large(self) -> ServiceError:
