@@ -12,7 +12,8 @@ test passphrase). Modes:
 ``follower INTERVAL``
     Reads ``check SUBJECT`` lines on stdin; for each, syncs the way an
     operation does (at most once per INTERVAL seconds) and answers
-    ``revoked`` or ``valid``.
+    ``revoked`` or ``valid``. ``encrypt KEY`` encrypts under KEY and answers
+    ``version N`` (the version used) or ``refused ERROR``.
 
 Every line printed is flushed at once. Record payloads are derived from
 their names, so the parent can check them without being told.
@@ -33,7 +34,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keymgmt import KeyManager
 from keymgmt._store import Txn
+from keymgmt.errors import KeyMgmtError
 from keymgmt.keyring import KdfProfile
+from keymgmt.keys._format import parse_header
 from keymgmt.revocation import SubjectKind
 
 PASSPHRASE = "integration-test-passphrase"
@@ -201,11 +204,20 @@ def follower(location: str, interval: float) -> None:
         emit("ready")
         for line in sys.stdin:
             command, _, subject = line.strip().partition(" ")
-            if command != "check":
+            if command == "check":
+                km._store.sync()  # what every operation does first (non-forced)
+                revoked = km.revocation.is_revoked(SubjectKind.PRINCIPAL, subject)
+                emit("revoked" if revoked else "valid")
+            elif command == "encrypt":
+                # A real operation: which version does it use, or is it refused?
+                try:
+                    ciphertext = km.keys.encrypt(subject, b"probe")
+                except KeyMgmtError as exc:
+                    emit("refused", type(exc).__name__)
+                else:
+                    emit("version", parse_header(ciphertext).version)
+            else:
                 break
-            km._store.sync()  # what every operation does first (non-forced)
-            revoked = km.revocation.is_revoked(SubjectKind.PRINCIPAL, subject)
-            emit("revoked" if revoked else "valid")
 
 
 def main(argv: list[str]) -> None:

@@ -1,4 +1,8 @@
-"""Two KeyManagers in different processes on one store see each other's revocations.
+"""Two KeyManagers in different processes on one store see each other's changes.
+
+Revocations (of principals and of key versions) and rotations made by one
+are honoured by the other: a revoked version is refused, a new primary is
+used.
 
 The bound: a revocation committed by one instance is honoured by another at
 its first operation that starts after ``consistency_interval`` seconds have
@@ -17,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from _integration_worker import open_manager
+from _integration_worker import SHARED_KEY, open_manager
 
 from keymgmt.revocation import SubjectKind
 
@@ -47,11 +51,7 @@ def _follower(location: str, interval: float) -> Iterator[subprocess.Popen[str]]
 
 
 def _check(proc: subprocess.Popen[str], subject: str) -> str:
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    proc.stdin.write(f"check {subject}\n")
-    proc.stdin.flush()
-    return proc.stdout.readline().strip()
+    return _ask(proc, f"check {subject}")
 
 
 def test_a_revocation_is_honoured_by_another_process_at_its_next_operation(
@@ -63,6 +63,29 @@ def test_a_revocation_is_honoured_by_another_process_at_its_next_operation(
             assert _check(other, subject) == "valid"
             km.revocation.revoke(SubjectKind.PRINCIPAL, subject, "key-compromise")
             assert _check(other, subject) == "revoked"
+
+
+def _ask(proc: subprocess.Popen[str], line: str) -> str:
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    return proc.stdout.readline().strip()
+
+
+def test_a_rotation_is_used_by_another_process_at_its_next_encrypt(shared_store: str) -> None:
+    with open_manager(shared_store, actor="leader") as km, _follower(shared_store, 0.0) as other:
+        for _ in range(5):
+            version = km.keys.rotate(SHARED_KEY).version
+            assert _ask(other, f"encrypt {SHARED_KEY}") == f"version {version}"
+
+
+def test_a_revoked_key_version_is_refused_by_another_process_at_once(shared_store: str) -> None:
+    with open_manager(shared_store, actor="leader") as km, _follower(shared_store, 0.0) as other:
+        primary = km.keys.get(SHARED_KEY).primary_version
+        assert _ask(other, f"encrypt {SHARED_KEY}") == f"version {primary}"
+        km.keys.revoke(SHARED_KEY, primary, reason="key-compromise")
+        assert _ask(other, f"encrypt {SHARED_KEY}") == "refused RevokedError"
 
 
 def test_revocations_from_the_other_process_reach_this_one(shared_store: str) -> None:
@@ -82,7 +105,7 @@ def test_revocations_from_the_other_process_reach_this_one(shared_store: str) ->
 
 _REVOKE_SNIPPET = """
 import sys
-from _integration_worker import open_manager
+from _integration_worker import SHARED_KEY, open_manager
 from keymgmt.revocation import SubjectKind
 with open_manager(sys.argv[1], actor="writer") as km:
     km.revocation.revoke(SubjectKind.PRINCIPAL, "from-elsewhere")
