@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keymgmt import KeyManager
 from keymgmt.errors import StoreUnavailableError, WrongPassphraseError
@@ -178,3 +180,21 @@ def test_the_pin_never_appears_in_repr(hsm_key: HsmKey) -> None:
     _, master = source.create(SeededRandomness(2))
     assert pin not in repr(source)
     assert pin not in repr(master)
+
+
+@given(
+    key=st.integers(2, 8).flatmap(lambda n: st.binary(min_size=8 * n, max_size=8 * n)),
+    aad=st.binary(max_size=64),
+    other=st.binary(max_size=64),
+)
+@settings(max_examples=25)
+def test_wrap_round_trips_and_binds_the_associated_data(
+    hsm_key: HsmKey, key: bytes, aad: bytes, other: bytes
+) -> None:
+    _, master = hsm_key().create(SeededRandomness(3))
+    wrapped = master.wrap(key, aad)
+    assert key not in wrapped
+    assert master.unwrap(wrapped, aad) == key
+    if other != aad:
+        with pytest.raises(WrongPassphraseError):
+            master.unwrap(wrapped, other)
