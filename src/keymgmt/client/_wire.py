@@ -31,7 +31,7 @@ ERROR_TABLE: Final[tuple[tuple[type[errors.KeyMgmtError], int, str], ...]] = (
     (errors.CertificateVerificationError, 400, "certificate_verification_failed"),
     (errors.CertificateError, 400, "certificate_error"),
     (errors.DestroyedKeyError, 409, "key_destroyed"),
-    (errors.RevokedError, 409, "key_revoked"),
+    (errors.RevokedError, 409, "subject_revoked"),
     (errors.KeyStateError, 409, "key_state"),
     (errors.KeyUsageError, 409, "key_usage"),
     (errors.AccessDeniedError, 403, "access_denied"),
