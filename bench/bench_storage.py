@@ -375,7 +375,22 @@ def _hsm_cases(module: str, token: str, pin: str) -> list[Case]:
     aad = b"keymgmt/store-key/v1\x00bench"
     hsm_wrapped = hsm.wrap(store_key, aad)
     software_wrapped = software.wrap(store_key, aad)
+    from keymgmt import KeyManager
+
+    folder = Path(tempfile.mkdtemp(prefix="keymgmt-bench-hsm-"))
+    source = Pkcs11Key(module, token_label=token, pin=pin, key_label=hsm_params["key_label"])
+    raw_key = RawMasterKey(os.urandom(32))
+    KeyManager.open(folder / "hsm.db", master_key=source).close()
+    KeyManager.open(folder / "raw.db", master_key=raw_key).close()
     return [
+        Case(
+            "storage",
+            "open store: HSM master key vs raw key",
+            lambda: KeyManager.open(folder / "hsm.db", master_key=source, create=False).close(),
+            lambda: KeyManager.open(folder / "raw.db", master_key=raw_key, create=False).close(),
+            number=20,
+            note="the one HSM call per open: unwrapping the store key",
+        ),
         Case(
             "storage",
             "HSM wrap store key vs software AES-GCM wrap",
