@@ -172,6 +172,8 @@ def test_nul_in_a_record_name_is_an_argument_error(postgres_dsn: str, schema: st
             backend.commit([Put("k", "a\x00b", b"", ANY)])
         with pytest.raises(InvalidArgumentError):
             backend.get("k", "a\x00")
+        with pytest.raises(InvalidArgumentError):
+            backend.commit([Put("k", "lone \ud800 surrogate", b"", ANY)])
     finally:
         backend.close()
 

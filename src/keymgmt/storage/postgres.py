@@ -571,6 +571,12 @@ class PostgresBackend:
 
 
 def _check_text(*values: str) -> None:
+    """PostgreSQL text holds neither NUL nor lone surrogates: refuse them up front."""
     for value in values:
         if "\x00" in value:
             raise InvalidArgumentError("record kinds and names may not contain NUL")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidArgumentError("record kinds and names must be valid Unicode") from None
