@@ -12,6 +12,15 @@ from keymgmt.storage._protocol import ANY, Delete, Operation, Put, Record
 __all__ = ["MemoryBackend"]
 
 
+def check_unicode(*values: str) -> None:
+    """Refuse text no database can store (lone surrogates do not encode as UTF-8)."""
+    for value in values:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError("record kinds and names must be valid Unicode") from None
+
+
 def check_operations(operations: Sequence[Operation]) -> None:
     """Refuse batches a backend cannot apply unambiguously."""
     seen: set[tuple[str, str]] = set()
@@ -25,6 +34,8 @@ def check_operations(operations: Sequence[Operation]) -> None:
             or not op.name
         ):
             raise InvalidArgumentError("record kind and name must be non-empty strings")
+        if not (op.kind.isascii() and op.name.isascii()):
+            check_unicode(op.kind, op.name)
         if isinstance(op.expected, bool) or not isinstance(op.expected, int) or op.expected < ANY:
             raise InvalidArgumentError(f"expected revision must be an int >= {ANY}")
         if isinstance(op, Put) and not isinstance(op.data, bytes | bytearray | memoryview):

@@ -28,6 +28,7 @@ from typing import Final, TypeVar
 from keymgmt.errors import (
     ConflictError,
     IntegrityError,
+    InvalidArgumentError,
     SchemaVersionError,
     StoreError,
     StoreUnavailableError,
@@ -413,6 +414,8 @@ class SQLiteBackend:
             return self._retry_locked(lambda: conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"read from {self.path} failed: {exc}") from None
+        except UnicodeEncodeError:
+            raise InvalidArgumentError("record kinds and names must be valid Unicode") from None
 
 
 def _record(row: tuple[object, ...]) -> Record:

@@ -181,6 +181,21 @@ class BackendContract:
         with pytest.raises(InvalidArgumentError):
             backend.commit([Put("k", "", b"1", ANY)])
 
+    def test_kinds_and_names_that_are_not_valid_unicode_are_refused(self, backend: Backend) -> None:
+        bad = "lone \ud800 surrogate"
+        with pytest.raises(InvalidArgumentError):
+            backend.commit([Put("k", bad, b"", ANY)])
+        with pytest.raises(InvalidArgumentError):
+            backend.commit([Delete(bad, "a", ANY)])
+        assert backend.generation() == 0
+        # Reads may answer "nothing there" or refuse; never a foreign exception.
+        for read in (lambda: backend.get("k", bad), lambda: backend.list("k", prefix=bad)):
+            try:
+                found = read()
+            except InvalidArgumentError:
+                continue
+            assert not found
+
     def test_an_empty_batch_writes_nothing(self, backend: Backend) -> None:
         assert backend.commit([]) == []
         assert backend.generation() == 0
