@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,9 +17,10 @@ from keymgmt._manager import KeyManager
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.keyring import KdfProfile
 
-__all__ = ["Settings", "emit", "open_manager", "pass_settings"]
+__all__ = ["Settings", "emit", "open_manager", "pass_settings", "progress", "working"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 @attrs.define
@@ -122,3 +123,36 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str
     lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
     lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return lines
+
+
+def _interactive(settings: Settings) -> bool:
+    # Progress goes to stderr, and only for a person watching: never into
+    # pipes, logs or JSON consumers.
+    return settings.output != "json" and sys.stderr.isatty()
+
+
+@contextmanager
+def progress(settings: Settings, items: Sequence[_T], label: str) -> Iterator[Iterable[_T]]:
+    """``with progress(settings, items, "rewrapping") as bar: for item in bar: ...``.
+
+    A progress bar on stderr when stderr is a terminal and the output is not
+    JSON; otherwise the items unchanged (quiet in pipes, CI and tests).
+    """
+    if not _interactive(settings):
+        yield items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield bar
+
+
+@contextmanager
+def working(settings: Settings, label: str) -> Iterator[None]:
+    """Say ``label...`` on stderr while one long call runs (terminals only)."""
+    if not _interactive(settings):
+        yield
+        return
+    click.echo(f"{label}...", err=True, nl=False)
+    try:
+        yield
+    finally:
+        click.echo(" done", err=True)

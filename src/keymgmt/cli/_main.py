@@ -153,6 +153,11 @@ def _register() -> None:
     cli.add_command(sign)
     cli.add_command(verify)
 
+    from keymgmt.cli._bulk import completion, rewrap
+
+    cli.add_command(rewrap)
+    cli.add_command(completion)
+
 
 _register()
 
