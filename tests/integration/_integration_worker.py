@@ -7,6 +7,9 @@ test passphrase). Modes:
 ``crash SEED``
     Writes forever, printing one line per operation *after* it returned
     (the acknowledgement the parent checks after SIGKILLing us).
+``rekey``
+    Changes the master key between two passphrases until killed, printing
+    ``now N`` after each change returned.
 ``hammer WORKER THREADS OPS``
     THREADS threads do OPS mixed writes each; prints one JSON summary line.
 ``follower INTERVAL``
@@ -34,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keymgmt import KeyManager
 from keymgmt._store import Txn
-from keymgmt.errors import KeyMgmtError
-from keymgmt.keyring import KdfProfile
+from keymgmt.errors import KeyMgmtError, WrongPassphraseError
+from keymgmt.keyring import KdfProfile, Passphrase
 from keymgmt.keys._format import parse_header
 from keymgmt.revocation import SubjectKind
 
@@ -140,6 +143,33 @@ def crash(location: str, seed: int) -> None:
                 emit("issue", issue(km, name))
 
 
+REKEY_PASSPHRASES = ("rekey-first", "rekey-second")
+
+
+def open_either(location: str) -> tuple[KeyManager, int]:
+    """Open with whichever of the two re-key passphrases works; return it and its index."""
+    for index, passphrase in enumerate(REKEY_PASSPHRASES):
+        try:
+            km = KeyManager.open(location, passphrase=passphrase, create=False)
+        except WrongPassphraseError:
+            continue
+        return km, index
+    raise AssertionError("neither passphrase opens the store")
+
+
+def rekey(location: str) -> None:
+    """Change the master key back and forth until killed; acknowledge each change."""
+    km, index = open_either(location)
+    with km:
+        emit("ready", index)
+        while True:
+            index = 1 - index
+            km.change_master_key(
+                Passphrase(REKEY_PASSPHRASES[index], KdfProfile.TESTING_ONLY_INSECURE)
+            )
+            emit("now", index)
+
+
 def hammer(location: str, worker: int, threads: int, ops: int) -> None:
     """Mixed writes from several threads; print a JSON summary."""
     summary: dict[str, Any] = {
@@ -231,6 +261,8 @@ def main(argv: list[str]) -> None:
         crash(location, int(rest[0]))
     elif mode == "hammer":
         hammer(location, int(rest[0]), int(rest[1]), int(rest[2]))
+    elif mode == "rekey":
+        rekey(location)
     elif mode == "follower":
         follower(location, float(rest[0]))
     else:
