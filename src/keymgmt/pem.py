@@ -331,8 +331,8 @@ def load_private_key_file(
     """:func:`load_private_key` on a file's contents.
 
     Raises:
-        StoreError: the file cannot be read.
-        (and everything :func:`load_private_key` raises)
+        StoreError: the file cannot be read; and everything
+            :func:`load_private_key` raises.
     """
     try:
         data = Path(path).read_bytes()
