@@ -117,3 +117,48 @@ def test_completion_env_variable_completes_subcommands(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "plain,key" in result.stdout.splitlines()
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def test_usage_errors_are_one_line_with_a_help_pointer(
+    capsys: pytest.CaptureFixture[str], store: Path
+) -> None:
+    code, out, err = run(capsys, "key", "create")
+    assert (code, out) == (2, "")
+    assert err == "error: Missing argument 'NAME'. (see 'keymgmt key create --help')\n"
+
+
+def test_unknown_options_are_one_line(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    code, _, err = run(capsys, "key", "list", "--bogus")
+    assert code == 2
+    assert err == "error: No such option '--bogus'. (see 'keymgmt key list --help')\n"
+
+
+def test_unexpected_exceptions_are_one_line_without_traceback(
+    capsys: pytest.CaptureFixture[str], store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr("keymgmt.cli._common.open_manager", broken)
+    code, out, err = run(capsys, "key", "list")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: unexpected RuntimeError: boom second line (run with --debug for the traceback)\n"
+    )
+
+
+def test_debug_reraises_unexpected_exceptions(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("keymgmt.cli._common.open_manager", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", "key", "list"])
+
+
+def test_keymgmt_errors_are_one_line(capsys: pytest.CaptureFixture[str], store: Path) -> None:
+    code, out, err = run(capsys, "key", "show", "missing")
+    assert (code, out, err) == (1, "", "error: no key named 'missing'\n")

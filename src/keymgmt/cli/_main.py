@@ -162,13 +162,19 @@ def _register() -> None:
 _register()
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code.
 
-    Errors from keymgmt print as one line (``error: ...``) with exit code 1;
-    ``--debug`` shows the traceback.
+    Every error prints as one line (``error: ...``): keymgmt's errors and
+    unexpected ones with exit code 1, usage mistakes with exit code 2 (and a
+    pointer to the command's ``--help``). ``--debug`` shows the traceback.
     """
     args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
     try:
         code = cli.main(args=args, prog_name="keymgmt", standalone_mode=False)
     except click.exceptions.Abort:
@@ -176,13 +182,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.UsageError as exc:
+        if debug:
+            raise
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        if debug:
+            raise
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         return exc.exit_code
     except KeyMgmtError as exc:
-        if "--debug" in args:
+        if debug:
             raise
         click.echo(f"error: {exc.message}", err=True)
+        return 1
+    except Exception as exc:
+        # A bug, or a foreign error nobody translated: still one line (its
+        # type and first line), the traceback only on request.
+        if debug:
+            raise
+        detail = _one_line(str(exc))[:200]
+        click.echo(
+            f"error: unexpected {type(exc).__name__}"
+            + (f": {detail}" if detail else "")
+            + " (run with --debug for the traceback)",
+            err=True,
+        )
         return 1
     # With standalone_mode=False click returns the exit code of ctx.exit()
     # (e.g. --help); commands themselves return None.
