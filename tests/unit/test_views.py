@@ -8,11 +8,13 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from hypothesis import given, settings
 
 from keymgmt import InvalidArgumentError, KeyManager
 from keymgmt.exchange import HandshakeComplete
 from keymgmt.hazmat import export_raw_key
 from keymgmt.testing import in_memory_manager
+from keymgmt.testing import strategies as kst
 from keymgmt.testing._pki import build_crl
 from keymgmt.views import View, show, text
 
@@ -196,3 +198,14 @@ def test_show_wraps_for_print_and_jupyter(km: KeyManager) -> None:
 def test_show_refuses_objects_without_a_view() -> None:
     with pytest.raises(InvalidArgumentError, match="keymgmt has no view for dict"):
         show({"a": 1})
+
+
+@settings(max_examples=15, deadline=None)
+@given(kst.managed_keys())
+def test_no_view_of_any_managed_key_holds_its_material(key: kst.ManagedKey) -> None:
+    material = export_raw_key(key.manager, key.name, allow_plaintext=True).reveal()
+    info = key.manager.keys.get(key.name)
+    views = [*_renderings(key.manager), *_renderings(info), *_renderings(key.manager.audit)]
+    # The whole material, and its last 32 bytes (a raw private scalar or seed in PKCS#8).
+    _assert_absent(material, views)
+    _assert_absent(material[-32:], views)
