@@ -253,8 +253,9 @@ def test_audit_tail_as_json(capsys: pytest.CaptureFixture[str], store: Path) -> 
 def test_audit_tail_as_text(capsys: pytest.CaptureFixture[str], store: Path) -> None:
     code, out, _ = run(capsys, "--store", str(store), "audit", "tail")
     assert code == 0
-    assert out.split()[:3] == ["1", out.split()[1], "local"]
-    assert "store.init" in out
+    header, first = out.splitlines()[:2]
+    assert header.split() == ["SEQ", "TIME", "ACTOR", "OPERATION", "OBJECT", "OUTCOME", "DETAILS"]
+    assert first.split()[:4] == ["1", first.split()[1], "local", "store.init"]
 
 
 def test_help_and_usage_errors_have_their_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from keymgmt._version import __version__
-from keymgmt.cli._common import TEST_KDF_ENV, Settings, emit, manager, pass_settings
+from keymgmt.cli._common import TEST_KDF_ENV, Settings, emit, manager, pass_settings, table
 from keymgmt.errors import AlreadyExistsError, KeyMgmtError
 from keymgmt.keyring import KdfProfile
 
@@ -111,14 +111,14 @@ def audit_tail(settings: Settings, count: int) -> None:
     """Show the last entries of the audit log."""
     with manager(settings) as km:
         entries = [e.as_dict() for e in km.audit.tail(count)]
+    rows = [
+        {**e, "details": ", ".join(f"{k}={v}" for k, v in sorted(e["details"].items()))}
+        for e in entries
+    ]
     emit(
         settings,
         entries,
-        [
-            f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['operation']}  {e['object']}  "
-            f"{e['outcome']}  {e['details'] or ''}"
-            for e in entries
-        ],
+        table(rows, ["seq", "time", "actor", "operation", "object", "outcome", "details"]),
     )
 
 
