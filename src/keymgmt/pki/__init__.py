@@ -51,8 +51,10 @@ from keymgmt.pki._profiles import (
     parse_names,
 )
 from keymgmt.pki._verify import (
+    NOT_OURS,
     CertificateVerifier,
     Purpose,
+    RevocationLookup,
     RevocationPolicy,
     RevocationSource,
     VerificationFailure,
@@ -63,6 +65,7 @@ __all__ = [
     "CA_KEY_TYPES",
     "CODE_SIGNING",
     "INTERMEDIATE_CA",
+    "NOT_OURS",
     "OCSP_SIGNING",
     "PKI",
     "PROFILES",
@@ -80,6 +83,7 @@ __all__ = [
     "OCSPStatus",
     "Profile",
     "Purpose",
+    "RevocationLookup",
     "RevocationPolicy",
     "RevocationSource",
     "VerificationFailure",

@@ -28,7 +28,7 @@ import datetime as _dt
 import enum
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from cryptography import x509
@@ -61,8 +61,10 @@ from keymgmt.pki._pathval import validate_path
 from keymgmt.revocation import Revocation, RevocationReason
 
 __all__ = [
+    "NOT_OURS",
     "CertificateVerifier",
     "Purpose",
+    "RevocationLookup",
     "RevocationPolicy",
     "RevocationSource",
     "VerificationFailure",
@@ -157,10 +159,20 @@ class VerifiedPath:
         pretty(self, printer, cycle)
 
 
-#: ``lookup(issuer, cert)`` → the registry's answer when ``issuer`` is one of
-#: our CAs: a Revocation, or None for "not revoked"; ``NOT_OURS`` otherwise.
-NOT_OURS = object()
-RegistryLookup = Callable[[x509.Certificate, x509.Certificate], object]
+#: What a :data:`RevocationLookup` answers when it has no say about a
+#: certificate (its issuer is not one of the lookup's CAs): the verifier then
+#: asks the CRLs and OCSP responses it was given.
+NOT_OURS: Final = object()
+
+#: ``lookup(issuer, cert)``: an authoritative revocation answer for ``cert``
+#: (issued by ``issuer``), asked before any CRL or OCSP response. It returns
+#: ``None`` (not revoked), a :class:`~keymgmt.revocation.Revocation` (revoked,
+#: with its dates), a :class:`~keymgmt.revocation.RevocationReason` (revoked,
+#: effective whatever the validation time) or :data:`NOT_OURS` (no say).
+#: ``km.pki.verifier()`` builds one over the store's revocation registry.
+RevocationLookup = Callable[
+    [x509.Certificate, x509.Certificate], "Revocation | RevocationReason | object | None"
+]
 
 
 def _error(
@@ -201,7 +213,11 @@ class CertificateVerifier:
     Args:
         trust_anchors: the roots of trust.
         intermediates: untrusted CA certificates always offered for chain building.
-        registry: the store's revocation answers for our own CAs (see ``RegistryLookup``).
+        registry: an authoritative revocation answer asked first for every
+            certificate below the anchor (a :data:`RevocationLookup`; the
+            store's registry for our own CAs, or any callable for a
+            store-less verifier); CRLs and OCSP responses are asked when it
+            answers :data:`NOT_OURS`.
         policy: what to do when a certificate's status is unknown.
         max_depth: the longest chain accepted (intermediates below the anchor).
         crl_skew: tolerance on CRL thisUpdate/nextUpdate.
@@ -215,7 +231,7 @@ class CertificateVerifier:
         *,
         trust_anchors: Sequence[x509.Certificate],
         intermediates: Sequence[x509.Certificate] = (),
-        registry: RegistryLookup | None = None,
+        registry: RevocationLookup | None = None,
         policy: RevocationPolicy = RevocationPolicy.REQUIRE,
         max_depth: int = 8,
         crl_skew: _dt.timedelta = _dt.timedelta(minutes=5),
@@ -506,6 +522,9 @@ class CertificateVerifier:
                             answer.reason,
                             answer.invalidity_date,
                         )
+                    elif isinstance(answer, RevocationReason):
+                        # Revoked with no date given: in effect at any time.
+                        entry = CRLEntry(cert.serial_number, at, answer, None)
             if not known and crls:
                 known, entry = self._from_crls(cert, issuer, crls, at)
                 source = RevocationSource.CRL if known else source
@@ -613,8 +632,8 @@ def ca_lookup(
     ca_ids: Mapping[x509.Certificate, str],
     is_revoked: Callable[[str], bool],
     get: Callable[[str], Revocation | None],
-) -> RegistryLookup:
-    """A :data:`RegistryLookup` over ``{CA certificate: CA id}`` and the registry.
+) -> RevocationLookup:
+    """A :data:`RevocationLookup` over ``{CA certificate: CA id}`` and the registry.
 
     ``is_revoked`` is probed first (one dict probe); ``get`` builds the full
     revocation only for revoked certificates.

@@ -1,4 +1,4 @@
-"""ChainVerifier and PKIPeerVerifier judge peer chains with specific reasons."""
+"""ChainVerifier and PKIPeerVerifier (one PKI path validator) judge peer chains."""
 
 from __future__ import annotations
 
@@ -140,6 +140,24 @@ def test_leaf_without_san_is_named_by_its_common_name(ca: ThrowawayCA) -> None:
 def test_chain_verifier_needs_an_anchor() -> None:
     with pytest.raises(InvalidArgumentError, match="trust anchor"):
         ChainVerifier([])
+
+
+def test_chain_verifier_revocation_callback_must_answer_an_rfc_5280_reason(
+    ca: ThrowawayCA,
+) -> None:
+    verifier = ChainVerifier([ca.certificate], revoked=lambda cert, issuer: "naughty")
+    with pytest.raises(InvalidArgumentError, match="not an RFC 5280 reason"):
+        verifier.verify_peer(
+            der(ca.issue("svc.example")), expected_identity=None, role=PeerRole.SERVER, at=NOW
+        )
+
+
+def test_chain_verifier_is_the_pki_verifier_over_its_anchors(ca: ThrowawayCA) -> None:
+    peer = ChainVerifier([ca.certificate], revoked=lambda cert, issuer: None).verify_peer(
+        der(ca.issue("svc.example")), expected_identity=None, role=PeerRole.SERVER, at=NOW
+    )
+    assert isinstance(ca.verifier(), PKIPeerVerifier)
+    assert peer.chain[-1] == ca.certificate
 
 
 def test_credential_needs_a_leaf() -> None:

@@ -16,6 +16,7 @@ from keymgmt.errors import (
     InvalidArgumentError,
 )
 from keymgmt.pki import (
+    NOT_OURS,
     TLS_CLIENT,
     TLS_SERVER,
     CertificateAuthority,
@@ -320,3 +321,60 @@ def test_ed25519_foreign_chain_with_crls(km: KeyManager, make_csr: CSRMaker) -> 
     sub.revoke(cert.serial_number, "key-compromise")
     with pytest.raises(CertificateRevokedError):
         km.pki.verify(cert, crls=[sub.crl(), root.crl()], **kwargs)  # type: ignore[arg-type]
+
+
+# -- a store-less verifier with its own revocation lookup -----------------------------
+
+
+def test_store_less_verifier_asks_its_lookup_for_every_certificate_below_the_anchor(
+    make_csr: CSRMaker,
+    foreign: tuple[KeyManager, CertificateAuthority, CertificateAuthority],
+) -> None:
+    other, root, sub = foreign
+    cert = sub.issue(make_csr())
+    asked: list[tuple[int, int]] = []
+
+    def lookup(issuer: x509.Certificate, checked: x509.Certificate) -> None:
+        asked.append((issuer.serial_number, checked.serial_number))
+
+    verifier = CertificateVerifier(trust_anchors=[root.certificate], registry=lookup)
+    path = verifier.verify(cert, intermediates=[sub.certificate], at=other.clock.now())
+    assert asked == [
+        (sub.certificate.serial_number, cert.serial_number),
+        (root.certificate.serial_number, sub.certificate.serial_number),
+    ]
+    assert path.revocation == (RevocationSource.REGISTRY, RevocationSource.REGISTRY)
+
+
+def test_a_lookup_answering_a_reason_revokes_whatever_the_time(
+    make_csr: CSRMaker,
+    foreign: tuple[KeyManager, CertificateAuthority, CertificateAuthority],
+) -> None:
+    other, root, sub = foreign
+    cert = sub.issue(make_csr())
+    verifier = CertificateVerifier(
+        trust_anchors=[root.certificate],
+        registry=lambda issuer, checked: RevocationReason.SUPERSEDED if checked == cert else None,
+    )
+    with pytest.raises(CertificateRevokedError) as info:
+        verifier.verify(cert, intermediates=[sub.certificate], at=other.clock.now())
+    assert info.value.reason is RevocationReason.SUPERSEDED  # type: ignore[attr-defined]
+    assert info.value.serial == cert.serial_number  # type: ignore[attr-defined]
+
+
+def test_a_lookup_without_a_say_leaves_the_status_to_crls(
+    make_csr: CSRMaker,
+    foreign: tuple[KeyManager, CertificateAuthority, CertificateAuthority],
+) -> None:
+    other, root, sub = foreign
+    cert = sub.issue(make_csr())
+    verifier = CertificateVerifier(
+        trust_anchors=[root.certificate], registry=lambda issuer, checked: NOT_OURS
+    )
+    with pytest.raises(CertificateVerificationError) as info:
+        verifier.verify(cert, intermediates=[sub.certificate], at=other.clock.now())
+    assert _reason(info) is VerificationFailure.REVOCATION_UNKNOWN
+    path = verifier.verify(
+        cert, intermediates=[sub.certificate], crls=[root.crl(), sub.crl()], at=other.clock.now()
+    )
+    assert path.revocation == (RevocationSource.CRL, RevocationSource.CRL)

@@ -9,12 +9,14 @@ raises :class:`~keymgmt.errors.PeerVerificationError` whose ``reason`` says
 why (``"expired"``, ``"revoked"``, ``"unknown-issuer"``, ``"name-mismatch"``,
 ``"wrong-usage"``, ...).
 
-:class:`ChainVerifier` is a small store-less verifier for tests and for
-callers without a PKI: it builds the path from the presented chain to an
-anchor, checks each signature (Ed25519 and ECDSA chains; pyca's
-``x509.verification`` refuses Ed25519), validity periods, CA basic
-constraints, the leaf's extended key usage and name, and asks a revocation
-callback about every certificate in the path.
+Both verifiers here are adapters over the PKI's one path validator,
+:class:`keymgmt.pki.CertificateVerifier`: :class:`PKIPeerVerifier` takes
+one (usually ``km.pki.verifier()``), :class:`ChainVerifier` builds one over
+explicit trust anchors and a revocation callback, for tests and callers
+without a PKI. What they add is the handshake's own demands on the leaf
+(:func:`check_leaf`: the role's extended key usage, a key that may sign,
+not a CA, an Ed25519 or ECDSA P-256/P-384 key) and the mapping of the PKI's
+errors to :class:`~keymgmt.errors.PeerVerificationError`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from cryptography import x509
@@ -41,9 +43,13 @@ from keymgmt.errors import (
     MalformedInputError,
     PeerVerificationError,
 )
-
-if TYPE_CHECKING:
-    from keymgmt.pki import CertificateVerifier
+from keymgmt.pki import (
+    CertificateVerifier,
+    Purpose,
+    RevocationLookup,
+    RevocationPolicy,
+)
+from keymgmt.revocation import RevocationReason
 
 __all__ = [
     "PKIPeerVerifier",
@@ -192,13 +198,16 @@ def certificate_names(cert: x509.Certificate) -> list[str]:
     return names
 
 
-def check_leaf(
-    leaf: x509.Certificate, *, expected_identity: str | None, role: PeerRole
-) -> tuple[str, PeerPublicKey]:
-    """Check the leaf's usage, name and key type; return (identity, public key).
+def check_leaf(leaf: x509.Certificate, *, role: PeerRole) -> PeerPublicKey:
+    """What the handshake needs of the leaf beyond path validation; return its key.
+
+    The leaf must carry the role's extended key usage, may sign (when it has
+    a key usage at all), must not be a CA and must hold an Ed25519 or ECDSA
+    P-256/P-384 key (it signs the transcript). The path, validity, name and
+    revocation are the PKI verifier's.
 
     Raises:
-        PeerVerificationError: wrong usage, wrong name or an unusable key.
+        PeerVerificationError: wrong usage or an unusable key (``reason``).
     """
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -212,144 +221,34 @@ def check_leaf(
         key_usage = None
     if key_usage is not None and not key_usage.digital_signature:
         raise _refuse("wrong-usage", "the certificate's key usage does not allow signing")
-    names = certificate_names(leaf)
-    if expected_identity is None:
-        if not names:
-            raise _refuse("name-mismatch", "the certificate names nobody")
-        identity = names[0]
-    elif any(n.lower() == expected_identity.lower() for n in names):
-        identity = expected_identity
-    else:
-        raise _refuse("name-mismatch", f"the certificate is not issued to {expected_identity!r}")
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:
+        raise _refuse("wrong-usage", "the peer presented a CA certificate as its leaf")
     key = leaf.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in (256, 384):
-        return identity, key
+        return key
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return identity, key
+        return key
     raise _refuse("unsupported-key", "the certificate key is not Ed25519 or ECDSA P-256/P-384")
 
 
-def _check_time(cert: x509.Certificate, at: _dt.datetime, what: str) -> None:
-    if at < cert.not_valid_before_utc:
-        raise _refuse("not-yet-valid", f"the {what} certificate is not valid yet")
-    if at > cert.not_valid_after_utc:
-        raise _refuse("expired", f"the {what} certificate has expired")
+#: The peer-facing words for the PKI's failures where they read better.
+_PEER_MESSAGES = {
+    "unknown-issuer": "the chain does not lead to a trusted CA",
+    "not-a-ca": "an issuer in the chain is not a CA",
+}
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    return bc.ca
-
-
-class ChainVerifier:
-    """Verifies Ed25519/ECDSA chains against trust anchors, with a revocation check.
-
-    Args:
-        trust_anchors: the root (or pinned intermediate) certificates.
-        revoked: called with each certificate in the path (leaf to anchor's
-            child) and its issuer; returns a reason string when it is
-            revoked, ``None`` otherwise.
-    """
-
-    def __init__(
-        self,
-        trust_anchors: Sequence[x509.Certificate],
-        *,
-        revoked: Callable[[x509.Certificate, x509.Certificate], str | None] | None = None,
-    ) -> None:
-        if not trust_anchors:
-            raise InvalidArgumentError("at least one trust anchor is needed")
-        self._anchors = tuple(trust_anchors)
-        self._revoked = revoked
-
-    def verify_peer(
-        self,
-        chain: Sequence[bytes],
-        *,
-        expected_identity: str | None,
-        role: PeerRole,
-        at: _dt.datetime,
-    ) -> VerifiedPeer:
-        """Verify ``chain`` (DER, leaf first) for ``role`` at ``at``.
-
-        Raises:
-            PeerVerificationError: malformed, unknown issuer, expired, not a
-                CA, revoked, wrong usage or wrong name (``reason``).
-        """
-        at = ensure_aware(at, "at")
-        if not chain or len(chain) > _MAX_DEPTH:
-            raise _refuse("malformed-chain", "the chain is empty or too long")
-        try:
-            certs = [x509.load_der_x509_certificate(der) for der in chain]
-        except ValueError:
-            raise _refuse("malformed-certificate", "a certificate does not parse") from None
-        leaf = certs[0]
-        identity, key = check_leaf(leaf, expected_identity=expected_identity, role=role)
-        if _is_ca(leaf):
-            raise _refuse("wrong-usage", "the peer presented a CA certificate as its leaf")
-        path = [leaf]
-        current = leaf
-        pool = certs[1:]
-        for _ in range(_MAX_DEPTH):
-            _check_time(current, at, "leaf" if current is leaf else "intermediate")
-            anchor = next((a for a in self._anchors if _issued_by(current, a)), None)
-            if anchor is not None:
-                _check_time(anchor, at, "trust anchor")
-                self._check_revocation(path, anchor)
-                return VerifiedPeer(identity, key, leaf, (*path, anchor))
-            issuer = next((c for c in pool if _issued_by(current, c)), None)
-            if issuer is None:
-                raise _refuse("unknown-issuer", "the chain does not lead to a trusted CA")
-            if not _is_ca(issuer):
-                raise _refuse("not-a-ca", "an issuer in the chain is not a CA")
-            pool.remove(issuer)
-            path.append(issuer)
-            current = issuer
-        raise _refuse("malformed-chain", "the chain is too long")  # pragma: no cover
-
-    def _check_revocation(self, path: list[x509.Certificate], anchor: x509.Certificate) -> None:
-        if self._revoked is None:
-            return
-        issuers = [*path[1:], anchor]
-        for cert, issuer in zip(path, issuers, strict=True):
-            reason = self._revoked(cert, issuer)
-            if reason is not None:
-                raise PeerVerificationError(
-                    f"peer refused: a certificate in the chain is revoked ({reason})",
-                    reason="revoked",
-                    revocation_reason=reason,
-                    serial=format(cert.serial_number, "x"),
-                )
-
-
-def _identity_and_key(
-    leaf: x509.Certificate, expected_identity: str | None
-) -> tuple[str, PeerPublicKey]:
-    key = leaf.public_key()
-    if not (
-        isinstance(key, ed25519.Ed25519PublicKey)
-        or (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in (256, 384))
-    ):
-        raise _refuse("unsupported-key", "the certificate key is not Ed25519 or ECDSA P-256/P-384")
+def _identity(leaf: x509.Certificate, expected_identity: str | None) -> str:
     if expected_identity is not None:
-        return expected_identity, key
+        return expected_identity  # the PKI verifier matched it
     names = certificate_names(leaf)
     if not names:
         raise _refuse("name-mismatch", "the certificate names nobody")
-    return names[0], key
+    return names[0]
 
 
 class PKIPeerVerifier:
@@ -392,8 +291,6 @@ class PKIPeerVerifier:
                 ``"malformed-chain"``, ``"unsupported-key"``; a revoked peer
                 also carries ``revocation_reason`` and ``serial``.
         """
-        from keymgmt.pki import Purpose
-
         at = ensure_aware(at, "at")
         if not chain or len(chain) > _MAX_DEPTH:
             raise _refuse("malformed-chain", "the chain is empty or too long")
@@ -401,6 +298,7 @@ class PKIPeerVerifier:
             certs = [x509.load_der_x509_certificate(der) for der in chain]
         except ValueError:
             raise _refuse("malformed-certificate", "a certificate does not parse") from None
+        key = check_leaf(certs[0], role=role)
         purpose = Purpose.TLS_SERVER if role is PeerRole.SERVER else Purpose.TLS_CLIENT
         try:
             path = self._verifier.verify(
@@ -421,17 +319,76 @@ class PKIPeerVerifier:
                 serial=getattr(exc, "serial", None),
             ) from None
         except CertificateVerificationError as exc:
-            raise PeerVerificationError(
-                f"peer refused: {exc.message}", reason=str(getattr(exc, "reason", "invalid-path"))
-            ) from None
+            failure = str(getattr(exc, "reason", "invalid-path"))
+            message = _PEER_MESSAGES.get(failure, exc.message)
+            if failure == "name-mismatch" and expected_identity is not None:
+                message = f"the certificate is not issued to {expected_identity!r}"
+            raise PeerVerificationError(f"peer refused: {message}", reason=failure) from None
         except (MalformedInputError, CertificateError) as exc:  # unparsable peer input
             # Other KeyMgmtErrors (a store that is unavailable, ...) are local
             # failures, not the peer's: they propagate unchanged.
             raise PeerVerificationError(
                 f"peer refused: {exc.message}", reason="malformed-certificate"
             ) from None
-        identity, key = _identity_and_key(certs[0], expected_identity)
+        identity = _identity(certs[0], expected_identity)
         return VerifiedPeer(identity, key, certs[0], tuple(path.chain))
 
     def __repr__(self) -> str:
-        return f"PKIPeerVerifier({self._verifier!r})"
+        return f"{type(self).__name__}({self._verifier!r})"
+
+
+#: ``revoked(cert, issuer)``: an RFC 5280 reason name when ``cert`` is
+#: revoked, ``None`` when it is not.
+RevokedCallback = Callable[[x509.Certificate, x509.Certificate], "RevocationReason | str | None"]
+
+
+class ChainVerifier(PKIPeerVerifier):
+    """A store-less :class:`PeerVerifier` over explicit trust anchors.
+
+    For tests and callers without a PKI in a store. It is the PKI's verifier
+    (:class:`keymgmt.pki.CertificateVerifier`, the one path validation
+    keymgmt has) built over ``trust_anchors``, with ``revoked`` as its
+    revocation lookup.
+
+    Args:
+        trust_anchors: the root (or pinned intermediate) certificates.
+        revoked: called with each certificate in the path below the anchor
+            and its issuer; returns an RFC 5280 reason name
+            (:class:`~keymgmt.revocation.RevocationReason`) when it is
+            revoked, ``None`` when it is not. Without it no revocation is
+            checked.
+
+    Raises:
+        InvalidArgumentError: no trust anchors; (at verification) the
+            callback answered a reason that is not an RFC 5280 reason.
+    """
+
+    def __init__(
+        self,
+        trust_anchors: Sequence[x509.Certificate],
+        *,
+        revoked: RevokedCallback | None = None,
+    ) -> None:
+        lookup = None if revoked is None else _lookup(revoked)
+        super().__init__(
+            CertificateVerifier(
+                trust_anchors=trust_anchors,
+                registry=lookup,
+                policy=RevocationPolicy.REQUIRE if lookup else RevocationPolicy.SOFT_FAIL,
+            )
+        )
+
+
+def _lookup(revoked: RevokedCallback) -> RevocationLookup:
+    def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> RevocationReason | None:
+        reason = revoked(cert, issuer)
+        if reason is None:
+            return None
+        try:
+            return RevocationReason(reason)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"the revocation callback answered {reason!r}, not an RFC 5280 reason"
+            ) from None
+
+    return lookup
