@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from keymgmt.errors import CertificateVerificationError
+from keymgmt.pki._failure import VerificationFailure, refusal
 
 __all__ = ["name_allowed", "validate_path"]
 
@@ -42,17 +43,6 @@ _KNOWN_CRITICAL = frozenset(
         ExtensionOID.NAME_CONSTRAINTS,
     }
 )
-
-
-def _fail(
-    failure: str, message: str, cert: x509.Certificate | None = None
-) -> CertificateVerificationError:
-    return CertificateVerificationError(
-        message,
-        reason=failure,
-        failure=failure,
-        subject=None if cert is None else cert.subject.rfc4514_string(),
-    )
 
 
 def _ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.ExtensionType | None:
@@ -120,7 +110,7 @@ def validate_path(
                 return None
             return path
         if len(path) > max_depth:
-            errors.append(_fail("invalid-path", "the chain is too long", leaf))
+            errors.append(refusal(VerificationFailure.INVALID_PATH, "the chain is too long", leaf))
             return None
         for candidate in pool:
             if candidate in path:
@@ -137,9 +127,13 @@ def validate_path(
     if errors:
         raise errors[0]
     if not any(leaf.issuer == c.subject for c in pool):
-        raise _fail("unknown-issuer", "no trusted issuer for the certificate", leaf)
-    raise _fail(
-        "unknown-issuer", "the chain does not lead to a trust anchor (bad signature?)", leaf
+        raise refusal(
+            VerificationFailure.UNKNOWN_ISSUER, "no trusted issuer for the certificate", leaf
+        )
+    raise refusal(
+        VerificationFailure.UNKNOWN_ISSUER,
+        "the chain does not lead to a trust anchor (bad signature?)",
+        leaf,
     )
 
 
@@ -147,15 +141,23 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
     # path: leaf ... anchor. Walk from the anchor down (RFC 5280 6.1 order).
     for cert in path:
         if at < cert.not_valid_before_utc:
-            raise _fail("not-yet-valid", "a certificate in the chain is not yet valid", cert)
+            raise refusal(
+                VerificationFailure.NOT_YET_VALID,
+                "a certificate in the chain is not yet valid",
+                cert,
+            )
         if at > cert.not_valid_after_utc:
-            raise _fail("expired", "a certificate in the chain has expired", cert)
+            raise refusal(
+                VerificationFailure.EXPIRED, "a certificate in the chain has expired", cert
+            )
         if cert.version is not x509.Version.v3:
-            raise _fail("invalid-path", "only X.509 v3 certificates are accepted", cert)
+            raise refusal(
+                VerificationFailure.INVALID_PATH, "only X.509 v3 certificates are accepted", cert
+            )
         for ext in cert.extensions:
             if ext.critical and ext.oid not in _KNOWN_CRITICAL:
-                raise _fail(
-                    "unsupported-critical-extension",
+                raise refusal(
+                    VerificationFailure.UNSUPPORTED_CRITICAL_EXTENSION,
                     f"unsupported critical extension {ext.oid.dotted_string}",
                     cert,
                 )
@@ -163,14 +165,20 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
     for depth, ca in enumerate(cas, start=1):
         bc = _ext(ca, x509.BasicConstraints)
         if not isinstance(bc, x509.BasicConstraints) or not bc.ca:
-            raise _fail("not-a-ca", "an issuer in the chain is not a CA", ca)
+            raise refusal(VerificationFailure.NOT_A_CA, "an issuer in the chain is not a CA", ca)
         ku = _ext(ca, x509.KeyUsage)
         if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
-            raise _fail("wrong-usage", "an issuer's key usage forbids certificate signing", ca)
+            raise refusal(
+                VerificationFailure.WRONG_USAGE,
+                "an issuer's key usage forbids certificate signing",
+                ca,
+            )
         if bc.path_length is not None:
             below = [c for c in path[1:depth] if not _self_issued(c)]
             if len(below) > bc.path_length:
-                raise _fail("path-length", "the chain exceeds a CA's path length", ca)
+                raise refusal(
+                    VerificationFailure.PATH_LENGTH, "the chain exceeds a CA's path length", ca
+                )
         nc = _ext(ca, x509.NameConstraints)
         if isinstance(nc, x509.NameConstraints):
             for subject_cert in path[:depth]:
@@ -227,15 +235,23 @@ def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
 def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Certificate) -> None:
     trees = [*(nc.permitted_subtrees or ()), *(nc.excluded_subtrees or ())]
     if any(not isinstance(t, _SUPPORTED) for t in trees):
-        raise _fail(
-            "name-constraints", "a name constraint form keymgmt does not process (fails closed)", ca
+        raise refusal(
+            VerificationFailure.NAME_CONSTRAINTS,
+            "a name constraint form keymgmt does not process (fails closed)",
+            ca,
         )
     for name in _names(cert):
         if not isinstance(name, _SUPPORTED):
             continue
         for tree in nc.excluded_subtrees or ():
             if _matches(name, tree):
-                raise _fail("name-constraints", f"{name.value} is excluded by a CA", cert)
+                raise refusal(
+                    VerificationFailure.NAME_CONSTRAINTS, f"{name.value} is excluded by a CA", cert
+                )
         permitted = [t for t in nc.permitted_subtrees or () if type(t) is type(name)]
         if permitted and not any(_matches(name, t) for t in permitted):
-            raise _fail("name-constraints", f"{name.value} is outside a CA's permitted names", cert)
+            raise refusal(
+                VerificationFailure.NAME_CONSTRAINTS,
+                f"{name.value} is outside a CA's permitted names",
+                cert,
+            )

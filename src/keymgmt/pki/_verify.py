@@ -55,6 +55,7 @@ from keymgmt.errors import (
     MalformedInputError,
 )
 from keymgmt.pki._crl import CRLEntry, CRLIndexCache
+from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
 from keymgmt.pki._pathval import validate_path
@@ -95,24 +96,6 @@ class RevocationPolicy(enum.StrEnum):
 
     REQUIRE = "require"  #: fail closed (the default)
     SOFT_FAIL = "soft-fail"  #: accept unknown status (revoked still fails)
-
-
-class VerificationFailure(enum.StrEnum):
-    """Why a certificate was refused (``CertificateVerificationError.reason``)."""
-
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not-yet-valid"
-    UNKNOWN_ISSUER = "unknown-issuer"
-    WRONG_USAGE = "wrong-usage"
-    NAME_MISMATCH = "name-mismatch"
-    NAME_CONSTRAINTS = "name-constraints"
-    NOT_A_CA = "not-a-ca"
-    PATH_LENGTH = "path-length"
-    BAD_SIGNATURE = "bad-signature"
-    UNSUPPORTED_CRITICAL_EXTENSION = "unsupported-critical-extension"
-    REVOKED = "revoked"
-    REVOCATION_UNKNOWN = "revocation-unknown"
-    INVALID_PATH = "invalid-path"
 
 
 class RevocationSource(enum.StrEnum):
@@ -173,17 +156,6 @@ NOT_OURS: Final = object()
 RevocationLookup = Callable[
     [x509.Certificate, x509.Certificate], "Revocation | RevocationReason | object | None"
 ]
-
-
-def _error(
-    failure: VerificationFailure, message: str, cert: x509.Certificate | None = None
-) -> CertificateVerificationError:
-    return CertificateVerificationError(
-        message,
-        reason=failure,
-        failure=failure,
-        subject=None if cert is None else cert.subject.rfc4514_string(),
-    )
 
 
 _EDDSA_SIGS = frozenset({SignatureAlgorithmOID.ED25519, SignatureAlgorithmOID.ED448})
@@ -310,12 +282,7 @@ class CertificateVerifier:
         pool = (*intermediates, *self._intermediates)
         eddsa = _is_eddsa(cert) or any(_is_eddsa(c) for c in intermediates)
         if eddsa or self._store is None:
-            try:
-                chain = validate_path(cert, pool, self._anchors, at, max_depth=self._max_depth)
-            except CertificateVerificationError as exc:
-                failure = VerificationFailure(exc.reason)  # type: ignore[attr-defined]
-                exc.reason = exc.failure = failure  # type: ignore[attr-defined]
-                raise
+            chain = validate_path(cert, pool, self._anchors, at, max_depth=self._max_depth)
             engine = "keymgmt-eddsa"
             name_checked = False
         else:
@@ -365,7 +332,7 @@ class CertificateVerifier:
         except VerificationError as exc:
             raise self._diagnose(cert, pool, at, str(exc), name) from None
         except ValueError as exc:  # e.g. an invalid DNS name
-            raise _error(
+            raise refusal(
                 VerificationFailure.NAME_MISMATCH, f"invalid expected name: {exc}", cert
             ) from None
 
@@ -387,11 +354,11 @@ class CertificateVerifier:
             if not related:
                 continue
             if at > candidate.not_valid_after_utc:
-                return _error(
+                return refusal(
                     VerificationFailure.EXPIRED, "a certificate in the chain has expired", candidate
                 )
             if at < candidate.not_valid_before_utc:
-                return _error(
+                return refusal(
                     VerificationFailure.NOT_YET_VALID,
                     "a certificate in the chain is not yet valid",
                     candidate,
@@ -414,19 +381,19 @@ class CertificateVerifier:
         for needle, failure in table:
             if needle in text:
                 if failure is VerificationFailure.NAME_MISMATCH and name is not None:
-                    return _error(failure, f"the certificate is not for {name!r}", cert)
-                return _error(failure, f"certificate refused: {message}", cert)
+                    return refusal(failure, f"the certificate is not for {name!r}", cert)
+                return refusal(failure, f"certificate refused: {message}", cert)
         if not any(c.subject == cert.issuer for c in (*pool, *self._anchors)):
-            return _error(
+            return refusal(
                 VerificationFailure.UNKNOWN_ISSUER, "no trusted issuer for the certificate", cert
             )
         if "candidates exhausted" in text or "no issuer" in text:
-            return _error(
+            return refusal(
                 VerificationFailure.UNKNOWN_ISSUER,
                 f"the chain does not lead to a trust anchor: {message}",
                 cert,
             )
-        return _error(VerificationFailure.INVALID_PATH, f"certificate refused: {message}", cert)
+        return refusal(VerificationFailure.INVALID_PATH, f"certificate refused: {message}", cert)
 
     # -- purpose and name ------------------------------------------------------
 
@@ -444,13 +411,13 @@ class CertificateVerifier:
             and wanted not in eku
             and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku
         ):
-            raise _error(
+            raise refusal(
                 VerificationFailure.WRONG_USAGE,
                 f"the certificate is not for {purpose.value} (extended key usage)",
                 cert,
             )
         if eku is None:
-            raise _error(
+            raise refusal(
                 VerificationFailure.WRONG_USAGE,
                 f"the certificate has no extended key usage for {purpose.value}",
                 cert,
@@ -460,7 +427,7 @@ class CertificateVerifier:
         except x509.ExtensionNotFound:
             return
         if not (ku.digital_signature or ku.key_encipherment or ku.key_agreement):
-            raise _error(
+            raise refusal(
                 VerificationFailure.WRONG_USAGE,
                 "the certificate's key usage allows no signing or key exchange",
                 cert,
@@ -489,7 +456,7 @@ class CertificateVerifier:
             for attr in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 if str(attr.value).strip().lower() == wanted:
                     return
-        raise _error(
+        raise refusal(
             VerificationFailure.NAME_MISMATCH, f"the certificate is not for {name!r}", cert
         )
 
@@ -548,7 +515,7 @@ class CertificateVerifier:
                     subject=cert.subject.rfc4514_string(),
                 )
             if not known and self._policy is RevocationPolicy.REQUIRE:
-                raise _error(
+                raise refusal(
                     VerificationFailure.REVOCATION_UNKNOWN,
                     f"no revocation status for certificate {cert.serial_number:x} "
                     f"({cert.subject.rfc4514_string()}): give a CRL or OCSP response",
