@@ -18,6 +18,10 @@ from keymgmt.errors import IntegrityError, InvalidArgumentError
 
 __all__ = ["b64d", "b64e", "dumps", "from_micros", "loads", "to_micros"]
 
+# One encoder for every call (json.dumps with options builds a new one each time).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _FROM_URLSAFE = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!"})
 
@@ -30,10 +34,7 @@ def dumps(value: Mapping[str, Any]) -> bytes:
             exactly (bytes, objects, NaN, text with lone surrogates).
     """
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode()
+        return _ENCODER.encode(value).encode()
     except UnicodeEncodeError:
         raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
     except (TypeError, ValueError) as exc:

@@ -16,6 +16,14 @@ a sync that read the store before a local commit cannot apply its older
 view after that commit. Callbacks and listeners may read the store but must
 not block on another thread that is itself waiting to commit.
 
+The audit head (last sequence number, its hash and the head record's
+revision) is kept in memory after each of this store's commits, so the next
+transaction neither reads nor unseals it. That is safe because the head is
+written with compare-and-set on the remembered revision in the same batch:
+if anyone else (another process, a restore) moved the head meanwhile, the
+commit conflicts, the cache is dropped and the transaction runs again on
+the head read from the backend.
+
 Freshness across processes: :meth:`Store.sync` compares the backend's
 generation with the last one seen — at most once per ``consistency_interval``
 seconds — and tells subscribed caches (key cache, revocation registry) which
@@ -218,6 +226,9 @@ class Store:
         self._listeners: list[ChangeListener] = []
         self._lock = threading.RLock()
         self._seen_generation = backend.generation()
+        # (seq, hash, revision) of the audit head as of our last commit, or
+        # None: read it from the backend (see the module docstring).
+        self._head: tuple[int, bytes, int] | None = None
         self._next_check = time.monotonic() + consistency_interval
 
     def __repr__(self) -> str:
@@ -286,15 +297,29 @@ class Store:
             # transaction's callbacks never overwrite a newer one's.
             with self._lock:
                 ops = list(txn._ops.values())
-                entries = self._stage_audit(txn, ops) if txn._events else []
+                cached = self._head
+                entries, head = self._stage_audit(txn, ops) if txn._events else ([], None)
                 if not ops:
                     self._run_callbacks(txn)
                     return result
                 try:
                     written = self.backend.commit(ops)
-                except ConflictError:
-                    pass
+                except ConflictError as exc:
+                    self._head = None
+                    if (
+                        head is not None
+                        and cached is not None
+                        and (getattr(exc, "kind", None), getattr(exc, "name", None)) == AUDIT_HEAD
+                    ):
+                        # Only our remembered head was stale (someone else
+                        # appended): run again at once on the current head.
+                        continue
+                except BaseException:
+                    self._head = None  # the write may or may not have landed
+                    raise
                 else:
+                    if head is not None:
+                        self._head = (head[0], head[1], _head_revision(written, head[2]))
                     self._notify(written)
                     self._run_callbacks(txn)
                     for entry in entries:
@@ -333,32 +358,38 @@ class Store:
         """Append one audit entry on its own (for decisions that change nothing else)."""
         self.transact(lambda txn: txn.audit(operation, object, **kwargs))
 
-    def _stage_audit(self, txn: Txn, ops: list[Operation]) -> builtins.list[AuditEntry]:
-        record = self.backend.get(*AUDIT_HEAD)
-        if record is None:
-            seq, prev = 0, genesis()
+    def _stage_audit(
+        self, txn: Txn, ops: list[Operation]
+    ) -> tuple[builtins.list[AuditEntry], tuple[int, bytes, int]]:
+        """Stage the transaction's audit entries and the new sealed head.
+
+        Returns the entries and (new seq, new hash, the head revision the
+        put expects). Runs under the store lock.
+        """
+        cached = self._head
+        if cached is not None:
+            seq, prev, revision = cached
         else:
-            head = _codec.loads(self.keyring.unseal(*AUDIT_HEAD, record.data))
-            seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
+            record = self.backend.get(*AUDIT_HEAD)
+            if record is None:
+                seq, prev, revision = 0, genesis(), 0
+            else:
+                head = _codec.loads(self.keyring.unseal(*AUDIT_HEAD, record.data))
+                seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
+                revision = record.revision
         now = self.now()
         entries = []
         for event in txn._events:
             seq += 1
-            entry = AuditEntry.create(seq=seq, time=now, prev_hash=prev, **event)
-            ops.append(Put(AUDIT_KIND, entry_name(seq), entry.encode(), expected=0))
+            entry, stored = AuditEntry.chained(seq=seq, time=now, prev_hash=prev, **event)
+            ops.append(Put(AUDIT_KIND, entry_name(seq), stored, expected=0))
             prev = entry.hash
             entries.append(entry)
-        sealed_head = self.keyring.seal(
-            *AUDIT_HEAD, _codec.dumps({"seq": seq, "hash": _codec.b64e(prev)})
-        )
-        ops.append(
-            Put(
-                *AUDIT_HEAD,
-                sealed_head,
-                expected=record.revision if record else 0,
-            )
-        )
-        return entries
+        # Canonical JSON of {"hash": ..., "seq": ...} (what _codec.dumps writes).
+        head_json = f'{{"hash":"{_codec.b64e(prev)}","seq":{int(seq)}}}'.encode()
+        sealed_head = self.keyring.seal(*AUDIT_HEAD, head_json)
+        ops.append(Put(*AUDIT_HEAD, sealed_head, expected=revision))
+        return entries, (seq, prev, revision)
 
     # -- freshness --------------------------------------------------------------
 
@@ -410,6 +441,14 @@ class Store:
         # (listeners are idempotent).
         if written and written[0].seq == self._seen_generation + 1:
             self._seen_generation = written[0].seq
+
+
+def _head_revision(written: Sequence[Record], expected: int) -> int:
+    """The audit head's revision after a commit that wrote it (expected + 1)."""
+    for record in reversed(written):
+        if (record.kind, record.name) == AUDIT_HEAD:
+            return record.revision
+    return expected + 1
 
 
 def _call_logged(fn: Callable[..., object], *args: object, what: str) -> None:

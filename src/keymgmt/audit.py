@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,6 +50,15 @@ _GENESIS: Final = bytes(32)
 _DOMAIN: Final = b"keymgmt/audit/v1\x00"
 
 DetailValue = str | int | bool | None
+
+# Canonical JSON pieces for the fast path of :meth:`AuditEntry.chained`: the
+# same settings as :func:`keymgmt._codec.dumps` (sorted keys, no whitespace,
+# no ASCII escaping), so the bytes are identical (verify() recomputes every
+# hash with ``_codec.dumps``; the property tests compare the two encoders).
+_DETAILS_JSON: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
@@ -129,6 +139,67 @@ class AuditEntry:
             hash=b"",
         )
         return attrs.evolve(partial, hash=cls.compute_hash(partial._body()))
+
+    @classmethod
+    def chained(
+        cls,
+        *,
+        seq: int,
+        time: _dt.datetime,
+        actor: str,
+        operation: str,
+        object: str,
+        outcome: str,
+        details: Mapping[str, DetailValue],
+        prev_hash: bytes,
+    ) -> tuple[AuditEntry, bytes]:
+        """Build the next entry of the chain and its stored form in one pass.
+
+        The store's append path: the same entry and bytes as
+        ``create(...)`` then ``encode()``, but the canonical JSON is written
+        once (the hashed body and the stored form share every field but the
+        hash). ``details`` must already have passed :func:`check_details`
+        (``Txn.audit`` checks them when the event is staged).
+
+        Raises:
+            InvalidArgumentError: a text field holds a lone surrogate.
+        """
+        # Keys in sorted order: actor, details, [hash,] object, operation,
+        # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
+        # writes; "hash" sorts between "details" and "object".
+        head = '{"actor":' + _json_str(actor) + ',"details":' + _DETAILS_JSON.encode(details)
+        tail = (
+            ',"object":'
+            + _json_str(object)
+            + ',"operation":'
+            + _json_str(operation)
+            + ',"outcome":'
+            + _json_str(outcome)
+            + ',"prev":"'
+            + _codec.b64e(prev_hash)
+            + '","seq":'
+            + int.__repr__(seq)
+            + ',"time":'
+            + int.__repr__(_codec.to_micros(time))
+            + "}"
+        )
+        try:
+            digest = hashlib.sha256(_DOMAIN + (head + tail).encode()).digest()
+        except UnicodeEncodeError:
+            raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
+        stored = (head + ',"hash":"' + _codec.b64e(digest) + '"' + tail).encode()
+        entry = cls(
+            seq=seq,
+            time=time,
+            actor=actor,
+            operation=operation,
+            object=object,
+            outcome=outcome,
+            details=details,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        return entry, stored
 
     def encode(self) -> bytes:
         """The stored form: canonical JSON of the body plus the hash."""

@@ -22,6 +22,7 @@ unseal with :class:`~keymgmt.errors.IntegrityError`.
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 from collections.abc import Mapping
@@ -53,6 +54,11 @@ _NONCE: Final = 12
 _OVERHEAD: Final = _HEADER.size + _NONCE + 16
 
 
+@functools.lru_cache(maxsize=4096)
+def _aad(kind: str, name: str) -> bytes:
+    return b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
+
+
 def record_aad(kind: str, name: str) -> bytes:
     """The associated data that binds a sealed value to its record.
 
@@ -65,7 +71,9 @@ def record_aad(kind: str, name: str) -> bytes:
     if "\x00" in kind or "\x00" in name:
         raise InvalidArgumentError("record kinds and names may not contain NUL")
     try:
-        return b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
+        # Cached: the same few records (audit head, keys, principals) are
+        # sealed and unsealed over and over. Only checked names get here.
+        return _aad(kind, name)
     except UnicodeEncodeError:
         raise InvalidArgumentError(
             "record kinds and names must be valid Unicode (no lone surrogates)"
@@ -97,6 +105,8 @@ class Keyring:
         self._keys = {key_id: SecretBytes(key) for key_id, key in store_keys.items()}
         self._aeads = {key_id: AESGCM(key) for key_id, key in store_keys.items()}
         self._active = active
+        self._aead = self._aeads[active]
+        self._header = _HEADER.pack(_SEAL_VERSION, active)
         self._revision = record.revision
         self._lock = threading.Lock()
 
@@ -228,9 +238,8 @@ class Keyring:
     def seal(self, kind: str, name: str, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` for the record ``(kind, name)``."""
         nonce = self._randomness.token_bytes(_NONCE)
-        header = _HEADER.pack(_SEAL_VERSION, self._active)
         aad = record_aad(kind, name)
-        return header + nonce + self._aeads[self._active].encrypt(nonce, plaintext, aad)
+        return self._header + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def unseal(self, kind: str, name: str, sealed: bytes) -> bytes:
         """Decrypt a sealed value of the record ``(kind, name)``.
