@@ -98,6 +98,7 @@ from keymgmt.algorithms import Algorithm, KeyKind, KeyUsage
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import (
     AlreadyExistsError,
+    ConflictError,
     DecryptionError,
     IntegrityError,
     InvalidArgumentError,
@@ -152,6 +153,7 @@ _ENCRYPT_DECRYPT: Final = KeyUsage.ENCRYPT_DECRYPT
 _SIGN_VERIFY: Final = KeyUsage.SIGN_VERIFY
 _SIGNATURE: Final = PayloadType.SIGNATURE
 _BYTES_LIKE: Final = (bytes, bytearray, memoryview)
+_SNAPSHOT_ATTEMPTS: Final = 50  # re-reads while rotations race a load
 
 
 # -- records ---------------------------------------------------------------------
@@ -1178,19 +1180,33 @@ class KeyStore:
                 return loaded
 
     def _read_version(self, name: str, number: int | None) -> _Loaded:
-        """Build (not cache) the loaded form of a version from the store."""
-        key_value = self._store.get_json(KEY_KIND, name)
-        if key_value is None:
-            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
-        key = _KeyRecord.from_json(key_value)
-        version = key.primary if number is None else number
-        cached = self._versions.get((name, version))
-        if cached is not None:
-            return cached
-        value = self._store.get_json(VERSION_KIND, _vname(name, version))
-        if value is None:
-            raise KeyNotFoundError(
-                f"key {name!r} has no version {version}", key_name=name, version=version
+        """Build (not cache) the loaded form of a version from the store.
+
+        The key record and the version record are two reads. When the
+        primary is asked for, another process may rotate between them, which
+        would pair the old primary number with a version record that is
+        already deactivated; so the key record is read again afterwards and
+        the pair is retried until both reads agree (a consistent snapshot).
+        """
+        for _attempt in range(_SNAPSHOT_ATTEMPTS):
+            key_value = self._store.get_json(KEY_KIND, name)
+            if key_value is None:
+                raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+            key = _KeyRecord.from_json(key_value)
+            version = key.primary if number is None else number
+            cached = self._versions.get((name, version))
+            if cached is not None:
+                return cached
+            value = self._store.get_json(VERSION_KIND, _vname(name, version))
+            if value is None:
+                raise KeyNotFoundError(
+                    f"key {name!r} has no version {version}", key_name=name, version=version
+                )
+            if number is not None or self._store.get_json(KEY_KIND, name) == key_value:
+                break
+        else:
+            raise ConflictError(
+                f"key {name!r} kept changing while it was read; try again", key_name=name
             )
         record = _VersionRecord.from_json(value)
         now = self._clock.now()
