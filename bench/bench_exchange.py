@@ -35,8 +35,7 @@ from keymgmt.exchange import (
     _hkdf,
     respond,
 )
-from keymgmt.exchange._testing import ThrowawayCA, handshake_pair
-from keymgmt.testing import FakeClock, in_memory_manager
+from keymgmt.testing import FakeClock, ThrowawayCA, handshake_pair, in_memory_manager
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 

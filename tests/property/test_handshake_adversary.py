@@ -48,8 +48,7 @@ from keymgmt.exchange import (
     SecureChannel,
     Session,
 )
-from keymgmt.exchange._testing import ThrowawayCA, handshake_pair
-from keymgmt.testing import FakeClock
+from keymgmt.testing import FakeClock, ThrowawayCA, handshake_pair
 
 SERVER = "server.example"
 CLIENT = "client.example"

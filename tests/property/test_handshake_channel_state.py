@@ -24,8 +24,7 @@ from keymgmt.exchange import (
     Responder,
     SecureChannel,
 )
-from keymgmt.exchange._testing import ThrowawayCA, handshake_pair
-from keymgmt.testing import FakeClock
+from keymgmt.testing import FakeClock, ThrowawayCA, handshake_pair
 
 
 @functools.cache

@@ -17,8 +17,8 @@ from keymgmt.errors import (
     StaleMessageError,
 )
 from keymgmt.exchange._channel import NEED_DATA, Data, SecureChannel
-from keymgmt.exchange._testing import ThrowawayCA, handshake_pair
 from keymgmt.exchange.handshake._connection import Initiator, Responder
+from keymgmt.testing import ThrowawayCA, handshake_pair
 
 if TYPE_CHECKING:
     from keymgmt.cli._demo import Demo

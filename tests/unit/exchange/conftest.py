@@ -8,8 +8,7 @@ import pytest
 
 from keymgmt.algorithms import ExchangeGroup
 from keymgmt.exchange import Credential, Initiator, ReplayCache, Responder
-from keymgmt.exchange._testing import ThrowawayCA
-from keymgmt.testing import FakeClock, SeededRandomness
+from keymgmt.testing import FakeClock, SeededRandomness, ThrowawayCA
 
 SERVER = "server.example"
 CLIENT = "client.example"

@@ -7,9 +7,8 @@ import pytest
 from keymgmt import KeyManager
 from keymgmt.errors import PeerVerificationError, ReplayError
 from keymgmt.exchange import PKIPeerVerifier
-from keymgmt.exchange._testing import handshake_pair
 from keymgmt.pki import CertificateAuthority
-from keymgmt.testing import FakeClock, in_memory_manager
+from keymgmt.testing import FakeClock, handshake_pair, in_memory_manager
 
 SERVER = "server.example"
 CLIENT = "client.example"

@@ -13,8 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keymgmt import KeyManager
 from keymgmt.errors import InvalidArgumentError, PeerVerificationError
 from keymgmt.exchange import ChainVerifier, Credential, PeerRole, PeerVerifier, PKIPeerVerifier
-from keymgmt.exchange._testing import ThrowawayCA
-from keymgmt.testing import FakeClock
+from keymgmt.testing import FakeClock, ThrowawayCA
 
 NOW = FakeClock().now()
 

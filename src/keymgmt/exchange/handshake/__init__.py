@@ -15,6 +15,8 @@ from keymgmt.exchange.handshake._connection import (
 from keymgmt.exchange.handshake._verify import (
     ChainVerifier,
     Credential,
+    PeerPrivateKey,
+    PeerPublicKey,
     PeerRole,
     PeerVerifier,
     PKIPeerVerifier,
@@ -33,6 +35,8 @@ __all__ = [
     "Initiator",
     "NeedData",
     "PKIPeerVerifier",
+    "PeerPrivateKey",
+    "PeerPublicKey",
     "PeerRole",
     "PeerVerifier",
     "Responder",

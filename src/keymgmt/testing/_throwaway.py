@@ -1,4 +1,4 @@
-"""A throwaway Ed25519 CA for tests, benchmarks and the demo. Not for production.
+"""A throwaway Ed25519 CA for handshake tests, benchmarks and the demo. Not for production.
 
 It builds certificates directly with :mod:`cryptography.x509` (trustme's
 approach: a short, complete list of extensions), so the handshake can be
@@ -12,38 +12,24 @@ import datetime as _dt
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from keymgmt.clock import ensure_aware
-from keymgmt.exchange.handshake._connection import (
+from keymgmt.exchange import (
+    ChainVerifier,
+    Credential,
     HandshakeComplete,
     Initiator,
+    PeerPrivateKey,
     Responder,
     Session,
 )
-from keymgmt.exchange.handshake._verify import ChainVerifier, Credential, PeerPrivateKey
+from keymgmt.testing._pki import key_usage
+from keymgmt.testing._pki import name as common_name
 
 __all__ = ["ThrowawayCA", "handshake_pair"]
 
 _DAY = _dt.timedelta(days=1)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not ca,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 class ThrowawayCA:
@@ -71,18 +57,18 @@ class ThrowawayCA:
         self._serial = 1
         self.parent = parent
         self.certificate: x509.Certificate
-        issuer_name = parent.certificate.subject if parent else _name(name)
+        issuer_name = parent.certificate.subject if parent else common_name(name)
         signer = parent.key if parent else self.key
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(name))
+            .subject_name(common_name(name))
             .issuer_name(issuer_name)
             .public_key(self.key.public_key())
             .serial_number(parent._next_serial() if parent else 1)
             .not_valid_before(self.now - _DAY)
             .not_valid_after(self.now + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
+            .add_extension(key_usage(ca=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False
             )
@@ -136,14 +122,14 @@ class ThrowawayCA:
             usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(identity))
+            .subject_name(common_name(identity))
             .issuer_name(self.certificate.subject)
             .public_key(leaf_key.public_key())
             .serial_number(self._next_serial())
             .not_valid_before(not_before or self.now - _DAY)
             .not_valid_after(not_after or self.now + self.lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(key_usage(ca=False), critical=True)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(identity)]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
