@@ -133,7 +133,7 @@ def prepare(directory: Path, clients: int) -> Setup:
 
 
 @contextlib.contextmanager
-def keymgmt_server(setup: Setup) -> Iterator[tuple[str, int, int]]:
+def keymgmt_server(setup: Setup, workers: int = 1) -> Iterator[tuple[str, int, int]]:
     """``keymgmt serve --ca issuing`` on a free loopback port, stopped afterwards."""
     process = subprocess.Popen(
         [
@@ -153,6 +153,8 @@ def keymgmt_server(setup: Setup) -> Iterator[tuple[str, int, int]]:
             str(setup.policy),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.PIPE,
         stderr=(setup.directory / "server.log").open("w"),
@@ -345,13 +347,27 @@ def verify_nothing_lost(setup: Setup, phases: list[Phase]) -> dict[str, int]:
     }
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux ``/proc``), or NaN."""
+    """User + system CPU seconds of a process and its children (Linux ``/proc``), or NaN."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat(pid)
     except OSError:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = _stat(int(entry.name))
+        except (OSError, IndexError):
+            continue
+        if child[1] == str(pid):  # the parent pid field
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _loop_factory() -> Any:
@@ -459,12 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
     parser.add_argument("--max-requests", type=int, default=20000, help="per phase")
+    parser.add_argument("--workers", type=int, default=1, help="keymgmt serve --workers")
     parser.add_argument("--kmip-python", help="an interpreter with pykmip installed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="keymgmt-load-") as directory:
         setup = prepare(Path(directory), min(args.clients, 50))
-        with keymgmt_server(setup) as (host, port, pid):
+        with keymgmt_server(setup, args.workers) as (host, port, pid):
             started = time.process_time()
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 phases = runner.run(run_keymgmt(setup, host, port, pid, args))

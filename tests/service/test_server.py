@@ -5,8 +5,11 @@ from __future__ import annotations
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -247,7 +250,7 @@ def test_log_holds_no_plaintext_or_body(http: HttpFactory, server: ServerProcess
 
 @pytest.fixture(scope="module")
 def strict_server(material: Material) -> Iterator[ServerProcess]:
-    """A second server: TLS material from files, client certificates required, h11."""
+    """A second server: TLS material from files, client certificates required, h11, 2 workers."""
     running = start_server(
         str(material.store),
         material.key_file,
@@ -263,6 +266,8 @@ def strict_server(material: Material) -> Iterator[ServerProcess]:
         "--require-client-cert",
         "--http",
         "h11",
+        "--workers",
+        "2",
     )
     yield running
     running.stop()
@@ -302,6 +307,21 @@ def test_h11_protocol_also_sees_the_client_chain(
         assert client.whoami() == "app-1"
 
 
+def test_workers_are_forked_children_of_the_server(strict_server: ServerProcess) -> None:
+    pid = strict_server.process.pid
+    children = [
+        p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _parent_of(p) == pid
+    ]
+    assert len(children) == 2
+
+
+def _parent_of(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def test_server_stops_promptly_with_an_idle_keep_alive_client(
     strict_server: ServerProcess, material: Material
 ) -> None:
@@ -320,3 +340,33 @@ def test_server_stops_promptly_with_an_idle_keep_alive_client(
     assert took < 10
     assert strict_server.process.returncode == -signal.SIGTERM
     assert "Application shutdown complete" in strict_server.log_text()
+
+
+def test_workers_that_cannot_open_the_store_fail_the_command(
+    material: Material, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from keymgmt.cli import main; sys.exit(main())",
+            "--store",
+            str(tmp_path / "missing.db"),
+            "--key-file",
+            str(material.key_file),
+            "serve",
+            "--port",
+            "0",
+            "--ca",
+            "issuing",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "a worker process failed" in done.stderr
+    assert "listening on" not in done.stdout

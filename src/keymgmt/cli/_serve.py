@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
+import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,7 @@ import click
 
 from keymgmt._manager import KeyManager
 from keymgmt.cli._common import Settings, pass_settings, read_passphrase
+from keymgmt.errors import KeyMgmtError
 
 __all__ = ["serve"]
 
@@ -22,7 +29,7 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 ACTOR = "keymgmt-serve"
 
 
-def _open(settings: Settings) -> KeyManager:
+def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     """The store, opened as :data:`ACTOR` (never created here)."""
     if settings.key_file is not None:
         return KeyManager.open(
@@ -30,7 +37,7 @@ def _open(settings: Settings) -> KeyManager:
         )
     return KeyManager.open(
         settings.store,
-        passphrase=read_passphrase(settings),
+        passphrase=passphrase or read_passphrase(settings),
         kdf_profile=settings.kdf_profile,
         actor=ACTOR,
         create=False,
@@ -95,6 +102,13 @@ def _open(settings: Settings) -> KeyManager:
     help="HTTP parser: httptools (C) when installed, else h11.",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes sharing the port (each opens the store; limits are per process).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -116,6 +130,7 @@ def serve(
     sync_interval: float,
     require_client_cert: bool,
     http: str,
+    workers: int,
     log_level: str,
 ) -> None:
     """Serve the store over HTTPS with mutual TLS (needs the 'server' extra).
@@ -152,38 +167,131 @@ def serve(
         click.echo(f"listening on https://{bound_host}:{bound_port}")
         sys.stdout.flush()
 
-    with _open(settings) as km:
-        tls: Any
-        if issuing_ca is not None:
-            names = server_names or (("localhost", host) if host != "localhost" else (host,))
-            tls = service_module.StoreTlsIdentity(
-                km,
-                issuing_ca,
-                names=names,
-                client_ca=client_ca,
+    # Asked once, before any worker is forked (each would prompt otherwise).
+    passphrase = None if settings.key_file is not None else read_passphrase(settings)
+
+    def run(sock: socket.socket | None, on_ready: Callable[[str, int], None]) -> None:
+        with _open(settings, passphrase) as km:
+            tls: Any
+            if issuing_ca is not None:
+                names = server_names or (("localhost", host) if host != "localhost" else (host,))
+                tls = service_module.StoreTlsIdentity(
+                    km,
+                    issuing_ca,
+                    names=names,
+                    client_ca=client_ca,
+                    require_client_cert=require_client_cert,
+                )
+                logging.getLogger("keymgmt.server").info(
+                    "server certificate %x issued by %s for %s (renewed while running)",
+                    tls.certificate.serial_number,
+                    issuing_ca,
+                    ", ".join(names),
+                )
+            else:
+                tls = service_module.TlsMaterial.from_paths(tls_cert, tls_key, client_ca)  # type: ignore[arg-type]
+            service = service_module.Service(
+                service_module.ManagerParts(km),
+                rules,
+                max_body=max_body,
+                sync_interval=sync_interval,
+                body_timeout=body_timeout,
+            )
+            service_module.serve(
+                service,
+                tls,
+                host=host,
+                port=port,
                 require_client_cert=require_client_cert,
+                on_ready=on_ready,
+                http=http,
+                sock=sock,
             )
-            logging.getLogger("keymgmt.server").info(
-                "server certificate %x issued by %s for %s (renewed while running)",
-                tls.certificate.serial_number,
-                issuing_ca,
-                ", ".join(names),
-            )
-        else:
-            tls = service_module.TlsMaterial.from_paths(tls_cert, tls_key, client_ca)  # type: ignore[arg-type]
-        service = service_module.Service(
-            service_module.ManagerParts(km),
-            rules,
-            max_body=max_body,
-            sync_interval=sync_interval,
-            body_timeout=body_timeout,
-        )
-        service_module.serve(
-            service,
-            tls,
-            host=host,
-            port=port,
-            require_client_cert=require_client_cert,
-            on_ready=ready,
-            http=http,
-        )
+
+    if workers == 1:
+        run(None, ready)
+    else:
+        _supervise(workers, service_module.bind(host, port), host, run, ready)
+
+
+def _supervise(
+    workers: int,
+    sock: socket.socket,
+    host: str,
+    run: Callable[[socket.socket, Callable[[str, int], None]], None],
+    ready: Callable[[str, int], None],
+) -> None:
+    """Fork ``workers`` processes serving ``sock``; forward SIGINT/SIGTERM; wait.
+
+    Forking happens before the store is opened or any thread starts, so
+    each worker opens its own store connections. ``ready`` runs once every
+    worker accepts connections. If a worker dies on its own, the others are
+    stopped and the command fails.
+    """
+    if not hasattr(os, "fork"):
+        raise click.UsageError("--workers needs a POSIX system (fork)")
+    port = int(sock.getsockname()[1])
+    reader, writer = os.pipe()
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(reader)
+
+            def told(_host: str, _port: int) -> None:
+                os.write(writer, b"r")
+
+            code = 1
+            try:
+                run(sock, told)
+                code = 0
+            except KeyMgmtError as exc:
+                click.echo(f"error: {exc.message}", err=True)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    os.close(writer)
+    sock.close()
+    signalled: list[int] = []
+
+    def stop_children() -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signalled.append(signum)
+        stop_children()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    started = 0
+    failed = False
+    alive = set(children)
+    while started < workers and not failed and not signalled:
+        readable, _, _ = select.select([reader], [], [], 0.2)
+        if readable:
+            started += len(os.read(reader, workers))
+        pid, _status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            alive.discard(pid)
+            failed = True
+    if failed:
+        stop_children()
+    elif not signalled:
+        ready(host, port)
+    while alive:
+        try:
+            pid, _status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        if not signalled and not failed:  # a worker died on its own: stop the rest
+            failed = True
+            stop_children()
+    os.close(reader)
+    if signalled and not failed:
+        signal.signal(signalled[0], signal.SIG_DFL)
+        os.kill(os.getpid(), signalled[0])
+    if failed:
+        raise click.ClickException("a worker process failed; see the log")

@@ -164,6 +164,7 @@ def serve(
     keep_alive: int = 30,
     http: str = "auto",
     renew_check: float = 3600.0,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``service`` over HTTPS with client certificates until SIGINT/SIGTERM.
 
@@ -180,6 +181,9 @@ def serve(
             ``TlsMaterial``; a given context keeps its own setting).
         on_ready: called with ``(host, port)`` once the server accepts connections.
         keep_alive: seconds an idle keep-alive connection is kept.
+        sock: an already listening socket (from :func:`bind`; ``host`` and
+            ``port`` are then only reported) — how several worker processes
+            share one port.
         http: ``"httptools"`` (C parser), ``"h11"`` (pure Python) or
             ``"auto"``: httptools when installed. The event loop is uvloop
             when installed (uvicorn's ``loop="auto"``).
@@ -193,7 +197,8 @@ def serve(
         context = tls
     else:
         context = server_ssl_context(tls, require_client_cert=require_client_cert)
-    sock = bind(host, port)
+    if sock is None:
+        sock = bind(host, port)
     bound_port = int(sock.getsockname()[1])
     protocol: type[asyncio.Protocol] = MutualTlsH11Protocol
     if http in ("auto", "httptools"):
