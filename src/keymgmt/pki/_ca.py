@@ -507,6 +507,10 @@ class CertificateAuthority:
             None if self.parent is None else f"{self.parent}:{_hex(self.certificate.serial_number)}"
         )
         self._ski = x509.SubjectKeyIdentifier.from_public_key(self.certificate.public_key())
+        self._constraints_cache: (
+            tuple[list[x509.Certificate], list[tuple[x509.Certificate, x509.NameConstraints]]]
+            | None
+        ) = None
 
     def __repr__(self) -> str:
         return f"CertificateAuthority({self.name!r}, parent={self.parent!r})"
@@ -666,11 +670,9 @@ class CertificateAuthority:
         Verifiers would refuse such a certificate anyway; refusing it here
         says why at the right moment.
         """
-        for ca_cert in self.chain:
-            try:
-                nc = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
-            except x509.ExtensionNotFound:
-                continue
+        if not names:
+            return
+        for ca_cert, nc in self._name_constraints():
             for name in names:
                 if not name_allowed(nc, name):
                     raise InvalidArgumentError(
@@ -678,6 +680,27 @@ class CertificateAuthority:
                         f"{ca_cert.subject.rfc4514_string()}",
                         name=str(name.value),
                     )
+
+    def _name_constraints(self) -> list[tuple[x509.Certificate, x509.NameConstraints]]:
+        """The name constraints along this CA's chain (remembered per chain).
+
+        The Rust getters rebuild a certificate's extensions on every access;
+        the chain itself is looked up each time (a parent may be renewed) and
+        compared by value, so the remembered list is never stale.
+        """
+        chain = self.chain
+        cached = self._constraints_cache
+        if cached is not None and cached[0] == chain:
+            return cached[1]
+        found = []
+        for ca_cert in chain:
+            try:
+                nc = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+            except x509.ExtensionNotFound:
+                continue
+            found.append((ca_cert, nc))
+        self._constraints_cache = (chain, found)
+        return found
 
     def _issue(
         self,
