@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import threading
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from keymgmt import _codec
-from keymgmt._secret import SecretBytes
-from keymgmt.algorithms import KeyKind, KeyUsage
 from keymgmt.errors import (
     AlreadyExistsError,
     CertificateVerificationError,
@@ -46,26 +42,25 @@ class ManagerKeySource:
 
     Only symmetric encrypt-decrypt keys whose primary version is *active*
     (not suspended, deactivated, compromised, destroyed, nor revoked in the
-    registry) are distributed. Unsealed material is cached per version; the
-    state is checked on every request.
+    registry) are distributed: the key store's
+    :meth:`~keymgmt.keys.KeyStore.material_for_distribution` checks that on
+    every request (no store read once the version is cached) and counts the
+    hand-out in its ``key.usage`` audit (recipient ``"kdc"``; the KDC's own
+    ``kdc.grant-key`` entry names the principal).
     """
+
+    #: The recipient the key store records for every hand-out.
+    RECIPIENT = "kdc"
 
     def __init__(self, manager: KeyManager) -> None:
         self._manager = manager
-        self._material: dict[tuple[str, int], bytes] = {}
-        self._lock = threading.Lock()
 
     def current(self, name: str) -> DistributableKey:
-        """See :meth:`keymgmt.kdc.KeySource.current`.
-
-        Uses the key store's cached primary (the same check an encryption
-        makes: primary, active, encrypt-decrypt usage, not revoked), so a
-        request costs no store read once the version is cached.
-        """
+        """See :meth:`keymgmt.kdc.KeySource.current`."""
         from keymgmt.model import KeyState
 
         try:
-            loaded = self._manager.keys._protector(name, KeyUsage.ENCRYPT_DECRYPT)
+            handed = self._manager.keys.material_for_distribution(name, recipient=self.RECIPIENT)
         except KeyUsageError:
             raise KeyStateError(
                 f"key {name!r} is not a symmetric encryption key; the KDC distributes only those",
@@ -79,34 +74,14 @@ class ManagerKeySource:
             ):
                 raise RevokedError(exc.message, key_name=name) from None
             raise
-        if loaded.algorithm.kind is not KeyKind.SYMMETRIC:  # pragma: no cover - usage says so
-            raise KeyStateError(f"key {name!r} is not symmetric", key_name=name)
-        material = self._read(name, loaded.version)
+        version = handed.version
         return DistributableKey(
             name=name,
-            version=loaded.version,
-            algorithm=loaded.algorithm.value,
-            material=SecretBytes(material),
-            valid_until=getattr(loaded, "check_at", None),
+            version=version.version,
+            algorithm=version.algorithm.value,
+            material=handed.material,
+            valid_until=version.valid_until,
         )
-
-    def _read(self, name: str, version: int) -> bytes:
-        with self._lock:
-            cached = self._material.get((name, version))
-        if cached is not None:
-            return cached
-        from keymgmt.keys._keystore import VERSION_KIND
-
-        value = self._manager._context.store.get_json(VERSION_KIND, f"{name}#{version}")
-        raw = None if value is None else value.get("material")
-        if raw is None:
-            raise KeyStateError(
-                f"key {name!r} version {version} has no material", key_name=name, version=version
-            )
-        material = _codec.b64d(str(raw))
-        with self._lock:
-            self._material[(name, version)] = material
-        return material
 
 
 class ManagerSigner:
@@ -142,11 +117,10 @@ class ManagerSigner:
         Raises:
             KeyStateError: the primary cannot sign (revoked, compromised).
         """
-        from keymgmt.keys._format import parse_header
+        from keymgmt.public import Signature
 
         self._ensure()
-        envelope = self._manager.keys.sign(self.KEY_NAME, data)
-        return envelope[parse_header(envelope).prefix_length :]
+        return Signature.decode(self._manager.keys.sign(self.KEY_NAME, data)).raw
 
     def public_key(self) -> bytes:
         """The raw public key of the primary version."""

@@ -10,7 +10,12 @@ for how versions, states, caching and usage auditing work, and
 from keymgmt.keys._export import open_sealed_export, unwrap_rfc5649_export
 from keymgmt.keys._format import PayloadType
 from keymgmt.keys._handlers import MaterialHandler, SymmetricHandler, default_handlers
-from keymgmt.keys._keystore import DEFAULT_DESTRUCTION_GRACE, KeyStore
+from keymgmt.keys._keystore import (
+    DEFAULT_DESTRUCTION_GRACE,
+    DistributedMaterial,
+    KeyStore,
+    LoadedVersion,
+)
 from keymgmt.keys._states import ACCEPTS, TRANSITIONS, Operation
 from keymgmt.model import (
     DataKey,
@@ -26,10 +31,12 @@ __all__ = [
     "DEFAULT_DESTRUCTION_GRACE",
     "TRANSITIONS",
     "DataKey",
+    "DistributedMaterial",
     "KeyInfo",
     "KeyState",
     "KeyStore",
     "KeyVersionInfo",
+    "LoadedVersion",
     "MaterialHandler",
     "Operation",
     "PayloadType",

@@ -128,7 +128,14 @@ from keymgmt.storage import Record
 if TYPE_CHECKING:
     from keymgmt.public import PublicKey
 
-__all__ = ["DEFAULT_DESTRUCTION_GRACE", "KEY_KIND", "VERSION_KIND", "KeyStore"]
+__all__ = [
+    "DEFAULT_DESTRUCTION_GRACE",
+    "KEY_KIND",
+    "VERSION_KIND",
+    "DistributedMaterial",
+    "KeyStore",
+    "LoadedVersion",
+]
 
 KEY_KIND: Final = "key"
 VERSION_KIND: Final = "keyver"
@@ -312,6 +319,7 @@ class _Loaded:
         "is_primary",
         "key_id",
         "loaded",
+        "material",
         "name",
         "prefixes",
         "process_ok",
@@ -333,6 +341,7 @@ class _Loaded:
     state: KeyState
     handler: MaterialHandler
     loaded: Any  # what the handler built; None when destroyed
+    material: bytes  # raw bytes, set only once distributed (material_for_distribution)
     aead: Any  # the AEAD object on the symmetric hot path, else None
     prefixes: dict[PayloadType, bytes]
     is_primary: bool
@@ -344,6 +353,69 @@ class _Loaded:
     revocation_names: tuple[str, str]
     subject: str
     usage_counts: _Usage
+
+
+@attrs.frozen(kw_only=True)
+class LoadedVersion:
+    """A checked, ready-to-use key version, for keymgmt's own parts (:meth:`KeyStore.use`).
+
+    The PKI signs certificates with a CA's key pair through it. ``loaded``
+    is what the algorithm's :class:`~keymgmt.keys.MaterialHandler` built from
+    the material (an AEAD object for a symmetric key; an object whose
+    ``private`` attribute is the private key for a key pair): it lives in
+    this process only, never in a repr, and must not be kept beyond the
+    operation it was asked for (ask again: a cached version costs no store
+    read, and asking is what sees a rotation, revocation or destruction).
+
+    Attributes:
+        name: the key.
+        version: the version number.
+        algorithm: the key's algorithm.
+        usage: the key's usage.
+        key_id: the key's identifier (as in its ciphertexts).
+        state: the version's effective state when it was checked.
+        valid_until: the next scheduled change of that state (activation,
+            expiry, scheduled destruction, rotation by age), if any.
+        loaded: the handler's loaded form.
+    """
+
+    name: str
+    version: int
+    algorithm: Algorithm
+    usage: KeyUsage
+    key_id: bytes = attrs.field(repr=False)
+    state: KeyState
+    valid_until: _dt.datetime | None
+    loaded: Any = attrs.field(repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class DistributedMaterial:
+    """The raw symmetric material of a key's primary version, handed out for re-encryption.
+
+    Returned by :meth:`KeyStore.material_for_distribution` (the KDC seals it
+    to a principal). ``material`` is redacted in every repr.
+
+    Attributes:
+        version: the version it belongs to (checked as for an encryption).
+        material: the raw key bytes.
+    """
+
+    version: LoadedVersion
+    material: SecretBytes = attrs.field(repr=False)
+
+
+def _handle(loaded: _Loaded) -> LoadedVersion:
+    return LoadedVersion(
+        name=loaded.name,
+        version=loaded.version,
+        algorithm=loaded.algorithm,
+        usage=loaded.usage,
+        key_id=loaded.key_id,
+        state=loaded.state,
+        valid_until=loaded.check_at,
+        loaded=loaded.loaded,
+    )
 
 
 class KeyStore:
@@ -1990,6 +2062,118 @@ class KeyStore:
     def close(self) -> None:
         """Flush use counts (called by ``km.close()``)."""
         self.flush_usage()
+
+    # -- use by keymgmt's other parts (PKI signing, KDC distribution) -------------------
+
+    def use(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        usage: KeyUsage,
+        operation: Operation = Operation.PROTECT,
+    ) -> LoadedVersion:
+        """A version checked for ``operation`` with ``usage``, ready to use in this process.
+
+        The internal API keymgmt's parts use instead of reading key records
+        themselves (the PKI signs certificates with a CA's key pair through
+        it). The checks are an encryption's or a decryption's: the key's
+        usage, the version's effective state for ``operation`` (dates and the
+        revocation registry included; a compromised version is refused) and,
+        for the primary, a rotation that is due. Nothing is audited here: the
+        caller audits what it does with the version. A cached version costs
+        no store read.
+
+        Args:
+            name: the key.
+            version: the version (default: the primary).
+            usage: the usage the caller needs (``KeyUsageError`` otherwise).
+            operation: ``Operation.PROTECT`` (encrypt, sign: the version
+                must be active; without ``version`` the primary) or
+                ``Operation.PROCESS`` (decrypt, verify).
+
+        Returns:
+            the :class:`LoadedVersion`.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyUsageError: the key is not for ``usage``.
+            RevokedError: the version is revoked or compromised.
+            DestroyedKeyError: the version's material was destroyed.
+            KeyStateError: any other state ``operation`` does not accept.
+            InvalidArgumentError: an invalid name or an operation other than
+                protect or process.
+        """
+        if operation is Operation.PROTECT and version is None:
+            loaded = self._protector(name, usage)  # syncs; rotation when due
+        elif operation in (Operation.PROTECT, Operation.PROCESS):
+            check_name(name)
+            self._store.sync()
+            loaded = self._load(name, version)
+            if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
+                loaded = self._refresh(loaded, primary=version is None)
+            accepted = loaded.state is KeyState.ACTIVE or (
+                operation is Operation.PROCESS and loaded.process_ok
+            )
+            if loaded.usage is not usage or not accepted or self._is_revoked(loaded):
+                self._refuse(loaded, operation, usage=usage)
+        else:
+            raise InvalidArgumentError(f"use() is for protect or process, not {operation.value}")
+        return _handle(loaded)
+
+    def material_for_distribution(self, name: str, *, recipient: str) -> DistributedMaterial:
+        """The raw material of ``name``'s primary version, to be re-encrypted to ``recipient``.
+
+        For the KDC, which seals the material to a principal: the one place
+        symmetric material leaves the key store other than an export. The
+        version is checked as for an encryption (a symmetric
+        encrypt-decrypt key; the primary, active, not revoked; a rotation
+        that is due happens first). Each hand-out is counted like an
+        encryption's use and audited in the aggregated ``key.usage``
+        entries as ``use="distribute"`` with the recipient as context (no
+        store write of its own); it does not count towards the version's
+        rotation limit (the recipient's own uses are not known here).
+
+        Args:
+            name: the key.
+            recipient: who the material is for (recorded in the audit log).
+
+        Returns:
+            the version and its material.
+
+        Raises:
+            KeyNotFoundError: no such key.
+            KeyUsageError: not a symmetric encrypt-decrypt key.
+            RevokedError: the primary is revoked or compromised.
+            KeyStateError: the primary cannot encrypt (pre-active, suspended,
+                deactivated, destroyed).
+            InvalidArgumentError: an invalid name or an empty recipient.
+        """
+        if not recipient:
+            raise InvalidArgumentError("a distribution needs a recipient")
+        loaded = self._protector(name, KeyUsage.ENCRYPT_DECRYPT)
+        if loaded.algorithm.kind is not KeyKind.SYMMETRIC:
+            raise KeyUsageError(
+                f"key {name!r} is not symmetric: only symmetric keys are distributed",
+                key_name=name,
+                version=loaded.version,
+                usage=loaded.usage.value,
+            )
+        material: bytes | None = getattr(loaded, "material", None)
+        if material is None:
+            # Read once per cached version (the cache entry is replaced on
+            # any change to the key, so this never outlives a destruction).
+            value = self._store.get_json(VERSION_KIND, loaded.subject)
+            material = None if value is None else _VersionRecord.from_json(value).material
+            if material is None:
+                raise KeyStateError(
+                    f"key {name!r} version {loaded.version} has no material",
+                    key_name=name,
+                    version=loaded.version,
+                )
+            loaded.material = material
+        self._count(loaded, "distribute", self._encode_context({"recipient": recipient}), False)
+        return DistributedMaterial(version=_handle(loaded), material=SecretBytes(material))
 
     # -- material for export (hazmat and wrapped export) -----------------------------------
 

@@ -8,23 +8,31 @@ version is revoked. The CA record references it as ``"<key name>#<version>"``
 version in the revocation registry (``SubjectKind.KEY``).
 
 X.509 signing needs the private key object itself (``CertificateBuilder``
-signs with it), so this module reads it from the key store's cache of loaded
-versions. Loading an RSA key validates it (about 30 ms for RSA-2048): the
-key store caches loaded versions, and this module keeps the object per
-process as long as the key store's cached version is the same one (any
-change to the key — state, revocation, destruction — replaces it there).
-This file is the only place the PKI touches key storage.
+signs with it), so this module asks the key store for the version through
+its internal API, :meth:`~keymgmt.keys.KeyStore.use` (usage sign-verify,
+operation protect: the version must be active and not revoked). Loading an
+RSA key validates it (about 30 ms for RSA-2048); the key store caches loaded
+versions and replaces them on any change to the key (state, revocation,
+destruction), so asking on every signature costs no store read and always
+sees the key's current state. This file is the only place the PKI touches
+key storage.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from keymgmt._store import Txn
 from keymgmt.algorithms import Algorithm, KeyUsage
-from keymgmt.errors import IntegrityError, InvalidArgumentError, KeyStateError, RevokedError
-from keymgmt.model import KeyState
+from keymgmt.errors import (
+    IntegrityError,
+    InvalidArgumentError,
+    KeyStateError,
+    KeyUsageError,
+    RevokedError,
+)
 from keymgmt.pki._keys import SigningKey
 from keymgmt.revocation import RevocationReason, RevocationRegistry, SubjectKind
 
@@ -47,13 +55,11 @@ def _split(ref: str) -> tuple[str, int]:
 
 
 class CAKeys:
-    """CA private keys as managed key pairs, with a per-process cache of loaded keys."""
+    """CA private keys as managed key pairs (the key store caches the loaded keys)."""
 
     def __init__(self, keys: KeyStore, revocation: RevocationRegistry) -> None:
         self._keys = keys
         self._revocation = revocation
-        self._cache: dict[str, tuple[Any, SigningKey]] = {}
-        self._lock = threading.Lock()
 
     def create(self, ca_name: str, algorithm: Algorithm) -> tuple[str, SigningKey]:
         """Create the CA's key pair in the key store (its own audited transaction).
@@ -79,32 +85,27 @@ class CAKeys:
             IntegrityError: the stored key is not a certificate signing key.
         """
         name, version = _split(ref)
-        if self._revocation.is_revoked(SubjectKind.KEY, ref) or self._revocation.is_revoked(
-            SubjectKind.KEY, name
-        ):
-            raise RevokedError(f"the CA key {ref} is revoked", key_name=name, version=version)
-        versions = self._keys._versions
-        with self._lock:
-            cached = self._cache.get(ref)
-        if cached is not None and versions.get((name, version)) is cached[0]:
-            return cached[1]
-        loaded = self._keys._load(name, version)
-        if loaded.state is not KeyState.ACTIVE:
+        try:
+            loaded = self._keys.use(name, version, usage=KeyUsage.SIGN_VERIFY)
+        except RevokedError:
+            raise RevokedError(
+                f"the CA key {ref} is revoked", key_name=name, version=version
+            ) from None
+        except KeyStateError as exc:
+            state = getattr(exc, "state", "unusable")
             raise KeyStateError(
-                f"the CA key {ref} is {loaded.state.value} and cannot sign",
+                f"the CA key {ref} is {state} and cannot sign",
                 key_name=name,
                 version=version,
-                state=loaded.state.value,
-            )
+                state=state,
+            ) from None
+        except KeyUsageError:
+            raise IntegrityError(f"the key {name} cannot sign certificates") from None
         private = getattr(loaded.loaded, "private", None)
-        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
         if not isinstance(
             private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
         ):
             raise IntegrityError(f"the key {name} cannot sign certificates")
-        with self._lock:
-            self._cache[ref] = (loaded, private)
         return private
 
     def stage_compromise(self, txn: Txn, ref: str, reason: RevocationReason) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -23,6 +24,7 @@ from keymgmt.errors import (
     RevokedError,
     UnsupportedAlgorithmError,
 )
+from keymgmt.keyring import KdfProfile
 from keymgmt.pki import CODE_SIGNING, TLS_CLIENT, CertificateAuthority
 from keymgmt.revocation import RevocationReason
 from keymgmt.testing import FakeClock
@@ -101,14 +103,20 @@ def test_suspended_ca_key_cannot_issue(
         issuing.issue(make_csr())
 
 
-def test_ca_key_survives_a_fresh_manager_on_the_same_store(sqlite_km: KeyManager) -> None:
-    root = sqlite_km.pki.create_root_ca("root")
-    sqlite_km.pki._keys._cache.clear()
-    cert = root.issue(
-        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
-        subject="client",
-        profile=TLS_CLIENT,
-    )
+def test_ca_key_survives_a_fresh_manager_on_the_same_store(
+    sqlite_km: KeyManager, store_path: Path, clock: FakeClock
+) -> None:
+    sqlite_km.pki.create_root_ca("root")
+    passphrase = "correct horse battery staple"  # tests/conftest.py's sqlite_km
+    with KeyManager.open(
+        store_path, passphrase=passphrase, kdf_profile=KdfProfile.TESTING_ONLY_INSECURE, clock=clock
+    ) as fresh:
+        root = fresh.pki.ca("root")
+        cert = root.issue(
+            public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+            subject="client",
+            profile=TLS_CLIENT,
+        )
     cert.verify_directly_issued_by(root.certificate)
 
 
