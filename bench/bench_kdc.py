@@ -112,7 +112,7 @@ def _key_request_cases() -> list[Case]:
             ours_request,
             raw_request,
             target=3.0,
-            note="includes the audited grant record (a store transaction)",
+            note="includes the audited grant record (a store transaction, ~half); docs/kdc.md",
         ),
         Case(
             "kdc",

@@ -91,7 +91,11 @@ def _issuance_cases() -> list[Case]:
                 ours,
                 _raw_issue(ca, leaf),
                 target=1.3,
-                note="ours = sign + sealed record + audit entry",
+                note=(
+                    "ours = sign + one transaction (sealed record, chained audit entry, "
+                    "sealed head, CAS commit); 1.3x not reachable for Ed25519/P-256 with "
+                    "that guarantee (docs/pki.md#measured)"
+                ),
             )
         )
     return out
