@@ -295,3 +295,10 @@ def test_revocation_records_are_sealed(km: KeyManager) -> None:
     km.revocation.revoke(KEY, "k#1", "key-compromise")
     (record,) = km._store.backend.list(REVOCATION_KIND)
     assert b"key-compromise" not in record.data
+
+
+def test_the_index_is_keyed_by_kind_and_subject_and_follows_revocations(km: KeyManager) -> None:
+    assert "key:payments#1" not in km.revocation.index
+    km.revocation.revoke(SubjectKind.KEY, "payments#1", RevocationReason.KEY_COMPROMISE)
+    assert "key:payments#1" in km.revocation.index
+    assert "principal:payments#1" not in km.revocation.index

@@ -445,9 +445,8 @@ class KeyStore:
         self._epoch = 0  # bumped by every invalidation (see _load)
         self._next_flush = time.monotonic() + _FLUSH_INTERVAL
         self._encode_context = ContextEncoder()
-        mirror = getattr(self._revocation, "_entries", None)
-        self._revocation_mirror: Mapping[str, object] | None = (
-            mirror if isinstance(mirror, dict) else None
+        self._revocation_mirror: Mapping[str, object] | None = getattr(
+            self._revocation, "index", None
         )
         self._store.watch(KEY_KIND, VERSION_KIND)
         self._store.subscribe(self._on_change)
@@ -1389,7 +1388,7 @@ class KeyStore:
     def _is_revoked(self, loaded: _Loaded) -> bool:
         mirror = self._revocation_mirror
         if mirror is not None:
-            # The registry's own O(1) mirror, probed directly: is_revoked()
+            # The registry's O(1) index (RevocationRegistry.index), probed directly: is_revoked()
             # validates its arguments on every call, which costs more than
             # the encryption it guards. The names are the registry's
             # ("key:<subject>"), precomputed per cached version.

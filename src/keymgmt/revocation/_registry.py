@@ -18,7 +18,7 @@ import builtins
 import datetime as _dt
 import enum
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -237,6 +237,19 @@ class RevocationRegistry:
         name = _name(kind, subject)
         self._store.sync()
         return name in self._entries
+
+    @property
+    def index(self) -> Mapping[str, object]:
+        """The live index behind :meth:`is_revoked`, keyed ``"<kind>:<subject>"``.
+
+        For hot paths in keymgmt's own parts that precompute the names they
+        probe (the key store checks every encryption's key version here):
+        ``name in registry.index`` is one dict probe, without
+        :meth:`is_revoked`'s argument checks and without a :meth:`sync`
+        (the caller syncs the store itself). Read-only by contract: the
+        registry alone changes it. The values are internal.
+        """
+        return self._entries
 
     def __iter__(self) -> Iterator[Revocation]:
         self._store.sync()
