@@ -65,12 +65,17 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 _BUSY_TIMEOUT_MS: Final = 10_000
 _LOCK_RETRY_SECONDS: Final = 60.0
 _T = TypeVar("_T")
-_LIST = (
-    "SELECT kind, name, data, revision, seq FROM records "
-    "WHERE kind = ? AND substr(name, 1, ?) = ? AND seq > ? ORDER BY "
-)
-_LIST_BY_NAME: Final = _LIST + "name"
-_LIST_BY_SEQ: Final = _LIST + "seq"
+# Prefix listing is a range on the primary key (kind, name), so it uses the
+# index: names sort by UTF-8 bytes, which is code point order, and every name
+# that starts with ``prefix`` lies in [prefix, _prefix_end(prefix)).
+_LIST = "SELECT kind, name, data, revision, seq FROM records WHERE kind = ? AND name >= ? "
+_LIST_TAIL = "AND seq > ? ORDER BY "
+_LIST_OPEN: Final = {
+    order: _LIST + _LIST_TAIL + order for order in ("name", "seq")
+}  # no upper bound (empty prefix, or one made only of U+10FFFF)
+_LIST_RANGE: Final = {
+    order: _LIST + "AND name < ? " + _LIST_TAIL + order for order in ("name", "seq")
+}
 _GET: Final = "SELECT kind, name, data, revision, seq FROM records WHERE kind = ? AND name = ?"
 _NEXT_SEQ: Final = "UPDATE sequence SET seq = seq + 1 RETURNING seq"
 _REVISION: Final = "SELECT revision FROM records WHERE kind = ? AND name = ?"
@@ -332,10 +337,12 @@ class SQLiteBackend:
 
     def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> builtins.list[Record]:
         """Return matching records (see :class:`~keymgmt.storage.Backend`)."""
-        rows = self._read(
-            _LIST_BY_SEQ if after_seq else _LIST_BY_NAME,
-            (kind, len(prefix), prefix, after_seq),
-        )
+        order = "seq" if after_seq else "name"
+        end = _prefix_end(prefix)
+        if end is None:
+            rows = self._read(_LIST_OPEN[order], (kind, prefix, after_seq))
+        else:
+            rows = self._read(_LIST_RANGE[order], (kind, prefix, end, after_seq))
         return [_record(row) for row in rows]
 
     def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
@@ -416,6 +423,22 @@ class SQLiteBackend:
             raise StoreError(f"read from {self.path} failed: {exc}") from None
         except UnicodeEncodeError:
             raise InvalidArgumentError("record kinds and names must be valid Unicode") from None
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix``.
+
+    None when there is none (an empty prefix, or one of U+10FFFF only).
+    Surrogates are skipped: they cannot be stored.
+    """
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:
+                code = 0xE000
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
 
 
 def _record(row: tuple[object, ...]) -> Record:
