@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hmac as _hmac
+import threading
 import warnings
 from typing import TYPE_CHECKING, Final, NoReturn
 
@@ -81,32 +82,49 @@ def _warn_legacy(info: GroupInfo) -> None:
     )
 
 
-# pyca/cryptography warns on every attribute of its ``dh`` module, so it is
-# touched only inside these helpers, with exactly that warning silenced: the
-# caller hears about the legacy status through LegacyAlgorithmWarning instead.
-# (warnings.catch_warnings is process-global in Python 3.11; a concurrent
-# thread may briefly see the filter. The legacy path accepts that.)
+# pyca/cryptography 50 deprecates finite-field DH: reading any public name of
+# its ``dh`` module (DHParameterNumbers, DHPublicNumbers, ...) emits a
+# CryptographyDeprecationWarning; the objects it returns never warn. keymgmt
+# needs two of those names, the constructors, so it reads them once per
+# process (_ffdh) and never touches the module again. The caller hears about
+# the legacy status through our LegacyAlgorithmWarning on every use instead.
+#
+# The one read is made with cryptography's FFDH message filtered out. That
+# filter is process-global in Python 3.11 (warnings.catch_warnings swaps the
+# global filter list and restores it on exit, so a filter another thread adds
+# in that window is lost); the window is a few microseconds, once per process,
+# at the first FFDHE use, and a lock keeps two threads from nesting it. No
+# later FFDHE operation touches the warnings machinery at all. (Letting the
+# upstream warning surface instead would tell users once what our own
+# warning tells them on every use, and would make the first FFDHE call fail
+# under ``-W error`` even for a caller who filtered LegacyAlgorithmWarning.)
+
+_FFDH_LOCK = threading.Lock()
+
+
+@functools.cache
+def _ffdh() -> tuple[type[dh.DHParameterNumbers], type[dh.DHPublicNumbers]]:
+    """cryptography's FFDH constructors (DHParameterNumbers, DHPublicNumbers), read once."""
+    with _FFDH_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="Diffie-Hellman over finite fields",
+            category=CryptographyDeprecationWarning,
+        )
+        return dh.DHParameterNumbers, dh.DHPublicNumbers
 
 
 @functools.cache
 def _dh_parameter_numbers(group: ExchangeGroup) -> dh.DHParameterNumbers:
-    # The upstream deprecation is surfaced as our LegacyAlgorithmWarning instead.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return dh.DHParameterNumbers(FFDHE_PRIMES[group], FFDHE_GENERATOR)
+    return _ffdh()[0](FFDHE_PRIMES[group], FFDHE_GENERATOR)
 
 
 def _dh_generate(group: ExchangeGroup) -> dh.DHPrivateKey:
-    numbers = _dh_parameter_numbers(group)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return numbers.parameters().generate_private_key()
+    return _dh_parameter_numbers(group).parameters().generate_private_key()
 
 
 def _dh_public_bytes(key: dh.DHPrivateKey, size: int) -> bytes:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return key.public_key().public_numbers().y.to_bytes(size, "big")
+    return key.public_key().public_numbers().y.to_bytes(size, "big")
 
 
 def _dh_peer(group: ExchangeGroup, share: bytes, size: int) -> dh.DHPublicKey:
@@ -123,9 +141,7 @@ def _dh_peer(group: ExchangeGroup, share: bytes, size: int) -> dh.DHPublicKey:
     # of ms for ffdhe2048); tests check the two agree.
     if _jacobi(y, p) != 1:
         raise _invalid("not-in-subgroup", "FFDHE value outside the prime-order subgroup")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return dh.DHPublicNumbers(y, _dh_parameter_numbers(group)).public_key()
+    return _ffdh()[1](y, _dh_parameter_numbers(group)).public_key()
 
 
 def _jacobi(a: int, n: int) -> int:
@@ -199,6 +215,17 @@ class KeyShare:
             UnsupportedAlgorithmError: unknown group.
         """
         info = group_info(group)
+        if info.legacy:
+            _warn_legacy(info)
+        return cls._fresh(info)
+
+    @classmethod
+    def _fresh(cls, info: GroupInfo) -> KeyShare:
+        """A fresh share in ``info``'s group, without the legacy warning.
+
+        Private: for callers in this package that warn in their own words
+        (the handshake's initiator) or not at all (the responder side).
+        """
         g = info.group
         key: _PrivateKey
         if g is ExchangeGroup.X25519:
@@ -208,7 +235,6 @@ class KeyShare:
         elif g is ExchangeGroup.X25519_MLKEM768:
             key = (mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate())
         else:
-            _warn_legacy(info)
             key = _dh_generate(g)
         return cls(info, key)
 
@@ -272,10 +298,7 @@ class KeyShare:
                 raise _invalid("bad-ciphertext", "ML-KEM-768 ciphertext rejected") from None
             ecdh = _x25519_exchange(key[1], _x25519_peer(peer_share[split:]))
             return SecretBytes(kem_secret + ecdh)
-        peer = _dh_peer(g, peer_share, size)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            return SecretBytes(key.exchange(peer))
+        return SecretBytes(key.exchange(_dh_peer(g, peer_share, size)))
 
     def __repr__(self) -> str:
         return f"KeyShare({self._info.group.value}, <private>)"
@@ -289,7 +312,7 @@ def _encapsulate(group: ExchangeGroup | str, initiator_share: bytes) -> tuple[by
     info = group_info(group)
     g = info.group
     if g is not ExchangeGroup.X25519_MLKEM768:
-        share = KeyShare.generate(g) if not info.legacy else KeyShare(info, _dh_generate(g))
+        share = KeyShare._fresh(info)
         # Check the peer first so an invalid share costs no more than a keygen.
         secret = share._complete(initiator_share)
         return share.public_bytes, secret

@@ -42,6 +42,37 @@ def test_ffdhe_agrees_and_warns_that_it_is_legacy(group: ExchangeGroup) -> None:
     assert {type(w.message) for w in record} == {LegacyAlgorithmWarning}
 
 
+def test_ffdhe_touches_no_warning_filter_once_cryptographys_names_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import warnings
+
+    from keymgmt.exchange import _agreement
+
+    _agreement._ffdh()  # the one read per process
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an FFDHE operation changed the process-wide warning filters")
+
+    monkeypatch.setattr(
+        _agreement,
+        "warnings",
+        type(
+            "NoFilters",
+            (),
+            {
+                "warn": staticmethod(warnings.warn),
+                "catch_warnings": staticmethod(forbidden),
+                "filterwarnings": staticmethod(forbidden),
+                "simplefilter": staticmethod(forbidden),
+            },
+        ),
+    )
+    with pytest.warns(LegacyAlgorithmWarning):
+        ours, theirs = agree(ExchangeGroup.FFDHE2048)
+    assert ours == theirs
+
+
 def test_default_group_is_x25519() -> None:
     assert KeyShare.generate().group is ExchangeGroup.X25519
 

@@ -548,11 +548,7 @@ class Initiator(_Handshake):
                 LegacyAlgorithmWarning,
                 stacklevel=2,
             )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", LegacyAlgorithmWarning)
-                self._share = KeyShare.generate(self._group.group)
-        else:
-            self._share = KeyShare.generate(self._group.group)
+        self._share = KeyShare._fresh(self._group)
         hello = _wire.ClientHello(
             nonce=self._rng.token_bytes(_wire.NONCE_SIZE),
             timestamp_ms=_timestamp_ms(now),
