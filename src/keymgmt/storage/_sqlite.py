@@ -76,6 +76,11 @@ _LIST_OPEN: Final = {
 _LIST_RANGE: Final = {
     order: _LIST + "AND name < ? " + _LIST_TAIL + order for order in ("name", "seq")
 }
+_IDENTITY: Final = (
+    "SELECT (SELECT user_version FROM pragma_user_version), "
+    "(SELECT application_id FROM pragma_application_id), "
+    "(SELECT count(*) FROM sqlite_master)"
+)
 _GET: Final = "SELECT kind, name, data, revision, seq FROM records WHERE kind = ? AND name = ?"
 _NEXT_SEQ: Final = "UPDATE sequence SET seq = seq + 1 RETURNING seq"
 _REVISION: Final = "SELECT revision FROM records WHERE kind = ? AND name = ?"
@@ -206,9 +211,11 @@ class SQLiteBackend:
 
     def _check_identity(self, conn: sqlite3.Connection) -> None:
         def read() -> tuple[int, int, int]:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            app = conn.execute("PRAGMA application_id").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            # One statement, so one snapshot: read separately, the three could
+            # straddle another connection's migration commit (version and
+            # application id from before it, the tables from after it) and a
+            # store being created would look like another application's file.
+            version, app, tables = conn.execute(_IDENTITY).fetchone()
             return int(version), int(app), int(tables)
 
         version, app, tables = self._retry_locked(read)
