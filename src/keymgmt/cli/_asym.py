@@ -23,8 +23,7 @@ import click
 from keymgmt.cli._common import Settings, emit, manager, pass_settings
 from keymgmt.cli._keys import key
 from keymgmt.errors import InvalidArgumentError, InvalidSignatureError
-from keymgmt.keys._asymmetric import Signature
-from keymgmt.public import PublicKeyFormat
+from keymgmt.public import PublicKeyFormat, Signature
 
 __all__ = ["key_public", "sign", "verify"]
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keymgmt.errors import DecryptionError, InvalidSignatureError, KeyUsageError, RevokedError
-from keymgmt.keys._asymmetric import Signature
-from keymgmt.public import PublicKey
+from keymgmt.public import PublicKey, Signature
 
 if TYPE_CHECKING:
     from keymgmt.cli._demo import Demo
