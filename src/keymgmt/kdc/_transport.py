@@ -1,13 +1,15 @@
 """An in-process transport: the KDC and its clients in one Python process.
 
 For tests and notebooks. It is a plain ``Callable[[bytes], bytes]`` that
-hands each request to :meth:`KeyDistributionCenter.handle` and, if asked,
+hands each request to :meth:`KeyDistributionCenter.handle` (a batch, with
+:meth:`InProcessTransport.many`, to ``handle_many``) and, if asked,
 keeps a transcript so a test can replay, reorder or tamper with what was
 sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,6 +37,17 @@ class InProcessTransport:
         if self._record:
             self.transcript.append((request, reply))
         return reply
+
+    def many(self, requests: Sequence[bytes]) -> list[bytes]:
+        """Deliver a batch through :meth:`KeyDistributionCenter.handle_many`.
+
+        The KDC writes the batch's grant records in one commit and returns
+        the replies only after it.
+        """
+        replies = self._kdc.handle_many(requests)
+        if self._record:
+            self.transcript.extend(zip(requests, replies, strict=True))
+        return replies
 
     def __repr__(self) -> str:
         return f"InProcessTransport(record={self._record}, exchanges={len(self.transcript)})"
