@@ -97,3 +97,19 @@ def test_an_empty_batch_writes_nothing(km: KeyManager, kdc: KeyDistributionCente
     before = km._context.store.backend.generation()
     assert kdc.handle_many([]) == []
     assert km._context.store.backend.generation() == before
+
+
+def test_ticket_and_key_requests_share_one_batch(
+    km: KeyManager,
+    kdc: KeyDistributionCenter,
+    client: KdcClient,
+    bob: SymmetricCredential,
+) -> None:
+    ticket_request = client.ticket_request("bob")
+    key_request = client.key_request("payments")
+    before = km._context.store.backend.generation()
+    ticket_reply, key_reply = kdc.handle_many([ticket_request, key_request])
+    assert km._context.store.backend.generation() == before + 1
+    assert client.receive_ticket_reply(ticket_reply).service == "bob"
+    assert client.receive_key_reply(key_reply).key_name == "payments"
+    assert {e.operation for e in km.audit.tail(2)} == {"kdc.grant-ticket", "kdc.grant-key"}
