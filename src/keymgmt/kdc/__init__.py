@@ -42,7 +42,7 @@ from keymgmt.kdc._server import (
 )
 from keymgmt.kdc._transport import InProcessTransport
 from keymgmt.kdc._wire import VERSION as PROTOCOL_VERSION
-from keymgmt.kdc._wire import MessageType
+from keymgmt.kdc._wire import MessageType, claimed_principal
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -76,4 +76,5 @@ __all__ = [
     "SymmetricCredential",
     "TicketReceiver",
     "Transport",
+    "claimed_principal",
 ]

@@ -353,3 +353,22 @@ def text(data: bytes, what: str) -> str:
     if not value.isprintable():
         raise MalformedInputError(f"{what} holds control characters")
     return value
+
+
+def claimed_principal(message: bytes) -> str | None:
+    """The principal a KEY_REQUEST or TICKET_REQUEST claims to come from, else None.
+
+    Only the framing is checked, not the authentication: a front end (the
+    HTTPS service) uses it to refuse requests made in someone else's name
+    before the KDC verifies them. Malformed input gives None, never an error.
+    """
+    try:
+        kind, fields = decode(message)
+    except MalformedInputError:
+        return None
+    if kind not in (MessageType.KEY_REQUEST, MessageType.TICKET_REQUEST):
+        return None
+    try:
+        return fields[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -8,7 +8,7 @@ for how versions, states, caching and usage auditing work, and
 """
 
 from keymgmt.keys._export import open_sealed_export, unwrap_rfc5649_export
-from keymgmt.keys._format import PayloadType
+from keymgmt.keys._format import Header, PayloadType, parse_header
 from keymgmt.keys._handlers import MaterialHandler, SymmetricHandler, default_handlers
 from keymgmt.keys._keystore import (
     DEFAULT_DESTRUCTION_GRACE,
@@ -32,6 +32,7 @@ __all__ = [
     "TRANSITIONS",
     "DataKey",
     "DistributedMaterial",
+    "Header",
     "KeyInfo",
     "KeyState",
     "KeyStore",
@@ -45,5 +46,6 @@ __all__ = [
     "WrappedKey",
     "default_handlers",
     "open_sealed_export",
+    "parse_header",
     "unwrap_rfc5649_export",
 ]

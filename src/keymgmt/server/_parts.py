@@ -20,8 +20,8 @@ from cryptography.x509 import ocsp
 
 from keymgmt._manager import KeyManager
 from keymgmt.errors import AccessDeniedError, DecryptionError, MalformedInputError, RevokedError
-from keymgmt.keys import KeyInfo, PayloadType
-from keymgmt.keys._format import parse_header
+from keymgmt.kdc import claimed_principal
+from keymgmt.keys import KeyInfo, PayloadType, parse_header
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 from keymgmt.server._errors import ServiceError
 
@@ -79,23 +79,6 @@ def key_json(info: KeyInfo) -> dict[str, Any]:
             for v in info.versions
         ],
     }
-
-
-def _kdc_request_principal(message: bytes) -> str | None:
-    """The principal a KEY_REQUEST or TICKET_REQUEST names (its first field), else None."""
-    from keymgmt.kdc import MessageType
-    from keymgmt.kdc._wire import decode
-
-    try:
-        kind, fields = decode(message)
-    except MalformedInputError:
-        return None
-    if kind not in (MessageType.KEY_REQUEST, MessageType.TICKET_REQUEST):
-        return None
-    try:
-        return fields[0].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def _missing(part: str) -> ServiceError:
@@ -322,7 +305,7 @@ class ManagerParts:
         kdc = self._attr("kdc")
         if kdc is None:
             raise _missing("KDC")
-        named = _kdc_request_principal(message)
+        named = claimed_principal(message)
         if named is not None and named != principal:
             raise AccessDeniedError(
                 f"the KDC request is made as {named!r}, but the client certificate "
