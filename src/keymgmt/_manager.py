@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from keymgmt._context import Context
 from keymgmt._random import Randomness, SystemRandomness
 from keymgmt._secret import SecretBytes
 from keymgmt._store import Store
-from keymgmt.audit import AuditLog, AuditSink
+from keymgmt.audit import AuditLog, AuditSink, act_as
 from keymgmt.clock import Clock, SystemClock
 from keymgmt.errors import ConflictError, InvalidArgumentError, StoreUnavailableError
 from keymgmt.keyring import (
@@ -435,6 +436,24 @@ class KeyManager:
             KeyNotFoundError, KeyUsageError, KeyStateError, InvalidArgumentError.
         """
         return self.keys.agree(name, peer, info=info, length=length)
+
+    @contextlib.contextmanager
+    def acting_as(self, actor: str) -> Iterator[None]:
+        """Name ``actor`` in the audit entries written inside the ``with`` block.
+
+        Per context (thread, asyncio task), so concurrent callers do not mix::
+
+            with km.acting_as("alice"):
+                km.keys.rotate("payments")   # audited with actor "alice"
+
+        Raises:
+            InvalidArgumentError: ``actor`` is empty.
+        """
+        token = act_as(actor)
+        try:
+            yield
+        finally:
+            token.var.reset(token)
 
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key (a new passphrase, file or HSM).

@@ -49,6 +49,7 @@ from keymgmt.audit import (
     AuditEntry,
     AuditSink,
     check_details,
+    current_actor,
     entry_name,
     genesis,
 )
@@ -190,7 +191,7 @@ class Txn:
                 "operation": operation,
                 "object": object,
                 "outcome": outcome,
-                "actor": actor or self._store.actor,
+                "actor": actor or current_actor() or self._store.actor,
                 "details": check_details(details),
             }
         )

@@ -19,6 +19,7 @@ and written as aggregated ``key.usage`` entries; see :mod:`keymgmt.keys`.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import hashlib
 import json
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT_HEAD",
+    "act_as",
+    "current_actor",
     "AUDIT_KIND",
     "AuditEntry",
     "AuditLog",
@@ -397,3 +400,31 @@ class AuditLog:
 def genesis() -> bytes:
     """The ``prev`` hash of the first entry."""
     return _GENESIS
+
+
+# Who the audit log names as the actor. A service sets it per request (the
+# authenticated principal); each asyncio task and each thread started with a
+# copied context sees its own value, so concurrent requests never mix.
+_ACTOR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "keymgmt_audit_actor", default=None
+)
+
+
+def act_as(actor: str) -> contextvars.Token[str | None]:
+    """Name ``actor`` in audit entries written from the current context.
+
+    Returns the token for :meth:`contextvars.ContextVar.reset`. Prefer
+    :meth:`keymgmt.KeyManager.acting_as`, which resets by itself; a server
+    sets it once per request task and lets the task end.
+
+    Raises:
+        InvalidArgumentError: ``actor`` is empty or not a string.
+    """
+    if not isinstance(actor, str) or not actor:
+        raise InvalidArgumentError("the audit actor must be a non-empty string")
+    return _ACTOR.set(actor)
+
+
+def current_actor() -> str | None:
+    """The actor set by :func:`act_as` for the current context, if any."""
+    return _ACTOR.get()

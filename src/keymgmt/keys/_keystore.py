@@ -2033,9 +2033,13 @@ class KeyStore:
                         attrs.evolve(record, uses=record.uses + total).to_json(),
                     )
                 for (operation, ctx), count in sorted(buckets.items()):
+                    # Aggregates of many callers' uses: they name the process's
+                    # own actor, never whichever caller's context (see
+                    # KeyManager.acting_as) happened to trigger the flush.
                     txn.audit(
                         "key.usage",
                         _vname(name, number),
+                        actor=self._store.actor,
                         use=operation,
                         count=count,
                         context="<more contexts>"

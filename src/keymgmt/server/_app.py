@@ -57,6 +57,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keymgmt._version import __version__
+from keymgmt.audit import act_as
 from keymgmt.errors import InvalidArgumentError, KeyMgmtError, MalformedInputError
 from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.server._errors import ServiceError, error_body, status_for
@@ -293,6 +294,10 @@ class Service:
                 )
         self._limit(identity.principal)
         request.state.principal = identity.principal
+        # Audit entries written for this request name the principal, not the
+        # service: the request runs in its own task, so the value ends with it
+        # (and worker threads get a copy of the task's context).
+        act_as(identity.principal)
         return identity
 
     def _limit(self, who: str) -> None:
