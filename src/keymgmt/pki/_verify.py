@@ -35,6 +35,7 @@ from cryptography import x509
 from cryptography.x509 import DNSName, IPAddress, ocsp
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
+    ExtensionOID,
     PublicKeyAlgorithmOID,
     SignatureAlgorithmOID,
 )
@@ -54,7 +55,7 @@ from keymgmt.errors import (
     KeyMgmtError,
     MalformedInputError,
 )
-from keymgmt.pki._crl import CRLEntry, CRLIndexCache
+from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache
 from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
@@ -531,8 +532,17 @@ class CertificateVerifier:
         crls: Sequence[x509.CertificateRevocationList],
         at: _dt.datetime,
     ) -> tuple[bool, CRLEntry | None]:
-        full = None
-        deltas = []
+        # RFC 5280 6.3.3, for CRLs signed by the certificate's own issuer key:
+        # a CRL counts only when its issuer may sign CRLs, it has no unknown
+        # critical extension and its scope (issuing distribution point)
+        # covers this certificate; the status is known only when the complete
+        # CRLs in scope cover every reason. Indirect CRLs from another issuer
+        # and separate CRL-signing keys are not looked for (status unknown).
+        issuer_ku = _ext_value(issuer, x509.KeyUsage)
+        if isinstance(issuer_ku, x509.KeyUsage) and not issuer_ku.crl_sign:
+            return False, None
+        full: dict[object, tuple[CRLIndex, frozenset[x509.ReasonFlags]]] = {}
+        deltas: list[tuple[object, CRLIndex]] = []
         for crl in crls:
             if crl.issuer != issuer.subject:
                 continue
@@ -541,24 +551,38 @@ class CertificateVerifier:
                 next_update is not None and next_update + self._skew < at
             ):
                 continue
+            scope = _crl_scope(crl, cert)
+            if scope is None:
+                continue
             try:
                 if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
                     continue
             except Exception:  # noqa: S112 - an unusable CRL is just not a source
                 continue
             index = self._crl_cache.get(crl)
+            key, reasons = scope
             if index.is_delta:
-                deltas.append(index)
-            elif full is None or (index.number or 0) > (full.number or 0):
-                full = index
-        if full is None:
+                deltas.append((key, index))
+            elif key not in full or (index.number or 0) > (full[key][0].number or 0):
+                full[key] = (index, reasons)
+        covered = frozenset().union(*(reasons for _, reasons in full.values()))
+        if not full or covered != _ALL_REASONS:
             return False, None
-        found = full.entries.get(cert.serial_number)
-        for delta in deltas:
-            if delta.base_number is not None and delta.base_number <= (full.number or 0):
-                newer = delta.entries.get(cert.serial_number)
-                if newer is not None:
-                    found = newer
+        found = None
+        for key, (index, _) in full.items():
+            entry = index.entries.get(cert.serial_number)
+            for delta_key, delta in deltas:
+                if (
+                    delta_key == key
+                    and delta.base_number is not None
+                    and delta.base_number <= (index.number or 0)
+                    and cert.serial_number in delta.entries
+                ):
+                    entry = delta.entries[cert.serial_number]
+                    if _removed(delta, cert.serial_number):
+                        entry = None
+            if entry is not None:
+                found = entry
         return True, found
 
     def _from_ocsp(
@@ -584,6 +608,114 @@ class CertificateVerifier:
                     None,
                 )
         return False, None
+
+
+_ALL_REASONS: Final = frozenset(
+    {
+        x509.ReasonFlags.key_compromise,
+        x509.ReasonFlags.ca_compromise,
+        x509.ReasonFlags.affiliation_changed,
+        x509.ReasonFlags.superseded,
+        x509.ReasonFlags.cessation_of_operation,
+        x509.ReasonFlags.certificate_hold,
+        x509.ReasonFlags.privilege_withdrawn,
+        x509.ReasonFlags.aa_compromise,
+    }
+)
+
+# CRL extensions whose meaning the check above honours (or that carry no
+# condition on use); any other critical CRL extension makes the CRL unusable.
+_KNOWN_CRL_EXTENSIONS: Final = frozenset(
+    {
+        ExtensionOID.CRL_NUMBER,
+        ExtensionOID.DELTA_CRL_INDICATOR,
+        ExtensionOID.ISSUING_DISTRIBUTION_POINT,
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+        ExtensionOID.ISSUER_ALTERNATIVE_NAME,
+        ExtensionOID.FRESHEST_CRL,
+        ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+    }
+)
+
+
+def _ext_value(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> object:
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _dp_names(
+    point: x509.DistributionPoint | x509.IssuingDistributionPoint, issuer: x509.Name
+) -> set[x509.GeneralName]:
+    if point.full_name:
+        return set(point.full_name)
+    if point.relative_name is not None:  # relative to the CRL issuer's name
+        return {x509.DirectoryName(x509.Name([*issuer.rdns, point.relative_name]))}
+    return set()
+
+
+def _crl_scope(
+    crl: x509.CertificateRevocationList, cert: x509.Certificate
+) -> tuple[object, frozenset[x509.ReasonFlags]] | None:
+    """Whether ``crl`` (from ``cert``'s issuer) covers ``cert`` (RFC 5280 6.3.3 b-d).
+
+    Returns None when it does not apply, else (scope key, reasons covered).
+    """
+    for ext in crl.extensions:
+        if ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS:
+            return None
+    try:
+        idp: x509.IssuingDistributionPoint | None = crl.extensions.get_extension_for_class(
+            x509.IssuingDistributionPoint
+        ).value
+    except x509.ExtensionNotFound:
+        idp = None
+    bc = _ext_value(cert, x509.BasicConstraints)
+    is_ca = isinstance(bc, x509.BasicConstraints) and bc.ca
+    if idp is not None and (
+        idp.only_contains_attribute_certs
+        or (idp.only_contains_user_certs and is_ca)
+        or (idp.only_contains_ca_certs and not is_ca)
+    ):
+        return None
+    idp_names = set() if idp is None else _dp_names(idp, crl.issuer)
+    cdp = _ext_value(cert, x509.CRLDistributionPoints)
+    points: list[x509.DistributionPoint | None] = (
+        list(cdp) if isinstance(cdp, x509.CRLDistributionPoints) else [None]
+    )
+    indirect = idp is not None and idp.indirect_crl
+    for point in points:
+        reasons = _ALL_REASONS
+        if point is not None:
+            if point.crl_issuer and not (
+                indirect and x509.DirectoryName(crl.issuer) in point.crl_issuer
+            ):
+                continue  # this point names another CRL issuer
+            if point.reasons is not None:
+                reasons = frozenset(point.reasons)
+        if idp_names:
+            if point is None:
+                continue
+            named = _dp_names(point, cert.issuer) or set(point.crl_issuer or ())
+            if not idp_names & named:
+                continue
+        if idp is not None and idp.only_some_reasons is not None:
+            reasons = reasons & frozenset(idp.only_some_reasons)
+        return idp, reasons
+    return None
+
+
+def _removed(delta: CRLIndex, serial: int) -> bool:
+    """Whether ``delta`` lists ``serial`` as removeFromCRL (no longer revoked)."""
+    revoked = delta.crl.get_revoked_certificate_by_serial_number(serial)
+    if revoked is None:
+        return False
+    try:
+        reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return False
+    return reason is x509.ReasonFlags.remove_from_crl
 
 
 def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
