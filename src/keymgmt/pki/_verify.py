@@ -60,6 +60,7 @@ from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
 from keymgmt.pki._pathval import validate_path
+from keymgmt.pki._policy import check_policies
 from keymgmt.revocation import Revocation, RevocationReason
 
 __all__ = [
@@ -289,6 +290,7 @@ class CertificateVerifier:
         else:
             chain, name_checked = self._fast(cert, pool, at, purpose, name)
             engine = "cryptography"
+        check_policies(chain)
         self._check_purpose(cert, purpose)
         if name is not None and not name_checked:
             self._check_name(cert, name, purpose)
