@@ -29,6 +29,7 @@ from keymgmt.pki._failure import VerificationFailure, refusal
 __all__ = ["check_policies"]
 
 _ANY = CertificatePoliciesOID.ANY_POLICY
+_DECISIVE = frozenset({ExtensionOID.POLICY_CONSTRAINTS, ExtensionOID.POLICY_MAPPINGS})
 
 
 @attrs.define(eq=False)
@@ -126,6 +127,11 @@ def check_policies(chain: Sequence[x509.Certificate]) -> None:
             required and no policy is acceptable, or a mapping involves
             anyPolicy or cannot be read.
     """
+    # Under the default initial inputs only a policyConstraints or a
+    # policyMappings extension can make a path fail: without one (every path
+    # keymgmt issues) there is nothing to compute.
+    if not any(ext.oid in _DECISIVE for cert in chain[:-1] for ext in cert.extensions):
+        return
     certs = list(reversed(chain[:-1]))  # from the anchor's subject down to the leaf
     n = len(certs)
     levels: list[list[_Node]] | None = [[_Node(_ANY, {_ANY}, None)]]
