@@ -484,3 +484,29 @@ def test_pkits_policy_engine(
     else:
         accepted = True
     assert accepted is case.valid, f"path: {[c.subject.rfc4514_string() for c in chain]}"
+
+
+# -- why a path is refused ------------------------------------------------------------
+
+REFUSAL_REASONS = {
+    "InvalidUnknownCriticalCertificateExtensionTest2": "unsupported-critical-extension",
+    "InvalidRevokedEETest3": "revoked",
+    "InvalidMissingCRLTest1": "revocation-unknown",
+    "InvalidEEnotAfterDateTest6": "expired",
+    "InvalidCASignatureTest2": "bad-signature",
+    "InvalidpathLenConstraintTest9": "path-length",
+    "InvalidDNSnameConstraintsTest33": "name-constraints",
+    "InvalidrequireExplicitPolicyTest3": "unsupported-critical-extension",
+    "DifferentPoliciesTest4": "invalid-path",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSAL_REASONS))
+def test_pkits_refusal_names_the_reason(suite: Suite, name: str) -> None:
+    """A refused PKITS path says why (the error's ``reason``), not a neighbouring reason."""
+    cert = _load_cert(DATA / "certs" / f"{name}EE.crt")
+    with pytest.raises((CertificateVerificationError, CertificateRevokedError)) as caught:
+        suite.verifier.verify(cert, crls=suite.crls, at=AT, purpose=Purpose.ANY)
+    error = caught.value
+    reason = getattr(error, "failure", None) or getattr(error, "reason", None)
+    assert str(reason) == REFUSAL_REASONS[name], str(error)

@@ -347,7 +347,9 @@ class CertificateVerifier:
         message: str,
         name: str | None,
     ) -> CertificateVerificationError:
-        text = message.lower()
+        # cryptography appends "(encountered processing <Certificate(subject=...)>)":
+        # match the error itself, not the subject name it quotes.
+        text = message.lower().split(" (encountered processing", 1)[0]
         for candidate in (cert, *pool, *self._anchors):
             related = (
                 candidate is cert
