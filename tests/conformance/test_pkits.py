@@ -202,12 +202,9 @@ EXPECTED_FAILURES: dict[str, str] = {
     "ValidNameChainingCapitalizationTest5": _NAME_MATCH,
     "ValidRolloverfromPrintableStringtoUTF8StringTest10": _NAME_MATCH,
     "ValidUTF8StringCaseInsensitiveMatchTest11": _NAME_MATCH,
-    # 4.4
-    "ValidSeparateCertificateandCRLKeysTest19": _SEPARATE_CRL_KEY,
     # 4.5
     "ValidBasicSelfIssuedOldWithNewTest1": _SELF_ISSUED,
     "ValidBasicSelfIssuedNewWithOldTest4": _SEPARATE_CRL_KEY,
-    "ValidBasicSelfIssuedCRLSigningKeyTest6": _SEPARATE_CRL_KEY,
     # 4.6
     "ValidbasicConstraintsNotCriticalTest4": (
         "cryptography's profile requires basicConstraints to be critical on CAs"
@@ -258,7 +255,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "ValidIDPwithindirectCRLTest24": _INDIRECT,
     "ValidIDPwithindirectCRLTest25": _INDIRECT,
     "ValidonlyContainsCACertsTest13": _EE_CA,
-    "ValidcRLIssuerTest28": _INDIRECT,
     "ValidcRLIssuerTest29": _INDIRECT,
     "ValidcRLIssuerTest30": _INDIRECT,
     "ValidcRLIssuerTest33": _INDIRECT,

@@ -280,6 +280,7 @@ class CertificateVerifier:
         at: _dt.datetime,
         purpose: Purpose,
         name: str | None,
+        nesting: int = 0,
     ) -> VerifiedPath:
         pool = (*intermediates, *self._intermediates)
         eddsa = _is_eddsa(cert) or any(_is_eddsa(c) for c in intermediates)
@@ -294,7 +295,7 @@ class CertificateVerifier:
         self._check_purpose(cert, purpose)
         if name is not None and not name_checked:
             self._check_name(cert, name, purpose)
-        sources = self._check_revocation(chain, crls, ocsp_responses, at)
+        sources = self._check_revocation(chain, crls, ocsp_responses, at, pool, nesting)
         return VerifiedPath(
             leaf=cert,
             chain=tuple(chain),
@@ -473,6 +474,8 @@ class CertificateVerifier:
         crls: Sequence[x509.CertificateRevocationList],
         ocsp_responses: Sequence[bytes | ocsp.OCSPResponse],
         at: _dt.datetime,
+        pool: Sequence[x509.Certificate] = (),
+        nesting: int = 0,
     ) -> tuple[RevocationSource, ...]:
         sources: list[RevocationSource] = []
         parsed_ocsp: list[ocsp.OCSPResponse] | None = None
@@ -498,7 +501,7 @@ class CertificateVerifier:
                         # Revoked with no date given: in effect at any time.
                         entry = CRLEntry(cert.serial_number, at, answer, None)
             if not known and crls:
-                known, entry = self._from_crls(cert, issuer, crls, at)
+                known, entry = self._from_crls(cert, issuer, crls, at, pool, nesting)
                 source = RevocationSource.CRL if known else source
             if not known and ocsp_responses:
                 if parsed_ocsp is None:
@@ -535,20 +538,22 @@ class CertificateVerifier:
         issuer: x509.Certificate,
         crls: Sequence[x509.CertificateRevocationList],
         at: _dt.datetime,
+        pool: Sequence[x509.Certificate] = (),
+        nesting: int = 0,
     ) -> tuple[bool, CRLEntry | None]:
-        # RFC 5280 6.3.3, for CRLs signed by the certificate's own issuer key:
-        # a CRL counts only when its issuer may sign CRLs, it has no unknown
-        # critical extension and its scope (issuing distribution point)
-        # covers this certificate; the status is known only when the complete
-        # CRLs in scope cover every reason. Indirect CRLs from another issuer
-        # and separate CRL-signing keys are not looked for (status unknown).
-        issuer_ku = _ext_value(issuer, x509.KeyUsage)
-        if isinstance(issuer_ku, x509.KeyUsage) and not issuer_ku.crl_sign:
-            return False, None
+        # RFC 5280 6.3.3: a CRL counts only when it is signed by a key allowed
+        # to sign CRLs for its issuer (the certificate's issuer, or another
+        # certificate of that CRL issuer with cRLSign that itself verifies,
+        # revocation included), has no unknown critical extension and its
+        # scope (issuing distribution point) covers this certificate; the
+        # status is known only when the complete CRLs in scope cover every
+        # reason. Indirect CRLs are read from the cRLIssuer the certificate's
+        # distribution point names.
+        names = {issuer.subject, *_crl_issuers(cert)}
         full: dict[object, tuple[CRLIndex, frozenset[x509.ReasonFlags]]] = {}
         deltas: list[tuple[object, CRLIndex]] = []
         for crl in crls:
-            if crl.issuer != issuer.subject:
+            if crl.issuer not in names:
                 continue
             next_update = crl.next_update_utc
             if crl.last_update_utc > at + self._skew or (
@@ -556,12 +561,7 @@ class CertificateVerifier:
             ):
                 continue
             scope = _crl_scope(crl, cert)
-            if scope is None:
-                continue
-            try:
-                if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                    continue
-            except Exception:  # noqa: S112 - an unusable CRL is just not a source
+            if scope is None or not self._crl_signed(crl, issuer, pool, crls, at, nesting):
                 continue
             index = self._crl_cache.get(crl)
             key, reasons = scope
@@ -574,7 +574,7 @@ class CertificateVerifier:
             return False, None
         found = None
         for key, (index, _) in full.items():
-            entry = index.entries.get(cert.serial_number)
+            entry = _entry(index, cert)
             for delta_key, delta in deltas:
                 if (
                     delta_key == key
@@ -582,12 +582,43 @@ class CertificateVerifier:
                     and delta.base_number <= (index.number or 0)
                     and cert.serial_number in delta.entries
                 ):
-                    entry = delta.entries[cert.serial_number]
-                    if _removed(delta, cert.serial_number):
+                    entry = _entry(delta, cert)
+                    if entry is not None and _removed(delta, cert.serial_number):
                         entry = None
             if entry is not None:
                 found = entry
         return True, found
+
+    def _crl_signed(
+        self,
+        crl: x509.CertificateRevocationList,
+        issuer: x509.Certificate,
+        pool: Sequence[x509.Certificate],
+        crls: Sequence[x509.CertificateRevocationList],
+        at: _dt.datetime,
+        nesting: int,
+    ) -> bool:
+        """Whether ``crl`` is signed by a key allowed to sign it (6.3.3 f-g)."""
+        if crl.issuer == issuer.subject and _may_sign_crls(issuer) and _signed_by(crl, issuer):
+            return True
+        if nesting >= 2:  # a CRL signer's CRL signer's CRL signer: give up (unknown)
+            return False
+        for signer in (*pool, *self._anchors):
+            if (
+                signer is issuer
+                or signer.subject != crl.issuer
+                or not _may_sign_crls(signer)
+                or not _signed_by(crl, signer)
+            ):
+                continue
+            if signer in self._anchor_set:
+                return True
+            try:
+                self._verify(signer, pool, crls, (), at, Purpose.ANY, None, nesting + 1)
+            except KeyMgmtError:
+                continue
+            return True
+        return False
 
     def _from_ocsp(
         self,
@@ -707,6 +738,61 @@ def _crl_scope(
         if idp is not None and idp.only_some_reasons is not None:
             reasons = reasons & frozenset(idp.only_some_reasons)
         return idp, reasons
+    return None
+
+
+def _may_sign_crls(cert: x509.Certificate) -> bool:
+    usage = _ext_value(cert, x509.KeyUsage)
+    return not isinstance(usage, x509.KeyUsage) or usage.crl_sign
+
+
+def _signed_by(crl: x509.CertificateRevocationList, signer: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(signer.public_key())  # type: ignore[arg-type]
+    except Exception:  # an unusable key or CRL is just not a source
+        return False
+
+
+def _crl_issuers(cert: x509.Certificate) -> list[x509.Name]:
+    """The cRLIssuer names of ``cert``'s distribution points (indirect CRLs)."""
+    points = _ext_value(cert, x509.CRLDistributionPoints)
+    if not isinstance(points, x509.CRLDistributionPoints):
+        return []
+    return [
+        name.value
+        for point in points
+        for name in point.crl_issuer or ()
+        if isinstance(name, x509.DirectoryName)
+    ]
+
+
+def _entry(index: CRLIndex, cert: x509.Certificate) -> CRLEntry | None:
+    """``cert``'s entry in a CRL; in an indirect CRL, only one for ``cert``'s issuer."""
+    entry = index.entries.get(cert.serial_number)
+    if entry is None:
+        return None
+    try:
+        idp = index.crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return entry
+    if not idp.indirect_crl:
+        return entry
+    # Entries belong to the CRL issuer until a certificateIssuer entry
+    # extension names another (RFC 5280 5.3.3); that name holds for the
+    # entries after it.
+    current: object = x509.DirectoryName(index.crl.issuer)
+    wanted = x509.DirectoryName(cert.issuer)
+    for revoked in index.crl:
+        try:
+            names = revoked.extensions.get_extension_for_class(x509.CertificateIssuer).value
+        except x509.ExtensionNotFound:
+            pass
+        else:
+            current = names
+        if revoked.serial_number != cert.serial_number:
+            continue
+        if current == wanted or (isinstance(current, x509.CertificateIssuer) and wanted in current):
+            return entry
     return None
 
 
