@@ -175,13 +175,14 @@ _NAME_MATCH = (
 )
 _DSA = "cryptography's profile forbids DSA keys"
 _SEPARATE_CRL_KEY = (
-    "the CRL is signed by another key of the same CA (a separate CRL-signing certificate "
-    "or the new key after a rollover): only the issuing certificate's own key is tried, "
-    "so the status is unknown"
+    "the CRL is signed by the CA's new key after a rollover; that key's certificate is a "
+    "self-issued CA certificate, which cryptography's verifier refuses as a leaf, so the "
+    "CRL signer does not verify and the status is unknown"
 )
 _INDIRECT = (
-    "indirect CRLs (issued by the cRLIssuer a distribution point names, not by the "
-    "certificate's issuer) are not looked for, so the status is unknown"
+    "indirect CRL not resolved: no CRL signer that verifies was found for it (in 4.14.30 the "
+    "cRLIssuer's own certificate is covered only by the CRL it signs, and the nested check "
+    "stops there), so the status is unknown"
 )
 
 #: Cases keymgmt gets wrong today, with the reason. Each is xfail(strict).

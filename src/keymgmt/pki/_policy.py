@@ -26,7 +26,7 @@ from cryptography.x509.oid import CertificatePoliciesOID, ExtensionOID
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki._failure import VerificationFailure, refusal
 
-__all__ = ["check_policies"]
+__all__ = ["check_policies", "parse_policy_mappings"]
 
 _ANY = CertificatePoliciesOID.ANY_POLICY
 _DECISIVE = frozenset({ExtensionOID.POLICY_CONSTRAINTS, ExtensionOID.POLICY_MAPPINGS})
@@ -52,13 +52,19 @@ def _value(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> object:
 
 
 def _tlv(data: bytes, at: int) -> tuple[int, bytes, int]:
-    """(tag, contents, next offset) of the DER element at ``at``."""
+    """(tag, contents, next offset) of the DER element at ``at``.
+
+    Raises:
+        ValueError: truncated or malformed.
+    """
+    if at + 2 > len(data):
+        raise ValueError("truncated DER")
     tag = data[at]
     length = data[at + 1]
     at += 2
     if length & 0x80:
         count = length & 0x7F
-        if count == 0 or count > 4:
+        if count == 0 or count > 4 or at + count > len(data):
             raise ValueError("bad DER length")
         length = int.from_bytes(data[at : at + count], "big")
         at += count
@@ -75,7 +81,7 @@ def _oid(contents: bytes) -> x509.ObjectIdentifier:
         if not byte & 0x80:
             arcs.append(value)
             value = 0
-    if not arcs or value:
+    if not arcs or value or (contents and contents[-1] & 0x80):
         raise ValueError("bad OID")
     first = min(arcs[0] // 40, 2)
     return x509.ObjectIdentifier(".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]])))
@@ -89,8 +95,19 @@ def _mappings(cert: x509.Certificate) -> list[tuple[x509.ObjectIdentifier, x509.
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):  # pragma: no cover - future parsing
         raise ValueError("unexpected policyMappings value")
-    tag, body, end = _tlv(value.value, 0)
-    if tag != 0x30 or end != len(value.value):
+    return parse_policy_mappings(value.value)
+
+
+def parse_policy_mappings(
+    der: bytes,
+) -> list[tuple[x509.ObjectIdentifier, x509.ObjectIdentifier]]:
+    """The (issuerDomainPolicy, subjectDomainPolicy) pairs of a policyMappings value.
+
+    Raises:
+        ValueError: not a DER ``SEQUENCE OF SEQUENCE { OID, OID }``.
+    """
+    tag, body, end = _tlv(der, 0)
+    if tag != 0x30 or end != len(der):
         raise ValueError("policyMappings is not a sequence")
     pairs = []
     at = 0
