@@ -560,7 +560,10 @@ class CertificateVerifier:
                 next_update is not None and next_update + self._skew < at
             ):
                 continue
-            scope = _crl_scope(crl, cert)
+            try:
+                scope = _crl_scope(crl, cert)
+            except ValueError:  # extensions that do not parse: not a source
+                continue
             if scope is None or not self._crl_signed(crl, issuer, pool, crls, at, nesting):
                 continue
             index = self._crl_cache.get(crl)
