@@ -11,10 +11,15 @@ Two engines, chosen per chain:
 * **Ed25519 path** — :mod:`keymgmt.pki._pathval`, for chains with an Ed25519
   (or Ed448) key or signature, which cryptography's profile forbids.
 
+On the path either engine built, certificate policies are processed
+(:mod:`keymgmt.pki._policy`, RFC 5280 6.1 with the default initial inputs).
 Then, for **every** certificate below the trust anchor, revocation: from the
 store's registry when the issuer is one of our CAs (authoritative, O(1)),
-else from the CRLs given (complete + delta, indexed once), else from the OCSP
-responses given. Unknown status fails closed unless the policy says soft-fail.
+else from the CRLs given (complete + delta, indexed once; only CRLs whose
+scope covers the certificate, signed by a key allowed to sign them, RFC 5280
+6.3.3), else from the OCSP responses given. Unknown status fails closed
+unless the policy says soft-fail. Measured against NIST PKITS in
+``tests/conformance``.
 
 The result is a :class:`VerifiedPath` or a typed error:
 :class:`~keymgmt.errors.CertificateRevokedError` (``serial``, ``reason``,
