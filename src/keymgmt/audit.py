@@ -129,8 +129,8 @@ class AuditEntry:
         details: Mapping[str, Any],
         prev_hash: bytes,
     ) -> AuditEntry:
-        """Build an entry and compute its hash."""
-        partial = cls(
+        """Build an entry and compute its hash (checking ``details`` first)."""
+        entry, _stored = cls.chained(
             seq=seq,
             time=time,
             actor=actor,
@@ -139,9 +139,8 @@ class AuditEntry:
             outcome=outcome,
             details=check_details(details),
             prev_hash=prev_hash,
-            hash=b"",
         )
-        return attrs.evolve(partial, hash=cls.compute_hash(partial._body()))
+        return entry
 
     @classmethod
     def chained(
