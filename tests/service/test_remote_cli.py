@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,11 @@ def test_remote_encrypt_then_decrypt_round_trips(
 def test_remote_whoami_prints_the_principal(server: ServerProcess, material: Material) -> None:
     done = _keymgmt(server, material, "remote", "whoami")
     assert done.stdout.decode().strip() == "app-1"
+
+
+def test_remote_whoami_as_json(server: ServerProcess, material: Material) -> None:
+    done = _keymgmt(server, material, "--format", "json", "remote", "whoami")
+    assert json.loads(done.stdout) == {"principal": "app-1"}
 
 
 def test_remote_denial_is_one_error_line(

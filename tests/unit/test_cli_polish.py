@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from keymgmt import KeyManager
 from keymgmt.cli import main
+from keymgmt.cli._common import Settings, progress, working
 
 PASSPHRASE = "cli polish passphrase"
 
@@ -162,3 +165,213 @@ def test_debug_reraises_unexpected_exceptions(store: Path, monkeypatch: pytest.M
 def test_keymgmt_errors_are_one_line(capsys: pytest.CaptureFixture[str], store: Path) -> None:
     code, out, err = run(capsys, "key", "show", "missing")
     assert (code, out, err) == (1, "", "error: no key named 'missing'\n")
+
+
+# -- --format json on every command that prints data ------------------------------------
+
+# Commands whose output is the payload itself (encrypt/decrypt bytes, a DER
+# file) or not data at all (demo narration, serve, completion scripts) are
+# not listed; the service commands (remote ...) are covered in tests/service.
+JSON_COMMANDS: dict[str, list[str]] = {
+    "audit verify": ["audit", "verify"],
+    "audit tail": ["audit", "tail", "-n", "3"],
+    "key create": ["key", "create", "fresh"],
+    "key list": ["key", "list"],
+    "key show": ["key", "show", "k"],
+    "key rotate": ["key", "rotate", "k"],
+    "key revoke": ["key", "revoke", "k", "--version", "1", "--reason", "superseded"],
+    "key destroy": ["key", "destroy", "other"],
+    "key export": ["key", "export", "k", "--kek-file", "kek.bin"],
+    "key import": ["key", "import", "imp", "--raw-file", "kek.bin", "--algorithm", "aes-256-gcm"],
+    "key public": ["key", "public", "signer"],
+    "key public jwk": ["key", "public", "signer", "--format", "jwk"],
+    "sign": ["sign", "--key", "signer", "--in", "msg"],
+    "verify": ["verify", "--key", "signer", "--in", "msg", "--signature", "msg.sig"],
+    "rewrap": ["rewrap", "c.enc"],
+    "ca create-root": ["ca", "create-root", "second-root", "--key-type", "ed25519"],
+    "ca create-intermediate": ["ca", "create-intermediate", "second", "--parent", "root"],
+    "ca list": ["ca", "list"],
+    "ca export": ["ca", "export", "root"],
+    "ca export chain": ["ca", "export", "issuing", "--chain"],
+    "ca issue": ["ca", "issue", "issuing", "--csr", "web.csr"],
+    "ca issued": ["ca", "issued", "issuing"],
+    "ca crl": ["ca", "crl", "issuing"],
+    "cert show": ["cert", "show", "leaf.pem"],
+    "cert verify": [
+        "cert",
+        "verify",
+        "leaf.pem",
+        "--purpose",
+        "tls-server",
+        "--name",
+        "web.example.com",
+    ],
+    "kdc register": ["kdc", "register", "bob", "--out", "bob.cred"],
+    "kdc rotate-credential": ["kdc", "rotate-credential", "alice", "--out", "alice2.cred"],
+    "kdc list": ["kdc", "list"],
+    "kdc show": ["kdc", "show", "alice"],
+    "kdc grant": ["kdc", "grant", "alice", "--key", "other"],
+    "kdc withdraw": ["kdc", "withdraw", "alice", "--key", "k"],
+    "kdc policy": ["kdc", "policy"],
+    "kdc disable": ["kdc", "disable", "alice"],
+    "kdc enable": ["kdc", "enable", "alice"],
+    "kdc revoke": ["kdc", "revoke", "alice"],
+    "kdc grants": ["kdc", "grants"],
+    "kdc revocation-list": ["kdc", "revocation-list", "--out", "rl.bin"],
+    "kdc compromise": ["kdc", "compromise", "--key", "k#1"],
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with keys, a CA hierarchy, an issued certificate and a principal."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    base = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(base)
+        mp.setenv("KEYMGMT_TEST_KDF", "insecure")
+        mp.setenv("KEYMGMT_PASSPHRASE", PASSPHRASE)
+        mp.setenv("KEYMGMT_STORE", str(base / "s.db"))
+        (base / "kek.bin").write_bytes(bytes(range(32)))
+        (base / "msg").write_bytes(b"a message")
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web")]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("web.example.com")]), False)
+            .sign(key, hashes.SHA256())
+        )
+        (base / "web.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+        for argv in (
+            ["init"],
+            ["key", "create", "k"],
+            ["key", "create", "other"],
+            ["key", "create", "signer", "--algorithm", "ed25519"],
+            ["sign", "--key", "signer", "--in", "msg", "--out", "msg.sig"],
+            ["encrypt", "--key", "k", "--in", "msg", "--out", "c.enc"],
+            ["ca", "create-root", "root"],
+            ["ca", "create-intermediate", "issuing", "--parent", "root"],
+            ["ca", "issue", "issuing", "--csr", "web.csr", "--out", "leaf.pem"],
+            ["kdc", "register", "alice", "--out", "alice.cred"],
+            ["kdc", "grant", "alice", "--key", "k"],
+        ):
+            assert main(argv) == 0, argv
+    return base
+
+
+@pytest.fixture
+def copy_of_world(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = tmp_path / "world"
+    shutil.copytree(world, target)
+    monkeypatch.chdir(target)
+    monkeypatch.setenv("KEYMGMT_STORE", str(target / "s.db"))
+    return target
+
+
+@pytest.mark.parametrize("argv", JSON_COMMANDS.values(), ids=JSON_COMMANDS.keys())
+def test_format_json_prints_one_parsable_document(
+    capsys: pytest.CaptureFixture[str], copy_of_world: Path, argv: list[str]
+) -> None:
+    capsys.readouterr()
+    code, out, err = run(capsys, "--format", "json", *argv)
+    assert code == 0, err
+    assert isinstance(json.loads(out), dict | list)
+
+
+def test_init_prints_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = ok(capsys, "--format", "json", "--store", str(tmp_path / "new.db"), "init")
+    assert json.loads(out) == {"created": True, "store": str(tmp_path / "new.db")}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["key", "list"],
+        ["ca", "list"],
+        ["ca", "issued", "issuing"],
+        ["kdc", "list"],
+        ["kdc", "grants"],
+        ["audit", "tail", "-n", "3"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_lists_print_tables_with_a_header(
+    capsys: pytest.CaptureFixture[str], copy_of_world: Path, argv: list[str]
+) -> None:
+    out = ok(capsys, *argv)
+    header = out.splitlines()[0]
+    assert header == header.upper()
+    assert len(header.split()) >= 3
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and records what is written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, data: str) -> int:
+        self.text += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _settings(output: str) -> Settings:
+    return Settings(store="x", passphrase_file=None, key_file=None, output=output, debug=False)
+
+
+def test_progress_draws_a_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with progress(_settings("text"), [1, 2, 3], "rewrapping") as bar:
+        assert list(bar) == [1, 2, 3]
+    assert "rewrapping" in terminal.text
+
+
+def test_progress_is_quiet_with_json_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with progress(_settings("json"), [1, 2], "rewrapping") as bar:
+        assert list(bar) == [1, 2]
+    with working(_settings("json"), "signing"):
+        pass
+    assert terminal.text == ""
+
+
+def test_progress_is_quiet_when_stderr_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with progress(_settings("text"), [1], "rewrapping") as bar:
+        assert list(bar) == [1]
+    with working(_settings("text"), "signing"):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_working_says_what_runs_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with working(_settings("text"), "signing the CRL"):
+        pass
+    assert terminal.text == "signing the CRL... done\n"
+
+
+def test_pem_output_comes_inside_json(
+    capsys: pytest.CaptureFixture[str], copy_of_world: Path
+) -> None:
+    crl = json.loads(ok(capsys, "--format", "json", "ca", "crl", "issuing"))
+    assert crl["pem"].startswith("-----BEGIN X509 CRL-----")
+    der = json.loads(ok(capsys, "--format", "json", "ca", "export", "root", "--der"))
+    assert base64.b64decode(der["der_base64"])[:1] == b"\x30"  # a DER SEQUENCE

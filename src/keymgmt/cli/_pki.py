@@ -8,6 +8,7 @@ the store.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import os
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 import click
 from cryptography import x509
 
-from keymgmt.cli._common import Settings, emit, manager, pass_settings, table
+from keymgmt.cli._common import Settings, emit, manager, pass_settings, table, working
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.pki import (
@@ -55,6 +56,14 @@ def _read(path: Path) -> bytes:
 
 def _write(path: Path | None, data: bytes, *, secret: bool = False) -> None:
     if path is None:
+        settings = click.get_current_context().find_object(Settings)
+        if settings is not None and settings.output == "json":
+            # One JSON document for --format json: PEM as text, DER in base64.
+            if data.isascii():
+                emit(settings, {"pem": data.decode("ascii")})
+            else:
+                emit(settings, {"der_base64": base64.b64encode(data).decode("ascii")})
+            return
         click.echo(data.decode("ascii") if data.isascii() else data.hex(), nl=False)
         return
     try:
@@ -400,7 +409,7 @@ def ca_crl(
     out: Path | None,
 ) -> None:
     """Print (or write) CA NAME's current CRL."""
-    with manager(settings) as km:
+    with manager(settings) as km, working(settings, f"building the CRL of {name}"):
         crl = km.pki.ca(name).crl(
             delta=delta, next_update=_dt.timedelta(hours=next_update_hours), force=force
         )

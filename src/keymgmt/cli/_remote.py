@@ -101,10 +101,12 @@ def remote(ctx: click.Context, server: str, ca: Path, cert: Path, key: Path) -> 
 
 @remote.command()
 @pass_remote
-def whoami(remote: Remote) -> None:
+@pass_settings
+def whoami(settings: Settings, remote: Remote) -> None:
     """The principal the service sees in the client certificate."""
     with service_client(remote) as client:
-        click.echo(client.whoami())
+        principal = client.whoami()
+    emit(settings, {"principal": principal}, principal)
 
 
 @remote.command("encrypt")
