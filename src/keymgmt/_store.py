@@ -35,7 +35,7 @@ from __future__ import annotations
 import builtins
 import datetime as _dt
 import logging
-import random as _jitter  # backoff jitter only; never for secrets
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -327,7 +327,7 @@ class Store:
                         for sink in self._sinks:
                             _call_logged(sink, entry, what="audit sink")
                     return result
-            time.sleep(delay * (1 + _jitter.random()))  # noqa: S311 - jitter
+            time.sleep(delay * (1 + _jitter()))
             delay = min(delay * 2, 0.05)
         raise ConflictError("too many concurrent writers; the operation was not applied")
 
@@ -450,6 +450,11 @@ def _head_revision(written: Sequence[Record], expected: int) -> int:
         if (record.kind, record.name) == AUDIT_HEAD:
             return record.revision
     return expected + 1
+
+
+def _jitter() -> float:
+    """A fraction in [0, 1) for retry backoff (from os.urandom: no second RNG)."""
+    return int.from_bytes(os.urandom(2), "big") / 65536
 
 
 def _call_logged(fn: Callable[..., object], *args: object, what: str) -> None:

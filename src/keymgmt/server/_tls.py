@@ -16,6 +16,7 @@ first DNS name, else its first URI.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import functools
 import os
@@ -52,13 +53,15 @@ class TlsMaterial:
 
     Args:
         certificate: the server certificate, optionally followed by its chain.
-        private_key: the server's private key (unencrypted PEM, mode 0600).
+        private_key: the server's private key (PEM, mode 0600).
         client_ca: the CA bundle client certificates must chain to.
+        key_password: the private key's passphrase when the PEM is encrypted.
     """
 
     certificate: Path
     private_key: Path
     client_ca: Path
+    key_password: bytes | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_paths(
@@ -96,7 +99,9 @@ def server_ssl_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
     try:
-        context.load_cert_chain(material.certificate, material.private_key)
+        context.load_cert_chain(
+            material.certificate, material.private_key, password=material.key_password
+        )
         context.load_verify_locations(cafile=str(material.client_ca))
     except (ssl.SSLError, OSError) as exc:
         raise InvalidArgumentError(f"cannot load the TLS material: {exc}") from None
@@ -159,18 +164,25 @@ def store_ssl_context(
         base = Path(directory)
         cert_path, key_path, bundle = base / "server.pem", base / "server.key", base / "ca.pem"
         cert_path.write_bytes(_pem([certificate, *authority.chain[:-1]]))
+        # ssl loads keys only from files: the key touches the disk encrypted
+        # under a one-time random password that never leaves this process,
+        # and the folder is removed as soon as the context holds the key.
+        password = base64.urlsafe_b64encode(os.urandom(32))
         descriptor = os.open(key_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(
                 key.private_bytes(
                     serialization.Encoding.PEM,
                     serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
+                    serialization.BestAvailableEncryption(password),
                 )
             )
         bundle.write_bytes(_pem(anchors))
         material = TlsMaterial(
-            certificate=cert_path, private_key=key_path, client_ca=client_ca or bundle
+            certificate=cert_path,
+            private_key=key_path,
+            client_ca=client_ca or bundle,
+            key_password=password,
         )
         context = server_ssl_context(material, require_client_cert=require_client_cert)
     return context, certificate
