@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
@@ -40,6 +40,20 @@ class Demo:
         """Print what a step has just proved."""
         click.echo(click.style(f"  ✓ {text}", fg="green"))
 
+    def store_bytes(self) -> bytes:
+        """The store file and its SQLite companions (WAL, shared memory), concatenated."""
+        return b"".join(p.read_bytes() for p in sorted(self.path.parent.glob(self.path.name + "*")))
+
+    def leaked_in_store(self, secrets: Iterable[bytes]) -> list[bytes]:
+        """The ``secrets`` found in the store files raw, as hex or as base64."""
+        raw = self.store_bytes()
+        return [
+            s
+            for s in secrets
+            for form in (s, s.hex().encode(), base64.urlsafe_b64encode(s).rstrip(b"="))
+            if form in raw
+        ]
+
     def expect_failure(
         self, what: str, fn: Callable[[], object], error: type[KeyMgmtError]
     ) -> None:
@@ -59,15 +73,9 @@ def step_store(d: Demo) -> None:
     d.say("Every record in it is sealed under a store key that the passphrase wraps.")
     # The database and its write-ahead log, searched for the store key and the
     # passphrase in the forms a leak would take.
-    raw = b"".join(p.read_bytes() for p in sorted(d.path.parent.glob(d.path.name + "*")))
+    raw = d.store_bytes()
     secrets = [d.passphrase.encode(), *(k.reveal() for k in d.km._store.keyring._keys.values())]
-    leaked = [
-        s
-        for s in secrets
-        for form in (s, s.hex().encode(), base64.urlsafe_b64encode(s).rstrip(b"="))
-        if form in raw
-    ]
-    if leaked or mode != 0o600:
+    if d.leaked_in_store(secrets) or mode != 0o600:
         raise AssertionError("demo: key material found in the store file, or wrong mode")
     d.proves(
         f"the files ({len(raw)} bytes) hold neither the store key nor the passphrase, "
