@@ -10,12 +10,14 @@ Everything here is deterministic and cheap. Nothing here is for production:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keymgmt._manager import KeyManager
 from keymgmt.keyring import KdfProfile
 from keymgmt.testing._fakes import DEFAULT_START, FakeClock, SeededRandomness
-from keymgmt.testing._throwaway import ThrowawayCA, handshake_pair
+
+if TYPE_CHECKING:
+    from keymgmt.testing._throwaway import ThrowawayCA, handshake_pair
 
 __all__ = [
     "DEFAULT_START",
@@ -26,6 +28,20 @@ __all__ = [
     "handshake_pair",
     "in_memory_manager",
 ]
+
+_LAZY = frozenset({"ThrowawayCA", "handshake_pair"})
+
+
+def __getattr__(name: str) -> Any:
+    # The throwaway CA imports the exchange and PKI parts (a fifth of a second):
+    # only on first use, so that the pytest plugin, which pytest loads through
+    # its entry point in every run, costs no more than ``import keymgmt``.
+    if name in _LAZY:
+        from keymgmt.testing import _throwaway
+
+        return getattr(_throwaway, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: INSECURE Argon2id parameters, for test suites only.
 TEST_KDF_PROFILE = KdfProfile.TESTING_ONLY_INSECURE

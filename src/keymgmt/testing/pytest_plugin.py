@@ -1,12 +1,23 @@
-"""A pytest plugin with keymgmt fixtures. Opt-in, never auto-loaded.
+"""A pytest plugin with keymgmt fixtures: installed with keymgmt, inert until a test asks.
 
-Enable it in your ``conftest.py``::
+Installing keymgmt registers this plugin under the ``pytest11`` entry point
+``keymgmt``, so in any project with keymgmt installed a test can simply name
+a fixture::
+
+    def test_tokens_expire(keymgmt_manager, keymgmt_clock): ...
+
+Loading it changes nothing else: it registers no Hypothesis profile, adds no
+command-line options, hooks or markers, and imports only :mod:`keymgmt`
+itself (everything else is imported by the fixture that needs it, when a
+test requests it). Disable it for one run with ``pytest -p no:keymgmt``, or
+with every other auto-loaded plugin through ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``;
+then enable it explicitly in a ``conftest.py``::
 
     pytest_plugins = ["keymgmt.testing.pytest_plugin"]
 
-or on the command line with ``-p keymgmt.testing.pytest_plugin``.
+(Listing it there while the entry point is active is harmless too.)
 
-Fixtures:
+Fixtures (all function-scoped, so every test gets fresh ones):
 
 ``keymgmt_clock``
     a :class:`~keymgmt.testing.FakeClock` at 2030-01-01T00:00:00Z.
@@ -17,18 +28,22 @@ Fixtures:
     an in-memory :class:`~keymgmt.KeyManager` using the two above.
 ``keymgmt_sqlite_manager``
     a manager on a fresh SQLite file in ``tmp_path`` (test-only KDF cost).
+
+A fixture of the same name in your own ``conftest.py`` overrides the
+plugin's (pytest's usual rule: the closer definition wins).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from keymgmt._manager import KeyManager
-from keymgmt.keyring import KdfProfile
-from keymgmt.testing._fakes import FakeClock, SeededRandomness
+if TYPE_CHECKING:
+    from keymgmt._manager import KeyManager
+    from keymgmt.testing._fakes import FakeClock, SeededRandomness
 
 __all__ = [
     "keymgmt_clock",
@@ -41,12 +56,16 @@ __all__ = [
 @pytest.fixture
 def keymgmt_clock() -> FakeClock:
     """A fake clock at 2030-01-01T00:00:00Z; move it with ``advance()``."""
+    from keymgmt.testing._fakes import FakeClock
+
     return FakeClock()
 
 
 @pytest.fixture
 def keymgmt_randomness(request: pytest.FixtureRequest) -> SeededRandomness:
     """Deterministic randomness seeded from the test's node id."""
+    from keymgmt.testing._fakes import SeededRandomness
+
     return SeededRandomness(request.node.nodeid)
 
 
@@ -55,6 +74,8 @@ def keymgmt_manager(
     keymgmt_clock: FakeClock, keymgmt_randomness: SeededRandomness
 ) -> Iterator[KeyManager]:
     """An in-memory KeyManager with the fake clock and seeded randomness."""
+    from keymgmt._manager import KeyManager
+
     with KeyManager.in_memory(
         clock=keymgmt_clock, randomness=keymgmt_randomness, consistency_interval=0
     ) as km:
@@ -64,6 +85,9 @@ def keymgmt_manager(
 @pytest.fixture
 def keymgmt_sqlite_manager(tmp_path: Path, keymgmt_clock: FakeClock) -> Iterator[KeyManager]:
     """A KeyManager on a new SQLite file, with deliberately cheap (insecure) KDF cost."""
+    from keymgmt._manager import KeyManager
+    from keymgmt.keyring import KdfProfile
+
     with KeyManager.open(
         tmp_path / "keymgmt-test.db",
         passphrase="keymgmt-test-passphrase",  # noqa: S106 - a throwaway test store
