@@ -62,6 +62,7 @@ single-use).
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import os
@@ -919,6 +920,26 @@ _VERIFIERS: Final[Mapping[Algorithm, Callable[[Any, bytes, bytes], None]]] = {
 }
 
 
+def bound_verifier(algorithm: Algorithm, public: Any) -> Callable[[bytes, bytes], None] | None:
+    """``public``'s own ``verify`` with this module's parameters bound, or None.
+
+    The key store keeps one per cached signing version, so a verify through
+    the façade costs one call into ``cryptography`` (no dispatch table, no
+    extra Python frames). It raises what ``cryptography`` raises
+    (``InvalidSignature``, ``ValueError``, ``TypeError``); the caller turns
+    that into :class:`InvalidSignatureError`.
+    """
+    if algorithm is Algorithm.ECDSA_P256:
+        return functools.partial(public.verify, signature_algorithm=_ECDSA_SHA256)
+    if algorithm is Algorithm.ECDSA_P384:
+        return functools.partial(public.verify, signature_algorithm=_ECDSA_SHA384)
+    if algorithm in (Algorithm.RSA_2048, Algorithm.RSA_3072, Algorithm.RSA_4096):
+        return functools.partial(public.verify, padding=_PSS_VERIFY, algorithm=_SHA256)
+    if algorithm in _VERIFIERS:  # Ed25519, ML-DSA: verify(signature, data)
+        return public.verify  # type: ignore[no-any-return]
+    return None
+
+
 def _usage_refused(algorithm: Algorithm, usage: KeyUsage) -> KeyUsageError:
     try:
         check_usage(algorithm, usage)
@@ -1304,6 +1325,12 @@ class AsymmetricHandler:
     ) -> SecretBytes:
         """A key derived with ``peer``; see :func:`agree`."""
         return agree(algorithm, loaded.private, peer, info=info, length=length)
+
+    def bound_verifier(
+        self, algorithm: Algorithm, loaded: LoadedKeyPair
+    ) -> Callable[[bytes, bytes], None] | None:
+        """The public key's ``verify`` with parameters bound; see :func:`bound_verifier`."""
+        return bound_verifier(algorithm, loaded.public)
 
     def verify(
         self, algorithm: Algorithm, loaded: LoadedKeyPair, signature: bytes, data: bytes

@@ -86,7 +86,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
@@ -95,6 +95,7 @@ from keymgmt._context import Context
 from keymgmt._secret import SecretBytes
 from keymgmt._store import Txn
 from keymgmt.algorithms import Algorithm, KeyKind, KeyUsage
+from keymgmt.audit import current_actor
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import (
     AlreadyExistsError,
@@ -110,7 +111,7 @@ from keymgmt.errors import (
     MalformedInputError,
     UnsupportedAlgorithmError,
 )
-from keymgmt.keys import _format
+from keymgmt.keys import _datakeys, _format
 from keymgmt.keys._format import ContextEncoder, PayloadType, check_name
 from keymgmt.keys._handlers import AEAD_NONCE_SIZE, MaterialHandler, default_handlers
 from keymgmt.keys._states import Operation, can_transition, effective_state, require
@@ -330,6 +331,7 @@ class _Loaded:
         "subject",
         "usage",
         "usage_counts",
+        "verifier",
         "version",
     )
 
@@ -343,6 +345,7 @@ class _Loaded:
     loaded: Any  # what the handler built; None when destroyed
     material: bytes  # raw bytes, set only once distributed (material_for_distribution)
     aead: Any  # the AEAD object on the symmetric hot path, else None
+    verifier: Any  # a signing version's bound public-key verify(signature, data), else None
     prefixes: dict[PayloadType, bytes]
     is_primary: bool
     protect_ok: bool
@@ -442,6 +445,7 @@ class KeyStore:
         self._by_prefix: dict[bytes, tuple[_Loaded, PayloadType]] = {}
         self._versions: dict[tuple[str, int], _Loaded] = {}
         self._usage: dict[tuple[str, int], _Usage] = {}
+        self._data_keys = _datakeys.DataKeyLog()  # written by flush_usage
         self._epoch = 0  # bumped by every invalidation (see _load)
         self._next_flush = time.monotonic() + _FLUSH_INTERVAL
         self._encode_context = ContextEncoder()
@@ -869,43 +873,84 @@ class KeyStore:
         material = handler.generate(algorithm, self._context.randomness)
 
         def run(txn: Txn) -> KeyVersionInfo:
-            key = self._txn_key(txn, name)
-            now = txn.now
-            old = self._txn_version(txn, name, key.primary)
-            if only_if is not None and not only_if(key, old, now):
-                settled = self._settle(txn, key, old, now)
-                return self._info(key, [settled], now).versions[0]
-            old_settled = self._settle(txn, key, old, now)
-            if old_settled.state in (KeyState.ACTIVE, KeyState.SUSPENDED):
-                old_settled = attrs.evolve(
-                    old_settled, state=KeyState.DEACTIVATED, state_changed_at=now
-                )
-            if old_settled != old:
-                txn.put_json(VERSION_KIND, _vname(name, old.version), old_settled.to_json())
-            number = key.latest + 1
-            new = _VersionRecord(
-                name=name,
-                version=number,
-                algorithm=key.algorithm,
-                state=KeyState.ACTIVE,
-                created_at=now,
-                activation_date=now,
-                state_changed_at=now,
-                reason=None,
-                destroy_at=None,
-                destroyed_at=None,
-                material=material,
-                uses=0,
-                imported=False,
-            )
-            key = attrs.evolve(key, primary=number, latest=number)
-            txn.put_json(KEY_KIND, name, key.to_json())
-            txn.put_json(VERSION_KIND, _vname(name, number), new.to_json())
-            txn.audit("key.rotate", _vname(name, number), previous=old.version, trigger=reason)
-            txn.after_commit(lambda: self._invalidate(name))
-            return self._info(key, [new], now).versions[0]
+            return self._stage_rotation(txn, name, material, trigger=reason, only_if=only_if)
 
         return self._store.transact(run)
+
+    def stage_rotate(
+        self, txn: Txn, name: str, *, if_primary: int | None = None, trigger: str = "manual"
+    ) -> KeyVersionInfo | None:
+        """Stage a rotation of ``name`` inside the caller's transaction (see :meth:`rotate`).
+
+        For keymgmt's own multi-step operations (the compromise playbook):
+        the new version's material is generated here, so ``txn``'s function
+        must tolerate being re-run (it is: nothing leaves the transaction).
+        Nothing is written unless ``txn`` commits; caches are updated after.
+
+        Args:
+            txn: the caller's transaction.
+            name: the key.
+            if_primary: rotate only if this version is still the primary
+                (as seen inside ``txn``, so after the caller's staged writes).
+            trigger: recorded in the ``key.rotate`` audit entry.
+
+        Returns:
+            the new primary version, or None when ``if_primary`` is not the primary.
+
+        Raises:
+            KeyNotFoundError: no such key.
+        """
+        check_name(name)
+        key = self._txn_key(txn, name)
+        if if_primary is not None and key.primary != if_primary:
+            return None
+        material = self._handler(key.algorithm).generate(key.algorithm, self._context.randomness)
+        return self._stage_rotation(txn, name, material, trigger=trigger, only_if=None)
+
+    def _stage_rotation(
+        self,
+        txn: Txn,
+        name: str,
+        material: bytes,
+        *,
+        trigger: str,
+        only_if: Callable[[_KeyRecord, _VersionRecord, _dt.datetime], bool] | None,
+    ) -> KeyVersionInfo:
+        key = self._txn_key(txn, name)
+        now = txn.now
+        old = self._txn_version(txn, name, key.primary)
+        if only_if is not None and not only_if(key, old, now):
+            settled = self._settle(txn, key, old, now)
+            return self._info(key, [settled], now).versions[0]
+        old_settled = self._settle(txn, key, old, now)
+        if old_settled.state in (KeyState.ACTIVE, KeyState.SUSPENDED):
+            old_settled = attrs.evolve(
+                old_settled, state=KeyState.DEACTIVATED, state_changed_at=now
+            )
+        if old_settled != old:
+            txn.put_json(VERSION_KIND, _vname(name, old.version), old_settled.to_json())
+        number = key.latest + 1
+        new = _VersionRecord(
+            name=name,
+            version=number,
+            algorithm=key.algorithm,
+            state=KeyState.ACTIVE,
+            created_at=now,
+            activation_date=now,
+            state_changed_at=now,
+            reason=None,
+            destroy_at=None,
+            destroyed_at=None,
+            material=material,
+            uses=0,
+            imported=False,
+        )
+        key = attrs.evolve(key, primary=number, latest=number)
+        txn.put_json(KEY_KIND, name, key.to_json())
+        txn.put_json(VERSION_KIND, _vname(name, number), new.to_json())
+        txn.audit("key.rotate", _vname(name, number), previous=old.version, trigger=trigger)
+        txn.after_commit(lambda: self._invalidate(name))
+        return self._info(key, [new], now).versions[0]
 
     def suspend(self, name: str, version: int) -> KeyVersionInfo:
         """Suspend a version: no new protection until :meth:`resume`; it still decrypts.
@@ -974,47 +1019,71 @@ class KeyStore:
         """
         check_name(name)
         why = RevocationReason.parse(reason)
-
-        def run(txn: Txn) -> KeyInfo:
-            key = self._txn_key(txn, name)
-            now = txn.now
-            changed = []
-            for record in self._txn_versions(txn, key, version):
-                current = self._settle(txn, key, record, now)
-                if current.state.is_destroyed:
-                    target = KeyState.DESTROYED_COMPROMISED if why.is_compromise else current.state
-                elif why.is_compromise:
-                    target = KeyState.COMPROMISED
-                elif current.state in (KeyState.COMPROMISED, KeyState.DEACTIVATED):
-                    target = current.state
-                else:
-                    target = KeyState.DEACTIVATED
-                new = self._transition(txn, key, current, target, now, reason=why.value)
-                txn.put_json(VERSION_KIND, _vname(name, record.version), new.to_json())
-                self._revocation.stage(
-                    txn,
-                    SubjectKind.KEY,
-                    _vname(name, record.version),
-                    why,
-                    invalidity_date=invalidity_date,
-                )
-                changed.append(new)
-            if version is None:
-                self._revocation.stage(
-                    txn, SubjectKind.KEY, name, why, invalidity_date=invalidity_date
-                )
-            txn.audit(
-                "key.revoke",
-                name if version is None else _vname(name, version),
-                reason=why.value,
-                versions=",".join(str(v.version) for v in changed),
+        self._store.transact(
+            lambda txn: self.stage_revoke(
+                txn, name, version, reason=why, invalidity_date=invalidity_date
             )
-            txn.after_commit(lambda: self._invalidate(name))
-            return self._info(key, changed, now)
-
-        self._store.transact(run)
+        )
         self.flush_usage()
         return self.get(name)
+
+    def stage_revoke(
+        self,
+        txn: Txn,
+        name: str,
+        version: int | None = None,
+        *,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        invalidity_date: _dt.datetime | None = None,
+    ) -> KeyInfo:
+        """Stage :meth:`revoke` inside the caller's transaction (the compromise playbook's).
+
+        The version records, the registry entries and the ``key.revoke``
+        audit entry are written only if ``txn`` commits; the cache is
+        dropped after it does.
+
+        Returns:
+            the key with the changed versions, as they will be once committed.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            InvalidArgumentError: unknown reason.
+        """
+        check_name(name)
+        why = RevocationReason.parse(reason)
+        key = self._txn_key(txn, name)
+        now = txn.now
+        changed = []
+        for record in self._txn_versions(txn, key, version):
+            current = self._settle(txn, key, record, now)
+            if current.state.is_destroyed:
+                target = KeyState.DESTROYED_COMPROMISED if why.is_compromise else current.state
+            elif why.is_compromise:
+                target = KeyState.COMPROMISED
+            elif current.state in (KeyState.COMPROMISED, KeyState.DEACTIVATED):
+                target = current.state
+            else:
+                target = KeyState.DEACTIVATED
+            new = self._transition(txn, key, current, target, now, reason=why.value)
+            txn.put_json(VERSION_KIND, _vname(name, record.version), new.to_json())
+            self._revocation.stage(
+                txn,
+                SubjectKind.KEY,
+                _vname(name, record.version),
+                why,
+                invalidity_date=invalidity_date,
+            )
+            changed.append(new)
+        if version is None:
+            self._revocation.stage(txn, SubjectKind.KEY, name, why, invalidity_date=invalidity_date)
+        txn.audit(
+            "key.revoke",
+            name if version is None else _vname(name, version),
+            reason=why.value,
+            versions=",".join(str(v.version) for v in changed),
+        )
+        txn.after_commit(lambda: self._invalidate(name))
+        return self._info(key, changed, now)
 
     def schedule_destruction(
         self,
@@ -1301,6 +1370,12 @@ class KeyStore:
             loaded.loaded
             if key.algorithm
             in (Algorithm.AES_256_GCM, Algorithm.CHACHA20_POLY1305, Algorithm.AES_256_GCM_SIV)
+            else None
+        )
+        bind = getattr(handler, "bound_verifier", None)
+        loaded.verifier = (
+            bind(key.algorithm, loaded.loaded)
+            if bind is not None and loaded.loaded is not None and key.usage is KeyUsage.SIGN_VERIFY
             else None
         )
         loaded.prefixes = {
@@ -1743,14 +1818,36 @@ class KeyStore:
             As :meth:`encrypt`.
         """
         key = self._random(_DATA_KEY_SIZE)
-        wrapped = self._encrypt(name, key, context, PayloadType.DATA_KEY, "generate-data-key")
+        wrapped = bytes(
+            self._encrypt(name, key, context, PayloadType.DATA_KEY, "generate-data-key")
+        )
         header = _format.parse_header(wrapped)
+        # Logged for compromise reports, written with the usage flush
+        # (keymgmt.keys._datakeys): one append here, no store write.
+        self._data_keys.pending.append(
+            (header.name, header.version, wrapped, current_actor(), self._clock.now())
+        )
         return DataKey(
             plaintext=SecretBytes(key),
-            wrapped=bytes(wrapped),
+            wrapped=wrapped,
             key_name=header.name,
             key_version=header.version,
         )
+
+    def data_keys_issued(
+        self, name: str, version: int | None = None
+    ) -> builtins.list[_datakeys.DataKeyIssue]:
+        """The data keys generated under ``name`` (one version, or all), oldest first.
+
+        Flushes this process's pending issuances first; another process's
+        appear once it flushes (see :mod:`keymgmt.keys._datakeys`).
+
+        Raises:
+            InvalidArgumentError: an invalid name.
+        """
+        check_name(name)
+        self.flush_usage()
+        return _datakeys.issued(self._store, name, version)
 
     def decrypt_data_key(
         self,
@@ -1846,10 +1943,14 @@ class KeyStore:
         # Fast path, as for decrypt: the exact header of a cached version of
         # this key needs no parsing (RSA verify leaves ~3 µs for all of this).
         size = _format.prefix_length(signature) if version is None else 0
-        entry = self._by_prefix.get(bytes(signature[:size])) if size else None
+        if size:
+            head = signature[:size]
+            entry = self._by_prefix.get(head if type(head) is bytes else bytes(head))
+        else:
+            entry = None
         if entry is not None and entry[1] is _SIGNATURE and entry[0].name == name:
             loaded = entry[0]
-            raw = bytes(signature[size:])
+            raw = signature[size:]
         elif version is None:
             check_name(name)
             try:
@@ -1882,10 +1983,18 @@ class KeyStore:
             self._refuse(
                 loaded, Operation.PROCESS, usage=_SIGN_VERIFY, allow_compromised=allow_compromised
             )
-        check = getattr(loaded.handler, "verify", None)
-        if check is None:  # pragma: no cover - every signing handler has verify()
-            raise KeyUsageError(f"key {name!r} cannot verify", key_name=name)
-        check(loaded.algorithm, loaded.loaded, raw, bytes(data))
+        message = data if type(data) is bytes else bytes(data)
+        verifier = loaded.verifier
+        if verifier is not None:
+            try:
+                verifier(raw if type(raw) is bytes else bytes(raw), message)
+            except (InvalidSignature, ValueError, TypeError):
+                raise InvalidSignatureError() from None
+        else:
+            check = getattr(loaded.handler, "verify", None)
+            if check is None:  # pragma: no cover - every signing handler has verify()
+                raise KeyUsageError(f"key {name!r} cannot verify", key_name=name)
+            check(loaded.algorithm, loaded.loaded, bytes(raw), message)
         self._count(loaded, "verify", b"", False)
 
     def public_key(self, name: str, version: int | None = None) -> PublicKey:
@@ -2019,7 +2128,8 @@ class KeyStore:
                 for key, usage in self._usage.items()
                 if usage.total or usage.buckets
             }
-        if not snapshot:
+            issued = self._data_keys.take()
+        if not snapshot and not issued:
             return
 
         def run(txn: Txn) -> None:
@@ -2046,8 +2156,13 @@ class KeyStore:
                         if ctx == _OTHER_CONTEXT
                         else _format.context_json(ctx),
                     )
+            _datakeys.DataKeyLog.stage(txn, issued, self._store.actor)
 
-        self._store.transact(run)
+        try:
+            self._store.transact(run)
+        except BaseException:
+            self._data_keys.put_back(issued)
+            raise
         with self._lock:
             for key, (total, buckets) in snapshot.items():
                 usage = self._usage[key]

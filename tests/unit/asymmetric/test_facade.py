@@ -275,3 +275,33 @@ def test_revoked_agreement_key_is_refused(km: KeyManager) -> None:
     peer = asym.load_private(Algorithm.X25519, asym.generate(Algorithm.X25519)).public_key()
     with pytest.raises(RevokedError):
         km.agree("alice", peer, info=b"")
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [Algorithm.ED25519, Algorithm.ECDSA_P256, Algorithm.ECDSA_P384, Algorithm.ML_DSA_44],
+)
+def test_verify_takes_any_bytes_like_and_refuses_every_flipped_byte(
+    km: KeyManager, algorithm: Algorithm
+) -> None:
+    km.keys.create("signer", algorithm)
+    signature = km.sign("signer", MESSAGE)
+    km.verify("signer", bytearray(MESSAGE), memoryview(signature))
+    km.verify("signer", memoryview(MESSAGE), bytearray(signature))
+    for index in (len(signature) - 1, len(signature) // 2 + 10):
+        broken = bytearray(signature)
+        broken[index] ^= 0x01
+        with pytest.raises(InvalidSignatureError):
+            km.verify("signer", MESSAGE, bytes(broken))
+
+
+def test_rsa_verify_takes_bytes_like_and_refuses_a_flipped_byte(
+    km: KeyManager, material: dict
+) -> None:
+    _rsa(km, material)
+    signature = km.sign("rsa", MESSAGE)
+    km.verify("rsa", bytearray(MESSAGE), memoryview(signature))
+    broken = bytearray(signature)
+    broken[-1] ^= 0x01
+    with pytest.raises(InvalidSignatureError):
+        km.verify("rsa", MESSAGE, broken)
