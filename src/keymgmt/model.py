@@ -159,6 +159,17 @@ class DataKey:
     key_name: str
     key_version: int
 
+    @property
+    def id(self) -> str:
+        """The data key's id (32 hex digits), as compromise reports list it.
+
+        A hash of ``wrapped`` (:func:`keymgmt.keys.data_key_id`): computable
+        later from the stored wrapped key; it reveals nothing about the key.
+        """
+        from keymgmt.keys._datakeys import data_key_id
+
+        return data_key_id(self.wrapped)
+
 
 @attrs.frozen(kw_only=True)
 class WrappedKey:

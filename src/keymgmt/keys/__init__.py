@@ -7,12 +7,14 @@ for how versions, states, caching and usage auditing work, and
 :mod:`keymgmt.keys._format` for the ciphertext format.
 """
 
+from keymgmt.keys._datakeys import DataKeyIssue, data_key_id
 from keymgmt.keys._export import open_sealed_export, unwrap_rfc5649_export
 from keymgmt.keys._format import Header, PayloadType, parse_header
 from keymgmt.keys._handlers import MaterialHandler, SymmetricHandler, default_handlers
 from keymgmt.keys._keystore import (
     DEFAULT_DESTRUCTION_GRACE,
     DistributedMaterial,
+    KeyRequest,
     KeyStore,
     LoadedVersion,
 )
@@ -31,9 +33,11 @@ __all__ = [
     "DEFAULT_DESTRUCTION_GRACE",
     "TRANSITIONS",
     "DataKey",
+    "DataKeyIssue",
     "DistributedMaterial",
     "Header",
     "KeyInfo",
+    "KeyRequest",
     "KeyState",
     "KeyStore",
     "KeyVersionInfo",
@@ -44,6 +48,7 @@ __all__ = [
     "RotationPolicy",
     "SymmetricHandler",
     "WrappedKey",
+    "data_key_id",
     "default_handlers",
     "open_sealed_export",
     "parse_header",

@@ -5,6 +5,9 @@ Record kinds (all sealed, see :mod:`keymgmt._store`):
 ``pki-ca``      name = CA name. The CA certificate (DER), its parent CA,
                 its key reference (``name#version``), CRL/OCSP URLs.
 ``pki-cakey``   the CA private key (PKCS#8 DER), see :mod:`._cakeys`.
+``pki-tokenkey`` name = CA name, for a CA whose key is in a PKCS#11 token:
+                a reference to it (token, label, id, public key), never the
+                key; see :mod:`._signer`.
 ``pki-cert``    name = ``"<ca>:<serial hex>"``. Every certificate a CA
                 issued: DER, profile, subject, validity, and for CA
                 certificates the child CA's name and key reference.
@@ -52,7 +55,6 @@ from keymgmt.pki._keys import (
     SigningKey,
     algorithm_of,
     ca_algorithm,
-    signature_hash,
 )
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
 from keymgmt.pki._parse import load_certificate, load_csr
@@ -67,6 +69,7 @@ from keymgmt.pki._profiles import (
     name_constraints,
     parse_names,
 )
+from keymgmt.pki._signer import CASigner, sign_certificate, signer_algorithm, signer_public_key
 from keymgmt.pki._verify import (
     CertificateVerifier,
     Purpose,
@@ -77,6 +80,7 @@ from keymgmt.pki._verify import (
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 
 if TYPE_CHECKING:
+    from keymgmt.keyring.pkcs11 import Pkcs11Token
     from keymgmt.keys import KeyStore
     from keymgmt.storage import Record
 
@@ -168,7 +172,7 @@ class PKI:
 
     def __init__(self, context: Context, keys: KeyStore) -> None:
         self._ctx = context
-        self._keys = CAKeys(keys, context.revocation)
+        self._keys = CAKeys(keys, context)
         self._lock = threading.RLock()
         self._cas: dict[str, CertificateAuthority] = {}
         self._verifier: CertificateVerifier | None = None
@@ -193,6 +197,20 @@ class PKI:
 
     # -- CAs ---------------------------------------------------------------------
 
+    def use_token(self, token: Pkcs11Token) -> None:
+        """Attach a PKCS#11 token so the CAs whose keys it holds can sign.
+
+        A CA created with ``token=`` attaches it already; a store opened
+        again needs it attached before such a CA issues, signs a CRL or
+        answers OCSP (else :class:`~keymgmt.errors.TokenUnavailableError`).
+        Tokens are matched by label; attaching another token with the same
+        label replaces the first.
+
+        Args:
+            token: a :class:`~keymgmt.keyring.pkcs11.Pkcs11Token`.
+        """
+        self._keys.add_token(token)
+
     def create_root_ca(
         self,
         name: str,
@@ -205,8 +223,9 @@ class PKI:
         excluded_names: Sequence[str | x509.GeneralName] = (),
         crl_url: str | None = None,
         ocsp_url: str | None = None,
+        token: Pkcs11Token | None = None,
     ) -> CertificateAuthority:
-        """Create a self-signed root CA whose private key is sealed in the store.
+        """Create a self-signed root CA whose private key is sealed in the store (or in a token).
 
         Args:
             name: the CA's name in the store (``[a-z0-9._-]``).
@@ -219,6 +238,10 @@ class PKI:
             excluded_names: excluded name constraints.
             crl_url: CRL distribution point put in the certificates it issues.
             ocsp_url: OCSP responder URL (AIA) put in the certificates it issues.
+            token: a :class:`~keymgmt.keyring.pkcs11.Pkcs11Token`: generate the
+                private key inside it (non-extractable; ecdsa-p256/p384,
+                rsa-2048/3072/4096) and keep only a reference in the store.
+                Every signature of this CA is then made by the token.
 
         Returns:
             the CA handle.
@@ -226,7 +249,8 @@ class PKI:
         Raises:
             AlreadyExistsError: a CA with this name exists.
             InvalidArgumentError: bad name, subject, validity or constraints.
-            UnsupportedAlgorithmError: not a CA key type.
+            UnsupportedAlgorithmError: not a CA key type (or not one a token holds).
+            TokenUnavailableError: the token cannot generate or sign.
         """
         name = _check_name(name)
         algorithm = ca_algorithm(key_type)
@@ -239,8 +263,8 @@ class PKI:
             raise InvalidArgumentError("validity must be positive")
         subject_name = _subject(subject, name)
         constraints = name_constraints(permitted_names, excluded_names)
-        ref, key = self._keys.create(name, algorithm)
-        public_key = key.public_key()
+        ref, key = self._keys.create(name, algorithm, token=token)
+        public_key = signer_public_key(key)
         extensions = build_extensions(
             profile,
             public_key=public_key,
@@ -267,9 +291,10 @@ class PKI:
             txn.audit(
                 "pki.create-root-ca",
                 f"ca:{name}",
-                key_type=algorithm_of(key).value,
+                key_type=signer_algorithm(key).value,
                 serial=_hex(cert.serial_number),
                 key=ref,
+                key_storage="store" if token is None else "pkcs11",
             )
             txn.after_commit(self._invalidate)
 
@@ -456,7 +481,7 @@ def _aki(cert: x509.Certificate) -> bytes | None:
 
 
 def _sign(
-    key: SigningKey,
+    key: CASigner,
     *,
     issuer: x509.Name,
     subject: x509.Name,
@@ -476,7 +501,7 @@ def _sign(
         not_valid_after=not_after,
         extensions=[x509.Extension(value.oid, critical, value) for value, critical in extensions],
     )
-    return builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+    return sign_certificate(key, builder)
 
 
 class CertificateAuthority:
@@ -543,7 +568,7 @@ class CertificateAuthority:
             parent = ca.parent
         return out
 
-    def _key(self) -> SigningKey:
+    def _key(self) -> CASigner:
         own = self._own_revocation()
         if own is not None:
             raise RevokedError(
@@ -804,8 +829,9 @@ class CertificateAuthority:
         excluded_names: Sequence[str | x509.GeneralName] = (),
         crl_url: str | None = None,
         ocsp_url: str | None = None,
+        token: Pkcs11Token | None = None,
     ) -> CertificateAuthority:
-        """Create a subordinate CA signed by this one; its key is sealed in the store.
+        """Create a subordinate CA signed by this one; its key is sealed in the store (or a token).
 
         Args:
             name: the new CA's name.
@@ -817,6 +843,8 @@ class CertificateAuthority:
             excluded_names: excluded name constraints.
             crl_url: CRL URL for what *it* issues.
             ocsp_url: OCSP URL for what *it* issues.
+            token: generate its private key inside this PKCS#11 token (see
+                :meth:`PKI.create_root_ca`); this CA's own key may be anywhere.
 
         Returns:
             the new CA.
@@ -825,6 +853,8 @@ class CertificateAuthority:
             AlreadyExistsError: the name is taken.
             InvalidArgumentError: bad arguments, or this CA's path length forbids it.
             RevokedError: this CA is revoked.
+            UnsupportedAlgorithmError: a key type a token does not hold.
+            TokenUnavailableError: a token cannot generate or sign.
         """
         name = _check_name(name)
         own_bc = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -841,11 +871,11 @@ class CertificateAuthority:
             raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
         constraints = name_constraints(permitted_names, excluded_names)
         profile = INTERMEDIATE_CA.evolve(path_length=path_length)
-        ref, key = self._pki._keys.create(name, algorithm)
+        ref, key = self._pki._keys.create(name, algorithm, token=token)
         self._issue(
             profile=profile,
             subject=_subject(subject, name),
-            public_key=key.public_key(),
+            public_key=signer_public_key(key),
             names=(),
             validity=validity,
             not_before=None,
@@ -1025,26 +1055,46 @@ class CertificateAuthority:
         """
         number = _serial_of(serial)
         reason = RevocationReason.parse(reason)
+        return self._ctx.store.transact(
+            lambda txn: self.stage_revoke(txn, number, reason, invalidity_date=invalidity_date)
+        )
+
+    def stage_revoke(
+        self,
+        txn: Txn,
+        serial: int | str,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        *,
+        invalidity_date: _dt.datetime | None = None,
+    ) -> Revocation:
+        """Stage :meth:`revoke` inside the caller's transaction (the compromise playbook's).
+
+        Written only if ``txn`` commits. The CRL is not rebuilt here; it is
+        due from then on (its entries changed), so the next :meth:`crl`
+        signs a new one.
+
+        Raises:
+            NotFoundError: this CA issued no such certificate.
+            InvalidArgumentError: bad reason or date.
+        """
+        number = _serial_of(serial)
+        reason = RevocationReason.parse(reason)
         name = f"{self.name}:{_hex(number)}"
-
-        def run(txn: Txn) -> Revocation:
-            record = txn.get_json(CERT_KIND, name)
-            if record is None:
-                raise NotFoundError(
-                    f"the CA {self.name!r} issued no certificate {_hex(number)}",
-                    serial=_hex(number),
-                )
-            revocation = self._ctx.revocation.stage(
-                txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date
+        record = txn.get_json(CERT_KIND, name)
+        if record is None:
+            raise NotFoundError(
+                f"the CA {self.name!r} issued no certificate {_hex(number)}",
+                serial=_hex(number),
             )
-            child_key = record.get("child_key")
-            if child_key and reason.is_compromise:
-                self._pki._keys.stage_compromise(txn, child_key, reason)
-            if record.get("child_ca"):
-                txn.after_commit(self._pki._invalidate)
-            return revocation
-
-        return self._ctx.store.transact(run)
+        revocation = self._ctx.revocation.stage(
+            txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date
+        )
+        child_key = record.get("child_key")
+        if child_key and reason.is_compromise:
+            self._pki._keys.stage_compromise(txn, child_key, reason)
+        if record.get("child_ca"):
+            txn.after_commit(self._pki._invalidate)
+        return revocation
 
     def release_hold(self, serial: int | str) -> None:
         """Lift a ``certificate-hold`` on a certificate this CA issued.

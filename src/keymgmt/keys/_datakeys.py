@@ -1,0 +1,168 @@
+"""The data-key issuance log: which data keys were made under a key version, by whom, when.
+
+:meth:`KeyStore.generate_data_key <keymgmt.keys.KeyStore.generate_data_key>`
+is a hot path (a few microseconds), so an issuance is not written on its own.
+It is appended, in memory, to a list of pending issuances (the wrapped key,
+the key name and version, the requesting actor, the time) and written with
+the key store's usage flush — the same transaction that adds the version's
+use count and its aggregated ``key.usage`` audit entries, so the log and the
+counts never disagree. A compromise response flushes first, so the data keys
+this process made are all listed; those made by another process since its
+last flush (at most 65,536 per version, at most a minute old once it keeps
+working) are written by that process's next flush, and lost if it dies
+first, as its unflushed use counts are.
+
+A data key is named by its **id**: the first 128 bits of a BLAKE2b hash of
+the wrapped data key (:func:`data_key_id`, also :attr:`DataKey.id
+<keymgmt.model.DataKey.id>`). Whoever stores a wrapped data key can compute
+its id, so a compromise report's list of ids says which stored envelopes were
+under an exposed version without keymgmt keeping the wrapped keys. The id
+reveals nothing about the data key (the wrapped key is a ciphertext under a
+random nonce).
+
+Records (sealed by the keyring):
+
+``datakey`` / ``<name>#<version>:<id of the first entry>``
+    ``{"key": name, "version": v, "issued": [[id, actor, micros], ...]}``,
+    at most :data:`CHUNK` entries each; prefix-searchable by
+    ``<name>#<version>:``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as _dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+import attrs
+
+from keymgmt import _codec
+from keymgmt._store import Store, Txn
+from keymgmt.errors import IntegrityError
+
+__all__ = ["CHUNK", "DATA_KEY_KIND", "DataKeyIssue", "DataKeyLog", "data_key_id"]
+
+DATA_KEY_KIND: Final = "datakey"
+#: The most issuances one record holds.
+CHUNK: Final = 4096
+
+#: (key name, version, wrapped data key, actor or None, time) of one issuance.
+Pending = tuple[str, int, bytes, str | None, _dt.datetime]
+
+
+def data_key_id(wrapped: bytes | bytearray | memoryview) -> str:
+    """The id of a wrapped data key: 128 bits of BLAKE2b, 32 hex digits."""
+    return hashlib.blake2b(bytes(wrapped), digest_size=16, person=b"keymgmt-datakey").hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class DataKeyIssue:
+    """One data key generated under a key version (never the key itself).
+
+    Attributes:
+        id: :func:`data_key_id` of the wrapped data key.
+        key_name: the key it was wrapped under.
+        version: that key's version.
+        actor: who asked for it (the audit actor at the time).
+        issued_at: when (the manager's clock).
+    """
+
+    id: str
+    key_name: str
+    version: int
+    actor: str
+    issued_at: _dt.datetime
+
+    @property
+    def key_id(self) -> str:
+        """``"name#version"``."""
+        return f"{self.key_name}#{self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "id": self.id,
+            "key": self.key_id,
+            "actor": self.actor,
+            "issued_at": self.issued_at.isoformat(),
+        }
+
+
+class DataKeyLog:
+    """This process's pending issuances, and how they are written and read.
+
+    Appending is lock-free (one ``list.append``); :meth:`take` and
+    :meth:`put_back` are called by the key store's flush under its lock.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending: builtins.list[Pending] = []
+
+    def take(self) -> builtins.list[Pending]:
+        """Remove and return every pending issuance (the flush writes them)."""
+        pending = self.pending
+        taken = pending[: len(pending)]
+        del pending[: len(taken)]  # appends made meanwhile stay
+        return taken
+
+    def put_back(self, taken: builtins.list[Pending]) -> None:
+        """Return issuances whose flush failed to the front of the queue."""
+        self.pending[:0] = taken
+
+    @staticmethod
+    def stage(txn: Txn, issued: Sequence[Pending], default_actor: str) -> None:
+        """Stage records for ``issued`` in the flush's transaction."""
+        groups: dict[tuple[str, int], builtins.list[builtins.list[Any]]] = {}
+        for name, version, wrapped, actor, at in issued:
+            groups.setdefault((name, version), []).append(
+                [data_key_id(wrapped), actor or default_actor, _codec.to_micros(at)]
+            )
+        for (name, version), entries in sorted(groups.items()):
+            for start in range(0, len(entries), CHUNK):
+                chunk = entries[start : start + CHUNK]
+                txn.put_json(
+                    DATA_KEY_KIND,
+                    f"{name}#{version}:{chunk[0][0]}",
+                    {"key": name, "version": version, "issued": chunk},
+                )
+
+
+def _prefix(name: str, version: int | None) -> str:
+    return f"{name}#" if version is None else f"{name}#{version}:"
+
+
+def _decode(values: Iterable[dict[str, Any]]) -> builtins.list[DataKeyIssue]:
+    out: builtins.list[DataKeyIssue] = []
+    try:
+        for value in values:
+            name, version = str(value["key"]), int(value["version"])
+            out.extend(
+                DataKeyIssue(
+                    id=str(id_),
+                    key_name=name,
+                    version=version,
+                    actor=str(actor),
+                    issued_at=_codec.from_micros(int(micros)),
+                )
+                for id_, actor, micros in value["issued"]
+            )
+    except (KeyError, TypeError, ValueError):
+        raise IntegrityError("a data-key log record is malformed") from None
+    out.sort(key=lambda i: (i.version, i.issued_at, i.id))
+    return out
+
+
+def issued(store: Store, name: str, version: int | None = None) -> builtins.list[DataKeyIssue]:
+    """The logged data keys of ``name`` (one version, or all), oldest first."""
+    return _decode(v for _, v in store.list_json(DATA_KEY_KIND, prefix=_prefix(name, version)))
+
+
+def issued_in(txn: Txn, name: str, version: int | None = None) -> builtins.list[DataKeyIssue]:
+    """As :func:`issued`, read inside a transaction."""
+    return _decode(
+        _codec.loads(data) for _, data in txn.list(DATA_KEY_KIND, prefix=_prefix(name, version))
+    )
