@@ -43,17 +43,24 @@ from keymgmt.testing._pki import CHAIN_DEFECTS, ChainCase, build_chain, build_cr
 from keymgmt.testing._pki import name as _x509_name
 
 __all__ = [
+    "AP_REQUEST_DEFECTS",
     "CHAIN_DEFECTS",
+    "ApRequestCase",
     "ChainCase",
     "CiphertextCase",
     "CRLCase",
     "HandshakeCase",
+    "KdcReplyCase",
     "KdcRequestCase",
     "KeySpec",
     "ManagedKey",
+    "ServerHelloCase",
+    "SessionReplyCase",
     "algorithms",
+    "ap_requests",
     "asymmetric_algorithms",
     "aware_datetimes",
+    "broken_ap_requests",
     "broken_certificate_chains",
     "certificate_chains",
     "ciphertexts",
@@ -64,16 +71,23 @@ __all__ = [
     "handshake_hellos",
     "invalid_key_specs",
     "kdc_key_requests",
+    "kdc_replies",
     "key_names",
     "key_specs",
     "managed_keys",
     "managers",
     "mutated",
+    "mutated_ap_requests",
     "mutated_ciphertexts",
+    "mutated_kdc_replies",
+    "mutated_server_hellos",
+    "mutated_session_replies",
     "naive_datetimes",
     "plaintexts",
     "revocation_reasons",
     "secret_bytes",
+    "server_hellos",
+    "session_replies",
     "symmetric_algorithms",
     "tampered_csrs",
 ]
@@ -503,3 +517,283 @@ def handshake_hellos(draw: st.DrawFn) -> HandshakeCase:
         client_credential=client,
         server_credential=server,
     )
+
+
+# -- KDC replies, tickets, AP requests and replies -------------------------------------------
+
+
+@attrs.frozen
+class _KdcParties:
+    manager: KeyManager
+    client: Any
+    receiver: Any
+    client_name: str
+    service_name: str
+    key_name: str
+    service_credential: Any
+
+
+@st.composite
+def _kdc_parties(draw: st.DrawFn) -> _KdcParties:
+    """A manager whose KDC grants ``client_name`` a key and tickets for ``service_name``."""
+    from keymgmt.kdc import KdcClient, TicketReceiver
+
+    km = draw(managers())
+    key_name = draw(key_names())
+    client_name = draw(key_names())
+    service_name = draw(key_names().filter(lambda n: n != client_name))
+    km.keys.create(key_name)
+    client_credential = km.kdc.register(client_name)
+    service_credential = km.kdc.register(service_name)
+    km.kdc.grant(client_name, keys=[key_name], peers=[service_name])
+    seed = f"{client_name}>{service_name}"
+    return _KdcParties(
+        manager=km,
+        client=KdcClient(
+            client_credential, clock=km.clock, randomness=SeededRandomness("client:" + seed)
+        ),
+        receiver=TicketReceiver(
+            service_credential, clock=km.clock, randomness=SeededRandomness("service:" + seed)
+        ),
+        client_name=client_name,
+        service_name=service_name,
+        key_name=key_name,
+        service_credential=service_credential,
+    )
+
+
+@attrs.frozen
+class KdcReplyCase:
+    """A KDC reply (``KEY_REPLY`` or ``TICKET_REPLY``) to ``client``'s pending request.
+
+    ``case.receive(case.reply)`` checks it with the client method for its kind
+    and returns a ``GrantedKey`` (for ``kind == "key"``, key ``target``) or a
+    ``SessionTicket`` (``kind == "ticket"``, service ``target``), once: the
+    request is then no longer pending, so the same reply again raises
+    ``RemoteProtocolError``. From :func:`mutated_kdc_replies`, ``reply`` is a
+    mutation of ``original`` and ``receive`` raises a ``KeyMgmtError``.
+    """
+
+    manager: KeyManager
+    client: Any
+    kind: str
+    target: str
+    request: bytes
+    reply: bytes
+    original: bytes
+
+    def receive(self, data: bytes) -> Any:
+        """Check ``data`` as the reply to this case's request (see the class docstring)."""
+        if self.kind == "key":
+            return self.client.receive_key_reply(data)
+        return self.client.receive_ticket_reply(data)
+
+
+@st.composite
+def kdc_replies(draw: st.DrawFn, kinds: Sequence[str] = ("key", "ticket")) -> KdcReplyCase:
+    """A KDC's real answer to a granted request: a key reply or a ticket (session key) reply.
+
+    Args:
+        kinds: draw from ``"key"`` (KEY_REPLY) and/or ``"ticket"`` (TICKET_REPLY).
+    """
+    parties = draw(_kdc_parties())
+    kind = draw(st.sampled_from(list(kinds)))
+    if kind == "key":
+        target, request = parties.key_name, parties.client.key_request(parties.key_name)
+    else:
+        target, request = parties.service_name, parties.client.ticket_request(parties.service_name)
+    reply = parties.manager.kdc.handle(request)
+    return KdcReplyCase(
+        manager=parties.manager,
+        client=parties.client,
+        kind=kind,
+        target=target,
+        request=request,
+        reply=reply,
+        original=reply,
+    )
+
+
+@st.composite
+def mutated_kdc_replies(draw: st.DrawFn, kinds: Sequence[str] = ("key", "ticket")) -> KdcReplyCase:
+    """A :func:`kdc_replies` case whose ``reply`` was then mutated (see :func:`mutated`)."""
+    case = draw(kdc_replies(kinds))
+    return attrs.evolve(case, reply=draw(mutated(case.original)))
+
+
+#: Deliberate defects of an AP request (see :func:`ap_requests`).
+AP_REQUEST_DEFECTS = ("expired", "replayed", "wrong-service", "tampered-ticket")
+
+
+@attrs.frozen
+class ApRequestCase:
+    """A client's AP request (ticket + authenticator) for the service ``receiver`` checks.
+
+    Valid (``defect is None``): ``accepted = receiver.accept(data)`` succeeds
+    once (a second time raises ``ReplayError``), and
+    ``client.receive_ap_reply(request, accepted.reply)`` completes mutual
+    authentication. ``ticket`` is the client's ``SessionTicket``.
+
+    With a ``defect`` (:data:`AP_REQUEST_DEFECTS`) ``receiver.accept(data)``
+    raises: ``"expired"`` — the shared clock has moved past the ticket's
+    expiry (``StaleMessageError``); ``"replayed"`` — the receiver has accepted
+    ``data`` once already (``ReplayError``); ``"wrong-service"`` —
+    ``receiver`` is another registered service (``RemoteProtocolError``);
+    ``"tampered-ticket"`` — one byte of the sealed ticket was changed, and
+    ``ticket.ticket`` is the tampered one (a ``KeyMgmtError``: the ticket no
+    longer opens or names another service). From
+    :func:`mutated_ap_requests`, ``data`` is a mutation of ``original``.
+    """
+
+    manager: KeyManager
+    client: Any
+    receiver: Any
+    ticket: Any
+    request: Any
+    data: bytes
+    original: bytes
+    defect: str | None = None
+
+
+@st.composite
+def ap_requests(draw: st.DrawFn, defects: Sequence[str | None] = (None,)) -> ApRequestCase:
+    """A fresh AP request built by a real ``KdcClient`` from a real ticket.
+
+    Args:
+        defects: draw from these (values of :data:`AP_REQUEST_DEFECTS`, or
+            None for a valid request); ``case.defect`` says which.
+    """
+    from keymgmt.kdc import InProcessTransport, TicketReceiver
+
+    defect = draw(st.sampled_from(list(defects)))
+    parties = draw(_kdc_parties())
+    km = parties.manager
+    ticket = parties.client.fetch_ticket(parties.service_name, InProcessTransport(km.kdc))
+    receiver = parties.receiver
+    if defect == "tampered-ticket":
+        at = draw(st.integers(0, len(ticket.ticket) - 1))
+        flip = draw(st.integers(1, 255))
+        raw = ticket.ticket
+        ticket = attrs.evolve(ticket, ticket=raw[:at] + bytes([raw[at] ^ flip]) + raw[at + 1 :])
+    request = parties.client.ap_request(ticket)
+    if defect == "expired":
+        assert isinstance(km.clock, FakeClock)
+        km.clock.advance(seconds=(ticket.expires_at - km.clock.now()).total_seconds() + 1)
+    elif defect == "replayed":
+        receiver.accept(request.data)
+    elif defect == "wrong-service":
+        other = draw(
+            key_names().filter(lambda n: n not in (parties.client_name, parties.service_name))
+        )
+        receiver = TicketReceiver(km.kdc.register(other), clock=km.clock)
+    return ApRequestCase(
+        manager=km,
+        client=parties.client,
+        receiver=receiver,
+        ticket=ticket,
+        request=request,
+        data=request.data,
+        original=request.data,
+        defect=defect,
+    )
+
+
+def broken_ap_requests(
+    defects: Sequence[str] = AP_REQUEST_DEFECTS,
+) -> st.SearchStrategy[ApRequestCase]:
+    """AP requests with exactly one deliberate defect (``case.defect``): the service refuses."""
+    return ap_requests(defects=list(defects))
+
+
+@st.composite
+def mutated_ap_requests(draw: st.DrawFn) -> ApRequestCase:
+    """A valid :func:`ap_requests` case whose ``data`` was then mutated (see :func:`mutated`)."""
+    case = draw(ap_requests())
+    return attrs.evolve(case, data=draw(mutated(case.original)))
+
+
+@attrs.frozen
+class SessionReplyCase:
+    """A service's AP reply: it proves to ``client`` that the service holds the session key.
+
+    ``client.receive_ap_reply(request, reply)`` accepts it; from
+    :func:`mutated_session_replies`, ``reply`` is a mutation of ``original``
+    and raises a ``KeyMgmtError``. ``session`` is what the service accepted.
+    """
+
+    manager: KeyManager
+    client: Any
+    request: Any
+    session: Any
+    reply: bytes
+    original: bytes
+
+
+@st.composite
+def session_replies(draw: st.DrawFn) -> SessionReplyCase:
+    """The reply a real ``TicketReceiver`` made when it accepted a fresh AP request."""
+    case = draw(ap_requests())
+    session = case.receiver.accept(case.data)
+    return SessionReplyCase(
+        manager=case.manager,
+        client=case.client,
+        request=case.request,
+        session=session,
+        reply=session.reply,
+        original=session.reply,
+    )
+
+
+@st.composite
+def mutated_session_replies(draw: st.DrawFn) -> SessionReplyCase:
+    """A :func:`session_replies` case whose ``reply`` was then mutated (see :func:`mutated`)."""
+    case = draw(session_replies())
+    return attrs.evolve(case, reply=draw(mutated(case.original)))
+
+
+# -- handshake ServerHellos ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class ServerHelloCase:
+    """A responder's ServerHello (its whole flight) for ``initiator``, which is waiting for it.
+
+    ``initiator.receive_data(server_hello); initiator.next_event()`` yields a
+    ``HandshakeComplete`` once; the initiator's ``data_to_send()`` then
+    completes ``responder``. From :func:`mutated_server_hellos`,
+    ``server_hello`` is a mutation of ``original``: the initiator raises a
+    ``KeyMgmtError`` — unless the mutation only cut the flight short (it
+    waits for more bytes: ``NEED_DATA``) or only appended bytes after it
+    (they belong to the next frame).
+    """
+
+    manager: KeyManager
+    initiator: Any
+    responder: Any
+    server_name: str
+    server_hello: bytes
+    original: bytes
+
+
+@st.composite
+def server_hellos(draw: st.DrawFn) -> ServerHelloCase:
+    """A real handshake driven to the point where the initiator awaits the ServerHello."""
+    case = draw(handshake_hellos())
+    case.responder.receive_data(case.hello)
+    case.responder.next_event()
+    flight = case.responder.data_to_send()
+    return ServerHelloCase(
+        manager=case.manager,
+        initiator=case.initiator,
+        responder=case.responder,
+        server_name=case.server_name,
+        server_hello=flight,
+        original=flight,
+    )
+
+
+@st.composite
+def mutated_server_hellos(draw: st.DrawFn) -> ServerHelloCase:
+    """A :func:`server_hellos` case whose ``server_hello`` was then mutated (:func:`mutated`)."""
+    case = draw(server_hellos())
+    return attrs.evolve(case, server_hello=draw(mutated(case.original)))
