@@ -51,6 +51,7 @@ __all__ = [
     "StaleMessageError",
     "StoreError",
     "StoreUnavailableError",
+    "TokenUnavailableError",
     "UnsupportedAlgorithmError",
     "WrongPassphraseError",
 ]
@@ -150,6 +151,14 @@ class StoreError(KeyMgmtError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot be opened or reached (missing file, no server)."""
+
+
+class TokenUnavailableError(StoreUnavailableError):
+    """A PKCS#11 token (HSM) that holds a key is not usable.
+
+    Not attached (``km.pki.use_token``), closed, absent from its module, or
+    failing. Carries ``token`` (the token label) when known.
+    """
 
 
 class SchemaVersionError(StoreError):

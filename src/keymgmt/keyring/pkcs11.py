@@ -40,8 +40,18 @@ Stored parameters (in the store's keyring record; no PIN, no module path)::
     {"type": "pkcs11", "mechanism": "aes-key-wrap", "token": <label>,
      "key_label": <label>, "key_id": <hex CKA_ID>}
 
-CA private keys in the token are not supported yet: CA keys are sealed in
-the store like every other secret.
+CA private keys in the token
+----------------------------
+
+:class:`Pkcs11Token` is the token itself (module, label, PIN) without a
+master key: the PKI generates CA key pairs in it
+(:meth:`Pkcs11Token.generate_signing_key`: ECDSA P-256/P-384, RSA
+2048/3072/4096; the private half sensitive, non-extractable, sign-only) and
+has it sign (:meth:`Pkcs11Token.sign`: CKM_ECDSA over a SHA-256/384 digest
+made in software, or CKM_SHA256_RSA_PKCS). The store keeps only a reference
+to such a key; see :mod:`keymgmt.pki._signer`. A :class:`Pkcs11Key` hands
+out its token as :attr:`Pkcs11Key.token`, so one token can hold both the
+master key and CA keys.
 """
 
 from __future__ import annotations
@@ -54,16 +64,23 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
 from keymgmt._random import Randomness
 from keymgmt._secret import SecretBytes
+from keymgmt.algorithms import Algorithm
 from keymgmt.errors import (
     InvalidArgumentError,
     StoreUnavailableError,
+    TokenUnavailableError,
+    UnsupportedAlgorithmError,
     WrongPassphraseError,
 )
 from keymgmt.keyring._sources import MasterKey
 
-__all__ = ["Pkcs11Key"]
+__all__ = ["TOKEN_SIGNING_ALGORITHMS", "Pkcs11Key", "Pkcs11Token"]
 
 _FORMAT: Final = 1
 _DOMAIN: Final = b"keymgmt/pkcs11-wrap/v1\x00"
@@ -94,7 +111,7 @@ def _load(module: str) -> Any:
             try:
                 lib = pkcs11.lib(module)
             except (OSError, RuntimeError) as exc:
-                raise StoreUnavailableError(
+                raise TokenUnavailableError(
                     f"cannot load the PKCS#11 module {module}: {exc}"
                 ) from None
             _LIBS[module] = lib
@@ -109,6 +126,328 @@ def _to_pin(value: str | bytes | SecretBytes) -> SecretBytes:
     if isinstance(value, bytes | bytearray):
         return SecretBytes(bytes(value))
     raise InvalidArgumentError("the PIN must be str, bytes or SecretBytes")
+
+
+#: The CA key types a token can generate and sign with (SoftHSM2 has them all).
+TOKEN_SIGNING_ALGORITHMS: Final = (
+    Algorithm.ECDSA_P256,
+    Algorithm.ECDSA_P384,
+    Algorithm.RSA_2048,
+    Algorithm.RSA_3072,
+    Algorithm.RSA_4096,
+)
+_CURVES: Final = {Algorithm.ECDSA_P256: "secp256r1", Algorithm.ECDSA_P384: "secp384r1"}
+_CURVE_OBJECTS: Final = {Algorithm.ECDSA_P256: ec.SECP256R1(), Algorithm.ECDSA_P384: ec.SECP384R1()}
+_RSA_BITS: Final = {Algorithm.RSA_2048: 2048, Algorithm.RSA_3072: 3072, Algorithm.RSA_4096: 4096}
+
+
+def _octet_string_contents(value: bytes) -> bytes:
+    """CKA_EC_POINT is a DER OCTET STRING around the point (PKCS#11 2.40)."""
+    if len(value) >= 2 and value[0] == 0x04:
+        length = value[1]
+        if length < 0x80 and len(value) == 2 + length:
+            return value[2:]
+        count = length & 0x7F
+        if 0x80 < length <= 0x82 and len(value) > 2 + count:
+            size = int.from_bytes(value[2 : 2 + count], "big")
+            if len(value) == 2 + count + size:
+                return value[2 + count :]
+    return value  # some tokens return the raw point
+
+
+class Pkcs11Token:
+    """A PKCS#11 token (an HSM slot): its module, label and user PIN.
+
+    Sessions are opened per operation and logged in with the PIN. Use it
+    for CA private keys (``km.pki.create_root_ca(..., token=token)``);
+    :class:`Pkcs11Key` uses one for the master key.
+
+    Args:
+        module: path of the PKCS#11 module (``libsofthsm2.so``, a vendor library).
+        token_label: the token's label.
+        pin: the user PIN (str, bytes or :class:`~keymgmt.SecretBytes`).
+
+    Raises:
+        InvalidArgumentError: empty module, token label or PIN.
+    """
+
+    def __init__(
+        self,
+        module: str | os.PathLike[str],
+        *,
+        token_label: str,
+        pin: str | bytes | SecretBytes,
+    ) -> None:
+        self.module = os.fspath(module)
+        self.token_label = token_label
+        self._pin = _to_pin(pin)
+        if not self.module or not token_label or not len(self._pin):
+            raise InvalidArgumentError("module, token_label and pin must be non-empty")
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = ", closed" if self._closed else ""
+        return f"Pkcs11Token({self.token_label!r}{state}, pin=<redacted>)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("PKCS#11 tokens cannot be pickled")
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (every use then fails)."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop using the token: every later operation raises TokenUnavailableError."""
+        self._closed = True
+
+    # -- sessions ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """A logged-in read-write python-pkcs11 session (closed on exit).
+
+        Raises:
+            TokenUnavailableError: closed, module or token missing, PIN locked, token failure.
+            WrongPassphraseError: the PIN is wrong.
+        """
+        if self._closed:
+            raise TokenUnavailableError(
+                f"the PKCS#11 token {self.token_label!r} is closed", token=self.token_label
+            )
+        pkcs11 = _pkcs11()
+        lib = _load(self.module)
+        try:
+            token = lib.get_token(token_label=self.token_label)
+        except (pkcs11.NoSuchToken, pkcs11.MultipleTokensReturned):
+            raise TokenUnavailableError(
+                f"no single PKCS#11 token labelled {self.token_label!r} in {self.module}",
+                token=self.token_label,
+            ) from None
+        except pkcs11.PKCS11Error as exc:
+            raise TokenUnavailableError(
+                f"the PKCS#11 module failed: {exc!r}", token=self.token_label
+            ) from None
+        with self._lock:
+            try:
+                try:
+                    session = token.open(user_pin=self._pin.reveal().decode("utf-8"), rw=True)
+                except pkcs11.UserAlreadyLoggedIn:
+                    # Login state is per application and token: another
+                    # session of this process is logged in, so this one is too.
+                    session = token.open(rw=True)
+            except (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange):
+                raise WrongPassphraseError(
+                    f"the PIN for PKCS#11 token {self.token_label!r} is wrong"
+                ) from None
+            except pkcs11.PinLocked:
+                raise TokenUnavailableError(
+                    f"the PIN of PKCS#11 token {self.token_label!r} is locked",
+                    token=self.token_label,
+                ) from None
+            except pkcs11.PKCS11Error as exc:
+                raise TokenUnavailableError(
+                    f"cannot open a session on PKCS#11 token {self.token_label!r}: {exc!r}",
+                    token=self.token_label,
+                ) from None
+        try:
+            yield session
+        finally:
+            with contextlib.suppress(pkcs11.PKCS11Error):
+                session.close()
+
+    # -- signing keys ---------------------------------------------------------------
+
+    def generate_signing_key(self, algorithm: Algorithm, *, label: str, key_id: bytes) -> bytes:
+        """Generate a key pair in the token; return its public key (SubjectPublicKeyInfo DER).
+
+        The private key is a token object, sensitive, never extractable,
+        allowed only to sign; the public key is a token object too.
+
+        Args:
+            algorithm: one of :data:`TOKEN_SIGNING_ALGORITHMS`.
+            label: CKA_LABEL of both objects.
+            key_id: CKA_ID of both objects (make it unique).
+
+        Raises:
+            UnsupportedAlgorithmError: the algorithm cannot live in a token here.
+            InvalidArgumentError: empty label or id.
+            TokenUnavailableError: the token failed or refused.
+            WrongPassphraseError: the PIN is wrong.
+        """
+        if algorithm not in TOKEN_SIGNING_ALGORITHMS:
+            names = ", ".join(a.value for a in TOKEN_SIGNING_ALGORITHMS)
+            raise UnsupportedAlgorithmError(
+                f"{algorithm.value} keys cannot be held in a PKCS#11 token; expected one of: "
+                f"{names}",
+                algorithm=algorithm.value,
+            )
+        if not label or not key_id:
+            raise InvalidArgumentError("a token key needs a label and an id")
+        pkcs11 = _pkcs11()
+        attribute = pkcs11.Attribute
+        private_template = {
+            attribute.TOKEN: True,
+            attribute.PRIVATE: True,
+            attribute.SENSITIVE: True,
+            attribute.EXTRACTABLE: False,
+            attribute.SIGN: True,
+            attribute.DECRYPT: False,
+            attribute.UNWRAP: False,
+            attribute.DERIVE: False,
+        }
+        public_template = {
+            attribute.TOKEN: True,
+            attribute.VERIFY: True,
+            attribute.ENCRYPT: False,
+            attribute.WRAP: False,
+        }
+        with self.session() as session:
+            try:
+                if algorithm in _CURVES:
+                    from pkcs11.util.ec import encode_named_curve_parameters
+
+                    parameters = session.create_domain_parameters(
+                        pkcs11.KeyType.EC,
+                        {attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[algorithm])},
+                        local=True,
+                    )
+                    public, _ = parameters.generate_keypair(
+                        store=True,
+                        label=label,
+                        id=key_id,
+                        public_template=public_template,
+                        private_template=private_template,
+                    )
+                    point = _octet_string_contents(bytes(public[attribute.EC_POINT]))
+                    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey = (
+                        ec.EllipticCurvePublicKey.from_encoded_point(
+                            _CURVE_OBJECTS[algorithm], point
+                        )
+                    )
+                else:
+                    public, _ = session.generate_keypair(
+                        pkcs11.KeyType.RSA,
+                        _RSA_BITS[algorithm],
+                        store=True,
+                        label=label,
+                        id=key_id,
+                        public_template=public_template,
+                        private_template=private_template,
+                    )
+                    key = rsa.RSAPublicNumbers(
+                        int.from_bytes(bytes(public[attribute.PUBLIC_EXPONENT]), "big"),
+                        int.from_bytes(bytes(public[attribute.MODULUS]), "big"),
+                    ).public_key()
+            except pkcs11.PKCS11Error as exc:
+                raise TokenUnavailableError(
+                    f"PKCS#11 token {self.token_label!r} refused to generate a "
+                    f"{algorithm.value} key: {exc!r}",
+                    token=self.token_label,
+                ) from None
+            except ValueError:
+                raise TokenUnavailableError(
+                    f"PKCS#11 token {self.token_label!r} returned an unusable public key",
+                    token=self.token_label,
+                ) from None
+        from cryptography.hazmat.primitives import serialization
+
+        return key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def _private_key(self, session: Any, label: str, key_id: bytes) -> Any:
+        pkcs11 = _pkcs11()
+        found = list(
+            session.get_objects(
+                {
+                    pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY,
+                    pkcs11.Attribute.LABEL: label,
+                    pkcs11.Attribute.ID: key_id,
+                }
+            )
+        )
+        if len(found) != 1:
+            raise TokenUnavailableError(
+                f"PKCS#11 token {self.token_label!r} has no (single) private key {label!r} "
+                f"with id {key_id.hex()} (is this the token the key was made in?)",
+                token=self.token_label,
+            )
+        return found[0]
+
+    def key_attributes(self, *, label: str, key_id: bytes) -> dict[str, bool]:
+        """The protection attributes of a private key in the token.
+
+        Returns:
+            ``sensitive``, ``extractable``, ``always_sensitive``,
+            ``never_extractable``, ``token``, ``sign`` as booleans.
+
+        Raises:
+            TokenUnavailableError: no such key, or the token failed.
+        """
+        pkcs11 = _pkcs11()
+        attribute = pkcs11.Attribute
+        names = {
+            "sensitive": attribute.SENSITIVE,
+            "extractable": attribute.EXTRACTABLE,
+            "always_sensitive": attribute.ALWAYS_SENSITIVE,
+            "never_extractable": attribute.NEVER_EXTRACTABLE,
+            "token": attribute.TOKEN,
+            "sign": attribute.SIGN,
+        }
+        with self.session() as session:
+            try:
+                key = self._private_key(session, label, key_id)
+                return {name: bool(key[value]) for name, value in names.items()}
+            except pkcs11.PKCS11Error as exc:
+                raise TokenUnavailableError(
+                    f"cannot read PKCS#11 token {self.token_label!r}: {exc!r}",
+                    token=self.token_label,
+                ) from None
+
+    def sign(self, data: bytes, *, algorithm: Algorithm, label: str, key_id: bytes) -> bytes:
+        """Sign ``data`` with a private key in the token, X.509-style.
+
+        ECDSA: SHA-256 (P-256) or SHA-384 (P-384) digest made here, CKM_ECDSA
+        in the token, the raw ``r || s`` returned as a DER ECDSA-Sig-Value.
+        RSA: CKM_SHA256_RSA_PKCS (PKCS#1 v1.5 with SHA-256) in the token.
+
+        Raises:
+            UnsupportedAlgorithmError: not a token signing algorithm.
+            TokenUnavailableError: closed, missing, no such key, or the token failed.
+            WrongPassphraseError: the PIN is wrong.
+        """
+        if algorithm not in TOKEN_SIGNING_ALGORITHMS:
+            raise UnsupportedAlgorithmError(
+                f"{algorithm.value} cannot sign in a PKCS#11 token", algorithm=algorithm.value
+            )
+        pkcs11 = _pkcs11()
+        with self.session() as session:
+            try:
+                key = self._private_key(session, label, key_id)
+                if algorithm in _CURVES:
+                    digest = hashes.Hash(
+                        hashes.SHA384() if algorithm is Algorithm.ECDSA_P384 else hashes.SHA256()
+                    )
+                    digest.update(data)
+                    raw = bytes(key.sign(digest.finalize(), mechanism=pkcs11.Mechanism.ECDSA))
+                    half = len(raw) // 2
+                    if not raw or len(raw) % 2:
+                        raise TokenUnavailableError(
+                            f"PKCS#11 token {self.token_label!r} returned a malformed ECDSA "
+                            "signature",
+                            token=self.token_label,
+                        )
+                    return encode_dss_signature(
+                        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+                    )
+                return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_RSA_PKCS))
+            except pkcs11.PKCS11Error as exc:
+                raise TokenUnavailableError(
+                    f"PKCS#11 token {self.token_label!r} failed to sign: {exc!r}",
+                    token=self.token_label,
+                ) from None
 
 
 class Pkcs11Key:
@@ -137,13 +476,17 @@ class Pkcs11Key:
         pin: str | bytes | SecretBytes,
         key_label: str = "keymgmt-master",
     ) -> None:
-        self.module = os.fspath(module)
+        if not key_label:
+            raise InvalidArgumentError("module, token_label, key_label and pin must be non-empty")
+        try:
+            self.token = Pkcs11Token(module, token_label=token_label, pin=pin)
+        except InvalidArgumentError:
+            raise InvalidArgumentError(
+                "module, token_label, key_label and pin must be non-empty"
+            ) from None
+        self.module = self.token.module
         self.token_label = token_label
         self.key_label = key_label
-        self._pin = _to_pin(pin)
-        if not self.module or not token_label or not key_label or not len(self._pin):
-            raise InvalidArgumentError("module, token_label, key_label and pin must be non-empty")
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Pkcs11Key(token={self.token_label!r}, key={self.key_label!r}, pin=<redacted>)"
@@ -153,43 +496,8 @@ class Pkcs11Key:
 
     # -- sessions ----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[Any]:
-        pkcs11 = _pkcs11()
-        lib = _load(self.module)
-        try:
-            token = lib.get_token(token_label=self.token_label)
-        except (pkcs11.NoSuchToken, pkcs11.MultipleTokensReturned):
-            raise StoreUnavailableError(
-                f"no single PKCS#11 token labelled {self.token_label!r} in {self.module}"
-            ) from None
-        except pkcs11.PKCS11Error as exc:
-            raise StoreUnavailableError(f"the PKCS#11 module failed: {exc!r}") from None
-        with self._lock:
-            try:
-                try:
-                    session = token.open(user_pin=self._pin.reveal().decode("utf-8"), rw=True)
-                except pkcs11.UserAlreadyLoggedIn:
-                    # Login state is per application and token: another
-                    # session of this process is logged in, so this one is too.
-                    session = token.open(rw=True)
-            except (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange):
-                raise WrongPassphraseError(
-                    f"the PIN for PKCS#11 token {self.token_label!r} is wrong"
-                ) from None
-            except pkcs11.PinLocked:
-                raise StoreUnavailableError(
-                    f"the PIN of PKCS#11 token {self.token_label!r} is locked"
-                ) from None
-            except pkcs11.PKCS11Error as exc:
-                raise StoreUnavailableError(
-                    f"cannot open a session on PKCS#11 token {self.token_label!r}: {exc!r}"
-                ) from None
-        try:
-            yield session
-        finally:
-            with contextlib.suppress(pkcs11.PKCS11Error):
-                session.close()
+    def _session(self) -> contextlib.AbstractContextManager[Any]:
+        return self.token.session()
 
     def _find(self, session: Any, key_label: str, key_id: bytes | None) -> Any | None:
         pkcs11 = _pkcs11()

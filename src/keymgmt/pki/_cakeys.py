@@ -16,30 +16,50 @@ versions and replaces them on any change to the key (state, revocation,
 destruction), so asking on every signature costs no store read and always
 sees the key's current state. This file is the only place the PKI touches
 key storage.
+
+A CA key may instead be generated **in a PKCS#11 token**
+(:class:`~keymgmt.keyring.pkcs11.Pkcs11Token`): sensitive, never
+extractable, sign-only. The store then keeps only a sealed reference to it
+(record kind ``pki-tokenkey``, name = CA name: token label, key label,
+CKA_ID, algorithm, public key DER), written in its own audited transaction
+like a software key, and the CA record references it as ``"pkcs11:<ca>"``.
+Signing needs the token attached to the PKI (:meth:`CAKeys.add_token`, i.e.
+``km.pki.use_token``); without it, or with the token closed or absent,
+loading the key raises :class:`~keymgmt.errors.TokenUnavailableError`. A
+token key has no key store lifecycle; its compromise revokes the subject
+``"pkcs11:<ca>"`` (``SubjectKind.KEY``) exactly as for a software key.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from keymgmt._context import Context
 from keymgmt._store import Txn
 from keymgmt.algorithms import Algorithm, KeyUsage
 from keymgmt.errors import (
+    AlreadyExistsError,
     IntegrityError,
     InvalidArgumentError,
     KeyStateError,
     KeyUsageError,
     RevokedError,
+    TokenUnavailableError,
 )
-from keymgmt.pki._keys import SigningKey
-from keymgmt.revocation import RevocationReason, RevocationRegistry, SubjectKind
+from keymgmt.pki._signer import TOKEN_KEY_KIND, CASigner, TokenKeyReference, TokenSigner
+from keymgmt.revocation import RevocationReason, SubjectKind
 
 if TYPE_CHECKING:
+    from keymgmt.keyring.pkcs11 import Pkcs11Token
     from keymgmt.keys import KeyStore
 
-__all__ = ["CAKeys", "key_name_for"]
+__all__ = ["TOKEN_REF_PREFIX", "CAKeys", "key_name_for"]
+
+#: CA key references of keys held in a token: ``"pkcs11:<ca name>"``.
+TOKEN_REF_PREFIX: Final = "pkcs11:"  # noqa: S105 - a reference prefix, not a secret
 
 
 def key_name_for(ca_name: str) -> str:
@@ -57,33 +77,103 @@ def _split(ref: str) -> tuple[str, int]:
 class CAKeys:
     """CA private keys as managed key pairs (the key store caches the loaded keys)."""
 
-    def __init__(self, keys: KeyStore, revocation: RevocationRegistry) -> None:
+    def __init__(self, keys: KeyStore, context: Context) -> None:
         self._keys = keys
-        self._revocation = revocation
+        self._ctx = context
+        self._revocation = context.revocation
+        self._tokens: dict[str, Pkcs11Token] = {}
+        self._tokens_lock = threading.Lock()
 
-    def create(self, ca_name: str, algorithm: Algorithm) -> tuple[str, SigningKey]:
-        """Create the CA's key pair in the key store (its own audited transaction).
+    def add_token(self, token: Pkcs11Token) -> None:
+        """Let CA keys held in ``token`` sign (replaces a token of the same label)."""
+        with self._tokens_lock:
+            self._tokens[token.token_label] = token
+
+    def create(
+        self, ca_name: str, algorithm: Algorithm, *, token: Pkcs11Token | None = None
+    ) -> tuple[str, CASigner]:
+        """Create the CA's key pair (its own audited transaction).
+
+        In the key store, or with ``token`` generated inside the token, the
+        store keeping only a sealed reference.
 
         Returns:
-            the reference ``"<key name>#<version>"`` and the private key.
+            the reference (``"<key name>#<version>"`` or ``"pkcs11:<ca>"``) and the signer.
 
         Raises:
-            AlreadyExistsError: a key with the CA's key name exists.
+            AlreadyExistsError: a key with the CA's key name (or a token key reference) exists.
+            UnsupportedAlgorithmError: the algorithm cannot be held in a token.
+            TokenUnavailableError: the token cannot generate the key.
         """
+        if token is not None:
+            return self._create_in_token(ca_name, algorithm, token)
         name = key_name_for(ca_name)
         info = self._keys.create(name, algorithm, usage=KeyUsage.SIGN_VERIFY)
         ref = f"{name}#{info.primary_version}"
         return ref, self.load(ref)
 
-    def load(self, ref: str) -> SigningKey:
-        """The private key of ``ref``, refused unless the version may sign.
+    def _create_in_token(
+        self, ca_name: str, algorithm: Algorithm, token: Pkcs11Token
+    ) -> tuple[str, CASigner]:
+        from keymgmt.keyring.pkcs11 import TOKEN_SIGNING_ALGORITHMS
+
+        if algorithm not in TOKEN_SIGNING_ALGORITHMS:
+            from keymgmt.errors import UnsupportedAlgorithmError
+
+            names = ", ".join(a.value for a in TOKEN_SIGNING_ALGORITHMS)
+            raise UnsupportedAlgorithmError(
+                f"{algorithm.value} CA keys cannot be held in a PKCS#11 token; expected one "
+                f"of: {names}",
+                algorithm=algorithm.value,
+            )
+        store = self._ctx.store
+        ref = f"{TOKEN_REF_PREFIX}{ca_name}"
+        if store.get_json(TOKEN_KEY_KIND, ca_name) is not None:
+            raise AlreadyExistsError(
+                f"a token key reference for CA {ca_name!r} exists already", ca=ca_name
+            )
+        key_id = self._ctx.randomness.token_bytes(16)
+        label = f"keymgmt-ca-{ca_name}"
+        public_der = token.generate_signing_key(algorithm, label=label, key_id=key_id)
+        reference = TokenKeyReference(
+            token=token.token_label,
+            label=label,
+            key_id=key_id,
+            algorithm=algorithm,
+            public_key_der=public_der,
+        )
+
+        def run(txn: Txn) -> None:
+            if txn.get_json(TOKEN_KEY_KIND, ca_name) is not None:
+                raise AlreadyExistsError(
+                    f"a token key reference for CA {ca_name!r} exists already", ca=ca_name
+                )
+            txn.put_json(TOKEN_KEY_KIND, ca_name, reference.to_json())
+            txn.audit(
+                "pki.create-token-key",
+                f"key:{ref}",
+                algorithm=algorithm.value,
+                token=token.token_label,
+                key_id=key_id.hex(),
+            )
+
+        store.transact(run)
+        self.add_token(token)
+        return ref, TokenSigner(token, reference)
+
+    def load(self, ref: str) -> CASigner:
+        """The signer of ``ref``, refused unless the key may sign.
 
         Raises:
             KeyNotFoundError: no such key or version.
             RevokedError: the key version is revoked (compromised CA).
             KeyStateError: the version cannot sign (suspended, deactivated, destroyed).
             IntegrityError: the stored key is not a certificate signing key.
+            TokenUnavailableError: the key is in a token that is not attached
+                (``km.pki.use_token``), closed or absent.
         """
+        if ref.startswith(TOKEN_REF_PREFIX):
+            return self._load_from_token(ref)
         name, version = _split(ref)
         try:
             loaded = self._keys.use(name, version, usage=KeyUsage.SIGN_VERIFY)
@@ -107,6 +197,28 @@ class CAKeys:
         ):
             raise IntegrityError(f"the key {name} cannot sign certificates")
         return private
+
+    def _load_from_token(self, ref: str) -> CASigner:
+        ca_name = ref[len(TOKEN_REF_PREFIX) :]
+        if self._revocation.is_revoked(SubjectKind.KEY, ref):
+            raise RevokedError(f"the CA key {ref} is revoked", key_name=ref, version=None)
+        record = self._ctx.store.get_json(TOKEN_KEY_KIND, ca_name)
+        if record is None:
+            raise IntegrityError(f"the token key reference of CA {ca_name!r} is missing")
+        reference = TokenKeyReference.from_json(record)
+        with self._tokens_lock:
+            token = self._tokens.get(reference.token)
+        if token is None:
+            raise TokenUnavailableError(
+                f"the key of CA {ca_name!r} is in PKCS#11 token {reference.token!r}, which is "
+                "not attached: call km.pki.use_token(Pkcs11Token(...)) first",
+                token=reference.token,
+            )
+        if token.closed:
+            raise TokenUnavailableError(
+                f"the PKCS#11 token {reference.token!r} is closed", token=reference.token
+            )
+        return TokenSigner(token, reference)
 
     def stage_compromise(self, txn: Txn, ref: str, reason: RevocationReason) -> None:
         """Revoke the key version ``ref`` inside ``txn`` (its CA was compromised).

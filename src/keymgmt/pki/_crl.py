@@ -21,7 +21,7 @@ from typing import Final, NamedTuple
 
 from cryptography import x509
 
-from keymgmt.pki._keys import SigningKey, signature_hash
+from keymgmt.pki._signer import CASigner, sign_crl
 from keymgmt.revocation import RevocationReason
 
 __all__ = ["CRLEntry", "CRLIndex", "build_crl", "reason_flag", "reason_from_flag"]
@@ -64,7 +64,7 @@ class CRLEntry(NamedTuple):
 def build_crl(
     *,
     issuer: x509.Certificate,
-    key: SigningKey,
+    key: CASigner,
     entries: Iterable[CRLEntry],
     number: int,
     this_update: _dt.datetime,
@@ -75,7 +75,7 @@ def build_crl(
 
     Args:
         issuer: the CA certificate (issuer name, key identifier).
-        key: the CA's private key.
+        key: the CA's private key, or an external signer (a key in a token).
         entries: the revoked certificates.
         number: the CRL number (strictly increasing per CA).
         this_update: thisUpdate.
@@ -122,7 +122,7 @@ def build_crl(
         extensions=extensions,
         revoked_certificates=revoked,
     )
-    return builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+    return sign_crl(key, builder)
 
 
 class CRLIndex:

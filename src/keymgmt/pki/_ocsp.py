@@ -34,8 +34,9 @@ from keymgmt.errors import (
     MalformedInputError,
 )
 from keymgmt.pki._crl import CRLEntry, reason_flag, reason_from_flag
-from keymgmt.pki._keys import SigningKey, signature_hash, verify_signature
+from keymgmt.pki._keys import verify_signature
 from keymgmt.pki._parse import load_ocsp_request, load_ocsp_response
+from keymgmt.pki._signer import CASigner, sign_ocsp
 from keymgmt.revocation import RevocationReason
 
 __all__ = [
@@ -108,7 +109,8 @@ class OCSPResponder:
 
     Args:
         issuer: the CA certificate whose certificates this responder answers for.
-        key: the signing key: the CA's, or the delegated responder's.
+        key: the signing key: the CA's (a private key or a key in a token),
+            or the delegated responder's.
         lookup: ``serial -> (CertStatus, CRLEntry | None)``.
         responder_cert: the delegated responder certificate (issued by
             ``issuer`` with the OCSPSigning EKU); None when the CA signs.
@@ -119,7 +121,7 @@ class OCSPResponder:
         self,
         *,
         issuer: x509.Certificate,
-        key: SigningKey,
+        key: CASigner,
         lookup: StatusLookup,
         responder_cert: x509.Certificate | None = None,
         validity: _dt.timedelta = _dt.timedelta(hours=12),
@@ -181,14 +183,13 @@ class OCSPResponder:
                 reason_flag(entry.reason) if entry and status is CertStatus.REVOKED else None
             ),
         )
-        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self._responder)
         if self._delegated:
             builder = builder.certificates([self._responder])
         for ext in parsed.extensions:
             if isinstance(ext.value, x509.OCSPNonce):
                 builder = builder.add_extension(ext.value, critical=False)
         try:
-            response = builder.sign(self._key, signature_hash(self._key))
+            response = sign_ocsp(self._key, builder, responder=self._responder)
         except ValueError:  # something in the request cannot be echoed back
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         return response.public_bytes(serialization.Encoding.DER)
