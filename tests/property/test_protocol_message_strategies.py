@@ -59,6 +59,26 @@ def test_a_refused_mutation_leaves_the_request_pending(case: kst.KdcReplyCase) -
     assert case.receive(case.original) is not None  # a forgery cannot cancel a request
 
 
+# -- tickets ------------------------------------------------------------------------------------
+
+
+@FEW
+@given(kst.kdc_tickets())
+def test_kdc_tickets_open_at_their_service(case: kst.TicketCase) -> None:
+    session = case.receiver.accept(case.client.ap_request(case.ticket).data)
+    assert (session.client, session.service) == (case.ticket.client, case.ticket.service)
+    assert session.ticket_id == case.ticket.ticket_id
+
+
+@FEW
+@given(kst.mutated_kdc_tickets())
+def test_mutated_kdc_tickets_raise_only_keymgmt_errors(case: kst.TicketCase) -> None:
+    assert case.ticket.ticket != case.original
+    with pytest.raises(KeyMgmtError):
+        # An empty or oversize ticket is refused already when the request is built.
+        case.receiver.accept(case.client.ap_request(case.ticket).data)
+
+
 # -- AP requests (ticket + authenticator) ------------------------------------------------------
 
 

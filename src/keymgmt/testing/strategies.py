@@ -56,6 +56,7 @@ __all__ = [
     "ManagedKey",
     "ServerHelloCase",
     "SessionReplyCase",
+    "TicketCase",
     "algorithms",
     "ap_requests",
     "asymmetric_algorithms",
@@ -72,6 +73,7 @@ __all__ = [
     "invalid_key_specs",
     "kdc_key_requests",
     "kdc_replies",
+    "kdc_tickets",
     "key_names",
     "key_specs",
     "managed_keys",
@@ -80,6 +82,7 @@ __all__ = [
     "mutated_ap_requests",
     "mutated_ciphertexts",
     "mutated_kdc_replies",
+    "mutated_kdc_tickets",
     "mutated_server_hellos",
     "mutated_session_replies",
     "naive_datetimes",
@@ -619,6 +622,48 @@ def mutated_kdc_replies(draw: st.DrawFn, kinds: Sequence[str] = ("key", "ticket"
     """A :func:`kdc_replies` case whose ``reply`` was then mutated (see :func:`mutated`)."""
     case = draw(kdc_replies(kinds))
     return attrs.evolve(case, reply=draw(mutated(case.original)))
+
+
+@attrs.frozen
+class TicketCase:
+    """A session ticket the KDC issued to ``client`` for the service ``receiver`` checks.
+
+    ``ticket`` is the client's ``SessionTicket`` (session key, expiry, and the
+    sealed ``ticket.ticket`` bytes only the service can open):
+    ``receiver.accept(client.ap_request(ticket).data)`` accepts it. From
+    :func:`mutated_kdc_tickets`, ``ticket.ticket`` is a mutation of
+    ``original`` and the same call raises a ``KeyMgmtError``.
+    """
+
+    manager: KeyManager
+    client: Any
+    receiver: Any
+    ticket: Any
+    original: bytes
+
+
+@st.composite
+def kdc_tickets(draw: st.DrawFn) -> TicketCase:
+    """A ticket fetched by a real ``KdcClient`` from the manager's KDC."""
+    from keymgmt.kdc import InProcessTransport
+
+    parties = draw(_kdc_parties())
+    km = parties.manager
+    ticket = parties.client.fetch_ticket(parties.service_name, InProcessTransport(km.kdc))
+    return TicketCase(
+        manager=km,
+        client=parties.client,
+        receiver=parties.receiver,
+        ticket=ticket,
+        original=ticket.ticket,
+    )
+
+
+@st.composite
+def mutated_kdc_tickets(draw: st.DrawFn) -> TicketCase:
+    """A :func:`kdc_tickets` case whose sealed ticket bytes were then mutated (:func:`mutated`)."""
+    case = draw(kdc_tickets())
+    return attrs.evolve(case, ticket=attrs.evolve(case.ticket, ticket=draw(mutated(case.original))))
 
 
 #: Deliberate defects of an AP request (see :func:`ap_requests`).
