@@ -380,6 +380,111 @@ def _session(session: Any) -> _Doc:
     return doc
 
 
+# -- the key distribution center ------------------------------------------------------------------
+
+_PRINCIPAL_COLUMNS = [
+    "name",
+    "credential",
+    "status",
+    "credential version",
+    "created",
+    "certificate",
+]
+
+
+def _principal_row(info: Any) -> Sequence[object]:
+    status = "revoked" if info.revoked else ("enabled" if info.enabled else "disabled")
+    certificate = ""
+    if info.certificate_serial:
+        certificate = f"{info.certificate_serial} ({info.certificate_issuer or '?'})"
+    return (
+        info.name,
+        info.credential,
+        status,
+        info.credential_version,
+        _when(info.created_at),
+        certificate,
+    )
+
+
+def _principal(info: Any) -> _Doc:
+    # PrincipalInfo never holds the long-term key: there is nothing to leave out.
+    doc = _Doc(f"KDC principal {info.name!r}")
+    for name, value in zip(_PRINCIPAL_COLUMNS[1:], _principal_row(info)[1:], strict=True):
+        doc.field(name, value)
+    return doc
+
+
+def _principals(infos: Sequence[Any]) -> _Doc:
+    doc = _Doc(f"KDC principals ({len(infos)})")
+    doc.table("principals", _PRINCIPAL_COLUMNS, [_principal_row(i) for i in infos])
+    return doc
+
+
+_GRANT_COLUMNS = ["grant", "kind", "principal", "key / peer", "issued", "expires", "auth"]
+
+
+def _grant_row(grant: Any) -> Sequence[object]:
+    return (
+        grant.id,
+        grant.kind,
+        grant.principal,
+        grant.key_id if grant.kind == "key" else (grant.peer or ""),
+        _when(grant.issued_at),
+        _when(grant.expires_at),
+        grant.auth,
+    )
+
+
+def _grant(grant: Any) -> _Doc:
+    # A grant record names what was handed out and to whom, never the key itself.
+    doc = _Doc(f"KDC {grant.kind} grant {grant.id}")
+    for name, value in zip(_GRANT_COLUMNS[1:], _grant_row(grant)[1:], strict=True):
+        doc.field(name, value)
+    return doc
+
+
+def _grants(grants: Sequence[Any]) -> _Doc:
+    doc = _Doc(f"KDC grants ({len(grants)})")
+    doc.table("grants", _GRANT_COLUMNS, [_grant_row(g) for g in grants])
+    return doc
+
+
+def _compromise(report: Any) -> _Doc:
+    doc = _Doc(f"Compromise response: {report.subject}")
+    doc.field("reason", report.reason.value)
+    doc.field("at", _when(report.at))
+    doc.field("revoked", ", ".join(report.revoked))
+    doc.field("rotated to", ", ".join(report.rotated))
+    doc.field("recipients", ", ".join(report.recipients) or "none")
+    doc.field("KDC revocation list", report.revocation_list_number)
+    doc.field("CRL", report.crl)
+    data_keys = dict(report.data_keys)
+    doc.table(
+        "exposed key versions",
+        ["key version", "data keys generated under it"],
+        ((v, data_keys.get(v, 0)) for v in report.exposed_key_versions),
+    )
+    doc.table(
+        "grants of exposed material", _GRANT_COLUMNS, [_grant_row(g) for g in report.key_grants]
+    )
+    doc.table("exposed session tickets", _GRANT_COLUMNS, [_grant_row(g) for g in report.tickets])
+    if report.not_exposed:
+        doc.table(
+            "not exposed (forward-secret replies)",
+            _GRANT_COLUMNS,
+            [_grant_row(g) for g in report.not_exposed],
+        )
+    issues = getattr(report, "data_key_issues", ())
+    if issues:
+        doc.table(
+            "data keys under exposed versions",
+            ["data key", "key version", "asked by", "issued"],
+            [(i.id, i.key_id, i.actor, _when(i.issued_at)) for i in issues],
+        )
+    return doc
+
+
 # -- dispatch ------------------------------------------------------------------------------------
 
 
@@ -410,6 +515,11 @@ def _builder(obj: object) -> Callable[[], _Doc] | None:
             return lambda: _chain(obj)
         if all(isinstance(e, AuditEntry) for e in obj):
             return lambda: _audit_entries(obj)
+        kinds = {(type(o).__module__.startswith("keymgmt.kdc"), type(o).__name__) for o in obj}
+        if kinds == {(True, "PrincipalInfo")}:
+            return lambda: _principals(obj)
+        if kinds == {(True, "GrantRecord")}:
+            return lambda: _grants(obj)
     name = type(obj).__name__
     module = type(obj).__module__
     if module.startswith("keymgmt.pki"):
@@ -419,6 +529,13 @@ def _builder(obj: object) -> Callable[[], _Doc] | None:
             return lambda: _issued(obj)
         if name == "CertificateAuthority":
             return lambda: _authority(obj)
+    if module.startswith("keymgmt.kdc"):
+        if name == "CompromiseReport":
+            return lambda: _compromise(obj)
+        if name == "PrincipalInfo":
+            return lambda: _principal(obj)
+        if name == "GrantRecord":
+            return lambda: _grant(obj)
     if module.startswith("keymgmt.exchange"):
         if name == "Session":
             return lambda: _session(obj)
