@@ -139,3 +139,12 @@ def test_kdc_views_never_show_keys_credentials_or_session_keys(world: _World) ->
     ]
     for secret in world.secrets:
         _assert_absent(secret, views)
+
+
+def test_kdc_types_render_by_themselves_in_jupyter_and_ipython(world: _World) -> None:
+    (grant, *_) = world.km.kdc.grants()
+    for obj in (world.report, world.km.kdc.get("alice"), grant):
+        printer = _Printer()
+        obj._repr_pretty_(printer, False)
+        assert printer.out == [text(obj)]
+        assert obj._repr_html_() == show(obj)._repr_html_()
