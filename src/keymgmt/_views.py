@@ -610,9 +610,12 @@ def show(obj: object) -> View:
     Works for everything with a keymgmt view, including types that are not
     keymgmt's: an ``x509.Certificate``, an ``x509.CertificateRevocationList``,
     a list of certificates (a chain, leaf first) and a list of audit entries
-    (``km.audit.tail(10)``). keymgmt's own types (``KeyManager``, ``KeyInfo``,
-    ``AuditEntry``, ``AuditLog``, ``VerifiedPath``, ``IssuedCertificate``,
-    ``CertificateAuthority``, handshake ``Session``) render by themselves.
+    (``km.audit.tail(10)``), of KDC principals (``km.kdc.list()``) and of KDC
+    grants (``km.kdc.grants()``). keymgmt's own types (``KeyManager``,
+    ``KeyInfo``, ``AuditEntry``, ``AuditLog``, ``VerifiedPath``,
+    ``IssuedCertificate``, ``CertificateAuthority``, handshake ``Session``,
+    the KDC's ``CompromiseReport``, ``PrincipalInfo`` and ``GrantRecord``)
+    render by themselves.
 
     Raises:
         InvalidArgumentError: keymgmt has no view for this type.
