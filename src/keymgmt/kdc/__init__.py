@@ -12,6 +12,7 @@ connects them to the :class:`KeyDistributionCenter` in one process. See
 """
 
 from keymgmt.kdc._client import KdcClient, TicketReceiver, Transport
+from keymgmt.kdc._compromise import CompromiseReport, Playbook
 from keymgmt.kdc._events import (
     DEFAULT_SKEW,
     AcceptedSession,
@@ -29,13 +30,11 @@ from keymgmt.kdc._events import (
 from keymgmt.kdc._policy import AccessRule, Policy
 from keymgmt.kdc._server import (
     CertificateVerifier,
-    CompromiseReport,
     DistributableKey,
     GrantRecord,
     KdcSettings,
     KeyDistributionCenter,
     KeySource,
-    Playbook,
     PrincipalInfo,
     Signer,
     StoredSigner,

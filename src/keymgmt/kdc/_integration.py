@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from keymgmt._store import Txn
 from keymgmt.errors import (
     AlreadyExistsError,
     CertificateVerificationError,
+    KeyMgmtError,
     KeyNotFoundError,
     KeyStateError,
     KeyUsageError,
     RevokedError,
 )
 from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
+from keymgmt.keys._datakeys import DataKeyIssue, issued_in
 from keymgmt.revocation import RevocationReason
 
 if TYPE_CHECKING:
@@ -129,55 +133,67 @@ class ManagerSigner:
 
 
 class ManagerPlaybook:
-    """The steps of a compromise response that belong to other parts."""
+    """The steps of a compromise response that belong to ``km.keys`` and ``km.pki``.
+
+    The ``stage_*`` steps write only through the response's transaction
+    (:mod:`keymgmt.kdc._compromise`).
+    """
 
     def __init__(self, manager: KeyManager) -> None:
         self._manager = manager
 
-    def compromise_key_version(self, name: str, version: int, reason: RevocationReason) -> None:
-        """Mark the version compromised in the key store (and the registry)."""
-        self._manager.keys.revoke(name, version, reason=reason)
-
-    def rotate_if_primary(self, name: str, version: int) -> int | None:
-        """Rotate ``name`` when ``version`` is its primary; the new version or None."""
-        info = self._manager.keys.get(name)
-        if info.primary_version != version:
-            return None
-        return self._manager.keys.rotate(name).version
-
-    def data_keys(self, name: str, version: int) -> int:
-        """How many data keys were generated under the version (from usage audit)."""
+    def prepare(self) -> None:
+        """Write this process's pending use counts and data-key log first."""
         self._manager.keys.flush_usage()
-        count = 0
-        subject = f"{name}#{version}"
-        for entry in self._manager.audit.entries():
-            if entry.operation == "key.usage" and entry.object == subject:
-                details: dict[str, Any] = dict(entry.details)
-                if details.get("use") == "generate-data-key":
-                    count += int(details.get("count", 0) or 0)
-        return count
 
     def primary_version(self, name: str) -> int:
         """The primary version of ``name`` (whatever its state)."""
         return self._manager.keys.get(name).primary_version
 
-    def revoke_certificate(self, cert: x509.Certificate, reason: RevocationReason) -> str | None:
-        """Revoke ``cert`` at the CA that issued it and publish a new CRL.
+    def stage_compromise_key_version(
+        self, txn: Txn, name: str, version: int, reason: RevocationReason
+    ) -> None:
+        """Mark the version compromised in the key store (and the registry)."""
+        self._manager.keys.stage_revoke(txn, name, version, reason=reason)
+
+    def stage_rotate_if_primary(self, txn: Txn, name: str, version: int) -> int | None:
+        """Rotate ``name`` when ``version`` is its primary; the new version or None."""
+        new = self._manager.keys.stage_rotate(txn, name, if_primary=version, trigger="compromise")
+        return None if new is None else new.version
+
+    def data_keys(self, txn: Txn, name: str, version: int) -> Sequence[DataKeyIssue]:
+        """The data keys generated under the version (the key store's data-key log)."""
+        return issued_in(txn, name, version)
+
+    def stage_revoke_certificate(
+        self, txn: Txn, cert: x509.Certificate, reason: RevocationReason
+    ) -> str | None:
+        """Revoke ``cert`` at the CA that issued it (the CRL is due from the commit on).
 
         Returns:
-            ``"<ca>:<serial hex>"`` and the CRL number, or None when no CA of
-            this store issued it.
+            ``"<ca>:<serial hex>"``, or None when no CA of this store issued it.
         """
         pki = self._manager.pki
         subject = pki.revocation_subject(cert)
         if subject is None:
             return None
         ca_name, _, serial = subject.partition(":")
-        ca = pki.ca(ca_name)
-        ca.revoke(serial, reason)
-        crl = ca.crl(force=True)
-        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-        return f"{subject} crl={number}"
+        pki.ca(ca_name).stage_revoke(txn, serial, reason)
+        return subject
+
+    def publish_crl(self, subject: str) -> int | None:
+        """Sign the new CRL of the CA named in ``subject``; its number, or None.
+
+        None when the CA cannot sign now (its key or certificate revoked): the
+        CRL stays due and the next ``ca.crl()`` that can sign builds it.
+        """
+        ca = self._manager.pki.ca(subject.partition(":")[0])
+        try:
+            crl = ca.crl(force=True)
+        except KeyMgmtError:
+            return None
+        number: int = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        return number
 
 
 def key_source(manager: KeyManager) -> KeySource | None:

@@ -39,7 +39,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 from cryptography import x509
@@ -82,15 +82,16 @@ from keymgmt.kdc._wire import MessageType
 from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.storage import Record
 
+if TYPE_CHECKING:
+    from keymgmt.kdc._compromise import CompromiseReport, Playbook
+
 __all__ = [
     "CertificateVerifier",
-    "CompromiseReport",
     "DistributableKey",
     "GrantRecord",
     "KdcSettings",
     "KeyDistributionCenter",
     "KeySource",
-    "Playbook",
     "PrincipalInfo",
     "Signer",
     "StoredSigner",
@@ -131,30 +132,6 @@ class KeySource(Protocol):
             RevokedError: the version is revoked or compromised.
             KeyStateError: the version's state forbids distribution.
         """
-        ...
-
-
-class Playbook(Protocol):
-    """The steps of a compromise response that other parts carry out."""
-
-    def compromise_key_version(self, name: str, version: int, reason: RevocationReason) -> None:
-        """Mark a key version compromised (key store state and registry)."""
-        ...
-
-    def rotate_if_primary(self, name: str, version: int) -> int | None:
-        """Rotate ``name`` if ``version`` is its primary; the new version, or None."""
-        ...
-
-    def data_keys(self, name: str, version: int) -> int:
-        """How many data keys were generated under the version."""
-        ...
-
-    def primary_version(self, name: str) -> int:
-        """The primary version of key ``name`` (whatever its state)."""
-        ...
-
-    def revoke_certificate(self, cert: x509.Certificate, reason: RevocationReason) -> str | None:
-        """Revoke the certificate at its CA and publish a new CRL; a description, or None."""
         ...
 
 
@@ -239,6 +216,18 @@ class PrincipalInfo:
             "certificate_issuer": self.certificate_issuer,
         }
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
+
+        pretty(self, printer, cycle)
+
 
 @attrs.frozen(kw_only=True)
 class GrantRecord:
@@ -302,63 +291,17 @@ class GrantRecord:
             return f"key:{self.key_id}:{self.id}"
         return f"ticket:{self.principal}:{self.id}"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import html
 
-@attrs.frozen(kw_only=True)
-class CompromiseReport:
-    """What one compromise response did and what was exposed.
+        return html(self)
 
-    Attributes:
-        subject: what was compromised (``key:<name>#<version>``,
-            ``principal:<name>`` or ``certificate:<ca>:<serial hex>``).
-        reason: the revocation reason recorded.
-        at: when the response ran (the manager's clock).
-        revoked: the revocation subjects recorded by this response.
-        rotated: new primary versions (``name#version``) made by it.
-        exposed_key_versions: key versions now in someone else's hands.
-        key_grants: the grants of exposed key versions (who received them, when).
-        tickets: session tickets whose keys are exposed.
-        data_keys: per exposed key version, how many data keys were generated
-            under it (``(name#version, count)``).
-        recipients: principals that received exposed material.
-        not_exposed: grants made to the subject over forward-secret replies
-            (certificate principals): listed, but a leaked certificate key
-            does not open them.
-        revocation_list_number: the number of the KDC revocation list that
-            carries the new revocations (fetch it with :meth:`revocation_list`).
-        crl: the CA revocation and new CRL (certificates only).
-    """
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (metadata only; see :mod:`keymgmt.views`)."""
+        from keymgmt._views import pretty
 
-    subject: str
-    reason: RevocationReason
-    at: _dt.datetime
-    revoked: tuple[str, ...]
-    rotated: tuple[str, ...]
-    exposed_key_versions: tuple[str, ...]
-    key_grants: tuple[GrantRecord, ...]
-    tickets: tuple[GrantRecord, ...]
-    data_keys: tuple[tuple[str, int], ...]
-    recipients: tuple[str, ...]
-    not_exposed: tuple[GrantRecord, ...] = ()
-    revocation_list_number: int
-    crl: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly view."""
-        return {
-            "subject": self.subject,
-            "reason": self.reason.value,
-            "at": self.at.isoformat(),
-            "revoked": list(self.revoked),
-            "rotated": list(self.rotated),
-            "exposed_key_versions": list(self.exposed_key_versions),
-            "key_grants": [g.id for g in self.key_grants],
-            "tickets": [g.id for g in self.tickets],
-            "data_keys": dict(self.data_keys),
-            "recipients": list(self.recipients),
-            "not_exposed": [g.id for g in self.not_exposed],
-            "revocation_list_number": self.revocation_list_number,
-            "crl": self.crl,
-        }
+        pretty(self, printer, cycle)
 
 
 @attrs.frozen
@@ -1375,15 +1318,18 @@ class KeyDistributionCenter:
     ) -> CompromiseReport:
         """Respond to a compromise of a key version, a principal or a certificate.
 
-        One playbook: revoke (so the KDC refuses further distribution and
-        every part refuses the subject), rotate what must be replaced, make
-        the new revocation list current, audit one ``kdc.compromise`` entry,
-        and report what was exposed from the grant records.
+        The whole playbook is **one** audited store transaction
+        (:mod:`keymgmt.kdc._compromise`): revoke (so the KDC refuses further
+        distribution and every part refuses the subject), rotate what must be
+        replaced, make the new revocation list current, one
+        ``kdc.compromise`` audit entry; a failure at any step writes
+        nothing. A certificate's new CRL is signed right after the commit.
+        The report of what was exposed is read in the same transaction.
 
         * ``key="name#version"`` (or ``"name"`` for its primary version): the
           version is marked compromised; if it was the primary the key is
           rotated; the report lists who received it and the data keys made
-          under it.
+          under it (by id, with who asked).
         * ``principal="name"``: the principal is revoked. A symmetric
           principal's long-term key opens every reply and ticket sealed
           under it, so the key versions it received are exposed and, with
@@ -1391,175 +1337,23 @@ class KeyDistributionCenter:
           client and as service) are exposed. A certificate principal's
           replies were forward-secret: they are listed as not exposed.
         * ``certificate=cert``: the certificate is revoked at the CA that
-          issued it and a new CRL is signed; principals registered with it
-          are revoked.
+          issued it, principals registered with it are revoked, and the
+          CA's new CRL is signed.
 
-        The steps are separate transactions (the key store, the PKI and the
-        KDC each write their own); they run in this order so that
-        distribution is refused first, and re-running the call is safe.
+        Running it again is safe (revocations are idempotent; a version no
+        longer primary is not rotated again).
 
         Raises:
             InvalidArgumentError: not exactly one subject, or a bad reason.
             NotFoundError / KeyNotFoundError: no such principal or key.
         """
-        given = [x is not None for x in (key, principal, certificate)]
-        if sum(given) != 1:
-            raise InvalidArgumentError("give exactly one of key=, principal= or certificate=")
-        why = RevocationReason.parse(reason)
-        if key is not None:
-            return self._compromise_key(key, why)
-        if principal is not None:
-            return self._compromise_principal(principal, why, cascade=cascade)
-        assert certificate is not None
-        return self._compromise_certificate(certificate, why)
+        from keymgmt.kdc._compromise import respond
 
-    def _key_version(self, key: str) -> tuple[str, int]:
-        name, sep, version = key.partition("#")
-        if sep:
-            if not version.isdigit() or int(version) < 1:
-                raise InvalidArgumentError(f"bad key version in {key!r}; expected name#version")
-            return name, int(version)
-        if self._playbook is None:
-            raise InvalidArgumentError("give the key as name#version")
-        return name, self._playbook.primary_version(name)
-
-    def _revoke_version(self, name: str, version: int, why: RevocationReason) -> str | None:
-        """Compromise one version and rotate if needed; the new version's id, if any."""
-        if self._playbook is not None:
-            self._playbook.compromise_key_version(name, version, why)
-            new = self._playbook.rotate_if_primary(name, version)
-            return None if new is None else f"{name}#{new}"
-        self._ctx.revocation.revoke(SubjectKind.KEY, f"{name}#{version}", why)
-        return None
-
-    def _data_keys(self, versions: Iterable[str]) -> tuple[tuple[str, int], ...]:
-        if self._playbook is None:
-            return ()
-        out = []
-        for key_id in versions:
-            name, _, version = key_id.rpartition("#")
-            out.append((key_id, self._playbook.data_keys(name, int(version))))
-        return tuple(out)
-
-    def _finish(self, subject: str, why: RevocationReason, **fields: Any) -> CompromiseReport:
-        now = self._ctx.clock.now()
-
-        def run(txn: Txn) -> None:
-            txn.audit(
-                "kdc.compromise",
-                subject,
-                reason=why.value,
-                revoked=",".join(fields["revoked"]),
-                rotated=",".join(fields["rotated"]),
-                exposed=",".join(fields["exposed_key_versions"]),
-                grants=len(fields["key_grants"]),
-                tickets=len(fields["tickets"]),
-                recipients=",".join(fields["recipients"]),
-                crl=fields.get("crl"),
-            )
-
-        self._store.transact(run)
-        return CompromiseReport(
-            subject=subject,
-            reason=why,
-            at=now,
-            revocation_list_number=self._store.backend.generation(),
-            **fields,
-        )
-
-    def _compromise_key(self, key: str, why: RevocationReason) -> CompromiseReport:
-        name, version = self._key_version(key)
-        key_id = f"{name}#{version}"
-        new = self._revoke_version(name, version, why)
-        grants = tuple(self.grants(key=key_id))
-        return self._finish(
-            f"key:{key_id}",
-            why,
-            revoked=(f"key:{key_id}",),
-            rotated=() if new is None else (new,),
-            exposed_key_versions=(key_id,),
-            key_grants=grants,
-            tickets=(),
-            data_keys=self._data_keys((key_id,)),
-            recipients=tuple(sorted({g.principal for g in grants})),
-        )
-
-    def _compromise_principal(
-        self, name: str, why: RevocationReason, *, cascade: bool
-    ) -> CompromiseReport:
-        found = self._principal(name)
-        if found is None:
-            raise NotFoundError(f"no principal named {name!r}", principal=name)
-        self._store.transact(lambda txn: self._stage_principal_revocation(txn, name, why))
-        revoked = [f"principal:{name}"]
-        mine = self.grants(principal=name)
-        exposed_grants = [g for g in mine if g.auth == "symmetric" or g.principal != name]
-        not_exposed = tuple(g for g in mine if g not in exposed_grants)
-        versions = sorted({g.key_id for g in exposed_grants if g.kind == "key" and g.key_id})
-        tickets = tuple(g for g in exposed_grants if g.kind == "ticket")
-        rotated: list[str] = []
-        if cascade:
-            for key_id in versions:
-                key_name, _, version = key_id.rpartition("#")
-                new = self._revoke_version(key_name, int(version), why)
-                revoked.append(f"key:{key_id}")
-                if new is not None:
-                    rotated.append(new)
-        key_grants = tuple(g for v in versions for g in self.grants(key=v))
-        recipients = {g.principal for g in key_grants} | {name}
-        recipients |= {g.peer for g in tickets if g.peer} | {g.principal for g in tickets}
-        return self._finish(
-            f"principal:{name}",
-            why,
-            revoked=tuple(revoked),
-            rotated=tuple(rotated),
-            exposed_key_versions=tuple(versions),
-            key_grants=key_grants,
-            tickets=tickets,
-            data_keys=self._data_keys(versions),
-            recipients=tuple(sorted(recipients)),
-            not_exposed=not_exposed,
-        )
-
-    def _principal_revoker(self, name: str, why: RevocationReason) -> Callable[[Txn], None]:
-        def run(txn: Txn) -> None:
-            self._stage_principal_revocation(txn, name, why)
-
-        return run
-
-    def _compromise_certificate(
-        self, certificate: x509.Certificate, why: RevocationReason
-    ) -> CompromiseReport:
-        if not isinstance(certificate, x509.Certificate):
-            raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
-        crl = None
-        if self._playbook is not None:
-            crl = self._playbook.revoke_certificate(certificate, why)
-        serial = format(certificate.serial_number, "x")
-        subject = crl.split(" ")[0] if crl else f"{_certificate_issuer_id(certificate)}:{serial}"
-        holders = [
-            info.name
-            for info in self.list()
-            if info.credential == "certificate"
-            and info.certificate_serial == serial
-            and info.certificate_issuer == _certificate_issuer_id(certificate)
-        ]
-        revoked = [f"certificate:{subject}"] if crl else []
-        not_exposed: list[GrantRecord] = []
-        for holder in holders:
-            self._store.transact(self._principal_revoker(holder, why))
-            revoked.append(f"principal:{holder}")
-            not_exposed.extend(self.grants(principal=holder))
-        return self._finish(
-            f"certificate:{subject}",
-            why,
-            revoked=tuple(revoked),
-            rotated=(),
-            exposed_key_versions=(),
-            key_grants=(),
-            tickets=(),
-            data_keys=(),
-            recipients=tuple(sorted(holders)),
-            not_exposed=tuple(not_exposed),
-            crl=crl,
+        return respond(
+            self,
+            key=key,
+            principal=principal,
+            certificate=certificate,
+            reason=reason,
+            cascade=cascade,
         )

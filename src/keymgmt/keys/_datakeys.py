@@ -22,7 +22,7 @@ random nonce).
 
 Records (sealed by the keyring):
 
-``datakey`` / ``<name>#<version>:<id of the first entry>``
+``datakey`` / ``<name>#<version>:<first entry's time, 16 hex digits>-<its id>``
     ``{"key": name, "version": v, "issued": [[id, actor, micros], ...]}``,
     at most :data:`CHUNK` entries each; prefix-searchable by
     ``<name>#<version>:``.
@@ -124,9 +124,11 @@ class DataKeyLog:
         for (name, version), entries in sorted(groups.items()):
             for start in range(0, len(entries), CHUNK):
                 chunk = entries[start : start + CHUNK]
+                # Named by the first entry's time, then its id: records list
+                # in issuance order, and two flushes never pick one name.
                 txn.put_json(
                     DATA_KEY_KIND,
-                    f"{name}#{version}:{chunk[0][0]}",
+                    f"{name}#{version}:{chunk[0][2]:016x}-{chunk[0][0]}",
                     {"key": name, "version": version, "issued": chunk},
                 )
 
@@ -152,7 +154,7 @@ def _decode(values: Iterable[dict[str, Any]]) -> builtins.list[DataKeyIssue]:
             )
     except (KeyError, TypeError, ValueError):
         raise IntegrityError("a data-key log record is malformed") from None
-    out.sort(key=lambda i: (i.version, i.issued_at, i.id))
+    out.sort(key=lambda i: (i.version, i.issued_at))  # stable: issuance order
     return out
 
 
