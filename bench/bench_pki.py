@@ -33,7 +33,7 @@ from cryptography.x509 import DNSName
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from keymgmt import KeyManager, _codec
-from keymgmt.pki import TLS_SERVER, CertificateAuthority, CRLEntry, build_crl
+from keymgmt.pki import TLS_SERVER, CertificateAuthority, CRLEntry, IssueRequest, build_crl
 from keymgmt.pki._keys import signature_hash
 from keymgmt.pki._profiles import build_extensions
 from keymgmt.revocation import RevocationReason, SubjectKind
@@ -96,6 +96,40 @@ def _issuance_cases() -> list[Case]:
                     "sealed head, CAS commit); 1.3x not reachable for Ed25519/P-256 with "
                     "that guarantee (docs/pki.md#measured)"
                 ),
+            )
+        )
+    return out
+
+
+_BATCH = 100
+
+
+def _batch_issuance_cases() -> list[Case]:
+    """``issue_many``: 100 leaves signed, recorded and audited in one transaction."""
+    out = []
+    leaf = ec.generate_private_key(ec.SECP256R1()).public_key()
+    request = IssueRequest(
+        public_key=leaf, subject="svc", names=["svc.example.com"], profile=TLS_SERVER
+    )
+    for key_type in ("ed25519", "ecdsa-p256", "rsa-2048"):
+        km = KeyManager.in_memory()
+        ca = km.pki.create_root_ca("bench", key_type=key_type)
+        raw_one = _raw_issue(ca, leaf)
+
+        def ours(ca: CertificateAuthority = ca) -> object:
+            return ca.issue_many([request] * _BATCH)
+
+        def raw(one: Callable[[], object] = raw_one) -> object:
+            return [one() for _ in range(_BATCH)]
+
+        out.append(
+            Case(
+                "pki",
+                f"issue_many {_BATCH} leaves ({key_type} CA) vs {_BATCH}x builder.sign",
+                ours,
+                raw,
+                target=1.3,
+                note="one transaction: 100 sealed records, 100 chained audit entries",
             )
         )
     return out
@@ -262,6 +296,7 @@ def cases() -> list[Case]:
     """Issuance, CRL build, registry lookups and revokes at scale, verification."""
     return [
         *_issuance_cases(),
+        *_batch_issuance_cases(),
         *_verify_cases(),
         *_registry_cases(),
         *_revoke_cases(),

@@ -13,7 +13,7 @@ Returned objects are ``cryptography.x509`` types. See ``docs/pki.md`` for
 how verification is built and why.
 """
 
-from keymgmt.pki._ca import PKI, CertificateAuthority, IssuedCertificate
+from keymgmt.pki._ca import PKI, CertificateAuthority, IssuedCertificate, IssueRequest
 from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
 from keymgmt.pki._export import (
     Encoding,
@@ -79,6 +79,7 @@ __all__ = [
     "CertificateVerifier",
     "Encoding",
     "IssuedCertificate",
+    "IssueRequest",
     "OCSPResponder",
     "OCSPStatus",
     "Profile",
