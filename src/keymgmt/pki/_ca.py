@@ -5,7 +5,7 @@ Record kinds (all sealed, see :mod:`keymgmt._store`):
 ``pki-ca``      name = CA name. The CA certificate (DER), its parent CA,
                 its key reference (``name#version``), CRL/OCSP URLs.
 ``pki-cakey``   the CA private key (PKCS#8 DER), see :mod:`._cakeys`.
-``pki-tokenkey`` name = CA name, for a CA whose key is in a PKCS#11 token:
+``pki-tokenkey`` name = ``"<ca>#<key id>"``, for a CA whose key is in a PKCS#11 token:
                 a reference to it (token, label, id, public key), never the
                 key; see :mod:`._signer`.
 ``pki-cert``    name = ``"<ca>:<serial hex>"``. Every certificate a CA
@@ -1026,6 +1026,7 @@ class CertificateAuthority:
             raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
         constraints = name_constraints(permitted_names, excluded_names)
         profile = INTERMEDIATE_CA.evolve(path_length=path_length)
+        self._key()  # a parent that cannot sign (revoked, token gone) leaves no child key
         ref, key = self._pki._keys.create(name, algorithm, token=token)
         self._issue(
             profile=profile,

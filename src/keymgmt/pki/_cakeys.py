@@ -20,18 +20,24 @@ key storage.
 A CA key may instead be generated **in a PKCS#11 token**
 (:class:`~keymgmt.keyring.pkcs11.Pkcs11Token`): sensitive, never
 extractable, sign-only. The store then keeps only a sealed reference to it
-(record kind ``pki-tokenkey``, name = CA name: token label, key label,
-CKA_ID, algorithm, public key DER), written in its own audited transaction
-like a software key, and the CA record references it as ``"pkcs11:<ca>"``.
+(record kind ``pki-tokenkey``, name ``"<ca>#<CKA_ID hex>"``: token label,
+key label, CKA_ID, algorithm, public key DER), written in its own audited
+transaction like a software key, and the CA record references it as
+``"pkcs11:<ca>#<CKA_ID hex>"``. One record per generated key, so a CA
+creation that fails after its key was made (the token failed to sign) leaves
+an unused reference that a retry does not collide with, and two concurrent
+creations of one CA can never pair one key's certificate with another's
+reference.
 Signing needs the token attached to the PKI (:meth:`CAKeys.add_token`, i.e.
 ``km.pki.use_token``); without it, or with the token closed or absent,
 loading the key raises :class:`~keymgmt.errors.TokenUnavailableError`. A
 token key has no key store lifecycle; its compromise revokes the subject
-``"pkcs11:<ca>"`` (``SubjectKind.KEY``) exactly as for a software key.
+``"pkcs11:<ca>#<id>"`` (``SubjectKind.KEY``) exactly as for a software key.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Final
 
@@ -58,7 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TOKEN_REF_PREFIX", "CAKeys", "key_name_for"]
 
-#: CA key references of keys held in a token: ``"pkcs11:<ca name>"``.
+#: CA key references of keys held in a token: ``"pkcs11:<ca name>#<CKA_ID hex>"``.
 TOKEN_REF_PREFIX: Final = "pkcs11:"  # noqa: S105 - a reference prefix, not a secret
 
 
@@ -98,10 +104,11 @@ class CAKeys:
         store keeping only a sealed reference.
 
         Returns:
-            the reference (``"<key name>#<version>"`` or ``"pkcs11:<ca>"``) and the signer.
+            the reference (``"<key name>#<version>"`` or ``"pkcs11:<ca>#<id>"``)
+            and the signer.
 
         Raises:
-            AlreadyExistsError: a key with the CA's key name (or a token key reference) exists.
+            AlreadyExistsError: a key with the CA's key name exists (software keys).
             UnsupportedAlgorithmError: the algorithm cannot be held in a token.
             TokenUnavailableError: the token cannot generate the key.
         """
@@ -127,12 +134,12 @@ class CAKeys:
                 algorithm=algorithm.value,
             )
         store = self._ctx.store
-        ref = f"{TOKEN_REF_PREFIX}{ca_name}"
-        if store.get_json(TOKEN_KEY_KIND, ca_name) is not None:
-            raise AlreadyExistsError(
-                f"a token key reference for CA {ca_name!r} exists already", ca=ca_name
-            )
-        key_id = self._ctx.randomness.token_bytes(16)
+        # The CKA_ID names an object in a token that other stores (and test
+        # runs with seeded randomness) share: it must be unique across them,
+        # so it comes from the OS, not from the store's injected randomness.
+        key_id = os.urandom(16)
+        record_name = f"{ca_name}#{key_id.hex()}"
+        ref = f"{TOKEN_REF_PREFIX}{record_name}"
         label = f"keymgmt-ca-{ca_name}"
         public_der = token.generate_signing_key(algorithm, label=label, key_id=key_id)
         reference = TokenKeyReference(
@@ -144,11 +151,11 @@ class CAKeys:
         )
 
         def run(txn: Txn) -> None:
-            if txn.get_json(TOKEN_KEY_KIND, ca_name) is not None:
+            if txn.get_json(TOKEN_KEY_KIND, record_name) is not None:  # 2^-128
                 raise AlreadyExistsError(
-                    f"a token key reference for CA {ca_name!r} exists already", ca=ca_name
+                    f"a token key reference {record_name!r} exists already", ca=ca_name
                 )
-            txn.put_json(TOKEN_KEY_KIND, ca_name, reference.to_json())
+            txn.put_json(TOKEN_KEY_KIND, record_name, reference.to_json())
             txn.audit(
                 "pki.create-token-key",
                 f"key:{ref}",
@@ -199,10 +206,11 @@ class CAKeys:
         return private
 
     def _load_from_token(self, ref: str) -> CASigner:
-        ca_name = ref[len(TOKEN_REF_PREFIX) :]
+        record_name = ref[len(TOKEN_REF_PREFIX) :]
+        ca_name = record_name.partition("#")[0]
         if self._revocation.is_revoked(SubjectKind.KEY, ref):
             raise RevokedError(f"the CA key {ref} is revoked", key_name=ref, version=None)
-        record = self._ctx.store.get_json(TOKEN_KEY_KIND, ca_name)
+        record = self._ctx.store.get_json(TOKEN_KEY_KIND, record_name)
         if record is None:
             raise IntegrityError(f"the token key reference of CA {ca_name!r} is missing")
         reference = TokenKeyReference.from_json(record)

@@ -40,7 +40,7 @@ external key each signature is made in four steps:
 The throwaway keys are generated once per process per type; they are no
 secret (their signatures are discarded) and never leave this module.
 
-Record kind (sealed): ``pki-tokenkey``, name = CA name. A reference to the
+Record kind (sealed): ``pki-tokenkey``, name ``"<ca>#<CKA_ID hex>"``. A reference to the
 CA's key in a token (:class:`TokenKeyReference`: token label, key label,
 CKA_ID, algorithm, public key DER) — never key material.
 """
