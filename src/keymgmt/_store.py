@@ -64,6 +64,10 @@ _T = TypeVar("_T")
 _MAX_ATTEMPTS: Final = 200
 _RESERVED_KINDS: Final = frozenset({AUDIT_KIND, AUDIT_HEAD[0]})
 _log = logging.getLogger("keymgmt")
+# What Store._commit tells its caller.
+_DONE: Final = object()
+_RETRY_NOW: Final = object()
+_RETRY_LATER: Final = object()
 
 #: Called with the records written since the last sync (by anyone).
 ChangeListener = Callable[[Sequence[Record]], None]
@@ -292,44 +296,134 @@ class Store:
         for _attempt in range(_MAX_ATTEMPTS):
             txn = Txn(self)
             result = fn(txn)
-            # One writer at a time inside this process: reading the audit head,
-            # committing and updating caches happen in commit order, so the
-            # audit head never conflicts between threads and an older
-            # transaction's callbacks never overwrite a newer one's.
-            with self._lock:
-                ops = list(txn._ops.values())
-                cached = self._head
-                entries, head = self._stage_audit(txn, ops) if txn._events else ([], None)
-                if not ops:
-                    self._run_callbacks(txn)
-                    return result
-                try:
-                    written = self.backend.commit(ops)
-                except ConflictError as exc:
-                    self._head = None
-                    if (
-                        head is not None
-                        and cached is not None
-                        and (getattr(exc, "kind", None), getattr(exc, "name", None)) == AUDIT_HEAD
-                    ):
-                        # Only our remembered head was stale (someone else
-                        # appended): run again at once on the current head.
-                        continue
-                except BaseException:
-                    self._head = None  # the write may or may not have landed
-                    raise
-                else:
-                    if head is not None:
-                        self._head = (head[0], head[1], _head_revision(written, head[2]))
-                    self._notify(written)
-                    self._run_callbacks(txn)
-                    for entry in entries:
-                        for sink in self._sinks:
-                            _call_logged(sink, entry, what="audit sink")
-                    return result
+            outcome = self._commit(txn)
+            if outcome is _DONE:
+                return result
+            if outcome is _RETRY_NOW:
+                continue
             time.sleep(delay * (1 + _jitter()))
             delay = min(delay * 2, 0.05)
         raise ConflictError("too many concurrent writers; the operation was not applied")
+
+    def transact_many(self, fns: Sequence[Callable[[Txn], _T]]) -> builtins.list[_T | Exception]:
+        """Run independent transactions and commit them together: group commit.
+
+        Each function runs in its own :class:`Txn`, exactly as under
+        :meth:`transact`, and each keeps its own outcome, returned in order:
+        its result, or the exception it raised (a :class:`KeyMgmtError`
+        refusal such as ``AlreadyExistsError``; anything else is a bug,
+        returned rather than raised so the other items' outcome stands). A
+        function that raised writes nothing and does not affect the others.
+
+        The functions that succeeded are committed in **one** backend batch
+        (one SQLite transaction, one fsync): all their records, their audit
+        entries in order (each entry still names its own actor and object;
+        the hash chain is one chain), one audit-head update. Every item is
+        still atomic: its records and audit entries land together or not at
+        all, and a success is only returned once the batch is durable.
+
+        Isolation is that of running them one after another: a function that
+        reads or writes a record an earlier function of the same batch
+        writes is held back and run again after that batch has committed,
+        so it sees the write (two creations of one key name give one key and
+        one ``AlreadyExistsError``, never a lost update). When the batch
+        conflicts with a writer outside it (another process), each of its
+        functions runs again on its own through :meth:`transact`, with the
+        usual retries. When the backend fails (``StoreError``), nothing of
+        the batch was written and every item in it gets that exception.
+
+        Args:
+            fns: the transaction functions; as for :meth:`transact`, each
+                may run more than once and must have no side effects outside
+                its :class:`Txn`.
+
+        Returns:
+            One outcome per function, in the order given.
+        """
+        outcomes: builtins.list[Any] = [None] * len(fns)
+        pending = builtins.list(range(len(fns)))
+        while pending:
+            staged: builtins.list[tuple[int, Txn, Any]] = []
+            held: builtins.list[int] = []
+            written: set[tuple[str, str]] = set()
+            for index in pending:
+                txn = Txn(self)
+                try:
+                    outcomes[index] = fns[index](txn)
+                except Exception as exc:
+                    outcomes[index] = exc
+                    continue
+                touched = txn._seen.keys() | txn._ops.keys()
+                if not written.isdisjoint(touched):
+                    held.append(index)  # after this batch, so it sees the batch's writes
+                    continue
+                written.update(txn._ops)
+                staged.append((index, txn, outcomes[index]))
+            pending = held
+            if not staged:
+                continue
+            batch = Txn(self)
+            for _, txn, _ in staged:
+                batch._ops.update(txn._ops)
+                batch._events.extend(txn._events)
+                batch._after.extend(txn._after)
+            try:
+                outcome = self._commit(batch)
+            except Exception as exc:  # the backend failed: nothing of the batch landed
+                for index, _, _ in staged:
+                    outcomes[index] = exc
+                continue
+            if outcome is _DONE:
+                continue
+            # A writer outside the batch got in between: run each on its own.
+            for index, _, _ in staged:
+                try:
+                    outcomes[index] = self.transact(fns[index])
+                except Exception as exc:
+                    outcomes[index] = exc
+        return outcomes
+
+    def _commit(self, txn: Txn) -> object:
+        """Commit ``txn``'s writes and audit entries: ``_DONE``, or when to try again.
+
+        One writer at a time inside this process: reading the audit head,
+        committing and updating caches happen in commit order under the
+        store lock, so the audit head never conflicts between threads and an
+        older transaction's callbacks never overwrite a newer one's.
+
+        Returns:
+            ``_DONE``; ``_RETRY_NOW`` when only the remembered audit head was
+            stale (someone else appended); ``_RETRY_LATER`` on another conflict.
+        """
+        with self._lock:
+            ops = builtins.list(txn._ops.values())
+            cached = self._head
+            entries, head = self._stage_audit(txn, ops) if txn._events else ([], None)
+            if not ops:
+                self._run_callbacks(txn)
+                return _DONE
+            try:
+                written = self.backend.commit(ops)
+            except ConflictError as exc:
+                self._head = None
+                if (
+                    head is not None
+                    and cached is not None
+                    and (getattr(exc, "kind", None), getattr(exc, "name", None)) == AUDIT_HEAD
+                ):
+                    return _RETRY_NOW
+                return _RETRY_LATER
+            except BaseException:
+                self._head = None  # the write may or may not have landed
+                raise
+            if head is not None:
+                self._head = (head[0], head[1], _head_revision(written, head[2]))
+            self._notify(written)
+            self._run_callbacks(txn)
+            for entry in entries:
+                for sink in self._sinks:
+                    _call_logged(sink, entry, what="audit sink")
+            return _DONE
 
     @staticmethod
     def _run_callbacks(txn: Txn) -> None:

@@ -134,6 +134,7 @@ __all__ = [
     "KEY_KIND",
     "VERSION_KIND",
     "DistributedMaterial",
+    "KeyRequest",
     "KeyStore",
     "LoadedVersion",
 ]
@@ -421,6 +422,25 @@ def _handle(loaded: _Loaded) -> LoadedVersion:
     )
 
 
+@attrs.frozen(kw_only=True)
+class KeyRequest:
+    """One key to create in :meth:`KeyStore.create_many`.
+
+    The fields are :meth:`KeyStore.create`'s arguments, plus ``actor``: who
+    asks, named in the item's audit entry (default: the current actor, as
+    for :meth:`KeyStore.create`). A server batching many callers' requests
+    sets it per request.
+    """
+
+    name: str
+    algorithm: Algorithm | str = Algorithm.AES_256_GCM
+    usage: KeyUsage | str | None = None
+    activation_date: _dt.datetime | None = None
+    expiry_date: _dt.datetime | None = None
+    policy: RotationPolicy | None = None
+    actor: str | None = None
+
+
 class KeyStore:
     """Named keys with versions (``km.keys``); see the module docstring.
 
@@ -518,6 +538,51 @@ class KeyStore:
             material=None,
         )
 
+    def create_many(self, requests: Sequence[KeyRequest]) -> builtins.list[KeyInfo | Exception]:
+        """Create several keys with one store commit (group commit), each on its own terms.
+
+        Every request is validated, created and audited exactly as by
+        :meth:`create` (one ``key.create`` audit entry per key, naming the
+        request's ``actor``), and each has its own outcome: a refused request
+        (a bad name, an existing key, an unknown algorithm, two requests for
+        one name) gets its exception and writes nothing, without failing the
+        others. The keys that can be created are written in one transaction
+        of the store (one fsync on SQLite) instead of one each; see
+        :meth:`~keymgmt._store.Store.transact_many` for the exact semantics.
+
+        Args:
+            requests: the keys to create.
+
+        Returns:
+            One outcome per request, in order: the new key's :class:`KeyInfo`,
+            or the exception that refused it (a :class:`KeyMgmtError`
+            subclass, as :meth:`create` would raise; ``StoreError`` for every
+            item of a batch the backend failed to write).
+        """
+        outcomes: builtins.list[KeyInfo | Exception | None] = [None] * len(requests)
+        runs: builtins.list[Callable[[Txn], KeyInfo]] = []
+        slots: builtins.list[int] = []
+        for index, request in enumerate(requests):
+            try:
+                run = self._create_run(
+                    request.name,
+                    request.algorithm,
+                    usage=request.usage,
+                    activation_date=request.activation_date,
+                    expiry_date=request.expiry_date,
+                    policy=request.policy,
+                    material=None,
+                    actor=request.actor,
+                )
+            except KeyMgmtError as exc:
+                outcomes[index] = exc
+                continue
+            slots.append(index)
+            runs.append(run)
+        for slot, outcome in zip(slots, self._store.transact_many(runs), strict=True):
+            outcomes[slot] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]  # every slot is set
+
     def import_key(
         self,
         name: str,
@@ -578,6 +643,30 @@ class KeyStore:
         policy: RotationPolicy | None,
         material: bytes | None,
     ) -> KeyInfo:
+        run = self._create_run(
+            name,
+            algorithm,
+            usage=usage,
+            activation_date=activation_date,
+            expiry_date=expiry_date,
+            policy=policy,
+            material=material,
+        )
+        return self._store.transact(run)
+
+    def _create_run(
+        self,
+        name: str,
+        algorithm: Algorithm | str,
+        *,
+        usage: KeyUsage | str | None,
+        activation_date: _dt.datetime | None,
+        expiry_date: _dt.datetime | None,
+        policy: RotationPolicy | None,
+        material: bytes | None,
+        actor: str | None = None,
+    ) -> Callable[[Txn], KeyInfo]:
+        """Validate a creation and build its transaction function (raises when refused)."""
         check_name(name)
         algorithm = Algorithm.parse(algorithm)
         handler = self._handler(algorithm)
@@ -652,6 +741,7 @@ class KeyStore:
             txn.audit(
                 "key.import" if imported else "key.create",
                 _vname(name, 1),
+                actor=actor,
                 algorithm=algorithm.value,
                 usage=key_usage.value,
                 imported=imported,
@@ -659,7 +749,7 @@ class KeyStore:
             txn.after_commit(lambda: self._invalidate(name))
             return self._info(key, [version], now)
 
-        return self._store.transact(run)
+        return run
 
     def _check_policy(
         self, policy: RotationPolicy, handler: MaterialHandler, algorithm: Algorithm, name: str
@@ -684,8 +774,11 @@ class KeyStore:
             KeyNotFoundError: no such key.
         """
         check_name(name)
-        self._apply_due(name)
-        key, versions = self._read(name)
+        # What _apply_due read (and settled) is what the store now holds: no second read.
+        found = self._apply_due(name)
+        if found is None:
+            raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
+        key, versions = found
         return self._info(key, versions, self._clock.now())
 
     def list(self) -> builtins.list[KeyInfo]:
@@ -1227,26 +1320,33 @@ class KeyStore:
             self._apply_due(name)
             self._rotate_if_due(name)
 
-    def _apply_due(self, name: str) -> None:
-        """Write the effective state of every version whose stored state lags (one txn)."""
+    def _apply_due(self, name: str) -> tuple[_KeyRecord, builtins.list[_VersionRecord]] | None:
+        """Write the effective state of every version whose stored state lags (one txn).
 
-        def run(txn: Txn) -> None:
+        Returns the key and its versions as they now stand, or None when
+        there is no such key.
+        """
+
+        def run(txn: Txn) -> tuple[_KeyRecord, builtins.list[_VersionRecord]] | None:
             value = txn.get_json(KEY_KIND, name)
             if value is None:
-                return
+                return None
             key = _KeyRecord.from_json(value)
             now = txn.now
             dirty = False
+            versions = []
             for number in range(1, key.latest + 1):
                 record = self._txn_version(txn, name, number)
                 settled = self._settle(txn, key, record, now)
                 if settled != record:
                     txn.put_json(VERSION_KIND, _vname(name, number), settled.to_json())
                     dirty = True
+                versions.append(settled)
             if dirty:
                 txn.after_commit(lambda: self._invalidate(name))
+            return key, versions
 
-        self._store.transact(run)
+        return self._store.transact(run)
 
     def _rotate_if_due(self, name: str) -> None:
         def due(key: _KeyRecord, primary: _VersionRecord, now: _dt.datetime) -> bool:
