@@ -405,6 +405,42 @@ def _hsm_cases(module: str, token: str, pin: str) -> list[Case]:
             lambda: software.unwrap(software_wrapped, aad),
             note="once per store open; records are sealed in software either way",
         ),
+        *_hsm_ca_cases(module, token, pin),
+    ]
+
+
+def _hsm_ca_cases(module: str, token: str, pin: str) -> list[Case]:
+    """A P-256 CA whose key is in the token beside the same CA with a sealed software key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keymgmt import KeyManager
+    from keymgmt.keyring.pkcs11 import Pkcs11Token
+    from keymgmt.pki import CertificateAuthority
+
+    leaf = ec.generate_private_key(ec.SECP256R1()).public_key()
+    km = KeyManager.in_memory()
+    in_token = km.pki.create_root_ca("hsm", token=Pkcs11Token(module, token_label=token, pin=pin))
+    software = km.pki.create_root_ca("soft")
+
+    def issue(ca: CertificateAuthority) -> Callable[[], object]:
+        return lambda: ca.issue(public_key=leaf, subject="svc", names=["svc.example.com"])
+
+    return [
+        Case(
+            "storage",
+            "issue leaf: CA key in HSM vs sealed software CA key",
+            issue(in_token),
+            issue(software),
+            note="SoftHSM2: session + login + CKM_ECDSA per signature, then DER "
+            "re-assembly and a verify of the result",
+        ),
+        Case(
+            "storage",
+            "sign CRL: CA key in HSM vs sealed software CA key",
+            lambda: in_token.crl(force=True),
+            lambda: software.crl(force=True),
+            note="empty CRL re-signed each call (force=True)",
+        ),
     ]
 
 

@@ -158,9 +158,14 @@ def _octet_string_contents(value: bytes) -> bytes:
 class Pkcs11Token:
     """A PKCS#11 token (an HSM slot): its module, label and user PIN.
 
-    Sessions are opened per operation and logged in with the PIN. Use it
-    for CA private keys (``km.pki.create_root_ca(..., token=token)``);
-    :class:`Pkcs11Key` uses one for the master key.
+    Sessions are logged in with the PIN. Key generation and attribute
+    reads open one per call; signatures share one long-lived session (and
+    the key handles found in it) until :meth:`close`, because opening a
+    session and searching the token cost several times the signature.
+    PKCS#11 login state is per process and token: while that session lives,
+    this process is logged in to the token. Use it for CA private keys
+    (``km.pki.create_root_ca(..., token=token)``); :class:`Pkcs11Key` uses
+    one for the master key.
 
     Args:
         module: path of the PKCS#11 module (``libsofthsm2.so``, a vendor library).
@@ -185,6 +190,15 @@ class Pkcs11Token:
             raise InvalidArgumentError("module, token_label and pin must be non-empty")
         self._lock = threading.Lock()
         self._closed = False
+        # Signing reuses one logged-in session and the key handles found in
+        # it: opening a session and searching the token's objects cost far
+        # more than the signature (SoftHSM2 reads every object file on a
+        # search). One lock serializes signatures, as a session is not
+        # thread-safe; a stale session or handle is dropped and retried once.
+        self._sign_lock = threading.Lock()
+        self._sign_session: Any = None
+        self._sign_pid = 0
+        self._handles: dict[tuple[str, bytes], Any] = {}
 
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
@@ -201,6 +215,15 @@ class Pkcs11Token:
     def close(self) -> None:
         """Stop using the token: every later operation raises TokenUnavailableError."""
         self._closed = True
+        with self._sign_lock:
+            self._drop_signing_session()
+
+    def _drop_signing_session(self) -> None:
+        session, self._sign_session = self._sign_session, None
+        self._handles.clear()
+        if session is not None and self._sign_pid == os.getpid():
+            with contextlib.suppress(Exception):
+                session.close()
 
     # -- sessions ----------------------------------------------------------------
 
@@ -212,6 +235,14 @@ class Pkcs11Token:
             TokenUnavailableError: closed, module or token missing, PIN locked, token failure.
             WrongPassphraseError: the PIN is wrong.
         """
+        session = self._open_session()
+        try:
+            yield session
+        finally:
+            with contextlib.suppress(_pkcs11().PKCS11Error):
+                session.close()
+
+    def _open_session(self) -> Any:
         if self._closed:
             raise TokenUnavailableError(
                 f"the PKCS#11 token {self.token_label!r} is closed", token=self.token_label
@@ -251,11 +282,7 @@ class Pkcs11Token:
                     f"cannot open a session on PKCS#11 token {self.token_label!r}: {exc!r}",
                     token=self.token_label,
                 ) from None
-        try:
-            yield session
-        finally:
-            with contextlib.suppress(pkcs11.PKCS11Error):
-                session.close()
+        return session
 
     # -- signing keys ---------------------------------------------------------------
 
@@ -423,31 +450,71 @@ class Pkcs11Token:
                 f"{algorithm.value} cannot sign in a PKCS#11 token", algorithm=algorithm.value
             )
         pkcs11 = _pkcs11()
-        with self.session() as session:
-            try:
-                key = self._private_key(session, label, key_id)
-                if algorithm in _CURVES:
-                    digest = hashes.Hash(
-                        hashes.SHA384() if algorithm is Algorithm.ECDSA_P384 else hashes.SHA256()
+        if algorithm in _CURVES:
+            digest = hashes.Hash(
+                hashes.SHA384() if algorithm is Algorithm.ECDSA_P384 else hashes.SHA256()
+            )
+            digest.update(data)
+            message, mechanism = digest.finalize(), pkcs11.Mechanism.ECDSA
+        else:
+            message, mechanism = data, pkcs11.Mechanism.SHA256_RSA_PKCS
+        stale = tuple(
+            getattr(pkcs11, name)
+            for name in (
+                "SessionHandleInvalid",
+                "SessionClosed",
+                "ObjectHandleInvalid",
+                "KeyHandleInvalid",
+                "UserNotLoggedIn",
+                "DeviceRemoved",
+                "TokenNotPresent",
+            )
+            if hasattr(pkcs11, name)
+        )
+        with self._sign_lock:
+            for attempt in (1, 2):
+                if self._closed:
+                    raise TokenUnavailableError(
+                        f"the PKCS#11 token {self.token_label!r} is closed",
+                        token=self.token_label,
                     )
-                    digest.update(data)
-                    raw = bytes(key.sign(digest.finalize(), mechanism=pkcs11.Mechanism.ECDSA))
-                    half = len(raw) // 2
-                    if not raw or len(raw) % 2:
+                if self._sign_session is None or self._sign_pid != os.getpid():
+                    self._handles.clear()
+                    self._sign_session = self._open_session()
+                    self._sign_pid = os.getpid()
+                try:
+                    key = self._handles.get((label, key_id))
+                    if key is None:
+                        key = self._private_key(self._sign_session, label, key_id)
+                        self._handles[(label, key_id)] = key
+                    raw = bytes(key.sign(message, mechanism=mechanism))
+                    break
+                except stale as exc:
+                    self._drop_signing_session()
+                    if attempt == 2:
                         raise TokenUnavailableError(
-                            f"PKCS#11 token {self.token_label!r} returned a malformed ECDSA "
-                            "signature",
+                            f"PKCS#11 token {self.token_label!r} failed to sign: {exc!r}",
                             token=self.token_label,
-                        )
-                    return encode_dss_signature(
-                        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-                    )
-                return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_RSA_PKCS))
-            except pkcs11.PKCS11Error as exc:
-                raise TokenUnavailableError(
-                    f"PKCS#11 token {self.token_label!r} failed to sign: {exc!r}",
-                    token=self.token_label,
-                ) from None
+                        ) from None
+                except TokenUnavailableError:
+                    self._drop_signing_session()
+                    raise
+                except pkcs11.PKCS11Error as exc:
+                    raise TokenUnavailableError(
+                        f"PKCS#11 token {self.token_label!r} failed to sign: {exc!r}",
+                        token=self.token_label,
+                    ) from None
+        if algorithm not in _CURVES:
+            return raw
+        half = len(raw) // 2
+        if not raw or len(raw) % 2:
+            raise TokenUnavailableError(
+                f"PKCS#11 token {self.token_label!r} returned a malformed ECDSA signature",
+                token=self.token_label,
+            )
+        return encode_dss_signature(
+            int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+        )
 
 
 class Pkcs11Key:

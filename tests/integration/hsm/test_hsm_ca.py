@@ -57,13 +57,19 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="need
 
 
 @pytest.fixture
-def token(pkcs11_module: str) -> Pkcs11Token:
-    """The test token (SoftHSM2), as a CA key holder."""
-    return Pkcs11Token(
+def token(pkcs11_module: str) -> Iterator[Pkcs11Token]:
+    """The test token (SoftHSM2), as a CA key holder; closed afterwards.
+
+    Closing ends its signing session, so the process is logged out again
+    (PKCS#11 login state is per process and token) for the next test.
+    """
+    token = Pkcs11Token(
         pkcs11_module,
         token_label=os.environ.get("KEYMGMT_TEST_PKCS11_TOKEN", "keymgmt-test"),
         pin=os.environ.get("KEYMGMT_TEST_PKCS11_PIN", ""),
     )
+    yield token
+    token.close()
 
 
 @pytest.fixture
@@ -90,10 +96,11 @@ def _session(token: Pkcs11Token) -> Any:
     """A python-pkcs11 session on the test token (bypassing keymgmt)."""
     import pkcs11
 
-    lib = pkcs11.lib(token.module)
-    return lib.get_token(token_label=token.token_label).open(
-        user_pin=os.environ["KEYMGMT_TEST_PKCS11_PIN"], rw=True
-    )
+    found = pkcs11.lib(token.module).get_token(token_label=token.token_label)
+    try:
+        return found.open(user_pin=os.environ["KEYMGMT_TEST_PKCS11_PIN"], rw=True)
+    except pkcs11.UserAlreadyLoggedIn:  # the token's signing session logged this process in
+        return found.open(rw=True)
 
 
 def _reference(km: KeyManager, ca: str) -> dict[str, Any]:
@@ -594,3 +601,28 @@ def test_a_root_whose_token_signature_failed_can_be_created_again(
     assert km.pki.list_cas() == []
     root = km.pki.create_root_ca("root", token=token)
     root.certificate.verify_directly_issued_by(root.certificate)
+
+
+def test_signing_reopens_a_signing_session_the_token_dropped(
+    token: Pkcs11Token, token_pki: tuple[CertificateAuthority, CertificateAuthority]
+) -> None:
+    _, sub = token_pki
+    sub.issue(_csr())
+    token._sign_session.close()  # as a token reset would
+    sub.issue(_csr()).verify_directly_issued_by(sub.certificate)
+
+
+def test_the_master_key_token_holds_the_ca_keys_too(hsm_key: Any, store_path: Path) -> None:
+    source = hsm_key()
+    try:
+        with KeyManager.open(store_path, master_key=source, consistency_interval=0) as km:
+            km.pki.create_root_ca("root", token=source.token).issue(_csr())
+        with KeyManager.open(
+            store_path, master_key=source, create=False, consistency_interval=0
+        ) as km:
+            km.pki.use_token(source.token)
+            root = km.pki.ca("root")
+            assert root.crl().is_signature_valid(root.certificate.public_key())  # type: ignore[arg-type]
+            assert len(root.issued()) == 1
+    finally:
+        source.token.close()
