@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from keymgmt._manager import KeyManager
+from keymgmt.algorithms import Algorithm
 from keymgmt.errors import AccessDeniedError, DecryptionError, MalformedInputError, RevokedError
 from keymgmt.kdc import claimed_principal
-from keymgmt.keys import KeyInfo, PayloadType, parse_header
+from keymgmt.keys import KeyInfo, KeyRequest, PayloadType, parse_header
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 from keymgmt.server._errors import ServiceError
 
@@ -116,6 +117,17 @@ class ServiceParts(Protocol):
 
     def create_key(self, key: str, algorithm: str | None) -> dict[str, Any]:
         """Create a symmetric key; returns its public description."""
+        ...
+
+    def create_keys(
+        self, requests: Sequence[tuple[str, str | None, str]]
+    ) -> Sequence[dict[str, Any] | Exception]:
+        """Create several keys in one store write (group commit).
+
+        Each request is ``(name, algorithm or None, principal)``; each gets
+        its own outcome, in order: the key's description, or the exception
+        that refused it (see :mod:`keymgmt.server._batch`).
+        """
         ...
 
     def key_info(self, key: str) -> dict[str, Any]:
@@ -223,6 +235,23 @@ class ManagerParts:
         if algorithm is None:
             return key_json(self._km.keys.create(key))
         return key_json(self._km.keys.create(key, algorithm))
+
+    def create_keys(
+        self, requests: Sequence[tuple[str, str | None, str]]
+    ) -> list[dict[str, Any] | Exception]:
+        """``km.keys.create_many``: one store write; each audit entry names its principal."""
+        batch = [
+            KeyRequest(
+                name=name,
+                algorithm=Algorithm.AES_256_GCM if algorithm is None else algorithm,
+                actor=principal,
+            )
+            for name, algorithm, principal in requests
+        ]
+        return [
+            outcome if isinstance(outcome, Exception) else key_json(outcome)
+            for outcome in self._km.keys.create_many(batch)
+        ]
 
     def key_info(self, key: str) -> dict[str, Any]:
         """``km.keys.get`` as JSON."""

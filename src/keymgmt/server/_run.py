@@ -24,7 +24,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -77,6 +77,54 @@ def tls_facts(ssl_object: ssl.SSLObject) -> dict[str, Any]:
     }
 
 
+class _CoalescingTransport:
+    """Writes made in one event-loop step leave as one TLS record and one send.
+
+    uvicorn writes a response's head and its body separately; on a TLS
+    transport each write is a TLS record and, with ``TCP_NODELAY``, a
+    ``send`` system call of its own (on loopback the sender's system call
+    also delivers to the receiver, so each costs tens of microseconds). This
+    wrapper collects the writes of one loop step and hands them to the
+    transport together at the end of the step (``call_soon``): one record,
+    one system call per response, no added latency. ``close`` sends what is
+    collected first; ``abort`` drops it; everything else is the transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._buffer: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Collect ``data``; it is sent at the end of this loop step."""
+        if not data:
+            return
+        if not self._buffer:
+            self._loop.call_soon(self._flush)
+        self._buffer.append(bytes(data))
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        """Send what is collected, then close."""
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Drop what is collected and abort the connection."""
+        self._buffer.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _PeerChainMixin:
     """Records the client's verified chain per connection and bounds shutdown.
 
@@ -105,6 +153,11 @@ class _PeerChainMixin:
         if isinstance(ssl_object, ssl.SSLObject):
             # A per-connection copy: requests on this connection see their own peer.
             self.app_state = {**self.app_state, TLS_STATE_KEY: tls_facts(ssl_object)}
+            # Responses are built and written from here on through this transport.
+            self.transport = cast(
+                asyncio.Transport,
+                _CoalescingTransport(cast(asyncio.Transport, transport), self.loop),
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Remember the connection is gone, then behave as uvicorn does."""
