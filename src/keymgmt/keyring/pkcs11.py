@@ -340,7 +340,7 @@ class Pkcs11Token:
                         {attribute.EC_PARAMS: encode_named_curve_parameters(_CURVES[algorithm])},
                         local=True,
                     )
-                    public, _ = parameters.generate_keypair(
+                    public, private = parameters.generate_keypair(
                         store=True,
                         label=label,
                         id=key_id,
@@ -354,7 +354,7 @@ class Pkcs11Token:
                         )
                     )
                 else:
-                    public, _ = session.generate_keypair(
+                    public, private = session.generate_keypair(
                         pkcs11.KeyType.RSA,
                         _RSA_BITS[algorithm],
                         store=True,
@@ -367,6 +367,15 @@ class Pkcs11Token:
                         int.from_bytes(bytes(public[attribute.PUBLIC_EXPONENT]), "big"),
                         int.from_bytes(bytes(public[attribute.MODULUS]), "big"),
                     ).public_key()
+                if private[attribute.EXTRACTABLE] or not private[attribute.SENSITIVE]:
+                    # A token may override the template; such a key never serves.
+                    public.destroy()
+                    private.destroy()
+                    raise TokenUnavailableError(
+                        f"PKCS#11 token {self.token_label!r} made an extractable or "
+                        "non-sensitive private key; a CA key must be neither",
+                        token=self.token_label,
+                    )
             except pkcs11.PKCS11Error as exc:
                 raise TokenUnavailableError(
                     f"PKCS#11 token {self.token_label!r} refused to generate a "

@@ -240,8 +240,6 @@ def replace_ocsp_signature(
 
 def signer_public_key(signer: CASigner) -> CertificatePublicKey:
     """The public key of a software key or an external signer."""
-    if isinstance(signer, _SOFTWARE):
-        return signer.public_key()
     return signer.public_key()
 
 
