@@ -141,7 +141,7 @@ class KdcClient:
         """Build a TICKET_REQUEST for a session key with principal ``service``."""
         return self._request(MessageType.TICKET_REQUEST, service)
 
-    def _take_pending(self, data: bytes, kind: MessageType) -> tuple[bytes, _Pending]:
+    def _take_pending(self, data: bytes, kind: MessageType) -> tuple[bytes, _Pending, list[bytes]]:
         p.raise_if_error(data)
         _, fields = w.decode(data, kind)
         nonce = fields[1]
@@ -151,10 +151,10 @@ class KdcClient:
                 raise RemoteProtocolError(
                     "the reply answers no pending request (replayed or unsolicited)"
                 )
-        return nonce, pending
+        return nonce, pending, fields
 
     def _open(self, data: bytes, kind: MessageType) -> tuple[_Pending, list[bytes]]:
-        nonce, pending = self._take_pending(data, kind)
+        nonce, pending, fields = self._take_pending(data, kind)
         inner = p.open_reply(
             data,
             kind,
@@ -163,6 +163,7 @@ class KdcClient:
             aead=self._aead,
             reply_private=pending.reply_private,
             kdc_public_key=self._kdc_key,
+            fields=fields,
         )
         with self._lock:
             # Consumed only once authentic, so a forged reply cannot cancel a request.

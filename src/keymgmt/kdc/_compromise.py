@@ -291,10 +291,7 @@ class _Response:
     def _grants(self, txn: Txn, prefix: str = "") -> list[GrantRecord]:
         from keymgmt.kdc._server import GRANT_KIND, GrantRecord
 
-        return [
-            GrantRecord.from_json(_codec.loads(data))
-            for _, data in txn.list(GRANT_KIND, prefix=prefix)
-        ]
+        return [GrantRecord.from_bytes(data) for _, data in txn.list(GRANT_KIND, prefix=prefix)]
 
     def _revoke_version(self, txn: Txn, name: str, version: int) -> str | None:
         """Compromise one version and rotate if it is the primary; the new version's id."""

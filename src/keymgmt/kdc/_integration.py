@@ -27,6 +27,7 @@ from keymgmt.errors import (
 )
 from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
 from keymgmt.keys._datakeys import DataKeyIssue, issued_in
+from keymgmt.model import KeyState
 from keymgmt.revocation import RevocationReason
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ class ManagerKeySource:
 
     def current(self, name: str) -> DistributableKey:
         """See :meth:`keymgmt.kdc.KeySource.current`."""
-        from keymgmt.model import KeyState
-
         try:
             handed = self._manager.keys.material_for_distribution(name, recipient=self.RECIPIENT)
         except KeyUsageError:

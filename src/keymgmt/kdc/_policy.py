@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -68,6 +68,10 @@ class AccessRule:
         return {"principal": self.principal, "keys": list(self.keys), "peers": list(self.peers)}
 
 
+#: The most policy decisions one Policy remembers.
+_MAX_DECISIONS: Final = 4096
+
+
 def _rules(value: Iterable[AccessRule]) -> tuple[AccessRule, ...]:
     out = tuple(value)
     if not all(isinstance(r, AccessRule) for r in out):
@@ -80,14 +84,33 @@ class Policy:
     """Default-deny authorization: which principal may obtain which key, with which peer."""
 
     rules: tuple[AccessRule, ...] = attrs.field(default=(), converter=_rules)
+    # Decisions already made by this (immutable) policy, so a request does
+    # not match glob patterns again; bounded, dropped whole when full.
+    _decisions: dict[tuple[bool, str, str], bool] = attrs.field(
+        factory=dict, init=False, repr=False, eq=False
+    )
 
     def allows_key(self, principal: str, key_name: str) -> bool:
         """Whether some rule lets ``principal`` obtain ``key_name``."""
-        return any(r.applies_to(principal) and _matches(r.keys, key_name) for r in self.rules)
+        found = self._decisions.get((True, principal, key_name))
+        if found is None:
+            found = any(r.applies_to(principal) and _matches(r.keys, key_name) for r in self.rules)
+            self._remember((True, principal, key_name), found)
+        return found
 
     def allows_peer(self, principal: str, peer: str) -> bool:
         """Whether some rule lets ``principal`` share a session key with ``peer``."""
-        return any(r.applies_to(principal) and _matches(r.peers, peer) for r in self.rules)
+        found = self._decisions.get((False, principal, peer))
+        if found is None:
+            found = any(r.applies_to(principal) and _matches(r.peers, peer) for r in self.rules)
+            self._remember((False, principal, peer), found)
+        return found
+
+    def _remember(self, question: tuple[bool, str, str], answer: bool) -> None:
+        decisions = self._decisions
+        if len(decisions) >= _MAX_DECISIONS:
+            decisions.clear()
+        decisions[question] = answer
 
     def for_principal(self, principal: str) -> tuple[AccessRule, ...]:
         """The rules that apply to ``principal``."""

@@ -316,8 +316,14 @@ def open_reply(
     aead: AESGCM | None = None,
     reply_private: x25519.X25519PrivateKey | None = None,
     kdc_public_key: ed25519.Ed25519PublicKey | None = None,
+    fields: Sequence[bytes] | None = None,
 ) -> list[bytes]:
     """Check a reply against the pending request and return its inner fields.
+
+    Args:
+        fields: the reply's outer fields when the caller has already
+            decoded ``data`` as ``kind`` (:func:`keymgmt.kdc._wire.decode`),
+            so it is not parsed twice.
 
     Raises:
         MalformedInputError: bad framing or inner body.
@@ -325,8 +331,10 @@ def open_reply(
         DecryptionError / InvalidSignatureError: not authentic (opaque).
         and the errors of :func:`raise_if_error` for an ERROR message.
     """
-    raise_if_error(data)
-    _, (raw, got_nonce, kdc_share, sealed, signature) = w.decode(data, kind)
+    if fields is None:
+        raise_if_error(data)
+        fields = w.decode(data, kind)[1]
+    raw, got_nonce, kdc_share, sealed, signature = fields
     if raw != principal.encode("utf-8") or got_nonce != nonce:
         raise RemoteProtocolError("the reply does not answer this request")
     aad = w.header(kind) + w.encode_fields([raw, got_nonce, kdc_share])

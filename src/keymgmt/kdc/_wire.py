@@ -224,11 +224,17 @@ def encode(kind: MessageType, fields: Sequence[bytes]) -> bytes:
             (a local bug, or an oversize name given by the caller).
     """
     bounds = _BOUNDS[kind]
-    if len(fields) != len(bounds) or not all(
-        lo <= len(f) <= hi for f, (lo, hi) in zip(fields, bounds, strict=True)
-    ):
-        _check(fields, SCHEMAS[kind], kind.name)  # says which field is wrong
-    return _HEADERS[kind] + encode_fields(fields)
+    if len(fields) != len(bounds):
+        _check(fields, SCHEMAS[kind], kind.name)  # says how many were expected
+    pack = _LEN.pack
+    parts = [_HEADERS[kind]]
+    for field, (lo, hi) in zip(fields, bounds, strict=True):
+        size = len(field)
+        if not lo <= size <= hi:
+            _check(fields, SCHEMAS[kind], kind.name)  # says which field is wrong
+        parts.append(pack(size))
+        parts.append(field)
+    return b"".join(parts)
 
 
 def _check(fields: Sequence[bytes], schema: tuple[Field, ...], what: str) -> None:
