@@ -21,10 +21,10 @@ What one case is here:
 
 The default settings are initial-policy-set = {anyPolicy},
 initial-explicit-policy, initial-policy-mapping-inhibit and
-initial-any-policy-inhibit all false. keymgmt's verifier has no inputs for
-the other settings, so the sub-cases PKITS runs with them (for example
-4.8.1.2-4.8.1.4, 4.8.2.2, 4.8.6.3, 4.10.1.2, 4.12.3.2) are not expressible
-and are listed in :data:`NOT_EXPRESSIBLE`. The twenty section-4.8/4.12 paths
+initial-any-policy-inhibit all false. The sub-cases PKITS runs with other
+settings (for example 4.8.1.2-4.8.1.4, 4.8.2.2, 4.8.6.3, 4.10.1.2,
+4.12.3.2) are in :data:`SETTINGS_CASES` and run with the verifier's
+``initial_*`` keyword arguments. The twenty section-4.8/4.12 paths
 whose file name carries no Valid/Invalid prefix (their outcome depends on
 the settings) are run with the default-settings outcome from PKITS.pdf, in
 :data:`DEFAULT_SETTINGS_OUTCOME`.
@@ -45,7 +45,7 @@ import warnings
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 from cryptography import x509
@@ -53,7 +53,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from keymgmt.errors import CertificateRevokedError, CertificateVerificationError
 from keymgmt.pki import CertificateVerifier, Purpose, RevocationPolicy
-from keymgmt.pki._policy import check_policies
+from keymgmt.pki._policy import PolicyInputs, check_policies
 
 try:
     import cryptography_vectors  # noqa: F401 - the data package
@@ -135,25 +135,67 @@ DEFAULT_SETTINGS_OUTCOME: dict[str, bool] = {
     "inhibitAnyPolicyTest3": True,  # 4.12.3.1
 }
 
-#: PKITS sub-cases that need initial inputs keymgmt's verifier does not take
-#: (initial-policy-set, initial-explicit-policy, initial-policy-mapping-inhibit,
-#: initial-any-policy-inhibit): not run, listed so the gap is visible.
-NOT_EXPRESSIBLE: dict[str, str] = {
-    "4.8.1.2-4.8.1.4": "initial-explicit-policy with policy sets",
-    "4.8.2.2": "initial-explicit-policy",
-    "4.8.3.2-4.8.3.3": "initial-explicit-policy",
-    "4.8.6.2-4.8.6.3": "initial-policy-set",
-    "4.8.10.2-4.8.10.3": "initial-policy-set",
-    "4.8.11.2": "initial-policy-set",
-    "4.8.13.1-4.8.13.3": "initial-policy-set",
-    "4.8.14.1-4.8.14.2": "initial-policy-set",
-    "4.8.18.1-4.8.18.2": "initial-policy-set",
-    "4.10.1.2-4.10.1.3": "initial-policy-set, initial-policy-mapping-inhibit",
-    "4.10.3.1-4.10.3.2": "initial-policy-set",
-    "4.10.5.2, 4.10.6.2": "initial-policy-set",
-    "4.10.12.1-4.10.12.2": "initial-policy-set",
-    "4.12.3.2": "initial-any-policy-inhibit",
-}
+_P1, _P2, _P3, _P6 = (f"2.16.840.1.101.3.2.1.48.{i}" for i in (1, 2, 3, 6))
+
+
+class SettingsCase(NamedTuple):
+    """A PKITS sub-case run with initial policy inputs other than the defaults."""
+
+    pkits_id: str
+    name: str
+    valid: bool
+    policy_set: tuple[str, ...] | None = None  # None: {anyPolicy}
+    explicit: bool = False
+    mapping_inhibit: bool = False
+    any_inhibit: bool = False
+
+    def inputs(self) -> dict[str, object]:
+        """The keyword arguments of ``CertificateVerifier.verify`` for this sub-case."""
+        return {
+            "initial_policy_set": self.policy_set,
+            "initial_explicit_policy": self.explicit,
+            "initial_policy_mapping_inhibit": self.mapping_inhibit,
+            "initial_any_policy_inhibit": self.any_inhibit,
+        }
+
+
+#: PKITS sub-cases run with other initial inputs (PKITS.pdf 4.8, 4.10, 4.12;
+#: the settings as PKITS.pdf gives them: policy set, initial-explicit-policy,
+#: initial-policy-mapping-inhibit, initial-any-policy-inhibit).
+SETTINGS_CASES: tuple[SettingsCase, ...] = (
+    SettingsCase("4.8.1.1", "ValidCertificatePathTest1", True, explicit=True),
+    SettingsCase("4.8.1.2", "ValidCertificatePathTest1", True, (_P1,), explicit=True),
+    SettingsCase("4.8.1.3", "ValidCertificatePathTest1", False, (_P2,), explicit=True),
+    SettingsCase("4.8.1.4", "ValidCertificatePathTest1", True, (_P1, _P2), explicit=True),
+    SettingsCase("4.8.2.2", "AllCertificatesNoPoliciesTest2", False, explicit=True),
+    SettingsCase("4.8.3.2", "DifferentPoliciesTest3", False, explicit=True),
+    SettingsCase("4.8.3.3", "DifferentPoliciesTest3", False, (_P1, _P2), explicit=True),
+    SettingsCase("4.8.6.2", "OverlappingPoliciesTest6", True, (_P1,)),
+    SettingsCase("4.8.6.3", "OverlappingPoliciesTest6", False, (_P2,)),
+    SettingsCase("4.8.10.2", "AllCertificatesSamePoliciesTest10", True, (_P1,)),
+    SettingsCase("4.8.10.3", "AllCertificatesSamePoliciesTest10", True, (_P2,)),
+    SettingsCase("4.8.11.2", "AllCertificatesanyPolicyTest11", True, (_P1,)),
+    SettingsCase("4.8.13.1", "AllCertificatesSamePoliciesTest13", True, (_P1,)),
+    SettingsCase("4.8.13.2", "AllCertificatesSamePoliciesTest13", True, (_P2,)),
+    SettingsCase("4.8.13.3", "AllCertificatesSamePoliciesTest13", True, (_P3,)),
+    SettingsCase("4.8.14.1", "AnyPolicyTest14", True, (_P1,)),
+    SettingsCase("4.8.14.2", "AnyPolicyTest14", False, (_P2,), explicit=True),
+    SettingsCase("4.8.18.1", "UserNoticeQualifierTest18", True, (_P1,)),
+    SettingsCase("4.8.18.2", "UserNoticeQualifierTest18", True, (_P2,)),
+    SettingsCase("4.10.1.1", "ValidPolicyMappingTest1", True, (_P1,)),
+    SettingsCase("4.10.1.2", "ValidPolicyMappingTest1", False, (_P2,)),
+    SettingsCase("4.10.1.3", "ValidPolicyMappingTest1", False, mapping_inhibit=True),
+    SettingsCase("4.10.2.2", "InvalidPolicyMappingTest2", False, mapping_inhibit=True),
+    SettingsCase("4.10.3.1", "ValidPolicyMappingTest3", False, (_P1,)),
+    SettingsCase("4.10.3.2", "ValidPolicyMappingTest3", True, (_P2,)),
+    SettingsCase("4.10.5.1", "ValidPolicyMappingTest5", True, (_P1,)),
+    SettingsCase("4.10.5.2", "ValidPolicyMappingTest5", False, (_P6,)),
+    SettingsCase("4.10.6.1", "ValidPolicyMappingTest6", True, (_P1,)),
+    SettingsCase("4.10.6.2", "ValidPolicyMappingTest6", False, (_P6,)),
+    SettingsCase("4.10.12.1", "ValidPolicyMappingTest12", True, (_P1,)),
+    SettingsCase("4.10.12.2", "ValidPolicyMappingTest12", True, (_P2,)),
+    SettingsCase("4.12.3.2", "inhibitAnyPolicyTest3", False, any_inhibit=True),
+)
 
 _POLICY_EXT = (
     "cryptography's verifier refuses a critical policyConstraints, policyMappings or "
@@ -341,12 +383,12 @@ def suite() -> Suite:
     return Suite(verifier, crls, tuple(unparseable))
 
 
-def _accepts(suite: Suite, name: str) -> bool:
+def _accepts(suite: Suite, name: str, **inputs: Any) -> bool:
     cert = _load_cert(DATA / "certs" / f"{name}EE.crt")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            suite.verifier.verify(cert, crls=suite.crls, at=AT, purpose=Purpose.ANY)
+            suite.verifier.verify(cert, crls=suite.crls, at=AT, purpose=Purpose.ANY, **inputs)
     except (CertificateVerificationError, CertificateRevokedError):
         return False
     return True
@@ -368,11 +410,31 @@ def test_pkits_path(suite: Suite, case: Case) -> None:
     )
 
 
+def _settings_param(case: SettingsCase) -> object:
+    # A sub-case runs the same path as its default-settings case: when that
+    # path is refused for a reason other than policies, a valid sub-case is
+    # refused for the same reason.
+    marks = []
+    if case.valid and case.name in EXPECTED_FAILURES:
+        marks.append(pytest.mark.xfail(strict=True, reason=EXPECTED_FAILURES[case.name]))
+    return pytest.param(case, id=f"{case.pkits_id}-{case.name}", marks=marks)
+
+
+@pytest.mark.parametrize("case", [_settings_param(c) for c in SETTINGS_CASES])
+def test_pkits_path_with_initial_policy_inputs(suite: Suite, case: SettingsCase) -> None:
+    """With PKITS's other initial settings, the verifier gives PKITS's outcome."""
+    assert _accepts(suite, case.name, **case.inputs()) is case.valid, (
+        f"PKITS {case.pkits_id} {case.name} with {case.inputs()}: expected "
+        f"{'valid' if case.valid else 'invalid'}"
+    )
+
+
 def test_every_expected_failure_names_a_pkits_case() -> None:
     """EXPECTED_FAILURES and DEFAULT_SETTINGS_OUTCOME hold no stale names."""
     names = {c.name for c in CASES}
     assert set(EXPECTED_FAILURES) <= names
     assert set(DEFAULT_SETTINGS_OUTCOME) <= names
+    assert {c.name for c in SETTINGS_CASES} <= names
     assert len(CASES) == 223
     unprefixed = {n for n in names if not n.startswith(("Valid", "Invalid"))}
     assert unprefixed == set(DEFAULT_SETTINGS_OUTCOME)
@@ -392,7 +454,7 @@ def test_pkits_summary(suite: Suite, capsys: pytest.CaptureFixture[str]) -> None
     lines = [
         f"PKITS: {sum(passed.values())} passed, {sum(failed.values())} expected failures "
         f"({len(INVALID_ACCEPTED)} of them invalid paths accepted) of {len(CASES)} paths; "
-        f"{len(NOT_EXPRESSIBLE)} groups of sub-cases need settings keymgmt does not take"
+        f"{len(SETTINGS_CASES)} sub-cases with other initial policy inputs run separately"
     ]
     for section in SECTION_TITLES:
         lines.append(
@@ -476,6 +538,25 @@ def test_pkits_policy_engine(
     chain = _path_to_anchor(_load_cert(DATA / "certs" / f"{case.name}EE.crt"), pool, anchor)
     try:
         check_policies(chain)
+    except CertificateVerificationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted is case.valid, f"path: {[c.subject.rfc4514_string() for c in chain]}"
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=f"{c.pkits_id}-{c.name}") for c in SETTINGS_CASES]
+)
+def test_pkits_policy_engine_with_initial_inputs(
+    certificates: tuple[x509.Certificate, list[x509.Certificate]], case: SettingsCase
+) -> None:
+    """check_policies alone gives PKITS's outcome with the sub-case's initial inputs."""
+    anchor, pool = certificates
+    chain = _path_to_anchor(_load_cert(DATA / "certs" / f"{case.name}EE.crt"), pool, anchor)
+    inputs = PolicyInputs.of(**case.inputs())  # type: ignore[arg-type]
+    try:
+        check_policies(chain, inputs)
     except CertificateVerificationError:
         accepted = False
     else:

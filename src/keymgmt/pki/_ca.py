@@ -26,7 +26,7 @@ import datetime as _dt
 import hashlib
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -453,6 +453,10 @@ class PKI:
         purpose: Purpose | str = Purpose.ANY,
         name: str | None = None,
         policy: RevocationPolicy | str = RevocationPolicy.REQUIRE,
+        initial_policy_set: Iterable[x509.ObjectIdentifier | str] | None = None,
+        initial_explicit_policy: bool = False,
+        initial_policy_mapping_inhibit: bool = False,
+        initial_any_policy_inhibit: bool = False,
     ) -> VerifiedPath:
         """RFC 5280 path validation with revocation of every certificate in the path.
 
@@ -468,6 +472,12 @@ class PKI:
                 SAN value or the subject common name).
             policy: unknown revocation status fails (``require``, default) or
                 passes (``soft-fail``).
+            initial_policy_set: acceptable certificate policies, OIDs or
+                dotted strings (RFC 5280's user-initial-policy-set; default
+                anyPolicy); the accepted ones are ``VerifiedPath.policies``.
+            initial_explicit_policy: require an acceptable policy.
+            initial_policy_mapping_inhibit: refuse policy mapping in the path.
+            initial_any_policy_inhibit: anyPolicy in a certificate matches nothing.
 
         Returns:
             the verified path.
@@ -489,6 +499,10 @@ class PKI:
             at=when,
             purpose=purpose,
             name=name,
+            initial_policy_set=initial_policy_set,
+            initial_explicit_policy=initial_explicit_policy,
+            initial_policy_mapping_inhibit=initial_policy_mapping_inhibit,
+            initial_any_policy_inhibit=initial_any_policy_inhibit,
         )
 
     # -- helpers for CertificateAuthority -----------------------------------------------

@@ -1,13 +1,15 @@
-"""Certificate policy processing (RFC 5280 6.1.2-6.1.5) over a built path.
+"""Certificate policy processing (RFC 5280 6.1.2-6.1.6) over a built path.
 
 Both path engines build and check the path; this module then runs the
-policy part of RFC 5280's algorithm over it, with the default initial
-inputs (user-initial-policy-set = {anyPolicy}; initial-explicit-policy,
-initial-policy-mapping-inhibit and initial-any-policy-inhibit all false,
-PKITS's "default settings"). Under those inputs a path fails only when a
+policy part of RFC 5280's algorithm over it, with the caller's initial
+inputs (:class:`PolicyInputs`, RFC 5280 6.1.1 c and e-g). Their defaults
+are RFC 5280's and PKITS's "default settings": user-initial-policy-set =
+{anyPolicy}; initial-explicit-policy, initial-policy-mapping-inhibit and
+initial-any-policy-inhibit all false. Under those a path fails only when a
 certificate's policy constraints require an explicit policy
 (``requireExplicitPolicy``) and the valid policy tree is empty by then, or
-a CA maps to or from anyPolicy.
+a CA maps to or from anyPolicy. The result is the user-constrained policy
+set (6.1.6): the policies of the path that the caller accepts.
 
 The tree keeps, per depth, nodes of (valid policy, expected policy set,
 parent); qualifiers are not kept (nothing here uses them).
@@ -17,19 +19,137 @@ read here (a sequence of OID pairs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 import attrs
 from cryptography import x509
 from cryptography.x509.oid import CertificatePoliciesOID, ExtensionOID
 
-from keymgmt.errors import CertificateVerificationError
+from keymgmt.errors import CertificateVerificationError, InvalidArgumentError
 from keymgmt.pki._failure import VerificationFailure, refusal
 
-__all__ = ["check_policies", "parse_policy_mappings"]
+__all__ = ["ANY_POLICY", "PolicyInputs", "check_policies", "parse_policy_mappings", "policy_oids"]
 
 _ANY = CertificatePoliciesOID.ANY_POLICY
-_DECISIVE = frozenset({ExtensionOID.POLICY_CONSTRAINTS, ExtensionOID.POLICY_MAPPINGS})
+#: The anyPolicy identifier (2.5.29.32.0): the default initial policy set.
+ANY_POLICY: x509.ObjectIdentifier = _ANY
+# Extensions without which, under the default inputs, the outcome is known
+# without computing: a valid path whose user-constrained policy set is empty.
+_POLICY_EXTENSIONS = frozenset(
+    {
+        ExtensionOID.CERTIFICATE_POLICIES,
+        ExtensionOID.POLICY_CONSTRAINTS,
+        ExtensionOID.POLICY_MAPPINGS,
+        ExtensionOID.INHIBIT_ANY_POLICY,
+    }
+)
+_OID_TEXT = re.compile(r"[0-2](\.(0|[1-9][0-9]{0,19}))+")
+
+
+def policy_oids(
+    policies: Iterable[x509.ObjectIdentifier | str],
+) -> frozenset[x509.ObjectIdentifier]:
+    """The policy identifiers ``policies`` name (objects or dotted strings).
+
+    Args:
+        policies: one or more policy OIDs, e.g. ``"2.16.840.1.101.3.2.1.48.1"``
+            or ``x509.ObjectIdentifier(...)``; anyPolicy is ``"2.5.29.32.0"``.
+
+    Returns:
+        the set of identifiers.
+
+    Raises:
+        InvalidArgumentError: the set is empty, or an entry is neither an
+            ObjectIdentifier nor a dotted OID string (first arc 0-2, second
+            arc at most 39 under 0 and 1).
+    """
+    if isinstance(policies, str | x509.ObjectIdentifier):
+        policies = [policies]
+    found: set[x509.ObjectIdentifier] = set()
+    for policy in policies:
+        if isinstance(policy, x509.ObjectIdentifier):
+            found.add(policy)
+            continue
+        if not isinstance(policy, str) or not _OID_TEXT.fullmatch(policy):
+            raise InvalidArgumentError(f"not a policy OID (dotted form expected): {policy!r}")
+        first, second = (int(arc) for arc in policy.split(".")[:2])
+        if first < 2 and second > 39:
+            raise InvalidArgumentError(f"not a policy OID (second arc above 39): {policy!r}")
+        found.add(x509.ObjectIdentifier(policy))
+    if not found:
+        raise InvalidArgumentError("the initial policy set needs at least one policy")
+    return frozenset(found)
+
+
+@attrs.frozen(kw_only=True)
+class PolicyInputs:
+    """RFC 5280's initial policy inputs (6.1.1 c, e, f, g), defaults as RFC 5280 and PKITS.
+
+    Attributes:
+        initial_policy_set: user-initial-policy-set: the policies the caller
+            accepts (in the trust anchor's policy domain); ``{anyPolicy}``
+            accepts any.
+        initial_explicit_policy: the path must be valid for at least one
+            policy of the set (else a valid path may end with none).
+        initial_policy_mapping_inhibit: policy mapping is not allowed anywhere
+            in the path.
+        initial_any_policy_inhibit: anyPolicy in a certificate is not
+            processed (it matches nothing) from the start.
+    """
+
+    initial_policy_set: frozenset[x509.ObjectIdentifier] = frozenset({_ANY})
+    initial_explicit_policy: bool = False
+    initial_policy_mapping_inhibit: bool = False
+    initial_any_policy_inhibit: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        initial_policy_set: Iterable[x509.ObjectIdentifier | str] | None = None,
+        initial_explicit_policy: bool = False,
+        initial_policy_mapping_inhibit: bool = False,
+        initial_any_policy_inhibit: bool = False,
+    ) -> PolicyInputs:
+        """Inputs from keyword arguments, checked (``None`` set: ``{anyPolicy}``).
+
+        Raises:
+            InvalidArgumentError: a malformed or empty policy set, or a flag
+                that is not a bool.
+        """
+        if (
+            initial_policy_set is None
+            and initial_explicit_policy is False
+            and initial_policy_mapping_inhibit is False
+            and initial_any_policy_inhibit is False
+        ):
+            return _DEFAULT  # the common case, without building anything
+        flags = {
+            "initial_explicit_policy": initial_explicit_policy,
+            "initial_policy_mapping_inhibit": initial_policy_mapping_inhibit,
+            "initial_any_policy_inhibit": initial_any_policy_inhibit,
+        }
+        for flag, value in flags.items():
+            if not isinstance(value, bool):
+                raise InvalidArgumentError(f"{flag} must be True or False, not {value!r}")
+        policies = (
+            frozenset({_ANY}) if initial_policy_set is None else policy_oids(initial_policy_set)
+        )
+        return cls(
+            initial_policy_set=policies,
+            initial_explicit_policy=initial_explicit_policy,
+            initial_policy_mapping_inhibit=initial_policy_mapping_inhibit,
+            initial_any_policy_inhibit=initial_any_policy_inhibit,
+        )
+
+    @property
+    def is_default(self) -> bool:
+        """Whether these are RFC 5280's default inputs."""
+        return self == _DEFAULT
+
+
+_DEFAULT: PolicyInputs = PolicyInputs()
 
 
 @attrs.define(eq=False)
@@ -133,26 +253,39 @@ def _prune(levels: list[list[_Node]]) -> None:
         levels[depth] = kept
 
 
-def check_policies(chain: Sequence[x509.Certificate]) -> None:
-    """Run RFC 5280 policy processing (default initial inputs) over ``chain``.
+def check_policies(
+    chain: Sequence[x509.Certificate], inputs: PolicyInputs = _DEFAULT
+) -> frozenset[x509.ObjectIdentifier]:
+    """Run RFC 5280 policy processing over ``chain`` with the initial ``inputs``.
 
     Args:
         chain: the path, leaf first, trust anchor last.
+        inputs: the initial policy inputs (default: RFC 5280's).
+
+    Returns:
+        the user-constrained policy set (6.1.6): the path's valid policies
+        that the caller accepts; ``{anyPolicy}`` when any policy is; empty
+        when none is (a valid outcome unless an explicit policy is required).
 
     Raises:
         CertificateVerificationError: ``invalid-path``: an explicit policy is
-            required and no policy is acceptable, or a mapping involves
-            anyPolicy or cannot be read.
+            required (by a certificate or by ``inputs``) and no acceptable
+            policy is left, or a mapping involves anyPolicy or cannot be read.
     """
-    # Under the default initial inputs only a policyConstraints or a
-    # policyMappings extension can make a path fail: without one (every path
-    # keymgmt issues) there is nothing to compute.
-    if not any(ext.oid in _DECISIVE for cert in chain[:-1] for ext in cert.extensions):
-        return
+    default = inputs is _DEFAULT or inputs.is_default
+    # Under the default inputs a path none of whose certificates carries a
+    # policy extension (every path keymgmt issues) is valid with no policy:
+    # there is nothing to compute.
+    if default and not any(
+        ext.oid in _POLICY_EXTENSIONS for cert in chain[:-1] for ext in cert.extensions
+    ):
+        return frozenset()
     certs = list(reversed(chain[:-1]))  # from the anchor's subject down to the leaf
     n = len(certs)
     levels: list[list[_Node]] | None = [[_Node(_ANY, {_ANY}, None)]]
-    explicit = inhibit_any = mapping = n + 1
+    explicit = 0 if inputs.initial_explicit_policy else n + 1
+    inhibit_any = 0 if inputs.initial_any_policy_inhibit else n + 1
+    mapping = 0 if inputs.initial_policy_mapping_inhibit else n + 1
     for i, cert in enumerate(certs, start=1):
         self_issued = cert.issuer == cert.subject
         policies = _value(cert, x509.CertificatePolicies)
@@ -225,8 +358,56 @@ def check_policies(chain: Sequence[x509.Certificate]) -> None:
             and constraints.require_explicit_policy == 0
         ):
             explicit = 0
-    if explicit <= 0 and levels is None and certs:
+    accepted = _intersect(levels, inputs.initial_policy_set)
+    if explicit <= 0 and not accepted and certs:
         raise _refused(certs[-1])
+    return accepted
+
+
+def _intersect(
+    levels: list[list[_Node]] | None, wanted: frozenset[x509.ObjectIdentifier]
+) -> frozenset[x509.ObjectIdentifier]:
+    """The valid policy tree cut to the user's policies (6.1.5 g); its leaves' policies."""
+    if levels is None or not levels[-1]:
+        return frozenset()
+    if _ANY in wanted:
+        return frozenset(node.policy for node in levels[-1])
+    # The valid_policy_node_set: nodes whose parent is an anyPolicy node.
+    # Those with a policy the user does not accept go, with their subtrees.
+    gone: set[int] = set()
+    for level in levels[1:]:
+        for node in level:
+            parent = node.parent
+            if parent is not None and (
+                id(parent) in gone
+                or (parent.policy == _ANY and node.policy != _ANY and node.policy not in wanted)
+            ):
+                gone.add(id(node))
+    deepest = levels[-1]
+    # An anyPolicy leaf stands for every policy the user accepts that no
+    # node of the valid_policy_node_set names already.
+    named = {
+        node.policy
+        for level in levels[1:]
+        for node in level
+        if id(node) not in gone and node.parent is not None and node.parent.policy == _ANY
+    }
+    extra: list[_Node] = []
+    for node in deepest:
+        if node.policy == _ANY and id(node) not in gone:
+            gone.add(id(node))
+            extra.extend(_Node(p, {p}, node.parent) for p in sorted(wanted - named, key=str))
+    kept = [[node for node in level if id(node) not in gone] for level in levels]
+    kept[-1].extend(extra)
+    for level in kept:
+        for node in level:
+            node.children = 0
+    for level in kept[1:]:
+        for node in level:
+            if node.parent is not None:
+                node.parent.children += 1
+    _prune(kept)
+    return frozenset(node.policy for node in kept[-1])
 
 
 def _apply_mappings(

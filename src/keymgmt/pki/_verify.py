@@ -12,7 +12,8 @@ Two engines, chosen per chain:
   (or Ed448) key or signature, which cryptography's profile forbids.
 
 On the path either engine built, certificate policies are processed
-(:mod:`keymgmt.pki._policy`, RFC 5280 6.1 with the default initial inputs).
+(:mod:`keymgmt.pki._policy`, RFC 5280 6.1 with the caller's initial policy
+inputs, RFC 5280's defaults unless given).
 Then, for **every** certificate below the trust anchor, revocation: from the
 store's registry when the issuer is one of our CAs (authoritative, O(1)),
 else from the CRLs given (complete + delta, indexed once; only CRLs whose
@@ -32,7 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -65,7 +66,7 @@ from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
 from keymgmt.pki._pathval import validate_path
-from keymgmt.pki._policy import check_policies
+from keymgmt.pki._policy import PolicyInputs, check_policies
 from keymgmt.revocation import Revocation, RevocationReason
 
 __all__ = [
@@ -126,6 +127,11 @@ class VerifiedPath:
         name: the name it was matched against (None if none was asked).
         revocation: per certificate below the anchor, where its status came from.
         engine: ``"cryptography"`` (fast path) or ``"keymgmt-eddsa"``.
+        policies: the user-constrained policy set (RFC 5280 6.1.6): the
+            certificate policies the path is valid for that the caller's
+            initial policy set accepts; ``{anyPolicy}`` when any is; empty
+            when the path asserts none (valid unless an explicit policy was
+            required).
     """
 
     leaf: x509.Certificate
@@ -135,6 +141,7 @@ class VerifiedPath:
     name: str | None
     revocation: tuple[RevocationSource, ...]
     engine: str
+    policies: frozenset[x509.ObjectIdentifier] = frozenset()
 
     def _repr_html_(self) -> str:
         """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
@@ -164,6 +171,8 @@ RevocationLookup = Callable[
     [x509.Certificate, x509.Certificate], "Revocation | RevocationReason | object | None"
 ]
 
+
+_DEFAULT_INPUTS: Final = PolicyInputs.of()
 
 _EDDSA_SIGS = frozenset({SignatureAlgorithmOID.ED25519, SignatureAlgorithmOID.ED448})
 
@@ -244,6 +253,10 @@ class CertificateVerifier:
         at: _dt.datetime,
         purpose: Purpose | str = Purpose.ANY,
         name: str | None = None,
+        initial_policy_set: Iterable[x509.ObjectIdentifier | str] | None = None,
+        initial_explicit_policy: bool = False,
+        initial_policy_mapping_inhibit: bool = False,
+        initial_any_policy_inhibit: bool = False,
     ) -> VerifiedPath:
         """Validate ``cert`` for ``purpose`` (and ``name``) at ``at``, with revocation.
 
@@ -257,19 +270,39 @@ class CertificateVerifier:
             name: the expected identity: a DNS name or IP for TLS servers
                 (wildcards honoured); otherwise matched exactly against the
                 SAN DNS names, emails, URIs, IPs or the subject common name.
+            initial_policy_set: RFC 5280's user-initial-policy-set: the
+                certificate policies acceptable (OIDs or dotted strings);
+                default ``{anyPolicy}``, any. The accepted ones are
+                :attr:`VerifiedPath.policies`.
+            initial_explicit_policy: require the path to be valid for at
+                least one policy of ``initial_policy_set`` (default False).
+            initial_policy_mapping_inhibit: refuse policy mapping anywhere in
+                the path (default False).
+            initial_any_policy_inhibit: do not let anyPolicy in a certificate
+                stand for other policies (default False).
 
         Returns:
             the verified path.
 
         Raises:
             CertificateRevokedError: a certificate in the path is revoked.
-            CertificateVerificationError: anything else; ``reason`` says what.
-            InvalidArgumentError: naive ``at`` or an unknown purpose.
+            CertificateVerificationError: anything else; ``reason`` says what
+                (no acceptable policy is ``invalid-path``).
+            InvalidArgumentError: naive ``at``, an unknown purpose, or a
+                malformed policy input.
         """
         at = ensure_aware(at, "at")
         purpose = Purpose(purpose)
+        inputs = PolicyInputs.of(
+            initial_policy_set=initial_policy_set,
+            initial_explicit_policy=initial_explicit_policy,
+            initial_policy_mapping_inhibit=initial_policy_mapping_inhibit,
+            initial_any_policy_inhibit=initial_any_policy_inhibit,
+        )
         try:
-            return self._verify(cert, intermediates, crls, ocsp_responses, at, purpose, name)
+            return self._verify(
+                cert, intermediates, crls, ocsp_responses, at, purpose, name, inputs=inputs
+            )
         except KeyMgmtError:
             raise
         except (ValueError, TypeError) as exc:
@@ -286,6 +319,8 @@ class CertificateVerifier:
         purpose: Purpose,
         name: str | None,
         nesting: int = 0,
+        *,
+        inputs: PolicyInputs = _DEFAULT_INPUTS,
     ) -> VerifiedPath:
         pool = (*intermediates, *self._intermediates)
         eddsa = _is_eddsa(cert) or any(_is_eddsa(c) for c in intermediates)
@@ -296,7 +331,7 @@ class CertificateVerifier:
         else:
             chain, name_checked = self._fast(cert, pool, at, purpose, name)
             engine = "cryptography"
-        check_policies(chain)
+        policies = check_policies(chain, inputs)
         self._check_purpose(cert, purpose)
         if name is not None and not name_checked:
             self._check_name(cert, name, purpose)
@@ -309,6 +344,7 @@ class CertificateVerifier:
             name=name,
             revocation=sources,
             engine=engine,
+            policies=policies,
         )
 
     # -- path ------------------------------------------------------------------
