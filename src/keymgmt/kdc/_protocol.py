@@ -168,19 +168,19 @@ class RequestEnvelope:
     auth_kind: AuthKind
     body: bytes = attrs.field(repr=False)
     signature: bytes = attrs.field(repr=False)
-    _principal_raw: bytes = attrs.field(repr=False, alias="principal_raw")
+    #: The message up to the body (header, principal, auth kind), and up to
+    #: the signature: sliced from the parsed message, which encodes exactly
+    #: these fields in this order, instead of encoding them again.
+    _head: bytes = attrs.field(repr=False, alias="head")
+    _signed: bytes = attrs.field(repr=False, alias="signed")
 
     def signed_bytes(self) -> bytes:
         """What a certificate principal signs (header + all fields but the signature)."""
-        return w.header(self.kind) + w.encode_fields(
-            [self._principal_raw, bytes((self.auth_kind,)), self.body]
-        )
+        return self._signed
 
     def aad(self) -> bytes:
         """The associated data of a symmetric principal's sealed body."""
-        return w.header(self.kind) + w.encode_fields(
-            [self._principal_raw, bytes((self.auth_kind,))]
-        )
+        return self._head
 
 
 def build_request(
@@ -200,13 +200,15 @@ def build_request(
     inner = w.encode_fields([name_bytes(target, "target name"), nonce, ts(timestamp), reply_share])
     if aead is not None:
         auth = bytes((AuthKind.SYMMETRIC,))
-        body = _crypto.seal(aead, randomness, inner, w.header(kind) + w.encode_fields([raw, auth]))
+        head = w.header(kind) + w.encode_fields([raw, auth])
+        body = _crypto.seal(aead, randomness, inner, head)
         signature = b""
-    else:
-        assert signing_key is not None
-        auth = bytes((AuthKind.CERTIFICATE,))
-        body = inner
-        signature = _crypto.sign(signing_key, w.header(kind) + w.encode_fields([raw, auth, body]))
+        # The checked encoding, made of the head already encoded for the AAD.
+        return w.encode_after(kind, head, 2, [body, signature])
+    assert signing_key is not None
+    auth = bytes((AuthKind.CERTIFICATE,))
+    body = inner
+    signature = _crypto.sign(signing_key, w.header(kind) + w.encode_fields([raw, auth, body]))
     return w.encode(kind, [raw, auth, body, signature])
 
 
@@ -225,13 +227,16 @@ def parse_request(data: bytes) -> RequestEnvelope:
         raise MalformedInputError(f"unknown authentication kind {auth[0]}")
     if (auth_kind is AuthKind.SYMMETRIC) != (not signature):
         raise MalformedInputError("the signature field does not fit the authentication kind")
+    head = 4 + 4 + len(raw) + 4 + len(auth)  # the header, then two length-prefixed fields
+    signed = head + 4 + len(body)
     return RequestEnvelope(
         kind=kind,
         principal=w.text(raw, "principal name"),
         auth_kind=auth_kind,
         body=body,
         signature=signature,
-        principal_raw=raw,
+        head=bytes(data[:head]),
+        signed=bytes(data[:signed]),
     )
 
 
@@ -304,7 +309,9 @@ def build_reply(
     signature = b""
     if kdc_signing_key is not None and kdc_share:
         signature = kdc_signing_key.sign(aad + w.encode_fields([sealed]))
-    return w.encode(kind, [raw, nonce, kdc_share, sealed, signature])
+    if not 1 <= len(raw) <= w.NAME_MAX or len(nonce) != NONCE_LEN:
+        return w.encode(kind, [raw, nonce, kdc_share, sealed, signature])  # raises, says why
+    return w.encode_after(kind, aad, 3, [sealed, signature])
 
 
 def open_reply(
@@ -337,7 +344,8 @@ def open_reply(
     raw, got_nonce, kdc_share, sealed, signature = fields
     if raw != principal.encode("utf-8") or got_nonce != nonce:
         raise RemoteProtocolError("the reply does not answer this request")
-    aad = w.header(kind) + w.encode_fields([raw, got_nonce, kdc_share])
+    # The header and the first three fields, as the (strictly parsed) message holds them.
+    aad = bytes(data[: 4 + 12 + len(raw) + len(got_nonce) + len(kdc_share)])
     if aead is None:
         assert reply_private is not None
         assert kdc_public_key is not None

@@ -39,6 +39,7 @@ __all__ = [
     "decode",
     "decode_fields",
     "encode",
+    "encode_after",
     "encode_fields",
     "header",
     "u32",
@@ -232,6 +233,37 @@ def encode(kind: MessageType, fields: Sequence[bytes]) -> bytes:
         size = len(field)
         if not lo <= size <= hi:
             _check(fields, SCHEMAS[kind], kind.name)  # says which field is wrong
+        parts.append(pack(size))
+        parts.append(field)
+    return b"".join(parts)
+
+
+def encode_after(kind: MessageType, head: bytes, count: int, fields: Sequence[bytes]) -> bytes:
+    """Finish a message whose header and first ``count`` fields are already ``head``.
+
+    For builders that encoded those fields once for associated data: only
+    the remaining ``fields`` are checked against the schema here, so the
+    caller must have checked the first ones (:func:`encode` does both).
+
+    Raises:
+        MalformedInputError: wrong field count or a field outside its bounds.
+    """
+    bounds = _BOUNDS[kind][count:]
+    if len(fields) != len(bounds):
+        raise MalformedInputError(
+            f"{kind.name}: expected {len(bounds)} more fields, got {len(fields)}"
+        )
+    pack = _LEN.pack
+    parts = [head]
+    for index, (field, (lo, hi)) in enumerate(zip(fields, bounds, strict=True)):
+        size = len(field)
+        if not lo <= size <= hi:
+            spec = SCHEMAS[kind][count + index]
+            raise MalformedInputError(
+                f"{kind.name}: field {spec.name!r} has {size} bytes "
+                f"(allowed {spec.min}..{spec.max})",
+                field=spec.name,
+            )
         parts.append(pack(size))
         parts.append(field)
     return b"".join(parts)
