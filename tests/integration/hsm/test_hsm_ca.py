@@ -251,9 +251,13 @@ def test_a_revoked_leaf_of_a_token_ca_is_refused_by_km_pki(
 
 @needs_openssl
 @pytest.mark.interop
+@pytest.mark.parametrize("flag", ["-crl_check", "-crl_check_all"])
 @pytest.mark.parametrize("revoke", [False, True])
-def test_openssl_verify_crl_check_all_judges_the_token_chain(
-    token_pki: tuple[CertificateAuthority, CertificateAuthority], tmp_path: Path, revoke: bool
+def test_openssl_verify_with_crl_checks_judges_the_token_chain(
+    token_pki: tuple[CertificateAuthority, CertificateAuthority],
+    tmp_path: Path,
+    revoke: bool,
+    flag: str,
 ) -> None:
     root, sub = token_pki
     cert = sub.issue(_csr())
@@ -270,7 +274,7 @@ def test_openssl_verify_crl_check_all_judges_the_token_chain(
     leaf = tmp_path / "leaf.pem"
     result = _openssl(
         "verify", "-attime", ATTIME, "-CAfile", tmp_path / "root.pem",
-        "-untrusted", tmp_path / "sub.pem", "-crl_check_all",
+        "-untrusted", tmp_path / "sub.pem", flag,
         "-CRLfile", tmp_path / "crls.pem", "-purpose", "sslserver", leaf,
     )  # fmt: skip
     if revoke:
