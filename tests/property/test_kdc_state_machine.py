@@ -1,8 +1,9 @@
 """A Hypothesis state machine drives the KDC against a small model.
 
 Rules: register, grant/withdraw, key requests, tickets (accepted once by
-the peer), replay, revoke, disable/enable, compromise (key versions and
-principals), clock moves. After every step the real KDC's
+the peer), replay, revoke, disable/enable, data keys, compromise (key
+versions and principals, whose reports must list exactly the data keys made
+under the exposed versions), clock moves. After every step the real KDC's
 answer must be exactly what the model predicts, and the audit chain must
 verify.
 """
@@ -59,6 +60,7 @@ class KdcMachine(RuleBasedStateMachine):
         self.primary: dict[str, int] = {}
         self.compromised: set[tuple[str, int]] = set()
         self.received: set[tuple[str, str, int]] = set()
+        self.data_keys: dict[tuple[str, int], list[str]] = {}
         self.grants = 0
         self.last: _Sent | None = None
         for key in ("k1", "k2"):
@@ -196,6 +198,12 @@ class KdcMachine(RuleBasedStateMachine):
         self.enabled[name] = False
 
     @rule(key=KEYS)
+    def generate_data_key(self, key: str) -> None:
+        data_key = self.km.generate_data_key(key)
+        assert data_key.key_version == self.primary[key]
+        self.data_keys.setdefault((key, data_key.key_version), []).append(data_key.id)
+
+    @rule(key=KEYS)
     def compromise_key(self, key: str) -> None:
         version = self.primary[key]
         report = self.km.compromise(key=f"{key}#{version}")
@@ -204,12 +212,18 @@ class KdcMachine(RuleBasedStateMachine):
         assert report.rotated == (f"{key}#{version + 1}",)
         expected = sorted({p for (p, k, v) in self.received if (k, v) == (key, version)})
         assert list(report.recipients) == expected
+        assert [i.id for i in report.data_key_issues] == self.data_keys.get((key, version), [])
 
     @rule(name=PRINCIPALS)
     def compromise_principal(self, name: str) -> None:
         report = self.km.compromise(principal=name)
         exposed = sorted({f"{k}#{v}" for (p, k, v) in self.received if p == name})
         assert list(report.exposed_key_versions) == exposed
+        made = []
+        for key_id in exposed:
+            key, _, version = key_id.partition("#")
+            made.extend(self.data_keys.get((key, int(version)), []))
+        assert [i.id for i in report.data_key_issues] == made
         for key_id in exposed:
             key, _, version = key_id.partition("#")
             self.compromised.add((key, int(version)))
