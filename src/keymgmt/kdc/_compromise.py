@@ -278,7 +278,7 @@ class _Response:
             exposed_key_versions=outcome.exposed_key_versions,
             key_grants=outcome.key_grants,
             tickets=outcome.tickets,
-            data_keys=outcome.data_keys,
+            data_keys=outcome.data_keys if self.playbook is not None else (),
             recipients=outcome.recipients,
             not_exposed=outcome.not_exposed,
             revocation_list_number=store.backend.generation(),
