@@ -3,8 +3,10 @@
 PyKMIP is not a keymgmt dependency: ``load_server.py --kmip-python PATH``
 runs this file with that interpreter, twice: ``server`` (a PyKMIP
 ``KmipServer`` with mutual TLS and a SQLite database, until killed) and
-``clients`` (N threads, each with its own ``ProxyKmipClient`` connection,
-doing one operation until the deadline or the count; prints JSON).
+``session`` (N threads, each with its own ``ProxyKmipClient`` connection
+and key, opened once; then for each stdin line ``OP SECONDS MAX`` every
+thread does the operation until the deadline or the count, and one JSON
+line reports it). ``clients`` runs a single such slice (``--op``).
 """
 
 from __future__ import annotations
@@ -56,73 +58,104 @@ def _client(args: argparse.Namespace, index: int):  # type: ignore[no-untyped-de
     return client
 
 
-def _clients(args: argparse.Namespace) -> None:
-    from kmip.core import enums
+class _Clients:
+    """N client connections, each with its own key, ready to run timed slices."""
 
-    warnings.simplefilter("ignore")
-    params = {
-        "block_cipher_mode": enums.BlockCipherMode.CBC,
-        "padding_method": enums.PaddingMethod.PKCS5,
-        "cryptographic_algorithm": enums.CryptographicAlgorithm.AES,
-    }
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    count = [0]
-    clients = [_client(args, i) for i in range(args.threads)]
-    # PyKMIP lets only an object's owner (the creating certificate's
-    # identity) use it: each connection gets and encrypts under its own key.
-    keys = {}
-    for client in clients:
-        key_id = client.create(enums.CryptographicAlgorithm.AES, 256)
-        client.activate(key_id)
-        keys[id(client)] = key_id
-    payload = os.urandom(64)
-    start = time.perf_counter()
-    deadline = start + args.seconds
+    def __init__(self, args: argparse.Namespace) -> None:
+        from kmip.core import enums
 
-    def work(client) -> None:  # type: ignore[no-untyped-def]
-        key_id = keys[id(client)]
-        mine: list[float] = []
-        while time.perf_counter() < deadline:
-            with lock:
-                if count[0] >= args.max_requests:
-                    break
-                count[0] += 1
-            begun = time.perf_counter()
-            try:
-                if args.op == "create":
-                    client.create(enums.CryptographicAlgorithm.AES, 256)
-                elif args.op == "get":
-                    client.get(key_id)
-                else:
-                    client.encrypt(payload, uid=key_id, cryptographic_parameters=params)
-            except Exception as exc:
+        self.enums = enums
+        self.params = {
+            "block_cipher_mode": enums.BlockCipherMode.CBC,
+            "padding_method": enums.PaddingMethod.PKCS5,
+            "cryptographic_algorithm": enums.CryptographicAlgorithm.AES,
+        }
+        self.clients = [_client(args, i) for i in range(args.threads)]
+        # PyKMIP lets only an object's owner (the creating certificate's
+        # identity) use it: each connection gets and encrypts under its own key.
+        self.keys = {}
+        for client in self.clients:
+            key_id = client.create(enums.CryptographicAlgorithm.AES, 256)
+            client.activate(key_id)
+            self.keys[id(client)] = key_id
+        self.payload = os.urandom(64)
+
+    def run(self, op: str, seconds: float, max_requests: int) -> dict:  # type: ignore[type-arg]
+        """Every connection does ``op`` until the deadline or the count; the results."""
+        enums = self.enums
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        count = [0]
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        def work(client) -> None:  # type: ignore[no-untyped-def]
+            key_id = self.keys[id(client)]
+            mine: list[float] = []
+            while time.perf_counter() < deadline:
                 with lock:
-                    errors.append(type(exc).__name__)
-                continue
-            mine.append(time.perf_counter() - begun)
-        with lock:
-            latencies.extend(mine)
+                    if count[0] >= max_requests:
+                        break
+                    count[0] += 1
+                begun = time.perf_counter()
+                try:
+                    if op == "create":
+                        client.create(enums.CryptographicAlgorithm.AES, 256)
+                    elif op == "get":
+                        client.get(key_id)
+                    else:
+                        client.encrypt(
+                            self.payload, uid=key_id, cryptographic_parameters=self.params
+                        )
+                except Exception as exc:
+                    with lock:
+                        errors.append(type(exc).__name__)
+                    continue
+                mine.append(time.perf_counter() - begun)
+            with lock:
+                latencies.extend(mine)
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    for client in clients:
-        client.close()
-    json.dump(
-        {"op": args.op, "latencies": latencies, "errors": errors, "elapsed": elapsed},
-        sys.stdout,
-    )
+        threads = [threading.Thread(target=work, args=(c,)) for c in self.clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+        return {"op": op, "latencies": latencies, "errors": errors, "elapsed": elapsed}
+
+    def close(self) -> None:
+        """Close every connection."""
+        for client in self.clients:
+            client.close()
+
+
+def _clients(args: argparse.Namespace) -> None:
+    warnings.simplefilter("ignore")
+    clients = _Clients(args)
+    try:
+        json.dump(clients.run(args.op, args.seconds, args.max_requests), sys.stdout)
+    finally:
+        clients.close()
+
+
+def _session(args: argparse.Namespace) -> None:
+    """Connect once, then run one slice per stdin line ``OP SECONDS MAX``; a JSON line each."""
+    warnings.simplefilter("ignore")
+    clients = _Clients(args)
+    print("ready", flush=True)
+    try:
+        for line in sys.stdin:
+            op, seconds, max_requests = line.split()
+            print(json.dumps(clients.run(op, float(seconds), int(max_requests))), flush=True)
+    finally:
+        clients.close()
 
 
 def main() -> None:
     """Dispatch ``server`` or ``clients``."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["server", "clients"])
+    parser.add_argument("mode", choices=["server", "clients", "session"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", required=True)
     parser.add_argument("--cert")
@@ -137,6 +170,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "server":
         _server(args)
+    elif args.mode == "session":
+        _session(args)
     else:
         _clients(args)
 

@@ -19,7 +19,10 @@ What it does, all on 127.0.0.1 and bounded in time and count:
 5. with ``--kmip-python``, does the same three operations against PyKMIP's
    server (``KmipServer``, mutual TLS, its SQLite database) with the same
    number of client connections (``bench/_kmip_load.py`` runs under that
-   interpreter), and prints the throughput ratios.
+   interpreter), and prints the throughput ratios. Both servers run for
+   the whole test and each operation runs on keymgmt and then at once on
+   PyKMIP (create, create, get, get, encrypt, encrypt), so the two sides
+   of a ratio meet the same load from the rest of the machine.
 
 The load generator is a plain asyncio HTTP/1.1 client on ``ssl`` streams so
 that its own cost stays small next to the server's (the machine has two
@@ -180,6 +183,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.serial = 0  # keys this connection has asked to create
 
     @classmethod
     async def open(cls, host: str, port: int, context: ssl.SSLContext) -> Connection:
@@ -225,6 +229,13 @@ class Phase:
     samples: list[Any] = attrs.field(factory=list)
     server_cpu: float = float("nan")
 
+    def merge(self, part: Phase) -> None:
+        """Add a slice of the same operation."""
+        self.latencies.extend(part.latencies)
+        self.errors.update(part.errors)
+        self.elapsed += part.elapsed
+        self.samples.extend(part.samples[: max(0, 500 - len(self.samples))])
+
     def row(self) -> dict[str, Any]:
         """The summary line."""
         lat = sorted(self.latencies)
@@ -266,12 +277,11 @@ async def keymgmt_phase(
 
     async def worker(index: int, conn: Connection) -> None:
         nonlocal sent
-        serial = 0
         while time.perf_counter() < deadline and sent < max_requests:
             sent += 1
-            serial += 1
             if op == "create":
-                name = f"bench-c{index:02d}-{serial}"
+                conn.serial += 1  # across slices: every name is new
+                name = f"bench-c{index:02d}-{conn.serial}"
                 method, path, body, expected = (
                     "POST",
                     "/v1/transit/keys",
@@ -305,31 +315,14 @@ async def keymgmt_phase(
     return phase
 
 
-async def run_keymgmt(
-    setup: Setup, host: str, port: int, pid: int, args: argparse.Namespace
-) -> list[Phase]:
-    """The three phases against keymgmt serve."""
+async def open_connections(setup: Setup, host: str, port: int, clients: int) -> list[Connection]:
+    """One mutual-TLS keep-alive connection per client, handshakes done."""
     contexts = []
     for cert, key in setup.certs:
         context = ssl.create_default_context(cafile=setup.trust)
         context.load_cert_chain(cert, key)
         contexts.append(context)
-    connections = [
-        await Connection.open(host, port, contexts[i % len(contexts)]) for i in range(args.clients)
-    ]
-    created: list[str] = []
-    phases = []
-    for op in ("create", "get", "encrypt"):
-        before = cpu_seconds(pid)
-        phase = await keymgmt_phase(
-            host, port, connections, op, args.seconds, args.max_requests, created
-        )
-        phase.server_cpu = cpu_seconds(pid) - before
-        phases.append(phase)
-    for conn in connections:
-        conn.close()
-    phases[0].samples = created
-    return phases
+    return [await Connection.open(host, port, contexts[i % len(contexts)]) for i in range(clients)]
 
 
 def verify_nothing_lost(setup: Setup, phases: list[Phase]) -> dict[str, int]:
@@ -385,20 +378,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_pykmip(setup: Setup, args: argparse.Namespace) -> list[Phase]:
-    """The same three operations against PyKMIP's server (under ``--kmip-python``)."""
+@contextlib.contextmanager
+def pykmip_server(setup: Setup, args: argparse.Namespace) -> Iterator[tuple[int, int]]:
+    """PyKMIP's ``KmipServer`` (under ``--kmip-python``) on a free port, stopped afterwards."""
     port = _free_port()
-    helper = str(HERE / "_kmip_load.py")
-    chain = str(setup.directory / "chain.pem")
     server = subprocess.Popen(
         [
             args.kmip_python,
-            helper,
+            str(HERE / "_kmip_load.py"),
             "server",
             "--port",
             str(port),
             "--ca",
-            chain,
+            str(setup.directory / "chain.pem"),
             "--cert",
             str(setup.server_cert[0]),
             "--key",
@@ -410,55 +402,12 @@ def run_pykmip(setup: Setup, args: argparse.Namespace) -> list[Phase]:
         stderr=(setup.directory / "kmip-stderr.log").open("w"),
         text=True,
     )
-    phases = []
     try:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "ready":
             raise RuntimeError((setup.directory / "kmip-stderr.log").read_text())
         time.sleep(0.5)  # the listening socket opens right after "ready"
-        for op in ("create", "get", "encrypt"):
-            before = cpu_seconds(server.pid)
-            done = subprocess.run(
-                [
-                    args.kmip_python,
-                    helper,
-                    "clients",
-                    "--port",
-                    str(port),
-                    "--ca",
-                    chain,
-                    "--certs",
-                    *[str(c) for c, _ in setup.certs],
-                    "--keys",
-                    *[str(k) for _, k in setup.certs],
-                    "--op",
-                    op,
-                    "--threads",
-                    str(args.clients),
-                    "--seconds",
-                    str(args.seconds),
-                    "--max-requests",
-                    str(args.max_requests),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=args.seconds * 10 + 120,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(done.stderr[-2000:])
-            result = json.loads(done.stdout)
-            phases.append(
-                Phase(
-                    "pykmip",
-                    op,
-                    args.clients,
-                    result["latencies"],
-                    Counter(result["errors"]),
-                    result["elapsed"],
-                    server_cpu=cpu_seconds(server.pid) - before,
-                )
-            )
+        yield port, server.pid
     finally:
         server.terminate()
         try:
@@ -466,7 +415,136 @@ def run_pykmip(setup: Setup, args: argparse.Namespace) -> list[Phase]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    return phases
+
+
+class PyKmipClients:
+    """PyKMIP's client threads in one child process (``_kmip_load.py session``).
+
+    The connections and each connection's key are made once; then every
+    :meth:`run` is one timed slice of one operation.
+    """
+
+    def __init__(self, setup: Setup, port: int, args: argparse.Namespace) -> None:
+        self.process = subprocess.Popen(
+            [
+                args.kmip_python,
+                str(HERE / "_kmip_load.py"),
+                "session",
+                "--port",
+                str(port),
+                "--ca",
+                str(setup.directory / "chain.pem"),
+                "--certs",
+                *[str(c) for c, _ in setup.certs],
+                "--keys",
+                *[str(k) for _, k in setup.certs],
+                "--threads",
+                str(args.clients),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(setup.directory / "kmip-clients.log").open("w"),
+            text=True,
+        )
+        self.log = setup.directory / "kmip-clients.log"
+        if self._line() != "ready":
+            raise RuntimeError(self.log.read_text()[-2000:])
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def run(self, op: str, seconds: float, max_requests: int) -> dict[str, Any]:
+        """One slice: every connection does ``op`` until the deadline or the count."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{op} {seconds} {max_requests}\n")
+        self.process.stdin.flush()
+        line = self._line()
+        if not line:
+            raise RuntimeError(self.log.read_text()[-2000:])
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def close(self) -> None:
+        """End the session."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_side_by_side(
+    setup: Setup, args: argparse.Namespace
+) -> tuple[list[Phase], list[Phase], str | None, float]:
+    """Each operation on keymgmt and on PyKMIP (when given), in alternating slices.
+
+    Both servers and all client connections live for the whole test. Each
+    operation's ``--seconds`` are cut into ``--slices`` slices per system,
+    run alternately (keymgmt, PyKMIP, keymgmt, ...), so both sides of a
+    ratio meet the same load from the rest of the machine (on a shared
+    machine that load moves within seconds). Returns keymgmt's phases,
+    PyKMIP's, PyKMIP's failure if any, and the load generator's CPU
+    seconds for keymgmt.
+    """
+    ours: list[Phase] = []
+    theirs: list[Phase] = []
+    kmip_error = None
+    client_cpu = 0.0
+    slices = max(1, args.slices)
+    with contextlib.ExitStack() as stack:
+        host, port, pid = stack.enter_context(keymgmt_server(setup, args.workers))
+        kmip: tuple[int, int] | None = None
+        kmip_clients: PyKmipClients | None = None
+        if args.kmip_python:
+            try:
+                kmip = stack.enter_context(pykmip_server(setup, args))
+                kmip_clients = PyKmipClients(setup, kmip[0], args)
+                stack.callback(kmip_clients.close)
+            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                kmip_error = f"{type(exc).__name__}: {str(exc)[-500:]}"
+        runner = stack.enter_context(asyncio.Runner(loop_factory=_loop_factory()))
+        connections = runner.run(open_connections(setup, host, port, args.clients))
+        created: list[str] = []
+        for op in ("create", "get", "encrypt"):
+            phase = Phase("keymgmt", op, args.clients, [], Counter(), 0.0, server_cpu=0.0)
+            other = Phase("pykmip", op, args.clients, [], Counter(), 0.0, server_cpu=0.0)
+            for _ in range(slices):
+                budget = args.max_requests - len(phase.latencies) - sum(phase.errors.values())
+                if budget > 0:
+                    started = time.process_time()
+                    before = cpu_seconds(pid)
+                    part = runner.run(
+                        keymgmt_phase(
+                            host, port, connections, op, args.seconds / slices, budget, created
+                        )
+                    )
+                    phase.server_cpu += cpu_seconds(pid) - before
+                    client_cpu += time.process_time() - started
+                    phase.merge(part)
+                budget = args.max_requests - len(other.latencies) - sum(other.errors.values())
+                if kmip_clients is not None and kmip is not None and kmip_error is None:
+                    if budget <= 0:
+                        continue
+                    before = cpu_seconds(kmip[1])
+                    try:
+                        result = kmip_clients.run(op, args.seconds / slices, budget)
+                    except (RuntimeError, OSError, ValueError) as exc:
+                        kmip_error = f"{type(exc).__name__}: {str(exc)[-500:]}"
+                        continue
+                    other.server_cpu += cpu_seconds(kmip[1]) - before
+                    other.latencies.extend(result["latencies"])
+                    other.errors.update(result["errors"])
+                    other.elapsed += result["elapsed"]
+            ours.append(phase)
+            if other.elapsed:
+                theirs.append(other)
+        for conn in connections:
+            conn.close()
+        ours[0].samples = created
+    return ours, theirs, kmip_error, client_cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,24 +554,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
     parser.add_argument("--max-requests", type=int, default=20000, help="per phase")
     parser.add_argument("--workers", type=int, default=1, help="keymgmt serve --workers")
+    parser.add_argument(
+        "--slices", type=int, default=5, help="alternating slices per operation and system"
+    )
     parser.add_argument("--kmip-python", help="an interpreter with pykmip installed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="keymgmt-load-") as directory:
         setup = prepare(Path(directory), min(args.clients, 50))
-        with keymgmt_server(setup, args.workers) as (host, port, pid):
-            started = time.process_time()
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                phases = runner.run(run_keymgmt(setup, host, port, pid, args))
-            client_cpu = time.process_time() - started
+        phases, kmip, kmip_error, client_cpu = run_side_by_side(setup, args)
         lost = verify_nothing_lost(setup, phases)
-        kmip: list[Phase] = []
-        kmip_error = None
-        if args.kmip_python:
-            try:
-                kmip = run_pykmip(setup, args)
-            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
-                kmip_error = f"{type(exc).__name__}: {str(exc)[-500:]}"
     rows = [p.row() for p in phases + kmip]
     columns = [
         "system",

@@ -329,8 +329,9 @@ class Store:
         one ``AlreadyExistsError``, never a lost update). When the batch
         conflicts with a writer outside it (another process), each of its
         functions runs again on its own through :meth:`transact`, with the
-        usual retries. When the backend fails (``StoreError``), nothing of
-        the batch was written and every item in it gets that exception.
+        usual retries. When the backend fails (``StoreError``), every item of
+        the batch gets that exception, as it would alone; the batch is one
+        backend transaction, so all of it landed or none of it did.
 
         Args:
             fns: the transaction functions; as for :meth:`transact`, each

@@ -20,8 +20,8 @@ created and audited (naming its own principal) as alone; a success is
 answered only once the batch is durable; a refused request (an existing
 name, a bad algorithm, two requests for one name) gets its own typed error
 and does not affect its neighbours; a failed write (the store is down)
-answers every request of that batch with the error, and none of them was
-written.
+answers every request of that batch with the error, as it would alone (the
+batch is one transaction: all of it landed or none of it).
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ class Operation(enum.StrEnum):
         return self not in (Operation.SIGN, Operation.KDC, Operation.REVOKE)
 
 
+_DECISIONS_MAX: Final = 65536
+
 _RULE_FIELDS: Final = frozenset(
     {"principals", "operations", "keys", "profiles", "names", "subjects", "cas"}
 )
@@ -226,6 +228,11 @@ class ServicePolicy:
 
     rules: tuple[Rule, ...] = ()
     rate_limit: RateLimit = attrs.field(factory=RateLimit)
+    # Decisions on (principal, operation, key): the policy never changes, and
+    # the transit routes ask the same few questions on every request.
+    _decisions: dict[tuple[str, Operation, str | None], bool] = attrs.field(
+        factory=dict, init=False, repr=False, eq=False
+    )
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> ServicePolicy:
@@ -272,7 +279,12 @@ class ServicePolicy:
         ca: str | None = None,
     ) -> bool:
         """Whether some rule allows the request."""
-        return any(
+        simple = profile is None and not names and subject is None and ca is None
+        if simple:
+            known = self._decisions.get((principal, operation, key))
+            if known is not None:
+                return known
+        allowed = any(
             r.allows(
                 principal,
                 operation,
@@ -284,6 +296,11 @@ class ServicePolicy:
             )
             for r in self.rules
         )
+        if simple:
+            if len(self._decisions) >= _DECISIONS_MAX:
+                self._decisions.clear()
+            self._decisions[(principal, operation, key)] = allowed
+        return allowed
 
     def authorize(
         self,
