@@ -68,20 +68,31 @@ def _calibrate(fn: Callable[[], object]) -> int:
         number *= 4
 
 
-def measure(case: Case, *, rounds: int = 7) -> Result:
-    """Time ``case`` (interleaving ours and raw) and return medians."""
+def measure(
+    case: Case, *, rounds: int = 7, on_round: Callable[[int, int], None] | None = None
+) -> Result:
+    """Time ``case`` (interleaving ours and raw) and return medians.
+
+    ``on_round(done, rounds)`` is called once calibration is over (``done``
+    0) and after each round: progress for a person watching. It runs between
+    timed rounds, never inside one.
+    """
     if case.setup is not None:
         case.setup()
     number = case.number or _calibrate(case.ours)
+    if on_round is not None:
+        on_round(0, rounds)
     ours: list[float] = []
     raw: list[float] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(rounds):
+        for done in range(1, rounds + 1):
             ours.append(_per_call(case.ours, number))
             if case.raw is not None:
                 raw.append(_per_call(case.raw, number))
+            if on_round is not None:
+                on_round(done, rounds)
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -3,14 +3,22 @@
 Discovers ``bench/bench_*.py`` modules, runs their cases, and prints one line
 per case: our time per call, the raw primitive's, the ratio and the verdict
 against the target. Exits 1 if any target is missed (with ``--strict``).
+
+On a terminal, a status line on stderr shows which case is running, its
+round and the overall progress; it erases itself before each result line,
+so the table on stdout stays clean. It is off when stderr is not a terminal
+(pipes, CI logs) or with ``--no-progress``, like the CLI's progress bars.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import sys
+from functools import partial
 from pathlib import Path
+from typing import TextIO
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,6 +50,48 @@ def _fmt(seconds: float | None) -> str:
     return f"{seconds / 1e-9:8.2f} ns"
 
 
+class Progress:
+    """One self-erasing status line: ``[3/40] group: case  round 2/7  [####----]  9%``.
+
+    Args:
+        stream: where to draw (stderr); nothing is drawn unless it is a terminal.
+        total: the number of cases.
+        enabled: False turns it off whatever the stream is.
+    """
+
+    BAR = 20
+
+    def __init__(self, stream: TextIO, total: int, *, enabled: bool = True) -> None:
+        self._stream = stream
+        self._total = max(total, 1)
+        self.enabled = enabled and stream.isatty()
+        self._shown = False
+
+    def show(self, index: int, label: str, done: int, rounds: int) -> None:
+        """Case ``index`` (0-based) named ``label`` has finished ``done`` of ``rounds``.
+
+        ``done == -1``: the case is still being set up and calibrated.
+        """
+        if not self.enabled:
+            return
+        fraction = (index + max(done, 0) / max(rounds, 1)) / self._total
+        filled = int(fraction * self.BAR)
+        bar = "#" * filled + "-" * (self.BAR - filled)
+        phase = "calibrating" if done < 0 else f"round {min(done + 1, rounds)}/{rounds}"
+        line = f"[{index + 1}/{self._total}] {label}  {phase}  [{bar}] {fraction:4.0%}"
+        width = shutil.get_terminal_size((80, 24)).columns - 1
+        self._stream.write("\r\033[K" + line[:width])
+        self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Erase the status line (before printing a result, and at the end)."""
+        if self._shown:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+            self._shown = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmark groups and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -49,16 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="3 rounds")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a missed target")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no status line on stderr (even on a terminal)"
+    )
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
     results: list[Result] = []
-    print(f"{'case':52} {'ours':>11} {'raw':>11} {'ratio':>7} {'target':>7}  verdict")
-    for case in _load_cases(args.groups):
-        result = measure(case, rounds=rounds)
+    print(f"{'case':52} {'ours':>11} {'raw':>11} {'ratio':>7} {'target':>7}  verdict", flush=True)
+    cases = _load_cases(args.groups)
+    status = Progress(sys.stderr, len(cases), enabled=not args.no_progress)
+    for index, case in enumerate(cases):
+        label = f"{case.group}: {case.name}"
+        status.show(index, label, -1, rounds)
+        try:
+            result = measure(case, rounds=rounds, on_round=partial(status.show, index, label))
+        finally:
+            status.clear()
         results.append(result)
         ratio = "-" if result.ratio is None else f"{result.ratio:6.2f}x"
         target = "-" if case.target is None else f"{case.target:5.2f}x"
-        label = f"{case.group}: {case.name}"
         print(
             f"{label[:52]:52} {_fmt(result.ours):>11} {_fmt(result.raw):>11} "
             f"{ratio:>7} {target:>7}  {result.verdict} {case.note}",
