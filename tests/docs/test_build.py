@@ -36,3 +36,6 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    # The tutorial notebook is a page, executed by the build: its views are in it.
+    tutorial = (tmp_path / "html" / "tutorial.html").read_text()
+    assert "keymgmt-view" in tutorial
