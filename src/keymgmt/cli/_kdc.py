@@ -18,6 +18,7 @@ __all__ = ["kdc"]
 _REASONS = click.Choice([r.value for r in RevocationReason])
 _NEW_FILE = click.Path(path_type=Path, dir_okay=False)
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
+_MAX_LISTED = 20  # data keys listed one per line in text output; JSON lists them all
 
 
 def _load_certificate(path: Path) -> x509.Certificate:
@@ -257,6 +258,15 @@ def kdc_compromise(
             f"  grants:    {len(report.key_grants)}  tickets: {len(report.tickets)}",
             f"  received by: {', '.join(report.recipients) or '-'}",
             f"  data keys: {data['data_keys'] or '-'}",
+            *(
+                f"    {issue.id}  {issue.key_id}  {issue.actor}  {issue.issued_at.isoformat()}"
+                for issue in report.data_key_issues[:_MAX_LISTED]
+            ),
+            *(
+                [f"    ... and {len(report.data_key_issues) - _MAX_LISTED} more (--format json)"]
+                if len(report.data_key_issues) > _MAX_LISTED
+                else []
+            ),
             f"  revocation list #{report.revocation_list_number}"
             + (f"; CRL {report.crl}" if report.crl else ""),
         ],

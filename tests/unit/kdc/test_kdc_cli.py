@@ -139,3 +139,21 @@ def test_certificate_principal_registers_and_its_compromise_revokes_it(
     report = _json(capsys, "kdc", "compromise", "--certificate", str(pem))
     assert report["revoked"][-1] == "principal:client-b"
     assert report["crl"].endswith("crl=1")
+
+
+def test_compromise_lists_the_data_keys_issued_under_the_exposed_version(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with KeyManager.open(
+        store, passphrase=PASSPHRASE, kdf_profile=KdfProfile.TESTING_ONLY_INSECURE
+    ) as km:
+        km.keys.create("k")
+        with km.acting_as("batch-job"):
+            issued = [km.generate_data_key("k") for _ in range(2)]
+    capsys.readouterr()
+    assert main(["kdc", "compromise", "--key", "k#1"]) == 0
+    out = capsys.readouterr().out
+    for data_key in issued:
+        line = next(row for row in out.splitlines() if data_key.id in row)
+        assert "k#1" in line
+        assert "batch-job" in line
