@@ -1,38 +1,52 @@
-"""The Ed25519 path: RFC 5280 path validation for chains cryptography refuses.
+"""keymgmt's strict RFC 5280 path validator, for chains cryptography refuses.
 
 ``cryptography.x509.verification`` follows the CA/Browser Forum profile,
-which forbids Ed25519 keys and signatures anywhere in a chain. keymgmt
-issues Ed25519 CAs, so it must verify them too. This module is the fallback
-for exactly those chains: it builds candidate paths (issuer name plus key
-identifier, depth-first, bounded) and applies RFC 5280 section 6.1 as far as
-keymgmt's own profiles reach:
+which forbids Ed25519 keys and signatures anywhere in a chain and refuses
+some RFC 5280-valid paths (non-critical basic constraints, CA certificates
+as leaves, self-issued intermediates, names that chain only after
+normalisation, directoryName and URI name constraints, critical policy
+extensions). This module validates exactly those chains: Ed25519 chains
+always, and any chain cryptography's verifier refused (the verifier asks it
+second). It builds candidate paths (issuer name, compared after RFC 4518-
+style normalisation, plus key identifier; depth-first, bounded) and applies
+RFC 5280 section 6.1:
 
-* every signature (``verify_directly_issued_by``: name chaining + signature);
-* validity of every certificate at the validation time;
+* every signature (``verify_directly_issued_by``), with cryptography's
+  algorithm policy: RSA keys of at least 2048 bits with PKCS#1 v1.5 or PSS
+  and SHA-256/384/512, ECDSA on P-256/P-384/P-521 with SHA-256/384/512,
+  Ed25519 and Ed448; anything else (DSA, SHA-1, small RSA) is refused, so
+  the fallback never accepts what the fast path refuses on algorithm grounds;
+* X.509 v3 only, validity of every certificate at the validation time;
 * basic constraints (cA, pathLenConstraint; self-issued certificates do not
   count against it) and keyCertSign on every CA;
-* name constraints on DNS names, email addresses and IP addresses (a
-  constraint of another name form fails closed);
-* any unknown critical extension fails the path.
+* name constraints on DNS names, email addresses (also the subject's
+  emailAddress when there is no SAN), IP addresses, URIs (host) and
+  directory names (the subject and SAN directory names); a constraint of
+  another name form fails closed;
+* any critical extension it does not process fails the path.
 
-Certificate policies are not processed (keymgmt issues none; a critical
-policy extension fails closed as unknown). Purpose, name and revocation are
-checked by the caller, as for the fast path.
+Certificate policies (the four policy extensions are processed) are left
+to :mod:`keymgmt.pki._policy`; purpose, name and revocation are checked by
+the caller, as for the fast path.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import re
+import urllib.parse
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
+from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki._failure import VerificationFailure, refusal
 
-__all__ = ["name_allowed", "validate_path"]
+__all__ = ["acceptable_algorithms", "name_allowed", "normalised_name", "validate_path"]
 
 _KNOWN_CRITICAL = frozenset(
     {
@@ -41,8 +55,84 @@ _KNOWN_CRITICAL = frozenset(
         ExtensionOID.EXTENDED_KEY_USAGE,
         ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
         ExtensionOID.NAME_CONSTRAINTS,
+        # Processed by keymgmt.pki._policy on every path this module returns.
+        ExtensionOID.CERTIFICATE_POLICIES,
+        ExtensionOID.POLICY_CONSTRAINTS,
+        ExtensionOID.POLICY_MAPPINGS,
+        ExtensionOID.INHIBIT_ANY_POLICY,
     }
 )
+
+# cryptography's web PKI algorithm policy (what its verifier accepts), plus EdDSA.
+_SIGNATURES = frozenset(
+    {
+        SignatureAlgorithmOID.RSA_WITH_SHA256,
+        SignatureAlgorithmOID.RSA_WITH_SHA384,
+        SignatureAlgorithmOID.RSA_WITH_SHA512,
+        SignatureAlgorithmOID.RSASSA_PSS,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+        SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+        SignatureAlgorithmOID.ED25519,
+        SignatureAlgorithmOID.ED448,
+    }
+)
+_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+_PSS_HASHES = ("sha256", "sha384", "sha512")
+
+
+def acceptable_algorithms(cert: x509.Certificate, *, signed: bool = True) -> bool:
+    """Whether ``cert``'s key (and, if ``signed``, its signature) meets the algorithm policy.
+
+    The policy is cryptography's web PKI one plus EdDSA: RSA >= 2048 bits,
+    ECDSA on P-256/P-384/P-521, Ed25519, Ed448; signatures RSA PKCS#1 v1.5 or
+    PSS with SHA-256/384/512, ECDSA with SHA-256/384/512, Ed25519, Ed448.
+    """
+    try:
+        key = cert.public_key()
+    except Exception:  # an unparseable or unsupported key (DSA parameters inherited, ...)
+        return False
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            return False
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, _CURVES):
+            return False
+    elif not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return False
+    if not signed:
+        return True
+    if cert.signature_algorithm_oid not in _SIGNATURES:
+        return False
+    if cert.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
+        hash_algorithm = cert.signature_hash_algorithm
+        return hash_algorithm is not None and hash_algorithm.name in _PSS_HASHES
+    return True
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _normal_value(value: str | bytes) -> str | bytes:
+    if isinstance(value, bytes):
+        return value
+    return _SPACES.sub(" ", value.strip()).casefold()
+
+
+def normalised_name(name: x509.Name) -> tuple[frozenset[tuple[str, str | bytes]], ...]:
+    """``name`` for comparison (RFC 5280 7.1): string type, case and spaces ignored.
+
+    Each RDN becomes a set of (attribute type, value with leading and trailing
+    space removed, inner runs of space collapsed, case folded).
+    """
+    return tuple(
+        frozenset((attr.oid.dotted_string, _normal_value(attr.value)) for attr in rdn)
+        for rdn in name.rdns
+    )
+
+
+def _same_name(a: x509.Name, b: x509.Name) -> bool:
+    return a == b or normalised_name(a) == normalised_name(b)
 
 
 def _ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.ExtensionType | None:
@@ -62,21 +152,52 @@ def _key_id(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> bytes | No
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
+    if not _same_name(cert.issuer, issuer.subject):
         return False
     aki = _key_id(cert, x509.AuthorityKeyIdentifier)
     ski = _key_id(issuer, x509.SubjectKeyIdentifier)
     if aki is not None and ski is not None and aki != ski:
         return False
     try:
-        cert.verify_directly_issued_by(issuer)
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except ValueError:
+            # The names differ in encoding (string type, case, spaces) and are
+            # equal only after normalisation: check the signature itself.
+            _verify_signature(cert, issuer)
     except Exception:  # InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm
         return False
     return True
 
 
+def _verify_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """Check ``cert``'s signature with ``issuer``'s key (no name comparison).
+
+    Raises:
+        InvalidSignature, TypeError, ValueError, UnsupportedAlgorithm: it does not verify.
+    """
+    key = issuer.public_key()
+    signature, tbs = cert.signature, cert.tbs_certificate_bytes
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        key.verify(signature, tbs)
+        return
+    hash_algorithm = cert.signature_hash_algorithm
+    if hash_algorithm is None:
+        raise ValueError("no signature hash algorithm")
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(signature, tbs, ec.ECDSA(hash_algorithm))
+        return
+    if isinstance(key, rsa.RSAPublicKey):
+        padding = cert.signature_algorithm_parameters
+        if not isinstance(padding, PSS | PKCS1v15):
+            raise ValueError("unexpected RSA signature parameters")
+        key.verify(signature, tbs, padding, hash_algorithm)
+        return
+    raise ValueError("unsupported issuer key")
+
+
 def _self_issued(cert: x509.Certificate) -> bool:
-    return cert.issuer == cert.subject
+    return _same_name(cert.issuer, cert.subject)
 
 
 def validate_path(
@@ -126,7 +247,7 @@ def validate_path(
         return found
     if errors:
         raise errors[0]
-    if not any(leaf.issuer == c.subject for c in pool):
+    if not any(_same_name(leaf.issuer, c.subject) for c in pool):
         raise refusal(
             VerificationFailure.UNKNOWN_ISSUER, "no trusted issuer for the certificate", leaf
         )
@@ -153,6 +274,13 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
         if cert.version is not x509.Version.v3:
             raise refusal(
                 VerificationFailure.INVALID_PATH, "only X.509 v3 certificates are accepted", cert
+            )
+        if not acceptable_algorithms(cert, signed=cert is not path[-1]):
+            raise refusal(
+                VerificationFailure.INVALID_PATH,
+                "a key or signature algorithm outside the accepted policy "
+                "(RSA >= 2048, P-256/384/521, Ed25519/Ed448; SHA-256 or better)",
+                cert,
             )
         for ext in cert.extensions:
             if ext.critical and ext.oid not in _KNOWN_CRITICAL:
@@ -188,13 +316,38 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
 
 
 def _names(cert: x509.Certificate) -> list[x509.GeneralName]:
+    """The names a name constraint applies to: SANs, the subject DN, legacy emailAddress."""
     san = _ext(cert, x509.SubjectAlternativeName)
-    return list(san) if isinstance(san, x509.SubjectAlternativeName) else []
+    names: list[x509.GeneralName] = (
+        list(san) if isinstance(san, x509.SubjectAlternativeName) else []
+    )
+    if cert.subject.rdns:
+        names.append(x509.DirectoryName(cert.subject))
+    if not isinstance(san, x509.SubjectAlternativeName):
+        # RFC 5280 4.2.1.10: with no SAN, rfc822Name constraints apply to the
+        # subject's emailAddress attributes.
+        for attr in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+            if isinstance(attr.value, str):
+                names.append(x509.RFC822Name(attr.value))
+    return names
 
 
 def _dns_within(name: str, base: str) -> bool:
     name, base = name.lower().rstrip("."), base.lower().rstrip(".").lstrip(".")
     return name == base or name.endswith("." + base)
+
+
+def _host_within(host: str, base: str) -> bool:
+    """RFC 5280 4.2.1.10 for URI and email hosts: ``.x`` means below x; ``x`` means x."""
+    host, base = host.lower().rstrip("."), base.lower().rstrip(".")
+    if base.startswith("."):
+        return host.endswith(base)
+    return host == base
+
+
+def _dn_within(name: x509.Name, base: x509.Name) -> bool:
+    names, bases = normalised_name(name), normalised_name(base)
+    return len(names) >= len(bases) and names[: len(bases)] == bases
 
 
 def _matches(name: x509.GeneralName, tree: x509.GeneralName) -> bool | None:
@@ -206,8 +359,7 @@ def _matches(name: x509.GeneralName, tree: x509.GeneralName) -> bool | None:
         value = name.value.lower()
         if "@" in base:
             return value == base
-        host = value.rpartition("@")[2]
-        return host == base.lstrip(".") if not base.startswith(".") else host.endswith(base)
+        return _host_within(value.rpartition("@")[2], base)
     if isinstance(name, x509.IPAddress) and isinstance(tree, x509.IPAddress):
         network = tree.value
         address = name.value
@@ -216,10 +368,26 @@ def _matches(name: x509.GeneralName, tree: x509.GeneralName) -> bool | None:
         ):
             return address.version == network.version and address in network
         return False
+    if isinstance(name, x509.UniformResourceIdentifier) and isinstance(
+        tree, x509.UniformResourceIdentifier
+    ):
+        try:
+            host = urllib.parse.urlsplit(name.value).hostname
+        except ValueError:
+            host = None
+        return host is not None and _host_within(host, tree.value)
+    if isinstance(name, x509.DirectoryName) and isinstance(tree, x509.DirectoryName):
+        return _dn_within(name.value, tree.value)
     return None
 
 
-_SUPPORTED = (x509.DNSName, x509.RFC822Name, x509.IPAddress)
+_SUPPORTED = (
+    x509.DNSName,
+    x509.RFC822Name,
+    x509.IPAddress,
+    x509.UniformResourceIdentifier,
+    x509.DirectoryName,
+)
 
 
 def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
@@ -230,6 +398,19 @@ def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
         return False
     permitted = [t for t in nc.permitted_subtrees or () if type(t) is type(name)]
     return not permitted or any(_matches(name, t) for t in permitted)
+
+
+def _excluded_uri_unknown(name: x509.GeneralName, nc: x509.NameConstraints) -> bool:
+    # A URI without a host cannot be placed in or out of a URI subtree: fail closed.
+    if not isinstance(name, x509.UniformResourceIdentifier):
+        return False
+    trees = [*(nc.permitted_subtrees or ()), *(nc.excluded_subtrees or ())]
+    if not any(isinstance(t, x509.UniformResourceIdentifier) for t in trees):
+        return False
+    try:
+        return urllib.parse.urlsplit(name.value).hostname is None
+    except ValueError:
+        return True
 
 
 def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Certificate) -> None:
@@ -243,15 +424,22 @@ def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Cert
     for name in _names(cert):
         if not isinstance(name, _SUPPORTED):
             continue
+        shown = name.value.rfc4514_string() if isinstance(name, x509.DirectoryName) else name.value
+        if _excluded_uri_unknown(name, nc):
+            raise refusal(
+                VerificationFailure.NAME_CONSTRAINTS,
+                f"{shown} has no host to check against a CA's URI constraints",
+                cert,
+            )
         for tree in nc.excluded_subtrees or ():
             if _matches(name, tree):
                 raise refusal(
-                    VerificationFailure.NAME_CONSTRAINTS, f"{name.value} is excluded by a CA", cert
+                    VerificationFailure.NAME_CONSTRAINTS, f"{shown} is excluded by a CA", cert
                 )
         permitted = [t for t in nc.permitted_subtrees or () if type(t) is type(name)]
         if permitted and not any(_matches(name, t) for t in permitted):
             raise refusal(
                 VerificationFailure.NAME_CONSTRAINTS,
-                f"{name.value} is outside a CA's permitted names",
+                f"{shown} is outside a CA's permitted names",
                 cert,
             )

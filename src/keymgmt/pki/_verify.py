@@ -329,8 +329,18 @@ class CertificateVerifier:
             engine = "keymgmt-eddsa"
             name_checked = False
         else:
-            chain, name_checked = self._fast(cert, pool, at, purpose, name)
-            engine = "cryptography"
+            try:
+                chain, name_checked = self._fast(cert, pool, at, purpose, name)
+                engine = "cryptography"
+            except CertificateVerificationError as refused:
+                # cryptography's profile is stricter than RFC 5280: what it
+                # refuses, the strict RFC 5280 validator decides (same
+                # algorithm policy), unless the refusal is about the name.
+                if getattr(refused, "reason", None) is VerificationFailure.NAME_MISMATCH:
+                    raise
+                chain = self._rfc5280(cert, pool, at, refused)
+                engine = "keymgmt-rfc5280"
+                name_checked = False
         policies = check_policies(chain, inputs)
         self._check_purpose(cert, purpose)
         if name is not None and not name_checked:
@@ -348,6 +358,29 @@ class CertificateVerifier:
         )
 
     # -- path ------------------------------------------------------------------
+
+    def _rfc5280(
+        self,
+        cert: x509.Certificate,
+        pool: Sequence[x509.Certificate],
+        at: _dt.datetime,
+        refused: CertificateVerificationError,
+    ) -> list[x509.Certificate]:
+        """The strict validator's path for a chain the fast path refused.
+
+        Raises:
+            CertificateVerificationError: it refuses too: its reason, unless
+                it can only say "no path" where the fast path said why.
+        """
+        try:
+            return validate_path(cert, pool, self._anchors, at, max_depth=self._max_depth)
+        except CertificateVerificationError as exc:
+            vague = (VerificationFailure.UNKNOWN_ISSUER, VerificationFailure.INVALID_PATH)
+            if getattr(exc, "reason", None) in vague and getattr(refused, "reason", None) not in (
+                vague
+            ):
+                raise refused from None
+            raise
 
     def _fast(
         self,
@@ -483,6 +516,8 @@ class CertificateVerifier:
     @staticmethod
     def _check_name(cert: x509.Certificate, name: str, purpose: Purpose) -> None:
         wanted = name.strip().lower().rstrip(".")
+        labels = wanted.split(".", 1)
+        parent = labels[1] if len(labels) == 2 else None
         try:
             san = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
         except x509.ExtensionNotFound:
@@ -499,6 +534,14 @@ class CertificateVerifier:
                 and general.value.lower().rstrip(".") == wanted
             ):
                 return
+            elif (
+                purpose is Purpose.TLS_SERVER
+                and isinstance(general, x509.DNSName)
+                and general.value.startswith("*.")
+                and parent is not None
+                and general.value[2:].lower().rstrip(".") == parent
+            ):
+                return  # RFC 6125: a wildcard stands for one whole left-most label
         if purpose is not Purpose.TLS_SERVER:
             for attr in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 if str(attr.value).strip().lower() == wanted:
@@ -776,7 +819,10 @@ def _crl_scope(
         if idp_names:
             if point is None:
                 continue
-            named = _dp_names(point, cert.issuer) or set(point.crl_issuer or ())
+            # A name relative to the CRL issuer (RFC 5280 4.2.1.13): the
+            # cRLIssuer's name when the point gives one, else the issuer's.
+            base = crl.issuer if point.crl_issuer else cert.issuer
+            named = _dp_names(point, base) or set(point.crl_issuer or ())
             if not idp_names & named:
                 continue
         if idp is not None and idp.only_some_reasons is not None:

@@ -186,9 +186,100 @@ def test_excluded_subtree_wins() -> None:
 def test_unsupported_constraint_form_fails_closed() -> None:
     root, sub = _constrained(
         x509.NameConstraints(
-            permitted_subtrees=[x509.UniformResourceIdentifier("example.com")],
+            permitted_subtrees=[x509.RegisteredID(x509.ObjectIdentifier("1.3.6.1.4.1.55555.9"))],
             excluded_subtrees=None,
         )
     )
     leaf = _leaf(sub, x509.DNSName("a.example.com"))
     assert _refused(leaf, root, sub) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def _dn(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in pairs])
+
+
+@pytest.mark.parametrize(
+    ("uri", "ok"),
+    [
+        ("https://www.example.com/a", True),
+        ("https://example.com/", False),  # ".example.com" means below example.com only
+        ("https://www.example.org/", False),
+        ("urn:uuid:1234", False),  # no host to place: fails closed
+    ],
+)
+def test_uri_name_constraints_apply_to_the_host(uri: str, ok: bool) -> None:
+    root, sub = _constrained(
+        x509.NameConstraints(
+            permitted_subtrees=[x509.UniformResourceIdentifier(".example.com")],
+            excluded_subtrees=None,
+        )
+    )
+    leaf = _leaf(sub, x509.UniformResourceIdentifier(uri))
+    if ok:
+        _verify(leaf, root, sub)
+    else:
+        assert _refused(leaf, root, sub) is VerificationFailure.NAME_CONSTRAINTS
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        (_dn((NameOID.ORGANIZATION_NAME, "Example"), (NameOID.COMMON_NAME, "x")), True),
+        # Compared after normalisation: case and inner spaces do not matter.
+        (_dn((NameOID.ORGANIZATION_NAME, "  EXAMPLE "), (NameOID.COMMON_NAME, "x")), True),
+        (_dn((NameOID.ORGANIZATION_NAME, "Other"), (NameOID.COMMON_NAME, "x")), False),
+    ],
+)
+def test_directory_name_constraints_apply_to_san_directory_names(name: x509.Name, ok: bool) -> None:
+    root, sub = _constrained(
+        x509.NameConstraints(
+            permitted_subtrees=[
+                x509.DirectoryName(_dn((NameOID.ORGANIZATION_NAME, "Example"))),
+                x509.DirectoryName(_dn((NameOID.COMMON_NAME, "leaf"))),  # the leaf's subject
+            ],
+            excluded_subtrees=None,
+        )
+    )
+    leaf = _leaf(sub, x509.DirectoryName(name))
+    if ok:
+        _verify(leaf, root, sub)
+    else:
+        assert _refused(leaf, root, sub) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def test_directory_name_constraints_apply_to_the_subject() -> None:
+    root, sub = _constrained(
+        x509.NameConstraints(
+            permitted_subtrees=[x509.DirectoryName(_dn((NameOID.COMMON_NAME, "someone-else")))],
+            excluded_subtrees=None,
+        )
+    )
+    assert _refused(_leaf(sub), root, sub) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def test_issuer_name_matches_after_normalisation() -> None:
+    root = Node("root")
+    key = ed25519.Ed25519PrivateKey.generate()
+    # The leaf names its issuer in another case and with extra spaces.
+    odd_issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "  ROOT ")])
+    leaf = (
+        x509.CertificateBuilder(
+            issuer_name=odd_issuer,
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]),
+            public_key=key.public_key(),
+            serial_number=x509.random_serial_number(),
+            not_valid_before=NOW - _dt.timedelta(days=1),
+            not_valid_after=NOW + _dt.timedelta(days=1),
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(root.key, None)
+    )
+    verifier = CertificateVerifier(trust_anchors=[root.cert], policy=RevocationPolicy.SOFT_FAIL)
+    assert verifier.verify(leaf, at=NOW).chain == (leaf, root.cert)
+
+
+def test_normalisation_does_not_let_a_wrong_key_chain() -> None:
+    root = Node("root")
+    other = ed25519.Ed25519PrivateKey.generate()
+    forged = _leaf(root, sign_with=other)
+    assert _refused(forged, root) is VerificationFailure.UNKNOWN_ISSUER
