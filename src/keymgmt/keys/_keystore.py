@@ -51,7 +51,10 @@ the key store watches the ``key`` and ``keyver`` kinds, and
 the store at most once per ``consistency_interval`` seconds, default 1 s)
 reports their changes. So a rotation or revocation made elsewhere is seen
 within ``consistency_interval`` seconds; ``consistency_interval=0`` sees it
-at once, at the price of one generation read per operation.
+at once, at the price of one generation read per operation. :meth:`KeyStore.get`
+reuses the key's records it read last (without material) while the store's
+generation has not moved and no version's state is due to change by date or
+revocation, so it stays as fresh as a store read.
 
 Usage counting and audit
 ------------------------
@@ -146,6 +149,8 @@ _RECORD_FORMAT: Final = 1
 _FLUSH_EVERY: Final = 1 << 16
 _FLUSH_CHECK_MASK: Final = 0x3FF
 _FLUSH_INTERVAL: Final = 60.0
+#: The most keys whose records get() keeps (the cache is emptied when full).
+_META_MAX: Final = 4096
 _LARGE: Final = 1 << 16  # from here on, one preallocated buffer (encrypt_into)
 _DATA_KEY_SIZE: Final = 32
 _TAG: Final = 16
@@ -467,6 +472,9 @@ class KeyStore:
         self._usage: dict[tuple[str, int], _Usage] = {}
         self._data_keys = _datakeys.DataKeyLog()  # written by flush_usage
         self._epoch = 0  # bumped by every invalidation (see _load)
+        # get()'s records per key name (material left out) and the store
+        # generation they were read at (see get).
+        self._meta: dict[str, tuple[int, _KeyRecord, tuple[_VersionRecord, ...]]] = {}
         self._next_flush = time.monotonic() + _FLUSH_INTERVAL
         self._encode_context = ContextEncoder()
         self._revocation_mirror: Mapping[str, object] | None = getattr(
@@ -774,11 +782,33 @@ class KeyStore:
             KeyNotFoundError: no such key.
         """
         check_name(name)
+        # The records read last time are reused while the store's generation
+        # has not moved (nothing was written anywhere since: as fresh as a
+        # read, for one small read) and every version's stored state is
+        # still its effective state; when a date or a revocation moved one,
+        # the transaction below writes the settled state first, as always.
+        # The generation is read before the records, so a write racing the
+        # read can only make the entry look older than it is.
+        with self._lock:
+            cached = self._meta.get(name)
+            epoch = self._epoch
+        generation = self._store.backend.generation()
+        if cached is not None and cached[0] == generation:
+            _, key, kept = cached
+            now = self._clock.now()
+            if all(self._effective(key, v, now)[0] is v.state for v in kept):
+                return self._info(key, kept, now)
         # What _apply_due read (and settled) is what the store now holds: no second read.
         found = self._apply_due(name)
         if found is None:
             raise KeyNotFoundError(f"no key named {name!r}", key_name=name)
         key, versions = found
+        with self._lock:
+            if self._epoch == epoch:  # nothing in this process changed it meanwhile
+                if len(self._meta) >= _META_MAX:
+                    self._meta.clear()
+                kept = tuple(attrs.evolve(v, material=None) for v in versions)
+                self._meta[name] = (generation, key, kept)
         return self._info(key, versions, self._clock.now())
 
     def list(self) -> builtins.list[KeyInfo]:
@@ -1374,6 +1404,7 @@ class KeyStore:
     def _invalidate(self, name: str) -> None:
         with self._lock:
             self._epoch += 1
+            self._meta.pop(name, None)
             self._primary.pop(name, None)
             for number in [v for (n, v) in self._versions if n == name]:
                 loaded = self._versions.pop((name, number))
@@ -2264,7 +2295,9 @@ class KeyStore:
             self._data_keys.put_back(issued)
             raise
         with self._lock:
+            self._epoch += 1  # the version records' use counts moved
             for key, (total, buckets) in snapshot.items():
+                self._meta.pop(key[0], None)
                 usage = self._usage[key]
                 usage.total -= total
                 for bucket, count in buckets.items():
