@@ -8,8 +8,17 @@ Two engines, chosen per chain:
   and SAN requirements are relaxed to "may be present" so one verifier serves
   every purpose; keymgmt then checks the purpose (EKU, key usage) and the
   expected name itself.
-* **Ed25519 path** — :mod:`keymgmt.pki._pathval`, for chains with an Ed25519
-  (or Ed448) key or signature, which cryptography's profile forbids.
+* **strict RFC 5280 validator** — :mod:`keymgmt.pki._pathval`, for chains
+  with an Ed25519 (or Ed448) key or signature, which cryptography's profile
+  forbids (``engine == "keymgmt-eddsa"``), and for every chain the fast path
+  refuses for a reason other than the expected name
+  (``engine == "keymgmt-rfc5280"``): RFC 5280-valid paths outside the CA/B
+  Forum profile (non-critical basic constraints, CA leaves, self-issued
+  intermediates, name normalisation, directoryName/URI constraints,
+  critical policy extensions). It applies the same algorithm policy, so it
+  never accepts what the fast path refused on algorithm grounds; when it
+  refuses too, its reason is given (the fast path's when it can only say
+  "no path").
 
 On the path either engine built, certificate policies are processed
 (:mod:`keymgmt.pki._policy`, RFC 5280 6.1 with the caller's initial policy
@@ -126,7 +135,9 @@ class VerifiedPath:
         purpose: what it was accepted for.
         name: the name it was matched against (None if none was asked).
         revocation: per certificate below the anchor, where its status came from.
-        engine: ``"cryptography"`` (fast path) or ``"keymgmt-eddsa"``.
+        engine: ``"cryptography"`` (fast path), ``"keymgmt-eddsa"`` (an
+            Ed25519/Ed448 chain) or ``"keymgmt-rfc5280"`` (a chain the fast
+            path's profile refused, accepted by the strict RFC 5280 validator).
         policies: the user-constrained policy set (RFC 5280 6.1.6): the
             certificate policies the path is valid for that the caller's
             initial policy set accepts; ``{anyPolicy}`` when any is; empty
