@@ -51,7 +51,7 @@ def _fmt(seconds: float | None) -> str:
 
 
 class Progress:
-    """One self-erasing status line: ``[3/40] group: case  round 2/7  [####----]  9%``.
+    """One self-erasing status line: ``[##------]  9%  case 3/40, round 2/7: group: case``.
 
     Args:
         stream: where to draw (stderr); nothing is drawn unless it is a terminal.
@@ -78,7 +78,8 @@ class Progress:
         filled = int(fraction * self.BAR)
         bar = "#" * filled + "-" * (self.BAR - filled)
         phase = "calibrating" if done < 0 else f"round {min(done + 1, rounds)}/{rounds}"
-        line = f"[{index + 1}/{self._total}] {label}  {phase}  [{bar}] {fraction:4.0%}"
+        # Progress first: a narrow terminal cuts the case name, not the bar.
+        line = f"[{bar}] {fraction:4.0%}  case {index + 1}/{self._total}, {phase}: {label}"
         width = shutil.get_terminal_size((80, 24)).columns - 1
         self._stream.write("\r\033[K" + line[:width])
         self._stream.flush()

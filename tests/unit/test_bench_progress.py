@@ -48,7 +48,7 @@ def test_status_line_is_drawn_on_a_terminal_and_erased(
     stream = _Terminal()
     status = run.Progress(stream, total=4)
     status.show(1, "symmetric: encrypt", 2, 7)
-    assert "[2/4] symmetric: encrypt  round 3/7" in stream.getvalue()
+    assert "case 2/4, round 3/7: symmetric: encrypt" in stream.getvalue()
     status.clear()
     assert stream.getvalue().endswith("\r\033[K")
 
