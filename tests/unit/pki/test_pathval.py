@@ -10,9 +10,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki import CertificateVerifier, RevocationPolicy, VerificationFailure
+from keymgmt.pki._pathval import normalised_name
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 
@@ -283,3 +286,24 @@ def test_normalisation_does_not_let_a_wrong_key_chain() -> None:
     other = ed25519.Ed25519PrivateKey.generate()
     forged = _leaf(root, sign_with=other)
     assert _refused(forged, root) is VerificationFailure.UNKNOWN_ISSUER
+
+
+_values = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=20
+)
+
+
+@given(_values)
+def test_names_differing_in_case_and_spaces_normalise_equal(value: str) -> None:
+    plain = _dn((NameOID.ORGANIZATION_NAME, value))
+    padded = _dn((NameOID.ORGANIZATION_NAME, "  " + value.upper().replace(" ", "   ") + " "))
+    if value.upper().casefold() == value.casefold():  # upper() can change some letters' folding
+        assert normalised_name(plain) == normalised_name(padded)
+
+
+@given(_values, _values)
+def test_names_with_different_words_normalise_apart(a: str, b: str) -> None:
+    if " ".join(a.split()).casefold() != " ".join(b.split()).casefold():
+        assert normalised_name(_dn((NameOID.ORGANIZATION_NAME, a))) != normalised_name(
+            _dn((NameOID.ORGANIZATION_NAME, b))
+        )
