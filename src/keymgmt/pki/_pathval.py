@@ -151,13 +151,17 @@ def _key_id(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> bytes | No
     return None
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _names_issuer(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` is named by ``cert`` (issuer name, key identifier if both have one)."""
     if not _same_name(cert.issuer, issuer.subject):
         return False
     aki = _key_id(cert, x509.AuthorityKeyIdentifier)
     ski = _key_id(issuer, x509.SubjectKeyIdentifier)
-    if aki is not None and ski is not None and aki != ski:
-        return False
+    return aki is None or ski is None or aki == ski
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``cert``'s signature verifies with ``issuer``'s key."""
     try:
         try:
             cert.verify_directly_issued_by(issuer)
@@ -200,6 +204,11 @@ def _self_issued(cert: x509.Certificate) -> bool:
     return _same_name(cert.issuer, cert.subject)
 
 
+# Signature checks one path search may spend: candidate issuers that share a
+# name (hostile peers can send many) cannot make path building exponential.
+_SIGNATURE_BUDGET = 256
+
+
 def validate_path(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
@@ -218,8 +227,11 @@ def validate_path(
             problem found on the most promising candidate.
     """
     errors: list[CertificateVerificationError] = []
+    bad_signatures: list[CertificateVerificationError] = []
     anchor_set = set(anchors)
     pool = [*intermediates, *anchors]
+    signed: dict[tuple[int, int], bool] = {}  # (id(cert), id(issuer)): signature checked once
+    budget = [_SIGNATURE_BUDGET]
 
     def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
         top = path[-1]
@@ -234,9 +246,30 @@ def validate_path(
             errors.append(refusal(VerificationFailure.INVALID_PATH, "the chain is too long", leaf))
             return None
         for candidate in pool:
-            if candidate in path:
+            if candidate in path or not _names_issuer(top, candidate):
                 continue
-            if _issued_by(top, candidate):
+            key = (id(top), id(candidate))
+            if key not in signed:
+                if budget[0] <= 0:
+                    errors.append(
+                        refusal(
+                            VerificationFailure.INVALID_PATH,
+                            "path building gave up (too many candidate issuers)",
+                            leaf,
+                        )
+                    )
+                    return None
+                budget[0] -= 1
+                signed[key] = _signed_by(top, candidate)
+                if not signed[key]:
+                    bad_signatures.append(
+                        refusal(
+                            VerificationFailure.BAD_SIGNATURE,
+                            "a certificate's signature does not verify with its issuer's key",
+                            top,
+                        )
+                    )
+            if signed[key]:
                 found = extend([*path, candidate])
                 if found is not None:
                     return found
@@ -247,6 +280,8 @@ def validate_path(
         return found
     if errors:
         raise errors[0]
+    if bad_signatures:
+        raise bad_signatures[0]
     if not any(_same_name(leaf.issuer, c.subject) for c in pool):
         raise refusal(
             VerificationFailure.UNKNOWN_ISSUER, "no trusted issuer for the certificate", leaf

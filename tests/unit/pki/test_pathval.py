@@ -128,10 +128,19 @@ def test_expired_intermediate_is_reported() -> None:
     assert _refused(_leaf(sub), root, sub) is VerificationFailure.EXPIRED
 
 
-def test_forged_signature_leads_nowhere() -> None:
+def test_forged_signature_is_a_bad_signature() -> None:
     root = Node("root")
     forged = _leaf(root, sign_with=ed25519.Ed25519PrivateKey.generate())
-    assert _refused(forged, root) is VerificationFailure.UNKNOWN_ISSUER
+    assert _refused(forged, root) is VerificationFailure.BAD_SIGNATURE
+
+
+def test_path_building_spends_a_bounded_number_of_signature_checks() -> None:
+    root = Node("root")
+    sub = Node("sub", issuer=root)
+    # Hundreds of impostors named like the issuer, each signed by its own key.
+    impostors = [Node("sub", issuer=root, sign_with=ed25519.Ed25519PrivateKey.generate())]
+    impostors += [Node("sub", issuer=impostors[0]) for _ in range(300)]
+    assert _refused(_leaf(sub), root, *impostors, sub) is VerificationFailure.INVALID_PATH
 
 
 def test_missing_intermediate_is_unknown_issuer() -> None:
@@ -285,7 +294,7 @@ def test_normalisation_does_not_let_a_wrong_key_chain() -> None:
     root = Node("root")
     other = ed25519.Ed25519PrivateKey.generate()
     forged = _leaf(root, sign_with=other)
-    assert _refused(forged, root) is VerificationFailure.UNKNOWN_ISSUER
+    assert _refused(forged, root) is VerificationFailure.BAD_SIGNATURE
 
 
 _values = st.text(
