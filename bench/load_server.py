@@ -1,6 +1,6 @@
 """Load test of ``keymgmt serve``: many concurrent mutual-TLS clients on loopback.
 
-``python bench/load_server.py [--clients 50] [--seconds 5] [--max-requests 20000]
+``python bench/load_server.py [--clients 50] [--seconds 5] [--max-requests 50000]
 [--kmip-python /path/to/venv/bin/python] [--json FILE]``
 
 What it does, all on 127.0.0.1 and bounded in time and count:
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0, help="per phase")
-    parser.add_argument("--max-requests", type=int, default=20000, help="per phase")
+    parser.add_argument("--max-requests", type=int, default=50000, help="per phase")
     parser.add_argument("--workers", type=int, default=1, help="keymgmt serve --workers")
     parser.add_argument(
         "--slices", type=int, default=5, help="alternating slices per operation and system"

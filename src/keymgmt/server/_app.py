@@ -727,7 +727,19 @@ class _Guard:
                     response = await handler(Request(scope, receive, send_and_record))
                 except KeyMgmtError as exc:
                     response = error_response(exc)
-                await response(scope, receive, send_and_record)
+                if response.background is None:
+                    # What Response.__call__ sends, without its layers.
+                    status = response.status_code
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": status,
+                            "headers": response.raw_headers,
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": response.body})
+                else:
+                    await response(scope, receive, send_and_record)
         except Exception as exc:
             # Logged by type only: a foreign exception's text may quote its input.
             _LOG.error("internal error on %s: %s", scope.get("path"), type(exc).__name__)
