@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,17 @@ def _service(variable: str, what: str, module: str) -> str:
             pytest.fail(f"{message}; CI must run these tests, not skip them")
         pytest.skip(message)
     return value
+
+
+@pytest.fixture(scope="session")
+def openssl_cli() -> str:
+    """Path of the ``openssl`` command; skip locally without it, fail under CI."""
+    found = shutil.which("openssl")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("the openssl CLI is missing; CI must run the interop tests, not skip them")
+        pytest.skip("needs the openssl CLI")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ must parse what we emit; ``openssl ocsp`` must accept our OCSP responses.
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +34,7 @@ from keymgmt.testing import DEFAULT_START
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
+    pytest.mark.usefixtures("openssl_cli"),
 ]
 
 

@@ -10,7 +10,6 @@ The installed OpenSSL (3.0) has no ML-DSA, so ML-DSA is checked by plain
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from keymgmt.public import PublicKey, Signature
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
+    pytest.mark.usefixtures("openssl_cli"),
 ]
 
 MESSAGE = b"keymgmt signs this; openssl checks it\n"

@@ -13,7 +13,6 @@ import binascii
 import contextlib
 import datetime as _dt
 import os
-import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -53,7 +52,7 @@ pytestmark = pytest.mark.hsm
 PASSPHRASE = "correct horse battery staple"
 # The fake clock's time plus a minute, as OpenSSL's validation time.
 ATTIME = str(int(DEFAULT_START.timestamp()) + 60)
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+needs_openssl = pytest.mark.usefixtures("openssl_cli")
 
 
 @pytest.fixture
