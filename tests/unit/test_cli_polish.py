@@ -15,6 +15,7 @@ import pytest
 from keymgmt import KeyManager
 from keymgmt.cli import main
 from keymgmt.cli._common import Settings, progress, working
+from keymgmt.errors import StoreUnavailableError
 
 PASSPHRASE = "cli polish passphrase"
 
@@ -165,6 +166,18 @@ def test_debug_reraises_unexpected_exceptions(store: Path, monkeypatch: pytest.M
 def test_keymgmt_errors_are_one_line(capsys: pytest.CaptureFixture[str], store: Path) -> None:
     code, out, err = run(capsys, "key", "show", "missing")
     assert (code, out, err) == (1, "", "error: no key named 'missing'\n")
+
+
+def test_multi_line_keymgmt_errors_print_as_one_line(
+    capsys: pytest.CaptureFixture[str], store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError('cannot reach the store:\n\tIs the server running on "db"?')
+
+    monkeypatch.setattr("keymgmt.cli._common.open_manager", unreachable)
+    code, out, err = run(capsys, "key", "list")
+    assert (code, out) == (1, "")
+    assert err == 'error: cannot reach the store: Is the server running on "db"?\n'
 
 
 # -- --format json on every command that prints data ------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from keymgmt._version import __version__
+from keymgmt import __version__
 from keymgmt.cli._common import TEST_KDF_ENV, Settings, emit, manager, pass_settings, table
 from keymgmt.errors import AlreadyExistsError, KeyMgmtError
 from keymgmt.keyring import KdfProfile
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyMgmtError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {_one_line(exc.message)}", err=True)
         return 1
     except Exception as exc:
         # A bug, or a foreign error nobody translated: still one line (its
