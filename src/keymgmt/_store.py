@@ -50,6 +50,7 @@ from keymgmt.audit import (
     AuditSink,
     check_details,
     current_actor,
+    encode_entry,
     entry_name,
     genesis,
 )
@@ -57,12 +58,15 @@ from keymgmt.clock import Clock, ensure_aware
 from keymgmt.errors import ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, MasterKeySource
 from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
+from keymgmt.storage._memory import CheckedBatch, check_unicode
 
 __all__ = ["Store", "Txn"]
 
 _T = TypeVar("_T")
 _MAX_ATTEMPTS: Final = 200
 _RESERVED_KINDS: Final = frozenset({AUDIT_KIND, AUDIT_HEAD[0]})
+_PLAINTEXT_TYPES: Final = (bytes, bytearray, memoryview)
+_DETAIL_TYPES: Final = (str, int, type(None))  # bool is an int
 _log = logging.getLogger("keymgmt")
 # What Store._commit tells its caller.
 _DONE: Final = object()
@@ -80,14 +84,32 @@ def _check_kind(kind: str) -> None:
         raise InvalidArgumentError(f"record kind {kind!r} is reserved")
 
 
+def _check_name(kind: str, name: str) -> None:
+    # What the backends' check_operations refuses, checked when a delete is
+    # staged (a put's name is checked by sealing: record_aad).
+    if not kind or not isinstance(name, str) or not name:
+        raise InvalidArgumentError("record kind and name must be non-empty strings")
+    if not (kind.isascii() and name.isascii()):
+        check_unicode(kind, name)
+
+
 class Txn:
-    """A unit of work inside :meth:`Store.transact`. Not thread-safe; not reusable."""
+    """A unit of work inside :meth:`Store.transact`. Not thread-safe; not reusable.
+
+    Every operation it stages is already what the backends' ``commit``
+    checks for (a :class:`Put` or :class:`Delete` with a non-empty, valid
+    Unicode kind and name, an int expected revision, bytes data; each record
+    once), so the store hands its batch over as a
+    :class:`~keymgmt.storage._memory.CheckedBatch` and the built-in backends
+    do not check it again.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._seen: dict[tuple[str, str], int] = {}
         self._ops: dict[tuple[str, str], Operation] = {}
-        self._events: list[dict[str, Any]] = []
+        # (operation, object, outcome, actor, details) per staged audit entry.
+        self._events: list[tuple[str, str, str, str, dict[str, Any]]] = []
         self._after: list[Callable[[], None]] = []
 
     @property
@@ -145,13 +167,15 @@ class Txn:
             InvalidArgumentError: a reserved kind, a bad kind or name, or
                 ``plaintext`` is not bytes.
         """
-        _check_kind(kind)
+        if type(kind) is not str or kind in _RESERVED_KINDS:
+            _check_kind(kind)
         candidate: object = plaintext  # checked at run time: callers may be untyped
-        if not isinstance(candidate, bytes | bytearray | memoryview):
+        if not isinstance(candidate, _PLAINTEXT_TYPES):
             raise InvalidArgumentError("record data must be bytes")
-        expected = self._seen.get((kind, name), 0)
+        key = (kind, name)
+        # Sealing checks the name (record_aad): non-empty, no NUL, valid Unicode.
         sealed = self._store.keyring.seal(kind, name, plaintext)
-        self._ops[(kind, name)] = Put(kind, name, sealed, expected)
+        self._ops[key] = Put(kind, name, sealed, self._seen.get(key, 0))
 
     def put_json(self, kind: str, name: str, value: dict[str, Any]) -> None:
         """Stage a sealed JSON write."""
@@ -164,6 +188,7 @@ class Txn:
         still be at that revision); unconditional otherwise.
         """
         _check_kind(kind)
+        _check_name(kind, name)
         self._ops[(kind, name)] = Delete(kind, name, self._seen.get((kind, name), ANY))
 
     def _put_unsealed(self, kind: str, name: str, data: bytes, expected: int) -> None:
@@ -185,19 +210,30 @@ class Txn:
             InvalidArgumentError: a detail is not str, int, bool or None (so
                 no bytes, secrets or objects reach the log).
         """
-        for label, value in (("operation", operation), ("object", object), ("outcome", outcome)):
-            if not isinstance(value, str) or not value:
-                raise InvalidArgumentError(f"audit {label} must be a non-empty string")
+        if not (
+            type(operation) is str
+            and operation
+            and type(object) is str
+            and object
+            and type(outcome) is str
+            and outcome
+        ):
+            for label, value in (
+                ("operation", operation),
+                ("object", object),
+                ("outcome", outcome),
+            ):
+                if not isinstance(value, str) or not value:
+                    raise InvalidArgumentError(f"audit {label} must be a non-empty string")
         if actor is not None and not isinstance(actor, str):
             raise InvalidArgumentError("audit actor must be a string")
+        # ``details`` is this call's own keyword dict (string keys): only its
+        # values need checking; check_details says which one is refused.
+        for value in details.values():
+            if not isinstance(value, _DETAIL_TYPES):
+                check_details(details)
         self._events.append(
-            {
-                "operation": operation,
-                "object": object,
-                "outcome": outcome,
-                "actor": actor or current_actor() or self._store.actor,
-                "details": check_details(details),
-            }
+            (operation, object, outcome, actor or current_actor() or self._store.actor, details)
         )
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -231,9 +267,10 @@ class Store:
         self._listeners: list[ChangeListener] = []
         self._lock = threading.RLock()
         self._seen_generation = backend.generation()
-        # (seq, hash, revision) of the audit head as of our last commit, or
-        # None: read it from the backend (see the module docstring).
-        self._head: tuple[int, bytes, int] | None = None
+        # (seq, hash, hash in base64, revision) of the audit head as of our
+        # last commit, or None: read it from the backend (see the module
+        # docstring).
+        self._head: tuple[int, bytes, str, int] | None = None
         self._next_check = time.monotonic() + consistency_interval
 
     def __repr__(self) -> str:
@@ -397,7 +434,7 @@ class Store:
             stale (someone else appended); ``_RETRY_LATER`` on another conflict.
         """
         with self._lock:
-            ops = builtins.list(txn._ops.values())
+            ops = CheckedBatch(txn._ops.values())
             cached = self._head
             entries, head = self._stage_audit(txn, ops) if txn._events else ([], None)
             if not ops:
@@ -418,7 +455,7 @@ class Store:
                 self._head = None  # the write may or may not have landed
                 raise
             if head is not None:
-                self._head = (head[0], head[1], _head_revision(written, head[2]))
+                self._head = (head[0], head[1], head[2], _head_revision(written, head[3]))
             self._notify(written)
             self._run_callbacks(txn)
             for entry in entries:
@@ -455,37 +492,65 @@ class Store:
         self.transact(lambda txn: txn.audit(operation, object, **kwargs))
 
     def _stage_audit(
-        self, txn: Txn, ops: list[Operation]
-    ) -> tuple[builtins.list[AuditEntry], tuple[int, bytes, int]]:
+        self, txn: Txn, ops: builtins.list[Operation]
+    ) -> tuple[builtins.list[AuditEntry], tuple[int, bytes, str, int]]:
         """Stage the transaction's audit entries and the new sealed head.
 
-        Returns the entries and (new seq, new hash, the head revision the
-        put expects). Runs under the store lock.
+        Returns the entries (built only when an audit sink will receive
+        them) and (new seq, new hash, its base64, the head revision the put
+        expects). Runs under the store lock.
         """
         cached = self._head
         if cached is not None:
-            seq, prev, revision = cached
+            seq, prev, prev_b64, revision = cached
         else:
             record = self.backend.get(*AUDIT_HEAD)
             if record is None:
                 seq, prev, revision = 0, genesis(), 0
+                prev_b64 = _codec.b64e(prev)
             else:
                 head = _codec.loads(self.keyring.unseal(*AUDIT_HEAD, record.data))
                 seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
+                prev_b64 = _codec.b64e(prev)  # canonical, whatever the head held
                 revision = record.revision
         now = self.now()
+        micros = _codec.to_micros(now)
+        sinks = bool(self._sinks)
         entries = []
-        for event in txn._events:
+        append = ops.append
+        for operation, object_, outcome, actor, details in txn._events:
             seq += 1
-            entry, stored = AuditEntry.chained(seq=seq, time=now, prev_hash=prev, **event)
-            ops.append(Put(AUDIT_KIND, entry_name(seq), stored, expected=0))
-            prev = entry.hash
-            entries.append(entry)
+            digest, digest_b64, stored = encode_entry(
+                seq=seq,
+                micros=micros,
+                prev_b64=prev_b64,
+                actor=actor,
+                operation=operation,
+                object=object_,
+                outcome=outcome,
+                details=details,
+            )
+            append(Put(AUDIT_KIND, entry_name(seq), stored, 0))
+            if sinks:
+                entries.append(
+                    AuditEntry(
+                        seq=seq,
+                        time=now,
+                        actor=actor,
+                        operation=operation,
+                        object=object_,
+                        outcome=outcome,
+                        details=details,
+                        prev_hash=prev,
+                        hash=digest,
+                    )
+                )
+            prev, prev_b64 = digest, digest_b64
         # Canonical JSON of {"hash": ..., "seq": ...} (what _codec.dumps writes).
-        head_json = f'{{"hash":"{_codec.b64e(prev)}","seq":{int(seq)}}}'.encode()
+        head_json = f'{{"hash":"{prev_b64}","seq":{int(seq)}}}'.encode()
         sealed_head = self.keyring.seal(*AUDIT_HEAD, head_json)
-        ops.append(Put(*AUDIT_HEAD, sealed_head, expected=revision))
-        return entries, (seq, prev, revision)
+        append(Put(*AUDIT_HEAD, sealed_head, revision))
+        return entries, (seq, prev, prev_b64, revision)
 
     # -- freshness --------------------------------------------------------------
 

@@ -50,17 +50,16 @@ __all__ = [
 AUDIT_KIND: Final = "audit"
 AUDIT_HEAD: Final = ("meta", "audit-head")
 _GENESIS: Final = bytes(32)
+_GENESIS_B64: Final = "A" * 43  # _codec.b64e(_GENESIS)
+_sha256 = hashlib.sha256
 _DOMAIN: Final = b"keymgmt/audit/v1\x00"
 
 DetailValue = str | int | bool | None
 
-# Canonical JSON pieces for the fast path of :meth:`AuditEntry.chained`: the
-# same settings as :func:`keymgmt._codec.dumps` (sorted keys, no whitespace,
-# no ASCII escaping), so the bytes are identical (verify() recomputes every
-# hash with ``_codec.dumps``; the property tests compare the two encoders).
-_DETAILS_JSON: Final = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
+# Canonical JSON pieces for the fast path of :func:`encode_entry`: the same
+# settings as :func:`keymgmt._codec.dumps` (sorted keys, no whitespace, no
+# ASCII escaping), so the bytes are identical (verify() recomputes every hash
+# with ``_codec.dumps``; the property tests compare the two encoders).
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
@@ -83,6 +82,62 @@ def check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
             )
         out[str(key)] = value
     return out
+
+
+def encode_entry(
+    *,
+    seq: int,
+    micros: int,
+    prev_b64: str,
+    actor: str,
+    operation: str,
+    object: str,
+    outcome: str,
+    details: Mapping[str, DetailValue],
+) -> tuple[bytes, str, bytes]:
+    """Hash and encode one chain entry in one pass: (hash, its base64, stored form).
+
+    The store's append path (no :class:`AuditEntry` is built unless an audit
+    sink wants one). The hashed body and the stored form share every field
+    but the hash, so the canonical JSON is written once. ``micros`` is the
+    entry time as :func:`keymgmt._codec.to_micros` gives it, ``prev_b64`` the
+    previous entry's hash as :func:`keymgmt._codec.b64e` gives it (the
+    previous call's second result), ``details`` already accepted by
+    :func:`check_details`.
+
+    Raises:
+        InvalidArgumentError: a text field holds a lone surrogate.
+    """
+    # Keys in sorted order: actor, details, [hash,] object, operation,
+    # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
+    # writes; "hash" sorts between "details" and "object".
+    head = (
+        '{"actor":'
+        + _json_str(actor)
+        + ',"details":'
+        + (_codec.dumps_text(details) if details else "{}")
+    )
+    tail = (
+        ',"object":'
+        + _json_str(object)
+        + ',"operation":'
+        + _json_str(operation)
+        + ',"outcome":'
+        + _json_str(outcome)
+        + ',"prev":"'
+        + prev_b64
+        + '","seq":'
+        + int.__repr__(seq)
+        + ',"time":'
+        + int.__repr__(micros)
+        + "}"
+    )
+    try:
+        digest = _sha256(_DOMAIN + (head + tail).encode()).digest()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
+    digest_b64 = _codec.b64e(digest)
+    return digest, digest_b64, (head + ',"hash":"' + digest_b64 + '"' + tail).encode()
 
 
 @attrs.frozen(kw_only=True)
@@ -157,39 +212,23 @@ class AuditEntry:
     ) -> tuple[AuditEntry, bytes]:
         """Build the next entry of the chain and its stored form in one pass.
 
-        The store's append path: the same entry and bytes as
-        ``create(...)`` then ``encode()``, but the canonical JSON is written
-        once (the hashed body and the stored form share every field but the
-        hash). ``details`` must already have passed :func:`check_details`
-        (``Txn.audit`` checks them when the event is staged).
+        The same entry and bytes as ``create(...)`` then ``encode()``, but
+        the canonical JSON is written once (see :func:`encode_entry`).
+        ``details`` must already have passed :func:`check_details`.
 
         Raises:
             InvalidArgumentError: a text field holds a lone surrogate.
         """
-        # Keys in sorted order: actor, details, [hash,] object, operation,
-        # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
-        # writes; "hash" sorts between "details" and "object".
-        head = '{"actor":' + _json_str(actor) + ',"details":' + _DETAILS_JSON.encode(details)
-        tail = (
-            ',"object":'
-            + _json_str(object)
-            + ',"operation":'
-            + _json_str(operation)
-            + ',"outcome":'
-            + _json_str(outcome)
-            + ',"prev":"'
-            + _codec.b64e(prev_hash)
-            + '","seq":'
-            + int.__repr__(seq)
-            + ',"time":'
-            + int.__repr__(_codec.to_micros(time))
-            + "}"
+        digest, _digest_b64, stored = encode_entry(
+            seq=seq,
+            micros=_codec.to_micros(time),
+            prev_b64=_codec.b64e(prev_hash),
+            actor=actor,
+            operation=operation,
+            object=object,
+            outcome=outcome,
+            details=details,
         )
-        try:
-            digest = hashlib.sha256(_DOMAIN + (head + tail).encode()).digest()
-        except UnicodeEncodeError:
-            raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
-        stored = (head + ',"hash":"' + _codec.b64e(digest) + '"' + tail).encode()
         entry = cls(
             seq=seq,
             time=time,

@@ -22,17 +22,17 @@ unseal with :class:`~keymgmt.errors.IntegrityError`.
 
 from __future__ import annotations
 
-import functools
+import os
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keymgmt import _codec
-from keymgmt._random import Randomness
+from keymgmt._random import Randomness, SystemRandomness
 from keymgmt._secret import SecretBytes
 from keymgmt.errors import (
     ConflictError,
@@ -54,30 +54,59 @@ _NONCE: Final = 12
 _OVERHEAD: Final = _HEADER.size + _NONCE + 16
 
 
-@functools.lru_cache(maxsize=4096)
-def _aad(kind: str, name: str) -> bytes:
-    return b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
+_AAD_PREFIX: Final = b"keymgmt/seal/v1\x00"
+# ``_AAD_PREFIX + kind + NUL`` per checked kind: kinds are few (a part uses a
+# handful), names are many and mostly new (one per certificate, grant, ...).
+_KIND_PREFIXES: dict[str, bytes] = {}
+_MAX_KINDS: Final = 1024
+
+
+def _invalid(kind: object, name: object) -> InvalidArgumentError:
+    """The error :func:`record_aad` raises for a kind or name it refuses."""
+    if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
+        return InvalidArgumentError("record kinds and names are non-empty strings")
+    if "\x00" in kind or "\x00" in name:
+        return InvalidArgumentError("record kinds and names may not contain NUL")
+    return InvalidArgumentError("record kinds and names must be valid Unicode (no lone surrogates)")
+
+
+def _kind_prefix(kind: str) -> bytes | None:
+    """``_AAD_PREFIX + kind + NUL`` (remembered), or None for a bad kind."""
+    if not kind or "\x00" in kind:
+        return None
+    try:
+        prefix = _AAD_PREFIX + kind.encode() + b"\x00"
+    except UnicodeEncodeError:
+        return None
+    if type(kind) is str:  # a str subclass could hash and compare its own way
+        if len(_KIND_PREFIXES) >= _MAX_KINDS:  # bounded, whatever callers pass
+            _KIND_PREFIXES.clear()
+        _KIND_PREFIXES[kind] = prefix
+    return prefix
 
 
 def record_aad(kind: str, name: str) -> bytes:
     """The associated data that binds a sealed value to its record.
 
+    ``b"keymgmt/seal/v1" 0 kind 0 name`` (UTF-8).
+
     Raises:
         InvalidArgumentError: ``kind`` or ``name`` is empty, not a string,
             holds NUL or is not valid Unicode.
     """
-    if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
-        raise InvalidArgumentError("record kinds and names are non-empty strings")
-    if "\x00" in kind or "\x00" in name:
-        raise InvalidArgumentError("record kinds and names may not contain NUL")
+    prefix = _KIND_PREFIXES.get(kind) if type(kind) is str else None
+    if prefix is None:
+        if not isinstance(kind, str) or not isinstance(name, str):
+            raise _invalid(kind, name)
+        prefix = _kind_prefix(kind)
+        if prefix is None:
+            raise _invalid(kind, name)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise _invalid(kind, name)
     try:
-        # Cached: the same few records (audit head, keys, principals) are
-        # sealed and unsealed over and over. Only checked names get here.
-        return _aad(kind, name)
+        return prefix + name.encode()
     except UnicodeEncodeError:
-        raise InvalidArgumentError(
-            "record kinds and names must be valid Unicode (no lone surrogates)"
-        ) from None
+        raise _invalid(kind, name) from None
 
 
 def _wrap_aad(parameters: Mapping[str, Any], key_id: int) -> bytes:
@@ -107,6 +136,11 @@ class Keyring:
         self._active = active
         self._aead = self._aeads[active]
         self._header = _HEADER.pack(_SEAL_VERSION, active)
+        # Nonces straight from the OS for the system source (its token_bytes
+        # only adds an argument check); any other source is asked as given.
+        self._nonce: Callable[[int], bytes] = (
+            os.urandom if type(randomness) is SystemRandomness else randomness.token_bytes
+        )
         self._revision = record.revision
         self._lock = threading.Lock()
 
@@ -237,8 +271,8 @@ class Keyring:
 
     def seal(self, kind: str, name: str, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` for the record ``(kind, name)``."""
-        nonce = self._randomness.token_bytes(_NONCE)
         aad = record_aad(kind, name)
+        nonce = self._nonce(_NONCE)
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def unseal(self, kind: str, name: str, sealed: bytes) -> bytes:
