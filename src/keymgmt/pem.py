@@ -312,7 +312,10 @@ def load_private_key(
         key: object = loader(raw, password=password)
     except TypeError:
         if password is None:
-            raise InvalidArgumentError("the private key is encrypted; give passphrase=") from None
+            raise InvalidArgumentError(
+                "the private key is encrypted: give its passphrase (passphrase=; on the "
+                "command line --passphrase-file or KEYMGMT_KEY_PASSPHRASE)"
+            ) from None
         raise InvalidArgumentError("the private key is not encrypted; give no passphrase") from None
     except ValueError:
         if password is not None and (not is_pem or b"ENCRYPTED" in raw):

@@ -188,3 +188,46 @@ def test_sign_with_an_unknown_key_is_one_error_line(
 ) -> None:
     code, _, err = run(capsys, "--store", str(store), "sign", "--key", "nope", "--in", "msg")
     assert (code, err) == (1, "error: no key named 'nope'\n")
+
+
+def _encrypted_pem(tmp_path: Path, passphrase: bytes) -> tuple[Path, ed25519.Ed25519PrivateKey]:
+    from cryptography.hazmat.primitives import serialization
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    path = tmp_path / "key.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+    )
+    return path, key
+
+
+def test_import_of_an_encrypted_private_key_reads_the_passphrase_file(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    pem, key = _encrypted_pem(tmp_path, b"import me")
+    (tmp_path / "pass").write_text("import me\n")
+    code, _, err = run(
+        capsys, "--store", str(store), "key", "import", "imported",
+        "--private-key", str(pem), "--passphrase-file", str(tmp_path / "pass"),
+    )  # fmt: skip
+    assert code == 0, err
+    with KeyManager.open(store, passphrase=PASSPHRASE) as km:
+        signature = km.sign("imported", b"m")
+        assert km.public_key("imported").key == key.public_key()
+        km.verify("imported", b"m", signature)
+
+
+def test_import_of_an_encrypted_private_key_without_a_passphrase_says_how_to_give_one(
+    capsys: pytest.CaptureFixture[str], store: Path, tmp_path: Path
+) -> None:
+    pem, _ = _encrypted_pem(tmp_path, b"import me")
+    code, out, err = run(
+        capsys, "--store", str(store), "key", "import", "imported", "--private-key", str(pem)
+    )
+    assert (code, out) == (1, "")
+    assert "--passphrase-file or KEYMGMT_KEY_PASSPHRASE" in err
+    assert err.count("\n") == 1

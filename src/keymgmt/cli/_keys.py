@@ -302,7 +302,17 @@ def key_export(
 @click.argument("name")
 @click.option("--fernet-file", type=_IN, help="A seed-style Fernet key file (symmetric.key).")
 @click.option("--raw-file", type=_IN, help="A file holding the raw key bytes.")
-@click.option("--private-key", type=_IN, help="A PEM/DER private key (key pairs).")
+@click.option(
+    "--private-key",
+    type=_IN,
+    help="A PEM/DER private key (key pairs); if encrypted, its passphrase comes from "
+    "--passphrase-file or KEYMGMT_KEY_PASSPHRASE.",
+)
+@click.option(
+    "--passphrase-file",
+    type=_IN,
+    help="A file holding the passphrase of an encrypted --private-key.",
+)
 @click.option(
     "--algorithm", type=click.Choice([a.value for a in Algorithm]), help="For --raw-file."
 )
@@ -313,6 +323,7 @@ def key_import(
     fernet_file: Path | None,
     raw_file: Path | None,
     private_key: Path | None,
+    passphrase_file: Path | None,
     algorithm: str | None,
 ) -> None:
     """Import existing key material as key NAME (marked imported)."""
@@ -330,7 +341,11 @@ def key_import(
             assert private_key is not None
             import os
 
-            passphrase = os.environ.get("KEYMGMT_KEY_PASSPHRASE") or None
+            if passphrase_file is not None:
+                text = _read(passphrase_file).decode("utf-8", "replace").rstrip("\r\n")
+                passphrase = text or None
+            else:
+                passphrase = os.environ.get("KEYMGMT_KEY_PASSPHRASE") or None
             info = km.keys.import_private_key(
                 name, _read(private_key), passphrase=passphrase, algorithm=algorithm
             )
@@ -367,7 +382,7 @@ def encrypt(
     source: Path | None,
     target: Path | None,
 ) -> None:
-    """Encrypt stdin (or --in) under key NAME's primary version."""
+    """Encrypt stdin (or --in) under the primary version of the --key key."""
     context = _context(pairs)
     data = _input(source)
     with manager(settings) as km:

@@ -9,7 +9,9 @@ for a recipient (:meth:`keymgmt.keys.KeyStore.export_wrapped`,
 passphrase (:mod:`keymgmt.pem`).
 
 Each function here refuses to run unless called with ``allow_plaintext=True``,
-so every use is explicit and easy to grep for, and each export is audited.
+so every use is explicit and easy to grep for. Exports of a store's keys
+are audited in that store; the store-less functions (PEM files for a key
+you already hold) have no store to audit in.
 """
 
 from keymgmt.hazmat._asymmetric import (

@@ -138,7 +138,7 @@ def require(
         raise DestroyedKeyError(f"{where} was destroyed ({state.value})", **attributes)
     if state is _S.COMPROMISED:
         hint = (
-            "; pass allow_compromised=True to decrypt for migration"
+            "; pass allow_compromised=True to decrypt or verify with it (for migration)"
             if operation is Operation.PROCESS
             else ""
         )

@@ -98,7 +98,7 @@ def test_wrong_passphrase_is_an_opaque_decryption_error(rsa_files: tuple) -> Non
 
 def test_encrypted_key_without_passphrase_is_refused(rsa_files: tuple) -> None:
     private, _, _ = rsa_files
-    with pytest.raises(InvalidArgumentError, match="give passphrase="):
+    with pytest.raises(InvalidArgumentError, match="encrypted: give its passphrase"):
         load_private_key_file(private)
 
 
