@@ -1,7 +1,7 @@
 """Hypothesis strategies for testing code that uses keymgmt.
 
-Import this module only in tests: it needs ``hypothesis`` (in the ``test``
-extra), which the core install does not. Every strategy draws small, valid
+Import this module only in tests: it needs ``hypothesis`` (``pip install
+"keymgmt[testing]"``), which the core install does not. Every strategy draws small, valid
 values by default; the ``broken_*``, ``invalid_*`` and ``mutated*`` strategies
 draw deliberately invalid ones to test error paths.
 
