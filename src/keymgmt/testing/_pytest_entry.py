@@ -1,25 +1,47 @@
-"""What the ``pytest11`` entry point ``keymgmt`` loads: the fixtures of :mod:`.pytest_plugin`.
+"""What the ``pytest11`` entry point ``keymgmt`` loads: an opt-in switch, nothing more.
 
-A module of its own because pytest refuses to register one module under two
-names: were the entry point :mod:`keymgmt.testing.pytest_plugin` itself, a
-``conftest.py`` that also lists that module in ``pytest_plugins`` (the way
-to opt in before the entry point existed, and after ``-p no:keymgmt``) would
-fail to load. Registered twice through two modules, the fixtures are the
-same functions, so which definition pytest picks makes no difference.
+Installing keymgmt (a runtime dependency of other projects) must not change
+their test runs, so the entry point only declares how to opt in; the
+fixtures of :mod:`keymgmt.testing.pytest_plugin` are registered when a
+project asks for them, in any of three ways:
+
+* ``keymgmt_fixtures = true`` in the ``[pytest]`` / ``[tool.pytest.ini_options]``
+  configuration;
+* ``pytest --keymgmt-fixtures`` for one run;
+* ``pytest_plugins = ["keymgmt.testing.pytest_plugin"]`` in a ``conftest.py``
+  (works with or without the entry point, also after ``-p no:keymgmt``).
+
+Loading this module imports nothing but itself (and the ``keymgmt.testing``
+package's fakes): no Hypothesis, no fixtures, no hooks beyond the two below.
 """
 
 from __future__ import annotations
 
-from keymgmt.testing.pytest_plugin import (
-    keymgmt_clock,
-    keymgmt_manager,
-    keymgmt_randomness,
-    keymgmt_sqlite_manager,
-)
+from typing import Any
 
-__all__ = [
-    "keymgmt_clock",
-    "keymgmt_manager",
-    "keymgmt_randomness",
-    "keymgmt_sqlite_manager",
-]
+__all__ = ["PLUGIN", "pytest_addoption", "pytest_configure"]
+
+#: The module whose fixtures an opted-in project gets.
+PLUGIN = "keymgmt.testing.pytest_plugin"
+
+
+def pytest_addoption(parser: Any) -> None:
+    """Declare the opt-in: the ``keymgmt_fixtures`` ini value and ``--keymgmt-fixtures``."""
+    parser.addini(
+        "keymgmt_fixtures",
+        type="bool",
+        default=False,
+        help="register keymgmt's fixtures (keymgmt_manager, keymgmt_clock, ...)",
+    )
+    parser.getgroup("keymgmt").addoption(
+        "--keymgmt-fixtures",
+        action="store_true",
+        default=False,
+        help="register keymgmt's fixtures for this run (or keymgmt_fixtures = true)",
+    )
+
+
+def pytest_configure(config: Any) -> None:
+    """Register the fixtures when the project opted in (once, however it asked)."""
+    if config.getoption("keymgmt_fixtures") or config.getini("keymgmt_fixtures"):
+        config.pluginmanager.import_plugin(PLUGIN)

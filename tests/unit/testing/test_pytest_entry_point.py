@@ -1,4 +1,4 @@
-"""The pytest plugin is loaded by its ``pytest11`` entry point, inert until used."""
+"""The ``pytest11`` entry point: keymgmt's fixtures only for projects that opt in."""
 
 from __future__ import annotations
 
@@ -23,16 +23,42 @@ def test_the_entry_point_names_the_plugin() -> None:
     assert entry.value == "keymgmt.testing._pytest_entry"
 
 
-def test_installed_fixtures_work_without_a_pytest_plugins_line(pytester: pytest.Pytester) -> None:
+def test_without_opting_in_a_project_gets_no_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(_USES_FIXTURES)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'keymgmt_manager' not found*"])
+
+
+def test_an_ini_setting_opts_in(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nkeymgmt_fixtures = true\n")
     pytester.makepyfile(_USES_FIXTURES)
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
-def test_no_keymgmt_disables_the_plugin(pytester: pytest.Pytester) -> None:
+def test_a_command_line_flag_opts_in_for_one_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(_USES_FIXTURES)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--keymgmt-fixtures")
+    result.assert_outcomes(passed=1)
+
+
+def test_no_keymgmt_disables_the_entry_point_even_when_opted_in(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nkeymgmt_fixtures = true\n")
     pytester.makepyfile(_USES_FIXTURES)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:keymgmt")
+    # The ini key is unknown once the entry point is off: pytest warns; no fixtures.
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'keymgmt_manager' not found*"])
+
+
+def test_opting_in_twice_registers_the_fixtures_once(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nkeymgmt_fixtures = true\n")
+    pytester.makeconftest('pytest_plugins = ["keymgmt.testing.pytest_plugin"]')
+    pytester.makepyfile(_USES_FIXTURES)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--keymgmt-fixtures")
+    result.assert_outcomes(passed=1)
 
 
 def test_an_explicit_pytest_plugins_line_still_loads_alongside_the_entry_point(
@@ -53,6 +79,7 @@ def test_explicit_opt_in_works_after_disabling_the_entry_point(pytester: pytest.
 def test_a_conftest_fixture_of_the_same_name_overrides_the_plugins(
     pytester: pytest.Pytester,
 ) -> None:
+    pytester.makeini("[pytest]\nkeymgmt_fixtures = true\n")
     pytester.makeconftest(
         """
         import pytest
@@ -86,24 +113,18 @@ def test_loading_the_plugin_imports_nothing_beyond_keymgmt_itself() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == str(
-        [
-            "keymgmt.testing",
-            "keymgmt.testing._fakes",
-            "keymgmt.testing._pytest_entry",
-            "keymgmt.testing.pytest_plugin",
-        ]
+        ["keymgmt.testing", "keymgmt.testing._fakes", "keymgmt.testing._pytest_entry"]
     )
 
 
-def test_the_plugin_is_registered_and_adds_no_command_line_options(
-    pytester: pytest.Pytester,
-) -> None:
+def test_the_entry_point_adds_only_its_opt_in_switch(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         def test_untouched(pytestconfig):
             names = [n for n, _ in pytestconfig.pluginmanager.list_name_plugin()]
             assert "keymgmt" in names
-            assert not [a for a in vars(pytestconfig.option) if "keymgmt" in a]
+            assert "keymgmt.testing.pytest_plugin" not in names
+            assert [a for a in vars(pytestconfig.option) if "keymgmt" in a] == ["keymgmt_fixtures"]
         """
     )
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
