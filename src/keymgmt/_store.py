@@ -521,14 +521,7 @@ class Store:
         for operation, object_, outcome, actor, details in txn._events:
             seq += 1
             digest, digest_b64, stored = encode_entry(
-                seq=seq,
-                micros=micros,
-                prev_b64=prev_b64,
-                actor=actor,
-                operation=operation,
-                object=object_,
-                outcome=outcome,
-                details=details,
+                seq, micros, prev_b64, actor, operation, object_, outcome, details
             )
             append(Put(AUDIT_KIND, entry_name(seq), stored, 0))
             if sinks:

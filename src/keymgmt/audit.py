@@ -85,7 +85,6 @@ def check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
 
 
 def encode_entry(
-    *,
     seq: int,
     micros: int,
     prev_b64: str,
@@ -98,11 +97,12 @@ def encode_entry(
     """Hash and encode one chain entry in one pass: (hash, its base64, stored form).
 
     The store's append path (no :class:`AuditEntry` is built unless an audit
-    sink wants one). The hashed body and the stored form share every field
-    but the hash, so the canonical JSON is written once. ``micros`` is the
-    entry time as :func:`keymgmt._codec.to_micros` gives it, ``prev_b64`` the
-    previous entry's hash as :func:`keymgmt._codec.b64e` gives it (the
-    previous call's second result), ``details`` already accepted by
+    sink wants one; arguments positional, it runs once per entry). The
+    hashed body and the stored form share every field but the hash, so the
+    canonical JSON is written once. ``micros`` is the entry time as
+    :func:`keymgmt._codec.to_micros` gives it, ``prev_b64`` the previous
+    entry's hash as :func:`keymgmt._codec.b64e` gives it (the previous
+    call's second result), ``details`` already accepted by
     :func:`check_details`.
 
     Raises:
@@ -110,34 +110,22 @@ def encode_entry(
     """
     # Keys in sorted order: actor, details, [hash,] object, operation,
     # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
-    # writes; "hash" sorts between "details" and "object".
+    # writes; "hash" sorts between "details" and "object". Integers through
+    # int.__repr__, as json writes them (whatever an int subclass prints).
     head = (
-        '{"actor":'
-        + _json_str(actor)
-        + ',"details":'
-        + (_codec.dumps_text(details) if details else "{}")
+        f'{{"actor":{_json_str(actor)},"details":{_codec.dumps_text(details) if details else "{}"}'
     )
     tail = (
-        ',"object":'
-        + _json_str(object)
-        + ',"operation":'
-        + _json_str(operation)
-        + ',"outcome":'
-        + _json_str(outcome)
-        + ',"prev":"'
-        + prev_b64
-        + '","seq":'
-        + int.__repr__(seq)
-        + ',"time":'
-        + int.__repr__(micros)
-        + "}"
+        f',"object":{_json_str(object)},"operation":{_json_str(operation)}'
+        f',"outcome":{_json_str(outcome)},"prev":"{prev_b64}"'
+        f',"seq":{int.__repr__(seq)},"time":{int.__repr__(micros)}}}'
     )
     try:
         digest = _sha256(_DOMAIN + (head + tail).encode()).digest()
     except UnicodeEncodeError:
         raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
     digest_b64 = _codec.b64e(digest)
-    return digest, digest_b64, (head + ',"hash":"' + digest_b64 + '"' + tail).encode()
+    return digest, digest_b64, f'{head},"hash":"{digest_b64}"{tail}'.encode()
 
 
 @attrs.frozen(kw_only=True)
@@ -220,14 +208,14 @@ class AuditEntry:
             InvalidArgumentError: a text field holds a lone surrogate.
         """
         digest, _digest_b64, stored = encode_entry(
-            seq=seq,
-            micros=_codec.to_micros(time),
-            prev_b64=_codec.b64e(prev_hash),
-            actor=actor,
-            operation=operation,
-            object=object,
-            outcome=outcome,
-            details=details,
+            seq,
+            _codec.to_micros(time),
+            _codec.b64e(prev_hash),
+            actor,
+            operation,
+            object,
+            outcome,
+            details,
         )
         entry = cls(
             seq=seq,

@@ -26,7 +26,14 @@ from hypothesis import strategies as st
 
 from keymgmt import _codec
 from keymgmt._store import Store, Txn
-from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND, AuditEntry, AuditLog, entry_name
+from keymgmt.audit import (
+    AUDIT_HEAD,
+    AUDIT_KIND,
+    AuditEntry,
+    AuditLog,
+    encode_entry,
+    entry_name,
+)
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.keyring import Keyring, RawMasterKey, record_aad
 from keymgmt.storage import ANY, Backend, Delete, MemoryBackend, Put, SQLiteBackend
@@ -195,6 +202,43 @@ def reference_entry_bytes(value: dict[str, Any]) -> tuple[bytes, bytes]:
     body = {k: v for k, v in value.items() if k != "hash"}
     digest = hashlib.sha256(DOMAIN + reference_json(body)).digest()
     return digest, reference_json({**body, "hash": b64(digest)})
+
+
+details_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12))
+
+
+@given(
+    seq=st.integers(min_value=1, max_value=2**63),
+    micros=st.integers(min_value=-(2**62), max_value=2**62),
+    prev=st.binary(min_size=32, max_size=32),
+    texts=st.lists(st.text(max_size=16), min_size=4, max_size=4),
+    details=st.dictionaries(st.text(max_size=8), details_values, max_size=4),
+)
+def test_encode_entry_matches_the_stdlib_reference(
+    seq: int, micros: int, prev: bytes, texts: list[str], details: dict[str, Any]
+) -> None:
+    actor, operation, obj, outcome = texts
+    body = {
+        "actor": actor,
+        "details": details,
+        "object": obj,
+        "operation": operation,
+        "outcome": outcome,
+        "prev": b64(prev),
+        "seq": seq,
+        "time": micros,
+    }
+    try:
+        digest, stored = reference_entry_bytes(body)
+    except UnicodeEncodeError:
+        with pytest.raises(InvalidArgumentError, match="valid Unicode"):
+            encode_entry(seq, micros, b64(prev), actor, operation, obj, outcome, details)
+        return
+    assert encode_entry(seq, micros, b64(prev), actor, operation, obj, outcome, details) == (
+        digest,
+        b64(digest),
+        stored,
+    )
 
 
 def test_stored_audit_entries_and_head_are_the_documented_bytes(
