@@ -2,7 +2,10 @@
 
 Each script asserts what it prints, so exit status 0 means its claims held.
 They run in a temporary working directory with no passphrase in the
-environment (the scripts must not depend on one) and must be quick.
+environment (the scripts must not depend on one) and must be quick. The
+test services' locations (a PostgreSQL DSN, a SoftHSM2 token) are passed
+through, so ``09_backends.py`` takes its PostgreSQL and HSM paths wherever
+they are configured (always in CI) and its SQLite/passphrase paths elsewhere.
 """
 
 from __future__ import annotations
@@ -18,13 +21,22 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
 
 
+#: Variables the examples may see: where the test services are, no secrets of a store.
+SERVICES = (
+    "KEYMGMT_TEST_POSTGRES_DSN",
+    "KEYMGMT_TEST_PKCS11_MODULE",
+    "KEYMGMT_TEST_PKCS11_TOKEN",
+    "KEYMGMT_TEST_PKCS11_PIN",
+)
+
+
 def test_every_mission_part_has_an_example() -> None:
-    assert len(SCRIPTS) == 8
+    assert len(SCRIPTS) == 10
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_example_runs(script: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_") or k in SERVICES}
     env["PYTHONWARNINGS"] = "error"  # a deprecation in an example is a bug in the example
     result = subprocess.run(
         [sys.executable, str(script)],
