@@ -11,10 +11,10 @@ connection (autocommit, prepared after a few uses, as psycopg does for ours),
 so the ratio is what the backend adds: the pool checkout, argument packing,
 error translation and building :class:`~keymgmt.storage.Record` values.
 Target: within 1.5x. The 4-process cases time 4 forked processes doing the
-same number of writes each, ours vs bare. Key creation and encryption with a
-fresh lookup (``consistency_interval=0``) run through the façade on both
-backends; their ratios are informative (the keys layer is measured in
-``bench_symmetric``).
+same number of writes (or reads of one record) each, ours vs bare. Key
+creation and encryption with a fresh lookup (``consistency_interval=0``) run
+through the façade on both backends, in one process and in 4; their ratios
+are informative (the keys layer is measured in ``bench_symmetric``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from keymgmt.storage import ANY, Put, SQLiteBackend
 
 PAYLOAD = os.urandom(96)
 PROCESS_OPS = 100
+PROCESS_GETS = 1000  # reads are ~100x cheaper than writes: more per batch
+PROCESS_CREATES = 25  # key creations per process and round (each one audited CAS batch)
 
 
 class _Workers:
@@ -98,6 +100,13 @@ def _sqlite_cases() -> list[Case]:
         "CREATE TABLE t (kind TEXT, name TEXT, data BLOB, revision INTEGER, seq INTEGER, "
         "PRIMARY KEY (kind, name))"
     )
+    seed = SQLiteBackend(tmp / "ours.db")
+    seed.commit([Put("bench", "fixed", PAYLOAD, ANY)])
+    seed.close()
+    raw.execute("INSERT INTO t VALUES ('bench', 'fixed', ?, 1, 1)", (PAYLOAD,))
+    # Closed before forking: a child reading through SQLite state inherited from
+    # an open connection of the parent's fails with "disk I/O error".
+    raw.close()
 
     def ours_setup(worker: int) -> Callable[[int], None]:
         backend = SQLiteBackend(tmp / "ours.db")
@@ -123,8 +132,29 @@ def _sqlite_cases() -> list[Case]:
 
         return batch
 
+    def ours_get_setup(worker: int) -> Callable[[int], None]:
+        backend = SQLiteBackend(tmp / "ours.db")
+
+        def batch(round_: int) -> None:
+            for _ in range(PROCESS_GETS):
+                backend.get("bench", "fixed")
+
+        return batch
+
+    def raw_get_setup(worker: int) -> Callable[[int], None]:
+        conn = sqlite3.connect(tmp / "raw.db", isolation_level=None, timeout=60)
+        query = "SELECT kind, name, data, revision, seq FROM t WHERE kind = ? AND name = ?"
+
+        def batch(round_: int) -> None:
+            for _ in range(PROCESS_GETS):
+                conn.execute(query, ("bench", "fixed")).fetchone()
+
+        return batch
+
     ours_workers = _Workers(ours_setup)
     raw_workers = _Workers(raw_setup)
+    ours_readers = _Workers(ours_get_setup)
+    raw_readers = _Workers(raw_get_setup)
 
     return [
         Case(
@@ -135,6 +165,15 @@ def _sqlite_cases() -> list[Case]:
             target=1.5,
             number=1,
             note="wall time of all 4 processes",
+        ),
+        Case(
+            "storage",
+            f"SQLite 4 procs x {PROCESS_GETS} gets vs sqlite3",
+            ours_readers.run,
+            raw_readers.run,
+            target=1.5,
+            number=1,
+            note="wall time of all 4 processes; one record, the same SELECT",
         ),
     ]
 
@@ -197,9 +236,29 @@ def _postgres_cases(dsn: str) -> list[Case]:
 
         return batch
 
+    def ours_get_setup(worker: int) -> Callable[[int], None]:
+        backend = PostgresBackend(dsn, schema=schema)
+
+        def batch(round_: int) -> None:
+            for _ in range(PROCESS_GETS):
+                backend.get("bench", "fixed")
+
+        return batch
+
+    def raw_get_setup(worker: int) -> Callable[[int], None]:
+        conn = psycopg.connect(dsn, autocommit=True)
+
+        def batch(round_: int) -> None:
+            for _ in range(PROCESS_GETS):
+                conn.execute(get_sql, ("bench", "fixed")).fetchone()
+
+        return batch
+
     # Fork before this process opens its own connections' sockets to share.
     ours_workers = _Workers(ours_setup)
     raw_workers = _Workers(raw_setup)
+    ours_readers = _Workers(ours_get_setup)
+    raw_readers = _Workers(raw_get_setup)
 
     return [
         Case(
@@ -240,6 +299,15 @@ def _postgres_cases(dsn: str) -> list[Case]:
             target=1.5,
             number=1,
             note="wall time of all 4 processes",
+        ),
+        Case(
+            "storage",
+            f"PostgreSQL 4 procs x {PROCESS_GETS} gets vs psycopg",
+            ours_readers.run,
+            raw_readers.run,
+            target=1.5,
+            number=1,
+            note="wall time of all 4 processes; one record, the same SELECT",
         ),
     ]
 
@@ -302,8 +370,18 @@ def _manager_cases(
 
         return batch
 
+    def creator_setup(worker: int) -> Callable[[int], None]:
+        mine = open_km()
+
+        def batch(round_: int) -> None:
+            for i in range(PROCESS_CREATES):
+                mine.keys.create(f"{key}-w{worker}-{round_}-{i}")
+
+        return batch
+
     ours_workers = _Workers(ours_setup)
     raw_workers = _Workers(raw_setup)
+    creators = _Workers(creator_setup)
     return [
         Case(
             "storage",
@@ -319,6 +397,15 @@ def _manager_cases(
             lambda: km.keys.encrypt(key, message),
             raw_encrypter(),
             note="informative: keys layer + Store.sync on top of the backend read",
+        ),
+        Case(
+            "storage",
+            f"{label} 4 procs x {PROCESS_CREATES} key creates",
+            creators.run,
+            None,
+            number=1,
+            note=f"no raw baseline; compare with {4 * PROCESS_CREATES}x the 1-process "
+            "key create: writers serialize on the store, the rest runs in parallel",
         ),
         Case(
             "storage",
@@ -445,7 +532,7 @@ def _hsm_ca_cases(module: str, token: str, pin: str) -> list[Case]:
 
 
 def cases() -> list[Case]:
-    """SQLite 4-process puts; PostgreSQL and HSM cases when configured."""
+    """SQLite 4-process puts and gets, façade cases; PostgreSQL and HSM cases when configured."""
     found = _sqlite_cases()
     store = Path(tempfile.mkdtemp(prefix="keymgmt-bench-km-")) / "km.db"
 
