@@ -482,6 +482,16 @@ class BackendModelMachine(RuleBasedStateMachine):
 
     @rule(batch=st.lists(_operation(), min_size=1, max_size=4))
     def commit(self, batch: list[tuple[str, str, bytes | None, str]]) -> None:
+        """Commit a random batch of puts and deletes and check the backend against the model.
+
+        Each operation's expected revision is the current one, ``ANY``, 0
+        or a stale one. A batch naming one record twice must raise
+        ``InvalidArgumentError`` and one with any wrong expected revision
+        ``ConflictError``, both writing nothing (the invariant checks that).
+        Otherwise the generation must grow, and the returned records must be
+        the puts with their revisions incremented and the new generation as
+        their sequence number.
+        """
         ops: list[Operation] = []
         seen: set[tuple[str, str]] = set()
         for kind, name, data, mode in batch:
@@ -520,6 +530,7 @@ class BackendModelMachine(RuleBasedStateMachine):
 
     @rule(kind=_KINDS, name=_NAMES)
     def get(self, kind: str, name: str) -> None:
+        """``get`` returns the model's record (data, revision, seq), or None for an absent one."""
         record = self.backend.get(kind, name)
         stored = self.model.get((kind, name))
         if stored is None:
@@ -529,6 +540,12 @@ class BackendModelMachine(RuleBasedStateMachine):
 
     @rule(kind=_KINDS, prefix=st.sampled_from(["", "a", "a/", "b", "z"]), back=st.integers(0, 3))
     def list_after(self, kind: str, prefix: str, back: int) -> None:
+        """``list(after_seq=...)`` returns exactly the records written after it, in seq order.
+
+        ``after_seq`` is a few generations back, so the answer is every live
+        record of ``kind`` under ``prefix`` whose sequence number is greater:
+        what another process following the change sequence would read.
+        """
         after = max(0, self.generation - back)
         found = self.backend.list(kind, prefix=prefix, after_seq=after)
         model = sorted(
@@ -544,6 +561,7 @@ class BackendModelMachine(RuleBasedStateMachine):
 
     @invariant()
     def listing_matches_the_model(self) -> None:
+        """After every step: ``list(kind)`` is the model in name order; the generation matches."""
         for kind in ("key", "cert"):
             expected = [Record(k, n, *v) for (k, n), v in sorted(self.model.items()) if k == kind]
             assert self.backend.list(kind) == expected
