@@ -213,8 +213,9 @@ EXPECTED_FAILURES: dict[str, str] = {
     # 4.14
     "ValidcRLIssuerTest30": (
         "the cRLIssuer's own certificate is covered only by the indirect CRL it signs itself; "
-        "keymgmt does not let a CRL vouch for its own signer (the nested check gives up), so "
-        "the status is unknown and REQUIRE refuses (fail closed)"
+        "keymgmt does not let a CRL vouch for its own signer (deliberate: a compromised signer "
+        "could then hide its own revocation when the issuer's CRL is withheld), so the status "
+        "is unknown and REQUIRE refuses (fail closed)"
     ),
 }
 
