@@ -77,3 +77,43 @@ def test_keys_created_together_on_sqlite_survive_a_reopen(tmp_path: Path) -> Non
         assert len(km.keys.list()) == 20
         assert sum(1 for e in km.audit.entries() if e.operation == "key.create") == 20
         km.audit.verify()
+
+
+def test_two_managers_on_postgres_creating_overlapping_names_make_each_key_once(
+    postgres_dsn: str,
+) -> None:
+    import threading
+    import uuid
+
+    from keymgmt.errors import AlreadyExistsError as Exists
+    from keymgmt.keyring import RawMasterKey
+    from keymgmt.storage.postgres import PostgresBackend
+
+    schema = "gc_" + uuid.uuid4().hex[:12]
+
+    def open_one() -> KeyManager:
+        return KeyManager(
+            backend=PostgresBackend(postgres_dsn, schema=schema),
+            master_key=RawMasterKey(bytes(32)),
+        )
+
+    with open_one() as first, open_one() as second:
+        outcomes: dict[str, list[KeyInfo | Exception]] = {}
+
+        def create(km: KeyManager, tag: str) -> None:
+            outcomes[tag] = km.keys.create_many([KeyRequest(name=f"r{i}") for i in range(30)])
+
+        threads = [
+            threading.Thread(target=create, args=(first, "first")),
+            threading.Thread(target=create, args=(second, "second")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        both = outcomes["first"] + outcomes["second"]
+        assert sum(isinstance(o, KeyInfo) for o in both) == 30
+        assert sum(isinstance(o, Exists) for o in both) == 30
+        assert len(first.keys.list()) == 30
+        first.audit.verify()
+        assert sum(1 for e in first.audit.entries() if e.operation == "key.create") == 30
