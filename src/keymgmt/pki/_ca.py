@@ -825,16 +825,12 @@ class CertificateAuthority:
         signing_key = self._key()
         issued: list[tuple[x509.Certificate, str, dict[str, Any]]] = []
         for (profile, subject, public_key, names), (start, end) in prepared:
-            serial = self._pki._serial()
-            cert = _sign(
+            serial, cert = self._sign_new(
                 signing_key,
-                issuer=self._subject_name,
-                subject=subject,
-                public_key=public_key,
-                serial=serial,
-                not_before=start,
-                not_after=end,
-                extensions=self._leaf_extensions(profile, public_key, names),
+                subject,
+                public_key,
+                (start, end),
+                self._leaf_extensions(profile, public_key, names),
             )
             record = _cert_record(
                 serial,
@@ -858,6 +854,27 @@ class CertificateAuthority:
 
         self._ctx.store.transact(run)
         return [cert for cert, _name, _record in issued]
+
+    def _sign_new(
+        self,
+        signing_key: CASigner,
+        subject: x509.Name,
+        public_key: CertificatePublicKey,
+        window: tuple[_dt.datetime, _dt.datetime],
+        extensions: Sequence[tuple[x509.ExtensionType, bool]],
+    ) -> tuple[int, x509.Certificate]:
+        """A fresh random serial and the certificate this CA signs with it."""
+        serial = self._pki._serial()
+        return serial, _sign(
+            signing_key,
+            issuer=self._subject_name,
+            subject=subject,
+            public_key=public_key,
+            serial=serial,
+            not_before=window[0],
+            not_after=window[1],
+            extensions=extensions,
+        )
 
     def _leaf_extensions(
         self,
@@ -934,17 +951,7 @@ class CertificateAuthority:
         start, end = self._validity(validity or profile.validity, not_before)
         if extensions is None:
             extensions = self._leaf_extensions(profile, public_key, names, constraints)
-        serial = self._pki._serial()
-        cert = _sign(
-            signing_key,
-            issuer=self._subject_name,
-            subject=subject,
-            public_key=public_key,
-            serial=serial,
-            not_before=start,
-            not_after=end,
-            extensions=extensions,
-        )
+        serial, cert = self._sign_new(signing_key, subject, public_key, (start, end), extensions)
         der = cert.public_bytes(serialization.Encoding.DER)
         record_name = f"{self.name}:{_hex(serial)}"
         subject_text = subject.rfc4514_string()

@@ -48,7 +48,8 @@ CKA_ID, algorithm, public key DER) — never key material.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import attrs
 from cryptography import x509
@@ -70,6 +71,8 @@ from keymgmt.pki._keys import (
 
 if TYPE_CHECKING:
     from keymgmt.keyring.pkcs11 import Pkcs11Token
+
+_Signed = TypeVar("_Signed", x509.Certificate, x509.CertificateRevocationList)
 
 __all__ = [
     "TOKEN_KEY_KIND",
@@ -326,6 +329,35 @@ def _malformed() -> IntegrityError:
     return IntegrityError("could not re-assemble the signed object around the token signature")
 
 
+def _sign_external(
+    signer: CASigner,
+    builder: Any,
+    tbs_of: Callable[[Any], bytes],
+    load: Callable[[bytes], _Signed],
+) -> _Signed:
+    """Sign ``builder``'s object with a software key, or in the token around a draft.
+
+    The draft is signed by a throwaway key of the CA key's type (so its
+    AlgorithmIdentifier is right); the token signs the draft's TBS bytes,
+    the DER is re-assembled around that signature, parsed back, and checked
+    to keep the same TBS and to verify under the CA key.
+    """
+    if isinstance(signer, _SOFTWARE):
+        return builder.sign(signer, signature_hash(signer))  # type: ignore[no-any-return]
+    draft = builder.sign(_throwaway(signer.algorithm), _hash_for(signer.algorithm))
+    tbs = tbs_of(draft)
+    signature = signer.sign(tbs)
+    try:
+        der, kept = replace_signature(draft.public_bytes(serialization.Encoding.DER), signature)
+        signed = load(der)
+    except ValueError:
+        raise _malformed() from None
+    if kept != tbs or tbs_of(signed) != tbs:
+        raise _malformed()
+    _check(signer, signed.signature, tbs, signed.signature_hash_algorithm)
+    return signed
+
+
 def sign_certificate(signer: CASigner, builder: x509.CertificateBuilder) -> x509.Certificate:
     """Sign a certificate with a software key or an external signer.
 
@@ -333,20 +365,9 @@ def sign_certificate(signer: CASigner, builder: x509.CertificateBuilder) -> x509
         IntegrityError: the external signature does not verify (fail closed).
         TokenUnavailableError: the token cannot sign.
     """
-    if isinstance(signer, _SOFTWARE):
-        return builder.sign(signer, signature_hash(signer))  # type: ignore[arg-type]
-    draft = builder.sign(_throwaway(signer.algorithm), _hash_for(signer.algorithm))
-    tbs = draft.tbs_certificate_bytes
-    signature = signer.sign(tbs)
-    try:
-        der, kept = replace_signature(draft.public_bytes(serialization.Encoding.DER), signature)
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise _malformed() from None
-    if kept != tbs or cert.tbs_certificate_bytes != tbs:
-        raise _malformed()
-    _check(signer, cert.signature, tbs, cert.signature_hash_algorithm)
-    return cert
+    return _sign_external(
+        signer, builder, lambda c: c.tbs_certificate_bytes, x509.load_der_x509_certificate
+    )
 
 
 def sign_crl(
@@ -358,20 +379,7 @@ def sign_crl(
         IntegrityError: the external signature does not verify (fail closed).
         TokenUnavailableError: the token cannot sign.
     """
-    if isinstance(signer, _SOFTWARE):
-        return builder.sign(signer, signature_hash(signer))  # type: ignore[arg-type]
-    draft = builder.sign(_throwaway(signer.algorithm), _hash_for(signer.algorithm))
-    tbs = draft.tbs_certlist_bytes
-    signature = signer.sign(tbs)
-    try:
-        der, kept = replace_signature(draft.public_bytes(serialization.Encoding.DER), signature)
-        crl = x509.load_der_x509_crl(der)
-    except ValueError:
-        raise _malformed() from None
-    if kept != tbs or crl.tbs_certlist_bytes != tbs:
-        raise _malformed()
-    _check(signer, crl.signature, tbs, crl.signature_hash_algorithm)
-    return crl
+    return _sign_external(signer, builder, lambda c: c.tbs_certlist_bytes, x509.load_der_x509_crl)
 
 
 def sign_ocsp(
