@@ -243,6 +243,7 @@ def test_data_keys_of_other_versions_and_keys_are_not_listed(fkm: KeyManager, se
     report = fkm.compromise(key="payments#1")
     assert report.data_key_issues == ()
     assert report.data_keys == (("payments#1", 0),)
+    assert [i.id for i in fkm.keys.data_keys_issued("payments", 2)] == [newer.id]
 
 
 def test_data_key_id_is_a_hash_of_the_wrapped_key(fkm: KeyManager, setup: Setup) -> None:
