@@ -14,7 +14,7 @@ import pytest
 
 from keymgmt import KeyManager
 from keymgmt.cli import main
-from keymgmt.cli._common import Settings, progress, working
+from keymgmt.cli._common import Settings, counting, progress
 from keymgmt.errors import StoreUnavailableError
 
 PASSPHRASE = "cli polish passphrase"
@@ -358,8 +358,8 @@ def test_progress_is_quiet_with_json_output(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(sys, "stderr", terminal)
     with progress(_settings("json"), [1, 2], "rewrapping") as bar:
         assert list(bar) == [1, 2]
-    with working(_settings("json"), "signing"):
-        pass
+    with counting(_settings("json"), "CRL") as bar:
+        assert bar is None
     assert terminal.text == ""
 
 
@@ -368,17 +368,32 @@ def test_progress_is_quiet_when_stderr_is_not_a_terminal(
 ) -> None:
     with progress(_settings("text"), [1], "rewrapping") as bar:
         assert list(bar) == [1]
-    with working(_settings("text"), "signing"):
-        pass
+    with counting(_settings("text"), "CRL") as bar:
+        assert bar is None
     assert capsys.readouterr().err == ""
 
 
-def test_working_says_what_runs_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_counting_draws_a_bar_to_the_total_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    with working(_settings("text"), "signing the CRL"):
-        pass
-    assert terminal.text == "signing the CRL... done\n"
+    with counting(_settings("text"), "CRL of issuing") as bar:
+        assert bar is not None
+        bar(4096, 10_000)
+        bar(10_000, 10_000)
+    assert "CRL of issuing" in terminal.text
+    assert "10000/10000" in terminal.text
+
+
+def test_a_large_crl_reports_its_progress(km: KeyManager) -> None:
+    ca = km.pki.create_root_ca("big")
+    for serial in range(1, 9000):
+        km.revocation._entries[f"certificate:big:{serial:x}"] = ("superseded", 0, None)
+    calls: list[tuple[int, int]] = []
+    crl = ca.crl(progress=lambda done, total: calls.append((done, total)))
+    assert len(crl) == 8999
+    assert calls == [(4096, 8999), (8192, 8999), (8999, 8999)]
 
 
 def test_pem_output_comes_inside_json(

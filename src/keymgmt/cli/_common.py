@@ -17,7 +17,7 @@ from keymgmt._manager import KeyManager
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.keyring import KdfProfile
 
-__all__ = ["Settings", "emit", "open_manager", "pass_settings", "progress", "working"]
+__all__ = ["Settings", "counting", "emit", "open_manager", "pass_settings", "progress"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -146,13 +146,26 @@ def progress(settings: Settings, items: Sequence[_T], label: str) -> Iterator[It
 
 
 @contextmanager
-def working(settings: Settings, label: str) -> Iterator[None]:
-    """Say ``label...`` on stderr while one long call runs (terminals only)."""
+def counting(settings: Settings, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A ``progress(done, total)`` callback drawing a bar, for work that counts itself.
+
+    None when not on a terminal (or with JSON output): nothing is drawn. The
+    bar appears on the first call (when the total is known) and is closed on
+    leaving the ``with`` block.
+    """
     if not _interactive(settings):
-        yield
+        yield None
         return
-    click.echo(f"{label}...", err=True, nl=False)
+    bars: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+            bars.append(bar.__enter__())
+        bars[0].update(done - bars[0].pos)
+
     try:
-        yield
+        yield update
     finally:
-        click.echo(" done", err=True)
+        for bar in bars:
+            bar.__exit__(None, None, None)

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from cryptography import x509
 
-from keymgmt.cli._common import Settings, emit, manager, pass_settings, table, working
+from keymgmt.cli._common import Settings, counting, emit, manager, pass_settings, table
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.pki import (
@@ -409,9 +409,12 @@ def ca_crl(
     out: Path | None,
 ) -> None:
     """Print (or write) CA NAME's current CRL."""
-    with manager(settings) as km, working(settings, f"building the CRL of {name}"):
+    with manager(settings) as km, counting(settings, f"CRL of {name}") as bar:
         crl = km.pki.ca(name).crl(
-            delta=delta, next_update=_dt.timedelta(hours=next_update_hours), force=force
+            delta=delta,
+            next_update=_dt.timedelta(hours=next_update_hours),
+            force=force,
+            progress=bar,
         )
     _write(out, export_crl(crl, Encoding.DER if der else Encoding.PEM))
 

@@ -26,7 +26,7 @@ import datetime as _dt
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -1324,6 +1324,7 @@ class CertificateAuthority:
         delta: bool = False,
         next_update: _dt.timedelta = _dt.timedelta(days=1),
         force: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> x509.CertificateRevocationList:
         """This CA's CRL, built in bulk from the registry.
 
@@ -1337,6 +1338,9 @@ class CertificateAuthority:
             delta: make a delta CRL against the last complete one.
             next_update: how long the new CRL is valid.
             force: sign a new complete CRL even if nothing changed.
+            progress: ``progress(done, total)`` while the entries are built
+                (a progress bar for large lists); not called when the stored
+                CRL is returned.
 
         Returns:
             the signed CRL.
@@ -1374,6 +1378,7 @@ class CertificateAuthority:
                     this_update=now,
                     next_update=now + next_update,
                     delta_of=int(base),
+                    progress=progress,
                 )
                 state = {**state, "number": number + 1}
                 txn.put_json(CRL_KIND, self.name, state)
@@ -1392,6 +1397,7 @@ class CertificateAuthority:
                 number=number + 1,
                 this_update=now,
                 next_update=now + next_update,
+                progress=progress,
             )
             der = crl.public_bytes(serialization.Encoding.DER)
             txn.put_json(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from cryptography import x509
@@ -38,6 +38,7 @@ _FLAGS: Final = {
     RevocationReason.AA_COMPROMISE: x509.ReasonFlags.aa_compromise,
 }
 _REASONS: Final = {flag: reason for reason, flag in _FLAGS.items()}
+_PROGRESS_MASK: Final = 4096 - 1  # build_crl reports progress every 4,096 entries
 
 
 def reason_flag(reason: RevocationReason) -> x509.ReasonFlags:
@@ -70,6 +71,7 @@ def build_crl(
     this_update: _dt.datetime,
     next_update: _dt.datetime,
     delta_of: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> x509.CertificateRevocationList:
     """Sign a CRL over ``entries`` in one pass.
 
@@ -81,6 +83,8 @@ def build_crl(
         this_update: thisUpdate.
         next_update: nextUpdate.
         delta_of: make a delta CRL against this base CRL number.
+        progress: called as ``progress(done, total)`` every 4,096 entries and
+            once all are in (for a progress bar; it must not raise).
 
     Returns:
         the signed CRL.
@@ -93,7 +97,11 @@ def build_crl(
         for reason, flag in _FLAGS.items()
         if reason is not RevocationReason.UNSPECIFIED
     }
-    for entry in entries:
+    listed = entries if isinstance(entries, Sequence) else list(entries)
+    total = len(listed)
+    for done, entry in enumerate(listed, 1):
+        if progress is not None and done & _PROGRESS_MASK == 0:
+            progress(done, total)
         b = builder_cls().serial_number(entry.serial).revocation_date(entry.revoked_at)
         ext = reason_exts.get(entry.reason)
         if ext is not None:  # RFC 5280 5.3.1: unspecified SHOULD be absent
@@ -101,6 +109,8 @@ def build_crl(
         if entry.invalidity_date is not None:
             b = b.add_extension(x509.InvalidityDate(entry.invalidity_date), critical=False)
         append(b.build())
+    if progress is not None:
+        progress(total, total)
     try:
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
             issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
