@@ -112,9 +112,8 @@ def encode_entry(
     # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
     # writes; "hash" sorts between "details" and "object". Integers through
     # int.__repr__, as json writes them (whatever an int subclass prints).
-    head = (
-        f'{{"actor":{_json_str(actor)},"details":{_codec.dumps_text(details) if details else "{}"}'
-    )
+    details_json = _codec.dumps_text(details) if details else "{}"
+    head = f'{{"actor":{_json_str(actor)},"details":{details_json}'
     tail = (
         f',"object":{_json_str(object)},"operation":{_json_str(operation)}'
         f',"outcome":{_json_str(outcome)},"prev":"{prev_b64}"'
