@@ -62,7 +62,6 @@ single-use).
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import json
 import os
@@ -924,20 +923,31 @@ def bound_verifier(algorithm: Algorithm, public: Any) -> Callable[[bytes, bytes]
     """``public``'s own ``verify`` with this module's parameters bound, or None.
 
     The key store keeps one per cached signing version, so a verify through
-    the façade costs one call into ``cryptography`` (no dispatch table, no
-    extra Python frames). It raises what ``cryptography`` raises
+    the façade costs one Python frame and one positional call into
+    ``cryptography`` (keyword arguments cost more to parse there than a
+    frame costs here). It raises what ``cryptography`` raises
     (``InvalidSignature``, ``ValueError``, ``TypeError``); the caller turns
     that into :class:`InvalidSignatureError`.
     """
-    if algorithm is Algorithm.ECDSA_P256:
-        return functools.partial(public.verify, signature_algorithm=_ECDSA_SHA256)
-    if algorithm is Algorithm.ECDSA_P384:
-        return functools.partial(public.verify, signature_algorithm=_ECDSA_SHA384)
+    check = public.verify
+    if algorithm in _VERIFIERS and _VERIFIERS[algorithm] is _verify_ed:
+        return check  # type: ignore[no-any-return]  # Ed25519, ML-DSA: verify(signature, data)
     if algorithm in (Algorithm.RSA_2048, Algorithm.RSA_3072, Algorithm.RSA_4096):
-        return functools.partial(public.verify, padding=_PSS_VERIFY, algorithm=_SHA256)
-    if algorithm in _VERIFIERS:  # Ed25519, ML-DSA: verify(signature, data)
-        return public.verify  # type: ignore[no-any-return]
-    return None
+
+        def verify_pss(signature: bytes, data: bytes) -> None:
+            check(signature, data, _PSS_VERIFY, _SHA256)
+
+        return verify_pss
+    ecdsa = {Algorithm.ECDSA_P256: _ECDSA_SHA256, Algorithm.ECDSA_P384: _ECDSA_SHA384}.get(
+        algorithm
+    )
+    if ecdsa is None:
+        return None
+
+    def verify_ecdsa(signature: bytes, data: bytes) -> None:
+        check(signature, data, ecdsa)
+
+    return verify_ecdsa
 
 
 def _usage_refused(algorithm: Algorithm, usage: KeyUsage) -> KeyUsageError:
