@@ -354,6 +354,7 @@ class CertificateVerifier:
                 name_checked = False
         policies = check_policies(chain, inputs)
         self._check_purpose(cert, purpose)
+        self._check_issuer_purposes(chain, purpose)
         if name is not None and not name_checked:
             self._check_name(cert, name, purpose)
         sources = self._check_revocation(chain, crls, ocsp_responses, at, pool, nesting)
@@ -523,6 +524,27 @@ class CertificateVerifier:
                 "the certificate's key usage allows no signing or key exchange",
                 cert,
             )
+
+    @staticmethod
+    def _check_issuer_purposes(chain: Sequence[x509.Certificate], purpose: Purpose) -> None:
+        # A CA whose extended key usage leaves the purpose out may not vouch
+        # for it (the fast path's CA profile checks this too; the strict
+        # validator's paths must not skip it).
+        if purpose is Purpose.ANY:
+            return
+        wanted = _EKU[purpose]
+        for issuer in chain[1:]:
+            eku = _ext_value(issuer, x509.ExtendedKeyUsage)
+            if (
+                isinstance(eku, x509.ExtendedKeyUsage)
+                and wanted not in eku
+                and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku
+            ):
+                raise refusal(
+                    VerificationFailure.WRONG_USAGE,
+                    f"an issuer's extended key usage does not allow {purpose.value}",
+                    issuer,
+                )
 
     @staticmethod
     def _check_name(cert: x509.Certificate, name: str, purpose: Purpose) -> None:
