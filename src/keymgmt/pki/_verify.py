@@ -564,6 +564,9 @@ class CertificateVerifier:
                     continue
             elif (
                 isinstance(general, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier)
+                # A server is named by a DNS name (RFC 6125): a URI or email
+                # SAN spelling a host escapes a CA's DNS name constraints.
+                and (purpose is not Purpose.TLS_SERVER or isinstance(general, x509.DNSName))
                 and general.value.lower().rstrip(".") == wanted
             ):
                 return

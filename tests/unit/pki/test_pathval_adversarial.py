@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt.errors import CertificateVerificationError
@@ -23,18 +23,32 @@ from keymgmt.pki import CertificateVerifier, Purpose, VerificationFailure, Verif
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 
 
-class Keys:
-    """P-256 keys, one per role, made once for the module."""
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
-    def __init__(self) -> None:
-        self.root = ec.generate_private_key(ec.SECP256R1())
-        self.sub = ec.generate_private_key(ec.SECP256R1())
-        self.leaf = ec.generate_private_key(ec.SECP256R1())
+
+class Keys:
+    """Keys, one per role (P-256, or Ed25519 for the EdDSA engine), made once for the module."""
+
+    def __init__(self, eddsa: bool = False) -> None:
+        def make() -> PrivateKey:
+            if eddsa:
+                return ed25519.Ed25519PrivateKey.generate()
+            return ec.generate_private_key(ec.SECP256R1())
+
+        self.root = make()
+        self.sub = make()
+        self.leaf = make()
 
 
 @pytest.fixture(scope="module")
 def keys() -> Keys:
     return Keys()
+
+
+@pytest.fixture(scope="module", params=["ecdsa", "eddsa"])
+def any_keys(request: pytest.FixtureRequest) -> Keys:
+    """P-256 keys (fast path first, then the fallback) and Ed25519 keys (strict validator only)."""
+    return Keys(eddsa=request.param == "eddsa")
 
 
 def _name(cn: str) -> x509.Name:
@@ -57,9 +71,9 @@ def _ca_usage() -> x509.KeyUsage:
 
 def _cert(
     subject: str,
-    key: ec.EllipticCurvePrivateKey,
+    key: PrivateKey,
     issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer_key: PrivateKey,
     *,
     ca: bool,
     extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
@@ -78,7 +92,8 @@ def _cert(
         builder = builder.add_extension(_ca_usage(), critical=True)
     for ext, critical in extensions:
         builder = builder.add_extension(ext, critical=critical)
-    return builder.sign(issuer_key, hashes.SHA256())
+    algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(issuer_key, algorithm)
 
 
 def _server_leaf(keys: Keys, *names: x509.GeneralName) -> x509.Certificate:
@@ -152,3 +167,36 @@ def test_an_intermediate_with_any_extended_key_usage_allows_every_purpose(keys: 
     leaf = _server_leaf(keys, x509.DNSName("www.example.com"))
     path = _verify(keys, leaf, anything, purpose=Purpose.TLS_SERVER, name="www.example.com")
     assert path.leaf == leaf
+
+
+# -- the expected name of a TLS server ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [x509.UniformResourceIdentifier("bank.example"), x509.RFC822Name("bank.example")],
+    ids=["uri", "email"],
+)
+def test_a_tls_server_name_is_not_matched_by_a_uri_or_email_san(
+    any_keys: Keys, name: x509.GeneralName
+) -> None:
+    # The CA may only issue under good.example (a DNS constraint): a URI or
+    # email SAN spelling another host escapes it and must not name a server.
+    constrained = [
+        (
+            x509.NameConstraints(
+                permitted_subtrees=[x509.DNSName("good.example")], excluded_subtrees=None
+            ),
+            True,
+        )
+    ]
+    leaf = _server_leaf(any_keys, name)
+    reason = _refusal(any_keys, leaf, constrained, purpose=Purpose.TLS_SERVER, name="bank.example")
+    assert reason is VerificationFailure.NAME_MISMATCH
+
+
+def test_a_tls_server_name_is_matched_by_a_dns_san_on_the_eddsa_engine() -> None:
+    keys = Keys(eddsa=True)
+    leaf = _server_leaf(keys, x509.DNSName("www.good.example"))
+    path = _verify(keys, leaf, [], purpose=Purpose.TLS_SERVER, name="www.good.example")
+    assert path.engine == "keymgmt-eddsa"
