@@ -466,6 +466,10 @@ class KeyStore:
         self._revocation = context.revocation
         self._handlers = dict(handlers) if handlers is not None else default_handlers()
         self._lock = threading.RLock()
+        # One usage flush at a time: a flush subtracts what it wrote only
+        # once it has committed, so a second flush running meanwhile would
+        # write the same counts (and key.usage entries) again.
+        self._flush_lock = threading.Lock()
         self._primary: dict[str, _Loaded] = {}
         self._by_prefix: dict[bytes, tuple[_Loaded, PayloadType]] = {}
         self._versions: dict[tuple[str, int], _Loaded] = {}
@@ -1661,7 +1665,7 @@ class KeyStore:
             if total >= _FLUSH_EVERY or (
                 total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
             ):
-                self.flush_usage()
+                self._flush(block=False)
 
     def encrypt(
         self,
@@ -1751,7 +1755,7 @@ class KeyStore:
         if total >= _FLUSH_EVERY or (
             total & _FLUSH_CHECK_MASK == 0 and time.monotonic() >= self._next_flush
         ):
-            self.flush_usage()
+            self._flush(block=False)
         return out
 
     def _count_new(self, buckets: dict[tuple[str, bytes], int], bucket: tuple[str, bytes]) -> None:
@@ -2251,7 +2255,27 @@ class KeyStore:
     # -- usage accounting --------------------------------------------------------------
 
     def flush_usage(self) -> None:
-        """Write unflushed use counts and their aggregated ``key.usage`` audit entries."""
+        """Write unflushed use counts and their aggregated ``key.usage`` audit entries.
+
+        Flushes run one at a time: this waits for a flush another thread has
+        in flight, then writes what is still pending (so once it returns,
+        every use and data key this process counted before the call is in
+        the store).
+        """
+        self._flush(block=True)
+
+    def _flush(self, *, block: bool) -> None:
+        """Flush under the flush lock; ``block=False`` (the hot path's periodic
+        trigger) skips the flush when another is in flight (a later trigger
+        writes what it left)."""
+        if not self._flush_lock.acquire(blocking=block):
+            return
+        try:
+            self._flush_locked()
+        finally:
+            self._flush_lock.release()
+
+    def _flush_locked(self) -> None:
         with self._lock:
             self._next_flush = time.monotonic() + _FLUSH_INTERVAL
             snapshot = {
