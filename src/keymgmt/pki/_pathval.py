@@ -369,7 +369,22 @@ def _names(cert: x509.Certificate) -> list[x509.GeneralName]:
 
 def _dns_within(name: str, base: str) -> bool:
     name, base = name.lower().rstrip("."), base.lower().rstrip(".").lstrip(".")
-    return name == base or name.endswith("." + base)
+    # RFC 5280 4.2.1.10: the empty name is every name (labels added on the left).
+    return not base or name == base or name.endswith("." + base)
+
+
+def _dns_touches(name: str, base: str) -> bool:
+    """Whether any host ``name`` stands for is in ``base`` (a wildcard stands for many)."""
+    if _dns_within(name, base):
+        return True
+    if not name.startswith("*."):
+        return False
+    # "*.p" stands for every "x.p": inside base when p is, or when base is one such x.p.
+    parent = name[2:].lower().rstrip(".")
+    base = base.lower().rstrip(".").lstrip(".")
+    return _dns_within(parent, base) or (
+        base.endswith("." + parent) and base.count(".") == parent.count(".") + 1
+    )
 
 
 def _host_within(host: str, base: str) -> bool:
@@ -385,9 +400,17 @@ def _dn_within(name: x509.Name, base: x509.Name) -> bool:
     return len(names) >= len(bases) and names[: len(bases)] == bases
 
 
-def _matches(name: x509.GeneralName, tree: x509.GeneralName) -> bool | None:
-    """Whether ``name`` is inside ``tree``; None when the forms differ."""
+def _matches(
+    name: x509.GeneralName, tree: x509.GeneralName, *, excluded: bool = False
+) -> bool | None:
+    """Whether ``name`` is inside ``tree``; None when the forms differ.
+
+    With ``excluded``, whether any part of ``name`` is (a wildcard DNS name
+    is excluded when one of the names it stands for is).
+    """
     if isinstance(name, x509.DNSName) and isinstance(tree, x509.DNSName):
+        if excluded:
+            return _dns_touches(name.value, tree.value)
         return _dns_within(name.value, tree.value)
     if isinstance(name, x509.RFC822Name) and isinstance(tree, x509.RFC822Name):
         base = tree.value.lower()
@@ -429,7 +452,7 @@ def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
     """Whether ``name`` satisfies ``nc`` (forms keymgmt does not process pass here)."""
     if not isinstance(name, _SUPPORTED):
         return True
-    if any(_matches(name, tree) for tree in nc.excluded_subtrees or ()):
+    if any(_matches(name, tree, excluded=True) for tree in nc.excluded_subtrees or ()):
         return False
     permitted = [t for t in nc.permitted_subtrees or () if type(t) is type(name)]
     return not permitted or any(_matches(name, t) for t in permitted)
@@ -467,7 +490,7 @@ def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Cert
                 cert,
             )
         for tree in nc.excluded_subtrees or ():
-            if _matches(name, tree):
+            if _matches(name, tree, excluded=True):
                 raise refusal(
                     VerificationFailure.NAME_CONSTRAINTS, f"{shown} is excluded by a CA", cert
                 )

@@ -200,3 +200,44 @@ def test_a_tls_server_name_is_matched_by_a_dns_san_on_the_eddsa_engine() -> None
     leaf = _server_leaf(keys, x509.DNSName("www.good.example"))
     path = _verify(keys, leaf, [], purpose=Purpose.TLS_SERVER, name="www.good.example")
     assert path.engine == "keymgmt-eddsa"
+
+
+# -- name constraints ------------------------------------------------------------------
+
+
+def _constraints(
+    permitted: Sequence[x509.GeneralName] | None = None,
+    excluded: Sequence[x509.GeneralName] | None = None,
+) -> list[tuple[x509.ExtensionType, bool]]:
+    nc = x509.NameConstraints(
+        permitted_subtrees=list(permitted) if permitted is not None else None,
+        excluded_subtrees=list(excluded) if excluded is not None else None,
+    )
+    return [(nc, True)]
+
+
+def test_a_wildcard_san_covering_an_excluded_name_is_refused(any_keys: Keys) -> None:
+    leaf = _server_leaf(any_keys, x509.DNSName("*.example.com"))
+    excluded = _constraints(excluded=[x509.DNSName("secret.example.com")])
+    assert _refusal(any_keys, leaf, excluded) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def test_a_wildcard_san_beside_an_excluded_name_is_accepted(any_keys: Keys) -> None:
+    leaf = _server_leaf(any_keys, x509.DNSName("*.example.com"))
+    excluded = _constraints(excluded=[x509.DNSName("example.org")])
+    assert _verify(any_keys, leaf, excluded).leaf == leaf
+
+
+def test_a_wildcard_san_is_permitted_only_when_all_it_covers_is(any_keys: Keys) -> None:
+    leaf = _server_leaf(any_keys, x509.DNSName("*.example.com"))
+    narrow = _constraints(permitted=[x509.DNSName("www.example.com")])
+    assert _refusal(any_keys, leaf, narrow) is VerificationFailure.NAME_CONSTRAINTS
+    wide = _constraints(permitted=[x509.DNSName("example.com")])
+    assert _verify(any_keys, leaf, wide).leaf == leaf
+
+
+def test_an_empty_excluded_dns_subtree_excludes_every_dns_name(any_keys: Keys) -> None:
+    # RFC 5280 4.2.1.10: any DNS name is the empty name with labels added.
+    leaf = _server_leaf(any_keys, x509.DNSName("www.example.com"))
+    excluded = _constraints(excluded=[x509.DNSName("")])
+    assert _refusal(any_keys, leaf, excluded) is VerificationFailure.NAME_CONSTRAINTS
