@@ -429,10 +429,7 @@ def _matches(
     if isinstance(name, x509.UniformResourceIdentifier) and isinstance(
         tree, x509.UniformResourceIdentifier
     ):
-        try:
-            host = urllib.parse.urlsplit(name.value).hostname
-        except ValueError:
-            host = None
+        host = _uri_host(name.value)
         return host is not None and _host_within(host, tree.value)
     if isinstance(name, x509.DirectoryName) and isinstance(tree, x509.DirectoryName):
         return _dn_within(name.value, tree.value)
@@ -458,17 +455,40 @@ def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
     return not permitted or any(_matches(name, t) for t in permitted)
 
 
+_HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
+def _uri_host(uri: str) -> str | None:
+    """The host of ``uri`` when it is a plain DNS name or an IP literal, else None.
+
+    Anything else (a backslash, percent-escapes, spaces, controls) is read
+    differently by different URI parsers, so it cannot be placed in or out
+    of a URI subtree.
+    """
+    try:
+        host = urllib.parse.urlsplit(uri).hostname
+    except ValueError:
+        return None
+    if host is None:
+        return None
+    if _HOST.fullmatch(host):
+        return host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host
+
+
 def _excluded_uri_unknown(name: x509.GeneralName, nc: x509.NameConstraints) -> bool:
-    # A URI without a host cannot be placed in or out of a URI subtree: fail closed.
+    # A URI without a (well-formed) host cannot be placed in or out of a URI
+    # subtree: fail closed.
     if not isinstance(name, x509.UniformResourceIdentifier):
         return False
     trees = [*(nc.permitted_subtrees or ()), *(nc.excluded_subtrees or ())]
     if not any(isinstance(t, x509.UniformResourceIdentifier) for t in trees):
         return False
-    try:
-        return urllib.parse.urlsplit(name.value).hostname is None
-    except ValueError:
-        return True
+    return _uri_host(name.value) is None
 
 
 def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Certificate) -> None:
@@ -486,7 +506,7 @@ def _check_names(nc: x509.NameConstraints, cert: x509.Certificate, ca: x509.Cert
         if _excluded_uri_unknown(name, nc):
             raise refusal(
                 VerificationFailure.NAME_CONSTRAINTS,
-                f"{shown} has no host to check against a CA's URI constraints",
+                f"{shown} has no well-formed host to check against a CA's URI constraints",
                 cert,
             )
         for tree in nc.excluded_subtrees or ():

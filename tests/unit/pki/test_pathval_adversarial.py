@@ -241,3 +241,29 @@ def test_an_empty_excluded_dns_subtree_excludes_every_dns_name(any_keys: Keys) -
     leaf = _server_leaf(any_keys, x509.DNSName("www.example.com"))
     excluded = _constraints(excluded=[x509.DNSName("")])
     assert _refusal(any_keys, leaf, excluded) is VerificationFailure.NAME_CONSTRAINTS
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://evil.example\\.good.example/",  # WHATWG reads the host as evil.example
+        "https://evil.example%2f.good.example/",
+        "https://evil.example%00.good.example/",
+        "https://ev il.good.example/",
+    ],
+)
+def test_a_uri_whose_host_is_not_a_dns_name_fails_closed_under_uri_constraints(
+    any_keys: Keys, uri: str
+) -> None:
+    leaf = _server_leaf(any_keys, x509.UniformResourceIdentifier(uri))
+    permitted = _constraints(permitted=[x509.UniformResourceIdentifier(".good.example")])
+    assert _refusal(any_keys, leaf, permitted) is VerificationFailure.NAME_CONSTRAINTS
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://www.good.example/path", "https://user@www.good.example:8443/?q=1#f"]
+)
+def test_a_uri_with_a_dns_host_inside_the_constraint_is_accepted(any_keys: Keys, uri: str) -> None:
+    leaf = _server_leaf(any_keys, x509.UniformResourceIdentifier(uri))
+    permitted = _constraints(permitted=[x509.UniformResourceIdentifier(".good.example")])
+    assert _verify(any_keys, leaf, permitted).leaf == leaf
