@@ -84,6 +84,17 @@ def _check_kind(kind: str) -> None:
         raise InvalidArgumentError(f"record kind {kind!r} is reserved")
 
 
+def _check_text(*values: str) -> None:
+    """Refuse audit text that cannot be encoded as UTF-8 (lone surrogates)."""
+    for value in values:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(
+                "audit text must be valid Unicode (no lone surrogates)"
+            ) from None
+
+
 def _check_name(kind: str, name: str) -> None:
     # What the backends' check_operations refuses, checked when a delete is
     # staged (a put's name is checked by sealing: record_aad).
@@ -227,14 +238,21 @@ class Txn:
                     raise InvalidArgumentError(f"audit {label} must be a non-empty string")
         if actor is not None and not isinstance(actor, str):
             raise InvalidArgumentError("audit actor must be a string")
+        who = actor or current_actor() or self._store.actor
+        # Text that cannot be encoded (a lone surrogate) is refused here, in
+        # the function that staged it, not when the entry is encoded at
+        # commit: a group commit (Store.transact_many) would otherwise fail
+        # every item of the batch for one item's entry.
+        if not (operation.isascii() and object.isascii() and outcome.isascii() and who.isascii()):
+            _check_text(operation, object, outcome, who)
         # ``details`` is this call's own keyword dict (string keys): only its
         # values need checking; check_details says which one is refused.
-        for value in details.values():
+        for key, value in details.items():
             if not isinstance(value, _DETAIL_TYPES):
                 check_details(details)
-        self._events.append(
-            (operation, object, outcome, actor or current_actor() or self._store.actor, details)
-        )
+            if not key.isascii() or (isinstance(value, str) and not value.isascii()):
+                _check_text(key, value if isinstance(value, str) else "")
+        self._events.append((operation, object, outcome, who, details))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (update caches here)."""

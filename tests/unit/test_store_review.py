@@ -1,0 +1,93 @@
+"""Review of Store.transact_many: one item's faults stay its own; batches keep serial order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from keymgmt import KeyManager
+from keymgmt._store import Store, Txn
+from keymgmt.audit import AuditLog
+from keymgmt.errors import AlreadyExistsError, InvalidArgumentError
+from keymgmt.keyring import Keyring, RawMasterKey
+from keymgmt.keys import KeyRequest
+from keymgmt.model import KeyInfo
+from keymgmt.storage import Backend, SQLiteBackend
+from keymgmt.testing import FakeClock, SeededRandomness
+
+MASTER = bytes(range(32))
+
+
+def make_store(backend: Backend, clock: FakeClock, rng: SeededRandomness) -> Store:
+    keyring = Keyring.initialize(backend, RawMasterKey(MASTER), rng)
+    return Store(
+        backend=backend, keyring=keyring, clock=clock, randomness=rng, consistency_interval=0
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock, rng: SeededRandomness) -> Store:
+    return make_store(SQLiteBackend(tmp_path / "s.db"), clock, rng)
+
+
+def create(name: str, **details: str) -> Callable[[Txn], str]:
+    def run(txn: Txn) -> str:
+        if txn.get("item", name) is not None:
+            raise AlreadyExistsError(f"{name} exists")
+        txn.put("item", name, b"v")
+        txn.audit("item.create", name, **details)
+        return name
+
+    return run
+
+
+# -- one item's invalid audit text ---------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["operation", "object", "outcome", "actor"])
+def test_an_audit_field_with_a_lone_surrogate_is_refused_when_staged(
+    store: Store, field: str
+) -> None:
+    fields = {"operation": "op", "object": "obj", "outcome": "ok", "actor": "me"}
+    fields[field] = "bad \udfff"
+    txn = Txn(store)
+    with pytest.raises(InvalidArgumentError):
+        txn.audit(
+            fields["operation"],
+            fields["object"],
+            outcome=fields["outcome"],
+            actor=fields["actor"],
+        )
+
+
+def test_one_items_lone_surrogate_in_its_audit_fails_only_that_item(store: Store) -> None:
+    outcomes = store.transact_many([create("a"), create("b", note="bad \ud800"), create("c")])
+    assert outcomes[0] == "a"
+    assert isinstance(outcomes[1], InvalidArgumentError)
+    assert outcomes[2] == "c"
+    assert store.get("item", "a") == b"v"
+    assert store.get("item", "b") is None
+    assert store.get("item", "c") == b"v"
+    created = [e.object for e in AuditLog(store).entries() if e.operation == "item.create"]
+    assert created == ["a", "c"]
+    AuditLog(store).verify()
+
+
+def test_create_many_with_one_unencodable_actor_creates_the_others(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    with KeyManager(
+        backend=SQLiteBackend(tmp_path / "k.db"),
+        master_key=RawMasterKey(MASTER),
+        clock=clock,
+        randomness=SeededRandomness(3),
+    ) as km:
+        outcomes = km.keys.create_many(
+            [KeyRequest(name="a"), KeyRequest(name="b", actor="\udc80"), KeyRequest(name="c")]
+        )
+        assert isinstance(outcomes[0], KeyInfo)
+        assert isinstance(outcomes[1], InvalidArgumentError)
+        assert isinstance(outcomes[2], KeyInfo)
+        assert [k.name for k in km.keys.list()] == ["a", "c"]
