@@ -207,6 +207,14 @@ def _self_issued(cert: x509.Certificate) -> bool:
 # Signature checks one path search may spend: candidate issuers that share a
 # name (hostile peers can send many) cannot make path building exponential.
 _SIGNATURE_BUDGET = 256
+# Candidate paths one search may walk: certificates that verify each other
+# (one key, many certificates) cost one signature check per pair but
+# factorially many orders; past this the search gives up (fails closed).
+_PATH_BUDGET = 1024
+
+
+class _GaveUp(Exception):
+    pass
 
 
 def validate_path(
@@ -232,8 +240,12 @@ def validate_path(
     pool = [*intermediates, *anchors]
     signed: dict[tuple[int, int], bool] = {}  # (id(cert), id(issuer)): signature checked once
     budget = [_SIGNATURE_BUDGET]
+    walked = [_PATH_BUDGET]
 
     def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
+        walked[0] -= 1
+        if walked[0] < 0:
+            raise _GaveUp
         top = path[-1]
         if top in anchor_set:
             try:
@@ -275,7 +287,14 @@ def validate_path(
                     return found
         return None
 
-    found = extend([leaf])
+    try:
+        found = extend([leaf])
+    except _GaveUp:
+        raise refusal(
+            VerificationFailure.INVALID_PATH,
+            "path building gave up (too many candidate paths)",
+            leaf,
+        ) from None
     if found is not None:
         return found
     if errors:

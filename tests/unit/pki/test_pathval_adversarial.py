@@ -267,3 +267,45 @@ def test_a_uri_with_a_dns_host_inside_the_constraint_is_accepted(any_keys: Keys,
     leaf = _server_leaf(any_keys, x509.UniformResourceIdentifier(uri))
     permitted = _constraints(permitted=[x509.UniformResourceIdentifier(".good.example")])
     assert _verify(any_keys, leaf, permitted).leaf == leaf
+
+
+# -- path building cost -----------------------------------------------------------------
+
+
+def test_a_mesh_of_same_named_issuers_sharing_a_key_cannot_make_path_building_exponential(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Eight CA certificates with the same name and key, each verifying every
+    # other's signature: few signature checks (each pair once), but 8! orders
+    # to walk without a bound on the search itself.
+    from keymgmt.pki import _pathval
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    mesh = [
+        x509.CertificateBuilder(
+            issuer_name=_name("mesh"),
+            subject_name=_name("mesh"),
+            public_key=key.public_key(),
+            serial_number=serial,
+            not_valid_before=NOW - _dt.timedelta(days=1),
+            not_valid_after=NOW + _dt.timedelta(days=30),
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, None)
+        for serial in range(1, 9)
+    ]
+    leaf = _cert("leaf", ed25519.Ed25519PrivateKey.generate(), "mesh", key, ca=False)
+    root_key = ed25519.Ed25519PrivateKey.generate()
+    root = _cert("root", root_key, "root", root_key, ca=True)
+    steps = [0]
+    names_issuer = _pathval._names_issuer
+
+    def counting(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        steps[0] += 1
+        return names_issuer(cert, issuer)
+
+    monkeypatch.setattr(_pathval, "_names_issuer", counting)
+    with pytest.raises(CertificateVerificationError) as caught:
+        _pathval.validate_path(leaf, mesh, [root], NOW)
+    assert getattr(caught.value, "reason", None) is VerificationFailure.INVALID_PATH
+    assert steps[0] <= 20_000  # unbounded, it is 178,881
