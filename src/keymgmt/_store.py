@@ -38,7 +38,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 from keymgmt import _codec
@@ -115,6 +115,9 @@ class Txn:
     do not check it again.
     """
 
+    #: (kind, prefix) of every list() this transaction made (for transact_many).
+    _listed: tuple[tuple[str, str], ...] = ()
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._seen: dict[tuple[str, str], int] = {}
@@ -156,6 +159,7 @@ class Txn:
         staged deletes.
         """
         found: dict[str, bytes] = {}
+        self._listed = (*self._listed, (kind, prefix))
         for record in self._store.backend.list(kind, prefix=prefix):
             self._observe(record, kind, record.name)
             found[record.name] = self._store.keyring.unseal(kind, record.name, record.data)
@@ -377,11 +381,13 @@ class Store:
         still atomic: its records and audit entries land together or not at
         all, and a success is only returned once the batch is durable.
 
-        Isolation is that of running them one after another: a function that
-        reads or writes a record an earlier function of the same batch
-        writes is held back and run again after that batch has committed,
-        so it sees the write (two creations of one key name give one key and
-        one ``AlreadyExistsError``, never a lost update). When the batch
+        Isolation is that of running them one after another, in the order
+        given: a function that reads, lists or writes a record an earlier
+        function of the same batch writes (whether it then succeeded or
+        raised) is held back, with every function after it, and run again
+        after that batch has committed, so it sees the write (two creations
+        of one key name give one key and one ``AlreadyExistsError``, never a
+        lost update; a later function never overtakes a held one). When the batch
         conflicts with a writer outside it (another process), each of its
         functions runs again on its own through :meth:`transact`, with the
         usual retries. When the backend fails (``StoreError``), every item of
@@ -401,20 +407,33 @@ class Store:
         while pending:
             staged: builtins.list[tuple[int, Txn, Any]] = []
             held: builtins.list[int] = []
-            written: set[tuple[str, str]] = set()
+            written: set[tuple[str, str]] = set()  # by the items staged so far
             for index in pending:
+                if held:
+                    # After an item held back, so that the batch keeps the
+                    # order it was given (what the held item will touch when
+                    # it runs again is unknown).
+                    held.append(index)
+                    continue
                 txn = Txn(self)
+                failed = False
                 try:
                     outcomes[index] = fns[index](txn)
                 except Exception as exc:
+                    # Final unless it read what an earlier item writes: run
+                    # after that item, it may well succeed.
                     outcomes[index] = exc
-                    continue
-                touched = txn._seen.keys() | txn._ops.keys()
-                if not written.isdisjoint(touched):
+                    failed = True
+                if written and (
+                    not written.isdisjoint(txn._seen)
+                    or not written.isdisjoint(txn._ops)
+                    or _covers(txn._listed, written)
+                ):
                     held.append(index)  # after this batch, so it sees the batch's writes
                     continue
-                written.update(txn._ops)
-                staged.append((index, txn, outcomes[index]))
+                if not failed:
+                    written.update(txn._ops)
+                    staged.append((index, txn, outcomes[index]))
             pending = held
             if not staged:
                 continue
@@ -613,6 +632,17 @@ class Store:
         # (listeners are idempotent).
         if written and written[0].seq == self._seen_generation + 1:
             self._seen_generation = written[0].seq
+
+
+def _covers(ranges: Sequence[tuple[str, str]], keys: Iterable[tuple[str, str]]) -> bool:
+    """Whether a ``(kind, prefix)`` listing in ``ranges`` includes one of ``keys``."""
+    if not ranges:
+        return False
+    return any(
+        kind == range_kind and name.startswith(prefix)
+        for kind, name in keys
+        for range_kind, prefix in ranges
+    )
 
 
 def _head_revision(written: Sequence[Record], expected: int) -> int:

@@ -91,3 +91,70 @@ def test_create_many_with_one_unencodable_actor_creates_the_others(
         assert isinstance(outcomes[1], InvalidArgumentError)
         assert isinstance(outcomes[2], KeyInfo)
         assert [k.name for k in km.keys.list()] == ["a", "c"]
+
+
+# -- isolation: a batch keeps the order the functions were given -------------------
+
+
+def test_an_item_held_back_keeps_its_place_before_later_items(store: Store) -> None:
+    # One after another: "a" writes x; "b" needs x and creates y; "c" finds y
+    # taken. Holding "b" back must not let "c" take y first.
+    def write_x(txn: Txn) -> str:
+        txn.put("item", "x", b"a")
+        return "a"
+
+    def y_after_x(txn: Txn) -> str:
+        if txn.get("item", "x") is None:
+            raise AlreadyExistsError("x is missing")
+        if txn.get("item", "y") is not None:
+            raise AlreadyExistsError("y exists")
+        txn.put("item", "y", b"b")
+        return "b"
+
+    def y_alone(txn: Txn) -> str:
+        if txn.get("item", "y") is not None:
+            raise AlreadyExistsError("y exists")
+        txn.put("item", "y", b"c")
+        return "c"
+
+    outcomes = store.transact_many([write_x, y_after_x, y_alone])
+    assert outcomes[:2] == ["a", "b"]
+    assert isinstance(outcomes[2], AlreadyExistsError)
+    assert store.get("item", "y") == b"b"
+
+
+def test_a_listing_sees_what_an_earlier_item_of_the_batch_created(store: Store) -> None:
+    def add(name: str) -> Callable[[Txn], int]:
+        def run(txn: Txn) -> int:
+            txn.put("item", name, b"v")
+            return 0
+
+        return run
+
+    def count(txn: Txn) -> int:
+        found = len(txn.list("item", prefix="p/"))
+        txn.put("count", "p", str(found).encode())
+        return found
+
+    assert store.transact_many([add("p/1"), add("p/2"), count]) == [0, 0, 2]
+    assert store.get("count", "p") == b"2"
+
+
+def test_a_later_write_into_a_held_items_listing_waits_for_it(store: Store) -> None:
+    def write_x(txn: Txn) -> int:
+        txn.put("item", "x", b"v")
+        return 0
+
+    def count_after_x(txn: Txn) -> int:
+        txn.get("item", "x")
+        found = len(txn.list("item", prefix="p/"))
+        txn.put("count", "p", str(found).encode())
+        return found
+
+    def add_p(txn: Txn) -> int:
+        txn.put("item", "p/1", b"v")
+        return 0
+
+    # One after another the count runs before p/1 exists.
+    assert store.transact_many([write_x, count_after_x, add_p]) == [0, 0, 0]
+    assert store.get("count", "p") == b"0"
