@@ -56,6 +56,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 
 from keymgmt import _codec
@@ -396,12 +397,19 @@ def sign_ocsp(
 
     Raises:
         ValueError: the builder cannot build the response (as ``builder.sign``).
-        IntegrityError: the external signature does not verify (fail closed).
+        IntegrityError: the external signature does not verify, or ``responder``
+            is not the certificate of the external signer's key (fail closed).
         TokenUnavailableError: the token cannot sign.
     """
     if isinstance(signer, _SOFTWARE):
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
         return builder.sign(signer, signature_hash(signer))
+    if _spki(responder.public_key()) != _spki(signer.public_key()):
+        # The software path's builder refuses this too: the response would
+        # name (by key hash) a responder whose key did not sign it.
+        raise IntegrityError(
+            "the OCSP responder certificate is not the external signer's key; nothing was signed"
+        )
     throwaway = _throwaway(signer.algorithm)
     draft = builder.responder_id(
         ocsp.OCSPResponderEncoding.HASH, _throwaway_certificate(signer.algorithm)
@@ -422,6 +430,12 @@ def sign_ocsp(
         raise _malformed()
     _check(signer, response.signature, tbs, response.signature_hash_algorithm)
     return response
+
+
+def _spki(key: CertificatePublicKeyTypes) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _key_hash(cert: x509.Certificate) -> bytes:
