@@ -22,12 +22,19 @@ name, a bad algorithm, two requests for one name) gets its own typed error
 and does not affect its neighbours; a failed write (the store is down)
 answers every request of that batch with the error, as it would alone (the
 batch is one transaction: all of it landed or none of it).
+
+A caller that goes away (a client disconnect cancels its request) while its
+request is still queued is dropped from the queue: nothing is written for
+it. One that goes away while its batch is being written cannot stop the
+write: the outcome stands (the key exists, audited under the caller's
+principal) and an INFO line on the ``keymgmt`` logger says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Callable, Sequence
 from typing import Final, Generic, TypeVar
 
@@ -37,6 +44,8 @@ __all__ = ["GroupCommitter"]
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
+
+_log = logging.getLogger("keymgmt")
 
 #: The most requests one write carries (bounds one batch's latency).
 MAX_BATCH: Final = 256
@@ -82,7 +91,13 @@ class GroupCommitter(Generic[_In, _Out]):
     async def _drain(self) -> None:
         batch: list[tuple[_In, asyncio.Future[_Out]]] = []
         try:
-            while self._pending:
+            while True:
+                # A caller that went away while queued (a client disconnect
+                # cancels its request) is not written for: nobody would be
+                # told that its key exists.
+                self._pending = [entry for entry in self._pending if not entry[1].done()]
+                if not self._pending:
+                    break
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 self.batches.append(len(batch))
@@ -95,6 +110,11 @@ class GroupCommitter(Generic[_In, _Out]):
                     outcomes = [exc] * len(batch)
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():  # the caller went away; the write stands
+                        _log.info(
+                            "keymgmt service: a caller went away while its batched "
+                            "request was being written; the outcome stands (%s)",
+                            type(outcome).__name__ if isinstance(outcome, Exception) else "ok",
+                        )
                         continue
                     if isinstance(outcome, Exception):
                         future.set_exception(outcome)
