@@ -44,6 +44,7 @@ flushed first).
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from keymgmt.kdc._server import GrantRecord, KeyDistributionCenter
 
 __all__ = ["CompromiseReport", "Playbook", "respond"]
+
+_log = logging.getLogger("keymgmt")
 
 
 class Playbook(Protocol):
@@ -267,7 +270,20 @@ class _Response:
         outcome: _Outcome = store.transact(fn)
         crl = None
         if outcome.ca_subject is not None and self.playbook is not None:
-            number = self.playbook.publish_crl(outcome.ca_subject)
+            # The response has committed: whatever signing the CRL raises (a
+            # token error, a bug), the caller gets the report, with the CRL
+            # due (the next crl() builds it), never an exception that reads
+            # as "nothing happened".
+            try:
+                number = self.playbook.publish_crl(outcome.ca_subject)
+            except Exception:
+                _log.warning(
+                    "keymgmt: the CRL of %s could not be signed after a compromise "
+                    "response; it stays due",
+                    outcome.ca_subject,
+                    exc_info=True,
+                )
+                number = None
             crl = f"{outcome.ca_subject} crl={'due' if number is None else number}"
         return CompromiseReport(
             subject=outcome.subject,
