@@ -76,6 +76,7 @@ def _cert(
     issuer_key: PrivateKey,
     *,
     ca: bool,
+    bc_critical: bool = True,
     extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> x509.Certificate:
     builder = (
@@ -86,7 +87,7 @@ def _cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - _dt.timedelta(days=1))
         .not_valid_after(NOW + _dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=bc_critical)
     )
     if ca:
         builder = builder.add_extension(_ca_usage(), critical=True)
@@ -114,10 +115,20 @@ def _verify(
     keys: Keys,
     leaf: x509.Certificate,
     sub_extensions: Sequence[tuple[x509.ExtensionType, bool]],
+    *,
+    sub_bc_critical: bool = True,
     **kwargs: object,
 ) -> VerifiedPath:
     root = _cert("root", keys.root, "root", keys.root, ca=True)
-    sub = _cert("sub", keys.sub, "root", keys.root, ca=True, extensions=sub_extensions)
+    sub = _cert(
+        "sub",
+        keys.sub,
+        "root",
+        keys.root,
+        ca=True,
+        bc_critical=sub_bc_critical,
+        extensions=sub_extensions,
+    )
     verifier = CertificateVerifier(trust_anchors=[root], registry=lambda issuer, cert: None)
     return verifier.verify(leaf, intermediates=[sub], at=NOW, **kwargs)  # type: ignore[arg-type]
 
@@ -129,7 +140,7 @@ def _refusal(
     **kwargs: object,
 ) -> object:
     with pytest.raises(CertificateVerificationError) as caught:
-        _verify(keys, leaf, sub_extensions, **kwargs)
+        _verify(keys, leaf, sub_extensions, **kwargs)  # type: ignore[arg-type]
     return getattr(caught.value, "reason", None)
 
 
@@ -309,3 +320,118 @@ def test_a_mesh_of_same_named_issuers_sharing_a_key_cannot_make_path_building_ex
         _pathval.validate_path(leaf, mesh, [root], NOW)
     assert getattr(caught.value, "reason", None) is VerificationFailure.INVALID_PATH
     assert steps[0] <= 20_000  # unbounded, it is 178,881
+
+
+# -- what the fast path refuses stays refused on the fallback ---------------------------
+
+
+def _leaf_builder(
+    keys: Keys,
+    *,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    not_before: _dt.datetime = NOW - _dt.timedelta(days=1),
+    not_after: _dt.datetime = NOW + _dt.timedelta(days=30),
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name("leaf"))
+        .issuer_name(_name("sub"))
+        .public_key(public_key or keys.leaf.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("www.example.com")]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+    )
+
+
+def _defective_leaves(keys: Keys) -> dict[str, tuple[x509.Certificate, VerificationFailure]]:
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.9"), b"\x05\x00")
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    sub_key = keys.sub
+    assert isinstance(sub_key, ec.EllipticCurvePrivateKey)
+    return {
+        "bad-signature": (
+            _leaf_builder(keys).sign(stranger, hashes.SHA256()),
+            VerificationFailure.BAD_SIGNATURE,
+        ),
+        "expired": (
+            _leaf_builder(keys, not_after=NOW - _dt.timedelta(seconds=1)).sign(
+                sub_key, hashes.SHA256()
+            ),
+            VerificationFailure.EXPIRED,
+        ),
+        "not-yet-valid": (
+            _leaf_builder(keys, not_before=NOW + _dt.timedelta(seconds=1)).sign(
+                sub_key, hashes.SHA256()
+            ),
+            VerificationFailure.NOT_YET_VALID,
+        ),
+        "unknown-critical-extension": (
+            _leaf_builder(keys).add_extension(odd, critical=True).sign(sub_key, hashes.SHA256()),
+            VerificationFailure.UNSUPPORTED_CRITICAL_EXTENSION,
+        ),
+        "secp256k1-key": (
+            _leaf_builder(
+                keys, public_key=ec.generate_private_key(ec.SECP256K1()).public_key()
+            ).sign(sub_key, hashes.SHA256()),
+            VerificationFailure.INVALID_PATH,
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "defect",
+    ["bad-signature", "expired", "not-yet-valid", "unknown-critical-extension", "secp256k1-key"],
+)
+def test_a_defect_the_fast_path_refuses_is_refused_by_the_fallback_too(
+    keys: Keys, defect: str
+) -> None:
+    leaf, expected = _defective_leaves(keys)[defect]
+    # The intermediate's basic constraints are not critical, so the path is
+    # outside the fast path's profile whatever the leaf: the fallback decides.
+    reason = _refusal(
+        keys, leaf, [], sub_bc_critical=False, purpose=Purpose.TLS_SERVER, name="www.example.com"
+    )
+    assert reason is expected
+
+
+def test_a_name_mismatch_hidden_behind_an_expired_stranger_is_still_a_mismatch(
+    keys: Keys,
+) -> None:
+    # An expired certificate in the pool makes the fast path's refusal read
+    # "expired", so the fallback runs: it must check the name itself.
+    leaf = _server_leaf(keys, x509.DNSName("www.example.com"))
+    root = _cert("root", keys.root, "root", keys.root, ca=True)
+    sub = _cert("sub", keys.sub, "root", keys.root, ca=True)
+    stale = (
+        x509.CertificateBuilder()
+        .subject_name(_name("sub"))
+        .issuer_name(_name("root"))
+        .public_key(keys.sub.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - _dt.timedelta(days=60))
+        .not_valid_after(NOW - _dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(keys.root, hashes.SHA256())
+    )
+    verifier = CertificateVerifier(trust_anchors=[root], registry=lambda issuer, cert: None)
+    with pytest.raises(CertificateVerificationError) as caught:
+        verifier.verify(
+            leaf,
+            intermediates=[stale, sub],
+            at=NOW,
+            purpose=Purpose.TLS_SERVER,
+            name="www.example.org",
+        )
+    assert getattr(caught.value, "reason", None) is VerificationFailure.NAME_MISMATCH
+
+
+def test_the_defect_tests_control_a_sound_leaf_takes_the_fallback(keys: Keys) -> None:
+    sub_key = keys.sub
+    assert isinstance(sub_key, ec.EllipticCurvePrivateKey)
+    leaf = _leaf_builder(keys).sign(sub_key, hashes.SHA256())
+    path = _verify(
+        keys, leaf, [], sub_bc_critical=False, purpose=Purpose.TLS_SERVER, name="www.example.com"
+    )
+    assert path.engine == "keymgmt-rfc5280"
