@@ -96,10 +96,13 @@ def _check_text(*values: str) -> None:
 
 
 def _check_name(kind: str, name: str) -> None:
-    # What the backends' check_operations refuses, checked when a delete is
-    # staged (a put's name is checked by sealing: record_aad).
+    # What the backends refuse (check_operations; PostgreSQL also NUL),
+    # checked when a delete is staged, as sealing (record_aad) checks a put's
+    # name: a name refused only at commit would fail a whole group commit.
     if not kind or not isinstance(name, str) or not name:
         raise InvalidArgumentError("record kind and name must be non-empty strings")
+    if "\x00" in name or "\x00" in kind:
+        raise InvalidArgumentError("record kinds and names may not contain NUL")
     if not (kind.isascii() and name.isascii()):
         check_unicode(kind, name)
 

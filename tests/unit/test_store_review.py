@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,79 @@ def test_a_later_write_into_a_held_items_listing_waits_for_it(store: Store) -> N
     # One after another the count runs before p/1 exists.
     assert store.transact_many([write_x, count_after_x, add_p]) == [0, 0, 0]
     assert store.get("count", "p") == b"0"
+
+
+# -- Txn.delete checks a name as Txn.put does -----------------------------------------
+
+
+def test_a_delete_of_a_name_holding_nul_is_refused_when_staged_as_a_put_is(store: Store) -> None:
+    txn = Txn(store)
+    with pytest.raises(InvalidArgumentError):
+        txn.put("item", "a\x00b", b"v")
+    with pytest.raises(InvalidArgumentError):
+        txn.delete("item", "a\x00b")
+
+
+def test_one_items_delete_of_a_nul_name_fails_only_that_item(store: Store) -> None:
+    def delete_nul(txn: Txn) -> str:
+        txn.delete("item", "a\x00b")
+        return "deleted"
+
+    outcomes = store.transact_many([create("a"), delete_nul, create("c")])
+    assert outcomes[0] == "a"
+    assert isinstance(outcomes[1], InvalidArgumentError)
+    assert outcomes[2] == "c"
+
+
+# -- on PostgreSQL -------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_backends(postgres_dsn: str) -> Iterator[tuple[Backend, Backend]]:
+    from keymgmt.storage.postgres import PostgresBackend
+
+    schema = "review_" + uuid.uuid4().hex[:12]
+    first = PostgresBackend(postgres_dsn, schema=schema)
+    second = PostgresBackend(postgres_dsn, schema=schema)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+def test_on_postgres_one_items_delete_of_a_nul_name_fails_only_that_item(
+    pg_backends: tuple[Backend, Backend], clock: FakeClock, rng: SeededRandomness
+) -> None:
+    store = make_store(pg_backends[0], clock, rng)
+
+    def delete_nul(txn: Txn) -> str:
+        txn.delete("item", "a\x00b")
+        return "deleted"
+
+    outcomes = store.transact_many([create("a"), delete_nul, create("c")])
+    assert outcomes[0] == "a"
+    assert isinstance(outcomes[1], InvalidArgumentError)
+    assert outcomes[2] == "c"
+    assert store.get("item", "a") == b"v"
+
+
+def test_on_postgres_a_group_commit_after_another_process_appended_keeps_one_chain(
+    pg_backends: tuple[Backend, Backend], clock: FakeClock, rng: SeededRandomness
+) -> None:
+    mine = make_store(pg_backends[0], clock, rng)
+    keyring = Keyring.open(pg_backends[1], RawMasterKey(MASTER), rng)
+    other = Store(
+        backend=pg_backends[1], keyring=keyring, clock=clock, randomness=rng, actor="other"
+    )
+    mine.transact(create("first"))  # mine now remembers the audit head
+    other.transact(create("theirs"))  # ... which another process moves
+    assert mine.transact_many([create("a"), create("b")]) == ["a", "b"]
+    other.transact(create("theirs-2"))
+    assert mine.transact_many([create("c"), create("c")])[0] == "c"
+    entries = list(AuditLog(mine).entries())
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    created = [e.object for e in entries if e.operation == "item.create"]
+    assert created == ["first", "theirs", "a", "b", "theirs-2", "c"]
+    AuditLog(mine).verify()
+    AuditLog(other).verify()
