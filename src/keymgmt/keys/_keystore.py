@@ -575,6 +575,12 @@ class KeyStore:
         runs: builtins.list[Callable[[Txn], KeyInfo]] = []
         slots: builtins.list[int] = []
         for index, request in enumerate(requests):
+            candidate: object = request  # checked at run time: callers may be untyped
+            if not isinstance(candidate, KeyRequest):
+                outcomes[index] = InvalidArgumentError(
+                    f"create_many takes KeyRequest items, not {type(candidate).__name__}"
+                )
+                continue
             try:
                 run = self._create_run(
                     request.name,
@@ -697,6 +703,11 @@ class KeyStore:
                 f"{algorithm.value} keys cannot be used for {key_usage.value} (allowed: {allowed})",
                 key_name=name,
                 usage=key_usage.value,
+            )
+        candidate: object = policy  # checked at run time: callers may be untyped
+        if candidate is not None and not isinstance(candidate, RotationPolicy):
+            raise InvalidArgumentError(
+                f"policy must be a RotationPolicy, not {type(candidate).__name__}", key_name=name
             )
         policy = policy or RotationPolicy()
         self._check_policy(policy, handler, algorithm, name)
