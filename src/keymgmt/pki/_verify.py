@@ -681,13 +681,16 @@ class CertificateVerifier:
             ):
                 continue
             try:
-                scope = _crl_scope(crl, cert)
+                scope = _crl_scope(crl, cert, issuer.subject)
             except ValueError:  # extensions that do not parse: not a source
                 continue
             if scope is None or not self._crl_signed(crl, issuer, pool, crls, at, nesting):
                 continue
             index = self._crl_cache.get(crl)
-            key, reasons = scope
+            scope_key, reasons = scope
+            # CRLs of different issuers never stand for each other (a higher
+            # CRL number from one issuer must not shadow another's).
+            key = (crl.issuer, scope_key)
             if index.is_delta:
                 deltas.append((key, index))
             elif key not in full or (index.number or 0) > (full[key][0].number or 0):
@@ -814,9 +817,12 @@ def _dp_names(
 
 
 def _crl_scope(
-    crl: x509.CertificateRevocationList, cert: x509.Certificate
+    crl: x509.CertificateRevocationList, cert: x509.Certificate, issuer_name: x509.Name
 ) -> tuple[object, frozenset[x509.ReasonFlags]] | None:
-    """Whether ``crl`` (from ``cert``'s issuer) covers ``cert`` (RFC 5280 6.3.3 b-d).
+    """Whether ``crl`` covers ``cert`` (RFC 5280 6.3.3 b-d).
+
+    ``issuer_name`` is the subject of the certificate's issuer on the path
+    (equal to ``cert.issuer`` up to name normalisation).
 
     Returns None when it does not apply, else (scope key, reasons covered).
     """
@@ -845,13 +851,15 @@ def _crl_scope(
     indirect = idp is not None and idp.indirect_crl
     for point in points:
         reasons = _ALL_REASONS
-        if point is not None:
-            if point.crl_issuer and not (
-                indirect and x509.DirectoryName(crl.issuer) in point.crl_issuer
-            ):
-                continue  # this point names another CRL issuer
-            if point.reasons is not None:
-                reasons = frozenset(point.reasons)
+        if point is None or not point.crl_issuer:
+            # No cRLIssuer: the CRL must be the certificate issuer's own
+            # (6.3.3 b.1); another CA's CRL lists that CA's certificates.
+            if crl.issuer != cert.issuer and crl.issuer != issuer_name:
+                continue
+        elif not (indirect and x509.DirectoryName(crl.issuer) in point.crl_issuer):
+            continue  # this point names another CRL issuer
+        if point is not None and point.reasons is not None:
+            reasons = frozenset(point.reasons)
         if idp_names:
             if point is None:
                 continue

@@ -1,0 +1,169 @@
+"""Which CRLs may speak for a certificate (RFC 5280 6.3.3 b): adversarial cases.
+
+A distribution point without a cRLIssuer names a CRL of the certificate's
+own issuer; only a point that names a cRLIssuer lets another CA's (indirect)
+CRL speak. Another CA's CRL must never make a revoked certificate look
+good, alone or beside the real one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from keymgmt.errors import CertificateRevokedError, CertificateVerificationError
+from keymgmt.pki import NOT_OURS, CertificateVerifier, VerificationFailure
+
+NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = True,
+    extensions: Sequence[x509.ExtensionType] = (),
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - _dt.timedelta(days=1))
+        .not_valid_after(NOW + _dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(_CA_USAGE, critical=True)
+    for ext in extensions:
+        builder = builder.add_extension(ext, critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _crl(
+    issuer: str,
+    key: ec.EllipticCurvePrivateKey,
+    number: int,
+    revoked: Sequence[int] = (),
+    idp: x509.IssuingDistributionPoint | None = None,
+) -> x509.CertificateRevocationList:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(_name(issuer))
+        .last_update(NOW - _dt.timedelta(hours=1))
+        .next_update(NOW + _dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    if idp is not None:
+        builder = builder.add_extension(idp, critical=True)
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(NOW - _dt.timedelta(hours=2))
+            .build()
+        )
+    return builder.sign(key, hashes.SHA256())
+
+
+class World:
+    """A root, the leaf's issuer "sub", another CA "x", and a leaf whose CDP names both."""
+
+    def __init__(self) -> None:
+        keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("root", "sub", "x", "leaf")}
+        self.keys = keys
+        self.root = _cert("root", keys["root"], "root", keys["root"])
+        self.sub = _cert("sub", keys["sub"], "root", keys["root"])
+        self.x = _cert("x", keys["x"], "root", keys["root"])
+        points = x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier("http://sub.example/crl")],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                ),
+                x509.DistributionPoint(
+                    full_name=None,
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=[x509.DirectoryName(_name("x"))],
+                ),
+            ]
+        )
+        self.leaf = _cert("leaf", keys["leaf"], "sub", keys["sub"], ca=False, extensions=[points])
+
+    def verify(self, crls: Sequence[x509.CertificateRevocationList]) -> object:
+        leaf = self.leaf
+        verifier = CertificateVerifier(
+            trust_anchors=[self.root],
+            intermediates=[self.x],
+            # The CAs are known good; the leaf's status must come from the CRLs.
+            registry=lambda issuer, cert: NOT_OURS if cert == leaf else None,
+        )
+        return verifier.verify(leaf, intermediates=[self.sub], crls=crls, at=NOW)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World()
+
+
+def test_the_issuers_crl_revokes_the_leaf(world: World) -> None:
+    revoking = _crl("sub", world.keys["sub"], 1, [world.leaf.serial_number])
+    with pytest.raises(CertificateRevokedError):
+        world.verify([revoking])
+
+
+def test_another_cas_direct_crl_does_not_speak_for_the_leaf(world: World) -> None:
+    # x's own (direct) CRL lists x's certificates, not sub's: the leaf's
+    # status stays unknown, and REQUIRE refuses.
+    unrelated = _crl("x", world.keys["x"], 5)
+    with pytest.raises(CertificateVerificationError) as caught:
+        world.verify([unrelated])
+    assert getattr(caught.value, "reason", None) is VerificationFailure.REVOCATION_UNKNOWN
+
+
+def test_another_cas_crl_cannot_hide_the_revocation_on_the_issuers_crl(world: World) -> None:
+    revoking = _crl("sub", world.keys["sub"], 1, [world.leaf.serial_number])
+    unrelated = _crl("x", world.keys["x"], 5)  # a higher CRL number
+    with pytest.raises(CertificateRevokedError):
+        world.verify([revoking, unrelated])
+
+
+def test_an_indirect_crl_of_the_named_crl_issuer_speaks_for_the_leaf(world: World) -> None:
+    indirect = x509.IssuingDistributionPoint(
+        full_name=None,
+        relative_name=None,
+        only_contains_user_certs=False,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=True,
+        only_contains_attribute_certs=False,
+    )
+    good = _crl("x", world.keys["x"], 5, idp=indirect)
+    assert world.verify([good]) is not None
