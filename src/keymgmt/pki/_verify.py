@@ -690,7 +690,7 @@ class CertificateVerifier:
             scope_key, reasons = scope
             # CRLs of different issuers never stand for each other (a higher
             # CRL number from one issuer must not shadow another's).
-            key = (crl.issuer, scope_key)
+            key: object = (crl.issuer, scope_key)
             if index.is_delta:
                 deltas.append((key, index))
             elif key not in full or (index.number or 0) > (full[key][0].number or 0):
@@ -699,11 +699,11 @@ class CertificateVerifier:
         if not full or covered != _ALL_REASONS:
             return False, None
         found = None
-        for key, (index, _) in full.items():
+        for full_key, (index, _) in full.items():
             entry = _entry(index, cert)
             for delta_key, delta in deltas:
                 if (
-                    delta_key == key
+                    delta_key == full_key
                     and delta.base_number is not None
                     and delta.base_number <= (index.number or 0)
                     and cert.serial_number in delta.entries
