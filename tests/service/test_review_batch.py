@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from keymgmt.server._batch import GroupCommitter
+from keymgmt.server._batch import MAX_HISTORY, GroupCommitter
 
 _WAIT = 10.0  # failsafe only: the events below release every wait
 
@@ -95,3 +95,17 @@ def test_a_request_cancelled_during_its_write_is_logged(
         asyncio.run(main())
     assert gate.batches == [[1]]
     assert any("went away" in r.getMessage() for r in caplog.records)
+
+
+def test_the_batch_history_kept_for_diagnostics_is_bounded() -> None:
+    # A service runs for months: what it remembers per batch must not grow forever.
+    async def main() -> GroupCommitter[int, int]:
+        committer: GroupCommitter[int, int] = GroupCommitter(lambda items: items)
+        for i in range(MAX_HISTORY + 10):
+            await committer.submit(i)  # one at a time: one batch each
+        return committer
+
+    committer = asyncio.run(main())
+    assert len(committer.batches) == MAX_HISTORY
+    assert list(committer.batches)[-1] == 1
+    assert committer.batch_count == MAX_HISTORY + 10

@@ -33,6 +33,7 @@ principal) and an INFO line on the ``keymgmt`` logger says so.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import logging
 from collections.abc import Callable, Sequence
@@ -49,6 +50,8 @@ _log = logging.getLogger("keymgmt")
 
 #: The most requests one write carries (bounds one batch's latency).
 MAX_BATCH: Final = 256
+#: How many recent batch sizes a committer remembers (``GroupCommitter.batches``).
+MAX_HISTORY: Final = 1024
 
 
 class GroupCommitter(Generic[_In, _Out]):
@@ -71,11 +74,13 @@ class GroupCommitter(Generic[_In, _Out]):
         self._max_batch = max_batch
         self._pending: list[tuple[_In, asyncio.Future[_Out]]] = []
         self._drainer: asyncio.Task[None] | None = None
-        #: Sizes of the batches written so far (for tests and diagnostics).
-        self.batches: list[int] = []
+        #: Sizes of the last MAX_HISTORY batches (for tests and diagnostics).
+        self.batches: collections.deque[int] = collections.deque(maxlen=MAX_HISTORY)
+        #: How many batches were written.
+        self.batch_count = 0
 
     def __repr__(self) -> str:
-        return f"GroupCommitter(pending={len(self._pending)}, batches={len(self.batches)})"
+        return f"GroupCommitter(pending={len(self._pending)}, batches={self.batch_count})"
 
     async def submit(self, item: _In) -> _Out:
         """Queue ``item`` for the next batch; its outcome (raised if an exception)."""
@@ -101,6 +106,7 @@ class GroupCommitter(Generic[_In, _Out]):
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 self.batches.append(len(batch))
+                self.batch_count += 1
                 items = [item for item, _ in batch]
                 try:
                     outcomes: Sequence[_Out | Exception] = await run_in_threadpool(self._run, items)
