@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import re
+import unicodedata
 import urllib.parse
 from collections.abc import Sequence
 
@@ -110,20 +111,41 @@ def acceptable_algorithms(cert: x509.Certificate, *, signed: bool = True) -> boo
     return True
 
 
+# RFC 4518 2.2: these map to SPACE; the other C0/C1 controls map to nothing
+# (so "Good<US>Corp" is "GoodCorp", not "Good Corp").
+_TO_SPACE = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F)
+_MAP: dict[int, str | None] = {
+    **dict.fromkeys((*_TO_SPACE, *range(0x2000, 0x200B), 0x3000), " "),
+    **dict.fromkeys((*range(0x09), *range(0x0E, 0x20), *range(0x7F, 0x85), *range(0x86, 0xA0))),
+}
 _SPACES = re.compile(r"\s+")
 
 
 def _normal_value(value: str | bytes) -> str | bytes:
     if isinstance(value, bytes):
         return value
-    return _SPACES.sub(" ", value.strip()).casefold()
+    return _SPACES.sub(" ", value.translate(_MAP).strip()).casefold()
+
+
+def _compatibility_name(name: x509.Name) -> tuple[frozenset[tuple[str, str | bytes]], ...]:
+    """``normalised_name`` after NFKC as well (RFC 4518 2.3): full-width E (U+FF25) is "e"."""
+    return tuple(
+        frozenset(
+            (oid, unicodedata.normalize("NFKC", value) if isinstance(value, str) else value)
+            for oid, value in rdn
+        )
+        for rdn in normalised_name(name)
+    )
 
 
 def normalised_name(name: x509.Name) -> tuple[frozenset[tuple[str, str | bytes]], ...]:
     """``name`` for comparison (RFC 5280 7.1): string type, case and spaces ignored.
 
-    Each RDN becomes a set of (attribute type, value with leading and trailing
-    space removed, inner runs of space collapsed, case folded).
+    Each RDN becomes a set of (attribute type, value with RFC 4518's space
+    characters mapped to a space and the other control characters removed,
+    leading and trailing space removed, inner runs of space collapsed, case
+    folded). Compatibility forms (NFKC) are not folded here, only when an
+    excluded directoryName subtree is checked.
     """
     return tuple(
         frozenset((attr.oid.dotted_string, _normal_value(attr.value)) for attr in rdn)
@@ -419,6 +441,14 @@ def _dn_within(name: x509.Name, base: x509.Name) -> bool:
     return len(names) >= len(bases) and names[: len(bases)] == bases
 
 
+def _dn_touches(name: x509.Name, base: x509.Name) -> bool:
+    """``_dn_within``, also after NFKC (for excluded subtrees: only ever more exclusions)."""
+    if _dn_within(name, base):
+        return True
+    names, bases = _compatibility_name(name), _compatibility_name(base)
+    return len(names) >= len(bases) and names[: len(bases)] == bases
+
+
 def _matches(
     name: x509.GeneralName, tree: x509.GeneralName, *, excluded: bool = False
 ) -> bool | None:
@@ -451,6 +481,8 @@ def _matches(
         host = _uri_host(name.value)
         return host is not None and _host_within(host, tree.value)
     if isinstance(name, x509.DirectoryName) and isinstance(tree, x509.DirectoryName):
+        if excluded:
+            return _dn_touches(name.value, tree.value)
         return _dn_within(name.value, tree.value)
     return None
 

@@ -435,3 +435,50 @@ def test_the_defect_tests_control_a_sound_leaf_takes_the_fallback(keys: Keys) ->
         keys, leaf, [], sub_bc_critical=False, purpose=Purpose.TLS_SERVER, name="www.example.com"
     )
     assert path.engine == "keymgmt-rfc5280"
+
+
+# -- name normalisation (RFC 4518) ----------------------------------------------------------
+
+
+def _org(value: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, value)])
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1c", "\x1d", "\x1e", "\x1f", "\x7f", "\x9f"])
+def test_a_control_character_is_not_a_space_when_names_are_compared(control: str) -> None:
+    # RFC 4518 2.2 maps these controls to nothing: "Good<US>Corp" is "GoodCorp",
+    # a different name from "Good Corp".
+    from keymgmt.pki._pathval import normalised_name
+
+    spelled = normalised_name(_org(f"Good{control}Corp"))
+    assert spelled != normalised_name(_org("Good Corp"))
+    assert spelled == normalised_name(_org("goodcorp"))
+
+
+@pytest.mark.parametrize("space", ["\t", "\n", "\r", "\x85", "\xa0", "\u2003", "\u3000"])
+def test_the_space_characters_of_rfc_4518_compare_as_one_space(space: str) -> None:
+    from keymgmt.pki._pathval import normalised_name
+
+    assert normalised_name(_org(f"Good{space}{space}Corp")) == normalised_name(_org("good corp"))
+
+
+def test_an_excluded_directory_name_also_excludes_its_compatibility_spelling(
+    any_keys: Keys,
+) -> None:
+    # Full-width "Evil" (U+FF25 U+FF56 U+FF49 U+FF4C) is "Evil" under RFC 4518's
+    # NFKC step: the exclusion holds.
+    leaf = _cert(
+        "leaf",
+        any_keys.leaf,
+        "sub",
+        any_keys.sub,
+        ca=False,
+        extensions=[
+            (
+                x509.SubjectAlternativeName([x509.DirectoryName(_org("\uff25\uff56\uff49\uff4c"))]),
+                False,
+            ),
+        ],
+    )
+    excluded = _constraints(excluded=[x509.DirectoryName(_org("Evil"))])
+    assert _refusal(any_keys, leaf, excluded) is VerificationFailure.NAME_CONSTRAINTS
