@@ -11,7 +11,7 @@ import pytest
 from keymgmt import KeyManager
 from keymgmt._store import Store, Txn
 from keymgmt.audit import AuditLog
-from keymgmt.errors import AlreadyExistsError, InvalidArgumentError
+from keymgmt.errors import AlreadyExistsError, InvalidArgumentError, StoreError
 from keymgmt.keyring import Keyring, RawMasterKey
 from keymgmt.keys import KeyRequest
 from keymgmt.model import KeyInfo
@@ -235,3 +235,70 @@ def test_on_postgres_a_group_commit_after_another_process_appended_keeps_one_cha
     assert created == ["first", "theirs", "a", "b", "theirs-2", "c"]
     AuditLog(mine).verify()
     AuditLog(other).verify()
+
+
+# -- the backend failing in the middle of a batch (a real SQLite file) ------------------
+
+
+def test_sqlite_failing_mid_batch_writes_nothing_and_the_next_batch_chains_on(
+    tmp_path: Path, clock: FakeClock, rng: SeededRandomness
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "mid.db"
+    store = make_store(SQLiteBackend(path), clock, rng)
+    assert store.transact_many([create("before")]) == ["before"]  # the head is cached
+    head = store.audit_head()
+    with sqlite3.connect(path) as raw:  # the third record of the next batch fails
+        raw.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.name = 'b' "
+            "BEGIN SELECT RAISE(ABORT, 'injected'); END"
+        )
+    raw.close()
+    outcomes = store.transact_many([create("a"), create("b"), create("c")])
+    assert all(isinstance(o, StoreError) for o in outcomes)
+    assert [store.get("item", n) for n in "abc"] == [None, None, None]
+    assert store.audit_head() == head
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TRIGGER boom")
+    raw.close()
+    assert store.transact_many([create("a"), create("c")]) == ["a", "c"]
+    entries = list(AuditLog(store).entries())
+    assert [e.object for e in entries if e.operation == "item.create"] == ["before", "a", "c"]
+    AuditLog(store).verify()
+
+
+def test_postgres_failing_mid_batch_writes_nothing_and_the_next_batch_chains_on(
+    postgres_dsn: str, clock: FakeClock, rng: SeededRandomness
+) -> None:
+    import psycopg
+
+    from keymgmt.storage.postgres import PostgresBackend
+
+    schema = "review_" + uuid.uuid4().hex[:12]
+    backend = PostgresBackend(postgres_dsn, schema=schema)
+    try:
+        store = make_store(backend, clock, rng)
+        assert store.transact_many([create("before")]) == ["before"]  # the head is cached
+        head = store.audit_head()
+        with psycopg.connect(postgres_dsn, autocommit=True) as raw:
+            raw.execute(
+                f"CREATE FUNCTION {schema}.boom() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected'; END $$"
+            )
+            raw.execute(
+                f"CREATE TRIGGER boom BEFORE INSERT ON {schema}.records FOR EACH ROW "
+                f"WHEN (NEW.name = 'b') EXECUTE FUNCTION {schema}.boom()"
+            )
+        outcomes = store.transact_many([create("a"), create("b"), create("c")])
+        assert all(isinstance(o, StoreError) for o in outcomes)
+        assert [store.get("item", n) for n in "abc"] == [None, None, None]
+        assert store.audit_head() == head
+        with psycopg.connect(postgres_dsn, autocommit=True) as raw:
+            raw.execute(f"DROP TRIGGER boom ON {schema}.records")
+        assert store.transact_many([create("a"), create("c")]) == ["a", "c"]
+        entries = list(AuditLog(store).entries())
+        assert [e.object for e in entries if e.operation == "item.create"] == ["before", "a", "c"]
+        AuditLog(store).verify()
+    finally:
+        backend.close()
