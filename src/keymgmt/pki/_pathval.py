@@ -461,6 +461,13 @@ def _matches(
         if excluded:
             return _dns_touches(name.value, tree.value)
         return _dns_within(name.value, tree.value)
+    if (
+        excluded
+        and isinstance(tree, x509.RFC822Name | x509.UniformResourceIdentifier)
+        and type(name) is type(tree)
+        and not tree.value.strip(".")
+    ):
+        return True  # an empty excluded subtree: every name of its form (fail closed)
     if isinstance(name, x509.RFC822Name) and isinstance(tree, x509.RFC822Name):
         base = tree.value.lower()
         value = name.value.lower()

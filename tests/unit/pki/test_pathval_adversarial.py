@@ -482,3 +482,24 @@ def test_an_excluded_directory_name_also_excludes_its_compatibility_spelling(
     )
     excluded = _constraints(excluded=[x509.DirectoryName(_org("Evil"))])
     assert _refusal(any_keys, leaf, excluded) is VerificationFailure.NAME_CONSTRAINTS
+
+
+@pytest.mark.parametrize(
+    ("name", "tree"),
+    [
+        # cryptography's constructor refuses an empty email; a parsed one is built like this.
+        (x509.RFC822Name("alice@example.com"), x509.RFC822Name._init_without_validation("")),
+        (
+            x509.UniformResourceIdentifier("https://www.example.com/"),
+            x509.UniformResourceIdentifier(""),
+        ),
+    ],
+    ids=["email", "uri"],
+)
+def test_an_empty_excluded_email_or_uri_subtree_excludes_every_name_of_its_form(
+    any_keys: Keys, name: x509.GeneralName, tree: x509.GeneralName
+) -> None:
+    leaf = _server_leaf(any_keys, name)
+    assert _refusal(any_keys, leaf, _constraints(excluded=[tree])) is (
+        VerificationFailure.NAME_CONSTRAINTS
+    )
