@@ -555,6 +555,15 @@ class CertificateVerifier:
             san = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
         except x509.ExtensionNotFound:
             san = []
+        if purpose is Purpose.TLS_SERVER:
+            try:
+                address = ipaddress.ip_address(wanted)
+            except ValueError:
+                pass
+            else:
+                # An address is named by an IP SAN only: a DNS SAN spelling
+                # it (or a wildcard over it) escapes a CA's IP constraints.
+                san = [g for g in san if isinstance(g, x509.IPAddress) and g.value == address]
         for general in san:
             if isinstance(general, x509.IPAddress):
                 try:

@@ -9,6 +9,7 @@ verifier's own contract also forbid must stay refused on the fallback.
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 from collections.abc import Sequence
 
 import pytest
@@ -503,3 +504,18 @@ def test_an_empty_excluded_email_or_uri_subtree_excludes_every_name_of_its_form(
     assert _refusal(any_keys, leaf, _constraints(excluded=[tree])) is (
         VerificationFailure.NAME_CONSTRAINTS
     )
+
+
+@pytest.mark.parametrize("san", ["10.0.0.1", "*.0.0.1"])
+def test_an_ip_address_is_matched_only_by_an_ip_san(any_keys: Keys, san: str) -> None:
+    # A DNS SAN spelling an address escapes the CA's excluded IP range.
+    leaf = _server_leaf(any_keys, x509.DNSName(san))
+    excluded = _constraints(excluded=[x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))])
+    reason = _refusal(any_keys, leaf, excluded, purpose=Purpose.TLS_SERVER, name="10.0.0.1")
+    assert reason is VerificationFailure.NAME_MISMATCH
+
+
+def test_an_ip_san_matches_an_ip_address(any_keys: Keys) -> None:
+    leaf = _server_leaf(any_keys, x509.IPAddress(ipaddress.ip_address("192.0.2.7")))
+    path = _verify(any_keys, leaf, [], purpose=Purpose.TLS_SERVER, name="192.0.2.7")
+    assert path.leaf == leaf
