@@ -78,6 +78,7 @@ def _cert(
     *,
     ca: bool,
     bc_critical: bool = True,
+    path_length: int | None = None,
     extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> x509.Certificate:
     builder = (
@@ -88,7 +89,7 @@ def _cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - _dt.timedelta(days=1))
         .not_valid_after(NOW + _dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=bc_critical)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=bc_critical)
     )
     if ca:
         builder = builder.add_extension(_ca_usage(), critical=True)
@@ -519,3 +520,35 @@ def test_an_ip_san_matches_an_ip_address(any_keys: Keys) -> None:
     leaf = _server_leaf(any_keys, x509.IPAddress(ipaddress.ip_address("192.0.2.7")))
     path = _verify(any_keys, leaf, [], purpose=Purpose.TLS_SERVER, name="192.0.2.7")
     assert path.leaf == leaf
+
+
+# -- path length and self-issued certificates ---------------------------------------------
+
+
+def _rollover_chain(keys: Keys, *, self_issued: bool) -> tuple[x509.Certificate, ...]:
+    """root (pathLen 0) -> a CA named like the root (self-issued) or not -> leaf."""
+    middle_key = (
+        ed25519.Ed25519PrivateKey.generate()
+        if isinstance(keys.root, ed25519.Ed25519PrivateKey)
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    middle_name = "root" if self_issued else "middle"
+    root = _cert("root", keys.root, "root", keys.root, ca=True, path_length=0)
+    middle = _cert(middle_name, middle_key, "root", keys.root, ca=True)
+    leaf = _cert("leaf", keys.leaf, middle_name, middle_key, ca=False)
+    return root, middle, leaf
+
+
+def test_a_self_issued_ca_does_not_count_against_path_length(any_keys: Keys) -> None:
+    root, middle, leaf = _rollover_chain(any_keys, self_issued=True)
+    verifier = CertificateVerifier(trust_anchors=[root], registry=lambda issuer, cert: None)
+    path = verifier.verify(leaf, intermediates=[middle], at=NOW)
+    assert path.chain == (leaf, middle, root)
+
+
+def test_a_ca_with_another_name_counts_against_path_length(any_keys: Keys) -> None:
+    root, middle, leaf = _rollover_chain(any_keys, self_issued=False)
+    verifier = CertificateVerifier(trust_anchors=[root], registry=lambda issuer, cert: None)
+    with pytest.raises(CertificateVerificationError) as caught:
+        verifier.verify(leaf, intermediates=[middle], at=NOW)
+    assert getattr(caught.value, "reason", None) is VerificationFailure.PATH_LENGTH
