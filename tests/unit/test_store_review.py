@@ -302,3 +302,38 @@ def test_postgres_failing_mid_batch_writes_nothing_and_the_next_batch_chains_on(
         AuditLog(store).verify()
     finally:
         backend.close()
+
+
+def test_after_commit_callbacks_run_once_and_only_for_items_that_committed(
+    tmp_path: Path, clock: FakeClock, rng: SeededRandomness
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "cb.db"
+    store = make_store(SQLiteBackend(path), clock, rng)
+    ran: list[str] = []
+
+    def noted(name: str) -> Callable[[Txn], str]:
+        inner = create(name)
+
+        def run(txn: Txn) -> str:
+            result = inner(txn)
+            txn.after_commit(lambda: ran.append(name))
+            return result
+
+        return run
+
+    # The second "a" is held back once (its first run's callback must not
+    # run), then refused.
+    outcomes = store.transact_many([noted("a"), noted("a"), noted("b")])
+    assert isinstance(outcomes[1], AlreadyExistsError)
+    assert ran == ["a", "b"]
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.name = 'd' "
+            "BEGIN SELECT RAISE(ABORT, 'injected'); END"
+        )
+    raw.close()
+    outcomes = store.transact_many([noted("c"), noted("d")])
+    assert all(isinstance(o, StoreError) for o in outcomes)
+    assert ran == ["a", "b"]
