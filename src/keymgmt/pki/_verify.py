@@ -70,7 +70,7 @@ from keymgmt.errors import (
     KeyMgmtError,
     MalformedInputError,
 )
-from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache
+from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache, reason_from_flag
 from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
@@ -717,9 +717,11 @@ class CertificateVerifier:
                     and delta.base_number <= (index.number or 0)
                     and cert.serial_number in delta.entries
                 ):
-                    entry = _entry(delta, cert)
-                    if entry is not None and _removed(delta, cert.serial_number):
-                        entry = None
+                    # In an indirect delta the serial may be another issuer's:
+                    # only an entry for this certificate replaces the base's.
+                    delta_entry = _entry(delta, cert)
+                    if delta_entry is not None:
+                        entry = None if _removed(delta, cert) else delta_entry
             if entry is not None:
                 found = entry
         return True, found
@@ -909,23 +911,27 @@ def _crl_issuers(cert: x509.Certificate) -> list[x509.Name]:
     ]
 
 
-def _entry(index: CRLIndex, cert: x509.Certificate) -> CRLEntry | None:
-    """``cert``'s entry in a CRL; in an indirect CRL, only one for ``cert``'s issuer."""
-    entry = index.entries.get(cert.serial_number)
-    if entry is None:
-        return None
+def _is_indirect(crl: x509.CertificateRevocationList) -> bool:
     try:
-        idp = index.crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+        idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     except x509.ExtensionNotFound:
-        return entry
-    if not idp.indirect_crl:
-        return entry
-    # Entries belong to the CRL issuer until a certificateIssuer entry
-    # extension names another (RFC 5280 5.3.3); that name holds for the
-    # entries after it.
-    current: object = x509.DirectoryName(index.crl.issuer)
+        return False
+    return idp.indirect_crl
+
+
+def _own_revoked(
+    crl: x509.CertificateRevocationList, cert: x509.Certificate
+) -> x509.RevokedCertificate | None:
+    """``cert``'s entry in an indirect CRL: its serial under ``cert``'s issuer.
+
+    Entries belong to the CRL issuer until a certificateIssuer entry
+    extension names another (RFC 5280 5.3.3); that name holds for the
+    entries after it. Another issuer's entry of the same serial is not
+    ``cert``'s (its dates, reason or removeFromCRL do not apply).
+    """
+    current: object = x509.DirectoryName(crl.issuer)
     wanted = x509.DirectoryName(cert.issuer)
-    for revoked in index.crl:
+    for revoked in crl:
         try:
             names = revoked.extensions.get_extension_for_class(x509.CertificateIssuer).value
         except x509.ExtensionNotFound:
@@ -935,13 +941,34 @@ def _entry(index: CRLIndex, cert: x509.Certificate) -> CRLEntry | None:
         if revoked.serial_number != cert.serial_number:
             continue
         if current == wanted or (isinstance(current, x509.CertificateIssuer) and wanted in current):
-            return entry
+            return revoked
     return None
 
 
-def _removed(delta: CRLIndex, serial: int) -> bool:
-    """Whether ``delta`` lists ``serial`` as removeFromCRL (no longer revoked)."""
-    revoked = delta.crl.get_revoked_certificate_by_serial_number(serial)
+def _entry(index: CRLIndex, cert: x509.Certificate) -> CRLEntry | None:
+    """``cert``'s entry in a CRL; in an indirect CRL, only one for ``cert``'s issuer."""
+    entry = index.entries.get(cert.serial_number)
+    if entry is None or not _is_indirect(index.crl):
+        return entry
+    revoked = _own_revoked(index.crl, cert)
+    if revoked is None:
+        return None
+    reason = RevocationReason.UNSPECIFIED
+    invalidity = None
+    for ext in revoked.extensions:
+        if isinstance(ext.value, x509.CRLReason):
+            reason = reason_from_flag(ext.value.reason)
+        elif isinstance(ext.value, x509.InvalidityDate):
+            invalidity = ext.value.invalidity_date_utc
+    return CRLEntry(revoked.serial_number, revoked.revocation_date_utc, reason, invalidity)
+
+
+def _removed(delta: CRLIndex, cert: x509.Certificate) -> bool:
+    """Whether ``delta`` lists ``cert`` as removeFromCRL (no longer revoked)."""
+    if _is_indirect(delta.crl):
+        revoked = _own_revoked(delta.crl, cert)
+    else:
+        revoked = delta.crl.get_revoked_certificate_by_serial_number(cert.serial_number)
     if revoked is None:
         return False
     try:

@@ -167,3 +167,110 @@ def test_an_indirect_crl_of_the_named_crl_issuer_speaks_for_the_leaf(world: Worl
     )
     good = _crl("x", world.keys["x"], 5, idp=indirect)
     assert world.verify([good]) is not None
+
+
+def _indirect() -> x509.IssuingDistributionPoint:
+    return x509.IssuingDistributionPoint(
+        full_name=None,
+        relative_name=None,
+        only_contains_user_certs=False,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=True,
+        only_contains_attribute_certs=False,
+    )
+
+
+def _entry(
+    serial: int,
+    issuer: str,
+    reason: x509.ReasonFlags,
+    revoked_at: _dt.datetime,
+) -> x509.RevokedCertificate:
+    return (
+        x509.RevokedCertificateBuilder()
+        .serial_number(serial)
+        .revocation_date(revoked_at)
+        .add_extension(x509.CertificateIssuer([x509.DirectoryName(_name(issuer))]), critical=True)
+        .add_extension(x509.CRLReason(reason), critical=False)
+        .build()
+    )
+
+
+def _indirect_crl(
+    world: World,
+    number: int,
+    entries: Sequence[x509.RevokedCertificate],
+    *,
+    delta_of: int | None = None,
+) -> x509.CertificateRevocationList:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(_name("x"))
+        .last_update(NOW - _dt.timedelta(hours=1))
+        .next_update(NOW + _dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(_indirect(), critical=True)
+    )
+    if delta_of is not None:
+        builder = builder.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
+    for entry in entries:
+        builder = builder.add_revoked_certificate(entry)
+    return builder.sign(world.keys["x"], hashes.SHA256())
+
+
+def test_an_indirect_crl_entry_for_another_issuer_with_the_same_serial_does_not_stand_for_ours(
+    world: World,
+) -> None:
+    # x's indirect CRL lists serial S twice: sub's certificate (key compromise,
+    # in effect now) and then y's certificate of the same serial (superseded,
+    # only in ten days). The leaf's status is sub's entry, not y's.
+    serial = world.leaf.serial_number
+    crl = _indirect_crl(
+        world,
+        7,
+        [
+            _entry(serial, "sub", x509.ReasonFlags.key_compromise, NOW - _dt.timedelta(hours=2)),
+            _entry(serial, "y", x509.ReasonFlags.superseded, NOW + _dt.timedelta(days=10)),
+        ],
+    )
+    with pytest.raises(CertificateRevokedError) as caught:
+        world.verify([crl])
+    assert caught.value.revoked_at == NOW - _dt.timedelta(hours=2)  # type: ignore[attr-defined]
+
+
+def test_a_delta_removing_another_issuers_serial_does_not_unrevoke_ours(world: World) -> None:
+    serial = world.leaf.serial_number
+    base = _indirect_crl(
+        world,
+        7,
+        [_entry(serial, "sub", x509.ReasonFlags.key_compromise, NOW - _dt.timedelta(hours=2))],
+    )
+    delta = _indirect_crl(
+        world,
+        8,
+        [
+            _entry(serial, "y", x509.ReasonFlags.remove_from_crl, NOW - _dt.timedelta(hours=1)),
+            _entry(serial, "sub", x509.ReasonFlags.key_compromise, NOW - _dt.timedelta(hours=2)),
+        ],
+        delta_of=7,
+    )
+    with pytest.raises(CertificateRevokedError):
+        world.verify([base, delta])
+
+
+def test_a_delta_listing_only_another_issuers_serial_keeps_our_revocation(world: World) -> None:
+    serial = world.leaf.serial_number
+    base = _indirect_crl(
+        world,
+        7,
+        [_entry(serial, "sub", x509.ReasonFlags.key_compromise, NOW - _dt.timedelta(hours=2))],
+    )
+    delta = _indirect_crl(
+        world,
+        8,
+        [_entry(serial, "y", x509.ReasonFlags.superseded, NOW - _dt.timedelta(hours=1))],
+        delta_of=7,
+    )
+    with pytest.raises(CertificateRevokedError):
+        world.verify([base, delta])
