@@ -630,7 +630,9 @@ class CertificateVerifier:
                         # Revoked with no date given: in effect at any time.
                         entry = CRLEntry(cert.serial_number, at, answer, None)
             if not known and crls:
-                known, entry = self._from_crls(cert, issuer, crls, at, pool, nesting)
+                known, entry = self._from_crls(
+                    cert, issuer, crls, at, pool, nesting, anchor=chain[-1]
+                )
                 source = RevocationSource.CRL if known else source
             if not known and ocsp_responses:
                 if parsed_ocsp is None:
@@ -669,6 +671,8 @@ class CertificateVerifier:
         at: _dt.datetime,
         pool: Sequence[x509.Certificate] = (),
         nesting: int = 0,
+        *,
+        anchor: x509.Certificate,
     ) -> tuple[bool, CRLEntry | None]:
         # RFC 5280 6.3.3: a CRL counts only when it is signed by a key allowed
         # to sign CRLs for its issuer (the certificate's issuer, or another
@@ -693,7 +697,9 @@ class CertificateVerifier:
                 scope = _crl_scope(crl, cert, issuer.subject)
             except ValueError:  # extensions that do not parse: not a source
                 continue
-            if scope is None or not self._crl_signed(crl, issuer, pool, crls, at, nesting):
+            if scope is None or not self._crl_signed(
+                crl, issuer, pool, crls, at, nesting, anchor=anchor
+            ):
                 continue
             index = self._crl_cache.get(crl)
             scope_key, reasons = scope
@@ -734,8 +740,15 @@ class CertificateVerifier:
         crls: Sequence[x509.CertificateRevocationList],
         at: _dt.datetime,
         nesting: int,
+        *,
+        anchor: x509.Certificate,
     ) -> bool:
-        """Whether ``crl`` is signed by a key allowed to sign it (6.3.3 f-g)."""
+        """Whether ``crl`` is signed by a key allowed to sign it (6.3.3 f-g).
+
+        A signer other than ``issuer`` must chain to ``anchor``, the trust
+        anchor of the certificate's own path (6.3.3 f): a CA named like the
+        issuer under another trusted root cannot speak for it.
+        """
         if crl.issuer == issuer.subject and _may_sign_crls(issuer) and _signed_by(crl, issuer):
             return True
         if nesting >= 2:  # a CRL signer's CRL signer's CRL signer: give up (unknown)
@@ -749,12 +762,15 @@ class CertificateVerifier:
             ):
                 continue
             if signer in self._anchor_set:
-                return True
+                if signer == anchor:
+                    return True
+                continue
             try:
-                self._verify(signer, pool, crls, (), at, Purpose.ANY, None, nesting + 1)
+                path = self._verify(signer, pool, crls, (), at, Purpose.ANY, None, nesting + 1)
             except KeyMgmtError:
                 continue
-            return True
+            if path.chain[-1] == anchor:
+                return True
         return False
 
     def _from_ocsp(

@@ -274,3 +274,40 @@ def test_a_delta_listing_only_another_issuers_serial_keeps_our_revocation(world:
     )
     with pytest.raises(CertificateRevokedError):
         world.verify([base, delta])
+
+
+def test_a_crl_signed_by_a_same_named_ca_under_another_trust_anchor_is_not_a_source() -> None:
+    # RFC 5280 6.3.3 f: the CRL issuer's path must end at the certificate's
+    # own trust anchor. A CA named like the issuer under another trusted root
+    # cannot vouch that the leaf is not revoked.
+    keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("r1", "r2", "sub", "fake", "leaf")}
+    r1 = _cert("r1", keys["r1"], "r1", keys["r1"])
+    r2 = _cert("r2", keys["r2"], "r2", keys["r2"])
+    sub = _cert("sub", keys["sub"], "r1", keys["r1"])
+    impostor = _cert("sub", keys["fake"], "r2", keys["r2"])
+    leaf = _cert("leaf", keys["leaf"], "sub", keys["sub"], ca=False)
+    forged = _crl("sub", keys["fake"], 99)  # "sub"'s CRL without the leaf
+    verifier = CertificateVerifier(
+        trust_anchors=[r1, r2],
+        intermediates=[impostor],
+        registry=lambda issuer, cert: NOT_OURS if cert == leaf else None,
+    )
+    with pytest.raises(CertificateVerificationError) as caught:
+        verifier.verify(leaf, intermediates=[sub], crls=[forged], at=NOW)
+    assert getattr(caught.value, "reason", None) is VerificationFailure.REVOCATION_UNKNOWN
+
+
+def test_a_crl_signed_by_a_separate_crl_key_under_the_same_anchor_is_a_source() -> None:
+    keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("r1", "sub", "crlkey", "leaf")}
+    r1 = _cert("r1", keys["r1"], "r1", keys["r1"])
+    sub = _cert("sub", keys["sub"], "r1", keys["r1"])
+    crl_signer = _cert("sub", keys["crlkey"], "r1", keys["r1"])  # same name, CRL key
+    leaf = _cert("leaf", keys["leaf"], "sub", keys["sub"], ca=False)
+    revoking = _crl("sub", keys["crlkey"], 3, [leaf.serial_number])
+    verifier = CertificateVerifier(
+        trust_anchors=[r1],
+        intermediates=[crl_signer],
+        registry=lambda issuer, cert: NOT_OURS if cert == leaf else None,
+    )
+    with pytest.raises(CertificateRevokedError):
+        verifier.verify(leaf, intermediates=[sub], crls=[revoking], at=NOW)
