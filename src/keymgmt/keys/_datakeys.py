@@ -147,10 +147,25 @@ class DataKeyLog:
                 # Named by the first entry's time, the chunk's place in this
                 # flush, then the first id: records list in issuance order
                 # (two flushes in the same microsecond: in id order), and two
-                # flushes never pick one name.
+                # flushes never pick one name. The name is taken only when
+                # entries come back after a flush whose commit landed though
+                # it was reported failed (PostgreSQL can do that): if that
+                # record holds them all, they are logged; otherwise the
+                # chunk goes under the next free "-<n>" name (readers drop
+                # repeated ids), so the log never gets stuck on that name.
+                first = ids[:_ID_SIZE].hex()
+                base = f"{name}#{version}:{times[0]:016x}-{start // CHUNK:04x}-{first}"
+                record_name, attempt = base, 0
+                while (existing := txn.get_json(DATA_KEY_KIND, record_name)) is not None:
+                    if _holds(existing, ids):
+                        break
+                    attempt += 1
+                    record_name = f"{base}-{attempt}"
+                if existing is not None:
+                    continue
                 txn.put_json(
                     DATA_KEY_KIND,
-                    f"{name}#{version}:{times[0]:016x}-{start // CHUNK:04x}-{ids[:_ID_SIZE].hex()}",
+                    record_name,
                     {
                         "key": name,
                         "version": version,
@@ -160,6 +175,16 @@ class DataKeyLog:
                         "who": _codec.b64e(_little(who).tobytes()),
                     },
                 )
+
+
+def _holds(record: dict[str, Any], ids: bytes) -> bool:
+    """Whether a stored record already logs every id of ``ids`` (packed)."""
+    try:
+        stored = _codec.b64d(record["ids"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    logged = {stored[i : i + _ID_SIZE] for i in range(0, len(stored), _ID_SIZE)}
+    return all(ids[i : i + _ID_SIZE] in logged for i in range(0, len(ids), _ID_SIZE))
 
 
 def _little(values: array.array[int]) -> array.array[int]:
@@ -198,7 +223,10 @@ def _decode(values: Iterable[dict[str, Any]]) -> builtins.list[DataKeyIssue]:
     except (KeyError, TypeError, ValueError, IndexError):
         raise IntegrityError("a data-key log record is malformed") from None
     out.sort(key=lambda i: (i.version, i.issued_at))  # stable: issuance order
-    return out
+    unique: dict[str, DataKeyIssue] = {}
+    for issue in out:
+        unique.setdefault(issue.id, issue)  # a chunk logged twice (see DataKeyLog.stage)
+    return list(unique.values())
 
 
 def issued(store: Store, name: str, version: int | None = None) -> builtins.list[DataKeyIssue]:
