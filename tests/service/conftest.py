@@ -35,6 +35,7 @@ from keymgmt import KeyManager
 from keymgmt.client import KeyServiceClient, client_ssl_context
 from keymgmt.keyring import KeyFile
 from keymgmt.pki import CertificateAuthority
+from keymgmt.testing._pki import key_usage
 
 from ._openapi import OpenApiChecker
 
@@ -98,17 +99,7 @@ class TestPki:
             .not_valid_after(NOW + dt.timedelta(days=2))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                key_usage(ca=True),
                 critical=True,
             )
             .add_extension(

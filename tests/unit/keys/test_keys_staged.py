@@ -141,12 +141,9 @@ def test_a_damaged_log_record_is_an_integrity_error(km: KeyManager) -> None:
         km.keys.data_keys_issued("payments")
 
 
-def test_a_flush_replayed_after_its_commit_landed_logs_each_data_key_once(
-    km: KeyManager, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # PostgreSQL can report a commit as failed after it landed; the flush then
-    # puts its entries back and writes them again with the next flush.
-    km.keys.create("k")
+@pytest.fixture
+def flushed(monkeypatch: pytest.MonkeyPatch) -> list[list[_datakeys.Pending]]:
+    """What each flush took from the data-key log (to replay a flush)."""
     taken: list[list[_datakeys.Pending]] = []
     original = _datakeys.DataKeyLog.take
 
@@ -156,9 +153,18 @@ def test_a_flush_replayed_after_its_commit_landed_logs_each_data_key_once(
         return entries
 
     monkeypatch.setattr(_datakeys.DataKeyLog, "take", remember)
+    return taken
+
+
+def test_a_flush_replayed_after_its_commit_landed_logs_each_data_key_once(
+    km: KeyManager, flushed: list[list[_datakeys.Pending]]
+) -> None:
+    # PostgreSQL can report a commit as failed after it landed; the flush then
+    # puts its entries back and writes them again with the next flush.
+    km.keys.create("k")
     first = [km.generate_data_key("k").id for _ in range(3)]
     km.keys.flush_usage()
-    km.keys._data_keys.put_back(taken[-1])  # "the commit failed": back in the queue
+    km.keys._data_keys.put_back(flushed[-1])  # "the commit failed": back in the queue
     later = km.generate_data_key("k").id  # shares the replayed chunk's name prefix
     km.keys.flush_usage()  # must not be stuck on the name already taken
     again = km.generate_data_key("k").id
@@ -168,22 +174,13 @@ def test_a_flush_replayed_after_its_commit_landed_logs_each_data_key_once(
 
 
 def test_a_replayed_chunk_already_logged_is_not_written_again(
-    km: KeyManager, monkeypatch: pytest.MonkeyPatch
+    km: KeyManager, flushed: list[list[_datakeys.Pending]]
 ) -> None:
     km.keys.create("k")
-    taken: list[list[_datakeys.Pending]] = []
-    original = _datakeys.DataKeyLog.take
-
-    def remember(self: _datakeys.DataKeyLog) -> list[_datakeys.Pending]:
-        entries = original(self)
-        taken.append(list(entries))
-        return entries
-
-    monkeypatch.setattr(_datakeys.DataKeyLog, "take", remember)
     ids = [km.generate_data_key("k").id for _ in range(2)]
     km.keys.flush_usage()
     records = len(km._context.store.list_json(DATA_KEY_KIND))
-    km.keys._data_keys.put_back(taken[-1])
+    km.keys._data_keys.put_back(flushed[-1])
     km.keys.flush_usage()
     assert len(km._context.store.list_json(DATA_KEY_KIND)) == records
     assert sorted(i.id for i in km.keys.data_keys_issued("k")) == sorted(ids)

@@ -19,19 +19,9 @@ from cryptography.x509.oid import NameOID
 
 from keymgmt.errors import CertificateRevokedError, CertificateVerificationError
 from keymgmt.pki import NOT_OURS, CertificateVerifier, VerificationFailure
+from keymgmt.testing._pki import key_usage
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
-_CA_USAGE = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
 
 
 def _name(cn: str) -> x509.Name:
@@ -58,7 +48,7 @@ def _cert(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
-        builder = builder.add_extension(_CA_USAGE, critical=True)
+        builder = builder.add_extension(key_usage(ca=True), critical=True)
     for ext in extensions:
         builder = builder.add_extension(ext, critical=False)
     return builder.sign(issuer_key, hashes.SHA256())

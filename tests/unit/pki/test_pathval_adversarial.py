@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki import CertificateVerifier, Purpose, VerificationFailure, VerifiedPath
+from keymgmt.testing._pki import key_usage
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 
@@ -56,20 +57,6 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _ca_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=False,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def _cert(
     subject: str,
     key: PrivateKey,
@@ -92,7 +79,7 @@ def _cert(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=bc_critical)
     )
     if ca:
-        builder = builder.add_extension(_ca_usage(), critical=True)
+        builder = builder.add_extension(key_usage(ca=True), critical=True)
     for ext, critical in extensions:
         builder = builder.add_extension(ext, critical=critical)
     algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()

@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from keymgmt.errors import CertificateRevokedError, CertificateVerificationError
 from keymgmt.pki import CertificateVerifier, Purpose, VerificationFailure
 from keymgmt.revocation import RevocationReason
+from keymgmt.testing._pki import key_usage
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -53,17 +54,7 @@ def _cert(
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(ca=True),
             critical=True,
         )
     for ext, critical in extensions:
