@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 from collections.abc import Callable
+from typing import Final
 
 import attrs
 from cryptography import x509
@@ -237,6 +238,9 @@ def _is_delegate(candidate: x509.Certificate, issuer: x509.Certificate, at: _dt.
     )
 
 
+_POLICY_HASHES: Final = frozenset({"sha256", "sha384", "sha512"})  # as for certificates
+
+
 def check_ocsp_response(
     response: bytes | ocsp.OCSPResponse,
     *,
@@ -306,6 +310,13 @@ def _check(
             break
     if not _responder_matches(parsed, signer):
         raise _fail("the OCSP response names another responder", "ocsp-bad-signature")
+    digest = parsed.signature_hash_algorithm
+    if digest is not None and digest.name not in _POLICY_HASHES:
+        # The algorithm policy applies to responses as to certificates and CRLs.
+        raise _fail(
+            f"the OCSP response is signed with {digest.name}, below the algorithm policy",
+            "ocsp-bad-signature",
+        )
     try:
         verify_signature(
             signer.public_key(),

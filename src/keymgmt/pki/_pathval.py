@@ -103,11 +103,30 @@ def acceptable_algorithms(cert: x509.Certificate, *, signed: bool = True) -> boo
         return False
     if not signed:
         return True
-    if cert.signature_algorithm_oid not in _SIGNATURES:
+    return acceptable_signature(cert)
+
+
+def acceptable_signature(
+    signed: x509.Certificate | x509.CertificateRevocationList,
+) -> bool:
+    """Whether a certificate's or a CRL's signature algorithm meets the algorithm policy.
+
+    RSA PKCS#1 v1.5 or PSS with SHA-256/384/512 (PSS with MGF1 over the same
+    hash), ECDSA with SHA-256/384/512, Ed25519, Ed448: no SHA-1, no DSA.
+    """
+    oid = signed.signature_algorithm_oid
+    if oid not in _SIGNATURES:
         return False
-    if cert.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
-        hash_algorithm = cert.signature_hash_algorithm
-        return hash_algorithm is not None and hash_algorithm.name in _PSS_HASHES
+    if oid == SignatureAlgorithmOID.RSASSA_PSS:
+        hash_algorithm = signed.signature_hash_algorithm
+        if hash_algorithm is None or hash_algorithm.name not in _PSS_HASHES:
+            return False
+        parameters = signed.signature_algorithm_parameters
+        mgf = getattr(parameters, "mgf", None)
+        # cryptography's MGF1 keeps its hash as ``_algorithm`` (no public
+        # accessor); without it, only the PSS hash is checked, as before.
+        mgf_hash = getattr(mgf, "_algorithm", None)
+        return mgf_hash is None or mgf_hash.name == hash_algorithm.name
     return True
 
 

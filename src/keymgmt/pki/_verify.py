@@ -74,7 +74,7 @@ from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache, reason_from_flag
 from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
-from keymgmt.pki._pathval import validate_path
+from keymgmt.pki._pathval import acceptable_signature, validate_path
 from keymgmt.pki._policy import PolicyInputs, check_policies
 from keymgmt.revocation import Revocation, RevocationReason
 
@@ -908,6 +908,10 @@ def _may_sign_crls(cert: x509.Certificate) -> bool:
 
 
 def _signed_by(crl: x509.CertificateRevocationList, signer: x509.Certificate) -> bool:
+    # The algorithm policy applies to CRLs as to certificates: a SHA-1 (or DSA)
+    # CRL is no source of status, whoever signed it.
+    if not acceptable_signature(crl):
+        return False
     try:
         return crl.is_signature_valid(signer.public_key())  # type: ignore[arg-type]
     except Exception:  # an unusable key or CRL is just not a source
