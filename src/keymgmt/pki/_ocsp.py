@@ -225,9 +225,13 @@ def _fail(message: str, reason: str) -> CertificateError:
 
 
 def _is_delegate(candidate: x509.Certificate, issuer: x509.Certificate, at: _dt.datetime) -> bool:
+    # A delegated responder must carry id-pkix-ocsp-nocheck (RFC 6960
+    # 4.2.2.2.1): its own revocation status is not something this check can
+    # learn, so one without it is not trusted (fail closed).
     try:
         candidate.verify_directly_issued_by(issuer)
         eku = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        candidate.extensions.get_extension_for_class(x509.OCSPNoCheck)
     except (ValueError, TypeError, x509.ExtensionNotFound):
         return False
     except Exception:  # InvalidSignature and friends

@@ -271,6 +271,11 @@ def build_extensions(
     ]
     if profile.extended_key_usage:
         out.append((x509.ExtendedKeyUsage(list(profile.extended_key_usage)), False))
+        if ExtendedKeyUsageOID.OCSP_SIGNING in profile.extended_key_usage:
+            # RFC 6960 4.2.2.2.1: clients trust a delegated responder with
+            # id-pkix-ocsp-nocheck for its (short) lifetime; without it they
+            # would need its own status, which nobody can give them.
+            out.append((x509.OCSPNoCheck(), False))
     if names:
         out.append((x509.SubjectAlternativeName(list(names)), False))
     if constraints is not None and profile.is_ca:

@@ -134,6 +134,45 @@ def test_delegated_responder_is_accepted(
     assert status.status is CertStatus.GOOD
 
 
+def test_ocsp_signing_certificates_carry_ocsp_nocheck(issuing: CertificateAuthority) -> None:
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    cert = issuing.issue(
+        public_key=responder_key.public_key(), subject="OCSP responder", profile=OCSP_SIGNING
+    )
+    nocheck = cert.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    assert not nocheck.critical
+
+
+def test_a_delegated_responder_without_ocsp_nocheck_is_not_trusted(
+    clock: FakeClock, issuing: CertificateAuthority, leaf: x509.Certificate
+) -> None:
+    # Its own revocation status is nothing the client can learn, so a
+    # responder certificate without id-pkix-ocsp-nocheck fails closed.
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    now = clock.now()
+    builder = x509.CertificateBuilder(
+        issuer_name=issuing.certificate.subject,
+        subject_name=x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "responder")]),
+        public_key=responder_key.public_key(),
+        serial_number=x509.random_serial_number(),
+        not_valid_before=now - _dt.timedelta(minutes=1),
+        not_valid_after=now + _dt.timedelta(days=1),
+        extensions=[
+            x509.Extension(
+                x509.ExtendedKeyUsage.oid,
+                False,
+                x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.OCSP_SIGNING]),
+            )
+        ],
+    )
+    responder_cert = builder.sign(issuing._key(), hashes.SHA256())  # type: ignore[arg-type]
+    responder = issuing.ocsp_responder(responder_cert=responder_cert, responder_key=responder_key)
+    response = responder.respond(build_ocsp_request(leaf, issuing.certificate), at=now)
+    with pytest.raises(CertificateVerificationError) as info:
+        check_ocsp_response(response, cert=leaf, issuer=issuing.certificate, at=now)
+    assert info.value.reason == "ocsp-bad-signature"  # type: ignore[attr-defined]
+
+
 def test_malformed_request_gets_malformed_request_response(
     issuing: CertificateAuthority,
 ) -> None:
