@@ -8,7 +8,6 @@ must parse what we emit; ``openssl ocsp`` must accept our OCSP responses.
 from __future__ import annotations
 
 import datetime as _dt
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
+from _openssl_cli import openssl, openssl_ocsp_check
 from keymgmt import KeyManager
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki import (
@@ -40,12 +40,6 @@ pytestmark = [
 
 # The fake clock's time (2030-01-01) plus a minute, as OpenSSL's validation time.
 ATTIME = str(int(DEFAULT_START.timestamp()) + 60)
-
-
-def _openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["openssl", *map(str, args)], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 @pytest.fixture(params=["ecdsa-p256", "ed25519"])
@@ -98,7 +92,7 @@ def test_openssl_verify_accepts_good_chain_with_crls(
     leaf = path("leaf.pem")
     leaf.write_bytes(export_certificate(_leaf(sub)))
     crls = _write_crls(root, sub, path)
-    result = _openssl(
+    result = openssl(
         "verify", "-attime", ATTIME, "-CAfile", path("root.pem"), "-untrusted", path("sub.pem"),
         flag, "-CRLfile", crls, "-purpose", "sslserver", leaf,
     )  # fmt: skip
@@ -116,7 +110,7 @@ def test_openssl_verify_refuses_revoked_leaf_naming_revocation(
     leaf = path("leaf.pem")
     leaf.write_bytes(export_certificate(cert))
     crls = _write_crls(root, sub, path)
-    result = _openssl(
+    result = openssl(
         "verify", "-attime", ATTIME, "-CAfile", path("root.pem"), "-untrusted", path("sub.pem"),
         flag, "-CRLfile", crls, leaf,
     )  # fmt: skip
@@ -134,7 +128,7 @@ def test_openssl_verify_crl_check_all_refuses_revoked_intermediate(
     root.revoke(sub.certificate.serial_number, "ca-compromise")
     crls = path("crls.pem")
     crls.write_bytes(sub_crl + export_crl(root.crl()))
-    result = _openssl(
+    result = openssl(
         "verify", "-attime", ATTIME, "-CAfile", path("root.pem"), "-untrusted", path("sub.pem"),
         "-crl_check_all", "-CRLfile", crls, leaf,
     )  # fmt: skip
@@ -150,12 +144,12 @@ def test_openssl_parses_our_crl_with_number_and_reason(
     sub.revoke(cert.serial_number, "superseded")
     crl = path("sub.crl.der")
     crl.write_bytes(export_crl(sub.crl(), Encoding.DER))
-    result = _openssl("crl", "-inform", "DER", "-in", crl, "-noout", "-text")
+    result = openssl("crl", "-inform", "DER", "-in", crl, "-noout", "-text")
     assert result.returncode == 0, result.stderr
     assert "X509v3 CRL Number" in result.stdout
     assert f"{cert.serial_number:X}" in result.stdout.replace(":", "").upper()
     assert "Superseded" in result.stdout
-    verify = _openssl("crl", "-inform", "DER", "-in", crl, "-noout", "-CAfile", path("sub.pem"))
+    verify = openssl("crl", "-inform", "DER", "-in", crl, "-noout", "-CAfile", path("sub.pem"))
     assert "verify OK" in verify.stdout + verify.stderr
 
 
@@ -167,7 +161,7 @@ def test_openssl_parses_our_delta_crl(
     sub.revoke(_leaf(sub).serial_number, "key-compromise")
     delta = path("delta.pem")
     delta.write_bytes(export_crl(sub.crl(delta=True)))
-    result = _openssl("crl", "-in", delta, "-noout", "-text")
+    result = openssl("crl", "-in", delta, "-noout", "-text")
     assert result.returncode == 0, result.stderr
     assert "Delta CRL Indicator" in result.stdout
 
@@ -178,14 +172,14 @@ def test_openssl_x509_parses_our_certificates(
     _root, sub, path = pki
     leaf = path("leaf.der")
     leaf.write_bytes(export_certificate(_leaf(sub), Encoding.DER))
-    result = _openssl("x509", "-inform", "DER", "-in", leaf, "-noout", "-text")
+    result = openssl("x509", "-inform", "DER", "-in", leaf, "-noout", "-text")
     assert result.returncode == 0, result.stderr
     assert "TLS Web Server Authentication" in result.stdout
     assert "DNS:svc.example.com" in result.stdout
     assert "CA:FALSE" in result.stdout
     chain = path("chain.pem")
     chain.write_bytes(export_chain([sub.certificate]))
-    assert _openssl("x509", "-in", chain, "-noout").returncode == 0
+    assert openssl("x509", "-in", chain, "-noout").returncode == 0
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ed25519"])
@@ -199,22 +193,9 @@ def test_openssl_ocsp_accepts_our_responses(tmp_path: Path, key_type: str, revok
         if revoked:
             sub.revoke(cert.serial_number, "key-compromise")
         response_der = sub.ocsp_respond(build_ocsp_request(cert, sub.certificate))
-    files = {
-        "root.pem": export_certificate(root.certificate),
-        "sub.pem": export_certificate(sub.certificate),
-        "leaf.pem": export_certificate(cert),
-        "resp.der": response_der,
-    }
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-    leaf = tmp_path / "leaf.pem"
-    result = _openssl(
-        "ocsp", "-respin", tmp_path / "resp.der", "-sha256",
-        "-issuer", tmp_path / "sub.pem", "-cert", leaf,
-        "-CAfile", tmp_path / "root.pem", "-verify_other", tmp_path / "sub.pem",
-        "-no_nonce", "-validity_period", "300",
-    )  # fmt: skip
-    output = result.stdout + result.stderr
+    leaf, output = openssl_ocsp_check(
+        tmp_path, root.certificate, sub.certificate, cert, response_der
+    )
     assert "Response verify OK" in output, output
     assert "WARNING" not in output, output
     if revoked:
@@ -294,7 +275,7 @@ _SCENARIOS: dict[str, tuple[dict[str, object], dict[str, object], str, tuple[obj
 
 
 @pytest.mark.parametrize("scenario", sorted(_SCENARIOS))
-def test_eddsa_validator_agrees_with_openssl(tmp_path: Path, scenario: str) -> None:
+def test_eddsa_validator_agrees_withopenssl(tmp_path: Path, scenario: str) -> None:
     root_kwargs, sub_kwargs, san, leaf_extra = _SCENARIOS[scenario]
     root_key, sub_key, leaf_key = (ed25519.Ed25519PrivateKey.generate() for _ in range(3))
     root = _ed_cert("root", root_key, None, ca=True, **root_kwargs)  # type: ignore[arg-type]
@@ -317,7 +298,7 @@ def test_eddsa_validator_agrees_with_openssl(tmp_path: Path, scenario: str) -> N
         ours_ok = False
     for name, cert in (("root.pem", root), ("sub.pem", sub), ("leaf.pem", leaf)):
         (tmp_path / name).write_bytes(export_certificate(cert))
-    result = _openssl(
+    result = openssl(
         "verify", "-attime", ATTIME, "-CAfile", tmp_path / "root.pem",
         "-untrusted", tmp_path / "sub.pem", tmp_path / "leaf.pem",
     )  # fmt: skip

@@ -10,12 +10,12 @@ The installed OpenSSL (3.0) has no ML-DSA, so ML-DSA is checked by plain
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from _openssl_cli import openssl
 from keymgmt.algorithms import Algorithm
 from keymgmt.keys import _asymmetric as asym
 from keymgmt.pem import load_private_key, write_private_key_pem
@@ -28,12 +28,6 @@ pytestmark = [
 
 MESSAGE = b"keymgmt signs this; openssl checks it\n"
 KEY_ID = "0123456789abcdef"
-
-
-def _openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["openssl", *map(str, args)], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +69,7 @@ def _write(
 
 def test_openssl_pkeyutl_verifies_ed25519(keys: dict, tmp_path: Path) -> None:
     pub, msg, sig = _write(tmp_path, keys[Algorithm.ED25519])
-    result = _openssl("pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", msg,
+    result = openssl("pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", msg,
                       "-sigfile", sig)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Signature Verified Successfully" in result.stdout
@@ -84,7 +78,7 @@ def test_openssl_pkeyutl_verifies_ed25519(keys: dict, tmp_path: Path) -> None:
 def test_openssl_pkeyutl_rejects_ed25519_over_other_data(keys: dict, tmp_path: Path) -> None:
     pub, msg, sig = _write(tmp_path, keys[Algorithm.ED25519])
     msg.write_bytes(MESSAGE + b"tampered")
-    result = _openssl("pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", msg,
+    result = openssl("pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", msg,
                       "-sigfile", sig)  # fmt: skip
     assert result.returncode != 0
 
@@ -98,7 +92,7 @@ def test_openssl_dgst_verifies_ecdsa(
     algorithm: Algorithm, digest: str, keys: dict, tmp_path: Path
 ) -> None:
     pub, msg, sig = _write(tmp_path, keys[algorithm])
-    result = _openssl("dgst", digest, "-verify", pub, "-signature", sig, msg)
+    result = openssl("dgst", digest, "-verify", pub, "-signature", sig, msg)
     assert result.returncode == 0, result.stderr
     assert "Verified OK" in result.stdout
 
@@ -107,14 +101,14 @@ def test_openssl_pkeyutl_verifies_ecdsa_p256_over_the_digest(keys: dict, tmp_pat
     pub, _, sig = _write(tmp_path, keys[Algorithm.ECDSA_P256])
     digest = tmp_path / "digest.bin"
     digest.write_bytes(hashlib.sha256(MESSAGE).digest())
-    result = _openssl("pkeyutl", "-verify", "-pubin", "-inkey", pub, "-in", digest,
+    result = openssl("pkeyutl", "-verify", "-pubin", "-inkey", pub, "-in", digest,
                       "-sigfile", sig)  # fmt: skip
     assert result.returncode == 0, result.stderr
 
 
 def test_openssl_dgst_verifies_rsa_pss(keys: dict, tmp_path: Path) -> None:
     pub, msg, sig = _write(tmp_path, keys[Algorithm.RSA_2048])
-    result = _openssl("dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss",
+    result = openssl("dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss",
                       "-sigopt", "rsa_pss_saltlen:32", "-sigopt", "rsa_mgf1_md:sha256",
                       "-verify", pub, "-signature", sig, msg)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -124,7 +118,7 @@ def test_openssl_dgst_verifies_rsa_pss(keys: dict, tmp_path: Path) -> None:
 def test_openssl_dgst_rejects_rsa_pss_over_other_data(keys: dict, tmp_path: Path) -> None:
     pub, msg, sig = _write(tmp_path, keys[Algorithm.RSA_2048])
     msg.write_bytes(b"other")
-    result = _openssl("dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss",
+    result = openssl("dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss",
                       "-verify", pub, "-signature", sig, msg)  # fmt: skip
     assert "Verification failure" in result.stdout + result.stderr
 
@@ -138,7 +132,7 @@ def test_openssl_made_rsa_pss_signature_verifies_detached_here(keys: dict, tmp_p
     )
     msg, sig = tmp_path / "msg.bin", tmp_path / "sig.bin"
     msg.write_bytes(MESSAGE)
-    result = _openssl("dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sign", key_file,
+    result = openssl("dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sign", key_file,
                       "-out", sig, msg)  # fmt: skip
     assert result.returncode == 0, result.stderr
     PublicKey(algorithm=Algorithm.RSA_2048, key=pair.public).verify_detached(
@@ -149,10 +143,10 @@ def test_openssl_made_rsa_pss_signature_verifies_detached_here(keys: dict, tmp_p
 def test_openssl_opens_the_encrypted_pkcs8_file(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     path = write_private_key_pem(tmp_path / "key.pem", key, passphrase="s3cret pass")
-    result = _openssl("pkey", "-in", path, "-passin", "pass:s3cret pass", "-pubout")
+    result = openssl("pkey", "-in", path, "-passin", "pass:s3cret pass", "-pubout")
     assert result.returncode == 0, result.stderr
     assert PublicKey.from_pem(result.stdout).key == key.public_key()
-    wrong = _openssl("pkey", "-in", path, "-passin", "pass:wrong", "-pubout")
+    wrong = openssl("pkey", "-in", path, "-passin", "pass:wrong", "-pubout")
     assert wrong.returncode != 0
 
 
@@ -163,7 +157,7 @@ def test_openssl_encrypted_pkcs8_imports_here(tmp_path: Path) -> None:
 
     write_private_key_pem_unencrypted(source, key, allow_plaintext=True)
     target = tmp_path / "enc.pem"
-    result = _openssl("pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", source, "-out", target,
+    result = openssl("pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", source, "-out", target,
                       "-passout", "pass:pw")  # fmt: skip
     assert result.returncode == 0, result.stderr
     algorithm, loaded = load_private_key(target.read_bytes(), passphrase="pw")

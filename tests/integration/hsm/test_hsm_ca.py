@@ -14,7 +14,6 @@ import contextlib
 import datetime as _dt
 import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from _openssl_cli import openssl, openssl_ocsp_check
 from keymgmt import KeyManager
 from keymgmt.errors import (
     IntegrityError,
@@ -123,12 +123,6 @@ def _token_private_key(session: Any, km: KeyManager, ca: str) -> Any:
         }
     )
     return key
-
-
-def _openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["openssl", *map(str, args)], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 # -- issuance, CRLs, OCSP --------------------------------------------------------------
@@ -271,7 +265,7 @@ def test_openssl_verify_with_crl_checks_judges_the_token_chain(
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     leaf = tmp_path / "leaf.pem"
-    result = _openssl(
+    result = openssl(
         "verify", "-attime", ATTIME, "-CAfile", tmp_path / "root.pem",
         "-untrusted", tmp_path / "sub.pem", flag,
         "-CRLfile", tmp_path / "crls.pem", "-purpose", "sslserver", leaf,
@@ -294,22 +288,7 @@ def test_openssl_ocsp_accepts_a_token_signed_response(token: Pkcs11Token, tmp_pa
         cert = sub.issue(_csr())
         sub.revoke(cert.serial_number, RevocationReason.KEY_COMPROMISE)
         response = sub.ocsp_respond(build_ocsp_request(cert, sub.certificate))
-    files = {
-        "root.pem": export_certificate(root.certificate),
-        "sub.pem": export_certificate(sub.certificate),
-        "leaf.pem": export_certificate(cert),
-        "resp.der": response,
-    }
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-    leaf = tmp_path / "leaf.pem"
-    result = _openssl(
-        "ocsp", "-respin", tmp_path / "resp.der", "-sha256",
-        "-issuer", tmp_path / "sub.pem", "-cert", leaf,
-        "-CAfile", tmp_path / "root.pem", "-verify_other", tmp_path / "sub.pem",
-        "-no_nonce", "-validity_period", "300",
-    )  # fmt: skip
-    output = result.stdout + result.stderr
+    leaf, output = openssl_ocsp_check(tmp_path, root.certificate, sub.certificate, cert, response)
     assert "Response verify OK" in output, output
     assert f"{leaf}: revoked" in output, output
     assert "keyCompromise" in output, output
