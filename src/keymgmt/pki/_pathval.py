@@ -47,7 +47,13 @@ from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki._failure import VerificationFailure, refusal
 
-__all__ = ["acceptable_algorithms", "name_allowed", "normalised_name", "validate_path"]
+__all__ = [
+    "acceptable_algorithms",
+    "extension_value",
+    "name_allowed",
+    "normalised_name",
+    "validate_path",
+]
 
 _KNOWN_CRITICAL = frozenset(
     {
@@ -176,7 +182,10 @@ def _same_name(a: x509.Name, b: x509.Name) -> bool:
     return a == b or normalised_name(a) == normalised_name(b)
 
 
-def _ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+def extension_value(
+    cert: x509.Certificate, cls: type[x509.ExtensionType]
+) -> x509.ExtensionType | None:
+    """The value of ``cert``'s extension of type ``cls``, or None when it has none."""
     try:
         return cert.extensions.get_extension_for_class(cls).value
     except x509.ExtensionNotFound:
@@ -184,7 +193,7 @@ def _ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.Extensio
 
 
 def _key_id(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> bytes | None:
-    value = _ext(cert, cls)
+    value = extension_value(cert, cls)
     if isinstance(value, x509.SubjectKeyIdentifier):
         return value.digest
     if isinstance(value, x509.AuthorityKeyIdentifier):
@@ -386,10 +395,10 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
                 )
     cas = path[1:]
     for depth, ca in enumerate(cas, start=1):
-        bc = _ext(ca, x509.BasicConstraints)
+        bc = extension_value(ca, x509.BasicConstraints)
         if not isinstance(bc, x509.BasicConstraints) or not bc.ca:
             raise refusal(VerificationFailure.NOT_A_CA, "an issuer in the chain is not a CA", ca)
-        ku = _ext(ca, x509.KeyUsage)
+        ku = extension_value(ca, x509.KeyUsage)
         if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
             raise refusal(
                 VerificationFailure.WRONG_USAGE,
@@ -402,7 +411,7 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
                 raise refusal(
                     VerificationFailure.PATH_LENGTH, "the chain exceeds a CA's path length", ca
                 )
-        nc = _ext(ca, x509.NameConstraints)
+        nc = extension_value(ca, x509.NameConstraints)
         if isinstance(nc, x509.NameConstraints):
             for subject_cert in path[:depth]:
                 if subject_cert is not path[0] and _self_issued(subject_cert):
@@ -412,7 +421,7 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
 
 def _names(cert: x509.Certificate) -> list[x509.GeneralName]:
     """The names a name constraint applies to: SANs, the subject DN, legacy emailAddress."""
-    san = _ext(cert, x509.SubjectAlternativeName)
+    san = extension_value(cert, x509.SubjectAlternativeName)
     names: list[x509.GeneralName] = (
         list(san) if isinstance(san, x509.SubjectAlternativeName) else []
     )

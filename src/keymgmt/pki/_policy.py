@@ -28,6 +28,7 @@ from cryptography.x509.oid import CertificatePoliciesOID, ExtensionOID
 
 from keymgmt.errors import CertificateVerificationError, InvalidArgumentError
 from keymgmt.pki._failure import VerificationFailure, refusal
+from keymgmt.pki._pathval import extension_value
 
 __all__ = ["ANY_POLICY", "PolicyInputs", "check_policies", "parse_policy_mappings", "policy_oids"]
 
@@ -164,13 +165,6 @@ def _ext(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.Extension[x
     return cert.extensions.get_extension_for_oid(oid)
 
 
-def _value(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> object:
-    try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _tlv(data: bytes, at: int) -> tuple[int, bytes, int]:
     """(tag, contents, next offset) of the DER element at ``at``.
 
@@ -288,7 +282,7 @@ def check_policies(
     mapping = 0 if inputs.initial_policy_mapping_inhibit else n + 1
     for i, cert in enumerate(certs, start=1):
         self_issued = cert.issuer == cert.subject
-        policies = _value(cert, x509.CertificatePolicies)
+        policies = extension_value(cert, x509.CertificatePolicies)
         if levels is not None and isinstance(policies, x509.CertificatePolicies):
             ids = [p.policy_identifier for p in policies]
             previous = levels[-1]
@@ -340,19 +334,19 @@ def check_policies(
             explicit = max(explicit - 1, 0)
             mapping = max(mapping - 1, 0)
             inhibit_any = max(inhibit_any - 1, 0)
-        constraints = _value(cert, x509.PolicyConstraints)
+        constraints = extension_value(cert, x509.PolicyConstraints)
         if isinstance(constraints, x509.PolicyConstraints):
             if constraints.require_explicit_policy is not None:
                 explicit = min(explicit, constraints.require_explicit_policy)
             if constraints.inhibit_policy_mapping is not None:
                 mapping = min(mapping, constraints.inhibit_policy_mapping)
-        inhibit = _value(cert, x509.InhibitAnyPolicy)
+        inhibit = extension_value(cert, x509.InhibitAnyPolicy)
         if isinstance(inhibit, x509.InhibitAnyPolicy):
             inhibit_any = min(inhibit_any, inhibit.skip_certs)
     # Wrap-up (6.1.5): the leaf's own requireExplicitPolicy of 0 counts.
     explicit = max(explicit - 1, 0)
     if certs:
-        constraints = _value(certs[-1], x509.PolicyConstraints)
+        constraints = extension_value(certs[-1], x509.PolicyConstraints)
         if (
             isinstance(constraints, x509.PolicyConstraints)
             and constraints.require_explicit_policy == 0

@@ -74,7 +74,7 @@ from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache, reason_from_flag
 from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
-from keymgmt.pki._pathval import acceptable_signature, validate_path
+from keymgmt.pki._pathval import acceptable_signature, extension_value, validate_path
 from keymgmt.pki._policy import PolicyInputs, check_policies
 from keymgmt.revocation import Revocation, RevocationReason
 
@@ -534,7 +534,7 @@ class CertificateVerifier:
             return
         wanted = _EKU[purpose]
         for issuer in chain[1:]:
-            eku = _ext_value(issuer, x509.ExtendedKeyUsage)
+            eku = extension_value(issuer, x509.ExtendedKeyUsage)
             if (
                 isinstance(eku, x509.ExtendedKeyUsage)
                 and wanted not in eku
@@ -826,13 +826,6 @@ _KNOWN_CRL_EXTENSIONS: Final = frozenset(
 )
 
 
-def _ext_value(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> object:
-    try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _dp_names(
     point: x509.DistributionPoint | x509.IssuingDistributionPoint, issuer: x509.Name
 ) -> set[x509.GeneralName]:
@@ -862,7 +855,7 @@ def _crl_scope(
         ).value
     except x509.ExtensionNotFound:
         idp = None
-    bc = _ext_value(cert, x509.BasicConstraints)
+    bc = extension_value(cert, x509.BasicConstraints)
     is_ca = isinstance(bc, x509.BasicConstraints) and bc.ca
     if idp is not None and (
         idp.only_contains_attribute_certs
@@ -871,7 +864,7 @@ def _crl_scope(
     ):
         return None
     idp_names = set() if idp is None else _dp_names(idp, crl.issuer)
-    cdp = _ext_value(cert, x509.CRLDistributionPoints)
+    cdp = extension_value(cert, x509.CRLDistributionPoints)
     points: list[x509.DistributionPoint | None] = (
         list(cdp) if isinstance(cdp, x509.CRLDistributionPoints) else [None]
     )
@@ -903,7 +896,7 @@ def _crl_scope(
 
 
 def _may_sign_crls(cert: x509.Certificate) -> bool:
-    usage = _ext_value(cert, x509.KeyUsage)
+    usage = extension_value(cert, x509.KeyUsage)
     return not isinstance(usage, x509.KeyUsage) or usage.crl_sign
 
 
@@ -920,7 +913,7 @@ def _signed_by(crl: x509.CertificateRevocationList, signer: x509.Certificate) ->
 
 def _crl_issuers(cert: x509.Certificate) -> list[x509.Name]:
     """The cRLIssuer names of ``cert``'s distribution points (indirect CRLs)."""
-    points = _ext_value(cert, x509.CRLDistributionPoints)
+    points = extension_value(cert, x509.CRLDistributionPoints)
     if not isinstance(points, x509.CRLDistributionPoints):
         return []
     return [
