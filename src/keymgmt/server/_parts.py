@@ -115,10 +115,6 @@ class ServiceParts(Protocol):
         """Re-encrypt a ciphertext of ``key`` under its primary version."""
         ...
 
-    def create_key(self, key: str, algorithm: str | None) -> dict[str, Any]:
-        """Create a symmetric key; returns its public description."""
-        ...
-
     def create_keys(
         self, requests: Sequence[tuple[str, str | None, str]]
     ) -> Sequence[dict[str, Any] | Exception]:
@@ -229,12 +225,6 @@ class ManagerParts:
     def rewrap(self, key: str, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
         """``km.rewrap``."""
         return self._km.rewrap(ciphertext, context or None)
-
-    def create_key(self, key: str, algorithm: str | None) -> dict[str, Any]:
-        """``km.keys.create`` (AES-256-GCM unless ``algorithm`` says otherwise)."""
-        if algorithm is None:
-            return key_json(self._km.keys.create(key))
-        return key_json(self._km.keys.create(key, algorithm))
 
     def create_keys(
         self, requests: Sequence[tuple[str, str | None, str]]
