@@ -540,7 +540,7 @@ class KeyStore:
             KeyUsageError: the algorithm does not allow ``usage``.
             AlreadyExistsError: a key with this name exists.
         """
-        return self._create(
+        run = self._create_run(
             name,
             algorithm,
             usage=usage,
@@ -549,6 +549,7 @@ class KeyStore:
             policy=policy,
             material=None,
         )
+        return self._store.transact(run)
 
     def create_many(self, requests: Sequence[KeyRequest]) -> builtins.list[KeyInfo | Exception]:
         """Create several keys with one store commit (group commit), each on its own terms.
@@ -622,7 +623,7 @@ class KeyStore:
             AlreadyExistsError: a key with this name exists.
         """
         raw = material.reveal() if isinstance(material, SecretBytes) else bytes(material)
-        return self._create(
+        run = self._create_run(
             name,
             algorithm,
             usage=usage,
@@ -631,6 +632,7 @@ class KeyStore:
             policy=policy,
             material=raw,
         )
+        return self._store.transact(run)
 
     def import_fernet_key_file(self, name: str, path: Any) -> KeyInfo:
         """Import a seed-style Fernet key file (``symmetric.key``) as a Fernet key.
@@ -649,28 +651,6 @@ class KeyStore:
         from keymgmt.keys._handlers import decode_fernet_key
 
         return self.import_key(name, decode_fernet_key(data), algorithm=Algorithm.FERNET)
-
-    def _create(
-        self,
-        name: str,
-        algorithm: Algorithm | str,
-        *,
-        usage: KeyUsage | str | None,
-        activation_date: _dt.datetime | None,
-        expiry_date: _dt.datetime | None,
-        policy: RotationPolicy | None,
-        material: bytes | None,
-    ) -> KeyInfo:
-        run = self._create_run(
-            name,
-            algorithm,
-            usage=usage,
-            activation_date=activation_date,
-            expiry_date=expiry_date,
-            policy=policy,
-            material=material,
-        )
-        return self._store.transact(run)
 
     def _create_run(
         self,
