@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _cli_env import cli_env, run
 from keymgmt import KeyManager
 from keymgmt.algorithms import Algorithm, KeyUsage
 from keymgmt.cli import main
@@ -58,17 +59,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
-    monkeypatch.chdir(store.parent)
-    monkeypatch.setenv("KEYMGMT_TEST_KDF", "insecure")
-    monkeypatch.setenv("KEYMGMT_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("KEYMGMT_STORE", str(store))
-    monkeypatch.delenv("KEYMGMT_KEY_FILE", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    cli_env(monkeypatch, store.parent, PASSPHRASE, store=store)
 
 
 def test_the_store_holds_a_key_of_every_signing_algorithm(store: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from _cli_env import cli_env, run
 from keymgmt import KeyManager
 from keymgmt.cli import main
 from keymgmt.cli._common import Settings, counting, progress
@@ -22,17 +23,7 @@ PASSPHRASE = "cli polish passphrase"
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KEYMGMT_TEST_KDF", "insecure")
-    monkeypatch.setenv("KEYMGMT_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("KEYMGMT_STORE", str(tmp_path / "s.db"))
-    monkeypatch.delenv("KEYMGMT_KEY_FILE", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+    cli_env(monkeypatch, tmp_path, PASSPHRASE, store=tmp_path / "s.db")
 
 
 def ok(capsys: pytest.CaptureFixture[str], *args: str) -> str:
