@@ -50,7 +50,6 @@ __all__ = [
 AUDIT_KIND: Final = "audit"
 AUDIT_HEAD: Final = ("meta", "audit-head")
 _GENESIS: Final = bytes(32)
-_GENESIS_B64: Final = "A" * 43  # _codec.b64e(_GENESIS)
 _sha256 = hashlib.sha256
 _DOMAIN: Final = b"keymgmt/audit/v1\x00"
 
