@@ -9,7 +9,6 @@ reaches this machine. Options may come from the environment:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import attrs
 import click
 
 from keymgmt.cli._common import Settings, emit, pass_settings
+from keymgmt.cli._keys import _input, _output
 from keymgmt.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -63,26 +63,6 @@ def _context(pairs: tuple[str, ...]) -> dict[str, str]:
             raise InvalidArgumentError(f"--context takes KEY=VALUE, not {pair!r}")
         out[key] = value
     return out
-
-
-def _input(path: Path | None) -> bytes:
-    if path is None:
-        return sys.stdin.buffer.read()
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _output(path: Path | None, data: bytes) -> None:
-    if path is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
 
 
 pass_remote = click.make_pass_decorator(Remote)
