@@ -36,6 +36,7 @@ from keymgmt.client import KeyServiceClient, client_ssl_context
 from keymgmt.keyring import KeyFile
 from keymgmt.pki import CertificateAuthority
 from keymgmt.testing._pki import key_usage
+from keymgmt.testing._pki import name as _name
 
 from ._openapi import OpenApiChecker
 
@@ -68,10 +69,6 @@ POLICY = {
         "principals": {"throttled": {"rate": 0.001, "burst": 2}},
     },
 }
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 @attrs.frozen

@@ -15,17 +15,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from keymgmt.errors import CertificateRevokedError, CertificateVerificationError
 from keymgmt.pki import NOT_OURS, CertificateVerifier, VerificationFailure
 from keymgmt.testing._pki import key_usage
+from keymgmt.testing._pki import name as _name
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def _cert(

@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki import CertificateVerifier, Purpose, VerificationFailure, VerifiedPath
 from keymgmt.testing._pki import key_usage
+from keymgmt.testing._pki import name as _name
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 
@@ -51,10 +52,6 @@ def keys() -> Keys:
 def any_keys(request: pytest.FixtureRequest) -> Keys:
     """P-256 keys (fast path first, then the fallback) and Ed25519 keys (strict validator only)."""
     return Keys(eddsa=request.param == "eddsa")
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def _cert(

@@ -13,7 +13,7 @@ import datetime as _dt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtensionOID
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,14 +21,11 @@ from keymgmt import KeyManager
 from keymgmt.errors import CertificateVerificationError, InvalidArgumentError
 from keymgmt.pki import CertificateAuthority, CertificateVerifier, VerificationFailure
 from keymgmt.pki._policy import ANY_POLICY, PolicyInputs, policy_oids
+from keymgmt.testing._pki import name as _name
 
 AT = _dt.datetime(2026, 6, 1, tzinfo=_dt.UTC)
 P1 = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
 P2 = x509.ObjectIdentifier("1.3.6.1.4.1.55555.2")
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def _policies(oids: tuple[x509.ObjectIdentifier, ...]) -> x509.CertificatePolicies:

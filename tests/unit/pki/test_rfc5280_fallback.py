@@ -16,12 +16,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from keymgmt.errors import CertificateRevokedError, CertificateVerificationError
 from keymgmt.pki import CertificateVerifier, Purpose, VerificationFailure
 from keymgmt.revocation import RevocationReason
 from keymgmt.testing._pki import key_usage
+from keymgmt.testing._pki import name as _name
 
 NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -39,8 +39,8 @@ def _cert(
     issuer_cn, issuer_key = issuer or (cn, key)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
+        .subject_name(_name(cn))
+        .issuer_name(_name(issuer_cn))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - _dt.timedelta(days=1))
