@@ -274,9 +274,7 @@ class SQLiteBackend:
             with self._write() as cur:
                 # Re-read under the write lock: another process may have
                 # migrated the file meanwhile.
-                version = cur.execute("PRAGMA user_version").fetchone()[0]
-                app = cur.execute("PRAGMA application_id").fetchone()[0]
-                tables = cur.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                version, app, tables = cur.execute(_IDENTITY).fetchone()
                 if app not in (0, APPLICATION_ID) or (version == 0 and tables):
                     raise StoreUnavailableError(f"{self.path} is not a keymgmt store")
                 if version > SCHEMA_VERSION:  # a newer keymgmt got there first
