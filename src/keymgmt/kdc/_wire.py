@@ -224,18 +224,9 @@ def encode(kind: MessageType, fields: Sequence[bytes]) -> bytes:
         MalformedInputError: wrong field count or a field outside its bounds
             (a local bug, or an oversize name given by the caller).
     """
-    bounds = _BOUNDS[kind]
-    if len(fields) != len(bounds):
+    if len(fields) != len(_BOUNDS[kind]):
         _check(fields, SCHEMAS[kind], kind.name)  # says how many were expected
-    pack = _LEN.pack
-    parts = [_HEADERS[kind]]
-    for field, (lo, hi) in zip(fields, bounds, strict=True):
-        size = len(field)
-        if not lo <= size <= hi:
-            _check(fields, SCHEMAS[kind], kind.name)  # says which field is wrong
-        parts.append(pack(size))
-        parts.append(field)
-    return b"".join(parts)
+    return encode_after(kind, _HEADERS[kind], 0, fields)
 
 
 def encode_after(kind: MessageType, head: bytes, count: int, fields: Sequence[bytes]) -> bytes:
