@@ -6,6 +6,7 @@ from typing import Final, TypeAlias
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 
 from keymgmt.algorithms import Algorithm
 from keymgmt.errors import UnsupportedAlgorithmError
@@ -115,14 +116,23 @@ def verify_signature(
     signature: bytes,
     data: bytes,
     hash_algorithm: hashes.HashAlgorithm | None,
+    rsa_padding: PSS | PKCS1v15 | None = None,
 ) -> None:
     """Check a certificate-style signature (PKCS#1 v1.5 for RSA, ECDSA, EdDSA).
+
+    Args:
+        public_key: the signer's public key.
+        signature: the signature value.
+        data: the signed bytes.
+        hash_algorithm: the signature's hash (None for EdDSA).
+        rsa_padding: the signed object's RSA padding (a certificate's
+            ``signature_algorithm_parameters``: PKCS#1 v1.5 or PSS); default
+            PKCS#1 v1.5.
 
     Raises:
         InvalidSignatureError: it does not verify (or the key type is unusable).
     """
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric import padding
 
     from keymgmt.errors import InvalidSignatureError
 
@@ -132,7 +142,7 @@ def verify_signature(
         elif isinstance(public_key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
             public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
         elif isinstance(public_key, rsa.RSAPublicKey) and hash_algorithm is not None:
-            public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
+            public_key.verify(signature, data, rsa_padding or PKCS1v15(), hash_algorithm)
         else:
             raise InvalidSignatureError()
     except (InvalidSignature, ValueError, TypeError):

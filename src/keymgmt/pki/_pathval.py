@@ -46,6 +46,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from keymgmt.errors import CertificateVerificationError
 from keymgmt.pki._failure import VerificationFailure, refusal
+from keymgmt.pki._keys import verify_signature
 
 __all__ = [
     "acceptable_algorithms",
@@ -228,26 +229,17 @@ def _verify_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
     """Check ``cert``'s signature with ``issuer``'s key (no name comparison).
 
     Raises:
-        InvalidSignature, TypeError, ValueError, UnsupportedAlgorithm: it does not verify.
+        InvalidSignatureError, ValueError, UnsupportedAlgorithm: it does not verify.
     """
     key = issuer.public_key()
-    signature, tbs = cert.signature, cert.tbs_certificate_bytes
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        key.verify(signature, tbs)
-        return
-    hash_algorithm = cert.signature_hash_algorithm
-    if hash_algorithm is None:
-        raise ValueError("no signature hash algorithm")
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        key.verify(signature, tbs, ec.ECDSA(hash_algorithm))
-        return
-    if isinstance(key, rsa.RSAPublicKey):
-        padding = cert.signature_algorithm_parameters
-        if not isinstance(padding, PSS | PKCS1v15):
+    padding = cert.signature_algorithm_parameters
+    if not isinstance(padding, PSS | PKCS1v15):
+        if isinstance(key, rsa.RSAPublicKey):
             raise ValueError("unexpected RSA signature parameters")
-        key.verify(signature, tbs, padding, hash_algorithm)
-        return
-    raise ValueError("unsupported issuer key")
+        padding = None
+    verify_signature(
+        key, cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm, padding
+    )
 
 
 def _self_issued(cert: x509.Certificate) -> bool:
