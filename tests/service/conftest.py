@@ -170,6 +170,13 @@ class Material:
     key_file: Path
     policy: Path
 
+    def client(self, url: str, principal: str) -> KeyServiceClient:
+        """The library's client for the server at ``url``, as ``principal`` (one of ``clients``)."""
+        issued = self.clients[principal]
+        return KeyServiceClient.from_files(
+            url, ca=self.trust, certificate=issued.certificate, private_key=issued.key
+        )
+
 
 def _write_leaf(
     directory: Path,
@@ -373,10 +380,7 @@ def http(
 @pytest.fixture
 def service_client(server: ServerProcess, material: Material) -> Iterator[KeyServiceClient]:
     """The library's client, as principal ``app-1``."""
-    issued = material.clients["app-1"]
-    with KeyServiceClient.from_files(
-        server.url, ca=material.trust, certificate=issued.certificate, private_key=issued.key
-    ) as client:
+    with material.client(server.url, "app-1") as client:
         yield client
 
 

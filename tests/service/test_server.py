@@ -212,14 +212,8 @@ def test_revocation_with_unknown_kind_is_400(http: HttpFactory) -> None:
 def test_client_raises_the_library_exception_for_a_denial(
     server: ServerProcess, material: Material
 ) -> None:
-    issued = material.clients["nobody"]
     with (
-        KeyServiceClient.from_files(
-            server.url,
-            ca=material.trust,
-            certificate=issued.certificate,
-            private_key=issued.key,
-        ) as client,
+        material.client(server.url, "nobody") as client,
         pytest.raises(AccessDeniedError, match="may not encrypt"),
     ):
         client.encrypt("app-orders", b"x")
@@ -297,13 +291,7 @@ def test_server_certificate_can_come_from_files(
 def test_h11_protocol_also_sees_the_client_chain(
     strict_server: ServerProcess, material: Material
 ) -> None:
-    issued = material.clients["app-1"]
-    with KeyServiceClient.from_files(
-        strict_server.url,
-        ca=material.trust,
-        certificate=issued.certificate,
-        private_key=issued.key,
-    ) as client:
+    with material.client(strict_server.url, "app-1") as client:
         assert client.whoami() == "app-1"
 
 
@@ -325,13 +313,7 @@ def _parent_of(proc: Path) -> int | None:
 def test_server_stops_promptly_with_an_idle_keep_alive_client(
     strict_server: ServerProcess, material: Material
 ) -> None:
-    issued = material.clients["app-1"]
-    with KeyServiceClient.from_files(
-        strict_server.url,
-        ca=material.trust,
-        certificate=issued.certificate,
-        private_key=issued.key,
-    ) as client:
+    with material.client(strict_server.url, "app-1") as client:
         client.whoami()  # the pooled connection stays open and idle
         started = time.monotonic()
         strict_server.process.terminate()

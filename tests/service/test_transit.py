@@ -16,13 +16,7 @@ from .conftest import HttpFactory, Material
 @pytest.fixture(scope="module")
 def orders_key(server: object, material: Material) -> str:
     """A key ``app-orders`` created through the service by app-1."""
-    issued = material.clients["app-1"]
-    with KeyServiceClient.from_files(
-        server.url,  # type: ignore[attr-defined]
-        ca=material.trust,
-        certificate=issued.certificate,
-        private_key=issued.key,
-    ) as client:
+    with material.client(server.url, "app-1") as client:  # type: ignore[attr-defined]
         client.create_key("app-orders")
         client.create_key("app-other")
     return "app-orders"
