@@ -991,7 +991,8 @@ class KeyStore:
         material = handler.generate(algorithm, self._context.randomness)
 
         def run(txn: Txn) -> KeyVersionInfo:
-            return self._stage_rotation(txn, name, material, trigger=reason, only_if=only_if)
+            key = self._txn_key(txn, name)
+            return self._stage_rotation(txn, key, material, trigger=reason, only_if=only_if)
 
         return self._store.transact(run)
 
@@ -1023,18 +1024,19 @@ class KeyStore:
         if if_primary is not None and key.primary != if_primary:
             return None
         material = self._handler(key.algorithm).generate(key.algorithm, self._context.randomness)
-        return self._stage_rotation(txn, name, material, trigger=trigger, only_if=None)
+        return self._stage_rotation(txn, key, material, trigger=trigger, only_if=None)
 
     def _stage_rotation(
         self,
         txn: Txn,
-        name: str,
+        key: _KeyRecord,
         material: bytes,
         *,
         trigger: str,
         only_if: Callable[[_KeyRecord, _VersionRecord, _dt.datetime], bool] | None,
     ) -> KeyVersionInfo:
-        key = self._txn_key(txn, name)
+        """Stage the rotation of ``key`` (as read in ``txn``) to a version of ``material``."""
+        name = key.name
         now = txn.now
         old = self._txn_version(txn, name, key.primary)
         if only_if is not None and not only_if(key, old, now):
