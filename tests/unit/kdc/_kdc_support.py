@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 
 import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from keymgmt import SecretBytes
+from keymgmt import KeyManager, SecretBytes
 from keymgmt.errors import KeyNotFoundError, KeyStateError
 from keymgmt.kdc import DistributableKey
 
@@ -38,3 +40,15 @@ class StaticKeySource:
 
 def minutes(n: float) -> _dt.timedelta:
     return _dt.timedelta(minutes=n)
+
+
+def client_certificate(km: KeyManager) -> x509.Certificate:
+    """A tls-client certificate for ``client-b`` (fixed Ed25519 key) from a new root CA ``root``."""
+    ca = km.pki.create_root_ca("root", key_type="ed25519")
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    return ca.issue(
+        public_key=private.public_key(),
+        subject="client-b",
+        names=["client-b"],
+        profile="tls-client",
+    )

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from _kdc_support import client_certificate
 
 from keymgmt import KeyManager
 from keymgmt.errors import KeyMgmtError, KeyNotFoundError, StoreError
@@ -323,21 +322,10 @@ def test_compromise_audit_entry_counts_data_keys(fkm: KeyManager, setup: Setup) 
 # -- certificates: the CRL ------------------------------------------------------------
 
 
-def _client_certificate(km: KeyManager) -> x509.Certificate:
-    ca = km.pki.create_root_ca("root", key_type="ed25519")
-    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-    return ca.issue(
-        public_key=private.public_key(),
-        subject="client-b",
-        names=["client-b"],
-        profile="tls-client",
-    )
-
-
 def test_certificate_revocation_and_holder_revocation_commit_together(
     fkm: KeyManager, backend: FailingBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cert = _client_certificate(fkm)
+    cert = client_certificate(fkm)
     fkm.kdc.register_certificate("client-b", cert)
     before = _snapshot(fkm, backend)
     real = type(fkm.kdc)._stage_principal_revocation
@@ -356,7 +344,7 @@ def test_certificate_revocation_and_holder_revocation_commit_together(
 def test_a_crl_that_cannot_be_signed_now_is_reported_due(
     fkm: KeyManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cert = _client_certificate(fkm)
+    cert = client_certificate(fkm)
 
     def cannot_sign(*args: Any, **kwargs: Any) -> None:
         raise _Boom("the CA cannot sign")

@@ -5,22 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from _kdc_support import client_certificate
 
 from keymgmt import KeyManager
 from keymgmt.pki import CertificateAuthority
-
-
-def _client_certificate(km: KeyManager) -> x509.Certificate:
-    ca = km.pki.create_root_ca("root", key_type="ed25519")
-    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-    return ca.issue(
-        public_key=private.public_key(),
-        subject="client-b",
-        names=["client-b"],
-        profile="tls-client",
-    )
 
 
 @pytest.mark.parametrize("error", [OSError("the token went away"), ValueError("bad CRL")])
@@ -30,7 +18,7 @@ def test_a_crl_signing_failure_of_any_kind_after_the_commit_still_returns_the_re
     # The revocation has committed by the time the CRL is signed: the caller
     # must get the report (crl=due), not an exception that reads as "nothing
     # happened".
-    cert = _client_certificate(km)
+    cert = client_certificate(km)
     km.kdc.register_certificate("client-b", cert)
 
     def cannot_sign(*args: Any, **kwargs: Any) -> None:
