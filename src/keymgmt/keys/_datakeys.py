@@ -139,7 +139,7 @@ class DataKeyLog:
                 ids = b"".join(
                     blake2b(e[2], digest_size=_ID_SIZE, person=_PERSON).digest() for e in chunk
                 )
-                times = array.array("q", [round(e[4].timestamp() * 1e6) for e in chunk])
+                times = array.array("q", [_codec.to_micros(e[4]) for e in chunk])
                 actors: dict[str, int] = {}
                 who = array.array(
                     "H", [actors.setdefault(e[3] or default_actor, len(actors)) for e in chunk]
