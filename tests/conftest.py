@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,15 +53,29 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sqlite_km(store_path: Path, clock: FakeClock) -> Iterator[KeyManager]:
+def open_sqlite_km(store_path: Path, clock: FakeClock) -> Callable[[], KeyManager]:
+    """Open a manager on ``store_path`` as :func:`sqlite_km` does; each call is another process's.
+
+    The passphrase is ``PASSPHRASE``, the KDF the cheap test-only one, the
+    clock the shared fake one, and other processes' writes are seen at once.
+    """
+
+    def open_km() -> KeyManager:
+        return KeyManager.open(
+            store_path,
+            passphrase=PASSPHRASE,
+            kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+            clock=clock,
+            consistency_interval=0,
+        )
+
+    return open_km
+
+
+@pytest.fixture
+def sqlite_km(open_sqlite_km: Callable[[], KeyManager]) -> Iterator[KeyManager]:
     """A manager on a fresh SQLite file with a cheap (test-only) passphrase KDF."""
-    with KeyManager.open(
-        store_path,
-        passphrase=PASSPHRASE,
-        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
-        clock=clock,
-        consistency_interval=0,
-    ) as manager:
+    with open_sqlite_km() as manager:
         yield manager
 
 

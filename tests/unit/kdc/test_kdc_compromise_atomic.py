@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,21 +272,12 @@ def test_pending_data_keys_survive_a_failed_flush(
 
 
 def test_data_keys_from_another_manager_are_listed_once_it_flushed(
-    store_path: Path, clock: FakeClock
+    open_sqlite_km: Callable[[], KeyManager],
 ) -> None:
-    def open_km() -> KeyManager:
-        return KeyManager.open(
-            store_path,
-            passphrase=PASSPHRASE,
-            kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
-            clock=clock,
-            consistency_interval=0,
-        )
-
-    with open_km() as first:
+    with open_sqlite_km() as first:
         first.keys.create("payments")
         made = first.generate_data_key("payments")
-    with open_km() as second:
+    with open_sqlite_km() as second:
         report = second.compromise(key="payments#1")
     assert [i.id for i in report.data_key_issues] == [made.id]
 

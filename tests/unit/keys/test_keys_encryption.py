@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,32 +231,18 @@ def test_encrypt_with_a_cached_primary_does_no_store_io(
     assert counting.calls == before
 
 
-def _open(path: Path, clock: FakeClock) -> KeyManager:
-    return KeyManager.open(
-        path,
-        passphrase=PASSPHRASE,
-        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
-        clock=clock,
-        consistency_interval=0,
-    )
-
-
-def test_rotation_by_another_process_is_seen(store_path: Path, clock: FakeClock) -> None:
-    with (
-        _open(store_path, clock) as first,
-        _open(store_path, clock) as second,
-    ):
+def test_rotation_by_another_process_is_seen(open_sqlite_km: Callable[[], KeyManager]) -> None:
+    with open_sqlite_km() as first, open_sqlite_km() as second:
         first.keys.create("k")
         assert parse_header(second.encrypt("k", b"x")).version == 1
         first.keys.rotate("k")
         assert parse_header(second.encrypt("k", b"x")).version == 2
 
 
-def test_revocation_by_another_process_is_honoured(store_path: Path, clock: FakeClock) -> None:
-    with (
-        _open(store_path, clock) as first,
-        _open(store_path, clock) as second,
-    ):
+def test_revocation_by_another_process_is_honoured(
+    open_sqlite_km: Callable[[], KeyManager],
+) -> None:
+    with open_sqlite_km() as first, open_sqlite_km() as second:
         first.keys.create("k")
         ciphertext = second.encrypt("k", b"x")
         first.keys.revoke("k", 1, reason="key-compromise")

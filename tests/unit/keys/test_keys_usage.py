@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from keymgmt import KeyManager
 from keymgmt.errors import KeyNotFoundError
-from keymgmt.keyring import KdfProfile
 from keymgmt.keys import _keystore
 from keymgmt.keys._format import parse_header
-from keymgmt.testing import FakeClock
-
-PASSPHRASE = "correct horse battery staple"
 
 
 def test_uses_are_flushed_by_themselves_after_the_threshold(
@@ -42,17 +38,8 @@ def test_a_failed_rotation_writes_nothing_even_with_uses_pending(km: KeyManager)
     assert km._store.backend.generation() == before
 
 
-def test_two_processes_uses_add_up(store_path: Path, clock: FakeClock) -> None:
-    def open_store() -> KeyManager:
-        return KeyManager.open(
-            store_path,
-            passphrase=PASSPHRASE,
-            kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
-            clock=clock,
-            consistency_interval=0,
-        )
-
-    with open_store() as first, open_store() as second:
+def test_two_processes_uses_add_up(open_sqlite_km: Callable[[], KeyManager]) -> None:
+    with open_sqlite_km() as first, open_sqlite_km() as second:
         first.keys.create("k")
         for _ in range(3):
             first.encrypt("k", b"x")
