@@ -161,7 +161,6 @@ _PREFIX_OVERHEAD: Final = 18  # prefix length minus the name length
 # Enum members as module constants: class-attribute access to an enum member
 # costs about as much as the AEAD call on the hot path (Python 3.11).
 _MESSAGE: Final = PayloadType.MESSAGE
-_DATA_KEY: Final = PayloadType.DATA_KEY
 _COMPROMISED: Final = KeyState.COMPROMISED
 _ENCRYPT_DECRYPT: Final = KeyUsage.ENCRYPT_DECRYPT
 _SIGN_VERIFY: Final = KeyUsage.SIGN_VERIFY
