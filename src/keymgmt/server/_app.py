@@ -187,6 +187,13 @@ class Service:
         self._creates: GroupCommitter[tuple[str, str | None, str], dict[str, Any]] = GroupCommitter(
             parts.create_keys
         )
+        # The transit actions by path suffix (built once; see _transit_route).
+        self._transit_actions: dict[str, Callable[[Request], Awaitable[Response]]] = {
+            "encrypt": self.encrypt,
+            "decrypt": self.decrypt,
+            "datakey": self.datakey,
+            "rewrap": self.rewrap,
+        }
 
     def __repr__(self) -> str:
         return f"Service({self.parts!r}, rules={len(self.policy.rules)})"
@@ -245,12 +252,7 @@ class Service:
             return None
         if not action:
             return (self.read_key, {"name": name}) if method == "GET" else None
-        handler = {
-            "encrypt": self.encrypt,
-            "decrypt": self.decrypt,
-            "datakey": self.datakey,
-            "rewrap": self.rewrap,
-        }.get(action)
+        handler = self._transit_actions.get(action)
         if handler is None or method != "POST":
             return None
         return handler, {"name": name}
