@@ -41,16 +41,9 @@ def test_sign_out_then_verify_succeeds(capsys: pytest.CaptureFixture[str], store
     assert (code, out) == (0, "wrote sig (ed25519, signer version 1)\n")
     code, out, _ = run(
         capsys,
-        "--store",
-        str(store),
-        "verify",
-        "--key",
-        "signer",
-        "--in",
-        "msg",
-        "--signature",
-        "sig",
-    )
+        "--store", str(store), "verify", "--key", "signer", "--in", "msg",
+        "--signature", "sig",
+    )  # fmt: skip
     assert (code, out) == (0, "signer: signature valid\n")
 
 
@@ -61,16 +54,9 @@ def test_verify_of_a_changed_message_exits_1(
     (tmp_path / "other").write_bytes(b"release 1.1")
     code, out, _ = run(
         capsys,
-        "--store",
-        str(store),
-        "verify",
-        "--key",
-        "signer",
-        "--in",
-        "other",
-        "--signature",
-        "sig",
-    )
+        "--store", str(store), "verify", "--key", "signer", "--in", "other",
+        "--signature", "sig",
+    )  # fmt: skip
     assert (code, out) == (1, "signer: signature INVALID\n")
 
 
@@ -114,16 +100,9 @@ def test_verify_refuses_non_base64_with_one_error_line(
 ) -> None:
     code, _, err = run(
         capsys,
-        "--store",
-        str(store),
-        "verify",
-        "--key",
-        "signer",
-        "--in",
-        "msg",
-        "--signature-b64",
-        "@@",
-    )
+        "--store", str(store), "verify", "--key", "signer", "--in", "msg",
+        "--signature-b64", "@@",
+    )  # fmt: skip
     assert (code, err) == (1, "error: --signature-b64 is not base64\n")
 
 
