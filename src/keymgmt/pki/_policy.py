@@ -29,6 +29,7 @@ from cryptography.x509.oid import CertificatePoliciesOID, ExtensionOID
 from keymgmt.errors import CertificateVerificationError, InvalidArgumentError
 from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._pathval import extension_value
+from keymgmt.pki._signer import der_read
 
 __all__ = ["ANY_POLICY", "PolicyInputs", "check_policies", "parse_policy_mappings", "policy_oids"]
 
@@ -165,28 +166,6 @@ def _ext(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.Extension[x
     return cert.extensions.get_extension_for_oid(oid)
 
 
-def _tlv(data: bytes, at: int) -> tuple[int, bytes, int]:
-    """(tag, contents, next offset) of the DER element at ``at``.
-
-    Raises:
-        ValueError: truncated or malformed.
-    """
-    if at + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag = data[at]
-    length = data[at + 1]
-    at += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or at + count > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[at : at + count], "big")
-        at += count
-    if at + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, data[at : at + length], at + length
-
-
 def _oid(contents: bytes) -> x509.ObjectIdentifier:
     arcs: list[int] = []
     value = 0
@@ -220,15 +199,15 @@ def parse_policy_mappings(
     Raises:
         ValueError: not a DER ``SEQUENCE OF SEQUENCE { OID, OID }``.
     """
-    tag, body, end = _tlv(der, 0)
+    tag, body, end = der_read(der, 0)
     if tag != 0x30 or end != len(der):
         raise ValueError("policyMappings is not a sequence")
     pairs = []
     at = 0
     while at < len(body):
-        tag, pair, at = _tlv(body, at)
-        first_tag, first, middle = _tlv(pair, 0)
-        second_tag, second, end = _tlv(pair, middle)
+        tag, pair, at = der_read(body, at)
+        first_tag, first, middle = der_read(pair, 0)
+        second_tag, second, end = der_read(pair, middle)
         if tag != 0x30 or first_tag != 0x06 or second_tag != 0x06 or end != len(pair):
             raise ValueError("bad policy mapping")
         pairs.append((_oid(first), _oid(second)))
