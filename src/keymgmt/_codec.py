@@ -64,6 +64,8 @@ def _c_encoder() -> Callable[[Any], str] | None:
 
 
 _FAST = _c_encoder()
+#: Canonical JSON text of a value: the C encoder when available, else ``_ENCODER``.
+_encode: Callable[[Any], str] = _FAST if _FAST is not None else _ENCODER.encode
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _FROM_URLSAFE = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!"})
@@ -77,7 +79,7 @@ def dumps(value: Mapping[str, Any]) -> bytes:
             exactly (bytes, objects, NaN, text with lone surrogates).
     """
     try:
-        return (_ENCODER.encode(value) if _FAST is None else _FAST(value)).encode()
+        return _encode(value).encode()
     except UnicodeEncodeError:
         raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
     except RecursionError:  # a circular (or absurdly deep) value
@@ -94,7 +96,7 @@ def dumps_text(value: Mapping[str, Any]) -> str:
     :func:`keymgmt.audit.check_details` accepted (str keys; str, int, bool
     or None values), which always encode.
     """
-    return _ENCODER.encode(value) if _FAST is None else _FAST(value)
+    return _encode(value)
 
 
 def loads(data: bytes) -> dict[str, Any]:
