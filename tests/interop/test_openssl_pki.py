@@ -275,7 +275,7 @@ _SCENARIOS: dict[str, tuple[dict[str, object], dict[str, object], str, tuple[obj
 
 
 @pytest.mark.parametrize("scenario", sorted(_SCENARIOS))
-def test_eddsa_validator_agrees_withopenssl(tmp_path: Path, scenario: str) -> None:
+def test_eddsa_validator_agrees_with_openssl(tmp_path: Path, scenario: str) -> None:
     root_kwargs, sub_kwargs, san, leaf_extra = _SCENARIOS[scenario]
     root_key, sub_key, leaf_key = (ed25519.Ed25519PrivateKey.generate() for _ in range(3))
     root = _ed_cert("root", root_key, None, ca=True, **root_kwargs)  # type: ignore[arg-type]
