@@ -18,8 +18,7 @@ import attrs
 import click
 
 from keymgmt.cli._common import Settings, emit, pass_settings
-from keymgmt.cli._keys import _input, _output
-from keymgmt.errors import InvalidArgumentError
+from keymgmt.cli._keys import _context, _input, _output
 
 if TYPE_CHECKING:
     from keymgmt.client import KeyServiceClient
@@ -53,16 +52,6 @@ def service_client(remote: Remote) -> Iterator[KeyServiceClient]:
         remote.server, ca=remote.ca, certificate=remote.certificate, private_key=remote.private_key
     ) as client:
         yield client
-
-
-def _context(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgumentError(f"--context takes KEY=VALUE, not {pair!r}")
-        out[key] = value
-    return out
 
 
 pass_remote = click.make_pass_decorator(Remote)
