@@ -86,13 +86,7 @@ def _check_kind(kind: str) -> None:
 
 def _check_text(*values: str) -> None:
     """Refuse audit text that cannot be encoded as UTF-8 (lone surrogates)."""
-    for value in values:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidArgumentError(
-                "audit text must be valid Unicode (no lone surrogates)"
-            ) from None
+    check_unicode(*values, message="audit text must be valid Unicode (no lone surrogates)")
 
 
 def _check_name(kind: str, name: str) -> None:

@@ -26,13 +26,15 @@ class CheckedBatch(builtins.list[Operation]):
     __slots__ = ()
 
 
-def check_unicode(*values: str) -> None:
+def check_unicode(
+    *values: str, message: str = "record kinds and names must be valid Unicode"
+) -> None:
     """Refuse text no database can store (lone surrogates do not encode as UTF-8)."""
     for value in values:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidArgumentError("record kinds and names must be valid Unicode") from None
+            raise InvalidArgumentError(message) from None
 
 
 def check_operations(operations: Sequence[Operation]) -> None:

@@ -80,7 +80,7 @@ from keymgmt.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from keymgmt.storage._memory import check_operations
+from keymgmt.storage._memory import check_operations, check_unicode
 from keymgmt.storage._protocol import Operation, Put, Record
 
 if TYPE_CHECKING:
@@ -576,7 +576,4 @@ def _check_text(*values: str) -> None:
         if "\x00" in value:
             raise InvalidArgumentError("record kinds and names may not contain NUL")
         if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidArgumentError("record kinds and names must be valid Unicode") from None
+            check_unicode(value)
