@@ -119,7 +119,9 @@ def acceptable_signature(
     """Whether a certificate's or a CRL's signature algorithm meets the algorithm policy.
 
     RSA PKCS#1 v1.5 or PSS with SHA-256/384/512 (PSS with MGF1 over the same
-    hash), ECDSA with SHA-256/384/512, Ed25519, Ed448: no SHA-1, no DSA.
+    hash and a salt as long as the hash output, as RFC 8017 recommends and
+    the CA/Browser Forum requires), ECDSA with SHA-256/384/512, Ed25519,
+    Ed448: no SHA-1, no DSA.
     """
     oid = signed.signature_algorithm_oid
     if oid not in _SIGNATURES:
@@ -129,11 +131,18 @@ def acceptable_signature(
         if hash_algorithm is None or hash_algorithm.name not in _PSS_HASHES:
             return False
         parameters = signed.signature_algorithm_parameters
-        mgf = getattr(parameters, "mgf", None)
-        # cryptography's MGF1 keeps its hash as ``_algorithm`` (no public
-        # accessor); without it, only the PSS hash is checked, as before.
-        mgf_hash = getattr(mgf, "_algorithm", None)
-        return mgf_hash is None or mgf_hash.name == hash_algorithm.name
+        if not isinstance(parameters, PSS):
+            return False
+        # cryptography keeps the parsed MGF1 hash and salt length private
+        # (``_mgf._algorithm``, ``_salt_length``); both are always set on
+        # parameters it parsed from a certificate or CRL.
+        mgf_hash = getattr(getattr(parameters, "_mgf", None), "_algorithm", None)
+        salt_length = getattr(parameters, "_salt_length", None)
+        return (
+            mgf_hash is not None
+            and mgf_hash.name == hash_algorithm.name
+            and salt_length == hash_algorithm.digest_size
+        )
     return True
 
 
@@ -371,11 +380,18 @@ def _check_path(path: list[x509.Certificate], at: _dt.datetime) -> None:
             raise refusal(
                 VerificationFailure.INVALID_PATH, "only X.509 v3 certificates are accepted", cert
             )
-        if not acceptable_algorithms(cert, signed=cert is not path[-1]):
+        if not acceptable_algorithms(cert, signed=False):
             raise refusal(
                 VerificationFailure.INVALID_PATH,
-                "a key or signature algorithm outside the accepted policy "
-                "(RSA >= 2048, P-256/384/521, Ed25519/Ed448; SHA-256 or better)",
+                "a key algorithm outside the accepted policy "
+                "(RSA >= 2048, P-256/384/521, Ed25519/Ed448)",
+                cert,
+            )
+        if cert is not path[-1] and not acceptable_signature(cert):
+            raise refusal(
+                VerificationFailure.BAD_SIGNATURE,
+                "a signature algorithm outside the accepted policy (SHA-256 or better; "
+                "RSA-PSS with MGF1 over the same hash and a salt of the hash's length)",
                 cert,
             )
         for ext in cert.extensions:

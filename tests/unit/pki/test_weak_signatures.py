@@ -86,3 +86,68 @@ def test_an_ocsp_response_signed_below_the_algorithm_policy_is_refused(
     weak = response.sign(root._key(), hashes.SHA224())  # type: ignore[arg-type]
     with pytest.raises(CertificateVerificationError, match="sha224, below the algorithm policy"):
         check_ocsp_response(weak, cert=cert, issuer=root.certificate, at=now)
+
+
+@pytest.fixture(scope="module")
+def rsa_root() -> tuple[KeyManager, CertificateAuthority]:
+    other = in_memory_manager(seed=11)
+    return other, other.pki.create_root_ca("pss-root", key_type="rsa-2048")
+
+
+def _pss_leaf(
+    root: CertificateAuthority,
+    digest: hashes.SHA256 | hashes.SHA384,
+    mgf: hashes.HashAlgorithm,
+    salt: int,
+) -> x509.Certificate:
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    template = root.issue(
+        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        subject="pss-leaf",
+        names=["pss.example"],
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(template.subject)
+        .issuer_name(template.issuer)
+        .public_key(template.public_key())
+        .serial_number(template.serial_number)
+        .not_valid_before(template.not_valid_before_utc)
+        .not_valid_after(template.not_valid_after_utc)
+    )
+    for extension in template.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(
+        root._key(),  # type: ignore[arg-type]
+        digest,
+        rsa_padding=padding.PSS(mgf=padding.MGF1(mgf), salt_length=salt),
+    )
+
+
+@pytest.mark.parametrize(
+    ("digest", "mgf", "salt", "accepted"),
+    [
+        (hashes.SHA256(), hashes.SHA256(), 32, True),
+        (hashes.SHA384(), hashes.SHA384(), 48, True),
+        (hashes.SHA256(), hashes.SHA256(), 20, False),
+        (hashes.SHA256(), hashes.SHA256(), 0, False),
+        (hashes.SHA256(), hashes.SHA384(), 32, False),
+    ],
+    ids=["sha256-salt32", "sha384-salt48", "salt20", "salt0", "mgf-mismatch"],
+)
+def test_rsa_pss_signatures_need_mgf1_and_salt_matching_the_hash(
+    rsa_root: tuple[KeyManager, CertificateAuthority],
+    digest: hashes.SHA256 | hashes.SHA384,
+    mgf: hashes.HashAlgorithm,
+    salt: int,
+    accepted: bool,
+) -> None:
+    other, root = rsa_root
+    leaf = _pss_leaf(root, digest, mgf, salt)
+    if accepted:
+        other.pki.verify(leaf, trust_anchors=[root.certificate])
+        return
+    with pytest.raises(CertificateVerificationError, match="signature algorithm outside") as info:
+        other.pki.verify(leaf, trust_anchors=[root.certificate])
+    assert info.value.reason is VerificationFailure.BAD_SIGNATURE  # type: ignore[attr-defined]
