@@ -109,6 +109,41 @@ def _key_request_cases() -> list[Case]:
         for _ in range(batch):
             raw_request()
 
+    # A reference, not keymgmt: the least a Python KDC round trip can do
+    # around the same four AEAD operations (fixed-offset framing, a dict
+    # for the principal, the policy, the key and the replay set, no
+    # bounds, no typed errors, no audit, no grant record). It shows how
+    # much of the 3x target the interpreter alone takes.
+    floor_principals = {b"alice": long_term}
+    floor_allowed = {(b"alice", b"payments")}
+    floor_keys = {b"payments": (1, os.urandom(32))}
+    floor_seen: dict[bytes, int] = {}
+    floor_head = b"KD\x01\x01alice"
+    floor_reply_head = b"KD\x01\x02alice"
+    floor_micros = itertools.count(1_000_000)
+
+    def floor_request() -> None:
+        nonce = os.urandom(16)
+        stamp = next(floor_micros)
+        iv = os.urandom(12)
+        body = b"payments" + nonce + stamp.to_bytes(8, "big")
+        message = floor_head + iv + long_term.encrypt(iv, body, floor_head)
+        aead = floor_principals[message[4:9]]
+        inner = aead.decrypt(message[9:21], message[21:], message[:9])
+        target, got_nonce = inner[:8], inner[8:24]
+        if abs(stamp - int.from_bytes(inner[24:32], "big")) > 300_000_000:
+            raise AssertionError
+        if got_nonce in floor_seen or (b"alice", target) not in floor_allowed:
+            raise AssertionError
+        floor_seen[got_nonce] = stamp
+        version, material = floor_keys[target]
+        reply_body = target + version.to_bytes(4, "big") + material + got_nonce
+        iv = os.urandom(12)
+        reply = floor_reply_head + iv + aead.encrypt(iv, reply_body, floor_reply_head)
+        opened = long_term.decrypt(reply[9:21], reply[21:], reply[:9])
+        if opened[44:60] != nonce:
+            raise AssertionError
+
     ticket_aead = AESGCM(os.urandom(32))
     ticket_body = os.urandom(140)
 
@@ -147,6 +182,13 @@ def _key_request_cases() -> list[Case]:
             raw_request,
             target=3.0,
             note="sans-IO layer alone, no KDC lookups or store write",
+        ),
+        Case(
+            "kdc",
+            "reference: minimal Python round trip vs 4 raw AES-GCM ops",
+            floor_request,
+            raw_request,
+            note="not keymgmt: no checks, no audit, no grant record; the interpreter's floor",
         ),
         Case(
             "kdc",
