@@ -23,19 +23,18 @@ probe); revoke at 1M ~ revoke at 100 (ratio 1M/100 <= 1.2).
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 from collections.abc import Callable
 
 from _harness import Case
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import DNSName
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from keymgmt import KeyManager, _codec
 from keymgmt.pki import TLS_SERVER, CertificateAuthority, CRLEntry, IssueRequest, build_crl
 from keymgmt.pki._keys import signature_hash
-from keymgmt.pki._profiles import build_extensions
 from keymgmt.revocation import RevocationReason, SubjectKind
 
 NOW = _dt.datetime.now(_dt.UTC)
@@ -44,32 +43,80 @@ NOW = _dt.datetime.now(_dt.UTC)
 def _raw_issue(
     ca: CertificateAuthority, public_key: ec.EllipticCurvePublicKey
 ) -> Callable[[], object]:
+    """What a careful caller of ``cryptography`` alone writes to issue the same leaf.
+
+    Set up once per CA, as such a caller would: the issuer name, the signing
+    key and its hash, and the extensions every TLS server leaf of this CA
+    shares (basic constraints, key usage, AKI, EKU). Per certificate: the
+    time, a random serial (``x509.random_serial_number``, 159 bits), the
+    subject name, the SAN, the SKI, the builder and the signature.
+    """
     key = ca._key()
+    hash_algorithm = signature_hash(key)  # type: ignore[arg-type]
+    issuer = ca.certificate.subject
     issuer_ski = x509.SubjectKeyIdentifier.from_public_key(ca.certificate.public_key())
-    names = [x509.DNSName("svc.example.com")]
-    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "svc")])
-    counter = itertools.count(1 << 70)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+    head = [
+        x509.Extension(ExtensionOID.BASIC_CONSTRAINTS, True, x509.BasicConstraints(False, None)),
+        x509.Extension(ExtensionOID.KEY_USAGE, True, usage),
+    ]
+    middle = [
+        x509.Extension(ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, aki),
+        x509.Extension(ExtensionOID.EXTENDED_KEY_USAGE, False, eku),
+    ]
+    lifetime = _dt.timedelta(days=90)
 
     def raw() -> object:
-        exts = build_extensions(
-            TLS_SERVER,
-            public_key=public_key,
-            issuer_public_key=None,
-            issuer_ski=issuer_ski,
-            names=names,
-        )
+        now = _dt.datetime.now(_dt.UTC)
+        ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+        san = x509.SubjectAlternativeName([x509.DNSName("svc.example.com")])
         builder = x509.CertificateBuilder(
-            issuer_name=ca.certificate.subject,
-            subject_name=subject,
+            issuer_name=issuer,
+            subject_name=x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "svc")]),
             public_key=public_key,
-            serial_number=next(counter),
-            not_valid_before=NOW,
-            not_valid_after=NOW + _dt.timedelta(days=90),
-            extensions=[x509.Extension(v.oid, c, v) for v, c in exts],
+            serial_number=x509.random_serial_number(),
+            not_valid_before=now,
+            not_valid_after=now + lifetime,
+            extensions=[
+                *head,
+                x509.Extension(ExtensionOID.SUBJECT_KEY_IDENTIFIER, False, ski),
+                *middle,
+                x509.Extension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, False, san),
+            ],
         )
-        return builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+        return builder.sign(key, hash_algorithm)  # type: ignore[arg-type]
 
     return raw
+
+
+def _same_certificate(ours: object, raw: object) -> None:
+    """Refuse to compare unlike work: both sides must make the same certificate."""
+    assert isinstance(ours, x509.Certificate)
+    assert isinstance(raw, x509.Certificate)
+
+    def shape(cert: x509.Certificate) -> object:
+        return (
+            cert.issuer,
+            cert.subject,
+            cert.public_key(),
+            cert.signature_algorithm_oid,
+            [(e.oid, e.critical, e.value) for e in cert.extensions],
+        )
+
+    if shape(ours) != shape(raw):
+        raise AssertionError(f"the raw side builds another certificate: {ours} vs {raw}")
 
 
 def _issuance_cases() -> list[Case]:
@@ -84,12 +131,14 @@ def _issuance_cases() -> list[Case]:
                 public_key=leaf, subject="svc", names=["svc.example.com"], profile=TLS_SERVER
             )
 
+        raw = _raw_issue(ca, leaf)
+        _same_certificate(ours(), raw())
         out.append(
             Case(
                 "pki",
                 f"issue leaf ({key_type} CA) vs builder.sign",
                 ours,
-                _raw_issue(ca, leaf),
+                raw,
                 target=1.3,
                 note=(
                     "ours = sign + one transaction (sealed record, chained audit entry, "

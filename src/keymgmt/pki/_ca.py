@@ -52,10 +52,12 @@ from keymgmt.errors import (
 from keymgmt.pki._cakeys import CAKeys
 from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
 from keymgmt.pki._keys import (
+    RSA_ALGORITHMS,
     CertificatePublicKey,
     SigningKey,
     algorithm_of,
     ca_algorithm,
+    key_identifier,
 )
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
 from keymgmt.pki._parse import load_certificate, load_csr
@@ -65,8 +67,11 @@ from keymgmt.pki._profiles import (
     PROFILES,
     ROOT_CA,
     TLS_SERVER,
+    Extension,
+    ExtensionTemplate,
     Profile,
     build_extensions,
+    extension_template,
     name_constraints,
     parse_names,
 )
@@ -136,6 +141,7 @@ def _hex(serial: int) -> str:
 
 
 _MAX_BATCH: Final = 10_000  # certificates per issue_many() call
+_MAX_TEMPLATES: Final = 32  # extension templates remembered per CA handle
 
 
 @attrs.frozen(kw_only=True)
@@ -334,7 +340,7 @@ class PKI:
             serial=self._serial(),
             not_before=now,
             not_after=now + lifetime,
-            extensions=extensions,
+            extensions=_wrap(extensions),
         )
 
         def run(txn: Txn) -> None:
@@ -547,6 +553,10 @@ def _aki(cert: x509.Certificate) -> bytes | None:
     return value.key_identifier
 
 
+def _wrap(extensions: Iterable[tuple[x509.ExtensionType, bool]]) -> list[Extension]:
+    return [x509.Extension(value.oid, critical, value) for value, critical in extensions]
+
+
 def _sign(
     key: CASigner,
     *,
@@ -556,7 +566,7 @@ def _sign(
     serial: int,
     not_before: _dt.datetime,
     not_after: _dt.datetime,
-    extensions: Sequence[tuple[x509.ExtensionType, bool]],
+    extensions: list[Extension],
 ) -> x509.Certificate:
     # One constructor call: the chained builder methods copy the builder each time.
     builder = x509.CertificateBuilder(
@@ -566,7 +576,7 @@ def _sign(
         serial_number=serial,
         not_valid_before=not_before,
         not_valid_after=not_after,
-        extensions=[x509.Extension(value.oid, critical, value) for value, critical in extensions],
+        extensions=extensions,
     )
     return sign_certificate(key, builder)
 
@@ -603,6 +613,10 @@ class CertificateAuthority:
             tuple[list[x509.Certificate], list[tuple[x509.Certificate, x509.NameConstraints]]]
             | None
         ) = None
+        # The extension template per leaf profile (see _template), keyed by
+        # the profile object's id; each entry holds the profile and the URLs
+        # it was built from, so a reused id or a changed URL is a miss.
+        self._templates: dict[int, tuple[Profile, str | None, str | None, ExtensionTemplate]] = {}
 
     def __repr__(self) -> str:
         return f"CertificateAuthority({self.name!r}, parent={self.parent!r})"
@@ -709,13 +723,14 @@ class CertificateAuthority:
             RevokedError: this CA (or its key) is revoked.
             CertificateError: this CA has expired.
         """
-        profile, subject_name, key, general = self._prepare_leaf(
+        profile, subject_name, key, general, algorithm = self._prepare_leaf(
             csr, public_key, subject, names, profile
         )
         return self._issue(
             profile=profile,
             subject=subject_name,
             public_key=key,
+            algorithm=algorithm,
             names=general,
             validity=validity,
             not_before=not_before,
@@ -728,8 +743,8 @@ class CertificateAuthority:
         subject: str | x509.Name | None,
         names: Sequence[str | x509.GeneralName] | None,
         profile: Profile | str,
-    ) -> tuple[Profile, x509.Name, CertificatePublicKey, list[x509.GeneralName]]:
-        """Check one end-entity request (see :meth:`issue`); what it certifies."""
+    ) -> tuple[Profile, x509.Name, CertificatePublicKey, list[x509.GeneralName], Algorithm]:
+        """Check one end-entity request (see :meth:`issue`); what it certifies, and its key type."""
         profile = _profile(profile)
         if profile.is_ca:
             raise InvalidArgumentError("CA certificates are made by create_intermediate()")
@@ -760,7 +775,7 @@ class CertificateAuthority:
                 raise InvalidArgumentError("subject= is required with public_key=")
             subject_name = _subject(subject, "")
             general = parse_names(names or ())
-        algorithm_of(key)  # type: ignore[arg-type]
+        algorithm = algorithm_of(key)  # type: ignore[arg-type]
         if not profile.copy_names and names is None:
             general = []
         if len(general) > _MAX_NAMES:
@@ -768,7 +783,7 @@ class CertificateAuthority:
                 f"too many subject alternative names ({len(general)} > {_MAX_NAMES})"
             )
         self._check_constraints(general)
-        return profile, subject_name, key, general  # type: ignore[return-value]
+        return profile, subject_name, key, general, algorithm  # type: ignore[return-value]
 
     def issue_many(self, requests: Sequence[IssueRequest]) -> list[x509.Certificate]:
         """Issue many end-entity certificates in one audited transaction.
@@ -824,13 +839,13 @@ class CertificateAuthority:
             return []
         signing_key = self._key()
         issued: list[tuple[x509.Certificate, str, dict[str, Any]]] = []
-        for (profile, subject, public_key, names), (start, end) in prepared:
+        for (profile, subject, public_key, names, algorithm), (start, end) in prepared:
             serial, cert = self._sign_new(
                 signing_key,
                 subject,
                 public_key,
                 (start, end),
-                self._leaf_extensions(profile, public_key, names),
+                self._leaf_extensions(profile, public_key, algorithm, names),
             )
             record = _cert_record(
                 serial,
@@ -861,7 +876,7 @@ class CertificateAuthority:
         subject: x509.Name,
         public_key: CertificatePublicKey,
         window: tuple[_dt.datetime, _dt.datetime],
-        extensions: Sequence[tuple[x509.ExtensionType, bool]],
+        extensions: list[Extension],
     ) -> tuple[int, x509.Certificate]:
         """A fresh random serial and the certificate this CA signs with it."""
         serial = self._pki._serial()
@@ -880,19 +895,51 @@ class CertificateAuthority:
         self,
         profile: Profile,
         public_key: CertificatePublicKey,
+        algorithm: Algorithm,
         names: Sequence[x509.GeneralName],
         constraints: x509.NameConstraints | None = None,
-    ) -> Sequence[tuple[x509.ExtensionType, bool]]:
-        return build_extensions(
+    ) -> list[Extension]:
+        """The extensions of one certificate this CA signs for ``public_key`` (of ``algorithm``)."""
+        if constraints is None:
+            template = self._template(profile)
+        else:  # a sub-CA's own constraints: built for this one certificate
+            template = self._new_template(profile, constraints)
+        return template.extensions(
+            key_identifier(public_key, algorithm), names, rsa_subject=algorithm in RSA_ALGORITHMS
+        )
+
+    def _new_template(
+        self, profile: Profile, constraints: x509.NameConstraints | None
+    ) -> ExtensionTemplate:
+        return extension_template(
             profile,
-            public_key=public_key,
-            issuer_public_key=self._public_key,  # type: ignore[arg-type]
             issuer_ski=self._ski,
-            names=names,
             constraints=constraints,
             crl_urls=[self.crl_url] if self.crl_url else (),
             ocsp_urls=[self.ocsp_url] if self.ocsp_url else (),
         )
+
+    def _template(self, profile: Profile) -> ExtensionTemplate:
+        """``profile``'s extension template from this CA, built once per profile.
+
+        What it holds depends only on the profile and on this handle's key
+        identifier (fixed: a renewed CA keeps its key) and URLs, which are
+        compared on every hit. A handle made from a changed CA record is a
+        new handle with an empty cache (:meth:`PKI._invalidate`).
+        """
+        entry = self._templates.get(id(profile))
+        if (
+            entry is not None
+            and entry[0] is profile
+            and entry[1] is self.crl_url
+            and entry[2] is self.ocsp_url
+        ):
+            return entry[3]
+        template = self._new_template(profile, None)
+        if len(self._templates) >= _MAX_TEMPLATES:  # profiles made per call: no growth
+            self._templates.clear()
+        self._templates[id(profile)] = (profile, self.crl_url, self.ocsp_url, template)
+        return template
 
     def _check_constraints(self, names: Sequence[x509.GeneralName]) -> None:
         """Refuse names that this CA's (or a parent's) name constraints exclude.
@@ -941,16 +988,19 @@ class CertificateAuthority:
         names: Sequence[x509.GeneralName],
         validity: _dt.timedelta | None,
         not_before: _dt.datetime | None,
+        algorithm: Algorithm | None = None,
         constraints: x509.NameConstraints | None = None,
         child: tuple[str, str, str | None, str | None] | None = None,
-        extensions: Sequence[tuple[x509.ExtensionType, bool]] | None = None,
+        extensions: list[Extension] | None = None,
         replaces: int | None = None,
         renews_ca: str | None = None,
     ) -> x509.Certificate:
         signing_key = self._key()
         start, end = self._validity(validity or profile.validity, not_before)
         if extensions is None:
-            extensions = self._leaf_extensions(profile, public_key, names, constraints)
+            if algorithm is None:
+                algorithm = algorithm_of(public_key)
+            extensions = self._leaf_extensions(profile, public_key, algorithm, names, constraints)
         serial, cert = self._sign_new(signing_key, subject, public_key, (start, end), extensions)
         der = cert.public_bytes(serialization.Encoding.DER)
         record_name = f"{self.name}:{_hex(serial)}"
@@ -1102,7 +1152,7 @@ class CertificateAuthority:
             names=(),
             validity=lifetime,
             not_before=None,
-            extensions=[(e.value, e.critical) for e in old.extensions],
+            extensions=list(old.extensions),
             replaces=issued.serial,
             renews_ca=issued.child_ca,
         )
@@ -1145,7 +1195,7 @@ class CertificateAuthority:
             serial=self._pki._serial(),
             not_before=now,
             not_after=now + lifetime,
-            extensions=[(e.value, e.critical) for e in old.extensions],
+            extensions=list(old.extensions),
         )
         der = cert.public_bytes(serialization.Encoding.DER)
 

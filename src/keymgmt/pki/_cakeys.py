@@ -41,8 +41,6 @@ import os
 import threading
 from typing import TYPE_CHECKING, Final
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
 from keymgmt._context import Context
 from keymgmt._store import Txn
 from keymgmt.algorithms import Algorithm, KeyUsage
@@ -55,6 +53,7 @@ from keymgmt.errors import (
     RevokedError,
     TokenUnavailableError,
 )
+from keymgmt.pki._keys import is_signing_key
 from keymgmt.pki._signer import TOKEN_KEY_KIND, CASigner, TokenKeyReference, TokenSigner
 from keymgmt.revocation import RevocationReason, SubjectKind
 
@@ -199,9 +198,7 @@ class CAKeys:
         except KeyUsageError:
             raise IntegrityError(f"the key {name} cannot sign certificates") from None
         private = getattr(loaded.loaded, "private", None)
-        if not isinstance(
-            private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-        ):
+        if not is_signing_key(private):
             raise IntegrityError(f"the key {name} cannot sign certificates")
         return private
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final, TypeAlias
+import hashlib
+from typing import Final, TypeAlias, TypeGuard
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 
@@ -13,11 +14,14 @@ from keymgmt.errors import UnsupportedAlgorithmError
 
 __all__ = [
     "CA_KEY_TYPES",
+    "RSA_ALGORITHMS",
     "CertificatePublicKey",
     "SigningKey",
     "algorithm_of",
     "ca_algorithm",
     "generate_key",
+    "is_signing_key",
+    "key_identifier",
     "signature_hash",
     "verify_signature",
 ]
@@ -40,6 +44,8 @@ CA_KEY_TYPES: Final = (
 )
 
 _RSA_BITS: Final = {Algorithm.RSA_2048: 2048, Algorithm.RSA_3072: 3072, Algorithm.RSA_4096: 4096}
+#: The RSA key algorithms (their subject keys may get keyEncipherment).
+RSA_ALGORITHMS: Final = frozenset(_RSA_BITS)
 
 
 def ca_algorithm(algorithm: Algorithm | str) -> Algorithm:
@@ -74,39 +80,94 @@ def generate_key(algorithm: Algorithm | str) -> SigningKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
 
 
+#: (family, is a private key) of each concrete key class seen so far:
+#: ``isinstance`` against cryptography's ABCs costs about a microsecond a
+#: check, and every issuance asks it of the subject key and the CA key.
+#: Only positive answers are remembered (a class registered with an ABC
+#: later is still found).
+_KINDS: dict[type, tuple[str, bool]] = {}
+_TYPES: Final = (
+    ("ed25519", ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey),
+    ("ec", ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey),
+    ("rsa", rsa.RSAPrivateKey, rsa.RSAPublicKey),
+)
+
+
+def _kind(key: object) -> tuple[str, bool] | None:
+    kind = _KINDS.get(type(key))
+    if kind is not None:
+        return kind
+    for family, private_type, public_type in _TYPES:
+        if isinstance(key, private_type):
+            kind = (family, True)
+        elif isinstance(key, public_type):
+            kind = (family, False)
+        else:
+            continue
+        _KINDS[type(key)] = kind
+        return kind
+    return None
+
+
+def is_signing_key(key: object) -> TypeGuard[SigningKey]:
+    """Whether ``key`` is a private key a CA signs with (Ed25519, EC or RSA)."""
+    kind = _kind(key)
+    return kind is not None and kind[1]
+
+
 def algorithm_of(key: SigningKey | CertificatePublicKey) -> Algorithm:
     """The keymgmt algorithm name of a private or public key.
 
     Raises:
         UnsupportedAlgorithmError: a key type or size keymgmt does not sign with.
     """
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+    kind = _kind(key)
+    family = None if kind is None else kind[0]
+    if family == "ed25519":
         return Algorithm.ED25519
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if isinstance(key.curve, ec.SECP256R1):
+    if family == "ec":
+        curve = key.curve  # type: ignore[union-attr]
+        if curve.name == "secp256r1":
             return Algorithm.ECDSA_P256
-        if isinstance(key.curve, ec.SECP384R1):
+        if curve.name == "secp384r1":
             return Algorithm.ECDSA_P384
-        raise UnsupportedAlgorithmError(
-            f"unsupported curve {key.curve.name}", algorithm=key.curve.name
-        )
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        raise UnsupportedAlgorithmError(f"unsupported curve {curve.name}", algorithm=curve.name)
+    if family == "rsa":
+        size = key.key_size  # type: ignore[union-attr]
         for algorithm, bits in _RSA_BITS.items():
-            if key.key_size == bits:
+            if size == bits:
                 return algorithm
-        raise UnsupportedAlgorithmError(
-            f"unsupported RSA key size {key.key_size}", algorithm=f"rsa-{key.key_size}"
-        )
+        raise UnsupportedAlgorithmError(f"unsupported RSA key size {size}", algorithm=f"rsa-{size}")
     raise UnsupportedAlgorithmError(
         f"unsupported key type {type(key).__name__}", algorithm=type(key).__name__
     )
 
 
+def key_identifier(public_key: CertificatePublicKey, algorithm: Algorithm) -> bytes:
+    """The subject key identifier of ``public_key`` (``algorithm``, from :func:`algorithm_of`).
+
+    RFC 5280 4.2.1.2 method 1, the SHA-1 of the subjectPublicKey BIT STRING:
+    the same bytes as ``x509.SubjectKeyIdentifier.from_public_key``, without
+    its type checks and, for EdDSA, without its SubjectPublicKeyInfo round
+    trip (the BIT STRING of an EdDSA key is its raw public key).
+    """
+    if algorithm is Algorithm.ED25519:
+        data = public_key.public_bytes_raw()  # type: ignore[union-attr]
+    elif algorithm in _RSA_BITS:
+        data = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    else:
+        data = public_key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    return hashlib.sha1(data, usedforsecurity=False).digest()
+
+
 def signature_hash(key: SigningKey) -> hashes.HashAlgorithm | None:
     """The hash a CA key signs with: none for Ed25519, SHA-384 for P-384, else SHA-256."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    kind = _kind(key)
+    if kind == ("ed25519", True):
         return None
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP384R1):
+    if kind == ("ec", True) and key.curve.name == "secp384r1":  # type: ignore[union-attr]
         return hashes.SHA384()
     return hashes.SHA256()
 
