@@ -37,9 +37,11 @@ token key has no key store lifecycle; its compromise revokes the subject
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import threading
-from typing import TYPE_CHECKING, Final
+import weakref
+from typing import TYPE_CHECKING, Any, Final
 
 from keymgmt._context import Context
 from keymgmt._store import Txn
@@ -53,7 +55,7 @@ from keymgmt.errors import (
     RevokedError,
     TokenUnavailableError,
 )
-from keymgmt.pki._keys import is_signing_key
+from keymgmt.pki._keys import SigningKey, is_signing_key
 from keymgmt.pki._signer import TOKEN_KEY_KIND, CASigner, TokenKeyReference, TokenSigner
 from keymgmt.revocation import RevocationReason, SubjectKind
 
@@ -88,6 +90,12 @@ class CAKeys:
         self._revocation = context.revocation
         self._tokens: dict[str, Pkcs11Token] = {}
         self._tokens_lock = threading.Lock()
+        # ref -> (the key store's loaded pair, weakly; the key store's epoch
+        # when load() checked it; when its state next changes by date;
+        # its revocation index names). See _still_usable.
+        self._checked: dict[
+            str, tuple[weakref.ref[Any], int, _dt.datetime | None, tuple[str, str]]
+        ] = {}
 
     def add_token(self, token: Pkcs11Token) -> None:
         """Let CA keys held in ``token`` sign (replaces a token of the same label)."""
@@ -180,7 +188,11 @@ class CAKeys:
         """
         if ref.startswith(TOKEN_REF_PREFIX):
             return self._load_from_token(ref)
+        signer = self._still_usable(ref)
+        if signer is not None:
+            return signer
         name, version = _split(ref)
+        epoch = self._key_store_epoch()  # read first: a change during use() makes it stale
         try:
             loaded = self._keys.use(name, version, usage=KeyUsage.SIGN_VERIFY)
         except RevokedError:
@@ -200,7 +212,50 @@ class CAKeys:
         private = getattr(loaded.loaded, "private", None)
         if not is_signing_key(private):
             raise IntegrityError(f"the key {name} cannot sign certificates")
+        if epoch is not None:
+            self._checked[ref] = (
+                weakref.ref(loaded.loaded),
+                epoch,
+                loaded.valid_until,
+                (f"{SubjectKind.KEY.value}:{ref}", f"{SubjectKind.KEY.value}:{name}"),
+            )
         return private
+
+    def _key_store_epoch(self) -> int | None:
+        # The key store bumps it on every change it sees to any key (state,
+        # revocation record, destruction, usage counts; here or, after a
+        # store sync, in another process). None: a key store without one,
+        # so nothing is remembered.
+        epoch = getattr(self._keys, "_epoch", None)
+        return epoch if isinstance(epoch, int) else None
+
+    def _still_usable(self, ref: str) -> SigningKey | None:
+        """The key of ``ref`` if :meth:`load` checked it and nothing changed since.
+
+        The key store's own check (:meth:`~keymgmt.keys.KeyStore.use`) costs
+        more than an Ed25519 signature. What it checked stays true until the
+        key store sees a change to a key (its epoch moves), a date in the
+        version's lifecycle passes (``valid_until``) or the key version or
+        key is revoked (one probe of the registry's index each); any of
+        these sends :meth:`load` back to the full check, which refuses what
+        is no longer usable. The loaded pair is held weakly: once the key
+        store drops it (destruction), it is not kept alive here.
+        """
+        entry = self._checked.get(ref)
+        if entry is None:
+            return None
+        pair, epoch, valid_until, names = entry
+        self._ctx.store.sync()  # another process's changes reach the key store first
+        if self._key_store_epoch() != epoch:
+            return None
+        if valid_until is not None and self._ctx.clock.now() >= valid_until:
+            return None
+        index = self._revocation.index
+        if names[0] in index or names[1] in index:
+            return None
+        loaded = pair()
+        private = getattr(loaded, "private", None)
+        return private if is_signing_key(private) else None
 
     def _load_from_token(self, ref: str) -> CASigner:
         record_name = ref[len(TOKEN_REF_PREFIX) :]
