@@ -96,11 +96,35 @@ class XAES256GCM:
         candidate: object = nonce
         if not isinstance(candidate, bytes) or len(candidate) != _NONCE_SIZE:
             raise InvalidArgumentError(f"an XAES-256-GCM nonce is {_NONCE_SIZE} bytes")
-        tail = (int.from_bytes(nonce[:_HALF]) ^ self.__k1_tail).to_bytes(_HALF)
+        return self.__subkey(nonce[:_HALF]), nonce[_HALF:]
+
+    def __subkey(self, prefix: bytes) -> AESGCM:
+        tail = (int.from_bytes(prefix) ^ self.__k1_tail).to_bytes(_HALF)
         blocks = self.__head1 + tail + self.__head2 + tail
         with self.__lock:
             derived = self.__ecb.update(blocks)
-        return AESGCM(derived), nonce[_HALF:]
+        return AESGCM(derived)
+
+    def subkey(self, prefix: bytes) -> AESGCM:
+        """The AES-256-GCM instance (key *Kx*) of every nonce starting with ``prefix``.
+
+        XAES-256-GCM of ``(prefix + n, data, aad)`` is exactly
+        ``subkey(prefix).encrypt(n, data, aad)``. For callers that keep one
+        random prefix for many messages and so derive *Kx* once: under one
+        prefix the second halves are plain random 96-bit GCM nonces, so the
+        caller must count its messages and take a fresh random prefix well
+        before 2^32 of them (NIST SP 800-38D).
+
+        Args:
+            prefix: the nonce's first 12 bytes.
+
+        Raises:
+            InvalidArgumentError: ``prefix`` is not 12 bytes.
+        """
+        candidate: object = prefix
+        if not isinstance(candidate, bytes) or len(candidate) != _HALF:
+            raise InvalidArgumentError(f"an XAES-256-GCM nonce prefix is {_HALF} bytes")
+        return self.__subkey(prefix)
 
     def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
         """Encrypt and authenticate ``data``, authenticate ``associated_data``.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import json
 import os
 import pickle
@@ -9,8 +11,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keymgmt import _codec
+from keymgmt._xaes import XAES256GCM
 from keymgmt.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -65,9 +69,65 @@ def test_seal_then_unseal_returns_the_plaintext(keyring: Keyring) -> None:
 
 def test_sealed_value_has_the_documented_layout(keyring: Keyring) -> None:
     sealed = keyring.seal("key", "k", b"abc")
-    assert sealed[0] == 1  # format version
+    assert sealed[0] == 2  # format version: XAES-256-GCM
     assert int.from_bytes(sealed[1:5], "big") == 1  # store key id
-    assert len(sealed) == 1 + 4 + 12 + 3 + 16
+    assert len(sealed) == 1 + 4 + 24 + 3 + 16
+
+
+def _store_key(keyring: Keyring) -> bytes:
+    return keyring._keys[1].reveal()
+
+
+def test_a_sealed_value_is_a_standard_xaes_256_gcm_ciphertext(keyring: Keyring) -> None:
+    sealed = keyring.seal("key", "k", b"abc")
+    xaes = XAES256GCM(_store_key(keyring))
+    assert xaes.decrypt(sealed[5:29], sealed[29:], record_aad("key", "k")) == b"abc"
+
+
+def test_values_sealed_in_the_first_format_are_still_read(keyring: Keyring) -> None:
+    # 0x01 | key id | 12-byte nonce | AES-256-GCM under the store key itself.
+    nonce = bytes(12)
+    old = (
+        b"\x01\x00\x00\x00\x01"
+        + nonce
+        + AESGCM(_store_key(keyring)).encrypt(nonce, b"old", record_aad("key", "k"))
+    )
+    assert keyring.unseal("key", "k", old) == b"old"
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        keyring.unseal("key", "other", old)
+
+
+def test_seals_share_a_nonce_prefix_until_its_limit_then_take_a_new_one(
+    keyring: Keyring,
+) -> None:
+    keyring._prefix_seals = 3
+    sealed = [keyring.seal("key", "k", b"x") for _ in range(7)]
+    prefixes = [value[5:17] for value in sealed]
+    assert prefixes[0] == prefixes[1] == prefixes[2]
+    assert prefixes[3] == prefixes[4] == prefixes[5] != prefixes[0]
+    assert prefixes[6] not in (prefixes[0], prefixes[3])
+    assert len({value[17:29] for value in sealed}) == 7  # second halves all fresh
+    assert all(keyring.unseal("key", "k", value) == b"x" for value in sealed)
+
+
+def test_no_prefix_seals_more_than_its_limit_across_threads(keyring: Keyring) -> None:
+    keyring._prefix_seals = 5
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        sealed = list(pool.map(lambda _: keyring.seal("key", "k", b"x"), range(400)))
+    counts = collections.Counter(value[5:17] for value in sealed)
+    assert max(counts.values()) <= 5
+    assert sum(counts.values()) == 400
+
+
+def test_another_keyring_of_the_same_store_unseals_every_prefix(
+    keyring: Keyring, backend: MemoryBackend, rng: SeededRandomness
+) -> None:
+    keyring._prefix_seals = 2
+    sealed = [keyring.seal("key", str(i), b"v%d" % i) for i in range(10)]
+    other = Keyring.open(backend, RawMasterKey(MASTER), rng)
+    assert [other.unseal("key", str(i), value) for i, value in enumerate(sealed)] == [
+        b"v%d" % i for i in range(10)
+    ]
 
 
 def test_sealing_twice_uses_fresh_nonces(keyring: Keyring) -> None:
@@ -88,13 +148,26 @@ def test_unsealing_under_another_kind_fails(keyring: Keyring) -> None:
         keyring.unseal("cert", "a", sealed)
 
 
-def test_a_truncated_value_fails_with_integrity_error(keyring: Keyring) -> None:
+@pytest.mark.parametrize("length", [0, 5, 20, 32, 44])
+def test_a_truncated_value_fails_with_integrity_error(keyring: Keyring, length: int) -> None:
     sealed = keyring.seal("key", "a", b"secret")
     with pytest.raises(IntegrityError, match="truncated"):
-        keyring.unseal("key", "a", sealed[:20])
+        keyring.unseal("key", "a", sealed[:length])
 
 
-@pytest.mark.parametrize("header", [b"\x02\x00\x00\x00\x01", b"\x01\x00\x00\x00\x09"])
+def test_every_flipped_byte_fails_authentication(keyring: Keyring) -> None:
+    sealed = keyring.seal("key", "a", b"secret")
+    for index in range(len(sealed)):
+        damaged = bytearray(sealed)
+        damaged[index] ^= 0x01
+        with pytest.raises(IntegrityError):
+            keyring.unseal("key", "a", bytes(damaged))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\x03\x00\x00\x00\x01", b"\x02\x00\x00\x00\x09", b"\x01\x00\x00\x00\x09"],
+)
 def test_an_unknown_version_or_store_key_fails(keyring: Keyring, header: bytes) -> None:
     sealed = keyring.seal("key", "a", b"secret")
     with pytest.raises(IntegrityError, match="damaged"):

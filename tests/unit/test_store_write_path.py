@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,9 +68,23 @@ def reference_seal(
     return struct.pack(">BI", 1, key_id) + nonce + AESGCM(key).encrypt(nonce, data, aad)
 
 
+def reference_xaes_key(key: bytes, prefix: bytes) -> bytes:
+    """XAES-256-GCM's derived key (C2SP), from the AES block function alone."""
+    block = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    top = int.from_bytes(block.update(bytes(16)))
+    k1 = ((top << 1) & ((1 << 128) - 1)) ^ (0x87 if top >> 127 else 0)
+    m1 = int.from_bytes(b"\x00\x01X\x00" + prefix) ^ k1
+    m2 = int.from_bytes(b"\x00\x02X\x00" + prefix) ^ k1
+    return block.update(m1.to_bytes(16) + m2.to_bytes(16))
+
+
 def reference_unseal(key: bytes, kind: str, name: str, sealed: bytes) -> bytes:
+    """Format 1: AES-256-GCM under the store key; format 2: XAES-256-GCM under it."""
     aad = b"keymgmt/seal/v1\x00" + kind.encode() + b"\x00" + name.encode()
-    return AESGCM(key).decrypt(sealed[5:17], sealed[17:], aad)
+    if sealed[0] == 1:
+        return AESGCM(key).decrypt(sealed[5:17], sealed[17:], aad)
+    assert sealed[0] == 2
+    return AESGCM(reference_xaes_key(key, sealed[5:17])).decrypt(sealed[17:29], sealed[29:], aad)
 
 
 def make_store(backend: Backend, clock: FakeClock, rng: SeededRandomness, **kwargs: Any) -> Store:
@@ -190,7 +205,8 @@ def test_the_system_source_seals_with_fresh_nonces_that_open(rng: SeededRandomne
 
     keyring = Keyring.initialize(MemoryBackend(), RawMasterKey(MASTER), SystemRandomness())
     first, second = keyring.seal("k", "n", b"x"), keyring.seal("k", "n", b"x")
-    assert first[5:17] != second[5:17]
+    assert first[5:17] == second[5:17]  # one XAES nonce prefix per keyring, for a while
+    assert first[17:29] != second[17:29]  # a fresh random second half each time
     assert keyring.unseal("k", "n", first) == keyring.unseal("k", "n", second) == b"x"
 
 

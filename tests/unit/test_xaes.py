@@ -71,6 +71,21 @@ def test_ciphertext_is_aes_256_gcm_under_c2sp_derived_key(
     assert made == AESGCM(bytes.fromhex(kx)).encrypt(SPEC_NONCE[12:], SPEC_PLAINTEXT, aad)
 
 
+@pytest.mark.parametrize(("key", "aad", "kx", "ciphertext"), SPEC_VECTORS)
+def test_subkey_is_the_c2sp_derived_key_of_the_nonce_prefix(
+    key: bytes, aad: bytes, kx: str, ciphertext: str
+) -> None:
+    subkey = XAES256GCM(key).subkey(SPEC_NONCE[:12])
+    assert subkey.encrypt(SPEC_NONCE[12:], SPEC_PLAINTEXT, aad).hex() == ciphertext
+    assert subkey.decrypt(SPEC_NONCE[12:], bytes.fromhex(ciphertext), aad) == SPEC_PLAINTEXT
+
+
+@pytest.mark.parametrize("prefix", [b"", b"x" * 11, b"x" * 13, b"x" * 24, "x" * 12])
+def test_subkey_needs_a_12_byte_prefix(prefix: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="nonce prefix is 12 bytes"):
+        XAES256GCM(KEY).subkey(prefix)  # type: ignore[arg-type]
+
+
 def test_accumulated_10000_iterations_match_c2sp_hash() -> None:
     # One SHAKE-128 stream over the empty input supplies, per iteration,
     # key[32] nonce[24] len(1) plaintext[len] len(1) aad[len]; a second

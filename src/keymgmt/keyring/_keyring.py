@@ -13,19 +13,36 @@ record's parameters, so editing them makes opening fail.
 
 Sealed value format (all integers big-endian)::
 
-    0x01 | store key id (4) | nonce (12) | AES-256-GCM ciphertext+tag
+    0x02 | store key id (4) | nonce (24) | XAES-256-GCM ciphertext+tag
 
-The associated data names the record: ``b"keymgmt/seal/v1" 0 kind 0 name``.
-A sealed value moved to another record, or any flipped byte, fails to
-unseal with :class:`~keymgmt.errors.IntegrityError`.
+XAES-256-GCM (:mod:`keymgmt._xaes`, C2SP) takes 192-bit nonces, so the
+store key has no practical seal limit: with AES-256-GCM's random 96-bit
+nonces NIST SP 800-38D allows 2^32 seals per key, which a busy store (one
+seal per KDC grant, certificate and audit head) could reach. XAES derives an
+AES-256-GCM key from the store key and the nonce's first 12 bytes; a keyring
+keeps one random prefix for up to :data:`PREFIX_SEALS` seals (counted in
+memory, exactly, per keyring object) and then draws a new one, so sealing
+costs one AES-256-GCM call, as before, and every value is still a standard
+XAES-256-GCM ciphertext under the store key with a random second half.
+Unsealing derives the prefix's key once and remembers it (a bounded cache).
+
+Values sealed before (format ``0x01 | store key id (4) | nonce (12) |
+AES-256-GCM ciphertext+tag``, straight under the store key) are still
+read; they are re-sealed in the new format whenever their record is
+written again.
+
+The associated data names the record: ``b"keymgmt/seal/v1" 0 kind 0 name``
+(both formats). A sealed value moved to another record, or any flipped
+byte, fails to unseal with :class:`~keymgmt.errors.IntegrityError`.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +51,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keymgmt import _codec
 from keymgmt._random import Randomness, SystemRandomness
 from keymgmt._secret import SecretBytes
+from keymgmt._xaes import XAES256GCM
 from keymgmt.errors import (
     ConflictError,
     IntegrityError,
@@ -43,15 +61,24 @@ from keymgmt.errors import (
 from keymgmt.keyring._sources import MasterKey, MasterKeySource
 from keymgmt.storage import Backend, Put, Record
 
-__all__ = ["KEYRING_RECORD", "Keyring", "record_aad"]
+__all__ = ["KEYRING_RECORD", "PREFIX_SEALS", "Keyring", "record_aad"]
 
 #: Where the keyring lives in the store: (kind, name).
 KEYRING_RECORD: Final = ("meta", "keyring")
 _FORMAT: Final = 1
-_SEAL_VERSION: Final = 1
+_GCM_VERSION: Final = 1  # read only: AES-256-GCM under the store key
+_XAES_VERSION: Final = 2  # written: XAES-256-GCM under the store key
 _HEADER: Final = struct.Struct(">BI")
 _NONCE: Final = 12
-_OVERHEAD: Final = _HEADER.size + _NONCE + 16
+_GCM_OVERHEAD: Final = _HEADER.size + _NONCE + 16
+_XAES_NONCE: Final = XAES256GCM.NONCE_SIZE
+_XAES_OVERHEAD: Final = _HEADER.size + _XAES_NONCE + 16
+#: Seals under one XAES nonce prefix (one derived AES-256-GCM key with random
+#: 96-bit nonces) before a keyring draws a new prefix: 2^31, half NIST SP
+#: 800-38D's 2^32 limit for random nonces.
+PREFIX_SEALS: Final = 2**31
+# Derived keys remembered for unsealing (prefixes of this and other processes).
+_SUBKEY_CACHE: Final = 256
 
 
 _AAD_PREFIX: Final = b"keymgmt/seal/v1\x00"
@@ -133,9 +160,9 @@ class Keyring:
         self._randomness = randomness
         self._keys = {key_id: SecretBytes(key) for key_id, key in store_keys.items()}
         self._aeads = {key_id: AESGCM(key) for key_id, key in store_keys.items()}
+        self._xaes = {key_id: XAES256GCM(key) for key_id, key in store_keys.items()}
         self._active = active
-        self._aead = self._aeads[active]
-        self._header = _HEADER.pack(_SEAL_VERSION, active)
+        self._header = _HEADER.pack(_XAES_VERSION, active)
         # Nonces straight from the OS for the system source (its token_bytes
         # only adds an argument check); any other source is asked as given.
         self._nonce: Callable[[int], bytes] = (
@@ -143,6 +170,12 @@ class Keyring:
         )
         self._revision = record.revision
         self._lock = threading.Lock()
+        self._prefix_seals = PREFIX_SEALS
+        # (key id, prefix) -> derived AES-256-GCM key, for unsealing.
+        self._subkeys: dict[tuple[int, bytes], AESGCM] = {}
+        # The sealing state, swapped as one tuple: header + prefix, its
+        # derived key, and the counter of seals made under it.
+        self._sealing = self._new_prefix()
 
     def __repr__(self) -> str:
         return f"Keyring(store_key_id={self._active})"
@@ -269,11 +302,37 @@ class Keyring:
 
     # -- sealing ---------------------------------------------------------------
 
+    def _new_prefix(self) -> tuple[bytes, AESGCM, Iterator[int]]:
+        """A fresh random nonce prefix: (header + prefix, its derived key, a seal counter)."""
+        prefix = self._nonce(_NONCE)
+        return (
+            self._header + prefix,
+            self._xaes[self._active].subkey(prefix),
+            itertools.count(),
+        )
+
+    def _next_prefix(self, spent: tuple[bytes, AESGCM, Iterator[int]]) -> tuple[bytes, AESGCM]:
+        """Replace the sealing prefix ``spent`` (once, however many threads ask)."""
+        with self._lock:
+            if self._sealing is spent:
+                self._sealing = self._new_prefix()
+            current = self._sealing
+        # The new prefix's first seal is counted like any other.
+        if next(current[2]) >= self._prefix_seals:
+            return self._next_prefix(current)
+        return current[0], current[1]
+
     def seal(self, kind: str, name: str, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` for the record ``(kind, name)``."""
         aad = record_aad(kind, name)
+        sealing = self._sealing
+        head, aead, seals = sealing
+        # next() on itertools.count is atomic: every seal under a prefix
+        # takes its own number, so none goes past the limit.
+        if next(seals) >= self._prefix_seals:
+            head, aead = self._next_prefix(sealing)
         nonce = self._nonce(_NONCE)
-        return self._header + nonce + self._aead.encrypt(nonce, plaintext, aad)
+        return head + nonce + aead.encrypt(nonce, plaintext, aad)
 
     def unseal(self, kind: str, name: str, sealed: bytes) -> bytes:
         """Decrypt a sealed value of the record ``(kind, name)``.
@@ -282,18 +341,42 @@ class Keyring:
             IntegrityError: the value was edited, truncated or belongs to
                 another record.
         """
-        if len(sealed) < _OVERHEAD:
+        if len(sealed) < _GCM_OVERHEAD:
             raise IntegrityError(f"sealed record {kind}/{name} is truncated", kind=kind, name=name)
         version, key_id = _HEADER.unpack_from(sealed)
-        aead = self._aeads.get(key_id)
-        if version != _SEAL_VERSION or aead is None:
+        aead: AESGCM | None
+        if version == _XAES_VERSION:
+            if len(sealed) < _XAES_OVERHEAD:
+                raise IntegrityError(
+                    f"sealed record {kind}/{name} is truncated", kind=kind, name=name
+                )
+            aead = self._subkey(key_id, sealed[_HEADER.size : _HEADER.size + _NONCE])
+            start = _HEADER.size + _NONCE
+        else:
+            aead = self._aeads.get(key_id) if version == _GCM_VERSION else None
+            start = _HEADER.size
+        if aead is None:
             raise IntegrityError(f"sealed record {kind}/{name} is damaged", kind=kind, name=name)
-        nonce = sealed[_HEADER.size : _HEADER.size + _NONCE]
+        nonce = sealed[start : start + _NONCE]
         try:
-            return aead.decrypt(nonce, sealed[_HEADER.size + _NONCE :], record_aad(kind, name))
+            return aead.decrypt(nonce, sealed[start + _NONCE :], record_aad(kind, name))
         except InvalidTag:
             raise IntegrityError(
                 f"sealed record {kind}/{name} failed authentication (edited or swapped)",
                 kind=kind,
                 name=name,
             ) from None
+
+    def _subkey(self, key_id: int, prefix: bytes) -> AESGCM | None:
+        """The derived key of an XAES nonce ``prefix`` under store key ``key_id`` (cached)."""
+        found = self._subkeys.get((key_id, prefix))
+        if found is not None:
+            return found
+        xaes = self._xaes.get(key_id)
+        if xaes is None:
+            return None
+        found = xaes.subkey(prefix)
+        if len(self._subkeys) >= _SUBKEY_CACHE:  # bounded, whoever sealed the values
+            self._subkeys.clear()
+        self._subkeys[(key_id, prefix)] = found
+        return found
