@@ -51,10 +51,9 @@ from keymgmt.audit import (
     check_details,
     current_actor,
     encode_entry,
-    entry_name,
     genesis,
 )
-from keymgmt.clock import Clock, ensure_aware
+from keymgmt.clock import Clock, SystemClock, ensure_aware
 from keymgmt.errors import ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, MasterKeySource
 from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
@@ -489,7 +488,9 @@ class Store:
                 self._head = None  # the write may or may not have landed
                 raise
             if head is not None:
-                self._head = (head[0], head[1], head[2], _head_revision(written, head[3]))
+                # The head was written with compare-and-set on revision
+                # head[3], so it is now at the next revision.
+                self._head = (head[0], head[1], head[2], head[3] + 1)
             self._notify(written)
             self._run_callbacks(txn)
             for entry in entries:
@@ -547,9 +548,14 @@ class Store:
                 seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
                 prev_b64 = _codec.b64e(prev)  # canonical, whatever the head held
                 revision = record.revision
-        now = self.now()
-        micros = _codec.to_micros(now)
-        sinks = bool(self._sinks)
+        if type(self.clock) is SystemClock:
+            # The wall clock's microseconds without building (and checking) a
+            # datetime: the same reading datetime.now(UTC) would give.
+            micros = time.time_ns() // 1000
+        else:
+            micros = _codec.to_micros(self.now())
+        # The entries themselves are built only for the audit sinks.
+        now = _codec.from_micros(micros) if self._sinks else None
         entries = []
         append = ops.append
         for operation, object_, outcome, actor, details in txn._events:
@@ -557,8 +563,8 @@ class Store:
             digest, digest_b64, stored = encode_entry(
                 seq, micros, prev_b64, actor, operation, object_, outcome, details
             )
-            append(Put(AUDIT_KIND, entry_name(seq), stored, 0))
-            if sinks:
+            append(Put(AUDIT_KIND, f"{seq:020d}", stored, 0))  # entry_name(seq)
+            if now is not None:
                 entries.append(
                     AuditEntry(
                         seq=seq,
@@ -640,14 +646,6 @@ def _covers(ranges: Sequence[tuple[str, str]], keys: Iterable[tuple[str, str]]) 
         for kind, name in keys
         for range_kind, prefix in ranges
     )
-
-
-def _head_revision(written: Sequence[Record], expected: int) -> int:
-    """The audit head's revision after a commit that wrote it (expected + 1)."""
-    for record in reversed(written):
-        if (record.kind, record.name) == AUDIT_HEAD:
-            return record.revision
-    return expected + 1
 
 
 def _jitter() -> float:

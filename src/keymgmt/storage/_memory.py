@@ -103,37 +103,37 @@ class MemoryBackend:
             check_operations(operations)
         with self._lock:
             self._check_open()
+            if not operations:
+                return []
             records = self._records
-            revisions = []
+            # Check every expected revision before changing anything (all or
+            # nothing); keep (key, operation, new revision) for the writes.
+            staged = []
             for op in operations:
-                current = records.get((op.kind, op.name))
+                key = (op.kind, op.name)
+                current = records.get(key)
                 revision = 0 if current is None else current.revision
-                if op.expected != revision and op.expected != ANY:
+                expected = op.expected
+                if expected != revision and expected != ANY:
                     raise ConflictError(
                         f"record {op.kind}/{op.name} is at revision {revision}, "
-                        f"expected {op.expected}",
+                        f"expected {expected}",
                         kind=op.kind,
                         name=op.name,
                     )
-                revisions.append(revision)
-            if not operations:
-                return []
+                staged.append((key, op, revision + 1))
             self._seq += 1
             seq = self._seq
             written: builtins.list[Record] = []
-            for op, revision in zip(operations, revisions, strict=True):
+            for key, op, revision in staged:
                 if isinstance(op, Delete):
-                    records.pop((op.kind, op.name), None)
+                    records.pop(key, None)
                     continue
                 data = op.data
                 record = Record(
-                    op.kind,
-                    op.name,
-                    data if type(data) is bytes else bytes(data),
-                    revision + 1,
-                    seq,
+                    key[0], key[1], data if type(data) is bytes else bytes(data), revision, seq
                 )
-                records[(op.kind, op.name)] = record
+                records[key] = record
                 written.append(record)
             return written
 

@@ -89,13 +89,16 @@ _UPSERT: Final = (
     "ON CONFLICT (kind, name) DO UPDATE SET "
     "data = excluded.data, revision = revision + 1, seq = excluded.seq RETURNING revision"
 )
+# Creation (expected revision 0) and compare-and-set updates know the new
+# revision (1, expected + 1): the row count says whether the write happened,
+# without a RETURNING clause (which SQLite runs through a temporary table).
 _INSERT: Final = (
     "INSERT INTO records (kind, name, data, revision, seq) VALUES (?, ?, ?, 1, ?) "
-    "ON CONFLICT (kind, name) DO NOTHING RETURNING revision"
+    "ON CONFLICT (kind, name) DO NOTHING"
 )
 _UPDATE: Final = (
     "UPDATE records SET data = ?, revision = revision + 1, seq = ? "
-    "WHERE kind = ? AND name = ? AND revision = ? RETURNING revision"
+    "WHERE kind = ? AND name = ? AND revision = ?"
 )
 _DELETE: Final = "DELETE FROM records WHERE kind = ? AND name = ?"
 
@@ -356,28 +359,42 @@ class SQLiteBackend:
             check_operations(operations)
         if not operations:
             return []
+        # _write() inlined: this is every transaction's path.
+        conn = self._conn
         try:
-            with self._write() as cur:
+            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                cur = conn.cursor()
                 seq = cur.execute(_NEXT_SEQ).fetchone()[0]
                 written: builtins.list[Record] = []
                 for op in operations:
                     # Compare-and-set in the write itself (one statement per
-                    # operation); a mismatch raises and _write rolls back.
+                    # operation); a mismatch raises and the batch rolls back.
                     if isinstance(op, Delete):
                         self._delete(cur, op)
                         continue
+                    kind, name, expected = op.kind, op.name, op.expected
                     data = bytes(op.data)
-                    params = (op.kind, op.name, data, seq)
-                    if op.expected == ANY:
-                        row = cur.execute(_UPSERT, params).fetchone()
-                    elif op.expected == 0:
-                        row = cur.execute(_INSERT, params).fetchone()
+                    if expected == 0:
+                        done = cur.execute(_INSERT, (kind, name, data, seq)).rowcount == 1
+                        revision = 1
+                    elif expected == ANY:
+                        row = cur.execute(_UPSERT, (kind, name, data, seq)).fetchone()
+                        done, revision = row is not None, row[0] if row else 0
                     else:
-                        row = cur.execute(_UPDATE, (data, seq, op.kind, op.name, op.expected))
-                        row = row.fetchone()
-                    if row is None:
+                        done = cur.execute(_UPDATE, (data, seq, kind, name, expected)).rowcount == 1
+                        revision = expected + 1
+                    if not done:
                         raise self._conflict(cur, op)
-                    written.append(Record(op.kind, op.name, data, row[0], seq))
+                    written.append(Record(kind, name, data, revision, seq))
+                self._retry_locked(lambda: conn.execute("COMMIT"))
+            except BaseException:
+                # As in _write: never leave the connection inside a
+                # transaction, and never mask the real error.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return written
