@@ -27,7 +27,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 from cryptography import x509
@@ -124,12 +124,33 @@ def _subject(value: str | x509.Name | None, default_cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, default_cn)])
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgumentError("the subject is empty")
-    if "=" in value:
-        try:
+    try:
+        if "=" in value:
             return x509.Name.from_rfc4514_string(value)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"invalid subject {value!r}: {exc}") from None
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])
+    except ValueError as exc:  # incl. a common name over 64 characters, lone surrogates
+        raise InvalidArgumentError(f"invalid subject {value!r}: {exc}") from None
+
+
+# A common name that RFC 4514 writes as it is: none of the characters it
+# escapes, no leading "#" or space, no trailing space (RFC 4514 2.4).
+_PLAIN_CN: Final = re.compile(r'[^\\"+,;<>\x00# ](?:[^\\"+,;<>\x00]*[^\\"+,;<>\x00 ])?')
+
+
+def _leaf_subject(value: str | x509.Name) -> tuple[x509.Name, str]:
+    """The subject of a leaf and its RFC 4514 text (for its record and audit entry).
+
+    A plain common name (the usual ``subject="svc"``) is written without
+    walking the Name (``rfc4514_string`` costs microseconds per
+    certificate); anything else is left to cryptography.
+
+    Raises:
+        InvalidArgumentError: an empty or malformed subject.
+    """
+    name = _subject(value, "")
+    if isinstance(value, str) and "=" not in value and _PLAIN_CN.fullmatch(value):
+        return name, "CN=" + value
+    return name, name.rfc4514_string()
 
 
 def _seconds(value: _dt.datetime) -> _dt.datetime:
@@ -140,8 +161,20 @@ def _hex(serial: int) -> str:
     return format(serial, "x")
 
 
+class _Leaf(NamedTuple):
+    """One checked end-entity request: what its certificate certifies."""
+
+    profile: Profile
+    subject: x509.Name
+    subject_text: str  # RFC 4514, for the record and the audit entry
+    public_key: CertificatePublicKey
+    names: list[x509.GeneralName]
+    algorithm: Algorithm
+
+
 _MAX_BATCH: Final = 10_000  # certificates per issue_many() call
 _MAX_TEMPLATES: Final = 32  # extension templates remembered per CA handle
+_ZERO: Final = _dt.timedelta(0)
 
 
 @attrs.frozen(kw_only=True)
@@ -665,17 +698,35 @@ class CertificateAuthority:
             return None
         return registry.get(SubjectKind.CERTIFICATE, self._own_subject)
 
+    def _now(self) -> _dt.datetime:
+        """Now by the manager's clock, to the second (certificate times have no fraction)."""
+        return self._ctx.clock.now().replace(microsecond=0)
+
     def _validity(
-        self, lifetime: _dt.timedelta, not_before: _dt.datetime | None
+        self,
+        lifetime: _dt.timedelta,
+        not_before: _dt.datetime | None,
+        now: _dt.datetime | None = None,
     ) -> tuple[_dt.datetime, _dt.datetime]:
-        now = _seconds(self._ctx.clock.now())
+        """The validity window of a certificate issued ``now`` (default: the clock's).
+
+        Raises:
+            InvalidArgumentError: a non-positive lifetime, or none left before the CA expires.
+            CertificateError: this CA has expired.
+        """
+        if now is None:
+            now = self._now()
         start = now if not_before is None else _seconds(ensure_aware(not_before, "not_before"))
-        if lifetime <= _dt.timedelta(0):
+        if lifetime <= _ZERO:
             raise InvalidArgumentError("validity must be positive")
-        if now > self._not_after:
+        ca_end = self._not_after
+        if now > ca_end:
             raise CertificateError(f"the CA {self.name!r} has expired", ca=self.name)
-        start = max(start, self._not_before)
-        end = min(start + lifetime, self._not_after)
+        if start < self._not_before:
+            start = self._not_before
+        end = start + lifetime
+        if end > ca_end:
+            end = ca_end
         if end <= start:
             raise InvalidArgumentError("the validity ends before it starts (CA expiry)")
         return start, end
@@ -723,15 +774,14 @@ class CertificateAuthority:
             RevokedError: this CA (or its key) is revoked.
             CertificateError: this CA has expired.
         """
-        profile, subject_name, key, general, algorithm = self._prepare_leaf(
-            csr, public_key, subject, names, profile
-        )
+        leaf = self._prepare_leaf(csr, public_key, subject, names, profile)
         return self._issue(
-            profile=profile,
-            subject=subject_name,
-            public_key=key,
-            algorithm=algorithm,
-            names=general,
+            profile=leaf.profile,
+            subject=leaf.subject,
+            subject_text=leaf.subject_text,
+            public_key=leaf.public_key,
+            algorithm=leaf.algorithm,
+            names=leaf.names,
             validity=validity,
             not_before=not_before,
         )
@@ -743,8 +793,8 @@ class CertificateAuthority:
         subject: str | x509.Name | None,
         names: Sequence[str | x509.GeneralName] | None,
         profile: Profile | str,
-    ) -> tuple[Profile, x509.Name, CertificatePublicKey, list[x509.GeneralName], Algorithm]:
-        """Check one end-entity request (see :meth:`issue`); what it certifies, and its key type."""
+    ) -> _Leaf:
+        """Check one end-entity request (see :meth:`issue`); what it certifies."""
         profile = _profile(profile)
         if profile.is_ca:
             raise InvalidArgumentError("CA certificates are made by create_intermediate()")
@@ -760,7 +810,11 @@ class CertificateAuthority:
             if not valid:
                 raise InvalidSignatureError()
             key: object = csr.public_key()
-            subject_name = _subject(subject, "") if subject is not None else csr.subject
+            if subject is not None:
+                subject_name, subject_text = _leaf_subject(subject)
+            else:
+                subject_name = csr.subject
+                subject_text = subject_name.rfc4514_string()
             if names is None and profile.copy_names:
                 try:
                     san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -773,7 +827,7 @@ class CertificateAuthority:
             key = public_key
             if subject is None:
                 raise InvalidArgumentError("subject= is required with public_key=")
-            subject_name = _subject(subject, "")
+            subject_name, subject_text = _leaf_subject(subject)
             general = parse_names(names or ())
         algorithm = algorithm_of(key)  # type: ignore[arg-type]
         if not profile.copy_names and names is None:
@@ -783,7 +837,7 @@ class CertificateAuthority:
                 f"too many subject alternative names ({len(general)} > {_MAX_NAMES})"
             )
         self._check_constraints(general)
-        return profile, subject_name, key, general, algorithm  # type: ignore[return-value]
+        return _Leaf(profile, subject_name, subject_text, key, general, algorithm)  # type: ignore[arg-type]
 
     def issue_many(self, requests: Sequence[IssueRequest]) -> list[x509.Certificate]:
         """Issue many end-entity certificates in one audited transaction.
@@ -815,6 +869,7 @@ class CertificateAuthority:
                 f"at most {_MAX_BATCH} certificates per issue_many() call, got {len(requests)}"
             )
         prepared = []
+        now = self._now()  # one issuance time for the batch (one transaction)
         for index, request in enumerate(requests):
             if not isinstance(request, IssueRequest):
                 raise InvalidArgumentError(
@@ -828,7 +883,9 @@ class CertificateAuthority:
                     request.names,
                     request.profile,
                 )
-                window = self._validity(request.validity or leaf[0].validity, request.not_before)
+                window = self._validity(
+                    request.validity or leaf.profile.validity, request.not_before, now
+                )
             except KeyMgmtError as exc:
                 exc.message = f"request {index}: {exc}"
                 exc.args = (exc.message,)
@@ -839,19 +896,19 @@ class CertificateAuthority:
             return []
         signing_key = self._key()
         issued: list[tuple[x509.Certificate, str, dict[str, Any]]] = []
-        for (profile, subject, public_key, names, algorithm), (start, end) in prepared:
+        for leaf, (start, end) in prepared:
             serial, cert = self._sign_new(
                 signing_key,
-                subject,
-                public_key,
+                leaf.subject,
+                leaf.public_key,
                 (start, end),
-                self._leaf_extensions(profile, public_key, algorithm, names),
+                self._leaf_extensions(leaf.profile, leaf.public_key, leaf.algorithm, leaf.names),
             )
             record = _cert_record(
                 serial,
                 cert.public_bytes(serialization.Encoding.DER),
-                profile,
-                subject.rfc4514_string(),
+                leaf.profile,
+                leaf.subject_text,
                 start,
                 end,
             )
@@ -988,6 +1045,7 @@ class CertificateAuthority:
         names: Sequence[x509.GeneralName],
         validity: _dt.timedelta | None,
         not_before: _dt.datetime | None,
+        subject_text: str | None = None,
         algorithm: Algorithm | None = None,
         constraints: x509.NameConstraints | None = None,
         child: tuple[str, str, str | None, str | None] | None = None,
@@ -1004,7 +1062,8 @@ class CertificateAuthority:
         serial, cert = self._sign_new(signing_key, subject, public_key, (start, end), extensions)
         der = cert.public_bytes(serialization.Encoding.DER)
         record_name = f"{self.name}:{_hex(serial)}"
-        subject_text = subject.rfc4514_string()
+        if subject_text is None:
+            subject_text = subject.rfc4514_string()
 
         def run(txn: Txn) -> None:
             # Never read: the put's compare-and-set requires the record to be

@@ -14,10 +14,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from keymgmt import KeyManager
 from keymgmt.algorithms import Algorithm, KeyUsage
-from keymgmt.errors import KeyStateError, RevokedError, UnsupportedAlgorithmError
+from keymgmt.errors import (
+    InvalidArgumentError,
+    KeyStateError,
+    RevokedError,
+    UnsupportedAlgorithmError,
+)
 from keymgmt.pki import (
     CODE_SIGNING,
     OCSP_SIGNING,
@@ -28,6 +35,7 @@ from keymgmt.pki import (
     IssueRequest,
     Profile,
 )
+from keymgmt.pki._ca import _leaf_subject
 from keymgmt.pki._keys import (
     CertificatePublicKey,
     algorithm_of,
@@ -320,3 +328,59 @@ def test_only_private_keys_are_signing_keys() -> None:
     assert not is_signing_key(None)
     assert signature_hash(private).name == "sha384"  # type: ignore[union-attr]
     assert signature_hash(ed25519.Ed25519PrivateKey.generate()) is None
+
+
+# -- the subject's text ----------------------------------------------------------------
+
+
+@example("svc")
+@example("#ops")
+@example(" lead")
+@example("trail ")
+@example("mid dle")
+@example("a\\b")
+@example('say "hi"')
+@example("a+b")
+@example("a,b")
+@example("a;b")
+@example("<x>")
+@example("nul\x00")
+@example("#")
+@example("x")
+@given(
+    st.text(
+        alphabet=st.sampled_from(list('ab Z9#\\"+,;<>=\x00é-.')) | st.characters(),
+        min_size=1,
+        max_size=64,
+    )
+)
+def test_leaf_subject_text_is_cryptographys_rfc4514_string(value: str) -> None:
+    try:
+        name, text = _leaf_subject(value)
+    except InvalidArgumentError:
+        return  # blank, malformed RFC 4514, or not encodable: refused, not written
+    assert text == name.rfc4514_string()
+
+
+def test_a_common_name_over_64_characters_is_an_invalid_argument(
+    issuing: CertificateAuthority,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid subject"):
+        issuing.issue(
+            public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+            subject="x" * 65,
+            names=["svc.example.com"],
+        )
+
+
+def test_issued_records_and_audit_entries_name_the_escaped_subject(
+    km: KeyManager, issuing: CertificateAuthority
+) -> None:
+    cert = issuing.issue(
+        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        subject="#ops, team ",
+        names=["svc.example.com"],
+    )
+    assert issuing.get(cert.serial_number).subject == "CN=\\#ops\\, team\\ "
+    entry = km.audit.tail(1)[0]
+    assert entry.details["subject"] == "CN=\\#ops\\, team\\ "
