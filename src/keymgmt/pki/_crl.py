@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from keymgmt.pki._signer import CASigner, sign_crl
 from keymgmt.revocation import RevocationReason
@@ -38,6 +39,7 @@ _FLAGS: Final = {
     RevocationReason.AA_COMPROMISE: x509.ReasonFlags.aa_compromise,
 }
 _REASONS: Final = {flag: reason for reason, flag in _FLAGS.items()}
+_SHA256: Final = hashes.SHA256()
 _PROGRESS_MASK: Final = 4096 - 1  # build_crl reports progress every 4,096 entries
 
 
@@ -169,7 +171,14 @@ class CRLIndex:
 
 
 class CRLIndexCache:
-    """A small LRU of :class:`CRLIndex` keyed by the CRL's signature."""
+    """A small LRU of :class:`CRLIndex` keyed by the SHA-256 of the CRL's whole DER.
+
+    Not by its signature: with ECDSA anyone can compute a public key under
+    which a published signature verifies over a message of their choosing,
+    so a CRL with another CRL's signature bytes but other contents (signed,
+    say, by an attacker's CA under another trust anchor of the same
+    verifier) must not share its index.
+    """
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
@@ -178,7 +187,7 @@ class CRLIndexCache:
 
     def get(self, crl: x509.CertificateRevocationList) -> CRLIndex:
         """The index of ``crl``, built once."""
-        key = crl.signature
+        key = crl.fingerprint(_SHA256)
         with self._lock:
             found = self._items.get(key)
             if found is not None:

@@ -1,0 +1,250 @@
+"""Regression tests for the verify-side findings of the PKI security review (issue #5)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+from keymgmt.errors import CertificateRevokedError
+from keymgmt.pki import CertificateVerifier, Purpose
+from keymgmt.pki._crl import CRLIndexCache
+from keymgmt.pki._signer import der_read, der_tlv
+
+_NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _ca(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    signer: ec.EllipticCurvePrivateKey,
+    *,
+    issuer: x509.Name | None = None,
+    key_usage: bool = True,
+    serial: int = 1 << 70,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(_NOW - _dt.timedelta(days=1))
+        .not_valid_after(_NOW + _dt.timedelta(days=365))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    if key_usage:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
+        ).add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _leaf(
+    cn: str, issuer: x509.Certificate, signer: ec.EllipticCurvePrivateKey, serial: int
+) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(_NOW - _dt.timedelta(days=1))
+        .not_valid_after(_NOW + _dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+        .sign(signer, hashes.SHA256())
+    )
+
+
+def _crl(
+    issuer: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    revoked: tuple[int, ...] = (),
+    *,
+    this_update: _dt.datetime = _NOW - _dt.timedelta(minutes=1),
+    next_update: _dt.datetime | None = _NOW + _dt.timedelta(days=1),
+) -> x509.CertificateRevocationList:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(this_update)
+        .next_update(next_update or this_update + _dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(1), critical=False)
+    )
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(this_update - _dt.timedelta(minutes=1))
+            .build()
+        )
+    crl = builder.sign(key, hashes.SHA256())
+    if next_update is None:
+        crl = _without_next_update(crl, key)
+    return crl
+
+
+def _children(content: bytes) -> list[bytes]:
+    out, at = [], 0
+    while at < len(content):
+        _, _, end = der_read(content, at)
+        out.append(content[at:end])
+        at = end
+    return out
+
+
+def _reassemble(tbs: bytes, crl: x509.CertificateRevocationList, signature: bytes) -> bytes:
+    """A CRL's DER with ``tbs`` and ``signature`` around ``crl``'s algorithm."""
+    _, outer, _ = der_read(crl.public_bytes(serialization.Encoding.DER))
+    algorithm = _children(outer)[1]
+    return der_tlv(0x30, tbs + algorithm + der_tlv(0x03, b"\x00" + signature))
+
+
+def _without_next_update(
+    crl: x509.CertificateRevocationList, key: ec.EllipticCurvePrivateKey
+) -> x509.CertificateRevocationList:
+    """``crl`` re-signed without its nextUpdate (the builder always writes one)."""
+    _, content, _ = der_read(crl.tbs_certlist_bytes)
+    parts = _children(content)
+    assert parts[4][0] in (0x17, 0x18)  # version, algorithm, issuer, thisUpdate, nextUpdate
+    tbs = der_tlv(0x30, b"".join(parts[:4] + parts[5:]))
+    signature = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    out = x509.load_der_x509_crl(_reassemble(tbs, crl, signature))
+    assert out.next_update_utc is None
+    return out
+
+
+# -- finding 3: the CRL index cache is keyed by the whole CRL ----------------------
+
+# P-256 affine arithmetic over public values only (the duplicate-signature key).
+_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+_G = (
+    0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+    0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5,
+)
+_Point = tuple[int, int] | None
+
+
+def _add(p1: _Point, p2: _Point) -> _Point:
+    if p1 is None:
+        return p2
+    if p2 is None:
+        return p1
+    (x1, y1), (x2, y2) = p1, p2
+    if x1 == x2 and (y1 + y2) % _P == 0:
+        return None
+    if p1 == p2:
+        slope = (3 * x1 * x1 - 3) * pow(2 * y1, -1, _P)
+    else:
+        slope = (y2 - y1) * pow(x2 - x1, -1, _P)
+    x3 = (slope * slope - x1 - x2) % _P
+    return x3, (slope * (x1 - x3) - y1) % _P
+
+
+def _mul(k: int, point: _Point) -> _Point:
+    out: _Point = None
+    while k:
+        if k & 1:
+            out = _add(out, point)
+        point, k = _add(point, point), k >> 1
+    return out
+
+
+def _lifts(x: int) -> bool:
+    rhs = (x**3 - 3 * x + _B) % _P
+    return pow(rhs, (_P + 1) // 4, _P) ** 2 % _P == rhs
+
+
+def _same_signature_forgery(
+    victim: x509.CertificateRevocationList, template: x509.CertificateRevocationList
+) -> tuple[x509.CertificateRevocationList, ec.EllipticCurvePublicKey]:
+    """``template``'s contents under ``victim``'s signature bytes, and a key it verifies under."""
+    tbs = template.tbs_certlist_bytes
+    r, s = decode_dss_signature(victim.signature)
+    digest = int.from_bytes(hashlib.sha256(tbs).digest(), "big")
+    point = (r, pow((r**3 - 3 * r + _B) % _P, (_P + 1) // 4, _P))
+    s_inv = pow(s, -1, _N)
+    u1, u2 = digest * s_inv % _N, r * s_inv % _N
+    q = _mul(pow(u2, -1, _N), _add(point, _mul(_N - u1, _G)))
+    assert q is not None
+    key = ec.EllipticCurvePublicNumbers(q[0], q[1], ec.SECP256R1()).public_key()
+    forged = x509.load_der_x509_crl(_reassemble(tbs, template, victim.signature))
+    assert forged.signature == victim.signature
+    assert forged.is_signature_valid(key)
+    return forged, key
+
+
+def test_crl_index_cache_does_not_share_an_index_between_crls_with_equal_signatures() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = _ca(_name("ca"), key.public_key(), key)
+    listed = _crl(ca, key, revoked=(1234,))
+    empty = _crl(ca, key)
+    # Same signature bytes, other contents (the signature need not verify here).
+    lookalike = x509.load_der_x509_crl(
+        _reassemble(empty.tbs_certlist_bytes, empty, listed.signature)
+    )
+    cache = CRLIndexCache()
+    assert 1234 in cache.get(listed).entries
+    assert cache.get(lookalike).entries == {}
+    assert 1234 in cache.get(listed).entries
+
+
+def test_a_crl_forged_with_a_published_ecdsa_signature_does_not_hide_a_revocation() -> None:
+    victim_key = ec.generate_private_key(ec.SECP256R1())
+    victim_root = _ca(_name("victim root"), victim_key.public_key(), victim_key)
+    victim_leaf = _leaf("victim leaf", victim_root, victim_key, 1 << 80)
+    victim_crl = _crl(victim_root, victim_key, revoked=(victim_leaf.serial_number,))
+    while not _lifts(decode_dss_signature(victim_crl.signature)[0]):  # half of all r lift
+        victim_crl = _crl(victim_root, victim_key, revoked=(victim_leaf.serial_number,))
+    attacker_key = ec.generate_private_key(ec.SECP256R1())
+    attacker_root = _ca(_name("attacker root"), attacker_key.public_key(), attacker_key)
+    attacker_leaf = _leaf("attacker leaf", attacker_root, attacker_key, 1 << 81)
+    forged, forged_key = _same_signature_forgery(victim_crl, _crl(attacker_root, attacker_key))
+    # The attacker's root certifies the forged key as a CRL signer of its own name.
+    crl_signer = _ca(
+        attacker_root.subject,
+        forged_key,
+        attacker_key,
+        issuer=attacker_root.subject,
+        key_usage=False,
+        serial=1 << 82,
+    )
+    verifier = CertificateVerifier(trust_anchors=[victim_root, attacker_root])
+    verifier.verify(  # the attacker's own verification reads the forged CRL first
+        attacker_leaf,
+        intermediates=[crl_signer],
+        crls=[_crl(attacker_root, attacker_key), forged],
+        at=_NOW,
+        purpose=Purpose.ANY,
+    )
+    with pytest.raises(CertificateRevokedError):
+        verifier.verify(victim_leaf, crls=[victim_crl], at=_NOW, purpose=Purpose.ANY)
