@@ -10,7 +10,11 @@ revoked / unknown, and the time. Malformed requests get a signed-nothing
 
 :func:`check_ocsp_response` is the client side: it matches the response to
 the certificate and issuer, checks who signed it (the issuer or a responder
-the issuer delegated to), the freshness window and the nonce.
+the issuer delegated to), the freshness window and the nonce. A response
+without nextUpdate (RFC 6960 4.2.2.1: "newer information is always
+available") is accepted only while its thisUpdate is at most ``max_age``
+(default :data:`DEFAULT_OCSP_MAX_AGE`, 7 days) old: otherwise a response
+captured once would vouch for the certificate forever.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from keymgmt.pki._signer import CASigner, sign_ocsp
 from keymgmt.revocation import RevocationReason
 
 __all__ = [
+    "DEFAULT_OCSP_MAX_AGE",
     "CertStatus",
     "OCSPResponder",
     "OCSPStatus",
@@ -244,6 +249,10 @@ def _is_delegate(candidate: x509.Certificate, issuer: x509.Certificate, at: _dt.
 
 _POLICY_HASHES: Final = frozenset({"sha256", "sha384", "sha512"})  # as for certificates
 
+#: How old (thisUpdate before the validation time) a response without
+#: nextUpdate may be and still count (:func:`check_ocsp_response`'s ``max_age``).
+DEFAULT_OCSP_MAX_AGE: Final = _dt.timedelta(days=7)
+
 
 def check_ocsp_response(
     response: bytes | ocsp.OCSPResponse,
@@ -253,6 +262,7 @@ def check_ocsp_response(
     at: _dt.datetime,
     nonce: bytes | None = None,
     skew: _dt.timedelta = _dt.timedelta(minutes=5),
+    max_age: _dt.timedelta = DEFAULT_OCSP_MAX_AGE,
 ) -> OCSPStatus:
     """Check an OCSP response about ``cert`` and return what it says.
 
@@ -263,6 +273,8 @@ def check_ocsp_response(
         at: the validation time; the response must be fresh then.
         nonce: the nonce sent in the request (must be echoed) or None.
         skew: clock tolerance on thisUpdate/nextUpdate.
+        max_age: for a response without nextUpdate, how long after its
+            thisUpdate (plus ``skew``) it still counts; older is stale.
 
     Returns:
         the status (good, revoked with time and reason, unknown).
@@ -270,13 +282,17 @@ def check_ocsp_response(
     Raises:
         MalformedInputError: the response does not parse.
         CertificateVerificationError: unsuccessful, about another certificate,
-            wrongly signed, stale or not yet valid, or the nonce does not match
-            (``reason`` = ``ocsp-...``).
+            wrongly signed, stale (past nextUpdate, or without nextUpdate and
+            older than ``max_age``) or not yet valid, or the nonce does not
+            match (``reason`` = ``ocsp-...``).
+        InvalidArgumentError: naive ``at``, or a negative ``max_age``.
     """
     at = ensure_aware(at, "at")
+    if max_age < _dt.timedelta(0):
+        raise InvalidArgumentError("the OCSP max_age must not be negative")
     parsed = response if isinstance(response, ocsp.OCSPResponse) else load_ocsp_response(response)
     try:
-        return _check(parsed, cert, issuer, at, nonce, skew)
+        return _check(parsed, cert, issuer, at, nonce, skew, max_age)
     except KeyMgmtError:
         raise
     except Exception as exc:  # lazily parsed fields of a hostile response
@@ -290,6 +306,7 @@ def _check(
     at: _dt.datetime,
     nonce: bytes | None,
     skew: _dt.timedelta,
+    max_age: _dt.timedelta,
 ) -> OCSPStatus:
     if parsed.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise _fail(
@@ -336,6 +353,13 @@ def _check(
         raise _fail("the OCSP response is not yet valid", "ocsp-not-yet-valid")
     if next_update is not None and next_update + skew < at:
         raise _fail("the OCSP response is stale", "ocsp-stale")
+    if next_update is None and at - this_update > max_age + skew:
+        raise _fail(
+            "the OCSP response has no nextUpdate and its thisUpdate is "
+            f"{(at - this_update).total_seconds():.0f} s old, more than the "
+            f"{max_age.total_seconds():.0f} s allowed",
+            "ocsp-stale",
+        )
     if nonce is not None:
         echoed = None
         for ext in parsed.extensions:

@@ -72,7 +72,7 @@ from keymgmt.errors import (
 )
 from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache, reason_from_flag
 from keymgmt.pki._failure import VerificationFailure, refusal
-from keymgmt.pki._ocsp import CertStatus, check_ocsp_response
+from keymgmt.pki._ocsp import DEFAULT_OCSP_MAX_AGE, CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
 from keymgmt.pki._pathval import acceptable_signature, extension_value, validate_path
 from keymgmt.pki._policy import PolicyInputs, check_policies
@@ -220,9 +220,11 @@ class CertificateVerifier:
         policy: what to do when a certificate's status is unknown.
         max_depth: the longest chain accepted (intermediates below the anchor).
         crl_skew: tolerance on CRL thisUpdate/nextUpdate.
+        ocsp_max_age: how old (thisUpdate before the validation time) an
+            OCSP response without nextUpdate may be and still count.
 
     Raises:
-        InvalidArgumentError: no trust anchors.
+        InvalidArgumentError: no trust anchors, or a negative ``ocsp_max_age``.
     """
 
     def __init__(
@@ -234,9 +236,12 @@ class CertificateVerifier:
         policy: RevocationPolicy = RevocationPolicy.REQUIRE,
         max_depth: int = 8,
         crl_skew: _dt.timedelta = _dt.timedelta(minutes=5),
+        ocsp_max_age: _dt.timedelta = DEFAULT_OCSP_MAX_AGE,
     ) -> None:
         if not trust_anchors:
             raise InvalidArgumentError("at least one trust anchor is needed")
+        if ocsp_max_age < _dt.timedelta(0):
+            raise InvalidArgumentError("the OCSP max_age must not be negative")
         self._anchors = tuple(trust_anchors)
         self._anchor_set = frozenset(self._anchors)
         self._intermediates = tuple(intermediates)
@@ -244,6 +249,7 @@ class CertificateVerifier:
         self._policy = RevocationPolicy(policy)
         self._max_depth = max_depth
         self._skew = crl_skew
+        self._ocsp_max_age = ocsp_max_age
         fast_anchors = [a for a in self._anchors if not _is_eddsa(a)]
         self._store = Store(fast_anchors) if fast_anchors else None
         self._ca_policy, self._ee_policy = _relaxed_policies()
@@ -689,8 +695,12 @@ class CertificateVerifier:
             if crl.issuer not in names:
                 continue
             next_update = crl.next_update_utc
-            if crl.last_update_utc > at + self._skew or (
-                next_update is not None and next_update + self._skew < at
+            # RFC 5280 5.1.2.5: conforming CRL issuers MUST include nextUpdate.
+            # One without it would count forever once captured: not a source.
+            if (
+                next_update is None
+                or crl.last_update_utc > at + self._skew
+                or next_update + self._skew < at
             ):
                 continue
             try:
@@ -782,7 +792,9 @@ class CertificateVerifier:
     ) -> tuple[bool, CRLEntry | None]:
         for response in responses:
             try:
-                status = check_ocsp_response(response, cert=cert, issuer=issuer, at=at)
+                status = check_ocsp_response(
+                    response, cert=cert, issuer=issuer, at=at, max_age=self._ocsp_max_age
+                )
             except CertificateVerificationError:
                 continue
             if status.status is CertStatus.GOOD:

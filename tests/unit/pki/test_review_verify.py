@@ -10,14 +10,33 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from keymgmt.errors import CertificateRevokedError
-from keymgmt.pki import CertificateVerifier, Purpose
+from keymgmt.errors import (
+    CertificateRevokedError,
+    CertificateVerificationError,
+    InvalidArgumentError,
+)
+from keymgmt.pki import (
+    CertificateVerifier,
+    CertStatus,
+    Purpose,
+    RevocationPolicy,
+    RevocationSource,
+    VerificationFailure,
+    check_ocsp_response,
+)
 from keymgmt.pki._crl import CRLIndexCache
+from keymgmt.pki._ocsp import DEFAULT_OCSP_MAX_AGE
 from keymgmt.pki._signer import der_read, der_tlv
 
 _NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
+
+
+def _reason(exc: BaseException) -> object:
+    """A refusal's ``reason`` (set by the error's keyword arguments)."""
+    return getattr(exc, "reason", None)
 
 
 def _name(cn: str) -> x509.Name:
@@ -248,3 +267,130 @@ def test_a_crl_forged_with_a_published_ecdsa_signature_does_not_hide_a_revocatio
     )
     with pytest.raises(CertificateRevokedError):
         verifier.verify(victim_leaf, crls=[victim_crl], at=_NOW, purpose=Purpose.ANY)
+
+
+# -- finding 4: no nextUpdate is no licence to be used forever ---------------------
+
+
+class _Foreign:
+    """A foreign root and a client leaf under it (not the store's: no registry answer)."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.root = _ca(_name("foreign root"), self.key.public_key(), self.key)
+        self.leaf = _leaf("leaf", self.root, self.key, 1 << 71)
+
+    def ocsp(
+        self, this_update: _dt.datetime, next_update: _dt.datetime | None
+    ) -> ocsp.OCSPResponse:
+        return (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=self.leaf,
+                issuer=self.root,
+                algorithm=hashes.SHA256(),
+                cert_status=ocsp.OCSPCertStatus.GOOD,
+                this_update=this_update,
+                next_update=next_update,
+                revocation_time=None,
+                revocation_reason=None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.root)
+            .sign(self.key, hashes.SHA256())
+        )
+
+
+@pytest.fixture(scope="module")
+def foreign() -> _Foreign:
+    return _Foreign()
+
+
+def test_an_ocsp_response_without_next_update_older_than_the_max_age_is_stale(
+    foreign: _Foreign,
+) -> None:
+    stale = foreign.ocsp(_NOW - _dt.timedelta(days=5 * 365), None)
+    with pytest.raises(CertificateVerificationError) as caught:
+        check_ocsp_response(stale, cert=foreign.leaf, issuer=foreign.root, at=_NOW)
+    assert _reason(caught.value) == "ocsp-stale"
+
+
+def test_an_ocsp_response_without_next_update_within_the_max_age_is_accepted(
+    foreign: _Foreign,
+) -> None:
+    recent = foreign.ocsp(_NOW - DEFAULT_OCSP_MAX_AGE + _dt.timedelta(hours=1), None)
+    status = check_ocsp_response(recent, cert=foreign.leaf, issuer=foreign.root, at=_NOW)
+    assert status.status is CertStatus.GOOD
+    assert status.next_update is None
+
+
+def test_the_ocsp_max_age_is_the_callers_to_choose(foreign: _Foreign) -> None:
+    response = foreign.ocsp(_NOW - _dt.timedelta(hours=2), None)
+    with pytest.raises(CertificateVerificationError):
+        check_ocsp_response(
+            response,
+            cert=foreign.leaf,
+            issuer=foreign.root,
+            at=_NOW,
+            max_age=_dt.timedelta(hours=1),
+        )
+
+
+def test_a_negative_ocsp_max_age_is_refused(foreign: _Foreign) -> None:
+    response = foreign.ocsp(_NOW, None)
+    with pytest.raises(InvalidArgumentError):
+        check_ocsp_response(
+            response,
+            cert=foreign.leaf,
+            issuer=foreign.root,
+            at=_NOW,
+            max_age=_dt.timedelta(seconds=-1),
+        )
+    with pytest.raises(InvalidArgumentError):
+        CertificateVerifier(trust_anchors=[foreign.root], ocsp_max_age=_dt.timedelta(seconds=-1))
+
+
+def test_verify_does_not_count_a_stale_ocsp_response_without_next_update(
+    foreign: _Foreign,
+) -> None:
+    verifier = CertificateVerifier(trust_anchors=[foreign.root])
+    stale = foreign.ocsp(_NOW - _dt.timedelta(days=5 * 365), None)
+    with pytest.raises(CertificateVerificationError) as caught:
+        verifier.verify(foreign.leaf, ocsp_responses=[stale], at=_NOW)
+    assert _reason(caught.value) is VerificationFailure.REVOCATION_UNKNOWN
+
+
+def test_verify_honours_the_verifiers_ocsp_max_age(foreign: _Foreign) -> None:
+    response = foreign.ocsp(_NOW - _dt.timedelta(days=30), None)
+    lenient = CertificateVerifier(trust_anchors=[foreign.root], ocsp_max_age=_dt.timedelta(days=31))
+    path = lenient.verify(foreign.leaf, ocsp_responses=[response], at=_NOW)
+    assert path.revocation == (RevocationSource.OCSP,)
+    strict = CertificateVerifier(trust_anchors=[foreign.root])
+    with pytest.raises(CertificateVerificationError):
+        strict.verify(foreign.leaf, ocsp_responses=[response], at=_NOW)
+
+
+def test_verify_does_not_count_a_crl_without_next_update(foreign: _Foreign) -> None:
+    verifier = CertificateVerifier(trust_anchors=[foreign.root])
+    no_next = _crl(
+        foreign.root, foreign.key, this_update=_NOW - _dt.timedelta(hours=1), next_update=None
+    )
+    with pytest.raises(CertificateVerificationError) as caught:
+        verifier.verify(foreign.leaf, crls=[no_next], at=_NOW)
+    assert _reason(caught.value) is VerificationFailure.REVOCATION_UNKNOWN
+    # The same CRL with a nextUpdate is a source.
+    with_next = _crl(foreign.root, foreign.key, this_update=_NOW - _dt.timedelta(hours=1))
+    assert verifier.verify(foreign.leaf, crls=[with_next], at=_NOW).revocation == (
+        RevocationSource.CRL,
+    )
+
+
+def test_under_soft_fail_a_crl_without_next_update_counts_as_no_source(
+    foreign: _Foreign,
+) -> None:
+    # Ignored like an expired CRL: the status is unknown, which soft-fail accepts.
+    verifier = CertificateVerifier(trust_anchors=[foreign.root], policy=RevocationPolicy.SOFT_FAIL)
+    no_next = _crl(
+        foreign.root, foreign.key, this_update=_NOW - _dt.timedelta(hours=1), next_update=None
+    )
+    path = verifier.verify(foreign.leaf, crls=[no_next], at=_NOW)
+    assert path.revocation == (RevocationSource.UNKNOWN,)
