@@ -177,9 +177,17 @@ class KdcMachine(RuleBasedStateMachine):
         assert self.last is not None
         reply = self.transport(self.last.data)
         client = self.clients[self.last.principal]
-        expected: type[KeyMgmtError] = (
-            StaleMessageError if self.clock.now() - self.last.at > SKEW else ReplayError
-        )
+        expected: type[KeyMgmtError]
+        # The principal's status is checked before its nonce is remembered
+        # (a revoked principal's key cannot fill the replay cache).
+        if self.last.principal in self.revoked:
+            expected = RevokedError
+        elif not self.enabled[self.last.principal]:
+            expected = AccessDeniedError
+        elif self.clock.now() - self.last.at > SKEW:
+            expected = StaleMessageError
+        else:
+            expected = ReplayError
         with pytest.raises(expected):
             client.receive_key_reply(reply)
 

@@ -28,6 +28,7 @@ from keymgmt.kdc._events import (
     SymmetricCredential,
 )
 from keymgmt.kdc._policy import AccessRule, Policy
+from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._server import (
     CertificateVerifier,
     DistributableKey,
@@ -67,6 +68,7 @@ __all__ = [
     "Playbook",
     "Policy",
     "PrincipalInfo",
+    "PrincipalReplayCache",
     "RevocationList",
     "RevokedEntry",
     "SessionTicket",

@@ -45,6 +45,7 @@ from keymgmt.kdc._events import (
     SessionTicket,
     SymmetricCredential,
 )
+from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._wire import MessageType
 
 __all__ = ["KdcClient", "TicketReceiver", "Transport"]
@@ -278,9 +279,10 @@ class KdcClient:
         if result.next_update <= self._clock.now():
             raise StaleMessageError("the revocation list is out of date")
         current = self._revocations
-        if current is not None and (
-            result.number < current.number or result.this_update < current.this_update
-        ):
+        # The number alone orders lists (it is the store generation, which
+        # only grows); this_update is the answering process's clock, which
+        # may step back or differ between KDC processes.
+        if current is not None and result.number < current.number:
             raise RemoteProtocolError("the revocation list is older than the one held (rollback)")
         self._list_nonce = b""
         self._revocations = result
@@ -345,7 +347,12 @@ class TicketReceiver:
         randomness: nonces for AP replies.
         skew: the allowed clock skew (default 5 minutes).
         replay_cache: where authenticator nonces are remembered (default: a
-            new bounded cache with ``skew`` as its window).
+            new :class:`~keymgmt.kdc.PrincipalReplayCache` with ``skew`` as
+            its window: one bounded cache per client, so no client can
+            narrow another's window). Receivers of one service that share a
+            cache pass the same object; a plain
+            :class:`~keymgmt._replay.ReplayCache` is used as one cache for
+            every client (its overload floor is then shared too).
     """
 
     def __init__(
@@ -355,7 +362,7 @@ class TicketReceiver:
         clock: Clock | None = None,
         randomness: Randomness | None = None,
         skew: _dt.timedelta = DEFAULT_SKEW,
-        replay_cache: ReplayCache | None = None,
+        replay_cache: ReplayCache | PrincipalReplayCache | None = None,
     ) -> None:
         if not isinstance(credential, SymmetricCredential):
             raise InvalidArgumentError(
@@ -366,7 +373,11 @@ class TicketReceiver:
         self._clock = clock or SystemClock()
         self._rng = randomness or SystemRandomness()
         self._skew = skew
-        self._replay = replay_cache or ReplayCache(window=skew, max_skew=skew, clock=self._clock)
+        self._replay = (
+            replay_cache
+            if replay_cache is not None  # an empty cache is falsy (it has a length)
+            else PrincipalReplayCache(window=skew, max_skew=skew, clock=self._clock)
+        )
         self._kdc_key = ed25519.Ed25519PublicKey.from_public_bytes(credential.kdc_public_key)
         self._revocations: RevocationList | None = None
         self._list_nonce = b""
@@ -405,7 +416,11 @@ class TicketReceiver:
             raise RemoteProtocolError("the authenticator names another client than the ticket")
         if self._revocations is not None and self._revocations.is_revoked("principal", client):
             raise RevokedError(f"principal {client!r} is revoked", principal=client)
-        self._replay.check_and_insert(p.scoped_nonce(client, nonce), stamp, at=now)
+        replay = self._replay
+        if isinstance(replay, PrincipalReplayCache):
+            replay.check_and_insert(client, nonce, stamp, at=now)
+        else:
+            replay.check_and_insert(p.scoped_nonce(client, nonce), stamp, at=now)
         return AcceptedSession(
             client=client,
             service=contents.service,

@@ -255,7 +255,7 @@ class _Response:
     def key_version(self, key: str) -> tuple[str, int]:
         name, sep, version = key.partition("#")
         if sep:
-            if not version.isdigit() or int(version) < 1:
+            if not (version.isascii() and version.isdigit()) or int(version) < 1:
                 raise InvalidArgumentError(f"bad key version in {key!r}; expected name#version")
             return name, int(version)
         if self.playbook is None:

@@ -211,8 +211,12 @@ class GrantedKey:
         return f"{self.key_name}#{self.version}"
 
     def is_valid(self, at: _dt.datetime) -> bool:
-        """Whether the grant has not expired at ``at``."""
-        return self.issued_at <= at < self.expires_at
+        """Whether the grant has not expired at ``at``.
+
+        ``issued_at`` is the KDC's time, which may run ahead of the holder's
+        clock within the allowed skew, so only the expiry is compared.
+        """
+        return at < self.expires_at
 
 
 @attrs.frozen(kw_only=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from keymgmt._store import Txn
+from keymgmt.algorithms import Algorithm
 from keymgmt.errors import (
     AlreadyExistsError,
     CertificateVerificationError,
@@ -107,11 +108,21 @@ class ManagerSigner:
             return
         keys = self._manager.keys
         try:
-            keys.get(self.KEY_NAME)
+            info = keys.get(self.KEY_NAME)
         except KeyNotFoundError:
             # Another process may have made it meanwhile.
             with contextlib.suppress(AlreadyExistsError):
                 keys.create(self.KEY_NAME, algorithm="ed25519")
+            info = keys.get(self.KEY_NAME)
+        if info.algorithm is not Algorithm.ED25519:
+            # Someone made a key of that name first (any key creator can):
+            # the KDC will not sign with it, and says so instead of failing
+            # somewhere deeper.
+            raise KeyUsageError(
+                f"key {self.KEY_NAME!r} exists but is {info.algorithm.value}, not the "
+                "KDC's Ed25519 signing key; rename or destroy it (the KDC needs the name)",
+                key_name=self.KEY_NAME,
+            )
         self._ready = True
 
     def sign(self, data: bytes) -> bytes:

@@ -169,12 +169,26 @@ class Policy:
                 raise MalformedInputError("unsupported policy document version")
             rules = tuple(
                 AccessRule(
-                    principal=str(r["principal"]),
-                    keys=tuple(r.get("keys", ())),
-                    peers=tuple(r.get("peers", ())),
+                    principal=_text(r["principal"], "principal"),
+                    keys=_texts(r.get("keys", []), "keys"),
+                    peers=_texts(r.get("peers", []), "peers"),
                 )
                 for r in value["rules"]
             )
         except (KeyError, TypeError, AttributeError):
             raise MalformedInputError("not a KDC policy document") from None
         return cls(rules)
+
+
+def _text(value: object, what: str) -> str:
+    """A policy document's string (a number or a list is refused, not converted)."""
+    if not isinstance(value, str):
+        raise MalformedInputError(f"a policy rule's {what} must be a string")
+    return value
+
+
+def _texts(value: object, what: str) -> tuple[str, ...]:
+    """A policy document's list of strings (a bare string is not split into characters)."""
+    if not isinstance(value, list):
+        raise MalformedInputError(f"a policy rule's {what} must be a list of strings")
+    return tuple(_text(item, what) for item in value)

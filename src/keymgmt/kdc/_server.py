@@ -51,7 +51,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from keymgmt import _codec
 from keymgmt._context import Context
-from keymgmt._replay import ReplayCache
 from keymgmt._secret import SecretBytes
 from keymgmt._store import Txn
 from keymgmt.errors import (
@@ -63,6 +62,7 @@ from keymgmt.errors import (
     InvalidSignatureError,
     KeyNotFoundError,
     KeyStateError,
+    KeyUsageError,
     MalformedInputError,
     NotFoundError,
     ProtocolError,
@@ -80,6 +80,7 @@ from keymgmt.kdc._events import (
     SymmetricCredential,
 )
 from keymgmt.kdc._policy import AccessRule, Policy
+from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._wire import MessageType
 from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.storage import Record
@@ -194,14 +195,16 @@ class KdcSettings:
             asking again (and so learning of a revocation).
         ticket_lifetime: how long a session ticket is valid.
         revocation_list_lifetime: how long a revocation list is current.
-        replay_capacity: the most request nonces remembered.
+        replay_capacity: the most request nonces remembered per principal
+            (each principal has its own bounded cache, so one cannot narrow
+            another's freshness window).
     """
 
     skew: _dt.timedelta = DEFAULT_SKEW
     key_grant_lifetime: _dt.timedelta = _dt.timedelta(minutes=15)
     ticket_lifetime: _dt.timedelta = _dt.timedelta(hours=1)
     revocation_list_lifetime: _dt.timedelta = _dt.timedelta(minutes=15)
-    replay_capacity: int = 1_000_000
+    replay_capacity: int = 100_000
 
 
 @attrs.frozen(kw_only=True)
@@ -496,14 +499,15 @@ class KeyDistributionCenter:
         self._keys = keys
         self._verify_certificate = verify_certificate
         self.settings = settings or KdcSettings()
-        self._replay = ReplayCache(
+        self._replays = PrincipalReplayCache(
             window=self.settings.skew,
             max_skew=self.settings.skew,
-            max_entries=self.settings.replay_capacity,
+            capacity=self.settings.replay_capacity,
             clock=context.clock,
         )
         self._lock = threading.Lock()
-        self._principals: dict[str, _Principal | None] = {}
+        self._principals: dict[str, _Principal] = {}
+        self._epoch = 0  # moves on every noted principal or policy change
         self._policy: Policy | None = None
         self._signer = signer
         self._store.watch(PRINCIPAL_KIND, POLICY_KIND)
@@ -514,38 +518,56 @@ class KeyDistributionCenter:
 
     # -- caches -------------------------------------------------------------------
 
+    # The caches are filled only when no change was noted while the record
+    # was being read (the epoch did not move): a rotation, disable or policy
+    # change that commits between the read and the fill cannot leave the
+    # old record cached. Unknown names are not cached, so requests in made-up
+    # names cannot grow the table.
+
     def _on_change(self, records: Sequence[Record]) -> None:
         with self._lock:
             for record in records:
                 if record.kind == PRINCIPAL_KIND:
+                    self._epoch += 1
                     self._principals.pop(record.name, None)
                 elif record.kind == POLICY_KIND:
+                    self._epoch += 1
                     self._policy = None
 
     def _principal(self, name: str) -> _Principal | None:
         self._store.sync()
         with self._lock:
-            if name in self._principals:
-                return self._principals[name]
+            cached = self._principals.get(name)
+            epoch = self._epoch
+        if cached is not None:
+            return cached
         value = self._store.get_json(PRINCIPAL_KIND, name)
-        found = None if value is None else _Principal.from_json(value)
+        if value is None:
+            return None
+        found = _Principal.from_json(value)
         with self._lock:
-            self._principals[name] = found
+            if self._epoch == epoch:
+                self._principals[name] = found
         return found
 
     def _forget(self, name: str) -> None:
         with self._lock:
+            self._epoch += 1
             self._principals.pop(name, None)
 
     def policy(self) -> Policy:
         """The current authorization policy."""
         self._store.sync()
-        cached = self._policy
+        with self._lock:
+            cached = self._policy
+            epoch = self._epoch
         if cached is not None:
             return cached
         value = self._store.get_json(POLICY_KIND, _POLICY_NAME)
         policy = Policy() if value is None else Policy.from_json(value)
-        self._policy = policy
+        with self._lock:
+            if self._epoch == epoch:
+                self._policy = policy
         return policy
 
     def _signing(self) -> Signer:
@@ -820,7 +842,9 @@ class KeyDistributionCenter:
             txn.audit(operation, object, **details)
 
             def apply() -> None:
-                self._policy = updated
+                with self._lock:
+                    self._epoch += 1  # a read in flight must not cache the old policy
+                    self._policy = updated
 
             txn.after_commit(apply)
             return updated
@@ -955,7 +979,7 @@ class KeyDistributionCenter:
                     raise MalformedInputError("a revocation list nonce is 16 bytes")
                 try:
                     return self.revocation_list(nonce=nonce)
-                except (ProtocolError, KeyStateError) as exc:
+                except (ProtocolError, KeyStateError, KeyUsageError) as exc:
                     return p.build_error(ErrorCode.UNAVAILABLE, exc.message)
             return self._handle_request(data, batch)
         except _Refusal as refusal:
@@ -998,20 +1022,8 @@ class KeyDistributionCenter:
                 object=subject,
             ) from None
         assert principal is not None
-        now = self._ctx.clock.now()
-        try:
-            self._replay.check_and_insert(p.scoped_nonce(name, body.nonce), body.timestamp, at=now)
-        except StaleMessageError:
-            raise _Refusal(
-                ErrorCode.STALE,
-                "stale",
-                "the request timestamp is outside the allowed skew",
-                object=subject,
-            ) from None
-        except ReplayError:
-            raise _Refusal(
-                ErrorCode.REPLAY, "replay", "the request was seen before", object=subject
-            ) from None
+        # A revoked or disabled principal is refused before its nonce is
+        # remembered: its (possibly stolen) key cannot fill the replay cache.
         revoked = self._ctx.revocation.get(SubjectKind.PRINCIPAL, name)
         if revoked is not None:
             raise _Refusal(
@@ -1028,6 +1040,20 @@ class KeyDistributionCenter:
                 "the principal is disabled",
                 object=subject,
             )
+        now = self._ctx.clock.now()
+        try:
+            self._replays.check_and_insert(name, body.nonce, body.timestamp, at=now)
+        except StaleMessageError:
+            raise _Refusal(
+                ErrorCode.STALE,
+                "stale",
+                "the request timestamp is outside the allowed skew",
+                object=subject,
+            ) from None
+        except ReplayError:
+            raise _Refusal(
+                ErrorCode.REPLAY, "replay", "the request was seen before", object=subject
+            ) from None
         if principal.certificate is not None:
             try:
                 self._check_certificate(principal.certificate, now)
@@ -1067,7 +1093,7 @@ class KeyDistributionCenter:
                 randomness=self._ctx.randomness,
                 **protection,
             )
-        except KeyStateError as exc:  # the KDC's signing key cannot sign
+        except (KeyStateError, KeyUsageError) as exc:  # the KDC's signing key cannot sign
             raise _Refusal(
                 ErrorCode.UNAVAILABLE,
                 "kdc-signing-key",
@@ -1120,7 +1146,9 @@ class KeyDistributionCenter:
             )
         try:
             key = self._keys.current(key_name)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, InvalidArgumentError):
+            # A name the policy allows (a pattern may admit anything) but
+            # the key store refuses as a key name names no key either.
             raise _Refusal(
                 ErrorCode.NOT_FOUND,
                 "not-found",
@@ -1136,7 +1164,7 @@ class KeyDistributionCenter:
                 object=subject,
                 key=key_name,
             ) from None
-        except KeyStateError as exc:
+        except (KeyStateError, KeyUsageError) as exc:
             raise _Refusal(
                 ErrorCode.KEY_STATE,
                 "key-state",

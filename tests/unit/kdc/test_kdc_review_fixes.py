@@ -1,0 +1,286 @@
+"""Regression tests for the KDC review of the third session (one per finding fixed)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import pytest
+
+from keymgmt import KeyManager
+from keymgmt._replay import ReplayCache
+from keymgmt.errors import (
+    InvalidArgumentError,
+    KeyNotFoundError,
+    KeyUsageError,
+    MalformedInputError,
+    ReplayError,
+    RevokedError,
+    StaleMessageError,
+)
+from keymgmt.kdc import (
+    InProcessTransport,
+    KdcClient,
+    KdcSettings,
+    KeyDistributionCenter,
+    MessageType,
+    Policy,
+    PrincipalReplayCache,
+    TicketReceiver,
+)
+from keymgmt.kdc import _wire as w
+from keymgmt.kdc._integration import ManagerKeySource
+from keymgmt.testing import FakeClock
+
+SKEW = _dt.timedelta(minutes=5)
+
+
+@pytest.fixture
+def kdc_km(clock: FakeClock) -> KeyManager:
+    km = KeyManager.in_memory(clock=clock)
+    km.keys.create("payments")
+    return km
+
+
+def _refusals(km: KeyManager, reason: str) -> list[Any]:
+    return [
+        e
+        for e in km.audit.entries()
+        if e.operation == "kdc.request" and e.details.get("reason") == reason
+    ]
+
+
+# -- a name the policy allows but the key store refuses ------------------------------
+
+
+@pytest.mark.parametrize("name", ["app/payments", "x#1"])
+def test_a_key_name_the_key_store_refuses_is_answered_not_found_and_audited(
+    kdc_km: KeyManager, clock: FakeClock, name: str
+) -> None:
+    alice = kdc_km.kdc.register("alice")
+    kdc_km.kdc.grant("alice", keys=["*"])
+    client = KdcClient(alice, clock=clock)
+    with pytest.raises(KeyNotFoundError):
+        client.receive_key_reply(kdc_km.kdc.handle(client.key_request(name)))
+    assert len(_refusals(kdc_km, "not-found")) == 1
+
+
+def test_one_bad_key_name_in_a_batch_does_not_cost_the_others_their_replies(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    bob = kdc_km.kdc.register("bob")
+    kdc_km.kdc.grant("bob", keys=["*"])
+    client = KdcClient(bob, clock=clock)
+    good, bad = client.key_request("payments"), client.key_request("x#1")
+    replies = InProcessTransport(kdc_km.kdc).many([good, bad])
+    assert client.receive_key_reply(replies[0]).key_name == "payments"
+    with pytest.raises(KeyNotFoundError):
+        client.receive_key_reply(replies[1])
+
+
+# -- the signing key's name taken by another key ---------------------------------------
+
+
+def test_a_squatted_signing_key_name_is_a_clear_error_not_a_crash(kdc_km: KeyManager) -> None:
+    kdc_km.keys.create("kdc-signing")  # AES-256-GCM, as anyone allowed to create keys could
+    reply = kdc_km.kdc.handle(w.encode(MessageType.REVOCATION_LIST_REQUEST, [bytes(16)]))
+    assert w.peek_type(reply) is MessageType.ERROR
+    with pytest.raises(KeyUsageError, match="not the KDC's Ed25519 signing key"):
+        kdc_km.kdc.register("alice")
+
+
+# -- replay caches ----------------------------------------------------------------------
+
+
+def test_receivers_sharing_an_empty_cache_refuse_each_others_replays(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    alice, bob = kdc_km.kdc.register("alice"), kdc_km.kdc.register("bob")
+    kdc_km.kdc.grant("alice", peers=["bob"])
+    ticket = KdcClient(alice, clock=clock).fetch_ticket("bob", InProcessTransport(kdc_km.kdc))
+    request = KdcClient(alice, clock=clock).ap_request(ticket)
+    for shared in (PrincipalReplayCache(clock=clock), ReplayCache(clock=clock)):
+        first = TicketReceiver(bob, clock=clock, replay_cache=shared)
+        second = TicketReceiver(bob, clock=clock, replay_cache=shared)
+        first.accept(request.data)
+        with pytest.raises(ReplayError):
+            second.accept(request.data)
+
+
+def _flood(client: KdcClient, count: int, ahead: FakeClock, send: Any) -> None:
+    for _ in range(count):
+        ahead.advance(_dt.timedelta(microseconds=1))
+        send(client)
+
+
+def test_a_principal_flooding_the_kdc_with_future_stamps_narrows_only_its_own_window(
+    clock: FakeClock,
+) -> None:
+    km = KeyManager.in_memory(clock=clock)
+    km.keys.create("payments")
+    kdc = KeyDistributionCenter(
+        km._context, keys=ManagerKeySource(km), settings=KdcSettings(replay_capacity=20)
+    )
+    mallory, alice = kdc.register("mallory"), kdc.register("alice")
+    kdc.grant("mallory", keys=["payments"])
+    kdc.grant("alice", keys=["payments"])
+    transport = InProcessTransport(kdc)
+    ahead = FakeClock(clock.now() + SKEW - _dt.timedelta(milliseconds=1))
+    flooder = KdcClient(mallory, clock=ahead)
+    _flood(flooder, 60, ahead, lambda c: c.fetch_key("payments", transport))
+    # mallory's own cache is full of future stamps: an honest stamp of hers is stale ...
+    with pytest.raises(StaleMessageError):
+        KdcClient(mallory, clock=clock).fetch_key("payments", transport)
+    # ... but alice, stamping the real time, is served.
+    assert KdcClient(alice, clock=clock).fetch_key("payments", transport).key_name == "payments"
+
+
+def test_a_client_flooding_a_service_cannot_lock_out_another_client(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    mallory, alice, bob = (kdc_km.kdc.register(n) for n in ("mallory", "alice", "bob"))
+    kdc_km.kdc.grant("mallory", peers=["bob"])
+    kdc_km.kdc.grant("alice", peers=["bob"])
+    transport = InProcessTransport(kdc_km.kdc)
+    service = TicketReceiver(
+        bob,
+        clock=clock,
+        replay_cache=PrincipalReplayCache(window=SKEW, max_skew=SKEW, capacity=20, clock=clock),
+    )
+    ahead = FakeClock(clock.now() + SKEW - _dt.timedelta(milliseconds=1))
+    flooder = KdcClient(mallory, clock=ahead)
+    ticket = flooder.fetch_ticket("bob", transport)
+    _flood(flooder, 60, ahead, lambda c: service.accept(c.ap_request(ticket).data))
+    honest = KdcClient(alice, clock=clock)
+    session = service.accept(honest.ap_request(honest.fetch_ticket("bob", transport)).data)
+    assert session.client == "alice"
+
+
+def test_a_disabled_principals_request_is_refused_before_its_nonce_is_remembered(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    alice = kdc_km.kdc.register("alice")
+    kdc_km.kdc.grant("alice", keys=["payments"])
+    client = KdcClient(alice, clock=clock)
+    kdc_km.kdc.disable("alice")
+    request = client.key_request("payments")
+    assert w.decode(kdc_km.kdc.handle(request))[1][0] == b"principal-disabled"
+    kdc_km.kdc.enable("alice")
+    # Not remembered while disabled, so the same (still fresh) request is served now.
+    assert client.receive_key_reply(kdc_km.kdc.handle(request)).key_name == "payments"
+
+
+def test_principal_replay_caches_that_empty_are_dropped(clock: FakeClock) -> None:
+    caches = PrincipalReplayCache(clock=clock, capacity=10)
+    for index in range(1000):
+        caches.check_and_insert(f"p{index}", bytes(16), clock.now())
+    clock.advance(SKEW * 3)  # every one of those nonces is past its window
+    for index in range(1000, 1030):  # the table reaches 1,024: it is swept
+        caches.check_and_insert(f"p{index}", bytes(16), clock.now())
+    assert len(caches) <= 30
+    with pytest.raises(ReplayError):  # what is still fresh is still remembered
+        caches.check_and_insert("p1029", bytes(16), clock.now())
+
+
+# -- principal and policy caches --------------------------------------------------------
+
+
+def test_a_rotation_committed_while_a_principal_is_read_is_not_cached_as_old(
+    kdc_km: KeyManager, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = kdc_km.kdc.register("alice")
+    kdc_km.kdc.grant("alice", keys=["payments"])
+    kdc = kdc_km.kdc
+    store = kdc._store
+    original = store.get_json
+    rotated: list[object] = []
+
+    def racing_read(kind: str, name: str) -> Any:
+        value = original(kind, name)  # this thread has read the record ...
+        if kind == "kdc-principal" and not rotated:
+            rotated.append(kdc.rotate_credential("alice"))  # ... another commits now
+        return value
+
+    monkeypatch.setattr(store, "get_json", racing_read)
+    transport = InProcessTransport(kdc)
+    KdcClient(old, clock=clock).fetch_key("payments", transport)  # the racing request
+    monkeypatch.setattr(store, "get_json", original)
+    assert rotated
+    clock.advance(1)
+    with pytest.raises(Exception, match="could not be authenticated"):
+        KdcClient(old, clock=clock).fetch_key("payments", transport)
+
+
+def test_requests_in_unknown_names_leave_nothing_cached(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    from keymgmt.kdc import SymmetricCredential
+
+    kdc = kdc_km.kdc
+    public = kdc.public_key
+    for index in range(50):
+        fake = SymmetricCredential(
+            principal=f"nobody-{index}", key=_secret(bytes(32)), kdc_public_key=public
+        )
+        kdc.handle(KdcClient(fake, clock=clock).key_request("payments"))
+    assert kdc._principals == {}
+
+
+def _secret(value: bytes) -> Any:
+    from keymgmt._secret import SecretBytes
+
+    return SecretBytes(value)
+
+
+# -- client-side checks -------------------------------------------------------------------
+
+
+def test_a_grant_is_usable_by_a_client_whose_clock_is_behind_within_the_skew(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    alice = kdc_km.kdc.register("alice")
+    kdc_km.kdc.grant("alice", keys=["payments"])
+    transport = InProcessTransport(kdc_km.kdc)
+    client = KdcClient(alice, clock=FakeClock(clock.now() - _dt.timedelta(seconds=60)))
+    granted = client.fetch_key("payments", transport)
+    client.fetch_revocation_list(transport)
+    client.check_grant(granted)  # no "expired" although issued_at is ahead of this clock
+
+
+def test_a_newer_revocation_list_is_taken_even_if_the_kdc_clock_stepped_back(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    alice = kdc_km.kdc.register("alice")
+    kdc_km.kdc.grant("alice", keys=["payments"])
+    transport = InProcessTransport(kdc_km.kdc)
+    client = KdcClient(alice, clock=FakeClock(clock.now()))
+    granted = client.fetch_key("payments", transport)
+    first = client.fetch_revocation_list(transport)
+    clock.set(clock.now() - _dt.timedelta(seconds=2))
+    kdc_km.compromise(key="payments#1")
+    assert client.fetch_revocation_list(transport).number > first.number
+    with pytest.raises(RevokedError):
+        client.check_grant(granted)
+
+
+# -- parsing of operator input ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["payments#²", "payments#\u0661", "payments#0", "payments#x"])
+def test_compromise_takes_ascii_version_numbers_only(kdc_km: KeyManager, key: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="bad key version"):
+        kdc_km.compromise(key=key)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"principal": "alice", "keys": "payments"},
+        {"principal": "alice", "peers": "bob"},
+        {"principal": 7, "keys": ["payments"]},
+        {"principal": "alice", "keys": [1]},
+    ],
+)
+def test_a_policy_document_needs_strings_and_lists_of_strings(rule: dict[str, Any]) -> None:
+    with pytest.raises(MalformedInputError):
+        Policy.from_json({"version": 1, "rules": [rule]})
