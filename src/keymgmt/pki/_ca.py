@@ -49,6 +49,7 @@ from keymgmt.errors import (
     NotFoundError,
     RevokedError,
 )
+from keymgmt.pki import _keyindex
 from keymgmt.pki._cakeys import CAKeys
 from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
 from keymgmt.pki._keys import (
@@ -568,6 +569,7 @@ def _ca_record(
         "parent": parent,
         "crl_url": crl_url,
         "ocsp_url": ocsp_url,
+        "key_index": True,  # its issued certificates are in _keyindex
     }
 
 
@@ -629,6 +631,7 @@ class CertificateAuthority:
             self.parent: str | None = record["parent"]
             self.crl_url: str | None = record.get("crl_url")
             self.ocsp_url: str | None = record.get("ocsp_url")
+            self._key_indexed = bool(record.get("key_index"))
         except (KeyError, ValueError, TypeError):
             from keymgmt.errors import IntegrityError
 
@@ -697,6 +700,18 @@ class CertificateAuthority:
         if not registry.is_revoked(SubjectKind.CERTIFICATE, self._own_subject):
             return None
         return registry.get(SubjectKind.CERTIFICATE, self._own_subject)
+
+    def _unrevoked_key(self, public_key: object) -> str:
+        """The fingerprint of a key this CA is asked to certify, unless it is compromised.
+
+        Raises:
+            RevokedError: this CA revoked a certificate of the key for a compromise.
+        """
+        fp = _keyindex.fingerprint(public_key)
+        _keyindex.check_not_compromised(
+            self._ctx.store.get_json(_keyindex.KEY_INDEX_KIND, f"{self.name}:{fp}"), self.name
+        )
+        return fp
 
     def _now(self) -> _dt.datetime:
         """Now by the manager's clock, to the second (certificate times have no fraction)."""
@@ -869,6 +884,7 @@ class CertificateAuthority:
                 f"at most {_MAX_BATCH} certificates per issue_many() call, got {len(requests)}"
             )
         prepared = []
+        fps: list[str] = []  # the subject keys' fingerprints (see _keyindex)
         now = self._now()  # one issuance time for the batch (one transaction)
         for index, request in enumerate(requests):
             if not isinstance(request, IssueRequest):
@@ -886,6 +902,7 @@ class CertificateAuthority:
                 window = self._validity(
                     request.validity or leaf.profile.validity, request.not_before, now
                 )
+                fps.append(self._unrevoked_key(leaf.public_key))
             except KeyMgmtError as exc:
                 exc.message = f"request {index}: {exc}"
                 exc.args = (exc.message,)
@@ -922,6 +939,10 @@ class CertificateAuthority:
                     f"cert:{record_name}",
                     profile=record["profile"],
                     subject=record["subject"],
+                )
+            for fp, (_cert, _name, record) in zip(fps, issued, strict=True):
+                _keyindex.stage_issued(
+                    txn, self.name, fp, int(record["serial"], 16), record["not_after"]
                 )
 
         self._ctx.store.transact(run)
@@ -1055,6 +1076,7 @@ class CertificateAuthority:
     ) -> x509.Certificate:
         signing_key = self._key()
         start, end = self._validity(validity or profile.validity, not_before)
+        fp = self._unrevoked_key(public_key)
         if extensions is None:
             if algorithm is None:
                 algorithm = algorithm_of(public_key)
@@ -1096,6 +1118,7 @@ class CertificateAuthority:
                 record["child_key"] = ca_record["key"]
                 details["child_ca"] = renews_ca
                 txn.after_commit(self._pki._invalidate)
+            _keyindex.stage_issued(txn, self.name, fp, serial, record["not_after"])
             txn.put_json(CERT_KIND, record_name, record)
             txn.audit("pki.issue", f"cert:{record_name}", **details)
 
@@ -1195,8 +1218,13 @@ class CertificateAuthority:
 
         Raises:
             NotFoundError: this CA issued no such certificate.
+            RevokedError: the certificate is revoked (``reason``: a compromise
+                means its key is never certified again; ``certificate-hold``
+                needs :meth:`release_hold` first), or this CA revoked another
+                certificate of the same key for a compromise.
         """
         issued = self.get(serial)
+        _refuse_revoked_renewal(self.name, issued)
         old = issued.certificate
         lifetime = validity
         if lifetime is None:
@@ -1325,7 +1353,12 @@ class CertificateAuthority:
         """Revoke a certificate this CA issued (expired ones too). O(1).
 
         Revoking a sub-CA's certificate for key or CA compromise also revokes
-        that CA's key version. The CRL is not rebuilt here.
+        that CA's key version. A compromise, or any revocation of a CA
+        certificate but ``superseded``, also revokes every other unexpired
+        certificate this CA issued for the same key, in the same transaction
+        and with the same reason and invalidity date (audited as
+        ``pki.revoke-same-key``); after a compromise this CA refuses to
+        certify the key again. The CRL is not rebuilt here.
 
         Args:
             serial: the certificate's serial (int or hex).
@@ -1378,6 +1411,20 @@ class CertificateAuthority:
         child_key = record.get("child_key")
         if child_key and reason.is_compromise:
             self._pki._keys.stage_compromise(txn, child_key, reason)
+        for other in _keyindex.stage_key_revocation(
+            txn,
+            self._ctx.revocation,
+            ca=self.name,
+            cert_kind=CERT_KIND,
+            serial=number,
+            record=record,
+            reason=reason,
+            invalidity_date=invalidity_date,
+            indexed=self._key_indexed,
+        ):
+            other_key = other.get("child_key")
+            if other_key and other_key != child_key and reason.is_compromise:
+                self._pki._keys.stage_compromise(txn, other_key, reason)
         if record.get("child_ca"):
             txn.after_commit(self._pki._invalidate)
         return revocation
@@ -1385,12 +1432,29 @@ class CertificateAuthority:
     def release_hold(self, serial: int | str) -> None:
         """Lift a ``certificate-hold`` on a certificate this CA issued.
 
+        A hold on a CA certificate also held this CA's other unexpired
+        certificates of the same key (see :meth:`stage_revoke`); releasing it
+        releases theirs.
+
         Raises:
             InvalidArgumentError: the certificate is not on hold.
         """
-        self._ctx.revocation.release_hold(
-            SubjectKind.CERTIFICATE, f"{self.name}:{_hex(_serial_of(serial))}"
+        subject = f"{self.name}:{_hex(_serial_of(serial))}"
+        registry = self._ctx.revocation
+        registry.release_hold(SubjectKind.CERTIFICATE, subject)
+        record = self._ctx.store.get_json(CERT_KIND, subject)
+        if record is None or not record.get("child_ca"):
+            return
+        others = self._ctx.store.transact(
+            lambda txn: _keyindex.same_key_serials(
+                txn, self.name, CERT_KIND, record, indexed=self._key_indexed
+            )
         )
+        for other in others:
+            name = f"{self.name}:{_hex(other)}"
+            found = registry.get(SubjectKind.CERTIFICATE, name)
+            if found is not None and found.reason is RevocationReason.CERTIFICATE_HOLD:
+                registry.release_hold(SubjectKind.CERTIFICATE, name)
 
     def revoked(self) -> list[CRLEntry]:
         """Every certificate this CA revoked, as CRL entries, by serial."""
@@ -1588,6 +1652,30 @@ def _profile(profile: Profile | str) -> Profile:
             f"unknown profile {profile!r}; expected one of: {', '.join(sorted(PROFILES))}"
         )
     return found
+
+
+def _refuse_revoked_renewal(ca: str, issued: IssuedCertificate) -> None:
+    """Refuse to renew a revoked certificate, saying why.
+
+    Raises:
+        RevokedError: ``issued`` is revoked (``reason``, ``serial``, ``ca``).
+    """
+    revocation = issued.revocation
+    if revocation is None:
+        return
+    reason = revocation.reason
+    if reason.is_compromise:
+        why = "its key is compromised and is never certified again"
+    elif reason is RevocationReason.CERTIFICATE_HOLD:
+        why = "it is on hold: release_hold() it first"
+    else:
+        why = "issue a new certificate instead"
+    raise RevokedError(
+        f"certificate {issued.serial_hex} of the CA {ca!r} is revoked ({reason.value}): {why}",
+        ca=ca,
+        serial=issued.serial,
+        reason=reason,
+    )
 
 
 def _serial_of(serial: int | str) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from keymgmt import KeyManager
@@ -69,7 +70,9 @@ def test_crl_lists_revoked_with_reasons_and_is_signed(
     issuing: CertificateAuthority, make_csr: CSRMaker
 ) -> None:
     a = issuing.issue(make_csr())
-    b = issuing.issue(make_csr())
+    # Its own key: a key-compromise revokes every certificate of the key.
+    other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    b = issuing.issue(public_key=other_key, subject="b", names=["b.example.com"])
     issuing.revoke(a.serial_number, "key-compromise")
     issuing.revoke(b.serial_number)
     crl = issuing.crl()

@@ -214,7 +214,9 @@ def test_foreign_chain_with_crls_checks_every_certificate(
 ) -> None:
     _, root, sub = foreign
     good = sub.issue(make_csr())
-    bad = sub.issue(make_csr())
+    # Its own key: a key-compromise revokes every certificate of the key.
+    other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    bad = sub.issue(public_key=other_key, subject="www", names=["www.example.com"])
     sub.revoke(bad.serial_number, "key-compromise")
     crls = [sub.crl(), root.crl()]
     kwargs = {"intermediates": [sub.certificate], "trust_anchors": [root.certificate], "crls": crls}

@@ -1,0 +1,237 @@
+"""Which certificates a CA issued for each public key, and which keys it knows are compromised.
+
+A revocation names one certificate, but a compromise is about a key: a CA
+that renewed a certificate has issued two for the same key, and revoking
+only the newer one for ``key-compromise`` would leave the older one valid
+for whoever holds the key. So every CA keeps, per subject public key, the
+serials it certified that key under (with their expiry), and a mark once
+the key was revoked for a compromise; the issuing paths refuse a marked
+key, and a compromise revocation revokes the key's other certificates.
+
+Record kind ``pki-key``, name ``"<ca name>:<fingerprint>"`` where the
+fingerprint is the hex SHA-256 of the key's SubjectPublicKeyInfo DER::
+
+    {"certs": [[serial hex, not_after µs], ...],
+     "compromised": null | {"reason": ..., "serial": hex, "at": µs}}
+
+One record per (CA, key): issuing, renewing and revoking read and write it
+inside their own transaction (O(1) whatever the number of certificates).
+Entries for expired certificates are dropped when the record is written.
+
+A CA created before this index existed has no ``key_index`` mark in its
+record; for it, :func:`legacy_serials` finds a key's certificates by
+scanning what the CA issued (slow, and only on a compromise revocation).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from keymgmt import _codec
+from keymgmt._store import Txn
+from keymgmt.errors import RevokedError
+from keymgmt.revocation import RevocationReason, RevocationRegistry, SubjectKind
+
+__all__ = [
+    "KEY_INDEX_KIND",
+    "check_not_compromised",
+    "fingerprint",
+    "legacy_serials",
+    "same_key_serials",
+    "spreads",
+    "stage_compromised",
+    "stage_issued",
+    "stage_key_revocation",
+    "unexpired_serials",
+]
+
+KEY_INDEX_KIND: Final = "pki-key"
+
+_DER: Final = serialization.Encoding.DER
+_SPKI: Final = serialization.PublicFormat.SubjectPublicKeyInfo
+
+
+def fingerprint(public_key: Any) -> str:
+    """The hex SHA-256 of ``public_key``'s SubjectPublicKeyInfo DER."""
+    return hashlib.sha256(public_key.public_bytes(_DER, _SPKI)).hexdigest()
+
+
+def _name(ca: str, fp: str) -> str:
+    return f"{ca}:{fp}"
+
+
+def _refuse(ca: str, record: dict[str, Any]) -> None:
+    mark = record.get("compromised")
+    if mark is None:
+        return
+    reason = RevocationReason.parse(mark["reason"])
+    serial = int(mark["serial"], 16)
+    raise RevokedError(
+        f"the CA {ca!r} revoked this public key for {reason.value} (certificate "
+        f"{mark['serial']}): it certifies it no more",
+        ca=ca,
+        reason=reason,
+        serial=serial,
+    )
+
+
+def check_not_compromised(record: dict[str, Any] | None, ca: str) -> None:
+    """Refuse a key whose index ``record`` (or None) is marked compromised.
+
+    Raises:
+        RevokedError: the key was revoked for a compromise (``reason``,
+            ``serial`` of the revoked certificate, ``ca``).
+    """
+    if record is not None:
+        _refuse(ca, record)
+
+
+def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> None:
+    """Record inside ``txn`` that ``ca`` certified the key ``fp`` under ``serial``.
+
+    Raises:
+        RevokedError: the key is marked compromised (nothing is written).
+    """
+    name = _name(ca, fp)
+    record = txn.get_json(KEY_INDEX_KIND, name)
+    now = _codec.to_micros(txn.now)
+    if record is None:
+        record = {"certs": [], "compromised": None}
+    else:
+        _refuse(ca, record)
+    certs = [entry for entry in record["certs"] if entry[1] >= now]
+    certs.append([format(serial, "x"), not_after])
+    record["certs"] = certs
+    txn.put_json(KEY_INDEX_KIND, name, record)
+
+
+def stage_compromised(
+    txn: Txn, ca: str, fp: str, serial: int, reason: RevocationReason
+) -> list[int]:
+    """Mark the key ``fp`` compromised at ``ca`` inside ``txn`` (first mark kept).
+
+    Returns:
+        the unexpired serials ``ca`` certified the key under, as recorded.
+    """
+    name = _name(ca, fp)
+    record = txn.get_json(KEY_INDEX_KIND, name) or {"certs": [], "compromised": None}
+    if record.get("compromised") is None:
+        record["compromised"] = {
+            "reason": reason.value,
+            "serial": format(serial, "x"),
+            "at": _codec.to_micros(txn.now),
+        }
+        txn.put_json(KEY_INDEX_KIND, name, record)
+    return _unexpired(txn, record)
+
+
+def unexpired_serials(txn: Txn, ca: str, fp: str) -> list[int]:
+    """The unexpired serials ``ca`` certified the key ``fp`` under, as recorded."""
+    record = txn.get_json(KEY_INDEX_KIND, _name(ca, fp))
+    return [] if record is None else _unexpired(txn, record)
+
+
+def _unexpired(txn: Txn, record: dict[str, Any]) -> list[int]:
+    now = _codec.to_micros(txn.now)
+    return [int(entry[0], 16) for entry in record["certs"] if entry[1] >= now]
+
+
+def legacy_serials(txn: Txn, ca: str, cert_kind: str, fp: str) -> list[int]:
+    """The unexpired serials ``ca`` certified ``fp`` under, by scanning its certificates.
+
+    For a CA whose issuance predates the index (O(number issued)).
+    """
+    now = _codec.to_micros(txn.now)
+    found = []
+    for _, data in txn.list(cert_kind, prefix=f"{ca}:"):
+        record = _codec.loads(data)
+        if record["not_after"] < now:
+            continue
+        cert = x509.load_der_x509_certificate(_codec.b64d(record["der"]))
+        if fingerprint(cert.public_key()) == fp:
+            found.append(int(record["serial"], 16))
+    return found
+
+
+def _record_fingerprint(record: dict[str, Any]) -> str:
+    cert = x509.load_der_x509_certificate(_codec.b64d(record["der"]))
+    return fingerprint(cert.public_key())
+
+
+def same_key_serials(
+    txn: Txn, ca: str, cert_kind: str, record: dict[str, Any], *, indexed: bool
+) -> list[int]:
+    """The other unexpired serials ``ca`` certified the key of the certificate ``record`` under."""
+    fp = _record_fingerprint(record)
+    serials = set(unexpired_serials(txn, ca, fp))
+    if not indexed:
+        serials.update(legacy_serials(txn, ca, cert_kind, fp))
+    serials.discard(int(record["serial"], 16))
+    return sorted(serials)
+
+
+def spreads(reason: RevocationReason, record: dict[str, Any]) -> bool:
+    """Whether revoking the certificate ``record`` for ``reason`` revokes its key's others.
+
+    A compromise is about the key, whatever the certificate; any revocation
+    of a CA certificate is about the CA (its key), except ``superseded``,
+    which says another certificate took its place.
+    """
+    if reason.is_compromise:
+        return True
+    return bool(record.get("child_ca")) and reason is not RevocationReason.SUPERSEDED
+
+
+def stage_key_revocation(
+    txn: Txn,
+    registry: RevocationRegistry,
+    *,
+    ca: str,
+    cert_kind: str,
+    serial: int,
+    record: dict[str, Any],
+    reason: RevocationReason,
+    invalidity_date: _dt.datetime | None,
+    indexed: bool,
+) -> list[dict[str, Any]]:
+    """After revoking ``serial`` (``record``), revoke what else ``ca`` certified its key under.
+
+    For a compromise (any certificate) or a CA certificate's revocation
+    (any reason but ``superseded``): every unexpired certificate ``ca``
+    issued for the same key is revoked inside ``txn`` with the same reason
+    and invalidity date, each audited as ``pki.revoke-same-key``; a
+    compromise also marks the key, so :func:`stage_issued` refuses it.
+
+    Returns:
+        the records of the other certificates revoked.
+    """
+    if not spreads(reason, record):
+        return []
+    fp = _record_fingerprint(record)
+    if reason.is_compromise:
+        serials = set(stage_compromised(txn, ca, fp, serial, reason))
+    else:
+        serials = set(unexpired_serials(txn, ca, fp))
+    if not indexed:
+        serials.update(legacy_serials(txn, ca, cert_kind, fp))
+    serials.discard(serial)
+    revoked = []
+    for other in sorted(serials):
+        name = f"{ca}:{other:x}"
+        other_record = txn.get_json(cert_kind, name)
+        if other_record is None:
+            continue
+        registry.stage(txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date)
+        txn.audit(
+            "pki.revoke-same-key",
+            f"cert:{name}",
+            reason=reason.value,
+            revoked_with=format(serial, "x"),
+        )
+        revoked.append(other_record)
+    return revoked
