@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from keymgmt import _codec
 from keymgmt._store import Txn
@@ -373,7 +374,8 @@ class _Response:
         # A symmetric principal's long-term key opens every reply and ticket
         # sealed under it; a certificate principal's replies were forward-secret.
         exposed = [g for g in mine if g.auth == "symmetric" or g.principal != name]
-        not_exposed = tuple(g for g in mine if g not in exposed)
+        exposed_ids = {g.id for g in exposed}  # a set: O(grants), not O(grants^2)
+        not_exposed = tuple(g for g in mine if g.id not in exposed_ids)
         versions = sorted({g.key_id for g in exposed if g.kind == "key" and g.key_id})
         tickets = tuple(g for g in exposed if g.kind == "ticket")
         rotated: list[str] = []
@@ -412,13 +414,21 @@ class _Response:
         serial = certificate.serial_number
         issuer = _certificate_issuer_id(certificate)
         subject = ca_subject or f"{issuer}:{format(serial, 'x')}"
+        # A compromised key is compromised in every certificate that carries
+        # it (a renewal keeps the key): those holders are revoked too.
+        key_compromised = self.why in (
+            RevocationReason.KEY_COMPROMISE,
+            RevocationReason.CA_COMPROMISE,
+            RevocationReason.AA_COMPROMISE,
+        )
+        spki = _spki(certificate)
         holders = []
         for holder, data in txn.list(PRINCIPAL_KIND):
             found = _Principal.from_json(_codec.loads(data)).certificate
-            if (
-                found is not None
-                and found.serial_number == serial
-                and _certificate_issuer_id(found) == issuer
+            if found is None:
+                continue
+            if (found.serial_number == serial and _certificate_issuer_id(found) == issuer) or (
+                key_compromised and _spki(found) == spki
             ):
                 holders.append(holder)
         revoked = [f"certificate:{subject}"] if ca_subject else []
@@ -443,3 +453,10 @@ class _Response:
                 ca_subject=ca_subject,
             ),
         )
+
+
+def _spki(certificate: x509.Certificate) -> bytes:
+    """The certificate's SubjectPublicKeyInfo DER (what "the same key" compares)."""
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

@@ -284,3 +284,43 @@ def test_compromise_takes_ascii_version_numbers_only(kdc_km: KeyManager, key: st
 def test_a_policy_document_needs_strings_and_lists_of_strings(rule: dict[str, Any]) -> None:
     with pytest.raises(MalformedInputError):
         Policy.from_json({"version": 1, "rules": [rule]})
+
+
+# -- compromise response ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "revoked"), [("key-compromise", True), ("affiliation-changed", False)]
+)
+def test_a_certificate_key_compromise_revokes_principals_holding_the_same_key(
+    kdc_km: KeyManager, reason: str, revoked: bool
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    ca = kdc_km.pki.create_root_ca("root", key_type="ed25519")
+    leaked = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+
+    def certificate(subject: str) -> Any:
+        return ca.issue(public_key=leaked, subject=subject, names=[subject], profile="tls-client")
+
+    first, renewed = certificate("client-b"), certificate("client-b")
+    kdc_km.kdc.register_certificate("client-b", renewed)
+    report = kdc_km.compromise(certificate=first, reason=reason)
+    assert ("principal:client-b" in report.revoked) is revoked
+
+
+def test_a_principal_compromise_reports_each_of_its_grants_once(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    alice = kdc_km.kdc.register("alice")
+    kdc_km.kdc.register("bob")
+    kdc_km.kdc.grant("alice", keys=["payments"], peers=["bob"])
+    transport = InProcessTransport(kdc_km.kdc)
+    client = KdcClient(alice, clock=clock)
+    for _ in range(30):
+        client.fetch_key("payments", transport)
+        client.fetch_ticket("bob", transport)
+    report = kdc_km.compromise(principal="alice")
+    assert len(report.key_grants) == 30
+    assert len(report.tickets) == 30
+    assert not report.not_exposed  # a symmetric principal's grants are all exposed
