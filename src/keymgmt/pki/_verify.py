@@ -47,6 +47,7 @@ from typing import Any, Final
 
 import attrs
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import DNSName, IPAddress, ocsp
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
@@ -74,7 +75,12 @@ from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache, reason_from_flag
 from keymgmt.pki._failure import VerificationFailure, refusal
 from keymgmt.pki._ocsp import DEFAULT_OCSP_MAX_AGE, CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
-from keymgmt.pki._pathval import acceptable_signature, extension_value, validate_path
+from keymgmt.pki._pathval import (
+    acceptable_signature,
+    extension_value,
+    normalised_name,
+    validate_path,
+)
 from keymgmt.pki._policy import PolicyInputs, check_policies
 from keymgmt.revocation import Revocation, RevocationReason
 
@@ -1012,6 +1018,14 @@ def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
     )
 
 
+def _ca_key(cert: x509.Certificate) -> tuple[object, bytes]:
+    """A CA's identity as an issuer: its normalised subject and its public key."""
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return normalised_name(cert.subject), spki
+
+
 def ca_lookup(
     ca_ids: Mapping[x509.Certificate, str],
     is_revoked: Callable[[str], bool],
@@ -1019,15 +1033,43 @@ def ca_lookup(
 ) -> RevocationLookup:
     """A :data:`RevocationLookup` over ``{CA certificate: CA id}`` and the registry.
 
-    ``is_revoked`` is probed first (one dict probe); ``get`` builds the full
-    revocation only for revoked certificates.
+    An issuer on the path is one of the CAs when it is that CA's certificate
+    (one dict probe) or any other certificate with the same normalised
+    subject and public key: the CA's certificate before a renewal, or a
+    cross-certificate. Path validation has checked the certificate's
+    signature under the issuer's key, so that CA signed it, whichever of its
+    certificates the peer sent. ``is_revoked`` is probed first (one dict
+    probe); ``get`` builds the full revocation only for revoked certificates.
     """
+    by_key: dict[tuple[object, bytes], tuple[str, ...]] | None = None
+
+    def other_certificate(issuer: x509.Certificate) -> tuple[str, ...]:
+        nonlocal by_key
+        if by_key is None:  # built on the first miss: renewals are rare
+            built: dict[tuple[object, bytes], tuple[str, ...]] = {}
+            for ca_cert, ca_id in ca_ids.items():
+                try:
+                    key = _ca_key(ca_cert)
+                except (ValueError, TypeError):  # a key we cannot read names no issuer
+                    continue
+                if ca_id not in built.get(key, ()):
+                    built[key] = (*built.get(key, ()), ca_id)
+            by_key = built
+        try:
+            return by_key.get(_ca_key(issuer), ())
+        except (ValueError, TypeError):
+            return ()
 
     def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> Revocation | object | None:
         ca_id = ca_ids.get(issuer)
-        if ca_id is None:
+        found = (ca_id,) if ca_id is not None else other_certificate(issuer)
+        if not found:
             return NOT_OURS
-        subject = f"{ca_id}:{cert.serial_number:x}"
-        return get(subject) if is_revoked(subject) else None
+        serial = f"{cert.serial_number:x}"
+        for candidate in found:  # two store CAs sharing a name and key: either's revocation
+            subject = f"{candidate}:{serial}"
+            if is_revoked(subject):
+                return get(subject)
+        return None
 
     return lookup

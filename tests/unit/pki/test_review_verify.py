@@ -13,15 +13,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from keymgmt import KeyManager
 from keymgmt.errors import (
     CertificateRevokedError,
     CertificateVerificationError,
     InvalidArgumentError,
 )
 from keymgmt.pki import (
+    NOT_OURS,
+    TLS_CLIENT,
+    CertificateAuthority,
     CertificateVerifier,
     CertStatus,
     Purpose,
+    RevocationLookup,
     RevocationPolicy,
     RevocationSource,
     VerificationFailure,
@@ -30,6 +35,9 @@ from keymgmt.pki import (
 from keymgmt.pki._crl import CRLIndexCache
 from keymgmt.pki._ocsp import DEFAULT_OCSP_MAX_AGE
 from keymgmt.pki._signer import der_read, der_tlv
+from keymgmt.pki._verify import ca_lookup
+from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
+from keymgmt.testing import FakeClock
 
 _NOW = _dt.datetime(2030, 1, 1, tzinfo=_dt.UTC)
 
@@ -394,3 +402,85 @@ def test_under_soft_fail_a_crl_without_next_update_counts_as_no_source(
     )
     path = verifier.verify(foreign.leaf, crls=[no_next], at=_NOW)
     assert path.revocation == (RevocationSource.UNKNOWN,)
+
+
+# -- finding 5: every certificate of a store CA resolves to that CA ----------------
+
+
+@pytest.fixture
+def renewed(km: KeyManager) -> tuple[CertificateAuthority, x509.Certificate]:
+    """A sub-CA whose certificate was renewed; with its pre-renewal certificate."""
+    root = km.pki.create_root_ca("root", path_length=1)
+    sub = root.create_intermediate("sub")
+    old = sub.certificate
+    root.renew(old.serial_number)
+    return km.pki.ca("sub"), old
+
+
+def _client(ca: CertificateAuthority, cn: str) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return ca.issue(public_key=key.public_key(), subject=cn, profile=TLS_CLIENT)
+
+
+def test_a_revoked_leaf_sent_with_the_pre_renewal_intermediate_is_refused_under_soft_fail(
+    km: KeyManager, clock: FakeClock, renewed: tuple[CertificateAuthority, x509.Certificate]
+) -> None:
+    sub, old = renewed
+    assert sub.certificate != old
+    bad = _client(sub, "bad")
+    sub.revoke(bad.serial_number, "key-compromise")
+    clock.advance(60)
+    with pytest.raises(CertificateRevokedError):
+        km.pki.verify(bad, intermediates=[old], policy="soft-fail")
+
+
+def test_a_good_leaf_sent_with_the_pre_renewal_intermediate_has_its_status_from_the_registry(
+    km: KeyManager, clock: FakeClock, renewed: tuple[CertificateAuthority, x509.Certificate]
+) -> None:
+    sub, old = renewed
+    good = _client(sub, "good")
+    clock.advance(60)
+    path = km.pki.verify(good, intermediates=[old])
+    assert path.chain[1] == old
+    assert path.revocation == (RevocationSource.REGISTRY, RevocationSource.REGISTRY)
+
+
+def _lookup_world() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, RevocationLookup]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = _ca(_name("Store CA"), key.public_key(), key)
+    revoked = {"store-ca:7"}
+    lookup = ca_lookup(
+        {ca: "store-ca"},
+        revoked.__contains__,
+        lambda s: Revocation(
+            kind=SubjectKind.CERTIFICATE,
+            subject=s,
+            reason=RevocationReason.KEY_COMPROMISE,
+            revoked_at=_NOW,
+        ),
+    )
+    return key, ca, lookup
+
+
+def test_the_registry_lookup_knows_a_ca_by_normalised_name_and_key() -> None:
+    key, _, lookup = _lookup_world()
+    # Another certificate of the same key whose name differs only in case and spacing.
+    other = _ca(_name("  store   ca "), key.public_key(), key, serial=1 << 71)
+    leaf = _leaf("leaf", other, key, 7)
+    answer = lookup(other, leaf)
+    assert isinstance(answer, Revocation)
+    assert answer.reason is RevocationReason.KEY_COMPROMISE
+    assert lookup(other, _leaf("leaf", other, key, 8)) is None
+
+
+def test_the_registry_lookup_does_not_know_a_same_named_ca_with_another_key() -> None:
+    _, ca, lookup = _lookup_world()
+    impostor_key = ec.generate_private_key(ec.SECP256R1())
+    impostor = _ca(ca.subject, impostor_key.public_key(), impostor_key)
+    assert lookup(impostor, _leaf("leaf", impostor, impostor_key, 7)) is NOT_OURS
+
+
+def test_the_registry_lookup_does_not_know_another_name_with_the_cas_key() -> None:
+    key, _, lookup = _lookup_world()
+    renamed = _ca(_name("other CA"), key.public_key(), key)
+    assert lookup(renamed, _leaf("leaf", renamed, key, 7)) is NOT_OURS
