@@ -81,7 +81,7 @@ def kdc_rotate(settings: Settings, name: str, out: Path) -> None:
     if out.exists():
         raise InvalidArgumentError(f"{out} exists already")
     with manager(settings) as km:
-        km.kdc.rotate_credential(name).to_file(out)
+        km.kdc.rotate_credential(name, write_to=out)
     emit(settings, {"principal": name, "credential_file": str(out)}, f"new credential in {out}")
 
 

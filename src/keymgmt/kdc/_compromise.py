@@ -363,12 +363,22 @@ class _Response:
         )
 
     def principal(self, txn: Txn, name: str, *, cascade: bool) -> _Outcome:
-        from keymgmt.kdc._server import PRINCIPAL_KIND
+        from keymgmt.kdc._server import PRINCIPAL_KIND, _Principal
 
-        if txn.get(PRINCIPAL_KIND, name) is None:
+        stored = txn.get(PRINCIPAL_KIND, name)
+        if stored is None:
             raise NotFoundError(f"no principal named {name!r}", principal=name)
         self.kdc._stage_principal_revocation(txn, name, self.why)
         revoked = [f"principal:{name}"]
+        # A certificate principal's credential is its certificate's key: the
+        # certificate is revoked at its CA too (when a CA of this store issued
+        # it), so every relying party refuses it, not only the KDC.
+        ca_subject = None
+        certificate = _Principal.from_json(_codec.loads(stored)).certificate
+        if certificate is not None and self.playbook is not None:
+            ca_subject = self.playbook.stage_revoke_certificate(txn, certificate, self.why)
+            if ca_subject is not None:
+                revoked.append(f"certificate:{ca_subject}")
         every = self._grants(txn)
         mine = [g for g in every if name in (g.principal, g.peer)]
         # A symmetric principal's long-term key opens every reply and ticket
@@ -402,6 +412,7 @@ class _Response:
                 data_key_issues=self._data_keys(txn, versions),
                 recipients=tuple(sorted(recipients)),
                 not_exposed=not_exposed,
+                ca_subject=ca_subject,
             ),
         )
 

@@ -447,6 +447,47 @@ def _grant_id(principal: str, nonce: bytes) -> str:
     ).hexdigest()
 
 
+_WILDCARDS: Final = frozenset("*?[]")
+
+
+def _new_principal_name(name: str) -> None:
+    """Check a name to register: valid, and free of the policy's wildcard characters.
+
+    Policy entries are patterns, so a principal called ``ops[1]`` could not
+    be granted on its own (``ops[1]`` also matches ``ops1``), nor one called
+    ``*``. Principals registered before this check keep working.
+
+    Raises:
+        InvalidArgumentError: an empty, oversize or non-printable name, or one
+            with ``*``, ``?``, ``[`` or ``]``.
+    """
+    p.name_bytes(name, "principal name")
+    if not _WILDCARDS.isdisjoint(name):
+        raise InvalidArgumentError(
+            f"principal name {name!r} holds a policy wildcard (* ? [ ]); choose another"
+        )
+
+
+def _commit_with_file(
+    transact: Callable[[Callable[[Txn], None]], None],
+    run: Callable[[Txn], None],
+    credential: SymmetricCredential,
+    write_to: str | os.PathLike[str] | None,
+) -> None:
+    """Commit ``run`` with the credential file written first, removed if the commit fails.
+
+    The other order (commit, then write) loses the only copy of the key when
+    the write fails, and the principal is left with a key nobody holds.
+    """
+    written = None if write_to is None else credential.to_file(write_to)
+    try:
+        transact(run)
+    except BaseException:
+        if written is not None:
+            written.unlink(missing_ok=True)
+        raise
+
+
 def _certificate_issuer_id(cert: x509.Certificate) -> str:
     return cert.issuer.rfc4514_string()
 
@@ -621,13 +662,15 @@ class KeyDistributionCenter:
         """Register a principal with a new long-term symmetric key.
 
         The key is returned here (and optionally written to ``write_to``,
-        mode 0600) and never again.
+        mode 0600, before the registration commits and removed if it does
+        not) and never again.
 
         Raises:
             AlreadyExistsError: the name is taken.
-            InvalidArgumentError: a bad name, or ``write_to`` exists.
+            InvalidArgumentError: a bad name (policy wildcards ``* ? [ ]``
+                included), or ``write_to`` exists or cannot be written.
         """
-        p.name_bytes(name, "principal name")  # validates
+        _new_principal_name(name)
         key = self._ctx.randomness.token_bytes(32)
         if write_to is not None and Path(write_to).exists():
             raise InvalidArgumentError(f"{write_to} exists already")
@@ -653,9 +696,7 @@ class KeyDistributionCenter:
         credential = SymmetricCredential(
             principal=name, key=SecretBytes(key), kdc_public_key=self.public_key
         )
-        self._store.transact(run)
-        if write_to is not None:
-            credential.to_file(write_to)
+        _commit_with_file(self._store.transact, run, credential, write_to)
         return credential
 
     def register_certificate(self, name: str, certificate: x509.Certificate) -> PrincipalInfo:
@@ -671,7 +712,7 @@ class KeyDistributionCenter:
             CertificateVerificationError / CertificateRevokedError: the
                 certificate does not verify now.
         """
-        p.name_bytes(name, "principal name")
+        _new_principal_name(name)
         if not isinstance(certificate, x509.Certificate):
             raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
         if name not in _certificate_names(certificate):
@@ -792,14 +833,20 @@ class KeyDistributionCenter:
         txn.audit("kdc.revoke", f"principal:{name}", reason=RevocationReason.parse(reason).value)
         txn.after_commit(lambda: self._forget(name))
 
-    def rotate_credential(self, name: str) -> SymmetricCredential:
+    def rotate_credential(
+        self, name: str, *, write_to: str | os.PathLike[str] | None = None
+    ) -> SymmetricCredential:
         """Give a symmetric principal a new long-term key; the old one stops working.
 
         Tickets already sealed under the old key stop opening at the service.
+        With ``write_to``, the new credential is written there (mode 0600)
+        *before* the change commits, and removed if it does not: a file that
+        cannot be written leaves the old key working.
 
         Raises:
             NotFoundError: no such principal.
-            InvalidArgumentError: a certificate principal (renew its certificate).
+            InvalidArgumentError: a certificate principal (renew its
+                certificate), or ``write_to`` exists or cannot be written.
             RevokedError: the principal is revoked.
         """
         key = self._ctx.randomness.token_bytes(32)
@@ -824,10 +871,11 @@ class KeyDistributionCenter:
             )
             txn.after_commit(lambda: self._forget(name))
 
-        self._store.transact(run)
-        return SymmetricCredential(
+        credential = SymmetricCredential(
             principal=name, key=SecretBytes(key), kdc_public_key=self.public_key
         )
+        _commit_with_file(self._store.transact, run, credential, write_to)
+        return credential
 
     # -- policy -------------------------------------------------------------------
 

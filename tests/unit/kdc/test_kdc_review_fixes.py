@@ -324,3 +324,62 @@ def test_a_principal_compromise_reports_each_of_its_grants_once(
     assert len(report.key_grants) == 30
     assert len(report.tickets) == 30
     assert not report.not_exposed  # a symmetric principal's grants are all exposed
+
+
+def test_compromising_a_certificate_principal_revokes_its_certificate_at_the_ca(
+    kdc_km: KeyManager,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from keymgmt.errors import CertificateRevokedError
+
+    ca = kdc_km.pki.create_root_ca("root", key_type="ed25519")
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+    cert = ca.issue(public_key=key, subject="client-b", names=["client-b"], profile="tls-client")
+    kdc_km.kdc.register_certificate("client-b", cert)
+    report = kdc_km.compromise(principal="client-b")
+    assert any(item.startswith("certificate:root:") for item in report.revoked)
+    with pytest.raises(CertificateRevokedError):
+        kdc_km.pki.verify(cert, purpose="tls-client")
+
+
+# -- registration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ops[1]", "*", "a?b", "x]"])
+def test_principal_names_cannot_hold_policy_wildcards(kdc_km: KeyManager, name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="policy wildcard"):
+        kdc_km.kdc.register(name)
+
+
+def test_a_credential_file_that_cannot_be_written_leaves_no_principal_behind(
+    kdc_km: KeyManager, tmp_path: Any
+) -> None:
+    target = tmp_path / "missing-dir" / "alice.cred"
+    with pytest.raises(InvalidArgumentError, match="cannot create credential file"):
+        kdc_km.kdc.register("alice", write_to=target)
+    credential = kdc_km.kdc.register("alice", write_to=tmp_path / "alice.cred")  # name still free
+    assert credential.principal == "alice"
+
+
+def test_a_rotation_whose_file_cannot_be_written_keeps_the_old_key(
+    kdc_km: KeyManager, clock: FakeClock, tmp_path: Any
+) -> None:
+    old = kdc_km.kdc.register("alice")
+    kdc_km.kdc.grant("alice", keys=["payments"])
+    with pytest.raises(InvalidArgumentError):
+        kdc_km.kdc.rotate_credential("alice", write_to=tmp_path / "no" / "new.cred")
+    granted = KdcClient(old, clock=clock).fetch_key("payments", InProcessTransport(kdc_km.kdc))
+    assert granted.key_name == "payments"
+
+
+def test_a_registration_that_fails_removes_the_file_it_wrote(
+    kdc_km: KeyManager, tmp_path: Any
+) -> None:
+    from keymgmt.errors import AlreadyExistsError
+
+    kdc_km.kdc.register("alice")
+    target = tmp_path / "alice.cred"
+    with pytest.raises(AlreadyExistsError):
+        kdc_km.kdc.register("alice", write_to=target)
+    assert not target.exists()
