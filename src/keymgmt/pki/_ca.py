@@ -60,6 +60,7 @@ from keymgmt.pki._keys import (
     ca_algorithm,
     key_identifier,
 )
+from keymgmt.pki._names import check_general_name, check_name_forms
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
 from keymgmt.pki._parse import load_certificate, load_csr
 from keymgmt.pki._pathval import name_allowed
@@ -833,7 +834,7 @@ class CertificateAuthority:
             if names is None and profile.copy_names:
                 try:
                     san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-                    general = list(san.value)
+                    general = [check_general_name(name) for name in san.value]
                 except x509.ExtensionNotFound:
                     general = []
             else:
@@ -851,6 +852,7 @@ class CertificateAuthority:
             raise InvalidArgumentError(
                 f"too many subject alternative names ({len(general)} > {_MAX_NAMES})"
             )
+        check_name_forms(general, profile.name_forms)
         self._check_constraints(general)
         return _Leaf(profile, subject_name, subject_text, key, general, algorithm)  # type: ignore[arg-type]
 

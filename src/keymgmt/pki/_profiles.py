@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -23,6 +22,14 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.pki._keys import CertificatePublicKey
+from keymgmt.pki._names import (
+    BASIC_NAME_FORMS,
+    NAME_FORMS,
+    check_dns_name,
+    check_email,
+    check_general_name,
+    check_uri,
+)
 
 __all__ = [
     "CODE_SIGNING",
@@ -65,6 +72,12 @@ def _check_bits(_inst: object, _attr: object, value: frozenset[str]) -> None:
         raise InvalidArgumentError(f"unknown key usage bits: {', '.join(unknown)}")
 
 
+def _check_forms(_inst: object, _attr: object, value: frozenset[str]) -> None:
+    unknown = sorted(set(value) - NAME_FORMS)
+    if unknown:
+        raise InvalidArgumentError(f"unknown subject alternative name forms: {', '.join(unknown)}")
+
+
 @attrs.frozen(kw_only=True)
 class Profile:
     """What one kind of certificate contains.
@@ -80,6 +93,10 @@ class Profile:
         validity: default lifetime (clipped to the issuer's).
         copy_names: copy subject alternative names from the request.
         require_names: refuse issuance without at least one subject alternative name.
+        name_forms: the subject alternative name forms allowed (``dns``, ``ip``,
+            ``email``, ``uri`` by default; also ``directory-name``,
+            ``other-name``, ``registered-id``); others are refused, from a
+            CSR or from ``names=``.
     """
 
     name: str
@@ -93,6 +110,9 @@ class Profile:
     validity: _dt.timedelta = _dt.timedelta(days=397)
     copy_names: bool = True
     require_names: bool = False
+    name_forms: frozenset[str] = attrs.field(
+        default=BASIC_NAME_FORMS, converter=_bits, validator=_check_forms
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.path_length is not None and (not self.is_ca or self.path_length < 0):
@@ -155,9 +175,6 @@ PROFILES: Final = {
 }
 
 
-_WHITESPACE: Final = re.compile(r"\s")  # what str.isspace() finds (Py_UNICODE_ISSPACE)
-
-
 def parse_names(names: Iterable[str | x509.GeneralName]) -> list[x509.GeneralName]:
     """Turn strings into subject alternative names.
 
@@ -173,7 +190,7 @@ def parse_names(names: Iterable[str | x509.GeneralName]) -> list[x509.GeneralNam
         # str first: GeneralName is an ABC, whose isinstance check costs more.
         if not isinstance(item, str):
             if isinstance(item, x509.GeneralName):
-                out.append(item)
+                out.append(check_general_name(item))
                 continue
             raise InvalidArgumentError(f"invalid subject alternative name {item!r}")
         text = item.strip()
@@ -186,13 +203,13 @@ def parse_names(names: Iterable[str | x509.GeneralName]) -> list[x509.GeneralNam
             if kind == "ip" or (not kind and _is_ip(value)):
                 out.append(x509.IPAddress(ipaddress.ip_address(value)))
             elif kind == "email" or (not kind and "@" in value):
-                out.append(x509.RFC822Name(value))
+                out.append(x509.RFC822Name(check_email(value)))
             elif kind == "uri" or (not kind and "://" in value):
-                out.append(x509.UniformResourceIdentifier(value))
+                out.append(x509.UniformResourceIdentifier(check_uri(value)))
             else:
-                if not value or _WHITESPACE.search(value) or value.startswith("."):
-                    raise ValueError(value)
-                out.append(x509.DNSName(value.lower()))
+                out.append(x509.DNSName(check_dns_name(value)))
+        except InvalidArgumentError:
+            raise
         except ValueError:
             raise InvalidArgumentError(f"invalid subject alternative name {item!r}") from None
     return out

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 from collections.abc import Callable
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from keymgmt import KeyManager
-from keymgmt.errors import CertificateRevokedError, RevokedError
-from keymgmt.pki import CertificateAuthority, IssueRequest
+from keymgmt.errors import CertificateRevokedError, InvalidArgumentError, RevokedError
+from keymgmt.pki import TLS_CLIENT, CertificateAuthority, IssueRequest, parse_names
 from keymgmt.pki._ca import CA_KIND
 from keymgmt.pki._keyindex import KEY_INDEX_KIND
 from keymgmt.revocation import RevocationReason
@@ -273,3 +276,167 @@ def test_a_ca_created_before_the_key_index_is_scanned_on_compromise(
     spread = legacy.get(first.serial_number).revocation
     assert spread is not None
     assert spread.reason is RevocationReason.KEY_COMPROMISE
+
+
+# -- finding 6: names copied from a CSR are checked like typed ones -----------------
+
+
+def _csr_with(
+    key: ec.EllipticCurvePrivateKey, *names: x509.GeneralName
+) -> x509.CertificateSigningRequest:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+        .add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+@pytest.fixture
+def constrained(root: CertificateAuthority) -> CertificateAuthority:
+    """An issuing CA permitted example.com and excluded from 10.0.0.0/8."""
+    return root.create_intermediate(
+        "constrained", permitted_names=["example.com"], excluded_names=["10.0.0.0/8"]
+    )
+
+
+def test_csr_dns_name_with_a_nul_does_not_pass_a_permitted_subtree(
+    constrained: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    csr = _csr_with(leaf_key, x509.DNSName("evil.com\x00.example.com"))
+    with pytest.raises(InvalidArgumentError, match="invalid subject alternative name DNS:"):
+        constrained.issue(csr)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "*",
+        "a b.example.com",
+        "x" * 300,
+        "a..example.com",
+        "-a.example.com",
+        "a-.example.com",
+        "under_score.example.com",
+        "www.example.com.",
+        "*.*.example.com",
+        "www.*.example.com",
+        "*.com",
+        "10.0.0.1",
+        ("x" * 64) + ".example.com",
+    ],
+)
+def test_malformed_csr_dns_names_are_refused(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey, name: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid subject alternative name DNS:"):
+        issuing.issue(_csr_with(leaf_key, x509.DNSName(name)))
+
+
+@pytest.mark.parametrize("name", ["*.example.com", "xn--bcher-kva.example", "a-b.example.com"])
+def test_well_formed_csr_dns_names_are_copied(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey, name: str
+) -> None:
+    cert = issuing.issue(_csr_with(leaf_key, x509.DNSName(name)))
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [name]
+
+
+def test_csr_dns_names_are_lowercased(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(_csr_with(leaf_key, x509.DNSName("WWW.Example.COM")))
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["www.example.com"]
+
+
+def test_csr_ip_network_cannot_slip_past_an_excluded_range(
+    constrained: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    csr = _csr_with(
+        leaf_key,
+        x509.DNSName("www.example.com"),
+        x509.IPAddress(ipaddress.ip_network("10.0.0.0/8")),
+    )
+    with pytest.raises(InvalidArgumentError, match="a network, not one address"):
+        constrained.issue(csr)
+
+
+def test_csr_ip_address_outside_the_excluded_range_is_copied(
+    constrained: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    address = ipaddress.ip_address("192.0.2.7")
+    csr = _csr_with(leaf_key, x509.DNSName("www.example.com"), x509.IPAddress(address))
+    san = constrained.issue(csr).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.value.get_values_for_type(x509.IPAddress) == [address]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        x509.OtherName(x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3"), b"\x0c\x03a@b"),
+        x509.RegisteredID(x509.ObjectIdentifier("1.2.3.4")),
+        x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "admin")])),
+    ],
+)
+def test_csr_names_of_other_forms_are_refused_by_default(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey, name: x509.GeneralName
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="the profile allows no"):
+        issuing.issue(_csr_with(leaf_key, name), profile=TLS_CLIENT)
+
+
+def test_a_profile_that_lists_directory_names_copies_them(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    name = x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "admin")]))
+    profile = TLS_CLIENT.evolve(name="tls-client-dn", name_forms={"dns", "directory-name"})
+    cert = issuing.issue(_csr_with(leaf_key, name), profile=profile)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert list(san) == [name]
+
+
+def test_a_profile_with_an_unknown_name_form_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown subject alternative name forms: x400"):
+        TLS_CLIENT.evolve(name_forms={"dns", "x400"})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        x509.RFC822Name("a b@example.com"),
+        x509.RFC822Name("@example.com"),
+        x509.RFC822Name("me@exa_mple.com"),
+        x509.UniformResourceIdentifier("https://user@www.example.com/"),
+        x509.UniformResourceIdentifier("https://evil.example\\.example.com/"),
+        x509.UniformResourceIdentifier("https://www.example.com/a b"),
+        x509.UniformResourceIdentifier("//www.example.com/"),
+    ],
+)
+def test_malformed_csr_emails_and_uris_are_refused(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey, name: x509.GeneralName
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid subject alternative name"):
+        issuing.issue(_csr_with(leaf_key, name), profile=TLS_CLIENT)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x" * 300,
+        "evil.com\x00.example.com",
+        "a_b.example.com",
+        "10.0.0.0/8",
+        "a b@example.com",
+        "b\u00fccher.example",
+    ],
+)
+def test_typed_names_get_the_same_checks(name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid subject alternative name"):
+        parse_names([name])
+
+
+def test_typed_general_names_get_the_same_checks() -> None:
+    with pytest.raises(InvalidArgumentError, match="a network, not one address"):
+        parse_names([x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))])
