@@ -10,31 +10,56 @@ window finds its nonce, a replay outside it fails the timestamp check.
 
 How it stays cheap and bounded:
 
-* Entries live in an insertion-ordered dict ``nonce -> expiry``. Lookup and
-  insert are one dict operation each, O(1).
+* The nonces live in one plain ``set``: the replay check is one set probe
+  and the insert one set add, O(1). Nothing else is stored per entry — no
+  per-entry expiry, timestamp or tuple — so an entry costs its set slot,
+  one list slot and the nonce bytes themselves (about 107 B for a 32-byte
+  nonce at 1M entries, against 260 B for the ordered dict of
+  ``(expiry, timestamp)`` tuples this replaced).
+* Expiry is kept per *bucket* of time, not per entry. A bucket is
+  ``window / 256`` wide (at least 1 µs) and holds the list of nonces
+  inserted while the receiver's time was inside it, plus the highest
+  message timestamp among them. Buckets sit in a deque in insertion order.
 * An entry may be forgotten once no message with its timestamp could pass
   the freshness check again, i.e. at ``insert time + window + max_skew``.
   Insert times only move forward (the cache keeps a high-water mark, so a
-  clock that steps back cannot reorder entries), so expiries are sorted and
-  expired entries are popped from the front: amortized O(1) per insert.
-  Memory is therefore bounded by the arrival rate times the window.
+  clock that steps back cannot reorder entries), so buckets expire in deque
+  order: once the time passes a bucket's end plus ``window + max_skew``,
+  the whole bucket is popped from the left and its nonces removed from the
+  set in one C-level ``difference_update`` — amortized O(1) per insert.
+  An entry is thus kept at least until its insert time + window +
+  max_skew and at most one bucket width (0.4 % of the window) longer.
+  Memory is bounded by the arrival rate times the window.
+* The freshness bounds are computed only when the high-water mark moves, so
+  a call whose clock has not moved does no datetime arithmetic: it makes
+  one chained comparison against the precomputed bounds.
 * A hard ``max_entries`` bounds memory under a flood. When the cache is full
-  the oldest entry is evicted *and the freshness floor is raised* to its
-  message timestamp: messages stamped at or before it are refused as stale
-  from then on. Under overload the cache narrows the window; it never
-  forgets a nonce it would still accept. (This relies on the timestamp being
-  authenticated together with the nonce, as it is in the handshake
-  transcript and in KDC requests: a replay cannot carry a newer timestamp.)
+  the oldest remembered nonce (the head of the oldest bucket) is evicted
+  *and the freshness floor is raised* to the highest message timestamp in
+  its bucket: messages stamped at or before it are refused as stale from
+  then on. Buckets do not keep each entry's timestamp, so the floor is the
+  bucket's maximum rather than the evicted entry's own timestamp (which the
+  previous, per-entry design used): it narrows the window more than strictly
+  needed — up to the newest timestamp received during that bucket's
+  ~window/256 of time, which with honest clocks is about that time itself —
+  never less. Exactly one nonce is evicted per insert over the cap, so the
+  cache stays full and ``evictions`` counts nonces. Under overload the
+  cache narrows the window; it never forgets a nonce it would still accept.
+  (This relies on the timestamp being authenticated together with the
+  nonce, as it is in the handshake transcript and in KDC requests: a replay
+  cannot carry a newer timestamp.)
 
 Time comes from the injected :class:`~keymgmt.clock.Clock`, or from ``at=``
-for sans-IO callers that are handed the time. The cache is thread-safe.
+for sans-IO callers that are handed the time. The cache is thread-safe: every
+read and write of its state happens under one lock.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import threading
-from collections import OrderedDict
+from collections import deque
+from typing import NoReturn
 
 from keymgmt.clock import Clock, SystemClock, ensure_aware
 from keymgmt.errors import InvalidArgumentError, ReplayError, StaleMessageError
@@ -58,6 +83,46 @@ DEFAULT_MAX_ENTRIES = 1_000_000
 MIN_NONCE_SIZE = 16
 #: Nonces longer than this are refused (memory per entry stays bounded).
 MAX_NONCE_SIZE = 64
+
+# A bucket is window / _BUCKETS_PER_WINDOW wide: few enough buckets that their
+# own cost is nothing beside the entries, narrow enough that entries outlive
+# their expiry by at most 0.4 % of the window.
+_BUCKETS_PER_WINDOW = 256
+_MICROSECOND = _dt.timedelta(microseconds=1)
+# Evicting from the head of a bucket advances an index; the evicted prefix of
+# its list is deleted once it is this long and at least half of the list.
+_COMPACT_AFTER = 1024
+# The fast path accepts exactly these without calling ensure_aware.
+_DATETIME = _dt.datetime
+_UTC = _dt.UTC
+
+
+class _Bucket:
+    """The nonces inserted while the receiver's time was in one bucket's span.
+
+    ``nonces[head:]`` are in the cache's set; ``nonces[:head]`` were evicted
+    by the capacity cap (and may since have been inserted again elsewhere).
+    """
+
+    __slots__ = ("closes", "expires", "head", "max_timestamp", "nonces")
+
+    def __init__(
+        self,
+        opened: _dt.datetime,
+        width: _dt.timedelta,
+        horizon: _dt.timedelta,
+        nonce: bytes,
+        timestamp: _dt.datetime,
+    ) -> None:
+        #: Inserts after this instant go to a new bucket.
+        self.closes = opened + width
+        #: Every entry's insert time + window + max_skew is at most this.
+        self.expires = self.closes + horizon
+        self.nonces = [nonce]
+        self.head = 0
+        #: The highest message timestamp inserted here: the overload floor
+        #: an eviction from this bucket raises.
+        self.max_timestamp = timestamp
 
 
 class ReplayCache:
@@ -95,12 +160,26 @@ class ReplayCache:
         self._max_entries = max_entries
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
-        # nonce -> (expiry: when the entry may be dropped, the message timestamp)
-        self._entries: OrderedDict[bytes, tuple[_dt.datetime, _dt.datetime]] = OrderedDict()
+        self._horizon = window + max_skew
+        self._width = max(window / _BUCKETS_PER_WINDOW, _MICROSECOND)
+        # Every remembered nonce, and the buckets that say when each goes.
+        self._nonces: set[bytes] = set()
+        self._buckets: deque[_Bucket] = deque()
+        # The bucket inserts go to; None once the time has passed its end.
+        self._tail: _Bucket | None = None
         self._high_water: _dt.datetime | None = None
+        # The last `now` seen: the same object again means nothing to advance.
+        self._last_now: _dt.datetime | None = None
         # Timestamps at or before the floor are stale (raised by capacity evictions).
         self._floor: _dt.datetime | None = None
         self._evictions = 0
+        # Freshness bounds, recomputed when the high-water mark or the floor
+        # moves: `oldest` = high water - window; `lowest` = the lowest
+        # accepted timestamp (oldest, or just after the floor); `newest` =
+        # high water + max_skew. Placeholders until the first call sets them.
+        self._oldest = _dt.datetime.max.replace(tzinfo=_UTC)
+        self._lowest = self._oldest
+        self._newest = _dt.datetime.min.replace(tzinfo=_UTC)
 
     # -- the one operation --------------------------------------------------
 
@@ -127,32 +206,41 @@ class ReplayCache:
             ReplayError: the nonce was seen within the window.
             InvalidArgumentError: bad nonce size or naive datetimes.
         """
-        key = _check_nonce(nonce)
-        timestamp = ensure_aware(timestamp, "timestamp")
-        now = self._now(at)
-        with self._lock:
-            now = self._advance(now)
-            if timestamp < now - self._window:
-                raise StaleMessageError(
-                    "message timestamp is older than the freshness window", reason="too-old"
-                )
-            if timestamp > now + self._max_skew:
-                raise StaleMessageError(
-                    "message timestamp is too far in the future", reason="in-future"
-                )
-            if self._floor is not None and timestamp <= self._floor:
-                raise StaleMessageError(
-                    "message timestamp is before the replay cache's overload floor",
-                    reason="overload-floor",
-                )
-            if key in self._entries:
+        # Fast paths for the common types; the checks' messages live in the helpers.
+        if nonce.__class__ is not bytes or not MIN_NONCE_SIZE <= len(nonce) <= MAX_NONCE_SIZE:
+            nonce = _check_nonce(nonce)
+        if timestamp.__class__ is not _DATETIME or timestamp.tzinfo is not _UTC:
+            timestamp = ensure_aware(timestamp, "timestamp")
+        now = at if at is not None else self._clock.now()
+        if now.__class__ is not _DATETIME or now.tzinfo is not _UTC:
+            now = ensure_aware(now, "at")
+        # acquire/release rather than `with`: half the cost of the lock on CPython 3.11.
+        lock = self._lock
+        lock.acquire()
+        try:
+            if now is not self._last_now:
+                self._advance(now)
+            if not self._lowest <= timestamp <= self._newest:
+                self._refuse_stale(timestamp)
+            nonces = self._nonces
+            if nonce in nonces:
                 raise ReplayError("nonce already seen within the freshness window")
-            while len(self._entries) >= self._max_entries:
-                _, (_, evicted_timestamp) = self._entries.popitem(last=False)
-                self._evictions += 1
-                if self._floor is None or evicted_timestamp > self._floor:
-                    self._floor = evicted_timestamp
-            self._entries[key] = (now + self._window + self._max_skew, timestamp)
+            if len(nonces) >= self._max_entries:
+                self._evict()
+            tail = self._tail
+            if tail is None:
+                # The high-water mark is set: _advance ran at least once.
+                assert self._high_water is not None
+                tail = _Bucket(self._high_water, self._width, self._horizon, nonce, timestamp)
+                self._buckets.append(tail)
+                self._tail = tail
+            else:
+                tail.nonces.append(nonce)
+                if timestamp > tail.max_timestamp:
+                    tail.max_timestamp = timestamp
+            nonces.add(nonce)
+        finally:
+            lock.release()
 
     def seen(self, nonce: bytes, *, at: _dt.datetime | None = None) -> bool:
         """Whether ``nonce`` is remembered (without inserting it).
@@ -161,10 +249,11 @@ class ReplayCache:
             InvalidArgumentError: bad nonce size or a naive ``at``.
         """
         key = _check_nonce(nonce)
-        now = self._now(at)
+        now = ensure_aware(at if at is not None else self._clock.now(), "at")
         with self._lock:
-            self._advance(now)
-            return key in self._entries
+            if now is not self._last_now:
+                self._advance(now)
+            return key in self._nonces
 
     # -- introspection --------------------------------------------------------
 
@@ -191,31 +280,81 @@ class ReplayCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._entries)
+            return len(self._nonces)
 
     def __repr__(self) -> str:
         return (
             f"ReplayCache(window={self._window}, max_entries={self._max_entries}, "
-            f"size={len(self._entries)})"
+            f"size={len(self._nonces)})"
         )
 
     # -- internals ---------------------------------------------------------------
 
-    def _now(self, at: _dt.datetime | None) -> _dt.datetime:
-        return ensure_aware(at if at is not None else self._clock.now(), "at")
+    def _advance(self, now: _dt.datetime) -> None:
+        """Move the high-water mark and drop expired buckets. Call under the lock."""
+        self._last_now = now
+        high_water = self._high_water
+        if high_water is not None and now <= high_water:
+            return  # the clock stood still or stepped back: nothing moves
+        self._high_water = now
+        self._oldest = now - self._window
+        self._newest = now + self._max_skew
+        self._set_lowest()
+        buckets = self._buckets
+        # Kept through the expiry instant: the freshness bounds are inclusive.
+        while buckets and buckets[0].expires < now:
+            bucket = buckets.popleft()
+            live = bucket.nonces if not bucket.head else bucket.nonces[bucket.head :]
+            self._nonces.difference_update(live)
+        tail = self._tail
+        if tail is not None and now > tail.closes:
+            self._tail = None  # expired with the buckets above, or merely closed
 
-    def _advance(self, now: _dt.datetime) -> _dt.datetime:
-        """Move the high-water mark and drop expired entries. Call under the lock."""
-        if self._high_water is None or now > self._high_water:
-            self._high_water = now
-        now = self._high_water
-        entries = self._entries
-        while entries:
-            expiry, _ = next(iter(entries.values()))
-            if expiry >= now:  # kept through its expiry instant: the bounds are inclusive
-                break
-            entries.popitem(last=False)
-        return now
+    def _evict(self) -> None:
+        """Evict the oldest nonces down to below the cap, raising the floor. Under the lock."""
+        nonces = self._nonces
+        buckets = self._buckets
+        floor = self._floor
+        while len(nonces) >= self._max_entries:
+            # Every bucket in the deque has a live nonce at its head, and the
+            # set is not empty (the cap is at least 1), so buckets[0] exists.
+            bucket = buckets[0]
+            nonces.remove(bucket.nonces[bucket.head])
+            bucket.head += 1
+            self._evictions += 1
+            if floor is None or bucket.max_timestamp > floor:
+                floor = bucket.max_timestamp
+            if bucket.head == len(bucket.nonces):
+                buckets.popleft()
+                if bucket is self._tail:
+                    self._tail = None
+            elif bucket.head >= _COMPACT_AFTER and 2 * bucket.head >= len(bucket.nonces):
+                del bucket.nonces[: bucket.head]
+                bucket.head = 0
+        self._floor = floor
+        self._set_lowest()
+
+    def _set_lowest(self) -> None:
+        floor = self._floor
+        if floor is None:
+            self._lowest = self._oldest
+        else:
+            self._lowest = max(self._oldest, floor + _MICROSECOND)
+
+    def _refuse_stale(self, timestamp: _dt.datetime) -> NoReturn:
+        """Raise the StaleMessageError for a timestamp outside the bounds."""
+        if timestamp < self._oldest:
+            raise StaleMessageError(
+                "message timestamp is older than the freshness window", reason="too-old"
+            )
+        if timestamp > self._newest:
+            raise StaleMessageError(
+                "message timestamp is too far in the future", reason="in-future"
+            )
+        raise StaleMessageError(
+            "message timestamp is before the replay cache's overload floor",
+            reason="overload-floor",
+        )
 
 
 def _check_nonce(nonce: bytes) -> bytes:
