@@ -38,6 +38,7 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Sequence
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -543,6 +544,8 @@ def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
     """Whether ``name`` satisfies ``nc`` (forms keymgmt does not process pass here)."""
     if not isinstance(name, _SUPPORTED):
         return True
+    if _excluded_uri_unknown(name, nc):  # as path validation: no well-formed host, refused
+        return False
     if any(_matches(name, tree, excluded=True) for tree in nc.excluded_subtrees or ()):
         return False
     permitted = [t for t in nc.permitted_subtrees or () if type(t) is type(name)]
@@ -550,20 +553,30 @@ def name_allowed(nc: x509.NameConstraints, name: x509.GeneralName) -> bool:
 
 
 _HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+# In a URI's authority: a userinfo separator, a path separator to WHATWG
+# parsers, an escape (each parser decodes, or not, differently).
+_AMBIGUOUS_AUTHORITY: Final = ("@", "\\", "%")
 
 
 def _uri_host(uri: str) -> str | None:
     """The host of ``uri`` when it is a plain DNS name or an IP literal, else None.
 
-    Anything else (a backslash, percent-escapes, spaces, controls) is read
-    differently by different URI parsers, so it cannot be placed in or out
-    of a URI subtree.
+    Anything else is read differently by different URI parsers, so it cannot
+    be placed in or out of a URI subtree: whitespace or a control character
+    anywhere (urllib silently drops tabs and newlines; WHATWG parsers trim
+    and drop them too, at other places), and in the authority a backslash
+    (WHATWG parsers read ``https://evil.com\\@example.com/`` as host
+    ``evil.com``, urllib as userinfo then host ``example.com``), a
+    percent-escape, or any userinfo at all.
     """
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        return None
     try:
-        host = urllib.parse.urlsplit(uri).hostname
+        parts = urllib.parse.urlsplit(uri)
+        host = parts.hostname
     except ValueError:
         return None
-    if host is None:
+    if host is None or any(c in parts.netloc for c in _AMBIGUOUS_AUTHORITY):
         return None
     if _HOST.fullmatch(host):
         return host

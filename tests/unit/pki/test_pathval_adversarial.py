@@ -247,6 +247,8 @@ def test_an_empty_excluded_dns_subtree_excludes_every_dns_name(any_keys: Keys) -
         "https://evil.example%2f.good.example/",
         "https://evil.example%00.good.example/",
         "https://ev il.good.example/",
+        "https://user@www.good.example:8443/?q=1#f",  # userinfo: fails closed (review #5)
+        "https://evil.example\\@www.good.example/",  # WHATWG: host evil.example
     ],
 )
 def test_a_uri_whose_host_is_not_a_dns_name_fails_closed_under_uri_constraints(
@@ -258,7 +260,7 @@ def test_a_uri_whose_host_is_not_a_dns_name_fails_closed_under_uri_constraints(
 
 
 @pytest.mark.parametrize(
-    "uri", ["https://www.good.example/path", "https://user@www.good.example:8443/?q=1#f"]
+    "uri", ["https://www.good.example/path", "https://www.good.example:8443/?q=1#f"]
 )
 def test_a_uri_with_a_dns_host_inside_the_constraint_is_accepted(any_keys: Keys, uri: str) -> None:
     leaf = _server_leaf(any_keys, x509.UniformResourceIdentifier(uri))

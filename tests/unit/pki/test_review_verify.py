@@ -34,6 +34,7 @@ from keymgmt.pki import (
 )
 from keymgmt.pki._crl import CRLIndexCache
 from keymgmt.pki._ocsp import DEFAULT_OCSP_MAX_AGE
+from keymgmt.pki._pathval import _uri_host, name_allowed
 from keymgmt.pki._signer import der_read, der_tlv
 from keymgmt.pki._verify import ca_lookup
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
@@ -484,3 +485,104 @@ def test_the_registry_lookup_does_not_know_another_name_with_the_cas_key() -> No
     key, _, lookup = _lookup_world()
     renamed = _ca(_name("other CA"), key.public_key(), key)
     assert lookup(renamed, _leaf("leaf", renamed, key, 7)) is NOT_OURS
+
+
+# -- finding 7: URI hosts that parsers read differently fail closed ----------------
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://evil.com\\@example.com/",  # WHATWG: host evil.com; urllib: example.com
+        "https://evil.com\\.example.com/",
+        "https://user@example.com/",
+        "https://evil.com%40@example.com/",
+        "https://exa\tmple.com/",  # urllib drops the tab
+        "https://example.com\n/",
+        " https://example.com/",
+        "https://example.com/\x00",
+        "https://example.com/\u200b",
+    ],
+)
+def test_an_ambiguous_uri_has_no_host(uri: str) -> None:
+    assert _uri_host(uri) is None
+
+
+@pytest.mark.parametrize(
+    ("uri", "host"),
+    [
+        ("https://example.com/", "example.com"),
+        ("https://Example.COM:8443/a%20b?q=1#f", "example.com"),
+        ("https://example.com/a\\b", "example.com"),  # a path backslash: same host to both
+        ("ldap://[2001:db8::1]/o=x", "2001:db8::1"),
+    ],
+)
+def test_a_plain_uri_keeps_its_host(uri: str, host: str) -> None:
+    assert _uri_host(uri) == host
+
+
+_URI_CONSTRAINTS = x509.NameConstraints(
+    permitted_subtrees=[x509.UniformResourceIdentifier("example.com")],
+    excluded_subtrees=[x509.UniformResourceIdentifier("evil.com")],
+)
+
+
+def test_verify_refuses_a_backslash_userinfo_uri_under_uri_name_constraints() -> None:
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _ca(_name("root"), root_key.public_key(), root_key)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("constrained"))
+        .issuer_name(root.subject)
+        .public_key(ca_key.public_key())
+        .serial_number(1 << 72)
+        .not_valid_before(_NOW - _dt.timedelta(days=1))
+        .not_valid_after(_NOW + _dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), False
+        )
+        .add_extension(_URI_CONSTRAINTS, critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    uri = "https://evil.com\\@example.com/"
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name("svc"))
+        .issuer_name(ca.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(1 << 73)
+        .not_valid_before(_NOW - _dt.timedelta(days=1))
+        .not_valid_after(_NOW + _dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    verifier = CertificateVerifier(trust_anchors=[root], policy=RevocationPolicy.SOFT_FAIL)
+    with pytest.raises(CertificateVerificationError) as caught:
+        verifier.verify(leaf, intermediates=[ca], at=_NOW)
+    assert _reason(caught.value) is VerificationFailure.NAME_CONSTRAINTS
+
+
+def test_issuance_name_check_refuses_an_ambiguous_uri_under_excluded_uri_constraints() -> None:
+    # Only an excluded subtree: a URI with no readable host cannot be shown outside it.
+    excluded_only = x509.NameConstraints(
+        permitted_subtrees=None,
+        excluded_subtrees=[x509.UniformResourceIdentifier("evil.com")],
+    )
+    ambiguous = x509.UniformResourceIdentifier("https://evil.com\\@example.com/")
+    assert not name_allowed(excluded_only, ambiguous)
+    assert not name_allowed(_URI_CONSTRAINTS, ambiguous)
+    assert name_allowed(excluded_only, x509.UniformResourceIdentifier("https://example.com/"))
