@@ -6,7 +6,11 @@ the issuer certificate, the signing key (the CA's own, or a delegated
 responder's with the OCSPSigning EKU), a ``lookup(serial)`` that says good /
 revoked / unknown, and the time. Malformed requests get a signed-nothing
 ``malformedRequest`` response, requests about another issuer
-``unauthorized``; a nonce in the request is echoed in the response.
+``unauthorized``; a nonce in the request is echoed in the response. A nonce
+must be 1 to 32 bytes (RFC 8954 2.1; RFC 9654 raises the bound to 128, but
+32 is what every client sends and what :func:`build_ocsp_request` allows):
+any other length is ``malformedRequest``, so the responder never signs back
+empty or attacker-sized nonces.
 
 :func:`check_ocsp_response` is the client side: it matches the response to
 the certificate and issuer, checks who signed it (the issuer or a responder
@@ -110,6 +114,10 @@ def _spki_key_bits(spki: bytes) -> bytes:
     return spki[bits_body + 1 : bits_body + bits_len]
 
 
+_MIN_NONCE: Final = 1
+_MAX_NONCE: Final = 32  # RFC 8954 2.1 (RFC 9654 allows up to 128: see the module doc)
+
+
 class OCSPResponder:
     """A sans-IO OCSP responder for one issuer.
 
@@ -152,7 +160,8 @@ class OCSPResponder:
         """Answer one DER OCSP request with a signed DER response.
 
         Never raises for bad requests: they get ``malformedRequest`` (or
-        ``unauthorized`` for another issuer) as the protocol says.
+        ``unauthorized`` for another issuer) as the protocol says; so does a
+        nonce outside 1 to 32 bytes (RFC 8954 2.1).
 
         Raises:
             InvalidArgumentError: ``at`` is naive.
@@ -193,6 +202,8 @@ class OCSPResponder:
             builder = builder.certificates([self._responder])
         for ext in parsed.extensions:
             if isinstance(ext.value, x509.OCSPNonce):
+                if not _MIN_NONCE <= len(ext.value.nonce) <= _MAX_NONCE:
+                    return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
                 builder = builder.add_extension(ext.value, critical=False)
         try:
             response = sign_ocsp(self._key, builder, responder=self._responder)
@@ -217,7 +228,7 @@ def build_ocsp_request(
     """
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256())
     if nonce is not None:
-        if not 1 <= len(nonce) <= 32:
+        if not _MIN_NONCE <= len(nonce) <= _MAX_NONCE:
             raise InvalidArgumentError("an OCSP nonce is 1 to 32 bytes")
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)

@@ -586,3 +586,35 @@ def test_issuance_name_check_refuses_an_ambiguous_uri_under_excluded_uri_constra
     assert not name_allowed(excluded_only, ambiguous)
     assert not name_allowed(_URI_CONSTRAINTS, ambiguous)
     assert name_allowed(excluded_only, x509.UniformResourceIdentifier("https://example.com/"))
+
+
+# -- finding 10: the OCSP responder answers nonces of 1 to 32 bytes only ------------
+
+
+def _nonce_request(ca: CertificateAuthority, size: int) -> bytes:
+    cert = _client(ca, "c")
+    return (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(cert, ca.certificate, hashes.SHA256())
+        .add_extension(x509.OCSPNonce(b"\x01" * size), critical=False)
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
+@pytest.mark.parametrize("size", [0, 33, 128, 4000])
+def test_the_ocsp_responder_answers_a_nonce_outside_1_to_32_bytes_with_malformed_request(
+    root: CertificateAuthority, size: int
+) -> None:
+    response = ocsp.load_der_ocsp_response(root.ocsp_respond(_nonce_request(root, size)))
+    assert response.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+@pytest.mark.parametrize("size", [1, 16, 32])
+def test_the_ocsp_responder_echoes_a_nonce_of_1_to_32_bytes(
+    root: CertificateAuthority, size: int
+) -> None:
+    response = ocsp.load_der_ocsp_response(root.ocsp_respond(_nonce_request(root, size)))
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    assert echoed == b"\x01" * size
