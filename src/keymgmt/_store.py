@@ -50,7 +50,8 @@ from keymgmt.audit import (
     AuditSink,
     check_details,
     current_actor,
-    encode_entry,
+    encode_chained,
+    entry_text,
     genesis,
 )
 from keymgmt.clock import Clock, SystemClock, ensure_aware
@@ -58,6 +59,7 @@ from keymgmt.errors import ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, MasterKeySource
 from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
 from keymgmt.storage._memory import CheckedBatch, check_unicode
+from keymgmt.storage._protocol import new_put
 
 __all__ = ["Store", "Txn"]
 
@@ -118,8 +120,9 @@ class Txn:
         self._store = store
         self._seen: dict[tuple[str, str], int] = {}
         self._ops: dict[tuple[str, str], Operation] = {}
-        # (operation, object, outcome, actor, details) per staged audit entry.
-        self._events: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        # (operation, object, outcome, actor, details, and the two pieces of
+        # its JSON text from entry_text) per staged audit entry.
+        self._events: list[tuple[str, str, str, str, dict[str, Any], str, str]] = []
         self._after: list[Callable[[], None]] = []
 
     @property
@@ -186,7 +189,7 @@ class Txn:
         key = (kind, name)
         # Sealing checks the name (record_aad): non-empty, no NUL, valid Unicode.
         sealed = self._store.keyring.seal(kind, name, plaintext)
-        self._ops[key] = Put(kind, name, sealed, self._seen.get(key, 0))
+        self._ops[key] = new_put(kind, name, sealed, self._seen.get(key, 0))
 
     def put_json(self, kind: str, name: str, value: dict[str, Any]) -> None:
         """Stage a sealed JSON write."""
@@ -239,20 +242,22 @@ class Txn:
         if actor is not None and not isinstance(actor, str):
             raise InvalidArgumentError("audit actor must be a string")
         who = actor or current_actor() or self._store.actor
-        # Text that cannot be encoded (a lone surrogate) is refused here, in
-        # the function that staged it, not when the entry is encoded at
-        # commit: a group commit (Store.transact_many) would otherwise fail
-        # every item of the batch for one item's entry.
-        if not (operation.isascii() and object.isascii() and outcome.isascii() and who.isascii()):
-            _check_text(operation, object, outcome, who)
         # ``details`` is this call's own keyword dict (string keys): only its
         # values need checking; check_details says which one is refused.
-        for key, value in details.items():
-            if not isinstance(value, _DETAIL_TYPES):
+        for value in details.values():
+            if type(value) is not str and not isinstance(value, _DETAIL_TYPES):
                 check_details(details)
-            if not key.isascii() or (isinstance(value, str) and not value.isascii()):
-                _check_text(key, value if isinstance(value, str) else "")
-        self._events.append((operation, object, outcome, who, details))
+        # The entry's JSON text but for its place in the chain, written now
+        # (the commit adds sequence number, time and hashes). Text that
+        # cannot be encoded (a lone surrogate) is refused here, in the
+        # function that staged it, not when the entry is encoded at commit:
+        # a group commit (Store.transact_many) would otherwise fail every
+        # item of the batch for one item's entry. JSON keeps non-ASCII text
+        # as it is, so ASCII text needs no further check.
+        head, middle = entry_text(who, operation, object, outcome, details)
+        if not (head.isascii() and middle.isascii()):
+            _check_text(head, middle)
+        self._events.append((operation, object, outcome, who, details, head, middle))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (update caches here)."""
@@ -423,7 +428,7 @@ class Store:
                 if written and (
                     not written.isdisjoint(txn._seen)
                     or not written.isdisjoint(txn._ops)
-                    or _covers(txn._listed, written)
+                    or (txn._listed and _covers(txn._listed, written))
                 ):
                     held.append(index)  # after this batch, so it sees the batch's writes
                     continue
@@ -491,8 +496,14 @@ class Store:
                 # The head was written with compare-and-set on revision
                 # head[3], so it is now at the next revision.
                 self._head = (head[0], head[1], head[2], head[3] + 1)
-            self._notify(written)
-            self._run_callbacks(txn)
+            # Our own writes are applied by the after-commit callbacks; just
+            # remember the generation so sync does not read them back. If
+            # another process wrote in between, keep the old mark: sync reads
+            # both back (listeners are idempotent).
+            if written and written[0].seq == self._seen_generation + 1:
+                self._seen_generation = written[0].seq
+            for callback in txn._after:
+                _call_logged(callback, what="after-commit callback")
             for entry in entries:
                 for sink in self._sinks:
                     _call_logged(sink, entry, what="audit sink")
@@ -558,12 +569,10 @@ class Store:
         now = _codec.from_micros(micros) if self._sinks else None
         entries = []
         append = ops.append
-        for operation, object_, outcome, actor, details in txn._events:
+        for operation, object_, outcome, actor, details, text, middle in txn._events:
             seq += 1
-            digest, digest_b64, stored = encode_entry(
-                seq, micros, prev_b64, actor, operation, object_, outcome, details
-            )
-            append(Put(AUDIT_KIND, f"{seq:020d}", stored, 0))  # entry_name(seq)
+            digest, digest_b64, stored = encode_chained(seq, micros, prev_b64, text, middle)
+            append(new_put(AUDIT_KIND, f"{seq:020d}", stored, 0))  # entry_name(seq)
             if now is not None:
                 entries.append(
                     AuditEntry(
@@ -582,7 +591,7 @@ class Store:
         # Canonical JSON of {"hash": ..., "seq": ...} (what _codec.dumps writes).
         head_json = f'{{"hash":"{prev_b64}","seq":{int(seq)}}}'.encode()
         sealed_head = self.keyring.seal(*AUDIT_HEAD, head_json)
-        append(Put(*AUDIT_HEAD, sealed_head, revision))
+        append(new_put(AUDIT_HEAD[0], AUDIT_HEAD[1], sealed_head, revision))
         return entries, (seq, prev, prev_b64, revision)
 
     # -- freshness --------------------------------------------------------------
@@ -627,14 +636,6 @@ class Store:
     def watch(self, *kinds: str) -> None:
         """Include ``kinds`` in what :meth:`sync` reads back when the generation moves."""
         self._watched_kinds = tuple(sorted({*self._watched_kinds, *kinds}))
-
-    def _notify(self, written: Sequence[Record]) -> None:
-        # Our own writes are applied by the after-commit callbacks; just
-        # remember the generation so sync does not read them back. If another
-        # process wrote in between, keep the old mark: sync reads both back
-        # (listeners are idempotent).
-        if written and written[0].seq == self._seen_generation + 1:
-            self._seen_generation = written[0].seq
 
 
 def _covers(ranges: Sequence[tuple[str, str]], keys: Iterable[tuple[str, str]]) -> bool:

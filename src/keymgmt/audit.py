@@ -19,6 +19,7 @@ and written as aggregated ``key.usage`` entries; see :mod:`keymgmt.keys`.
 
 from __future__ import annotations
 
+import binascii
 import contextvars
 import datetime as _dt
 import hashlib
@@ -60,6 +61,8 @@ DetailValue = str | int | bool | None
 # ASCII escaping), so the bytes are identical (verify() recomputes every hash
 # with ``_codec.dumps``; the property tests compare the two encoders).
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
+_b2a = binascii.b2a_base64
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 
 
 def check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
@@ -83,6 +86,57 @@ def check_details(details: Mapping[str, Any]) -> dict[str, DetailValue]:
     return out
 
 
+def entry_text(
+    actor: str,
+    operation: str,
+    object: str,
+    outcome: str,
+    details: Mapping[str, DetailValue],
+) -> tuple[str, str]:
+    """The canonical JSON of an entry's fields that do not depend on its place in the chain.
+
+    Two pieces of the text :func:`encode_entry` writes: ``{"actor":...,
+    "details":{...}`` and ``,"object":...,"operation":...,"outcome":...``
+    (the stored form puts ``"hash"`` between them, the hashed body does
+    not). :meth:`keymgmt._store.Txn.audit` builds them when the entry is
+    staged and :func:`encode_chained` completes them at commit, so the
+    commit only adds the sequence number, time and hashes. Not checked for
+    lone surrogates (the caller encodes the text or checks it).
+    ``details`` must already be accepted by :func:`check_details`.
+    """
+    # Keys in sorted order: actor, details, [hash,] object, operation,
+    # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
+    # writes; "hash" sorts between "details" and "object".
+    details_json = _codec.dumps_text(details) if details else "{}"
+    return (
+        f'{{"actor":{_json_str(actor)},"details":{details_json}',
+        f',"object":{_json_str(object)},"operation":{_json_str(operation)}'
+        f',"outcome":{_json_str(outcome)}',
+    )
+
+
+def encode_chained(
+    seq: int, micros: int, prev_b64: str, head: str, middle: str
+) -> tuple[bytes, str, bytes]:
+    """Hash and encode one chain entry from its :func:`entry_text` pieces.
+
+    Returns (hash, its base64, stored form), as :func:`encode_entry` does.
+    Integers go through ``int.__repr__``, as json writes them (whatever an
+    int subclass prints).
+
+    Raises:
+        InvalidArgumentError: the text holds a lone surrogate.
+    """
+    tail = f'{middle},"prev":"{prev_b64}","seq":{int.__repr__(seq)},"time":{int.__repr__(micros)}}}'
+    try:
+        digest = _sha256(_DOMAIN + (head + tail).encode()).digest()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
+    # _codec.b64e, inline: once per entry.
+    digest_b64 = _b2a(digest, newline=False).rstrip(b"=").translate(_TO_URLSAFE).decode()
+    return digest, digest_b64, f'{head},"hash":"{digest_b64}"{tail}'.encode()
+
+
 def encode_entry(
     seq: int,
     micros: int,
@@ -95,35 +149,21 @@ def encode_entry(
 ) -> tuple[bytes, str, bytes]:
     """Hash and encode one chain entry in one pass: (hash, its base64, stored form).
 
-    The store's append path (no :class:`AuditEntry` is built unless an audit
-    sink wants one; arguments positional, it runs once per entry). The
-    hashed body and the stored form share every field but the hash, so the
-    canonical JSON is written once. ``micros`` is the entry time as
+    No :class:`AuditEntry` is built (arguments positional). The hashed body
+    and the stored form share every field but the hash, so the canonical
+    JSON is written once. ``micros`` is the entry time as
     :func:`keymgmt._codec.to_micros` gives it, ``prev_b64`` the previous
     entry's hash as :func:`keymgmt._codec.b64e` gives it (the previous
     call's second result), ``details`` already accepted by
-    :func:`check_details`.
+    :func:`check_details`. The store's append path does the same in two
+    steps (:func:`entry_text` when the entry is staged,
+    :func:`encode_chained` at commit).
 
     Raises:
         InvalidArgumentError: a text field holds a lone surrogate.
     """
-    # Keys in sorted order: actor, details, [hash,] object, operation,
-    # outcome, prev, seq, time -- exactly what json.dumps(sort_keys=True)
-    # writes; "hash" sorts between "details" and "object". Integers through
-    # int.__repr__, as json writes them (whatever an int subclass prints).
-    details_json = _codec.dumps_text(details) if details else "{}"
-    head = f'{{"actor":{_json_str(actor)},"details":{details_json}'
-    tail = (
-        f',"object":{_json_str(object)},"operation":{_json_str(operation)}'
-        f',"outcome":{_json_str(outcome)},"prev":"{prev_b64}"'
-        f',"seq":{int.__repr__(seq)},"time":{int.__repr__(micros)}}}'
-    )
-    try:
-        digest = _sha256(_DOMAIN + (head + tail).encode()).digest()
-    except UnicodeEncodeError:
-        raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
-    digest_b64 = _codec.b64e(digest)
-    return digest, digest_b64, f'{head},"hash":"{digest_b64}"{tail}'.encode()
+    head, middle = entry_text(actor, operation, object, outcome, details)
+    return encode_chained(seq, micros, prev_b64, head, middle)
 
 
 @attrs.frozen(kw_only=True)

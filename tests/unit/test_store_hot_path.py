@@ -15,15 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from keymgmt import _codec
 from keymgmt._store import Store, Txn
 from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND, AuditEntry, AuditLog, entry_name
 from keymgmt.clock import SystemClock
-from keymgmt.errors import ConflictError
+from keymgmt.errors import ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, RawMasterKey
-from keymgmt.storage import ANY, Backend, MemoryBackend, Put, SQLiteBackend
+from keymgmt.storage import ANY, Backend, MemoryBackend, Put, Record, SQLiteBackend
+from keymgmt.storage._protocol import new_put, new_record
 from keymgmt.testing import FakeClock, SeededRandomness
 
 MASTER = bytes(range(32))
@@ -139,3 +141,67 @@ def test_a_refused_creation_or_update_conflicts_and_rolls_back_the_batch(
     assert any_backend.generation() == generation
     # The connection was left outside any transaction: the next write works.
     any_backend.commit([Put("k", "new", b"n", 0)])
+
+
+def test_the_write_path_builds_records_and_puts_equal_to_attrs_ones() -> None:
+    record = new_record("k", "a", b"data", 2, 7)
+    put = new_put("k", "a", b"data", 1)
+    assert record == Record("k", "a", b"data", 2, 7)
+    assert hash(record) == hash(Record("k", "a", b"data", 2, 7))
+    assert repr(record) == repr(Record("k", "a", b"data", 2, 7))
+    assert put == Put("k", "a", b"data", 1)
+    assert attrs.asdict(put) == {"kind": "k", "name": "a", "data": b"data", "expected": 1}
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        record.revision = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [Record, Put])
+def test_the_fast_constructors_set_every_field_of_their_class(cls: type[Any]) -> None:
+    # A field added to Record or Put must be added to new_record / new_put.
+    values: dict[str, Any] = {"kind": "k", "name": "n", "data": b"d", "revision": 4, "seq": 5}
+    values["expected"] = 6
+    names = [field.name for field in attrs.fields(cls)]
+    build = new_record if cls is Record else new_put
+    assert attrs.asdict(build(*(values[name] for name in names))) == {
+        name: values[name] for name in names
+    }
+
+
+def test_group_commit_items_land_with_their_entries_in_order(
+    any_backend: Backend, clock: FakeClock
+) -> None:
+    store = make_store(any_backend, clock)
+    store.transact(issue("a"))
+    outcomes = store.transact_many([issue(f"m{i}") for i in range(5)])
+    assert outcomes == [None] * 5
+    objects = [entry.object for entry in AuditLog(store).entries()]
+    assert objects == ["cert:a"] + [f"cert:m{i}" for i in range(5)]
+    assert AuditLog(store).verify().entries == 6
+    assert store.get("cert", "m4") == b"der bytes of m4"
+
+
+@pytest.mark.parametrize(
+    "details", [{"bad \udfff": "v"}, {"k": "bad \ud800"}], ids=["in-a-name", "in-a-value"]
+)
+def test_a_detail_with_a_lone_surrogate_is_refused_when_staged(
+    clock: FakeClock, details: dict[str, Any]
+) -> None:
+    store = make_store(MemoryBackend(), clock)
+    with pytest.raises(InvalidArgumentError, match="valid Unicode"):
+        Txn(store).audit("op", "obj", **details)
+
+
+def test_non_ascii_audit_text_is_stored_as_utf8_and_verifies(clock: FakeClock) -> None:
+    store = make_store(MemoryBackend(), clock)
+    store.transact(
+        lambda txn: txn.audit("opé", "obj→", outcome="ok✓", actor="zoë", subject="CN=Ünïcode")
+    )
+    (entry,) = AuditLog(store).entries()
+    assert (entry.operation, entry.object, entry.outcome, entry.actor) == (
+        "opé",
+        "obj→",
+        "ok✓",
+        "zoë",
+    )
+    assert entry.details == {"subject": "CN=Ünïcode"}
+    assert AuditLog(store).verify().entries == 1

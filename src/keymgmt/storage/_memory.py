@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 
 from keymgmt.errors import ConflictError, InvalidArgumentError, StoreError
-from keymgmt.storage._protocol import ANY, Delete, Operation, Put, Record
+from keymgmt.storage._protocol import ANY, Delete, Operation, Put, Record, new_record
 
 __all__ = ["CheckedBatch", "MemoryBackend"]
 
@@ -130,7 +130,7 @@ class MemoryBackend:
                     records.pop(key, None)
                     continue
                 data = op.data
-                record = Record(
+                record = new_record(
                     key[0], key[1], data if type(data) is bytes else bytes(data), revision, seq
                 )
                 records[key] = record

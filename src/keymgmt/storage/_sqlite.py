@@ -34,7 +34,7 @@ from keymgmt.errors import (
     StoreUnavailableError,
 )
 from keymgmt.storage._memory import CheckedBatch, check_operations
-from keymgmt.storage._protocol import ANY, Delete, Operation, Record
+from keymgmt.storage._protocol import ANY, Delete, Operation, Record, new_record
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteBackend"]
 
@@ -386,7 +386,7 @@ class SQLiteBackend:
                         revision = expected + 1
                     if not done:
                         raise self._conflict(cur, op)
-                    written.append(Record(kind, name, data, revision, seq))
+                    written.append(new_record(kind, name, data, revision, seq))
                 self._retry_locked(lambda: conn.execute("COMMIT"))
             except BaseException:
                 # As in _write: never leave the connection inside a
@@ -479,4 +479,4 @@ def _record(row: tuple[object, ...]) -> Record:
             kind=str(kind),
             name=str(name),
         )
-    return Record(kind, name, data, revision, seq)
+    return new_record(kind, name, data, revision, seq)
