@@ -58,7 +58,7 @@ from keymgmt.pki._keys import (
     SigningKey,
     algorithm_of,
     ca_algorithm,
-    key_identifier,
+    public_key_info,
 )
 from keymgmt.pki._names import check_general_name, check_name_forms
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
@@ -702,13 +702,17 @@ class CertificateAuthority:
             return None
         return registry.get(SubjectKind.CERTIFICATE, self._own_subject)
 
-    def _unrevoked_key(self, public_key: object) -> str:
+    def _unrevoked_key(self, spki: bytes) -> str:
         """The fingerprint of a key this CA is asked to certify, unless it is compromised.
+
+        Args:
+            spki: the key's SubjectPublicKeyInfo DER (:func:`._keys.public_key_info`,
+                which also gives the SKI: the key is encoded once per issuance).
 
         Raises:
             RevokedError: this CA revoked a certificate of the key for a compromise.
         """
-        fp = _keyindex.fingerprint(public_key)
+        fp = hashlib.sha256(spki).hexdigest()  # = _keyindex.fingerprint (tested)
         _keyindex.check_not_compromised(
             self._ctx.store.get_json(_keyindex.KEY_INDEX_KIND, f"{self.name}:{fp}"), self.name
         )
@@ -887,6 +891,7 @@ class CertificateAuthority:
             )
         prepared = []
         fps: list[str] = []  # the subject keys' fingerprints (see _keyindex)
+        key_ids: list[bytes] = []  # their subject key identifiers
         now = self._now()  # one issuance time for the batch (one transaction)
         for index, request in enumerate(requests):
             if not isinstance(request, IssueRequest):
@@ -904,7 +909,9 @@ class CertificateAuthority:
                 window = self._validity(
                     request.validity or leaf.profile.validity, request.not_before, now
                 )
-                fps.append(self._unrevoked_key(leaf.public_key))
+                spki, key_id = public_key_info(leaf.public_key)
+                fps.append(self._unrevoked_key(spki))
+                key_ids.append(key_id)
             except KeyMgmtError as exc:
                 exc.message = f"request {index}: {exc}"
                 exc.args = (exc.message,)
@@ -915,13 +922,13 @@ class CertificateAuthority:
             return []
         signing_key = self._key()
         issued: list[tuple[x509.Certificate, str, dict[str, Any]]] = []
-        for leaf, (start, end) in prepared:
+        for (leaf, (start, end)), key_id in zip(prepared, key_ids, strict=True):
             serial, cert = self._sign_new(
                 signing_key,
                 leaf.subject,
                 leaf.public_key,
                 (start, end),
-                self._leaf_extensions(leaf.profile, leaf.public_key, leaf.algorithm, leaf.names),
+                self._leaf_extensions(leaf.profile, key_id, leaf.algorithm, leaf.names),
             )
             record = _cert_record(
                 serial,
@@ -974,19 +981,20 @@ class CertificateAuthority:
     def _leaf_extensions(
         self,
         profile: Profile,
-        public_key: CertificatePublicKey,
+        key_id: bytes,
         algorithm: Algorithm,
         names: Sequence[x509.GeneralName],
         constraints: x509.NameConstraints | None = None,
     ) -> list[Extension]:
-        """The extensions of one certificate this CA signs for ``public_key`` (of ``algorithm``)."""
+        """The extensions of one certificate this CA signs for a key of ``algorithm``.
+
+        ``key_id`` is the subject key identifier (:func:`._keys.public_key_info`).
+        """
         if constraints is None:
             template = self._template(profile)
         else:  # a sub-CA's own constraints: built for this one certificate
             template = self._new_template(profile, constraints)
-        return template.extensions(
-            key_identifier(public_key, algorithm), names, rsa_subject=algorithm in RSA_ALGORITHMS
-        )
+        return template.extensions(key_id, names, rsa_subject=algorithm in RSA_ALGORITHMS)
 
     def _new_template(
         self, profile: Profile, constraints: x509.NameConstraints | None
@@ -1078,11 +1086,12 @@ class CertificateAuthority:
     ) -> x509.Certificate:
         signing_key = self._key()
         start, end = self._validity(validity or profile.validity, not_before)
-        fp = self._unrevoked_key(public_key)
+        spki, key_id = public_key_info(public_key)
+        fp = self._unrevoked_key(spki)
         if extensions is None:
             if algorithm is None:
                 algorithm = algorithm_of(public_key)
-            extensions = self._leaf_extensions(profile, public_key, algorithm, names, constraints)
+            extensions = self._leaf_extensions(profile, key_id, algorithm, names, constraints)
         serial, cert = self._sign_new(signing_key, subject, public_key, (start, end), extensions)
         der = cert.public_bytes(serialization.Encoding.DER)
         record_name = f"{self.name}:{_hex(serial)}"

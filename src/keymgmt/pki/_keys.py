@@ -22,6 +22,7 @@ __all__ = [
     "generate_key",
     "is_signing_key",
     "key_identifier",
+    "public_key_info",
     "signature_hash",
     "verify_signature",
 ]
@@ -160,6 +161,48 @@ def key_identifier(public_key: CertificatePublicKey, algorithm: Algorithm) -> by
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
     return hashlib.sha1(data, usedforsecurity=False).digest()
+
+
+def _element(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER element at ``at`` (definite lengths)."""
+    first = data[at + 1]
+    start = at + 2
+    if first < 0x80:
+        return data[at], start, start + first
+    count = first & 0x7F
+    length = int.from_bytes(data[start : start + count], "big")
+    return data[at], start + count, start + count + length
+
+
+def public_key_info(public_key: CertificatePublicKey) -> tuple[bytes, bytes]:
+    """``public_key``'s SubjectPublicKeyInfo DER and subject key identifier, from one encoding.
+
+    Issuance needs both (the PKI's key index fingerprints the SPKI DER, the
+    certificate gets the SKI), and encoding an EC public key costs several
+    microseconds (a field inversion). The SKI is RFC 5280 4.2.1.2 method 1,
+    the SHA-1 of the subjectPublicKey BIT STRING inside the SPKI: the bytes
+    ``x509.SubjectKeyIdentifier.from_public_key`` gives (tested).
+
+    Raises:
+        UnsupportedAlgorithmError: cryptography cannot encode the key.
+    """
+    try:
+        spki = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise UnsupportedAlgorithmError(
+            f"unsupported key type {type(public_key).__name__}", algorithm=type(public_key).__name__
+        ) from None
+    # SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier,
+    #                                     subjectPublicKey BIT STRING }
+    # (cryptography's own DER: one SEQUENCE, the BIT STRING second, 0 unused bits).
+    _, body, _ = _element(spki, 0)
+    _, _, after_algorithm = _element(spki, body)
+    tag, bits, end = _element(spki, after_algorithm)
+    if tag != 0x03 or end != len(spki) or spki[bits] != 0:  # pragma: no cover - cryptography's DER
+        raise UnsupportedAlgorithmError("unexpected SubjectPublicKeyInfo encoding")
+    return spki, hashlib.sha1(spki[bits + 1 : end], usedforsecurity=False).digest()
 
 
 def signature_hash(key: SigningKey) -> hashes.HashAlgorithm | None:

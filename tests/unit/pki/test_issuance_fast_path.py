@@ -8,6 +8,7 @@ something, and check that the very next issuance sees the change.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -34,6 +35,7 @@ from keymgmt.pki import (
     CertificateAuthority,
     IssueRequest,
     Profile,
+    _keyindex,
 )
 from keymgmt.pki._ca import _leaf_subject
 from keymgmt.pki._keys import (
@@ -41,6 +43,7 @@ from keymgmt.pki._keys import (
     algorithm_of,
     is_signing_key,
     key_identifier,
+    public_key_info,
     signature_hash,
 )
 from keymgmt.pki._profiles import build_extensions, parse_names
@@ -312,6 +315,24 @@ def test_key_identifier_is_cryptographys_subject_key_identifier(
         key_identifier(public, algorithm_of(public))
         == x509.SubjectKeyIdentifier.from_public_key(public).digest
     )
+
+
+@pytest.mark.parametrize("kind", ["p256", "p384", "ed25519", "rsa"])
+def test_one_key_encoding_gives_the_ski_and_the_key_index_fingerprint(
+    kind: str, rsa_leaf: rsa.RSAPrivateKey
+) -> None:
+    public: CertificatePublicKey
+    if kind == "p256":
+        public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    elif kind == "p384":
+        public = ec.generate_private_key(ec.SECP384R1()).public_key()
+    elif kind == "ed25519":
+        public = ed25519.Ed25519PrivateKey.generate().public_key()
+    else:
+        public = rsa_leaf.public_key()
+    spki, key_id = public_key_info(public)
+    assert key_id == x509.SubjectKeyIdentifier.from_public_key(public).digest
+    assert hashlib.sha256(spki).hexdigest() == _keyindex.fingerprint(public)
 
 
 def test_algorithm_of_refuses_curves_and_sizes_keymgmt_does_not_sign_with() -> None:
