@@ -60,7 +60,14 @@ from keymgmt.pki._keys import (
     ca_algorithm,
     public_key_info,
 )
-from keymgmt.pki._names import check_general_name, check_name_forms
+from keymgmt.pki._names import (
+    check_general_name,
+    check_name_forms,
+    check_subject,
+    csr_subject,
+    mark_names_critical,
+    subject_constraint_names,
+)
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
 from keymgmt.pki._parse import load_certificate, load_csr
 from keymgmt.pki._pathval import name_allowed
@@ -833,7 +840,7 @@ class CertificateAuthority:
             if subject is not None:
                 subject_name, subject_text = _leaf_subject(subject)
             else:
-                subject_name = csr.subject
+                subject_name = csr_subject(csr)
                 subject_text = subject_name.rfc4514_string()
             if names is None and profile.copy_names:
                 try:
@@ -857,7 +864,8 @@ class CertificateAuthority:
                 f"too many subject alternative names ({len(general)} > {_MAX_NAMES})"
             )
         check_name_forms(general, profile.name_forms)
-        self._check_constraints(general)
+        check_subject(subject_name, general, self._subject_name)
+        self._check_constraints(general, subject_name)
         return _Leaf(profile, subject_name, subject_text, key, general, algorithm)  # type: ignore[arg-type]
 
     def issue_many(self, requests: Sequence[IssueRequest]) -> list[x509.Certificate]:
@@ -967,6 +975,8 @@ class CertificateAuthority:
     ) -> tuple[int, x509.Certificate]:
         """A fresh random serial and the certificate this CA signs with it."""
         serial = self._pki._serial()
+        if len(subject) == 0:  # the names are the identity: critical (RFC 5280 4.2.1.6)
+            extensions = mark_names_critical(extensions)
         return serial, _sign(
             signing_key,
             issuer=self._subject_name,
@@ -1029,21 +1039,32 @@ class CertificateAuthority:
         self._templates[id(profile)] = (profile, self.crl_url, self.ocsp_url, template)
         return template
 
-    def _check_constraints(self, names: Sequence[x509.GeneralName]) -> None:
+    def _check_constraints(
+        self, names: Sequence[x509.GeneralName], subject: x509.Name | None = None
+    ) -> None:
         """Refuse names that this CA's (or a parent's) name constraints exclude.
 
-        Verifiers would refuse such a certificate anyway; refusing it here
-        says why at the right moment.
+        With ``subject``, also the subject (a directoryName) and its
+        emailAddress attributes (RFC 5280 4.2.1.10). Verifiers would refuse
+        such a certificate anyway; refusing it here says why at the right
+        moment.
         """
-        if not names:
+        if not names and subject is None:
             return
-        for ca_cert, nc in self._name_constraints():
+        constraints = self._name_constraints()
+        if not constraints:
+            return
+        if subject is not None:
+            names = [*names, *subject_constraint_names(subject)]
+        for ca_cert, nc in constraints:
             for name in names:
                 if not name_allowed(nc, name):
+                    value = name.value
+                    shown = value.rfc4514_string() if isinstance(value, x509.Name) else value
                     raise InvalidArgumentError(
-                        f"{name.value} is outside the name constraints of "
+                        f"{shown} is outside the name constraints of "
                         f"{ca_cert.subject.rfc4514_string()}",
-                        name=str(name.value),
+                        name=str(shown),
                     )
 
     def _name_constraints(self) -> list[tuple[x509.Certificate, x509.NameConstraints]]:

@@ -22,17 +22,26 @@ or copied from a CSR, goes through the same checks:
 
 Other forms (directoryName, otherName, registeredID) are refused unless the
 profile lists them in :attr:`~._profiles.Profile.name_forms`.
+
+The subject of an end-entity certificate (:func:`check_subject`): not empty
+unless there are subject alternative names (RFC 5280 4.1.2.6; the SAN is
+then critical, 4.2.1.6, see :func:`mark_names_critical`), not the issuing
+CA's own name, no attribute empty, over its upper bound (RFC 5280 A.1:
+common name 64, ...) or with a control character such as NUL. Its
+emailAddress attributes and the name itself are what the CA's name
+constraints are checked against as well (:func:`subject_constraint_names`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from keymgmt.errors import InvalidArgumentError
 
@@ -43,7 +52,11 @@ __all__ = [
     "check_email",
     "check_general_name",
     "check_name_forms",
+    "check_subject",
     "check_uri",
+    "csr_subject",
+    "mark_names_critical",
+    "subject_constraint_names",
 ]
 
 #: The subject alternative name forms a profile may list.
@@ -204,3 +217,95 @@ def check_name_forms(names: Iterable[x509.GeneralName], allowed: frozenset[str])
                 f"names (name_forms: {', '.join(sorted(allowed))})",
                 name=str(getattr(name, "value", name)),
             )
+
+
+#: RFC 5280 appendix A.1 upper bounds (characters) of the usual attributes.
+_BOUNDS: Final = {
+    NameOID.COMMON_NAME: 64,
+    NameOID.ORGANIZATION_NAME: 64,
+    NameOID.ORGANIZATIONAL_UNIT_NAME: 64,
+    NameOID.LOCALITY_NAME: 128,
+    NameOID.STATE_OR_PROVINCE_NAME: 128,
+    NameOID.SERIAL_NUMBER: 64,
+    NameOID.TITLE: 64,
+    NameOID.EMAIL_ADDRESS: 255,
+    NameOID.COUNTRY_NAME: 2,
+}
+_MAX_ATTRIBUTE: Final = 1024  # any other attribute
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def csr_subject(csr: x509.CertificateSigningRequest) -> x509.Name:
+    """The subject of a CSR.
+
+    Raises:
+        InvalidArgumentError: cryptography's warning about an attribute over
+            its bound was turned into an error (``-W error``).
+    """
+    try:
+        return csr.subject
+    except UserWarning as exc:
+        raise InvalidArgumentError(f"invalid CSR subject: {exc}") from None
+
+
+def check_subject(subject: x509.Name, names: Sequence[x509.GeneralName], issuer: x509.Name) -> None:
+    """Refuse an end-entity subject a CA must not sign (see the module docstring).
+
+    Raises:
+        InvalidArgumentError: empty without subject alternative names, the
+            issuer's own name, or an empty, overlong or control-character attribute.
+    """
+    if len(subject) == 0:
+        if not names:
+            raise InvalidArgumentError(
+                "an empty subject needs at least one subject alternative name (RFC 5280 4.1.2.6)"
+            )
+        return
+    if subject == issuer:
+        raise InvalidArgumentError(
+            f"the subject {subject.rfc4514_string()!r} is the issuing CA's own name"
+        )
+    for attribute in subject:
+        value = attribute.value
+        if not isinstance(value, str):  # a BIT STRING (x500UniqueIdentifier)
+            continue
+        name = attribute.rfc4514_attribute_name
+        bound = _BOUNDS.get(attribute.oid, _MAX_ATTRIBUTE)
+        if not value or len(value) > bound:
+            raise InvalidArgumentError(
+                f"the subject's {name} must be 1-{bound} characters, not {len(value)}",
+                attribute=name,
+            )
+        if _CONTROL.search(value):
+            raise InvalidArgumentError(
+                f"the subject's {name} contains a control character (such as NUL)",
+                attribute=name,
+            )
+
+
+def subject_constraint_names(subject: x509.Name) -> list[x509.GeneralName]:
+    """The names in ``subject`` that name constraints apply to (RFC 5280 4.2.1.10).
+
+    The subject as a directoryName, and each emailAddress attribute as an
+    rfc822Name.
+
+    Raises:
+        InvalidArgumentError: a malformed emailAddress.
+    """
+    if len(subject) == 0:
+        return []
+    out: list[x509.GeneralName] = [x509.DirectoryName(subject)]
+    for attribute in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+        if isinstance(attribute.value, str):
+            out.append(x509.RFC822Name(check_email(attribute.value)))
+    return out
+
+
+def mark_names_critical(extensions: list[Any]) -> list[Any]:
+    """``extensions`` with the subject alternative names critical (for an empty subject)."""
+    return [
+        x509.Extension(ext.oid, True, ext.value)
+        if type(ext.value) is x509.SubjectAlternativeName
+        else ext
+        for ext in extensions
+    ]

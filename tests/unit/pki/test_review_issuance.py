@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -440,3 +441,108 @@ def test_typed_names_get_the_same_checks(name: str) -> None:
 def test_typed_general_names_get_the_same_checks() -> None:
     with pytest.raises(InvalidArgumentError, match="a network, not one address"):
         parse_names([x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))])
+
+
+# -- finding 9: the subject is checked before it is signed ----------------------------
+
+
+def _csr_named(
+    key: ec.EllipticCurvePrivateKey, subject: x509.Name, *names: x509.GeneralName
+) -> x509.CertificateSigningRequest:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+
+
+def test_an_empty_subject_without_names_is_refused(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="an empty subject needs at least one"):
+        issuing.issue(_csr_named(leaf_key, x509.Name([])), profile=TLS_CLIENT)
+
+
+def test_an_empty_subject_makes_the_names_critical(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(_csr_named(leaf_key, x509.Name([]), x509.DNSName("a.example.com")))
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+
+
+def test_an_empty_subject_makes_the_names_critical_in_a_batch_too(
+    issuing: CertificateAuthority,
+) -> None:
+    request = IssueRequest(public_key=_other_key(), subject=x509.Name([]), names=["a.example.com"])
+    (cert,) = issuing.issue_many([request])
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+
+
+def test_a_named_subject_keeps_the_names_non_critical(
+    issuing: CertificateAuthority, make_csr: CSRMaker
+) -> None:
+    cert = issuing.issue(make_csr())
+    assert not cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+
+
+def test_a_subject_equal_to_the_issuer_is_refused(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    csr = _csr_named(leaf_key, issuing.certificate.subject, x509.DNSName("a.example.com"))
+    with pytest.raises(InvalidArgumentError, match="is the issuing CA's own name"):
+        issuing.issue(csr)
+
+
+def test_a_common_name_with_a_nul_is_refused(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    csr = _csr_named(leaf_key, _name((NameOID.COMMON_NAME, "admin\x00.evil")))
+    with pytest.raises(InvalidArgumentError, match="CN contains a control character"):
+        issuing.issue(csr, profile=TLS_CLIENT)
+
+
+def test_a_csr_common_name_over_64_characters_is_refused(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    with warnings.catch_warnings():  # cryptography warns about the bound it does not enforce
+        warnings.simplefilter("ignore")
+        long_cn = x509.NameAttribute(NameOID.COMMON_NAME, "a" * 200, _validate=False)
+        csr = _csr_named(leaf_key, x509.Name([long_cn]))
+    with pytest.raises(InvalidArgumentError, match=r"<= 64|1-64 characters"):
+        issuing.issue(csr, profile=TLS_CLIENT)
+
+
+def test_an_organization_over_its_bound_is_refused(issuing: CertificateAuthority) -> None:
+    subject = _name((NameOID.COMMON_NAME, "svc"), (NameOID.ORGANIZATION_NAME, "o" * 65))
+    with pytest.raises(InvalidArgumentError, match="the subject's O must be 1-64 characters"):
+        issuing.issue(public_key=_other_key(), subject=subject, profile=TLS_CLIENT)
+
+
+def test_a_subject_email_outside_the_rfc822_constraint_is_refused(
+    root: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    ca = root.create_intermediate("mail", permitted_names=[x509.RFC822Name("example.com")])
+    csr = _csr_named(leaf_key, _name((NameOID.EMAIL_ADDRESS, "root@evil.test")))
+    with pytest.raises(InvalidArgumentError, match=r"root@evil\.test is outside the name"):
+        ca.issue(csr, profile=TLS_CLIENT)
+
+
+def test_a_subject_email_inside_the_rfc822_constraint_is_issued(
+    root: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    ca = root.create_intermediate("mail", permitted_names=[x509.RFC822Name("example.com")])
+    subject = _name((NameOID.EMAIL_ADDRESS, "me@example.com"))
+    assert ca.issue(_csr_named(leaf_key, subject), profile=TLS_CLIENT).subject == subject
+
+
+def test_a_subject_outside_a_directory_name_constraint_is_refused(
+    root: CertificateAuthority,
+) -> None:
+    allowed = x509.DirectoryName(_name((NameOID.ORGANIZATION_NAME, "Example")))
+    ca = root.create_intermediate("dn", permitted_names=[allowed])
+    subject = _name((NameOID.ORGANIZATION_NAME, "Other"), (NameOID.COMMON_NAME, "svc"))
+    with pytest.raises(InvalidArgumentError, match="O=Other is outside the name constraints"):
+        ca.issue(public_key=_other_key(), subject=subject, profile=TLS_CLIENT)
