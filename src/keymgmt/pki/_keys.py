@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
 
 from keymgmt.algorithms import Algorithm
 from keymgmt.errors import UnsupportedAlgorithmError
+from keymgmt.pki._keycheck import check_rsa_public_key
 
 __all__ = [
     "CA_KEY_TYPES",
@@ -120,7 +121,9 @@ def algorithm_of(key: SigningKey | CertificatePublicKey) -> Algorithm:
     """The keymgmt algorithm name of a private or public key.
 
     Raises:
-        UnsupportedAlgorithmError: a key type or size keymgmt does not sign with.
+        UnsupportedAlgorithmError: a key type or size keymgmt does not sign with,
+            or an RSA public key with a weak exponent or an easily factored
+            modulus (see :mod:`._keycheck`).
     """
     kind = _kind(key)
     family = None if kind is None else kind[0]
@@ -137,6 +140,8 @@ def algorithm_of(key: SigningKey | CertificatePublicKey) -> Algorithm:
         size = key.key_size  # type: ignore[union-attr]
         for algorithm, bits in _RSA_BITS.items():
             if size == bits:
+                if kind is not None and not kind[1]:  # a public key: weak exponent or factors?
+                    check_rsa_public_key(key)  # type: ignore[arg-type]
                 return algorithm
         raise UnsupportedAlgorithmError(f"unsupported RSA key size {size}", algorithm=f"rsa-{size}")
     raise UnsupportedAlgorithmError(

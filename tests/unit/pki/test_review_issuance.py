@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
+import math
 import warnings
 from collections.abc import Callable
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from keymgmt import KeyManager
-from keymgmt.errors import CertificateRevokedError, InvalidArgumentError, RevokedError
+from keymgmt.errors import (
+    CertificateRevokedError,
+    InvalidArgumentError,
+    RevokedError,
+    UnsupportedAlgorithmError,
+)
 from keymgmt.pki import TLS_CLIENT, CertificateAuthority, IssueRequest, parse_names
 from keymgmt.pki._ca import CA_KIND
 from keymgmt.pki._keyindex import KEY_INDEX_KIND
@@ -546,3 +552,48 @@ def test_a_subject_outside_a_directory_name_constraint_is_refused(
     subject = _name((NameOID.ORGANIZATION_NAME, "Other"), (NameOID.COMMON_NAME, "svc"))
     with pytest.raises(InvalidArgumentError, match="O=Other is outside the name constraints"):
         ca.issue(public_key=_other_key(), subject=subject, profile=TLS_CLIENT)
+
+
+# -- finding 11: weak RSA subject keys ----------------------------------------------
+
+_SMALL_PRIMES = math.prod(p for p in range(2, 752) if all(p % d for d in range(2, p)))
+
+
+def _rsa_public(e: int, n: int) -> rsa.RSAPublicKey:
+    return rsa.RSAPublicNumbers(e, n).public_key()
+
+
+def _clean_modulus() -> int:
+    """An odd 2048-bit number without prime factors below 752 (no key generated)."""
+    n = (1 << 2047) + 1
+    while math.gcd(n, _SMALL_PRIMES) != 1:
+        n += 2
+    return n
+
+
+@pytest.mark.parametrize("e", [3, 17, 65535, 1 << 256 | 1])
+def test_rsa_keys_with_a_weak_public_exponent_are_refused(
+    issuing: CertificateAuthority, e: int
+) -> None:
+    key = _rsa_public(e, _clean_modulus())
+    with pytest.raises(UnsupportedAlgorithmError, match=f"RSA public exponent {e} refused"):
+        issuing.issue(public_key=key, subject="weak", profile=TLS_CLIENT)
+
+
+def test_rsa_keys_with_an_even_modulus_are_refused(issuing: CertificateAuthority) -> None:
+    key = _rsa_public(65537, (1 << 2047) | (1 << 100))
+    with pytest.raises(UnsupportedAlgorithmError, match="it is even"):
+        issuing.issue(public_key=key, subject="weak", profile=TLS_CLIENT)
+
+
+def test_rsa_keys_with_a_small_prime_factor_are_refused(issuing: CertificateAuthority) -> None:
+    n = 751 * (((1 << 2047) // 751) | 1)
+    assert n.bit_length() == 2048
+    with pytest.raises(UnsupportedAlgorithmError, match="prime factor below 752"):
+        issuing.issue(public_key=_rsa_public(65537, n), subject="weak", profile=TLS_CLIENT)
+
+
+def test_rsa_keys_without_small_factors_are_certified(issuing: CertificateAuthority) -> None:
+    key = _rsa_public(65537, _clean_modulus())
+    cert = issuing.issue(public_key=key, subject="ok", profile=TLS_CLIENT)
+    assert cert.public_key() == key
