@@ -164,7 +164,8 @@ class OCSPResponder:
         nonce outside 1 to 32 bytes (RFC 8954 2.1).
 
         Raises:
-            InvalidArgumentError: ``at`` is naive.
+            InvalidArgumentError: ``at`` is naive, or ``at`` plus the
+                responder's validity is after the year 9999.
         """
         at = ensure_aware(at, "at")
         try:
@@ -185,6 +186,13 @@ class OCSPResponder:
             CertStatus.UNKNOWN: ocsp.OCSPCertStatus.UNKNOWN,
         }[status]
         this_update = at.replace(microsecond=0)
+        try:
+            next_update = this_update + self._validity
+        except OverflowError:
+            raise InvalidArgumentError(
+                f"an OCSP response at {this_update.isoformat()} valid for {self._validity} "
+                "would end after the year 9999"
+            ) from None
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=parsed.issuer_name_hash,
             issuer_key_hash=parsed.issuer_key_hash,
@@ -192,7 +200,7 @@ class OCSPResponder:
             algorithm=algorithm,
             cert_status=cert_status,
             this_update=this_update,
-            next_update=this_update + self._validity,
+            next_update=next_update,
             revocation_time=entry.revoked_at if entry and status is CertStatus.REVOKED else None,
             revocation_reason=(
                 reason_flag(entry.reason) if entry and status is CertStatus.REVOKED else None
@@ -360,11 +368,13 @@ def _check(
         raise _fail("the OCSP response signature does not verify", "ocsp-bad-signature") from None
     this_update = single.this_update_utc
     next_update = single.next_update_utc
-    if this_update > at + skew:
+    # Differences, not sums: a nextUpdate of 9999-12-31T23:59:59Z plus the
+    # skew is past what a datetime holds.
+    if this_update - at > skew:
         raise _fail("the OCSP response is not yet valid", "ocsp-not-yet-valid")
-    if next_update is not None and next_update + skew < at:
+    if next_update is not None and at - next_update > skew:
         raise _fail("the OCSP response is stale", "ocsp-stale")
-    if next_update is None and at - this_update > max_age + skew:
+    if next_update is None and at - this_update - skew > max_age:
         raise _fail(
             "the OCSP response has no nextUpdate and its thisUpdate is "
             f"{(at - this_update).total_seconds():.0f} s old, more than the "

@@ -703,10 +703,12 @@ class CertificateVerifier:
             next_update = crl.next_update_utc
             # RFC 5280 5.1.2.5: conforming CRL issuers MUST include nextUpdate.
             # One without it would count forever once captured: not a source.
+            # (Differences, not sums: 9999-12-31T23:59:59Z plus the skew
+            # is past what a datetime holds.)
             if (
                 next_update is None
-                or crl.last_update_utc > at + self._skew
-                or next_update + self._skew < at
+                or crl.last_update_utc - at > self._skew
+                or at - next_update > self._skew
             ):
                 continue
             try:

@@ -314,14 +314,28 @@ class RevocationRegistry:
         date). A later call's ``invalidity_date`` fills in or replaces the
         stored one only when the reason is upgraded or none was stored.
 
+        The invalidity date (RFC 5280 5.3.2: when the key was compromised or
+        the subject otherwise became invalid) may not be after the
+        revocation is recorded (``txn.now``; the revocation date of a new
+        entry): a revocation cannot know the future, and a far-future date
+        would sit on every CRL as if it meant something.
+
         Raises:
-            InvalidArgumentError: bad kind, subject, reason or date.
+            InvalidArgumentError: bad kind, subject, reason or date (naive,
+                or an invalidity date after the revocation).
         """
         name = _name(kind, subject)
         kind = _kind(kind)
         reason = RevocationReason.parse(reason)
+        now = txn.now
         if invalidity_date is not None:
             invalidity_date = ensure_aware(invalidity_date, "invalidity_date")
+            if invalidity_date > now:
+                raise InvalidArgumentError(
+                    f"the invalidity date {invalidity_date.isoformat()} is after the "
+                    f"revocation ({now.isoformat()})",
+                    subject=subject,
+                )
         stored = txn.get_json(REVOCATION_KIND, name)
         existing = None if stored is None else Revocation.from_json(stored)
         if existing is not None:
@@ -340,7 +354,7 @@ class RevocationRegistry:
             kind=kind,
             subject=subject,
             reason=reason,
-            revoked_at=existing.revoked_at if existing else txn.now,
+            revoked_at=existing.revoked_at if existing else now,
             invalidity_date=invalidity_date,
         )
         txn.put_json(REVOCATION_KIND, name, revocation.to_json())

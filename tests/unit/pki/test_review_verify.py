@@ -30,6 +30,7 @@ from keymgmt.pki import (
     RevocationPolicy,
     RevocationSource,
     VerificationFailure,
+    build_ocsp_request,
     check_ocsp_response,
 )
 from keymgmt.pki._crl import CRLIndexCache
@@ -618,3 +619,62 @@ def test_the_ocsp_responder_echoes_a_nonce_of_1_to_32_bytes(
     assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
     echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     assert echoed == b"\x01" * size
+
+
+# -- finding 13 (registry and OCSP parts): dates out of range are typed errors ------
+
+_END_OF_TIME = _dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=_dt.UTC)
+
+
+def test_a_ca_revocation_with_an_invalidity_date_after_it_is_refused(
+    root: CertificateAuthority, clock: FakeClock
+) -> None:
+    cert = _client(root, "c")
+    with pytest.raises(InvalidArgumentError):
+        root.revoke(
+            cert.serial_number,
+            "key-compromise",
+            invalidity_date=_dt.datetime(9999, 1, 1, tzinfo=_dt.UTC),
+        )
+    assert root.revoked() == []
+    status = check_ocsp_response(
+        root.ocsp_respond(build_ocsp_request(cert, root.certificate)),
+        cert=cert,
+        issuer=root.certificate,
+        at=clock.now(),
+    )
+    assert status.status is CertStatus.GOOD
+
+
+@pytest.mark.parametrize(
+    ("validity", "at"),
+    [
+        (_dt.timedelta(days=999_999_999), None),
+        (_dt.timedelta(hours=12), _dt.datetime(9999, 12, 31, 23, tzinfo=_dt.UTC)),
+    ],
+)
+def test_an_ocsp_response_that_would_end_after_9999_is_an_invalid_argument(
+    root: CertificateAuthority,
+    clock: FakeClock,
+    validity: _dt.timedelta,
+    at: _dt.datetime | None,
+) -> None:
+    cert = _client(root, "c")
+    responder = root.ocsp_responder(validity=validity)
+    with pytest.raises(InvalidArgumentError):
+        responder.respond(build_ocsp_request(cert, root.certificate), at=at or clock.now())
+
+
+def test_an_ocsp_response_whose_next_update_is_the_end_of_time_is_fresh(
+    foreign: _Foreign,
+) -> None:
+    response = foreign.ocsp(_NOW, _END_OF_TIME)
+    status = check_ocsp_response(response, cert=foreign.leaf, issuer=foreign.root, at=_NOW)
+    assert status.next_update == _END_OF_TIME
+
+
+def test_a_crl_whose_next_update_is_the_end_of_time_is_a_source(foreign: _Foreign) -> None:
+    verifier = CertificateVerifier(trust_anchors=[foreign.root])
+    crl = _crl(foreign.root, foreign.key, next_update=_END_OF_TIME)
+    path = verifier.verify(foreign.leaf, crls=[crl], at=_NOW)
+    assert path.revocation == (RevocationSource.CRL,)
