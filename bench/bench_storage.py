@@ -28,6 +28,7 @@ import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -531,9 +532,107 @@ def _hsm_ca_cases(module: str, token: str, pin: str) -> list[Case]:
     ]
 
 
+def _transaction_cases() -> list[Case]:
+    """One small ``Store.transact`` (a ~400 B put + an audit entry with 4 details).
+
+    What every key grant and certificate issuance writes: a sealed record, a
+    hash-chained audit entry and the sealed audit head, committed with
+    compare-and-set. The raw side is the least any such write does: on
+    memory, the two AES-256-GCM seals (record and head) and the entry's
+    SHA-256; on SQLite, those plus the same four statements in one
+    ``BEGIN IMMEDIATE`` transaction on a bare ``sqlite3`` connection (same
+    schema, same durability). ``transact_many`` cases are per item, 16
+    items per group commit.
+    """
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from keymgmt import KeyManager
+    from keymgmt.storage import MemoryBackend
+
+    payload = os.urandom(200).hex().encode()  # 400 B
+    folder = Path(tempfile.mkdtemp(prefix="keymgmt-bench-txn-"))
+    names = itertools.count()
+
+    def write(txn: Any) -> None:
+        name = f"bench-{next(names):08x}"
+        txn.put("cert", name, payload)
+        txn.audit(
+            "pki.issue", f"cert:{name}", profile="tls-server", subject="CN=svc", serial="ab12"
+        )
+
+    managers = {
+        "memory": KeyManager(backend=MemoryBackend(), master_key=RawMasterKey(os.urandom(32))),
+        "SQLite": KeyManager(
+            backend=SQLiteBackend(folder / "ours.db"), master_key=RawMasterKey(os.urandom(32))
+        ),
+    }
+    for km in managers.values():
+        atexit.register(km.close)
+    aead = AESGCM(os.urandom(32))
+    entry = os.urandom(330)
+
+    def crypto() -> None:
+        aead.encrypt(os.urandom(12), payload, b"keymgmt/seal/v1\x00cert\x00bench-00000000")
+        hashlib.sha256(entry).digest()
+        aead.encrypt(os.urandom(12), entry[:60], b"keymgmt/seal/v1\x00meta\x00audit-head")
+
+    SQLiteBackend(folder / "raw.db").close()
+    raw = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=FULL")
+    atexit.register(raw.close)
+    raw.execute("INSERT INTO records VALUES ('meta', 'audit-head', ?, 1, 0)", (entry[:90],))
+    raw_names = itertools.count(1)
+    insert = "INSERT INTO records (kind, name, data, revision, seq) VALUES (?, ?, ?, 1, ?)"
+    update = (
+        "UPDATE records SET data = ?, revision = revision + 1, seq = ? "
+        "WHERE kind = 'meta' AND name = 'audit-head' AND revision = ?"
+    )
+
+    def raw_sqlite() -> None:
+        crypto()
+        n = next(raw_names)
+        raw.execute("BEGIN IMMEDIATE")
+        seq = raw.execute("UPDATE sequence SET seq = seq + 1 RETURNING seq").fetchone()[0]
+        raw.execute(insert, ("cert", f"bench-{n:08x}", payload, seq))
+        raw.execute(insert, ("audit", f"{n:020d}", entry, seq))
+        raw.execute(update, (entry[:90], seq, n))
+        raw.execute("COMMIT")
+
+    group = [write] * 16
+    found = []
+    for label, km in managers.items():
+        store = km._context.store
+        floor = crypto if label == "memory" else raw_sqlite
+        floor_name = "seals+hash" if label == "memory" else "seals+hash+SQL"
+        found += [
+            Case(
+                "storage",
+                f"{label} transact (put + audit) vs {floor_name}",
+                partial(store.transact, write),
+                floor,
+                number=200 if label == "SQLite" else 0,
+                note="informative: the store's own work around the least a sealed, "
+                "chained write does",
+            ),
+            Case(
+                "storage",
+                f"{label} transact_many of 16 (one call)",
+                partial(store.transact_many, group),
+                None,
+                number=20 if label == "SQLite" else 0,
+                note="per item: divide by 16; one backend batch, one audit head",
+            ),
+        ]
+    return found
+
+
 def cases() -> list[Case]:
     """SQLite 4-process puts and gets, façade cases; PostgreSQL and HSM cases when configured."""
-    found = _sqlite_cases()
+    found = _transaction_cases()
+    found += _sqlite_cases()
     store = Path(tempfile.mkdtemp(prefix="keymgmt-bench-km-")) / "km.db"
 
     def sqlite_fresh() -> Callable[[], object]:
