@@ -1064,7 +1064,10 @@ def ca_lookup(
 
     def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> Revocation | object | None:
         ca_id = ca_ids.get(issuer)
-        found = (ca_id,) if ca_id is not None else other_certificate(issuer)
+        if ca_id is not None:  # the CA's current certificate: the hot path
+            subject = f"{ca_id}:{cert.serial_number:x}"
+            return get(subject) if is_revoked(subject) else None
+        found = other_certificate(issuer)
         if not found:
             return NOT_OURS
         serial = f"{cert.serial_number:x}"

@@ -678,3 +678,23 @@ def test_a_crl_whose_next_update_is_the_end_of_time_is_a_source(foreign: _Foreig
     crl = _crl(foreign.root, foreign.key, next_update=_END_OF_TIME)
     path = verifier.verify(foreign.leaf, crls=[crl], at=_NOW)
     assert path.revocation == (RevocationSource.CRL,)
+
+
+def test_the_registry_lookup_asks_every_store_ca_sharing_a_name_and_key() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    first = _ca(_name("shared"), key.public_key(), key, serial=1 << 70)
+    second = _ca(_name("shared"), key.public_key(), key, serial=1 << 71)
+    lookup = ca_lookup(
+        {first: "a", second: "b"},
+        {"b:7"}.__contains__,
+        lambda s: Revocation(
+            kind=SubjectKind.CERTIFICATE,
+            subject=s,
+            reason=RevocationReason.SUPERSEDED,
+            revoked_at=_NOW,
+        ),
+    )
+    third = _ca(_name("shared"), key.public_key(), key, serial=1 << 72)
+    answer = lookup(third, _leaf("leaf", third, key, 7))
+    assert isinstance(answer, Revocation)
+    assert answer.subject == "b:7"
