@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from keymgmt.pki._signer import CASigner, sign_crl
 from keymgmt.revocation import RevocationReason
@@ -39,7 +39,6 @@ _FLAGS: Final = {
     RevocationReason.AA_COMPROMISE: x509.ReasonFlags.aa_compromise,
 }
 _REASONS: Final = {flag: reason for reason, flag in _FLAGS.items()}
-_SHA256: Final = hashes.SHA256()
 _PROGRESS_MASK: Final = 4096 - 1  # build_crl reports progress every 4,096 entries
 
 
@@ -171,23 +170,27 @@ class CRLIndex:
 
 
 class CRLIndexCache:
-    """A small LRU of :class:`CRLIndex` keyed by the SHA-256 of the CRL's whole DER.
+    """An LRU of :class:`CRLIndex` keyed by the CRL's signature and the key that verified it.
 
-    Not by its signature: with ECDSA anyone can compute a public key under
-    which a published signature verifies over a message of their choosing,
-    so a CRL with another CRL's signature bytes but other contents (signed,
-    say, by an attacker's CA under another trust anchor of the same
-    verifier) must not share its index.
+    Not by the signature alone: with ECDSA anyone can compute a public key
+    under which a published signature verifies over a message of their
+    choosing, so a CRL with another CRL's signature bytes but other contents
+    (signed, say, by an attacker's CA under another trust anchor of the same
+    verifier) must not share its index. Under one key, equal signatures mean
+    equal signed contents (anything else is a forgery of that key), so the
+    pair names the contents without hashing the whole CRL on every use (a
+    100,000-entry CRL takes about 0.1 s to fingerprint). Callers look an
+    index up only after checking the CRL's signature with ``signer``.
     """
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
-        self._items: OrderedDict[bytes, CRLIndex] = OrderedDict()
+        self._items: OrderedDict[tuple[bytes, bytes], CRLIndex] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, crl: x509.CertificateRevocationList) -> CRLIndex:
-        """The index of ``crl``, built once."""
-        key = crl.fingerprint(_SHA256)
+    def get(self, crl: x509.CertificateRevocationList, signer: x509.Certificate) -> CRLIndex:
+        """The index of ``crl`` (whose signature ``signer``'s key verified), built once."""
+        key = (crl.signature, _spki(signer))
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -199,3 +202,7 @@ class CRLIndexCache:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return index
+
+
+def _spki(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)

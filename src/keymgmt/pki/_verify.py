@@ -715,11 +715,12 @@ class CertificateVerifier:
                 scope = _crl_scope(crl, cert, issuer.subject)
             except ValueError:  # extensions that do not parse: not a source
                 continue
-            if scope is None or not self._crl_signed(
-                crl, issuer, pool, crls, at, nesting, anchor=anchor
-            ):
+            if scope is None:
                 continue
-            index = self._crl_cache.get(crl)
+            signer = self._crl_signer(crl, issuer, pool, crls, at, nesting, anchor=anchor)
+            if signer is None:
+                continue
+            index = self._crl_cache.get(crl, signer)
             scope_key, reasons = scope
             # CRLs of different issuers never stand for each other (a higher
             # CRL number from one issuer must not shadow another's).
@@ -750,7 +751,7 @@ class CertificateVerifier:
                 found = entry
         return True, found
 
-    def _crl_signed(
+    def _crl_signer(
         self,
         crl: x509.CertificateRevocationList,
         issuer: x509.Certificate,
@@ -760,17 +761,17 @@ class CertificateVerifier:
         nesting: int,
         *,
         anchor: x509.Certificate,
-    ) -> bool:
-        """Whether ``crl`` is signed by a key allowed to sign it (6.3.3 f-g).
+    ) -> x509.Certificate | None:
+        """The certificate whose key may sign ``crl`` and did (6.3.3 f-g), or None.
 
         A signer other than ``issuer`` must chain to ``anchor``, the trust
         anchor of the certificate's own path (6.3.3 f): a CA named like the
         issuer under another trusted root cannot speak for it.
         """
         if crl.issuer == issuer.subject and _may_sign_crls(issuer) and _signed_by(crl, issuer):
-            return True
+            return issuer
         if nesting >= 2:  # a CRL signer's CRL signer's CRL signer: give up (unknown)
-            return False
+            return None
         for signer in (*pool, *self._anchors):
             if (
                 signer is issuer
@@ -781,15 +782,15 @@ class CertificateVerifier:
                 continue
             if signer in self._anchor_set:
                 if signer == anchor:
-                    return True
+                    return signer
                 continue
             try:
                 path = self._verify(signer, pool, crls, (), at, Purpose.ANY, None, nesting + 1)
             except KeyMgmtError:
                 continue
             if path.chain[-1] == anchor:
-                return True
-        return False
+                return signer
+        return None
 
     def _from_ocsp(
         self,

@@ -232,19 +232,21 @@ def _same_signature_forgery(
     return forged, key
 
 
-def test_crl_index_cache_does_not_share_an_index_between_crls_with_equal_signatures() -> None:
+def test_crl_index_cache_does_not_share_an_index_between_signers_of_equal_signatures() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     ca = _ca(_name("ca"), key.public_key(), key)
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other = _ca(_name("other"), other_key.public_key(), other_key)
     listed = _crl(ca, key, revoked=(1234,))
     empty = _crl(ca, key)
-    # Same signature bytes, other contents (the signature need not verify here).
+    # Same signature bytes, other contents: the one a forged key would verify.
     lookalike = x509.load_der_x509_crl(
         _reassemble(empty.tbs_certlist_bytes, empty, listed.signature)
     )
     cache = CRLIndexCache()
-    assert 1234 in cache.get(listed).entries
-    assert cache.get(lookalike).entries == {}
-    assert 1234 in cache.get(listed).entries
+    assert 1234 in cache.get(listed, ca).entries
+    assert cache.get(lookalike, other).entries == {}
+    assert 1234 in cache.get(listed, ca).entries
 
 
 def test_a_crl_forged_with_a_published_ecdsa_signature_does_not_hide_a_revocation() -> None:
