@@ -166,6 +166,21 @@ def _seconds(value: _dt.datetime) -> _dt.datetime:
     return value.replace(microsecond=0)
 
 
+#: The last time a certificate or CRL can carry (RFC 5280 4.1.2.5: GeneralizedTime).
+_LAST: Final = _dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=_dt.UTC)
+
+
+def _until(start: _dt.datetime, lifetime: _dt.timedelta, what: str) -> _dt.datetime:
+    """``start + lifetime``, refused past 9999-12-31 (where datetime overflows).
+
+    Raises:
+        InvalidArgumentError: it would end after 9999-12-31T23:59:59Z.
+    """
+    if lifetime > _LAST - start:
+        raise InvalidArgumentError(f"the {what} would end after {_LAST.isoformat()}")
+    return start + lifetime
+
+
 def _hex(serial: int) -> str:
     return format(serial, "x")
 
@@ -362,9 +377,10 @@ class PKI:
         lifetime = validity or profile.validity
         if lifetime <= _dt.timedelta(0):
             raise InvalidArgumentError("validity must be positive")
+        not_after = _until(now, lifetime, "validity")  # refused before a key is made
         subject_name = _subject(subject, name)
         constraints = name_constraints(permitted_names, excluded_names)
-        ref, key = self._keys.create(name, algorithm, token=token)
+        ref, key = self._new_ca_key(name, algorithm, token)
         public_key = signer_public_key(key)
         extensions = build_extensions(
             profile,
@@ -381,7 +397,7 @@ class PKI:
             public_key=public_key,
             serial=self._serial(),
             not_before=now,
-            not_after=now + lifetime,
+            not_after=not_after,
             extensions=_wrap(extensions),
         )
 
@@ -554,6 +570,25 @@ class PKI:
         )
 
     # -- helpers for CertificateAuthority -----------------------------------------------
+
+    def _new_ca_key(
+        self, name: str, algorithm: Algorithm, token: Pkcs11Token | None
+    ) -> tuple[str, CASigner]:
+        """The key pair of a CA being created (see :meth:`CAKeys.create`).
+
+        A software key that an earlier, refused creation of this CA left
+        behind (no CA record uses it) gets a fresh version instead of
+        blocking the name.
+
+        Raises:
+            AlreadyExistsError: the key exists and is not such a leftover.
+        """
+        try:
+            return self._keys.create(name, algorithm, token=token)
+        except AlreadyExistsError:
+            if token is not None or self._ctx.store.get_json(CA_KIND, name) is not None:
+                raise
+            return self._keys.fresh_version(name, algorithm)
 
     def _serial(self) -> int:
         while True:
@@ -751,9 +786,8 @@ class CertificateAuthority:
             raise CertificateError(f"the CA {self.name!r} has expired", ca=self.name)
         if start < self._not_before:
             start = self._not_before
-        end = start + lifetime
-        if end > ca_end:
-            end = ca_end
+        # Compared as a difference: start + lifetime may be past year 9999 (OverflowError).
+        end = ca_end if lifetime >= ca_end - start else start + lifetime
         if end <= start:
             raise InvalidArgumentError("the validity ends before it starts (CA expiry)")
         return start, end
@@ -1211,8 +1245,12 @@ class CertificateAuthority:
             raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
         constraints = name_constraints(permitted_names, excluded_names)
         profile = INTERMEDIATE_CA.evolve(path_length=path_length)
-        self._key()  # a parent that cannot sign (revoked, token gone) leaves no child key
-        ref, key = self._pki._keys.create(name, algorithm, token=token)
+        # Refused before the child's key is made: a validity this CA cannot
+        # give (expired, non-positive, past 9999), a parent that cannot sign
+        # (revoked, token gone).
+        self._validity(validity or profile.validity, None)
+        self._key()
+        ref, key = self._pki._new_ca_key(name, algorithm, token)
         self._issue(
             profile=profile,
             subject=_subject(subject, name),
@@ -1313,7 +1351,7 @@ class CertificateAuthority:
             public_key=self._public_key,  # type: ignore[arg-type]
             serial=self._pki._serial(),
             not_before=now,
-            not_after=now + lifetime,
+            not_after=_until(now, lifetime, "validity"),
             extensions=list(old.extensions),
         )
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -1560,6 +1598,7 @@ class CertificateAuthority:
         raw_entries = self._revoked_raw()
         digest = hashlib.sha256(repr(raw_entries).encode()).hexdigest()
         now = _seconds(self._ctx.clock.now())
+        _until(now, next_update, "CRL's next update")
         key = self._key()
 
         def run(txn: Txn) -> bytes:

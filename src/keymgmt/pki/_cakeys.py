@@ -126,6 +126,34 @@ class CAKeys:
         ref = f"{name}#{info.primary_version}"
         return ref, self.load(ref)
 
+    def fresh_version(self, ca_name: str, algorithm: Algorithm) -> tuple[str, CASigner]:
+        """A new version of a CA key that a refused creation left behind.
+
+        The caller checked that no CA uses the key: its versions were never
+        certified. The new version is fresh material from the key store's
+        generator (its own audited transaction), so nothing of the earlier
+        attempt is reused.
+
+        Raises:
+            AlreadyExistsError: the key is not one keymgmt made for a CA of
+                ``algorithm`` (another algorithm, usage, or imported).
+        """
+        name = key_name_for(ca_name)
+        info = self._keys.get(name)
+        if (
+            info.algorithm is not algorithm
+            or info.usage is not KeyUsage.SIGN_VERIFY
+            or info.imported
+        ):
+            raise AlreadyExistsError(
+                f"a key named {name!r} exists already and is not a {algorithm.value} CA key "
+                "left by a refused creation",
+                ca=ca_name,
+            )
+        version = self._keys.rotate(name)
+        ref = f"{name}#{version.version}"
+        return ref, self.load(ref)
+
     def _create_in_token(
         self, ca_name: str, algorithm: Algorithm, token: Pkcs11Token
     ) -> tuple[str, CASigner]:

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _MIN_PASSPHRASE = 8
+_MAX_PKCS8_PASSPHRASE = 1023  # OpenSSL refuses longer ones (PEM_BUFSIZE)
 
 
 class Encoding(enum.StrEnum):
@@ -93,12 +94,18 @@ def export_private_key(
     """A private key as encrypted PKCS#8 (PEM or DER). There is no unencrypted option here.
 
     Raises:
-        InvalidArgumentError: passphrase shorter than 8 bytes, unknown encoding.
+        InvalidArgumentError: passphrase shorter than 8 or longer than 1,023
+            bytes (OpenSSL's PEM passphrase limit), unknown encoding.
     """
+    raw = _passphrase(passphrase)
+    if len(raw) > _MAX_PKCS8_PASSPHRASE:
+        raise InvalidArgumentError(
+            f"the passphrase must be at most {_MAX_PKCS8_PASSPHRASE} bytes for PKCS#8"
+        )
     return key.private_bytes(
         _encoding(encoding),
         serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(_passphrase(passphrase)),
+        serialization.BestAvailableEncryption(raw),
     )
 
 

@@ -16,12 +16,21 @@ from cryptography.x509.oid import NameOID
 
 from keymgmt import KeyManager
 from keymgmt.errors import (
+    AlreadyExistsError,
+    CertificateError,
     CertificateRevokedError,
     InvalidArgumentError,
     RevokedError,
+    StoreUnavailableError,
     UnsupportedAlgorithmError,
 )
-from keymgmt.pki import TLS_CLIENT, CertificateAuthority, IssueRequest, parse_names
+from keymgmt.pki import (
+    TLS_CLIENT,
+    CertificateAuthority,
+    IssueRequest,
+    export_private_key,
+    parse_names,
+)
 from keymgmt.pki._ca import CA_KIND
 from keymgmt.pki._keyindex import KEY_INDEX_KIND
 from keymgmt.revocation import RevocationReason
@@ -597,3 +606,98 @@ def test_rsa_keys_without_small_factors_are_certified(issuing: CertificateAuthor
     key = _rsa_public(65537, _clean_modulus())
     cert = issuing.issue(public_key=key, subject="ok", profile=TLS_CLIENT)
     assert cert.public_key() == key
+
+
+# -- finding 12: a refused CA creation leaves no key and no bricked name -------------
+
+
+def test_a_refused_intermediate_leaves_no_key(km: KeyManager, root: CertificateAuthority) -> None:
+    with pytest.raises(InvalidArgumentError, match="validity must be positive"):
+        root.create_intermediate("child", validity=_dt.timedelta(seconds=-1))
+    assert "pki-ca-child" not in {info.name for info in km.keys.list()}
+
+
+def test_an_intermediate_of_an_expired_ca_leaves_no_key(km: KeyManager, clock: FakeClock) -> None:
+    short = km.pki.create_root_ca("short", validity=_dt.timedelta(days=1))
+    clock.advance(days=2)
+    with pytest.raises(CertificateError, match="has expired"):
+        short.create_intermediate("child")
+    assert "pki-ca-child" not in {info.name for info in km.keys.list()}
+
+
+def test_a_root_past_year_9999_is_refused_before_its_key_is_made(km: KeyManager) -> None:
+    with pytest.raises(InvalidArgumentError, match="would end after 9999-12-31"):
+        km.pki.create_root_ca("big", validity=_dt.timedelta(days=999_999_999))
+    assert "pki-ca-big" not in {info.name for info in km.keys.list()}
+
+
+def test_a_creation_that_failed_after_making_the_key_can_be_retried(
+    km: KeyManager, root: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError("the store went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CertificateAuthority, "_issue", unavailable)
+        with pytest.raises(StoreUnavailableError):
+            root.create_intermediate("child")
+    assert "pki-ca-child" in {info.name for info in km.keys.list()}  # left behind
+    child = root.create_intermediate("child")
+    assert child.key_ref == "pki-ca-child#2"  # fresh material, not the leftover version
+    assert km.keys.public_key("pki-ca-child", 2).key == child.certificate.public_key()
+
+
+def test_a_leftover_key_of_another_algorithm_is_not_taken_over(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    km.keys.create("pki-ca-child", "ed25519", usage="sign-verify")
+    with pytest.raises(AlreadyExistsError, match="is not a ecdsa-p256 CA key"):
+        root.create_intermediate("child")
+
+
+# -- finding 13 (issuance part): out-of-range times and passphrases are typed errors -
+
+
+def test_an_intermediate_validity_past_9999_is_clipped_to_the_parent(
+    root: CertificateAuthority,
+) -> None:
+    child = root.create_intermediate("child", validity=_dt.timedelta(days=999_999_999))
+    assert child.certificate.not_valid_after_utc == root.certificate.not_valid_after_utc
+
+
+def test_a_leaf_validity_past_9999_is_clipped_to_the_ca(issuing: CertificateAuthority) -> None:
+    cert = issuing.issue(
+        public_key=_other_key(),
+        subject="x",
+        profile=TLS_CLIENT,
+        validity=_dt.timedelta(days=999_999_999),
+    )
+    assert cert.not_valid_after_utc == issuing.certificate.not_valid_after_utc
+
+
+def test_a_not_before_in_year_9999_is_an_invalid_argument(issuing: CertificateAuthority) -> None:
+    with pytest.raises(InvalidArgumentError, match="ends before it starts"):
+        issuing.issue(
+            public_key=_other_key(),
+            subject="x",
+            profile=TLS_CLIENT,
+            not_before=_dt.datetime(9999, 12, 31, tzinfo=_dt.UTC),
+        )
+
+
+def test_a_crl_next_update_past_9999_is_an_invalid_argument(
+    issuing: CertificateAuthority,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="CRL's next update would end after"):
+        issuing.crl(next_update=_dt.timedelta(days=999_999_999), force=True)
+
+
+def test_a_root_renewal_past_9999_is_an_invalid_argument(root: CertificateAuthority) -> None:
+    with pytest.raises(InvalidArgumentError, match="would end after 9999-12-31"):
+        root.renew_root(validity=_dt.timedelta(days=999_999_999))
+
+
+def test_a_pkcs8_passphrase_over_1023_bytes_is_an_invalid_argument() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(InvalidArgumentError, match="at most 1023 bytes"):
+        export_private_key(key, "p" * 1024)
