@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt import _codec
 from keymgmt._context import Context
@@ -1683,11 +1684,16 @@ class CertificateAuthority:
             responder_key: the delegated responder's private key.
 
         Raises:
-            InvalidArgumentError: only one of responder_cert/responder_key.
-            RevokedError: this CA (or its key) is revoked.
+            InvalidArgumentError: only one of responder_cert/responder_key; a
+                responder certificate not issued by this CA, without the
+                OCSPSigning EKU (or digitalSignature when it has a key
+                usage), not valid now, or whose key is not ``responder_key``.
+            RevokedError: this CA (or its key), or the responder certificate, is revoked.
         """
         if (responder_cert is None) != (responder_key is None):
             raise InvalidArgumentError("give both responder_cert= and responder_key=, or neither")
+        if responder_cert is not None and responder_key is not None:
+            self._check_responder(responder_cert, responder_key)
         store, registry, prefix = self._ctx.store, self._ctx.revocation, self.name
 
         def lookup(serial: int) -> tuple[CertStatus, CRLEntry | None]:
@@ -1708,6 +1714,46 @@ class CertificateAuthority:
             responder_cert=responder_cert,
             validity=validity,
         )
+
+    def _check_responder(self, cert: x509.Certificate, key: SigningKey) -> None:
+        """Refuse a delegated OCSP responder that relying parties would refuse (RFC 6960 4.2.2.2).
+
+        Checked once here rather than found out per request (a mismatched
+        key made every response ``malformedRequest``).
+        """
+        try:
+            cert.verify_directly_issued_by(self.certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            raise InvalidArgumentError(
+                f"the responder certificate was not issued by the CA {self.name!r}", ca=self.name
+            ) from None
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            eku = x509.ExtendedKeyUsage([])
+        if ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
+            raise InvalidArgumentError("the responder certificate lacks the OCSPSigning EKU")
+        try:
+            usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is not None and not usage.digital_signature:
+            raise InvalidArgumentError(
+                "the responder certificate's key usage lacks digitalSignature"
+            )
+        now = self._ctx.clock.now()
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise InvalidArgumentError("the responder certificate is not valid now")
+        subject = f"{self.name}:{_hex(cert.serial_number)}"
+        revocation = self._ctx.revocation.get(SubjectKind.CERTIFICATE, subject)
+        if revocation is not None:
+            raise RevokedError(
+                f"the responder certificate is revoked ({revocation.reason.value})",
+                serial=cert.serial_number,
+                reason=revocation.reason,
+            )
+        if signer_public_key(key) != cert.public_key():
+            raise InvalidArgumentError("responder_key does not match the responder certificate")
 
     def ocsp_respond(self, request: bytes) -> bytes:
         """Answer one DER OCSP request now (see :meth:`ocsp_responder`)."""

@@ -17,6 +17,7 @@ from keymgmt.pki import (
     OCSP_SIGNING,
     CertificateAuthority,
     CertStatus,
+    OCSPResponder,
     build_ocsp_request,
     check_ocsp_response,
 )
@@ -113,8 +114,12 @@ def test_response_signed_by_another_ca_is_refused(
     leaf: x509.Certificate,
 ) -> None:
     request = build_ocsp_request(leaf, issuing.certificate)
-    forged = issuing.ocsp_responder(
-        responder_cert=root.certificate, responder_key=root._key()
+    # The sans-IO responder itself: issuing.ocsp_responder() refuses such a responder.
+    forged = OCSPResponder(
+        issuer=issuing.certificate,
+        key=root._key(),
+        lookup=lambda serial: (CertStatus.GOOD, None),
+        responder_cert=root.certificate,
     ).respond(request, at=clock.now())
     with pytest.raises(CertificateVerificationError) as info:
         check_ocsp_response(forged, cert=leaf, issuer=issuing.certificate, at=clock.now())

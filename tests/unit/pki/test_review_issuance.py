@@ -25,9 +25,13 @@ from keymgmt.errors import (
     UnsupportedAlgorithmError,
 )
 from keymgmt.pki import (
+    OCSP_SIGNING,
     TLS_CLIENT,
     CertificateAuthority,
+    CertStatus,
     IssueRequest,
+    build_ocsp_request,
+    check_ocsp_response,
     export_private_key,
     parse_names,
 )
@@ -701,3 +705,73 @@ def test_a_pkcs8_passphrase_over_1023_bytes_is_an_invalid_argument() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(InvalidArgumentError, match="at most 1023 bytes"):
         export_private_key(key, "p" * 1024)
+
+
+# -- finding 14: a delegated OCSP responder is checked when it is configured ---------
+
+
+@pytest.fixture
+def responder_key() -> ec.EllipticCurvePrivateKey:
+    """A delegated responder's key."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def test_a_responder_certificate_from_another_ca_is_refused(
+    root: CertificateAuthority,
+    issuing: CertificateAuthority,
+    responder_key: ec.EllipticCurvePrivateKey,
+) -> None:
+    cert = root.issue(public_key=responder_key.public_key(), subject="r", profile=OCSP_SIGNING)
+    with pytest.raises(InvalidArgumentError, match="not issued by the CA 'issuing'"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+
+
+def test_a_responder_certificate_without_the_ocsp_signing_eku_is_refused(
+    issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(public_key=responder_key.public_key(), subject="r", profile=TLS_CLIENT)
+    with pytest.raises(InvalidArgumentError, match="lacks the OCSPSigning EKU"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+
+
+def test_a_responder_key_that_does_not_match_is_refused(
+    issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(public_key=responder_key.public_key(), subject="r", profile=OCSP_SIGNING)
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(InvalidArgumentError, match="does not match the responder certificate"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=other)
+
+
+def test_an_expired_responder_certificate_is_refused(
+    clock: FakeClock, issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(
+        public_key=responder_key.public_key(),
+        subject="r",
+        profile=OCSP_SIGNING,
+        validity=_dt.timedelta(days=1),
+    )
+    clock.advance(days=2)
+    with pytest.raises(InvalidArgumentError, match="is not valid now"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+
+
+def test_a_revoked_responder_certificate_is_refused(
+    issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(public_key=responder_key.public_key(), subject="r", profile=OCSP_SIGNING)
+    issuing.revoke(cert.serial_number, "cessation-of-operation")
+    with pytest.raises(RevokedError, match=r"revoked \(cessation-of-operation\)"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+
+
+def test_a_well_configured_delegated_responder_answers(
+    clock: FakeClock, issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(public_key=responder_key.public_key(), subject="r", profile=OCSP_SIGNING)
+    leaf = issuing.issue(public_key=_other_key(), subject="leaf", profile=TLS_CLIENT)
+    responder = issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+    response = responder.respond(build_ocsp_request(leaf, issuing.certificate), at=clock.now())
+    status = check_ocsp_response(response, cert=leaf, issuer=issuing.certificate, at=clock.now())
+    assert status.status is CertStatus.GOOD
