@@ -113,11 +113,14 @@ class Txn:
     do not check it again.
     """
 
-    #: (kind, prefix) of every list() this transaction made (for transact_many).
-    _listed: tuple[tuple[str, str], ...] = ()
+    # Slots: one object less to allocate (and for the collector to visit)
+    # per transaction, and quicker attribute access on the staging path.
+    __slots__ = ("_after", "_events", "_listed", "_ops", "_seen", "_store")
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        #: (kind, prefix) of every list() this transaction made (for transact_many).
+        self._listed: tuple[tuple[str, str], ...] = ()
         self._seen: dict[tuple[str, str], int] = {}
         self._ops: dict[tuple[str, str], Operation] = {}
         # (operation, object, outcome, actor, details, and the two pieces of
