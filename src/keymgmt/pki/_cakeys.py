@@ -241,8 +241,12 @@ class CAKeys:
         if not is_signing_key(private):
             raise IntegrityError(f"the key {name} cannot sign certificates")
         if epoch is not None:
+            try:
+                pair = weakref.ref(loaded.loaded)
+            except TypeError:  # a loaded form without weak references: check in full each time
+                return private
             self._checked[ref] = (
-                weakref.ref(loaded.loaded),
+                pair,
                 epoch,
                 loaded.valid_until,
                 (f"{SubjectKind.KEY.value}:{ref}", f"{SubjectKind.KEY.value}:{name}"),

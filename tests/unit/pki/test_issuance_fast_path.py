@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -405,3 +406,29 @@ def test_issued_records_and_audit_entries_name_the_escaped_subject(
     assert issuing.get(cert.serial_number).subject == "CN=\\#ops\\, team\\ "
     entry = km.audit.tail(1)[0]
     assert entry.details["subject"] == "CN=\\#ops\\, team\\ "
+
+
+def test_a_loaded_key_without_weak_references_is_checked_in_full_each_time(
+    km: KeyManager, issuing: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import attrs
+
+    class Slotted:
+        __slots__ = ("private",)
+
+        def __init__(self, private: object) -> None:
+            self.private = private
+
+    use = km.keys.use
+
+    def use_slotted(*args: Any, **kwargs: Any) -> Any:
+        loaded = use(*args, **kwargs)
+        return attrs.evolve(loaded, loaded=Slotted(loaded.loaded.private))
+
+    monkeypatch.setattr(km.keys, "use", use_slotted)
+    km.pki._keys._checked.clear()
+    _issue(issuing).verify_directly_issued_by(issuing.certificate)
+    assert issuing.key_ref not in km.pki._keys._checked
+    km.keys.suspend("pki-ca-issuing", 1)
+    with pytest.raises(KeyStateError, match="suspended and cannot sign"):
+        _issue(issuing)
