@@ -53,6 +53,7 @@ from keymgmt.errors import (
 from keymgmt.pki import _keyindex
 from keymgmt.pki._cakeys import CAKeys
 from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
+from keymgmt.pki._delta import build_delta_crl, removed_serials
 from keymgmt.pki._keys import (
     RSA_ALGORITHMS,
     CertificatePublicKey,
@@ -1576,7 +1577,8 @@ class CertificateAuthority:
         last one is past half its lifetime, or with ``force``; otherwise the
         stored one is returned. Every new CRL gets the next CRL number. A
         delta CRL (RFC 5280 5.2.4) lists what was revoked since the last
-        complete CRL, which it names as its base.
+        complete CRL, which it names as its base, and lists a certificate
+        whose hold was released since with ``removeFromCRL``.
 
         Args:
             delta: make a delta CRL against the last complete one.
@@ -1609,20 +1611,23 @@ class CertificateAuthority:
                 base = state.get("base")
                 if base is None:
                     raise InvalidArgumentError("a delta CRL needs a complete CRL first")
-                # What the base CRL does not say already (new, or a changed reason).
+                # What the base CRL does not say already (new, or a changed
+                # reason), and removeFromCRL for what left it (a released hold).
                 base_entries = CRLIndex(x509.load_der_x509_crl(_codec.b64d(state["der"]))).entries
-                crl = build_crl(
+                current = _entries(raw_entries)
+                crl = build_delta_crl(
                     issuer=self.certificate,
                     key=key,
                     entries=[
                         e
-                        for e in _entries(raw_entries)
+                        for e in current
                         if (old := base_entries.get(e.serial)) is None or old.reason != e.reason
                     ],
+                    removed=removed_serials(base_entries, current),
                     number=number + 1,
                     this_update=now,
                     next_update=now + next_update,
-                    delta_of=int(base),
+                    base=int(base),
                     progress=progress,
                 )
                 state = {**state, "number": number + 1}

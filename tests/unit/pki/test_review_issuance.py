@@ -775,3 +775,57 @@ def test_a_well_configured_delegated_responder_answers(
     response = responder.respond(build_ocsp_request(leaf, issuing.certificate), at=clock.now())
     status = check_ocsp_response(response, cert=leaf, issuer=issuing.certificate, at=clock.now())
     assert status.status is CertStatus.GOOD
+
+
+# -- finding 8: a delta CRL says removeFromCRL for a released hold -------------------
+
+
+def test_a_delta_crl_lists_a_released_hold_as_remove_from_crl(
+    clock: FakeClock, issuing: CertificateAuthority
+) -> None:
+    cert = issuing.issue(public_key=_other_key(), subject="held", profile=TLS_CLIENT)
+    issuing.revoke(cert.serial_number, "certificate-hold")
+    issuing.crl()
+    clock.advance(60)
+    issuing.release_hold(cert.serial_number)
+    delta = issuing.crl(delta=True)
+    entry = delta.get_revoked_certificate_by_serial_number(cert.serial_number)
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason is x509.ReasonFlags.remove_from_crl
+    assert delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator).critical
+    assert delta.is_signature_valid(issuing.certificate.public_key())  # type: ignore[arg-type]
+
+
+def test_a_relying_party_with_base_and_delta_sees_the_released_hold(
+    clock: FakeClock, root: CertificateAuthority
+) -> None:
+    cert = root.issue(public_key=_other_key(), subject="held", profile=TLS_CLIENT)
+    root.revoke(cert.serial_number, "certificate-hold")
+    base = root.crl()
+    clock.advance(60)
+    root.release_hold(cert.serial_number)
+    delta = root.crl(delta=True)
+    relying_party = in_memory_manager(clock=clock)
+    path = relying_party.pki.verify(cert, trust_anchors=[root.certificate], crls=[base, delta])
+    assert path.chain[0] == cert
+
+
+def test_a_delta_crl_keeps_new_revocations_beside_the_removals(
+    clock: FakeClock, issuing: CertificateAuthority
+) -> None:
+    held = issuing.issue(public_key=_other_key(), subject="held", profile=TLS_CLIENT)
+    other = issuing.issue(public_key=_other_key(), subject="other", profile=TLS_CLIENT)
+    issuing.revoke(held.serial_number, "certificate-hold")
+    issuing.crl()
+    issuing.release_hold(held.serial_number)
+    issuing.revoke(other.serial_number, "superseded")
+    delta = issuing.crl(delta=True)
+    reasons = {
+        r.serial_number: r.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        for r in delta
+    }
+    assert reasons == {
+        held.serial_number: x509.ReasonFlags.remove_from_crl,
+        other.serial_number: x509.ReasonFlags.superseded,
+    }
