@@ -63,6 +63,7 @@ from keymgmt.pki._keys import (
     public_key_info,
 )
 from keymgmt.pki._names import (
+    EMPTY_NAME,
     check_general_name,
     check_name_forms,
     check_subject,
@@ -1011,7 +1012,7 @@ class CertificateAuthority:
     ) -> tuple[int, x509.Certificate]:
         """A fresh random serial and the certificate this CA signs with it."""
         serial = self._pki._serial()
-        if len(subject) == 0:  # the names are the identity: critical (RFC 5280 4.2.1.6)
+        if subject == EMPTY_NAME:  # the names are the identity: critical (RFC 5280 4.2.1.6)
             extensions = mark_names_critical(extensions)
         return serial, _sign(
             signing_key,
