@@ -14,6 +14,9 @@ Record kinds (all sealed, see :mod:`keymgmt._store`):
 ``pki-crl``     name = CA name. CRL state: last CRL number, the base of
                 delta CRLs, and the last complete CRL (DER) with what it
                 covered, so an unchanged CRL is not re-signed until due.
+``pki-key``     name = ``"<ca>:<SHA-256 of the SPKI DER>"``: the serials a CA
+                certified one public key under, and whether it revoked the
+                key for a compromise; see :mod:`._keyindex`.
 
 Revocations live in the revocation registry (``km.revocation``), subject
 ``"<ca name>:<serial hex>"`` (``SubjectKind.CERTIFICATE``): a revoke is one

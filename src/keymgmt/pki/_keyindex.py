@@ -226,7 +226,12 @@ def stage_key_revocation(
         other_record = txn.get_json(cert_kind, name)
         if other_record is None:
             continue
-        registry.stage(txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date)
+        before = registry.get(SubjectKind.CERTIFICATE, name)
+        after = registry.stage(
+            txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date
+        )
+        if after == before:  # revoked so already (a repeated revoke): nothing new to audit
+            continue
         txn.audit(
             "pki.revoke-same-key",
             f"cert:{name}",

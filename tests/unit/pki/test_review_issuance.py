@@ -222,6 +222,17 @@ def test_leaf_compromise_revokes_every_unexpired_certificate_of_the_key_with_its
     assert audited[0].details["revoked_with"] == f"{second.serial_number:x}"
 
 
+def test_a_repeated_compromise_revoke_audits_the_other_certificates_once(
+    km: KeyManager, issuing: CertificateAuthority, make_csr: CSRMaker
+) -> None:
+    issuing.issue(make_csr())
+    second = issuing.issue(make_csr())
+    issuing.revoke(second.serial_number, "key-compromise")
+    issuing.revoke(second.serial_number, "key-compromise")
+    audited = [e for e in km.audit.tail(20) if e.operation == "pki.revoke-same-key"]
+    assert len(audited) == 1
+
+
 def test_expired_certificates_of_the_key_are_not_revoked_again(
     clock: FakeClock, issuing: CertificateAuthority, make_csr: CSRMaker
 ) -> None:
