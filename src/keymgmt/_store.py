@@ -603,6 +603,15 @@ class Store:
         """Call ``listener`` with records written (here or elsewhere) since the last sync."""
         self._listeners.append(listener)
 
+    @property
+    def synced_generation(self) -> int:
+        """The store generation this process has taken in: its last sync, or its own commits.
+
+        Caches fed by :meth:`subscribe` reflect at least this generation, so
+        a number derived from it never claims writes they have not seen.
+        """
+        return self._seen_generation
+
     def sync(self, *, force: bool = False) -> None:
         """Notice writes by other processes; at most once per ``consistency_interval``.
 

@@ -1416,14 +1416,19 @@ class KeyDistributionCenter:
     def revocation_list(self, *, nonce: bytes = b"") -> bytes:
         """The current revocation list of key versions and principals, signed.
 
-        Its number is the store generation (it only grows); it is current
-        until ``now + settings.revocation_list_lifetime``. One message holds
-        it, so it is bounded (about 40,000 entries with short names).
+        Its number is the store generation its entries reflect (it only
+        grows): the store is synced first, at once, so a revocation another
+        process committed is in the list, and the number is the generation
+        this process has taken in — never one whose writes the entries miss.
+        It is current until ``now + settings.revocation_list_lifetime``. One
+        message holds it, so it is bounded (about 40,000 entries with short
+        names).
 
         Raises:
             ProtocolError: too many revocations for one message.
         """
-        self._store.sync()
+        self._store.sync(force=True)
+        number = self._store.synced_generation
         now = self._ctx.clock.now()
         entries = [
             RevokedEntry(r.kind.value, r.subject, r.reason.value, r.revoked_at)
@@ -1433,7 +1438,7 @@ class KeyDistributionCenter:
         try:
             return p.build_revocation_list(
                 self._signing(),
-                number=self._store.backend.generation(),
+                number=number,
                 this_update=now,
                 next_update=now + self.settings.revocation_list_lifetime,
                 nonce=nonce,

@@ -383,3 +383,27 @@ def test_a_registration_that_fails_removes_the_file_it_wrote(
     with pytest.raises(AlreadyExistsError):
         kdc_km.kdc.register("alice", write_to=target)
     assert not target.exists()
+
+
+def test_a_revocation_list_from_another_process_carries_what_its_number_covers(
+    clock: FakeClock,
+) -> None:
+    from keymgmt.keyring import RawMasterKey
+    from keymgmt.storage import MemoryBackend
+
+    backend, master = MemoryBackend(), RawMasterKey(b"\x07" * 32)
+    first = KeyManager(backend=backend, master_key=master, clock=clock)
+    first.keys.create("payments")
+    alice = first.kdc.register("alice")
+    first.kdc.grant("alice", keys=["payments"])
+    second = KeyManager(backend=backend, master_key=master, clock=clock)  # another process
+    transport = InProcessTransport(second.kdc)
+    client = KdcClient(alice, clock=clock)
+    granted = client.fetch_key("payments", transport)
+    client.fetch_revocation_list(transport)  # the second process has synced just now
+    report = first.compromise(key="payments#1")  # within its consistency interval
+    listed = client.fetch_revocation_list(transport)
+    assert listed.number >= report.revocation_list_number
+    assert listed.key_revoked("payments", 1)
+    with pytest.raises(RevokedError):
+        client.check_grant(granted)
