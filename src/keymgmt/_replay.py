@@ -13,26 +13,29 @@ How it stays cheap and bounded:
 * The nonces live in one plain ``set``: the replay check is one set probe
   and the insert one set add, O(1). Nothing else is stored per entry — no
   per-entry expiry, timestamp or tuple — so an entry costs its set slot,
-  one list slot and the nonce bytes themselves (about 107 B for a 32-byte
+  one list slot and the nonce bytes themselves (about 108 B for a 32-byte
   nonce at 1M entries, against 260 B for the ordered dict of
   ``(expiry, timestamp)`` tuples this replaced).
 * Expiry is kept per *bucket* of time, not per entry. A bucket is
   ``window / 256`` wide (at least 1 µs) and holds the list of nonces
   inserted while the receiver's time was inside it, plus the highest
-  message timestamp among them. Buckets sit in a deque in insertion order.
+  message timestamp among them, and one datetime (when it closes). Buckets
+  sit in a list, oldest first.
 * An entry may be forgotten once no message with its timestamp could pass
   the freshness check again, i.e. at ``insert time + window + max_skew``.
   Insert times only move forward (the cache keeps a high-water mark, so a
-  clock that steps back cannot reorder entries), so buckets expire in deque
+  clock that steps back cannot reorder entries), so buckets expire in list
   order: once the time passes a bucket's end plus ``window + max_skew``,
-  the whole bucket is popped from the left and its nonces removed from the
-  set in one C-level ``difference_update`` — amortized O(1) per insert.
+  the whole bucket is dropped from the front and its nonces removed from
+  the set in one C-level ``difference_update`` — amortized O(1) per insert.
   An entry is thus kept at least until its insert time + window +
   max_skew and at most one bucket width (0.4 % of the window) longer.
   Memory is bounded by the arrival rate times the window.
 * The freshness bounds are computed only when the high-water mark moves, so
   a call whose clock has not moved does no datetime arithmetic: it makes
-  one chained comparison against the precomputed bounds.
+  one chained comparison against the precomputed bounds. When it has moved,
+  two additions; the buckets are looked at only when one closes or
+  expires (one comparison against the next such instant).
 * A hard ``max_entries`` bounds memory under a flood. When the cache is full
   the oldest remembered nonce (the head of the oldest bucket) is evicted
   *and the freshness floor is raised* to the highest message timestamp in
@@ -58,7 +61,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
-from collections import deque
 from typing import NoReturn
 
 from keymgmt.clock import Clock, SystemClock, ensure_aware
@@ -95,6 +97,8 @@ _COMPACT_AFTER = 1024
 # The fast path accepts exactly these without calling ensure_aware.
 _DATETIME = _dt.datetime
 _UTC = _dt.UTC
+_EARLIEST = _dt.datetime.min.replace(tzinfo=_UTC)
+_LATEST = _dt.datetime.max.replace(tzinfo=_UTC)
 
 
 class _Bucket:
@@ -104,20 +108,13 @@ class _Bucket:
     by the capacity cap (and may since have been inserted again elsewhere).
     """
 
-    __slots__ = ("closes", "expires", "head", "max_timestamp", "nonces")
+    __slots__ = ("closes", "head", "max_timestamp", "nonces")
 
-    def __init__(
-        self,
-        opened: _dt.datetime,
-        width: _dt.timedelta,
-        horizon: _dt.timedelta,
-        nonce: bytes,
-        timestamp: _dt.datetime,
-    ) -> None:
-        #: Inserts after this instant go to a new bucket.
-        self.closes = opened + width
-        #: Every entry's insert time + window + max_skew is at most this.
-        self.expires = self.closes + horizon
+    def __init__(self, closes: _dt.datetime, nonce: bytes, timestamp: _dt.datetime) -> None:
+        #: Inserts after this instant go to a new bucket; every entry here was
+        #: inserted at or before it, so all may go once ``closes + window +
+        #: max_skew`` has passed.
+        self.closes = closes
         self.nonces = [nonce]
         self.head = 0
         #: The highest message timestamp inserted here: the overload floor
@@ -141,6 +138,29 @@ class ReplayCache:
         InvalidArgumentError: a non-positive window or cap, or a negative skew.
     """
 
+    # Slots: a KDC keeps one cache per principal, so the empty cache stays small.
+    __slots__ = (
+        "_above_floor",
+        "_buckets",
+        "_clock",
+        "_due",
+        "_evictions",
+        "_floor",
+        "_high_water",
+        "_horizon",
+        "_last_now",
+        "_lock",
+        "_lowest",
+        "_max_entries",
+        "_max_skew",
+        "_newest",
+        "_nonces",
+        "_oldest",
+        "_tail",
+        "_width",
+        "_window",
+    )
+
     def __init__(
         self,
         *,
@@ -162,24 +182,30 @@ class ReplayCache:
         self._lock = threading.Lock()
         self._horizon = window + max_skew
         self._width = max(window / _BUCKETS_PER_WINDOW, _MICROSECOND)
-        # Every remembered nonce, and the buckets that say when each goes.
+        # Every remembered nonce, and the buckets (oldest first) that say when each goes.
         self._nonces: set[bytes] = set()
-        self._buckets: deque[_Bucket] = deque()
+        self._buckets: list[_Bucket] = []
         # The bucket inserts go to; None once the time has passed its end.
         self._tail: _Bucket | None = None
-        self._high_water: _dt.datetime | None = None
-        # The last `now` seen: the same object again means nothing to advance.
+        # When the tail closes or the oldest bucket expires, whichever is first
+        # (or earlier): only then is there bucket work to do.
+        self._due = _LATEST
+        # The high-water mark of the receiver's time, and the last `now` seen
+        # (the same object again: nothing to advance).
+        self._high_water = _EARLIEST
         self._last_now: _dt.datetime | None = None
-        # Timestamps at or before the floor are stale (raised by capacity evictions).
+        # Timestamps at or before the floor are stale (raised by capacity
+        # evictions); `above_floor` is the first instant after it.
         self._floor: _dt.datetime | None = None
+        self._above_floor = _EARLIEST
         self._evictions = 0
         # Freshness bounds, recomputed when the high-water mark or the floor
         # moves: `oldest` = high water - window; `lowest` = the lowest
         # accepted timestamp (oldest, or just after the floor); `newest` =
         # high water + max_skew. Placeholders until the first call sets them.
-        self._oldest = _dt.datetime.max.replace(tzinfo=_UTC)
-        self._lowest = self._oldest
-        self._newest = _dt.datetime.min.replace(tzinfo=_UTC)
+        self._oldest = _LATEST
+        self._lowest = _LATEST
+        self._newest = _EARLIEST
 
     # -- the one operation --------------------------------------------------
 
@@ -229,11 +255,11 @@ class ReplayCache:
                 self._evict()
             tail = self._tail
             if tail is None:
-                # The high-water mark is set: _advance ran at least once.
-                assert self._high_water is not None
-                tail = _Bucket(self._high_water, self._width, self._horizon, nonce, timestamp)
+                closes = self._high_water + self._width
+                tail = self._tail = _Bucket(closes, nonce, timestamp)
                 self._buckets.append(tail)
-                self._tail = tail
+                if closes < self._due:
+                    self._due = closes
             else:
                 tail.nonces.append(nonce)
                 if timestamp > tail.max_timestamp:
@@ -291,24 +317,37 @@ class ReplayCache:
     # -- internals ---------------------------------------------------------------
 
     def _advance(self, now: _dt.datetime) -> None:
-        """Move the high-water mark and drop expired buckets. Call under the lock."""
+        """Move the high-water mark to ``now`` if it is later. Call under the lock."""
         self._last_now = now
-        high_water = self._high_water
-        if high_water is not None and now <= high_water:
+        if now <= self._high_water:
             return  # the clock stood still or stepped back: nothing moves
         self._high_water = now
-        self._oldest = now - self._window
+        oldest = self._oldest = now - self._window
         self._newest = now + self._max_skew
-        self._set_lowest()
+        above_floor = self._above_floor
+        self._lowest = oldest if oldest > above_floor else above_floor
+        if now > self._due:
+            self._expire(now)
+
+    def _expire(self, now: _dt.datetime) -> None:
+        """Drop the buckets wholly past their expiry; close the tail if its time is over."""
         buckets = self._buckets
+        expire_before = now - self._horizon
+        count = 0
         # Kept through the expiry instant: the freshness bounds are inclusive.
-        while buckets and buckets[0].expires < now:
-            bucket = buckets.popleft()
+        while count < len(buckets) and buckets[count].closes < expire_before:
+            bucket = buckets[count]
             live = bucket.nonces if not bucket.head else bucket.nonces[bucket.head :]
             self._nonces.difference_update(live)
+            count += 1
+        del buckets[:count]
         tail = self._tail
         if tail is not None and now > tail.closes:
-            self._tail = None  # expired with the buckets above, or merely closed
+            tail = self._tail = None  # expired with the buckets above, or merely closed
+        due = buckets[0].closes + self._horizon if buckets else _LATEST
+        if tail is not None and tail.closes < due:
+            due = tail.closes
+        self._due = due
 
     def _evict(self) -> None:
         """Evict the oldest nonces down to below the cap, raising the floor. Under the lock."""
@@ -316,7 +355,7 @@ class ReplayCache:
         buckets = self._buckets
         floor = self._floor
         while len(nonces) >= self._max_entries:
-            # Every bucket in the deque has a live nonce at its head, and the
+            # Every bucket in the list has a live nonce at its head, and the
             # set is not empty (the cap is at least 1), so buckets[0] exists.
             bucket = buckets[0]
             nonces.remove(bucket.nonces[bucket.head])
@@ -325,21 +364,17 @@ class ReplayCache:
             if floor is None or bucket.max_timestamp > floor:
                 floor = bucket.max_timestamp
             if bucket.head == len(bucket.nonces):
-                buckets.popleft()
+                del buckets[0]  # `_due` may now be early: that only costs a spare _expire
                 if bucket is self._tail:
                     self._tail = None
             elif bucket.head >= _COMPACT_AFTER and 2 * bucket.head >= len(bucket.nonces):
                 del bucket.nonces[: bucket.head]
                 bucket.head = 0
-        self._floor = floor
-        self._set_lowest()
-
-    def _set_lowest(self) -> None:
-        floor = self._floor
-        if floor is None:
-            self._lowest = self._oldest
-        else:
-            self._lowest = max(self._oldest, floor + _MICROSECOND)
+        if floor is not None and floor is not self._floor:
+            self._floor = floor
+            above_floor = self._above_floor = floor + _MICROSECOND
+            if above_floor > self._lowest:
+                self._lowest = above_floor
 
     def _refuse_stale(self, timestamp: _dt.datetime) -> NoReturn:
         """Raise the StaleMessageError for a timestamp outside the bounds."""

@@ -283,6 +283,29 @@ def test_nonce_evicted_and_inserted_again_survives_its_old_buckets_expiry() -> N
         cache.check_and_insert(nonce(1), later)
 
 
+def test_bucket_closes_on_time_after_an_eviction_empties_the_oldest_bucket() -> None:
+    # Whatever evictions do to the bucket list, a nonce never joins a bucket whose
+    # span ended before it arrived (it would expire early with that bucket).
+    clock = FakeClock(T0)
+    cache = ReplayCache(
+        clock=clock, window=dt.timedelta(seconds=256), max_skew=dt.timedelta(0), max_entries=2
+    )
+
+    def at(seconds: float) -> dt.datetime:
+        clock.set(T0 + dt.timedelta(seconds=seconds))
+        return clock.now()
+
+    cache.check_and_insert(nonce(1), at(0))  # bucket [0 s, 1 s], expires after 257 s
+    cache.check_and_insert(nonce(2), at(256.5))  # bucket [256.5 s, 257.5 s]
+    cache.check_and_insert(nonce(3), at(256.6))  # evicts nonce(1): the first bucket is empty
+    cache.seen(nonce(9), at=at(257.1))  # past the first bucket's expiry; the second still open
+    stamp = at(300)
+    cache.check_and_insert(nonce(4), stamp)  # must open a new bucket
+    at(514)  # the [256.5 s, 257.5 s] bucket has expired; nonce(4) has not
+    with pytest.raises(ReplayError):
+        cache.check_and_insert(nonce(4), stamp)
+
+
 def test_flood_at_one_instant_keeps_the_cap_and_its_memory() -> None:
     cache = ReplayCache(clock=FakeClock(T0), max_entries=3)
     for i in range(5_000):
