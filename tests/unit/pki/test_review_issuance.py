@@ -840,3 +840,110 @@ def test_a_delta_crl_keeps_new_revocations_beside_the_removals(
         held.serial_number: x509.ReasonFlags.remove_from_crl,
         other.serial_number: x509.ReasonFlags.superseded,
     }
+
+
+# -- coverage of the checks' other branches ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "spiffe://trust.example/ns/prod/sa/web",
+        "https://192.0.2.1:8443/path",
+        "https://[2001:db8::1]/",
+        "urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+    ],
+)
+def test_well_formed_uris_are_copied(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey, uri: str
+) -> None:
+    name = x509.UniformResourceIdentifier(uri)
+    cert = issuing.issue(_csr_with(leaf_key, name), profile=TLS_CLIENT)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert list(san) == [name]
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://www.example.com:99999/", "https://[zz::1]/", "https:", "1http://x.example/"]
+)
+def test_uris_with_a_bad_port_literal_or_scheme_are_refused(uri: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid subject alternative name URI"):
+        parse_names([x509.UniformResourceIdentifier(uri)])
+
+
+def test_email_domains_are_lowercased(
+    issuing: CertificateAuthority, leaf_key: ec.EllipticCurvePrivateKey
+) -> None:
+    cert = issuing.issue(_csr_with(leaf_key, x509.RFC822Name("Me@Example.COM")), profile=TLS_CLIENT)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["Me@example.com"]
+
+
+def test_a_responder_certificate_without_any_eku_is_refused(
+    issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    profile = OCSP_SIGNING.evolve(name="no-eku", extended_key_usage=())
+    cert = issuing.issue(public_key=responder_key.public_key(), subject="r", profile=profile)
+    with pytest.raises(InvalidArgumentError, match="lacks the OCSPSigning EKU"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+
+
+def test_a_responder_certificate_without_digital_signature_is_refused(
+    issuing: CertificateAuthority, responder_key: ec.EllipticCurvePrivateKey
+) -> None:
+    profile = OCSP_SIGNING.evolve(name="no-ds", key_usage={"content_commitment"})
+    cert = issuing.issue(public_key=responder_key.public_key(), subject="r", profile=profile)
+    with pytest.raises(InvalidArgumentError, match="lacks digitalSignature"):
+        issuing.ocsp_responder(responder_cert=cert, responder_key=responder_key)
+
+
+def test_a_delta_with_removals_keeps_invalidity_dates_and_reports_progress(
+    clock: FakeClock, issuing: CertificateAuthority
+) -> None:
+    held = issuing.issue(public_key=_other_key(), subject="held", profile=TLS_CLIENT)
+    lost = issuing.issue(public_key=_other_key(), subject="lost", profile=TLS_CLIENT)
+    issuing.revoke(held.serial_number, "certificate-hold")
+    issuing.crl()
+    clock.advance(60)
+    issuing.release_hold(held.serial_number)
+    when = clock.now() - _dt.timedelta(days=1)
+    issuing.revoke(lost.serial_number, "key-compromise", invalidity_date=when)
+    seen: list[tuple[int, int]] = []
+    delta = issuing.crl(delta=True, progress=lambda done, total: seen.append((done, total)))
+    entry = delta.get_revoked_certificate_by_serial_number(lost.serial_number)
+    assert entry is not None
+    invalidity = entry.extensions.get_extension_for_class(x509.InvalidityDate).value
+    assert invalidity.invalidity_date_utc == when.replace(microsecond=0)
+    assert seen == [(2, 2)]
+
+
+def test_a_legacy_scan_skips_expired_certificates_and_other_keys(
+    km: KeyManager, clock: FakeClock, issuing: CertificateAuthority, make_csr: CSRMaker
+) -> None:
+    expired = issuing.issue(make_csr(), validity=_dt.timedelta(days=1))
+    clock.advance(days=2)
+    other = issuing.issue(public_key=_other_key(), subject="x", names=["x.example.com"])
+    current = issuing.issue(make_csr())
+
+    def forget_index(txn: object) -> None:
+        record = txn.get_json(CA_KIND, "issuing")  # type: ignore[attr-defined]
+        del record["key_index"]
+        txn.put_json(CA_KIND, "issuing", record)  # type: ignore[attr-defined]
+
+    km._store.transact(forget_index)
+    km.pki._invalidate()
+    km.pki.ca("issuing").revoke(current.serial_number, "key-compromise")
+    assert issuing.get(expired.serial_number).revocation is None
+    assert issuing.get(other.serial_number).revocation is None
+
+
+def test_releasing_a_sub_ca_hold_leaves_its_other_revoked_certificates_revoked(
+    root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    old = issuing.certificate
+    new = root.renew(old.serial_number, revoke_old=True)  # old: superseded
+    root.revoke(new.serial_number, "certificate-hold")
+    root.release_hold(new.serial_number)
+    superseded = root.get(old.serial_number).revocation
+    assert superseded is not None
+    assert superseded.reason is RevocationReason.SUPERSEDED
