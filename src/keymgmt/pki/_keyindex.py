@@ -98,15 +98,14 @@ def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> Non
         RevokedError: the key is marked compromised (nothing is written).
     """
     name = _name(ca, fp)
+    entry = [format(serial, "x"), not_after]
     record = txn.get_json(KEY_INDEX_KIND, name)
+    if record is None:  # the usual case: a key's first certificate here
+        txn.put_json(KEY_INDEX_KIND, name, {"certs": [entry], "compromised": None})
+        return
+    _refuse(ca, record)
     now = _codec.to_micros(txn.now)
-    if record is None:
-        record = {"certs": [], "compromised": None}
-    else:
-        _refuse(ca, record)
-    certs = [entry for entry in record["certs"] if entry[1] >= now]
-    certs.append([format(serial, "x"), not_after])
-    record["certs"] = certs
+    record["certs"] = [*(e for e in record["certs"] if e[1] >= now), entry]
     txn.put_json(KEY_INDEX_KIND, name, record)
 
 
