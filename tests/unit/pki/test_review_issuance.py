@@ -947,3 +947,20 @@ def test_releasing_a_sub_ca_hold_leaves_its_other_revoked_certificates_revoked(
     superseded = root.get(old.serial_number).revocation
     assert superseded is not None
     assert superseded.reason is RevocationReason.SUPERSEDED
+
+
+def test_the_key_index_survives_reopening_a_sqlite_store(
+    open_sqlite_km: Callable[[], KeyManager], make_csr: CSRMaker
+) -> None:
+    with open_sqlite_km() as km:
+        ca = km.pki.create_root_ca("root")
+        first = ca.issue(make_csr())
+        second = ca.issue(make_csr())
+    with open_sqlite_km() as km:
+        ca = km.pki.ca("root")
+        ca.revoke(second.serial_number, "key-compromise")
+        spread = ca.get(first.serial_number).revocation
+        assert spread is not None
+        assert spread.reason is RevocationReason.KEY_COMPROMISE
+        with pytest.raises(RevokedError, match="revoked this public key"):
+            ca.issue(make_csr())
