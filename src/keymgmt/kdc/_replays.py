@@ -1,9 +1,9 @@
 """One bounded replay cache per principal, for the KDC and for ticket receivers.
 
 :class:`keymgmt._replay.ReplayCache` is bounded: when it is full it evicts
-its oldest nonce and raises its *overload floor* to that message's
-timestamp, refusing anything stamped at or before it (it never forgets a
-nonce it would still accept). With one cache for everyone, a single client
+its oldest nonce and raises its *overload floor* to the newest timestamp of
+that nonce's time bucket, refusing anything stamped at or before it (it
+never forgets a nonce it would still accept). With one cache for everyone, a single client
 that fills it with messages stamped as far ahead as the skew allows lifts
 that floor above the present, and every other client's honestly stamped
 messages are refused until real time catches up.
@@ -12,9 +12,10 @@ messages are refused until real time catches up.
 principal's nonces only ever evict its own: a flood (or a stolen key)
 narrows only that principal's window. Caches that have emptied (every nonce
 past its window) are dropped when the table grows, so memory stays bounded
-by the principals active within the window times ``capacity``. Dropping an
-empty cache forgets nothing it would still refuse: what it evicted or let
-expire is older than its window.
+by the principals active within the window times ``capacity`` (plus about
+0.6 KB for each principal's empty cache). Dropping an empty cache forgets
+nothing it would still refuse: what it evicted or let expire is older than
+its window.
 """
 
 from __future__ import annotations
