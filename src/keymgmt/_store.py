@@ -85,9 +85,7 @@ def _check_kind(kind: str) -> None:
         raise InvalidArgumentError(f"record kind {kind!r} is reserved")
 
 
-def _check_text(*values: str) -> None:
-    """Refuse audit text that cannot be encoded as UTF-8 (lone surrogates)."""
-    check_unicode(*values, message="audit text must be valid Unicode (no lone surrogates)")
+_AUDIT_TEXT: Final = "audit text must be valid Unicode (no lone surrogates)"
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -124,8 +122,8 @@ class Txn:
         self._seen: dict[tuple[str, str], int] = {}
         self._ops: dict[tuple[str, str], Operation] = {}
         # (operation, object, outcome, actor, details, and the two pieces of
-        # its JSON text from entry_text) per staged audit entry.
-        self._events: list[tuple[str, str, str, str, dict[str, Any], str, str]] = []
+        # its JSON text from entry_text, UTF-8) per staged audit entry.
+        self._events: list[tuple[str, str, str, str, dict[str, Any], bytes, bytes]] = []
         self._after: list[Callable[[], None]] = []
 
     @property
@@ -250,17 +248,18 @@ class Txn:
         for value in details.values():
             if type(value) is not str and not isinstance(value, _DETAIL_TYPES):
                 check_details(details)
-        # The entry's JSON text but for its place in the chain, written now
-        # (the commit adds sequence number, time and hashes). Text that
-        # cannot be encoded (a lone surrogate) is refused here, in the
-        # function that staged it, not when the entry is encoded at commit:
-        # a group commit (Store.transact_many) would otherwise fail every
-        # item of the batch for one item's entry. JSON keeps non-ASCII text
-        # as it is, so ASCII text needs no further check.
+        # The entry's JSON text but for its place in the chain, written and
+        # UTF-8 encoded now (the commit adds sequence number, time and
+        # hashes). Text that cannot be encoded (a lone surrogate) is refused
+        # here, in the function that staged it, not at commit: a group
+        # commit (Store.transact_many) would otherwise fail every item of
+        # the batch for one item's entry.
         head, middle = entry_text(who, operation, object, outcome, details)
-        if not (head.isascii() and middle.isascii()):
-            _check_text(head, middle)
-        self._events.append((operation, object, outcome, who, details, head, middle))
+        try:
+            text = (head.encode(), middle.encode())
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(_AUDIT_TEXT) from None
+        self._events.append((operation, object, outcome, who, details, *text))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (update caches here)."""
@@ -293,10 +292,10 @@ class Store:
         self._listeners: list[ChangeListener] = []
         self._lock = threading.RLock()
         self._seen_generation = backend.generation()
-        # (seq, hash, hash in base64, revision) of the audit head as of our
+        # (seq, hash, hash in base64 as ASCII bytes, revision) of the audit head as of our
         # last commit, or None: read it from the backend (see the module
         # docstring).
-        self._head: tuple[int, bytes, str, int] | None = None
+        self._head: tuple[int, bytes, bytes, int] | None = None
         self._next_check = time.monotonic() + consistency_interval
 
     def __repr__(self) -> str:
@@ -542,7 +541,7 @@ class Store:
 
     def _stage_audit(
         self, txn: Txn, ops: builtins.list[Operation]
-    ) -> tuple[builtins.list[AuditEntry], tuple[int, bytes, str, int]]:
+    ) -> tuple[builtins.list[AuditEntry], tuple[int, bytes, bytes, int]]:
         """Stage the transaction's audit entries and the new sealed head.
 
         Returns the entries (built only when an audit sink will receive
@@ -556,11 +555,11 @@ class Store:
             record = self.backend.get(*AUDIT_HEAD)
             if record is None:
                 seq, prev, revision = 0, genesis(), 0
-                prev_b64 = _codec.b64e(prev)
+                prev_b64 = _codec.b64e(prev).encode()
             else:
                 head = _codec.loads(self.keyring.unseal(*AUDIT_HEAD, record.data))
                 seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
-                prev_b64 = _codec.b64e(prev)  # canonical, whatever the head held
+                prev_b64 = _codec.b64e(prev).encode()  # canonical, whatever the head held
                 revision = record.revision
         if type(self.clock) is SystemClock:
             # The wall clock's microseconds without building (and checking) a
@@ -592,7 +591,7 @@ class Store:
                 )
             prev, prev_b64 = digest, digest_b64
         # Canonical JSON of {"hash": ..., "seq": ...} (what _codec.dumps writes).
-        head_json = f'{{"hash":"{prev_b64}","seq":{int(seq)}}}'.encode()
+        head_json = b'{"hash":"%s","seq":%d}' % (prev_b64, seq)
         sealed_head = self.keyring.seal(*AUDIT_HEAD, head_json)
         append(new_put(AUDIT_HEAD[0], AUDIT_HEAD[1], sealed_head, revision))
         return entries, (seq, prev, prev_b64, revision)

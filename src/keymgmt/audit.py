@@ -99,9 +99,9 @@ def entry_text(
     "details":{...}`` and ``,"object":...,"operation":...,"outcome":...``
     (the stored form puts ``"hash"`` between them, the hashed body does
     not). :meth:`keymgmt._store.Txn.audit` builds them when the entry is
-    staged and :func:`encode_chained` completes them at commit, so the
-    commit only adds the sequence number, time and hashes. Not checked for
-    lone surrogates (the caller encodes the text or checks it).
+    staged and :func:`encode_chained` completes them (UTF-8 encoded) at
+    commit, so the commit only adds the sequence number, time and hashes.
+    Not checked for lone surrogates: encoding the text refuses them.
     ``details`` must already be accepted by :func:`check_details`.
     """
     # Keys in sorted order: actor, details, [hash,] object, operation,
@@ -116,25 +116,22 @@ def entry_text(
 
 
 def encode_chained(
-    seq: int, micros: int, prev_b64: str, head: str, middle: str
-) -> tuple[bytes, str, bytes]:
-    """Hash and encode one chain entry from its :func:`entry_text` pieces.
+    seq: int, micros: int, prev_b64: bytes, head: bytes, middle: bytes
+) -> tuple[bytes, bytes, bytes]:
+    """Hash and encode one chain entry from its :func:`entry_text` pieces, as UTF-8.
 
-    Returns (hash, its base64, stored form), as :func:`encode_entry` does.
-    Integers go through ``int.__repr__``, as json writes them (whatever an
-    int subclass prints).
-
-    Raises:
-        InvalidArgumentError: the text holds a lone surrogate.
+    Returns (hash, its base64, stored form); ``prev_b64`` is the previous
+    entry's hash as :func:`keymgmt._codec.b64e` gives it, ASCII-encoded (the
+    previous call's second result). The text is encoded once: the hashed
+    body and the stored form are assembled from the same bytes. Integers
+    are written as json writes them (``%d``, whatever an int subclass
+    prints).
     """
-    tail = f'{middle},"prev":"{prev_b64}","seq":{int.__repr__(seq)},"time":{int.__repr__(micros)}}}'
-    try:
-        digest = _sha256(_DOMAIN + (head + tail).encode()).digest()
-    except UnicodeEncodeError:
-        raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
-    # _codec.b64e, inline: once per entry.
-    digest_b64 = _b2a(digest, newline=False).rstrip(b"=").translate(_TO_URLSAFE).decode()
-    return digest, digest_b64, f'{head},"hash":"{digest_b64}"{tail}'.encode()
+    tail = b'%s,"prev":"%s","seq":%d,"time":%d}' % (middle, prev_b64, seq, micros)
+    digest = _sha256(_DOMAIN + head + tail).digest()
+    # _codec.b64e, inline: once per entry (32 bytes: 43 characters, no padding).
+    digest_b64 = _b2a(digest, newline=False)[:43].translate(_TO_URLSAFE)
+    return digest, digest_b64, b'%s,"hash":"%s"%s' % (head, digest_b64, tail)
 
 
 def encode_entry(
@@ -156,14 +153,21 @@ def encode_entry(
     entry's hash as :func:`keymgmt._codec.b64e` gives it (the previous
     call's second result), ``details`` already accepted by
     :func:`check_details`. The store's append path does the same in two
-    steps (:func:`entry_text` when the entry is staged,
+    steps (:func:`entry_text`, encoded, when the entry is staged;
     :func:`encode_chained` at commit).
 
     Raises:
         InvalidArgumentError: a text field holds a lone surrogate.
     """
     head, middle = entry_text(actor, operation, object, outcome, details)
-    return encode_chained(seq, micros, prev_b64, head, middle)
+    try:
+        head_utf8, middle_utf8 = head.encode(), middle.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError("text must be valid Unicode (no lone surrogates)") from None
+    digest, digest_b64, stored = encode_chained(
+        seq, micros, prev_b64.encode(), head_utf8, middle_utf8
+    )
+    return digest, digest_b64.decode(), stored
 
 
 @attrs.frozen(kw_only=True)
