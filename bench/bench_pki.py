@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 
 from _harness import Case
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509 import DNSName
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from cryptography.x509.verification import PolicyBuilder, Store
@@ -313,10 +313,16 @@ def _revoke_cases() -> list[Case]:
         km = KeyManager.in_memory()
         ca = km.pki.create_root_ca("rv", key_type="ed25519")
         _fill(km, "other", others)
-        leaf = ec.generate_private_key(ec.SECP256R1()).public_key()
+        # One key per certificate: a key-compromise revocation also revokes
+        # the key's other certificates (review #5), and this row times one
+        # revocation, not a spreading one.
         serials = iter(
             [
-                ca.issue(public_key=leaf, subject="x", names=["x.example"]).serial_number
+                ca.issue(
+                    public_key=ed25519.Ed25519PrivateKey.generate().public_key(),
+                    subject="x",
+                    names=["x.example"],
+                ).serial_number
                 for _ in range(per_round * rounds * 2 + 10)
             ]
         )

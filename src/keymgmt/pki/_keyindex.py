@@ -8,15 +8,19 @@ serials it certified that key under (with their expiry), and a mark once
 the key was revoked for a compromise; the issuing paths refuse a marked
 key, and a compromise revocation revokes the key's other certificates.
 
-Record kind ``pki-key``, name ``"<ca name>:<fingerprint>"`` where the
-fingerprint is the hex SHA-256 of the key's SubjectPublicKeyInfo DER::
+Two record kinds, so that issuing costs the same whatever a key already
+has (no record grows with the certificates of a key)::
 
-    {"certs": [[serial hex, not_after µs], ...],
-     "compromised": null | {"reason": ..., "serial": hex, "at": µs}}
+    pki-key-cert / "<ca name>:<fingerprint>:<serial hex>"  {"not_after": µs}
+        one per certificate, written (create-only, nothing read) in the
+        issuing transaction; listed by the prefix "<ca name>:<fingerprint>:"
+        only when a revocation spreads (rare);
+    pki-key / "<ca name>:<fingerprint>"
+        {"compromised": {"reason": ..., "serial": hex, "at": µs}}
+        exists only once the key was revoked for a compromise; issuing reads
+        it (one point read of a record that is normally absent) and refuses.
 
-One record per (CA, key): issuing, renewing and revoking read and write it
-inside their own transaction (O(1) whatever the number of certificates).
-Entries for expired certificates are dropped when the record is written.
+The fingerprint is the hex SHA-256 of the key's SubjectPublicKeyInfo DER.
 
 A CA created before this index existed has no ``key_index`` mark in its
 record; for it, :func:`legacy_serials` finds a key's certificates by
@@ -38,6 +42,7 @@ from keymgmt.errors import RevokedError
 from keymgmt.revocation import RevocationReason, RevocationRegistry, SubjectKind
 
 __all__ = [
+    "KEY_CERT_KIND",
     "KEY_INDEX_KIND",
     "check_not_compromised",
     "fingerprint",
@@ -51,6 +56,7 @@ __all__ = [
 ]
 
 KEY_INDEX_KIND: Final = "pki-key"
+KEY_CERT_KIND: Final = "pki-key-cert"
 
 _DER: Final = serialization.Encoding.DER
 _SPKI: Final = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -94,19 +100,14 @@ def check_not_compromised(record: dict[str, Any] | None, ca: str) -> None:
 def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> None:
     """Record inside ``txn`` that ``ca`` certified the key ``fp`` under ``serial``.
 
+    One point read (the compromise mark, normally absent) and one small
+    create-only record, whatever the key already has.
+
     Raises:
         RevokedError: the key is marked compromised (nothing is written).
     """
-    name = _name(ca, fp)
-    entry = [format(serial, "x"), not_after]
-    record = txn.get_json(KEY_INDEX_KIND, name)
-    if record is None:  # the usual case: a key's first certificate here
-        txn.put_json(KEY_INDEX_KIND, name, {"certs": [entry], "compromised": None})
-        return
-    _refuse(ca, record)
-    now = _codec.to_micros(txn.now)
-    record["certs"] = [*(e for e in record["certs"] if e[1] >= now), entry]
-    txn.put_json(KEY_INDEX_KIND, name, record)
+    check_not_compromised(txn.get_json(KEY_INDEX_KIND, _name(ca, fp)), ca)
+    txn.put_json(KEY_CERT_KIND, f"{_name(ca, fp)}:{serial:x}", {"not_after": not_after})
 
 
 def stage_compromised(
@@ -118,26 +119,26 @@ def stage_compromised(
         the unexpired serials ``ca`` certified the key under, as recorded.
     """
     name = _name(ca, fp)
-    record = txn.get_json(KEY_INDEX_KIND, name) or {"certs": [], "compromised": None}
-    if record.get("compromised") is None:
-        record["compromised"] = {
+    record = txn.get_json(KEY_INDEX_KIND, name)
+    if record is None or record.get("compromised") is None:
+        mark = {
             "reason": reason.value,
             "serial": format(serial, "x"),
             "at": _codec.to_micros(txn.now),
         }
-        txn.put_json(KEY_INDEX_KIND, name, record)
-    return _unexpired(txn, record)
+        txn.put_json(KEY_INDEX_KIND, name, {"compromised": mark})
+    return unexpired_serials(txn, ca, fp)
 
 
 def unexpired_serials(txn: Txn, ca: str, fp: str) -> list[int]:
     """The unexpired serials ``ca`` certified the key ``fp`` under, as recorded."""
-    record = txn.get_json(KEY_INDEX_KIND, _name(ca, fp))
-    return [] if record is None else _unexpired(txn, record)
-
-
-def _unexpired(txn: Txn, record: dict[str, Any]) -> list[int]:
     now = _codec.to_micros(txn.now)
-    return [int(entry[0], 16) for entry in record["certs"] if entry[1] >= now]
+    prefix = f"{_name(ca, fp)}:"
+    return sorted(
+        int(name[len(prefix) :], 16)
+        for name, data in txn.list(KEY_CERT_KIND, prefix=prefix)
+        if _codec.loads(data)["not_after"] >= now
+    )
 
 
 def legacy_serials(txn: Txn, ca: str, cert_kind: str, fp: str) -> list[int]:

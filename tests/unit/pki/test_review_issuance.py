@@ -36,7 +36,7 @@ from keymgmt.pki import (
     parse_names,
 )
 from keymgmt.pki._ca import CA_KIND
-from keymgmt.pki._keyindex import KEY_INDEX_KIND
+from keymgmt.pki._keyindex import KEY_CERT_KIND, KEY_INDEX_KIND
 from keymgmt.revocation import RevocationReason
 from keymgmt.testing import FakeClock, in_memory_manager
 
@@ -152,15 +152,33 @@ def test_compromise_mark_is_written_with_the_revocation(
     km: KeyManager, issuing: CertificateAuthority, make_csr: CSRMaker
 ) -> None:
     cert = issuing.issue(make_csr())
-    before = {name for name, _ in km._store.list_json(KEY_INDEX_KIND)}
+    indexed = {name for name, _ in km._store.list_json(KEY_CERT_KIND)}
+    assert not km._store.list_json(KEY_INDEX_KIND)  # no mark while nothing is compromised
     issuing.revoke(cert.serial_number, "key-compromise")
     marks = [
         record["compromised"]
         for name, record in km._store.list_json(KEY_INDEX_KIND)
         if name.startswith("issuing:")
     ]
-    assert before  # the issuance indexed the key
+    assert any(name.startswith("issuing:") for name in indexed)  # the issuance indexed the key
     assert [m["reason"] for m in marks if m] == ["key-compromise"]
+
+
+def test_issuing_for_a_key_writes_one_small_record_whatever_it_already_has(
+    km: KeyManager, issuing: CertificateAuthority
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    for _ in range(5):
+        issuing.issue(public_key=key, subject="same-key", names=["same.example"])
+    records = [
+        (name, record)
+        for name, record in km._store.list_json(KEY_CERT_KIND)
+        if name.startswith("issuing:")
+    ]
+    assert len(records) == 5
+    assert all(set(record) == {"not_after"} for _, record in records)
 
 
 # -- finding 2: revoking a key's certificate revokes the key's other ones ------------
@@ -296,8 +314,9 @@ def test_a_ca_created_before_the_key_index_is_scanned_on_compromise(
         record = txn.get_json(CA_KIND, "issuing")  # type: ignore[attr-defined]
         del record["key_index"]
         txn.put_json(CA_KIND, "issuing", record)  # type: ignore[attr-defined]
-        for name, _ in txn.list(KEY_INDEX_KIND, prefix="issuing:"):  # type: ignore[attr-defined]
-            txn.delete(KEY_INDEX_KIND, name)  # type: ignore[attr-defined]
+        for kind in (KEY_INDEX_KIND, KEY_CERT_KIND):
+            for name, _ in txn.list(kind, prefix="issuing:"):  # type: ignore[attr-defined]
+                txn.delete(kind, name)  # type: ignore[attr-defined]
 
     km._store.transact(forget_index)
     km.pki._invalidate()
