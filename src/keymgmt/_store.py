@@ -256,10 +256,10 @@ class Txn:
         # the batch for one item's entry.
         head, middle = entry_text(who, operation, object, outcome, details)
         try:
-            text = (head.encode(), middle.encode())
+            head_utf8, middle_utf8 = head.encode(), middle.encode()
         except UnicodeEncodeError:
             raise InvalidArgumentError(_AUDIT_TEXT) from None
-        self._events.append((operation, object, outcome, who, details, *text))
+        self._events.append((operation, object, outcome, who, details, head_utf8, middle_utf8))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (update caches here)."""
