@@ -329,11 +329,7 @@ class SQLiteBackend:
             yield conn.cursor()
             self._retry_locked(lambda: conn.execute("COMMIT"))
         except BaseException:
-            # SQLite rolls some failures back by itself; never leave the
-            # connection inside a transaction, and never mask the real error.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+            _abandon(conn)
             raise
 
     # -- the Backend protocol ----------------------------------------------
@@ -389,11 +385,7 @@ class SQLiteBackend:
                     written.append(new_record(kind, name, data, revision, seq))
                 self._retry_locked(lambda: conn.execute("COMMIT"))
             except BaseException:
-                # As in _write: never leave the connection inside a
-                # transaction, and never mask the real error.
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                _abandon(conn)
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
@@ -480,3 +472,14 @@ def _record(row: tuple[object, ...]) -> Record:
             name=str(name),
         )
     return new_record(kind, name, data, revision, seq)
+
+
+def _abandon(conn: sqlite3.Connection) -> None:
+    """Roll back a failed write, if SQLite has not already.
+
+    SQLite rolls some failures back by itself; never leave the connection
+    inside a transaction, and never mask the real error.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
