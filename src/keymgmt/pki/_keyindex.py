@@ -14,7 +14,8 @@ has (no record grows with the certificates of a key)::
     pki-key-cert / "<ca name>:<fingerprint>:<serial hex>"  {"not_after": µs}
         one per certificate, written (create-only, nothing read) in the
         issuing transaction; listed by the prefix "<ca name>:<fingerprint>:"
-        only when a revocation spreads (rare);
+        only when a revocation spreads (rare; an index range on SQLite and
+        PostgreSQL, a pass over the kind's records in memory);
     pki-key / "<ca name>:<fingerprint>"
         {"compromised": {"reason": ..., "serial": hex, "at": µs}}
         exists only once the key was revoked for a compromise; issuing reads

@@ -67,6 +67,9 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], Record] = {}
+        # The same records by kind, so a listing reads one kind's records,
+        # not the whole store (audit entries, certificates, grants ...).
+        self._kinds: dict[str, dict[str, Record]] = {}
         self._seq = 0
         self._lock = threading.Lock()
         self._closed = False
@@ -85,13 +88,17 @@ class MemoryBackend:
             return self._records.get((kind, name))
 
     def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> builtins.list[Record]:
-        """Return matching records (see :class:`~keymgmt.storage.Backend`)."""
+        """Return matching records (see :class:`~keymgmt.storage.Backend`).
+
+        Reads the records of ``kind`` only (time linear in their number; the
+        SQLite and PostgreSQL backends answer a prefix from their index).
+        """
         with self._lock:
             self._check_open()
             found = [
                 r
-                for (k, n), r in self._records.items()
-                if k == kind and n.startswith(prefix) and r.seq > after_seq
+                for n, r in self._kinds.get(kind, {}).items()
+                if n.startswith(prefix) and r.seq > after_seq
             ]
         if after_seq:
             return sorted(found, key=lambda r: r.seq)
@@ -125,15 +132,21 @@ class MemoryBackend:
             self._seq += 1
             seq = self._seq
             written: builtins.list[Record] = []
+            kinds = self._kinds
             for key, op, revision in staged:
                 if isinstance(op, Delete):
-                    records.pop(key, None)
+                    if records.pop(key, None) is not None:
+                        del kinds[key[0]][key[1]]
                     continue
                 data = op.data
                 record = new_record(
                     key[0], key[1], data if type(data) is bytes else bytes(data), revision, seq
                 )
                 records[key] = record
+                of_kind = kinds.get(key[0])
+                if of_kind is None:
+                    of_kind = kinds[key[0]] = {}
+                of_kind[key[1]] = record
                 written.append(record)
             return written
 
