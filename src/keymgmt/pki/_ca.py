@@ -26,11 +26,12 @@ registry write, O(1) whatever the number of revoked certificates.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
 
 import attrs
 from cryptography import x509
@@ -54,7 +55,7 @@ from keymgmt.errors import (
     RevokedError,
 )
 from keymgmt.pki import _keyindex
-from keymgmt.pki._cakeys import CAKeys
+from keymgmt.pki._cakeys import CAKeys, key_name_for
 from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
 from keymgmt.pki._delta import build_delta_crl, removed_serials
 from keymgmt.pki._keys import (
@@ -70,12 +71,13 @@ from keymgmt.pki._names import (
     check_general_name,
     check_name_forms,
     check_subject,
+    check_uri,
     csr_subject,
     mark_names_critical,
     subject_constraint_names,
 )
 from keymgmt.pki._ocsp import CertStatus, OCSPResponder
-from keymgmt.pki._parse import load_certificate, load_csr
+from keymgmt.pki._parse import checked_csr, load_certificate, load_csr
 from keymgmt.pki._pathval import name_allowed
 from keymgmt.pki._profiles import (
     INTERMEDIATE_CA,
@@ -120,6 +122,7 @@ CERT_KIND: Final = "pki-cert"
 CRL_KIND: Final = "pki-crl"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_F = TypeVar("_F", bound=Callable[..., Any])
 _SERIAL_BYTES: Final = 16  # 127 bits of entropy after clearing the sign bit
 _MAX_NAMES: Final = 100  # subject alternative names per certificate
 
@@ -284,6 +287,30 @@ class IssuedCertificate:
         pretty(self, printer, cycle)
 
 
+def _ca_creation(method: _F) -> _F:
+    """Run a CA creation under the PKI's creation lock.
+
+    Notes a key the creation made and then failed to use, so a retry in
+    this process may give it a fresh version (:meth:`PKI._new_ca_key`).
+    """
+
+    @functools.wraps(method)
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pki: PKI = self if isinstance(self, PKI) else self._pki
+        with pki._creation_lock:
+            made = pki._keys_made
+            made.clear()
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException:
+                pki._leftovers.update(made)
+                raise
+            finally:
+                made.clear()
+
+    return cast(_F, create)
+
+
 class PKI:
     """The store's certificate authorities (``km.pki``).
 
@@ -299,6 +326,12 @@ class PKI:
         self._cas: dict[str, CertificateAuthority] = {}
         self._verifier: CertificateVerifier | None = None
         self._ca_ids: dict[x509.Certificate, str] | None = None
+        # CA creation (rare) runs one at a time in this process; a creation
+        # that fails after making its key leaves the name here, so a retry
+        # in this process may give that key a fresh version (see _new_ca_key).
+        self._creation_lock = threading.Lock()
+        self._keys_made: list[str] = []  # by the creation running now
+        self._leftovers: set[str] = set()
         context.store.watch(CA_KIND)
         context.store.subscribe(self._on_change)
 
@@ -333,6 +366,7 @@ class PKI:
         """
         self._keys.add_token(token)
 
+    @_ca_creation
     def create_root_ca(
         self,
         name: str,
@@ -386,6 +420,7 @@ class PKI:
         not_after = _until(now, lifetime, "validity")  # refused before a key is made
         subject_name = _subject(subject, name)
         constraints = name_constraints(permitted_names, excluded_names)
+        _check_ca_urls(crl_url, ocsp_url)  # before a key is made, like every check
         ref, key = self._new_ca_key(name, algorithm, token)
         public_key = signer_public_key(key)
         extensions = build_extensions(
@@ -582,25 +617,64 @@ class PKI:
     ) -> tuple[str, CASigner]:
         """The key pair of a CA being created (see :meth:`CAKeys.create`).
 
-        A software key that an earlier, refused creation of this CA left
-        behind (no CA record uses it) gets a fresh version instead of
-        blocking the name.
+        A software key that an earlier creation of this CA *in this process*
+        made and then failed to use (no CA record uses it) gets a fresh
+        version instead of blocking the name. A key of that name made
+        anywhere else is never taken over: it may belong to a creation
+        still in progress in another process, whose CA record would then
+        point at a deactivated version.
 
         Raises:
             AlreadyExistsError: the key exists and is not such a leftover.
         """
         try:
-            return self._keys.create(name, algorithm, token=token)
+            made = self._keys.create(name, algorithm, token=token)
         except AlreadyExistsError:
             if token is not None or self._ctx.store.get_json(CA_KIND, name) is not None:
                 raise
-            return self._keys.fresh_version(name, algorithm)
+            try:
+                self._leftovers.remove(name)
+            except KeyError:
+                key = key_name_for(name)
+                raise AlreadyExistsError(
+                    f"a key named {key!r} exists but no CA uses it: another creation of CA "
+                    f"{name!r} is in progress, or one failed in another process. If none is "
+                    f"running, schedule the key's destruction (km.keys.schedule_destruction"
+                    f"({key!r})) and use another CA name",
+                    ca=name,
+                ) from None
+            made = self._keys.fresh_version(name, algorithm)
+        self._keys_made.append(name)
+        return made
 
     def _serial(self) -> int:
         while True:
             serial = int.from_bytes(self._ctx.randomness.token_bytes(_SERIAL_BYTES), "big") >> 1
             if serial >= 1 << 64:  # leading zeros would shorten it; never 0
                 return serial
+
+
+_URL_SCHEMES: Final = {"crl_url": ("http", "https", "ldap"), "ocsp_url": ("http", "https")}
+
+
+def _check_ca_urls(crl_url: str | None, ocsp_url: str | None) -> None:
+    """Refuse a CRL or OCSP URL that every certificate of the CA could not carry.
+
+    Checked once, at creation: the URLs go into every certificate the CA
+    issues and cannot be changed afterwards.
+
+    Raises:
+        InvalidArgumentError: not an absolute URI (see :func:`check_uri`),
+            or not an http/https (CRL: also ldap) URL.
+    """
+    for what, url in (("crl_url", crl_url), ("ocsp_url", ocsp_url)):
+        if url is None:
+            continue
+        check_uri(url)
+        scheme = url.partition(":")[0].lower()
+        if scheme not in _URL_SCHEMES[what]:
+            allowed = ", ".join(_URL_SCHEMES[what])
+            raise InvalidArgumentError(f"{what} must be a URL with scheme {allowed}, not {scheme}")
 
 
 def _ca_record(
@@ -868,8 +942,11 @@ class CertificateAuthority:
         if (csr is None) == (public_key is None):
             raise InvalidArgumentError("give exactly one of a CSR or public_key=")
         if csr is not None:
-            if not isinstance(csr, x509.CertificateSigningRequest):
-                csr = load_csr(csr)
+            csr = (
+                checked_csr(csr)
+                if isinstance(csr, x509.CertificateSigningRequest)
+                else (load_csr(csr))
+            )
             try:
                 valid = csr.is_signature_valid
             except Exception:
@@ -1197,6 +1274,7 @@ class CertificateAuthority:
         self._ctx.store.transact(run)
         return cert
 
+    @_ca_creation
     def create_intermediate(
         self,
         name: str,
@@ -1250,6 +1328,7 @@ class CertificateAuthority:
         if self._ctx.store.get_json(CA_KIND, name) is not None:
             raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
         constraints = name_constraints(permitted_names, excluded_names)
+        _check_ca_urls(crl_url, ocsp_url)  # before a key is made, like every check
         profile = INTERMEDIATE_CA.evolve(path_length=path_length)
         # Refused before the child's key is made: a validity this CA cannot
         # give (expired, non-positive, past 9999), a parent that cannot sign
@@ -1298,9 +1377,16 @@ class CertificateAuthority:
                 means its key is never certified again; ``certificate-hold``
                 needs :meth:`release_hold` first), or this CA revoked another
                 certificate of the same key for a compromise.
+            KeyStateError: a sub-CA whose key the key store no longer lets
+                sign (revoked, compromised, suspended, destroyed).
         """
         issued = self.get(serial)
         _refuse_revoked_renewal(self.name, issued)
+        if issued.child_ca is not None:
+            # The sub-CA's key must still be fit to sign: one revoked or
+            # compromised in the key store (by an operator, a playbook) is
+            # not certified again, whatever this CA's own records say.
+            self._pki.ca(issued.child_ca)._key()
         old = issued.certificate
         lifetime = validity
         if lifetime is None:

@@ -17,9 +17,14 @@ has (no record grows with the certificates of a key)::
         only when a revocation spreads (rare; an index range on SQLite and
         PostgreSQL, a pass over the kind's records in memory);
     pki-key / "<ca name>:<fingerprint>"
-        {"compromised": {"reason": ..., "serial": hex, "at": µs}}
-        exists only once the key was revoked for a compromise; issuing reads
-        it (one point read of a record that is normally absent) and refuses.
+        {} or {"compromised": {"reason": ..., "serial": hex, "at": µs}}
+        the key's head, fixed in size: every issuance for the key reads it,
+        refuses a marked key, and writes it back unchanged at the revision it
+        read, so an issuance racing a compromise revocation (which marks the
+        head, then revokes the certificates it can list) conflicts and re-runs
+        into the refusal instead of committing a certificate the revocation
+        could not see. (The store's compare-and-set covers the records a
+        transaction writes, not those it only reads.)
 
 The fingerprint is the hex SHA-256 of the key's SubjectPublicKeyInfo DER.
 
@@ -57,6 +62,10 @@ __all__ = [
 ]
 
 KEY_INDEX_KIND: Final = "pki-key"
+# Reasons that, on a CA certificate, are about the CA (its key), not one certificate.
+_CA_WIDE: Final = frozenset(
+    {RevocationReason.CESSATION_OF_OPERATION, RevocationReason.CERTIFICATE_HOLD}
+)
 KEY_CERT_KIND: Final = "pki-key-cert"
 
 _DER: Final = serialization.Encoding.DER
@@ -101,14 +110,19 @@ def check_not_compromised(record: dict[str, Any] | None, ca: str) -> None:
 def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> None:
     """Record inside ``txn`` that ``ca`` certified the key ``fp`` under ``serial``.
 
-    One point read (the compromise mark, normally absent) and one small
-    create-only record, whatever the key already has.
+    Reads the key's head and writes it back unchanged (compare-and-set: a
+    compromise mark committed meanwhile makes this transaction re-run and
+    refuse), and writes one small create-only record: the same work
+    whatever the key already has.
 
     Raises:
         RevokedError: the key is marked compromised (nothing is written).
     """
-    check_not_compromised(txn.get_json(KEY_INDEX_KIND, _name(ca, fp)), ca)
-    txn.put_json(KEY_CERT_KIND, f"{_name(ca, fp)}:{serial:x}", {"not_after": not_after})
+    name = _name(ca, fp)
+    head = txn.get_json(KEY_INDEX_KIND, name)
+    check_not_compromised(head, ca)
+    txn.put_json(KEY_INDEX_KIND, name, head or {})
+    txn.put_json(KEY_CERT_KIND, f"{name}:{serial:x}", {"not_after": not_after})
 
 
 def stage_compromised(
@@ -179,13 +193,16 @@ def same_key_serials(
 def spreads(reason: RevocationReason, record: dict[str, Any]) -> bool:
     """Whether revoking the certificate ``record`` for ``reason`` revokes its key's others.
 
-    A compromise is about the key, whatever the certificate; any revocation
-    of a CA certificate is about the CA (its key), except ``superseded``,
-    which says another certificate took its place.
+    A compromise is about the key, whatever the certificate. For a CA
+    certificate, ``cessation-of-operation`` (the sub-CA stops) and a
+    ``certificate-hold`` (the sub-CA is suspended; released together) are
+    about the CA too. Any other reason is about that one certificate: the
+    default ``unspecified`` is how a caller retires a sub-CA's old
+    certificate after a renewal, and must not revoke the current one.
     """
     if reason.is_compromise:
         return True
-    return bool(record.get("child_ca")) and reason is not RevocationReason.SUPERSEDED
+    return bool(record.get("child_ca")) and reason in _CA_WIDE
 
 
 def stage_key_revocation(

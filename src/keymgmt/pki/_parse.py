@@ -21,6 +21,7 @@ from keymgmt.errors import MalformedInputError
 
 __all__ = [
     "MAX_INPUT",
+    "checked_csr",
     "load_certificate",
     "load_certificates",
     "load_crl",
@@ -110,6 +111,21 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     raw = _bytes(data, "certificate signing request")
     try:
         csr = x509.load_pem_x509_csr(raw) if _is_pem(raw) else x509.load_der_x509_csr(raw)
+    except Exception as exc:
+        raise MalformedInputError(f"malformed certificate signing request: {_why(exc)}") from None
+    return checked_csr(csr)
+
+
+def checked_csr(csr: x509.CertificateSigningRequest) -> x509.CertificateSigningRequest:
+    """Touch what ``cryptography`` parses lazily in a CSR object (extensions, subject, key).
+
+    For CSRs given as objects: the same checks :func:`load_csr` makes, so a
+    duplicate extension or an unparseable key is a typed error there too.
+
+    Raises:
+        MalformedInputError: a part of the CSR does not parse.
+    """
+    try:
         _touch_extensions(csr.extensions)
         _ = csr.subject.rfc4514_string()
         csr.public_key()

@@ -153,7 +153,9 @@ def test_compromise_mark_is_written_with_the_revocation(
 ) -> None:
     cert = issuing.issue(make_csr())
     indexed = {name for name, _ in km._store.list_json(KEY_CERT_KIND)}
-    assert not km._store.list_json(KEY_INDEX_KIND)  # no mark while nothing is compromised
+    heads = km._store.list_json(KEY_INDEX_KIND)
+    assert heads
+    assert all(not head.get("compromised") for _, head in heads)  # unmarked heads
     issuing.revoke(cert.serial_number, "key-compromise")
     marks = [
         record["compromised"]
@@ -179,6 +181,33 @@ def test_issuing_for_a_key_writes_one_small_record_whatever_it_already_has(
     ]
     assert len(records) == 5
     assert all(set(record) == {"not_after"} for _, record in records)
+    heads = [r for name, r in km._store.list_json(KEY_INDEX_KIND) if name.startswith("issuing:")]
+    assert heads == [{}]  # one fixed-size head per key, not a growing list
+
+
+def test_an_issuance_racing_a_compromise_revocation_re_runs_into_the_refusal(
+    km: KeyManager, issuing: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keymgmt.pki import _keyindex
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    first = issuing.issue(public_key=key, subject="k", names=["k.example"])
+    original = _keyindex.stage_issued
+    raced: list[bool] = []
+
+    def racing(txn: object, *args: object) -> None:
+        original(txn, *args)  # type: ignore[arg-type]  # this issuance has read "not compromised" ...
+        if not raced:  # ... and another process revokes the key for compromise now
+            raced.append(True)
+            issuing.revoke(first.serial_number, "key-compromise")
+
+    monkeypatch.setattr(_keyindex, "stage_issued", racing)
+    with pytest.raises(RevokedError, match="revoked this public key for key-compromise"):
+        issuing.issue(public_key=key, subject="k", names=["k.example"])
+    assert raced
+    assert all(c.revocation is not None for c in issuing.issued())
 
 
 # -- finding 2: revoking a key's certificate revokes the key's other ones ------------
@@ -188,8 +217,7 @@ def test_revoking_a_renewed_sub_ca_for_compromise_revokes_its_earlier_certificat
     clock: FakeClock, root: CertificateAuthority, issuing: CertificateAuthority
 ) -> None:
     old = issuing.certificate
-    root.renew(old.serial_number)
-    current = root.get(root.issued()[-1].serial)
+    current = root.get(root.renew(old.serial_number).serial_number)
     clock.advance(60)
     root.revoke(current.serial, "key-compromise")
     earlier = root.get(old.serial_number).revocation
@@ -197,6 +225,31 @@ def test_revoking_a_renewed_sub_ca_for_compromise_revokes_its_earlier_certificat
     assert earlier.reason is RevocationReason.KEY_COMPROMISE
     crl_serials = {entry.serial_number for entry in root.crl()}
     assert {old.serial_number, current.serial} <= crl_serials
+
+
+@pytest.mark.parametrize(
+    ("reason", "spreads"),
+    [
+        ("unspecified", False),
+        ("superseded", False),
+        ("affiliation-changed", False),
+        ("cessation-of-operation", True),
+        ("certificate-hold", True),
+        ("ca-compromise", True),
+    ],
+)
+def test_which_reasons_on_a_sub_ca_certificate_reach_its_other_certificates(
+    clock: FakeClock,
+    root: CertificateAuthority,
+    issuing: CertificateAuthority,
+    reason: str,
+    spreads: bool,
+) -> None:
+    old = issuing.certificate
+    current = root.renew(old.serial_number)
+    clock.advance(60)
+    root.revoke(old.serial_number, reason)  # e.g. retiring the old certificate
+    assert (root.get(current.serial_number).revocation is not None) is spreads
 
 
 def test_earlier_sub_ca_certificate_fails_verification_after_compromise(
@@ -682,11 +735,29 @@ def test_a_creation_that_failed_after_making_the_key_can_be_retried(
 
 
 def test_a_leftover_key_of_another_algorithm_is_not_taken_over(
+    km: KeyManager, root: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError("the store went away")
+
+    with monkeypatch.context() as patch:  # a failed creation in this process ...
+        patch.setattr(CertificateAuthority, "_issue", unavailable)
+        with pytest.raises(StoreUnavailableError):
+            root.create_intermediate("child")
+    with pytest.raises(AlreadyExistsError, match="is not a ed25519 CA key"):
+        root.create_intermediate("child", key_type="ed25519")  # ... of another algorithm
+
+
+def test_a_key_made_elsewhere_is_never_taken_over(
     km: KeyManager, root: CertificateAuthority
 ) -> None:
-    km.keys.create("pki-ca-child", "ed25519", usage="sign-verify")
-    with pytest.raises(AlreadyExistsError, match="is not a ecdsa-p256 CA key"):
+    # Another process's creation of the same CA has made its key and not yet
+    # committed the CA record: rotating that key would leave its CA pointing
+    # at a deactivated version.
+    km.keys.create("pki-ca-child", "ecdsa-p256", usage="sign-verify")
+    with pytest.raises(AlreadyExistsError, match="another creation of CA 'child' is in progress"):
         root.create_intermediate("child")
+    assert [v.version for v in km.keys.get("pki-ca-child").versions] == [1]
 
 
 # -- finding 13 (issuance part): out-of-range times and passphrases are typed errors -
@@ -983,3 +1054,75 @@ def test_the_key_index_survives_reopening_a_sqlite_store(
         assert spread.reason is RevocationReason.KEY_COMPROMISE
         with pytest.raises(RevokedError, match="revoked this public key"):
             ca.issue(make_csr())
+
+
+def test_a_sub_ca_whose_key_the_key_store_revoked_is_not_renewed(
+    km: KeyManager, root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    name, _, version = issuing.key_ref.rpartition("#")
+    km.keys.revoke(name, int(version), reason="key-compromise")
+    serial = next(i.serial for i in root.issued() if i.child_ca == issuing.name)
+    before = len(root.issued())
+    with pytest.raises(RevokedError, match="is revoked"):
+        root.renew(serial)
+    assert len(root.issued()) == before
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    head = bytes([size]) if size < 0x80 else bytes([0x82]) + size.to_bytes(2, "big")
+    return bytes([tag]) + head + body
+
+
+def test_a_csr_object_with_a_duplicate_extension_is_a_malformed_input(
+    issuing: CertificateAuthority,
+) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keymgmt.errors import MalformedInputError
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    made = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "svc")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("a.example")]), False)
+        .add_extension(x509.IssuerAlternativeName([x509.DNSName("b.example")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    # Turn the issuerAltName OID (2.5.29.18) into a second subjectAltName
+    # (2.5.29.17) and sign the result again: a valid signature over a CSR
+    # with two subjectAltName extensions.
+    tbs = made.tbs_certrequest_bytes.replace(b"\x06\x03\x55\x1d\x12", b"\x06\x03\x55\x1d\x11")
+    algorithm = bytes.fromhex("300a06082a8648ce3d040302")  # ecdsa-with-SHA256
+    signature = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    der = _der(0x30, tbs + algorithm + _der(0x03, b"\x00" + signature))
+    csr = x509.load_der_x509_csr(der)
+    with pytest.raises(MalformedInputError, match="malformed certificate signing request"):
+        issuing.issue(csr)
+
+
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        ("crl_url", "http://crl.exämple/ca.crl"),
+        ("crl_url", "not a url"),
+        ("crl_url", ""),
+        ("ocsp_url", "ftp://ocsp.example"),
+        ("ocsp_url", "ldap://ocsp.example"),
+        ("crl_url", "https://user:secret@crl.example/ca.crl"),
+    ],
+)
+def test_a_ca_url_every_certificate_could_not_carry_is_refused_before_the_key(
+    km: KeyManager, field: str, url: str
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        km.pki.create_root_ca("urls", **{field: url})  # type: ignore[arg-type]
+    assert "pki-ca-urls" not in {info.name for info in km.keys.list()}
+
+
+def test_http_and_ldap_ca_urls_are_taken(km: KeyManager) -> None:
+    ca = km.pki.create_root_ca(
+        "urls", crl_url="ldap://dir.example/cn=ca", ocsp_url="http://ocsp.example"
+    )
+    assert (ca.crl_url, ca.ocsp_url) == ("ldap://dir.example/cn=ca", "http://ocsp.example")
