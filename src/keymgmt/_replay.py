@@ -318,12 +318,18 @@ class ReplayCache:
 
     def _advance(self, now: _dt.datetime) -> None:
         """Move the high-water mark to ``now`` if it is later. Call under the lock."""
-        self._last_now = now
         if now <= self._high_water:
+            self._last_now = now
             return  # the clock stood still or stepped back: nothing moves
+        try:  # the bounds first, so a time near datetime's ends changes nothing
+            oldest = now - self._window
+            newest = now + self._max_skew
+        except OverflowError:
+            raise InvalidArgumentError(f"the time {now.isoformat()} is out of range") from None
+        self._last_now = now
         self._high_water = now
-        oldest = self._oldest = now - self._window
-        self._newest = now + self._max_skew
+        self._oldest = oldest
+        self._newest = newest
         above_floor = self._above_floor
         self._lowest = oldest if oldest > above_floor else above_floor
         if now > self._due:

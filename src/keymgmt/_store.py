@@ -498,14 +498,16 @@ class Store:
                 # The head was written with compare-and-set on revision
                 # head[3], so it is now at the next revision.
                 self._head = (head[0], head[1], head[2], head[3] + 1)
-            # Our own writes are applied by the after-commit callbacks; just
-            # remember the generation so sync does not read them back. If
-            # another process wrote in between, keep the old mark: sync reads
-            # both back (listeners are idempotent).
-            if written and written[0].seq == self._seen_generation + 1:
-                self._seen_generation = written[0].seq
+            # Our own writes are applied by the after-commit callbacks; then
+            # remember the generation so sync does not read them back (after
+            # the callbacks: whoever reads synced_generation must find the
+            # caches holding what it covers). If another process wrote in
+            # between, keep the old mark: sync reads both back (listeners
+            # are idempotent).
             for callback in txn._after:
                 _call_logged(callback, what="after-commit callback")
+            if written and written[0].seq == self._seen_generation + 1:
+                self._seen_generation = written[0].seq
             for entry in entries:
                 for sink in self._sinks:
                     _call_logged(sink, entry, what="audit sink")

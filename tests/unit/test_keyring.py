@@ -432,3 +432,27 @@ def test_a_passphrase_typed_decomposed_opens_a_store_made_composed(
 def test_a_passphrase_with_a_lone_surrogate_is_an_argument_error() -> None:
     with pytest.raises(InvalidArgumentError, match="valid Unicode"):
         Passphrase("pass\udc80word")
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_seals_under_a_prefix_of_its_own(keyring: Keyring) -> None:
+    parent = keyring.seal("key", "k", b"x")[5:17]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: seal once, report the prefix, leave at once
+        try:
+            os.write(write, keyring.seal("key", "k", b"x")[5:17])
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 12)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 12
+    assert child != parent
+    assert keyring.seal("key", "k", b"x")[5:17] == parent  # the parent's is unchanged
+
+
+def test_a_sealed_value_given_as_a_bytearray_unseals(keyring: Keyring) -> None:
+    sealed = keyring.seal("key", "k", b"x")
+    assert keyring.unseal("key", "k", bytearray(sealed)) == b"x"  # type: ignore[arg-type]

@@ -337,6 +337,11 @@ _REQUEST_FOR: Final = {
 }
 
 
+#: Authenticator nonces a receiver remembers per client by default (as the
+#: KDC's ``KdcSettings.replay_capacity``): about 11 MB per flooding client.
+_RECEIVER_CAPACITY: Final = 100_000
+
+
 class TicketReceiver:
     """A service's side of a Kerberos-style session: checks tickets and authenticators.
 
@@ -348,7 +353,8 @@ class TicketReceiver:
         skew: the allowed clock skew (default 5 minutes).
         replay_cache: where authenticator nonces are remembered (default: a
             new :class:`~keymgmt.kdc.PrincipalReplayCache` with ``skew`` as
-            its window: one bounded cache per client, so no client can
+            its window and 100,000 nonces per client: one bounded cache per
+            client, so no client can
             narrow another's window). Receivers of one service that share a
             cache pass the same object; a plain
             :class:`~keymgmt._replay.ReplayCache` is used as one cache for
@@ -376,7 +382,9 @@ class TicketReceiver:
         self._replay = (
             replay_cache
             if replay_cache is not None  # an empty cache is falsy (it has a length)
-            else PrincipalReplayCache(window=skew, max_skew=skew, clock=self._clock)
+            else PrincipalReplayCache(
+                window=skew, max_skew=skew, capacity=_RECEIVER_CAPACITY, clock=self._clock
+            )
         )
         self._kdc_key = ed25519.Ed25519PublicKey.from_public_bytes(credential.kdc_public_key)
         self._revocations: RevocationList | None = None

@@ -379,6 +379,12 @@ class _Response:
             ca_subject = self.playbook.stage_revoke_certificate(txn, certificate, self.why)
             if ca_subject is not None:
                 revoked.append(f"certificate:{ca_subject}")
+        if certificate is not None and self._key_compromised():
+            # Its key is compromised in every certificate that carries it.
+            for holder in self._holders(txn, certificate, by_key=True):
+                if holder != name:
+                    self.kdc._stage_principal_revocation(txn, holder, self.why)
+                    revoked.append(f"principal:{holder}")
         every = self._grants(txn)
         mine = [g for g in every if name in (g.principal, g.peer)]
         # A symmetric principal's long-term key opens every reply and ticket
@@ -416,8 +422,34 @@ class _Response:
             ),
         )
 
-    def certificate(self, txn: Txn, certificate: x509.Certificate) -> _Outcome:
+    def _key_compromised(self) -> bool:
+        """Whether the response's reason says the key itself leaked."""
+        return self.why in (
+            RevocationReason.KEY_COMPROMISE,
+            RevocationReason.CA_COMPROMISE,
+            RevocationReason.AA_COMPROMISE,
+        )
+
+    def _holders(self, txn: Txn, certificate: x509.Certificate, *, by_key: bool) -> list[str]:
+        """Principals registered with ``certificate`` (or, ``by_key``, any with its key)."""
         from keymgmt.kdc._server import PRINCIPAL_KIND, _certificate_issuer_id, _Principal
+
+        serial = certificate.serial_number
+        issuer = _certificate_issuer_id(certificate)
+        spki = _spki(certificate)
+        holders = []
+        for holder, data in txn.list(PRINCIPAL_KIND):
+            found = _Principal.from_json(_codec.loads(data)).certificate
+            if found is None:
+                continue
+            if (found.serial_number == serial and _certificate_issuer_id(found) == issuer) or (
+                by_key and _spki(found) == spki
+            ):
+                holders.append(holder)
+        return holders
+
+    def certificate(self, txn: Txn, certificate: x509.Certificate) -> _Outcome:
+        from keymgmt.kdc._server import _certificate_issuer_id
 
         ca_subject = None
         if self.playbook is not None:
@@ -427,21 +459,7 @@ class _Response:
         subject = ca_subject or f"{issuer}:{format(serial, 'x')}"
         # A compromised key is compromised in every certificate that carries
         # it (a renewal keeps the key): those holders are revoked too.
-        key_compromised = self.why in (
-            RevocationReason.KEY_COMPROMISE,
-            RevocationReason.CA_COMPROMISE,
-            RevocationReason.AA_COMPROMISE,
-        )
-        spki = _spki(certificate)
-        holders = []
-        for holder, data in txn.list(PRINCIPAL_KIND):
-            found = _Principal.from_json(_codec.loads(data)).certificate
-            if found is None:
-                continue
-            if (found.serial_number == serial and _certificate_issuer_id(found) == issuer) or (
-                key_compromised and _spki(found) == spki
-            ):
-                holders.append(holder)
+        holders = self._holders(txn, certificate, by_key=self._key_compromised())
         revoked = [f"certificate:{subject}"] if ca_subject else []
         every = self._grants(txn) if holders else []
         not_exposed: list[GrantRecord] = []

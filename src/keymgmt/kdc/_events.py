@@ -123,6 +123,9 @@ class SymmetricCredential:
     def to_file(self, path: str | os.PathLike[str]) -> Path:
         """Write the credential to a new file readable by its owner only (0600).
 
+        The file is synced to disk before this returns; one that cannot be
+        written completely is removed.
+
         Raises:
             InvalidArgumentError: the file exists or cannot be written.
         """
@@ -141,8 +144,16 @@ class SymmetricCredential:
             raise InvalidArgumentError(
                 f"cannot create credential file {target}: {exc.strerror}"
             ) from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before the caller commits the key
+        except OSError as exc:
+            target.unlink(missing_ok=True)  # never a partial credential
+            raise InvalidArgumentError(
+                f"cannot write credential file {target}: {exc.strerror}"
+            ) from None
         return target
 
     @classmethod

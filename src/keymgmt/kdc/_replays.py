@@ -25,12 +25,15 @@ import threading
 from typing import Final
 
 from keymgmt._replay import DEFAULT_MAX_ENTRIES, ReplayCache
-from keymgmt.clock import Clock, SystemClock
+from keymgmt.clock import Clock, SystemClock, ensure_aware
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.kdc import _protocol as p
 from keymgmt.kdc._events import DEFAULT_SKEW
 
 __all__ = ["PrincipalReplayCache"]
+
+# A well-formed nonce no one sends: ``seen`` with it only moves a cache's clock.
+_PROBE: Final = bytes(p.NONCE_LEN)
 
 
 class PrincipalReplayCache:
@@ -66,6 +69,7 @@ class PrincipalReplayCache:
         ReplayCache(window=window, max_skew=max_skew, max_entries=capacity)  # checks the bounds
         self._caches: dict[str, ReplayCache] = {}
         self._lock = threading.Lock()
+        self._high_water: _dt.datetime | None = None  # the latest time any cache saw
         self._sweep_at = self._FIRST_SWEEP
 
     def check_and_insert(
@@ -84,21 +88,29 @@ class PrincipalReplayCache:
             ReplayError: the principal used this nonce within the window.
             InvalidArgumentError: bad nonce size or naive datetimes.
         """
-        cache = self._caches.get(principal)
-        if cache is None:
-            with self._lock:
-                cache = self._caches.get(principal)
-                if cache is None:
-                    if len(self._caches) >= self._sweep_at:
-                        self._sweep(at)
-                    cache = ReplayCache(
-                        window=self._window,
-                        max_skew=self._max_skew,
-                        max_entries=self._capacity,
-                        clock=self._clock,
-                    )
-                    self._caches[principal] = cache
-        cache.check_and_insert(p.scoped_nonce(principal, nonce), timestamp, at=at)
+        now = ensure_aware(at if at is not None else self._clock.now(), "at")
+        # Under the table's lock, so a sweep can never drop the cache an
+        # insert is about to use (the nonce would land in an orphan and a
+        # replay would find a fresh cache).
+        with self._lock:
+            if self._high_water is None or now > self._high_water:
+                self._high_water = now
+            cache = self._caches.get(principal)
+            if cache is None:
+                if len(self._caches) >= self._sweep_at:
+                    self._sweep(now)
+                cache = ReplayCache(
+                    window=self._window,
+                    max_skew=self._max_skew,
+                    max_entries=self._capacity,
+                    clock=self._clock,
+                )
+                # A new cache starts from the table's high-water mark, as the
+                # one a sweep dropped would have: a clock that jumped ahead
+                # and came back cannot reopen an old window.
+                cache.seen(_PROBE, at=self._high_water)
+                self._caches[principal] = cache
+            cache.check_and_insert(p.scoped_nonce(principal, nonce), timestamp, at=now)
 
     def __len__(self) -> int:
         """How many principals have a cache now."""
@@ -110,11 +122,10 @@ class PrincipalReplayCache:
             f"principals={len(self._caches)})"
         )
 
-    def _sweep(self, at: _dt.datetime | None) -> None:
+    def _sweep(self, at: _dt.datetime) -> None:
         """Drop the caches that have emptied. Call under the lock."""
-        probe = bytes(p.NONCE_LEN)
         for name, cache in list(self._caches.items()):
-            cache.seen(probe, at=at)  # drops the nonces past their window
+            cache.seen(_PROBE, at=at)  # drops the nonces past their window
             if not len(cache):
                 del self._caches[name]
         self._sweep_at = max(self._FIRST_SWEEP, 2 * len(self._caches))

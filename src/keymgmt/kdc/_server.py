@@ -56,10 +56,12 @@ from keymgmt._store import Txn
 from keymgmt.errors import (
     AlreadyExistsError,
     CertificateError,
+    ConflictError,
     DecryptionError,
     IntegrityError,
     InvalidArgumentError,
     InvalidSignatureError,
+    KeyMgmtError,
     KeyNotFoundError,
     KeyStateError,
     KeyUsageError,
@@ -69,6 +71,7 @@ from keymgmt.errors import (
     ReplayError,
     RevokedError,
     StaleMessageError,
+    StoreError,
 )
 from keymgmt.kdc import _protocol as p
 from keymgmt.kdc import _wire as w
@@ -474,16 +477,23 @@ def _commit_with_file(
     credential: SymmetricCredential,
     write_to: str | os.PathLike[str] | None,
 ) -> None:
-    """Commit ``run`` with the credential file written first, removed if the commit fails.
+    """Commit ``run`` with the credential file written first, removed if nothing was written.
 
     The other order (commit, then write) loses the only copy of the key when
-    the write fails, and the principal is left with a key nobody holds.
+    the write fails, and the principal is left with a key nobody holds. The
+    file is removed only when the change certainly did not land: a refusal
+    raised before the commit (the name is taken, no such principal) or a
+    conflict. On a storage failure or an interruption the commit may have
+    landed, so the file is kept (compare its key with the principal's
+    ``credential_version``, or rotate again).
     """
     written = None if write_to is None else credential.to_file(write_to)
     try:
         transact(run)
-    except BaseException:
-        if written is not None:
+    except KeyMgmtError as exc:
+        if written is not None and (
+            isinstance(exc, ConflictError) or not isinstance(exc, StoreError)
+        ):
             written.unlink(missing_ok=True)
         raise
 

@@ -77,6 +77,9 @@ _XAES_OVERHEAD: Final = _HEADER.size + _XAES_NONCE + 16
 #: 96-bit nonces) before a keyring draws a new prefix: 2^31, half NIST SP
 #: 800-38D's 2^32 limit for random nonces.
 PREFIX_SEALS: Final = 2**31
+#: The sealing state: header + nonce prefix, its derived key, its seal
+#: counter, and the process that drew it.
+_Sealing = tuple[bytes, AESGCM, Iterator[int], int]
 # Derived keys remembered for unsealing (prefixes of this and other processes).
 _SUBKEY_CACHE: Final = 256
 
@@ -302,23 +305,35 @@ class Keyring:
 
     # -- sealing ---------------------------------------------------------------
 
-    def _new_prefix(self) -> tuple[bytes, AESGCM, Iterator[int]]:
-        """A fresh random nonce prefix: (header + prefix, its derived key, a seal counter)."""
+    def _new_prefix(self) -> _Sealing:
+        """A fresh random nonce prefix: (header + prefix, its derived key, a seal counter, pid)."""
         prefix = self._nonce(_NONCE)
         return (
             self._header + prefix,
             self._xaes[self._active].subkey(prefix),
             itertools.count(),
+            os.getpid(),
         )
 
-    def _next_prefix(self, spent: tuple[bytes, AESGCM, Iterator[int]]) -> tuple[bytes, AESGCM]:
-        """Replace the sealing prefix ``spent`` (once, however many threads ask)."""
-        with self._lock:
-            if self._sealing is spent:
-                self._sealing = self._new_prefix()
-            current = self._sealing
+    def _next_prefix(self, spent: _Sealing) -> tuple[bytes, AESGCM]:
+        """Replace the sealing prefix ``spent`` (once, however many threads ask).
+
+        In a forked child (the pid differs) no lock is taken: one held by a
+        parent thread at the fork would never be released there, and none
+        is needed for safety (each prefix counts its own seals; a redundant
+        new prefix is merely never used again).
+        """
+        if spent[3] != os.getpid():
+            fresh = self._new_prefix()
+            self._sealing = fresh
+            current = fresh
+        else:
+            with self._lock:
+                if self._sealing is spent:
+                    self._sealing = self._new_prefix()
+                current = self._sealing
         # The new prefix's first seal is counted like any other.
-        if next(current[2]) >= self._prefix_seals:
+        if current[3] != os.getpid() or next(current[2]) >= self._prefix_seals:
             return self._next_prefix(current)
         return current[0], current[1]
 
@@ -326,10 +341,12 @@ class Keyring:
         """Encrypt ``plaintext`` for the record ``(kind, name)``."""
         aad = record_aad(kind, name)
         sealing = self._sealing
-        head, aead, seals = sealing
+        head, aead, seals, pid = sealing
         # next() on itertools.count is atomic: every seal under a prefix
-        # takes its own number, so none goes past the limit.
-        if next(seals) >= self._prefix_seals:
+        # takes its own number, so none goes past the limit. A process
+        # forked after this keyring was made has a copy of the counter, so
+        # it takes a prefix of its own (the counts are per process).
+        if pid != os.getpid() or next(seals) >= self._prefix_seals:
             head, aead = self._next_prefix(sealing)
         nonce = self._nonce(_NONCE)
         return head + nonce + aead.encrypt(nonce, plaintext, aad)
@@ -350,7 +367,7 @@ class Keyring:
                 raise IntegrityError(
                     f"sealed record {kind}/{name} is truncated", kind=kind, name=name
                 )
-            aead = self._subkey(key_id, sealed[_HEADER.size : _HEADER.size + _NONCE])
+            aead = self._subkey(key_id, bytes(sealed[_HEADER.size : _HEADER.size + _NONCE]))
             start = _HEADER.size + _NONCE
         else:
             aead = self._aeads.get(key_id) if version == _GCM_VERSION else None

@@ -407,3 +407,79 @@ def test_a_revocation_list_from_another_process_carries_what_its_number_covers(
     assert listed.key_revoked("payments", 1)
     with pytest.raises(RevokedError):
         client.check_grant(granted)
+
+
+# -- second review ---------------------------------------------------------------------------
+
+
+def test_a_swept_principal_cache_does_not_reopen_a_window_after_the_clock_comes_back(
+    clock: FakeClock,
+) -> None:
+    caches = PrincipalReplayCache(window=SKEW, max_skew=SKEW, capacity=10, clock=clock)
+    captured_at = clock.now()
+    caches.check_and_insert("p", b"\x01" * 16, captured_at)
+    clock.advance(_dt.timedelta(days=1))  # a forward jump: every cache empties
+    for index in range(1030):  # the table grows past 1,024 and is swept
+        caches.check_and_insert(f"q{index}", b"\x02" * 16, clock.now())
+    assert len(caches) <= 1031
+    clock.set(captured_at + _dt.timedelta(seconds=1))  # the clock is corrected
+    with pytest.raises(StaleMessageError):  # as one cache would: the jump is remembered
+        caches.check_and_insert("p", b"\x01" * 16, captured_at)
+
+
+def test_a_credential_file_is_kept_when_the_commit_may_have_landed(
+    kdc_km: KeyManager, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keymgmt.errors import StoreError
+
+    assert kdc_km.kdc.public_key  # the KDC's signing key exists before the failing write
+    store = kdc_km.kdc._store
+    original = store.transact
+
+    def lands_then_fails(fn: Any) -> Any:
+        original(fn)
+        raise StoreError("the connection dropped during COMMIT")
+
+    monkeypatch.setattr(store, "transact", lands_then_fails)
+    target = tmp_path / "alice.cred"
+    with pytest.raises(StoreError):
+        kdc_km.kdc.register("alice", write_to=target)
+    assert target.exists()  # the only copy of a key the store may now hold
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "RLIMIT_FSIZE"), reason="no RLIMIT_FSIZE")
+def test_a_credential_file_that_cannot_be_written_in_full_is_removed(
+    kdc_km: KeyManager, tmp_path: Any
+) -> None:
+    import resource
+    import signal
+
+    target = tmp_path / "alice.cred"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16, hard))
+    try:
+        with pytest.raises(InvalidArgumentError, match="cannot write credential file"):
+            kdc_km.kdc.register("alice", write_to=target)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert not target.exists()
+    assert kdc_km.kdc.register("alice").principal == "alice"  # nothing was registered
+
+
+def test_compromising_a_certificate_principal_revokes_others_holding_its_key(
+    kdc_km: KeyManager,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    ca = kdc_km.pki.create_root_ca("root", key_type="ed25519")
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+
+    def certificate(subject: str) -> Any:
+        return ca.issue(public_key=key, subject=subject, names=[subject], profile="tls-client")
+
+    kdc_km.kdc.register_certificate("client-b", certificate("client-b"))
+    kdc_km.kdc.register_certificate("client-c", certificate("client-c"))
+    report = kdc_km.compromise(principal="client-b")
+    assert "principal:client-c" in report.revoked
