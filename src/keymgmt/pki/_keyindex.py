@@ -131,7 +131,9 @@ def stage_compromised(
     """Mark the key ``fp`` compromised at ``ca`` inside ``txn`` (first mark kept).
 
     Returns:
-        the unexpired serials ``ca`` certified the key under, as recorded.
+        every serial ``ca`` certified the key under, expired ones included: a
+        relying party checking a signature made in the past (a timestamped
+        code signature, a lagging clock) must find each of them revoked.
     """
     name = _name(ca, fp)
     record = txn.get_json(KEY_INDEX_KIND, name)
@@ -142,22 +144,24 @@ def stage_compromised(
             "at": _codec.to_micros(txn.now),
         }
         txn.put_json(KEY_INDEX_KIND, name, {"compromised": mark})
-    return unexpired_serials(txn, ca, fp)
+    return unexpired_serials(txn, ca, fp, expired_too=True)
 
 
-def unexpired_serials(txn: Txn, ca: str, fp: str) -> list[int]:
-    """The unexpired serials ``ca`` certified the key ``fp`` under, as recorded."""
+def unexpired_serials(txn: Txn, ca: str, fp: str, *, expired_too: bool = False) -> list[int]:
+    """The unexpired serials ``ca`` certified the key ``fp`` under (or all), as recorded."""
     now = _codec.to_micros(txn.now)
     prefix = f"{_name(ca, fp)}:"
     return sorted(
         int(name[len(prefix) :], 16)
         for name, data in txn.list(KEY_CERT_KIND, prefix=prefix)
-        if _codec.loads(data)["not_after"] >= now
+        if expired_too or _codec.loads(data)["not_after"] >= now
     )
 
 
-def legacy_serials(txn: Txn, ca: str, cert_kind: str, fp: str) -> list[int]:
-    """The unexpired serials ``ca`` certified ``fp`` under, by scanning its certificates.
+def legacy_serials(
+    txn: Txn, ca: str, cert_kind: str, fp: str, *, expired_too: bool = False
+) -> list[int]:
+    """The unexpired serials (or all) ``ca`` certified ``fp`` under, by scanning its certificates.
 
     For a CA whose issuance predates the index (O(number issued)).
     """
@@ -165,7 +169,7 @@ def legacy_serials(txn: Txn, ca: str, cert_kind: str, fp: str) -> list[int]:
     found = []
     for _, data in txn.list(cert_kind, prefix=f"{ca}:"):
         record = _codec.loads(data)
-        if record["not_after"] < now:
+        if not expired_too and record["not_after"] < now:
             continue
         cert = x509.load_der_x509_certificate(_codec.b64d(record["der"]))
         if fingerprint(cert.public_key()) == fp:
@@ -219,11 +223,12 @@ def stage_key_revocation(
 ) -> list[dict[str, Any]]:
     """After revoking ``serial`` (``record``), revoke what else ``ca`` certified its key under.
 
-    For a compromise (any certificate) or a CA certificate's revocation
-    (any reason but ``superseded``): every unexpired certificate ``ca``
-    issued for the same key is revoked inside ``txn`` with the same reason
-    and invalidity date, each audited as ``pki.revoke-same-key``; a
-    compromise also marks the key, so :func:`stage_issued` refuses it.
+    For a compromise (any certificate): every certificate ``ca`` issued for
+    the same key, expired ones included, is revoked inside ``txn`` with the
+    same reason and invalidity date, each audited as
+    ``pki.revoke-same-key``, and the key is marked, so
+    :func:`stage_issued` refuses it. For a CA certificate's cessation of
+    operation or hold (see :func:`spreads`): every unexpired one.
 
     Returns:
         the records of the other certificates revoked.
@@ -236,7 +241,9 @@ def stage_key_revocation(
     else:
         serials = set(unexpired_serials(txn, ca, fp))
     if not indexed:
-        serials.update(legacy_serials(txn, ca, cert_kind, fp))
+        serials.update(
+            legacy_serials(txn, ca, cert_kind, fp, expired_too=reason.is_compromise)
+        )
     serials.discard(serial)
     revoked = []
     for other in sorted(serials):

@@ -157,7 +157,13 @@ def check_uri(value: str) -> str:
         except ValueError:
             raise _bad("URI", value, "malformed authority") from None
         if "@" in parts.netloc or not host:
-            raise _bad("URI", value, "the authority needs a host and no user information")
+            # Never echo user information back: it may hold a password.
+            shown = f"{scheme}://<user information>@{parts.netloc.rpartition('@')[2]}..."
+            raise _bad(
+                "URI",
+                shown if "@" in parts.netloc else value,
+                "the authority needs a host and no user information",
+            )
         if parts.netloc.startswith("["):
             try:
                 ipaddress.IPv6Address(host)

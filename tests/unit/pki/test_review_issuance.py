@@ -304,14 +304,28 @@ def test_a_repeated_compromise_revoke_audits_the_other_certificates_once(
     assert len(audited) == 1
 
 
-def test_expired_certificates_of_the_key_are_not_revoked_again(
+def test_a_compromise_revokes_the_keys_expired_certificates_too(
     clock: FakeClock, issuing: CertificateAuthority, make_csr: CSRMaker
 ) -> None:
+    # A relying party checking a signature made in the past (a timestamped
+    # code signature, a lagging clock) must find the expired one revoked.
     short = issuing.issue(make_csr(), validity=_dt.timedelta(days=1))
     clock.advance(days=2)
     current = issuing.issue(make_csr())
     issuing.revoke(current.serial_number, "key-compromise")
-    assert issuing.get(short.serial_number).revocation is None
+    spread = issuing.get(short.serial_number).revocation
+    assert spread is not None
+    assert spread.reason is RevocationReason.KEY_COMPROMISE
+
+
+def test_a_sub_ca_cessation_leaves_its_expired_certificates_alone(
+    clock: FakeClock, root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    old = issuing.certificate
+    short = root.renew(old.serial_number, validity=_dt.timedelta(days=1))
+    clock.advance(days=2)
+    root.revoke(old.serial_number, "cessation-of-operation")
+    assert root.get(short.serial_number).revocation is None
 
 
 def test_superseding_a_sub_ca_certificate_leaves_the_renewed_one_valid(
@@ -1007,7 +1021,7 @@ def test_a_delta_with_removals_keeps_invalidity_dates_and_reports_progress(
     assert seen == [(2, 2)]
 
 
-def test_a_legacy_scan_skips_expired_certificates_and_other_keys(
+def test_a_legacy_scan_finds_expired_certificates_and_skips_other_keys(
     km: KeyManager, clock: FakeClock, issuing: CertificateAuthority, make_csr: CSRMaker
 ) -> None:
     expired = issuing.issue(make_csr(), validity=_dt.timedelta(days=1))
@@ -1023,7 +1037,7 @@ def test_a_legacy_scan_skips_expired_certificates_and_other_keys(
     km._store.transact(forget_index)
     km.pki._invalidate()
     km.pki.ca("issuing").revoke(current.serial_number, "key-compromise")
-    assert issuing.get(expired.serial_number).revocation is None
+    assert issuing.get(expired.serial_number).revocation is not None  # expired: revoked too
     assert issuing.get(other.serial_number).revocation is None
 
 
@@ -1126,3 +1140,10 @@ def test_http_and_ldap_ca_urls_are_taken(km: KeyManager) -> None:
         "urls", crl_url="ldap://dir.example/cn=ca", ocsp_url="http://ocsp.example"
     )
     assert (ca.crl_url, ca.ocsp_url) == ("ldap://dir.example/cn=ca", "http://ocsp.example")
+
+
+def test_a_refused_uri_with_user_information_never_shows_it(km: KeyManager) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        km.pki.create_root_ca("urls", crl_url="https://user:s3cret@crl.example/ca.crl")
+    assert "s3cret" not in str(info.value)
+    assert "s3cret" not in repr(vars(info.value))
