@@ -241,9 +241,7 @@ def stage_key_revocation(
     else:
         serials = set(unexpired_serials(txn, ca, fp))
     if not indexed:
-        serials.update(
-            legacy_serials(txn, ca, cert_kind, fp, expired_too=reason.is_compromise)
-        )
+        serials.update(legacy_serials(txn, ca, cert_kind, fp, expired_too=reason.is_compromise))
     serials.discard(serial)
     revoked = []
     for other in sorted(serials):
