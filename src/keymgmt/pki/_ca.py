@@ -1603,20 +1603,22 @@ class CertificateAuthority:
         """
         subject = f"{self.name}:{_hex(_serial_of(serial))}"
         registry = self._ctx.revocation
-        registry.release_hold(SubjectKind.CERTIFICATE, subject)
-        record = self._ctx.store.get_json(CERT_KIND, subject)
-        if record is None or not record.get("child_ca"):
-            return
-        others = self._ctx.store.transact(
-            lambda txn: _keyindex.same_key_serials(
+
+        def run(txn: Txn) -> None:
+            # One transaction: the certificate's release and its siblings'
+            # land together, or none does.
+            registry.stage_release_hold(txn, SubjectKind.CERTIFICATE, subject)
+            record = txn.get_json(CERT_KIND, subject)
+            if record is None or not record.get("child_ca"):
+                return
+            for other in _keyindex.same_key_serials(
                 txn, self.name, CERT_KIND, record, indexed=self._key_indexed
-            )
-        )
-        for other in others:
-            name = f"{self.name}:{_hex(other)}"
-            found = registry.get(SubjectKind.CERTIFICATE, name)
-            if found is not None and found.reason is RevocationReason.CERTIFICATE_HOLD:
-                registry.release_hold(SubjectKind.CERTIFICATE, name)
+            ):
+                registry.stage_release_hold(
+                    txn, SubjectKind.CERTIFICATE, f"{self.name}:{_hex(other)}", required=False
+                )
+
+        self._ctx.store.transact(run)
 
     def revoked(self) -> list[CRLEntry]:
         """Every certificate this CA revoked, as CRL entries, by serial."""

@@ -368,17 +368,32 @@ class RevocationRegistry:
         Raises:
             InvalidArgumentError: the subject is not on hold (or bad kind/subject).
         """
+        self._store.transact(lambda txn: self.stage_release_hold(txn, kind, subject))
+
+    def stage_release_hold(
+        self, txn: Txn, kind: SubjectKind, subject: str, *, required: bool = True
+    ) -> bool:
+        """Stage :meth:`release_hold` in the caller's transaction.
+
+        Args:
+            required: refuse a subject not on hold (else: leave it, return False).
+
+        Returns:
+            whether a hold was lifted.
+
+        Raises:
+            InvalidArgumentError: ``required`` and the subject is not on hold.
+        """
         name = _name(kind, subject)
-
-        def run(txn: Txn) -> None:
-            stored = txn.get_json(REVOCATION_KIND, name)
-            if stored is None or stored.get("reason") != RevocationReason.CERTIFICATE_HOLD:
+        stored = txn.get_json(REVOCATION_KIND, name)
+        if stored is None or stored.get("reason") != RevocationReason.CERTIFICATE_HOLD:
+            if required:
                 raise InvalidArgumentError(f"{name} is not on hold", subject=subject)
-            txn.delete(REVOCATION_KIND, name)
-            txn.audit("revoke.release-hold", name)
-            txn.after_commit(lambda: self._drop(name))
-
-        self._store.transact(run)
+            return False
+        txn.delete(REVOCATION_KIND, name)
+        txn.audit("revoke.release-hold", name)
+        txn.after_commit(lambda: self._drop(name))
+        return True
 
     # -- mirror ----------------------------------------------------------------
 

@@ -1147,3 +1147,31 @@ def test_a_refused_uri_with_user_information_never_shows_it(km: KeyManager) -> N
         km.pki.create_root_ca("urls", crl_url="https://user:s3cret@crl.example/ca.crl")
     assert "s3cret" not in str(info.value)
     assert "s3cret" not in repr(vars(info.value))
+
+
+def test_releasing_a_sub_ca_hold_is_one_transaction(
+    root: CertificateAuthority, issuing: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = issuing.certificate
+    new = root.renew(old.serial_number)
+    root.revoke(new.serial_number, "certificate-hold")  # holds the old one too
+    registry = root._ctx.revocation
+    original = registry.stage_release_hold
+    calls: list[str] = []
+
+    def fails_on_the_sibling(txn: object, kind: object, subject: str, **kwargs: object) -> bool:
+        calls.append(subject)
+        if len(calls) > 1:
+            raise StoreUnavailableError("the store went away")
+        return original(txn, kind, subject, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "stage_release_hold", fails_on_the_sibling)
+    with pytest.raises(StoreUnavailableError):
+        root.release_hold(new.serial_number)
+    monkeypatch.undo()
+    held = root.get(new.serial_number).revocation
+    assert held is not None  # nothing was released: not the certificate, not its sibling
+    assert held.reason is RevocationReason.CERTIFICATE_HOLD
+    root.release_hold(new.serial_number)
+    assert root.get(new.serial_number).revocation is None
+    assert root.get(old.serial_number).revocation is None
