@@ -25,6 +25,7 @@ from keymgmt.pki._export import (
 )
 from keymgmt.pki._keys import CA_KEY_TYPES, generate_key
 from keymgmt.pki._ocsp import (
+    DEFAULT_OCSP_MAX_AGE,
     CertStatus,
     OCSPResponder,
     OCSPStatus,
@@ -64,6 +65,7 @@ from keymgmt.pki._verify import (
 __all__ = [
     "CA_KEY_TYPES",
     "CODE_SIGNING",
+    "DEFAULT_OCSP_MAX_AGE",
     "INTERMEDIATE_CA",
     "NOT_OURS",
     "OCSP_SIGNING",
