@@ -471,6 +471,18 @@ def _new_principal_name(name: str) -> None:
         )
 
 
+def _capped(
+    principal: _Principal, lifetime_end: _dt.datetime, valid_until: _dt.datetime | None
+) -> _dt.datetime:
+    """When a grant or ticket ends: its lifetime, cut at the key's schedule and at the
+    expiry of a certificate principal's certificate (nothing granted outlives the
+    credential it was granted to)."""
+    end = lifetime_end if valid_until is None else min(lifetime_end, valid_until)
+    if principal.certificate is not None:
+        end = min(end, principal.certificate.not_valid_after_utc)
+    return end
+
+
 def _commit_with_file(
     transact: Callable[[Callable[[Txn], None]], None],
     run: Callable[[Txn], None],
@@ -1245,10 +1257,7 @@ class KeyDistributionCenter:
             kind="key",
             principal=principal.name,
             issued_at=now,
-            expires_at=min(
-                now + self.settings.key_grant_lifetime,
-                key.valid_until or now + self.settings.key_grant_lifetime,
-            ),
+            expires_at=_capped(principal, now + self.settings.key_grant_lifetime, key.valid_until),
             key_name=key.name,
             version=key.version,
             auth=principal.credential,
@@ -1329,7 +1338,7 @@ class KeyDistributionCenter:
             kind="ticket",
             principal=principal.name,
             issued_at=now,
-            expires_at=now + self.settings.ticket_lifetime,
+            expires_at=_capped(principal, now + self.settings.ticket_lifetime, None),
             peer=service,
             auth=principal.credential,
         )

@@ -483,3 +483,33 @@ def test_compromising_a_certificate_principal_revokes_others_holding_its_key(
     kdc_km.kdc.register_certificate("client-c", certificate("client-c"))
     report = kdc_km.compromise(principal="client-b")
     assert "principal:client-c" in report.revoked
+
+
+def test_nothing_granted_to_a_certificate_principal_outlives_its_certificate(
+    kdc_km: KeyManager, clock: FakeClock
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from keymgmt.kdc import CertificateCredential
+
+    ca = kdc_km.pki.create_root_ca("root", key_type="ed25519")
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    cert = ca.issue(
+        public_key=private.public_key(),
+        subject="client-b",
+        names=["client-b"],
+        profile="tls-client",
+        validity=_dt.timedelta(minutes=10),
+    )
+    kdc_km.kdc.register_certificate("client-b", cert)
+    kdc_km.kdc.register("bob")
+    kdc_km.kdc.grant("client-b", keys=["payments"], peers=["bob"])
+    client = KdcClient(
+        CertificateCredential(
+            principal="client-b", private_key=private, kdc_public_key=kdc_km.kdc.public_key
+        ),
+        clock=clock,
+    )
+    transport = InProcessTransport(kdc_km.kdc)
+    assert client.fetch_key("payments", transport).expires_at == cert.not_valid_after_utc
+    assert client.fetch_ticket("bob", transport).expires_at == cert.not_valid_after_utc
