@@ -50,12 +50,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from keymgmt import _codec
 from keymgmt._store import Txn
 from keymgmt.errors import InvalidArgumentError, NotFoundError
 from keymgmt.keys._datakeys import DataKeyIssue
+from keymgmt.pki._keys import spki_der
 from keymgmt.revocation import RevocationReason, SubjectKind
 
 if TYPE_CHECKING:
@@ -436,14 +436,14 @@ class _Response:
 
         serial = certificate.serial_number
         issuer = _certificate_issuer_id(certificate)
-        spki = _spki(certificate)
+        spki = spki_der(certificate) if by_key else b""
         holders = []
         for holder, data in txn.list(PRINCIPAL_KIND):
             found = _Principal.from_json(_codec.loads(data)).certificate
             if found is None:
                 continue
             if (found.serial_number == serial and _certificate_issuer_id(found) == issuer) or (
-                by_key and _spki(found) == spki
+                by_key and spki_der(found) == spki
             ):
                 holders.append(holder)
         return holders
@@ -482,10 +482,3 @@ class _Response:
                 ca_subject=ca_subject,
             ),
         )
-
-
-def _spki(certificate: x509.Certificate) -> bytes:
-    """The certificate's SubjectPublicKeyInfo DER (what "the same key" compares)."""
-    return certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from keymgmt.pki._keys import spki_der
 from keymgmt.pki._signer import CASigner, sign_crl
 from keymgmt.revocation import RevocationReason
 
@@ -190,7 +190,7 @@ class CRLIndexCache:
 
     def get(self, crl: x509.CertificateRevocationList, signer: x509.Certificate) -> CRLIndex:
         """The index of ``crl`` (whose signature ``signer``'s key verified), built once."""
-        key = (crl.signature, _spki(signer))
+        key = (crl.signature, spki_der(signer))
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -202,7 +202,3 @@ class CRLIndexCache:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return index
-
-
-def _spki(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)

@@ -40,11 +40,11 @@ import hashlib
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from keymgmt import _codec
 from keymgmt._store import Txn
 from keymgmt.errors import RevokedError
+from keymgmt.pki._keys import spki_der
 from keymgmt.revocation import RevocationReason, RevocationRegistry, SubjectKind
 
 __all__ = [
@@ -68,13 +68,10 @@ _CA_WIDE: Final = frozenset(
 )
 KEY_CERT_KIND: Final = "pki-key-cert"
 
-_DER: Final = serialization.Encoding.DER
-_SPKI: Final = serialization.PublicFormat.SubjectPublicKeyInfo
-
 
 def fingerprint(public_key: Any) -> str:
     """The hex SHA-256 of ``public_key``'s SubjectPublicKeyInfo DER."""
-    return hashlib.sha256(public_key.public_bytes(_DER, _SPKI)).hexdigest()
+    return hashlib.sha256(spki_der(public_key)).hexdigest()
 
 
 def _name(ca: str, fp: str) -> str:

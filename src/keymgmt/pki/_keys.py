@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final, TypeAlias, TypeGuard
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PSS, PKCS1v15
@@ -23,8 +24,10 @@ __all__ = [
     "generate_key",
     "is_signing_key",
     "key_identifier",
+    "public_key_bits",
     "public_key_info",
     "signature_hash",
+    "spki_der",
     "verify_signature",
 ]
 
@@ -179,6 +182,21 @@ def _element(data: bytes, at: int) -> tuple[int, int, int]:
     return data[at], start + count, start + count + length
 
 
+def spki_der(public_key: object) -> bytes:
+    """The SubjectPublicKeyInfo DER of a public key, or of a certificate's key.
+
+    What "the same key" compares throughout the PKI and the KDC (the key
+    index's fingerprint, the CRL index cache, the registry's CA lookup,
+    compromise responses).
+    """
+    if isinstance(public_key, x509.Certificate):
+        public_key = public_key.public_key()
+    encoded: bytes = public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return encoded
+
+
 def public_key_info(public_key: CertificatePublicKey) -> tuple[bytes, bytes]:
     """``public_key``'s SubjectPublicKeyInfo DER and subject key identifier, from one encoding.
 
@@ -199,6 +217,18 @@ def public_key_info(public_key: CertificatePublicKey) -> tuple[bytes, bytes]:
         raise UnsupportedAlgorithmError(
             f"unsupported key type {type(public_key).__name__}", algorithm=type(public_key).__name__
         ) from None
+    return spki, hashlib.sha1(_key_bits(spki), usedforsecurity=False).digest()
+
+
+def public_key_bits(public_key: object) -> bytes:
+    """The value of the subjectPublicKey BIT STRING of a key or a certificate's key.
+
+    What RFC 5280's key identifier (method 1) and RFC 6960's KeyHash hash.
+    """
+    return _key_bits(spki_der(public_key))
+
+
+def _key_bits(spki: bytes) -> bytes:
     # SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier,
     #                                     subjectPublicKey BIT STRING }
     # (cryptography's own DER: one SEQUENCE, the BIT STRING second, 0 unused bits).
@@ -207,7 +237,7 @@ def public_key_info(public_key: CertificatePublicKey) -> tuple[bytes, bytes]:
     tag, bits, end = _element(spki, after_algorithm)
     if tag != 0x03 or end != len(spki) or spki[bits] != 0:  # pragma: no cover - cryptography's DER
         raise UnsupportedAlgorithmError("unexpected SubjectPublicKeyInfo encoding")
-    return spki, hashlib.sha1(spki[bits + 1 : end], usedforsecurity=False).digest()
+    return spki[bits + 1 : end]
 
 
 def signature_hash(key: SigningKey) -> hashes.HashAlgorithm | None:

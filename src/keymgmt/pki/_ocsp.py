@@ -43,9 +43,9 @@ from keymgmt.errors import (
     MalformedInputError,
 )
 from keymgmt.pki._crl import CRLEntry, reason_flag, reason_from_flag
-from keymgmt.pki._keys import verify_signature
+from keymgmt.pki._keys import public_key_bits, verify_signature
 from keymgmt.pki._parse import load_ocsp_request, load_ocsp_response
-from keymgmt.pki._signer import CASigner, sign_ocsp
+from keymgmt.pki._signer import CASigner, sha1_key_hash, sign_ocsp
 from keymgmt.revocation import RevocationReason
 
 __all__ = [
@@ -87,31 +87,10 @@ def _issuer_hashes(
 ) -> tuple[bytes, bytes]:
     name = hashes.Hash(algorithm)
     name.update(issuer.subject.public_bytes())
-    spki = issuer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
     # The key hash covers the BIT STRING contents of subjectPublicKey only.
-    key_bits = _spki_key_bits(spki)
     key = hashes.Hash(algorithm)
-    key.update(key_bits)
+    key.update(public_key_bits(issuer))
     return name.finalize(), key.finalize()
-
-
-def _spki_key_bits(spki: bytes) -> bytes:
-    # SEQUENCE { AlgorithmIdentifier, BIT STRING }: skip the outer header and
-    # the algorithm, then the BIT STRING header and its unused-bits byte.
-    def header(data: bytes, at: int) -> tuple[int, int]:
-        length = data[at + 1]
-        if length < 0x80:
-            return at + 2, length
-        n = length & 0x7F
-        return at + 2 + n, int.from_bytes(data[at + 2 : at + 2 + n], "big")
-
-    body, _ = header(spki, 0)
-    alg_body, alg_len = header(spki, body)
-    bits_at = alg_body + alg_len
-    bits_body, bits_len = header(spki, bits_at)
-    return spki[bits_body + 1 : bits_body + bits_len]
 
 
 _MIN_NONCE: Final = 1
@@ -419,9 +398,4 @@ def _responder_matches(parsed: ocsp.OCSPResponse, signer: x509.Certificate) -> b
     key_hash = parsed.responder_key_hash
     if key_hash is None:
         return False
-    spki = signer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - RFC 6960 ResponderID byKey is SHA-1
-    digest.update(_spki_key_bits(spki))
-    return digest.finalize() == key_hash
+    return sha1_key_hash(signer) == key_hash

@@ -56,7 +56,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 
 from keymgmt import _codec
@@ -66,7 +65,9 @@ from keymgmt.pki._keys import (
     CertificatePublicKey,
     SigningKey,
     algorithm_of,
+    public_key_bits,
     signature_hash,
+    spki_der,
     verify_signature,
 )
 
@@ -87,6 +88,7 @@ __all__ = [
     "replace_signature",
     "sign_certificate",
     "sign_crl",
+    "sha1_key_hash",
     "sign_ocsp",
     "signer_algorithm",
     "signer_public_key",
@@ -404,7 +406,7 @@ def sign_ocsp(
     if isinstance(signer, _SOFTWARE):
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
         return builder.sign(signer, signature_hash(signer))
-    if _spki(responder.public_key()) != _spki(signer.public_key()):
+    if spki_der(responder) != spki_der(signer.public_key()):
         # The software path's builder refuses this too: the response would
         # name (by key hash) a responder whose key did not sign it.
         raise IntegrityError(
@@ -415,7 +417,7 @@ def sign_ocsp(
         ocsp.OCSPResponderEncoding.HASH, _throwaway_certificate(signer.algorithm)
     ).sign(throwaway, _hash_for(signer.algorithm))
     try:
-        key_hash = _key_hash(responder)
+        key_hash = sha1_key_hash(responder)
         tbs = _replace_responder_key_hash(draft.tbs_response_bytes, key_hash)
         signature = signer.sign(tbs)
         der, kept = replace_ocsp_signature(
@@ -432,23 +434,10 @@ def sign_ocsp(
     return response
 
 
-def _spki(key: CertificatePublicKeyTypes) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _key_hash(cert: x509.Certificate) -> bytes:
-    """RFC 6960 KeyHash: SHA-1 of the subjectPublicKey BIT STRING's value."""
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    parts = _children(_whole(spki, 0x30))
-    if len(parts) != 2:
-        raise ValueError("malformed SubjectPublicKeyInfo")
-    bits = _whole(parts[1], 0x03)
+def sha1_key_hash(cert: x509.Certificate) -> bytes:
+    """RFC 6960 KeyHash for a ResponderID ``byKey``: SHA-1 of the subjectPublicKey bits."""
     digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - RFC 6960 ResponderID byKey is SHA-1
-    digest.update(bits[1:])
+    digest.update(public_key_bits(cert))
     return digest.finalize()
 
 

@@ -47,7 +47,6 @@ from typing import Any, Final
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import DNSName, IPAddress, ocsp
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
@@ -73,6 +72,7 @@ from keymgmt.errors import (
 )
 from keymgmt.pki._crl import CRLEntry, CRLIndex, CRLIndexCache, reason_from_flag
 from keymgmt.pki._failure import VerificationFailure, refusal
+from keymgmt.pki._keys import spki_der
 from keymgmt.pki._ocsp import DEFAULT_OCSP_MAX_AGE, CertStatus, check_ocsp_response
 from keymgmt.pki._parse import load_ocsp_response
 from keymgmt.pki._pathval import (
@@ -1023,10 +1023,7 @@ def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
 
 def _ca_key(cert: x509.Certificate) -> tuple[object, bytes]:
     """A CA's identity as an issuer: its normalised subject and its public key."""
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return normalised_name(cert.subject), spki
+    return normalised_name(cert.subject), spki_der(cert)
 
 
 def ca_lookup(
