@@ -23,7 +23,6 @@ __all__ = [
     "ca_algorithm",
     "generate_key",
     "is_signing_key",
-    "key_identifier",
     "public_key_bits",
     "public_key_info",
     "signature_hash",
@@ -150,25 +149,6 @@ def algorithm_of(key: SigningKey | CertificatePublicKey) -> Algorithm:
     raise UnsupportedAlgorithmError(
         f"unsupported key type {type(key).__name__}", algorithm=type(key).__name__
     )
-
-
-def key_identifier(public_key: CertificatePublicKey, algorithm: Algorithm) -> bytes:
-    """The subject key identifier of ``public_key`` (``algorithm``, from :func:`algorithm_of`).
-
-    RFC 5280 4.2.1.2 method 1, the SHA-1 of the subjectPublicKey BIT STRING:
-    the same bytes as ``x509.SubjectKeyIdentifier.from_public_key``, without
-    its type checks and, for EdDSA, without its SubjectPublicKeyInfo round
-    trip (the BIT STRING of an EdDSA key is its raw public key).
-    """
-    if algorithm is Algorithm.ED25519:
-        data = public_key.public_bytes_raw()  # type: ignore[union-attr]
-    elif algorithm in _RSA_BITS:
-        data = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    else:
-        data = public_key.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-    return hashlib.sha1(data, usedforsecurity=False).digest()
 
 
 def _element(data: bytes, at: int) -> tuple[int, int, int]:

@@ -298,7 +298,7 @@ class ExtensionTemplate:
 
         Args:
             key_identifier: the subject key identifier (see
-                :func:`keymgmt.pki._keys.key_identifier`).
+                :func:`keymgmt.pki._keys.public_key_info`).
             names: the subject alternative names (already parsed and checked).
             rsa_subject: whether the subject key is RSA.
 

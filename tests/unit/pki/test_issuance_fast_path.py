@@ -43,7 +43,6 @@ from keymgmt.pki._keys import (
     CertificatePublicKey,
     algorithm_of,
     is_signing_key,
-    key_identifier,
     public_key_info,
     signature_hash,
 )
@@ -297,25 +296,6 @@ def test_profiles_made_per_call_do_not_grow_the_template_cache(
 
 
 # -- key helpers -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["p256", "p384", "ed25519", "rsa"])
-def test_key_identifier_is_cryptographys_subject_key_identifier(
-    kind: str, rsa_leaf: rsa.RSAPrivateKey
-) -> None:
-    public: CertificatePublicKey
-    if kind == "p256":
-        public = ec.generate_private_key(ec.SECP256R1()).public_key()
-    elif kind == "p384":
-        public = ec.generate_private_key(ec.SECP384R1()).public_key()
-    elif kind == "ed25519":
-        public = ed25519.Ed25519PrivateKey.generate().public_key()
-    else:
-        public = rsa_leaf.public_key()
-    assert (
-        key_identifier(public, algorithm_of(public))
-        == x509.SubjectKeyIdentifier.from_public_key(public).digest
-    )
 
 
 @pytest.mark.parametrize("kind", ["p256", "p384", "ed25519", "rsa"])
