@@ -51,6 +51,7 @@ from keymgmt.audit import (
     check_details,
     current_actor,
     encode_chained,
+    entry_name,
     entry_text,
     genesis,
 )
@@ -576,7 +577,7 @@ class Store:
         for operation, object_, outcome, actor, details, text, middle in txn._events:
             seq += 1
             digest, digest_b64, stored = encode_chained(seq, micros, prev_b64, text, middle)
-            append(new_put(AUDIT_KIND, f"{seq:020d}", stored, 0))  # entry_name(seq)
+            append(new_put(AUDIT_KIND, entry_name(seq), stored, 0))
             if now is not None:
                 entries.append(
                     AuditEntry(

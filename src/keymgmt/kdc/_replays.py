@@ -110,7 +110,8 @@ class PrincipalReplayCache:
                 # and came back cannot reopen an old window.
                 cache.seen(_PROBE, at=self._high_water)
                 self._caches[principal] = cache
-            cache.check_and_insert(p.scoped_nonce(principal, nonce), timestamp, at=now)
+            # The cache is the principal's own: its nonces need no scoping.
+            cache.check_and_insert(nonce, timestamp, at=now)
 
     def __len__(self) -> int:
         """How many principals have a cache now."""
