@@ -56,8 +56,7 @@ from keymgmt.errors import (
 )
 from keymgmt.pki import _keyindex
 from keymgmt.pki._cakeys import CAKeys, key_name_for
-from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl
-from keymgmt.pki._delta import build_delta_crl, removed_serials
+from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl, removed_serials
 from keymgmt.pki._keys import (
     RSA_ALGORITHMS,
     CertificatePublicKey,
@@ -1707,7 +1706,7 @@ class CertificateAuthority:
                 # reason), and removeFromCRL for what left it (a released hold).
                 base_entries = CRLIndex(x509.load_der_x509_crl(_codec.b64d(state["der"]))).entries
                 current = _entries(raw_entries)
-                crl = build_delta_crl(
+                crl = build_crl(
                     issuer=self.certificate,
                     key=key,
                     entries=[
@@ -1719,7 +1718,7 @@ class CertificateAuthority:
                     number=number + 1,
                     this_update=now,
                     next_update=now + next_update,
-                    base=int(base),
+                    delta_of=int(base),
                     progress=progress,
                 )
                 state = {**state, "number": number + 1}

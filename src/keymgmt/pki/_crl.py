@@ -25,7 +25,14 @@ from keymgmt.pki._keys import spki_der
 from keymgmt.pki._signer import CASigner, sign_crl
 from keymgmt.revocation import RevocationReason
 
-__all__ = ["CRLEntry", "CRLIndex", "build_crl", "reason_flag", "reason_from_flag"]
+__all__ = [
+    "CRLEntry",
+    "CRLIndex",
+    "build_crl",
+    "reason_flag",
+    "reason_from_flag",
+    "removed_serials",
+]
 
 _FLAGS: Final = {
     RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
@@ -72,6 +79,7 @@ def build_crl(
     this_update: _dt.datetime,
     next_update: _dt.datetime,
     delta_of: int | None = None,
+    removed: Sequence[int] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> x509.CertificateRevocationList:
     """Sign a CRL over ``entries`` in one pass.
@@ -84,6 +92,11 @@ def build_crl(
         this_update: thisUpdate.
         next_update: nextUpdate.
         delta_of: make a delta CRL against this base CRL number.
+        removed: for a delta CRL, serials on the base CRL that are revoked no
+            more (a released hold): listed with ``removeFromCRL`` (RFC 5280
+            5.2.4, 5.3.1) and dated ``this_update``, or a relying party
+            holding base + delta keeps them on hold until the next complete
+            CRL.
         progress: called as ``progress(done, total)`` every 4,096 entries and
             once all are in (for a progress bar; it must not raise).
 
@@ -99,7 +112,7 @@ def build_crl(
         if reason is not RevocationReason.UNSPECIFIED
     }
     listed = entries if isinstance(entries, Sequence) else list(entries)
-    total = len(listed)
+    total = len(listed) + len(removed)
     for done, entry in enumerate(listed, 1):
         if progress is not None and done & _PROGRESS_MASK == 0:
             progress(done, total)
@@ -110,6 +123,14 @@ def build_crl(
         if entry.invalidity_date is not None:
             b = b.add_extension(x509.InvalidityDate(entry.invalidity_date), critical=False)
         append(b.build())
+    if removed:
+        removal = x509.CRLReason(x509.ReasonFlags.remove_from_crl)
+        for serial in removed:
+            append(
+                builder_cls(serial_number=serial, revocation_date=this_update)
+                .add_extension(removal, critical=False)
+                .build()
+            )
     if progress is not None:
         progress(total, total)
     try:
@@ -134,6 +155,12 @@ def build_crl(
         revoked_certificates=revoked,
     )
     return sign_crl(key, builder)
+
+
+def removed_serials(base: dict[int, CRLEntry], current: Sequence[CRLEntry]) -> list[int]:
+    """The serials on a base CRL that are revoked no more (a released hold), sorted."""
+    now_revoked = {entry.serial for entry in current}
+    return sorted(serial for serial in base if serial not in now_revoked)
 
 
 class CRLIndex:
