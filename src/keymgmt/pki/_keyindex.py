@@ -122,16 +122,8 @@ def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> Non
     txn.put_json(KEY_CERT_KIND, f"{name}:{serial:x}", {"not_after": not_after})
 
 
-def stage_compromised(
-    txn: Txn, ca: str, fp: str, serial: int, reason: RevocationReason
-) -> list[int]:
-    """Mark the key ``fp`` compromised at ``ca`` inside ``txn`` (first mark kept).
-
-    Returns:
-        every serial ``ca`` certified the key under, expired ones included: a
-        relying party checking a signature made in the past (a timestamped
-        code signature, a lagging clock) must find each of them revoked.
-    """
+def stage_compromised(txn: Txn, ca: str, fp: str, serial: int, reason: RevocationReason) -> None:
+    """Mark the key ``fp`` compromised at ``ca`` inside ``txn`` (first mark kept)."""
     name = _name(ca, fp)
     record = txn.get_json(KEY_INDEX_KIND, name)
     if record is None or record.get("compromised") is None:
@@ -141,7 +133,6 @@ def stage_compromised(
             "at": _codec.to_micros(txn.now),
         }
         txn.put_json(KEY_INDEX_KIND, name, {"compromised": mark})
-    return unexpired_serials(txn, ca, fp, expired_too=True)
 
 
 def unexpired_serials(txn: Txn, ca: str, fp: str, *, expired_too: bool = False) -> list[int]:
@@ -183,10 +174,28 @@ def same_key_serials(
     txn: Txn, ca: str, cert_kind: str, record: dict[str, Any], *, indexed: bool
 ) -> list[int]:
     """The other unexpired serials ``ca`` certified the key of the certificate ``record`` under."""
-    fp = _record_fingerprint(record)
-    serials = set(unexpired_serials(txn, ca, fp))
+    return _other_serials(
+        txn, ca, cert_kind, record, _record_fingerprint(record), indexed=indexed, expired_too=False
+    )
+
+
+def _other_serials(
+    txn: Txn,
+    ca: str,
+    cert_kind: str,
+    record: dict[str, Any],
+    fp: str,
+    *,
+    indexed: bool,
+    expired_too: bool,
+) -> list[int]:
+    """The serials ``ca`` certified the key ``fp`` of ``record`` under, but its own.
+
+    From the index, and for a CA older than the index also by a scan.
+    """
+    serials = set(unexpired_serials(txn, ca, fp, expired_too=expired_too))
     if not indexed:
-        serials.update(legacy_serials(txn, ca, cert_kind, fp))
+        serials.update(legacy_serials(txn, ca, cert_kind, fp, expired_too=expired_too))
     serials.discard(int(record["serial"], 16))
     return sorted(serials)
 
@@ -221,7 +230,8 @@ def stage_key_revocation(
     """After revoking ``serial`` (``record``), revoke what else ``ca`` certified its key under.
 
     For a compromise (any certificate): every certificate ``ca`` issued for
-    the same key, expired ones included, is revoked inside ``txn`` with the
+    the same key, expired ones included (a relying party checking a
+    signature made in the past must find each of them revoked), is revoked inside ``txn`` with the
     same reason and invalidity date, each audited as
     ``pki.revoke-same-key``, and the key is marked, so
     :func:`stage_issued` refuses it. For a CA certificate's cessation of
@@ -234,14 +244,11 @@ def stage_key_revocation(
         return []
     fp = _record_fingerprint(record)
     if reason.is_compromise:
-        serials = set(stage_compromised(txn, ca, fp, serial, reason))
-    else:
-        serials = set(unexpired_serials(txn, ca, fp))
-    if not indexed:
-        serials.update(legacy_serials(txn, ca, cert_kind, fp, expired_too=reason.is_compromise))
-    serials.discard(serial)
+        stage_compromised(txn, ca, fp, serial, reason)
     revoked = []
-    for other in sorted(serials):
+    for other in _other_serials(
+        txn, ca, cert_kind, record, fp, indexed=indexed, expired_too=reason.is_compromise
+    ):
         name = f"{ca}:{other:x}"
         other_record = txn.get_json(cert_kind, name)
         if other_record is None:
