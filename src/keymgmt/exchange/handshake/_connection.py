@@ -107,6 +107,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import attrs
+from cryptography import x509
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -409,10 +410,22 @@ class _Handshake:
         except KeyMgmtError:
             self._fail()
             raise
-        except (ValueError, TypeError, OverflowError, UnsupportedAlgorithm):
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            UnsupportedAlgorithm,
+            x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType,
+        ):
             # Foreign parsers (certificates, keys) refusing network input.
             self._fail()
             raise HandshakeError("malformed handshake input", reason="malformed") from None
+        except BaseException:
+            # A local failure (a custom verifier's bug, an interrupt) mid-message:
+            # the transcript and keys are half-updated, so never resume.
+            self._fail()
+            raise
 
     def _fail(self) -> None:
         self._state = HandshakeState.FAILED

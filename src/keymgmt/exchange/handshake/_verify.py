@@ -40,6 +40,7 @@ from keymgmt.errors import (
     CertificateRevokedError,
     CertificateVerificationError,
     InvalidArgumentError,
+    KeyMgmtError,
     MalformedInputError,
     PeerVerificationError,
 )
@@ -66,6 +67,14 @@ PeerPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 PeerPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 _MAX_DEPTH = 8
+
+#: What pyca raises when a certificate's lazily parsed extensions are malformed.
+_LAZY_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 class PeerRole(enum.StrEnum):
@@ -298,9 +307,9 @@ class PKIPeerVerifier:
             certs = [x509.load_der_x509_certificate(der) for der in chain]
         except ValueError:
             raise _refuse("malformed-certificate", "a certificate does not parse") from None
-        key = check_leaf(certs[0], role=role)
         purpose = Purpose.TLS_SERVER if role is PeerRole.SERVER else Purpose.TLS_CLIENT
         try:
+            key = check_leaf(certs[0], role=role)
             path = self._verifier.verify(
                 certs[0],
                 intermediates=certs[1:],
@@ -310,6 +319,7 @@ class PKIPeerVerifier:
                 purpose=purpose,
                 name=expected_identity,
             )
+            identity = _identity(certs[0], expected_identity)
         except CertificateRevokedError as exc:
             reason = getattr(exc, "reason", None)
             raise PeerVerificationError(
@@ -330,7 +340,15 @@ class PKIPeerVerifier:
             raise PeerVerificationError(
                 f"peer refused: {exc.message}", reason="malformed-certificate"
             ) from None
-        identity = _identity(certs[0], expected_identity)
+        except KeyMgmtError:
+            raise
+        except _LAZY_PARSE_ERRORS:
+            # pyca parses extensions on first access: a duplicate extension,
+            # an x400Address/ediPartyName or a malformed value in the peer's
+            # leaf or intermediates surfaces here, not at load time.
+            raise _refuse(
+                "malformed-certificate", "a certificate extension does not parse"
+            ) from None
         return VerifiedPeer(identity, key, certs[0], tuple(path.chain))
 
     def __repr__(self) -> str:

@@ -1,0 +1,193 @@
+"""Third review of keymgmt.exchange: each test is a bug found, kept as a regression test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from keymgmt.errors import PeerVerificationError, RemoteProtocolError
+from keymgmt.exchange import (
+    Credential,
+    HandshakeState,
+    Initiator,
+    PeerRole,
+    Responder,
+)
+from keymgmt.testing import FakeClock, ThrowawayCA
+
+SERVER = "server.example"
+CLIENT = "client.example"
+MakeInitiator = Callable[..., Initiator]
+MakeResponder = Callable[..., Responder]
+
+_SAN = x509.ObjectIdentifier("2.5.29.17")
+_POLICY_CONSTRAINTS = bytes.fromhex("0603551d24")  # OID 2.5.29.36, DER
+_EXTENDED_KEY_USAGE = bytes.fromhex("0603551d25")  # OID 2.5.29.37, DER
+_BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # OID 2.5.29.19, DER
+
+
+def _leaf_der(ca: ThrowawayCA, key: ed25519.Ed25519PrivateKey, extra: x509.ExtensionType) -> bytes:
+    now = FakeClock().now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "odd")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(4242)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(extra, critical=False)
+        .sign(ca.key, None)
+        .public_bytes(Encoding.DER)
+    )
+
+
+def _duplicate_extension_leaf(ca: ThrowawayCA, key: ed25519.Ed25519PrivateKey) -> bytes:
+    """A leaf with two extendedKeyUsage extensions (the second re-labelled in the DER)."""
+    placeholder = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("2.5.29.36"), b"\x30\x03\x80\x01\x00"
+    )
+    der = _leaf_der(ca, key, placeholder)
+    assert der.count(_POLICY_CONSTRAINTS) == 1
+    return der.replace(_POLICY_CONSTRAINTS, _EXTENDED_KEY_USAGE)
+
+
+def _duplicate_basic_constraints_ca(ca: ThrowawayCA) -> bytes:
+    """A CA certificate (subject: ``ca``'s) with two basicConstraints extensions."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    now = FakeClock().now()
+    der = (
+        x509.CertificateBuilder()
+        .subject_name(ca.certificate.subject)
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(4243)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.36"), b"\x30\x00"),
+            critical=False,
+        )
+        .sign(ca.key, None)
+        .public_bytes(Encoding.DER)
+    )
+    assert der.count(_POLICY_CONSTRAINTS) == 1
+    return der.replace(_POLICY_CONSTRAINTS, _BASIC_CONSTRAINTS)
+
+
+def _x400_name_leaf(ca: ThrowawayCA, key: ed25519.Ed25519PrivateKey) -> bytes:
+    """A leaf whose subjectAltName holds an x400Address (which pyca cannot represent)."""
+    return _leaf_der(ca, key, x509.UnrecognizedExtension(_SAN, b"\x30\x02\xa3\x00"))
+
+
+def _bad_dns_name_leaf(ca: ThrowawayCA, key: ed25519.Ed25519PrivateKey) -> bytes:
+    """A leaf whose subjectAltName holds a DNS name that is not ASCII."""
+    return _leaf_der(ca, key, x509.UnrecognizedExtension(_SAN, b"\x30\x03\x82\x01\xff"))
+
+
+MALFORMED_LEAVES = {
+    "duplicate-extension": _duplicate_extension_leaf,
+    "x400-address": _x400_name_leaf,
+    "non-ascii-dns-name": _bad_dns_name_leaf,
+}
+
+
+def _malformed_credential(ca: ThrowawayCA, kind: str) -> Credential:
+    key = ed25519.Ed25519PrivateKey.generate()
+    cert = x509.load_der_x509_certificate(MALFORMED_LEAVES[kind](ca, key))
+    return Credential((cert,), key)
+
+
+# -- 1. certificates whose extensions pyca parses lazily --------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_LEAVES))
+@pytest.mark.parametrize("expected", [None, SERVER])
+def test_verify_peer_refuses_a_leaf_with_unparsable_extensions_as_malformed(
+    ca: ThrowawayCA, kind: str, expected: str | None
+) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    with pytest.raises(PeerVerificationError) as info:
+        ca.verifier().verify_peer(
+            [MALFORMED_LEAVES[kind](ca, key)],
+            expected_identity=expected,
+            role=PeerRole.SERVER,
+            at=FakeClock().now(),
+        )
+    assert info.value.reason == "malformed-certificate"  # type: ignore[attr-defined]
+
+
+def test_verify_peer_refuses_an_intermediate_with_duplicate_extensions_as_malformed(
+    ca: ThrowawayCA, server_cred: Credential
+) -> None:
+    with pytest.raises(PeerVerificationError) as info:
+        ca.verifier().verify_peer(
+            [server_cred.chain_der[0], _duplicate_basic_constraints_ca(ca)],
+            expected_identity=SERVER,
+            role=PeerRole.SERVER,
+            at=FakeClock().now(),
+        )
+    assert info.value.reason == "malformed-certificate"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_LEAVES))
+def test_server_certificate_with_unparsable_extensions_fails_the_initiator_cleanly(
+    ca: ThrowawayCA, make_initiator: MakeInitiator, make_responder: MakeResponder, kind: str
+) -> None:
+    initiator = make_initiator()
+    responder = make_responder(credential=_malformed_credential(ca, kind))
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    initiator.receive_data(responder.data_to_send())
+    with pytest.raises(RemoteProtocolError):
+        initiator.next_event()
+    assert initiator.state is HandshakeState.FAILED
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_LEAVES))
+def test_client_certificate_with_unparsable_extensions_fails_the_responder_cleanly(
+    ca: ThrowawayCA, make_initiator: MakeInitiator, make_responder: MakeResponder, kind: str
+) -> None:
+    initiator = make_initiator(credential=_malformed_credential(ca, kind))
+    responder = make_responder()
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    initiator.receive_data(responder.data_to_send())
+    initiator.next_event()
+    responder.receive_data(initiator.data_to_send())
+    with pytest.raises(RemoteProtocolError):
+        responder.next_event()
+    assert responder.state is HandshakeState.FAILED
+
+
+class _CrashingVerifier:
+    """A custom verifier with a bug: it raises something that is not ours."""
+
+    def verify_peer(self, chain: object, **kwargs: object) -> object:
+        raise RuntimeError("verifier bug")
+
+
+def test_a_verifier_crash_mid_message_still_fails_the_handshake(
+    make_initiator: MakeInitiator, make_responder: MakeResponder
+) -> None:
+    initiator = make_initiator(verifier=_CrashingVerifier())
+    responder = make_responder()
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    initiator.receive_data(responder.data_to_send())
+    with pytest.raises(RuntimeError):
+        initiator.next_event()
+    assert initiator.state is HandshakeState.FAILED
