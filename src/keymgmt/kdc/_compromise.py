@@ -88,8 +88,12 @@ class Playbook(Protocol):
 
     def stage_compromise_key_version(
         self, txn: Txn, name: str, version: int, reason: RevocationReason
-    ) -> None:
+    ) -> Sequence[str]:
         """Mark a key version compromised (key store state and registry).
+
+        Returns:
+            the certificates of the version's public key (a key pair)
+            revoked with it, as ``"<ca>:<serial hex>"``.
 
         Raises:
             KeyNotFoundError: no such key or version.
@@ -310,14 +314,21 @@ class _Response:
 
         return [GrantRecord.from_bytes(data) for _, data in txn.list(GRANT_KIND, prefix=prefix)]
 
-    def _revoke_version(self, txn: Txn, name: str, version: int) -> str | None:
-        """Compromise one version and rotate if it is the primary; the new version's id."""
+    def _revoke_version(
+        self, txn: Txn, name: str, version: int
+    ) -> tuple[str | None, Sequence[str]]:
+        """Compromise one version and rotate if it is the primary.
+
+        Returns:
+            the new version's id (or None), and the certificates of the
+            version's public key revoked with it (a key pair).
+        """
         if self.playbook is None:
             self.kdc._ctx.revocation.stage(txn, SubjectKind.KEY, f"{name}#{version}", self.why)
-            return None
-        self.playbook.stage_compromise_key_version(txn, name, version, self.why)
+            return None, ()
+        certificates = self.playbook.stage_compromise_key_version(txn, name, version, self.why)
         new = self.playbook.stage_rotate_if_primary(txn, name, version)
-        return None if new is None else f"{name}#{new}"
+        return (None if new is None else f"{name}#{new}"), certificates
 
     def _data_keys(self, txn: Txn, versions: Sequence[str]) -> tuple[DataKeyIssue, ...]:
         if self.playbook is None:
@@ -346,13 +357,13 @@ class _Response:
 
     def key(self, txn: Txn, name: str, version: int) -> _Outcome:
         key_id = f"{name}#{version}"
-        new = self._revoke_version(txn, name, version)
+        new, certificates = self._revoke_version(txn, name, version)
         grants = tuple(self._grants(txn, f"key:{key_id}:"))
         return self._audit(
             txn,
             _Outcome(
                 subject=f"key:{key_id}",
-                revoked=(f"key:{key_id}",),
+                revoked=(f"key:{key_id}", *(f"certificate:{c}" for c in certificates)),
                 rotated=() if new is None else (new,),
                 exposed_key_versions=(key_id,),
                 key_grants=grants,
@@ -398,8 +409,9 @@ class _Response:
         if cascade:
             for key_id in versions:
                 key_name, _, version = key_id.rpartition("#")
-                new = self._revoke_version(txn, key_name, int(version))
+                new, certificates = self._revoke_version(txn, key_name, int(version))
                 revoked.append(f"key:{key_id}")
+                revoked.extend(f"certificate:{c}" for c in certificates)
                 if new is not None:
                     rotated.append(new)
         exposed_versions = set(versions)

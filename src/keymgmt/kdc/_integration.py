@@ -162,9 +162,28 @@ class ManagerPlaybook:
 
     def stage_compromise_key_version(
         self, txn: Txn, name: str, version: int, reason: RevocationReason
-    ) -> None:
-        """Mark the version compromised in the key store (and the registry)."""
-        self._manager.keys.stage_revoke(txn, name, version, reason=reason)
+    ) -> Sequence[str]:
+        """Mark the version compromised in the key store (and the registry).
+
+        A key pair's public key is also compromised at every CA of the
+        store (:meth:`keymgmt.pki.PKI.stage_public_key_compromise`): its
+        certificates are revoked and no CA certifies it again.
+
+        Returns:
+            the certificates revoked, as ``"<ca>:<serial hex>"``.
+        """
+        keys = self._manager.keys
+        keys.stage_revoke(txn, name, version, reason=reason)
+        if not reason.is_compromise:
+            return ()
+        try:
+            # A read outside the transaction: a version's public key never changes.
+            public = keys.public_key(name, version)
+        except (KeyUsageError, KeyStateError):
+            return ()  # symmetric (no public key), or destroyed (nothing left to read)
+        return self._manager.pki.stage_public_key_compromise(
+            txn, public.key, reason, key_id=f"{name}#{version}"
+        )
 
     def stage_rotate_if_primary(self, txn: Txn, name: str, version: int) -> int | None:
         """Rotate ``name`` when ``version`` is its primary; the new version or None."""

@@ -494,6 +494,57 @@ class PKI:
                 return f"{ca_id}:{_hex(cert.serial_number)}"
         return None
 
+    def stage_public_key_compromise(
+        self,
+        txn: Txn,
+        public_key: object,
+        reason: RevocationReason | str = RevocationReason.KEY_COMPROMISE,
+        *,
+        key_id: str,
+    ) -> list[str]:
+        """A managed key pair was compromised: no CA certifies its public key; its certificates go.
+
+        For the compromise playbook (``km.compromise(key="name#version")``
+        on a key pair), inside its transaction: at every CA of the store
+        the public key is marked, so no CA certifies it again, and each
+        certificate issued for it (expired ones too; a sub-CA's certificate
+        too, with that CA's key) is revoked with ``reason``, each audited as
+        ``pki.revoke-same-key`` naming ``key_id``. The CRLs are due from
+        the commit on.
+
+        Args:
+            txn: the playbook's transaction.
+            public_key: the key pair's public key (a ``cryptography`` key).
+            reason: a compromise reason.
+            key_id: ``"name#version"`` of the key pair, for the marks and audit.
+
+        Returns:
+            the registry subjects (``"<ca>:<serial hex>"``) revoked now.
+
+        Raises:
+            InvalidArgumentError: ``reason`` is not a compromise.
+        """
+        why = RevocationReason.parse(reason)
+        if not why.is_compromise:
+            raise InvalidArgumentError("only a compromise reason applies to a compromised key")
+        revoked = _keyindex.stage_public_key_compromise(
+            txn,
+            self._ctx.revocation,
+            cas=_other_cas(txn, None),
+            cert_kind=CERT_KIND,
+            fp=_keyindex.fingerprint(public_key),
+            key_id=key_id,
+            reason=why,
+        )
+        out = []
+        for ca, record in revoked:
+            child_key = record.get("child_key")
+            if child_key:
+                self._keys.stage_compromise(txn, child_key, why)
+                txn.after_commit(self._invalidate)
+            out.append(f"{ca}:{record['serial']}")
+        return out
+
     def _ids(self) -> dict[x509.Certificate, str]:
         with self._lock:
             ids = self._ca_ids
@@ -1514,12 +1565,16 @@ class CertificateAuthority:
         """Revoke a certificate this CA issued (expired ones too). O(1).
 
         Revoking a sub-CA's certificate for key or CA compromise also revokes
-        that CA's key version. A compromise, or any revocation of a CA
-        certificate but ``superseded``, also revokes every other unexpired
-        certificate this CA issued for the same key, in the same transaction
-        and with the same reason and invalidity date (audited as
-        ``pki.revoke-same-key``); after a compromise this CA refuses to
-        certify the key again. The CRL is not rebuilt here.
+        that CA's key version. A compromise is about the key, not one
+        certificate: every other certificate of the same public key, expired
+        ones too, is revoked at this CA **and at every other CA of the
+        store**, in the same transaction and with the same reason and
+        invalidity date (each audited as ``pki.revoke-same-key``), and no CA
+        of the store certifies the key again. On a CA certificate,
+        ``cessation-of-operation`` and ``certificate-hold`` also reach the
+        other unexpired certificates this CA issued for that CA's key. The
+        CRLs are not rebuilt here: each CA's next :meth:`crl` sees its
+        entries changed and signs a new one.
 
         Args:
             serial: the certificate's serial (int or hex).
@@ -1582,6 +1637,7 @@ class CertificateAuthority:
             reason=reason,
             invalidity_date=invalidity_date,
             indexed=self._key_indexed,
+            other_cas=_other_cas(txn, self.name) if reason.is_compromise else (),
         ):
             other_key = other.get("child_key")
             if other_key and other_key != child_key and reason.is_compromise:
@@ -1865,6 +1921,15 @@ def _profile(profile: Profile | str) -> Profile:
             f"unknown profile {profile!r}; expected one of: {', '.join(sorted(PROFILES))}"
         )
     return found
+
+
+def _other_cas(txn: Txn, ca: str | None) -> list[tuple[str, bool]]:
+    """The store's CAs but ``ca`` (all with None), as ``(name, indexed)`` (:mod:`._keyindex`)."""
+    out = []
+    for name, data in txn.list(CA_KIND):
+        if name != ca:
+            out.append((name, bool(_codec.loads(data).get("key_index"))))
+    return out
 
 
 def _refuse_revoked_renewal(ca: str, issued: IssuedCertificate) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from collections.abc import Sequence
 from typing import Any, Final
 
 from cryptography import x509
@@ -58,6 +59,7 @@ __all__ = [
     "stage_compromised",
     "stage_issued",
     "stage_key_revocation",
+    "stage_public_key_compromise",
     "unexpired_serials",
 ]
 
@@ -83,13 +85,23 @@ def _refuse(ca: str, record: dict[str, Any]) -> None:
     if mark is None:
         return
     reason = RevocationReason.parse(mark["reason"])
-    serial = int(mark["serial"], 16)
+    if "key" in mark:  # found by the key store: a managed key pair was compromised
+        raise RevokedError(
+            f"the key pair {mark['key']} holding this public key was compromised "
+            f"({reason.value}): the CA {ca!r} certifies it no more",
+            ca=ca,
+            reason=reason,
+            serial=None,
+            revoked_by=mark["key"],
+        )
+    by = mark.get("ca", ca)  # the CA whose revocation marked it (another CA of the store)
     raise RevokedError(
-        f"the CA {ca!r} revoked this public key for {reason.value} (certificate "
-        f"{mark['serial']}): it certifies it no more",
+        f"the CA {by!r} revoked this public key for {reason.value} (certificate "
+        f"{mark['serial']}): the CA {ca!r} certifies it no more",
         ca=ca,
         reason=reason,
-        serial=serial,
+        serial=int(mark["serial"], 16),
+        revoked_by=by,
     )
 
 
@@ -122,17 +134,26 @@ def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> Non
     txn.put_json(KEY_CERT_KIND, f"{name}:{serial:x}", {"not_after": not_after})
 
 
-def stage_compromised(txn: Txn, ca: str, fp: str, serial: int, reason: RevocationReason) -> None:
-    """Mark the key ``fp`` compromised at ``ca`` inside ``txn`` (first mark kept)."""
+def stage_compromised(
+    txn: Txn, ca: str, fp: str, serial: int, reason: RevocationReason, *, by: str | None = None
+) -> None:
+    """Mark the key ``fp`` compromised at ``ca`` inside ``txn`` (first mark kept).
+
+    ``by``: the CA whose certificate ``serial`` was revoked, when not ``ca``.
+    """
+    mark: dict[str, Any] = {"reason": reason.value, "serial": format(serial, "x")}
+    if by is not None and by != ca:
+        mark["ca"] = by
+    _stage_mark(txn, ca, fp, mark)
+
+
+def _stage_mark(txn: Txn, ca: str, fp: str, mark: dict[str, Any]) -> None:
     name = _name(ca, fp)
     record = txn.get_json(KEY_INDEX_KIND, name)
     if record is None or record.get("compromised") is None:
-        mark = {
-            "reason": reason.value,
-            "serial": format(serial, "x"),
-            "at": _codec.to_micros(txn.now),
-        }
-        txn.put_json(KEY_INDEX_KIND, name, {"compromised": mark})
+        txn.put_json(
+            KEY_INDEX_KIND, name, {"compromised": {**mark, "at": _codec.to_micros(txn.now)}}
+        )
 
 
 def unexpired_serials(txn: Txn, ca: str, fp: str, *, expired_too: bool = False) -> list[int]:
@@ -226,44 +247,128 @@ def stage_key_revocation(
     reason: RevocationReason,
     invalidity_date: _dt.datetime | None,
     indexed: bool,
+    other_cas: Sequence[tuple[str, bool]] = (),
 ) -> list[dict[str, Any]]:
-    """After revoking ``serial`` (``record``), revoke what else ``ca`` certified its key under.
+    """After revoking ``serial`` (``record``), revoke what else the store certified its key under.
 
     For a compromise (any certificate): every certificate ``ca`` issued for
     the same key, expired ones included (a relying party checking a
     signature made in the past must find each of them revoked), is revoked inside ``txn`` with the
     same reason and invalidity date, each audited as
     ``pki.revoke-same-key``, and the key is marked, so
-    :func:`stage_issued` refuses it. For a CA certificate's cessation of
-    operation or hold (see :func:`spreads`): every unexpired one.
+    :func:`stage_issued` refuses it. A compromise is about the key
+    wherever it is certified: the same is done at each of ``other_cas``
+    (the store's other CAs, as ``(name, indexed)``), whose marks name
+    ``ca`` as the CA that found the compromise. For a CA certificate's
+    cessation of operation or hold (see :func:`spreads`): every unexpired
+    one this CA issued.
 
     Returns:
-        the records of the other certificates revoked.
+        the records of the other certificates revoked (at any CA).
     """
     if not spreads(reason, record):
         return []
     fp = _record_fingerprint(record)
     if reason.is_compromise:
         stage_compromised(txn, ca, fp, serial, reason)
-    revoked = []
-    for other in _other_serials(
-        txn, ca, cert_kind, record, fp, indexed=indexed, expired_too=reason.is_compromise
+    found = [
+        (ca, other)
+        for other in _other_serials(
+            txn, ca, cert_kind, record, fp, indexed=indexed, expired_too=reason.is_compromise
+        )
+    ]
+    if reason.is_compromise:
+        for other_ca, other_indexed in other_cas:
+            if other_ca == ca:
+                continue
+            stage_compromised(txn, other_ca, fp, serial, reason, by=ca)
+            found.extend(
+                (other_ca, other)
+                for other in _all_serials(txn, other_ca, cert_kind, fp, other_indexed)
+            )
+    details: dict[str, Any] = {"reason": reason.value, "revoked_with": format(serial, "x")}
+    revoked = _stage_revoke_found(
+        txn, registry, cert_kind, found, reason, invalidity_date, details, origin=ca
+    )
+    return [r for r in revoked if r is not None]
+
+
+def stage_public_key_compromise(
+    txn: Txn,
+    registry: RevocationRegistry,
+    *,
+    cas: Sequence[tuple[str, bool]],
+    cert_kind: str,
+    fp: str,
+    key_id: str,
+    reason: RevocationReason,
+) -> list[tuple[str, dict[str, Any]]]:
+    """A managed key pair ``key_id`` whose public key is ``fp`` was compromised: act at every CA.
+
+    The key store found the compromise (``km.compromise(key=...)``), not a
+    CA: at each of ``cas`` (``(name, indexed)``) the key is marked, so the
+    CA certifies it no more, and every certificate the CA issued for it,
+    expired ones included, is revoked with ``reason`` (each audited as
+    ``pki.revoke-same-key`` naming ``key_id``).
+
+    Returns:
+        ``(CA name, certificate record)`` of each certificate revoked.
+    """
+    found: list[tuple[str, int]] = []
+    for ca, indexed in cas:
+        _stage_mark(txn, ca, fp, {"reason": reason.value, "key": key_id})
+        found.extend((ca, serial) for serial in _all_serials(txn, ca, cert_kind, fp, indexed))
+    details: dict[str, Any] = {"reason": reason.value, "compromised_key": key_id}
+    out: list[tuple[str, dict[str, Any]]] = []
+    for (ca, _), record in zip(
+        found,
+        _stage_revoke_found(txn, registry, cert_kind, found, reason, None, details),
+        strict=True,
     ):
-        name = f"{ca}:{other:x}"
+        if record is not None:
+            out.append((ca, record))
+    return out
+
+
+def _all_serials(txn: Txn, ca: str, cert_kind: str, fp: str, indexed: bool) -> list[int]:
+    """Every serial ``ca`` certified the key ``fp`` under, expired ones too."""
+    serials = set(unexpired_serials(txn, ca, fp, expired_too=True))
+    if not indexed:
+        serials.update(legacy_serials(txn, ca, cert_kind, fp, expired_too=True))
+    return sorted(serials)
+
+
+def _stage_revoke_found(
+    txn: Txn,
+    registry: RevocationRegistry,
+    cert_kind: str,
+    found: Sequence[tuple[str, int]],
+    reason: RevocationReason,
+    invalidity_date: _dt.datetime | None,
+    details: dict[str, Any],
+    *,
+    origin: str | None = None,
+) -> list[dict[str, Any] | None]:
+    """Revoke each ``(CA, serial)`` of ``found`` in ``txn``; audit the new revocations.
+
+    Returns one item per ``found`` entry: the certificate's record when it
+    was revoked now, None when it was revoked so already (or is unknown).
+    """
+    out: list[dict[str, Any] | None] = []
+    for ca, serial in found:
+        name = f"{ca}:{serial:x}"
         other_record = txn.get_json(cert_kind, name)
         if other_record is None:
+            out.append(None)
             continue
         before = registry.get(SubjectKind.CERTIFICATE, name)
         after = registry.stage(
             txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date
         )
         if after == before:  # revoked so already (a repeated revoke): nothing new to audit
+            out.append(None)
             continue
-        txn.audit(
-            "pki.revoke-same-key",
-            f"cert:{name}",
-            reason=reason.value,
-            revoked_with=format(serial, "x"),
-        )
-        revoked.append(other_record)
-    return revoked
+        extra = {"revoked_at_ca": origin} if origin is not None and ca != origin else {}
+        txn.audit("pki.revoke-same-key", f"cert:{name}", **details, **extra)
+        out.append(other_record)
+    return out

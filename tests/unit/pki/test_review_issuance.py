@@ -130,13 +130,16 @@ def test_other_revocation_reasons_do_not_block_the_key(
     assert issuing.issue(make_csr()).public_key() == cert.public_key()
 
 
-def test_the_compromised_key_mark_belongs_to_the_ca_that_revoked(
+def test_a_compromise_found_by_one_ca_stops_every_ca_of_the_store(
     root: CertificateAuthority, issuing: CertificateAuthority, make_csr: CSRMaker
 ) -> None:
     other = root.create_intermediate("other-issuing")
     cert = issuing.issue(make_csr())
     issuing.revoke(cert.serial_number, "key-compromise")
-    assert other.issue(make_csr()).public_key() == cert.public_key()
+    with pytest.raises(RevokedError, match="'issuing' revoked this public key") as refused:
+        other.issue(make_csr())
+    assert refused.value.ca == "other-issuing"  # type: ignore[attr-defined]
+    assert refused.value.revoked_by == "issuing"  # type: ignore[attr-defined]
 
 
 def test_renew_refuses_a_sub_ca_revoked_for_key_compromise(
