@@ -52,6 +52,7 @@ from keymgmt.keys._asymmetric import (
     private_pkcs8,
     public_bytes,
 )
+from keymgmt.keys._format import require_bytes
 
 if TYPE_CHECKING:
     from keymgmt._manager import KeyManager
@@ -298,13 +299,14 @@ def load_private_key(
         ``(algorithm, key)``; EC P-256 keys come back as ``ecdsa-p256``.
 
     Raises:
-        InvalidArgumentError: the key is encrypted and no passphrase was
-            given, or a passphrase was given for an unencrypted key.
+        InvalidArgumentError: ``data`` is not bytes, the key is encrypted and
+            no passphrase was given, or a passphrase was given for an
+            unencrypted key.
         DecryptionError: the passphrase is wrong (opaque).
         MalformedInputError: not a private key.
         UnsupportedAlgorithmError: a key type or size keymgmt does not manage.
     """
-    raw = bytes(data)
+    raw = require_bytes(data, "the private key")
     password = None if passphrase is None else _passphrase_bytes(passphrase)
     is_pem = raw.lstrip().startswith(b"-----BEGIN")
     loader = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key

@@ -56,7 +56,13 @@ from keymgmt.errors import (
 )
 from keymgmt.keys import _asymmetric as _asym
 from keymgmt.keys._asymmetric import PublicKeyFormat, Signature
-from keymgmt.keys._format import PayloadType, check_name, encode_context, prefix
+from keymgmt.keys._format import (
+    PayloadType,
+    check_name,
+    encode_context,
+    prefix,
+    require_bytes,
+)
 
 __all__ = ["PublicKey", "PublicKeyFormat", "Signature"]
 
@@ -216,9 +222,10 @@ class PublicKey:
             UnsupportedAlgorithmError: a key keymgmt does not manage.
             InvalidArgumentError: ``algorithm`` does not match the key.
         """
-        if bytes(data).lstrip()[:1] in (b"-", b"{"):
+        raw = require_bytes(data, "the DER public key")
+        if raw.lstrip()[:1] in (b"-", b"{"):
             raise MalformedInputError("not DER (use from_pem or from_jwk)")
-        found_alg, key = _asym.load_public(bytes(data))
+        found_alg, key = _asym.load_public(raw)
         return cls._build(
             key,
             found_alg,
@@ -453,10 +460,13 @@ class PublicKey:
             InvalidSignatureError: the signature does not verify, or names
                 another key (opaque).
             MalformedInputError: ``signature`` is not a keymgmt signature.
+            InvalidArgumentError: ``data`` or ``signature`` is not bytes.
             KeyUsageError: this key does not verify signatures.
         """
         if not self._verifies:
             self._require_usage(KeyUsage.SIGN_VERIFY)  # raises
+        message = require_bytes(data, "data")
+        signature = require_bytes(signature, "the signature")
         head = self._signature_prefix
         if head is not None and signature[: len(head)] == head:
             # Fast path: the header is exactly this key's; only the length
@@ -464,7 +474,7 @@ class PublicKey:
             raw = bytes(signature[len(head) :])
             if not 1 <= len(raw) <= 8192:
                 raise MalformedInputError("the signature is empty or oversize")
-            _asym.verify(self.algorithm, self.key, raw, bytes(data))
+            _asym.verify(self.algorithm, self.key, raw, message)
             return
         envelope = Signature.decode(signature)
         if envelope.algorithm is not self.algorithm:
@@ -475,18 +485,24 @@ class PublicKey:
             or (self.key_id is not None and envelope.key_id.hex() != self.key_id)
         ):
             raise InvalidSignatureError()
-        _asym.verify(self.algorithm, self.key, envelope.raw, bytes(data))
+        _asym.verify(self.algorithm, self.key, envelope.raw, message)
 
     def verify_detached(self, data: bytes, signature: bytes) -> None:
         """Check a plain (detached) signature over ``data``.
 
         Raises:
             InvalidSignatureError: it does not verify (opaque).
+            InvalidArgumentError: ``data`` or ``signature`` is not bytes.
             KeyUsageError: this key does not verify signatures.
         """
         if not self._verifies:
             self._require_usage(KeyUsage.SIGN_VERIFY)  # raises
-        _asym.verify(self.algorithm, self.key, bytes(signature), bytes(data))
+        _asym.verify(
+            self.algorithm,
+            self.key,
+            require_bytes(signature, "the signature"),
+            require_bytes(data, "data"),
+        )
 
     def encrypt(self, plaintext: bytes, *, context: Mapping[str, str] | None = None) -> bytes:
         """Encrypt to this key in keymgmt's ciphertext format (``km.decrypt`` opens it).
@@ -496,10 +512,12 @@ class PublicKey:
         needs the same context. Contexts are not secret.
 
         Raises:
-            InvalidArgumentError: the identity is unknown, or a bad context.
+            InvalidArgumentError: the identity is unknown, a bad context, or
+                ``plaintext`` is not bytes.
             KeyUsageError: this key does not encrypt.
         """
         self._require_usage(KeyUsage.ENCRYPT_DECRYPT)
+        message = require_bytes(plaintext, "plaintext")
         if self.key_name is None or self.version is None or self.key_id is None:
             raise InvalidArgumentError(
                 "encrypting needs the key's name, version and key id; "
@@ -513,4 +531,4 @@ class PublicKey:
             self.version,
         )
         aad = head + encode_context(context)
-        return head + _asym.encrypt(self.algorithm, self.key, bytes(plaintext), aad)
+        return head + _asym.encrypt(self.algorithm, self.key, message, aad)

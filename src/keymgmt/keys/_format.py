@@ -68,6 +68,7 @@ __all__ = [
     "encode_context",
     "parse_header",
     "prefix",
+    "require_bytes",
 ]
 
 MAGIC: Final = b"km"
@@ -130,6 +131,23 @@ def check_name(name: str) -> str:
             key_name=name if isinstance(name, str) else None,
         )
     return name
+
+
+def require_bytes(value: object, what: str) -> bytes:
+    """``value`` as ``bytes`` when it is bytes-like (``bytes``, ``bytearray``, ``memoryview``).
+
+    Never ``bytes(value)`` on a caller's argument unchecked: an ``int`` would
+    become that many zero bytes (an all-zero key, a signature over zeros) and
+    a ``str`` a foreign ``TypeError``.
+
+    Raises:
+        InvalidArgumentError: ``value`` is not bytes-like.
+    """
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise InvalidArgumentError(f"{what} must be bytes, not {type(value).__name__}")
 
 
 def prefix(

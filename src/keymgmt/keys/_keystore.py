@@ -115,7 +115,7 @@ from keymgmt.errors import (
     UnsupportedAlgorithmError,
 )
 from keymgmt.keys import _datakeys, _format
-from keymgmt.keys._format import ContextEncoder, PayloadType, check_name
+from keymgmt.keys._format import ContextEncoder, PayloadType, check_name, require_bytes
 from keymgmt.keys._handlers import AEAD_NONCE_SIZE, MaterialHandler, default_handlers
 from keymgmt.keys._states import Operation, can_transition, effective_state, require
 from keymgmt.model import (
@@ -617,11 +617,15 @@ class KeyStore:
         base64url key file text); key pairs take unencrypted PKCS#8 DER.
 
         Raises:
-            InvalidArgumentError: the material is not a key of ``algorithm``.
+            InvalidArgumentError: the material is not bytes or not a key of ``algorithm``.
             UnsupportedAlgorithmError: unknown algorithm.
             AlreadyExistsError: a key with this name exists.
         """
-        raw = material.reveal() if isinstance(material, SecretBytes) else bytes(material)
+        raw = (
+            material.reveal()
+            if isinstance(material, SecretBytes)
+            else require_bytes(material, "the material")
+        )
         run = self._create_run(
             name,
             algorithm,
@@ -2029,12 +2033,14 @@ class KeyStore:
             KeyUsageError: the key is not a signing key.
             KeyStateError: the primary cannot sign (``RevokedError`` when
                 revoked, ``DestroyedKeyError`` when destroyed).
+            InvalidArgumentError: ``data`` is not bytes.
         """
+        message = require_bytes(data, "data")
         loaded = self._protector(name, _SIGN_VERIFY)
         sign = getattr(loaded.handler, "sign", None)
         if sign is None:  # pragma: no cover - every signing handler has sign()
             raise KeyUsageError(f"key {name!r} cannot sign", key_name=name)
-        raw: bytes = sign(loaded.algorithm, loaded.loaded, bytes(data))
+        raw: bytes = sign(loaded.algorithm, loaded.loaded, message)
         self._count(loaded, "sign", b"", True)
         return loaded.prefixes[_SIGNATURE] + raw
 
@@ -2063,9 +2069,11 @@ class KeyStore:
             KeyUsageError: the key is not a signing key.
             DestroyedKeyError: the version was destroyed.
             RevokedError: the version is compromised and that was not allowed.
+            InvalidArgumentError: ``data`` is not bytes.
         """
         if not isinstance(signature, _BYTES_LIKE):
             raise InvalidSignatureError()
+        message = data if type(data) is bytes else require_bytes(data, "data")
         self._store.sync()
         # Fast path, as for decrypt: the exact header of a cached version of
         # this key needs no parsing (RSA verify leaves ~3 µs for all of this).
@@ -2110,7 +2118,6 @@ class KeyStore:
             self._refuse(
                 loaded, Operation.PROCESS, usage=_SIGN_VERIFY, allow_compromised=allow_compromised
             )
-        message = data if type(data) is bytes else bytes(data)
         verifier = loaded.verifier
         if verifier is not None:
             try:
@@ -2182,18 +2189,17 @@ class KeyStore:
             KeyStateError: the primary cannot be used (``RevokedError``,
                 ``DestroyedKeyError``).
             InvalidArgumentError: ``peer`` is not a key of the same algorithm,
-                or a bad ``length``.
+                ``info`` is not bytes, or a bad ``length``.
         """
         from keymgmt.public import PublicKey
 
+        info = require_bytes(info, "info")
         loaded = self._protector(name, KeyUsage.KEY_AGREEMENT)
         derive = getattr(loaded.handler, "agree", None)
         if derive is None:  # pragma: no cover - every agreement handler has agree()
             raise KeyUsageError(f"key {name!r} cannot agree", key_name=name)
         key = peer.key if isinstance(peer, PublicKey) else peer
-        secret: SecretBytes = derive(
-            loaded.algorithm, loaded.loaded, key, info=bytes(info), length=length
-        )
+        secret: SecretBytes = derive(loaded.algorithm, loaded.loaded, key, info=info, length=length)
         self._count(loaded, "agree", b"", True)
         return secret
 

@@ -1,0 +1,99 @@
+"""Review 3 of the key store: each test is a bug found in review, kept as a regression test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keymgmt import KeyManager
+from keymgmt.errors import InvalidArgumentError, KeyMgmtError, KeyNotFoundError
+from keymgmt.public import PublicKey
+
+
+def _generation(km: KeyManager) -> int:
+    return km._store.backend.generation()
+
+
+# -- an int is not a buffer: bytes(32) is 32 zero bytes ----------------------------
+
+
+def test_import_key_refuses_an_int_instead_of_material(km: KeyManager) -> None:
+    before = _generation(km)
+    with pytest.raises(InvalidArgumentError, match="must be bytes, not int"):
+        km.keys.import_key("zero", 32, algorithm="aes-256-gcm")  # type: ignore[arg-type]
+    assert _generation(km) == before
+    with pytest.raises(KeyNotFoundError):
+        km.keys.get("zero")
+
+
+def test_sign_refuses_an_int_instead_of_data(km: KeyManager) -> None:
+    km.keys.create("s", "ed25519")
+    with pytest.raises(InvalidArgumentError, match="data must be bytes, not int"):
+        km.sign("s", 5)  # type: ignore[arg-type]
+
+
+def test_verify_refuses_an_int_instead_of_data(km: KeyManager) -> None:
+    km.keys.create("s", "ed25519")
+    signature = km.sign("s", bytes(5))
+    with pytest.raises(InvalidArgumentError, match="data must be bytes, not int"):
+        km.verify("s", 5, signature)  # type: ignore[arg-type]
+
+
+def test_public_key_verify_refuses_an_int_instead_of_data(km: KeyManager) -> None:
+    km.keys.create("s", "ed25519")
+    signature = km.sign("s", bytes(5))
+    with pytest.raises(InvalidArgumentError, match="data must be bytes, not int"):
+        km.public_key("s").verify(5, signature)  # type: ignore[arg-type]
+
+
+def test_public_key_encrypt_refuses_an_int_plaintext(km: KeyManager) -> None:
+    km.keys.create("inbox", "x25519", usage="encrypt-decrypt")
+    with pytest.raises(InvalidArgumentError, match="plaintext must be bytes, not int"):
+        km.public_key("inbox").encrypt(5)  # type: ignore[arg-type]
+
+
+def _str_inputs(km: KeyManager) -> dict[str, Callable[[], Any]]:
+    from keymgmt import pem
+
+    km.keys.create("s", "ed25519")
+    km.keys.create("a", "x25519")
+    km.keys.create("inbox", "x25519", usage="encrypt-decrypt")
+    signature = km.sign("s", b"m")
+    public = km.public_key("s")
+    return {
+        "import_key": lambda: km.keys.import_key("i", "k" * 32, algorithm="aes-256-gcm"),
+        "import_private_key": lambda: km.keys.import_private_key("i", "-----BEGIN"),
+        "sign": lambda: km.sign("s", "m"),
+        "verify": lambda: km.verify("s", "m", signature),
+        "agree info": lambda: km.agree("a", km.public_key("a"), info="x"),
+        "PublicKey.verify signature": lambda: public.verify(b"m", "sig"),
+        "PublicKey.verify_detached": lambda: public.verify_detached(b"m", "sig"),
+        "PublicKey.encrypt": lambda: km.public_key("inbox").encrypt("m"),
+        "PublicKey.from_der": lambda: PublicKey.from_der("MCow"),
+        "pem.load_private_key": lambda: pem.load_private_key("-----BEGIN PRIVATE KEY-----"),
+    }
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "import_key",
+        "import_private_key",
+        "sign",
+        "verify",
+        "agree info",
+        "PublicKey.verify signature",
+        "PublicKey.verify_detached",
+        "PublicKey.encrypt",
+        "PublicKey.from_der",
+        "pem.load_private_key",
+    ],
+)
+def test_a_str_where_bytes_are_expected_is_a_typed_error(km: KeyManager, call: str) -> None:
+    run = _str_inputs(km)[call]
+    before = _generation(km)
+    with pytest.raises(KeyMgmtError, match="must be bytes, not str"):
+        run()
+    assert _generation(km) == before
