@@ -112,8 +112,11 @@ def expand_label(secret: SecretBytes, label: bytes, context: bytes, length: int)
     a TLS 1.3 derivation from the same secret.
 
     Raises:
-        InvalidArgumentError: label or context too long.
+        InvalidArgumentError: label or context too long, or ``length``
+            outside 1..8160.
     """
+    if not 1 <= length <= _MAX_OUTPUT:
+        raise InvalidArgumentError(f"length must be 1 to {_MAX_OUTPUT}, got {length}")
     full = LABEL_PREFIX + label
     if len(full) > 255 or len(context) > 255:
         raise InvalidArgumentError("label and context must be at most 255 bytes")

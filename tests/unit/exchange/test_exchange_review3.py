@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from keymgmt.errors import PeerVerificationError, RemoteProtocolError
+from keymgmt._secret import SecretBytes
+from keymgmt.errors import InvalidArgumentError, PeerVerificationError, RemoteProtocolError
 from keymgmt.exchange import (
     Credential,
     HandshakeState,
@@ -19,7 +20,8 @@ from keymgmt.exchange import (
     PeerRole,
     Responder,
 )
-from keymgmt.testing import FakeClock, ThrowawayCA
+from keymgmt.exchange._hkdf import expand_label
+from keymgmt.testing import FakeClock, ThrowawayCA, handshake_pair
 
 SERVER = "server.example"
 CLIENT = "client.example"
@@ -191,3 +193,21 @@ def test_a_verifier_crash_mid_message_still_fails_the_handshake(
     with pytest.raises(RuntimeError):
         initiator.next_event()
     assert initiator.state is HandshakeState.FAILED
+
+
+# -- 2. exporter / Expand-Label lengths -------------------------------------------
+
+
+@pytest.mark.parametrize("length", [-1, 0, 8161, 70000])
+def test_exporter_refuses_a_bad_length_with_invalid_argument(
+    make_initiator: MakeInitiator, make_responder: MakeResponder, length: int
+) -> None:
+    session, _ = handshake_pair(make_initiator(), make_responder())
+    with pytest.raises(InvalidArgumentError):
+        session.export(b"channel binding", length=length)
+
+
+@pytest.mark.parametrize("length", [-1, 0, 70000])
+def test_expand_label_refuses_a_bad_length_with_invalid_argument(length: int) -> None:
+    with pytest.raises(InvalidArgumentError):
+        expand_label(SecretBytes(bytes(32)), b"key", b"", length)
