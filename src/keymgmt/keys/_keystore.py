@@ -1046,7 +1046,9 @@ class KeyStore:
             settled = self._settle(txn, key, old, now)
             return self._info(key, [settled], now).versions[0]
         old_settled = self._settle(txn, key, old, now)
-        if old_settled.state in (KeyState.ACTIVE, KeyState.SUSPENDED):
+        # A pre-active primary too: left pre-active, it would activate on its
+        # date as a second active version beside the new primary.
+        if old_settled.state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
             old_settled = attrs.evolve(
                 old_settled, state=KeyState.DEACTIVATED, state_changed_at=now
             )

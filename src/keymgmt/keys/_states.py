@@ -8,7 +8,13 @@ A key version moves through the NIST SP 800-57 states (see
         │    \\       v  │         v               v
         │     \\─> suspended ─> compromised ─> destroyed-compromised
         └──────────────────────────^
-         (and pre-active ──> destroyed)
+         (and pre-active ──> destroyed, pre-active ──> deactivated)
+
+A pre-active version that is rotated away or revoked for a reason other
+than compromise becomes deactivated (SP 800-57 has no such transition; it
+would destroy the unused key instead). keymgmt keeps the material, so a
+message already encrypted to a pre-active key pair's public key still
+decrypts, and the version never activates by its date.
 
 Stored state is not the whole story: dates move a version on by themselves.
 :func:`effective_state` combines the stored state with the clock (activation
@@ -38,7 +44,10 @@ _S = KeyState
 
 #: The allowed transitions, and the only place they are written down.
 TRANSITIONS: Final[dict[KeyState, frozenset[KeyState]]] = {
-    _S.PRE_ACTIVE: frozenset({_S.ACTIVE, _S.COMPROMISED, _S.DESTROYED}),
+    # pre-active -> deactivated: a version superseded by a rotation or revoked
+    # (for a reason other than compromise) before its activation date; it
+    # must never activate, as no other superseded or revoked version does.
+    _S.PRE_ACTIVE: frozenset({_S.ACTIVE, _S.DEACTIVATED, _S.COMPROMISED, _S.DESTROYED}),
     _S.ACTIVE: frozenset({_S.SUSPENDED, _S.DEACTIVATED, _S.COMPROMISED}),
     _S.SUSPENDED: frozenset({_S.ACTIVE, _S.DEACTIVATED, _S.COMPROMISED}),
     _S.DEACTIVATED: frozenset({_S.COMPROMISED, _S.DESTROYED}),

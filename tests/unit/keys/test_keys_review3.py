@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from keymgmt import KeyManager
-from keymgmt.errors import InvalidArgumentError, KeyMgmtError, KeyNotFoundError
+from keymgmt import KeyManager, KeyState, KeyUsage
+from keymgmt.errors import (
+    InvalidArgumentError,
+    KeyMgmtError,
+    KeyNotFoundError,
+    KeyStateError,
+    RevokedError,
+)
 from keymgmt.public import PublicKey
+from keymgmt.revocation import SubjectKind
+from keymgmt.testing import FakeClock
 
 
 def _generation(km: KeyManager) -> int:
@@ -97,3 +106,29 @@ def test_a_str_where_bytes_are_expected_is_a_typed_error(km: KeyManager, call: s
     with pytest.raises(KeyMgmtError, match="must be bytes, not str"):
         run()
     assert _generation(km) == before
+
+
+# -- a pre-active version that is superseded or revoked -----------------------------
+
+
+def test_a_pre_active_primary_rotated_away_never_becomes_active(
+    km: KeyManager, clock: FakeClock
+) -> None:
+    km.keys.create("k", activation_date=clock.now() + _dt.timedelta(days=1))
+    km.keys.rotate("k")
+    clock.advance(days=2)
+    old = km.keys.get("k").version(1)
+    assert old is not None
+    assert old.state is KeyState.DEACTIVATED
+    with pytest.raises(KeyStateError, match="deactivated"):
+        km.keys.use("k", 1, usage=KeyUsage.ENCRYPT_DECRYPT)
+
+
+def test_revoking_a_pre_active_version_deactivates_it(km: KeyManager, clock: FakeClock) -> None:
+    km.keys.create("k", activation_date=clock.now() + _dt.timedelta(days=1))
+    info = km.keys.revoke("k", reason="cessation-of-operation")
+    assert info.version(1).state is KeyState.DEACTIVATED  # type: ignore[union-attr]
+    assert km.revocation.is_revoked(SubjectKind.KEY, "k#1")
+    clock.advance(days=2)
+    with pytest.raises(RevokedError, match="cessation-of-operation"):
+        km.encrypt("k", b"x")
