@@ -402,6 +402,8 @@ class Service:
             value = json.loads(data)
         except ValueError:
             raise MalformedInputError("the request body is not valid JSON") from None
+        except RecursionError:  # "[[[[..." nested deeper than the parser's stack
+            raise MalformedInputError("the request body is nested too deeply") from None
         if not isinstance(value, dict):
             raise MalformedInputError("the request body must be a JSON object")
         return value

@@ -23,6 +23,7 @@ from keymgmt.algorithms import Algorithm
 from keymgmt.errors import AccessDeniedError, DecryptionError, MalformedInputError, RevokedError
 from keymgmt.kdc import claimed_principal
 from keymgmt.keys import KeyInfo, KeyRequest, PayloadType, parse_header
+from keymgmt.pki._names import check_general_name
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 from keymgmt.server._errors import ServiceError
 
@@ -80,6 +81,21 @@ def key_json(info: KeyInfo) -> dict[str, Any]:
             for v in info.versions
         ],
     }
+
+
+def _name_text(name: x509.GeneralName) -> str:
+    """A subject alternative name as the policy's ``names`` patterns see it."""
+    if isinstance(name, x509.DNSName | x509.UniformResourceIdentifier | x509.RFC822Name):
+        return str(name.value)
+    if isinstance(name, x509.IPAddress):
+        return str(name.value)
+    if isinstance(name, x509.DirectoryName):
+        return f"directory-name:{name.value.rfc4514_string()}"
+    if isinstance(name, x509.RegisteredID):
+        return f"registered-id:{name.value.dotted_string}"
+    if isinstance(name, x509.OtherName):
+        return f"other-name:{name.type_id.dotted_string}"
+    return f"{type(name).__name__}:?"
 
 
 def _missing(part: str) -> ServiceError:
@@ -261,7 +277,17 @@ class ManagerParts:
     # -- pki -------------------------------------------------------------------
 
     def csr_names(self, csr: x509.CertificateSigningRequest) -> list[str]:
-        """Subject common names, DNS names, URIs, e-mail and IP SANs of a CSR."""
+        """Subject common names and every subject alternative name of a CSR.
+
+        Each name is given as the CA will certify it (DNS names and e-mail
+        domains lowercased), so the policy judges the names the certificate
+        will carry: ``App-X`` would be certified, and become the principal,
+        ``app-x``. Forms other than DNS, URI, e-mail and IP are given as
+        ``"<form>:<value>"``, which only a pattern written for them matches.
+
+        Raises:
+            InvalidArgumentError: a malformed name (the CA would refuse it too).
+        """
         names = [str(a.value) for a in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
         try:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -269,9 +295,7 @@ class ManagerParts:
             return names
         except ValueError:
             raise MalformedInputError("the CSR's extensions do not parse") from None
-        for kind in (x509.DNSName, x509.UniformResourceIdentifier, x509.RFC822Name):
-            names.extend(str(v) for v in san.get_values_for_type(kind))
-        names.extend(str(v) for v in san.get_values_for_type(x509.IPAddress))
+        names.extend(_name_text(check_general_name(name)) for name in san)
         return names
 
     def sign_csr(
