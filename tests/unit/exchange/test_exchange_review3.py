@@ -17,10 +17,12 @@ from keymgmt.exchange import (
     Credential,
     HandshakeState,
     Initiator,
+    KeyShare,
     PeerRole,
     Responder,
 )
 from keymgmt.exchange._hkdf import expand_label
+from keymgmt.exchange.handshake._schedule import KeySchedule
 from keymgmt.testing import FakeClock, ThrowawayCA, handshake_pair
 
 SERVER = "server.example"
@@ -211,3 +213,55 @@ def test_exporter_refuses_a_bad_length_with_invalid_argument(
 def test_expand_label_refuses_a_bad_length_with_invalid_argument(length: int) -> None:
     with pytest.raises(InvalidArgumentError):
         expand_label(SecretBytes(bytes(32)), b"key", b"", length)
+
+
+# -- 3. secrets kept longer than needed ----------------------------------------------
+
+
+def _secrets_held(obj: object) -> list[object]:
+    names = [*getattr(obj, "__dict__", {})]
+    for cls in type(obj).__mro__:
+        names.extend(getattr(cls, "__slots__", ()))
+    values = [getattr(obj, n, None) for n in names]
+    return [v for v in values if isinstance(v, SecretBytes | KeySchedule | KeyShare)]
+
+
+def test_session_drops_its_traffic_secrets_once_the_channel_is_open(
+    make_initiator: MakeInitiator, make_responder: MakeResponder
+) -> None:
+    # The channel's rekey promises that earlier records stay safe when the
+    # channel state leaks later; the session must not keep the first keys.
+    session, _ = handshake_pair(make_initiator(), make_responder())
+    assert len(_secrets_held(session)) == 3
+    session.channel()
+    assert len(_secrets_held(session)) == 1  # the exporter only
+    assert len(session.export(b"still works")) == 32
+
+
+def test_failed_responder_drops_its_key_schedule(
+    make_initiator: MakeInitiator, make_responder: MakeResponder
+) -> None:
+    initiator, responder = make_initiator(), make_responder()
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    assert _secrets_held(responder)
+    responder.receive_data(b"\x01\x03\x00\x00\x13\x00\x11" + bytes(17))  # a bad ClientFinish
+    with pytest.raises(RemoteProtocolError):
+        responder.next_event()
+    assert responder.state is HandshakeState.FAILED
+    assert _secrets_held(responder) == []
+
+
+def test_failed_initiator_drops_its_ephemeral_share(
+    make_initiator: MakeInitiator, make_responder: MakeResponder
+) -> None:
+    initiator, responder = make_initiator(), make_responder()
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    server_hello = bytearray(responder.data_to_send())
+    server_hello[5 + 32] = 2  # the group code: P-256 instead of X25519
+    initiator.receive_data(bytes(server_hello))
+    with pytest.raises(RemoteProtocolError):
+        initiator.next_event()
+    assert initiator.state is HandshakeState.FAILED
+    assert _secrets_held(initiator) == []

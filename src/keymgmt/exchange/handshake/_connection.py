@@ -221,8 +221,12 @@ class Session:
         """
         if self._opened:
             raise LocalProtocolError("the session's channel was opened already")
+        channel = SecureChannel(send_secret=self._send, receive_secret=self._recv, cipher=cipher)
         self._opened = True
-        return SecureChannel(send_secret=self._send, receive_secret=self._recv, cipher=cipher)
+        # The channel holds the traffic secrets now (and forgets them on
+        # rekey); a copy kept here would outlive the rekey.
+        del self._send, self._recv
+        return channel
 
     def export(self, label: bytes, context: bytes = b"", length: int = 32) -> SecretBytes:
         """A keying-material exporter (RFC 8446 section 7.5 style) for other protocols.
@@ -431,6 +435,10 @@ class _Handshake:
         self._state = HandshakeState.FAILED
         self._buffer.clear()
         self._outgoing.clear()
+        self._forget_secrets()
+
+    def _forget_secrets(self) -> None:
+        """Drop ephemeral keys and handshake secrets (a failed handshake keeps none)."""
 
     def _take_frame(self) -> tuple[int, bytes] | None:
         buf = self._buffer
@@ -599,6 +607,9 @@ class Initiator(_Handshake):
             )
         )
 
+    def _forget_secrets(self) -> None:
+        self._share = None
+
     def __repr__(self) -> str:
         return f"Initiator({self._state.value}, group={self._group.group.value})"
 
@@ -723,6 +734,10 @@ class Responder(_Handshake):
                 exporter_secret=exporter,
             )
         )
+
+    def _forget_secrets(self) -> None:
+        self._schedule = None
+        self._client_hs = None
 
     def __repr__(self) -> str:
         return f"Responder({self._state.value})"
