@@ -107,7 +107,7 @@ def loads(data: bytes) -> dict[str, Any]:
     """
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep
         raise IntegrityError("stored record is not valid JSON") from None
     if not isinstance(value, dict):
         raise IntegrityError("stored record is not a JSON object")

@@ -34,6 +34,7 @@ from keymgmt.errors import AuditChainError, IntegrityError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from keymgmt._store import Store
+    from keymgmt.storage import Record
 
 __all__ = [
     "AUDIT_HEAD",
@@ -398,48 +399,36 @@ class AuditLog:
     def verify(self) -> AuditReport:
         """Walk the whole chain and check it against the sealed head.
 
+        Another writer may append while the log is read: each append moves
+        the sealed head in the same write, so entries past the head read
+        first are checked against the head read again (and the entries
+        appended after the listing are read too) before anything is called
+        appended outside keymgmt.
+
         Raises:
             AuditChainError: with ``position`` (the sequence number where the
                 chain breaks, or None when the sealed head itself is missing or
                 fails authentication) and a message saying what is wrong.
         """
-        try:
-            head_seq, head_hash = self._store.audit_head()
-        except IntegrityError:
-            raise AuditChainError(
-                "the sealed audit head fails authentication (it was edited or replaced)",
-                position=None,
-            ) from None
-        head_missing = self._store.backend.get(*AUDIT_HEAD) is None
+        head_seq, head_hash, head_found = self._sealed_head()
         prev = _GENESIS
-        expected = 1
+        count = 0
         for record in self._store.backend.list(AUDIT_KIND):
-            try:
-                entry = AuditEntry.decode(record.data)
-            except IntegrityError:
-                raise AuditChainError(
-                    f"audit entry at {record.name} is malformed", position=expected
-                ) from None
-            if record.name != entry_name(entry.seq) or entry.seq != expected:
-                raise AuditChainError(
-                    f"audit entry {expected} is missing or out of order "
-                    f"(found entry {entry.seq} at {record.name})",
-                    position=expected,
-                )
-            if AuditEntry.compute_hash(entry._body()) != entry.hash:
-                raise AuditChainError(
-                    f"audit entry {entry.seq} was edited (hash mismatch)", position=entry.seq
-                )
-            if entry.prev_hash != prev:
-                raise AuditChainError(
-                    f"audit entry {entry.seq} does not follow entry {entry.seq - 1} "
-                    f"(entry {entry.seq - 1} or {entry.seq} was edited, removed or reordered)",
-                    position=entry.seq,
-                )
-            prev = entry.hash
-            expected += 1
-        count = expected - 1
-        if head_missing and count:
+            prev = _check_entry(record, count + 1, prev)
+            count += 1
+        if count > head_seq:
+            # Appended after the head was read, by keymgmt (the head has
+            # moved on since) or outside it (it has not).
+            fresh_seq, fresh_hash, fresh_found = self._sealed_head()
+            if fresh_seq > head_seq:
+                head_seq, head_hash, head_found = fresh_seq, fresh_hash, fresh_found
+                while count < head_seq:
+                    later = self._store.backend.get(AUDIT_KIND, entry_name(count + 1))
+                    if later is None:
+                        break
+                    prev = _check_entry(later, count + 1, prev)
+                    count += 1
+        if not head_found and count:
             raise AuditChainError(
                 f"the sealed audit head is missing but the log holds {count} entries",
                 position=None,
@@ -463,6 +452,56 @@ class AuditLog:
                 position=count,
             )
         return AuditReport(entries=count, head_hash=prev)
+
+    def _sealed_head(self) -> tuple[int, bytes, bool]:
+        """(last sequence number, its hash, whether the head record exists), read now."""
+        record = self._store.backend.get(*AUDIT_HEAD)  # one read: the record and its value
+        if record is None:
+            return 0, _GENESIS, False
+        try:
+            value = _codec.loads(self._store.keyring.unseal(*AUDIT_HEAD, record.data))
+            head_seq, head_hash = int(value["seq"]), _codec.b64d(value["hash"])
+        except IntegrityError:
+            raise AuditChainError(
+                "the sealed audit head fails authentication (it was edited or replaced)",
+                position=None,
+            ) from None
+        return head_seq, head_hash, True
+
+
+def _check_entry(record: Record, expected: int, prev: bytes) -> bytes:
+    """Check that ``record`` is chain entry ``expected``, following ``prev``; its hash.
+
+    Raises:
+        AuditChainError: it is malformed, misplaced, edited or not linked to ``prev``.
+    """
+    try:
+        entry = AuditEntry.decode(record.data)
+    except IntegrityError:
+        raise AuditChainError(
+            f"audit entry at {record.name} is malformed", position=expected
+        ) from None
+    if record.name != entry_name(entry.seq) or entry.seq != expected:
+        raise AuditChainError(
+            f"audit entry {expected} is missing or out of order "
+            f"(found entry {entry.seq} at {record.name})",
+            position=expected,
+        )
+    try:
+        digest = AuditEntry.compute_hash(entry._body())
+    except InvalidArgumentError:  # NaN, a lone surrogate: nothing keymgmt writes
+        digest = None
+    if digest != entry.hash:
+        raise AuditChainError(
+            f"audit entry {entry.seq} was edited (hash mismatch)", position=entry.seq
+        )
+    if entry.prev_hash != prev:
+        raise AuditChainError(
+            f"audit entry {entry.seq} does not follow entry {entry.seq - 1} "
+            f"(entry {entry.seq - 1} or {entry.seq} was edited, removed or reordered)",
+            position=entry.seq,
+        )
+    return entry.hash
 
 
 def genesis() -> bytes:

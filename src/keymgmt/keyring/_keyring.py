@@ -251,7 +251,15 @@ class Keyring:
             parameters = dict(value["parameters"])
             wrapped = {int(k): _codec.b64d(v) for k, v in value["keys"].items()}
             active = int(value["active"])
-        except (KeyError, TypeError, ValueError, AttributeError):
+            _codec.dumps(parameters)  # what _wrap_aad binds: no NaN, no lone surrogate
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            OverflowError,
+            InvalidArgumentError,
+        ):
             raise IntegrityError("the store's keyring record is damaged") from None
         if active not in wrapped:
             raise IntegrityError("the store's keyring record is damaged")

@@ -222,7 +222,7 @@ class Passphrase:
             iterations = int(parameters["iterations"])
             memory = int(parameters["memory_kib"])
             lanes = int(parameters["lanes"])
-        except (KeyError, TypeError, ValueError, IntegrityError):
+        except (KeyError, TypeError, ValueError, OverflowError, IntegrityError):
             raise IntegrityError("the store's key derivation parameters are damaged") from None
         if not (
             len(salt) >= 16
