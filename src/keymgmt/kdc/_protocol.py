@@ -81,6 +81,7 @@ __all__ = [
     "build_reply",
     "build_request",
     "build_revocation_list",
+    "revocation_list_body",
     "open_ap_reply",
     "open_authenticator",
     "open_reply",
@@ -538,17 +539,9 @@ def raise_if_error(data: bytes) -> None:
 # -- revocation lists ----------------------------------------------------------
 
 
-def build_revocation_list(
-    signing_key: SignsBytes,
-    *,
-    number: int,
-    this_update: _dt.datetime,
-    next_update: _dt.datetime,
-    nonce: bytes,
-    entries: Sequence[RevokedEntry],
-) -> bytes:
-    """A signed REVOCATION_LIST."""
-    body = b"".join(
+def revocation_list_body(entries: Sequence[RevokedEntry]) -> bytes:
+    """The encoded entries of a REVOCATION_LIST (its ``entries`` field)."""
+    return b"".join(
         w.encode_fields(
             [
                 w.encode_fields(
@@ -563,6 +556,25 @@ def build_revocation_list(
         )
         for e in entries
     )
+
+
+def build_revocation_list(
+    signing_key: SignsBytes,
+    *,
+    number: int,
+    this_update: _dt.datetime,
+    next_update: _dt.datetime,
+    nonce: bytes,
+    entries: Sequence[RevokedEntry] = (),
+    body: bytes | None = None,
+) -> bytes:
+    """A signed REVOCATION_LIST of ``entries`` (or their encoded ``body``).
+
+    Raises:
+        MalformedInputError: the entries do not fit in one message.
+    """
+    if body is None:
+        body = revocation_list_body(entries)
     fields = [w.u64(number), ts(this_update), ts(next_update), nonce, body]
     signed = w.header(MessageType.REVOCATION_LIST) + w.encode_fields(fields)
     return w.encode(MessageType.REVOCATION_LIST, [*fields, signing_key.sign(signed)])

@@ -41,7 +41,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import attrs
 from cryptography import x509
@@ -573,6 +573,8 @@ class KeyDistributionCenter:
         self._epoch = 0  # moves on every noted principal or policy change
         self._policy: Policy | None = None
         self._signer = signer
+        #: (registry change counts of keys and principals, entries, encoded body)
+        self._revocations_cache: tuple[tuple[int, int], int, bytes] | None = None
         self._store.watch(PRINCIPAL_KIND, POLICY_KIND)
         self._store.subscribe(self._on_change)
 
@@ -1449,11 +1451,7 @@ class KeyDistributionCenter:
         self._store.sync(force=True)
         number = self._store.synced_generation
         now = self._ctx.clock.now()
-        entries = [
-            RevokedEntry(r.kind.value, r.subject, r.reason.value, r.revoked_at)
-            for r in self._ctx.revocation.list()
-            if r.kind in (SubjectKind.KEY, SubjectKind.PRINCIPAL)
-        ]
+        count, body = self._revocation_list_body()
         try:
             return p.build_revocation_list(
                 self._signing(),
@@ -1461,12 +1459,39 @@ class KeyDistributionCenter:
                 this_update=now,
                 next_update=now + self.settings.revocation_list_lifetime,
                 nonce=nonce,
-                entries=entries,
+                body=body,
             )
         except MalformedInputError:
             raise ProtocolError(
-                f"{len(entries)} revocations do not fit in one revocation list message"
+                f"{count} revocations do not fit in one revocation list message"
             ) from None
+
+    def _revocation_list_body(self) -> tuple[int, bytes]:
+        """The encoded key and principal revocations, and how many: rebuilt only when they change.
+
+        Anyone may ask for the list, unauthenticated, and the registry also
+        holds every revoked certificate (a million, for a big CA): reading
+        all of it per request would let one client keep the KDC busy. The
+        body is cached under the registry's change counts of the two kinds
+        (read before the entries, so a change made meanwhile makes the next
+        request rebuild); a request costs a store sync and one signature.
+        """
+        registry = self._ctx.revocation
+        stamp = (registry.changes(SubjectKind.KEY), registry.changes(SubjectKind.PRINCIPAL))
+        cached = self._revocations_cache
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        prefixes = (f"{SubjectKind.KEY.value}:", f"{SubjectKind.PRINCIPAL.value}:")
+        entries = []
+        for name, value in list(registry.index.items()):
+            if name.startswith(prefixes):
+                kind, _, subject = name.partition(":")
+                reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
+                entries.append(RevokedEntry(kind, subject, reason, _codec.from_micros(revoked_at)))
+        entries.sort(key=lambda e: (e.kind, e.subject))
+        body = p.revocation_list_body(entries)
+        self._revocations_cache = (stamp, len(entries), body)
+        return len(entries), body
 
     # -- compromise response --------------------------------------------------------
 

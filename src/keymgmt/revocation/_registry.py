@@ -191,6 +191,8 @@ class RevocationRegistry:
         self._store = store
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        #: how many times the mirror's entries of each kind were set or dropped
+        self._changes: dict[str, int] = {}
         store.watch(REVOCATION_KIND)
         store.subscribe(self._on_change)
         for record in store.backend.list(REVOCATION_KIND):
@@ -250,6 +252,18 @@ class RevocationRegistry:
         registry alone changes it. The values are internal.
         """
         return self._entries
+
+    def changes(self, kind: SubjectKind) -> int:
+        """A number that grows whenever a revocation of ``kind`` is set or dropped.
+
+        For caches of what is derived from one kind's revocations (the KDC's
+        revocation list of keys and principals): equal numbers, same
+        entries, without reading the others. It may also grow when nothing
+        changed (a revocation applied again), never the other way round.
+        Call after the store's ``sync`` (:meth:`__iter__` and :meth:`get`
+        sync themselves; this does not).
+        """
+        return self._changes.get(_kind(kind).value, 0)
 
     def __iter__(self) -> Iterator[Revocation]:
         self._store.sync()
@@ -406,10 +420,16 @@ class RevocationRegistry:
                 if revocation.invalidity_date is None
                 else _codec.to_micros(revocation.invalidity_date),
             )
+            self._count_change(name)  # after the entry: whoever sees the count sees it
 
     def _drop(self, name: str) -> None:
         with self._lock:
-            self._entries.pop(name, None)
+            if self._entries.pop(name, None) is not None:
+                self._count_change(name)
+
+    def _count_change(self, name: str) -> None:
+        kind = name.partition(":")[0]
+        self._changes[kind] = self._changes.get(kind, 0) + 1
 
     def _apply(self, record: Record) -> None:
         value = Revocation.from_json(

@@ -131,3 +131,82 @@ def _revocation(km: KeyManager, subject: str) -> Revocation:
         reason=RevocationReason.UNSPECIFIED,
         revoked_at=km.clock.now(),
     )
+
+
+# -- the list's entries are built once per change of keys or principals ----------
+
+
+def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from keymgmt.kdc import _protocol
+
+    builds: list[int] = []
+    real = _protocol.revocation_list_body
+
+    def counting(entries: object) -> bytes:
+        builds.append(1)
+        return real(entries)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_protocol, "revocation_list_body", counting)
+    return builds
+
+
+def test_certificate_revocations_do_not_rebuild_the_list(
+    km: KeyManager, kdc: KeyDistributionCenter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _count_builds(monkeypatch)
+    kdc.revocation_list()
+    for serial in range(1, 6):
+        km.revocation.revoke(SubjectKind.CERTIFICATE, f"root:{serial:x}")
+        kdc.revocation_list(nonce=bytes(16))
+    assert len(builds) == 1
+
+
+def test_a_key_or_principal_revocation_rebuilds_the_list_at_once(
+    km: KeyManager,
+    kdc: KeyDistributionCenter,
+    client: KdcClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builds = _count_builds(monkeypatch)
+    assert client.receive_revocation_list(kdc.revocation_list()).entries == ()
+    km.revocation.revoke(SubjectKind.KEY, "payments#1", "key-compromise")
+    assert client.receive_revocation_list(kdc.revocation_list()).key_revoked("payments", 1)
+    km.revocation.revoke(SubjectKind.PRINCIPAL, "mallory")
+    listed = client.receive_revocation_list(kdc.revocation_list())
+    assert listed.is_revoked("principal", "mallory")
+    assert len(builds) == 3
+
+
+def test_a_released_hold_leaves_the_list(
+    km: KeyManager, kdc: KeyDistributionCenter, client: KdcClient
+) -> None:
+    km.revocation.revoke(SubjectKind.PRINCIPAL, "bob", "certificate-hold")
+    assert client.receive_revocation_list(kdc.revocation_list()).is_revoked("principal", "bob")
+    km.revocation.release_hold(SubjectKind.PRINCIPAL, "bob")
+    assert not client.receive_revocation_list(kdc.revocation_list()).is_revoked("principal", "bob")
+
+
+def test_a_revocation_by_another_process_is_in_the_next_list(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from keymgmt.keyring import KdfProfile
+
+    path = Path(str(tmp_path)) / "kdc.db"
+    clock = FakeClock()
+    opened = [
+        KeyManager.open(
+            path, passphrase="pw", kdf_profile=KdfProfile.TESTING_ONLY_INSECURE, clock=clock
+        )
+        for _ in range(2)
+    ]
+    server, other = opened
+    try:
+        alice = server.kdc.register("alice")
+        client = KdcClient(alice, clock=clock)
+        assert client.receive_revocation_list(server.kdc.revocation_list()).entries == ()
+        other.revocation.revoke(SubjectKind.KEY, "payments#1", "key-compromise")
+        listed = client.receive_revocation_list(server.kdc.revocation_list())
+        assert listed.key_revoked("payments", 1)
+    finally:
+        for manager in opened:
+            manager.close()
