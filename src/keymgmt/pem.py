@@ -123,6 +123,18 @@ _OID_AES256_CBC: Final = bytes.fromhex("060960864801650304012a")  # 2.16.840.1.1
 _NULL: Final = b"\x05\x00"
 
 
+def _check_iterations(iterations: object) -> None:
+    if (
+        not isinstance(iterations, int)
+        or isinstance(iterations, bool)
+        or iterations < MIN_PBKDF2_ITERATIONS
+    ):
+        raise InvalidArgumentError(
+            f"iterations must be an integer, at least {MIN_PBKDF2_ITERATIONS} (PBKDF2)",
+            iterations=iterations,
+        )
+
+
 def _encrypted_pkcs8(pkcs8: bytes, password: bytes, iterations: int) -> bytes:
     salt = os.urandom(16)
     iv = os.urandom(16)
@@ -153,10 +165,7 @@ def encrypt_private_key_pem(
         InvalidArgumentError: empty passphrase or too few iterations.
         UnsupportedAlgorithmError: an ML-KEM-768+X25519 key (no PKCS#8 form).
     """
-    if iterations < MIN_PBKDF2_ITERATIONS:
-        raise InvalidArgumentError(
-            f"at least {MIN_PBKDF2_ITERATIONS} PBKDF2 iterations", iterations=iterations
-        )
+    _check_iterations(iterations)
     der = _encrypted_pkcs8(private_pkcs8(private_key), _passphrase_bytes(passphrase), iterations)
     return _armor("ENCRYPTED PRIVATE KEY", der)
 
@@ -407,9 +416,6 @@ def export_private_key_pem(
         KeyStateError: the version is pre-active, compromised or destroyed.
     """
     _passphrase_bytes(passphrase)
-    if iterations < MIN_PBKDF2_ITERATIONS:
-        raise InvalidArgumentError(
-            f"at least {MIN_PBKDF2_ITERATIONS} PBKDF2 iterations", iterations=iterations
-        )
+    _check_iterations(iterations)
     private = managed_private_key(keys, name, version, "key.export-encrypted-pem")
     return encrypt_private_key_pem(private, passphrase, iterations=iterations)

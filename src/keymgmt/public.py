@@ -188,7 +188,7 @@ class PublicKey:
         found_alg, key = _asym.load_public(text[text.index("-----BEGIN") :].encode())
         found_version: int | None = None
         if "version" in lines:
-            if not lines["version"].isdigit():
+            if not lines["version"].isascii() or not lines["version"].isdigit():
                 raise MalformedInputError("bad keymgmt-version line")
             found_version = int(lines["version"])
         return cls._build(
@@ -266,7 +266,7 @@ class PublicKey:
         kid = parsed.get("kid")
         if isinstance(kid, str) and "#" in kid:
             name, _, number = kid.rpartition("#")
-            if not number.isdigit():
+            if not number.isascii() or not number.isdigit():
                 raise MalformedInputError("the JWK kid is not 'name#version'")
             found_version = int(number)
         stated = _asym.jwk_usage(parsed)

@@ -1102,8 +1102,10 @@ def agree(
     """
     if algorithm not in (Algorithm.X25519, Algorithm.ECDH_P256):
         raise _usage_refused(_require(algorithm), KeyUsage.KEY_AGREEMENT)
-    if not 16 <= length <= 64:
-        raise InvalidArgumentError("derived key length must be 16..64 bytes", length=length)
+    if not isinstance(length, int) or isinstance(length, bool) or not 16 <= length <= 64:
+        raise InvalidArgumentError(
+            "derived key length must be an integer 16..64 (bytes)", length=length
+        )
     check_public_key(algorithm, peer)
     mine = public_bytes(algorithm, private.public_key(), PublicKeyFormat.DER)
     theirs = public_bytes(algorithm, peer, PublicKeyFormat.DER)

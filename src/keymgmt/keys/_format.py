@@ -272,6 +272,8 @@ def encode_context(context: Mapping[str, str] | None) -> bytes:
         raise InvalidArgumentError(
             f"the encryption context has more than {_MAX_CONTEXT_ENTRIES} entries"
         )
+    if not all(isinstance(key, str) for key in context):  # sorted() would raise TypeError
+        raise InvalidArgumentError("the encryption context must map str to str")
     parts = [struct.pack(">H", len(context))]
     for key in sorted(context):
         value = context[key]

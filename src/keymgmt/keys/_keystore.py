@@ -300,6 +300,15 @@ def _vname(name: str, version: int) -> str:
     return f"{name}#{version}"
 
 
+def _check_version(name: str, version: object) -> int:
+    """``version`` if it is a positive int (not a bool, a float or a str)."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidArgumentError(
+            f"version must be a positive integer, got {version!r}", key_name=name
+        )
+    return version
+
+
 # -- the cache ---------------------------------------------------------------------
 
 
@@ -760,13 +769,21 @@ class KeyStore:
     def _check_policy(
         self, policy: RotationPolicy, handler: MaterialHandler, algorithm: Algorithm, name: str
     ) -> None:
-        if policy.rotation_period is not None and policy.rotation_period <= _dt.timedelta(0):
-            raise InvalidArgumentError("rotation_period must be positive", key_name=name)
-        cap = self._limit(handler, algorithm)
-        uses = policy.rotate_after_uses
-        if uses is not None and not 1 <= uses <= cap:
+        period: object = policy.rotation_period  # checked at run time: callers may be untyped
+        if period is not None and (
+            not isinstance(period, _dt.timedelta) or period <= _dt.timedelta(0)
+        ):
             raise InvalidArgumentError(
-                f"rotate_after_uses must be 1..{cap} for {algorithm.value}", key_name=name
+                "rotation_period must be a positive timedelta", key_name=name
+            )
+        cap = self._limit(handler, algorithm)
+        uses: object = policy.rotate_after_uses
+        if uses is not None and (
+            not isinstance(uses, int) or isinstance(uses, bool) or not 1 <= uses <= cap
+        ):
+            raise InvalidArgumentError(
+                f"rotate_after_uses must be an integer 1..{cap} for {algorithm.value}",
+                key_name=name,
             )
 
     # -- reading metadata --------------------------------------------------------------
@@ -915,11 +932,7 @@ class KeyStore:
     ) -> builtins.list[_VersionRecord]:
         if version is None:
             return [self._txn_version(txn, key.name, n) for n in range(1, key.latest + 1)]
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise InvalidArgumentError(
-                f"version must be a positive integer, got {version!r}", key_name=key.name
-            )
-        return [self._txn_version(txn, key.name, version)]
+        return [self._txn_version(txn, key.name, _check_version(key.name, version))]
 
     def _settle(
         self, txn: Txn, key: _KeyRecord, version: _VersionRecord, now: _dt.datetime
@@ -2071,7 +2084,8 @@ class KeyStore:
             KeyUsageError: the key is not a signing key.
             DestroyedKeyError: the version was destroyed.
             RevokedError: the version is compromised and that was not allowed.
-            InvalidArgumentError: ``data`` is not bytes.
+            InvalidArgumentError: ``data`` is not bytes, or ``version`` is not
+                a positive int.
         """
         if not isinstance(signature, _BYTES_LIKE):
             raise InvalidSignatureError()
@@ -2112,7 +2126,7 @@ class KeyStore:
             raw = bytes(signature[header.prefix_length :])
         else:
             check_name(name)
-            loaded = self._load(name, version)
+            loaded = self._load(name, _check_version(name, version))
             raw = bytes(signature)
         if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
             loaded = self._refresh(loaded, primary=False)
@@ -2140,10 +2154,13 @@ class KeyStore:
             KeyNotFoundError: no such key or version.
             KeyUsageError: the key is symmetric (it has no public half).
             DestroyedKeyError: the version was destroyed.
+            InvalidArgumentError: ``version`` is not a positive int.
         """
         from keymgmt.public import PublicKey
 
         check_name(name)
+        if version is not None:
+            _check_version(name, version)
         self._store.sync()
         loaded = self._load(name, version)
         if loaded.algorithm.kind is KeyKind.SYMMETRIC:
@@ -2376,13 +2393,15 @@ class KeyStore:
             RevokedError: the version is revoked or compromised.
             DestroyedKeyError: the version's material was destroyed.
             KeyStateError: any other state ``operation`` does not accept.
-            InvalidArgumentError: an invalid name or an operation other than
-                protect or process.
+            InvalidArgumentError: an invalid name or version, or an operation
+                other than protect or process.
         """
         if operation is Operation.PROTECT and version is None:
             loaded = self._protector(name, usage)  # syncs; rotation when due
         elif operation in (Operation.PROTECT, Operation.PROCESS):
             check_name(name)
+            if version is not None:
+                _check_version(name, version)
             self._store.sync()
             loaded = self._load(name, version)
             if loaded.check_at is not None and self._clock.now() >= loaded.check_at:

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
-from keymgmt import KeyManager, KeyState, KeyUsage
+from keymgmt import KeyManager, KeyState, KeyUsage, RotationPolicy
 from keymgmt.errors import (
+    DecryptionError,
     InvalidArgumentError,
     KeyMgmtError,
     KeyNotFoundError,
     KeyStateError,
+    MalformedInputError,
     RevokedError,
 )
 from keymgmt.public import PublicKey
@@ -132,3 +134,99 @@ def test_revoking_a_pre_active_version_deactivates_it(km: KeyManager, clock: Fak
     clock.advance(days=2)
     with pytest.raises(RevokedError, match="cessation-of-operation"):
         km.encrypt("k", b"x")
+
+
+# -- arguments of the wrong type: typed errors, not TypeError or struct.error ----------
+
+
+def test_a_context_with_a_non_str_key_is_an_invalid_argument(km: KeyManager) -> None:
+    km.keys.create("k")
+    with pytest.raises(InvalidArgumentError, match="must map str to str"):
+        km.encrypt("k", b"x", {1: "a", "b": "c"})  # type: ignore[dict-item]
+
+
+def test_decrypting_with_a_non_str_context_key_is_the_opaque_error(km: KeyManager) -> None:
+    km.keys.create("k")
+    ciphertext = km.encrypt("k", b"x", {"b": "c"})
+    with pytest.raises(DecryptionError):
+        km.decrypt(ciphertext, {1: "a", "b": "c"})  # type: ignore[dict-item]
+
+
+def test_public_key_encrypt_refuses_a_non_str_context_key(km: KeyManager) -> None:
+    km.keys.create("inbox", "x25519", usage="encrypt-decrypt")
+    with pytest.raises(InvalidArgumentError, match="must map str to str"):
+        km.public_key("inbox").encrypt(b"x", context={1: "a", "b": "c"})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0, -1])
+def test_public_key_refuses_a_version_that_is_not_a_positive_int(
+    km: KeyManager, version: Any
+) -> None:
+    km.keys.create("s", "ed25519")
+    with pytest.raises(InvalidArgumentError, match="version must be a positive integer"):
+        km.public_key("s", version)
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0, 0])
+def test_verify_refuses_a_version_that_is_not_a_positive_int(km: KeyManager, version: Any) -> None:
+    km.keys.create("s", "ed25519")
+    signature = km.sign("s", b"m")
+    with pytest.raises(InvalidArgumentError, match="version must be a positive integer"):
+        km.verify("s", b"m", signature, version=version)
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0, 0])
+def test_use_refuses_a_version_that_is_not_a_positive_int(km: KeyManager, version: Any) -> None:
+    km.keys.create("k")
+    with pytest.raises(InvalidArgumentError, match="version must be a positive integer"):
+        km.keys.use("k", version, usage=KeyUsage.ENCRYPT_DECRYPT)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        RotationPolicy(rotation_period="30d"),  # type: ignore[arg-type]
+        RotationPolicy(rotate_after_uses="10"),  # type: ignore[arg-type]
+        RotationPolicy(rotate_after_uses=True),
+        RotationPolicy(rotate_after_uses=1.5),  # type: ignore[arg-type]
+    ],
+)
+def test_a_rotation_policy_of_the_wrong_types_is_refused(
+    km: KeyManager, policy: RotationPolicy
+) -> None:
+    before = _generation(km)
+    with pytest.raises(InvalidArgumentError, match=r"rotation_period|rotate_after_uses"):
+        km.keys.create("k", policy=policy)
+    assert _generation(km) == before
+
+
+def test_agree_refuses_a_length_that_is_not_an_int(km: KeyManager) -> None:
+    km.keys.create("a", "x25519")
+    with pytest.raises(InvalidArgumentError, match="length"):
+        km.agree("a", km.public_key("a"), info=b"i", length="32")  # type: ignore[arg-type]
+
+
+def test_pem_export_refuses_iterations_that_are_not_an_int(km: KeyManager) -> None:
+    from keymgmt import pem
+
+    km.keys.create("s", "ed25519")
+    with pytest.raises(InvalidArgumentError, match="iterations"):
+        pem.export_private_key_pem(km, "s", passphrase="pw", iterations="600000")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u2460"])
+def test_a_pem_version_line_of_unicode_digits_is_malformed(km: KeyManager, digit: str) -> None:
+    km.keys.create("s", "ed25519")
+    text = (
+        km.public_key("s").pem().decode().replace("keymgmt-version: 1", f"keymgmt-version: {digit}")
+    )
+    with pytest.raises(MalformedInputError, match="keymgmt-version"):
+        PublicKey.from_pem(text)
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u2460"])
+def test_a_jwk_kid_version_of_unicode_digits_is_malformed(km: KeyManager, digit: str) -> None:
+    km.keys.create("s", "ed25519")
+    jwk = dict(km.public_key("s").jwk(), kid=f"s#{digit}")
+    with pytest.raises(MalformedInputError, match="kid"):
+        PublicKey.from_jwk(jwk)
