@@ -73,6 +73,15 @@ def _invalid(reason: str, message: str) -> MalformedInputError:
     return MalformedInputError(f"invalid peer key share: {message}", reason=reason)
 
 
+def _share_bytes(share: object) -> bytes:
+    """A peer share as ``bytes`` (network buffers are often bytearray or memoryview)."""
+    if type(share) is bytes:
+        return share
+    if isinstance(share, bytearray | memoryview):
+        return bytes(share)
+    raise _invalid("wrong-type", f"expected bytes, got {type(share).__name__}")
+
+
 def _warn_legacy(info: GroupInfo) -> None:
     warnings.warn(
         f"{info.group.value} is finite-field Diffie-Hellman, a legacy choice: "
@@ -281,6 +290,7 @@ class KeyShare:
 
             raise LocalProtocolError("a KeyShare is used for one agreement only")
         self._used = True
+        peer_share = _share_bytes(peer_share)
         key = self._key
         g = self._info.group
         size = self._info.responder_share_size
@@ -311,6 +321,7 @@ def _encapsulate(group: ExchangeGroup | str, initiator_share: bytes) -> tuple[by
     """Responder side, raw: return (our share, raw shared secret). Private."""
     info = group_info(group)
     g = info.group
+    initiator_share = _share_bytes(initiator_share)
     if g is not ExchangeGroup.X25519_MLKEM768:
         share = KeyShare._fresh(info)
         # Check the peer first so an invalid share costs no more than a keygen.

@@ -154,6 +154,9 @@ class SecureChannel:
         send_secret: this side's sending traffic secret.
         receive_secret: the peer's sending traffic secret.
         cipher: the record AEAD (both ends must agree).
+
+    Raises:
+        InvalidArgumentError: an unknown cipher.
     """
 
     def __init__(
@@ -163,7 +166,13 @@ class SecureChannel:
         receive_secret: SecretBytes,
         cipher: ChannelCipher = ChannelCipher.CHACHA20_POLY1305,
     ) -> None:
-        cipher = ChannelCipher(cipher)
+        try:
+            cipher = ChannelCipher(cipher)
+        except ValueError:
+            names = ", ".join(c.value for c in ChannelCipher)
+            raise InvalidArgumentError(
+                f"unknown channel cipher {cipher!r}; expected one of: {names}"
+            ) from None
         self._send = _Direction(send_secret, cipher)
         self._recv = _Direction(receive_secret, cipher)
         self._buffer = bytearray()

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from keymgmt._secret import SecretBytes
+from keymgmt.algorithms import ExchangeGroup
 from keymgmt.errors import InvalidArgumentError, PeerVerificationError, RemoteProtocolError
 from keymgmt.exchange import (
     Credential,
@@ -20,6 +21,8 @@ from keymgmt.exchange import (
     KeyShare,
     PeerRole,
     Responder,
+    SecureChannel,
+    respond,
 )
 from keymgmt.exchange._hkdf import expand_label
 from keymgmt.exchange.handshake._schedule import KeySchedule
@@ -265,3 +268,40 @@ def test_failed_initiator_drops_its_ephemeral_share(
         initiator.next_event()
     assert initiator.state is HandshakeState.FAILED
     assert _secrets_held(initiator) == []
+
+
+# -- 4. the public agreement and channel API on bytes-like and wrong input ------------
+
+BYTES_LIKE = [bytes, bytearray, memoryview]
+FAST_GROUPS = [ExchangeGroup.X25519, ExchangeGroup.P256, ExchangeGroup.X25519_MLKEM768]
+
+
+@pytest.mark.parametrize("group", FAST_GROUPS)
+@pytest.mark.parametrize("convert", BYTES_LIKE)
+def test_agreement_accepts_any_bytes_like_share(
+    group: ExchangeGroup, convert: Callable[[bytes], bytes]
+) -> None:
+    share = KeyShare.generate(group)
+    reply, responder_key = respond(group, convert(share.public_bytes), salt=b"s", info=b"i")
+    assert share.derive(convert(reply), salt=b"s", info=b"i") == responder_key
+
+
+@pytest.mark.parametrize("group", FAST_GROUPS)
+def test_agreement_refuses_a_share_that_is_not_bytes_with_a_typed_error(
+    group: ExchangeGroup,
+) -> None:
+    share = KeyShare.generate(group)
+    text = "x" * len(share.public_bytes)  # the right length, the wrong type
+    with pytest.raises(InvalidArgumentError):
+        respond(group, text, salt=b"s", info=b"i")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        share.derive(text, salt=b"s", info=b"i")  # type: ignore[arg-type]
+
+
+def test_unknown_channel_cipher_is_a_typed_error() -> None:
+    with pytest.raises(InvalidArgumentError):
+        SecureChannel(
+            send_secret=SecretBytes(bytes(32)),
+            receive_secret=SecretBytes(bytes(32)),
+            cipher="rot13",  # type: ignore[arg-type]
+        )

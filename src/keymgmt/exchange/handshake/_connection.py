@@ -218,6 +218,7 @@ class Session:
         Raises:
             LocalProtocolError: the channel was opened already (two channels
                 would reuse nonces).
+            InvalidArgumentError: an unknown cipher.
         """
         if self._opened:
             raise LocalProtocolError("the session's channel was opened already")
