@@ -16,7 +16,10 @@ truncated. Any failure ends the channel: it cannot be resynchronized.
 direction to ``Expand-Label(secret, "traffic upd", "", 32)`` with the
 sequence reset; the receiver does the same on reading it. Old keys are
 dropped, so a later compromise of the channel state does not expose earlier
-records.
+records. A sender also updates its key by itself (the key-update record goes
+out just before the next record) once a key has sealed its budget of
+records: 2^24 with AES-256-GCM, whose confidentiality bound allows about
+2^24.5 full records per key (RFC 8446 section 5.5).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ _TAG = 16
 _HEADER = 4
 _VERSION = 1
 _DATA, _REKEY, _CLOSE = 1, 2, 3
-_SEQ_LIMIT: Final = 2**48  # far below nonce reuse; a caller must rekey before this
+_SEQ_LIMIT: Final = 2**48  # far below nonce reuse; a receiver refuses records past it
 
 
 class ChannelCipher(enum.StrEnum):
@@ -57,6 +60,16 @@ class ChannelCipher(enum.StrEnum):
 
     CHACHA20_POLY1305 = "chacha20-poly1305"
     AES_256_GCM = "aes-256-gcm"
+
+
+#: Records a sender seals under one key before it moves to the next by itself
+#: (a key-update record). AES-GCM's confidentiality bound allows about 2^24.5
+#: full records per key (RFC 8446 section 5.5); ChaCha20-Poly1305's is far
+#: beyond the sequence limit.
+_RECORDS_PER_KEY: Final = {
+    ChannelCipher.CHACHA20_POLY1305: _SEQ_LIMIT - 1,
+    ChannelCipher.AES_256_GCM: 2**24,
+}
 
 
 class NeedData:
@@ -173,6 +186,7 @@ class SecureChannel:
             raise InvalidArgumentError(
                 f"unknown channel cipher {cipher!r}; expected one of: {names}"
             ) from None
+        self._records_per_key = _RECORDS_PER_KEY[cipher]
         self._send = _Direction(send_secret, cipher)
         self._recv = _Direction(receive_secret, cipher)
         self._buffer = bytearray()
@@ -188,8 +202,12 @@ class SecureChannel:
             raise LocalProtocolError("the channel failed; open a new one")
         if self._sent_close:
             raise LocalProtocolError("the channel is closed for sending")
+        update = b""
+        if kind != _REKEY and self._send.seq >= self._records_per_key:
+            update = self._record(_REKEY, b"")  # the key's record budget is spent
+            self._send.update()
         header = struct.pack(">BBH", _VERSION, kind, len(plaintext) + _TAG)
-        return header + self._send.seal(header, plaintext)
+        return update + header + self._send.seal(header, plaintext)
 
     def send(self, data: bytes) -> bytes:
         """Encrypt ``data`` into one or more records.

@@ -15,10 +15,15 @@ from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import ExchangeGroup
 from keymgmt.errors import InvalidArgumentError, PeerVerificationError, RemoteProtocolError
 from keymgmt.exchange import (
+    NEED_DATA,
+    ChannelCipher,
+    Closed,
     Credential,
+    Data,
     HandshakeState,
     Initiator,
     KeyShare,
+    KeyUpdated,
     PeerRole,
     Responder,
     SecureChannel,
@@ -305,3 +310,54 @@ def test_unknown_channel_cipher_is_a_typed_error() -> None:
             receive_secret=SecretBytes(bytes(32)),
             cipher="rot13",  # type: ignore[arg-type]
         )
+
+
+# -- 5. AES-GCM's per-key record budget ------------------------------------------------
+
+
+def _channel_pair(cipher: ChannelCipher) -> tuple[SecureChannel, SecureChannel]:
+    a, b = SecretBytes(bytes(range(32))), SecretBytes(bytes(range(1, 33)))
+    return (
+        SecureChannel(send_secret=a, receive_secret=b, cipher=cipher),
+        SecureChannel(send_secret=b, receive_secret=a, cipher=cipher),
+    )
+
+
+def _skip_records(tx: SecureChannel, rx: SecureChannel, count: int) -> None:
+    """Pretend ``count`` records went by (sealing 2^24 of them takes minutes)."""
+    tx._send.seq = count
+    rx._recv.seq = count
+
+
+def test_aes_gcm_sender_updates_its_key_before_exceeding_the_record_budget() -> None:
+    # RFC 8446 section 5.5: about 2^24.5 full records per AES-GCM key; the
+    # channel allowed 2^48, where the confidentiality bound is long gone.
+    tx, rx = _channel_pair(ChannelCipher.AES_256_GCM)
+    _skip_records(tx, rx, 2**24)
+    rx.receive_data(tx.send(b"after the budget"))
+    assert rx.next_event() == KeyUpdated()
+    assert rx.next_event() == Data(b"after the budget")
+    rx.receive_data(tx.send(b"next"))
+    assert rx.next_event() == Data(b"next")
+
+
+def test_aes_gcm_sender_keeps_its_key_below_the_record_budget() -> None:
+    tx, rx = _channel_pair(ChannelCipher.AES_256_GCM)
+    _skip_records(tx, rx, 2**24 - 1)
+    rx.receive_data(tx.send(b"last on this key"))
+    assert rx.next_event() == Data(b"last on this key")
+    assert rx.next_event() is NEED_DATA
+
+
+def test_chacha_sender_is_not_forced_to_update_at_the_aes_gcm_budget() -> None:
+    tx, rx = _channel_pair(ChannelCipher.CHACHA20_POLY1305)
+    _skip_records(tx, rx, 2**24)
+    rx.receive_data(tx.send(b"x"))
+    assert rx.next_event() == Data(b"x")
+
+
+def test_chacha_sender_updates_its_key_at_the_sequence_limit_instead_of_failing() -> None:
+    tx, rx = _channel_pair(ChannelCipher.CHACHA20_POLY1305)
+    _skip_records(tx, rx, 2**48 - 1)
+    rx.receive_data(tx.send(b"x") + tx.close())
+    assert [rx.next_event() for _ in range(3)] == [KeyUpdated(), Data(b"x"), Closed()]
