@@ -579,7 +579,15 @@ class KeyStore:
             or the exception that refused it (a :class:`KeyMgmtError`
             subclass, as :meth:`create` would raise; ``StoreError`` for every
             item of a batch the backend failed to write).
+
+        Raises:
+            InvalidArgumentError: ``requests`` is not a sequence.
         """
+        given: object = requests  # checked at run time: callers may be untyped
+        if not isinstance(given, Sequence) or isinstance(given, str | bytes):
+            raise InvalidArgumentError(
+                f"create_many takes a sequence of KeyRequest, not {type(given).__name__}"
+            )
         outcomes: builtins.list[KeyInfo | Exception | None] = [None] * len(requests)
         runs: builtins.list[Callable[[Txn], KeyInfo]] = []
         slots: builtins.list[int] = []
@@ -650,13 +658,20 @@ class KeyStore:
         """Import a seed-style Fernet key file (``symmetric.key``) as a Fernet key.
 
         Raises:
-            InvalidArgumentError: the file cannot be read or holds no Fernet key.
+            InvalidArgumentError: not a path, the file cannot be read, or it
+                holds no Fernet key.
             AlreadyExistsError: a key with this name exists.
         """
         import os
 
         try:
-            with open(os.fspath(path), "rb") as handle:
+            where = os.fspath(path)
+        except TypeError:
+            raise InvalidArgumentError(
+                f"the key file path must be a str or path, not {type(path).__name__}"
+            ) from None
+        try:
+            with open(where, "rb") as handle:
                 data = handle.read(4096)
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read key file: {exc.strerror}") from None
@@ -1096,6 +1111,7 @@ class KeyStore:
         Raises:
             KeyNotFoundError: no such key or version.
             KeyStateError: the version's state does not allow suspension.
+            InvalidArgumentError: ``version`` is not a positive int.
         """
         return self._set_state(name, version, KeyState.SUSPENDED, "key.suspend")
 
@@ -1105,6 +1121,7 @@ class KeyStore:
         Raises:
             KeyNotFoundError: no such key or version.
             KeyStateError: the version is not suspended.
+            InvalidArgumentError: ``version`` is not a positive int.
         """
         return self._set_state(name, version, KeyState.ACTIVE, "key.resume")
 
@@ -1112,6 +1129,9 @@ class KeyStore:
         self, name: str, version: int, target: KeyState, operation: str
     ) -> KeyVersionInfo:
         check_name(name)
+        # Not None: _txn_versions would read every version (and the record
+        # would be written as "name#None").
+        _check_version(name, version)
 
         def run(txn: Txn) -> KeyVersionInfo:
             key = self._txn_key(txn, name)
@@ -1989,9 +2009,11 @@ class KeyStore:
         appear once it flushes (see :mod:`keymgmt.keys._datakeys`).
 
         Raises:
-            InvalidArgumentError: an invalid name.
+            InvalidArgumentError: an invalid name or version.
         """
         check_name(name)
+        if version is not None:
+            _check_version(name, version)
         self.flush_usage()
         return _datakeys.issued(self._store, name, version)
 
@@ -2396,6 +2418,16 @@ class KeyStore:
             InvalidArgumentError: an invalid name or version, or an operation
                 other than protect or process.
         """
+        try:
+            usage = KeyUsage(usage)
+        except ValueError:
+            raise InvalidArgumentError(f"unknown key usage {usage!r}", key_name=name) from None
+        try:
+            operation = Operation(operation)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"use() is for protect or process, not {operation!r}"
+            ) from None
         if operation is Operation.PROTECT and version is None:
             loaded = self._protector(name, usage)  # syncs; rotation when due
         elif operation in (Operation.PROTECT, Operation.PROCESS):

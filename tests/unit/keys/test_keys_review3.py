@@ -230,3 +230,61 @@ def test_a_jwk_kid_version_of_unicode_digits_is_malformed(km: KeyManager, digit:
     jwk = dict(km.public_key("s").jwk(), kid=f"s#{digit}")
     with pytest.raises(MalformedInputError, match="kid"):
         PublicKey.from_jwk(jwk)
+
+
+# -- suspend / resume without a version --------------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["suspend", "resume"])
+def test_suspend_and_resume_need_a_version(km: KeyManager, operation: str) -> None:
+    km.keys.create("k")
+    before = _generation(km)
+    with pytest.raises(InvalidArgumentError, match="version must be a positive integer"):
+        getattr(km.keys, operation)("k", None)
+    assert _generation(km) == before  # no record "k#None" written
+    assert km.keys.get("k").primary.state is KeyState.ACTIVE
+
+
+def test_suspend_without_a_version_does_not_report_a_suspension_it_did_not_make(
+    km: KeyManager,
+) -> None:
+    km.keys.create("k")
+    with pytest.raises(InvalidArgumentError):
+        km.keys.suspend("k", None)  # type: ignore[arg-type]
+    assert km.decrypt(km.encrypt("k", b"x")) == b"x"
+
+
+def test_data_keys_issued_refuses_a_version_that_is_not_a_positive_int(km: KeyManager) -> None:
+    km.keys.create("k")
+    km.generate_data_key("k")
+    with pytest.raises(InvalidArgumentError, match="version must be a positive integer"):
+        km.keys.data_keys_issued("k", "1")  # type: ignore[arg-type]
+
+
+def test_use_takes_usage_and_operation_by_value(km: KeyManager) -> None:
+    km.keys.create("k")
+    loaded = km.keys.use("k", usage="encrypt-decrypt", operation="process")  # type: ignore[arg-type]
+    assert loaded.version == 1
+
+
+def test_use_refuses_an_unknown_usage_or_operation(km: KeyManager) -> None:
+    km.keys.create("k")
+    with pytest.raises(InvalidArgumentError, match="unknown key usage"):
+        km.keys.use("k", usage="sign")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="protect or process"):
+        km.keys.use("k", usage=KeyUsage.ENCRYPT_DECRYPT, operation="export")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="protect or process"):
+        km.keys.use("k", usage=KeyUsage.ENCRYPT_DECRYPT, operation=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", [None, 5])
+def test_import_fernet_key_file_refuses_a_path_that_is_not_a_path(
+    km: KeyManager, path: object
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="path"):
+        km.keys.import_fernet_key_file("f", path)
+
+
+def test_create_many_refuses_a_non_sequence(km: KeyManager) -> None:
+    with pytest.raises(InvalidArgumentError, match="KeyRequest"):
+        km.keys.create_many(5)  # type: ignore[arg-type]
