@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -10,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from keymgmt import KeyManager
 from keymgmt.server import principal_of
 
-from .conftest import HttpFactory, Material, _write_leaf
+from .conftest import (
+    HttpFactory,
+    Material,
+    ServerProcess,
+    _write_leaf,
+    raw_tls_context,
+    start_server,
+)
 
 # -- request bodies -------------------------------------------------------------
 
@@ -85,3 +99,100 @@ def test_csr_names_are_matched_as_the_ca_will_certify_them(
     assert response.status_code == 201
     issued = x509.load_pem_x509_certificate(response.json()["certificate"].encode())
     assert principal_of(issued) == "app-1"
+
+
+# -- connections that never finish a request head ----------------------------------
+
+
+def _held_open_seconds(
+    server: ServerProcess, material: Material, send: bytes, *, first: bytes = b""
+) -> float:
+    """Open a TLS connection, send ``first`` (a whole request) and read its answer, then
+    send ``send``, and time until the server lets go of the connection (at most 8 s)."""
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = raw_tls_context(material, material.clients["app-1"])
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        if first:
+            tls.sendall(first)
+            assert tls.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        if send:
+            tls.sendall(send)
+        try:
+            while tls.recv(1024):
+                pass
+        except (ssl.SSLError, ConnectionError):
+            pass
+        except TimeoutError:
+            return math.inf
+        return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def h11_server(material: Material) -> Iterator[ServerProcess]:
+    """A server on uvicorn's h11 protocol (the session server runs httptools)."""
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        material.directory / "review3-h11.log",
+        "--ca",
+        "issuing",
+        "--http",
+        "h11",
+        "--body-timeout",
+        "1",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def any_server(
+    request: pytest.FixtureRequest, server: ServerProcess
+) -> ServerProcess:  # both run with --body-timeout 1
+    if request.param == "h11":
+        return request.getfixturevalue("h11_server")  # type: ignore[no-any-return]
+    return server
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_body_timeout(
+    any_server: ServerProcess, material: Material
+) -> None:
+    assert _held_open_seconds(any_server, material, b"") < 5
+
+
+def test_a_request_head_trickling_in_is_cut_off_after_the_body_timeout(
+    any_server: ServerProcess, material: Material
+) -> None:
+    partial = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    assert _held_open_seconds(any_server, material, partial) < 5
+
+
+def test_a_head_trickling_in_after_a_first_request_is_cut_off_too(
+    any_server: ServerProcess, material: Material
+) -> None:
+    first = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    partial = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    assert _held_open_seconds(any_server, material, partial, first=first) < 5
+
+
+def test_a_keep_alive_connection_serves_request_after_request(
+    any_server: ServerProcess, material: Material
+) -> None:
+    address = urlsplit(any_server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = raw_tls_context(material, material.clients["app-1"])
+    request = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        for _ in range(3):
+            tls.sendall(request)
+            assert tls.recv(4096).startswith(b"HTTP/1.1 200")

@@ -80,7 +80,7 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     default=30.0,
     show_default=True,
     type=click.FloatRange(0, min_open=True),
-    help="Seconds a client may take to send a request body (then 408).",
+    help="Seconds a client may take to send a request body (then 408) or head (then closed).",
 )
 @click.option(
     "--sync-interval",

@@ -126,18 +126,55 @@ class _CoalescingTransport:
 
 
 class _PeerChainMixin:
-    """Records the client's verified chain per connection and bounds shutdown.
+    """Records the client's verified chain per connection, bounds request heads and shutdown.
 
-    Mixed into uvicorn's HTTP protocols. Shutdown: asyncio waits up to 30 s
-    for the peer's TLS close_notify after closing an SSL transport, and an
-    idle keep-alive client never sends one, so a stopping server would hang
-    on it; after :data:`SHUTDOWN_GRACE` seconds the connection is aborted.
+    Mixed into uvicorn's HTTP protocols. Request heads: uvicorn arms no
+    timer until a first response is sent, and its keep-alive timer is
+    disarmed by any byte received, so a client could hold a connection (a
+    file descriptor, a TLS session) for ever by sending nothing, or a
+    header byte now and then. From the moment a connection is made, and
+    from the first byte of every later request, a client has
+    :attr:`head_timeout` seconds to complete the request head; then the
+    connection is closed. Shutdown: asyncio waits up to 30 s for the
+    peer's TLS close_notify after closing an SSL transport, and an idle
+    keep-alive client never sends one, so a stopping server would hang on
+    it; after :data:`SHUTDOWN_GRACE` seconds the connection is aborted.
     """
 
     app_state: dict[str, Any]
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
+    cycle: Any
     _lost = False
+    #: Seconds a client has to send a complete request head (set by :func:`serve`).
+    head_timeout: float = 30.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def _between_requests(self) -> bool:
+        cycle = getattr(self, "cycle", None)
+        return cycle is None or bool(cycle.response_complete)
+
+    def _await_head(self) -> None:
+        if self._head_timer is None and self._between_requests():
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._lost or not self._between_requests():
+            return
+        _LOG.info(
+            "closed a connection that sent no complete request head in %s s", self.head_timeout
+        )
+        self.transport.close()
+        self.loop.call_later(SHUTDOWN_GRACE, self._abort_if_open)
+
+    def data_received(self, data: bytes) -> None:
+        """Time a new request head from its first byte; stop once the head is in."""
+        self._await_head()
+        super().data_received(data)  # type: ignore[misc]
+        if self._head_timer is not None and not self._between_requests():
+            self._head_timer.cancel()
+            self._head_timer = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Behave as uvicorn does, then record the TLS facts."""
@@ -158,10 +195,14 @@ class _PeerChainMixin:
                 asyncio.Transport,
                 _CoalescingTransport(cast(asyncio.Transport, transport), self.loop),
             )
+        self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Remember the connection is gone, then behave as uvicorn does."""
         self._lost = True
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)  # type: ignore[misc]
 
     def shutdown(self) -> None:
@@ -233,7 +274,10 @@ def serve(
             certificate instead of answering them with HTTP 401 (for
             ``TlsMaterial``; a given context keeps its own setting).
         on_ready: called with ``(host, port)`` once the server accepts connections.
-        keep_alive: seconds an idle keep-alive connection is kept.
+        keep_alive: seconds an idle keep-alive connection is kept. A
+            connection that has started a request head (or has just
+            opened) must complete it within ``service.body_timeout``
+            seconds, else it is closed.
         sock: an already listening socket (from :func:`bind`; ``host`` and
             ``port`` are then only reported) — how several worker processes
             share one port.
@@ -262,6 +306,11 @@ def serve(
             raise InvalidArgumentError("http='httptools' needs the httptools package")
     elif http != "h11":
         raise InvalidArgumentError("http must be 'auto', 'httptools' or 'h11'")
+    # A request head gets as long as a request body (service.body_timeout).
+    protocol = cast(
+        type[asyncio.Protocol],
+        type(protocol.__name__, (protocol,), {"head_timeout": service.body_timeout}),
+    )
     config = uvicorn.Config(
         service.app(),
         http=protocol,
