@@ -1252,8 +1252,8 @@ class KeyStore:
     ) -> KeyInfo:
         """Schedule the material of one version (or all) to be destroyed after ``grace``.
 
-        Until then :meth:`cancel_destruction` undoes it. Active or suspended
-        versions are deactivated first; the primary version of a key can only
+        Until then :meth:`cancel_destruction` undoes it. Pre-active, active or
+        suspended versions are deactivated first; the primary version of a key can only
         be destroyed with the whole key (``version=None``). After the grace
         period the version is destroyed: its material is erased from the
         store and decrypting with it raises :class:`DestroyedKeyError`.
@@ -1300,7 +1300,9 @@ class KeyStore:
                         version=record.version,
                         state=current.state.value,
                     )
-                if current.state in (KeyState.ACTIVE, KeyState.SUSPENDED):
+                # A pre-active version too: left pre-active, it would activate
+                # on its date and encrypt until its material is erased.
+                if current.state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
                     current = self._transition(txn, key, current, KeyState.DEACTIVATED, now)
                 require(
                     Operation.SCHEDULE_DESTRUCTION,

@@ -288,3 +288,28 @@ def test_import_fernet_key_file_refuses_a_path_that_is_not_a_path(
 def test_create_many_refuses_a_non_sequence(km: KeyManager) -> None:
     with pytest.raises(InvalidArgumentError, match="KeyRequest"):
         km.keys.create_many(5)  # type: ignore[arg-type]
+
+
+# -- a pre-active version scheduled for destruction ----------------------------------
+
+
+@pytest.mark.parametrize("version", [1, None])
+def test_a_pre_active_version_scheduled_for_destruction_never_encrypts(
+    km: KeyManager, clock: FakeClock, version: int | None
+) -> None:
+    km.keys.create("k", activation_date=clock.now() + _dt.timedelta(days=1))
+    km.keys.destroy("k", version)  # the default grace: 7 days, past the activation date
+    clock.advance(days=2)
+    assert km.keys.get("k").primary.state is KeyState.DEACTIVATED
+    with pytest.raises(KeyStateError, match="deactivated"):
+        km.encrypt("k", b"would be lost in 5 days")
+
+
+def test_cancelling_a_pre_active_destruction_leaves_the_version_deactivated(
+    km: KeyManager, clock: FakeClock
+) -> None:
+    km.keys.create("k", activation_date=clock.now() + _dt.timedelta(days=1))
+    km.keys.destroy("k", 1)
+    km.keys.cancel_destruction("k", 1)
+    clock.advance(days=2)
+    assert km.keys.get("k").primary.state is KeyState.DEACTIVATED
