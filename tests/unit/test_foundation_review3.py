@@ -6,7 +6,9 @@ The store, its backends, the keyring and the audit chain; one behaviour per test
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,9 @@ import pytest
 from keymgmt import KeyManager
 from keymgmt._store import Store
 from keymgmt.audit import AUDIT_KIND, AuditLog, entry_name
-from keymgmt.errors import AuditChainError, IntegrityError
+from keymgmt.errors import AuditChainError, IntegrityError, StoreUnavailableError
 from keymgmt.keyring import KdfProfile, Keyring, RawMasterKey
-from keymgmt.storage import Backend, MemoryBackend, Put
+from keymgmt.storage import Backend, MemoryBackend, Put, SQLiteBackend
 from keymgmt.storage._protocol import Record
 from keymgmt.testing import FakeClock, SeededRandomness
 
@@ -184,3 +186,112 @@ def test_an_edited_keyring_record_is_an_integrity_error(
     with pytest.raises(IntegrityError):
         open_km(edited_store)
     assert {p.name: p.read_bytes() for p in edited_store.parent.iterdir()} == before
+
+
+# -- SQLite after fork(): the child opens connections of its own -------------------------
+
+
+def _fork(work: Callable[[], None]) -> int:
+    """Run ``work`` in a forked child that leaves as multiprocessing's do (os._exit)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _exit_code(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_childs_acknowledged_commit_survives_the_parent_closing_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    backend = SQLiteBackend(path)
+    backend.commit([Put("item", "parent", b"p", 0)])
+    read_end, write_end = os.pipe()
+
+    def child() -> None:
+        os.close(write_end)
+        os.read(read_end, 1)  # the parent has closed its store
+        backend.commit([Put("item", "child", b"c", 0)])
+
+    pid = _fork(child)
+    os.close(read_end)
+    backend.close()
+    os.write(write_end, b"go")
+    os.close(write_end)
+    assert _exit_code(pid) == 0
+    reopened = SQLiteBackend(path)
+    try:
+        assert [r.name for r in reopened.list("item")] == ["child", "parent"]
+    finally:
+        reopened.close()
+
+
+def test_a_forked_child_does_not_use_the_parents_connection(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "s.db")
+    inherited = backend._conn
+    read_end, write_end = os.pipe()
+
+    def child() -> None:
+        os.write(write_end, b"1" if backend._conn is not inherited else b"0")
+        backend.commit([Put("item", "child", b"c", 0)])
+
+    assert _exit_code(_fork(child)) == 0
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"1"
+    os.close(read_end)
+    assert backend._conn is inherited  # the parent's own stays as it was
+    assert backend.get("item", "child") is not None
+    backend.close()
+
+
+# -- PostgreSQL after fork(): the child's pool starts empty ------------------------------
+
+
+def test_a_forked_child_closing_its_postgres_store_leaves_the_parents_session_alive(
+    postgres_dsn: str,
+) -> None:
+    from keymgmt.storage.postgres import PostgresBackend
+
+    backend = PostgresBackend(postgres_dsn, schema="review3_" + uuid.uuid4().hex[:12])
+    try:
+        backend.commit([Put("item", "parent", b"p", 0)])
+
+        def child() -> None:  # uses the store, then closes it, as a worker would
+            backend.commit([Put("item", "child", b"c", 0)])
+            backend.close()
+
+        assert _exit_code(_fork(child)) == 0
+        backend.commit([Put("item", "parent-after", b"p", 0)])  # not a dead connection
+        assert [r.name for r in backend.list("item")] == ["child", "parent", "parent-after"]
+    finally:
+        backend.close()
+
+
+# -- secrets: a malformed PostgreSQL DSN is never echoed -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://keymgmt:s3cret-pw@[::1/keys",  # unclosed IPv6 bracket
+        "host=127.0.0.1 password=s3cret-pw trailing",  # a word without "="
+    ],
+)
+def test_a_malformed_postgres_dsn_is_refused_without_echoing_its_password(dsn: str) -> None:
+    pytest.importorskip("psycopg", reason="needs the postgres extra (psycopg)")
+    from keymgmt.storage.postgres import PostgresBackend
+
+    with pytest.raises(StoreUnavailableError) as info:
+        PostgresBackend(dsn)
+    shown = f"{info.value} {info.value!r} {info.value.args}"
+    assert "s3cret" not in shown
+    assert "trailing" not in shown

@@ -108,6 +108,24 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+# fork(): SQLite forbids using a connection in a child process that was
+# opened before the fork (its locks belong to the parent: the child's writes
+# would go unguarded, and land in a WAL the parent may checkpoint and delete
+# as it closes, so acknowledged commits were lost). A child therefore opens
+# connections of its own; the inherited ones are never used, closed or
+# finalized there, only kept referenced in _INHERITED.
+_FORKS = [0]  # how many forks separate this process from the one that started
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _forked() -> None:
+    _FORKS[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 class _Holder:
     """Owns one thread's connection; closing it when the thread is gone.
 
@@ -115,13 +133,21 @@ class _Holder:
     connection sits in a holder that lives in the thread-local storage. When
     the thread ends, the holder is collected and its finalizer closes the
     connection, so a server that starts many short-lived threads does not
-    leak file descriptors.
+    leak file descriptors. A holder remembers the process it was made in
+    (``fork``): in a forked child it is abandoned (:meth:`abandon`).
     """
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "conn", "finalizer", "fork")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.fork = _FORKS[0]
+        self.finalizer = weakref.finalize(self, _close_quietly, conn)
+
+    def abandon(self) -> None:
+        """Never use, close or finalize this (inherited) connection in this process."""
+        self.finalizer.detach()
+        _INHERITED.append(self.conn)
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:
@@ -249,11 +275,12 @@ class SQLiteBackend:
     @property
     def _conn(self) -> sqlite3.Connection:
         holder: _Holder | None = getattr(self._local, "holder", None)
-        if holder is None:
+        if holder is None or holder.fork != _FORKS[0]:
+            if holder is not None:  # the parent's, inherited through fork()
+                holder.abandon()
             self._check_open()
             conn = self._connect()
             holder = _Holder(conn)
-            weakref.finalize(holder, _close_quietly, conn)
             with self._lock:
                 closed = self._closed  # close() may have run while we connected
                 if not closed:
@@ -427,7 +454,10 @@ class SQLiteBackend:
             holders = list(self._holders)
             self._holders.clear()
         for holder in holders:
-            _close_quietly(holder.conn)
+            if holder.fork == _FORKS[0]:
+                _close_quietly(holder.conn)
+            else:  # the parent's, inherited through fork(): the parent closes it
+                holder.abandon()
         self._local = threading.local()
 
     def _read(self, sql: str, params: tuple[object, ...]) -> builtins.list[tuple[object, ...]]:

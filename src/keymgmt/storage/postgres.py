@@ -68,8 +68,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -167,6 +169,24 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
+# fork(): a child inherits its parent's pooled connections, i.e. the
+# parent's sockets. Used there, replies cross between the two processes;
+# closed there (a worker closing its store), they end the parent's sessions.
+# So every pool of a forked child starts empty: the inherited connections are
+# dropped unclosed (psycopg does not end a connection that it garbage-collects
+# in another process than the one that opened it).
+_POOLS: weakref.WeakSet[_Pool] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    for pool in builtins.list(_POOLS):
+        pool.forget_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 class _Pool:
     """A small thread-safe connection pool: idle connections on a stack, a cap on the total.
 
@@ -188,6 +208,14 @@ class _Pool:
         self._waiting = 0
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        _POOLS.add(self)
+
+    def forget_inherited(self) -> None:
+        """In a forked child (one thread, at the fork): drop the parent's connections unclosed."""
+        self._cond = threading.Condition(threading.Lock())  # a parent thread may have held it
+        self._idle = []
+        self._size = 0
+        self._waiting = 0
 
     def acquire(self) -> Any:
         deadline: float | None = None
@@ -260,6 +288,9 @@ class _Pool:
                 conn.close()
 
 
+_UNPARSABLE: Final = "<unparsable DSN>"
+
+
 def _redact(dsn: str) -> str:
     """The DSN without its password, for messages and repr."""
     try:
@@ -267,7 +298,7 @@ def _redact(dsn: str) -> str:
 
         params = conninfo_to_dict(dsn)
     except Exception:
-        return "<unparsable DSN>"
+        return _UNPARSABLE
     if "password" in params:
         params["password"] = "***"  # noqa: S105 - a mask, not a password
     shown: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
@@ -313,6 +344,12 @@ class PostgresBackend:
         from psycopg import sql
 
         self._display = _redact(dsn)
+        if self._display == _UNPARSABLE:
+            # libpq's parse error quotes the string, password and all.
+            raise StoreUnavailableError(
+                "cannot reach PostgreSQL: the connection string is malformed "
+                "(not shown: it may hold a password)"
+            )
         self.schema = schema
         self._closed = False
         self._lock = threading.Lock()
