@@ -124,11 +124,17 @@ def check_name(name: str) -> str:
     Raises:
         InvalidArgumentError: the name is not valid.
     """
-    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
+    if not isinstance(name, str):
+        # Never echo it: a plaintext passed where the name goes (swapped
+        # arguments) would land in the message, and in whatever logs it.
+        raise InvalidArgumentError(
+            f"invalid key name: a key name must be a str, not {type(name).__name__}"
+        )
+    if _NAME_RE.fullmatch(name) is None:
         raise InvalidArgumentError(
             f"invalid key name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
-            key_name=name if isinstance(name, str) else None,
+            key_name=name,
         )
     return name
 

@@ -1612,6 +1612,8 @@ class KeyStore:
 
     def _protector(self, name: str, usage: KeyUsage) -> _Loaded:
         """The primary version, checked for protection (the slow checks only when needed)."""
+        if type(name) is not str:
+            check_name(name)  # raises the typed error (a dict would not even hash)
         self._store.sync()
         loaded = self._primary.get(name)
         if loaded is None:
@@ -1741,6 +1743,8 @@ class KeyStore:
         # The hot path: the checks of _protector inlined for the common case
         # (cached active primary, no dates pending, not revoked, under its
         # limits); anything else takes _protector's slow path.
+        if type(name) is not str:
+            check_name(name)  # raises the typed error (a dict would not even hash)
         self._store.sync()
         loaded = self._primary.get(name)
         mirror = self._revocation_mirror

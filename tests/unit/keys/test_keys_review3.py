@@ -313,3 +313,27 @@ def test_cancelling_a_pre_active_destruction_leaves_the_version_deactivated(
     km.keys.cancel_destruction("k", 1)
     clock.advance(days=2)
     assert km.keys.get("k").primary.state is KeyState.DEACTIVATED
+
+
+# -- a plaintext passed where the key name goes --------------------------------------
+
+
+def test_a_bytes_key_name_is_not_echoed_in_the_error(km: KeyManager) -> None:
+    km.keys.create("k")
+    with pytest.raises(InvalidArgumentError) as caught:
+        km.encrypt(b"TOP SECRET PLAINTEXT", "k")  # type: ignore[arg-type]  # arguments swapped
+    assert "SECRET" not in str(caught.value)
+    assert "SECRET" not in repr(vars(caught.value))
+    assert "key name must be a str, not bytes" in caught.value.message
+
+
+@pytest.mark.parametrize("operation", ["encrypt", "generate_data_key", "sign"])
+def test_an_unhashable_key_name_is_an_invalid_argument(km: KeyManager, operation: str) -> None:
+    km.keys.create("k")
+    call: Callable[[], object] = {
+        "encrypt": lambda: km.encrypt({"a": "b"}, b"x"),  # type: ignore[arg-type]
+        "generate_data_key": lambda: km.generate_data_key({"a": "b"}),  # type: ignore[arg-type]
+        "sign": lambda: km.sign({"a": "b"}, b"x"),  # type: ignore[arg-type]
+    }[operation]
+    with pytest.raises(InvalidArgumentError, match="key name must be a str, not dict"):
+        call()
