@@ -24,7 +24,8 @@ import functools
 
 import attrs
 import pytest
-from hypothesis import given
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from keymgmt.algorithms import ExchangeGroup
@@ -421,6 +422,68 @@ def test_mitm_presenting_the_servers_own_certificate_cannot_sign_for_it(
     assert isinstance(client.failed, HandshakeError)
     assert client.failed.reason == "bad-signature"  # type: ignore[attr-defined]
     assert client.completed is None
+
+
+@attrs.frozen
+class ForgedChain:
+    """A peer that presents arbitrary certificate bytes, signing with its own key.
+
+    The peer (or a man in the middle who answered with her own ephemeral
+    share) holds the handshake keys, so what she sends opens and reaches
+    certificate parsing: the fuzzing above never gets past the seal.
+    """
+
+    chain_der: tuple[bytes, ...]
+    mallory: Credential
+
+    def sign(self, data: bytes) -> bytes:
+        return self.mallory.sign(data)
+
+
+def flipped(der: bytes, flips: list[tuple[int, int]]) -> bytes:
+    out = bytearray(der)
+    for position, mask in flips:
+        out[position % len(out)] ^= mask
+    return bytes(out)
+
+
+# Half the flips land in the first 40 bytes (version, serial, algorithm),
+# where a flip makes pyca refuse or warn at load time rather than later.
+flips = st.lists(
+    st.tuples(st.one_of(st.integers(0, 40), st.integers(0, 2000)), st.integers(1, 255)),
+    max_size=3,
+)
+
+
+@pytest.mark.parametrize("forger", ["server", "client"])
+@given(leaf_flips=flips.filter(bool), root_flips=flips)
+def test_mutated_certificates_under_a_valid_seal_raise_only_protocol_errors(
+    forger: str, leaf_flips: list[tuple[int, int]], root_flips: list[tuple[int, int]]
+) -> None:
+    world = World(ExchangeGroup.X25519)
+    honest = pki().server if forger == "server" else pki().client
+    # The peer's leaf, always altered, and a copy of the root (an extra
+    # certificate the path does not need), maybe altered too.
+    root = pki().ca.certificate.public_bytes(Encoding.DER)
+    chain = (flipped(honest.chain_der[0], leaf_flips), flipped(root, root_flips))
+    assume(chain[0] != honest.chain_der[0])  # flips at one position may cancel out
+    forged = ForgedChain(chain, honest)
+    if forger == "server":
+        client = Side(world.initiator())
+        server = Side(world.responder(forged))  # type: ignore[arg-type]
+        victim = client
+    else:
+        client = Side(world.initiator(forged))  # type: ignore[arg-type]
+        server = Side(world.responder())
+        victim = server
+    server.feed([client.machine.start()])  # type: ignore[union-attr]
+    client.feed([server.output() or b""])
+    if forger == "client":
+        server.feed([client.output() or b""])
+    # Side.feed lets anything but a RemoteProtocolError propagate (and fail this test).
+    assert isinstance(victim.failed, RemoteProtocolError)
+    assert victim.completed is None
+    assert victim.machine.state is HandshakeState.FAILED
 
 
 # -- forward secrecy -----------------------------------------------------------------

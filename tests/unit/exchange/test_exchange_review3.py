@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -361,3 +362,49 @@ def test_chacha_sender_updates_its_key_at_the_sequence_limit_instead_of_failing(
     _skip_records(tx, rx, 2**48 - 1)
     rx.receive_data(tx.send(b"x") + tx.close())
     assert [rx.next_event() for _ in range(3)] == [KeyUpdated(), Data(b"x"), Closed()]
+
+
+# -- 6. certificate DER that pyca refuses (or warns about) at load time ----------------
+
+_VERSION_3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2 (v3)
+_ED25519_OID = bytes.fromhex("06032b6570")  # 1.3.101.112
+
+
+def _invalid_version(der: bytes) -> bytes:
+    assert der.count(_VERSION_3) == 1
+    return der.replace(_VERSION_3, bytes.fromhex("a003020105"))
+
+
+def _negative_serial(der: bytes) -> bytes:
+    at = der.index(_VERSION_3) + len(_VERSION_3)
+    assert der[at] == 0x02  # the serial's INTEGER tag; its first content byte follows the length
+    out = bytearray(der)
+    out[at + 2] |= 0x80
+    return bytes(out)
+
+
+def _unknown_key_type(der: bytes) -> bytes:
+    first = der.index(_ED25519_OID)
+    second = der.index(_ED25519_OID, first + 1)  # the SubjectPublicKeyInfo's algorithm
+    return der[:second] + bytes.fromhex("06032b657f") + der[second + len(_ED25519_OID) :]
+
+
+LOAD_TIME_DEFECTS = {
+    "invalid-version": _invalid_version,
+    "negative-serial": _negative_serial,
+    "unknown-key-type": _unknown_key_type,
+}
+
+
+@pytest.mark.parametrize("defect", sorted(LOAD_TIME_DEFECTS))
+def test_verify_peer_refuses_certificate_der_pyca_cannot_load_as_malformed(
+    ca: ThrowawayCA, server_cred: Credential, defect: str
+) -> None:
+    chain = [LOAD_TIME_DEFECTS[defect](server_cred.chain_der[0])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a non-positive serial only warns otherwise
+        with pytest.raises(PeerVerificationError) as info:
+            ca.verifier().verify_peer(
+                chain, expected_identity=SERVER, role=PeerRole.SERVER, at=FakeClock().now()
+            )
+    assert info.value.reason == "malformed-certificate"  # type: ignore[attr-defined]

@@ -420,6 +420,7 @@ class _Handshake:
             TypeError,
             OverflowError,
             UnsupportedAlgorithm,
+            x509.InvalidVersion,
             x509.DuplicateExtension,
             x509.UnsupportedGeneralNameType,
         ):

@@ -28,10 +28,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keymgmt.clock import ensure_aware
@@ -68,12 +69,17 @@ PeerPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 _MAX_DEPTH = 8
 
-#: What pyca raises when a certificate's lazily parsed extensions are malformed.
-_LAZY_PARSE_ERRORS = (
+#: What pyca raises on malformed certificate DER: at load time (a bad
+#: version; a non-positive serial warns, an error under ``-W error``), when
+#: the lazily parsed extensions are first read, and for an unknown key type.
+_PARSE_ERRORS = (
     ValueError,
+    UnsupportedAlgorithm,
     TypeError,
+    x509.InvalidVersion,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
+    CryptographyDeprecationWarning,
 )
 
 
@@ -305,7 +311,7 @@ class PKIPeerVerifier:
             raise _refuse("malformed-chain", "the chain is empty or too long")
         try:
             certs = [x509.load_der_x509_certificate(der) for der in chain]
-        except ValueError:
+        except _PARSE_ERRORS:
             raise _refuse("malformed-certificate", "a certificate does not parse") from None
         purpose = Purpose.TLS_SERVER if role is PeerRole.SERVER else Purpose.TLS_CLIENT
         try:
@@ -342,7 +348,7 @@ class PKIPeerVerifier:
             ) from None
         except KeyMgmtError:
             raise
-        except _LAZY_PARSE_ERRORS:
+        except _PARSE_ERRORS:
             # pyca parses extensions on first access: a duplicate extension,
             # an x400Address/ediPartyName or a malformed value in the peer's
             # leaf or intermediates surfaces here, not at load time.
