@@ -18,7 +18,12 @@ import pytest
 from keymgmt import KeyManager
 from keymgmt._store import Store
 from keymgmt.audit import AUDIT_KIND, AuditLog, entry_name
-from keymgmt.errors import AuditChainError, IntegrityError, StoreUnavailableError
+from keymgmt.errors import (
+    AuditChainError,
+    IntegrityError,
+    InvalidArgumentError,
+    StoreUnavailableError,
+)
 from keymgmt.keyring import KdfProfile, Keyring, RawMasterKey
 from keymgmt.storage import Backend, MemoryBackend, Put, SQLiteBackend
 from keymgmt.storage._protocol import Record
@@ -295,3 +300,16 @@ def test_a_malformed_postgres_dsn_is_refused_without_echoing_its_password(dsn: s
     shown = f"{info.value} {info.value!r} {info.value.args}"
     assert "s3cret" not in shown
     assert "trailing" not in shown
+
+
+# -- PKCS#11: bad input is a typed error -------------------------------------------------
+
+
+@pytest.mark.parametrize("pin", [b"\xff\xfe12", bytearray(b"\xc3("), "12\ud800"])
+def test_a_pin_that_is_not_utf8_is_an_invalid_argument_error(pin: bytes) -> None:
+    from keymgmt.keyring.pkcs11 import Pkcs11Key, Pkcs11Token
+
+    with pytest.raises(InvalidArgumentError):
+        Pkcs11Token("/usr/lib/softhsm/libsofthsm2.so", token_label="t", pin=pin)
+    with pytest.raises(InvalidArgumentError):
+        Pkcs11Key("/usr/lib/softhsm/libsofthsm2.so", token_label="t", pin=pin)

@@ -120,12 +120,21 @@ def _load(module: str) -> Any:
 
 def _to_pin(value: str | bytes | SecretBytes) -> SecretBytes:
     if isinstance(value, SecretBytes):
-        return value
-    if isinstance(value, str):
-        return SecretBytes(value.encode("utf-8"))
-    if isinstance(value, bytes | bytearray):
-        return SecretBytes(bytes(value))
-    raise InvalidArgumentError("the PIN must be str, bytes or SecretBytes")
+        pin = value
+    elif isinstance(value, str):
+        try:
+            pin = SecretBytes(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidArgumentError("the PIN must be valid Unicode text") from None
+    elif isinstance(value, bytes | bytearray):
+        pin = SecretBytes(bytes(value))
+    else:
+        raise InvalidArgumentError("the PIN must be str, bytes or SecretBytes")
+    try:  # python-pkcs11 takes the PIN as text: refuse here what it could not take
+        pin.reveal().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgumentError("the PIN must be UTF-8 text") from None
+    return pin
 
 
 #: The CA key types a token can generate and sign with (SoftHSM2 has them all).
