@@ -163,9 +163,11 @@ def encrypt_private_key_pem(
 
     Raises:
         InvalidArgumentError: empty passphrase or too few iterations.
-        UnsupportedAlgorithmError: an ML-KEM-768+X25519 key (no PKCS#8 form).
+        UnsupportedAlgorithmError: not a private key keymgmt manages, or an
+            ML-KEM-768+X25519 key (no PKCS#8 form).
     """
     _check_iterations(iterations)
+    algorithm_of_private(private_key)  # a private key keymgmt manages (typed error otherwise)
     der = _encrypted_pkcs8(private_pkcs8(private_key), _passphrase_bytes(passphrase), iterations)
     return _armor("ENCRYPTED PRIVATE KEY", der)
 
@@ -193,10 +195,17 @@ def write_key_file(
     ``overwrite``, renamed over it.
 
     Raises:
+        InvalidArgumentError: ``data`` is not bytes, or ``path`` not a path.
         AlreadyExistsError: ``path`` exists and ``overwrite`` is false.
         StoreError: the file system refused (missing directory, permissions).
     """
-    target = Path(path)
+    data = require_bytes(data, "the file's content")
+    try:
+        target = Path(path)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"the path must be a str or path, not {type(path).__name__}"
+        ) from None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".keymgmt-", dir=target.parent)
     except OSError as exc:

@@ -19,7 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keymgmt.errors import AlreadyExistsError, InvalidArgumentError
-from keymgmt.keys._asymmetric import PrivateKey, XWingPrivateKey, pem_armor
+from keymgmt.keys._asymmetric import (
+    PrivateKey,
+    XWingPrivateKey,
+    algorithm_of_private,
+    pem_armor,
+)
 from keymgmt.pem import managed_private_key, write_key_file, write_public_key_pem
 
 if TYPE_CHECKING:
@@ -50,8 +55,10 @@ def private_key_pem_unencrypted(private_key: PrivateKey, *, allow_plaintext: boo
 
     Raises:
         InvalidArgumentError: ``allow_plaintext`` is not ``True``.
+        UnsupportedAlgorithmError: not a private key keymgmt manages.
     """
     _require_opt_in(allow_plaintext)
+    algorithm_of_private(private_key)  # a private key keymgmt manages (typed error otherwise)
     if isinstance(private_key, XWingPrivateKey):
         return pem_armor("KEYMGMT ML-KEM-768-X25519 PRIVATE KEY", private_key.seed.reveal())
     return private_key.private_bytes(

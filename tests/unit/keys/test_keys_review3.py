@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from keymgmt.errors import (
     KeyStateError,
     MalformedInputError,
     RevokedError,
+    UnsupportedAlgorithmError,
 )
 from keymgmt.public import PublicKey
 from keymgmt.revocation import SubjectKind
@@ -337,3 +339,36 @@ def test_an_unhashable_key_name_is_an_invalid_argument(km: KeyManager, operation
     }[operation]
     with pytest.raises(InvalidArgumentError, match="key name must be a str, not dict"):
         call()
+
+
+# -- PEM helpers given the wrong things ------------------------------------------------
+
+
+def test_encrypt_private_key_pem_refuses_what_is_not_a_private_key() -> None:
+    from keymgmt import pem
+
+    with pytest.raises(UnsupportedAlgorithmError, match="str"):
+        pem.encrypt_private_key_pem("not a key", "pw")  # type: ignore[arg-type]
+
+
+def test_private_key_pem_unencrypted_refuses_what_is_not_a_private_key() -> None:
+    from keymgmt.hazmat import private_key_pem_unencrypted
+
+    with pytest.raises(UnsupportedAlgorithmError, match="str"):
+        private_key_pem_unencrypted("not a key", allow_plaintext=True)  # type: ignore[arg-type]
+
+
+def test_write_key_file_refuses_text(tmp_path: Path) -> None:
+    from keymgmt import pem
+
+    target = tmp_path / "k.pem"
+    with pytest.raises(InvalidArgumentError, match="must be bytes, not str"):
+        pem.write_key_file(target, "-----BEGIN PRIVATE KEY-----")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_key_file_refuses_a_path_that_is_not_a_path() -> None:
+    from keymgmt import pem
+
+    with pytest.raises(InvalidArgumentError, match="path"):
+        pem.write_key_file(5, b"x")  # type: ignore[arg-type]
