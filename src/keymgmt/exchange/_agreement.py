@@ -206,11 +206,12 @@ class KeyShare:
     exported, pickled or printed.
     """
 
-    __slots__ = ("_info", "_key", "_used")
+    __slots__ = ("_info", "_key", "_public", "_used")
 
     def __init__(self, info: GroupInfo, key: _PrivateKey) -> None:
         self._info = info
-        self._key = key
+        self._key: _PrivateKey | None = key
+        self._public: bytes | None = None
         self._used = False
 
     @classmethod
@@ -256,14 +257,20 @@ class KeyShare:
     def public_bytes(self) -> bytes:
         """The share to send: raw X25519, an uncompressed EC point, a
         fixed-size big-endian FFDHE value, or ``ML-KEM ek || X25519``."""
+        if self._public is not None:
+            return self._public
         key = self._key
+        assert key is not None  # a used share cached its public bytes first
         if isinstance(key, x25519.X25519PrivateKey):
-            return _x25519_public(key)
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-        if isinstance(key, tuple):
-            return key[0].public_key().public_bytes_raw() + _x25519_public(key[1])
-        return _dh_public_bytes(key, self._info.initiator_share_size)
+            public = _x25519_public(key)
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            public = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        elif isinstance(key, tuple):
+            public = key[0].public_key().public_bytes_raw() + _x25519_public(key[1])
+        else:
+            public = _dh_public_bytes(key, self._info.initiator_share_size)
+        self._public = public
+        return public
 
     def derive(
         self, peer_share: bytes, *, salt: bytes, info: bytes, length: int = 32
@@ -290,8 +297,11 @@ class KeyShare:
 
             raise LocalProtocolError("a KeyShare is used for one agreement only")
         self._used = True
-        peer_share = _share_bytes(peer_share)
+        self._public = self.public_bytes  # kept: the private key goes now
         key = self._key
+        self._key = None  # forward secrecy: the share forgets its key once used
+        assert key is not None
+        peer_share = _share_bytes(peer_share)
         g = self._info.group
         size = self._info.responder_share_size
         if isinstance(key, x25519.X25519PrivateKey):

@@ -8,13 +8,18 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import ExchangeGroup
-from keymgmt.errors import InvalidArgumentError, PeerVerificationError, RemoteProtocolError
+from keymgmt.errors import (
+    InvalidArgumentError,
+    MalformedInputError,
+    PeerVerificationError,
+    RemoteProtocolError,
+)
 from keymgmt.exchange import (
     NEED_DATA,
     ChannelCipher,
@@ -408,3 +413,41 @@ def test_verify_peer_refuses_certificate_der_pyca_cannot_load_as_malformed(
                 chain, expected_identity=SERVER, role=PeerRole.SERVER, at=FakeClock().now()
             )
     assert info.value.reason == "malformed-certificate"  # type: ignore[attr-defined]
+
+
+# -- 7. a used KeyShare keeps its ephemeral private key ----------------------------------
+
+_PRIVATE_KEY_TYPES = (
+    x25519.X25519PrivateKey,
+    ec.EllipticCurvePrivateKey,
+    mlkem.MLKEM768PrivateKey,
+    tuple,
+)
+
+
+def _private_keys_held(share: KeyShare) -> list[object]:
+    values = [getattr(share, name, None) for name in KeyShare.__slots__]
+    return [v for v in values if isinstance(v, _PRIVATE_KEY_TYPES)]
+
+
+@pytest.mark.parametrize("group", FAST_GROUPS)
+def test_key_share_forgets_its_private_key_once_used(group: ExchangeGroup) -> None:
+    # "Used once, never stored": a caller that keeps the share object after
+    # derive() must not keep the ephemeral key that opens the agreement.
+    share = KeyShare.generate(group)
+    sent = share.public_bytes
+    reply, _ = respond(group, sent, salt=b"s", info=b"i")
+    assert _private_keys_held(share)
+    share.derive(reply, salt=b"s", info=b"i")
+    assert _private_keys_held(share) == []
+    assert share.public_bytes == sent
+
+
+@pytest.mark.parametrize("group", FAST_GROUPS)
+def test_key_share_forgets_its_private_key_after_an_invalid_peer_share(
+    group: ExchangeGroup,
+) -> None:
+    share = KeyShare.generate(group)
+    with pytest.raises(MalformedInputError):
+        share.derive(b"\x00", salt=b"s", info=b"i")
+    assert _private_keys_held(share) == []
