@@ -196,3 +196,72 @@ def test_a_keep_alive_connection_serves_request_after_request(
         for _ in range(3):
             tls.sendall(request)
             assert tls.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+# -- revocations through the service take effect, or are refused -------------------
+
+
+def _fresh_client(material: Material, principal: str) -> x509.Certificate:
+    """A new client certificate for ``principal`` from ``issuing`` (kept in ``material``)."""
+    with KeyManager.open(material.store, key_file=material.key_file) as km:
+        issued = _write_leaf(material.directory, principal, km.pki.ca("issuing"), principal)
+    material.clients[principal] = issued
+    return x509.load_pem_x509_certificate(issued.certificate.read_bytes())
+
+
+def test_a_certificate_revoked_by_its_serial_as_openssl_prints_it_is_refused(
+    http: HttpFactory, material: Material
+) -> None:
+    certificate = _fresh_client(material, "app-rv3-upper")
+    client = http("app-rv3-upper")
+    assert client.get("/v1/whoami").status_code == 200
+    # `openssl x509 -serial` prints the serial in upper case, with leading zeros.
+    spelled = f"issuing:00{certificate.serial_number:X}"
+    answer = http("admin").post("/v1/revocations", json={"kind": "certificate", "subject": spelled})
+    assert answer.status_code == 201
+    assert answer.json()["subject"] == f"issuing:{certificate.serial_number:x}"
+    assert client.get("/v1/whoami").status_code == 403
+
+
+def test_a_key_version_revoked_as_name_hash_leading_zero_version_is_refused(
+    http: HttpFactory,
+) -> None:
+    app = http("app-1")
+    assert app.post("/v1/transit/keys", json={"name": "app-rv3-key"}).status_code == 201
+    sealed = app.post("/v1/transit/keys/app-rv3-key/encrypt", json={"plaintext": "AAAA"})
+    answer = http("admin").post(
+        "/v1/revocations",
+        json={"kind": "key", "subject": "app-rv3-key#01", "reason": "key-compromise"},
+    )
+    assert answer.status_code == 201
+    assert answer.json()["subject"] == "app-rv3-key#1"
+    refused = app.post(
+        "/v1/transit/keys/app-rv3-key/decrypt", json={"ciphertext": sealed.json()["ciphertext"]}
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"]["type"] == "subject_revoked"
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject", "status"),
+    [
+        ("certificate", "issuing:not-hex", 400),
+        ("certificate", "issuing", 400),
+        ("certificate", ":1a", 400),
+        ("certificate", "no-such-ca:1a", 404),
+        ("key", "app-rv3-nameonly", 400),
+        ("key", "app-rv3-key#0", 400),
+        ("key", "app-rv3-key#x", 400),
+        ("key", "no-such-key#1", 404),
+        ("key", "app-rv3-key#99", 404),
+    ],
+)
+def test_a_revocation_that_could_never_match_is_refused_and_nothing_is_written(
+    http: HttpFactory, material: Material, kind: str, subject: str, status: int
+) -> None:
+    app = http("app-1")
+    app.post("/v1/transit/keys", json={"name": "app-rv3-key"})  # 201, or 409 if it exists
+    answer = http("admin").post("/v1/revocations", json={"kind": kind, "subject": subject})
+    assert answer.status_code == status
+    with KeyManager.open(material.store, key_file=material.key_file) as km:
+        assert all(r.subject != subject for r in km.revocation.list())

@@ -41,6 +41,7 @@ import functools
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -59,7 +60,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keymgmt._version import __version__
 from keymgmt.audit import act_as
-from keymgmt.errors import InvalidArgumentError, KeyMgmtError, MalformedInputError
+from keymgmt.errors import (
+    InvalidArgumentError,
+    KeyMgmtError,
+    KeyNotFoundError,
+    MalformedInputError,
+)
 from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.server._batch import GroupCommitter
 from keymgmt.server._errors import ServiceError, error_body, status_for
@@ -676,10 +682,12 @@ class Service:
         subject = body.get("subject")
         if not isinstance(subject, str) or not subject:
             raise MalformedInputError("'subject' must be a non-empty string")
+        subject = _canonical_subject(kind, subject)
         reason = RevocationReason.parse(str(body.get("reason", "unspecified")))
         self.policy.authorize(
             identity.principal, Operation.REVOKE, subject=f"{kind.value}:{subject}"
         )
+        await self._revocable(kind, subject)
         revocation = await self.call(self.parts.revoke, kind, subject, reason)
         return JSONResponse(
             {
@@ -690,6 +698,57 @@ class Service:
             },
             status_code=201,
         )
+
+    async def _revocable(self, kind: SubjectKind, subject: str) -> None:
+        """Refuse a certificate or key subject (canonical) that names nothing in the store.
+
+        The registry matches subjects exactly, so a revocation of a CA or key
+        version that does not exist would be recorded and never take effect.
+
+        Raises:
+            ServiceError: 404, no such CA.
+            KeyNotFoundError: no such key or version.
+        """
+        if kind is SubjectKind.CERTIFICATE:
+            ca = subject.rpartition(":")[0]
+            cas: list[CaInfo] = await self.read(self.parts.cas)
+            if all(c.name != ca for c in cas):
+                raise ServiceError(404, "not_found", f"no CA named {ca!r}")
+        elif kind is SubjectKind.KEY:
+            name, _, text = subject.rpartition("#")
+            info = await self.read(self.parts.key_info, name)
+            version = int(text)
+            if all(v["version"] != version for v in info["versions"]):
+                raise KeyNotFoundError(
+                    f"key {name!r} has no version {version}", key_name=name, version=version
+                )
+
+
+_SERIAL: Final = re.compile(r"[0-9A-Fa-f]{1,64}")
+_VERSION: Final = re.compile(r"[0-9]{1,9}")
+
+
+def _canonical_subject(kind: SubjectKind, subject: str) -> str:
+    """The registry's spelling of a revocation subject (the registry matches exactly).
+
+    A certificate is ``"<ca>:<serial>"`` with the serial in lowercase hex
+    without leading zeros (``openssl x509 -serial`` prints upper case, with
+    them); a key version is ``"<name>#<version>"``. Principals are names.
+
+    Raises:
+        MalformedInputError: a certificate or key subject in neither form.
+    """
+    if kind is SubjectKind.CERTIFICATE:
+        ca, sep, serial = subject.rpartition(":")
+        if not sep or not ca or not _SERIAL.fullmatch(serial):
+            raise MalformedInputError("a certificate subject is '<ca>:<serial number in hex>'")
+        return f"{ca}:{int(serial, 16):x}"
+    if kind is SubjectKind.KEY:
+        name, sep, version = subject.rpartition("#")
+        if not sep or not name or not _VERSION.fullmatch(version) or int(version) < 1:
+            raise MalformedInputError("a key subject is '<key name>#<version>' (version 1 or more)")
+        return f"{name}#{int(version)}"
+    return subject
 
 
 class _Guard:
