@@ -25,10 +25,12 @@ The *prefix* is bytes ``0 .. 18+n``. For AEADs the associated data is
 ``prefix || encode_context(context)``, so every header byte and the context
 are authenticated; the nonce is authenticated by being the AEAD's nonce.
 Fernet cannot take associated data, so Fernet keys refuse a non-empty
-context and decrypting with a context fails; every Fernet header byte is
-still checked against the version it names (format, type, algorithm, key id,
-name) and the version number selects the Fernet key, so a changed header
-never decrypts.
+context and decrypting with a context fails. Nor can a Fernet token bind the
+payload type, so Fernet keys hold messages only: they make no data keys, and
+a Fernet envelope of any other type never decrypts (a message relabelled as
+a data key would otherwise unwrap). The other header bytes are checked
+against the version they name (format, algorithm, key id, name) and the
+version number selects the Fernet key, so a changed header never decrypts.
 
 The context encoding is canonical (sorted by key, length-prefixed UTF-8)::
 

@@ -1819,6 +1819,14 @@ class KeyStore:
                     "(aes-256-gcm) for contexts",
                     key_name=loaded.name,
                 )
+            if head[3] != _MESSAGE:
+                # Nothing binds the header's payload type to a Fernet token: a
+                # message relabelled as a data key would unwrap (key substitution).
+                raise InvalidArgumentError(
+                    "Fernet cannot bind the payload type, so Fernet keys make no data "
+                    "keys; use an AEAD key (aes-256-gcm) for data keys",
+                    key_name=loaded.name,
+                )
             token = loaded.loaded.encrypt_at_time(
                 bytes(plaintext), int(self._clock.now().timestamp())
             )
@@ -1943,7 +1951,9 @@ class KeyStore:
             except (InvalidTag, ValueError):
                 raise DecryptionError() from None
         elif loaded.algorithm is Algorithm.FERNET:
-            if ctx:
+            # Fernet binds neither a context nor the payload type (see
+            # _encrypt_other): Fernet keys hold messages only.
+            if ctx or payload is not _MESSAGE:
                 raise DecryptionError()
             token = bytes(ciphertext[size:])
             # Fernet's base64 decoder skips stray bytes and ignores unused
@@ -1987,7 +1997,8 @@ class KeyStore:
         it, and throw the plaintext away; :meth:`decrypt_data_key` returns it.
 
         Raises:
-            As :meth:`encrypt`.
+            As :meth:`encrypt`; ``InvalidArgumentError`` for a Fernet key (Fernet
+            cannot bind the payload type, so Fernet keys make no data keys).
         """
         key = self._random(_DATA_KEY_SIZE)
         wrapped = bytes(

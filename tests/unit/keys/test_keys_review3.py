@@ -20,6 +20,7 @@ from keymgmt.errors import (
     RevokedError,
     UnsupportedAlgorithmError,
 )
+from keymgmt.keys import PayloadType
 from keymgmt.public import PublicKey
 from keymgmt.revocation import SubjectKind
 from keymgmt.testing import FakeClock
@@ -372,3 +373,26 @@ def test_write_key_file_refuses_a_path_that_is_not_a_path() -> None:
 
     with pytest.raises(InvalidArgumentError, match="path"):
         pem.write_key_file(5, b"x")  # type: ignore[arg-type]
+
+
+# -- Fernet cannot bind the payload type ---------------------------------------------
+
+
+def test_a_fernet_key_makes_no_data_keys(km: KeyManager) -> None:
+    km.keys.create("f", "fernet")
+    before = _generation(km)
+    with pytest.raises(InvalidArgumentError, match="Fernet"):
+        km.generate_data_key("f")
+    assert _generation(km) == before
+
+
+def test_a_fernet_message_relabelled_as_a_data_key_does_not_unwrap(km: KeyManager) -> None:
+    # Fernet takes no associated data: only the header's payload byte said
+    # "message", so an attacker-chosen 32-byte message became a "data key".
+    km.keys.create("f", "fernet")
+    relabelled = bytearray(km.encrypt("f", b"K" * 32))
+    relabelled[3] = PayloadType.DATA_KEY
+    with pytest.raises(DecryptionError):
+        km.decrypt_data_key(bytes(relabelled))
+    with pytest.raises(DecryptionError):
+        km.rewrap(bytes(relabelled))
