@@ -451,3 +451,14 @@ def test_key_share_forgets_its_private_key_after_an_invalid_peer_share(
     with pytest.raises(MalformedInputError):
         share.derive(b"\x00", salt=b"s", info=b"i")
     assert _private_keys_held(share) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"label": "text"}, {"label": b"x", "context": "text"}, {"label": b"x" * 250}]
+)
+def test_exporter_refuses_a_label_or_context_of_the_wrong_type_with_invalid_argument(
+    make_initiator: MakeInitiator, make_responder: MakeResponder, kwargs: dict[str, object]
+) -> None:
+    session, _ = handshake_pair(make_initiator(), make_responder())
+    with pytest.raises(InvalidArgumentError):
+        session.export(**kwargs)  # type: ignore[arg-type]

@@ -118,6 +118,7 @@ from keymgmt.algorithms import ExchangeGroup
 from keymgmt.clock import Clock, ensure_aware, utc_from_timestamp
 from keymgmt.errors import (
     HandshakeError,
+    InvalidArgumentError,
     KeyMgmtError,
     LocalProtocolError,
     MalformedInputError,
@@ -233,8 +234,13 @@ class Session:
         """A keying-material exporter (RFC 8446 section 7.5 style) for other protocols.
 
         Raises:
-            InvalidArgumentError: label/context too long or a bad length.
+            InvalidArgumentError: label/context not bytes, a label too long,
+                or a bad length.
         """
+        candidates: tuple[object, object] = (label, context)
+        if not all(isinstance(c, bytes | bytearray | memoryview) for c in candidates):
+            raise InvalidArgumentError("the exporter label and context must be bytes")
+        label = bytes(label)
         secret = expand_label(self._exporter, b"exporter " + label, b"", 32)
         return expand_label(secret, b"exporter", hashlib.sha256(context).digest(), length)
 
@@ -538,8 +544,6 @@ class Initiator(_Handshake):
         randomness: Randomness | None = None,
     ) -> None:
         if not server_identity:
-            from keymgmt.errors import InvalidArgumentError
-
             raise InvalidArgumentError("server_identity must name the expected responder")
         super().__init__(
             credential=credential,
