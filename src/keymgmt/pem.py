@@ -65,7 +65,6 @@ __all__ = [
     "generate_rsa_key_files",
     "load_private_key",
     "load_private_key_file",
-    "managed_private_key",
     "write_key_file",
     "write_private_key_pem",
     "write_public_key_pem",
@@ -367,10 +366,14 @@ def load_private_key_file(
 # -- export from the store -----------------------------------------------------------
 
 
-def managed_private_key(
+def _managed_private_key(
     keys: KeyManager | KeyStore, name: str, version: int | None, operation: str
 ) -> PrivateKey:
     """The private key object of a managed key-pair version, for an export.
+
+    Private: it hands out the key object itself (no opt-in, and an audit
+    label the caller picks); only :func:`export_private_key_pem` (encrypted)
+    and :mod:`keymgmt.hazmat` (``allow_plaintext=True``) call it.
 
     Checks the key is a key pair with a PKCS#8 form before reading the
     material, then reads it through the key store's export path (state
@@ -426,5 +429,5 @@ def export_private_key_pem(
     """
     _passphrase_bytes(passphrase)
     _check_iterations(iterations)
-    private = managed_private_key(keys, name, version, "key.export-encrypted-pem")
+    private = _managed_private_key(keys, name, version, "key.export-encrypted-pem")
     return encrypt_private_key_pem(private, passphrase, iterations=iterations)

@@ -25,7 +25,7 @@ from keymgmt.keys._asymmetric import (
     algorithm_of_private,
     pem_armor,
 )
-from keymgmt.pem import managed_private_key, write_key_file, write_public_key_pem
+from keymgmt.pem import _managed_private_key, write_key_file, write_public_key_pem
 
 if TYPE_CHECKING:
     from keymgmt._manager import KeyManager
@@ -140,5 +140,5 @@ def export_private_key_pem_unencrypted(
         KeyStateError: the version is pre-active, compromised or destroyed.
     """
     _require_opt_in(allow_plaintext)
-    private = managed_private_key(keys, name, version, "key.export-plaintext-pem")
+    private = _managed_private_key(keys, name, version, "key.export-plaintext-pem")
     return private_key_pem_unencrypted(private, allow_plaintext=True)

@@ -396,3 +396,16 @@ def test_a_fernet_message_relabelled_as_a_data_key_does_not_unwrap(km: KeyManage
         km.decrypt_data_key(bytes(relabelled))
     with pytest.raises(DecryptionError):
         km.rewrap(bytes(relabelled))
+
+
+# -- plaintext private keys only through keymgmt.hazmat -------------------------------
+
+
+def test_keymgmt_pem_hands_out_no_managed_private_key_object() -> None:
+    # pem.managed_private_key(km, name, None, "<any audit label>") returned the
+    # private key object of a managed key pair, outside keymgmt.hazmat, with
+    # no opt-in and an audit operation the caller chose.
+    from keymgmt import pem
+
+    assert "managed_private_key" not in pem.__all__
+    assert not hasattr(pem, "managed_private_key")
