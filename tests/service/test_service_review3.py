@@ -265,3 +265,28 @@ def test_a_revocation_that_could_never_match_is_refused_and_nothing_is_written(
     assert answer.status_code == status
     with KeyManager.open(material.store, key_file=material.key_file) as km:
         assert all(r.subject != subject for r in km.revocation.list())
+
+
+# -- the request log ----------------------------------------------------------------
+
+
+def _logged(server: ServerProcess, marker: str) -> str:
+    """The server log once it mentions ``marker`` (the line is written after the answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        log = server.log_text()
+        if marker in log or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("principal", [None, "app-1"])
+def test_a_path_cannot_forge_a_line_in_the_request_log(
+    http: HttpFactory, server: ServerProcess, principal: str | None
+) -> None:
+    marker = f"FORGED-{principal}"
+    response = http(principal).get(f"/v1/transit/keys/x%0a{marker} admin GET /v1/whoami 200/zz")
+    assert response.status_code == 404
+    log = _logged(server, marker)
+    assert marker in log
+    assert not any(line.startswith(marker) for line in log.splitlines())

@@ -134,6 +134,16 @@ def _key_name(request: Request) -> str:
     return name
 
 
+def _printable(value: Any) -> str:
+    """``value`` for a log line: control characters escaped, so input cannot forge lines.
+
+    The path is percent-decoded (``%0a`` is a newline) and a principal from a
+    foreign CA's certificate is any text.
+    """
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _http_date(when: _dt.datetime) -> str:
     return email.utils.format_datetime(when.astimezone(_dt.UTC), usegmt=True)
 
@@ -332,7 +342,7 @@ class Service:
         for kind, subject in identity.subjects:
             revoked = self.parts.revocation(kind, subject)
             if revoked is not None:
-                _LOG.warning("refused revoked %s %s", kind.value, subject)
+                _LOG.warning("refused revoked %s %s", kind.value, _printable(subject))
                 raise ServiceError(
                     403,
                     "revoked",
@@ -805,7 +815,9 @@ class _Guard:
                     await response(scope, receive, send_and_record)
         except Exception as exc:
             # Logged by type only: a foreign exception's text may quote its input.
-            _LOG.error("internal error on %s: %s", scope.get("path"), type(exc).__name__)
+            _LOG.error(
+                "internal error on %s: %s", _printable(scope.get("path")), type(exc).__name__
+            )
             if status == 0:
                 response = error_response(exc)
                 await response(scope, receive, send_and_record)
@@ -813,9 +825,9 @@ class _Guard:
             principal = (scope.get("state") or {}).get("principal", "-")
             _LOG.info(
                 "%s %s %s %d %.1fms",
-                principal,
+                _printable(principal),
                 scope.get("method"),
-                scope.get("path"),
+                _printable(scope.get("path")),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
