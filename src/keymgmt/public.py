@@ -512,8 +512,9 @@ class PublicKey:
         needs the same context. Contexts are not secret.
 
         Raises:
-            InvalidArgumentError: the identity is unknown, a bad context, or
-                ``plaintext`` is not bytes.
+            InvalidArgumentError: the identity is unknown, a bad context,
+                ``plaintext`` is not bytes, or the key is invalid (a low-order
+                X25519 point).
             KeyUsageError: this key does not encrypt.
         """
         self._require_usage(KeyUsage.ENCRYPT_DECRYPT)

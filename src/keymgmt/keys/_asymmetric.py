@@ -1035,11 +1035,18 @@ def encrypt(algorithm: Algorithm, public: PublicKey, plaintext: bytes, aad: byte
     Raises:
         UnsupportedAlgorithmError: ``algorithm`` is not a key-pair algorithm.
         KeyUsageError: ``algorithm`` cannot encrypt.
+        InvalidArgumentError: ``public`` is an invalid key (a low-order point).
     """
     suite = _HPKE_SUITES.get(algorithm)
     if suite is not None:
         target: Any = public.hpke_key if isinstance(public, XWingPublicKey) else public
-        return suite.encrypt(plaintext, target, info=aad)
+        try:
+            return suite.encrypt(plaintext, target, info=aad)
+        except ValueError:  # a low-order X25519 point: the DH output is all zeros
+            raise InvalidArgumentError(
+                f"encryption failed (invalid {algorithm.value} public key)",
+                algorithm=algorithm.value,
+            ) from None
     if algorithm in _RSA_BITS:
         assert isinstance(public, rsa.RSAPublicKey)
         cek = AESGCM.generate_key(256)

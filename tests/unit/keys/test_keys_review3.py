@@ -409,3 +409,15 @@ def test_keymgmt_pem_hands_out_no_managed_private_key_object() -> None:
 
     assert "managed_private_key" not in pem.__all__
     assert not hasattr(pem, "managed_private_key")
+
+
+def test_encrypting_to_a_low_order_x25519_key_is_an_invalid_argument() -> None:
+    # An all-zero X25519 public key (from a hostile JWK, say): HPKE's DH fails.
+    key = PublicKey.from_jwk(
+        {"kty": "OKP", "crv": "X25519", "x": "A" * 43, "key_ops": ["encrypt"]},
+        key_name="inbox",
+        version=1,
+        key_id="00" * 8,
+    )
+    with pytest.raises(InvalidArgumentError, match="invalid x25519 public key"):
+        key.encrypt(b"secret")
