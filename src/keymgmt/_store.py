@@ -56,7 +56,7 @@ from keymgmt.audit import (
     genesis,
 )
 from keymgmt.clock import Clock, SystemClock, ensure_aware
-from keymgmt.errors import ConflictError, InvalidArgumentError
+from keymgmt.errors import AuditChainError, ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, MasterKeySource
 from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
 from keymgmt.storage._memory import CheckedBatch, check_unicode
@@ -354,6 +354,8 @@ class Store:
         Raises:
             ConflictError: still conflicting after many attempts.
             StoreError: the backend failed; nothing was written.
+            AuditChainError: the audit log holds entries its sealed head does
+                not cover (changed outside keymgmt); nothing was written.
         """
         delay = 0.0005
         for _attempt in range(_MAX_ATTEMPTS):
@@ -485,12 +487,11 @@ class Store:
                 written = self.backend.commit(ops)
             except ConflictError as exc:
                 self._head = None
-                if (
-                    head is not None
-                    and cached is not None
-                    and (getattr(exc, "kind", None), getattr(exc, "name", None)) == AUDIT_HEAD
-                ):
+                conflict = (getattr(exc, "kind", None), getattr(exc, "name", None))
+                if head is not None and cached is not None and conflict == AUDIT_HEAD:
                     return _RETRY_NOW
+                if head is not None and conflict[0] == AUDIT_KIND:
+                    self._check_head_covers(conflict[1])
                 return _RETRY_LATER
             except BaseException:
                 self._head = None  # the write may or may not have landed
@@ -513,6 +514,28 @@ class Store:
                 for sink in self._sinks:
                     _call_logged(sink, entry, what="audit sink")
             return _DONE
+
+    def _check_head_covers(self, name: object) -> None:
+        """After a write found audit entry ``name`` there already: is it the sealed head's?
+
+        Another writer appends its entries and moves the sealed head in one
+        batch, so an entry exists only with a head that covers it. An
+        entry beyond the head (the head deleted, or an older sealed head put
+        back) was written outside keymgmt: every retry would meet it again.
+
+        Raises:
+            AuditChainError: the entry is beyond the sealed head.
+        """
+        if not (isinstance(name, str) and name.isascii() and name.isdigit()):
+            return  # not an entry name this store staged
+        seq, _ = self.audit_head()
+        if seq < int(name):
+            raise AuditChainError(
+                f"the audit log holds entry {int(name)} but its sealed head names entry {seq}: "
+                "the log or its head was changed outside keymgmt (keymgmt audit verify); "
+                "nothing was written",
+                position=seq + 1,
+            )
 
     @staticmethod
     def _run_callbacks(txn: Txn) -> None:

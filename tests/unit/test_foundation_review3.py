@@ -17,15 +17,15 @@ import pytest
 
 from keymgmt import KeyManager
 from keymgmt._store import Store
-from keymgmt.audit import AUDIT_KIND, AuditLog, entry_name
+from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND, AuditLog, entry_name
 from keymgmt.errors import (
     AuditChainError,
     IntegrityError,
     InvalidArgumentError,
     StoreUnavailableError,
 )
-from keymgmt.keyring import KdfProfile, Keyring, RawMasterKey
-from keymgmt.storage import Backend, MemoryBackend, Put, SQLiteBackend
+from keymgmt.keyring import KdfProfile, KeyFile, Keyring, RawMasterKey
+from keymgmt.storage import Backend, Delete, MemoryBackend, Put, SQLiteBackend
 from keymgmt.storage._protocol import Record
 from keymgmt.testing import FakeClock, SeededRandomness
 
@@ -313,3 +313,79 @@ def test_a_pin_that_is_not_utf8_is_an_invalid_argument_error(pin: bytes) -> None
         Pkcs11Token("/usr/lib/softhsm/libsofthsm2.so", token_label="t", pin=pin)
     with pytest.raises(InvalidArgumentError):
         Pkcs11Key("/usr/lib/softhsm/libsofthsm2.so", token_label="t", pin=pin)
+
+
+# -- the store: an audit log its sealed head does not cover is refused at once ----------
+
+
+def _audited_store() -> Store:
+    store = make_store(MemoryBackend())
+    for i in range(3):
+        store.audit("op", f"entry{i}")
+    return store
+
+
+def test_a_write_after_the_sealed_audit_head_was_deleted_fails_at_once_as_a_chain_error() -> None:
+    store = _audited_store()
+    store.backend.commit([Delete(*AUDIT_HEAD)])
+    fresh = make_store(store.backend)  # no remembered head: reads the backend's
+    before = dict(store.backend._records)  # type: ignore[attr-defined]
+    with pytest.raises(AuditChainError) as info:
+        fresh.transact(lambda txn: (txn.put("item", "a", b"v"), txn.audit("op", "a")))
+    assert info.value.position == 1
+    assert store.backend._records == before  # type: ignore[attr-defined]
+
+
+def test_a_write_after_an_older_sealed_head_was_put_back_fails_at_once_as_a_chain_error() -> None:
+    store = make_store(MemoryBackend())
+    store.audit("op", "first")
+    old_head = store.backend.get(*AUDIT_HEAD)
+    assert old_head is not None
+    store.audit("op", "second")
+    store.audit("op", "third")
+    store.backend.commit([Put(*AUDIT_HEAD, old_head.data)])  # a stale, genuinely sealed head
+    with pytest.raises(AuditChainError) as info:
+        make_store(store.backend).audit("op", "fourth")
+    assert info.value.position == 2
+
+
+def test_a_write_racing_another_stores_append_still_retries_and_chains_on() -> None:
+    backend = MemoryBackend()
+    first, second = make_store(backend), make_store(backend)
+    first.audit("op", "one")
+    second.audit("op", "two")  # second read the head fresh; first's memory is now stale
+    first.audit("op", "three")
+    assert AuditLog(first).verify().entries == 3
+
+
+# -- KeyFile.generate: on disk before a master-key change can depend on it ----------------
+
+
+def test_a_generated_key_file_is_synced_to_disk_with_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "master.key"
+    KeyFile.generate(path)
+    assert str(path) in synced  # the key itself
+    assert str(tmp_path) in synced  # its directory entry
+
+
+def test_a_key_file_that_cannot_be_written_is_removed_and_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "master.key"
+    with pytest.raises(StoreUnavailableError):
+        KeyFile.generate(path)
+    assert not path.exists()  # no partial key file left to be taken for the key

@@ -12,6 +12,7 @@ The PKCS#11 source (master key inside an HSM) lives in
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import unicodedata
@@ -299,8 +300,13 @@ class KeyFile(RawMasterKey):
     def generate(path: str | os.PathLike[str], randomness: Randomness | None = None) -> KeyFile:
         """Write a new random key file (mode 0600, refuses to overwrite).
 
+        The file and its directory entry are synced to disk before this
+        returns: a store re-wrapped under the key (``change_master_key``)
+        must not outlive its key file in a crash.
+
         Raises:
             AlreadyExistsError: the file exists.
+            StoreUnavailableError: the file cannot be written (nothing is left behind).
         """
         from keymgmt.errors import AlreadyExistsError
 
@@ -309,6 +315,18 @@ class KeyFile(RawMasterKey):
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             raise AlreadyExistsError(f"key file {path} exists already") from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write((b64e(key) + "\n").encode())
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write((b64e(key) + "\n").encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            Path(path).unlink(missing_ok=True)  # never a partial key file
+            raise StoreUnavailableError(f"cannot write key file {path}: {exc.strerror}") from None
+        with contextlib.suppress(OSError):  # the entry too (best effort: not every FS can)
+            directory = os.open(Path(path).parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         return KeyFile(path)
