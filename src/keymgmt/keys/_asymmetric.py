@@ -1172,16 +1172,23 @@ class Signature:
         """The wire form (see the class docstring).
 
         Raises:
-            InvalidArgumentError: a field is out of range.
+            InvalidArgumentError: a field is out of range or of the wrong type.
         """
         check_name(self.key_name)
-        if len(self.key_id) != 8:
+        key_id: object = self.key_id  # checked at run time: the fields are not converted
+        if not isinstance(key_id, bytes) or len(key_id) != 8:
             raise InvalidArgumentError("a key id is 8 bytes")
-        if not 1 <= self.version <= 0xFFFFFFFF:
-            raise InvalidArgumentError("key version must be 1..2**32-1", version=self.version)
+        version: object = self.version
+        if (
+            not isinstance(version, int)
+            or isinstance(version, bool)
+            or not 1 <= version <= 0xFFFFFFFF
+        ):
+            raise InvalidArgumentError("key version must be an int 1..2**32-1", version=version)
         if self.algorithm not in _SIGNERS:
-            raise InvalidArgumentError(f"{self.algorithm.value} does not sign")
-        if not 1 <= len(self.raw) <= _MAX_RAW_SIGNATURE:
+            raise InvalidArgumentError(f"{self.algorithm} does not sign")
+        raw: object = self.raw
+        if not isinstance(raw, bytes) or not 1 <= len(raw) <= _MAX_RAW_SIGNATURE:
             raise InvalidArgumentError("a signature is 1..8192 bytes")
         head = prefix(
             PayloadType.SIGNATURE, self.algorithm, self.key_id, self.key_name, self.version

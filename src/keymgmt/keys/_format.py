@@ -189,9 +189,14 @@ def parse_header(data: bytes | bytearray | memoryview) -> Header:
     """Parse and validate the header of a keymgmt envelope.
 
     Raises:
-        MalformedInputError: not a keymgmt envelope of a known format.
+        MalformedInputError: not bytes, or not a keymgmt envelope of a known format.
     """
-    view = memoryview(data)
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise MalformedInputError(
+            f"a keymgmt envelope is bytes, not {type(data).__name__}"
+        ) from None
     if len(view) < _FIXED + 1 + _VERSION.size:
         raise MalformedInputError("input is too short for a keymgmt header")
     if bytes(view[0:2]) != MAGIC:

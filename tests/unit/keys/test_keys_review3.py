@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from keymgmt import KeyManager, KeyState, KeyUsage, RotationPolicy
+from keymgmt import Algorithm, KeyManager, KeyState, KeyUsage, RotationPolicy
 from keymgmt.errors import (
     DecryptionError,
     InvalidArgumentError,
@@ -21,7 +21,7 @@ from keymgmt.errors import (
     UnsupportedAlgorithmError,
 )
 from keymgmt.keys import PayloadType
-from keymgmt.public import PublicKey
+from keymgmt.public import PublicKey, Signature
 from keymgmt.revocation import SubjectKind
 from keymgmt.testing import FakeClock
 
@@ -421,3 +421,33 @@ def test_encrypting_to_a_low_order_x25519_key_is_an_invalid_argument() -> None:
     )
     with pytest.raises(InvalidArgumentError, match="invalid x25519 public key"):
         key.encrypt(b"secret")
+
+
+@pytest.mark.parametrize("data", ["km" * 12, None, 5])
+def test_parsing_what_is_not_bytes_is_malformed_input(data: object) -> None:
+    from keymgmt.keys import parse_header
+
+    with pytest.raises(MalformedInputError, match="bytes"):
+        parse_header(data)  # type: ignore[arg-type]
+    with pytest.raises(MalformedInputError, match="bytes"):
+        Signature.decode(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [{"version": "1"}, {"version": True}, {"key_id": None}, {"key_id": "12345678"}, {"raw": "x"}],
+    ids=str,
+)
+def test_encoding_a_signature_with_a_wrong_typed_field_is_an_invalid_argument(
+    field: dict[str, object],
+) -> None:
+    fields: dict[str, Any] = {
+        "key_name": "a",
+        "version": 1,
+        "key_id": b"12345678",
+        "algorithm": Algorithm.ED25519,
+        "raw": b"x" * 64,
+    }
+    fields.update(field)
+    with pytest.raises(InvalidArgumentError):
+        Signature(**fields).encode()
