@@ -211,7 +211,7 @@ def test_a_verifier_crash_mid_message_still_fails_the_handshake(
     assert initiator.state is HandshakeState.FAILED
 
 
-# -- 2. exporter / Expand-Label lengths -------------------------------------------
+# -- 2. exporter / Expand-Label arguments -----------------------------------------
 
 
 @pytest.mark.parametrize("length", [-1, 0, 8161, 70000])
@@ -227,6 +227,17 @@ def test_exporter_refuses_a_bad_length_with_invalid_argument(
 def test_expand_label_refuses_a_bad_length_with_invalid_argument(length: int) -> None:
     with pytest.raises(InvalidArgumentError):
         expand_label(SecretBytes(bytes(32)), b"key", b"", length)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"label": "text"}, {"label": b"x", "context": "text"}, {"label": b"x" * 250}]
+)
+def test_exporter_refuses_a_label_or_context_of_the_wrong_type_with_invalid_argument(
+    make_initiator: MakeInitiator, make_responder: MakeResponder, kwargs: dict[str, object]
+) -> None:
+    session, _ = handshake_pair(make_initiator(), make_responder())
+    with pytest.raises(InvalidArgumentError):
+        session.export(**kwargs)  # type: ignore[arg-type]
 
 
 # -- 3. secrets kept longer than needed ----------------------------------------------
@@ -451,14 +462,3 @@ def test_key_share_forgets_its_private_key_after_an_invalid_peer_share(
     with pytest.raises(MalformedInputError):
         share.derive(b"\x00", salt=b"s", info=b"i")
     assert _private_keys_held(share) == []
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"label": "text"}, {"label": b"x", "context": "text"}, {"label": b"x" * 250}]
-)
-def test_exporter_refuses_a_label_or_context_of_the_wrong_type_with_invalid_argument(
-    make_initiator: MakeInitiator, make_responder: MakeResponder, kwargs: dict[str, object]
-) -> None:
-    session, _ = handshake_pair(make_initiator(), make_responder())
-    with pytest.raises(InvalidArgumentError):
-        session.export(**kwargs)  # type: ignore[arg-type]
