@@ -1,8 +1,9 @@
 """The data-key issuance log: which data keys were made under a key version, by whom, when.
 
 :meth:`KeyStore.generate_data_key <keymgmt.keys.KeyStore.generate_data_key>`
-is a hot path (a few microseconds), so an issuance is not written on its own.
-It is appended, in memory, to a list of pending issuances (the wrapped key,
+(and :meth:`~keymgmt.keys.KeyStore.rewrap` of a data key, logged under the
+version it moves to) is a hot path (a few microseconds), so an issuance is
+not written on its own. It is appended, in memory, to a list of pending issuances (the wrapped key,
 the key name and version, the requesting actor, the time) and written with
 the key store's usage flush — the same transaction that adds the version's
 use count and its aggregated ``key.usage`` audit entries, so the log and the

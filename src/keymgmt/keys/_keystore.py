@@ -2022,8 +2022,10 @@ class KeyStore:
     ) -> builtins.list[_datakeys.DataKeyIssue]:
         """The data keys generated under ``name`` (one version, or all), oldest first.
 
-        Flushes this process's pending issuances first; another process's
-        appear once it flushes (see :mod:`keymgmt.keys._datakeys`).
+        A data key moved to a version by :meth:`rewrap` counts as generated
+        under it (its new wrapped form is logged). Flushes this process's
+        pending issuances first; another process's appear once it flushes
+        (see :mod:`keymgmt.keys._datakeys`).
 
         Raises:
             InvalidArgumentError: an invalid name or version.
@@ -2070,7 +2072,15 @@ class KeyStore:
             raise DecryptionError()
         loaded, payload, _ = self._processor(ciphertext, allow_compromised)
         plaintext = self._decrypt(ciphertext, context, allow_compromised, payload, "rewrap-from")
-        return bytes(self._encrypt(loaded.name, plaintext, context, payload, "rewrap-to"))
+        moved = bytes(self._encrypt(loaded.name, plaintext, context, payload, "rewrap-to"))
+        if payload is PayloadType.DATA_KEY:
+            # Logged under the version it now needs, as generate_data_key logs
+            # a new one: a compromise report of that version must list it.
+            header = _format.parse_header(moved)
+            self._data_keys.pending.append(
+                (header.name, header.version, moved, current_actor(), self._clock.now())
+            )
+        return moved
 
     # -- key pairs: sign, verify, public key, import ------------------------------------
 

@@ -20,7 +20,7 @@ from keymgmt.errors import (
     RevokedError,
     UnsupportedAlgorithmError,
 )
-from keymgmt.keys import PayloadType
+from keymgmt.keys import PayloadType, data_key_id
 from keymgmt.public import PublicKey, Signature
 from keymgmt.revocation import SubjectKind
 from keymgmt.testing import FakeClock
@@ -451,3 +451,26 @@ def test_encoding_a_signature_with_a_wrong_typed_field_is_an_invalid_argument(
     fields.update(field)
     with pytest.raises(InvalidArgumentError):
         Signature(**fields).encode()
+
+
+# -- the data-key log ------------------------------------------------------------------
+
+
+def test_a_data_key_rewrapped_to_a_new_version_is_logged_under_it(km: KeyManager) -> None:
+    # A compromise report of version 2 lists the data keys logged under it:
+    # an envelope moved there by rewrap was missing.
+    km.keys.create("k")
+    data_key = km.generate_data_key("k", {"file": "x"})
+    km.keys.rotate("k")
+    moved = km.rewrap(data_key.wrapped, {"file": "x"})
+    issued = km.keys.data_keys_issued("k", 2)
+    assert [issue.id for issue in issued] == [data_key_id(moved)]
+    assert issued[0].version == 2
+
+
+def test_a_rewrapped_message_is_not_logged_as_a_data_key(km: KeyManager) -> None:
+    km.keys.create("k")
+    ciphertext = km.encrypt("k", b"x")
+    km.keys.rotate("k")
+    km.rewrap(ciphertext)
+    assert km.keys.data_keys_issued("k") == []
