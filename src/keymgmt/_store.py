@@ -656,15 +656,20 @@ class Store:
             generation = self.backend.generation()
             if generation == self._seen_generation:
                 return
+            # A generation below the one seen: the store went back (restored
+            # from a backup). Its next writes reuse sequence numbers already
+            # seen here, so read every watched record again, not only those
+            # after the old mark (they would be skipped until it was passed).
+            since = self._seen_generation if generation > self._seen_generation else 0
             changed: builtins.list[Record] = []
             for kind in self._watched_kinds:
-                changed.extend(self.backend.list(kind, after_seq=self._seen_generation))
+                changed.extend(self.backend.list(kind, after_seq=since))
             for listener in self._listeners:
                 listener(changed)
             # Only once every listener has taken the changes: if one raised (a
             # damaged record, say), the next sync reads them again instead of
             # silently skipping them.
-            self._seen_generation = max(self._seen_generation, generation)
+            self._seen_generation = max(since, generation)
         finally:
             self._lock.release()
 

@@ -389,3 +389,45 @@ def test_a_key_file_that_cannot_be_written_is_removed_and_refused(
     with pytest.raises(StoreUnavailableError):
         KeyFile.generate(path)
     assert not path.exists()  # no partial key file left to be taken for the key
+
+
+# -- sync: a store that went back (restored from a backup) -------------------------------
+
+
+class _Restorable:
+    """A backend whose database can be swapped for a restored copy, as an operator would."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_revocation_made_after_a_restore_to_an_older_generation_is_honoured(
+    tmp_path: Path,
+) -> None:
+    from keymgmt.revocation import RevocationRegistry, SubjectKind
+
+    live, backup = tmp_path / "live.db", tmp_path / "backup.db"
+    writer = make_store(SQLiteBackend(live))
+    writer.audit("op", "before the backup")
+    source, target = sqlite3.connect(live), sqlite3.connect(backup)
+    source.backup(target)  # the backup, at this generation
+    source.close()
+    target.close()
+    for i in range(5):  # the live store moves on
+        writer.audit("op", f"after the backup {i}")
+
+    restorable = _Restorable(SQLiteBackend(live))
+    reader_store = make_store(restorable)  # type: ignore[arg-type]
+    reader = RevocationRegistry(reader_store)
+    assert not reader.is_revoked(SubjectKind.KEY, "k#1")
+
+    restorable.inner = SQLiteBackend(backup)  # the operator restores the backup ...
+    restored = make_store(SQLiteBackend(backup))
+    RevocationRegistry(restored).revoke(SubjectKind.KEY, "k#1", "key-compromise")  # ... and revokes
+    assert restored.backend.generation() < writer.backend.generation()
+
+    reader.sync()
+    assert reader.is_revoked(SubjectKind.KEY, "k#1")
