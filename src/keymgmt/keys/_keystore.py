@@ -1222,7 +1222,15 @@ class KeyStore:
                 target = current.state
             else:
                 target = KeyState.DEACTIVATED
-            new = self._transition(txn, key, current, target, now, reason=why.value)
+            # A milder reason never overwrites a compromise (the registry keeps
+            # the compromise too): the version says why it is compromised.
+            milder = not why.is_compromise and current.state in (
+                KeyState.COMPROMISED,
+                KeyState.DESTROYED_COMPROMISED,
+            )
+            new = self._transition(
+                txn, key, current, target, now, reason=None if milder else why.value
+            )
             txn.put_json(VERSION_KIND, _vname(name, record.version), new.to_json())
             self._revocation.stage(
                 txn,

@@ -474,3 +474,13 @@ def test_a_rewrapped_message_is_not_logged_as_a_data_key(km: KeyManager) -> None
     km.keys.rotate("k")
     km.rewrap(ciphertext)
     assert km.keys.data_keys_issued("k") == []
+
+
+def test_a_later_milder_revocation_keeps_the_compromise_reason(km: KeyManager) -> None:
+    km.keys.create("k")
+    km.keys.revoke("k", 1, reason="key-compromise")
+    info = km.keys.revoke("k", 1, reason="superseded")
+    version = info.version(1)
+    assert version is not None
+    assert version.state is KeyState.COMPROMISED
+    assert version.revocation_reason == "key-compromise"
