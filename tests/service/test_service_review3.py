@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import socket
 import ssl
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
+from keymgmt.client import client_ssl_context
 from keymgmt.server import principal_of
 
 from .conftest import (
@@ -290,3 +292,47 @@ def test_a_path_cannot_forge_a_line_in_the_request_log(
     log = _logged(server, marker)
     assert marker in log
     assert not any(line.startswith(marker) for line in log.splitlines())
+
+
+# -- a client certificate that expires while its connection stays open --------------
+
+
+def test_a_certificate_that_expired_on_an_open_connection_is_refused(
+    server: ServerProcess, material: Material
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with KeyManager.open(material.store, key_file=material.key_file) as km:
+        issuing = km.pki.ca("issuing")
+        certificate = issuing.issue(
+            public_key=key.public_key(),
+            subject="app-rv3-brief",
+            profile="tls-client",
+            validity=dt.timedelta(seconds=3),
+        )
+        chain = [certificate, *issuing.chain[:-1]]
+    paths = (material.directory / "brief.pem", material.directory / "brief.key")
+    paths[0].write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    paths[1].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = client_ssl_context(ca=material.trust, certificate=paths[0], private_key=paths[1])
+    request = b"GET /v1/whoami HTTP/1.1\r\nHost: x\r\n\r\n"
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(request)
+        assert tls.recv(4096).startswith(b"HTTP/1.1 200")
+        expired = certificate.not_valid_after_utc + dt.timedelta(seconds=1)
+        time.sleep(max(0.0, (expired - dt.datetime.now(dt.UTC)).total_seconds()))
+        tls.sendall(request)  # the same connection, its handshake long done
+        answer = tls.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"expired" in answer

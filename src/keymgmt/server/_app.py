@@ -95,6 +95,13 @@ class PeerIdentity:
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]
     subjects: tuple[tuple[SubjectKind, str], ...]
+    #: When the first certificate of the chain expires (TLS checked validity
+    #: at the handshake; a keep-alive connection outlives it).
+    not_after: _dt.datetime = attrs.field(
+        default=attrs.Factory(
+            lambda self: min(c.not_valid_after_utc for c in self.chain), takes_self=True
+        )
+    )
 
 
 def _tls_info(scope: Scope) -> Mapping[str, Any] | None:
@@ -327,8 +334,9 @@ class Service:
         """The caller's identity, checked for revocation and rate-limited.
 
         Raises:
-            ServiceError: 401 without a client certificate, 403 when revoked,
-                429 over the rate limit.
+            ServiceError: 401 without a client certificate or when it (or its
+                chain) has expired since the handshake, 403 when revoked, 429
+                over the rate limit.
         """
         info = _tls_info(request.scope)
         chain = tuple((info or {}).get("client_cert_chain") or ())
@@ -337,6 +345,13 @@ class Service:
                 401, "unauthenticated", "this endpoint needs a TLS client certificate"
             )
         identity = self._identities(chain)
+        if self._utcnow() > identity.not_after:
+            raise ServiceError(
+                401,
+                "unauthenticated",
+                "the client certificate (or its chain) has expired; connect again with a "
+                "current one",
+            )
         if self.sync_interval == 0:
             await run_in_threadpool(self.parts.sync)
         for kind, subject in identity.subjects:
