@@ -37,6 +37,7 @@ from keymgmt.exchange import (
 )
 from keymgmt.exchange._hkdf import expand_label
 from keymgmt.exchange.handshake._schedule import KeySchedule
+from keymgmt.exchange.handshake._verify import check_leaf
 from keymgmt.testing import FakeClock, ThrowawayCA, handshake_pair
 
 SERVER = "server.example"
@@ -462,3 +463,42 @@ def test_key_share_forgets_its_private_key_after_an_invalid_peer_share(
     with pytest.raises(MalformedInputError):
         share.derive(b"\x00", salt=b"s", info=b"i")
     assert _private_keys_held(share) == []
+
+
+# -- 8. a credential whose key no peer accepts ------------------------------------------
+
+
+@pytest.mark.parametrize("curve", [ec.SECP521R1(), ec.SECP256K1()])
+def test_credential_refuses_an_ecdsa_key_outside_p256_and_p384(
+    ca: ThrowawayCA, curve: ec.EllipticCurve
+) -> None:
+    # Every peer refuses such a leaf (check_leaf: "unsupported-key"), so the
+    # credential would only ever fail handshakes, remotely and late.
+    with pytest.raises(InvalidArgumentError):
+        ca.issue("curve.example", key=ec.generate_private_key(curve))
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()])
+def test_credential_accepts_p256_and_p384_keys(ca: ThrowawayCA, curve: ec.EllipticCurve) -> None:
+    assert ca.issue("curve.example", key=ec.generate_private_key(curve)).chain
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256K1(), ec.BrainpoolP384R1()])
+def test_check_leaf_refuses_ecdsa_curves_of_the_right_size_but_not_p256_or_p384(
+    ca: ThrowawayCA, curve: ec.EllipticCurve
+) -> None:
+    now = FakeClock().now()
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "k")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(ec.generate_private_key(curve).public_key())
+        .serial_number(4244)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca.key, None)
+    )
+    with pytest.raises(PeerVerificationError) as info:
+        check_leaf(leaf, role=PeerRole.SERVER)
+    assert info.value.reason == "unsupported-key"  # type: ignore[attr-defined]

@@ -136,7 +136,10 @@ class PeerVerifier(Protocol):
 
 
 def _public_bytes(key: object) -> bytes:
-    if isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+    if isinstance(key, ed25519.Ed25519PublicKey) or (
+        isinstance(key, ec.EllipticCurvePublicKey)
+        and isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1)
+    ):
         return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     raise InvalidArgumentError("only Ed25519 and ECDSA (P-256, P-384) keys can authenticate")
 
@@ -243,7 +246,9 @@ def check_leaf(leaf: x509.Certificate, *, role: PeerRole) -> PeerPublicKey:
     if is_ca:
         raise _refuse("wrong-usage", "the peer presented a CA certificate as its leaf")
     key = leaf.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in (256, 384):
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(
+        key.curve, ec.SECP256R1 | ec.SECP384R1
+    ):
         return key
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
