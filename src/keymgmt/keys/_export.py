@@ -60,6 +60,15 @@ def export_info(algorithm: Algorithm, name: str, version: int) -> bytes:
     )
 
 
+def _check_wrapped(wrapped: object, method: str) -> None:
+    if not isinstance(wrapped, WrappedKey):
+        raise InvalidArgumentError(
+            f"an export is the WrappedKey that exported it, not {type(wrapped).__name__}"
+        )
+    if wrapped.method != method:
+        raise InvalidArgumentError(f"not an {method} export")
+
+
 def _kek_bytes(kek: bytes | SecretBytes) -> bytes:
     raw = kek.reveal() if isinstance(kek, SecretBytes) else kek
     if not isinstance(raw, bytes | bytearray) or len(raw) not in (16, 24, 32):
@@ -85,11 +94,10 @@ def unwrap_rfc5649_export(wrapped: WrappedKey, kek: bytes | SecretBytes) -> Secr
     """The recipient's side of :func:`wrap_rfc5649`.
 
     Raises:
-        InvalidArgumentError: not an RFC 5649 export, or a bad KEK size.
+        InvalidArgumentError: not a WrappedKey of an RFC 5649 export, or a bad KEK size.
         DecryptionError: wrong KEK or damaged data (opaque).
     """
-    if wrapped.method != RFC5649_METHOD:
-        raise InvalidArgumentError(f"not an {RFC5649_METHOD} export")
+    _check_wrapped(wrapped, RFC5649_METHOD)
     try:
         return SecretBytes(aes_key_unwrap_with_padding(_kek_bytes(kek), wrapped.data))
     except (InvalidUnwrap, ValueError):
@@ -121,11 +129,11 @@ def open_sealed_export(wrapped: WrappedKey, private_key: x25519.X25519PrivateKey
     """The recipient's side of :func:`seal_export`.
 
     Raises:
-        InvalidArgumentError: not an HPKE export, or not an X25519 private key.
+        InvalidArgumentError: not a WrappedKey of an HPKE export, or not an
+            X25519 private key.
         DecryptionError: wrong key, changed metadata or damaged data (opaque).
     """
-    if wrapped.method != HPKE_METHOD:
-        raise InvalidArgumentError(f"not an {HPKE_METHOD} export")
+    _check_wrapped(wrapped, HPKE_METHOD)
     if not isinstance(private_key, x25519.X25519PrivateKey):
         raise InvalidArgumentError("the private key must be an X25519 private key")
     try:

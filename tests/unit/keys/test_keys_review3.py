@@ -484,3 +484,17 @@ def test_a_later_milder_revocation_keeps_the_compromise_reason(km: KeyManager) -
     assert version is not None
     assert version.state is KeyState.COMPROMISED
     assert version.revocation_reason == "key-compromise"
+
+
+@pytest.mark.parametrize("wrapped", [b"\x00" * 40, "x", None])
+def test_opening_an_export_that_is_not_a_wrapped_key_is_an_invalid_argument(
+    wrapped: object,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from keymgmt.keys import open_sealed_export, unwrap_rfc5649_export
+
+    with pytest.raises(InvalidArgumentError, match="WrappedKey"):
+        unwrap_rfc5649_export(wrapped, bytes(32))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="WrappedKey"):
+        open_sealed_export(wrapped, x25519.X25519PrivateKey.generate())  # type: ignore[arg-type]
