@@ -1985,7 +1985,11 @@ class KeyStore:
                 )
             except KeyMgmtError:
                 raise DecryptionError() from None
-        if allow_compromised and (loaded.state is _COMPROMISED or self._is_revoked(loaded)):
+        if allow_compromised and (
+            loaded.state is _COMPROMISED
+            # revoked in the registry for a compromise, not for any reason
+            or (self._is_revoked(loaded) and self._revoked(loaded.name, loaded.version)[0])
+        ):
             operation += "-compromised"
         buckets = loaded.usage_counts.buckets
         bucket = (operation, ctx)

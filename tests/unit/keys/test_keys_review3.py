@@ -498,3 +498,25 @@ def test_opening_an_export_that_is_not_a_wrapped_key_is_an_invalid_argument(
         unwrap_rfc5649_export(wrapped, bytes(32))  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="WrappedKey"):
         open_sealed_export(wrapped, x25519.X25519PrivateKey.generate())  # type: ignore[arg-type]
+
+
+def test_a_decrypt_with_a_merely_revoked_version_is_not_audited_as_compromised(
+    km: KeyManager,
+) -> None:
+    km.keys.create("k")
+    ciphertext = km.encrypt("k", b"x")
+    km.keys.revoke("k", 1, reason="superseded")
+    km.decrypt(ciphertext, allow_compromised=True)
+    km.keys.flush_usage()
+    uses = [e.details["use"] for e in km.audit.entries() if e.operation == "key.usage"]
+    assert uses == ["encrypt", "decrypt"]
+
+
+def test_a_decrypt_with_a_compromised_version_is_audited_as_compromised(km: KeyManager) -> None:
+    km.keys.create("k")
+    ciphertext = km.encrypt("k", b"x")
+    km.keys.revoke("k", 1, reason="key-compromise")
+    km.decrypt(ciphertext, allow_compromised=True)
+    km.keys.flush_usage()
+    uses = [e.details["use"] for e in km.audit.entries() if e.operation == "key.usage"]
+    assert uses == ["encrypt", "decrypt-compromised"]
