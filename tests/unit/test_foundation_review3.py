@@ -22,6 +22,7 @@ from keymgmt.errors import (
     AuditChainError,
     IntegrityError,
     InvalidArgumentError,
+    StoreError,
     StoreUnavailableError,
 )
 from keymgmt.keyring import KdfProfile, KeyFile, Keyring, RawMasterKey
@@ -431,3 +432,59 @@ def test_a_revocation_made_after_a_restore_to_an_older_generation_is_honoured(
 
     reader.sync()
     assert reader.is_revoked(SubjectKind.KEY, "k#1")
+
+
+# -- SQLite: a relative store path keeps naming the file it named when opened -------------
+
+
+def test_a_relative_store_path_still_names_the_same_file_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "data")
+    backend = SQLiteBackend("keys.db")
+    backend.commit([Put("item", "a", b"v", 0)])
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a daemon's chdir("/"), say
+    found: list[object] = []
+
+    def read() -> None:  # a new thread opens a new connection
+        try:
+            found.append(backend.get("item", "a"))
+        except Exception as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    backend.close()
+    assert isinstance(found[0], Record)
+    assert found[0].data == b"v"
+    assert list((tmp_path / "elsewhere").iterdir()) == []  # no stray (0644) database
+
+
+def test_a_store_file_moved_away_while_open_is_not_recreated_by_a_new_connection(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    path = tmp_path / "keys.db"
+    backend = SQLiteBackend(path)
+    backend.commit([Put("item", "a", b"v", 0)])
+    path.rename(tmp_path / "moved.db")
+    errors: list[Exception] = []
+
+    def read() -> None:  # a new thread opens a new connection, by name
+        try:
+            backend.get("item", "a")
+        except StoreError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    backend.close()
+    assert isinstance(errors[0], StoreUnavailableError)
+    assert not path.exists()  # never an empty stand-in store (mode 0644) in its place

@@ -175,6 +175,11 @@ class SQLiteBackend:
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
+        # Every connection opens the file this names now: absolute, so a later
+        # chdir() cannot point new threads at another file, and read-write
+        # only, so a new connection never creates a stand-in (SQLite would,
+        # with the default mode) if the file went away; _create_file made it.
+        self._uri = self.path.absolute().as_uri() + "?mode=rw"
         self._local = threading.local()
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -213,10 +218,11 @@ class SQLiteBackend:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path,
+                self._uri,
                 timeout=_BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
+                uri=True,
             )
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from None
