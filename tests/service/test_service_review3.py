@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
 from keymgmt.client import client_ssl_context
-from keymgmt.server import principal_of
+from keymgmt.server import Operation, ServicePolicy, principal_of
 
 from .conftest import (
     HttpFactory,
@@ -336,3 +336,29 @@ def test_a_certificate_that_expired_on_an_open_connection_is_refused(
         answer = tls.recv(4096)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
     assert b"expired" in answer
+
+
+# -- the {principal} placeholder is the caller's name, not a pattern ----------------
+
+
+def test_a_wildcard_principal_may_sign_only_its_own_name() -> None:
+    # A certificate naming only the DNS name "*.example.com" is principal
+    # "*.example.com"; {principal} must not let it sign for admin.example.com.
+    policy = ServicePolicy.from_json(
+        {
+            "rules": [
+                {
+                    "principals": ["*"],
+                    "operations": ["sign"],
+                    "profiles": ["tls-client"],
+                    "names": ["{principal}"],
+                }
+            ]
+        }
+    )
+    wildcard = "*.example.com"
+    assert policy.allows(wildcard, Operation.SIGN, profile="tls-client", names=[wildcard])
+    for other in ("admin.example.com", "x.example.com"):
+        assert not policy.allows(wildcard, Operation.SIGN, profile="tls-client", names=[other])
+    assert not policy.allows("app-[ab]", Operation.SIGN, profile="tls-client", names=["app-a"])
+    assert policy.allows("app-[ab]", Operation.SIGN, profile="tls-client", names=["app-[ab]"])

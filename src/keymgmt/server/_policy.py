@@ -8,7 +8,8 @@ and the names the certificate would carry). Everything else is denied.
 
 Patterns are shell-style (``fnmatch``, case-sensitive): ``app-*`` matches
 ``app-billing``. In ``names`` patterns ``{principal}`` stands for the caller's
-own name, so ``["{principal}"]`` lets a client renew only its own
+own name, taken literally (a principal ``*.example.com`` matches only
+itself), so ``["{principal}"]`` lets a client renew only its own
 certificate.
 
 The JSON form (``keymgmt serve --policy FILE``)::
@@ -30,6 +31,7 @@ import enum
 import fnmatch
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -61,6 +63,8 @@ class Operation(enum.StrEnum):
 
 
 _DECISIONS_MAX: Final = 65536
+#: fnmatch's special characters, escaped in a principal put into a pattern.
+_GLOB: Final = re.compile(r"([*?[])")
 
 _RULE_FIELDS: Final = frozenset(
     {"principals", "operations", "keys", "profiles", "names", "subjects", "cas"}
@@ -158,7 +162,8 @@ class Rule:
                 return False
             if self.cas and (ca is None or not any(fnmatch.fnmatchcase(ca, p) for p in self.cas)):
                 return False
-            patterns = [p.replace("{principal}", principal) for p in self.names]
+            literal = _GLOB.sub(r"[\1]", principal)  # "*.example.com" is a name, not a pattern
+            patterns = [p.replace("{principal}", literal) for p in self.names]
             wanted = list(names)
             if not wanted or not all(
                 any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in wanted
