@@ -47,6 +47,7 @@ from typing import Any, Final
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import DNSName, IPAddress, ocsp
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
@@ -328,8 +329,16 @@ class CertificateVerifier:
             )
         except KeyMgmtError:
             raise
-        except (ValueError, TypeError) as exc:
-            # A caller-built object with a malformed lazily-parsed field.
+        except (
+            ValueError,
+            TypeError,
+            x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType,
+            UnsupportedAlgorithm,
+        ) as exc:
+            # A caller-built object with a malformed lazily-parsed field
+            # (pyca parses extensions on first access, and raises its own
+            # exceptions for duplicates and name forms it cannot represent).
             raise MalformedInputError(f"malformed certificate material: {exc}") from None
 
     def _verify(
