@@ -80,7 +80,10 @@ def _passphrase_bytes(passphrase: Passphrase) -> bytes:
     if isinstance(passphrase, SecretBytes):
         value = passphrase.reveal()
     elif isinstance(passphrase, str):
-        value = passphrase.encode("utf-8")
+        try:
+            value = passphrase.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            raise InvalidArgumentError("the passphrase is not valid Unicode text") from None
     elif isinstance(passphrase, bytes):
         value = passphrase
     else:

@@ -70,6 +70,13 @@ _HEADER_LINE: Final = re.compile(r"^keymgmt-([a-z-]+):[ \t]*(\S.*?)\s*$")
 _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        raise MalformedInputError("the public key text is not valid Unicode") from None
+
+
 def _check_identity(key_name: str | None, version: int | None, key_id: str | None) -> None:
     if key_name is not None:
         check_name(key_name)
@@ -177,7 +184,14 @@ class PublicKey:
             UnsupportedAlgorithmError: a key keymgmt does not manage.
             InvalidArgumentError: arguments disagree with the export.
         """
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if isinstance(data, bytes | bytearray | memoryview):
+            text = bytes(data).decode("utf-8", "replace")
+        elif isinstance(data, str):
+            text = data
+        else:
+            raise MalformedInputError(
+                f"a PEM public key is text or bytes, not {type(data).__name__}"
+            )
         if "-----BEGIN" not in text:
             raise MalformedInputError("not a PEM public key (no BEGIN line)")
         lines: dict[str, str] = {}
@@ -185,7 +199,7 @@ class PublicKey:
             match = _HEADER_LINE.match(line)
             if match is not None:
                 lines[match.group(1)] = match.group(2)
-        found_alg, key = _asym.load_public(text[text.index("-----BEGIN") :].encode())
+        found_alg, key = _asym.load_public(_utf8(text[text.index("-----BEGIN") :]))
         found_version: int | None = None
         if "version" in lines:
             if not lines["version"].isascii() or not lines["version"].isdigit():
@@ -254,7 +268,7 @@ class PublicKey:
         if isinstance(jwk, str | bytes):
             try:
                 parsed = json.loads(jwk)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise MalformedInputError("the JWK is not valid JSON") from None
         else:
             parsed = dict(jwk)
@@ -293,7 +307,12 @@ class PublicKey:
             MalformedInputError: none of them.
             UnsupportedAlgorithmError: a key keymgmt does not manage.
         """
-        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if isinstance(data, str):
+            raw = _utf8(data)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            raw = bytes(data)
+        else:
+            raise MalformedInputError(f"a public key is text or bytes, not {type(data).__name__}")
         head = raw.lstrip()[:1]
         if head == b"{":
             return cls.from_jwk(raw, **identity)

@@ -732,12 +732,19 @@ def load_public(data: bytes | str) -> tuple[Algorithm, PublicKey]:
         MalformedInputError: the input is no public key keymgmt can read.
         UnsupportedAlgorithmError: a key type or size keymgmt does not manage.
     """
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    except UnicodeEncodeError:  # a lone surrogate
+        raise MalformedInputError("the public key text is not valid Unicode") from None
+    except TypeError:
+        raise MalformedInputError(
+            f"a public key is bytes or text, not {type(data).__name__}"
+        ) from None
     stripped = raw.strip()
     if stripped.startswith(b"{"):
         try:
             parsed = json.loads(stripped)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise MalformedInputError("the JWK is not valid JSON") from None
         if not isinstance(parsed, dict):
             raise MalformedInputError("a JWK is a JSON object")

@@ -520,3 +520,35 @@ def test_a_decrypt_with_a_compromised_version_is_audited_as_compromised(km: KeyM
     km.keys.flush_usage()
     uses = [e.details["use"] for e in km.audit.entries() if e.operation == "key.usage"]
     assert uses == ["encrypt", "decrypt-compromised"]
+
+
+def test_a_passphrase_with_a_lone_surrogate_is_an_invalid_argument(km: KeyManager) -> None:
+    from keymgmt import pem
+
+    km.keys.create("s", "ed25519")
+    with pytest.raises(InvalidArgumentError, match="passphrase"):
+        pem.export_private_key_pem(km, "s", passphrase="pass\udc80word")
+    with pytest.raises(InvalidArgumentError, match="passphrase"):
+        pem.load_private_key(b"-----BEGIN ENCRYPTED PRIVATE KEY-----", passphrase="\udc80")
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda: PublicKey.from_pem("-----BEGIN PUBLIC KEY-----\udc80"),
+        lambda: PublicKey.load("\udc80"),
+        lambda: PublicKey.from_jwk("[" * 100_000),
+        lambda: PublicKey.load("[" * 100_000),
+        lambda: PublicKey.load("{" * 100_000),
+    ],
+    ids=["pem-surrogate", "load-surrogate", "jwk-nesting", "load-nesting", "load-object-nesting"],
+)
+def test_hostile_public_key_text_is_malformed_input(read: Callable[[], object]) -> None:
+    with pytest.raises(MalformedInputError):
+        read()
+
+
+@pytest.mark.parametrize("reader", ["from_pem", "load"])
+def test_reading_a_public_key_from_what_is_not_text_or_bytes_is_malformed(reader: str) -> None:
+    with pytest.raises(MalformedInputError, match="not int"):
+        getattr(PublicKey, reader)(5)
