@@ -2265,7 +2265,8 @@ class KeyStore:
 
         Raises:
             KeyNotFoundError: no such key.
-            KeyUsageError: not a key-agreement key.
+            KeyUsageError: not a key-agreement key, or ``peer`` is a
+                :class:`~keymgmt.public.PublicKey` whose usage is another.
             KeyStateError: the primary cannot be used (``RevokedError``,
                 ``DestroyedKeyError``).
             InvalidArgumentError: ``peer`` is not a key of the same algorithm,
@@ -2278,7 +2279,19 @@ class KeyStore:
         derive = getattr(loaded.handler, "agree", None)
         if derive is None:  # pragma: no cover - every agreement handler has agree()
             raise KeyUsageError(f"key {name!r} cannot agree", key_name=name)
-        key = peer.key if isinstance(peer, PublicKey) else peer
+        if isinstance(peer, PublicKey):
+            if peer.usage is not None and peer.usage is not KeyUsage.KEY_AGREEMENT:
+                # The peer's key is for signatures or encryption: a DH with it
+                # uses that key outside its usage (cross-protocol).
+                raise KeyUsageError(
+                    f"the peer key {peer.kid or peer.algorithm.value} is for "
+                    f"{peer.usage.value}, not key-agreement",
+                    key_name=peer.key_name,
+                    usage=peer.usage.value,
+                )
+            key = peer.key
+        else:
+            key = peer
         secret: SecretBytes = derive(loaded.algorithm, loaded.loaded, key, info=info, length=length)
         self._count(loaded, "agree", b"", True)
         return secret

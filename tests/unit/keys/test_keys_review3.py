@@ -16,6 +16,7 @@ from keymgmt.errors import (
     KeyMgmtError,
     KeyNotFoundError,
     KeyStateError,
+    KeyUsageError,
     MalformedInputError,
     RevokedError,
     UnsupportedAlgorithmError,
@@ -552,3 +553,24 @@ def test_hostile_public_key_text_is_malformed_input(read: Callable[[], object]) 
 def test_reading_a_public_key_from_what_is_not_text_or_bytes_is_malformed(reader: str) -> None:
     with pytest.raises(MalformedInputError, match="not int"):
         getattr(PublicKey, reader)(5)
+
+
+# -- the peer's usage in key agreement -------------------------------------------------
+
+
+def test_agree_refuses_a_peer_key_whose_usage_is_not_key_agreement(km: KeyManager) -> None:
+    km.keys.create("mine", "ecdh-p256")
+    km.keys.create("signer", "ecdsa-p256")  # a P-256 signing key: not for DH
+    km.keys.create("inbox", "x25519", usage="encrypt-decrypt")
+    km.keys.create("x", "x25519")
+    with pytest.raises(KeyUsageError, match="sign-verify"):
+        km.agree("mine", km.public_key("signer"), info=b"i")
+    with pytest.raises(KeyUsageError, match="encrypt-decrypt"):
+        km.agree("x", km.public_key("inbox"), info=b"i")
+
+
+def test_agree_takes_a_peer_key_of_unknown_usage(km: KeyManager) -> None:
+    km.keys.create("a", "x25519")
+    km.keys.create("b", "x25519")
+    bare = PublicKey.from_der(km.public_key("b").der())  # no usage stated
+    assert km.agree("a", bare, info=b"i") == km.agree("b", km.public_key("a"), info=b"i")
