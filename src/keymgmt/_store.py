@@ -548,7 +548,13 @@ class Store:
         Raises:
             ConflictError: another process changed the master key since this
                 store was opened (reopen it).
+            InvalidArgumentError: ``new_source`` is not a master key source.
         """
+        candidate: object = new_source  # checked at run time: callers may be untyped
+        if not isinstance(candidate, MasterKeySource):
+            raise InvalidArgumentError(
+                "the master key must be a Passphrase, KeyFile, RawMasterKey or Pkcs11Key"
+            )
         parameters, master = new_source.create(self.randomness)
 
         def run(txn: Txn) -> None:

@@ -488,3 +488,27 @@ def test_a_store_file_moved_away_while_open_is_not_recreated_by_a_new_connection
     backend.close()
     assert isinstance(errors[0], StoreUnavailableError)
     assert not path.exists()  # never an empty stand-in store (mode 0644) in its place
+
+
+# -- change_master_key: bad input is a typed error, the store unchanged ------------------
+
+
+@pytest.mark.parametrize("source", ["new passphrase", b"k" * 32, None])
+def test_change_master_key_refuses_what_is_not_a_master_key_source(source: object) -> None:
+    km = KeyManager.in_memory()
+    before = dict(km._store.backend._records)  # type: ignore[attr-defined]
+    with pytest.raises(InvalidArgumentError):
+        km.change_master_key(source)  # type: ignore[arg-type]
+    assert km._store.backend._records == before  # type: ignore[attr-defined]
+    km.close()
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["new-store", "existing-store"])
+def test_a_keymanager_given_a_passphrase_string_as_master_key_is_an_invalid_argument_error(
+    exists: bool,
+) -> None:
+    backend = MemoryBackend()
+    if exists:
+        Keyring.initialize(backend, RawMasterKey(MASTER), SeededRandomness(1))
+    with pytest.raises(InvalidArgumentError):
+        KeyManager(backend=backend, master_key="pw")  # type: ignore[arg-type]

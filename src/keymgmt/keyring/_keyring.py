@@ -139,6 +139,14 @@ def record_aad(kind: str, name: str) -> bytes:
         raise _invalid(kind, name) from None
 
 
+def _check_source(source: object) -> None:
+    """Refuse what is not a :class:`MasterKeySource` (a bare passphrase string, say)."""
+    if not isinstance(source, MasterKeySource):
+        raise InvalidArgumentError(
+            "the master key must be a Passphrase, KeyFile, RawMasterKey or Pkcs11Key"
+        )
+
+
 def _wrap_aad(parameters: Mapping[str, Any], key_id: int) -> bytes:
     return b"keymgmt/store-key/v1\x00" + _codec.dumps(
         {"parameters": dict(parameters), "key_id": key_id}
@@ -201,7 +209,9 @@ class Keyring:
 
         Raises:
             ConflictError: the store was initialized already (by anyone).
+            InvalidArgumentError: ``source`` is not a master key source.
         """
+        _check_source(source)
         parameters, master = source.create(randomness)
         store_key = randomness.token_bytes(32)
         data = cls._encode(parameters, master, {1: store_key}, active=1)
@@ -216,7 +226,9 @@ class Keyring:
             StoreUnavailableError: the store has no keyring (not initialized).
             WrongPassphraseError: the master key does not open this store.
             IntegrityError: the keyring record is damaged.
+            InvalidArgumentError: ``source`` is not a master key source.
         """
+        _check_source(source)
         record = backend.get(*KEYRING_RECORD)
         if record is None:
             raise StoreUnavailableError("the store is not initialized")
@@ -277,7 +289,9 @@ class Keyring:
 
         Raises:
             ConflictError: another process changed the keyring meanwhile.
+            InvalidArgumentError: ``new_source`` is not a master key source.
         """
+        _check_source(new_source)
         parameters, master = new_source.create(self._randomness)
         put = self.prepare_master_key_change(parameters, master)
         self._backend.commit([put])
