@@ -25,6 +25,7 @@ def _check(condition: bool, what: str) -> None:
 def step_keys(d: Demo) -> None:
     """Named keys, AEAD with contexts, rotation, envelope, compromise, destruction, Fernet."""
     from keymgmt.hazmat import export_raw_key
+    from keymgmt.pem import write_key_file
 
     km = d.km
     km.keys.create("payments")
@@ -87,7 +88,7 @@ def step_keys(d: Demo) -> None:
 
     seed_key = Fernet.generate_key()
     seed_file = d.workdir / "symmetric.key"
-    seed_file.write_bytes(seed_key)
+    write_key_file(seed_file, seed_key, overwrite=True)  # 0600, as every key file
     km.keys.import_fernet_key_file("seed", seed_file)
     sealed = bytes(km.encrypt("seed", b"the seed's format"))
     token = sealed[parse_header(sealed).prefix_length :]

@@ -574,3 +574,23 @@ def test_agree_takes_a_peer_key_of_unknown_usage(km: KeyManager) -> None:
     km.keys.create("b", "x25519")
     bare = PublicKey.from_der(km.public_key("b").der())  # no usage stated
     assert km.agree("a", bare, info=b"i") == km.agree("b", km.public_key("a"), info=b"i")
+
+
+def test_the_demo_writes_its_fernet_key_file_owner_only(
+    sqlite_km: KeyManager, store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import stat
+
+    from keymgmt.cli._demo import Demo
+    from keymgmt.keys._demo_step import step_keys
+
+    workdir = tmp_path / "demo"  # `keymgmt demo --keep DIR`: any directory
+    workdir.mkdir()
+    old = os.umask(0o022)
+    try:
+        step_keys(Demo(km=sqlite_km, path=store_path, passphrase="p", workdir=workdir))
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    assert stat.S_IMODE((workdir / "symmetric.key").stat().st_mode) == 0o600
