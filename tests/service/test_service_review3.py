@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import math
 import socket
@@ -362,3 +363,33 @@ def test_a_wildcard_principal_may_sign_only_its_own_name() -> None:
         assert not policy.allows(wildcard, Operation.SIGN, profile="tls-client", names=[other])
     assert not policy.allows("app-[ab]", Operation.SIGN, profile="tls-client", names=["app-a"])
     assert policy.allows("app-[ab]", Operation.SIGN, profile="tls-client", names=["app-[ab]"])
+
+
+# -- a CSR whose subject does not parse ------------------------------------------------
+
+
+def _csr_with_unparsable_subject() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "app-1~~")]))
+        .sign(key, hashes.SHA256())
+    )
+    # The CN's UTF8String becomes invalid UTF-8: the CSR loads, its subject does not parse.
+    der = csr.public_bytes(serialization.Encoding.DER).replace(b"app-1~~", b"\xff" * 7)
+    return "".join(
+        [
+            "-----BEGIN CERTIFICATE REQUEST-----\n",
+            base64.encodebytes(der).decode("ascii"),
+            "-----END CERTIFICATE REQUEST-----\n",
+        ]
+    )
+
+
+def test_a_csr_whose_subject_does_not_parse_is_400(http: HttpFactory) -> None:
+    response = http("app-1").post(
+        "/v1/pki/cas/issuing/sign",
+        json={"csr": _csr_with_unparsable_subject(), "profile": "tls-client"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "malformed_input"

@@ -287,8 +287,13 @@ class ManagerParts:
 
         Raises:
             InvalidArgumentError: a malformed name (the CA would refuse it too).
+            MalformedInputError: the subject or the extensions do not parse.
         """
-        names = [str(a.value) for a in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+        try:
+            subject = csr.subject  # parsed on first access
+        except ValueError:
+            raise MalformedInputError("the CSR's subject does not parse") from None
+        names = [str(a.value) for a in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
         try:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
