@@ -369,8 +369,11 @@ class AuditLog:
         This reads; it does not verify (use :meth:`verify`).
 
         Raises:
+            InvalidArgumentError: ``start`` is not an int.
             IntegrityError: a stored entry is malformed.
         """
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise InvalidArgumentError("start must be an int")
         if start <= 1:
             for record in self._store.backend.list(AUDIT_KIND):
                 yield AuditEntry.decode(record.data)

@@ -512,3 +512,13 @@ def test_a_keymanager_given_a_passphrase_string_as_master_key_is_an_invalid_argu
         Keyring.initialize(backend, RawMasterKey(MASTER), SeededRandomness(1))
     with pytest.raises(InvalidArgumentError):
         KeyManager(backend=backend, master_key="pw")  # type: ignore[arg-type]
+
+
+# -- audit reads: bad input is a typed error ----------------------------------------------
+
+
+@pytest.mark.parametrize("start", ["5", None, 1.5, True])
+def test_audit_entries_refuses_a_start_that_is_not_an_int(start: object) -> None:
+    store = _audited_store()
+    with pytest.raises(InvalidArgumentError):
+        list(AuditLog(store).entries(start=start))  # type: ignore[arg-type]
