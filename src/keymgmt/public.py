@@ -270,8 +270,10 @@ class PublicKey:
                 parsed = json.loads(jwk)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise MalformedInputError("the JWK is not valid JSON") from None
-        else:
+        elif isinstance(jwk, Mapping):
             parsed = dict(jwk)
+        else:
+            raise MalformedInputError(f"a JWK is a mapping or JSON text, not {type(jwk).__name__}")
         if not isinstance(parsed, dict):
             raise MalformedInputError("a JWK is a JSON object")
         found_alg, key = _asym.load_public_jwk(parsed)

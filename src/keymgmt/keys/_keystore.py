@@ -1855,7 +1855,7 @@ class KeyStore:
             size = _PREFIX_OVERHEAD + ciphertext[_NAME_LENGTH_AT]
             head = ciphertext[:size]
             entry = self._by_prefix.get(head if type(head) is bytes else bytes(head))
-        except (IndexError, TypeError):
+        except (LookupError, TypeError):  # IndexError; KeyError from a mapping
             entry = None
             size = 0
         if entry is None:
@@ -1917,7 +1917,7 @@ class KeyStore:
             size = _PREFIX_OVERHEAD + ciphertext[_NAME_LENGTH_AT]
             cut = ciphertext[:size]
             entry = self._by_prefix.get(cut if type(cut) is bytes else bytes(cut))
-        except (IndexError, TypeError):
+        except (LookupError, TypeError):  # IndexError; KeyError from a mapping
             entry = None
         if entry is None:
             if not isinstance(ciphertext, bytes | bytearray | memoryview):

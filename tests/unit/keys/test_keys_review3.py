@@ -594,3 +594,16 @@ def test_the_demo_writes_its_fernet_key_file_owner_only(
         os.umask(old)
     capsys.readouterr()
     assert stat.S_IMODE((workdir / "symmetric.key").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("operation", ["decrypt", "decrypt_data_key", "rewrap"])
+def test_a_mapping_given_as_ciphertext_is_the_opaque_error(km: KeyManager, operation: str) -> None:
+    km.keys.create("k")
+    with pytest.raises(DecryptionError):
+        getattr(km, operation)({"a": 1})  # a KeyError from its [13] lookup escaped
+
+
+@pytest.mark.parametrize("jwk", [None, 5, [("kty", "OKP")]])
+def test_a_jwk_that_is_not_a_mapping_is_malformed(jwk: object) -> None:
+    with pytest.raises(MalformedInputError, match="JWK"):
+        PublicKey.from_jwk(jwk)  # type: ignore[arg-type]
