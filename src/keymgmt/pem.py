@@ -208,6 +208,8 @@ def write_key_file(
         raise InvalidArgumentError(
             f"the path must be a str or path, not {type(path).__name__}"
         ) from None
+    if "\x00" in str(target):
+        raise InvalidArgumentError("cannot write a path with a null byte in it")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".keymgmt-", dir=target.parent)
     except OSError as exc:
@@ -363,6 +365,8 @@ def load_private_key_file(
         data = Path(path).read_bytes()
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+    except ValueError:
+        raise InvalidArgumentError("cannot read a path with a null byte in it") from None
     return load_private_key(data, passphrase=passphrase)
 
 

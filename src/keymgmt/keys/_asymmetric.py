@@ -1192,8 +1192,9 @@ class Signature:
             or not 1 <= version <= 0xFFFFFFFF
         ):
             raise InvalidArgumentError("key version must be an int 1..2**32-1", version=version)
-        if self.algorithm not in _SIGNERS:
-            raise InvalidArgumentError(f"{self.algorithm} does not sign")
+        algorithm: object = self.algorithm
+        if not isinstance(algorithm, str) or algorithm not in _SIGNERS:
+            raise InvalidArgumentError(f"{algorithm!s} does not sign")
         raw: object = self.raw
         if not isinstance(raw, bytes) or not 1 <= len(raw) <= _MAX_RAW_SIGNATURE:
             raise InvalidArgumentError("a signature is 1..8192 bytes")

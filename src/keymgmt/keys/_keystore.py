@@ -675,6 +675,8 @@ class KeyStore:
                 data = handle.read(4096)
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read key file: {exc.strerror}") from None
+        except ValueError:  # a null byte in the path
+            raise InvalidArgumentError("cannot read key file: a null byte in its path") from None
         from keymgmt.keys._handlers import decode_fernet_key
 
         return self.import_key(name, decode_fernet_key(data), algorithm=Algorithm.FERNET)

@@ -607,3 +607,32 @@ def test_a_mapping_given_as_ciphertext_is_the_opaque_error(km: KeyManager, opera
 def test_a_jwk_that_is_not_a_mapping_is_malformed(jwk: object) -> None:
     with pytest.raises(MalformedInputError, match="JWK"):
         PublicKey.from_jwk(jwk)  # type: ignore[arg-type]
+
+
+def test_a_key_file_path_with_a_null_byte_is_an_invalid_argument(
+    km: KeyManager, tmp_path: Path
+) -> None:
+    from keymgmt import pem
+
+    bad = str(tmp_path / "sym\x00metric.key")
+    with pytest.raises(InvalidArgumentError, match="key file"):
+        km.keys.import_fernet_key_file("f", bad)
+    with pytest.raises(KeyMgmtError, match="null"):
+        pem.load_private_key_file(bad)
+    with pytest.raises(KeyMgmtError, match="null"):
+        pem.write_key_file(bad, b"x")
+
+
+@pytest.mark.parametrize("algorithm", [bytearray(b"ed25519"), {}])
+def test_encoding_a_signature_with_an_unhashable_algorithm_is_an_invalid_argument(
+    algorithm: object,
+) -> None:
+    signature = Signature(
+        key_name="a",
+        version=1,
+        key_id=b"12345678",
+        algorithm=algorithm,  # type: ignore[arg-type]
+        raw=b"x",
+    )
+    with pytest.raises(InvalidArgumentError, match="does not sign"):
+        signature.encode()
