@@ -4,7 +4,8 @@ One mechanism for all of keymgmt: a part runs a function inside
 :meth:`Store.transact`; the function reads (unsealed) records, stages sealed
 writes and audit events, and registers what to do in memory once the write
 has landed. The store commits records, audit entries and the sealed audit
-head in **one** backend batch with compare-and-set on everything read, and
+head in **one** backend batch with compare-and-set on everything read and
+written (a record only read is not checked: write it back to depend on it), and
 re-runs the function on a conflict. So a failed operation writes nothing, a
 successful one is always audited, and concurrent writers lose no update.
 

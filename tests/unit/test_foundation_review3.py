@@ -522,3 +522,53 @@ def test_audit_entries_refuses_a_start_that_is_not_an_int(start: object) -> None
     store = _audited_store()
     with pytest.raises(InvalidArgumentError):
         list(AuditLog(store).entries(start=start))  # type: ignore[arg-type]
+
+
+# -- transact: what is compare-and-set (documented in docs/storage.md) ---------------------
+
+
+def _changed_by_another_writer_while_running(
+    stage: Callable[[Any, bytes], None],
+) -> tuple[list[bytes], Store]:
+    """Run a transaction that reads ``x/a`` while another writer changes it once."""
+    backend = MemoryBackend()
+    store, other = make_store(backend), make_store(backend)
+    store.transact(lambda txn: txn.put("x", "a", b"open"))
+    seen: list[bytes] = []
+
+    def change(txn: Any) -> None:
+        txn.get("x", "a")
+        txn.put("x", "a", b"closed")
+
+    def run(txn: Any) -> None:
+        value = txn.get("x", "a")
+        seen.append(value)
+        if len(seen) == 1:
+            other.transact(change)  # commits between this read and this commit
+        stage(txn, value)
+
+    store.transact(run)
+    return seen, store
+
+
+def test_a_record_written_back_after_reading_makes_a_concurrent_change_rerun_the_function() -> None:
+    def stage(txn: Any, value: bytes) -> None:
+        txn.put("x", "a", value)  # written back: compare-and-set on the revision read
+        txn.put("x", "b", b"derived from " + value)
+
+    seen, store = _changed_by_another_writer_while_running(stage)
+    assert seen == [b"open", b"closed"]
+    assert store.get("x", "b") == b"derived from closed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a record only read is not compare-and-set at commit (the Backend protocol "
+    "has no check operation); docs/storage.md says so: write it back to depend on it",
+)
+def test_a_record_only_read_makes_a_concurrent_change_rerun_the_function() -> None:
+    def stage(txn: Any, value: bytes) -> None:
+        txn.put("x", "b", b"derived from " + value)
+
+    _, store = _changed_by_another_writer_while_running(stage)
+    assert store.get("x", "b") == b"derived from closed"
