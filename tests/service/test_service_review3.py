@@ -393,3 +393,28 @@ def test_a_csr_whose_subject_does_not_parse_is_400(http: HttpFactory) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "malformed_input"
+
+
+# -- a client of a CA created while the server runs ------------------------------------
+
+
+def test_a_certificate_of_a_ca_created_while_serving_can_be_revoked(
+    http: HttpFactory, material: Material
+) -> None:
+    # The server knows its CAs (it has attributed a client certificate to one).
+    assert http("app-1").get("/v1/whoami").status_code == 200
+    # Another process (here: the test) creates a CA and a client under it;
+    # the server first sees that client before it has synced the new CA.
+    with KeyManager.open(material.store, key_file=material.key_file) as km:
+        late = km.pki.ca("root").create_intermediate("rv3-late")
+        issued = _write_leaf(material.directory, "app-rv3-late", late, "app-rv3-late")
+    serial = x509.load_pem_x509_certificate(issued.certificate.read_bytes()).serial_number
+    client = http(issued=issued)
+    assert client.get("/v1/whoami").status_code == 200
+    answer = http("admin").post(
+        "/v1/revocations", json={"kind": "certificate", "subject": f"rv3-late:{serial:x}"}
+    )
+    assert answer.status_code == 201
+    refused = client.get("/v1/whoami")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["type"] == "revoked"

@@ -344,6 +344,8 @@ class Service:
             raise ServiceError(
                 401, "unauthenticated", "this endpoint needs a TLS client certificate"
             )
+        if self.sync_interval == 0:  # before the chain is attributed to the store's CAs
+            await run_in_threadpool(self.parts.sync)
         identity = self._identities(chain)
         if self._utcnow() > identity.not_after:
             raise ServiceError(
@@ -352,8 +354,16 @@ class Service:
                 "the client certificate (or its chain) has expired; connect again with a "
                 "current one",
             )
-        if self.sync_interval == 0:
-            await run_in_threadpool(self.parts.sync)
+        if len(identity.subjects) <= len(identity.chain):
+            # A certificate the store's CAs did not issue, as far as this
+            # process knew when it first saw the chain: a foreign CA's, or
+            # one of a CA created since by another process. Look again, so
+            # such a CA's revocations are not missed for the cached identity.
+            subjects: tuple[tuple[SubjectKind, str], ...] = (
+                (SubjectKind.PRINCIPAL, identity.principal),
+                *self.parts.certificate_subjects(identity.chain),
+            )
+            identity = attrs.evolve(identity, subjects=subjects)
         for kind, subject in identity.subjects:
             revoked = self.parts.revocation(kind, subject)
             if revoked is not None:
