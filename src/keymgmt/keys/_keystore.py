@@ -300,6 +300,14 @@ def _vname(name: str, version: int) -> str:
     return f"{name}#{version}"
 
 
+def _later(moment: _dt.datetime, period: _dt.timedelta) -> _dt.datetime | None:
+    """``moment + period``, or None (never) past the end of the calendar."""
+    try:
+        return moment + period
+    except OverflowError:
+        return None
+
+
 def _check_version(name: str, version: object) -> int:
     """``version`` if it is a positive int (not a bool, a float or a str)."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -1321,7 +1329,11 @@ class KeyStore:
                     version=record.version,
                     allow_compromised=True,
                 )
-                due = now + grace
+                due = _later(now, grace)
+                if due is None:
+                    raise InvalidArgumentError(
+                        "grace reaches past the end of the calendar", key_name=name
+                    )
                 current = attrs.evolve(current, destroy_at=due)
                 txn.put_json(VERSION_KIND, _vname(name, record.version), current.to_json())
                 txn.audit(
@@ -1430,10 +1442,10 @@ class KeyStore:
             state, _ = self._effective(key, primary, now)
             if state is not KeyState.ACTIVE:
                 return False
-            if key.rotation_period is not None and now >= primary.activation_date + (
-                key.rotation_period
-            ):
-                return True
+            if key.rotation_period is not None:
+                due_at = _later(primary.activation_date, key.rotation_period)
+                if due_at is not None and now >= due_at:
+                    return True
             limit = self._rotation_threshold(key)
             return primary.uses >= limit
 
@@ -1595,7 +1607,9 @@ class KeyStore:
             and record.version == key.primary
             and state is KeyState.ACTIVE
         ):
-            moments.append(record.activation_date + key.rotation_period)
+            due_at = _later(record.activation_date, key.rotation_period)
+            if due_at is not None:  # else never
+                moments.append(due_at)
         return min(moments) if moments else None
 
     def _primary_for(self, name: str) -> _Loaded:

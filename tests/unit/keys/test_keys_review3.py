@@ -636,3 +636,22 @@ def test_encoding_a_signature_with_an_unhashable_algorithm_is_an_invalid_argumen
     )
     with pytest.raises(InvalidArgumentError, match="does not sign"):
         signature.encode()
+
+
+# -- periods beyond the calendar -------------------------------------------------------
+
+
+def test_a_rotation_period_beyond_the_calendar_never_rotates(km: KeyManager) -> None:
+    # The key was created, then every encryption raised OverflowError.
+    km.keys.create("k", policy=RotationPolicy(rotation_period=_dt.timedelta.max))
+    assert km.decrypt(km.encrypt("k", b"x")) == b"x"
+    km.keys.run_maintenance()
+    assert km.keys.get("k").primary_version == 1
+
+
+def test_a_destruction_grace_beyond_the_calendar_is_an_invalid_argument(km: KeyManager) -> None:
+    km.keys.create("k")
+    before = _generation(km)
+    with pytest.raises(InvalidArgumentError, match="grace"):
+        km.keys.destroy("k", grace=_dt.timedelta.max)
+    assert _generation(km) == before
