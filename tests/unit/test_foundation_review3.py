@@ -572,3 +572,12 @@ def test_a_record_only_read_makes_a_concurrent_change_rerun_the_function() -> No
 
     _, store = _changed_by_another_writer_while_running(stage)
     assert store.get("x", "b") == b"derived from closed"
+
+
+# -- KeyFile: reading is bounded -----------------------------------------------------------
+
+
+def test_a_key_file_that_never_ends_is_refused_without_reading_it_all() -> None:
+    # /dev/zero never ends: read whole, it would fill memory; a key file is small.
+    with pytest.raises(InvalidArgumentError):
+        KeyFile("/dev/zero")

@@ -271,6 +271,10 @@ class RawMasterKey:
         return _AeadMasterKey(self._key.reveal())
 
 
+# A key file holds 32 bytes or their base64 text, perhaps with whitespace.
+_MAX_KEY_FILE: Final = 4096
+
+
 class KeyFile(RawMasterKey):
     """A master key read from a file: 32 raw bytes or their base64 text.
 
@@ -279,10 +283,14 @@ class KeyFile(RawMasterKey):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
-            data = Path(path).read_bytes()
+            with Path(path).open("rb") as handle:
+                # Bounded: a path to a device such as /dev/urandom never ends.
+                data = handle.read(_MAX_KEY_FILE + 1)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot read key file {path}: {exc.strerror}") from None
-        if len(data) != MASTER_KEY_BYTES:
+        if len(data) > _MAX_KEY_FILE:
+            data = b""  # refused below
+        elif len(data) != MASTER_KEY_BYTES:
             try:
                 data = b64d(data.strip().decode("ascii"))
             except (IntegrityError, UnicodeDecodeError):
