@@ -418,3 +418,24 @@ def test_a_certificate_of_a_ca_created_while_serving_can_be_revoked(
     refused = client.get("/v1/whoami")
     assert refused.status_code == 403
     assert refused.json()["error"]["type"] == "revoked"
+
+
+# -- the address the server prints ------------------------------------------------------
+
+
+def test_an_ipv6_server_prints_a_url_clients_can_use(material: Material) -> None:
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        material.directory / "review3-ipv6.log",
+        "--ca",
+        "issuing",
+        "--host",
+        "::1",
+    )
+    try:
+        assert running.url.startswith("https://[::1]:")
+        with material.client(running.url, "app-1") as client:
+            assert client.whoami() == "app-1"
+    finally:
+        running.stop()

@@ -164,7 +164,9 @@ def serve(
         raise click.UsageError("--tls-cert needs --tls-key and --client-ca")
 
     def ready(bound_host: str, bound_port: int) -> None:
-        click.echo(f"listening on https://{bound_host}:{bound_port}")
+        # An IPv6 address goes in brackets in a URL (RFC 3986 3.2.2).
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        click.echo(f"listening on https://{shown}:{bound_port}")
         sys.stdout.flush()
 
     # Asked once, before any worker is forked (each would prompt otherwise).
