@@ -581,3 +581,19 @@ def test_a_key_file_that_never_ends_is_refused_without_reading_it_all() -> None:
     # /dev/zero never ends: read whole, it would fill memory; a key file is small.
     with pytest.raises(InvalidArgumentError):
         KeyFile("/dev/zero")
+
+
+def test_a_commit_after_the_change_sequence_row_was_deleted_is_an_integrity_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    backend = SQLiteBackend(path)
+    backend.commit([Put("item", "a", b"v", 0)])
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM sequence")
+    conn.commit()
+    conn.close()
+    with pytest.raises(IntegrityError):
+        backend.commit([Put("item", "b", b"v", 0)])
+    assert backend.get("item", "b") is None  # nothing written
+    backend.close()

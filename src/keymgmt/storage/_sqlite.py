@@ -394,7 +394,10 @@ class SQLiteBackend:
             self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 cur = conn.cursor()
-                seq = cur.execute(_NEXT_SEQ).fetchone()[0]
+                row = cur.execute(_NEXT_SEQ).fetchone()
+                if row is None or not isinstance(row[0], int):  # edited by hand
+                    raise IntegrityError(f"the change sequence of {self.path} is damaged")
+                seq = row[0]
                 written: builtins.list[Record] = []
                 for op in operations:
                     # Compare-and-set in the write itself (one statement per
