@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
-from keymgmt.client import client_ssl_context
+from keymgmt.client import KeyServiceClient, client_ssl_context
+from keymgmt.errors import StoreUnavailableError
 from keymgmt.server import Operation, ServicePolicy, principal_of
 
 from .conftest import (
@@ -439,3 +440,24 @@ def test_an_ipv6_server_prints_a_url_clients_can_use(material: Material) -> None
             assert client.whoami() == "app-1"
     finally:
         running.stop()
+
+
+# -- the client names a server certificate that does not verify -------------------------
+
+
+def test_the_client_says_when_the_servers_certificate_does_not_verify(
+    server: ServerProcess, material: Material
+) -> None:
+    issued = material.clients["app-1"]
+    with (
+        KeyServiceClient.from_files(
+            server.url,
+            ca=material.directory / "other-root.pem",  # not the CA that issued the server's
+            certificate=issued.certificate,
+            private_key=issued.key,
+        ) as client,
+        pytest.raises(StoreUnavailableError) as caught,
+    ):
+        client.health()
+    assert "certificate" in caught.value.message
+    assert "verify" in caught.value.message

@@ -77,6 +77,18 @@ def _header(data: bytes) -> Header:
         raise DecryptionError() from None
 
 
+def _verification_failure(exc: BaseException) -> str | None:
+    """OpenSSL's reason when ``exc`` was caused by a server certificate that did not verify."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx wraps httpcore's error, which wraps ssl's
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or "certificate verify failed")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _key_of(data: bytes) -> str:
     # The library's ciphertexts name their key; so does the URL (the server
     # checks that both agree before it decrypts).
@@ -164,6 +176,12 @@ class KeyServiceClient:
                 method, path, json=json, content=content, headers=headers, params=params
             )
         except httpx.TransportError as exc:
+            refused = _verification_failure(exc)
+            if refused is not None:  # an impostor, or the wrong --ca: not an outage
+                raise StoreUnavailableError(
+                    f"the key service at {self.url} presented a certificate that does not "
+                    f"verify against the given CA ({refused})"
+                ) from None
             raise StoreUnavailableError(
                 f"cannot reach the key service at {self.url}: {type(exc).__name__}"
             ) from None
