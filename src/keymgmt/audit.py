@@ -388,16 +388,31 @@ class AuditLog:
     def tail(self, count: int = 20) -> list[AuditEntry]:
         """The last ``count`` entries, oldest first (reads only those).
 
+        The entries end at the one the sealed head names (read first):
+        entries another writer appends meanwhile are not included.
+
         Raises:
             InvalidArgumentError: ``count`` is negative.
             IntegrityError: the sealed head or an entry is damaged.
+            AuditChainError: an entry the sealed head covers is missing (the
+                log was truncated or edited; :meth:`verify` says more).
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidArgumentError("count must be an int >= 0")
         if count == 0:
             return []
         seq, _ = self._store.audit_head()
-        return list(self.entries(start=max(1, seq - count + 1)))
+        found = []
+        for number in range(max(1, seq - count + 1), seq + 1):
+            record = self._store.backend.get(AUDIT_KIND, entry_name(number))
+            if record is None:
+                raise AuditChainError(
+                    f"audit entry {number} is missing, but the sealed head names entry {seq} "
+                    "(the log was truncated or edited)",
+                    position=number,
+                )
+            found.append(AuditEntry.decode(record.data))
+        return found
 
     def verify(self) -> AuditReport:
         """Walk the whole chain and check it against the sealed head.

@@ -597,3 +597,34 @@ def test_a_commit_after_the_change_sequence_row_was_deleted_is_an_integrity_erro
         backend.commit([Put("item", "b", b"v", 0)])
     assert backend.get("item", "b") is None  # nothing written
     backend.close()
+
+
+# -- audit tail: the entries the sealed head covers, no more, none missing ------------------
+
+
+def test_tail_returns_at_most_count_entries_while_another_writer_appends() -> None:
+    inner = MemoryBackend()
+    writer = make_store(inner)
+    for i in range(5):
+        writer.audit("op", f"entry{i}")
+
+    class _AppendOnFirstRead(_AppendDuringList):
+        def get(self, kind: str, name: str) -> Record | None:
+            if kind == AUDIT_KIND and not self.fired:
+                self.fired = True
+                self._append()
+            return self._inner.get(kind, name)
+
+    racing = _AppendOnFirstRead(inner, lambda: [writer.audit("op", "late") for _ in range(3)])
+    reader = make_store(racing)  # type: ignore[arg-type]
+    entries = AuditLog(reader).tail(2)
+    assert racing.fired
+    assert [e.seq for e in entries] == [4, 5]
+
+
+def test_tail_of_a_log_whose_newest_entries_were_removed_is_a_chain_error() -> None:
+    store = _audited_store()  # 3 entries, the sealed head names entry 3
+    store.backend.commit([Delete(AUDIT_KIND, entry_name(3)), Delete(AUDIT_KIND, entry_name(2))])
+    with pytest.raises(AuditChainError) as info:
+        AuditLog(store).tail(5)
+    assert info.value.position == 2
