@@ -169,6 +169,14 @@ class ReplayCache:
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Clock | None = None,
     ) -> None:
+        limits: tuple[object, object, object] = (window, max_skew, max_entries)  # may be untyped
+        if not (
+            isinstance(limits[0], _dt.timedelta)
+            and isinstance(limits[1], _dt.timedelta)
+            and isinstance(limits[2], int)
+            and not isinstance(limits[2], bool)
+        ):
+            raise InvalidArgumentError("window and max_skew are timedeltas, max_entries an int")
         if window <= _dt.timedelta(0):
             raise InvalidArgumentError("window must be positive")
         if max_skew < _dt.timedelta(0):

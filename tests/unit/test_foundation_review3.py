@@ -628,3 +628,53 @@ def test_tail_of_a_log_whose_newest_entries_were_removed_is_a_chain_error() -> N
     with pytest.raises(AuditChainError) as info:
         AuditLog(store).tail(5)
     assert info.value.position == 2
+
+
+# -- constructors: a wrong type is a typed error ------------------------------------------
+
+
+def _constructors() -> dict[str, Callable[[], object]]:
+    import datetime as dt
+
+    from keymgmt._replay import ReplayCache
+    from keymgmt.keyring.pkcs11 import Pkcs11Key, Pkcs11Token
+
+    return {
+        "KeyFile(None)": lambda: KeyFile(None),  # type: ignore[arg-type]
+        "KeyFile.generate(None)": lambda: KeyFile.generate(None),  # type: ignore[arg-type]
+        "SQLiteBackend(None)": lambda: SQLiteBackend(None),  # type: ignore[arg-type]
+        "SQLiteBackend(5)": lambda: SQLiteBackend(5),  # type: ignore[arg-type]
+        "Pkcs11Token(None)": lambda: Pkcs11Token(None, token_label="t", pin="1"),  # type: ignore[arg-type]
+        "Pkcs11Key(None)": lambda: Pkcs11Key(None, token_label="t", pin="1"),  # type: ignore[arg-type]
+        "Pkcs11Token(label=5)": lambda: Pkcs11Token("/x.so", token_label=5, pin="1"),  # type: ignore[arg-type]
+        "ReplayCache(window=300)": lambda: ReplayCache(window=300),  # type: ignore[arg-type]
+        "ReplayCache(max_skew=None)": lambda: ReplayCache(max_skew=None),  # type: ignore[arg-type]
+        "ReplayCache(max_entries='5')": lambda: ReplayCache(max_entries="5"),  # type: ignore[arg-type]
+        "ReplayCache(max_entries=2.5)": lambda: ReplayCache(max_entries=2.5),  # type: ignore[arg-type]
+        "ReplayCache(window=dt)": lambda: ReplayCache(window=dt.datetime.now(dt.UTC)),
+    }
+
+
+_CONSTRUCTORS = [
+    "KeyFile(None)",
+    "KeyFile.generate(None)",
+    "SQLiteBackend(None)",
+    "SQLiteBackend(5)",
+    "Pkcs11Token(None)",
+    "Pkcs11Key(None)",
+    "Pkcs11Token(label=5)",
+    "ReplayCache(window=300)",
+    "ReplayCache(max_skew=None)",
+    "ReplayCache(max_entries='5')",
+    "ReplayCache(max_entries=2.5)",
+    "ReplayCache(window=dt)",
+]
+
+
+@pytest.mark.parametrize("label", _CONSTRUCTORS)
+def test_a_foundation_constructor_given_a_wrong_type_raises_invalid_argument_error(
+    label: str,
+) -> None:
+    build = _constructors()[label]
+    with pytest.raises(InvalidArgumentError):
+        build()

@@ -271,6 +271,11 @@ class RawMasterKey:
         return _AeadMasterKey(self._key.reveal())
 
 
+def _check_path(path: object) -> None:
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgumentError(f"a key file path is a str or a path, not {type(path).__name__}")
+
+
 # A key file holds 32 bytes or their base64 text, perhaps with whitespace.
 _MAX_KEY_FILE: Final = 4096
 
@@ -282,6 +287,7 @@ class KeyFile(RawMasterKey):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        _check_path(path)
         try:
             with Path(path).open("rb") as handle:
                 # Bounded: a path to a device such as /dev/urandom never ends.
@@ -318,6 +324,7 @@ class KeyFile(RawMasterKey):
         """
         from keymgmt.errors import AlreadyExistsError
 
+        _check_path(path)
         key = randomness.token_bytes(MASTER_KEY_BYTES) if randomness else os.urandom(32)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

@@ -192,6 +192,9 @@ class Pkcs11Token:
         token_label: str,
         pin: str | bytes | SecretBytes,
     ) -> None:
+        candidates: tuple[object, object] = (module, token_label)  # callers may be untyped
+        if not isinstance(candidates[0], str | os.PathLike) or not isinstance(candidates[1], str):
+            raise InvalidArgumentError("module is a path and token_label a str")
         self.module = os.fspath(module)
         self.token_label = token_label
         self._pin = _to_pin(pin)

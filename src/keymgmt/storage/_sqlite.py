@@ -174,6 +174,11 @@ class SQLiteBackend:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        candidate: object = path  # checked at run time: callers may be untyped
+        if not isinstance(candidate, str | os.PathLike):
+            raise InvalidArgumentError(
+                f"a store path is a str or a path, not {type(path).__name__}"
+            )
         self.path = Path(path)
         # Every connection opens the file this names now: absolute, so a later
         # chdir() cannot point new threads at another file, and read-write
