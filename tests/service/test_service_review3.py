@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import math
 import socket
 import ssl
@@ -461,3 +462,30 @@ def test_the_client_says_when_the_servers_certificate_does_not_verify(
         client.health()
     assert "certificate" in caught.value.message
     assert "verify" in caught.value.message
+
+
+# -- a request HTTP itself cannot parse --------------------------------------------------
+
+
+def test_a_request_http_cannot_parse_gets_the_json_error_body(
+    any_server: ServerProcess, material: Material
+) -> None:
+    address = urlsplit(any_server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = raw_tls_context(material, material.clients["app-1"])
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        answer = b""
+        try:
+            while chunk := tls.recv(4096):
+                answer += chunk
+        except (ssl.SSLError, ConnectionError):
+            pass
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["type"] == "malformed_input"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import ssl
@@ -31,6 +32,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from keymgmt.errors import InvalidArgumentError, KeyMgmtError
 from keymgmt.server._app import TLS_STATE_KEY, Service
+from keymgmt.server._errors import error_body
 from keymgmt.server._tls import StoreTlsIdentity, TlsMaterial, server_ssl_context
 
 __all__ = ["MutualTlsH11Protocol", "serve", "tls_facts"]
@@ -142,6 +144,7 @@ class _PeerChainMixin:
     """
 
     app_state: dict[str, Any]
+    server_state: Any
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     cycle: Any
@@ -196,6 +199,26 @@ class _PeerChainMixin:
                 _CoalescingTransport(cast(asyncio.Transport, transport), self.loop),
             )
         self._await_head()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request HTTP cannot parse with the service's JSON error body, then close.
+
+        uvicorn answers it in plain text; every refusal of the service is
+        ``{"error": {"type", "message"}}``. While a response is being sent
+        on the connection uvicorn's own answer is kept (it knows that state).
+        """
+        if not self._between_requests():
+            super().send_400_response(msg)  # type: ignore[misc]
+            return
+        body = json.dumps(error_body("malformed_input", msg)).encode()
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-type: application/json\r\n")
+        head.append(b"content-length: " + str(len(body)).encode("ascii") + b"\r\n")
+        head.append(b"connection: close\r\n\r\n")
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Remember the connection is gone, then behave as uvicorn does."""
