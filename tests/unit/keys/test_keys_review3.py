@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keymgmt import Algorithm, KeyManager, KeyState, KeyUsage, RotationPolicy
 from keymgmt.errors import (
@@ -655,3 +657,49 @@ def test_a_destruction_grace_beyond_the_calendar_is_an_invalid_argument(km: KeyM
     with pytest.raises(InvalidArgumentError, match="grace"):
         km.keys.destroy("k", grace=_dt.timedelta.max)
     assert _generation(km) == before
+
+
+# -- any value in any argument: a KeyMgmtError, and nothing written --------------------
+
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.binary(max_size=40),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), st.text(max_size=3), max_size=3),
+    st.sampled_from(["k", "s", "x", 1, 2, _dt.timedelta(days=1), KeyUsage.SIGN_VERIFY]),
+)
+
+
+@given(operation=st.integers(0, 13), a=_ANY, b=_ANY, c=_ANY)
+def test_any_argument_values_raise_only_keymgmt_errors_and_write_nothing(
+    km: KeyManager, operation: int, a: Any, b: Any, c: Any
+) -> None:
+    if not km.keys.list():
+        km.keys.create("k")
+        km.keys.create("s", "ed25519")
+        km.keys.create("x", "x25519")
+    calls: list[Callable[[], object]] = [
+        lambda: km.encrypt(a, b, c),
+        lambda: km.decrypt(a, b),
+        lambda: km.sign(a, b),
+        lambda: km.verify(a, b, c),
+        lambda: km.verify("s", a, b, version=c),
+        lambda: km.public_key(a, b),
+        lambda: km.agree(a, b, info=c),
+        lambda: km.generate_data_key(a, b),
+        lambda: km.decrypt_data_key(a, b),
+        lambda: km.keys.export_wrapped(a, b, kek=c),
+        lambda: km.keys.use(a, b, usage=c),
+        lambda: PublicKey.load(a),
+        lambda: PublicKey.from_jwk(a),
+        lambda: km.keys.import_key(a, b, algorithm=c),
+    ]
+    before = _generation(km)
+    try:
+        calls[operation]()
+    except KeyMgmtError:
+        assert _generation(km) == before
