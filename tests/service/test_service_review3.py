@@ -9,7 +9,7 @@ import math
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -386,6 +386,58 @@ def _csr_with_unparsable_subject() -> str:
             "-----END CERTIFICATE REQUEST-----\n",
         ]
     )
+
+
+def _csr_with_two_san_extensions() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "app-1")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("app-1")]), critical=False)
+        .add_extension(x509.IssuerAlternativeName([x509.DNSName("admin")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    # The issuer alternative name's OID (2.5.29.18) becomes the SAN's (2.5.29.17).
+    der = csr.public_bytes(serialization.Encoding.DER).replace(
+        b"\x06\x03\x55\x1d\x12", b"\x06\x03\x55\x1d\x11"
+    )
+    return "".join(
+        [
+            "-----BEGIN CERTIFICATE REQUEST-----\n",
+            base64.encodebytes(der).decode("ascii"),
+            "-----END CERTIFICATE REQUEST-----\n",
+        ]
+    )
+
+
+def _csr_with_an_edi_party_name() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "app-1")]))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("a@b.cd")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    # The rfc822Name's tag [1] becomes ediPartyName's [5] (constructed).
+    der = csr.public_bytes(serialization.Encoding.DER).replace(b"\x81\x06a@b.cd", b"\xa5\x06a@b.cd")
+    return "".join(
+        [
+            "-----BEGIN CERTIFICATE REQUEST-----\n",
+            base64.encodebytes(der).decode("ascii"),
+            "-----END CERTIFICATE REQUEST-----\n",
+        ]
+    )
+
+
+@pytest.mark.parametrize("make", [_csr_with_two_san_extensions, _csr_with_an_edi_party_name])
+def test_a_csr_whose_extensions_cryptography_refuses_is_400(
+    http: HttpFactory, make: Callable[[], str]
+) -> None:
+    response = http("app-1").post(
+        "/v1/pki/cas/issuing/sign", json={"csr": make(), "profile": "tls-client"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "malformed_input"
 
 
 def test_a_csr_whose_subject_does_not_parse_is_400(http: HttpFactory) -> None:

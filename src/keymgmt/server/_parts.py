@@ -298,7 +298,7 @@ class ManagerParts:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return names
-        except ValueError:
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             raise MalformedInputError("the CSR's extensions do not parse") from None
         names.extend(_name_text(check_general_name(name)) for name in san)
         return names
