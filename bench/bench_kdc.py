@@ -34,6 +34,7 @@ from keymgmt.kdc import _protocol as p
 from keymgmt.kdc import _wire as w
 from keymgmt.kdc._wire import MessageType
 from keymgmt.keyring import KdfProfile
+from keymgmt.revocation import SubjectKind
 from keymgmt.testing import FakeClock
 
 _ENTRIES = 1_000_000
@@ -318,6 +319,45 @@ def _replay_cases() -> list[Case]:
     ]
 
 
+def _revocation_list_cases() -> list[Case]:
+    """The signed revocation list with 1M revoked certificates in the registry.
+
+    Anyone may ask for it, unauthenticated. Its entries (key versions and
+    principals) are cached per change of those kinds, so a request is a
+    store sync, the message and one Ed25519 signature whatever the
+    registry's certificate revocations; the raw side is that signature.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from keymgmt import _codec
+
+    clock = FakeClock()
+    km = KeyManager.in_memory(clock=clock, consistency_interval=1.0)
+    km.keys.create("payments")
+    km.kdc.register("alice")
+    for version in range(1, 101):  # a hundred revoked key versions
+        km.revocation.revoke(SubjectKind.KEY, f"payments#{version}")
+    micros = _codec.to_micros(clock.now())
+    entries = km.revocation._entries
+    for serial in range(1, _ENTRIES + 1):
+        entries[f"certificate:bench:{serial:x}"] = ("key-compromise", micros, None)
+    kdc = km.kdc
+    kdc.revocation_list()
+    nonce = os.urandom(16)
+    signer = ed25519.Ed25519PrivateKey.generate()
+    message = kdc.revocation_list(nonce=nonce)
+
+    return [
+        Case(
+            "kdc",
+            "revocation list, 1M revoked certs in the registry vs 1 Ed25519 sign",
+            lambda: kdc.revocation_list(nonce=nonce),
+            lambda: signer.sign(message),
+            note="unauthenticated requests: entries cached per key/principal change",
+        )
+    ]
+
+
 def cases() -> list[Case]:
     """Key request and ticket round trips beside raw AEAD; the replay cache at 1M."""
-    return _key_request_cases() + _sqlite_cases() + _replay_cases()
+    return _key_request_cases() + _sqlite_cases() + _replay_cases() + _revocation_list_cases()
