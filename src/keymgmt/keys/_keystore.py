@@ -300,6 +300,17 @@ def _vname(name: str, version: int) -> str:
     return f"{name}#{version}"
 
 
+def _flat(view: memoryview) -> bytes | memoryview:
+    """``view`` itself when it is a contiguous byte view, else its bytes.
+
+    The AEADs take only contiguous buffers (``BufferError`` otherwise), and a
+    view of wider items would have its length counted in items, not bytes.
+    """
+    if view.contiguous and view.itemsize == 1:
+        return view
+    return view.tobytes()
+
+
 def _later(moment: _dt.datetime, period: _dt.timedelta) -> _dt.datetime | None:
     """``moment + period``, or None (never) past the end of the calendar."""
     try:
@@ -1767,6 +1778,8 @@ class KeyStore:
         # The hot path: the checks of _protector inlined for the common case
         # (cached active primary, no dates pending, not revoked, under its
         # limits); anything else takes _protector's slow path.
+        if type(plaintext) is memoryview:
+            plaintext = _flat(plaintext)
         if type(name) is not str:
             check_name(name)  # raises the typed error (a dict would not even hash)
         self._store.sync()
@@ -1928,6 +1941,8 @@ class KeyStore:
         operation: str,
     ) -> bytes:
         # The body of _processor, inlined: this is the hot path.
+        if type(ciphertext) is memoryview:
+            ciphertext = _flat(ciphertext)
         self._store.sync()
         try:
             size = _PREFIX_OVERHEAD + ciphertext[_NAME_LENGTH_AT]
@@ -2098,6 +2113,8 @@ class KeyStore:
         """
         if not isinstance(ciphertext, bytes | bytearray | memoryview):
             raise DecryptionError()
+        if type(ciphertext) is memoryview:
+            ciphertext = _flat(ciphertext)
         loaded, payload, _ = self._processor(ciphertext, allow_compromised)
         plaintext = self._decrypt(ciphertext, context, allow_compromised, payload, "rewrap-from")
         moved = bytes(self._encrypt(loaded.name, plaintext, context, payload, "rewrap-to"))

@@ -703,3 +703,42 @@ def test_any_argument_values_raise_only_keymgmt_errors_and_write_nothing(
         calls[operation]()
     except KeyMgmtError:
         assert _generation(km) == before
+
+
+# -- non-contiguous memoryviews: a memoryview is a documented input -------------------
+
+
+def _strided(data: bytes) -> memoryview:
+    """A non-contiguous view whose content is ``data``."""
+    return memoryview(bytes(x for c in data for x in (c, 0)))[::2]
+
+
+@pytest.mark.parametrize("size", [5, 70_000])
+def test_encrypt_takes_a_non_contiguous_memoryview(km: KeyManager, size: int) -> None:
+    km.keys.create("k")
+    plaintext = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    assert km.decrypt(km.encrypt("k", _strided(plaintext))) == plaintext
+
+
+@pytest.mark.parametrize("size", [5, 70_000])
+def test_decrypt_takes_a_non_contiguous_memoryview(km: KeyManager, size: int) -> None:
+    km.keys.create("k")
+    ciphertext = bytes(km.encrypt("k", b"y" * size))
+    assert km.decrypt(_strided(ciphertext)) == b"y" * size
+
+
+def test_data_keys_and_rewrap_take_a_non_contiguous_memoryview(km: KeyManager) -> None:
+    km.keys.create("k")
+    data_key = km.generate_data_key("k")
+    assert km.decrypt_data_key(_strided(data_key.wrapped)) == data_key.plaintext
+    km.keys.rotate("k")
+    moved = km.rewrap(_strided(data_key.wrapped))
+    assert km.decrypt_data_key(moved) == data_key.plaintext
+
+
+def test_encrypt_takes_a_memoryview_of_wider_items_as_its_bytes(km: KeyManager) -> None:
+    import array
+
+    km.keys.create("k")
+    view = memoryview(array.array("I", range(20_000)))  # 80,000 bytes in 20,000 items
+    assert km.decrypt(km.encrypt("k", view)) == view.tobytes()
