@@ -744,18 +744,29 @@ class CertificateVerifier:
         found = None
         for full_key, (index, _) in full.items():
             entry = _entry(index, cert)
+            # RFC 5280 5.2.4 (c)-(d): a delta counts with a complete CRL whose
+            # number is at least the delta's base and below the delta's own
+            # number; only the newest such delta (they are cumulative since
+            # their base): an older one, say a removeFromCRL for a hold put
+            # back since, would undo what the complete CRL or a newer delta says.
+            number = index.number or 0
+            newest: CRLIndex | None = None
             for delta_key, delta in deltas:
                 if (
                     delta_key == full_key
                     and delta.base_number is not None
-                    and delta.base_number <= (index.number or 0)
-                    and cert.serial_number in delta.entries
+                    and delta.base_number <= number
+                    and delta.number is not None
+                    and delta.number > number
+                    and (newest is None or delta.number > (newest.number or 0))
                 ):
-                    # In an indirect delta the serial may be another issuer's:
-                    # only an entry for this certificate replaces the base's.
-                    delta_entry = _entry(delta, cert)
-                    if delta_entry is not None:
-                        entry = None if _removed(delta, cert) else delta_entry
+                    newest = delta
+            if newest is not None and cert.serial_number in newest.entries:
+                # In an indirect delta the serial may be another issuer's:
+                # only an entry for this certificate replaces the base's.
+                delta_entry = _entry(newest, cert)
+                if delta_entry is not None:
+                    entry = None if _removed(newest, cert) else delta_entry
             if entry is not None:
                 found = entry
         return True, found
@@ -808,6 +819,11 @@ class CertificateVerifier:
         responses: Sequence[ocsp.OCSPResponse],
         at: _dt.datetime,
     ) -> tuple[bool, CRLEntry | None]:
+        # Every usable response counts, not the first one listed: a revocation
+        # other than a hold wins whatever the order (a 'good' captured before
+        # it must not hide it); between 'good' and a hold the newer
+        # thisUpdate wins (a hold released since, or put since), a tie the hold.
+        chosen = None
         for response in responses:
             try:
                 status = check_ocsp_response(
@@ -815,17 +831,29 @@ class CertificateVerifier:
                 )
             except CertificateVerificationError:
                 continue
-            if status.status is CertStatus.GOOD:
-                return True, None
-            if status.status is CertStatus.REVOKED:
-                assert status.revoked_at is not None
-                return True, CRLEntry(
-                    cert.serial_number,
-                    status.revoked_at,
-                    status.reason or RevocationReason.UNSPECIFIED,
-                    None,
-                )
-        return False, None
+            if status.status is CertStatus.UNKNOWN:
+                continue
+            revoked = status.status is CertStatus.REVOKED
+            if revoked and status.reason is not RevocationReason.CERTIFICATE_HOLD:
+                chosen = status
+                break
+            if (
+                chosen is None
+                or status.this_update > chosen.this_update
+                or (revoked and status.this_update == chosen.this_update)
+            ):
+                chosen = status
+        if chosen is None:
+            return False, None
+        if chosen.status is CertStatus.GOOD:
+            return True, None
+        assert chosen.revoked_at is not None
+        return True, CRLEntry(
+            cert.serial_number,
+            chosen.revoked_at,
+            chosen.reason or RevocationReason.UNSPECIFIED,
+            None,
+        )
 
 
 _ALL_REASONS: Final = frozenset(
