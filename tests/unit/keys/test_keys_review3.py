@@ -742,3 +742,12 @@ def test_encrypt_takes_a_memoryview_of_wider_items_as_its_bytes(km: KeyManager) 
     km.keys.create("k")
     view = memoryview(array.array("I", range(20_000)))  # 80,000 bytes in 20,000 items
     assert km.decrypt(km.encrypt("k", view)) == view.tobytes()
+
+
+def test_a_signature_in_a_non_contiguous_memoryview_parses(km: KeyManager) -> None:
+    from keymgmt.keys import parse_header
+
+    km.keys.create("s", "ed25519")
+    signature = km.sign("s", b"m")
+    assert parse_header(_strided(signature)).name == "s"
+    assert Signature.decode(_strided(signature)).raw == Signature.decode(signature).raw
