@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -209,15 +210,47 @@ def kdc_grants(settings: Settings, key: str | None, principal: str | None) -> No
     emit(settings, rows, table(rows, ["id", "kind", "principal", "what", "expires_at"]))
 
 
+def _write_list(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write a revocation list: a new file, or (``overwrite``) one replaced whole.
+
+    Never over an existing file unasked: ``--out`` beside a credential file
+    (the only copy of a key) must not destroy it by a slip of the name.
+    """
+    if not overwrite:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise InvalidArgumentError(f"{path} exists already (--overwrite replaces it)") from None
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot create {path}: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)  # readers see the old list or the new one, whole
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
+
+
 @kdc.command("revocation-list")
 @click.option("--out", type=_NEW_FILE, required=True, help="Write the signed list here.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists (else refused).")
 @pass_settings
-def kdc_revocation_list(settings: Settings, out: Path) -> None:
+def kdc_revocation_list(settings: Settings, out: Path, overwrite: bool) -> None:
     """Write the KDC's signed revocation list (key versions and principals)."""
+    if not overwrite and out.exists():
+        raise InvalidArgumentError(f"{out} exists already (--overwrite replaces it)")
     with manager(settings) as km:
         data = km.kdc.revocation_list()
         public = km.kdc.public_key.hex()
-    out.write_bytes(data)
+    _write_list(out, data, overwrite=overwrite)
     emit(
         settings,
         {"file": str(out), "bytes": len(data), "kdc_public_key": public},
