@@ -668,6 +668,7 @@ _ANY = st.one_of(
     st.floats(allow_nan=True),
     st.text(max_size=20),
     st.binary(max_size=40),
+    st.binary(max_size=40).map(lambda b: memoryview(b + b)[::2]),  # non-contiguous
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), st.text(max_size=3), max_size=3),
     st.sampled_from(["k", "s", "x", 1, 2, _dt.timedelta(days=1), KeyUsage.SIGN_VERIFY]),
