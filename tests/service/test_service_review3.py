@@ -10,6 +10,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -541,3 +542,55 @@ def test_a_request_http_cannot_parse_gets_the_json_error_body(
     assert head.startswith(b"HTTP/1.1 400")
     assert b"content-type: application/json" in head.lower()
     assert json.loads(body)["error"]["type"] == "malformed_input"
+
+
+# -- an endless request head ---------------------------------------------------------------
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _send_head_lines(server: ServerProcess, material: Material, limit: int) -> bytes:
+    """Start a request head and send header lines until ``limit`` bytes or the server
+    lets go; what the server answered (read at once if ``limit`` is small)."""
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = raw_tls_context(material, None)  # no certificate needed to try
+    lines = (b"X-Pad: " + b"a" * 8000 + b"\r\n") * 16
+    answer = b""
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        try:
+            tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(limit // len(lines)):
+                tls.sendall(lines)
+            while chunk := tls.recv(4096):
+                answer += chunk
+        except (ssl.SSLError, ConnectionError, TimeoutError):
+            pass
+    return answer
+
+
+def test_an_oversize_request_head_gets_a_json_refusal(
+    any_server: ServerProcess, material: Material
+) -> None:
+    answer = _send_head_lines(any_server, material, 2**20)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    # 431 from the httptools protocol; h11 refuses at its own limit, as a 400.
+    assert head.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), head[:100]
+    assert json.loads(body)["error"]["type"] in ("headers_too_large", "malformed_input")
+
+
+def test_an_endless_request_head_does_not_grow_the_servers_memory(
+    any_server: ServerProcess, material: Material
+) -> None:
+    before = _rss_bytes(any_server.process.pid)
+    _send_head_lines(any_server, material, 192 * 2**20)  # uvicorn's httptools kept it all
+    assert _rss_bytes(any_server.process.pid) - before < 64 * 2**20

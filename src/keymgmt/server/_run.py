@@ -42,6 +42,8 @@ _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 #: Seconds a stopping server waits for a client to finish closing TLS.
 SHUTDOWN_GRACE: Final = 2.0
+#: The most bytes of one request head on the httptools protocol (431 beyond).
+MAX_HEAD_BYTES: Final = 64 * 1024
 
 
 def _verified_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
@@ -210,8 +212,12 @@ class _PeerChainMixin:
         if not self._between_requests():
             super().send_400_response(msg)  # type: ignore[misc]
             return
-        body = json.dumps(error_body("malformed_input", msg)).encode()
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        self._refuse(b"400 Bad Request", "malformed_input", msg)
+
+    def _refuse(self, status: bytes, kind: str, message: str) -> None:
+        """Write a JSON error answer outside any request cycle, then close."""
+        body = json.dumps(error_body(kind, message)).encode()
+        head = [b"HTTP/1.1 " + status + b"\r\n"]
         for name, value in self.server_state.default_headers:
             head.append(name + b": " + value + b"\r\n")
         head.append(b"content-type: application/json\r\n")
@@ -219,6 +225,9 @@ class _PeerChainMixin:
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+        # TLS waits for the client's close_notify, reading (and dropping)
+        # whatever it still sends; a client that keeps sending is cut off.
+        self.loop.call_later(SHUTDOWN_GRACE, self._abort_if_open)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Remember the connection is gone, then behave as uvicorn does."""
@@ -249,7 +258,48 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
         return None
 
     class MutualTlsHttpToolsProtocol(_PeerChainMixin, HttpToolsProtocol):
-        """uvicorn's httptools protocol with the client chain recorded per connection."""
+        """uvicorn's httptools protocol with the client chain recorded per connection.
+
+        It also bounds request heads: uvicorn's httptools protocol gathers
+        header lines without limit (its h11 protocol stops at
+        ``h11_max_incomplete_event_size``), so a client could grow the
+        server's memory by gigabytes with one endless head. Bytes received
+        since the last head was complete, less body bytes, may not exceed
+        :data:`MAX_HEAD_BYTES`: the answer is a JSON 431, then the
+        connection closes.
+        """
+
+        _head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            """Count the bytes toward the head in progress; refuse an oversize head."""
+            self._head_bytes += len(data)
+            super().data_received(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self._head_bytes = 0
+                if self._between_requests():
+                    self._refuse(
+                        b"431 Request Header Fields Too Large",
+                        "headers_too_large",
+                        f"the request head exceeds {MAX_HEAD_BYTES} bytes",
+                    )
+                else:  # a pipelined head while a response is on its way
+                    self.transport.abort()
+
+        def on_headers_complete(self) -> None:
+            """A head is complete: the next one starts from zero."""
+            self._head_bytes = 0
+            super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            """Body bytes are not head bytes."""
+            self._head_bytes = max(0, self._head_bytes - len(body))
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            """A message is complete: the next head starts from zero."""
+            self._head_bytes = 0
+            super().on_message_complete()
 
     return MutualTlsHttpToolsProtocol
 
