@@ -231,9 +231,11 @@ class KdcClient:
         Raises:
             StaleMessageError: the ticket has expired.
             LocalProtocolError: the ticket belongs to another client.
+            RevokedError: the latest revocation list names the service.
         """
         if ticket.client != self.principal:
             raise LocalProtocolError("this ticket was issued to another client")
+        self._refuse_revoked_service(ticket.service)
         now = self._clock.now()
         if now >= ticket.expires_at:
             raise StaleMessageError("the ticket has expired; request a new one")
@@ -255,8 +257,19 @@ class KdcClient:
             DecryptionError: not made with the session key (opaque).
             RemoteProtocolError: it answers another authenticator.
             MalformedInputError: malformed reply.
+            RevokedError: the latest revocation list names the service
+                (whoever holds its leaked key can answer in its name).
         """
+        self._refuse_revoked_service(request.ticket.service)
         p.open_ap_reply(data, AESGCM(request.ticket.session_key.reveal()), nonce=request.nonce)
+
+    def _refuse_revoked_service(self, service: str) -> None:
+        # A ticket issued before its service was revoked still opens with the
+        # service's (possibly leaked) key, as a receiver refuses a revoked
+        # client on its list, the client refuses a revoked service on its own.
+        current = self._revocations
+        if current is not None and current.is_revoked("principal", service):
+            raise RevokedError(f"principal {service!r} is revoked", principal=service)
 
     # -- revocation ----------------------------------------------------------------
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from keymgmt.cli import main
-from keymgmt.kdc import SymmetricCredential
+from keymgmt.errors import RevokedError
+from keymgmt.kdc import (
+    InProcessTransport,
+    KdcClient,
+    KeyDistributionCenter,
+    SymmetricCredential,
+    TicketReceiver,
+)
 
 PASSPHRASE = "cli test passphrase"
 
@@ -57,3 +64,47 @@ def test_revocation_list_into_a_missing_directory_is_a_clear_error(
     assert main(["kdc", "revocation-list", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err == f"error: cannot create {out}: No such file or directory\n"
+
+
+# -- a client refuses a service on its revocation list -----------------------------------
+
+
+def test_client_refuses_to_use_a_ticket_for_a_service_on_its_revocation_list(
+    kdc: KeyDistributionCenter,
+    transport: InProcessTransport,
+    client: KdcClient,
+    receiver: TicketReceiver,
+) -> None:
+    ticket = client.fetch_ticket("bob", transport)
+    kdc.revoke("bob", "key-compromise")
+    client.fetch_revocation_list(transport)
+    with pytest.raises(RevokedError) as caught:
+        client.ap_request(ticket)
+    assert caught.value.principal == "bob"
+
+
+def test_client_refuses_the_ap_reply_of_a_service_revoked_meanwhile(
+    kdc: KeyDistributionCenter,
+    transport: InProcessTransport,
+    client: KdcClient,
+    receiver: TicketReceiver,
+) -> None:
+    request = client.ap_request(client.fetch_ticket("bob", transport))
+    reply = receiver.accept(request.data).reply
+    kdc.revoke("bob", "key-compromise")
+    client.fetch_revocation_list(transport)
+    with pytest.raises(RevokedError):
+        client.receive_ap_reply(request, reply)
+
+
+def test_client_uses_tickets_of_services_not_on_its_list(
+    kdc: KeyDistributionCenter,
+    transport: InProcessTransport,
+    client: KdcClient,
+    receiver: TicketReceiver,
+) -> None:
+    kdc.register("carol")
+    kdc.revoke("carol")
+    client.fetch_revocation_list(transport)
+    request = client.ap_request(client.fetch_ticket("bob", transport))
+    client.receive_ap_reply(request, receiver.accept(request.data).reply)
