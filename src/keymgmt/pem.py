@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -393,7 +393,9 @@ def _managed_private_key(
         UnsupportedAlgorithmError: an ML-KEM-768+X25519 key (no PKCS#8 form).
         KeyStateError: the version cannot be exported in its state.
     """
-    store: Any = getattr(keys, "keys", keys)
+    from keymgmt.keys._keystore import key_store_of
+
+    store = key_store_of(keys)
     info = store.get(name)
     if info.kind is KeyKind.SYMMETRIC:
         raise KeyUsageError(f"key {name!r} is symmetric: it has no private key", key_name=name)
@@ -402,6 +404,7 @@ def _managed_private_key(
             "ML-KEM-768+X25519 keys have no PKCS#8 form", algorithm=info.algorithm.value
         )
     key, record = store._material(name, version, operation)
+    assert record.material is not None  # _material refuses destroyed versions
     return load_private(key.algorithm, record.material)
 
 
@@ -428,7 +431,8 @@ def export_private_key_pem(
         iterations: PBKDF2-HMAC-SHA-256 iterations, at least 600,000.
 
     Raises:
-        InvalidArgumentError: empty passphrase or too few iterations.
+        InvalidArgumentError: empty passphrase, too few iterations, or
+            ``keys`` is not a KeyManager or its ``km.keys``.
         KeyNotFoundError: no such key or version.
         KeyUsageError: a symmetric key.
         UnsupportedAlgorithmError: an ML-KEM-768+X25519 key.

@@ -133,7 +133,8 @@ def export_private_key_pem_unencrypted(
     as ``key.export-plaintext-pem``.
 
     Raises:
-        InvalidArgumentError: ``allow_plaintext`` is not ``True`` (nothing is read).
+        InvalidArgumentError: ``allow_plaintext`` is not ``True`` (nothing is
+            read), or ``keys`` is not a KeyManager or its ``km.keys``.
         KeyNotFoundError: no such key or version.
         KeyUsageError: a symmetric key.
         UnsupportedAlgorithmError: an ML-KEM-768+X25519 key.

@@ -37,7 +37,8 @@ def export_raw_key(
         allow_plaintext: must be ``True``; the greppable opt-in.
 
     Raises:
-        InvalidArgumentError: ``allow_plaintext`` is not ``True``.
+        InvalidArgumentError: ``allow_plaintext`` is not ``True``, or ``keys``
+            is not a KeyManager or its ``km.keys``.
         KeyNotFoundError: no such key or version.
         KeyStateError: the version is pre-active, compromised or destroyed.
     """
@@ -46,9 +47,9 @@ def export_raw_key(
             "this returns key material in the clear; pass allow_plaintext=True if you mean it "
             "(or use km.keys.export_wrapped / export_sealed)"
         )
-    from keymgmt.keys import KeyStore
+    from keymgmt.keys._keystore import key_store_of
 
-    store = keys if isinstance(keys, KeyStore) else keys.keys
+    store = key_store_of(keys)
     _, record = store._material(name, version, "key.export-raw")
     assert record.material is not None
     return SecretBytes(record.material)

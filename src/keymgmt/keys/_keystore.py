@@ -140,6 +140,7 @@ __all__ = [
     "KeyRequest",
     "KeyStore",
     "LoadedVersion",
+    "key_store_of",
 ]
 
 KEY_KIND: Final = "key"
@@ -2653,3 +2654,19 @@ class KeyStore:
         return seal_export(
             record.material, recipient, algorithm=key.algorithm, name=name, version=record.version
         )
+
+
+def key_store_of(keys: object) -> KeyStore:
+    """The :class:`KeyStore` of a :class:`~keymgmt.KeyManager` (or the store itself).
+
+    For the export functions that take either (``keymgmt.pem``, ``keymgmt.hazmat``).
+
+    Raises:
+        InvalidArgumentError: ``keys`` is neither.
+    """
+    if isinstance(keys, KeyStore):
+        return keys
+    store = getattr(keys, "keys", None)
+    if isinstance(store, KeyStore):
+        return store
+    raise InvalidArgumentError(f"expected a KeyManager or its km.keys, not {type(keys).__name__}")

@@ -752,3 +752,18 @@ def test_a_signature_in_a_non_contiguous_memoryview_parses(km: KeyManager) -> No
     signature = km.sign("s", b"m")
     assert parse_header(_strided(signature)).name == "s"
     assert Signature.decode(_strided(signature)).raw == Signature.decode(signature).raw
+
+
+@pytest.mark.parametrize("keys", [None, "km", object()])
+def test_exports_given_something_that_is_not_a_key_store_are_invalid_arguments(
+    keys: object,
+) -> None:
+    from keymgmt import pem
+    from keymgmt.hazmat import export_private_key_pem_unencrypted, export_raw_key
+
+    with pytest.raises(InvalidArgumentError, match="KeyManager"):
+        export_raw_key(keys, "k", allow_plaintext=True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="KeyManager"):
+        export_private_key_pem_unencrypted(keys, "k", allow_plaintext=True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="KeyManager"):
+        pem.export_private_key_pem(keys, "k", passphrase="pw")  # type: ignore[arg-type]
