@@ -147,6 +147,10 @@ def demo(keep: Path | None) -> None:
         workdir = keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "demo.db"
+        if path.exists():  # an earlier --keep: its keys and CAs would clash with this walk
+            raise click.ClickException(
+                f"{path} exists (an earlier demo?): give --keep an empty directory"
+            )
         passphrase = "correct horse battery staple"
         # The demo is about behaviour, not KDF cost: cheap, clearly labelled parameters.
         with KeyManager.open(
