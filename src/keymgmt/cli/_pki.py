@@ -38,6 +38,7 @@ from keymgmt.pki import (
     load_certificates,
     load_crl,
 )
+from keymgmt.pki._export import check_passphrase
 from keymgmt.revocation import RevocationReason
 
 __all__ = ["ca", "cert"]
@@ -147,7 +148,15 @@ def _common_ca_options(fn: Any) -> Any:
 
 
 def _days(value: int | None) -> _dt.timedelta | None:
-    return None if value is None else _dt.timedelta(days=value)
+    return None if value is None else _timedelta(days=value)
+
+
+def _timedelta(**amount: int) -> _dt.timedelta:
+    try:
+        return _dt.timedelta(**amount)
+    except OverflowError:
+        (unit, value), *_ = amount.items()
+        raise InvalidArgumentError(f"{value} {unit} is too long a time") from None
 
 
 @click.group()
@@ -303,6 +312,11 @@ def ca_issue(
     if new_key and key_out is None and p12_out is None:
         raise click.UsageError("--new-key needs --key-out or --p12-out (the key is not kept)")
     passphrase = _key_passphrase(key_passphrase_file) if new_key else ""
+    if new_key:  # refused before a certificate is issued for a key never written
+        check_passphrase(passphrase, pkcs8=key_out is not None, pkcs12=p12_out is not None)
+    for path in (out, key_out, p12_out):
+        if path is not None and not path.absolute().parent.is_dir():
+            raise InvalidArgumentError(f"cannot write {path}: no such directory")
     with manager(settings) as km:
         authority = km.pki.ca(name)
         if csr is not None:
@@ -412,7 +426,7 @@ def ca_crl(
     with manager(settings) as km, counting(settings, f"CRL of {name}") as bar:
         crl = km.pki.ca(name).crl(
             delta=delta,
-            next_update=_dt.timedelta(hours=next_update_hours),
+            next_update=_timedelta(hours=next_update_hours),
             force=force,
             progress=bar,
         )

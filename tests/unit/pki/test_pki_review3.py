@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 
-from keymgmt.errors import CertificateRevokedError
-from keymgmt.pki import TLS_CLIENT, CertificateAuthority, build_ocsp_request
+from keymgmt.cli import main
+from keymgmt.errors import CertificateRevokedError, InvalidArgumentError
+from keymgmt.pki import (
+    TLS_CLIENT,
+    CertificateAuthority,
+    build_ocsp_request,
+    export_certificate,
+    export_chain,
+    export_crl,
+    export_pkcs12,
+    export_private_key,
+)
 from keymgmt.revocation import RevocationReason
 from keymgmt.testing import FakeClock, in_memory_manager
 
@@ -129,3 +144,184 @@ def test_a_good_ocsp_response_older_than_a_hold_does_not_lift_it(
         relying_party.pki.verify(
             cert, trust_anchors=[root.certificate], ocsp_responses=[good, held]
         )
+
+
+# -- export: wrong types and passphrases are InvalidArgumentError ---------------------
+
+_PASSPHRASE = "export passphrase"
+
+
+@pytest.fixture
+def leaf_and_key(
+    root: CertificateAuthority,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = root.issue(public_key=key.public_key(), subject="leaf", names=["leaf.example"])
+    return cert, key
+
+
+def test_a_pkcs12_passphrase_with_a_nul_is_refused(
+    leaf_and_key: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+) -> None:
+    # A NUL ends the passphrase for PKCS#12 readers: the bundle could not be opened.
+    cert, key = leaf_and_key
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        export_pkcs12(name="leaf", key=key, certificate=cert, passphrase="abcdefgh\x00ijkl")
+
+
+def test_a_passphrase_with_a_lone_surrogate_is_an_invalid_argument(
+    leaf_and_key: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+) -> None:
+    cert, key = leaf_and_key
+    with pytest.raises(InvalidArgumentError, match="Unicode"):
+        export_pkcs12(name="leaf", key=key, certificate=cert, passphrase="abcdefgh\udc80")
+    with pytest.raises(InvalidArgumentError, match="Unicode"):
+        export_private_key(key, "abcdefgh\udc80")
+
+
+def test_a_public_key_given_as_the_private_key_is_an_invalid_argument(
+    leaf_and_key: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+) -> None:
+    cert, key = leaf_and_key
+    with pytest.raises(InvalidArgumentError):
+        export_private_key(key.public_key(), _PASSPHRASE)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        export_pkcs12(
+            name="leaf",
+            key=key.public_key(),  # type: ignore[arg-type]
+            certificate=cert,
+            passphrase=_PASSPHRASE,
+        )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": b"leaf"},
+        {"name": "leaf\udc80"},
+        {"certificate": "not a certificate"},
+        {"chain": None},
+        {"chain": ["not a certificate"]},
+    ],
+)
+def test_pkcs12_arguments_of_the_wrong_type_are_invalid_arguments(
+    leaf_and_key: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], change: dict[str, object]
+) -> None:
+    cert, key = leaf_and_key
+    arguments: dict[str, object] = {
+        "name": "leaf",
+        "key": key,
+        "certificate": cert,
+        "chain": (),
+        "passphrase": _PASSPHRASE,
+        **change,
+    }
+    with pytest.raises(InvalidArgumentError):
+        export_pkcs12(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "export",
+    [
+        lambda: export_certificate("not a certificate"),  # type: ignore[arg-type]
+        lambda: export_chain(None),  # type: ignore[arg-type]
+        lambda: export_chain("not a chain"),  # type: ignore[arg-type]
+        lambda: export_crl(b"not a crl"),  # type: ignore[arg-type]
+    ],
+    ids=["certificate", "chain-none", "chain-str", "crl"],
+)
+def test_exporting_what_is_not_a_certificate_or_crl_is_an_invalid_argument(
+    export: Callable[[], bytes],
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        export()
+
+
+def test_a_pkcs12_bundle_still_holds_the_key_and_the_chain_in_order(
+    root: CertificateAuthority,
+    leaf_and_key: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+) -> None:
+    cert, key = leaf_and_key
+    bundle = export_pkcs12(
+        name="leaf", key=key, certificate=cert, chain=iter(root.chain), passphrase=_PASSPHRASE
+    )
+    loaded = pkcs12.load_pkcs12(bundle, _PASSPHRASE.encode())
+    assert loaded.cert is not None
+    assert loaded.cert.certificate == cert
+    assert [c.certificate for c in loaded.additional_certs] == root.chain
+
+
+# -- CLI: bad input is refused before anything is issued ------------------------------
+
+
+@pytest.fixture
+def cli_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "store.db"
+    monkeypatch.setenv("KEYMGMT_PASSPHRASE", "cli test passphrase")
+    monkeypatch.setenv("KEYMGMT_KEY_PASSPHRASE", "leaf key passphrase")
+    monkeypatch.setenv("KEYMGMT_TEST_KDF", "insecure")
+    monkeypatch.setenv("KEYMGMT_STORE", str(path))
+    assert main(["init"]) == 0
+    assert main(["ca", "create-root", "root"]) == 0
+    return path
+
+
+def _issued(capsys: pytest.CaptureFixture[str]) -> list[object]:
+    capsys.readouterr()
+    assert main(["--format", "json", "ca", "issued", "root"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert isinstance(rows, list)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "message"), [("short", "at least 8"), ("abcdefgh\x00ij", "NUL")]
+)
+def test_cli_new_key_with_a_bad_passphrase_issues_nothing(
+    cli_store: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    passphrase: str,
+    message: str,
+) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text(passphrase)
+    code = main(["ca", "issue", "root", "--new-key", "--subject", "alice",
+                 "--profile", "tls-client", "--p12-out", str(tmp_path / "a.p12"),
+                 "--key-passphrase-file", str(secret)])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert passphrase not in err
+    assert _issued(capsys) == []
+    assert not (tmp_path / "a.p12").exists()
+
+
+def test_cli_new_key_into_a_missing_directory_issues_nothing(
+    cli_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["ca", "issue", "root", "--new-key", "--subject", "alice", "--profile",
+                 "tls-client", "--key-out", str(tmp_path / "missing" / "a.key")])  # fmt: skip
+    assert code == 1
+    assert "no such directory" in capsys.readouterr().err
+    assert _issued(capsys) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ca", "crl", "root", "--next-update-hours", "99999999999"],
+        ["ca", "create-root", "other", "--validity-days", "99999999999"],
+    ],
+    ids=["crl-next-update", "root-validity"],
+)
+def test_cli_an_absurd_duration_is_a_one_line_error(
+    cli_store: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "too long" in err
+    assert "unexpected" not in err
+    assert len(err.splitlines()) == 1
