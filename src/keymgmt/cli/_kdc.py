@@ -149,7 +149,7 @@ def kdc_policy(settings: Settings, load: Path | None) -> None:
         if load is not None:
             try:
                 document = json.loads(load.read_text())
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise MalformedInputError(f"{load} is not JSON") from None
             if not isinstance(document, dict):
                 raise MalformedInputError(f"{load} is not a policy document")

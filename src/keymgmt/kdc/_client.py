@@ -232,7 +232,10 @@ class KdcClient:
             StaleMessageError: the ticket has expired.
             LocalProtocolError: the ticket belongs to another client.
             RevokedError: the latest revocation list names the service.
+            InvalidArgumentError: not a SessionTicket.
         """
+        if not isinstance(ticket, SessionTicket):
+            raise InvalidArgumentError("ap_request takes the SessionTicket of a ticket reply")
         if ticket.client != self.principal:
             raise LocalProtocolError("this ticket was issued to another client")
         self._refuse_revoked_service(ticket.service)
@@ -259,7 +262,10 @@ class KdcClient:
             MalformedInputError: malformed reply.
             RevokedError: the latest revocation list names the service
                 (whoever holds its leaked key can answer in its name).
+            InvalidArgumentError: ``request`` is not an ApRequest.
         """
+        if not isinstance(request, ApRequest):
+            raise InvalidArgumentError("receive_ap_reply takes the ApRequest it answers")
         self._refuse_revoked_service(request.ticket.service)
         p.open_ap_reply(data, AESGCM(request.ticket.session_key.reveal()), nonce=request.nonce)
 
@@ -313,7 +319,10 @@ class KdcClient:
             StaleMessageError: the grant expired (ask the KDC again), or no
                 current revocation list is held.
             RevokedError: the latest revocation list names the key version.
+            InvalidArgumentError: not a GrantedKey.
         """
+        if not isinstance(grant, GrantedKey):
+            raise InvalidArgumentError("check_grant takes a GrantedKey")
         now = self._clock.now()
         if not grant.is_valid(now):
             raise StaleMessageError(

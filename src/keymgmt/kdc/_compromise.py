@@ -258,6 +258,8 @@ class _Response:
         self.playbook: Playbook | None = kdc._playbook
 
     def key_version(self, key: str) -> tuple[str, int]:
+        if not isinstance(key, str):
+            raise InvalidArgumentError("key is a str, name#version (or a key name)")
         name, sep, version = key.partition("#")
         if sep:
             if not (version.isascii() and version.isdigit()) or int(version) < 1:

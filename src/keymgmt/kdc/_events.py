@@ -105,6 +105,31 @@ def _kdc_key(value: bytes) -> bytes:
     return value
 
 
+def _principal_name(value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"a credential's principal is a non-empty name, got {value!r}")
+    return value
+
+
+def _long_term_key(value: SecretBytes) -> SecretBytes:
+    # Checked here, not when a client or receiver first uses it (AESGCM's
+    # ValueError, or AttributeError for plain bytes).
+    if not isinstance(value, SecretBytes) or len(value) != 32:
+        raise InvalidArgumentError("a symmetric credential's key is 32 bytes in a SecretBytes")
+    return value
+
+
+def _signing_key(value: SigningKey) -> SigningKey:
+    if not isinstance(
+        value, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    ):
+        raise InvalidArgumentError(
+            "a certificate credential's private key is an Ed25519, ECDSA or RSA private key, "
+            f"not {type(value).__name__}"
+        )
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class SymmetricCredential:
     """A principal's long-term symmetric key, as handed out once at registration.
@@ -114,10 +139,14 @@ class SymmetricCredential:
         key: the 32-byte long-term key.
         kdc_public_key: the KDC's Ed25519 public key (raw, 32 bytes), to
             verify its revocation lists.
+
+    Raises:
+        InvalidArgumentError: an empty or non-str principal, a key that is
+            not 32 bytes of SecretBytes, a KDC key that is not 32 bytes.
     """
 
-    principal: str
-    key: SecretBytes = attrs.field(repr=False)
+    principal: str = attrs.field(converter=_principal_name)
+    key: SecretBytes = attrs.field(converter=_long_term_key, repr=False)
     kdc_public_key: bytes = attrs.field(converter=_kdc_key, repr=False)
 
     def to_file(self, path: str | os.PathLike[str]) -> Path:
@@ -177,7 +206,7 @@ class SymmetricCredential:
             if len(key) != 32:
                 raise ValueError
             return cls(principal=str(value["principal"]), key=SecretBytes(key), kdc_public_key=kdc)
-        except (ValueError, KeyError, KeyMgmtError, UnicodeDecodeError):
+        except (ValueError, KeyError, KeyMgmtError, UnicodeDecodeError, RecursionError):
             raise MalformedInputError("not a keymgmt KDC credential file") from None
 
 
@@ -190,10 +219,14 @@ class CertificateCredential:
         private_key: the certificate's private key (Ed25519, ECDSA or RSA).
         kdc_public_key: the KDC's Ed25519 public key (raw, 32 bytes): it signs
             replies to certificate principals and revocation lists.
+
+    Raises:
+        InvalidArgumentError: an empty or non-str principal, a private key
+            of another type, a KDC key that is not 32 bytes.
     """
 
-    principal: str
-    private_key: SigningKey = attrs.field(repr=False)
+    principal: str = attrs.field(converter=_principal_name)
+    private_key: SigningKey = attrs.field(converter=_signing_key, repr=False)
     kdc_public_key: bytes = attrs.field(converter=_kdc_key, repr=False)
 
 

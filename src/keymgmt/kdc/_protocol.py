@@ -139,7 +139,12 @@ def name_bytes(name: str, what: str) -> bytes:
     Raises:
         InvalidArgumentError: empty, too long, or holding control characters.
     """
-    raw = name.encode("utf-8")
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"{what} must be a str, got {type(name).__name__}")
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (undecodable bytes in argv, say)
+        raise InvalidArgumentError(f"{what} is not valid Unicode: {name!r}") from None
     if not 1 <= len(raw) <= w.NAME_MAX or not name.isprintable():
         raise InvalidArgumentError(
             f"{what} must be 1..{w.NAME_MAX} bytes of printable UTF-8, got {name!r}"

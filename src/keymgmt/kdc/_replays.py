@@ -60,8 +60,8 @@ class PrincipalReplayCache:
         capacity: int = DEFAULT_MAX_ENTRIES,
         clock: Clock | None = None,
     ) -> None:
-        if capacity < 1:
-            raise InvalidArgumentError("capacity must be at least 1")
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise InvalidArgumentError("capacity must be an int of at least 1")
         self._window = window
         self._max_skew = max_skew
         self._capacity = capacity

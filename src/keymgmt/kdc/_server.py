@@ -499,6 +499,7 @@ def _commit_with_file(
     landed, so the file is kept (compare its key with the principal's
     ``credential_version``, or rotate again).
     """
+    _check_path(write_to)
     written = None if write_to is None else credential.to_file(write_to)
     try:
         transact(run)
@@ -508,6 +509,16 @@ def _commit_with_file(
         ):
             written.unlink(missing_ok=True)
         raise
+
+
+def _check_path(write_to: object) -> None:
+    """Refuse a ``write_to`` that is not a path (``Path(5)`` is a TypeError).
+
+    Raises:
+        InvalidArgumentError: neither None, a str nor an os.PathLike.
+    """
+    if write_to is not None and not isinstance(write_to, str | os.PathLike):
+        raise InvalidArgumentError(f"write_to must be a path, not {type(write_to).__name__}")
 
 
 def _certificate_issuer_id(cert: x509.Certificate) -> str:
@@ -696,6 +707,7 @@ class KeyDistributionCenter:
         """
         _new_principal_name(name)
         key = self._ctx.randomness.token_bytes(32)
+        _check_path(write_to)
         if write_to is not None and Path(write_to).exists():
             raise InvalidArgumentError(f"{write_to} exists already")
 
@@ -978,7 +990,12 @@ class KeyDistributionCenter:
         """Recorded grants: all, of one key version (``"name#version"``), or to a principal.
 
         A ``key`` without ``#`` selects every version of that key.
+
+        Raises:
+            InvalidArgumentError: a ``key`` or ``principal`` that is not a str.
         """
+        if not isinstance(key, str | None) or not isinstance(principal, str | None):
+            raise InvalidArgumentError("key and principal are names (str) or None")
         prefix = ""
         if key is not None:
             prefix = f"key:{key}:" if "#" in key else f"key:{key}#"
@@ -1031,7 +1048,12 @@ class KeyDistributionCenter:
 
         Raises:
             StoreError: the batch could not be written; no reply is released.
+            InvalidArgumentError: ``requests`` is not a sequence (of messages).
         """
+        if isinstance(requests, bytes | bytearray | memoryview | str) or not isinstance(
+            requests, Sequence
+        ):
+            raise InvalidArgumentError("handle_many takes a sequence of request messages")
         batch = _Batch()
         replies: builtins.list[bytes] = []
         for data in requests:
@@ -1447,7 +1469,10 @@ class KeyDistributionCenter:
 
         Raises:
             ProtocolError: too many revocations for one message.
+            InvalidArgumentError: a nonce that is not empty or 16 bytes.
         """
+        if not isinstance(nonce, bytes) or len(nonce) not in (0, p.NONCE_LEN):
+            raise InvalidArgumentError("a revocation list nonce is empty or 16 bytes")
         self._store.sync(force=True)
         number = self._store.synced_generation
         now = self._ctx.clock.now()

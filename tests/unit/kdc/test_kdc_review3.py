@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
+from keymgmt import SecretBytes
 from keymgmt.cli import main
-from keymgmt.errors import RevokedError
+from keymgmt.errors import InvalidArgumentError, MalformedInputError, RevokedError
 from keymgmt.kdc import (
+    CertificateCredential,
     InProcessTransport,
     KdcClient,
     KeyDistributionCenter,
+    PrincipalReplayCache,
     SymmetricCredential,
     TicketReceiver,
 )
@@ -108,3 +114,123 @@ def test_client_uses_tickets_of_services_not_on_its_list(
     client.fetch_revocation_list(transport)
     request = client.ap_request(client.fetch_ticket("bob", transport))
     client.receive_ap_reply(request, receiver.accept(request.data).reply)
+
+
+# -- wrong argument types are InvalidArgumentError, not AttributeError/TypeError/ValueError --
+
+_KDC_KEY = bytes(32)
+
+
+def _symmetric(key: Any = None, principal: Any = "alice") -> SymmetricCredential:
+    return SymmetricCredential(
+        principal=principal,
+        key=SecretBytes(bytes(32)) if key is None else key,
+        kdc_public_key=_KDC_KEY,
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _symmetric(key=SecretBytes(b"k" * 5)),  # AESGCM's ValueError in the client
+        lambda: _symmetric(key=b"k" * 32),  # AttributeError (no reveal)
+        lambda: _symmetric(principal=5),  # AttributeError at the first request
+        lambda: _symmetric(principal=""),
+        lambda: CertificateCredential(principal="b", private_key=None, kdc_public_key=_KDC_KEY),
+        lambda: CertificateCredential(
+            principal="b",
+            private_key=x25519.X25519PrivateKey.from_private_bytes(bytes(32)),
+            kdc_public_key=_KDC_KEY,
+        ),
+        lambda: PrincipalReplayCache(capacity="5"),  # type: ignore[arg-type]
+    ],
+    ids=[
+        "short-key",
+        "plain-bytes-key",
+        "int-principal",
+        "empty-principal",
+        "no-private-key",
+        "x25519-private-key",
+        "str-capacity",
+    ],
+)
+def test_bad_credentials_and_caches_are_refused_when_made(make: Callable[[], object]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        make()
+
+
+def test_a_certificate_credential_takes_a_signing_key() -> None:
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    credential = CertificateCredential(principal="b", private_key=private, kdc_public_key=_KDC_KEY)
+    assert KdcClient(credential).principal == "b"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.key_request(5),
+        lambda c: c.ticket_request(None),
+        lambda c: c.key_request("\udcff"),  # UnicodeEncodeError
+        lambda c: c.ap_request(None),
+        lambda c: c.check_grant(None),
+        lambda c: c.receive_ap_reply(None, b""),
+    ],
+    ids=["int-key", "none-service", "surrogate", "ap-none", "grant-none", "ap-reply-none"],
+)
+def test_client_calls_with_wrong_types_raise_invalid_argument(
+    client: KdcClient, call: Callable[[KdcClient], object]
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        call(client)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda k: k.register(5),
+        lambda k: k.register("\udcff"),
+        lambda k: k.register("zed", write_to=5),
+        lambda k: k.grants(key=5),
+        lambda k: k.compromise(key=5),
+        lambda k: k.revocation_list(nonce=b"abc"),
+        lambda k: k.revocation_list(nonce="a" * 16),
+        lambda k: k.handle_many(None),
+        lambda k: k.handle_many(b"KD"),
+    ],
+    ids=[
+        "register-int",
+        "register-surrogate",
+        "write-to-int",
+        "grants-int",
+        "compromise-int",
+        "short-nonce",
+        "str-nonce",
+        "batch-none",
+        "batch-bytes",
+    ],
+)
+def test_kdc_calls_with_wrong_types_raise_invalid_argument_and_write_nothing(
+    kdc: KeyDistributionCenter, call: Callable[[KeyDistributionCenter], object]
+) -> None:
+    kdc.public_key  # noqa: B018  (the signing key exists before the generation is read)
+    before = kdc._store.backend.generation()
+    with pytest.raises(InvalidArgumentError):
+        call(kdc)
+    assert kdc._store.backend.generation() == before
+
+
+def test_a_deeply_nested_credential_file_is_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "deep.cred"
+    path.write_text("[" * 100_000)
+    with pytest.raises(MalformedInputError):
+        SymmetricCredential.from_file(path)
+
+
+def test_cli_policy_load_of_deeply_nested_json_is_a_clear_error(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text("[" * 100_000)
+    capsys.readouterr()
+    assert main(["kdc", "policy", "--load", str(path)]) == 1
+    assert capsys.readouterr().err == f"error: {path} is not JSON\n"
