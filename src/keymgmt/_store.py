@@ -21,9 +21,13 @@ The audit head (last sequence number, its hash and the head record's
 revision) is kept in memory after each of this store's commits, so the next
 transaction neither reads nor unseals it. That is safe because the head is
 written with compare-and-set on the remembered revision in the same batch:
-if anyone else (another process, a restore) moved the head meanwhile, the
-commit conflicts, the cache is dropped and the transaction runs again on
-the head read from the backend.
+if anyone else (another process) moved the head meanwhile, the commit
+conflicts, the cache is dropped and the transaction runs again on the head
+read from the backend. A head never goes back: one that names an older
+entry than this store has seen it name (an older sealed head put back over
+cut entries, or a restore from a backup) is refused with
+:class:`~keymgmt.errors.AuditChainError` instead of being written on, and
+so is an entry beyond the head (the head deleted).
 
 Freshness across processes: :meth:`Store.sync` compares the backend's
 generation with the last one seen — at most once per ``consistency_interval``
@@ -298,6 +302,10 @@ class Store:
         # last commit, or None: read it from the backend (see the module
         # docstring).
         self._head: tuple[int, bytes, bytes, int] | None = None
+        # The newest entry the sealed head has named as far as this store saw:
+        # a head never goes back, so one that did was put back (a stale
+        # sealed head over cut entries, or a restore) and is not written on.
+        self._head_seen = 0
         self._next_check = time.monotonic() + consistency_interval
 
     def __repr__(self) -> str:
@@ -501,6 +509,7 @@ class Store:
                 # The head was written with compare-and-set on revision
                 # head[3], so it is now at the next revision.
                 self._head = (head[0], head[1], head[2], head[3] + 1)
+                self._head_seen = head[0]
             # Our own writes are applied by the after-commit callbacks; then
             # remember the generation so sync does not read them back (after
             # the callbacks: whoever reads synced_generation must find the
@@ -594,6 +603,15 @@ class Store:
                 seq, prev = int(head["seq"]), _codec.b64d(head["hash"])
                 prev_b64 = _codec.b64e(prev).encode()  # canonical, whatever the head held
                 revision = record.revision
+            if seq < self._head_seen:
+                raise AuditChainError(
+                    f"the sealed audit head names entry {seq}, but this store saw it name "
+                    f"entry {self._head_seen}: an older head was put back or the head removed "
+                    "(were the newest entries cut? keymgmt audit verify; after restoring a "
+                    "backup, restart); nothing was written",
+                    position=seq + 1,
+                )
+            self._head_seen = seq
         if type(self.clock) is SystemClock:
             # The wall clock's microseconds without building (and checking) a
             # datetime: the same reading datetime.now(UTC) would give.

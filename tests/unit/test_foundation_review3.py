@@ -678,3 +678,29 @@ def test_a_foundation_constructor_given_a_wrong_type_raises_invalid_argument_err
     build = _constructors()[label]
     with pytest.raises(InvalidArgumentError):
         build()
+
+
+# -- the store: a sealed head that went back is refused, not written on ------------------
+
+
+def test_a_store_does_not_write_on_from_a_stale_head_put_back_over_cut_entries() -> None:
+    store = make_store(MemoryBackend())
+    store.audit("op", "first")
+    stale = store.backend.get(*AUDIT_HEAD)
+    assert stale is not None
+    store.audit("op", "second")
+    store.audit("op", "third")
+    # Someone with the database removes the newest entries and puts back the
+    # head sealed when entry 1 was the newest: the log verifies as 1 entry.
+    store.backend.commit(
+        [
+            Delete(AUDIT_KIND, entry_name(2)),
+            Delete(AUDIT_KIND, entry_name(3)),
+            Put(*AUDIT_HEAD, stale.data),
+        ]
+    )
+    assert AuditLog(store).verify().entries == 1
+    with pytest.raises(AuditChainError) as info:
+        store.audit("op", "fourth")  # this store saw entry 3: it does not write on from 1
+    assert info.value.position == 2
+    assert AuditLog(store).verify().entries == 1  # nothing appended over the cut
