@@ -9,6 +9,7 @@ import pytest
 from _cli_env import cli_env, run
 from keymgmt import KeyManager
 from keymgmt.keyring import KdfProfile
+from keymgmt.keys import parse_header
 
 PASSPHRASE = "cli review passphrase"
 
@@ -38,3 +39,27 @@ def test_demo_keep_refuses_a_directory_holding_an_earlier_demo_store(
     assert err.count("\n") == 1
     assert str(keep / "demo.db") in err
     assert (keep / "demo.db").read_bytes() == before
+
+
+def test_rewrap_through_a_symlink_rewraps_the_file_it_points_to(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    assert run(capsys, "--store", str(store), "init")[0] == 0
+    with KeyManager.open(store, passphrase=PASSPHRASE) as km:
+        km.keys.create("files")
+        sealed = km.encrypt("files", b"payroll")
+        km.keys.rotate("files")
+    data = tmp_path / "data"
+    data.mkdir()
+    target = data / "payroll.bin"
+    target.write_bytes(sealed)
+    link = tmp_path / "payroll-link.bin"
+    link.symlink_to(target)
+    code, _, err = run(capsys, "--store", str(store), "rewrap", str(link))
+    assert code == 0, err
+    assert link.is_symlink()  # still the link the user made
+    with KeyManager.open(store, passphrase=PASSPHRASE) as km:
+        # The file itself moved to version 2: retiring version 1 loses nothing.
+        assert parse_header(target.read_bytes()).version == 2
+        assert km.decrypt(target.read_bytes()) == b"payroll"

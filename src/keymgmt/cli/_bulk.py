@@ -29,17 +29,22 @@ __all__ = ["completion", "rewrap"]
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` and rename it over ``path`` (atomic on POSIX)."""
+    """Write ``data`` beside ``path`` and rename it over ``path`` (atomic on POSIX).
+
+    A symlink's file is replaced, not the link: renaming over the link would
+    leave the file it points to on the old key version.
+    """
     try:
-        mode = path.stat().st_mode & 0o777
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".rewrap")
+        target = Path(os.path.realpath(path))
+        mode = target.stat().st_mode & 0o777
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".rewrap")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
