@@ -654,6 +654,11 @@ class Store:
         self._listeners.append(listener)
 
     @property
+    def head_seen(self) -> int:
+        """The newest audit entry this store has seen the sealed head name (0: none yet)."""
+        return self._head_seen
+
+    @property
     def synced_generation(self) -> int:
         """The store generation this process has taken in: its last sync, or its own commits.
 

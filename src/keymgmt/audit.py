@@ -421,13 +421,16 @@ class AuditLog:
         the sealed head in the same write, so entries past the head read
         first are checked against the head read again (and the entries
         appended after the listing are read too) before anything is called
-        appended outside keymgmt.
+        appended outside keymgmt. A head that names an older entry than this
+        process has seen it name (cut entries under an older sealed head put
+        back) is reported too.
 
         Raises:
             AuditChainError: with ``position`` (the sequence number where the
                 chain breaks, or None when the sealed head itself is missing or
                 fails authentication) and a message saying what is wrong.
         """
+        seen = self._store.head_seen  # before the head is read: heads only move on
         head_seq, head_hash, head_found = self._sealed_head()
         prev = _GENESIS
         count = 0
@@ -450,6 +453,13 @@ class AuditLog:
             raise AuditChainError(
                 f"the sealed audit head is missing but the log holds {count} entries",
                 position=None,
+            )
+        if head_seq < seen:  # a head never goes back
+            raise AuditChainError(
+                f"the sealed audit head names entry {head_seq}, but this process saw it name "
+                f"entry {seen} (entries after {head_seq} were cut and an older head put back, "
+                "or the store was restored)",
+                position=head_seq + 1,
             )
         if count < head_seq:
             raise AuditChainError(

@@ -699,8 +699,20 @@ def test_a_store_does_not_write_on_from_a_stale_head_put_back_over_cut_entries()
             Put(*AUDIT_HEAD, stale.data),
         ]
     )
-    assert AuditLog(store).verify().entries == 1
+    assert AuditLog(make_store(store.backend)).verify().entries == 1  # a fresh reader: 1 entry
     with pytest.raises(AuditChainError) as info:
         store.audit("op", "fourth")  # this store saw entry 3: it does not write on from 1
     assert info.value.position == 2
-    assert AuditLog(store).verify().entries == 1  # nothing appended over the cut
+    assert AuditLog(make_store(store.backend)).verify().entries == 1  # nothing appended
+
+
+def test_verify_in_a_process_that_saw_newer_entries_finds_a_stale_head_put_back() -> None:
+    store = make_store(MemoryBackend())
+    store.audit("op", "first")
+    stale = store.backend.get(*AUDIT_HEAD)
+    assert stale is not None
+    store.audit("op", "second")
+    store.backend.commit([Delete(AUDIT_KIND, entry_name(2)), Put(*AUDIT_HEAD, stale.data)])
+    with pytest.raises(AuditChainError) as info:
+        AuditLog(store).verify()
+    assert info.value.position == 2
