@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _kdc_support import StaticKeySource
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from keymgmt import SecretBytes
+from keymgmt import KeyManager, SecretBytes
 from keymgmt.cli import main
 from keymgmt.errors import InvalidArgumentError, MalformedInputError, RevokedError
 from keymgmt.kdc import (
@@ -21,6 +22,7 @@ from keymgmt.kdc import (
     SymmetricCredential,
     TicketReceiver,
 )
+from keymgmt.kdc import _wire as w
 
 PASSPHRASE = "cli test passphrase"
 
@@ -234,3 +236,22 @@ def test_cli_policy_load_of_deeply_nested_json_is_a_clear_error(
     capsys.readouterr()
     assert main(["kdc", "policy", "--load", str(path)]) == 1
     assert capsys.readouterr().err == f"error: {path} is not JSON\n"
+
+
+# -- documented: a key request replayed across processes after a rotation ------------------
+
+
+def test_a_key_request_replayed_to_another_process_after_a_rotation_is_granted_again(
+    km: KeyManager, keys: StaticKeySource, client: KdcClient, transport: InProcessTransport
+) -> None:
+    # docs/kdc.md, "Freshness and replay": the grant record is named by the
+    # version, so the replay is not recognized; its reply only opens for alice.
+    request = client.key_request("payments")
+    client.receive_key_reply(transport(request))
+    keys.add("payments", b"z" * 32)
+    fresh = KeyDistributionCenter(km._context, keys=keys)
+    assert w.peek_type(fresh.handle(request)) is w.MessageType.KEY_REPLY
+    assert sorted(g.key_id or "" for g in fresh.grants(principal="alice")) == [
+        "payments#1",
+        "payments#2",
+    ]
