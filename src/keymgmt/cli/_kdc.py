@@ -22,8 +22,24 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 _MAX_LISTED = 20  # data keys listed one per line in text output; JSON lists them all
 
 
+#: The most a certificate or policy file may hold (a path to /dev/zero filled memory).
+_MAX_INPUT = 4 * 1024 * 1024
+
+
+def _read(path: Path) -> bytes:
+    """A small input file's bytes, as a one-line error when it cannot be read or is too big."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_INPUT + 1)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > _MAX_INPUT:
+        raise InvalidArgumentError(f"{path} is larger than {_MAX_INPUT} bytes")
+    return data
+
+
 def _load_certificate(path: Path) -> x509.Certificate:
-    data = path.read_bytes()
+    data = _read(path)
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificate(data)
@@ -147,8 +163,9 @@ def kdc_policy(settings: Settings, load: Path | None) -> None:
     """Show the access policy as JSON (or replace it with --load FILE)."""
     with manager(settings) as km:
         if load is not None:
+            raw = _read(load)
             try:
-                document = json.loads(load.read_text())
+                document = json.loads(raw)
             except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise MalformedInputError(f"{load} is not JSON") from None
             if not isinstance(document, dict):

@@ -255,3 +255,26 @@ def test_a_key_request_replayed_to_another_process_after_a_rotation_is_granted_a
         "payments#1",
         "payments#2",
     ]
+
+
+# -- the CLI reads certificate and policy files bounded ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["kdc", "register", "carol", "--certificate"],
+        ["kdc", "compromise", "--certificate"],
+        ["kdc", "policy", "--load"],
+    ],
+    ids=["register", "compromise", "policy"],
+)
+def test_cli_input_files_larger_than_the_bound_are_refused_unread(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    path = tmp_path / "huge"
+    with path.open("wb") as handle:  # sparse: the size without the disk
+        handle.truncate(64 * 1024 * 1024)
+    capsys.readouterr()
+    assert main([*argv, str(path)]) == 1
+    assert capsys.readouterr().err == f"error: {path} is larger than 4194304 bytes\n"
