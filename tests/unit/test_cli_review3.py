@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,24 @@ def test_rewrap_through_a_symlink_rewraps_the_file_it_points_to(
         # The file itself moved to version 2: retiring version 1 loses nothing.
         assert parse_header(target.read_bytes()).version == 2
         assert km.decrypt(target.read_bytes()) == b"payroll"
+
+
+def test_decrypt_out_creates_the_plaintext_file_readable_by_its_owner_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    assert run(capsys, "--store", str(store), "init")[0] == 0
+    with KeyManager.open(store, passphrase=PASSPHRASE) as km:
+        km.keys.create("files")
+        (tmp_path / "sealed.bin").write_bytes(km.encrypt("files", b"salary: 1"))
+    plain = tmp_path / "plain.txt"
+    umask = os.umask(0o022)  # the usual one: files readable by everybody
+    try:
+        code, _, err = run(
+            capsys, "--store", str(store), "decrypt", "--in", "sealed.bin", "--out", str(plain)
+        )
+    finally:
+        os.umask(umask)
+    assert code == 0, err
+    assert plain.read_bytes() == b"salary: 1"
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o600

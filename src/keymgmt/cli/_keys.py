@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -358,13 +359,20 @@ def _input(path: Path | None) -> bytes:
     return sys.stdin.buffer.read()
 
 
-def _output(path: Path | None, data: bytes | bytearray) -> None:
+def _output(path: Path | None, data: bytes | bytearray, *, secret: bool = False) -> None:
+    """Write ``data`` to ``path`` (stdout when None); a new ``secret`` file is 0600."""
     if path is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
     try:
-        path.write_bytes(data)
+        if not secret:
+            path.write_bytes(data)
+            return
+        # A plaintext: a file made here is its owner's only (an existing one keeps its mode).
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
     except OSError as exc:
         raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -408,4 +416,4 @@ def decrypt(
     data = _input(source)
     with manager(settings) as km:
         plaintext = km.decrypt(data, context, allow_compromised=allow_compromised)
-    _output(target, plaintext)
+    _output(target, plaintext, secret=True)

@@ -108,7 +108,7 @@ def remote_decrypt(
     data = _input(source)
     with service_client(remote) as client:
         plaintext = client.decrypt(data, context)
-    _output(target, plaintext)
+    _output(target, plaintext, secret=True)
 
 
 @remote.command("revoke")
