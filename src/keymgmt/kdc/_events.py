@@ -54,6 +54,8 @@ __all__ = [
 SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 _CREDENTIAL_FORMAT: Final = "keymgmt-kdc-credential/1"
+#: A credential file is a few hundred bytes; reading stops past this.
+_MAX_CREDENTIAL_FILE: Final = 64 * 1024
 
 #: The default allowed clock skew, both ways (as in Kerberos).
 DEFAULT_SKEW: Final = _dt.timedelta(minutes=5)
@@ -103,6 +105,12 @@ def _kdc_key(value: bytes) -> bytes:
     if not isinstance(value, bytes) or len(value) != 32:
         raise InvalidArgumentError("the KDC public key is 32 raw Ed25519 bytes")
     return value
+
+
+def _path(value: str | os.PathLike[str]) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidArgumentError(f"a credential file path, not {type(value).__name__}")
+    return Path(value)
 
 
 def _principal_name(value: str) -> str:
@@ -158,7 +166,7 @@ class SymmetricCredential:
         Raises:
             InvalidArgumentError: the file exists or cannot be written.
         """
-        target = Path(path)
+        target = _path(path)
         body = json.dumps(
             {
                 "format": _CREDENTIAL_FORMAT,
@@ -194,9 +202,12 @@ class SymmetricCredential:
             MalformedInputError: not a credential file.
         """
         try:
-            data = Path(path).read_bytes()
+            with _path(path).open("rb") as handle:
+                data = handle.read(_MAX_CREDENTIAL_FILE + 1)  # never a /dev/zero whole
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read credential file: {exc.strerror}") from None
+        if len(data) > _MAX_CREDENTIAL_FILE:
+            raise MalformedInputError("not a keymgmt KDC credential file (too large)")
         try:
             value: Any = json.loads(data)
             if not isinstance(value, Mapping) or value.get("format") != _CREDENTIAL_FORMAT:

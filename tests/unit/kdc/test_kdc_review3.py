@@ -278,3 +278,18 @@ def test_cli_input_files_larger_than_the_bound_are_refused_unread(
     capsys.readouterr()
     assert main([*argv, str(path)]) == 1
     assert capsys.readouterr().err == f"error: {path} is larger than 4194304 bytes\n"
+
+
+def test_a_credential_file_is_read_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "huge.cred"
+    with path.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    with pytest.raises(MalformedInputError, match="too large"):
+        SymmetricCredential.from_file(path)
+
+
+def test_a_credential_file_path_must_be_a_path() -> None:
+    with pytest.raises(InvalidArgumentError):
+        SymmetricCredential.from_file(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        _symmetric().to_file(None)  # type: ignore[arg-type]
