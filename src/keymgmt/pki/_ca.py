@@ -87,6 +87,7 @@ from keymgmt.pki._profiles import (
     ExtensionTemplate,
     Profile,
     build_extensions,
+    check_path_length,
     extension_template,
     name_constraints,
     parse_names,
@@ -168,6 +169,19 @@ def _leaf_subject(value: str | x509.Name) -> tuple[x509.Name, str]:
     if isinstance(value, str) and "=" not in value and _PLAIN_CN.fullmatch(value):
         return name, "CN=" + value
     return name, name.rfc4514_string()
+
+
+def _timedelta(value: object, what: str) -> _dt.timedelta:
+    """``value`` if it is a ``timedelta``.
+
+    Raises:
+        InvalidArgumentError: it is anything else (an int of seconds or days, a string).
+    """
+    if not isinstance(value, _dt.timedelta):
+        raise InvalidArgumentError(
+            f"{what} must be a datetime.timedelta, got {type(value).__name__}"
+        )
+    return value
 
 
 def _seconds(value: _dt.datetime) -> _dt.datetime:
@@ -413,7 +427,7 @@ class PKI:
             raise AlreadyExistsError(f"a CA named {name!r} exists already", ca=name)
         now = _seconds(self._ctx.clock.now())
         profile = ROOT_CA.evolve(path_length=path_length) if path_length is not None else ROOT_CA
-        lifetime = validity or profile.validity
+        lifetime = profile.validity if validity is None else _timedelta(validity, "validity")
         if lifetime <= _dt.timedelta(0):
             raise InvalidArgumentError("validity must be positive")
         not_after = _until(now, lifetime, "validity")  # refused before a key is made
@@ -906,6 +920,7 @@ class CertificateAuthority:
             InvalidArgumentError: a non-positive lifetime, or none left before the CA expires.
             CertificateError: this CA has expired.
         """
+        _timedelta(lifetime, "validity")
         if now is None:
             now = self._now()
         start = now if not_before is None else _seconds(ensure_aware(not_before, "not_before"))
@@ -1060,6 +1075,11 @@ class CertificateAuthority:
             RevokedError: this CA (or its key) is revoked.
             CertificateError: this CA has expired.
         """
+        given: object = requests
+        if not isinstance(given, Sequence) or isinstance(given, str | bytes):
+            raise InvalidArgumentError(
+                f"requests must be a sequence of IssueRequest, got {type(requests).__name__}"
+            )
         if len(requests) > _MAX_BATCH:
             raise InvalidArgumentError(
                 f"at most {_MAX_BATCH} certificates per issue_many() call, got {len(requests)}"
@@ -1082,7 +1102,9 @@ class CertificateAuthority:
                     request.profile,
                 )
                 window = self._validity(
-                    request.validity or leaf.profile.validity, request.not_before, now
+                    leaf.profile.validity if request.validity is None else request.validity,
+                    request.not_before,
+                    now,
                 )
                 spki, key_id = public_key_info(leaf.public_key)
                 fps.append(self._unrevoked_key(spki))
@@ -1273,7 +1295,7 @@ class CertificateAuthority:
         renews_ca: str | None = None,
     ) -> x509.Certificate:
         signing_key = self._key()
-        start, end = self._validity(validity or profile.validity, not_before)
+        start, end = self._validity(profile.validity if validity is None else validity, not_before)
         spki, key_id = public_key_info(public_key)
         fp = self._unrevoked_key(spki)
         if extensions is None:
@@ -1365,6 +1387,7 @@ class CertificateAuthority:
             TokenUnavailableError: a token cannot generate or sign.
         """
         name = _check_name(name)
+        check_path_length(path_length)
         own_bc = self.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
         if own_bc.path_length == 0:
             raise InvalidArgumentError(
@@ -1383,7 +1406,7 @@ class CertificateAuthority:
         # Refused before the child's key is made: a validity this CA cannot
         # give (expired, non-positive, past 9999), a parent that cannot sign
         # (revoked, token gone).
-        self._validity(validity or profile.validity, None)
+        self._validity(profile.validity if validity is None else validity, None)
         self._key()
         ref, key = self._pki._new_ca_key(name, algorithm, token)
         self._issue(
@@ -1481,7 +1504,11 @@ class CertificateAuthority:
                 f"{self.name!r} is not a root: its parent renews it with renew()"
             )
         old = self.certificate
-        lifetime = validity or (old.not_valid_after_utc - old.not_valid_before_utc)
+        lifetime = (
+            old.not_valid_after_utc - old.not_valid_before_utc
+            if validity is None
+            else _timedelta(validity, "validity")
+        )
         if lifetime <= _dt.timedelta(0):
             raise InvalidArgumentError("validity must be positive")
         key = self._key()
@@ -1743,7 +1770,7 @@ class CertificateAuthority:
                 non-positive ``next_update``.
             RevokedError: this CA (or its key) is revoked.
         """
-        if next_update <= _dt.timedelta(0):
+        if _timedelta(next_update, "next_update") <= _dt.timedelta(0):
             raise InvalidArgumentError("next_update must be positive")
         raw_entries = self._revoked_raw()
         digest = hashlib.sha256(repr(raw_entries).encode()).hexdigest()

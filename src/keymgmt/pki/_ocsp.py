@@ -119,6 +119,11 @@ class OCSPResponder:
         responder_cert: x509.Certificate | None = None,
         validity: _dt.timedelta = _dt.timedelta(hours=12),
     ) -> None:
+        if not isinstance(validity, _dt.timedelta):
+            raise InvalidArgumentError(
+                "OCSP response validity must be a datetime.timedelta, "
+                f"got {type(validity).__name__}"
+            )
         if validity <= _dt.timedelta(0):
             raise InvalidArgumentError("OCSP response validity must be positive")
         self._issuer = issuer
@@ -211,14 +216,26 @@ def build_ocsp_request(
     """A DER OCSP request for ``cert`` (SHA-256 cert id), with an optional nonce.
 
     Raises:
-        InvalidArgumentError: the nonce is empty or longer than 32 bytes.
+        InvalidArgumentError: the nonce is not bytes, is empty or is longer
+            than 32 bytes; ``cert`` or ``issuer`` is not a certificate.
     """
+    _check_certificates(cert, issuer)
+    if nonce is not None and not isinstance(nonce, bytes):
+        raise InvalidArgumentError(f"an OCSP nonce is bytes, got {type(nonce).__name__}")
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256())
     if nonce is not None:
         if not _MIN_NONCE <= len(nonce) <= _MAX_NONCE:
             raise InvalidArgumentError("an OCSP nonce is 1 to 32 bytes")
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _check_certificates(cert: object, issuer: object) -> None:
+    for what, value in (("cert", cert), ("issuer", issuer)):
+        if not isinstance(value, x509.Certificate):
+            raise InvalidArgumentError(
+                f"{what} must be an x509.Certificate, got {type(value).__name__}"
+            )
 
 
 def _fail(message: str, reason: str) -> CertificateError:
@@ -283,9 +300,18 @@ def check_ocsp_response(
             wrongly signed, stale (past nextUpdate, or without nextUpdate and
             older than ``max_age``) or not yet valid, or the nonce does not
             match (``reason`` = ``ocsp-...``).
-        InvalidArgumentError: naive ``at``, or a negative ``max_age``.
+        InvalidArgumentError: naive ``at``, a negative ``max_age``, or an
+            argument of the wrong type.
     """
     at = ensure_aware(at, "at")
+    _check_certificates(cert, issuer)
+    for what, value in (("skew", skew), ("max_age", max_age)):
+        if not isinstance(value, _dt.timedelta):
+            raise InvalidArgumentError(
+                f"{what} must be a datetime.timedelta, got {type(value).__name__}"
+            )
+    if nonce is not None and not isinstance(nonce, bytes):
+        raise InvalidArgumentError(f"an OCSP nonce is bytes, got {type(nonce).__name__}")
     if max_age < _dt.timedelta(0):
         raise InvalidArgumentError("the OCSP max_age must not be negative")
     parsed = response if isinstance(response, ocsp.OCSPResponse) else load_ocsp_response(response)

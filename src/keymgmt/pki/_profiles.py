@@ -38,12 +38,14 @@ __all__ = [
     "PROFILES",
     "ROOT_CA",
     "TLS_CLIENT",
+    "MAX_PATH_LENGTH",
     "TLS_SERVER",
     "Extension",
     "ExtensionTemplate",
     "KeyUsageBit",
     "Profile",
     "build_extensions",
+    "check_path_length",
     "extension_template",
     "name_constraints",
     "parse_names",
@@ -76,6 +78,25 @@ def _check_forms(_inst: object, _attr: object, value: frozenset[str]) -> None:
     unknown = sorted(set(value) - NAME_FORMS)
     if unknown:
         raise InvalidArgumentError(f"unknown subject alternative name forms: {', '.join(unknown)}")
+
+
+#: The largest pathLenConstraint taken (far beyond any real hierarchy; an
+#: INTEGER the certificate encoder cannot hold was a TypeError).
+MAX_PATH_LENGTH: Final = 2**31 - 1
+
+
+def check_path_length(value: object) -> None:
+    """Refuse a pathLenConstraint that is not None or an int from 0 to :data:`MAX_PATH_LENGTH`.
+
+    Raises:
+        InvalidArgumentError: anything else (a string, a bool, a negative or huge int).
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"path_length must be an int, got {type(value).__name__}")
+    if not 0 <= value <= MAX_PATH_LENGTH:
+        raise InvalidArgumentError(f"path_length must be from 0 to {MAX_PATH_LENGTH}")
 
 
 @attrs.frozen(kw_only=True)
@@ -115,8 +136,13 @@ class Profile:
     )
 
     def __attrs_post_init__(self) -> None:
-        if self.path_length is not None and (not self.is_ca or self.path_length < 0):
+        check_path_length(self.path_length)
+        if self.path_length is not None and not self.is_ca:
             raise InvalidArgumentError("path_length needs a CA profile and must be >= 0")
+        if not isinstance(self.validity, _dt.timedelta):
+            raise InvalidArgumentError(
+                f"profile validity must be a datetime.timedelta, got {type(self.validity).__name__}"
+            )
         if self.validity <= _dt.timedelta(0):
             raise InvalidArgumentError("profile validity must be positive")
 

@@ -43,7 +43,7 @@ import datetime as _dt
 import enum
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 from cryptography import x509
@@ -97,6 +97,9 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
+
+
 class Purpose(enum.StrEnum):
     """What the leaf certificate is being accepted for (checked against EKU and key usage)."""
 
@@ -105,6 +108,10 @@ class Purpose(enum.StrEnum):
     CODE_SIGNING = "code-signing"
     OCSP_SIGNING = "ocsp-signing"
     ANY = "any"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Purpose:
+        raise _unknown(cls, "purpose", value)
 
 
 _EKU = {
@@ -120,6 +127,35 @@ class RevocationPolicy(enum.StrEnum):
 
     REQUIRE = "require"  #: fail closed (the default)
     SOFT_FAIL = "soft-fail"  #: accept unknown status (revoked still fails)
+
+    @classmethod
+    def _missing_(cls, value: object) -> RevocationPolicy:
+        raise _unknown(cls, "revocation policy", value)
+
+
+def _unknown(cls: type[enum.StrEnum], what: str, value: object) -> InvalidArgumentError:
+    """The error for a value that is none of ``cls``'s (an InvalidArgumentError is a ValueError)."""
+    choices = ", ".join(member.value for member in cls)
+    return InvalidArgumentError(f"unknown {what} {value!r}; expected one of: {choices}")
+
+
+def _typed(values: object, kind: type[_T], what: str) -> tuple[_T, ...]:
+    """``values`` as a tuple, if each is a ``kind``.
+
+    Raises:
+        InvalidArgumentError: ``values`` is not a sequence of ``kind`` objects
+            (say DER bytes where parsed objects are expected).
+    """
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidArgumentError(f"{what} must be a sequence, got {type(values).__name__}")
+    out: list[_T] = []
+    for value in values:
+        if not isinstance(value, kind):
+            raise InvalidArgumentError(
+                f"{what} must hold x509.{kind.__name__} objects, got {type(value).__name__}"
+            )
+        out.append(value)
+    return tuple(out)
 
 
 class RevocationSource(enum.StrEnum):
@@ -245,8 +281,15 @@ class CertificateVerifier:
         crl_skew: _dt.timedelta = _dt.timedelta(minutes=5),
         ocsp_max_age: _dt.timedelta = DEFAULT_OCSP_MAX_AGE,
     ) -> None:
+        trust_anchors = _typed(trust_anchors, x509.Certificate, "trust_anchors")
+        intermediates = _typed(intermediates, x509.Certificate, "intermediates")
         if not trust_anchors:
             raise InvalidArgumentError("at least one trust anchor is needed")
+        for what, value in (("crl_skew", crl_skew), ("ocsp_max_age", ocsp_max_age)):
+            if not isinstance(value, _dt.timedelta):
+                raise InvalidArgumentError(
+                    f"{what} must be a datetime.timedelta, got {type(value).__name__}"
+                )
         if ocsp_max_age < _dt.timedelta(0):
             raise InvalidArgumentError("the OCSP max_age must not be negative")
         self._anchors = tuple(trust_anchors)
@@ -317,6 +360,14 @@ class CertificateVerifier:
         """
         at = ensure_aware(at, "at")
         purpose = Purpose(purpose)
+        if not isinstance(cert, x509.Certificate):
+            raise InvalidArgumentError(
+                f"cert must be an x509.Certificate, got {type(cert).__name__}"
+            )
+        intermediates = _typed(intermediates, x509.Certificate, "intermediates")
+        crls = _typed(crls, x509.CertificateRevocationList, "crls")
+        if name is not None and not isinstance(name, str):
+            raise InvalidArgumentError(f"name must be a str, got {type(name).__name__}")
         inputs = PolicyInputs.of(
             initial_policy_set=initial_policy_set,
             initial_explicit_policy=initial_explicit_policy,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +12,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from keymgmt import KeyManager
 from keymgmt.cli import main
-from keymgmt.errors import CertificateRevokedError, InvalidArgumentError
+from keymgmt.errors import CertificateRevokedError, InvalidArgumentError, MalformedInputError
 from keymgmt.pki import (
     TLS_CLIENT,
     CertificateAuthority,
+    Purpose,
     build_ocsp_request,
+    check_ocsp_response,
     export_certificate,
     export_chain,
     export_crl,
@@ -325,3 +329,114 @@ def test_cli_an_absurd_duration_is_a_one_line_error(
     assert "too long" in err
     assert "unexpected" not in err
     assert len(err.splitlines()) == 1
+
+
+# -- arguments of the wrong type are InvalidArgumentError, not TypeError/ValueError ----
+
+
+def test_a_zero_validity_is_refused_not_replaced_by_the_profiles(
+    root: CertificateAuthority,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="positive"):
+        root.issue(
+            public_key=_other_key(), subject="x", profile=TLS_CLIENT, validity=_dt.timedelta(0)
+        )
+    assert root.issued() == []
+
+
+def test_a_zero_root_validity_is_refused(km: KeyManager) -> None:
+    with pytest.raises(InvalidArgumentError, match="positive"):
+        km.pki.create_root_ca("zero", validity=_dt.timedelta(0))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda km, ca: km.pki.create_root_ca("other", validity=30),
+        lambda km, ca: km.pki.create_root_ca("other", path_length="1"),
+        lambda km, ca: km.pki.create_root_ca("other", path_length=2**70),
+        lambda km, ca: km.pki.create_root_ca("other", path_length=True),
+        lambda km, ca: ca.create_intermediate("sub", path_length="1"),
+        lambda km, ca: ca.issue(public_key=_other_key(), subject="x", validity=30),
+        lambda km, ca: ca.issue_many(None),
+        lambda km, ca: ca.crl(next_update=3600),
+        lambda km, ca: ca.ocsp_responder(validity=3600),
+        lambda km, ca: ca.renew_root(validity=30),
+        lambda km, ca: TLS_CLIENT.evolve(validity=30),
+    ],
+    ids=[
+        "root-validity",
+        "root-path-length-str",
+        "root-path-length-huge",
+        "root-path-length-bool",
+        "intermediate-path-length-str",
+        "issue-validity",
+        "issue-many-none",
+        "crl-next-update",
+        "ocsp-validity",
+        "renew-root-validity",
+        "profile-validity",
+    ],
+)
+def test_ca_arguments_of_the_wrong_type_are_invalid_arguments(
+    km: KeyManager, root: CertificateAuthority, call: Callable[..., object]
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        call(km, root)
+    assert [ca.name for ca in km.pki.list_cas()] == ["root"]
+    assert root.issued() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"purpose": "nope"},
+        {"policy": "nope"},
+        {"name": 5},
+        {"crls": [b"DER bytes"]},
+        {"crls": None},
+        {"intermediates": [b"DER bytes"]},
+        {"trust_anchors": [b"DER bytes"]},
+    ],
+)
+def test_verify_arguments_of_the_wrong_type_are_invalid_arguments(
+    km: KeyManager, root: CertificateAuthority, change: dict[str, object]
+) -> None:
+    cert = _client(root, "leaf")
+    with pytest.raises(InvalidArgumentError):
+        km.pki.verify(cert, **change)  # type: ignore[arg-type]
+
+
+def test_an_unknown_purpose_is_still_a_value_error_for_old_callers() -> None:
+    with pytest.raises(ValueError, match="expected one of"):
+        Purpose("nope")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"skew": 300}, {"max_age": 3600}, {"nonce": "text"}, {"cert": None}, {"issuer": b"DER"}],
+)
+def test_check_ocsp_response_arguments_of_the_wrong_type_are_invalid_arguments(
+    clock: FakeClock, root: CertificateAuthority, change: dict[str, object]
+) -> None:
+    cert = _client(root, "leaf")
+    response = root.ocsp_respond(build_ocsp_request(cert, root.certificate))
+    arguments: dict[str, object] = {
+        "cert": cert,
+        "issuer": root.certificate,
+        "at": clock.now(),
+        **change,
+    }
+    with pytest.raises(InvalidArgumentError) as info:
+        check_ocsp_response(response, **arguments)  # type: ignore[arg-type]
+    assert not isinstance(info.value, MalformedInputError)  # the response is fine
+
+
+def test_build_ocsp_request_arguments_of_the_wrong_type_are_invalid_arguments(
+    root: CertificateAuthority,
+) -> None:
+    cert = _client(root, "leaf")
+    with pytest.raises(InvalidArgumentError):
+        build_ocsp_request(cert, root.certificate, nonce="text")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        build_ocsp_request(None, root.certificate)  # type: ignore[arg-type]
