@@ -260,7 +260,10 @@ class Txn:
         # here, in the function that staged it, not at commit: a group
         # commit (Store.transact_many) would otherwise fail every item of
         # the batch for one item's entry.
-        head, middle = entry_text(who, operation, object, outcome, details)
+        try:
+            head, middle = entry_text(who, operation, object, outcome, details)
+        except ValueError:  # an int with more digits than int-to-str conversion allows
+            raise InvalidArgumentError("an audit detail is too large to record") from None
         try:
             head_utf8, middle_utf8 = head.encode(), middle.encode()
         except UnicodeEncodeError:

@@ -716,3 +716,10 @@ def test_verify_in_a_process_that_saw_newer_entries_finds_a_stale_head_put_back(
     with pytest.raises(AuditChainError) as info:
         AuditLog(store).verify()
     assert info.value.position == 2
+
+
+def test_an_audit_detail_too_large_to_write_as_text_is_an_invalid_argument_error() -> None:
+    store = _audited_store()
+    with pytest.raises(InvalidArgumentError):
+        store.audit("op", "obj", n=10**5000)  # more digits than int-to-str allows
+    assert AuditLog(store).verify().entries == 3
