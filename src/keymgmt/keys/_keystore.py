@@ -297,6 +297,29 @@ class _VersionRecord:
             raise IntegrityError("a key version record is malformed") from None
 
 
+def _refuse_dying(name: str, primary: _VersionRecord) -> None:
+    """Refuse to rotate a key whose (settled) primary is destroyed or scheduled for it.
+
+    The primary is destroyed only with the whole key (``schedule_destruction(name)``):
+    a rotation would give the dying key a fresh active version.
+
+    Raises:
+        KeyStateError: the key is destroyed, or its destruction is scheduled.
+    """
+    if primary.state.is_destroyed:
+        raise KeyStateError(
+            f"key {name!r} is destroyed; create a key under another name",
+            key_name=name,
+            version=primary.version,
+        )
+    if primary.destroy_at is not None:
+        raise KeyStateError(
+            f"key {name!r} is scheduled for destruction; cancel_destruction first",
+            key_name=name,
+            version=primary.version,
+        )
+
+
 def _vname(name: str, version: int) -> str:
     return f"{name}#{version}"
 
@@ -1017,11 +1040,16 @@ class KeyStore:
     def rotate(self, name: str) -> KeyVersionInfo:
         """Add a new version and make it primary; the old primary becomes decrypt-only.
 
+        A key whose destruction is scheduled (``schedule_destruction(name)``)
+        or done is not renewed: cancel the destruction first, or create a
+        key under another name.
+
         Returns:
             The new primary version's metadata.
 
         Raises:
             KeyNotFoundError: no such key.
+            KeyStateError: the key is destroyed or scheduled for destruction.
         """
         check_name(name)
         version = self._rotate(name, reason="manual", only_if=None)
@@ -1067,7 +1095,8 @@ class KeyStore:
             trigger: recorded in the ``key.rotate`` audit entry.
 
         Returns:
-            the new primary version, or None when ``if_primary`` is not the primary.
+            the new primary version, or None when ``if_primary`` is not the
+            primary or the key is destroyed or scheduled for destruction.
 
         Raises:
             KeyNotFoundError: no such key.
@@ -1076,6 +1105,9 @@ class KeyStore:
         key = self._txn_key(txn, name)
         if if_primary is not None and key.primary != if_primary:
             return None
+        primary = self._settle(txn, key, self._txn_version(txn, name, key.primary), txn.now)
+        if primary.destroy_at is not None or primary.state.is_destroyed:
+            return None  # a key being destroyed is not renewed (see _refuse_dying)
         material = self._handler(key.algorithm).generate(key.algorithm, self._context.randomness)
         return self._stage_rotation(txn, key, material, trigger=trigger, only_if=None)
 
@@ -1096,6 +1128,7 @@ class KeyStore:
             settled = self._settle(txn, key, old, now)
             return self._info(key, [settled], now).versions[0]
         old_settled = self._settle(txn, key, old, now)
+        _refuse_dying(name, old_settled)
         # A pre-active primary too: left pre-active, it would activate on its
         # date as a second active version beside the new primary.
         if old_settled.state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
