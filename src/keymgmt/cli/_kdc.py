@@ -152,8 +152,16 @@ def kdc_withdraw(
 ) -> None:
     """Remove keys and peers from principal NAME's rule."""
     with manager(settings) as km:
-        km.kdc.withdraw(name, keys=keys, peers=peers)
-    emit(settings, {"principal": name, "keys": list(keys), "peers": list(peers)}, "withdrawn")
+        policy = km.kdc.withdraw(name, keys=keys, peers=peers)
+    # Another rule (a pattern matching NAME) may still allow what was withdrawn:
+    # say so, rather than let "withdrawn" read as "no longer allowed".
+    still = [f"key {k}" for k in keys if policy.allows_key(name, k)]
+    still += [f"peer {p}" for p in peers if policy.allows_peer(name, p)]
+    emit(
+        settings,
+        {"principal": name, "keys": list(keys), "peers": list(peers), "still_allowed": still},
+        "withdrawn" + (f"; still allowed by another rule: {', '.join(still)}" if still else ""),
+    )
 
 
 @kdc.command("policy")

@@ -960,8 +960,19 @@ class KeyDistributionCenter:
     def withdraw(
         self, principal: str, *, keys: Iterable[str] = (), peers: Iterable[str] = ()
     ) -> Policy:
-        """Remove entries from ``principal``'s own rule. Returns the new policy."""
+        """Remove entries from ``principal``'s own rule. Returns the new policy.
+
+        Only that rule changes: a pattern rule (``"a*"``) that also matches
+        the principal keeps allowing what it allows (check the returned
+        policy's :meth:`~keymgmt.kdc.Policy.allows_key`).
+
+        Raises:
+            InvalidArgumentError: a bad pattern, or nothing to withdraw.
+        """
         keys, peers = tuple(keys), tuple(peers)
+        if not keys and not peers:
+            raise InvalidArgumentError("withdraw at least one key or peer")
+        AccessRule(principal=principal, keys=keys, peers=peers)  # validate early
         return self._change_policy(
             "kdc.policy.withdraw",
             f"principal:{principal}",

@@ -293,3 +293,29 @@ def test_a_credential_file_path_must_be_a_path() -> None:
         SymmetricCredential.from_file(5)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         _symmetric().to_file(None)  # type: ignore[arg-type]
+
+
+# -- withdrawing: nothing to withdraw is refused; what another rule still allows is said --
+
+
+def test_withdraw_needs_something_to_withdraw(kdc: KeyDistributionCenter) -> None:
+    kdc.public_key  # noqa: B018
+    before = kdc._store.backend.generation()
+    with pytest.raises(InvalidArgumentError, match="at least one"):
+        kdc.withdraw("alice")
+    with pytest.raises(InvalidArgumentError):
+        kdc.withdraw("alice", keys=[5])  # type: ignore[list-item]  (was TypeError)
+    assert kdc._store.backend.generation() == before
+
+
+def test_cli_withdraw_says_when_another_rule_still_allows_it(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kdc", "register", "alice", "--out", str(tmp_path / "a.cred")]) == 0
+    assert main(["kdc", "grant", "alice", "--key", "payments"]) == 0
+    assert main(["kdc", "grant", "a*", "--key", "pay*"]) == 0
+    capsys.readouterr()
+    assert main(["kdc", "withdraw", "alice", "--key", "payments"]) == 0
+    assert capsys.readouterr().out == ("withdrawn; still allowed by another rule: key payments\n")
+    assert main(["kdc", "withdraw", "a*", "--key", "pay*"]) == 0
+    assert capsys.readouterr().out == "withdrawn\n"
