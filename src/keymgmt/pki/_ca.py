@@ -1407,11 +1407,18 @@ class CertificateAuthority:
         # give (expired, non-positive, past 9999), a parent that cannot sign
         # (revoked, token gone).
         self._validity(profile.validity if validity is None else validity, None)
+        # The subject too (a malformed one was refused after the key was
+        # made), and under this CA's chain's name constraints, which bind a
+        # sub-CA's subject as they bind a leaf's (RFC 5280 6.1.3 b; only a
+        # self-issued certificate is exempt): verifiers refuse it otherwise.
+        subject_name = _subject(subject, name)
+        if subject_name != self._subject_name:
+            self._check_constraints((), subject_name)
         self._key()
         ref, key = self._pki._new_ca_key(name, algorithm, token)
         self._issue(
             profile=profile,
-            subject=_subject(subject, name),
+            subject=subject_name,
             public_key=signer_public_key(key),
             names=(),
             validity=validity,

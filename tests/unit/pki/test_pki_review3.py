@@ -440,3 +440,34 @@ def test_build_ocsp_request_arguments_of_the_wrong_type_are_invalid_arguments(
         build_ocsp_request(cert, root.certificate, nonce="text")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         build_ocsp_request(None, root.certificate)  # type: ignore[arg-type]
+
+
+# -- create_intermediate: the subject is checked before the key, and constrained ------
+
+
+def test_an_intermediate_subject_outside_the_parents_directory_constraint_is_refused(
+    km: KeyManager,
+) -> None:
+    acme = x509.DirectoryName(x509.Name.from_rfc4514_string("O=Acme"))
+    root = km.pki.create_root_ca("constrained", permitted_names=[acme])
+    with pytest.raises(InvalidArgumentError, match="outside the name constraints"):
+        root.create_intermediate("evil", subject="CN=evil")
+    assert [ca.name for ca in km.pki.list_cas()] == ["constrained"]
+    assert [key.name for key in km.keys.list()] == ["pki-ca-constrained"]
+
+
+def test_an_intermediate_subject_inside_the_parents_directory_constraint_verifies(
+    km: KeyManager,
+) -> None:
+    acme = x509.DirectoryName(x509.Name.from_rfc4514_string("O=Acme"))
+    root = km.pki.create_root_ca("constrained", permitted_names=[acme])
+    sub = root.create_intermediate("sub", subject="CN=issuing,O=Acme")
+    assert km.pki.verify(sub.certificate).chain[-1] == root.certificate
+
+
+def test_a_malformed_intermediate_subject_leaves_no_key(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid subject"):
+        root.create_intermediate("sub", subject="CN=a,,=b")
+    assert [key.name for key in km.keys.list()] == ["pki-ca-root"]
