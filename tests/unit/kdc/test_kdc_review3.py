@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _kdc_support import StaticKeySource
+from _kdc_support import StaticKeySource, client_certificate
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from keymgmt import KeyManager, SecretBytes
@@ -23,6 +23,7 @@ from keymgmt.kdc import (
     TicketReceiver,
 )
 from keymgmt.kdc import _wire as w
+from keymgmt.testing import FakeClock
 
 PASSPHRASE = "cli test passphrase"
 
@@ -319,3 +320,26 @@ def test_cli_withdraw_says_when_another_rule_still_allows_it(
     assert capsys.readouterr().out == ("withdrawn; still allowed by another rule: key payments\n")
     assert main(["kdc", "withdraw", "a*", "--key", "pay*"]) == 0
     assert capsys.readouterr().out == "withdrawn\n"
+
+
+# -- documented: a certificate revoked at its CA only does not reach ticket receivers -------
+
+
+def test_a_certificate_revoked_at_its_ca_only_is_not_on_the_kdc_list(
+    clock: FakeClock,
+) -> None:
+    # docs/kdc.md, "Sharing a session key": km.compromise(certificate=) or
+    # kdc.revoke(name) puts the principal on the list; ca.revoke alone does not.
+    km = KeyManager.in_memory(clock=clock)
+    cert = client_certificate(km)
+    km.kdc.register_certificate("client-b", cert)
+    km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    rl = KdcClient(km.kdc.register("svc"), clock=clock).fetch_revocation_list(
+        InProcessTransport(km.kdc)
+    )
+    assert not rl.is_revoked("principal", "client-b")
+    km.compromise(certificate=cert)
+    rl = KdcClient(km.kdc.register("svc2"), clock=clock).fetch_revocation_list(
+        InProcessTransport(km.kdc)
+    )
+    assert rl.is_revoked("principal", "client-b")
