@@ -381,6 +381,10 @@ class TicketReceiver:
             cache pass the same object; a plain
             :class:`~keymgmt._replay.ReplayCache` is used as one cache for
             every client (its overload floor is then shared too).
+
+    Raises:
+        InvalidArgumentError: not a symmetric credential, or a skew that is
+            not a positive timedelta.
     """
 
     def __init__(
@@ -396,6 +400,8 @@ class TicketReceiver:
             raise InvalidArgumentError(
                 "a ticket receiver needs a symmetric credential (tickets are sealed under it)"
             )
+        if not isinstance(skew, _dt.timedelta) or skew <= _dt.timedelta(0):
+            raise InvalidArgumentError("skew must be a positive timedelta")
         self.principal = credential.principal
         self._aead = AESGCM(credential.key.reveal())
         self._clock = clock or SystemClock()

@@ -188,6 +188,18 @@ class StoredSigner:
 CertificateVerifier = Callable[[x509.Certificate, _dt.datetime], None]
 
 
+def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # A string or a negative lifetime failed only at the first request (a
+    # TypeError out of handle(), or grants born expired).
+    if not isinstance(value, _dt.timedelta) or value <= _dt.timedelta(0):
+        raise InvalidArgumentError(f"KdcSettings.{attribute.name} must be a positive timedelta")
+
+
+def _count(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidArgumentError(f"KdcSettings.{attribute.name} must be an int of at least 1")
+
+
 @attrs.frozen(kw_only=True)
 class KdcSettings:
     """Lifetimes and windows of one KDC.
@@ -201,13 +213,23 @@ class KdcSettings:
         replay_capacity: the most request nonces remembered per principal
             (each principal has its own bounded cache, so one cannot narrow
             another's freshness window).
+
+    Raises:
+        InvalidArgumentError: a lifetime or the skew that is not a positive
+            timedelta, a capacity that is not an int of at least 1.
     """
 
-    skew: _dt.timedelta = DEFAULT_SKEW
-    key_grant_lifetime: _dt.timedelta = _dt.timedelta(minutes=15)
-    ticket_lifetime: _dt.timedelta = _dt.timedelta(hours=1)
-    revocation_list_lifetime: _dt.timedelta = _dt.timedelta(minutes=15)
-    replay_capacity: int = 100_000
+    skew: _dt.timedelta = attrs.field(default=DEFAULT_SKEW, validator=_positive)
+    key_grant_lifetime: _dt.timedelta = attrs.field(
+        default=_dt.timedelta(minutes=15), validator=_positive
+    )
+    ticket_lifetime: _dt.timedelta = attrs.field(
+        default=_dt.timedelta(hours=1), validator=_positive
+    )
+    revocation_list_lifetime: _dt.timedelta = attrs.field(
+        default=_dt.timedelta(minutes=15), validator=_positive
+    )
+    replay_capacity: int = attrs.field(default=100_000, validator=_count)
 
 
 @attrs.frozen(kw_only=True)
@@ -572,6 +594,8 @@ class KeyDistributionCenter:
         self._store = context.store
         self._keys = keys
         self._verify_certificate = verify_certificate
+        if settings is not None and not isinstance(settings, KdcSettings):
+            raise InvalidArgumentError("settings must be a KdcSettings")
         self.settings = settings or KdcSettings()
         self._replays = PrincipalReplayCache(
             window=self.settings.skew,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from keymgmt.kdc import (
     CertificateCredential,
     InProcessTransport,
     KdcClient,
+    KdcSettings,
     KeyDistributionCenter,
     PrincipalReplayCache,
     SymmetricCredential,
@@ -343,3 +345,36 @@ def test_a_certificate_revoked_at_its_ca_only_is_not_on_the_kdc_list(
         InProcessTransport(km.kdc)
     )
     assert rl.is_revoked("principal", "client-b")
+
+
+# -- settings and receiver windows are checked when made, not at the first request ----------
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"key_grant_lifetime": "15m"},  # TypeError out of handle() at the first grant
+        {"ticket_lifetime": _dt.timedelta(0)},  # tickets born expired
+        {"revocation_list_lifetime": _dt.timedelta(minutes=-1)},  # lists born stale
+        {"skew": 300},
+        {"replay_capacity": "100"},
+        {"replay_capacity": 0},
+    ],
+    ids=["str-lifetime", "zero-ticket", "negative-list", "int-skew", "str-capacity", "zero"],
+)
+def test_bad_kdc_settings_are_refused(settings: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        KdcSettings(**settings)
+
+
+def test_a_kdc_needs_kdc_settings(km: KeyManager) -> None:
+    with pytest.raises(InvalidArgumentError):
+        KeyDistributionCenter(km._context, settings={"skew": 5})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("skew", ["5m", _dt.timedelta(0)], ids=["str", "zero"])
+def test_a_receiver_with_a_given_cache_checks_its_skew(
+    bob: SymmetricCredential, clock: FakeClock, skew: Any
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        TicketReceiver(bob, clock=clock, skew=skew, replay_cache=PrincipalReplayCache())
