@@ -247,14 +247,22 @@ def _fail(message: str, reason: str) -> CertificateError:
 def _is_delegate(candidate: x509.Certificate, issuer: x509.Certificate, at: _dt.datetime) -> bool:
     # A delegated responder must carry id-pkix-ocsp-nocheck (RFC 6960
     # 4.2.2.2.1): its own revocation status is not something this check can
-    # learn, so one without it is not trusted (fail closed).
+    # learn, so one without it is not trusted (fail closed). A key usage, when
+    # present, must allow signing (RFC 5280 4.2.1.3: digitalSignature), as
+    # the responder side requires of the certificates it is configured with.
     try:
         candidate.verify_directly_issued_by(issuer)
         eku = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         candidate.extensions.get_extension_for_class(x509.OCSPNoCheck)
+        try:
+            usage = candidate.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
     except (ValueError, TypeError, x509.ExtensionNotFound):
         return False
     except Exception:  # InvalidSignature and friends
+        return False
+    if usage is not None and not usage.digital_signature:
         return False
     return (
         ExtendedKeyUsageOID.OCSP_SIGNING in eku

@@ -9,15 +9,25 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509 import ocsp
 
 from keymgmt import KeyManager
 from keymgmt.cli import main
-from keymgmt.errors import CertificateRevokedError, InvalidArgumentError, MalformedInputError
+from keymgmt.errors import (
+    CertificateRevokedError,
+    CertificateVerificationError,
+    InvalidArgumentError,
+    MalformedInputError,
+)
 from keymgmt.pki import (
+    OCSP_SIGNING,
     TLS_CLIENT,
     CertificateAuthority,
+    CertStatus,
+    Profile,
     Purpose,
     build_ocsp_request,
     check_ocsp_response,
@@ -471,3 +481,53 @@ def test_a_malformed_intermediate_subject_leaves_no_key(
     with pytest.raises(InvalidArgumentError, match="invalid subject"):
         root.create_intermediate("sub", subject="CN=a,,=b")
     assert [key.name for key in km.keys.list()] == ["pki-ca-root"]
+
+
+# -- OCSP client: a delegate whose key usage forbids signing is no responder ---------
+
+
+def _delegated_response(
+    clock: FakeClock, ca: CertificateAuthority, cert: x509.Certificate, profile: Profile
+) -> bytes:
+    """A response about ``cert`` signed by a responder ``ca`` certified with ``profile``."""
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    responder = ca.issue(
+        public_key=responder_key.public_key(), subject="responder", profile=profile
+    )
+    now = clock.now()
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=cert,
+            issuer=ca.certificate,
+            algorithm=hashes.SHA256(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=now,
+            next_update=now + _dt.timedelta(hours=1),
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+        .certificates([responder])
+    )
+    return builder.sign(responder_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def test_a_delegate_whose_key_usage_lacks_digital_signature_is_not_trusted(
+    clock: FakeClock, root: CertificateAuthority
+) -> None:
+    cert = _client(root, "leaf")
+    no_signing = OCSP_SIGNING.evolve(name="ocsp-no-signing", key_usage={"key_agreement"})
+    response = _delegated_response(clock, root, cert, no_signing)
+    with pytest.raises(CertificateVerificationError) as info:
+        check_ocsp_response(response, cert=cert, issuer=root.certificate, at=clock.now())
+    assert info.value.reason == "ocsp-bad-signature"  # type: ignore[attr-defined]
+
+
+def test_a_delegate_with_digital_signature_is_trusted(
+    clock: FakeClock, root: CertificateAuthority
+) -> None:
+    cert = _client(root, "leaf")
+    response = _delegated_response(clock, root, cert, OCSP_SIGNING)
+    status = check_ocsp_response(response, cert=cert, issuer=root.certificate, at=clock.now())
+    assert status.status is CertStatus.GOOD
