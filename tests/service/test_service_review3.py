@@ -594,3 +594,52 @@ def test_an_endless_request_head_does_not_grow_the_servers_memory(
     before = _rss_bytes(any_server.process.pid)
     _send_head_lines(any_server, material, 192 * 2**20)  # uvicorn's httptools kept it all
     assert _rss_bytes(any_server.process.pid) - before < 64 * 2**20
+
+
+# -- TLS session resumption ---------------------------------------------------------------
+
+
+def _whoami(tls: ssl.SSLSocket) -> bytes:
+    tls.sendall(b"GET /v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = b""
+    try:
+        while chunk := tls.recv(4096):
+            answer += chunk
+    except (ssl.SSLError, ConnectionError):
+        pass
+    return answer
+
+
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["tls1.3", "tls1.2"]
+)
+def test_a_resumed_tls_session_is_refused_once_its_intermediate_is_revoked(
+    http: HttpFactory, server: ServerProcess, material: Material, version: ssl.TLSVersion
+) -> None:
+    name = f"rv3-resume-{version.name[-1]}"
+    with KeyManager.open(material.store, key_file=material.key_file) as km:
+        intermediate = km.pki.ca("root").create_intermediate(name)
+        issued = _write_leaf(material.directory, f"app-{name}", intermediate, f"app-{name}")
+        serial = intermediate.certificate.serial_number
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = raw_tls_context(material, issued)
+    context.maximum_version = version
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert _whoami(tls).startswith(b"HTTP/1.1 200")
+        session = tls.session
+    revoked = http("admin").post(
+        "/v1/revocations", json={"kind": "certificate", "subject": f"root:{serial:x}"}
+    )
+    assert revoked.status_code == 201
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls,
+    ):
+        assert tls.session_reused  # no chain sent or verified this time
+        answer = _whoami(tls)
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]

@@ -10,7 +10,7 @@ readiness, revocation, policy, rate limits) whatever parts are there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import attrs
@@ -96,6 +96,46 @@ def _name_text(name: x509.GeneralName) -> str:
     if isinstance(name, x509.OtherName):
         return f"other-name:{name.type_id.dotted_string}"
     return f"{type(name).__name__}:?"
+
+
+def _key_id(certificate: x509.Certificate, extension: type[Any]) -> bytes | None:
+    """The certificate's subject or authority key identifier, if it has one."""
+    try:
+        value = certificate.extensions.get_extension_for_class(extension).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    found = value.digest if extension is x509.SubjectKeyIdentifier else value.key_identifier
+    return found if isinstance(found, bytes) else None
+
+
+def _completed(
+    chain: Sequence[x509.Certificate], cas: Callable[[], Sequence[Any]]
+) -> list[x509.Certificate]:
+    """``chain`` followed by the store's CA certificates above its last one (by name and key id)."""
+    path = list(chain)
+    authorities: list[x509.Certificate] | None = None
+    while path and path[-1].issuer != path[-1].subject and len(path) < _MAX_CHAIN:
+        if authorities is None:
+            authorities = [ca.certificate for ca in cas()]
+        last = path[-1]
+        wanted = _key_id(last, x509.AuthorityKeyIdentifier)
+        parent = next(
+            (
+                c
+                for c in authorities
+                if c.subject == last.issuer
+                and (wanted is None or _key_id(c, x509.SubjectKeyIdentifier) == wanted)
+                and c not in path
+            ),
+            None,
+        )
+        if parent is None:
+            break
+        path.append(parent)
+    return path
+
+
+_MAX_CHAIN: Final = 16
 
 
 def _missing(part: str) -> ServiceError:
@@ -368,10 +408,16 @@ class ManagerParts:
     def certificate_subjects(
         self, chain: Sequence[x509.Certificate]
     ) -> list[tuple[SubjectKind, str]]:
-        """The registry subjects (``"<ca>:<serial>"``) of every certificate our CAs issued."""
+        """The registry subjects (``"<ca>:<serial>"``) of every certificate our CAs issued.
+
+        A chain that stops below a self-issued certificate is completed
+        upwards with the store's CA certificates first: a resumed TLS
+        session carries the client's certificate alone (nothing is verified
+        again), and the revocation of a CA above it must still refuse it.
+        """
         pki = self._km.pki
         found = []
-        for certificate in chain:
+        for certificate in _completed(chain, pki.list_cas):
             subject = pki.revocation_subject(certificate)
             if subject is not None:
                 found.append((SubjectKind.CERTIFICATE, subject))
