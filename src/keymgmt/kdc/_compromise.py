@@ -232,6 +232,7 @@ def respond(
 
     Raises:
         InvalidArgumentError: not exactly one subject, a bad reason or certificate.
+        MalformedInputError: certificate material pyca cannot parse.
         NotFoundError / KeyNotFoundError: no such principal, key or version.
     """
     if sum(x is not None for x in (key, principal, certificate)) != 1:
@@ -245,6 +246,9 @@ def respond(
         return response.run(lambda txn: response.principal(txn, principal, cascade=cascade))
     if not isinstance(certificate, x509.Certificate):
         raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
+    from keymgmt.kdc._server import _check_parsable
+
+    _check_parsable(certificate)  # pyca's lazy parsing errors, before the transaction
     cert = certificate
     return response.run(lambda txn: response.certificate(txn, cert))
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -547,6 +548,25 @@ def _certificate_issuer_id(cert: x509.Certificate) -> str:
     return cert.issuer.rfc4514_string()
 
 
+def _check_parsable(cert: x509.Certificate) -> None:
+    """Parse what pyca parses lazily, so its own exceptions do not escape later.
+
+    Raises:
+        MalformedInputError: a duplicate extension, a name type pyca does not
+            support, an undecodable name or public key.
+    """
+    try:
+        _ = cert.extensions, cert.subject, cert.issuer
+        cert.public_key()
+    except (
+        ValueError,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+        UnsupportedAlgorithm,
+    ) as exc:
+        raise MalformedInputError(f"malformed certificate material: {exc}") from None
+
+
 def _certificate_names(cert: x509.Certificate) -> set[str]:
     names = {str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)}
     try:
@@ -769,12 +789,15 @@ class KeyDistributionCenter:
             AlreadyExistsError: the name is taken.
             InvalidArgumentError: a bad name, or the certificate names
                 someone else.
+            MalformedInputError: certificate material pyca cannot parse
+                (a duplicate extension, an unsupported name type).
             CertificateVerificationError / CertificateRevokedError: the
                 certificate does not verify now.
         """
         _new_principal_name(name)
         if not isinstance(certificate, x509.Certificate):
             raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
+        _check_parsable(certificate)
         if name not in _certificate_names(certificate):
             raise InvalidArgumentError(
                 f"the certificate does not name principal {name!r} (subject CN or SAN)",
@@ -1594,6 +1617,7 @@ class KeyDistributionCenter:
         Raises:
             InvalidArgumentError: not exactly one subject, or a bad reason.
             NotFoundError / KeyNotFoundError: no such principal or key.
+            MalformedInputError: a certificate pyca cannot parse.
         """
         from keymgmt.kdc._compromise import respond
 
