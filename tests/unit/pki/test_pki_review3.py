@@ -20,6 +20,7 @@ from keymgmt.errors import (
     CertificateRevokedError,
     CertificateVerificationError,
     InvalidArgumentError,
+    KeyStateError,
     MalformedInputError,
 )
 from keymgmt.pki import (
@@ -531,3 +532,18 @@ def test_a_delegate_with_digital_signature_is_trusted(
     response = _delegated_response(clock, root, cert, OCSP_SIGNING)
     status = check_ocsp_response(response, cert=cert, issuer=root.certificate, at=clock.now())
     assert status.status is CertStatus.GOOD
+
+
+# -- documented: rotating a CA key through km.keys retires the CA ---------------------
+
+
+def test_a_ca_whose_key_was_rotated_in_the_key_store_signs_nothing_more(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    km.keys.rotate("pki-ca-root")
+    current = km.pki.ca("root")
+    with pytest.raises(KeyStateError, match="deactivated"):
+        current.issue(public_key=_other_key(), subject="x", profile=TLS_CLIENT)
+    with pytest.raises(KeyStateError, match="deactivated"):
+        current.crl()
+    assert current.issued() == []
