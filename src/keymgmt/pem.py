@@ -21,7 +21,9 @@ algorithm, so the key can be imported into sealed storage.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -31,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from keymgmt._der import der_read
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import Algorithm, KeyKind
 from keymgmt.errors import (
@@ -331,6 +334,8 @@ def load_private_key(
     raw = require_bytes(data, "the private key")
     password = None if passphrase is None else _passphrase_bytes(passphrase)
     is_pem = raw.lstrip().startswith(b"-----BEGIN")
+    if password is not None:
+        _check_kdf_cost(raw, is_pem=is_pem)
     loader = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
     try:
         key: object = loader(raw, password=password)
@@ -350,6 +355,102 @@ def load_private_key(
     algorithm = algorithm_of_private(key)
     assert not isinstance(key, XWingPrivateKey)
     return algorithm, key  # type: ignore[return-value]  # checked by algorithm_of_private
+
+
+#: The most PBKDF2 (or PKCS#12 PBE) iterations an encrypted key file may ask for:
+#: keymgmt writes 600,000; 10 million take seconds. More is a file made to hang us.
+MAX_KDF_ITERATIONS: Final = 10_000_000
+#: The most memory (128 * N * r bytes) and parallelism an scrypt-encrypted key may ask for.
+MAX_SCRYPT_MEMORY: Final = 1 << 30
+MAX_SCRYPT_PARALLELISM: Final = 16
+
+_PBES2: Final = bytes.fromhex("2a864886f70d01050d")  # 1.2.840.113549.1.5.13
+_PBKDF2: Final = bytes.fromhex("2a864886f70d01050c")  # 1.2.840.113549.1.5.12
+_SCRYPT: Final = bytes.fromhex("2b06010401da47040b")  # 1.3.6.1.4.1.11591.4.11
+_PKCS12_PBE: Final = bytes.fromhex("2a864886f70d010c01")  # 1.2.840.113549.1.12.1.*
+_ENCRYPTED_PEM: Final = re.compile(
+    rb"-----BEGIN ENCRYPTED PRIVATE KEY-----(.*?)-----END ENCRYPTED PRIVATE KEY-----", re.S
+)
+
+
+def _check_kdf_cost(raw: bytes, *, is_pem: bool) -> None:
+    """Refuse an encrypted PKCS#8 key whose key derivation would run for hours.
+
+    The cost of PBKDF2, scrypt and PKCS#12 PBE is chosen by whoever wrote the
+    file, and the loader pays it before it can tell a wrong passphrase: a
+    file asking for four billion iterations hangs the import. This reads
+    the parameters first (EncryptedPrivateKeyInfo, RFC 5958; PBES2, RFC
+    8018; scrypt, RFC 7914). Anything it cannot read is left to the loader.
+
+    Raises:
+        InvalidArgumentError: more than :data:`MAX_KDF_ITERATIONS` iterations,
+            or scrypt beyond :data:`MAX_SCRYPT_MEMORY` / :data:`MAX_SCRYPT_PARALLELISM`.
+    """
+    der = raw
+    if is_pem:
+        found = _ENCRYPTED_PEM.search(raw)
+        if found is None:
+            return
+        try:
+            der = base64.b64decode(b"".join(found.group(1).split()), validate=True)
+        except ValueError:
+            return
+    try:
+        iterations, scrypt = _kdf_cost(der)
+    except ValueError:  # not what this reads: left to the loader
+        return
+    if iterations is not None and iterations > MAX_KDF_ITERATIONS:
+        raise InvalidArgumentError(
+            f"the key file asks for {iterations:,} key derivation iterations "
+            f"(at most {MAX_KDF_ITERATIONS:,}); refused before deriving"
+        )
+    if scrypt is not None:
+        cost, block, parallel = scrypt
+        if 128 * cost * block > MAX_SCRYPT_MEMORY or parallel > MAX_SCRYPT_PARALLELISM:
+            raise InvalidArgumentError(
+                f"the key file asks for scrypt N={cost}, r={block}, p={parallel} "
+                f"(at most {MAX_SCRYPT_MEMORY >> 20} MiB and p={MAX_SCRYPT_PARALLELISM}); "
+                "refused before deriving"
+            )
+
+
+def _kdf_cost(der: bytes) -> tuple[int | None, tuple[int, int, int] | None]:
+    """The iteration count, or the scrypt (N, r, p), of an EncryptedPrivateKeyInfo.
+
+    Raises:
+        ValueError: it is not DER of that shape.
+    """
+    _, info, _ = der_read(der)  # EncryptedPrivateKeyInfo
+    _, algorithm, _ = der_read(info)  # its encryptionAlgorithm
+    tag, oid, at = der_read(algorithm)
+    if tag != 0x06:
+        return None, None
+    _, params, _ = der_read(algorithm, at)
+    if oid.startswith(_PKCS12_PBE) and len(oid) == len(_PKCS12_PBE) + 1:
+        _, _, at = der_read(params)  # salt
+        return _der_int(params, at), None
+    if oid != _PBES2:
+        return None, None
+    _, kdf, _ = der_read(params)  # keyDerivationFunc
+    _, kdf_oid, at = der_read(kdf)
+    _, kdf_params, _ = der_read(kdf, at)
+    _, _, at = der_read(kdf_params)  # salt
+    if kdf_oid == _PBKDF2:
+        return _der_int(kdf_params, at), None
+    if kdf_oid != _SCRYPT:
+        return None, None
+    cost = _der_int(kdf_params, at)
+    at = der_read(kdf_params, at)[2]
+    block = _der_int(kdf_params, at)
+    at = der_read(kdf_params, at)[2]
+    return None, (cost, block, _der_int(kdf_params, at))
+
+
+def _der_int(data: bytes, at: int) -> int:
+    tag, content, _ = der_read(data, at)
+    if tag != 0x02 or not content:
+        raise ValueError("not an INTEGER")
+    return int.from_bytes(content, "big", signed=True)
 
 
 def load_private_key_file(
