@@ -139,6 +139,14 @@ class Profile:
         check_path_length(self.path_length)
         if self.path_length is not None and not self.is_ca:
             raise InvalidArgumentError("path_length needs a CA profile and must be >= 0")
+        # RFC 5280 4.2.1.3: keyCertSign MUST come with cA, and a keyUsage
+        # extension MUST have a bit set (CA profiles always get two).
+        if not self.is_ca and "key_cert_sign" in self.key_usage:
+            raise InvalidArgumentError("key_cert_sign needs a CA profile (RFC 5280 4.2.1.3)")
+        if not self.is_ca and not self.key_usage:
+            raise InvalidArgumentError(
+                "a profile needs at least one key usage bit (RFC 5280 4.2.1.3)"
+            )
         if not isinstance(self.validity, _dt.timedelta):
             raise InvalidArgumentError(
                 f"profile validity must be a datetime.timedelta, got {type(self.validity).__name__}"

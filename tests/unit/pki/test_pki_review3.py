@@ -547,3 +547,22 @@ def test_a_ca_whose_key_was_rotated_in_the_key_store_signs_nothing_more(
     with pytest.raises(KeyStateError, match="deactivated"):
         current.crl()
     assert current.issued() == []
+
+
+# -- profiles: no leaf with keyCertSign, no empty key usage (RFC 5280 4.2.1.3) --------
+
+
+@pytest.mark.parametrize(
+    "bits", [{"digital_signature", "key_cert_sign"}, set()], ids=["key-cert-sign", "empty"]
+)
+def test_a_leaf_profile_with_key_usage_rfc_5280_forbids_is_refused(bits: set[str]) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"4\.2\.1\.3"):
+        TLS_CLIENT.evolve(name="bad", key_usage=bits)
+
+
+def test_a_leaf_profile_may_sign_crls_as_an_indirect_crl_issuer(
+    root: CertificateAuthority,
+) -> None:
+    profile = TLS_CLIENT.evolve(name="crl-signer", key_usage={"crl_sign"})
+    cert = root.issue(public_key=_other_key(), subject="crl signer", profile=profile)
+    assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.crl_sign
