@@ -643,3 +643,16 @@ def test_a_resumed_tls_session_is_refused_once_its_intermediate_is_revoked(
         assert tls.session_reused  # no chain sent or verified this time
         answer = _whoami(tls)
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+
+
+# -- a trailing slash -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/pki/cas/", "/v1/health/", "/v1/pki/cas/issuing/crl/"])
+def test_a_trailing_slash_is_a_json_404_not_a_redirect_to_the_host_header(
+    http: HttpFactory, path: str
+) -> None:
+    response = http(None).get(path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json()["error"]["type"] == "not_found"

@@ -252,6 +252,9 @@ class Service:
             },
             lifespan=self._lifespan,
         )
+        # A trailing slash is an unknown route (JSON 404), not a redirect to
+        # a URL built from the client's own Host header.
+        app.router.redirect_slashes = False
         return _Guard(app, fast=self._transit_route)
 
     def _transit_route(self, method: str, path: str) -> _FastRoute | None:
