@@ -1469,13 +1469,16 @@ class CertificateAuthority:
             self._pki.ca(issued.child_ca)._key()
         old = issued.certificate
         lifetime = validity
+        known = PROFILES.get(issued.profile)
         if lifetime is None:
-            known = PROFILES.get(issued.profile)
             lifetime = (
                 known.validity if known else old.not_valid_after_utc - old.not_valid_before_utc
             )
         cert = self._issue(
-            profile=PROFILES.get(issued.profile, TLS_SERVER),
+            # The record keeps the profile's name: a custom profile's renewal
+            # was recorded as tls-server, so renewing it again took that
+            # profile's lifetime instead of the certificate's own.
+            profile=known if known is not None else TLS_SERVER.evolve(name=issued.profile),
             subject=old.subject,
             public_key=old.public_key(),  # type: ignore[arg-type]
             names=(),

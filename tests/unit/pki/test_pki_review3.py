@@ -566,3 +566,19 @@ def test_a_leaf_profile_may_sign_crls_as_an_indirect_crl_issuer(
     profile = TLS_CLIENT.evolve(name="crl-signer", key_usage={"crl_sign"})
     cert = root.issue(public_key=_other_key(), subject="crl signer", profile=profile)
     assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.crl_sign
+
+
+# -- renewal keeps a custom profile's name and so its lifetime ------------------------
+
+
+def test_renewing_a_renewed_custom_profile_certificate_keeps_its_lifetime(
+    root: CertificateAuthority,
+) -> None:
+    profile = TLS_CLIENT.evolve(name="weekly-client", validity=_dt.timedelta(days=7))
+    first = root.issue(public_key=_other_key(), subject="x", profile=profile)
+    second = root.renew(first.serial_number)
+    third = root.renew(second.serial_number)
+    assert [root.get(c.serial_number).profile for c in (first, second, third)] == [
+        "weekly-client"
+    ] * 3
+    assert third.not_valid_after_utc - third.not_valid_before_utc == _dt.timedelta(days=7)
