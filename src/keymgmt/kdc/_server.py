@@ -1118,8 +1118,8 @@ class KeyDistributionCenter:
             batch.position = len(replies)
             replies.append(self._handle(data, batch))
         if batch.grants or batch.refusals:
-            for position in self._record_batch(batch):
-                replies[position] = p.build_error(ErrorCode.REPLAY, _REPLAY_MESSAGE)
+            for position, (code, message) in self._record_batch(batch).items():
+                replies[position] = p.build_error(code, message)
         return replies
 
     def _handle(self, data: bytes, batch: _Batch | None) -> bytes:
@@ -1470,33 +1470,77 @@ class KeyDistributionCenter:
         def run(txn: Txn) -> None:
             nonlocal attempts
             attempts += 1
-            if attempts > 1 and txn.get(GRANT_KIND, grant.record_name) is not None:
-                raise _Refusal(
-                    ErrorCode.REPLAY,
-                    "replay",
-                    _REPLAY_MESSAGE,
-                    object=f"principal:{grant.principal}",
-                )
+            if attempts > 1:
+                if txn.get(GRANT_KIND, grant.record_name) is not None:
+                    raise _Refusal(
+                        ErrorCode.REPLAY,
+                        "replay",
+                        _REPLAY_MESSAGE,
+                        object=f"principal:{grant.principal}",
+                    )
+                refusal = self._revoked_meanwhile(grant)
+                if refusal is not None:
+                    raise refusal
             _stage_grant(txn, grant, operation, object)
 
         self._store.transact(run)
 
-    def _record_batch(self, batch: _Batch) -> set[int]:
+    def _revoked_meanwhile(self, grant: GrantRecord) -> _Refusal | None:
+        """After a write conflict: did another process revoke what the grant hands out?
+
+        A conflict means someone else wrote since this process last synced
+        (every write moves the audit head, which a grant's commit compares
+        and sets), perhaps a compromise response whose revocation this
+        process has not taken in yet: without looking again, it would hand
+        out the compromised version after the response, and the response's
+        report (read before this grant was written) would not name it. Only
+        re-runs pay for the sync.
+        """
+        self._store.sync(force=True)
+        registry = self._ctx.revocation
+        subject = f"principal:{grant.principal}"
+        if registry.is_revoked(SubjectKind.PRINCIPAL, grant.principal):
+            return _Refusal(
+                ErrorCode.REVOKED, "principal-revoked", "the principal is revoked", object=subject
+            )
+        if grant.kind == "key":
+            if registry.is_revoked(SubjectKind.KEY, str(grant.key_name)) or registry.is_revoked(
+                SubjectKind.KEY, str(grant.key_id)
+            ):
+                return _Refusal(
+                    ErrorCode.REVOKED,
+                    "key-revoked",
+                    f"key {grant.key_id} is revoked",
+                    object=subject,
+                    key=str(grant.key_id),
+                )
+        elif grant.peer is not None and registry.is_revoked(SubjectKind.PRINCIPAL, grant.peer):
+            return _Refusal(
+                ErrorCode.REVOKED,
+                "peer-revoked",
+                f"principal {grant.peer!r} is revoked",
+                object=subject,
+                peer=grant.peer,
+            )
+        return None
+
+    def _record_batch(self, batch: _Batch) -> dict[int, tuple[ErrorCode, str]]:
         """Write a batch's grant records and audit entries in one transaction.
 
-        Returns the positions of requests found replayed at commit time.
+        Returns the positions of requests refused at commit time (replayed,
+        or revoked by another process meanwhile) and the error to answer.
         """
         attempts = 0
 
-        def run(txn: Txn) -> set[int]:
+        def run(txn: Txn) -> dict[int, tuple[ErrorCode, str]]:
             nonlocal attempts
             attempts += 1
-            replayed: set[int] = set()
+            refused: dict[int, tuple[ErrorCode, str]] = {}
             names: set[str] = set()
             for position, grant, operation, object in batch.grants:
                 name = grant.record_name
                 if name in names or (attempts > 1 and txn.get(GRANT_KIND, name) is not None):
-                    replayed.add(position)
+                    refused[position] = (ErrorCode.REPLAY, _REPLAY_MESSAGE)
                     txn.audit(
                         "kdc.request",
                         f"principal:{grant.principal}",
@@ -1504,11 +1548,22 @@ class KeyDistributionCenter:
                         reason="replay",
                     )
                     continue
+                refusal = self._revoked_meanwhile(grant) if attempts > 1 else None
+                if refusal is not None:  # see _record
+                    refused[position] = (refusal.code, refusal.message)
+                    txn.audit(
+                        "kdc.request",
+                        refusal.details.pop("object"),
+                        outcome="denied",
+                        reason=refusal.reason,
+                        **refusal.details,
+                    )
+                    continue
                 names.add(name)
                 _stage_grant(txn, grant, operation, object)
             for object, details in batch.refusals:
                 txn.audit("kdc.request", object, **details)
-            return replayed
+            return refused
 
         return self._store.transact(run)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from keymgmt.kdc import (
     TicketReceiver,
 )
 from keymgmt.kdc import _wire as w
-from keymgmt.testing import FakeClock
+from keymgmt.keyring import KdfProfile
+from keymgmt.testing import FakeClock, SeededRandomness
 
 PASSPHRASE = "cli test passphrase"
 
@@ -442,3 +443,62 @@ def test_compromising_a_certificate_pyca_cannot_parse_is_malformed_input(
     with pytest.raises(MalformedInputError, match="malformed certificate material"):
         km.compromise(certificate=cert)
     assert km._store.backend.generation() == before
+
+
+# -- a grant racing another process's compromise is refused, not handed out unreported ------
+
+
+def _process(store_path: Path, clock: FakeClock) -> KeyManager:
+    """A manager as another process has it: it takes in others' writes only when it syncs."""
+    return KeyManager.open(
+        store_path,
+        passphrase="pw",
+        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+        clock=clock,
+        consistency_interval=3600,
+    )
+
+
+@pytest.fixture
+def two_processes(
+    store_path: Path, clock: FakeClock
+) -> Iterator[tuple[KeyManager, KeyManager, KdcClient]]:
+    with _process(store_path, clock) as first:
+        first.keys.create("payments")
+        alice = first.kdc.register("alice")
+        first.kdc.register("bob")
+        first.kdc.grant("alice", keys=["payments"], peers=["bob"])
+        client = KdcClient(alice, clock=clock, randomness=SeededRandomness("alice"))
+        client.fetch_key("payments", InProcessTransport(first.kdc))  # warm caches
+        client.fetch_ticket("bob", InProcessTransport(first.kdc))
+        with _process(store_path, clock) as second:
+            yield first, second, client
+
+
+def test_a_key_compromised_by_another_process_is_not_granted_after_the_response(
+    two_processes: tuple[KeyManager, KeyManager, KdcClient],
+) -> None:
+    first, second, client = two_processes
+    report = second.compromise(key="payments#1")
+    assert report.recipients == ("alice",)
+    with pytest.raises(RevokedError, match="payments#1 is revoked"):
+        client.fetch_key("payments", InProcessTransport(first.kdc))
+    assert len(second.kdc.grants(key="payments#1")) == 1  # only the one the report names
+    assert client.fetch_key("payments", InProcessTransport(first.kdc)).version == 2
+
+
+def test_a_batch_racing_another_process_refuses_what_it_revoked(
+    two_processes: tuple[KeyManager, KeyManager, KdcClient],
+) -> None:
+    first, second, client = two_processes
+    second.compromise(key="payments#1")
+    second.kdc.revoke("bob")
+    key, ticket = InProcessTransport(first.kdc).many(
+        [client.key_request("payments"), client.ticket_request("bob")]
+    )
+    with pytest.raises(RevokedError):
+        client.receive_key_reply(key)
+    with pytest.raises(RevokedError):
+        client.receive_ticket_reply(ticket)
+    assert len(second.kdc.grants(key="payments#1")) == 1
+    assert len(second.kdc.grants(principal="bob")) == 1  # the warm-up's ticket only
