@@ -2000,15 +2000,26 @@ def _serial_of(serial: int | str) -> int:
         number = serial
     elif isinstance(serial, str):
         text = serial.strip().lower().removeprefix("0x").replace(":", "")
+        shown = serial if len(serial) <= 64 else f"{serial[:64]}..."
+        if len(text) > _MAX_SERIAL_HEX:
+            raise InvalidArgumentError(f"invalid serial number {shown!r}: over 20 octets")
         try:
             number = int(text, 16)
         except ValueError:
-            raise InvalidArgumentError(f"invalid serial number {serial!r}") from None
+            raise InvalidArgumentError(f"invalid serial number {shown!r}") from None
     else:
         raise InvalidArgumentError("a serial number is an int or a hex string")
     if number <= 0:
         raise InvalidArgumentError("a serial number is positive")
+    if number.bit_length() > _MAX_SERIAL_BITS:
+        raise InvalidArgumentError("a serial number is at most 20 octets (RFC 5280 4.1.2.2)")
     return number
+
+
+#: RFC 5280 4.1.2.2: a serial number is a positive INTEGER of at most 20
+#: octets (159 bits and the sign bit); ours have 127 bits.
+_MAX_SERIAL_BITS: Final = 159
+_MAX_SERIAL_HEX: Final = 64  # leading zeros allowed, but not megabytes of them
 
 
 #: (serial, revoked at µs, reason value, invalidity µs or None): the registry's form.

@@ -582,3 +582,21 @@ def test_renewing_a_renewed_custom_profile_certificate_keeps_its_lifetime(
         "weekly-client"
     ] * 3
     assert third.not_valid_after_utc - third.not_valid_before_utc == _dt.timedelta(days=7)
+
+
+# -- serials: at most 20 octets, and a refused one is not echoed in full ---------------
+
+
+@pytest.mark.parametrize("serial", ["ab" * 5000, 2**200], ids=["hex-10k", "int-200-bits"])
+def test_a_serial_over_20_octets_is_refused_without_echoing_it(
+    root: CertificateAuthority, serial: int | str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="20 octets") as info:
+        root.revoke(serial)
+    assert len(str(info.value)) < 200
+
+
+def test_a_non_hex_serial_is_shown_truncated(root: CertificateAuthority) -> None:
+    with pytest.raises(InvalidArgumentError, match="invalid serial") as info:
+        root.get("z" * 1000)
+    assert len(str(info.value)) < 200
