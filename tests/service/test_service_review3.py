@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from keymgmt import KeyManager
 from keymgmt.client import KeyServiceClient, client_ssl_context
 from keymgmt.errors import StoreUnavailableError
+from keymgmt.revocation import SubjectKind
 from keymgmt.server import Operation, ServicePolicy, principal_of
 
 from .conftest import (
@@ -656,3 +657,37 @@ def test_a_trailing_slash_is_a_json_404_not_a_redirect_to_the_host_header(
     assert response.status_code == 404
     assert "location" not in response.headers
     assert response.json()["error"]["type"] == "not_found"
+
+
+# -- a browser holding a client certificate, on another site's page ------------------------
+
+
+def test_a_cross_site_browser_post_is_refused_and_changes_nothing(
+    http: HttpFactory, material: Material
+) -> None:
+    # What a hidden form on an attacker's page makes the admin's browser send
+    # (client certificate included): text/plain, a body that parses as JSON.
+    body = b'{"kind": "principal", "subject": "app-rv3-csrf", "pad": "="}'
+    response = http("admin").post(
+        "/v1/revocations",
+        content=body,
+        headers={
+            "Content-Type": "text/plain",
+            "Origin": "https://evil.example",
+            "Sec-Fetch-Site": "cross-site",
+        },
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["type"] == "cross_origin"
+    with KeyManager.open(material.store, key_file=material.key_file) as km:
+        assert km.revocation.get(SubjectKind.PRINCIPAL, "app-rv3-csrf") is None
+
+
+def test_a_cross_site_browser_post_to_a_transit_route_is_refused(http: HttpFactory) -> None:
+    response = http("app-1").post(
+        "/v1/transit/keys",
+        content=b'{"name": "app-rv3-csrf", "x": "="}',
+        headers={"Content-Type": "text/plain", "Origin": "null"},
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["type"] == "cross_origin"

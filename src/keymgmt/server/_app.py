@@ -789,6 +789,23 @@ def _canonical_subject(kind: SubjectKind, subject: str) -> str:
     return subject
 
 
+_BROWSER_SITES: Final = (b"cross-site", b"same-site", b"same-origin")
+
+
+def _from_a_web_page(scope: Scope) -> bool:
+    """Whether a browser sent this request for a web page (``Origin``, ``Sec-Fetch-Site``).
+
+    A browser that holds a client certificate presents it to any page's
+    cross-site form post (text/plain bodies that parse as JSON included):
+    without this check an attacker's page could revoke, create or sign with
+    an administrator's certificate. Programs send neither header.
+    """
+    for name, value in scope.get("headers") or ():
+        if name == b"origin" or (name == b"sec-fetch-site" and value in _BROWSER_SITES):
+            return True
+    return False
+
+
 class _Guard:
     """Outermost ASGI layer: turn library errors into JSON, log one line per request.
 
@@ -818,6 +835,17 @@ class _Guard:
             await send(message)  # type: ignore[arg-type]
 
         try:
+            if scope["method"] not in ("GET", "HEAD") and _from_a_web_page(scope):
+                refused = error_response(
+                    ServiceError(
+                        403,
+                        "cross_origin",
+                        "requests made by web pages are refused (the key service is "
+                        "for programs; a browser would lend them its client certificate)",
+                    )
+                )
+                await refused(scope, receive, send_and_record)
+                return
             route = None if self._fast is None else self._fast(scope["method"], scope["path"])
             if route is None:
                 await self._app(scope, receive, send_and_record)
