@@ -383,8 +383,8 @@ class TicketReceiver:
             every client (its overload floor is then shared too).
 
     Raises:
-        InvalidArgumentError: not a symmetric credential, or a skew that is
-            not a positive timedelta.
+        InvalidArgumentError: not a symmetric credential, a skew that is
+            not a positive timedelta, or another kind of replay cache.
     """
 
     def __init__(
@@ -402,6 +402,10 @@ class TicketReceiver:
             )
         if not isinstance(skew, _dt.timedelta) or skew <= _dt.timedelta(0):
             raise InvalidArgumentError("skew must be a positive timedelta")
+        if replay_cache is not None and not isinstance(
+            replay_cache, ReplayCache | PrincipalReplayCache
+        ):
+            raise InvalidArgumentError("replay_cache must be a ReplayCache or PrincipalReplayCache")
         self.principal = credential.principal
         self._aead = AESGCM(credential.key.reveal())
         self._clock = clock or SystemClock()

@@ -376,6 +376,13 @@ def test_a_kdc_needs_kdc_settings(km: KeyManager) -> None:
         KeyDistributionCenter(km._context, settings={"skew": 5})  # type: ignore[arg-type]
 
 
+def test_a_receiver_refuses_a_replay_cache_of_another_kind(
+    bob: SymmetricCredential, clock: FakeClock
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        TicketReceiver(bob, clock=clock, replay_cache={})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("skew", ["5m", _dt.timedelta(0)], ids=["str", "zero"])
 def test_a_receiver_with_a_given_cache_checks_its_skew(
     bob: SymmetricCredential, clock: FakeClock, skew: Any
