@@ -110,7 +110,10 @@ def _kdc_key(value: bytes) -> bytes:
 def _path(value: str | os.PathLike[str]) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise InvalidArgumentError(f"a credential file path, not {type(value).__name__}")
-    return Path(value)
+    path = Path(value)
+    if "\x00" in str(path):  # open() and exists() raise ValueError for it
+        raise InvalidArgumentError("a credential file path may not hold a null byte")
+    return path
 
 
 def _principal_name(value: str) -> str:

@@ -542,6 +542,8 @@ def _check_path(write_to: object) -> None:
     """
     if write_to is not None and not isinstance(write_to, str | os.PathLike):
         raise InvalidArgumentError(f"write_to must be a path, not {type(write_to).__name__}")
+    if write_to is not None and "\x00" in os.fspath(write_to):
+        raise InvalidArgumentError("write_to may not hold a null byte")
 
 
 def _certificate_issuer_id(cert: x509.Certificate) -> str:

@@ -199,6 +199,8 @@ def test_client_calls_with_wrong_types_raise_invalid_argument(
         lambda k: k.register(5),
         lambda k: k.register("\udcff"),
         lambda k: k.register("zed", write_to=5),
+        lambda k: k.register("zed", write_to="a\x00b"),  # ValueError from os.open/exists
+        lambda k: k.rotate_credential("alice", write_to="a\x00b"),
         lambda k: k.grants(key=5),
         lambda k: k.compromise(key=5),
         lambda k: k.revocation_list(nonce=b"abc"),
@@ -210,6 +212,8 @@ def test_client_calls_with_wrong_types_raise_invalid_argument(
         "register-int",
         "register-surrogate",
         "write-to-int",
+        "write-to-nul",
+        "rotate-to-nul",
         "grants-int",
         "compromise-int",
         "short-nonce",
@@ -300,6 +304,10 @@ def test_a_credential_file_path_must_be_a_path() -> None:
         SymmetricCredential.from_file(5)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         _symmetric().to_file(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        _symmetric().to_file("a\x00b")
+    with pytest.raises(InvalidArgumentError):
+        SymmetricCredential.from_file("a\x00b")
 
 
 # -- withdrawing: nothing to withdraw is refused; what another rule still allows is said --
