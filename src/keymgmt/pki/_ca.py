@@ -1882,6 +1882,20 @@ class CertificateAuthority:
         if (responder_cert is None) != (responder_key is None):
             raise InvalidArgumentError("give both responder_cert= and responder_key=, or neither")
         if responder_cert is not None and responder_key is not None:
+            # The CA's own key does not sign here (it may be offline), but a
+            # revoked CA has no say either: a delegate answered 'good' for
+            # what a CA revoked for key compromise had issued.
+            own = self._own_revocation()
+            if own is not None:
+                raise RevokedError(
+                    f"the CA {self.name!r} is revoked ({own.reason.value})", ca=self.name
+                )
+            name, _, _version = self.key_ref.partition("#")
+            registry = self._ctx.revocation
+            if registry.is_revoked(SubjectKind.KEY, self.key_ref) or registry.is_revoked(
+                SubjectKind.KEY, name
+            ):
+                raise RevokedError(f"the CA key {self.key_ref} is revoked", ca=self.name)
             self._check_responder(responder_cert, responder_key)
         store, registry, prefix = self._ctx.store, self._ctx.revocation, self.name
 

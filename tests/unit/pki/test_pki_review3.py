@@ -22,6 +22,7 @@ from keymgmt.errors import (
     InvalidArgumentError,
     KeyStateError,
     MalformedInputError,
+    RevokedError,
 )
 from keymgmt.pki import (
     OCSP_SIGNING,
@@ -600,3 +601,33 @@ def test_a_non_hex_serial_is_shown_truncated(root: CertificateAuthority) -> None
     with pytest.raises(InvalidArgumentError, match="invalid serial") as info:
         root.get("z" * 1000)
     assert len(str(info.value)) < 200
+
+
+# -- a revoked CA gets no delegated OCSP responder either -----------------------------
+
+
+def _responder(ca: CertificateAuthority) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return ca.issue(public_key=key.public_key(), subject="responder", profile=OCSP_SIGNING), key
+
+
+def test_a_ca_revoked_for_compromise_gets_no_delegated_responder(
+    km: KeyManager, root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    responder_cert, responder_key = _responder(issuing)
+    root.revoke(issuing.certificate.serial_number, "key-compromise")
+    with pytest.raises(RevokedError):
+        km.pki.ca("issuing").ocsp_responder(
+            responder_cert=responder_cert, responder_key=responder_key
+        )
+
+
+def test_a_ca_whose_key_the_key_store_revoked_gets_no_delegated_responder(
+    km: KeyManager, issuing: CertificateAuthority
+) -> None:
+    responder_cert, responder_key = _responder(issuing)
+    km.keys.revoke("pki-ca-issuing", 1, reason="key-compromise")
+    with pytest.raises(RevokedError):
+        km.pki.ca("issuing").ocsp_responder(
+            responder_cert=responder_cert, responder_key=responder_key
+        )
