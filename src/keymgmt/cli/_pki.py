@@ -39,6 +39,7 @@ from keymgmt.pki import (
     load_crl,
 )
 from keymgmt.pki._export import check_passphrase
+from keymgmt.pki._parse import MAX_INPUT
 from keymgmt.revocation import RevocationReason
 
 __all__ = ["ca", "cert"]
@@ -49,10 +50,16 @@ _KEY_TYPES = click.Choice([a.value for a in CA_KEY_TYPES])
 
 
 def _read(path: Path) -> bytes:
+    # At most MAX_INPUT (+1 to notice more): /dev/zero or a FIFO given as a
+    # CSR, certificate or CRL filled memory until MemoryError.
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT + 1)
     except OSError as exc:
         raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_INPUT:
+        raise InvalidArgumentError(f"{path} is larger than {MAX_INPUT} bytes")
+    return data
 
 
 def _write(path: Path | None, data: bytes, *, secret: bool = False) -> None:

@@ -631,3 +631,16 @@ def test_a_ca_whose_key_the_key_store_revoked_gets_no_delegated_responder(
         km.pki.ca("issuing").ocsp_responder(
             responder_cert=responder_cert, responder_key=responder_key
         )
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_cli_an_endless_input_file_is_a_one_line_error(
+    cli_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MAX_INPUT lowered so the test reads 1 KiB, not 64 MiB, of /dev/zero.
+    monkeypatch.setattr("keymgmt.cli._pki.MAX_INPUT", 1024)
+    capsys.readouterr()
+    assert main(["cert", "show", "/dev/zero"]) == 1
+    err = capsys.readouterr().err
+    assert "larger than 1024 bytes" in err
+    assert len(err.splitlines()) == 1
