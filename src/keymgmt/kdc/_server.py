@@ -447,8 +447,9 @@ class _Batch:
 
     def __init__(self) -> None:
         self.position = 0
-        #: (reply position, grant, audit operation, audit object)
-        self.grants: list[tuple[int, GrantRecord, str, str]] = []
+        #: (reply position, grant, audit operation, audit object, the credential
+        #: versions of the principal and of a ticket's peer it was made with)
+        self.grants: list[tuple[int, GrantRecord, str, str, tuple[int, int | None]]] = []
         #: (audit object, audit keyword arguments) of refused requests
         self.refusals: list[tuple[str, dict[str, Any]]] = []
 
@@ -1361,7 +1362,7 @@ class KeyDistributionCenter:
                 bytes.fromhex(grant.id),
             ],
         )
-        self._record(grant, "kdc.grant-key", key_id, batch)
+        self._record(grant, "kdc.grant-key", key_id, (principal.credential_version, None), batch)
         return reply
 
     def _grant_ticket(
@@ -1451,11 +1452,22 @@ class KeyDistributionCenter:
                 ticket,
             ],
         )
-        self._record(grant, "kdc.grant-ticket", f"{principal.name}>{service}", batch)
+        self._record(
+            grant,
+            "kdc.grant-ticket",
+            f"{principal.name}>{service}",
+            (principal.credential_version, target.credential_version),
+            batch,
+        )
         return reply
 
     def _record(
-        self, grant: GrantRecord, operation: str, object: str, batch: _Batch | None = None
+        self,
+        grant: GrantRecord,
+        operation: str,
+        object: str,
+        versions: tuple[int, int | None],
+        batch: _Batch | None = None,
     ) -> None:
         # The grant id is derived from (principal, request nonce), so a request
         # replayed to another KDC process (or after a restart), which its
@@ -1465,7 +1477,7 @@ class KeyDistributionCenter:
         # (compare-and-set on "absent"), so a replay conflicts and the re-run
         # reads the record and refuses. That saves a backend read per grant.
         if batch is not None:  # written with the whole batch (handle_many)
-            batch.grants.append((batch.position, grant, operation, object))
+            batch.grants.append((batch.position, grant, operation, object, versions))
             return
         attempts = 0
 
@@ -1480,14 +1492,16 @@ class KeyDistributionCenter:
                         _REPLAY_MESSAGE,
                         object=f"principal:{grant.principal}",
                     )
-                refusal = self._revoked_meanwhile(grant)
+                refusal = self._revoked_meanwhile(grant, versions)
                 if refusal is not None:
                     raise refusal
             _stage_grant(txn, grant, operation, object)
 
         self._store.transact(run)
 
-    def _revoked_meanwhile(self, grant: GrantRecord) -> _Refusal | None:
+    def _revoked_meanwhile(
+        self, grant: GrantRecord, versions: tuple[int, int | None]
+    ) -> _Refusal | None:
         """After a write conflict: did another process revoke what the grant hands out?
 
         A conflict means someone else wrote since this process last synced
@@ -1495,8 +1509,10 @@ class KeyDistributionCenter:
         and sets), perhaps a compromise response whose revocation this
         process has not taken in yet: without looking again, it would hand
         out the compromised version after the response, and the response's
-        report (read before this grant was written) would not name it. Only
-        re-runs pay for the sync.
+        report (read before this grant was written) would not name it. The
+        same for a principal (or a ticket's peer) disabled or given a new
+        long-term key meanwhile: the request was made with the old key, or
+        the ticket sealed under it. Only re-runs pay for the sync.
         """
         self._store.sync(force=True)
         registry = self._ctx.revocation
@@ -1504,6 +1520,22 @@ class KeyDistributionCenter:
         if registry.is_revoked(SubjectKind.PRINCIPAL, grant.principal):
             return _Refusal(
                 ErrorCode.REVOKED, "principal-revoked", "the principal is revoked", object=subject
+            )
+        current = self._principal(grant.principal)
+        if current is None or current.credential_version != versions[0]:
+            # Its long-term key was replaced (a leak?): the request was made with the old one.
+            return _Refusal(
+                ErrorCode.AUTHENTICATION,
+                "authentication",
+                "the request could not be authenticated",
+                object=subject,
+            )
+        if not current.enabled:
+            return _Refusal(
+                ErrorCode.DISABLED,
+                "principal-disabled",
+                "the principal is disabled",
+                object=subject,
             )
         if grant.kind == "key":
             if registry.is_revoked(SubjectKind.KEY, str(grant.key_name)) or registry.is_revoked(
@@ -1516,14 +1548,25 @@ class KeyDistributionCenter:
                     object=subject,
                     key=str(grant.key_id),
                 )
-        elif grant.peer is not None and registry.is_revoked(SubjectKind.PRINCIPAL, grant.peer):
-            return _Refusal(
-                ErrorCode.REVOKED,
-                "peer-revoked",
-                f"principal {grant.peer!r} is revoked",
-                object=subject,
-                peer=grant.peer,
-            )
+        elif grant.peer is not None:
+            if registry.is_revoked(SubjectKind.PRINCIPAL, grant.peer):
+                return _Refusal(
+                    ErrorCode.REVOKED,
+                    "peer-revoked",
+                    f"principal {grant.peer!r} is revoked",
+                    object=subject,
+                    peer=grant.peer,
+                )
+            peer = self._principal(grant.peer)
+            if peer is None or not peer.enabled or peer.credential_version != versions[1]:
+                # Disabled, or its key replaced: the ticket is sealed under the old one.
+                return _Refusal(
+                    ErrorCode.UNAVAILABLE,
+                    "peer-changed",
+                    f"principal {grant.peer!r} changed meanwhile; ask again",
+                    object=subject,
+                    peer=grant.peer,
+                )
         return None
 
     def _record_batch(self, batch: _Batch) -> dict[int, tuple[ErrorCode, str]]:
@@ -1539,7 +1582,7 @@ class KeyDistributionCenter:
             attempts += 1
             refused: dict[int, tuple[ErrorCode, str]] = {}
             names: set[str] = set()
-            for position, grant, operation, object in batch.grants:
+            for position, grant, operation, object, versions in batch.grants:
                 name = grant.record_name
                 if name in names or (attempts > 1 and txn.get(GRANT_KIND, name) is not None):
                     refused[position] = (ErrorCode.REPLAY, _REPLAY_MESSAGE)
@@ -1550,7 +1593,7 @@ class KeyDistributionCenter:
                         reason="replay",
                     )
                     continue
-                refusal = self._revoked_meanwhile(grant) if attempts > 1 else None
+                refusal = self._revoked_meanwhile(grant, versions) if attempts > 1 else None
                 if refusal is not None:  # see _record
                     refused[position] = (refusal.code, refusal.message)
                     txn.audit(

@@ -16,7 +16,12 @@ from cryptography.x509.oid import NameOID
 
 from keymgmt import KeyManager, SecretBytes
 from keymgmt.cli import main
-from keymgmt.errors import InvalidArgumentError, MalformedInputError, RevokedError
+from keymgmt.errors import (
+    InvalidArgumentError,
+    MalformedInputError,
+    RemoteProtocolError,
+    RevokedError,
+)
 from keymgmt.kdc import (
     CertificateCredential,
     InProcessTransport,
@@ -517,3 +522,24 @@ def test_a_batch_racing_another_process_refuses_what_it_revoked(
         client.receive_ticket_reply(ticket)
     assert len(second.kdc.grants(key="payments#1")) == 1
     assert len(second.kdc.grants(principal="bob")) == 1  # the warm-up's ticket only
+
+
+def test_a_request_made_with_a_key_rotated_by_another_process_is_refused(
+    two_processes: tuple[KeyManager, KeyManager, KdcClient],
+) -> None:
+    first, second, client = two_processes
+    second.kdc.rotate_credential("alice")  # the old key leaked, say
+    with pytest.raises(RemoteProtocolError, match="could not be authenticated"):
+        client.fetch_key("payments", InProcessTransport(first.kdc))
+    assert len(second.kdc.grants(key="payments#1")) == 1
+
+
+def test_a_ticket_for_a_peer_rotated_by_another_process_is_not_sealed_under_its_old_key(
+    two_processes: tuple[KeyManager, KeyManager, KdcClient],
+) -> None:
+    first, second, client = two_processes
+    second.kdc.rotate_credential("bob")
+    with pytest.raises(RemoteProtocolError, match="changed meanwhile"):
+        client.fetch_ticket("bob", InProcessTransport(first.kdc))
+    assert len(second.kdc.grants(principal="bob")) == 1  # the warm-up's ticket only
+    assert client.fetch_ticket("bob", InProcessTransport(first.kdc)).service == "bob"
