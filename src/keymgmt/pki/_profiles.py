@@ -263,12 +263,24 @@ def _is_ip(value: str) -> bool:
 def _subtree(value: str | x509.GeneralName) -> x509.GeneralName:
     if isinstance(value, x509.GeneralName):
         return value
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"a name constraint is a str or an x509.GeneralName, got {type(value).__name__}"
+        )
     if "/" in value:
         try:
             return x509.IPAddress(ipaddress.ip_network(value, strict=False))
         except ValueError:
             raise InvalidArgumentError(f"invalid name constraint {value!r}") from None
-    return parse_names([value])[0]
+    if value.startswith("*."):
+        raise InvalidArgumentError(
+            f"invalid name constraint {value!r}: a DNS constraint has no wildcard "
+            f"({value[2:]!r} covers its subdomains)"
+        )
+    name = parse_names([value])[0]
+    if isinstance(name, x509.IPAddress):  # one address: the network of just it
+        return x509.IPAddress(ipaddress.ip_network(name.value))
+    return name
 
 
 def name_constraints(
@@ -276,15 +288,24 @@ def name_constraints(
 ) -> x509.NameConstraints | None:
     """A NameConstraints extension (DNS names, emails, ``10.0.0.0/8``-style IP ranges).
 
+    A bare IP address is the range of just it (``/32`` or ``/128``); a DNS
+    constraint covers the name and its subdomains, so it has no wildcard.
+
     Raises:
-        InvalidArgumentError: a malformed constraint.
+        InvalidArgumentError: a malformed constraint (a wildcard, a value
+            that is neither a str nor a GeneralName cryptography takes).
     """
     if not permitted and not excluded:
         return None
-    return x509.NameConstraints(
-        permitted_subtrees=[_subtree(p) for p in permitted] or None,
-        excluded_subtrees=[_subtree(e) for e in excluded] or None,
-    )
+    try:
+        return x509.NameConstraints(
+            permitted_subtrees=[_subtree(p) for p in permitted] or None,
+            excluded_subtrees=[_subtree(e) for e in excluded] or None,
+        )
+    except (ValueError, TypeError) as exc:  # a GeneralName cryptography refuses here
+        if isinstance(exc, InvalidArgumentError):
+            raise
+        raise InvalidArgumentError(f"invalid name constraint: {exc}") from None
 
 
 #: A certificate extension as cryptography takes it (value, OID and criticality).

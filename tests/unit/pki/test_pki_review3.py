@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -644,3 +645,33 @@ def test_cli_an_endless_input_file_is_a_one_line_error(
     err = capsys.readouterr().err
     assert "larger than 1024 bytes" in err
     assert len(err.splitlines()) == 1
+
+
+# -- name constraints given at CA creation: typed errors, a bare IP is its /32 ---------
+
+
+@pytest.mark.parametrize(
+    "constraint",
+    ["*.example.com", x509.IPAddress(ipaddress.ip_address("10.0.0.1")), 5],
+    ids=["wildcard", "ip-address-general-name", "int"],
+)
+def test_a_name_constraint_cryptography_refuses_is_an_invalid_argument(
+    km: KeyManager, constraint: object
+) -> None:
+    with pytest.raises(InvalidArgumentError, match="name constraint"):
+        km.pki.create_root_ca("constrained", permitted_names=[constraint])  # type: ignore[list-item]
+    assert km.pki.list_cas() == []
+    assert km.keys.list() == []
+
+
+def test_a_bare_ip_address_constraint_is_that_one_address(
+    km: KeyManager,
+) -> None:
+    root = km.pki.create_root_ca("constrained", excluded_names=["10.0.0.1"])
+    constraints = root.certificate.extensions.get_extension_for_class(x509.NameConstraints)
+    assert constraints.value.excluded_subtrees == [
+        x509.IPAddress(ipaddress.ip_network("10.0.0.1/32"))
+    ]
+    with pytest.raises(InvalidArgumentError, match="outside the name constraints"):
+        root.issue(public_key=_other_key(), subject="x", names=["10.0.0.1"], profile=TLS_CLIENT)
+    root.issue(public_key=_other_key(), subject="y", names=["10.0.0.2"], profile=TLS_CLIENT)
