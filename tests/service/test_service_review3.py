@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
 from keymgmt.client import KeyServiceClient, client_ssl_context
-from keymgmt.errors import StoreUnavailableError
+from keymgmt.errors import InvalidArgumentError, StoreUnavailableError
 from keymgmt.revocation import SubjectKind
 from keymgmt.server import Operation, ServicePolicy, principal_of
 
@@ -691,3 +691,16 @@ def test_a_cross_site_browser_post_to_a_transit_route_is_refused(http: HttpFacto
     )
     assert response.status_code == 403
     assert response.json()["error"]["type"] == "cross_origin"
+
+
+# -- the policy file ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rate_limit",
+    [{"burst": 1e400}, {"principals": {"batch-*": {"rate": 1, "burst": 1e400}}}],
+    ids=["burst", "override"],
+)
+def test_an_infinite_burst_in_the_policy_is_invalid_argument(rate_limit: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        ServicePolicy.from_json({"rate_limit": rate_limit})

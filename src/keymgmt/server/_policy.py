@@ -220,7 +220,7 @@ class RateLimit:
                 (str(pattern), float(limit["rate"]), int(limit["burst"]))
                 for pattern, limit in overrides.items()
             )
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError):  # int(1e400): OverflowError
             raise InvalidArgumentError(
                 "policy: rate limits need numeric 'rate' and 'burst'"
             ) from None
