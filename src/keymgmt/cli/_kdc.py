@@ -235,6 +235,22 @@ def kdc_grants(settings: Settings, key: str | None, principal: str | None) -> No
     emit(settings, rows, table(rows, ["id", "kind", "principal", "what", "expires_at"]))
 
 
+def _create(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file (never through an existing name or symlink).
+
+    Raises:
+        FileExistsError: ``path`` exists.
+        OSError: it cannot be created or written (nothing is left behind).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def _write_list(path: Path, data: bytes, *, overwrite: bool) -> None:
     """Write a revocation list: a new file, or (``overwrite``) one replaced whole.
 
@@ -243,21 +259,18 @@ def _write_list(path: Path, data: bytes, *, overwrite: bool) -> None:
     """
     if not overwrite:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            _create(path, data)
         except FileExistsError:
             raise InvalidArgumentError(f"{path} exists already (--overwrite replaces it)") from None
         except OSError as exc:
             raise InvalidArgumentError(f"cannot create {path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        except OSError as exc:
-            path.unlink(missing_ok=True)
-            raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
         return
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        partial.write_bytes(data)
+        _create(partial, data)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot write {partial}: {exc.strerror}") from None
+    try:
         os.replace(partial, path)  # readers see the old list or the new one, whole
     except OSError as exc:
         partial.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -543,3 +544,17 @@ def test_a_ticket_for_a_peer_rotated_by_another_process_is_not_sealed_under_its_
         client.fetch_ticket("bob", InProcessTransport(first.kdc))
     assert len(second.kdc.grants(principal="bob")) == 1  # the warm-up's ticket only
     assert client.fetch_ticket("bob", InProcessTransport(first.kdc)).service == "bob"
+
+
+def test_revocation_list_overwrite_never_writes_through_a_planted_temporary_name(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "kdc.rl"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / f".kdc.rl.{os.getpid()}.tmp").symlink_to(victim)
+    capsys.readouterr()
+    assert main(["kdc", "revocation-list", "--out", str(out), "--overwrite"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot write ")
+    assert victim.read_bytes() == b"precious"
+    assert not out.exists()
