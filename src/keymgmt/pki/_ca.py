@@ -478,6 +478,8 @@ class PKI:
         Raises:
             NotFoundError: no such CA.
         """
+        if not isinstance(name, str):
+            raise NotFoundError(f"no CA named {name!r}", ca=repr(name))
         with self._lock:
             found = self._cas.get(name)
         if found is not None:
@@ -1924,6 +1926,16 @@ class CertificateAuthority:
         Checked once here rather than found out per request (a mismatched
         key made every response ``malformedRequest``).
         """
+        if not isinstance(cert, x509.Certificate):
+            raise InvalidArgumentError(
+                f"responder_cert must be an x509.Certificate, got {type(cert).__name__}"
+            )
+        try:
+            signer_public_key(key)
+        except (AttributeError, TypeError):
+            raise InvalidArgumentError(
+                f"responder_key must be a private signing key, got {type(key).__name__}"
+            ) from None
         try:
             cert.verify_directly_issued_by(self.certificate)
         except (ValueError, TypeError, InvalidSignature):

@@ -68,6 +68,11 @@ def policy_oids(
     """
     if isinstance(policies, str | x509.ObjectIdentifier):
         policies = [policies]
+    given: object = policies
+    if not isinstance(given, Iterable):
+        raise InvalidArgumentError(
+            f"the policy set must be OIDs or dotted strings, got {type(given).__name__}"
+        )
     found: set[x509.ObjectIdentifier] = set()
     for policy in policies:
         if isinstance(policy, x509.ObjectIdentifier):

@@ -220,6 +220,10 @@ def parse_names(names: Iterable[str | x509.GeneralName]) -> list[x509.GeneralNam
         InvalidArgumentError: an empty or malformed name.
     """
     out: list[x509.GeneralName] = []
+    given: object = names
+    if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        # A str would be read as one name per character.
+        raise InvalidArgumentError(f"names must be a list of names, got {type(given).__name__}")
     for item in names:
         # str first: GeneralName is an ABC, whose isinstance check costs more.
         if not isinstance(item, str):

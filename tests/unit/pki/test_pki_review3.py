@@ -23,6 +23,7 @@ from keymgmt.errors import (
     InvalidArgumentError,
     KeyStateError,
     MalformedInputError,
+    NotFoundError,
     RevokedError,
 )
 from keymgmt.pki import (
@@ -675,3 +676,35 @@ def test_a_bare_ip_address_constraint_is_that_one_address(
     with pytest.raises(InvalidArgumentError, match="outside the name constraints"):
         root.issue(public_key=_other_key(), subject="x", names=["10.0.0.1"], profile=TLS_CLIENT)
     root.issue(public_key=_other_key(), subject="y", names=["10.0.0.2"], profile=TLS_CLIENT)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda km, ca: ca.issue(public_key=_other_key(), subject="x", names=5),
+        lambda km, ca: km.pki.verify(ca.certificate, initial_policy_set=5),
+        lambda km, ca: ca.ocsp_responder(
+            responder_cert=b"DER", responder_key=ec.generate_private_key(ec.SECP256R1())
+        ),
+        lambda km, ca: ca.ocsp_responder(
+            responder_cert=_responder(ca)[0], responder_key=_other_key()
+        ),
+    ],
+    ids=["names-int", "policy-set-int", "responder-cert-bytes", "responder-public-key"],
+)
+def test_more_arguments_of_the_wrong_type_are_invalid_arguments(
+    km: KeyManager, root: CertificateAuthority, call: Callable[..., object]
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        call(km, root)
+
+
+def test_names_given_as_one_string_are_refused_as_such(root: CertificateAuthority) -> None:
+    # Not read as one name per character ("invalid subject alternative name DNS:'.'").
+    with pytest.raises(InvalidArgumentError, match="list of names"):
+        root.issue(public_key=_other_key(), subject="x", names="a.example.com")
+
+
+def test_a_ca_name_that_is_not_a_string_is_not_found(km: KeyManager) -> None:
+    with pytest.raises(NotFoundError):
+        km.pki.ca(["root"])  # type: ignore[arg-type]
