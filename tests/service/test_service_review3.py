@@ -704,3 +704,10 @@ def test_a_cross_site_browser_post_to_a_transit_route_is_refused(http: HttpFacto
 def test_an_infinite_burst_in_the_policy_is_invalid_argument(rate_limit: object) -> None:
     with pytest.raises(InvalidArgumentError):
         ServicePolicy.from_json({"rate_limit": rate_limit})
+
+
+def test_a_policy_file_nested_too_deeply_is_invalid_argument(tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(InvalidArgumentError):
+        ServicePolicy.load(path)

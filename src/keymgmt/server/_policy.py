@@ -268,7 +268,7 @@ class ServicePolicy:
             value = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read policy file {path}: {exc.strerror}") from None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
             raise InvalidArgumentError(f"policy file {path} is not valid JSON") from None
         return cls.from_json(value)
 
