@@ -34,13 +34,17 @@ def ensure_aware(value: _dt.datetime, what: str = "datetime") -> _dt.datetime:
     """Return ``value`` in UTC; refuse naive datetimes.
 
     Raises:
-        InvalidArgumentError: ``value`` is naive or not a datetime.
+        InvalidArgumentError: ``value`` is naive, not a datetime, or out of
+            range once in UTC.
     """
     if not isinstance(value, _dt.datetime):
         raise InvalidArgumentError(f"{what} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidArgumentError(f"{what} must be timezone-aware (naive datetimes are refused)")
-    return value.astimezone(_dt.UTC)
+    try:
+        return value.astimezone(_dt.UTC)
+    except OverflowError:  # e.g. year 1 at UTC+5: before datetime.min in UTC
+        raise InvalidArgumentError(f"{what} is out of range in UTC") from None
 
 
 def utc_from_timestamp(seconds: float) -> _dt.datetime:

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from keymgmt import Clock, InvalidArgumentError, SystemClock
+from keymgmt import Clock, InvalidArgumentError, KeyManager, SystemClock
 from keymgmt.clock import ensure_aware, utc_from_timestamp
+from keymgmt.revocation import SubjectKind
 from keymgmt.testing import DEFAULT_START, FakeClock
 
 UTC = dt.UTC
@@ -86,3 +87,21 @@ def test_fake_clock_refuses_a_naive_start() -> None:
 
 def test_fake_clock_repr_shows_the_time() -> None:
     assert repr(FakeClock()) == "FakeClock(2030-01-01T00:00:00+00:00)"
+
+
+def test_an_aware_datetime_out_of_range_in_utc_is_an_invalid_argument() -> None:
+    plus_five = dt.timezone(dt.timedelta(hours=5))
+    with pytest.raises(InvalidArgumentError, match="out of range in UTC"):
+        ensure_aware(dt.datetime(1, 1, 1, tzinfo=plus_five), "at")
+
+
+def test_a_revocation_date_out_of_range_is_an_invalid_argument(km: KeyManager) -> None:
+    plus_five = dt.timezone(dt.timedelta(hours=5))
+    with pytest.raises(InvalidArgumentError):
+        km.revocation.revoke(
+            SubjectKind.KEY,
+            "payments#1",
+            "key-compromise",
+            invalidity_date=dt.datetime(1, 1, 1, tzinfo=plus_five),
+        )
+    assert not km.revocation.is_revoked(SubjectKind.KEY, "payments#1")
