@@ -555,6 +555,20 @@ class Store:
         for callback in txn._after:
             _call_logged(callback, what="after-commit callback")
 
+    def erase_residue(self) -> None:
+        """Ask the backend to drop old copies of records now (best effort).
+
+        After secret material was erased (a destroyed key version) or the
+        master key changed: SQLite empties its write-ahead log, which still
+        holds the replaced sealed records (:meth:`SQLiteBackend.erase_residue
+        <keymgmt.storage.SQLiteBackend.erase_residue>`); backends without
+        such copies (memory) or that keep them until their own maintenance
+        (PostgreSQL: until ``VACUUM``) have no such method.
+        """
+        erase = getattr(self.backend, "erase_residue", None)
+        if callable(erase):
+            erase()
+
     def change_master_key(self, new_source: MasterKeySource) -> None:
         """Re-wrap the store key under a new master key, audited in the same write.
 
@@ -577,6 +591,7 @@ class Store:
                 "store.change-master-key", "store", source=str(parameters.get("type", "unknown"))
             )
             txn.after_commit(lambda: self.keyring.master_key_changed(put))
+            txn.after_commit(self.erase_residue)  # the old keyring record in the WAL
 
         self.transact(run)
 

@@ -1004,6 +1004,9 @@ class KeyStore:
         changed = attrs.evolve(version, state=state, state_changed_at=now, reason=reason)
         if state.is_destroyed and version.material is not None:
             changed = attrs.evolve(changed, material=None, destroyed_at=now)
+            # The replaced sealed record still holds the material until the
+            # backend drops its old copies (SQLite's WAL).
+            txn.after_commit(self._store.erase_residue)
             txn.audit(
                 "key.destroy",
                 _vname(key.name, version.version),

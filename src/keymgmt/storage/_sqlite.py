@@ -242,6 +242,10 @@ class SQLiteBackend:
                     f"{self.path}: this file system does not support SQLite's WAL mode"
                 )
             conn.execute("PRAGMA synchronous = FULL")
+            # Freed content is overwritten with zeros, not left in free pages:
+            # a destroyed key version's sealed record, an old keyring record
+            # (the default of some SQLite builds, not of all).
+            conn.execute("PRAGMA secure_delete = ON")
         except BaseException as exc:
             _close_quietly(conn)
             if isinstance(exc, sqlite3.Error):
@@ -460,6 +464,32 @@ class SQLiteBackend:
         if not rows or not isinstance(rows[0][0], int):
             raise IntegrityError(f"the change sequence of {self.path} is damaged")
         return rows[0][0]
+
+    def erase_residue(self) -> bool:
+        """Drop the old copies of rewritten records from the write-ahead log, now.
+
+        SQLite keeps the page images a commit replaced in the ``-wal`` file
+        until a checkpoint; after a key version's material is erased (or the
+        master key changed) they still hold its old sealed record. A
+        ``TRUNCATE`` checkpoint copies the current pages into the database
+        (where ``secure_delete`` zeroed the freed content) and empties the
+        WAL. It does not wait for readers: while another connection reads an
+        older snapshot it cannot finish, and the next one (or the last
+        connection's close) does.
+
+        Returns:
+            True when the WAL was emptied.
+        """
+        conn = self._conn
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        except sqlite3.Error:
+            return False
+        return not busy
 
     def close(self) -> None:
         """Close every connection this backend opened. Idempotent."""
