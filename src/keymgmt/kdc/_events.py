@@ -9,6 +9,7 @@ Secrets are :class:`~keymgmt.SecretBytes` with ``repr=False``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 import json
@@ -163,8 +164,8 @@ class SymmetricCredential:
     def to_file(self, path: str | os.PathLike[str]) -> Path:
         """Write the credential to a new file readable by its owner only (0600).
 
-        The file is synced to disk before this returns; one that cannot be
-        written completely is removed.
+        The file and its directory entry are synced to disk before this
+        returns; a file that cannot be written completely is removed.
 
         Raises:
             InvalidArgumentError: the file exists or cannot be written.
@@ -194,6 +195,15 @@ class SymmetricCredential:
             raise InvalidArgumentError(
                 f"cannot write credential file {target}: {exc.strerror}"
             ) from None
+        # The directory entry too, or a crash after the caller commits can
+        # leave a principal whose only key file never reached the disk (best
+        # effort, as for the master key file: not every filesystem can).
+        with contextlib.suppress(OSError):
+            directory = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         return target
 
     @classmethod

@@ -558,3 +558,23 @@ def test_revocation_list_overwrite_never_writes_through_a_planted_temporary_name
     assert capsys.readouterr().err.startswith("error: cannot write ")
     assert victim.read_bytes() == b"precious"
     assert not out.exists()
+
+
+# -- a credential file's directory entry is synced before the principal commits ------------
+
+
+def test_register_syncs_the_credential_files_directory_before_committing(
+    kdc: KeyDistributionCenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[bool, bool]] = []  # (a directory?, the principal there yet?)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        import stat
+
+        synced.append((stat.S_ISDIR(os.fstat(fd).st_mode), kdc.list() != []))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    kdc.register("carol", write_to=tmp_path / "carol.cred")
+    assert (True, False) in synced  # the directory, before the registration committed
