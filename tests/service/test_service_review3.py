@@ -711,3 +711,29 @@ def test_a_policy_file_nested_too_deeply_is_invalid_argument(tmp_path: Path) -> 
     path.write_text("[" * 100_000)
     with pytest.raises(InvalidArgumentError):
         ServicePolicy.load(path)
+
+
+# -- a client that goes away in the middle of its body --------------------------------------
+
+
+def test_a_client_gone_mid_body_is_not_logged_as_an_internal_error(
+    server: ServerProcess, material: Material
+) -> None:
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    context = raw_tls_context(material, material.clients["app-1"])
+    path = "/v1/transit/keys/app-rv3-gone/encrypt"
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=8) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b'{"plaintext": '
+        )
+    line = next(
+        line for line in _logged(server, f"POST {path} ").splitlines() if f"POST {path} " in line
+    )
+    assert " 400 " in line, line
+    assert f"internal error on {path}" not in server.log_text()

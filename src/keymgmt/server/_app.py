@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -403,8 +403,9 @@ class Service:
         """The request body, at most ``max_body`` bytes.
 
         Raises:
-            ServiceError: 413 when larger, 400 for a bad Content-Length, 408
-                when it does not arrive within ``body_timeout``.
+            ServiceError: 413 when larger, 400 for a bad Content-Length or a
+                client gone before its body arrived, 408 when it does not
+                arrive within ``body_timeout``.
         """
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -426,6 +427,10 @@ class Service:
         except TimeoutError:
             raise ServiceError(
                 408, "request_timeout", f"the request body took over {self.body_timeout} s"
+            ) from None
+        except ClientDisconnect:  # the client's doing, not an internal error
+            raise ServiceError(
+                400, "client_disconnected", "the client went away before its body arrived"
             ) from None
         return b"".join(chunks)
 
