@@ -737,3 +737,14 @@ def test_a_client_gone_mid_body_is_not_logged_as_an_internal_error(
     )
     assert " 400 " in line, line
     assert f"internal error on {path}" not in server.log_text()
+
+
+def test_a_web_page_posting_to_the_ocsp_responder_gets_a_documented_403(
+    http: HttpFactory,
+) -> None:
+    response = http(None).post(
+        "/v1/pki/ocsp",
+        content=b"0\x00",
+        headers={"Content-Type": "application/ocsp-request", "Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403  # the OpenAPI hook checks it is documented
