@@ -875,12 +875,28 @@ class CertificateAuthority:
         return out
 
     def _key(self) -> CASigner:
-        own = self._own_revocation()
-        if own is not None:
-            raise RevokedError(
-                f"the CA {self.name!r} is revoked ({own.reason.value})", ca=self.name
-            )
+        self._refuse_revoked()
         return self._pki._keys.load(self.key_ref)
+
+    def _refuse_revoked(self) -> None:
+        """Refuse to sign for a CA revoked itself or under a revoked CA.
+
+        Raises:
+            RevokedError: this CA's certificate, or a parent CA's, is revoked:
+                nothing it signs could be verified (the parent's revocation
+                cuts every path through it).
+        """
+        ca: CertificateAuthority | None = self
+        while ca is not None:
+            own = ca._own_revocation()
+            if own is not None:
+                where = "is revoked" if ca is self else f"is under the revoked CA {ca.name!r}"
+                raise RevokedError(
+                    f"the CA {self.name!r} {where} ({own.reason.value})",
+                    ca=self.name,
+                    reason=own.reason,
+                )
+            ca = None if ca.parent is None else self._pki.ca(ca.parent)
 
     def _own_revocation(self) -> Revocation | None:
         if self._own_subject is None:
@@ -1887,11 +1903,7 @@ class CertificateAuthority:
             # The CA's own key does not sign here (it may be offline), but a
             # revoked CA has no say either: a delegate answered 'good' for
             # what a CA revoked for key compromise had issued.
-            own = self._own_revocation()
-            if own is not None:
-                raise RevokedError(
-                    f"the CA {self.name!r} is revoked ({own.reason.value})", ca=self.name
-                )
+            self._refuse_revoked()
             name, _, _version = self.key_ref.partition("#")
             registry = self._ctx.revocation
             if registry.is_revoked(SubjectKind.KEY, self.key_ref) or registry.is_revoked(

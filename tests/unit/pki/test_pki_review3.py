@@ -708,3 +708,33 @@ def test_names_given_as_one_string_are_refused_as_such(root: CertificateAuthorit
 def test_a_ca_name_that_is_not_a_string_is_not_found(km: KeyManager) -> None:
     with pytest.raises(NotFoundError):
         km.pki.ca(["root"])  # type: ignore[arg-type]
+
+
+# -- a CA under a revoked CA signs nothing (nothing it signed could verify) ------------
+
+
+@pytest.fixture
+def grandchild(km: KeyManager, root: CertificateAuthority) -> CertificateAuthority:
+    middle = root.create_intermediate("middle", path_length=1)
+    return middle.create_intermediate("grandchild")
+
+
+def test_a_ca_under_a_revoked_ca_issues_nothing(
+    km: KeyManager, root: CertificateAuthority, grandchild: CertificateAuthority
+) -> None:
+    root.revoke(km.pki.ca("middle").certificate.serial_number, "key-compromise")
+    with pytest.raises(RevokedError, match="under the revoked CA 'middle'"):
+        km.pki.ca("grandchild").issue(public_key=_other_key(), subject="x", profile=TLS_CLIENT)
+    assert km.pki.ca("grandchild").issued() == []
+
+
+def test_a_ca_under_a_held_ca_issues_again_once_the_hold_is_released(
+    km: KeyManager, root: CertificateAuthority, grandchild: CertificateAuthority
+) -> None:
+    middle_serial = km.pki.ca("middle").certificate.serial_number
+    root.revoke(middle_serial, "certificate-hold")
+    with pytest.raises(RevokedError):
+        km.pki.ca("grandchild").crl()
+    root.release_hold(middle_serial)
+    cert = km.pki.ca("grandchild").issue(public_key=_other_key(), subject="x", profile=TLS_CLIENT)
+    assert km.pki.verify(cert).chain[0] == cert
