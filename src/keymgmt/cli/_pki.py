@@ -260,6 +260,8 @@ def ca_list(settings: Settings) -> None:
 @pass_settings
 def ca_export(settings: Settings, name: str, chain: bool, der: bool, out: Path | None) -> None:
     """Export CA NAME's certificate (or chain). Its private key never leaves the store."""
+    if chain and der:  # a chain is a PEM bundle: --der was silently ignored
+        raise click.UsageError("--der exports one certificate; a --chain is a PEM bundle")
     with manager(settings) as km:
         authority = km.pki.ca(name)
         if chain:

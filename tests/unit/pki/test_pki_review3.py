@@ -738,3 +738,13 @@ def test_a_ca_under_a_held_ca_issues_again_once_the_hold_is_released(
     root.release_hold(middle_serial)
     cert = km.pki.ca("grandchild").issue(public_key=_other_key(), subject="x", profile=TLS_CLIENT)
     assert km.pki.verify(cert).chain[0] == cert
+
+
+def test_cli_export_of_a_chain_as_der_is_a_usage_error(
+    cli_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "chain.der"
+    capsys.readouterr()
+    assert main(["ca", "export", "root", "--chain", "--der", "--out", str(out)]) == 2
+    assert "--der" in capsys.readouterr().err
+    assert not out.exists()
