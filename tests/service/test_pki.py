@@ -110,6 +110,30 @@ def test_csr_with_an_extra_san_is_denied(service_client: KeyServiceClient) -> No
         service_client.sign_csr("issuing", _csr("evil.example"), profile="tls-client")
 
 
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [
+        (x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Payments"), "O"),
+        (x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "admins"), "OU"),
+        (x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ceo@example.com"), "1.2.840.113549.1.9.1"),
+    ],
+    ids=["O", "OU", "emailAddress"],
+)
+def test_csr_subject_attributes_the_policy_cannot_judge_are_denied(
+    service_client: KeyServiceClient, extra: x509.NameAttribute, shown: str
+) -> None:
+    # Only names are judged; an O or OU copied unjudged into the certificate
+    # would let app-1 claim an organization a relying party authorizes by.
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app-1"), extra]))
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(AccessDeniedError, match=f"also holds {shown}"):
+        service_client.sign_csr("issuing", csr, profile="tls-client")
+
+
 def test_ca_the_policy_does_not_name_is_denied(service_client: KeyServiceClient) -> None:
     with pytest.raises(AccessDeniedError, match="from CA 'root'"):
         service_client.sign_csr("root", _csr(), profile="tls-client")

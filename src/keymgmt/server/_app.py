@@ -50,6 +50,7 @@ import anyio
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -61,6 +62,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from keymgmt._version import __version__
 from keymgmt.audit import act_as
 from keymgmt.errors import (
+    AccessDeniedError,
     InvalidArgumentError,
     KeyMgmtError,
     KeyNotFoundError,
@@ -149,6 +151,32 @@ def _printable(value: Any) -> str:
     """
     text = str(value)
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _only_common_names(csr: x509.CertificateSigningRequest) -> None:
+    """Refuse a CSR whose subject holds more than common names.
+
+    The sign policy judges names (the common names and the subject
+    alternative names); anything else in the subject (O, OU, emailAddress,
+    UID ...) would be copied into the certificate unjudged, and a relying
+    party that authorizes by organization would believe it.
+
+    Raises:
+        AccessDeniedError: another attribute is in the subject.
+    """
+    others = sorted(
+        {
+            attribute.rfc4514_attribute_name
+            for attribute in csr.subject
+            if attribute.oid != NameOID.COMMON_NAME
+        }
+    )
+    if others:
+        raise AccessDeniedError(
+            "the sign policy certifies common names and subject alternative names only; "
+            f"the CSR's subject also holds {', '.join(others)}",
+            attributes=others,
+        )
 
 
 def _http_date(when: _dt.datetime) -> str:
@@ -658,6 +686,7 @@ class Service:
         self.policy.authorize(
             identity.principal, Operation.SIGN, profile=profile, names=names, ca=ca
         )
+        _only_common_names(csr)
         issued = await self.call(self.parts.sign_csr, ca, csr, profile)
 
         def pem_of(certificate: x509.Certificate) -> str:
