@@ -147,7 +147,23 @@ def _subject(value: str | x509.Name | None, default_cn: str) -> x509.Name:
             return x509.Name.from_rfc4514_string(value)
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])
     except ValueError as exc:  # incl. a common name over 64 characters, lone surrogates
-        raise InvalidArgumentError(f"invalid subject {value!r}: {exc}") from None
+        why = str(exc) or "not an RFC 4514 name"
+        raise InvalidArgumentError(f"invalid subject {value!r}: {why}") from None
+
+
+def _ca_subject(value: str | x509.Name | None, default_cn: str) -> x509.Name:
+    """A CA's subject: non-empty, its attributes checked as a leaf's are.
+
+    Raises:
+        InvalidArgumentError: empty (RFC 5280 4.1.2.6: a CA's subject MUST
+            be a non-empty name), malformed, or an empty, overlong or
+            control-character attribute.
+    """
+    name = _subject(value, default_cn)
+    if name == EMPTY_NAME:
+        raise InvalidArgumentError("a CA's subject must not be empty (RFC 5280 4.1.2.6)")
+    check_subject(name, (), EMPTY_NAME)  # its attributes (no issuer equals a non-empty name)
+    return name
 
 
 # A common name that RFC 4514 writes as it is: none of the characters it
@@ -431,7 +447,7 @@ class PKI:
         if lifetime <= _dt.timedelta(0):
             raise InvalidArgumentError("validity must be positive")
         not_after = _until(now, lifetime, "validity")  # refused before a key is made
-        subject_name = _subject(subject, name)
+        subject_name = _ca_subject(subject, name)
         constraints = name_constraints(permitted_names, excluded_names)
         _check_ca_urls(crl_url, ocsp_url)  # before a key is made, like every check
         ref, key = self._new_ca_key(name, algorithm, token)
@@ -1429,7 +1445,7 @@ class CertificateAuthority:
         # made), and under this CA's chain's name constraints, which bind a
         # sub-CA's subject as they bind a leaf's (RFC 5280 6.1.3 b; only a
         # self-issued certificate is exempt): verifiers refuse it otherwise.
-        subject_name = _subject(subject, name)
+        subject_name = _ca_subject(subject, name)
         if subject_name != self._subject_name:
             self._check_constraints((), subject_name)
         self._key()

@@ -748,3 +748,26 @@ def test_cli_export_of_a_chain_as_der_is_a_usage_error(
     assert main(["ca", "export", "root", "--chain", "--der", "--out", str(out)]) == 2
     assert "--der" in capsys.readouterr().err
     assert not out.exists()
+
+
+# -- a CA's subject: non-empty (RFC 5280 4.1.2.6), attributes checked -----------------
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [x509.Name([]), "O=", "CN=ok,O=" + "o" * 65],
+    ids=["empty-name", "empty-attribute", "overlong-organization"],
+)
+@pytest.mark.parametrize("kind", ["root", "intermediate"])
+def test_a_ca_subject_rfc_5280_forbids_is_refused_before_its_key(
+    km: KeyManager, root: CertificateAuthority, subject: x509.Name | str, kind: str
+) -> None:
+    create = km.pki.create_root_ca if kind == "root" else root.create_intermediate
+    with pytest.raises(InvalidArgumentError, match="subject"):
+        create("other", subject=subject)
+    assert [key.name for key in km.keys.list()] == ["pki-ca-root"]
+
+
+def test_a_malformed_subject_says_why(km: KeyManager) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"invalid subject .*: .+"):
+        km.pki.create_root_ca("other", subject="CN=a\x00b")
