@@ -2,9 +2,10 @@
 
 Built directly with :mod:`cryptography.x509` (trustme's approach: a short,
 complete list of extensions) so strategies can draw many chains without a
-store. Keys are ECDSA P-256 derived from an integer seed, so the same seed
-gives the same keys — Hypothesis can replay and shrink. Never for production:
-the keys are predictable by design.
+store. Keys are ECDSA P-256 derived from an integer seed and signatures are
+deterministic (RFC 6979), so the same seed gives the same bytes — Hypothesis
+can replay and shrink. Never for production: the keys are predictable by
+design.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _ca_cert(
             critical=False,
         )
     )
-    return builder.sign(signer, hashes.SHA256())
+    return builder.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
 
 
 def _crl(
@@ -110,7 +111,7 @@ def _crl(
             .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
             .build()
         )
-    return builder.sign(key, hashes.SHA256())
+    return builder.sign(key, hashes.SHA256(), ecdsa_deterministic=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -207,7 +208,7 @@ def build_chain(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()),
             critical=False,
         )
-        .sign(signer, hashes.SHA256())
+        .sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
     )
     crls = (
         _crl(root, root_key, [], at),

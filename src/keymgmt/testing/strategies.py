@@ -407,7 +407,7 @@ def csrs(draw: st.DrawFn) -> x509.CertificateSigningRequest:
         x509.CertificateSigningRequestBuilder()
         .subject_name(_x509_name(names[0]))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)  # replayable bytes
     )
 
 
