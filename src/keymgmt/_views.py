@@ -510,7 +510,10 @@ def _builder(obj: object) -> Callable[[], _Doc] | None:
         return lambda: _certificate(obj)
     if isinstance(obj, x509.CertificateRevocationList):
         return lambda: _crl(obj)
-    if isinstance(obj, (list, tuple)) and obj:
+    if isinstance(obj, (list, tuple)) and not obj:
+        # An empty listing (no grants yet, no principals): say so rather than refuse it.
+        return lambda: _Doc(f"Empty {type(obj).__name__}: nothing to show")
+    if isinstance(obj, (list, tuple)):
         if all(isinstance(c, x509.Certificate) for c in obj):
             return lambda: _chain(obj)
         if all(isinstance(e, AuditEntry) for e in obj):
@@ -611,7 +614,8 @@ def show(obj: object) -> View:
     keymgmt's: an ``x509.Certificate``, an ``x509.CertificateRevocationList``,
     a list of certificates (a chain, leaf first) and a list of audit entries
     (``km.audit.tail(10)``), of KDC principals (``km.kdc.list()``) and of KDC
-    grants (``km.kdc.grants()``). keymgmt's own types (``KeyManager``,
+    grants (``km.kdc.grants()``); an empty list shows as "nothing to show".
+    keymgmt's own types (``KeyManager``,
     ``KeyInfo``, ``AuditEntry``, ``AuditLog``, ``VerifiedPath``,
     ``IssuedCertificate``, ``CertificateAuthority``, handshake ``Session``,
     the KDC's ``CompromiseReport``, ``PrincipalInfo`` and ``GrantRecord``)

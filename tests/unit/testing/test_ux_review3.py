@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keymgmt.testing import in_memory_manager
 from keymgmt.testing import strategies as kst
 from keymgmt.testing._pki import CHAIN_DEFECTS, build_chain, build_crl
+from keymgmt.views import show
 
 _AT = dt.datetime(2031, 6, 1, 12, tzinfo=dt.UTC)
 _DER = serialization.Encoding.DER
@@ -71,3 +73,24 @@ def test_pki_strategies_replay_the_same_bytes(
     # so a user's deterministic test failing on some certificate was reported
     # as FlakyFailure instead of its own assertion.
     assert _replay(strategy, encode) == _replay(strategy, encode)
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        lambda km: km.kdc.grants(),  # docs: show(km.kdc.grants()); none granted yet
+        lambda km: km.kdc.list(),  # docs: show(km.kdc.list()); nobody registered yet
+        lambda km: km.audit.tail(0),
+    ],
+    ids=["kdc-grants", "kdc-principals", "audit-tail"],
+)
+def test_show_renders_an_empty_listing_instead_of_raising(listing: Callable[[Any], Any]) -> None:
+    with in_memory_manager() as km:
+        empty = listing(km)
+        assert len(empty) == 0
+        shown = show(empty)
+        assert "nothing to show" in str(shown)
+        assert "nothing to show" in shown._repr_html_()
