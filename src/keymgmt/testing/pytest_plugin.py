@@ -1,21 +1,22 @@
-"""A pytest plugin with keymgmt fixtures: installed with keymgmt, inert until a test asks.
+"""A pytest plugin with keymgmt fixtures, for projects that opt in.
 
-Installing keymgmt registers this plugin under the ``pytest11`` entry point
-``keymgmt``, so in any project with keymgmt installed a test can simply name
-a fixture::
+Installing keymgmt registers a ``pytest11`` entry point named ``keymgmt``, but
+that entry point only declares the switch: the fixtures below exist in a
+project that asks for them, in any one of these ways:
+
+* ``keymgmt_fixtures = true`` in ``[pytest]`` / ``[tool.pytest.ini_options]``;
+* ``pytest --keymgmt-fixtures`` for one run;
+* ``pytest_plugins = ["keymgmt.testing.pytest_plugin"]`` in a ``conftest.py``
+  (works with or without the entry point, and after ``-p no:keymgmt``).
+
+Then a test simply names a fixture::
 
     def test_tokens_expire(keymgmt_manager, keymgmt_clock): ...
 
 Loading it changes nothing else: it registers no Hypothesis profile, adds no
 command-line options, hooks or markers, and imports only :mod:`keymgmt`
 itself (everything else is imported by the fixture that needs it, when a
-test requests it). Disable it for one run with ``pytest -p no:keymgmt``, or
-with every other auto-loaded plugin through ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``;
-then enable it explicitly in a ``conftest.py``::
-
-    pytest_plugins = ["keymgmt.testing.pytest_plugin"]
-
-(Listing it there while the entry point is active is harmless too.)
+test requests it). ``pytest -p no:keymgmt`` switches the entry point off.
 
 Fixtures (all function-scoped, so every test gets fresh ones):
 
