@@ -28,7 +28,8 @@ Fixtures (all function-scoped, so every test gets fresh ones):
 ``keymgmt_manager``
     an in-memory :class:`~keymgmt.KeyManager` using the two above.
 ``keymgmt_sqlite_manager``
-    a manager on a fresh SQLite file in ``tmp_path`` (test-only KDF cost).
+    a manager on a fresh SQLite file in ``tmp_path`` (test-only KDF cost),
+    with the same clock and randomness.
 
 A fixture of the same name in your own ``conftest.py`` overrides the
 plugin's (pytest's usual rule: the closer definition wins).
@@ -84,8 +85,13 @@ def keymgmt_manager(
 
 
 @pytest.fixture
-def keymgmt_sqlite_manager(tmp_path: Path, keymgmt_clock: FakeClock) -> Iterator[KeyManager]:
-    """A KeyManager on a new SQLite file, with deliberately cheap (insecure) KDF cost."""
+def keymgmt_sqlite_manager(
+    tmp_path: Path, keymgmt_clock: FakeClock, keymgmt_randomness: SeededRandomness
+) -> Iterator[KeyManager]:
+    """A KeyManager on a new SQLite file, with deliberately cheap (insecure) KDF cost.
+
+    It uses the fake clock and the seeded randomness, as ``keymgmt_manager`` does.
+    """
     from keymgmt._manager import KeyManager
     from keymgmt.keyring import KdfProfile
 
@@ -94,6 +100,7 @@ def keymgmt_sqlite_manager(tmp_path: Path, keymgmt_clock: FakeClock) -> Iterator
         passphrase="keymgmt-test-passphrase",  # noqa: S106 - a throwaway test store
         kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
         clock=keymgmt_clock,
+        randomness=keymgmt_randomness,
         consistency_interval=0,
     ) as km:
         yield km

@@ -16,6 +16,8 @@ from keymgmt.testing import strategies as kst
 from keymgmt.testing._pki import CHAIN_DEFECTS, build_chain, build_crl
 from keymgmt.views import show
 
+pytest_plugins = ["pytester"]
+
 _AT = dt.datetime(2031, 6, 1, 12, tzinfo=dt.UTC)
 _DER = serialization.Encoding.DER
 
@@ -94,3 +96,29 @@ def test_show_renders_an_empty_listing_instead_of_raising(listing: Callable[[Any
         shown = show(empty)
         assert "nothing to show" in str(shown)
         assert "nothing to show" in shown._repr_html_()
+
+
+# -- the pytest plugin ---------------------------------------------------------------------------
+
+_SQLITE_USER_TEST = """
+import pathlib
+
+def test_writes_a_ciphertext(keymgmt_sqlite_manager):
+    keymgmt_sqlite_manager.keys.create("k")
+    blob = bytes(keymgmt_sqlite_manager.encrypt("k", b"x"))
+    with open(pathlib.Path(__file__).parent / "out.txt", "a") as out:
+        out.write(blob.hex() + "\\n")
+"""
+
+
+def test_the_sqlite_manager_fixture_is_as_reproducible_as_the_in_memory_one(
+    pytester: pytest.Pytester,
+) -> None:
+    # keymgmt_manager uses keymgmt_randomness (seeded from the node id);
+    # keymgmt_sqlite_manager drew keys and nonces from the OS instead.
+    pytester.makeconftest('pytest_plugins = ["keymgmt.testing.pytest_plugin"]')
+    pytester.makepyfile(_SQLITE_USER_TEST)
+    for _ in range(2):
+        pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    first, second = (pytester.path / "out.txt").read_text().split()
+    assert first == second
