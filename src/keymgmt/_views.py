@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 __all__ = ["View", "html", "pretty", "show", "text"]
@@ -195,16 +196,41 @@ def _manager(km: Any) -> _Doc:
 # -- certificates, chains, CRLs -----------------------------------------------------------
 
 
-def _names(cert: x509.Certificate) -> str:
+#: What pyca raises when it parses a certificate's or CRL's extensions (lazily, on first
+#: use) and refuses them: a view shows such an object (often the one being debugged)
+#: with its extensions marked unreadable instead of failing.
+_UNREADABLE = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
+def _unreadable_extensions(obj: Any) -> str | None:
+    """Why ``obj.extensions`` cannot be read, or None when it can."""
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+        obj.extensions  # noqa: B018 - parsed on first access
+    except _UNREADABLE as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _extension(obj: Any, kind: type[x509.ExtensionType]) -> Any:
+    """The value of ``obj``'s extension of type ``kind``; None if absent or unreadable."""
+    try:
+        return obj.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, *_UNREADABLE):
+        return None
+
+
+def _names(cert: x509.Certificate) -> str:
+    san = _extension(cert, x509.SubjectAlternativeName)
+    if san is None:
         return ""
     return ", ".join(str(getattr(n, "value", n)) for n in san)
 
 
 def _key_type(cert: x509.Certificate) -> str:
-    key = cert.public_key()
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unsupported"
     curve = getattr(key, "curve", None)
     if curve is not None:
         return f"EC {curve.name}"
@@ -214,16 +240,20 @@ def _key_type(cert: x509.Certificate) -> str:
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
+    constraints = _extension(cert, x509.BasicConstraints)
+    return bool(constraints is not None and constraints.ca)
+
+
+def _ca_flag(cert: x509.Certificate) -> str:
+    """ "yes", "no", or "unknown" when the extensions cannot be read."""
+    if _unreadable_extensions(cert) is not None:
+        return "unknown"
+    return "yes" if _is_ca(cert) else "no"
 
 
 def _usages(cert: x509.Certificate) -> str:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+    eku = _extension(cert, x509.ExtendedKeyUsage)
+    if eku is None:
         return ""
     return ", ".join(getattr(u, "_name", u.dotted_string) for u in eku)
 
@@ -241,8 +271,9 @@ def _certificate(cert: x509.Certificate, title: str | None = None) -> _Doc:
     doc.field("not after", _when(cert.not_valid_after_utc))
     doc.field("key", _key_type(cert))
     doc.field("names", _names(cert))
-    doc.field("CA", "yes" if _is_ca(cert) else "no")
+    doc.field("CA", _ca_flag(cert))
     doc.field("extended key usage", _usages(cert))
+    doc.field("extensions", _unreadable_extensions(cert))
     doc.field("SHA-256", _fingerprint(cert))
     return doc
 
@@ -254,7 +285,7 @@ def _chain_rows(chain: Sequence[x509.Certificate]) -> list[Sequence[object]]:
             c.subject.rfc4514_string(),
             format(c.serial_number, "x"),
             _when(c.not_valid_after_utc),
-            "CA" if _is_ca(c) else "leaf",
+            {"yes": "CA", "no": "leaf"}.get(_ca_flag(c), "unknown"),
             _key_type(c),
         )
         for n, c in enumerate(chain)
@@ -283,25 +314,18 @@ def _verified_path(path: Any) -> _Doc:
 
 def _crl(crl: x509.CertificateRevocationList) -> _Doc:
     doc = _Doc(f"CRL from {crl.issuer.rfc4514_string()}")
-    try:
-        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except x509.ExtensionNotFound:
-        number = None
-    try:
-        base = crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number
-    except x509.ExtensionNotFound:
-        base = None
-    doc.field("number", number)
-    doc.field("delta of", base)
+    number = _extension(crl, x509.CRLNumber)
+    base = _extension(crl, x509.DeltaCRLIndicator)
+    doc.field("number", number and number.crl_number)
+    doc.field("delta of", base and base.crl_number)
+    doc.field("extensions", _unreadable_extensions(crl))
     doc.field("this update", _when(crl.last_update_utc))
     doc.field("next update", _when(crl.next_update_utc))
     doc.field("entries", len(crl))
     rows = []
     for entry in crl:
-        try:
-            reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-        except x509.ExtensionNotFound:
-            reason = "unspecified"
+        flag = _extension(entry, x509.CRLReason)
+        reason = flag.reason.value if flag is not None else "unspecified"
         rows.append((format(entry.serial_number, "x"), _when(entry.revocation_date_utc), reason))
     doc.table("revoked", ["serial", "revoked at", "reason"], rows)
     return doc

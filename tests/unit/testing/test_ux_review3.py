@@ -122,3 +122,35 @@ def test_the_sqlite_manager_fixture_is_as_reproducible_as_the_in_memory_one(
         pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     first, second = (pytester.path / "out.txt").read_text().split()
     assert first == second
+
+
+def _with_duplicate_extension(der: bytes, twin: str) -> bytes:
+    # The authority key identifier's OID becomes another extension's (``twin``, present
+    # too): pyca loads the DER (extensions are parsed lazily) and refuses its extensions.
+    aki = bytes.fromhex("0603551d23")
+    assert der.count(aki) == 1
+    return der.replace(aki, bytes.fromhex(twin))
+
+
+def test_views_show_a_certificate_with_unreadable_extensions_instead_of_crashing() -> None:
+    from cryptography import x509
+
+    case = build_chain(3, at=_AT)
+    cert = x509.load_der_x509_certificate(
+        _with_duplicate_extension(case.intermediate.public_bytes(_DER), "0603551d0e")
+    )
+    for obj in (cert, [cert, case.root]):
+        shown = show(obj)
+        assert "keymgmt test issuing" in str(shown)
+        assert "keymgmt test issuing" in shown._repr_html_()
+    assert "unreadable" in str(show(cert))
+
+
+def test_views_show_a_crl_with_unreadable_extensions_instead_of_crashing() -> None:
+    from cryptography import x509
+
+    crl, _ = build_crl(4, [7], at=_AT)
+    bad = x509.load_der_x509_crl(_with_duplicate_extension(crl.public_bytes(_DER), "0603551d14"))
+    shown = show(bad)
+    assert "keymgmt test CRL issuer" in str(shown)
+    assert "unreadable" in shown._repr_html_()
