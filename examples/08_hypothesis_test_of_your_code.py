@@ -8,7 +8,7 @@ mutated) and certificate chains (valid and deliberately broken) from
 
 Run: python examples/08_hypothesis_test_of_your_code.py
 (or put the test functions in a test_*.py file and run pytest).
-Needs the ``test`` extra (hypothesis).
+Needs the ``testing`` extra (pytest and hypothesis).
 """
 
 from __future__ import annotations

@@ -50,7 +50,18 @@ TEST_KDF_PROFILE = KdfProfile.TESTING_ONLY_INSECURE
 def in_memory_manager(
     *, seed: int = 0, clock: FakeClock | None = None, **kwargs: Any
 ) -> KeyManager:
-    """A :class:`KeyManager` on memory with a fake clock and seeded randomness."""
+    """A :class:`KeyManager` on memory with a fake clock and seeded randomness.
+
+    Args:
+        seed: seeds the :class:`SeededRandomness` (the same seed, the same keys).
+        clock: the clock to use (default: a new :class:`FakeClock` at
+            :data:`DEFAULT_START`).
+        **kwargs: passed on to :meth:`KeyManager.in_memory`
+            (``consistency_interval=``, ``audit_sinks=``, ...).
+
+    Returns:
+        the manager; close it (or use it in a ``with`` block) when done.
+    """
     return KeyManager.in_memory(
         clock=clock or FakeClock(), randomness=SeededRandomness(seed), **kwargs
     )

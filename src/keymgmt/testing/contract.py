@@ -31,7 +31,7 @@ What the suite checks (the contract in :mod:`keymgmt.storage`):
 * threads racing on one record with compare-and-set lose no update;
 * a Hypothesis state machine drives random batches against a dict model.
 
-Needs ``pytest`` and ``hypothesis`` (the ``test`` extra).
+Needs ``pytest`` and ``hypothesis`` (the ``testing`` extra).
 """
 
 from __future__ import annotations

@@ -7,9 +7,15 @@ draw deliberately invalid ones to test error paths.
 
 Strategies that need a store draw a fresh in-memory :class:`~keymgmt.KeyManager`
 (fake clock, seeded randomness: cheap, deterministic, replayable) unless you
-pass one. Certificates come from a throwaway, seed-derived ECDSA P-256
-hierarchy built directly with :mod:`cryptography.x509` — predictable keys,
-tests only.
+pass one. One exception: the handshake strategies (:func:`handshake_hellos`,
+:func:`server_hellos`, :func:`mutated_server_hellos`) carry credential keys
+and ephemeral X25519 shares the handshake draws from the OS, so their message
+bytes differ each time Hypothesis replays a draw; base assertions on what
+your code does with such a message, not on its exact bytes.
+
+Certificates come from a throwaway, seed-derived ECDSA P-256 hierarchy built
+directly with :mod:`cryptography.x509`, with deterministic signatures: the
+same draw gives the same bytes. Predictable keys, tests only.
 
 Example::
 
@@ -503,7 +509,11 @@ class HandshakeCase:
 
 @st.composite
 def handshake_hellos(draw: st.DrawFn) -> HandshakeCase:
-    """A manager with an Ed25519 root, client and server credentials, and a fresh ClientHello."""
+    """A manager with an Ed25519 root, client and server credentials, and a fresh ClientHello.
+
+    The credential keys and the ephemeral key share come from the OS: the
+    hello's bytes differ each time a draw is replayed (see the module docstring).
+    """
     km = draw(managers())
     server_name = draw(dns_names())
     root = km.pki.create_root_ca("strategy-root", key_type="ed25519")
