@@ -39,14 +39,22 @@ class FakeClock:
         ``clock.advance(days=8)`` and ``clock.advance(30)`` both work.
 
         Raises:
-            InvalidArgumentError: the clock would move backwards.
+            InvalidArgumentError: the clock would move backwards, or the step is
+                not a finite number of seconds or timedelta units, or it would
+                take the clock past the end of time (year 9999).
         """
-        step = delta if isinstance(delta, _dt.timedelta) else _dt.timedelta(seconds=delta)
-        step += _dt.timedelta(**kwargs)
+        try:
+            step = delta if isinstance(delta, _dt.timedelta) else _dt.timedelta(seconds=delta)
+            step += _dt.timedelta(**kwargs)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidArgumentError(f"not a step a FakeClock can take: {exc}") from None
         if step < _dt.timedelta(0):
             raise InvalidArgumentError("a FakeClock does not move backwards; use set()")
         with self._lock:
-            self._now += step
+            try:
+                self._now += step
+            except OverflowError:
+                raise InvalidArgumentError("the FakeClock would pass year 9999") from None
             return self._now
 
     def set(self, when: _dt.datetime) -> None:

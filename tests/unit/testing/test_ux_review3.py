@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keymgmt.testing import in_memory_manager
+from keymgmt.errors import InvalidArgumentError
+from keymgmt.testing import FakeClock, in_memory_manager
 from keymgmt.testing import strategies as kst
 from keymgmt.testing._pki import CHAIN_DEFECTS, build_chain, build_crl
 from keymgmt.views import show
@@ -154,3 +155,28 @@ def test_views_show_a_crl_with_unreadable_extensions_instead_of_crashing() -> No
     shown = show(bad)
     assert "keymgmt test CRL issuer" in str(shown)
     assert "unreadable" in shown._repr_html_()
+
+
+# -- the fakes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((float("nan"),), {}),
+        ((float("inf"),), {}),
+        (("30",), {}),
+        ((), {"days": 10**10}),
+        ((), {"fortnights": 1}),
+        ((dt.timedelta(days=2),), {}),  # past datetime.max from the start below
+    ],
+    ids=["nan", "inf", "str", "too-many-days", "unknown-unit", "past-the-end"],
+)
+def test_fake_clock_refuses_a_bad_step_with_invalid_argument_and_stays_put(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    start = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+    clock = FakeClock(start)
+    with pytest.raises(InvalidArgumentError):
+        clock.advance(*args, **kwargs)
+    assert clock.now() == start
