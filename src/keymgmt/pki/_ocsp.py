@@ -1,7 +1,9 @@
 """OCSP (RFC 6960): a sans-IO responder and a client-side response check.
 
 The responder turns request bytes into signed response bytes and nothing
-else: it never reads a socket, the store or the clock. The caller hands it
+else: it never reads a socket, the store or the clock (``cryptography``
+stamps producedAt from the system clock and offers no way to set it;
+thisUpdate and nextUpdate follow the ``at`` given). The caller hands it
 the issuer certificate, the signing key (the CA's own, or a delegated
 responder's with the OCSPSigning EKU), a ``lookup(serial)`` that says good /
 revoked / unknown, and the time. Malformed requests get a signed-nothing
