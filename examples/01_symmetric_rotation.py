@@ -44,6 +44,8 @@ def main() -> None:
                 km.decrypt(old, {"tenant": "someone-else", "purpose": "invoice"})
             except keymgmt.DecryptionError:
                 print("wrong context: refused")
+            else:
+                raise AssertionError("the wrong context decrypted")
 
             # Move the old ciphertext to the new version without seeing the plaintext.
             moved = km.rewrap(old, context)

@@ -31,6 +31,8 @@ def main() -> None:
             verifier.verify(artifact + b"tampered", signature)
         except InvalidSignatureError:
             print("tampered artifact: refused")
+        else:
+            raise AssertionError("a tampered artifact verified")
 
         # --- public-key encryption ----------------------------------------
         jwk = km.public_key("inbox").jwk()
@@ -45,6 +47,8 @@ def main() -> None:
             km.sign("inbox", b"x")
         except keymgmt.KeyUsageError as exc:
             print("refused:", exc.message)
+        else:
+            raise AssertionError("an encryption key signed")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def main() -> None:
             km.pki.verify(cert, purpose=Purpose.TLS_SERVER, name="www.example.com")
         except CertificateRevokedError as exc:
             print(f"after revocation: refused ({exc.reason.value})")
+        else:
+            raise AssertionError("a revoked certificate verified")
 
         crl = issuing.crl()
         assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None

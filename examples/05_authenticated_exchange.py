@@ -54,6 +54,8 @@ def main() -> None:
             again.next_event()
         except PeerVerificationError as exc:
             print(f"bob's certificate revoked: handshake refused ({exc.reason})")
+        else:
+            raise AssertionError("a revoked peer completed the handshake")
 
 
 if __name__ == "__main__":

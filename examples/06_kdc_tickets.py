@@ -28,6 +28,8 @@ def main() -> None:
             KdcClient(bob, clock=km.clock).fetch_key("reports", transport)
         except AccessDeniedError:
             print("bob asked for 'reports': denied by policy")
+        else:
+            raise AssertionError("bob got a key the policy does not grant him")
 
         request = client.key_request("reports")
         client.receive_key_reply(transport(request))
@@ -35,6 +37,8 @@ def main() -> None:
             client.receive_key_reply(transport(request))
         except ReplayError:
             print("the same request replayed: refused")
+        else:
+            raise AssertionError("a replayed request was answered")
 
         # Kerberos-style: alice gets a ticket for bob, bob accepts it.
         service = TicketReceiver(bob, clock=km.clock)

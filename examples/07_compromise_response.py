@@ -33,6 +33,8 @@ def main() -> None:
             km.decrypt(stored, {"batch": "17"})
         except keymgmt.KeyStateError as exc:
             print("store:", exc.message)
+        else:
+            raise AssertionError("the compromised version decrypted")
         # ...except for an explicit migration, which re-encrypts under the new version.
         migrated = km.rewrap(stored, {"batch": "17"}, allow_compromised=True)
         assert km.decrypt(migrated, {"batch": "17"}) == b"card batch 17"
@@ -43,6 +45,8 @@ def main() -> None:
             client.check_grant(granted)
         except RevokedError:
             print(f"client: {granted.key_id} is revoked, stop using it")
+        else:
+            raise AssertionError("a revoked grant was accepted")
         print("the key server now hands out", client.fetch_key("payments", transport).key_id)
 
         assert km.revocation.is_revoked(keymgmt.SubjectKind.KEY, granted.key_id)

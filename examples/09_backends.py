@@ -103,6 +103,8 @@ def main() -> None:
                 keymgmt.KeyManager(backend=backend(), master_key=wrong, create=False)
             except keymgmt.WrongPassphraseError:
                 print("another master key: refused")
+            else:
+                raise AssertionError("another master key opened the store")
         finally:
             drop_store()
             drop_key()

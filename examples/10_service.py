@@ -130,6 +130,8 @@ def main() -> None:
                     client.encrypt("payroll", b"x")
                 except keymgmt.AccessDeniedError:
                     print("encrypt with a key the policy does not name: access denied")
+                else:
+                    raise AssertionError("the policy let an unnamed key encrypt")
         finally:
             server.terminate()  # SIGTERM: a graceful stop
             server.wait(timeout=30)

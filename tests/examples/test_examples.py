@@ -10,6 +10,7 @@ they are configured (always in CI) and its SQLite/passphrase paths elsewhere.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -52,3 +53,24 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
     # Hypothesis keeps its cache directory in the working directory; nothing else may stay.
     left = [p.name for p in tmp_path.iterdir() if p.name != ".hypothesis"]
     assert left == [], f"{script.name} left files in the working directory"
+
+
+def _checked(node: ast.Try) -> bool:
+    """A ``try`` whose success is a failure: ``else: raise``, or handlers that return or raise."""
+    if any(isinstance(n, ast.Raise) for n in ast.walk(ast.Module(node.orelse, []))):
+        return True
+    if any(isinstance(n, ast.Raise) for n in node.body):
+        return True
+    return all(isinstance(h.body[-1], ast.Return | ast.Raise) for h in node.handlers)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_refusal_an_example_prints_is_asserted(script: Path) -> None:
+    # "refused" printed only from an except clause proves nothing: had the call
+    # succeeded, the script went on silently and still exited 0.
+    unchecked = [
+        node.lineno
+        for node in ast.walk(ast.parse(script.read_text()))
+        if isinstance(node, ast.Try) and node.handlers and not _checked(node)
+    ]
+    assert unchecked == [], f"{script.name}: try blocks at lines {unchecked} never fail"
