@@ -7,6 +7,7 @@ no-run`` is skipped on purpose (shown, not executed).
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -41,3 +42,42 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
         except Exception as exc:
             raise AssertionError(f"{page.name}: block {number} failed: {exc!r}") from exc
     assert os.getcwd() == str(tmp_path)
+
+
+#: Pages whose refusals are asserted (the others' owners are asked to follow).
+_ASSERTED_PAGES = ("getting-started.md", "testing.md", "index.md", "api.md")
+
+
+def _only_prints(handler: ast.ExceptHandler) -> bool:
+    return all(
+        isinstance(s, ast.Pass)
+        or (
+            isinstance(s, ast.Expr)
+            and isinstance(s.value, ast.Call)
+            and isinstance(s.value.func, ast.Name)
+            and s.value.func.id == "print"
+        )
+        for s in handler.body
+    )
+
+
+def _refusal_checked(node: ast.Try) -> bool:
+    """A ``try`` whose success fails (``else: raise``), or whose handlers do more than print."""
+    if any(isinstance(n, ast.Raise) for n in ast.walk(ast.Module(node.orelse, []))):
+        return True
+    if any(isinstance(n, ast.Raise) for n in node.body):
+        return True
+    return not all(_only_prints(h) for h in node.handlers)
+
+
+@pytest.mark.parametrize("name", _ASSERTED_PAGES)
+def test_every_refusal_a_page_shows_is_asserted(name: str) -> None:
+    # A block that prints "refused" only from its except clause runs green even
+    # when the call it shows being refused succeeds.
+    unchecked = [
+        (number, node.lineno)
+        for number, code in enumerate(_blocks(ROOT / "docs" / name), 1)
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Try) and node.handlers and not _refusal_checked(node)
+    ]
+    assert unchecked == [], f"{name}: (block, line) {unchecked} never fail"
