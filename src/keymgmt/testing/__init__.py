@@ -3,7 +3,9 @@
 :class:`ThrowawayCA` and :func:`handshake_pair` exercise the authenticated
 handshake without a store.
 
-Everything here is deterministic and cheap. Nothing here is for production:
+Everything here is cheap, and deterministic except :class:`ThrowawayCA`,
+whose Ed25519 keys come from the OS (as do a handshake's ephemeral keys).
+Nothing here is for production:
 :class:`SeededRandomness` is predictable by design and
 :data:`TEST_KDF_PROFILE` is deliberately weak.
 """
