@@ -706,14 +706,19 @@ class CertificateVerifier:
                     cert, issuer, crls, at, pool, nesting, anchor=chain[-1]
                 )
                 source = RevocationSource.CRL if known else source
-            if not known and ocsp_responses:
+            # The OCSP responses count when the CRLs do not know, and also when
+            # they say "not revoked": a response newer than a still-fresh CRL
+            # may know of a revocation since (one the caller holds was
+            # ignored). A revocation from either source stands.
+            if entry is None and source is not RevocationSource.REGISTRY and ocsp_responses:
                 if parsed_ocsp is None:
                     parsed_ocsp = [
                         r if isinstance(r, ocsp.OCSPResponse) else load_ocsp_response(r)
                         for r in ocsp_responses
                     ]
-                known, entry = self._from_ocsp(cert, issuer, parsed_ocsp, at)
-                source = RevocationSource.OCSP if known else source
+                from_ocsp, ocsp_entry = self._from_ocsp(cert, issuer, parsed_ocsp, at)
+                if from_ocsp and (not known or ocsp_entry is not None):
+                    known, entry, source = True, ocsp_entry, RevocationSource.OCSP
             if entry is not None and _effective(entry, at):
                 raise CertificateRevokedError(
                     f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "

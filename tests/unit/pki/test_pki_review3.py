@@ -771,3 +771,35 @@ def test_a_ca_subject_rfc_5280_forbids_is_refused_before_its_key(
 def test_a_malformed_subject_says_why(km: KeyManager) -> None:
     with pytest.raises(InvalidArgumentError, match=r"invalid subject .*: .+"):
         km.pki.create_root_ca("other", subject="CN=a\x00b")
+
+
+# -- a fresh CRL saying "good" does not outvote a newer OCSP "revoked" ----------------
+
+
+def test_an_ocsp_revocation_newer_than_a_fresh_crl_is_not_ignored(
+    clock: FakeClock, root: CertificateAuthority
+) -> None:
+    cert = _client(root, "leaf")
+    crl = root.crl()  # fresh for a day: the certificate is not on it
+    clock.advance(600)
+    root.revoke(cert.serial_number, "key-compromise")
+    response = root.ocsp_respond(build_ocsp_request(cert, root.certificate))
+    relying_party = in_memory_manager(clock=clock, seed=9)
+    with pytest.raises(CertificateRevokedError) as info:
+        relying_party.pki.verify(
+            cert, trust_anchors=[root.certificate], crls=[crl], ocsp_responses=[response]
+        )
+    assert info.value.reason is RevocationReason.KEY_COMPROMISE
+
+
+def test_a_crl_and_a_good_ocsp_response_verify_with_the_crl_as_source(
+    clock: FakeClock, root: CertificateAuthority
+) -> None:
+    cert = _client(root, "leaf")
+    crl = root.crl()
+    response = root.ocsp_respond(build_ocsp_request(cert, root.certificate))
+    relying_party = in_memory_manager(clock=clock, seed=9)
+    path = relying_party.pki.verify(
+        cert, trust_anchors=[root.certificate], crls=[crl], ocsp_responses=[response]
+    )
+    assert [s.value for s in path.revocation] == ["crl"]
