@@ -102,6 +102,13 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     help="HTTP parser: httptools (C) when installed, else h11.",
 )
 @click.option(
+    "--max-connections",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections (and requests in progress) served at once per process; past it, 503.",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -130,6 +137,7 @@ def serve(
     sync_interval: float,
     require_client_cert: bool,
     http: str,
+    max_connections: int,
     workers: int,
     log_level: str,
 ) -> None:
@@ -208,6 +216,7 @@ def serve(
                 on_ready=on_ready,
                 http=http,
                 sock=sock,
+                max_connections=max_connections,
             )
 
     if workers == 1:

@@ -332,6 +332,7 @@ def serve(
     http: str = "auto",
     renew_check: float = 3600.0,
     sock: socket.socket | None = None,
+    max_connections: int = 1024,
 ) -> None:
     """Serve ``service`` over HTTPS with client certificates until SIGINT/SIGTERM.
 
@@ -357,10 +358,19 @@ def serve(
         http: ``"httptools"`` (C parser), ``"h11"`` (pure Python) or
             ``"auto"``: httptools when installed. The event loop is uvloop
             when installed (uvicorn's ``loop="auto"``).
+        max_connections: the most connections (and requests in progress)
+            served at once; past it a request is answered 503 and its
+            connection closed, so a flood of idle or slow connections
+            cannot take all of the process's file descriptors and memory
+            (uvicorn's ``limit_concurrency``).
 
     Raises:
         InvalidArgumentError: bad TLS material or address.
     """
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise InvalidArgumentError("max_connections must be an int")
+    if max_connections < 1:
+        raise InvalidArgumentError("max_connections must be at least 1")
     if isinstance(tls, StoreTlsIdentity):
         context = tls.context
     elif isinstance(tls, ssl.SSLContext):
@@ -397,6 +407,9 @@ def serve(
         server_header=False,
         timeout_keep_alive=keep_alive,
         h11_max_incomplete_event_size=16 * 1024,
+        # uvicorn answers 503 once it holds `limit` connections, the asking one
+        # included: max_connections others may be open beside it.
+        limit_concurrency=max_connections + 1,
     )
     server = uvicorn.Server(config)
 

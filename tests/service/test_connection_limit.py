@@ -1,0 +1,93 @@
+"""``keymgmt serve --max-connections``: a flood of idle connections cannot take the server.
+
+Past the limit a request is answered 503 and its connection closed, so
+connections that never send anything hold at most the limit's worth of
+file descriptors and memory; once they go, requests are served again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from keymgmt.errors import InvalidArgumentError
+
+from .conftest import Material, ServerProcess, raw_tls_context, start_server
+
+
+@pytest.fixture(scope="module")
+def small_server(material: Material) -> Iterator[ServerProcess]:
+    """A server that serves two connections at once."""
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        material.directory / "small.log",
+        "--ca",
+        "issuing",
+        "--policy",
+        str(material.policy),
+        "--max-connections",
+        "2",
+    )
+    yield running
+    running.stop()
+
+
+def _connect(server: ServerProcess, material: Material) -> ssl.SSLSocket:
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    assert address.port is not None
+    raw = socket.create_connection((address.hostname, address.port), timeout=10)
+    context = raw_tls_context(material, material.clients["app-1"])
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _exchange(tls: ssl.SSLSocket, *, keep_alive: bool) -> bytes:
+    """GET /v1/health; the status line and headers, and the body when it ends the answer."""
+    connection = b"keep-alive" if keep_alive else b"close"
+    tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: " + connection + b"\r\n\r\n")
+    answer = b""
+    with contextlib.suppress(ssl.SSLError, ConnectionResetError):
+        while b"\r\n\r\n" not in answer and (chunk := tls.recv(4096)):
+            answer += chunk
+    return answer
+
+
+def test_past_the_limit_a_request_is_answered_503(
+    small_server: ServerProcess, material: Material
+) -> None:
+    with _connect(small_server, material) as first, _connect(small_server, material) as second:
+        # Each answered, each kept open: the server holds both now.
+        assert _exchange(first, keep_alive=True).startswith(b"HTTP/1.1 200")
+        assert _exchange(second, keep_alive=True).startswith(b"HTTP/1.1 200")
+        with _connect(small_server, material) as third:
+            assert _exchange(third, keep_alive=False).startswith(b"HTTP/1.1 503")
+
+
+def test_once_the_connections_go_requests_are_served_again(
+    small_server: ServerProcess, material: Material
+) -> None:
+    with _connect(small_server, material) as first, _connect(small_server, material) as second:
+        _exchange(first, keep_alive=True)
+        _exchange(second, keep_alive=True)
+    # The server learns of the closes asynchronously: ask until it has.
+    deadline = time.monotonic() + 10
+    while True:
+        with _connect(small_server, material) as tls:
+            answer = _exchange(tls, keep_alive=False)
+        if answer.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+            break
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_serve_refuses_a_limit_below_one() -> None:
+    from keymgmt import server as service_module
+
+    with pytest.raises(InvalidArgumentError, match="at least 1"):
+        service_module.serve(None, None, max_connections=0)  # type: ignore[arg-type]
