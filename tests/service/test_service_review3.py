@@ -261,6 +261,8 @@ def test_a_key_version_revoked_as_name_hash_leading_zero_version_is_refused(
         ("key", "app-rv3-key#x", 400),
         ("key", "no-such-key#1", 404),
         ("key", "app-rv3-key#99", 404),
+        ("principal", "p" * 256, 400),
+        ("principal", "app-rv3\nforged", 400),
     ],
 )
 def test_a_revocation_that_could_never_match_is_refused_and_nothing_is_written(

@@ -805,10 +805,12 @@ def _canonical_subject(kind: SubjectKind, subject: str) -> str:
 
     A certificate is ``"<ca>:<serial>"`` with the serial in lowercase hex
     without leading zeros (``openssl x509 -serial`` prints upper case, with
-    them); a key version is ``"<name>#<version>"``. Principals are names.
+    them); a key version is ``"<name>#<version>"``. Principals are names
+    (printable, at most 255 bytes).
 
     Raises:
-        MalformedInputError: a certificate or key subject in neither form.
+        MalformedInputError: a certificate or key subject in neither form,
+            or a principal name that is not printable or too long.
     """
     if kind is SubjectKind.CERTIFICATE:
         ca, sep, serial = subject.rpartition(":")
@@ -820,9 +822,15 @@ def _canonical_subject(kind: SubjectKind, subject: str) -> str:
         if not sep or not name or not _VERSION.fullmatch(version) or int(version) < 1:
             raise MalformedInputError("a key subject is '<key name>#<version>' (version 1 or more)")
         return f"{name}#{int(version)}"
+    if len(subject.encode("utf-8", "surrogatepass")) > _PRINCIPAL_MAX or not subject.isprintable():
+        raise MalformedInputError(
+            f"a principal subject is a printable name of at most {_PRINCIPAL_MAX} bytes"
+        )
     return subject
 
 
+#: The longest principal name (the KDC's, and a certificate common name's, bound).
+_PRINCIPAL_MAX: Final = 255
 _BROWSER_SITES: Final = (b"cross-site", b"same-site", b"same-origin")
 
 
