@@ -717,9 +717,17 @@ def ap_requests(draw: st.DrawFn, defects: Sequence[str | None] = (None,)) -> ApR
     Args:
         defects: draw from these (values of :data:`AP_REQUEST_DEFECTS`, or
             None for a valid request); ``case.defect`` says which.
+
+    Raises:
+        InvalidArgumentError: (when drawn) a defect that is not one of
+            :data:`AP_REQUEST_DEFECTS`.
     """
+    from keymgmt.errors import InvalidArgumentError
     from keymgmt.kdc import InProcessTransport, TicketReceiver
 
+    unknown = [d for d in defects if d is not None and d not in AP_REQUEST_DEFECTS]
+    if unknown:
+        raise InvalidArgumentError(f"unknown AP request defect {unknown[0]!r}")
     defect = draw(st.sampled_from(list(defects)))
     parties = draw(_kdc_parties())
     km = parties.manager

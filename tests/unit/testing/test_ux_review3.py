@@ -180,3 +180,29 @@ def test_fake_clock_refuses_a_bad_step_with_invalid_argument_and_stays_put(
     with pytest.raises(InvalidArgumentError):
         clock.advance(*args, **kwargs)
     assert clock.now() == start
+
+
+# -- strategies refuse what they cannot draw -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        lambda: kst.ap_requests(defects=["expird"]),
+        lambda: kst.broken_ap_requests(defects=["replay"]),
+        lambda: kst.certificate_chains(defects=["expird"]),
+    ],
+    ids=["ap_requests", "broken_ap_requests", "certificate_chains"],
+)
+def test_an_unknown_defect_is_refused_not_drawn_as_a_valid_message(
+    strategy: Callable[[], st.SearchStrategy[Any]],
+) -> None:
+    # A misspelt defect drew valid AP requests labelled with it, so a test expecting
+    # the refusal failed with "did not raise" rather than naming the typo.
+    @settings(max_examples=1, database=None, deadline=None)
+    @given(strategy())
+    def users_test(case: Any) -> None:
+        raise AssertionError(f"drew a case for defect {case.defect!r}")
+
+    with pytest.raises(InvalidArgumentError, match="defect"):
+        users_test()
