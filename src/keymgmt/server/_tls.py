@@ -70,15 +70,26 @@ class TlsMaterial:
         private_key: str | os.PathLike[str],
         client_ca: str | os.PathLike[str],
     ) -> TlsMaterial:
-        """Build from three paths (checked to exist).
+        """Build from three paths (checked to exist; the key to be its owner's only).
+
+        The private key file is read unencrypted, so, as OpenSSH does with
+        its keys, one that group or others may read is refused: whoever
+        can read it can impersonate the server.
 
         Raises:
-            InvalidArgumentError: a file is missing.
+            InvalidArgumentError: a file is missing, or the key file is
+                readable by group or others.
         """
         paths = [Path(certificate), Path(private_key), Path(client_ca)]
         for path in paths:
             if not path.is_file():
                 raise InvalidArgumentError(f"TLS file {path} does not exist")
+        mode = paths[1].stat().st_mode & 0o777
+        if os.name == "posix" and mode & 0o077:
+            raise InvalidArgumentError(
+                f"the server key {paths[1]} is readable by group or others (mode "
+                f"{mode:04o}); make it its owner's only (chmod 600)"
+            )
         return cls(certificate=paths[0], private_key=paths[1], client_ca=paths[2])
 
 

@@ -1,4 +1,4 @@
-"""``keymgmt serve --max-connections``: a flood of idle connections cannot take the server.
+"""``keymgmt serve`` resources: a connection limit, and a server key file kept private.
 
 Past the limit a request is answered 503 and its connection closed, so
 connections that never send anything hold at most the limit's worth of
@@ -8,10 +8,14 @@ file descriptors and memory; once they go, requests are served again.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -91,3 +95,53 @@ def test_serve_refuses_a_limit_below_one() -> None:
 
     with pytest.raises(InvalidArgumentError, match="at least 1"):
         service_module.serve(None, None, max_connections=0)  # type: ignore[arg-type]
+
+
+# -- the server key file ------------------------------------------------------------
+
+
+def test_a_server_key_readable_by_others_is_refused(material: Material, tmp_path: Path) -> None:
+    from keymgmt.server import TlsMaterial
+
+    key = tmp_path / "server.key"
+    key.write_bytes(material.server.key.read_bytes())
+    key.chmod(0o644)
+    with pytest.raises(InvalidArgumentError, match=r"readable by group or others \(mode 0644\)"):
+        TlsMaterial.from_paths(material.server.certificate, key, material.trust)
+    key.chmod(0o600)
+    assert (
+        TlsMaterial.from_paths(material.server.certificate, key, material.trust).private_key == key
+    )
+
+
+def test_serve_says_why_it_refuses_an_open_key_file(material: Material, tmp_path: Path) -> None:
+    key = tmp_path / "server.key"
+    key.write_bytes(material.server.key.read_bytes())
+    key.chmod(0o640)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from keymgmt.cli import main; sys.exit(main())",
+            "--store",
+            str(material.store),
+            "--key-file",
+            str(material.key_file),
+            "serve",
+            "--port",
+            "0",
+            "--tls-cert",
+            str(material.server.certificate),
+            "--tls-key",
+            str(key),
+            "--client-ca",
+            str(material.trust),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")},
+    )
+    assert done.returncode != 0
+    assert "readable by group or others (mode 0640)" in done.stderr
+    assert "Traceback" not in done.stderr
