@@ -608,7 +608,15 @@ def kdc_replies(draw: st.DrawFn, kinds: Sequence[str] = ("key", "ticket")) -> Kd
 
     Args:
         kinds: draw from ``"key"`` (KEY_REPLY) and/or ``"ticket"`` (TICKET_REPLY).
+
+    Raises:
+        InvalidArgumentError: (when drawn) a kind that is neither.
     """
+    from keymgmt.errors import InvalidArgumentError
+
+    unknown = [k for k in kinds if k not in ("key", "ticket")]
+    if unknown:
+        raise InvalidArgumentError(f"unknown KDC reply kind {unknown[0]!r} (use 'key' or 'ticket')")
     parties = draw(_kdc_parties())
     kind = draw(st.sampled_from(list(kinds)))
     if kind == "key":

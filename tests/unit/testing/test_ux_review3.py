@@ -206,3 +206,21 @@ def test_an_unknown_defect_is_refused_not_drawn_as_a_valid_message(
 
     with pytest.raises(InvalidArgumentError, match="defect"):
         users_test()
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [lambda: kst.kdc_replies(kinds=["keys"]), lambda: kst.mutated_kdc_replies(kinds=["tickets"])],
+    ids=["kdc_replies", "mutated_kdc_replies"],
+)
+def test_an_unknown_kdc_reply_kind_is_refused_not_drawn_as_a_ticket_reply(
+    strategy: Callable[[], st.SearchStrategy[Any]],
+) -> None:
+    # Any kind but "key" drew a TICKET_REPLY labelled with the misspelt kind.
+    @settings(max_examples=1, database=None, deadline=None)
+    @given(strategy())
+    def users_test(case: Any) -> None:
+        raise AssertionError(f"drew a {case.kind!r} reply")
+
+    with pytest.raises(InvalidArgumentError, match="kind"):
+        users_test()
