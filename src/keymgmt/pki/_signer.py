@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 
 from keymgmt import _codec
+from keymgmt._der import der_read, der_tlv  # re-exported: the PKI reads DER with it
 from keymgmt.algorithms import Algorithm
 from keymgmt.errors import IntegrityError, InvalidSignatureError
 from keymgmt.pki._keys import (
@@ -128,48 +129,6 @@ _EXTERNAL_ALGORITHMS: Final = (
 
 
 # -- a little DER: just enough to swap a signature ---------------------------------
-
-
-def der_tlv(tag: int, content: bytes) -> bytes:
-    """One DER element: a one-byte ``tag``, the definite length, ``content``."""
-    n = len(content)
-    if n < 0x80:
-        length = bytes((n,))
-    else:
-        size = (n.bit_length() + 7) // 8
-        length = bytes((0x80 | size,)) + n.to_bytes(size, "big")
-    return bytes((tag,)) + length + content
-
-
-def der_read(data: bytes, at: int = 0) -> tuple[int, bytes, int]:
-    """The element at ``at``: (tag, content, offset after it). Strict DER lengths.
-
-    Raises:
-        ValueError: truncated, a multi-byte tag, an indefinite or non-minimal length.
-    """
-    if at + 2 > len(data):
-        raise ValueError("truncated DER element")
-    tag = data[at]
-    if tag & 0x1F == 0x1F:
-        raise ValueError("multi-byte DER tags are not used here")
-    first = data[at + 1]
-    start = at + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise ValueError("indefinite or oversize DER length")
-        if start + count > len(data):
-            raise ValueError("truncated DER length")
-        length = int.from_bytes(data[start : start + count], "big")
-        if length < 0x80 or data[start] == 0:
-            raise ValueError("non-minimal DER length")
-        start += count
-    end = start + length
-    if end > len(data):
-        raise ValueError("truncated DER content")
-    return tag, data[start:end], end
 
 
 def _children(content: bytes) -> list[bytes]:
