@@ -45,6 +45,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # The lazy names too, for IPython's completion and the API reference (autodoc).
+    return sorted({*globals(), *_LAZY})
+
+
 #: INSECURE Argon2id parameters, for test suites only.
 TEST_KDF_PROFILE = KdfProfile.TESTING_ONLY_INSECURE
 

@@ -224,3 +224,11 @@ def test_an_unknown_kdc_reply_kind_is_refused_not_drawn_as_a_ticket_reply(
 
     with pytest.raises(InvalidArgumentError, match="kind"):
         users_test()
+
+
+def test_dir_of_keymgmt_testing_lists_every_public_name() -> None:
+    # ThrowawayCA and handshake_pair are imported on first use; without them in
+    # dir() the API reference (autodoc) and IPython's completion left them out.
+    import keymgmt.testing
+
+    assert set(keymgmt.testing.__all__) <= set(dir(keymgmt.testing))
