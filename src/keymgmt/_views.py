@@ -255,7 +255,11 @@ def _usages(cert: x509.Certificate) -> str:
     eku = _extension(cert, x509.ExtendedKeyUsage)
     if eku is None:
         return ""
-    return ", ".join(getattr(u, "_name", u.dotted_string) for u in eku)
+    # pyca names the OIDs it knows; any other is "Unknown OID", so show its dotted form.
+    names = (getattr(u, "_name", "Unknown OID") for u in eku)
+    return ", ".join(
+        n if n != "Unknown OID" else u.dotted_string for n, u in zip(names, eku, strict=True)
+    )
 
 
 def _fingerprint(cert: x509.Certificate) -> str:

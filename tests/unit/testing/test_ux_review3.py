@@ -232,3 +232,29 @@ def test_dir_of_keymgmt_testing_lists_every_public_name() -> None:
     import keymgmt.testing
 
     assert set(keymgmt.testing.__all__) <= set(dir(keymgmt.testing))
+
+
+def test_certificate_view_names_a_private_extended_key_usage_by_its_oid() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from keymgmt.testing._pki import derive_key, name
+
+    key = derive_key(1, "eku")
+    private = x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("eku"))
+        .issuer_name(name("eku"))
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(_AT)
+        .not_valid_after(_AT + dt.timedelta(days=1))
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, private]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    shown = str(show(cert))
+    assert "serverAuth, 1.3.6.1.4.1.99999.1" in shown  # was "serverAuth, Unknown OID"
