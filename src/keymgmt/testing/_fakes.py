@@ -58,7 +58,11 @@ class FakeClock:
             return self._now
 
     def set(self, when: _dt.datetime) -> None:
-        """Jump to ``when`` (any direction)."""
+        """Jump to ``when`` (any direction).
+
+        Raises:
+            InvalidArgumentError: ``when`` is not an aware datetime.
+        """
         with self._lock:
             self._now = ensure_aware(when, "when")
 
@@ -71,6 +75,12 @@ class SeededRandomness:
 
     Two instances with the same seed produce the same sequence. Never use
     this for real keys: the seed is the key.
+
+    Args:
+        seed: an int, bytes or str (a str seeds as its UTF-8 bytes).
+
+    Raises:
+        InvalidArgumentError: a seed of another type.
     """
 
     def __init__(self, seed: int | bytes | str = 0) -> None:
@@ -87,7 +97,11 @@ class SeededRandomness:
         self._lock = threading.Lock()
 
     def token_bytes(self, n: int) -> bytes:
-        """The next ``n`` bytes of the stream."""
+        """The next ``n`` bytes of the stream.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not an int of at least 0.
+        """
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise InvalidArgumentError("the number of random bytes must be an int >= 0")
         with self._lock:
