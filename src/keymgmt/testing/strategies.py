@@ -45,7 +45,8 @@ from keymgmt.algorithms import Algorithm, KeyKind, KeyUsage
 from keymgmt.model import KeyInfo
 from keymgmt.revocation import RevocationReason
 from keymgmt.testing._fakes import DEFAULT_START, FakeClock, SeededRandomness
-from keymgmt.testing._pki import CHAIN_DEFECTS, ChainCase, build_chain, build_crl, derive_key
+from keymgmt.testing._pki import CHAIN_DEFECTS as _CHAIN_DEFECTS
+from keymgmt.testing._pki import ChainCase, build_chain, build_crl, derive_key
 from keymgmt.testing._pki import name as _x509_name
 
 __all__ = [
@@ -365,6 +366,10 @@ def mutated_ciphertexts(draw: st.DrawFn, max_size: int = 256) -> CiphertextCase:
 
 
 # -- certificates, CSRs, CRLs -------------------------------------------------------------
+
+
+#: Deliberate defects of a certificate chain (see :func:`certificate_chains`).
+CHAIN_DEFECTS: tuple[str, ...] = _CHAIN_DEFECTS
 
 
 def dns_names() -> st.SearchStrategy[str]:
