@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import dh, ec, mlkem, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 
+from keymgmt._random import Randomness, SystemRandomness
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import ExchangeGroup
 from keymgmt.errors import MalformedInputError
@@ -59,6 +60,17 @@ __all__ = ["DEFAULT_GROUP", "KeyShare", "respond"]
 DEFAULT_GROUP: Final = ExchangeGroup.X25519
 
 _CURVES: Final = {ExchangeGroup.P256: ec.SECP256R1, ExchangeGroup.P384: ec.SECP384R1}
+#: The group orders of the NIST curves (FIPS 186-5 / SP 800-186), for scalars
+#: drawn from injected randomness.
+_ORDERS: Final = {
+    ExchangeGroup.P256: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    ExchangeGroup.P384: int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
+_SYSTEM: Final = SystemRandomness()
 
 if TYPE_CHECKING:
     _PrivateKey = (
@@ -215,8 +227,17 @@ class KeyShare:
         self._used = False
 
     @classmethod
-    def generate(cls, group: ExchangeGroup | str = DEFAULT_GROUP) -> KeyShare:
+    def generate(
+        cls, group: ExchangeGroup | str = DEFAULT_GROUP, *, randomness: Randomness | None = None
+    ) -> KeyShare:
         """A fresh ephemeral key share in ``group`` (default X25519).
+
+        Args:
+            group: the group.
+            randomness: where the private key comes from (default: the OS
+                CSPRNG); a seeded one (``keymgmt.testing.SeededRandomness``)
+                makes the share reproducible in tests. FFDHE keys always
+                come from OpenSSL.
 
         Warns:
             LegacyAlgorithmWarning: ``group`` is an FFDHE group.
@@ -227,23 +248,36 @@ class KeyShare:
         info = group_info(group)
         if info.legacy:
             _warn_legacy(info)
-        return cls._fresh(info)
+        return cls._fresh(info, randomness)
 
     @classmethod
-    def _fresh(cls, info: GroupInfo) -> KeyShare:
+    def _fresh(cls, info: GroupInfo, randomness: Randomness | None = None) -> KeyShare:
         """A fresh share in ``info``'s group, without the legacy warning.
+
+        The private key is drawn from ``randomness`` (the OS CSPRNG by
+        default; a handshake passes its own, so a seeded one makes its
+        shares, and so its messages, replay byte for byte): X25519 and
+        ML-KEM keys from their seeds, EC scalars reduced from 64 bits more
+        than the order has. Finite-field DH keys (legacy groups) come from
+        OpenSSL's generator.
 
         Private: for callers in this package that warn in their own words
         (the handshake's initiator) or not at all (the responder side).
         """
+        rng = _SYSTEM if randomness is None else randomness
         g = info.group
         key: _PrivateKey
         if g is ExchangeGroup.X25519:
-            key = x25519.X25519PrivateKey.generate()
+            key = x25519.X25519PrivateKey.from_private_bytes(rng.token_bytes(32))
         elif g in _CURVES:
-            key = ec.generate_private_key(_CURVES[g]())
+            order = _ORDERS[g]
+            wide = int.from_bytes(rng.token_bytes((order.bit_length() + 7) // 8 + 8), "big")
+            key = ec.derive_private_key(wide % (order - 1) + 1, _CURVES[g]())
         elif g is ExchangeGroup.X25519_MLKEM768:
-            key = (mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate())
+            key = (
+                mlkem.MLKEM768PrivateKey.from_seed_bytes(rng.token_bytes(64)),
+                x25519.X25519PrivateKey.from_private_bytes(rng.token_bytes(32)),
+            )
         else:
             key = _dh_generate(g)
         return cls(info, key)
@@ -327,13 +361,19 @@ class KeyShare:
         raise TypeError("KeyShare cannot be pickled")
 
 
-def _encapsulate(group: ExchangeGroup | str, initiator_share: bytes) -> tuple[bytes, SecretBytes]:
-    """Responder side, raw: return (our share, raw shared secret). Private."""
+def _encapsulate(
+    group: ExchangeGroup | str, initiator_share: bytes, randomness: Randomness | None = None
+) -> tuple[bytes, SecretBytes]:
+    """Responder side, raw: return (our share, raw shared secret). Private.
+
+    ``randomness`` draws the responder's share (see :meth:`KeyShare._fresh`);
+    ML-KEM encapsulation takes its randomness from OpenSSL.
+    """
     info = group_info(group)
     g = info.group
     initiator_share = _share_bytes(initiator_share)
     if g is not ExchangeGroup.X25519_MLKEM768:
-        share = KeyShare._fresh(info)
+        share = KeyShare._fresh(info, randomness)
         # Check the peer first so an invalid share costs no more than a keygen.
         secret = share._complete(initiator_share)
         return share.public_bytes, secret
@@ -346,7 +386,8 @@ def _encapsulate(group: ExchangeGroup | str, initiator_share: bytes) -> tuple[by
     except ValueError:
         raise _invalid("bad-encapsulation-key", "ML-KEM-768 key rejected") from None
     peer_x = _x25519_peer(initiator_share[split:])
-    ours = x25519.X25519PrivateKey.generate()
+    rng = _SYSTEM if randomness is None else randomness
+    ours = x25519.X25519PrivateKey.from_private_bytes(rng.token_bytes(32))
     ecdh = _x25519_exchange(ours, peer_x)
     kem_secret, ciphertext = ek.encapsulate()
     return ciphertext + _x25519_public(ours), SecretBytes(kem_secret + ecdh)
@@ -359,6 +400,7 @@ def respond(
     salt: bytes,
     info: bytes,
     length: int = 32,
+    randomness: Randomness | None = None,
 ) -> tuple[bytes, SecretBytes]:
     """Responder side: answer ``initiator_share`` and derive the key.
 
@@ -367,6 +409,8 @@ def respond(
         initiator_share: the initiator's :attr:`KeyShare.public_bytes`.
         salt: HKDF salt; info: HKDF info; length: output bytes (as in
             :meth:`KeyShare.derive`, which the initiator calls with the same).
+        randomness: where the responder's share comes from (as in
+            :meth:`KeyShare.generate`; ML-KEM encapsulation uses OpenSSL's).
 
     Returns:
         ``(share to send back, derived key)``.
@@ -381,5 +425,5 @@ def respond(
     g = group_info(group)
     if g.legacy:
         _warn_legacy(g)
-    share, secret = _encapsulate(g.group, initiator_share)
+    share, secret = _encapsulate(g.group, initiator_share, randomness)
     return share, hkdf(secret, salt=salt, info=info, length=length)

@@ -84,7 +84,9 @@ class Exchange:
         if not (server or client):
             raise InvalidArgumentError("a credential needs the server or the client role")
         authority = self._pki.ca(ca) if isinstance(ca, str) else ca
-        leaf_key: PeerPrivateKey = key or ed25519.Ed25519PrivateKey.generate()
+        leaf_key: PeerPrivateKey = key or ed25519.Ed25519PrivateKey.from_private_bytes(
+            self._ctx.randomness.token_bytes(32)  # the manager's: seeded in tests
+        )
         profile = TLS_SERVER if server else TLS_CLIENT
         if server and client:
             profile = TLS_SERVER.evolve(

@@ -4,7 +4,8 @@
 handshake without a store.
 
 Everything here is cheap, and deterministic except :class:`ThrowawayCA`,
-whose Ed25519 keys come from the OS (as do a handshake's ephemeral keys).
+whose Ed25519 keys come from the OS (a handshake draws its ephemeral keys
+from the randomness it is given: seeded, they replay).
 Nothing here is for production:
 :class:`SeededRandomness` is predictable by design and
 :data:`TEST_KDF_PROFILE` is deliberately weak.

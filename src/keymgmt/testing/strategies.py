@@ -7,11 +7,12 @@ draw deliberately invalid ones to test error paths.
 
 Strategies that need a store draw a fresh in-memory :class:`~keymgmt.KeyManager`
 (fake clock, seeded randomness: cheap, deterministic, replayable) unless you
-pass one. One exception: the handshake strategies (:func:`handshake_hellos`,
-:func:`server_hellos`, :func:`mutated_server_hellos`) carry credential keys
-and ephemeral X25519 shares the handshake draws from the OS, so their message
-bytes differ each time Hypothesis replays a draw; base assertions on what
-your code does with such a message, not on its exact bytes.
+pass one. The handshake strategies (:func:`handshake_hellos`,
+:func:`server_hellos`, :func:`mutated_server_hellos`) take their credential
+keys and ephemeral shares from that manager's randomness too, so their
+messages are the same bytes whenever a draw is replayed (a hybrid
+X25519+ML-KEM-768 responder's encapsulation is the one part OpenSSL
+randomizes).
 
 Certificates come from a throwaway, seed-derived ECDSA P-256 hierarchy built
 directly with :mod:`cryptography.x509`, with deterministic signatures: the
@@ -516,8 +517,8 @@ class HandshakeCase:
 def handshake_hellos(draw: st.DrawFn) -> HandshakeCase:
     """A manager with an Ed25519 root, client and server credentials, and a fresh ClientHello.
 
-    The credential keys and the ephemeral key share come from the OS: the
-    hello's bytes differ each time a draw is replayed (see the module docstring).
+    The credential keys and the ephemeral key share come from the manager's
+    seeded randomness: a replayed draw gives the same hello, byte for byte.
     """
     km = draw(managers())
     server_name = draw(dns_names())

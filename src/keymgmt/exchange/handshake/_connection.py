@@ -575,7 +575,7 @@ class Initiator(_Handshake):
                 LegacyAlgorithmWarning,
                 stacklevel=2,
             )
-        self._share = KeyShare._fresh(self._group)
+        self._share = KeyShare._fresh(self._group, self._rng)
         hello = _wire.ClientHello(
             nonce=self._rng.token_bytes(_wire.NONCE_SIZE),
             timestamp_ms=_timestamp_ms(now),
@@ -699,7 +699,7 @@ class Responder(_Handshake):
         except (OverflowError, OSError, ValueError):
             raise HandshakeError("ClientHello timestamp out of range", reason="malformed") from None
         self._replay_cache.check_and_insert(hello.nonce, sent, at=now)
-        share, shared_secret = _encapsulate(group, hello.share)
+        share, shared_secret = _encapsulate(group, hello.share, self._rng)
         schedule = KeySchedule(shared_secret)
         self._transcript.update(hello.encode())
         server = _wire.ServerHello(
