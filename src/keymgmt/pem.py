@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from keymgmt._der import der_read
+from keymgmt._der import der_read, der_tlv
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import Algorithm, KeyKind
 from keymgmt.errors import (
@@ -99,26 +99,16 @@ def _passphrase_bytes(passphrase: Passphrase) -> bytes:
 # -- a little DER, just enough for EncryptedPrivateKeyInfo ---------------------
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        length = bytes((n,))
-    else:
-        size = (n.bit_length() + 7) // 8
-        length = bytes((0x80 | size,)) + n.to_bytes(size, "big")
-    return bytes((tag,)) + length + content
-
-
 def _seq(*parts: bytes) -> bytes:
-    return _tlv(0x30, b"".join(parts))
+    return der_tlv(0x30, b"".join(parts))
 
 
 def _int(value: int) -> bytes:
-    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+    return der_tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
 def _octets(value: bytes) -> bytes:
-    return _tlv(0x04, value)
+    return der_tlv(0x04, value)
 
 
 _OID_PBES2: Final = bytes.fromhex("06092a864886f70d01050d")  # 1.2.840.113549.1.5.13

@@ -44,6 +44,25 @@ pass_settings = click.make_pass_decorator(Settings)
 TEST_KDF_ENV = "KEYMGMT_TEST_KDF"
 
 
+def read_input(path: Path, limit: int) -> bytes:
+    """An input file's bytes, at most ``limit`` of them.
+
+    A path to ``/dev/zero`` or a FIFO would otherwise fill memory.
+
+    Raises:
+        InvalidArgumentError: it cannot be read (one line: the reason), or it
+            holds more than ``limit`` bytes.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidArgumentError(f"{path} is larger than {limit} bytes")
+    return data
+
+
 def read_passphrase(settings: Settings, *, confirm: bool = False) -> str:
     """The passphrase: ``--passphrase-file``, then ``KEYMGMT_PASSPHRASE``, then a prompt.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from cryptography import x509
 
-from keymgmt.cli._common import Settings, emit, manager, pass_settings, table
+from keymgmt.cli._common import Settings, emit, manager, pass_settings, read_input, table
 from keymgmt.errors import InvalidArgumentError, MalformedInputError
 from keymgmt.kdc import Policy
 from keymgmt.revocation import RevocationReason
@@ -27,15 +27,7 @@ _MAX_INPUT = 4 * 1024 * 1024
 
 
 def _read(path: Path) -> bytes:
-    """A small input file's bytes, as a one-line error when it cannot be read or is too big."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_INPUT + 1)
-    except OSError as exc:
-        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > _MAX_INPUT:
-        raise InvalidArgumentError(f"{path} is larger than {_MAX_INPUT} bytes")
-    return data
+    return read_input(path, _MAX_INPUT)
 
 
 def _load_certificate(path: Path) -> x509.Certificate:

@@ -18,7 +18,15 @@ from typing import Any
 import click
 from cryptography import x509
 
-from keymgmt.cli._common import Settings, counting, emit, manager, pass_settings, table
+from keymgmt.cli._common import (
+    Settings,
+    counting,
+    emit,
+    manager,
+    pass_settings,
+    read_input,
+    table,
+)
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.pki import (
@@ -50,16 +58,7 @@ _KEY_TYPES = click.Choice([a.value for a in CA_KEY_TYPES])
 
 
 def _read(path: Path) -> bytes:
-    # At most MAX_INPUT (+1 to notice more): /dev/zero or a FIFO given as a
-    # CSR, certificate or CRL filled memory until MemoryError.
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT + 1)
-    except OSError as exc:
-        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_INPUT:
-        raise InvalidArgumentError(f"{path} is larger than {MAX_INPUT} bytes")
-    return data
+    return read_input(path, MAX_INPUT)
 
 
 def _write(path: Path | None, data: bytes, *, secret: bool = False) -> None:
