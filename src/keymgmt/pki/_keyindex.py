@@ -210,15 +210,23 @@ def _other_serials(
     indexed: bool,
     expired_too: bool,
 ) -> list[int]:
-    """The serials ``ca`` certified the key ``fp`` of ``record`` under, but its own.
+    """The serials ``ca`` certified the key ``fp`` of ``record`` under, but its own."""
+    serials = _key_serials(txn, ca, cert_kind, fp, indexed=indexed, expired_too=expired_too)
+    serials.discard(int(record["serial"], 16))
+    return sorted(serials)
+
+
+def _key_serials(
+    txn: Txn, ca: str, cert_kind: str, fp: str, *, indexed: bool, expired_too: bool
+) -> set[int]:
+    """The serials ``ca`` certified the key ``fp`` under (unexpired, or all).
 
     From the index, and for a CA older than the index also by a scan.
     """
     serials = set(unexpired_serials(txn, ca, fp, expired_too=expired_too))
     if not indexed:
         serials.update(legacy_serials(txn, ca, cert_kind, fp, expired_too=expired_too))
-    serials.discard(int(record["serial"], 16))
-    return sorted(serials)
+    return serials
 
 
 def spreads(reason: RevocationReason, record: dict[str, Any]) -> bool:
@@ -282,15 +290,15 @@ def stage_key_revocation(
             if other_ca == ca:
                 continue
             stage_compromised(txn, other_ca, fp, serial, reason, by=ca)
-            found.extend(
-                (other_ca, other)
-                for other in _all_serials(txn, other_ca, cert_kind, fp, other_indexed)
+            serials = _key_serials(
+                txn, other_ca, cert_kind, fp, indexed=other_indexed, expired_too=True
             )
+            found.extend((other_ca, other) for other in sorted(serials))
     details: dict[str, Any] = {"reason": reason.value, "revoked_with": format(serial, "x")}
     revoked = _stage_revoke_found(
         txn, registry, cert_kind, found, reason, invalidity_date, details, origin=ca
     )
-    return [r for r in revoked if r is not None]
+    return [other_record for _, other_record in revoked]
 
 
 def stage_public_key_compromise(
@@ -317,25 +325,10 @@ def stage_public_key_compromise(
     found: list[tuple[str, int]] = []
     for ca, indexed in cas:
         _stage_mark(txn, ca, fp, {"reason": reason.value, "key": key_id})
-        found.extend((ca, serial) for serial in _all_serials(txn, ca, cert_kind, fp, indexed))
+        serials = _key_serials(txn, ca, cert_kind, fp, indexed=indexed, expired_too=True)
+        found.extend((ca, serial) for serial in sorted(serials))
     details: dict[str, Any] = {"reason": reason.value, "compromised_key": key_id}
-    out: list[tuple[str, dict[str, Any]]] = []
-    for (ca, _), record in zip(
-        found,
-        _stage_revoke_found(txn, registry, cert_kind, found, reason, None, details),
-        strict=True,
-    ):
-        if record is not None:
-            out.append((ca, record))
-    return out
-
-
-def _all_serials(txn: Txn, ca: str, cert_kind: str, fp: str, indexed: bool) -> list[int]:
-    """Every serial ``ca`` certified the key ``fp`` under, expired ones too."""
-    serials = set(unexpired_serials(txn, ca, fp, expired_too=True))
-    if not indexed:
-        serials.update(legacy_serials(txn, ca, cert_kind, fp, expired_too=True))
-    return sorted(serials)
+    return _stage_revoke_found(txn, registry, cert_kind, found, reason, None, details)
 
 
 def _stage_revoke_found(
@@ -348,27 +341,26 @@ def _stage_revoke_found(
     details: dict[str, Any],
     *,
     origin: str | None = None,
-) -> list[dict[str, Any] | None]:
+) -> list[tuple[str, dict[str, Any]]]:
     """Revoke each ``(CA, serial)`` of ``found`` in ``txn``; audit the new revocations.
 
-    Returns one item per ``found`` entry: the certificate's record when it
-    was revoked now, None when it was revoked so already (or is unknown).
+    Returns:
+        ``(CA name, certificate record)`` of each certificate revoked now
+        (not those revoked so already, nor unknown serials).
     """
-    out: list[dict[str, Any] | None] = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for ca, serial in found:
         name = f"{ca}:{serial:x}"
         other_record = txn.get_json(cert_kind, name)
         if other_record is None:
-            out.append(None)
             continue
         before = registry.get(SubjectKind.CERTIFICATE, name)
         after = registry.stage(
             txn, SubjectKind.CERTIFICATE, name, reason, invalidity_date=invalidity_date
         )
         if after == before:  # revoked so already (a repeated revoke): nothing new to audit
-            out.append(None)
             continue
         extra = {"revoked_at_ca": origin} if origin is not None and ca != origin else {}
         txn.audit("pki.revoke-same-key", f"cert:{name}", **details, **extra)
-        out.append(other_record)
+        out.append((ca, other_record))
     return out
