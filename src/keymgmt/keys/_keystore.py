@@ -297,27 +297,33 @@ class _VersionRecord:
             raise IntegrityError("a key version record is malformed") from None
 
 
-def _refuse_dying(name: str, primary: _VersionRecord) -> None:
-    """Refuse to rotate a key whose (settled) primary is destroyed or scheduled for it.
+def _dying(primary: _VersionRecord) -> bool:
+    """Whether a key's (settled) primary is destroyed or scheduled for destruction.
 
-    The primary is destroyed only with the whole key (``schedule_destruction(name)``):
-    a rotation would give the dying key a fresh active version.
+    The primary is destroyed only with the whole key (``schedule_destruction(name)``).
+    """
+    return primary.state.is_destroyed or primary.destroy_at is not None
+
+
+def _refuse_dying(name: str, primary: _VersionRecord) -> None:
+    """Refuse to rotate a :func:`_dying` key: it would get a fresh active version.
 
     Raises:
         KeyStateError: the key is destroyed, or its destruction is scheduled.
     """
+    if not _dying(primary):
+        return
     if primary.state.is_destroyed:
         raise KeyStateError(
             f"key {name!r} is destroyed; create a key under another name",
             key_name=name,
             version=primary.version,
         )
-    if primary.destroy_at is not None:
-        raise KeyStateError(
-            f"key {name!r} is scheduled for destruction; cancel_destruction first",
-            key_name=name,
-            version=primary.version,
-        )
+    raise KeyStateError(
+        f"key {name!r} is scheduled for destruction; cancel_destruction first",
+        key_name=name,
+        version=primary.version,
+    )
 
 
 def _vname(name: str, version: int) -> str:
@@ -1109,7 +1115,7 @@ class KeyStore:
         if if_primary is not None and key.primary != if_primary:
             return None
         primary = self._settle(txn, key, self._txn_version(txn, name, key.primary), txn.now)
-        if primary.destroy_at is not None or primary.state.is_destroyed:
+        if _dying(primary):
             return None  # a key being destroyed is not renewed (see _refuse_dying)
         material = self._handler(key.algorithm).generate(key.algorithm, self._context.randomness)
         return self._stage_rotation(txn, key, material, trigger=trigger, only_if=None)
