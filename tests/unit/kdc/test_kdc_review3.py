@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from _kdc_support import StaticKeySource, client_certificate
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from cryptography.x509.oid import NameOID
 
+from _unparsable import UNPARSABLE, unparsable_leaf
 from keymgmt import KeyManager, SecretBytes
 from keymgmt.cli import main
 from keymgmt.errors import (
@@ -407,45 +406,14 @@ def test_a_receiver_with_a_given_cache_checks_its_skew(
 
 # -- certificates pyca parses lazily: MalformedInputError, not its own exceptions -----------
 
-_POLICY_CONSTRAINTS_OID = bytes.fromhex("0603551d24")
-
 
 def _unparsable(km: KeyManager, placeholder: bytes, relabel: bytes) -> x509.Certificate:
     """A tls-client-looking certificate for "leaf" whose extensions pyca refuses on access."""
     issuing = km.pki.create_root_ca("root", key_type="ed25519")
-    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-    now = km.clock.now()
-    der = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
-        .issuer_name(issuing.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(77)
-        .not_valid_before(now - _dt.timedelta(days=1))
-        .not_valid_after(now + _dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.36"), placeholder),
-            critical=False,
-        )
-        .sign(key, None)
-        .public_bytes(serialization.Encoding.DER)
-    )
-    assert der.count(_POLICY_CONSTRAINTS_OID) == 1
-    return x509.load_der_x509_certificate(der.replace(_POLICY_CONSTRAINTS_OID, relabel))
+    return unparsable_leaf(issuing.certificate.subject, km.clock.now(), placeholder, relabel)
 
 
-_UNPARSABLE = pytest.mark.parametrize(
-    ("placeholder", "relabel"),
-    [
-        (b"\x30\x00", bytes.fromhex("0603551d13")),  # a second basicConstraints
-        (b"\x30\x02\xa3\x00", bytes.fromhex("0603551d11")),  # a SAN with an x400Address
-    ],
-    ids=["duplicate-extension", "x400-name"],
-)
-
-
-@_UNPARSABLE
+@UNPARSABLE
 def test_registering_a_certificate_pyca_cannot_parse_is_malformed_input(
     km: KeyManager, placeholder: bytes, relabel: bytes
 ) -> None:
@@ -455,7 +423,7 @@ def test_registering_a_certificate_pyca_cannot_parse_is_malformed_input(
     assert km.kdc.list() == []
 
 
-@_UNPARSABLE
+@UNPARSABLE
 def test_compromising_a_certificate_pyca_cannot_parse_is_malformed_input(
     km: KeyManager, placeholder: bytes, relabel: bytes
 ) -> None:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from _unparsable import UNPARSABLE, unparsable_leaf
 from keymgmt import KeyManager
 from keymgmt.errors import (
     CertificateRevokedError,
@@ -705,45 +706,12 @@ def test_the_registry_lookup_asks_every_store_ca_sharing_a_name_and_key() -> Non
 
 # -- pyca's own exceptions from lazily parsed extensions (exchange review 3) ---------
 
-_POLICY_CONSTRAINTS_OID = bytes.fromhex("0603551d24")
 
-
-def _relabelled(der: bytes, oid_der: bytes) -> x509.Certificate:
-    assert der.count(_POLICY_CONSTRAINTS_OID) == 1
-    return x509.load_der_x509_certificate(der.replace(_POLICY_CONSTRAINTS_OID, oid_der))
-
-
-@pytest.mark.parametrize(
-    ("placeholder", "relabel"),
-    [
-        # a second basicConstraints: DuplicateExtension on first access
-        (b"\x30\x00", bytes.fromhex("0603551d13")),
-        # a subjectAltName holding an x400Address: UnsupportedGeneralNameType
-        (b"\x30\x02\xa3\x00", bytes.fromhex("0603551d11")),
-    ],
-    ids=["duplicate-extension", "x400-name"],
-)
+@UNPARSABLE
 def test_a_leaf_pyca_cannot_parse_lazily_is_malformed_input(
     km: KeyManager, clock: FakeClock, placeholder: bytes, relabel: bytes
 ) -> None:
     issuing = km.pki.create_root_ca("root").create_intermediate("issuing")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = clock.now()
-    der = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
-        .issuer_name(issuing.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(77)
-        .not_valid_before(now - _dt.timedelta(days=1))
-        .not_valid_after(now + _dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.36"), placeholder),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.DER)
-    )
+    leaf = unparsable_leaf(issuing.certificate.subject, clock.now(), placeholder, relabel)
     with pytest.raises(MalformedInputError, match="malformed certificate material"):
-        km.pki.verify(_relabelled(der, relabel), purpose="tls-server")
+        km.pki.verify(leaf, purpose="tls-server")
