@@ -56,6 +56,7 @@ from keymgmt._store import Txn
 from keymgmt.errors import InvalidArgumentError, NotFoundError
 from keymgmt.keys._datakeys import DataKeyIssue
 from keymgmt.pki._keys import spki_der
+from keymgmt.pki._parse import checked_certificate
 from keymgmt.revocation import RevocationReason, SubjectKind
 
 if TYPE_CHECKING:
@@ -246,9 +247,8 @@ def respond(
         return response.run(lambda txn: response.principal(txn, principal, cascade=cascade))
     if not isinstance(certificate, x509.Certificate):
         raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
-    from keymgmt.kdc._server import _check_parsable
 
-    _check_parsable(certificate)  # pyca's lazy parsing errors, before the transaction
+    checked_certificate(certificate)  # pyca's lazy parsing errors, before the transaction
     cert = certificate
     return response.run(lambda txn: response.certificate(txn, cert))
 

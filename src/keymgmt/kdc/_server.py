@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -86,6 +85,7 @@ from keymgmt.kdc._events import (
 from keymgmt.kdc._policy import AccessRule, Policy
 from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._wire import MessageType
+from keymgmt.pki._parse import checked_certificate
 from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.storage import Record
 
@@ -551,25 +551,6 @@ def _certificate_issuer_id(cert: x509.Certificate) -> str:
     return cert.issuer.rfc4514_string()
 
 
-def _check_parsable(cert: x509.Certificate) -> None:
-    """Parse what pyca parses lazily, so its own exceptions do not escape later.
-
-    Raises:
-        MalformedInputError: a duplicate extension, a name type pyca does not
-            support, an undecodable name or public key.
-    """
-    try:
-        _ = cert.extensions, cert.subject, cert.issuer
-        cert.public_key()
-    except (
-        ValueError,
-        x509.DuplicateExtension,
-        x509.UnsupportedGeneralNameType,
-        UnsupportedAlgorithm,
-    ) as exc:
-        raise MalformedInputError(f"malformed certificate material: {exc}") from None
-
-
 def _certificate_names(cert: x509.Certificate) -> set[str]:
     names = {str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)}
     try:
@@ -800,7 +781,7 @@ class KeyDistributionCenter:
         _new_principal_name(name)
         if not isinstance(certificate, x509.Certificate):
             raise InvalidArgumentError("certificate must be a cryptography x509.Certificate")
-        _check_parsable(certificate)
+        checked_certificate(certificate)
         if name not in _certificate_names(certificate):
             raise InvalidArgumentError(
                 f"the certificate does not name principal {name!r} (subject CN or SAN)",

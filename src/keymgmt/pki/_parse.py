@@ -21,6 +21,7 @@ from keymgmt.errors import MalformedInputError
 
 __all__ = [
     "MAX_INPUT",
+    "checked_certificate",
     "checked_csr",
     "load_certificate",
     "load_certificates",
@@ -133,6 +134,26 @@ def checked_csr(csr: x509.CertificateSigningRequest) -> x509.CertificateSigningR
     except Exception as exc:
         raise MalformedInputError(f"malformed certificate signing request: {_why(exc)}") from None
     return csr
+
+
+def checked_certificate(cert: x509.Certificate) -> x509.Certificate:
+    """Touch what ``cryptography`` parses lazily in a certificate object.
+
+    For certificates given as objects (as :func:`checked_csr` for CSRs): a
+    duplicate extension, a name form pyca cannot represent, an undecodable
+    name or public key are a typed error here, not pyca's own exception later.
+
+    Raises:
+        MalformedInputError: a part of the certificate does not parse.
+    """
+    try:
+        _touch_extensions(cert.extensions)
+        _ = cert.subject.rfc4514_string()
+        _ = cert.issuer.rfc4514_string()
+        cert.public_key()
+    except Exception as exc:  # cryptography raises several types on hostile DER
+        raise MalformedInputError(f"malformed certificate material: {_why(exc)}") from None
+    return cert
 
 
 def load_crl(data: bytes | str) -> x509.CertificateRevocationList:
