@@ -24,6 +24,7 @@ from keymgmt.errors import AccessDeniedError, DecryptionError, MalformedInputErr
 from keymgmt.kdc import claimed_principal
 from keymgmt.keys import KeyInfo, KeyRequest, PayloadType, parse_header
 from keymgmt.pki._names import check_general_name
+from keymgmt.pki._parse import checked_csr
 from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 from keymgmt.server._errors import ServiceError
 
@@ -329,17 +330,12 @@ class ManagerParts:
             InvalidArgumentError: a malformed name (the CA would refuse it too).
             MalformedInputError: the subject or the extensions do not parse.
         """
-        try:
-            subject = csr.subject  # parsed on first access
-        except ValueError:
-            raise MalformedInputError("the CSR's subject does not parse") from None
-        names = [str(a.value) for a in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+        checked_csr(csr)  # what pyca parses lazily (subject, extensions): typed errors here
+        names = [str(a.value) for a in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
         try:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return names
-        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
-            raise MalformedInputError("the CSR's extensions do not parse") from None
         names.extend(_name_text(check_general_name(name)) for name in san)
         return names
 
