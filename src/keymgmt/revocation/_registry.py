@@ -179,6 +179,16 @@ def _name(kind: SubjectKind | str, subject: str) -> str:
     return f"{prefix}{subject}"
 
 
+def _release_marker(kind: SubjectKind, subject: str, at: _dt.datetime) -> dict[str, object]:
+    """The stored form of a lifted hold: the subject is no longer revoked."""
+    return {"kind": kind.value, "subject": subject, "released_at": _codec.to_micros(at)}
+
+
+def _released(stored: Mapping[str, Any]) -> bool:
+    """Whether a stored revocation entry is a lifted hold's marker."""
+    return "released_at" in stored and "reason" not in stored
+
+
 # Kept compact: at a million entries a tuple per entry instead of an attrs
 # object saves a few hundred megabytes.
 _Entry = tuple[str, int, int | None]  # (reason value, revoked_at µs, invalidity µs)
@@ -351,7 +361,7 @@ class RevocationRegistry:
                     subject=subject,
                 )
         stored = txn.get_json(REVOCATION_KIND, name)
-        existing = None if stored is None else Revocation.from_json(stored)
+        existing = None if stored is None or _released(stored) else Revocation.from_json(stored)
         if existing is not None:
             upgrade = (
                 existing.reason is RevocationReason.CERTIFICATE_HOLD
@@ -404,7 +414,9 @@ class RevocationRegistry:
             if required:
                 raise InvalidArgumentError(f"{name} is not on hold", subject=subject)
             return False
-        txn.delete(REVOCATION_KIND, name)
+        # A marker, not a delete: other processes learn of a lifted hold from
+        # the change feed like any other change (a delete never shows up there).
+        txn.put_json(REVOCATION_KIND, name, _release_marker(_kind(kind), subject, txn.now))
         txn.audit("revoke.release-hold", name)
         txn.after_commit(lambda: self._drop(name))
         return True
@@ -432,21 +444,15 @@ class RevocationRegistry:
         self._changes[kind] = self._changes.get(kind, 0) + 1
 
     def _apply(self, record: Record) -> None:
-        value = Revocation.from_json(
-            _codec.loads(self._store.keyring.unseal(REVOCATION_KIND, record.name, record.data))
-        )
-        self._set(record.name, value)
+        stored = _codec.loads(self._store.keyring.unseal(REVOCATION_KIND, record.name, record.data))
+        if isinstance(stored, dict) and _released(stored):
+            self._drop(record.name)
+        else:
+            self._set(record.name, Revocation.from_json(stored))
 
     def _on_change(self, records: Sequence[Record]) -> None:
+        # A lifted hold is a marker record (see stage_release_hold), so it
+        # arrives here like any other change: no scan of the held entries.
         for record in records:
             if record.kind == REVOCATION_KIND:
                 self._apply(record)
-        # A released hold deletes its record; deletions do not show up as
-        # changes, so re-check held entries against the store.
-        with self._lock:
-            held = [
-                n for n, e in self._entries.items() if e[0] == RevocationReason.CERTIFICATE_HOLD
-            ]
-        for name in held:
-            if self._store.backend.get(REVOCATION_KIND, name) is None:
-                self._drop(name)
