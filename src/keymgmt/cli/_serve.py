@@ -83,6 +83,13 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     help="Seconds a client may take to send a request body (then 408) or head (then closed).",
 )
 @click.option(
+    "--handshake-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds a client may take to complete the TLS handshake (then the connection is cut).",
+)
+@click.option(
     "--sync-interval",
     default=0.25,
     show_default=True,
@@ -134,6 +141,7 @@ def serve(
     policy: Path | None,
     max_body: int,
     body_timeout: float,
+    handshake_timeout: float,
     sync_interval: float,
     require_client_cert: bool,
     http: str,
@@ -217,6 +225,7 @@ def serve(
                 http=http,
                 sock=sock,
                 max_connections=max_connections,
+                handshake_timeout=handshake_timeout,
             )
 
     if workers == 1:

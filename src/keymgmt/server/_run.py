@@ -44,6 +44,8 @@ _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 SHUTDOWN_GRACE: Final = 2.0
 #: The most bytes of one request head on the httptools protocol (431 beyond).
 MAX_HEAD_BYTES: Final = 64 * 1024
+#: Seconds a client has to complete the TLS handshake (asyncio's default is 60).
+HANDSHAKE_TIMEOUT: Final = 10.0
 
 
 def _verified_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
@@ -304,6 +306,52 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
     return MutualTlsHttpToolsProtocol
 
 
+class _HandshakeBoundServer(uvicorn.Server):
+    """uvicorn's server, listening with a bound on the TLS handshake.
+
+    uvicorn creates its listeners without ``ssl_handshake_timeout``, so
+    asyncio's default of 60 s applies: a client that opens TCP connections
+    and never completes the handshake (a TLS slowloris) holds a socket and
+    a file descriptor for a minute each, before the HTTP protocol (and its
+    head timer, or the connection limit) ever sees it. This server lets
+    uvicorn start up with no listener of its own (lifespan, state), then
+    listens on the given socket itself, with the same protocol factory and
+    the handshake bounded by :attr:`handshake_timeout`; uvicorn's shutdown
+    closes it like its own.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.handshake_timeout = handshake_timeout
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does (with no listener), then listen on ``sockets``."""
+        await super().startup(sockets=[])
+        self.started = False
+        config = self.config
+        loop = asyncio.get_running_loop()
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        for sock in sockets or []:
+            self.servers.append(
+                await loop.create_server(
+                    create_protocol,
+                    sock=sock,
+                    ssl=config.ssl,
+                    backlog=config.backlog,
+                    ssl_handshake_timeout=self.handshake_timeout,
+                )
+            )
+        self.started = True
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -333,6 +381,7 @@ def serve(
     renew_check: float = 3600.0,
     sock: socket.socket | None = None,
     max_connections: int = 1024,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
 ) -> None:
     """Serve ``service`` over HTTPS with client certificates until SIGINT/SIGTERM.
 
@@ -363,6 +412,10 @@ def serve(
             connection closed, so a flood of idle or slow connections
             cannot take all of the process's file descriptors and memory
             (uvicorn's ``limit_concurrency``).
+        handshake_timeout: seconds a client has to complete the TLS
+            handshake from when its connection is accepted; then the
+            connection is aborted (asyncio's default is 60 s, long enough
+            for a slow client to hold many sockets).
 
     Raises:
         InvalidArgumentError: bad TLS material or address.
@@ -371,6 +424,12 @@ def serve(
         raise InvalidArgumentError("max_connections must be an int")
     if max_connections < 1:
         raise InvalidArgumentError("max_connections must be at least 1")
+    if (
+        isinstance(handshake_timeout, bool)
+        or not isinstance(handshake_timeout, (int, float))
+        or not 0 < handshake_timeout < float("inf")
+    ):
+        raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
     if isinstance(tls, StoreTlsIdentity):
         context = tls.context
     elif isinstance(tls, ssl.SSLContext):
@@ -411,7 +470,7 @@ def serve(
         # included: max_connections others may be open beside it.
         limit_concurrency=max_connections + 1,
     )
-    server = uvicorn.Server(config)
+    server = _HandshakeBoundServer(config, handshake_timeout=float(handshake_timeout))
 
     async def renew_forever(identity: StoreTlsIdentity) -> None:
         while True:
