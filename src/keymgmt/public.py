@@ -63,8 +63,9 @@ from keymgmt.keys._format import (
     prefix,
     require_bytes,
 )
+from keymgmt.model import KeyState
 
-__all__ = ["PublicKey", "PublicKeyFormat", "Signature"]
+__all__ = ["ForensicPublicKey", "PublicKey", "PublicKeyFormat", "Signature"]
 
 _HEADER_LINE: Final = re.compile(r"^keymgmt-([a-z-]+):[ \t]*(\S.*?)\s*$")
 _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
@@ -113,6 +114,14 @@ def _merge(found: str | int | None, given: str | int | None, what: str) -> Any:
     if found is not None and found != given:
         raise InvalidArgumentError(f"the exported key says {what} {found!r}, not {given!r}")
     return given
+
+
+def _fingerprint(algorithm: Algorithm, key: _asym.PublicKey) -> str:
+    if isinstance(key, _asym.XWingPublicKey):
+        data = key.public_bytes_raw()
+    else:
+        data = _asym.public_bytes(algorithm, key, PublicKeyFormat.DER)
+    return hashlib.sha256(data).hexdigest()
 
 
 @attrs.frozen(kw_only=True, repr=False, eq=False)
@@ -436,11 +445,7 @@ class PublicKey:
 
     def fingerprint(self) -> str:
         """SHA-256 of the raw (ML-KEM-768+X25519) or DER public key, hex."""
-        if isinstance(self.key, _asym.XWingPublicKey):
-            data = self.key.public_bytes_raw()
-        else:
-            data = self.der()
-        return hashlib.sha256(data).hexdigest()
+        return _fingerprint(self.algorithm, self.key)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PublicKey):
@@ -554,3 +559,60 @@ class PublicKey:
         )
         aad = head + encode_context(context)
         return head + _asym.encrypt(self.algorithm, self.key, message, aad)
+
+
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class ForensicPublicKey:
+    """A key version's public half for an investigation, whatever the version's state.
+
+    What ``km.keys.forensic_public_key(name, version)`` returns, and the one
+    way to get the public half of a **compromised** version (``km.public_key``
+    refuses it with :class:`~keymgmt.errors.RevokedError`). It is not a
+    :class:`PublicKey` on purpose: it has no ``encrypt``, ``verify``, ``pem``
+    or ``jwk``, and nothing in keymgmt that takes a ``PublicKey`` (``km.agree``,
+    :meth:`PublicKey` constructors) takes it, so it cannot be encrypted to or
+    published by mistake. Its :attr:`state` and :attr:`revocation_reason` say
+    what the version was when it was read.
+
+    For an investigation: compare :attr:`key` or :meth:`fingerprint` with the
+    keys in certificates and exports (which of them bear the compromised
+    key?); check what the version signed with ``km.verify(...,
+    allow_compromised=True)`` (a signature by a compromised key proves
+    nothing about who made it); write the key into a report with
+    ``cryptography``'s own ``key.public_bytes(...)``.
+
+    Attributes:
+        algorithm: the key's algorithm.
+        key: the public key object (``cryptography``'s, or
+            :class:`~keymgmt.keys._asymmetric.XWingPublicKey`).
+        key_name: the key's name.
+        version: the version.
+        key_id: the key's id (16 hex digits).
+        usage: the key's usage.
+        state: the version's effective state when it was read.
+        revocation_reason: why it was revoked (an RFC 5280 reason), or None.
+    """
+
+    algorithm: Algorithm
+    key: _asym.PublicKey
+    key_name: str
+    version: int
+    key_id: str
+    usage: KeyUsage
+    state: KeyState
+    revocation_reason: str | None
+
+    @property
+    def kid(self) -> str:
+        """``"name#version"`` (the revocation subject)."""
+        return f"{self.key_name}#{self.version}"
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the raw (ML-KEM-768+X25519) or DER public key, hex (as :class:`PublicKey`)."""
+        return _fingerprint(self.algorithm, self.key)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ForensicPublicKey {self.algorithm.value} {self.kid} {self.state.value} "
+            f"sha256:{self.fingerprint()[:16]}>"
+        )

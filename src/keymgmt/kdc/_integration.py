@@ -178,7 +178,8 @@ class ManagerPlaybook:
             return ()
         try:
             # A read outside the transaction: a version's public key never changes.
-            public = keys.public_key(name, version)
+            # The forensic read: the version may be compromised already.
+            public = keys.forensic_public_key(name, version)
         except (KeyUsageError, KeyStateError):
             return ()  # symmetric (no public key), or destroyed (nothing left to read)
         return self._manager.pki.stage_public_key_compromise(

@@ -112,6 +112,7 @@ from keymgmt.errors import (
     KeyStateError,
     KeyUsageError,
     MalformedInputError,
+    RevokedError,
     UnsupportedAlgorithmError,
 )
 from keymgmt.keys import _datakeys, _format
@@ -130,7 +131,7 @@ from keymgmt.revocation import RevocationReason, SubjectKind
 from keymgmt.storage import Record
 
 if TYPE_CHECKING:
-    from keymgmt.public import PublicKey
+    from keymgmt.public import ForensicPublicKey, PublicKey
 
 __all__ = [
     "DEFAULT_DESTRUCTION_GRACE",
@@ -2287,14 +2288,101 @@ class KeyStore:
     def public_key(self, name: str, version: int | None = None) -> PublicKey:
         """The public half of a key-pair version, with its identity (name, version, key id).
 
+        What a client encrypts to, verifies with, or is handed to publish.
+        A **compromised** version's public key is refused (also when the
+        registry alone says so): whoever encrypts to it writes for the
+        attacker, and whoever verifies with it accepts the attacker's
+        signatures. Every other version with material answers: pre-active
+        (published ahead of its activation), active, suspended, and
+        deactivated or revoked for another reason (verifiers need a retired
+        version's public half for what it signed). An investigation gets a
+        compromised version's public half from :meth:`forensic_public_key`.
+
+        Args:
+            name: the key pair.
+            version: the version (default: the primary).
+
         Raises:
             KeyNotFoundError: no such key or version.
             KeyUsageError: the key is symmetric (it has no public half).
+            RevokedError: the version is compromised (``reason`` says why;
+                the message names :meth:`forensic_public_key`).
             DestroyedKeyError: the version was destroyed.
-            InvalidArgumentError: ``version`` is not a positive int.
+            InvalidArgumentError: an invalid name, or ``version`` is not a positive int.
         """
         from keymgmt.public import PublicKey
 
+        loaded, state, reason = self._public_version(name, version)
+        if state is _COMPROMISED:
+            raise RevokedError(
+                f"key {name!r} version {loaded.version} is compromised ({reason}): its public "
+                "key is not handed out to encrypt to, verify with or publish; for an "
+                f"investigation use km.keys.forensic_public_key({name!r}, {loaded.version})",
+                key_name=name,
+                version=loaded.version,
+                state=state.value,
+                reason=reason,
+            )
+        return PublicKey(
+            algorithm=loaded.algorithm,
+            key=self._public_of(loaded),
+            key_name=name,
+            version=loaded.version,
+            key_id=loaded.key_id.hex(),
+            usage=loaded.usage,
+        )
+
+    def forensic_public_key(self, name: str, version: int) -> ForensicPublicKey:
+        """The public half of one key-pair version whatever its state, for an investigation.
+
+        The explicit way to the public key of a **compromised** version,
+        which :meth:`public_key` refuses: which certificates and exports
+        bear it, what it signed. The :class:`~keymgmt.public.ForensicPublicKey`
+        it returns carries the version's state and revocation reason and
+        cannot encrypt, verify or export itself (use ``km.verify(...,
+        allow_compromised=True)`` to check what the version signed). The
+        version must be named: there is no default.
+
+        Args:
+            name: the key pair.
+            version: the version to examine.
+
+        Raises:
+            KeyNotFoundError: no such key or version.
+            KeyUsageError: the key is symmetric (it has no public half).
+            DestroyedKeyError: the version was destroyed (its key is gone).
+            InvalidArgumentError: an invalid name, or ``version`` is not a positive int.
+        """
+        from keymgmt.public import ForensicPublicKey
+
+        if version is None:
+            raise InvalidArgumentError(
+                "forensic_public_key names the version to examine (no default)", key_name=name
+            )
+        loaded, state, reason = self._public_version(name, version)
+        return ForensicPublicKey(
+            algorithm=loaded.algorithm,
+            key=self._public_of(loaded),
+            key_name=name,
+            version=loaded.version,
+            key_id=loaded.key_id.hex(),
+            usage=loaded.usage,
+            state=state,
+            revocation_reason=reason,
+        )
+
+    def _public_version(
+        self, name: str, version: int | None
+    ) -> tuple[_Loaded, KeyState, str | None]:
+        """A key-pair version with material, its effective state and revocation reason.
+
+        The state counts the registry's revocations and the dates that have
+        passed since the version was cached (a scheduled destruction now due
+        refuses it).
+
+        Raises:
+            KeyNotFoundError, KeyUsageError, DestroyedKeyError, InvalidArgumentError.
+        """
         check_name(name)
         if version is not None:
             _check_version(name, version)
@@ -2302,19 +2390,29 @@ class KeyStore:
         loaded = self._load(name, version)
         if loaded.algorithm.kind is KeyKind.SYMMETRIC:
             raise KeyUsageError(f"key {name!r} is symmetric and has no public key", key_name=name)
-        if loaded.loaded is None:
-            require(Operation.PROCESS, loaded.state, key_name=name, version=loaded.version)
+        if loaded.check_at is not None and self._clock.now() >= loaded.check_at:
+            loaded = self._refresh(loaded, primary=version is None)
+        state = loaded.state
+        compromise, reason = self._revoked(name, loaded.version)
+        if compromise and not state.is_destroyed:
+            state = _COMPROMISED
+        if state.is_destroyed or loaded.loaded is None:
+            require(Operation.PROCESS, state, key_name=name, version=loaded.version)
+        if state is _COMPROMISED and reason is None:
+            reason = self._stored_reason(name, loaded.version)
+        return loaded, state, reason
+
+    def _stored_reason(self, name: str, version: int) -> str:
+        """The reason a version record gives for its compromise (not in the registry)."""
+        value = self._store.get_json(VERSION_KIND, _vname(name, version))
+        stored = None if value is None else _VersionRecord.from_json(value).reason
+        return stored or RevocationReason.KEY_COMPROMISE.value
+
+    def _public_of(self, loaded: _Loaded) -> Any:
         public_of = getattr(loaded.handler, "public_key", None)
         if public_of is None:  # pragma: no cover - every key-pair handler has public_key()
-            raise KeyUsageError(f"key {name!r} has no public key", key_name=name)
-        return PublicKey(
-            algorithm=loaded.algorithm,
-            key=public_of(loaded.algorithm, loaded.loaded),
-            key_name=name,
-            version=loaded.version,
-            key_id=loaded.key_id.hex(),
-            usage=loaded.usage,
-        )
+            raise KeyUsageError(f"key {loaded.name!r} has no public key", key_name=loaded.name)
+        return public_of(loaded.algorithm, loaded.loaded)
 
     def agree(
         self,
