@@ -34,19 +34,56 @@ written again.
 The associated data names the record: ``b"keymgmt/seal/v1" 0 kind 0 name``
 (both formats). A sealed value moved to another record, or any flipped
 byte, fails to unseal with :class:`~keymgmt.errors.IntegrityError`.
+
+Store key rotation
+------------------
+
+A store may hold several store keys; the **current** one (always the one
+with the highest id) seals, every other one only unseals, by the id in the
+sealed value's header. :meth:`Keyring.prepare_rotation` adds a key (id + 1)
+wrapped under the master key and makes it current;
+:meth:`Keyring.prepare_retirement` removes an old key's wrapped copy once no
+record uses it (:mod:`keymgmt.keyring._rotation` checks that and re-seals).
+The keyring record (``meta/keyring``)::
+
+    {"format": 1, "parameters": {...}, "keys": {"1": wrapped}, "active": 1}
+    {"format": 2, "parameters": {...}, "keys": {"<id>": wrapped, ...},
+     "active": <highest id>, "mac": HMAC-SHA-256(K, manifest)}
+
+Format 1 is what a never-rotated store holds (exactly key 1), so older
+keymgmt versions still open it. Each wrapped key is bound to the
+parameters and its id by the master key's wrap; format 2 adds a MAC over
+``{"active", "format", "keys": [ids], "parameters"}`` (canonical JSON) under
+``K = HKDF-SHA-256(current store key, info="keymgmt/keyring-manifest/v1")``,
+so someone who can write the database but knows only an *old* store key
+(the reason to rotate) can neither point new seals back at it nor put a
+retired key's wrapped copy back (both change the manifest, and the current
+key is the highest id, which he cannot forge a wrap of). Putting back the
+whole record from before the rotation remains possible (see the limits in
+``docs/storage.md``); records sealed under the newer key then fail loudly.
+
+A keyring keeps its master key object (for a passphrase the Argon2id
+output, for an HSM a handle to the token key) so that it can unwrap store
+keys another process rotated in (:meth:`Keyring.refresh`, called when the
+store sees ``meta/keyring`` change and when a value names a newer key id).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
+import attrs
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keymgmt import _codec
 from keymgmt._random import Randomness, SystemRandomness
@@ -56,16 +93,22 @@ from keymgmt.errors import (
     ConflictError,
     IntegrityError,
     InvalidArgumentError,
+    KeyStateError,
+    NotFoundError,
     StoreUnavailableError,
+    WrongPassphraseError,
 )
 from keymgmt.keyring._sources import MasterKey, MasterKeySource
 from keymgmt.storage import Backend, Put, Record
 
-__all__ = ["KEYRING_RECORD", "PREFIX_SEALS", "Keyring", "record_aad"]
+__all__ = ["KEYRING_RECORD", "PREFIX_SEALS", "Keyring", "KeyringChange", "record_aad"]
 
 #: Where the keyring lives in the store: (kind, name).
 KEYRING_RECORD: Final = ("meta", "keyring")
-_FORMAT: Final = 1
+_FORMAT: Final = 1  # exactly store key 1, never rotated: what older versions read
+_ROTATED_FORMAT: Final = 2  # any other key set, with the manifest MAC
+_MANIFEST_INFO: Final = b"keymgmt/keyring-manifest/v1"
+_MAX_KEY_ID: Final = 2**32 - 1  # the sealed header holds 4 bytes
 _GCM_VERSION: Final = 1  # read only: AES-256-GCM under the store key
 _XAES_VERSION: Final = 2  # written: XAES-256-GCM under the store key
 _HEADER: Final = struct.Struct(">BI")
@@ -153,6 +196,70 @@ def _wrap_aad(parameters: Mapping[str, Any], key_id: int) -> bytes:
     )
 
 
+def _manifest_mac(
+    store_key: bytes, parameters: Mapping[str, Any], key_ids: Iterable[int], active: int
+) -> bytes:
+    """The format-2 keyring record's MAC (see the module docstring)."""
+    mac_key = HKDF(hashes.SHA256(), 32, salt=None, info=_MANIFEST_INFO).derive(store_key)
+    manifest = _codec.dumps(
+        {
+            "active": active,
+            "format": _ROTATED_FORMAT,
+            "keys": sorted(key_ids),
+            "parameters": dict(parameters),
+        }
+    )
+    return hmac.new(mac_key, manifest, hashlib.sha256).digest()
+
+
+def _damaged() -> IntegrityError:
+    return IntegrityError("the store's keyring record is damaged")
+
+
+def key_id_of(sealed: bytes) -> int | None:
+    """The store key id a sealed value names in its header, or None if it is not one.
+
+    Reads the clear header only (``0x01``/``0x02`` | key id): nothing is
+    unsealed, so counting which key a record uses costs no decryption.
+    """
+    if len(sealed) < _GCM_OVERHEAD or sealed[0] not in (_GCM_VERSION, _XAES_VERSION):
+        return None
+    key_id: int = _HEADER.unpack_from(sealed)[1]
+    return key_id
+
+
+@attrs.frozen
+class _Decoded:
+    """A parsed keyring record (nothing unwrapped yet)."""
+
+    format: int
+    parameters: dict[str, Any]
+    wrapped: dict[int, bytes] = attrs.field(repr=False)
+    active: int
+    mac: bytes | None = attrs.field(repr=False)
+    revision: int
+
+
+@attrs.frozen
+class KeyringChange:
+    """A keyring write prepared but not applied: the record and the state it leads to.
+
+    Made by :meth:`Keyring.prepare_rotation` and
+    :meth:`Keyring.prepare_retirement`; the store commits :attr:`put` with an
+    audit entry, then hands it to :meth:`Keyring.apply`. Holds store keys:
+    its repr shows ids only, and it cannot be pickled.
+    """
+
+    put: Put
+    keys: Mapping[int, SecretBytes] = attrs.field(repr=lambda keys: repr(sorted(keys)))
+    active: int
+    parameters: Mapping[str, Any] = attrs.field(repr=False)
+    master: MasterKey | None = attrs.field(repr=False)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("keyring changes cannot be pickled")
+
+
 class Keyring:
     """Seals and unseals records under the store key.
 
@@ -166,33 +273,71 @@ class Keyring:
         store_keys: dict[int, bytes],
         active: int,
         record: Record,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        master: MasterKey | None = None,
     ) -> None:
         self._backend = backend
         self._randomness = randomness
-        self._keys = {key_id: SecretBytes(key) for key_id, key in store_keys.items()}
-        self._aeads = {key_id: AESGCM(key) for key_id, key in store_keys.items()}
-        self._xaes = {key_id: XAES256GCM(key) for key_id, key in store_keys.items()}
-        self._active = active
-        self._header = _HEADER.pack(_XAES_VERSION, active)
         # Nonces straight from the OS for the system source (its token_bytes
         # only adds an argument check); any other source is asked as given.
         self._nonce: Callable[[int], bytes] = (
             os.urandom if type(randomness) is SystemRandomness else randomness.token_bytes
         )
-        self._revision = record.revision
         self._lock = threading.Lock()
+        # Serializes refresh/apply (they read the backend, unwrap, then swap state).
+        self._state_lock = threading.RLock()
         self._prefix_seals = PREFIX_SEALS
         # (key id, prefix) -> derived AES-256-GCM key, for unsealing.
         self._subkeys: dict[tuple[int, bytes], AESGCM] = {}
-        # The sealing state, swapped as one tuple: header + prefix, its
-        # derived key, and the counter of seals made under it.
-        self._sealing = self._new_prefix()
+        # The master key this keyring opened the store with (None: it no
+        # longer opens the record: another process changed the master key).
+        self._master = master
+        self._parameters: dict[str, Any] = dict(parameters or {})
+        self._revision = record.revision
+        self._install({k: SecretBytes(v) for k, v in store_keys.items()}, active)
+
+    def _install(self, keys: Mapping[int, SecretBytes], active: int) -> None:
+        """Swap in a new key set (each dict replaced whole: readers never see one half-built)."""
+        old: dict[int, SecretBytes] = getattr(self, "_keys", {})
+        aeads: dict[int, AESGCM] = dict(getattr(self, "_aeads", {}))
+        xaes: dict[int, XAES256GCM] = dict(getattr(self, "_xaes", {}))
+        for key_id, key in keys.items():
+            if key_id not in old:
+                aeads[key_id] = AESGCM(key.reveal())
+                xaes[key_id] = XAES256GCM(key.reveal())
+        self._aeads = {k: v for k, v in aeads.items() if k in keys}
+        self._xaes = {k: v for k, v in xaes.items() if k in keys}
+        self._keys = dict(keys)
+        if any(key_id not in keys for key_id in old):
+            self._subkeys = {}  # a retired key unseals nothing any more
+        if getattr(self, "_active", None) != active:
+            self._active = active
+            self._header = _HEADER.pack(_XAES_VERSION, active)
+            # The sealing state, swapped as one tuple: header + prefix, its
+            # derived key, and the counter of seals made under it.
+            self._sealing = self._new_prefix()
 
     def __repr__(self) -> str:
         return f"Keyring(store_key_id={self._active})"
 
     def __reduce__(self) -> Any:
         raise TypeError("keyrings cannot be pickled")
+
+    @property
+    def current_key_id(self) -> int:
+        """The id of the store key new seals use (the highest id)."""
+        return self._active
+
+    @property
+    def key_ids(self) -> tuple[int, ...]:
+        """The ids of the store keys this keyring holds, ascending."""
+        return tuple(sorted(self._keys))
+
+    @property
+    def revision(self) -> int:
+        """The revision of ``meta/keyring`` this keyring reflects."""
+        return self._revision
 
     # -- construction --------------------------------------------------------
 
@@ -216,11 +361,19 @@ class Keyring:
         store_key = randomness.token_bytes(32)
         data = cls._encode(parameters, master, {1: store_key}, active=1)
         (record,) = backend.commit([Put(*KEYRING_RECORD, data, expected=0)])
-        return cls(backend, randomness, {1: store_key}, 1, record)
+        return cls(
+            backend,
+            randomness,
+            {1: store_key},
+            1,
+            record,
+            parameters=parameters,
+            master=master,
+        )
 
     @classmethod
     def open(cls, backend: Backend, source: MasterKeySource, randomness: Randomness) -> Keyring:
-        """Unwrap the store key with the master key.
+        """Unwrap the store keys with the master key.
 
         Raises:
             StoreUnavailableError: the store has no keyring (not initialized).
@@ -232,37 +385,67 @@ class Keyring:
         record = backend.get(*KEYRING_RECORD)
         if record is None:
             raise StoreUnavailableError("the store is not initialized")
-        parameters, wrapped, active = cls._decode(record)
-        master = source.open(parameters)
+        decoded = cls._decode_record(record)
+        master = source.open(decoded.parameters)
         keys = {
-            key_id: master.unwrap(blob, _wrap_aad(parameters, key_id))
-            for key_id, blob in wrapped.items()
+            key_id: master.unwrap(blob, _wrap_aad(decoded.parameters, key_id))
+            for key_id, blob in decoded.wrapped.items()
         }
         if any(len(key) != 32 for key in keys.values()):
-            raise IntegrityError("the store's keyring record is damaged")
-        return cls(backend, randomness, keys, active, record)
-
-    @staticmethod
-    def _encode(
-        parameters: Mapping[str, Any], master: MasterKey, keys: dict[int, bytes], active: int
-    ) -> bytes:
-        wrapped = {
-            str(key_id): _codec.b64e(master.wrap(key, _wrap_aad(parameters, key_id)))
-            for key_id, key in keys.items()
-        }
-        return _codec.dumps(
-            {"format": _FORMAT, "parameters": dict(parameters), "keys": wrapped, "active": active}
+            raise _damaged()
+        cls._check_mac(decoded, keys[decoded.active])
+        return cls(
+            backend,
+            randomness,
+            keys,
+            decoded.active,
+            record,
+            parameters=decoded.parameters,
+            master=master,
         )
 
     @staticmethod
+    def _encode(
+        parameters: Mapping[str, Any], master: MasterKey, keys: Mapping[int, bytes], active: int
+    ) -> bytes:
+        wrapped = {
+            key_id: master.wrap(key, _wrap_aad(parameters, key_id)) for key_id, key in keys.items()
+        }
+        return Keyring._encode_wrapped(parameters, wrapped, active, keys[active])
+
+    @staticmethod
+    def _encode_wrapped(
+        parameters: Mapping[str, Any], wrapped: Mapping[int, bytes], active: int, current: bytes
+    ) -> bytes:
+        """The record for these wrapped keys: format 1 for key 1 alone, else 2 with its MAC."""
+        value: dict[str, Any] = {
+            "parameters": dict(parameters),
+            "keys": {str(key_id): _codec.b64e(blob) for key_id, blob in wrapped.items()},
+            "active": active,
+        }
+        if set(wrapped) == {1}:
+            value["format"] = _FORMAT
+        else:
+            value["format"] = _ROTATED_FORMAT
+            value["mac"] = _codec.b64e(_manifest_mac(current, parameters, wrapped, active))
+        return _codec.dumps(value)
+
+    @staticmethod
     def _decode(record: Record) -> tuple[dict[str, Any], dict[int, bytes], int]:
+        decoded = Keyring._decode_record(record)
+        return decoded.parameters, decoded.wrapped, decoded.active
+
+    @staticmethod
+    def _decode_record(record: Record) -> _Decoded:
         value = _codec.loads(record.data)
         try:
-            if value["format"] != _FORMAT:
-                raise IntegrityError(f"unknown keyring format {value['format']!r}")
+            version = value["format"]
+            if version not in (_FORMAT, _ROTATED_FORMAT) or type(version) is not int:
+                raise IntegrityError(f"unknown keyring format {version!r}")
             parameters = dict(value["parameters"])
             wrapped = {int(k): _codec.b64d(v) for k, v in value["keys"].items()}
             active = int(value["active"])
+            mac = _codec.b64d(value["mac"]) if version == _ROTATED_FORMAT else None
             _codec.dumps(parameters)  # what _wrap_aad binds: no NaN, no lone surrogate
         except (
             KeyError,
@@ -272,15 +455,201 @@ class Keyring:
             OverflowError,
             InvalidArgumentError,
         ):
-            raise IntegrityError("the store's keyring record is damaged") from None
-        if active not in wrapped:
-            raise IntegrityError("the store's keyring record is damaged")
-        return parameters, wrapped, active
+            raise _damaged() from None
+        if active not in wrapped or any(not 1 <= k <= _MAX_KEY_ID for k in wrapped):
+            raise _damaged()
+        if version == _FORMAT and set(wrapped) != {1}:
+            raise _damaged()  # format 1 never held more (a MAC-less downgrade)
+        if version == _ROTATED_FORMAT and (active != max(wrapped) or mac is None or len(mac) != 32):
+            raise _damaged()
+        return _Decoded(version, parameters, wrapped, active, mac, record.revision)
+
+    @staticmethod
+    def _check_mac(decoded: _Decoded, current: bytes) -> None:
+        if decoded.mac is None:
+            return
+        expected = _manifest_mac(current, decoded.parameters, decoded.wrapped, decoded.active)
+        if not hmac.compare_digest(expected, decoded.mac):
+            raise IntegrityError(
+                "the store's keyring record failed authentication (its key list was edited)"
+            )
+
+    # -- other processes' changes ----------------------------------------------
+
+    def refresh(self, record: Record | None = None) -> bool:
+        """Take in the keyring record as the store holds it now (or ``record``, just read).
+
+        Store keys rotated in by another process are unwrapped with the
+        master key this keyring opened the store with; keys retired there are
+        forgotten here (they unseal nothing any more). Nothing happens when
+        the record is at the revision this keyring reflects.
+
+        Returns:
+            Whether anything changed.
+
+        Raises:
+            StoreUnavailableError: the store's keyring is gone, or holds a
+                store key wrapped under a master key this process does not
+                have (the master key was changed elsewhere: reopen the store).
+            IntegrityError: the keyring record is damaged or was edited.
+        """
+        with self._state_lock:
+            if record is None:
+                record = self._backend.get(*KEYRING_RECORD)
+                if record is None:
+                    raise StoreUnavailableError("the store's keyring record is gone")
+            if record.revision == self._revision:
+                return False
+            decoded = self._decode_record(record)
+            master = self._master
+            if master is not None:
+                # Is our master key still the store's? (A raw key changed
+                # elsewhere keeps the same parameters: only unwrapping tells.)
+                try:
+                    current = master.unwrap(
+                        decoded.wrapped[decoded.active],
+                        _wrap_aad(decoded.parameters, decoded.active),
+                    )
+                except WrongPassphraseError:
+                    master = None
+                else:
+                    known = self._keys.get(decoded.active)
+                    if known is not None and not hmac.compare_digest(known.reveal(), current):
+                        raise _damaged()
+            keys: dict[int, SecretBytes] = {}
+            for key_id, blob in decoded.wrapped.items():
+                held = self._keys.get(key_id)
+                if held is not None:
+                    keys[key_id] = held
+                    continue
+                if master is None:
+                    raise StoreUnavailableError(
+                        f"store key {key_id} was rotated in under a master key this process "
+                        "does not hold (the master key was changed by another process); "
+                        "reopen the store with the new master key"
+                    )
+                key = master.unwrap(blob, _wrap_aad(decoded.parameters, key_id))
+                if len(key) != 32:
+                    raise _damaged()
+                keys[key_id] = SecretBytes(key)
+            self._check_mac(decoded, keys[decoded.active].reveal())
+            with self._lock:
+                self._master = master
+                self._parameters = decoded.parameters
+                self._revision = record.revision
+                self._install(keys, decoded.active)
+            return True
+
+    def _refresh_for(self, key_id: int) -> bool:
+        """Refresh when a value names a store key newer than any held (rotated elsewhere)."""
+        if not self._keys or key_id <= max(self._keys):
+            return False  # an older id was retired: it never comes back
+        return self.refresh()
+
+    # -- rotation and retirement -------------------------------------------------
+
+    def _fresh(self) -> _Decoded:
+        """Refresh from the store; return its record, which this keyring now reflects."""
+        record = self._backend.get(*KEYRING_RECORD)
+        if record is None:
+            raise StoreUnavailableError("the store's keyring record is gone")
+        self.refresh(record)
+        return self._decode_record(record)
+
+    def prepare_rotation(
+        self, new_key: bytes, new_source: tuple[Mapping[str, Any], MasterKey] | None = None
+    ) -> KeyringChange:
+        """The write that adds ``new_key`` as the next, current store key (not applied yet).
+
+        Old keys stay (they unseal what they sealed). Without ``new_source``
+        the new key is wrapped under the master key the store was opened
+        with and the other wrapped keys are kept as they are; with
+        ``(parameters, master)`` (from a source's ``create``) every key is
+        re-wrapped under that new master key in the same write.
+
+        Raises:
+            ConflictError: the master key was changed by another process
+                since this store was opened (reopen it with the new one).
+            InvalidArgumentError: ``new_key`` is not 32 bytes.
+            KeyStateError: the store key ids are exhausted (2^32 - 1).
+        """
+        if not isinstance(new_key, bytes) or len(new_key) != 32:
+            raise InvalidArgumentError("a store key is 32 bytes")
+        with self._state_lock:
+            decoded = self._fresh()
+            new_id = max(decoded.wrapped) + 1
+            if new_id > _MAX_KEY_ID:
+                raise KeyStateError("store key ids are exhausted", key_id=new_id)
+            keys = {**self._keys, new_id: SecretBytes(new_key)}
+            if new_source is None:
+                master = self._master
+                if master is None:
+                    raise ConflictError(
+                        "the master key was changed elsewhere since this store was opened; "
+                        "reopen it",
+                        kind=KEYRING_RECORD[0],
+                        name=KEYRING_RECORD[1],
+                    )
+                parameters: Mapping[str, Any] = decoded.parameters
+                wrapped = dict(decoded.wrapped)
+                wrapped[new_id] = master.wrap(new_key, _wrap_aad(parameters, new_id))
+            else:
+                parameters, master = new_source
+                wrapped = {
+                    key_id: master.wrap(key.reveal(), _wrap_aad(parameters, key_id))
+                    for key_id, key in keys.items()
+                }
+            data = self._encode_wrapped(parameters, wrapped, new_id, new_key)
+            put = Put(*KEYRING_RECORD, data, expected=decoded.revision)
+            return KeyringChange(put, keys, new_id, dict(parameters), master)
+
+    def prepare_retirement(self, key_id: int) -> KeyringChange:
+        """The write that destroys the wrapped copy of old store key ``key_id`` (not applied yet).
+
+        Does not check that no record uses the key: the caller does
+        (:class:`keymgmt.keyring.StoreKeys`), in the same transaction.
+
+        Raises:
+            NotFoundError: the store has no store key ``key_id``.
+            KeyStateError: ``key_id`` is the current store key.
+        """
+        with self._state_lock:
+            decoded = self._fresh()
+            if type(key_id) is not int or key_id not in decoded.wrapped:
+                raise NotFoundError(
+                    f"the store has no store key {key_id!r} (keys: "
+                    f"{', '.join(map(str, sorted(decoded.wrapped)))})",
+                    key_id=key_id,
+                )
+            if key_id == decoded.active:
+                raise KeyStateError(
+                    f"store key {key_id} is the current store key; rotate first "
+                    "(keymgmt store rotate), then re-seal, then retire the old one",
+                    key_id=key_id,
+                )
+            wrapped = {k: v for k, v in decoded.wrapped.items() if k != key_id}
+            keys = {k: v for k, v in self._keys.items() if k != key_id}
+            data = self._encode_wrapped(
+                decoded.parameters, wrapped, decoded.active, keys[decoded.active].reveal()
+            )
+            put = Put(*KEYRING_RECORD, data, expected=decoded.revision)
+            return KeyringChange(put, keys, decoded.active, decoded.parameters, self._master)
+
+    def apply(self, change: KeyringChange) -> None:
+        """Take in ``change`` once its write has committed (this process seals under its key)."""
+        with self._state_lock:
+            if change.put.expected + 1 <= self._revision:
+                return  # already taken in (a refresh read it back first)
+            with self._lock:
+                self._master = change.master
+                self._parameters = dict(change.parameters)
+                self._revision = change.put.expected + 1
+                self._install(change.keys, change.active)
 
     # -- master key change -----------------------------------------------------
 
     def change_master_key(self, new_source: MasterKeySource) -> None:
-        """Re-wrap the store key under a new master key (new passphrase, file, HSM).
+        """Re-wrap the store keys under a new master key (new passphrase, file, HSM).
 
         No record is re-encrypted. Atomic: on any failure the old master key
         still opens the store. Not audited by itself:
@@ -288,7 +657,7 @@ class Keyring:
         the audit entry in the same write.
 
         Raises:
-            ConflictError: another process changed the keyring meanwhile.
+            ConflictError: another process changed the master key meanwhile.
             InvalidArgumentError: ``new_source`` is not a master key source.
         """
         _check_source(new_source)
@@ -298,31 +667,45 @@ class Keyring:
         self.master_key_changed(put)
 
     def prepare_master_key_change(self, parameters: Mapping[str, Any], master: MasterKey) -> Put:
-        """The write that re-wraps the store key under ``master`` (not applied yet).
+        """The write that re-wraps the store keys under ``master`` (not applied yet).
 
         For :class:`~keymgmt._store.Store`, which commits it together with an
         audit entry; call :meth:`master_key_changed` once it has committed.
+        A store key rotation made elsewhere since this store was opened is
+        taken in first (see :meth:`refresh`).
 
         Raises:
-            ConflictError: the keyring record changed since this keyring was
-                opened (another process changed the master key; reopen).
+            ConflictError: the master key was changed elsewhere since this
+                keyring was opened (reopen).
         """
-        with self._lock:
-            revision = self._revision
-        current = self._backend.get(*KEYRING_RECORD)
-        if current is None or current.revision != revision:
-            raise ConflictError(
-                "the master key was changed elsewhere since this store was opened; reopen it",
-                kind=KEYRING_RECORD[0],
-                name=KEYRING_RECORD[1],
-            )
-        keys = {key_id: key.reveal() for key_id, key in self._keys.items()}
-        data = self._encode(parameters, master, keys, self._active)
-        return Put(*KEYRING_RECORD, data, expected=current.revision)
+        with self._state_lock:
+            try:
+                self._fresh()
+            except StoreUnavailableError:
+                self._master = None
+            current = self._backend.get(*KEYRING_RECORD)
+            if self._master is None or current is None or current.revision != self._revision:
+                raise ConflictError(
+                    "the master key was changed elsewhere since this store was opened; reopen it",
+                    kind=KEYRING_RECORD[0],
+                    name=KEYRING_RECORD[1],
+                )
+            keys = {key_id: key.reveal() for key_id, key in self._keys.items()}
+            data = self._encode(parameters, master, keys, self._active)
+            put = Put(*KEYRING_RECORD, data, expected=current.revision)
+            # What master_key_changed takes in once the write has landed.
+            self._pending = (put, dict(parameters), master)
+            return put
+
+    _pending: tuple[Put, dict[str, Any], MasterKey] | None = None
 
     def master_key_changed(self, put: Put) -> None:
         """Note that ``put`` (from :meth:`prepare_master_key_change`) has committed."""
-        with self._lock:
+        with self._state_lock, self._lock:
+            pending = self._pending
+            if pending is not None and pending[0] is put:
+                self._master, self._parameters = pending[2], pending[1]
+                self._pending = None
             self._revision = max(self._revision, put.expected + 1)
 
     # -- sealing ---------------------------------------------------------------
@@ -376,9 +759,15 @@ class Keyring:
     def unseal(self, kind: str, name: str, sealed: bytes) -> bytes:
         """Decrypt a sealed value of the record ``(kind, name)``.
 
+        A value sealed under a store key newer than any this keyring holds
+        (rotated in by another process) makes it :meth:`refresh` first.
+
         Raises:
             IntegrityError: the value was edited, truncated or belongs to
-                another record.
+                another record, or names a store key the store does not
+                hold (retired, or never made).
+            StoreUnavailableError: it names a store key rotated in under a
+                master key this process does not hold (reopen the store).
         """
         if len(sealed) < _GCM_OVERHEAD:
             raise IntegrityError(f"sealed record {kind}/{name} is truncated", kind=kind, name=name)
@@ -395,6 +784,16 @@ class Keyring:
             aead = self._aeads.get(key_id) if version == _GCM_VERSION else None
             start = _HEADER.size
         if aead is None:
+            if version in (_GCM_VERSION, _XAES_VERSION) and key_id not in self._keys:
+                if self._refresh_for(key_id):
+                    return self.unseal(kind, name, sealed)
+                raise IntegrityError(
+                    f"sealed record {kind}/{name} is damaged: it names store key {key_id}, "
+                    "which this store does not hold (retired, or never made)",
+                    kind=kind,
+                    name=name,
+                    key_id=key_id,
+                )
             raise IntegrityError(f"sealed record {kind}/{name} is damaged", kind=kind, name=name)
         nonce = sealed[start : start + _NONCE]
         try:

@@ -1,0 +1,447 @@
+"""Store key rotation: rotate, re-seal, retire.
+
+The store key seals every record; the master key only wraps it. Rotating
+the store key is what to do when a process's memory may have been read (a
+core dump, a debugger, a swapped-out page): the master key never left the
+token or can be changed too, but the store key was in memory. Three steps,
+as Vault's ``operator rotate`` plus a re-encryption pass:
+
+1. :meth:`StoreKeys.rotate` draws a new store key, wraps it under the
+   master key (passphrase, key file, raw key or HSM) and makes it the
+   current key, in one audited write of ``meta/keyring``. Old store keys
+   stay: every sealed value names its key id, so whatever they sealed
+   still unseals. Other processes take the new key in when their store
+   syncs (``meta/keyring`` is watched) or when they first meet a value
+   sealed under it; until then they seal under the old key, which is
+   harmless (the next step moves those records too).
+2. :meth:`StoreKeys.reseal` re-seals every record whose value names an
+   older key, in bounded batches. Each batch is its own transaction: it
+   reads each record (remembering its revision), writes the same plaintext
+   sealed under the current key with compare-and-set, and appends one
+   audit entry; a concurrent writer makes the batch run again on fresh
+   data, and a crash loses nothing (records are either still under the old
+   key or already under the new one). Running it again resumes: only
+   records still under an older key are touched.
+3. :meth:`StoreKeys.retire` destroys the wrapped copy of an old store key,
+   in one audited write, and asks the backend to erase old copies of the
+   keyring record (SQLite's WAL). It refuses
+   (:class:`~keymgmt.errors.KeyStateError`) while any record still names
+   the key, and it never retires the current key. After it, nothing can
+   unseal what the retired key sealed: a leaked copy of that key opens
+   nothing in the store, and values forged under it are refused.
+
+Which records use which key is read from the sealed values' clear headers
+(``0x02 | key id | ...``): counting costs no decryption. The ``audit``
+records are not sealed and are skipped; the sealed audit head
+(``meta/audit-head``) is re-sealed by every audited write, retirement's own
+included, so it never holds a key back.
+
+A process that has not synced since the rotation (its
+``consistency_interval``, 1 s by default) may still seal a record under
+the old key. :meth:`StoreKeys.retire` checks every record when it runs, so
+retire only after every process writing to the store has synced (or been
+restarted) since the re-seal: a record sealed under a key after that key
+was retired could not be read by the other processes (it fails with
+:class:`~keymgmt.errors.IntegrityError`, never with wrong data).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND
+from keymgmt.errors import (
+    InvalidArgumentError,
+    KeyMgmtError,
+    KeyStateError,
+    StoreUnavailableError,
+)
+from keymgmt.keyring._keyring import KEYRING_RECORD, Keyring, key_id_of
+from keymgmt.keyring._sources import MasterKeySource
+from keymgmt.storage import Backend, MemoryBackend, Record, SQLiteBackend
+
+if TYPE_CHECKING:
+    from keymgmt._store import Store, Txn
+
+__all__ = ["ResealReport", "StoreKeyInfo", "StoreKeyStatus", "StoreKeys", "record_kinds"]
+
+_log = logging.getLogger("keymgmt")
+#: Records re-sealed per transaction unless told otherwise.
+DEFAULT_BATCH: Final = 100
+_MAX_BATCH: Final = 10_000
+# Passes over the store before reseal reports what is left (a writer that
+# has not seen the rotation yet may keep sealing under the old key).
+_PASSES: Final = 3
+
+#: ``progress(done, total)``, called after each batch.
+Progress = Callable[[int, int], None]
+
+
+@attrs.frozen
+class StoreKeyInfo:
+    """One store key id and how many records name it.
+
+    Attributes:
+        key_id: the id in sealed values' headers.
+        current: whether new seals use it.
+        held: whether the store still holds it (false: retired or never
+            made, and the records naming it cannot be unsealed).
+        records: how many sealed records name it (the audit head included).
+    """
+
+    key_id: int
+    current: bool
+    held: bool
+    records: int
+
+
+@attrs.frozen
+class StoreKeyStatus:
+    """The store keys and their use, from one pass over the store.
+
+    Attributes:
+        current: the id of the store key new seals use.
+        keys: every key held or named by a record, by id.
+    """
+
+    current: int
+    keys: tuple[StoreKeyInfo, ...]
+
+    @property
+    def stale_records(self) -> int:
+        """Records sealed under a key that is not the current one (what reseal moves)."""
+        return sum(info.records for info in self.keys if not info.current)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return {
+            "current": self.current,
+            "stale_records": self.stale_records,
+            "keys": [attrs.asdict(info) for info in self.keys],
+        }
+
+
+@attrs.frozen
+class ResealReport:
+    """What :meth:`StoreKeys.reseal` did.
+
+    Attributes:
+        key_id: the current store key the records were re-sealed under.
+        resealed: records re-sealed by this call.
+        batches: transactions committed.
+        remaining: records still under an older key that this store holds
+            (written meanwhile by a process that has not seen the rotation;
+            run reseal again once it has synced).
+        unreadable: records naming a key the store does not hold (they
+            cannot be re-sealed, nor read).
+    """
+
+    key_id: int
+    resealed: int
+    batches: int
+    remaining: int
+    unreadable: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return attrs.asdict(self)
+
+
+def record_kinds(backend: Backend) -> builtins.list[str]:
+    """Every record kind in ``backend``, sorted.
+
+    The ``Backend`` protocol lists one kind at a time; re-sealing must see
+    every record, whatever part (or application) wrote it. A backend may
+    offer ``kinds()``; the built-in ones are asked directly.
+
+    Raises:
+        StoreUnavailableError: the backend cannot list its kinds.
+        StoreError: the backend failed.
+    """
+    kinds = getattr(backend, "kinds", None)
+    if callable(kinds):
+        return sorted(kinds())
+    if isinstance(backend, MemoryBackend):
+        return sorted(kind for kind, records in dict(backend._kinds).items() if records)
+    if isinstance(backend, SQLiteBackend):
+        rows = backend._read("SELECT DISTINCT kind FROM records", ())
+        return sorted(str(row[0]) for row in rows)
+    if type(backend).__name__ == "PostgresBackend":
+        return _postgres_kinds(backend)
+    raise StoreUnavailableError(
+        f"{type(backend).__name__} cannot list its record kinds (add a kinds() method); "
+        "re-sealing and retiring store keys need every record"
+    )
+
+
+def _postgres_kinds(backend: Any) -> builtins.list[str]:
+    from psycopg import sql
+
+    statement = sql.SQL("SELECT DISTINCT kind FROM {}.records").format(backend._quoted_schema)
+
+    def run(conn: Any) -> builtins.list[str]:
+        return sorted(str(row[0]) for row in conn.execute(statement).fetchall())
+
+    result: builtins.list[str] = backend._run("list kinds", run, retry=True)
+    return result
+
+
+def _sealed_records(backend: Backend) -> Iterable[Record]:
+    """Every sealed record (not the audit entries, not the keyring record)."""
+    for kind in record_kinds(backend):
+        if kind == AUDIT_KIND:
+            continue
+        for record in backend.list(kind):
+            if (kind, record.name) != KEYRING_RECORD:
+                yield record
+
+
+class StoreKeys:
+    """Rotate the store key, re-seal records under it, retire old keys.
+
+    Reached as :meth:`keymgmt.KeyManager.rotate_store_key`,
+    :meth:`~keymgmt.KeyManager.reseal`,
+    :meth:`~keymgmt.KeyManager.retire_store_key` and
+    :meth:`~keymgmt.KeyManager.store_key_status`; see the module docstring.
+    Subscribes to the store so that this process takes in rotations and
+    retirements made by others when it syncs.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        store.watch(KEYRING_RECORD[0])
+        store.subscribe(self._changed)
+
+    def __repr__(self) -> str:
+        return f"StoreKeys(current={self._keyring.current_key_id})"
+
+    @property
+    def _keyring(self) -> Keyring:
+        return self._store.keyring
+
+    def _changed(self, records: Sequence[Record]) -> None:
+        """Sync listener: take in ``meta/keyring`` as another process left it."""
+        for record in records:
+            if (record.kind, record.name) == KEYRING_RECORD:
+                try:
+                    self._keyring.refresh(record)
+                except KeyMgmtError as exc:
+                    # Not raised here: every cache's sync would fail with it.
+                    # Unsealing a value under the key raises it where it matters.
+                    _log.warning("keymgmt: cannot take in the rotated store key: %s", exc.message)
+
+    # -- status -----------------------------------------------------------------
+
+    def status(self) -> StoreKeyStatus:
+        """The store keys and how many records each seals (one pass over the store).
+
+        Raises:
+            StoreError: the backend failed.
+            StoreUnavailableError: as for :meth:`Keyring.refresh`.
+        """
+        keyring = self._keyring
+        keyring.refresh()
+        counts = dict.fromkeys(keyring.key_ids, 0)
+        for record in _sealed_records(self._store.backend):
+            key_id = key_id_of(record.data)
+            if key_id is not None:
+                counts[key_id] = counts.get(key_id, 0) + 1
+        held = set(keyring.key_ids)
+        current = keyring.current_key_id
+        return StoreKeyStatus(
+            current=current,
+            keys=tuple(
+                StoreKeyInfo(key_id, key_id == current, key_id in held, count)
+                for key_id, count in sorted(counts.items())
+            ),
+        )
+
+    # -- rotate -------------------------------------------------------------------
+
+    def rotate(self, *, master_key: MasterKeySource | None = None) -> int:
+        """Make a new store key current; old keys keep unsealing. Returns its id.
+
+        One write of ``meta/keyring`` with its audit entry
+        (``store.rotate-store-key``). No record is re-encrypted: run
+        :meth:`reseal` next.
+
+        Args:
+            master_key: also re-wrap every store key under this new master
+                key source, in the same write (after a suspected memory
+                dump: a new passphrase or HSM key *and* a new store key).
+                Default: the master key the store was opened with.
+
+        Raises:
+            InvalidArgumentError: ``master_key`` is not a master key source.
+            ConflictError: the master key was changed by another process
+                since this store was opened (reopen it).
+            KeyStateError: store key ids are exhausted.
+        """
+        store = self._store
+        keyring = self._keyring
+        source = None
+        if master_key is not None:
+            candidate: object = master_key  # checked at run time: callers may be untyped
+            if not isinstance(candidate, MasterKeySource):
+                raise InvalidArgumentError(
+                    "the master key must be a Passphrase, KeyFile, RawMasterKey or Pkcs11Key"
+                )
+            source = master_key.create(store.randomness)
+        new_key = store.randomness.token_bytes(32)
+
+        def run(txn: Txn) -> int:
+            previous = keyring.current_key_id
+            change = keyring.prepare_rotation(new_key, source)
+            txn._put_unsealed(
+                change.put.kind, change.put.name, change.put.data, change.put.expected
+            )
+            details: dict[str, Any] = {"key_id": change.active, "previous": previous}
+            if source is not None:
+                details["master_key"] = str(source[0].get("type", "unknown"))
+            txn.audit("store.rotate-store-key", "store", **details)
+            txn.after_commit(lambda: keyring.apply(change))
+            if source is not None:
+                txn.after_commit(store.erase_residue)  # the keyring under the old master key
+            return change.active
+
+        return store.transact(run)
+
+    # -- reseal -------------------------------------------------------------------
+
+    def reseal(
+        self, *, batch_size: int = DEFAULT_BATCH, progress: Progress | None = None
+    ) -> ResealReport:
+        """Re-seal every record under an older store key under the current one.
+
+        Batches of ``batch_size`` records, each one transaction with
+        compare-and-set and one ``store.reseal`` audit entry; safe to run
+        while others write, and to run again after a crash (it resumes).
+
+        Args:
+            batch_size: records per transaction (1 to 10000).
+            progress: called as ``progress(done, total)`` after each batch.
+
+        Returns:
+            What was done and what is left.
+
+        Raises:
+            InvalidArgumentError: a bad ``batch_size``.
+            StoreError: the backend failed (batches committed before stay).
+        """
+        if type(batch_size) is not int or not 1 <= batch_size <= _MAX_BATCH:
+            raise InvalidArgumentError(f"batch_size must be an int from 1 to {_MAX_BATCH}")
+        keyring = self._keyring
+        keyring.refresh()
+        resealed = batches = 0
+        pending, unreadable = self._stale()
+        for _pass in range(_PASSES):
+            if not pending:
+                break
+            total = len(pending)
+            for start in range(0, total, batch_size):
+                done = self._reseal_batch(pending[start : start + batch_size])
+                if done:
+                    batches += 1
+                    resealed += done
+                if progress is not None:
+                    progress(min(start + batch_size, total), total)
+            keyring.refresh()
+            pending, unreadable = self._stale()
+        return ResealReport(
+            key_id=keyring.current_key_id,
+            resealed=resealed,
+            batches=batches,
+            remaining=len(pending),
+            unreadable=unreadable,
+        )
+
+    def _stale(self) -> tuple[builtins.list[tuple[str, str]], int]:
+        """Records under a held, non-current key; and how many name a key not held."""
+        keyring = self._keyring
+        current = keyring.current_key_id
+        held = set(keyring.key_ids)
+        stale: builtins.list[tuple[str, str]] = []
+        unreadable = 0
+        for record in _sealed_records(self._store.backend):
+            key_id = key_id_of(record.data)
+            if key_id is None or key_id == current or record.kind == KEYRING_RECORD[0]:
+                continue  # the sealed audit head: every audited write re-seals it
+            if key_id in held:
+                stale.append((record.kind, record.name))
+            elif key_id < current:
+                unreadable += 1
+        return stale, unreadable
+
+    def _reseal_batch(self, names: Sequence[tuple[str, str]]) -> int:
+        store = self._store
+        keyring = self._keyring
+
+        def run(txn: Txn) -> int:
+            current = keyring.current_key_id
+            count = 0
+            for kind, name in names:
+                record = store.backend.get(kind, name)
+                if record is None or key_id_of(record.data) in (None, current):
+                    continue  # deleted or re-sealed meanwhile
+                plaintext = txn.get(kind, name)  # remembers the revision: compare-and-set
+                if plaintext is None:
+                    continue
+                txn.put(kind, name, plaintext)
+                count += 1
+            if count:
+                txn.audit("store.reseal", "store", key_id=current, records=count)
+            return count
+
+        return store.transact(run)
+
+    # -- retire -------------------------------------------------------------------
+
+    def retire(self, key_id: int) -> None:
+        """Destroy old store key ``key_id``'s wrapped copy; refused while a record uses it.
+
+        One write of ``meta/keyring`` with its audit entry
+        (``store.retire-store-key``); then the backend's old copies of the
+        keyring record are erased (:meth:`Store.erase_residue`: SQLite's
+        WAL; PostgreSQL keeps replaced rows until ``VACUUM``).
+
+        Raises:
+            InvalidArgumentError: ``key_id`` is not an int.
+            NotFoundError: the store holds no store key ``key_id``.
+            KeyStateError: ``key_id`` is the current key, or records still
+                use it (run :meth:`reseal`).
+            StoreError: the backend failed; nothing was written.
+        """
+        if type(key_id) is not int:
+            raise InvalidArgumentError("a store key id is an int")
+        store = self._store
+        keyring = self._keyring
+        keyring.refresh()
+
+        def run(txn: Txn) -> None:
+            change = keyring.prepare_retirement(key_id)
+            users = [
+                record
+                for record in _sealed_records(store.backend)
+                if key_id_of(record.data) == key_id and (record.kind, record.name) != AUDIT_HEAD
+            ]
+            if users:
+                first = users[0]
+                raise KeyStateError(
+                    f"store key {key_id} still seals {len(users)} record(s) (first: "
+                    f"{first.kind}/{first.name}); re-seal them first (keymgmt store reseal)",
+                    key_id=key_id,
+                    records=len(users),
+                )
+            txn._put_unsealed(
+                change.put.kind, change.put.name, change.put.data, change.put.expected
+            )
+            txn.audit("store.retire-store-key", "store", key_id=key_id)
+            txn.after_commit(lambda: keyring.apply(change))
+            txn.after_commit(store.erase_residue)  # the wrapped key in the WAL's old pages
+
+        store.transact(run)
