@@ -5,9 +5,17 @@ One mechanism for all of keymgmt: a part runs a function inside
 writes and audit events, and registers what to do in memory once the write
 has landed. The store commits records, audit entries and the sealed audit
 head in **one** backend batch with compare-and-set on everything read and
-written (a record only read is not checked: write it back to depend on it), and
-re-runs the function on a conflict. So a failed operation writes nothing, a
-successful one is always audited, and concurrent writers lose no update.
+written, and re-runs the function on a conflict. A record the function only
+read (present or absent) goes into the batch as a
+:class:`~keymgmt.storage.Check` of the revision it read, and each listing as
+a :class:`~keymgmt.storage.CheckList` (its record count and newest sequence
+number: a record created under it meanwhile, a phantom, fails it too); the
+backend verifies them atomically with the writes. So a failed operation
+writes nothing, a successful one is always audited, concurrent writers lose
+no update, and a transaction that writes commits only if everything it read
+is still current: transactions that write are serializable. (One that writes
+nothing, not even an audit entry, commits nothing and checks nothing: each
+of its reads was current when made.)
 
 Ordering inside one process: the function runs without locks; reading the
 audit head, the commit, the after-commit callbacks and the audit sinks run
@@ -63,7 +71,7 @@ from keymgmt.audit import (
 from keymgmt.clock import Clock, SystemClock, ensure_aware
 from keymgmt.errors import AuditChainError, ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, MasterKeySource
-from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
+from keymgmt.storage import ANY, Backend, Check, CheckList, Delete, Put, Record
 from keymgmt.storage._memory import CheckedBatch, check_unicode
 from keymgmt.storage._protocol import new_put
 
@@ -94,6 +102,19 @@ def _check_kind(kind: str) -> None:
 _AUDIT_TEXT: Final = "audit text must be valid Unicode (no lone surrogates)"
 
 
+def _storable(kind: object, name: object) -> bool:
+    """Whether a record ``kind``/``name`` can exist (what the backends accept)."""
+    if type(kind) is not str or type(name) is not str or not kind or not name:
+        return False
+    if kind.isascii() and name.isascii():
+        return "\x00" not in kind and "\x00" not in name
+    try:
+        _check_name(kind, name)
+    except InvalidArgumentError:
+        return False
+    return True
+
+
 def _check_name(kind: str, name: str) -> None:
     # What the backends refuse (check_operations; PostgreSQL also NUL),
     # checked when a delete is staged, as sealing (record_aad) checks a put's
@@ -114,19 +135,25 @@ class Txn:
     Unicode kind and name, an int expected revision, bytes data; each record
     once), so the store hands its batch over as a
     :class:`~keymgmt.storage._memory.CheckedBatch` and the built-in backends
-    do not check it again.
+    do not check it again. So is every check it adds at commit: a
+    :class:`Check` only for a record name that can exist (an absent read of
+    one that cannot needs no check), one per record, never one the batch
+    also writes.
     """
 
     # Slots: one object less to allocate (and for the collector to visit)
     # per transaction, and quicker attribute access on the staging path.
-    __slots__ = ("_after", "_events", "_listed", "_ops", "_seen", "_store")
+    __slots__ = ("_after", "_covered", "_events", "_listed", "_ops", "_seen", "_store")
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        #: (kind, prefix) of every list() this transaction made (for transact_many).
-        self._listed: tuple[tuple[str, str], ...] = ()
+        #: Every list() this transaction made, as the check that it is unchanged.
+        self._listed: tuple[CheckList, ...] = ()
+        #: The revision each record had when first read (0: absent).
         self._seen: dict[tuple[str, str], int] = {}
-        self._ops: dict[tuple[str, str], Operation] = {}
+        #: Records first seen in a listing: its CheckList covers them, no Check needed.
+        self._covered: set[tuple[str, str]] = set()
+        self._ops: dict[tuple[str, str], Put | Delete] = {}
         # (operation, object, outcome, actor, details, and the two pieces of
         # its JSON text from entry_text, UTF-8) per staged audit entry.
         self._events: list[tuple[str, str, str, str, dict[str, Any], bytes, bytes]] = []
@@ -136,9 +163,6 @@ class Txn:
     def now(self) -> _dt.datetime:
         """The store clock's current time (aware, UTC)."""
         return self._store.now()
-
-    def _observe(self, record: Record | None, kind: str, name: str) -> None:
-        self._seen.setdefault((kind, name), record.revision if record else 0)
 
     def get(self, kind: str, name: str) -> bytes | None:
         """Read and unseal a record (or see this transaction's own staged write)."""
@@ -150,8 +174,12 @@ class Txn:
                 else None
             )
         record = self._store.backend.get(kind, name)
-        self._observe(record, kind, name)
-        return None if record is None else self._store.keyring.unseal(kind, name, record.data)
+        if record is not None:
+            self._seen.setdefault((kind, name), record.revision)
+            return self._store.keyring.unseal(kind, name, record.data)
+        if _storable(kind, name):  # else it cannot exist: nothing to check
+            self._seen.setdefault((kind, name), 0)
+        return None
 
     def get_json(self, kind: str, name: str) -> dict[str, Any] | None:
         """Read and decode a sealed JSON record."""
@@ -165,10 +193,18 @@ class Txn:
         staged deletes.
         """
         found: dict[str, bytes] = {}
-        self._listed = (*self._listed, (kind, prefix))
-        for record in self._store.backend.list(kind, prefix=prefix):
-            self._observe(record, kind, record.name)
+        records = self._store.backend.list(kind, prefix=prefix)
+        newest = 0
+        seen, covered = self._seen, self._covered
+        for record in records:
+            key = (kind, record.name)
+            if key not in seen:
+                seen[key] = record.revision
+                covered.add(key)
+            newest = max(newest, record.seq)
             found[record.name] = self._store.keyring.unseal(kind, record.name, record.data)
+        if _storable(kind, prefix or kind):  # else nothing can be listed there
+            self._listed = (*self._listed, CheckList(kind, prefix, len(records), newest))
         for (op_kind, name), op in self._ops.items():
             if op_kind != kind or not name.startswith(prefix):
                 continue
@@ -273,6 +309,30 @@ class Txn:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the transaction has committed (update caches here)."""
         self._after.append(callback)
+
+    def _reads(self) -> dict[tuple[str, str], int]:
+        """The records this transaction only read, one by one: what its Checks verify.
+
+        Not those it writes (the write's compare-and-set covers them), nor
+        those first seen in a listing (its CheckList covers them), nor the
+        store's own reserved records (the audit head is compare-and-set on
+        the revision the store remembers; the log is append-only).
+        """
+        ops, covered = self._ops, self._covered
+        return {
+            key: revision
+            for key, revision in self._seen.items()
+            if key not in ops and key not in covered and key[0] not in _RESERVED_KINDS
+        }
+
+    def _stage_checks(self, ops: builtins.list[Any]) -> None:
+        """Append a Check per record only read and a CheckList per listing to ``ops``."""
+        append = ops.append
+        for (kind, name), revision in self._reads().items():
+            append(Check(kind, name, revision))
+        for listing in self._listed:
+            if listing.kind not in _RESERVED_KINDS:
+                append(listing)
 
 
 class Store:
@@ -426,6 +486,7 @@ class Store:
             staged: builtins.list[tuple[int, Txn, Any]] = []
             held: builtins.list[int] = []
             written: set[tuple[str, str]] = set()  # by the items staged so far
+            read: dict[tuple[str, str], int] = {}  # only read (checked) by them
             for index in pending:
                 if held:
                     # After an item held back, so that the batch keeps the
@@ -449,15 +510,29 @@ class Store:
                 ):
                     held.append(index)  # after this batch, so it sees the batch's writes
                     continue
-                if not failed:
-                    written.update(txn._ops)
-                    staged.append((index, txn, outcomes[index]))
+                if failed:
+                    continue
+                reads = txn._reads() if txn._seen else {}
+                if read and (
+                    not read.keys().isdisjoint(txn._ops)
+                    or any(read.get(key, revision) != revision for key, revision in reads.items())
+                ):
+                    # It writes what an earlier item only read (one batch
+                    # cannot both check and write a record), or read it at
+                    # another revision (one of the two reads is stale).
+                    held.append(index)
+                    continue
+                written.update(txn._ops)
+                read.update(reads)
+                staged.append((index, txn, outcomes[index]))
             pending = held
             if not staged:
                 continue
             batch = Txn(self)
+            batch._seen = read  # none of them written by the batch (held back above)
             for _, txn, _ in staged:
                 batch._ops.update(txn._ops)
+                batch._listed += txn._listed
                 batch._events.extend(txn._events)
                 batch._after.extend(txn._after)
             try:
@@ -495,6 +570,8 @@ class Store:
             if not ops:
                 self._run_callbacks(txn)
                 return _DONE
+            if txn._seen or txn._listed:
+                txn._stage_checks(ops)  # what it only read must still be current
             try:
                 written = self.backend.commit(ops)
             except ConflictError as exc:
@@ -600,7 +677,7 @@ class Store:
         self.transact(lambda txn: txn.audit(operation, object, **kwargs))
 
     def _stage_audit(
-        self, txn: Txn, ops: builtins.list[Operation]
+        self, txn: Txn, ops: builtins.list[Any]
     ) -> tuple[builtins.list[AuditEntry], tuple[int, bytes, bytes, int]]:
         """Stage the transaction's audit entries and the new sealed head.
 
@@ -728,14 +805,14 @@ class Store:
         self._watched_kinds = tuple(sorted({*self._watched_kinds, *kinds}))
 
 
-def _covers(ranges: Sequence[tuple[str, str]], keys: Iterable[tuple[str, str]]) -> bool:
-    """Whether a ``(kind, prefix)`` listing in ``ranges`` includes one of ``keys``."""
+def _covers(ranges: Sequence[CheckList], keys: Iterable[tuple[str, str]]) -> bool:
+    """Whether a listing in ``ranges`` includes one of ``keys``."""
     if not ranges:
         return False
     return any(
-        kind == range_kind and name.startswith(prefix)
+        kind == listing.kind and name.startswith(listing.prefix)
         for kind, name in keys
-        for range_kind, prefix in ranges
+        for listing in ranges
     )
 
 

@@ -561,11 +561,6 @@ def test_a_record_written_back_after_reading_makes_a_concurrent_change_rerun_the
     assert store.get("x", "b") == b"derived from closed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a record only read is not compare-and-set at commit (the Backend protocol "
-    "has no check operation); docs/storage.md says so: write it back to depend on it",
-)
 def test_a_record_only_read_makes_a_concurrent_change_rerun_the_function() -> None:
     def stage(txn: Any, value: bytes) -> None:
         txn.put("x", "b", b"derived from " + value)

@@ -7,12 +7,23 @@ core install needs no database driver.
 """
 
 from keymgmt.storage._memory import MemoryBackend
-from keymgmt.storage._protocol import ANY, Backend, Delete, Operation, Put, Record
+from keymgmt.storage._protocol import (
+    ANY,
+    Backend,
+    Check,
+    CheckList,
+    Delete,
+    Operation,
+    Put,
+    Record,
+)
 from keymgmt.storage._sqlite import SQLiteBackend
 
 __all__ = [
     "ANY",
     "Backend",
+    "Check",
+    "CheckList",
     "Delete",
     "MemoryBackend",
     "Operation",

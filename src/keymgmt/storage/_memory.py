@@ -7,7 +7,16 @@ import threading
 from collections.abc import Sequence
 
 from keymgmt.errors import ConflictError, InvalidArgumentError, StoreError
-from keymgmt.storage._protocol import ANY, Delete, Operation, Put, Record, new_record
+from keymgmt.storage._protocol import (
+    ANY,
+    Check,
+    CheckList,
+    Delete,
+    Operation,
+    Put,
+    Record,
+    new_record,
+)
 
 __all__ = ["CheckedBatch", "MemoryBackend"]
 
@@ -37,11 +46,27 @@ def check_unicode(
             raise InvalidArgumentError(message) from None
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_list(op: CheckList) -> None:
+    if not isinstance(op.kind, str) or not op.kind or not isinstance(op.prefix, str):
+        raise InvalidArgumentError("a listing check needs a non-empty kind and a str prefix")
+    if not (op.kind.isascii() and op.prefix.isascii()):
+        check_unicode(op.kind, op.prefix)
+    if not (_is_count(op.count) and _is_count(op.max_seq)):
+        raise InvalidArgumentError("a listing check's count and max_seq must be ints >= 0")
+
+
 def check_operations(operations: Sequence[Operation]) -> None:
     """Refuse batches a backend cannot apply unambiguously."""
     seen: set[tuple[str, str]] = set()
     for op in operations:
-        if not isinstance(op, Put | Delete):
+        if not isinstance(op, Put | Delete | Check):
+            if isinstance(op, CheckList):
+                _check_list(op)
+                continue
             raise InvalidArgumentError(f"not a storage operation: {type(op).__name__}")
         if (
             not isinstance(op.kind, str)
@@ -54,12 +79,24 @@ def check_operations(operations: Sequence[Operation]) -> None:
             check_unicode(op.kind, op.name)
         if isinstance(op.expected, bool) or not isinstance(op.expected, int) or op.expected < ANY:
             raise InvalidArgumentError(f"expected revision must be an int >= {ANY}")
+        if op.expected == ANY and isinstance(op, Check):
+            raise InvalidArgumentError("a check names a revision (0: absent), never ANY")
         if isinstance(op, Put) and not isinstance(op.data, bytes | bytearray | memoryview):
             raise InvalidArgumentError("record data must be bytes")
         key = (op.kind, op.name)
         if key in seen:
             raise InvalidArgumentError(f"record {op.kind}/{op.name} appears twice in one batch")
         seen.add(key)
+
+
+def listing_conflict(op: CheckList, count: int, newest: int) -> ConflictError:
+    """The error for a failed :class:`CheckList` (one wording for every backend)."""
+    return ConflictError(
+        f"the records {op.kind}/{op.prefix}* changed: {count} of them, the newest written at "
+        f"sequence number {newest}; expected {op.count}, none after {op.max_seq}",
+        kind=op.kind,
+        name=op.prefix,
+    )
 
 
 class MemoryBackend:
@@ -113,10 +150,14 @@ class MemoryBackend:
             if not operations:
                 return []
             records = self._records
-            # Check every expected revision before changing anything (all or
-            # nothing); keep (key, operation, new revision) for the writes.
-            staged = []
+            # Check every expected revision (and every check) before changing
+            # anything (all or nothing); keep (key, operation, new revision)
+            # for the writes.
+            staged: builtins.list[tuple[tuple[str, str], Put | Delete, int]] = []
             for op in operations:
+                if isinstance(op, CheckList):
+                    self._verify_listing(op)
+                    continue
                 key = (op.kind, op.name)
                 current = records.get(key)
                 revision = 0 if current is None else current.revision
@@ -128,7 +169,10 @@ class MemoryBackend:
                         kind=op.kind,
                         name=op.name,
                     )
-                staged.append((key, op, revision + 1))
+                if not isinstance(op, Check):
+                    staged.append((key, op, revision + 1))
+            if not staged:
+                return []  # checks only: nothing written, no sequence number used
             self._seq += 1
             seq = self._seq
             written: builtins.list[Record] = []
@@ -149,6 +193,16 @@ class MemoryBackend:
                 of_kind[key[1]] = record
                 written.append(record)
             return written
+
+    def _verify_listing(self, op: CheckList) -> None:
+        """Raise ConflictError unless the listing ``op`` describes is unchanged (under the lock)."""
+        count = newest = 0
+        for name, record in self._kinds.get(op.kind, {}).items():
+            if name.startswith(op.prefix):
+                count += 1
+                newest = max(newest, record.seq)
+        if count != op.count or newest > op.max_seq:
+            raise listing_conflict(op, count, newest)
 
     def generation(self) -> int:
         """Return the latest sequence number."""

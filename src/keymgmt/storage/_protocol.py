@@ -9,6 +9,13 @@ store. What a backend must guarantee:
   :data:`ANY`: unconditional); any mismatch fails the whole batch with
   :class:`~keymgmt.errors.ConflictError` and writes nothing.
 * **Atomic batches.** :meth:`Backend.commit` applies all its operations or none.
+* **Checks.** A batch may also hold :class:`Check` (a record must be at a
+  revision, ``0``: absent) and :class:`CheckList` (a listing must be
+  unchanged) operations. They write nothing; they are verified against the
+  store as it is just before the batch's writes, atomically with them, and
+  a failed one is a :class:`~keymgmt.errors.ConflictError` like a stale
+  ``Put``. The store sends them for what a transaction only read, so a
+  write that depends on a read cannot land after that read went stale.
 * **A change sequence.** Every committed write gets a store-wide, strictly
   increasing sequence number ``seq``; :meth:`Backend.generation` returns the
   latest. Caches compare generations to notice writes by other processes,
@@ -23,7 +30,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["ANY", "Backend", "Delete", "Operation", "Put", "Record"]
+__all__ = ["ANY", "Backend", "Check", "CheckList", "Delete", "Operation", "Put", "Record"]
 
 #: Expected revision that matches anything (an unconditional write).
 ANY: Final = -1
@@ -59,7 +66,45 @@ class Delete:
     expected: int = ANY
 
 
-Operation = Put | Delete
+@attrs.frozen
+class Check:
+    """Require a record to be at revision ``expected`` (``0``: absent); write nothing.
+
+    Verified with the batch's other operations, against the store as it is
+    just before the batch's writes; a mismatch fails the whole batch with
+    :class:`~keymgmt.errors.ConflictError`. Unlike a write, a check has no
+    :data:`ANY`: it always names a revision. A batch may not name a record
+    in a check and in a write (the write's own expected revision says it).
+    """
+
+    kind: str
+    name: str
+    expected: int
+
+
+@attrs.frozen
+class CheckList:
+    """Require ``list(kind, prefix=prefix)`` to be what an earlier listing returned; write nothing.
+
+    That listing returned ``count`` records, the newest written at sequence
+    number ``max_seq`` (0 for an empty listing). The records of ``kind``
+    under ``prefix`` are still exactly those when there are ``count`` of
+    them and none was written after ``max_seq``: a record written since
+    (changed, or created: a phantom) carries a later sequence number, and
+    one deleted since leaves fewer, unless a later one took its place. So
+    two numbers stand for the whole listing, and a backend checks them with
+    one range read. Verified like :class:`Check`; a mismatch fails the batch
+    with :class:`~keymgmt.errors.ConflictError` naming ``kind`` and
+    ``prefix``.
+    """
+
+    kind: str
+    prefix: str
+    count: int
+    max_seq: int
+
+
+Operation = Put | Delete | Check | CheckList
 
 # Building Put and Record values on the write path, without attrs' __init__.
 # A frozen attrs class sets each field through object.__setattr__ (its own
@@ -121,8 +166,13 @@ class Backend(Protocol):
     def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
         """Apply all operations atomically; return the records the puts wrote.
 
+        :class:`Check` and :class:`CheckList` operations write nothing: they
+        are verified, with the writes' expected revisions, against the store
+        as it is just before the batch's writes.
+
         Raises:
-            ConflictError: an expected revision did not match; nothing written.
+            ConflictError: an expected revision did not match, or a check
+                failed; nothing written.
             StoreError: the backend failed; nothing written.
         """
         ...

@@ -33,8 +33,17 @@ from keymgmt.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from keymgmt.storage._memory import CheckedBatch, check_operations
-from keymgmt.storage._protocol import ANY, Delete, Operation, Record, new_record
+from keymgmt.storage._memory import CheckedBatch, check_operations, listing_conflict
+from keymgmt.storage._protocol import (
+    ANY,
+    Check,
+    CheckList,
+    Delete,
+    Operation,
+    Put,
+    Record,
+    new_record,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteBackend"]
 
@@ -101,6 +110,12 @@ _UPDATE: Final = (
     "WHERE kind = ? AND name = ? AND revision = ?"
 )
 _DELETE: Final = "DELETE FROM records WHERE kind = ? AND name = ?"
+# A listing check (CheckList): how many records the listing holds now, and
+# the newest one's seq; a range on the primary key, like _LIST.
+_LISTING = "SELECT count(*), coalesce(max(seq), 0) FROM records WHERE kind = ? AND name >= ?"
+_LISTING_OPEN: Final = _LISTING
+_LISTING_RANGE: Final = _LISTING + " AND name < ?"
+_WRITES: Final = (Put, Delete)
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -397,23 +412,35 @@ class SQLiteBackend:
             check_operations(operations)
         if not operations:
             return []
+        writes: Sequence[Operation] = operations
+        checks: builtins.list[Check | CheckList] = []
+        for op in operations:
+            if not isinstance(op, _WRITES):
+                checks.append(op)
+        if checks:
+            writes = [op for op in operations if isinstance(op, _WRITES)]
+            if not writes:
+                return self._verify_only(checks)
         # _write() inlined: this is every transaction's path.
         conn = self._conn
         try:
             self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 cur = conn.cursor()
+                if checks:  # under the write lock, before any write of the batch
+                    self._verify(cur, checks)
                 row = cur.execute(_NEXT_SEQ).fetchone()
                 if row is None or not isinstance(row[0], int):  # edited by hand
                     raise IntegrityError(f"the change sequence of {self.path} is damaged")
                 seq = row[0]
                 written: builtins.list[Record] = []
-                for op in operations:
+                for op in writes:
                     # Compare-and-set in the write itself (one statement per
                     # operation); a mismatch raises and the batch rolls back.
                     if isinstance(op, Delete):
                         self._delete(cur, op)
                         continue
+                    assert isinstance(op, Put)  # the checks were taken out above
                     kind, name, expected = op.kind, op.name, op.expected
                     data = bytes(op.data)
                     if expected == 0:
@@ -436,6 +463,42 @@ class SQLiteBackend:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return written
 
+    def _verify_only(self, checks: builtins.list[Check | CheckList]) -> builtins.list[Record]:
+        """A batch of checks only: verify them on one read snapshot, write nothing.
+
+        A deferred transaction: WAL readers see one snapshot from their first
+        read on, and need no write lock (nor an fsync).
+        """
+        conn = self._conn
+        try:
+            self._retry_locked(lambda: conn.execute("BEGIN"))
+            try:
+                self._verify(conn.cursor(), checks)
+                conn.execute("COMMIT")
+            except BaseException:
+                _abandon(conn)
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"read from {self.path} failed: {exc}") from None
+        return []
+
+    def _verify(self, cur: sqlite3.Cursor, checks: builtins.list[Check | CheckList]) -> None:
+        """Raise ConflictError unless every check holds (inside the caller's transaction)."""
+        for op in checks:
+            if isinstance(op, Check):
+                row = cur.execute(_REVISION, (op.kind, op.name)).fetchone()
+                if (row[0] if row else 0) != op.expected:
+                    raise self._conflict(cur, op)
+                continue
+            end = _prefix_end(op.prefix)
+            if end is None:
+                found = cur.execute(_LISTING_OPEN, (op.kind, op.prefix)).fetchone()
+            else:
+                found = cur.execute(_LISTING_RANGE, (op.kind, op.prefix, end)).fetchone()
+            count, newest = found
+            if count != op.count or newest > op.max_seq:
+                raise listing_conflict(op, count, newest)
+
     def _delete(self, cur: sqlite3.Cursor, op: Delete) -> None:
         if op.expected == ANY:
             cur.execute(_DELETE, (op.kind, op.name))
@@ -449,7 +512,7 @@ class SQLiteBackend:
             raise self._conflict(cur, op)
 
     @staticmethod
-    def _conflict(cur: sqlite3.Cursor, op: Operation) -> ConflictError:
+    def _conflict(cur: sqlite3.Cursor, op: Put | Delete | Check) -> ConflictError:
         row = cur.execute(_REVISION, (op.kind, op.name)).fetchone()
         return ConflictError(
             f"record {op.kind}/{op.name} is at revision {row[0] if row else 0}, "

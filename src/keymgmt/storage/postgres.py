@@ -31,6 +31,14 @@ session is set to it, whatever the server's default), where every statement
 of a PL/pgSQL function sees the latest committed data, so a check cannot
 pass on a stale read.
 
+A batch holding :class:`~keymgmt.storage.Check` or
+:class:`~keymgmt.storage.CheckList` operations (what a transaction only
+read) calls ``commit_checked`` instead (schema version 2): it takes the same
+counter lock, verifies the checks, then runs ``commit_batch`` for the writes
+in the same transaction, still one round trip. Batches without checks call
+``commit_batch`` as before, so they pay nothing for checks, and processes of
+an older keymgmt that are still running keep working on a migrated schema.
+
 Reads (:meth:`get`, :meth:`list`, :meth:`generation`) are single statements
 on an autocommit connection from the backend's pool, prepared by
 psycopg after a few uses. :meth:`generation` reads one row by primary key.
@@ -82,15 +90,16 @@ from keymgmt.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from keymgmt.storage._memory import check_operations, check_unicode
-from keymgmt.storage._protocol import Operation, Put, Record
+from keymgmt.storage._memory import check_operations, check_unicode, listing_conflict
+from keymgmt.storage._protocol import Check, CheckList, Delete, Operation, Put, Record
+from keymgmt.storage._sqlite import _prefix_end
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresBackend"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: Statements that take a schema from version ``n - 1`` to ``n``. ``{s}`` is
 #: replaced by the quoted schema name.
@@ -146,6 +155,55 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
                        RETURN NEXT;
                    END IF;
                END LOOP;
+           END
+           $fn$""",
+    ),
+    2: (
+        """CREATE FUNCTION {s}.commit_checked(
+               p_kind text[], p_name text[], p_data bytea[], p_expected bigint[],
+               c_kind text[], c_name text[], c_expected bigint[],
+               l_kind text[], l_prefix text[], l_end text[], l_count bigint[], l_max_seq bigint[]
+           ) RETURNS TABLE (o_index integer, o_revision bigint, o_seq bigint, o_conflict boolean)
+           LANGUAGE plpgsql VOLATILE AS $fn$
+           DECLARE
+               v_rev bigint;
+               v_count bigint;
+               v_max bigint;
+           BEGIN
+               -- commit_batch's lock, taken first (it takes it again: a no-op),
+               -- so no writer commits between the checks and the writes.
+               PERFORM 1 FROM {s}.counter WHERE id = 1 FOR UPDATE;
+               FOR i IN 1 .. cardinality(c_kind) LOOP
+                   SELECT r.revision INTO v_rev FROM {s}.records r
+                    WHERE r.kind = c_kind[i] AND r.name = c_name[i];
+                   IF NOT FOUND THEN
+                       v_rev := 0;
+                   END IF;
+                   IF c_expected[i] <> v_rev THEN
+                       o_index := -i; o_revision := v_rev; o_seq := 0; o_conflict := true;
+                       RETURN NEXT;
+                       RETURN;
+                   END IF;
+               END LOOP;
+               FOR i IN 1 .. cardinality(l_kind) LOOP
+                   IF l_end[i] IS NULL THEN
+                       SELECT count(*), coalesce(max(r.seq), 0) INTO v_count, v_max
+                         FROM {s}.records r WHERE r.kind = l_kind[i] AND r.name >= l_prefix[i];
+                   ELSE
+                       SELECT count(*), coalesce(max(r.seq), 0) INTO v_count, v_max
+                         FROM {s}.records r WHERE r.kind = l_kind[i] AND r.name >= l_prefix[i]
+                          AND r.name < l_end[i];
+                   END IF;
+                   IF v_count <> l_count[i] OR v_max > l_max_seq[i] THEN
+                       o_index := -(cardinality(c_kind) + i); o_revision := v_count;
+                       o_seq := v_max; o_conflict := true;
+                       RETURN NEXT;
+                       RETURN;
+                   END IF;
+               END LOOP;
+               IF cardinality(p_kind) > 0 THEN
+                   RETURN QUERY SELECT * FROM {s}.commit_batch(p_kind, p_name, p_data, p_expected);
+               END IF;
            END
            $fn$""",
     ),
@@ -378,6 +436,16 @@ class PostgresBackend:
             .format(quoted)
             .as_bytes(None)
         )
+        self._sql_commit_checked = (
+            sql.SQL(
+                "SELECT o_index, o_revision, o_seq, o_conflict FROM {}.commit_checked("
+                "%s::text[], %s::text[], %s::bytea[], %s::bigint[], "
+                "%s::text[], %s::text[], %s::bigint[], "
+                "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+            )
+            .format(quoted)
+            .as_bytes(None)
+        )
         self._dsn = dsn
         self._migrate(dsn, create)
         self._pool = _Pool(self._connect, max_connections, timeout)
@@ -563,26 +631,52 @@ class PostgresBackend:
         check_operations(operations)
         if not operations:
             return []
+        writes: builtins.list[Put | Delete] = []
+        checks: builtins.list[Check] = []
+        listings: builtins.list[CheckList] = []
         for op in operations:
+            if isinstance(op, CheckList):
+                _check_text(op.kind, op.prefix)
+                listings.append(op)
+                continue
             _check_text(op.kind, op.name)
-        kinds = [op.kind for op in operations]
-        names = [op.name for op in operations]
-        datas = [bytes(op.data) if isinstance(op, Put) else None for op in operations]
-        expected = [op.expected for op in operations]
+            if isinstance(op, Check):
+                checks.append(op)
+            else:
+                writes.append(op)
+        arguments: tuple[object, ...] = (
+            [op.kind for op in writes],
+            [op.name for op in writes],
+            [bytes(op.data) if isinstance(op, Put) else None for op in writes],
+            [op.expected for op in writes],
+        )
+        statement = self._sql_commit
+        if checks or listings:
+            statement = self._sql_commit_checked
+            arguments += (
+                [op.kind for op in checks],
+                [op.name for op in checks],
+                [op.expected for op in checks],
+                [op.kind for op in listings],
+                [op.prefix for op in listings],
+                [_prefix_end(op.prefix) for op in listings],
+                [op.count for op in listings],
+                [op.max_seq for op in listings],
+            )
 
         def run(conn: psycopg.Connection[Any]) -> builtins.list[tuple[int, int, int, bool]]:
-            return conn.execute(self._sql_commit, (kinds, names, datas, expected)).fetchall()
+            return conn.execute(statement, arguments).fetchall()
 
         rows = self._run("write", run, retry=False)
         written: builtins.list[Record] = []
         for index, revision, seq, conflict in rows:
-            op = operations[index - 1]
+            if index < 0:  # a check (-1 ..), then a listing check
+                if -index <= len(checks):
+                    raise _conflict(checks[-index - 1], revision)
+                raise listing_conflict(listings[-index - len(checks) - 1], revision, seq)
+            op = writes[index - 1]
             if conflict:
-                raise ConflictError(
-                    f"record {op.kind}/{op.name} is at revision {revision}, expected {op.expected}",
-                    kind=op.kind,
-                    name=op.name,
-                )
+                raise _conflict(op, revision)
             assert isinstance(op, Put)
             written.append(Record(op.kind, op.name, bytes(op.data), revision, seq))
         return written
@@ -605,6 +699,14 @@ class PostgresBackend:
                 return
             self._closed = True
         self._pool.close()
+
+
+def _conflict(op: Put | Delete | Check, revision: int) -> ConflictError:
+    return ConflictError(
+        f"record {op.kind}/{op.name} is at revision {revision}, expected {op.expected}",
+        kind=op.kind,
+        name=op.name,
+    )
 
 
 def _check_text(*values: str) -> None:
