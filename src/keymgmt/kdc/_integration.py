@@ -28,6 +28,7 @@ from keymgmt.errors import (
 )
 from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
 from keymgmt.keys._datakeys import DataKeyIssue, issued_in
+from keymgmt.keys._plumbing import material_for_distribution
 from keymgmt.model import KeyState
 from keymgmt.revocation import RevocationReason
 
@@ -64,7 +65,7 @@ class ManagerKeySource:
     def current(self, name: str) -> DistributableKey:
         """See :meth:`keymgmt.kdc.KeySource.current`."""
         try:
-            handed = self._manager.keys.material_for_distribution(name, recipient=self.RECIPIENT)
+            handed = material_for_distribution(self._manager.keys, name, recipient=self.RECIPIENT)
         except KeyUsageError:
             raise KeyStateError(
                 f"key {name!r} is not a symmetric encryption key; the KDC distributes only those",

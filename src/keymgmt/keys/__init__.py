@@ -13,10 +13,8 @@ from keymgmt.keys._format import Header, PayloadType, parse_header
 from keymgmt.keys._handlers import MaterialHandler, SymmetricHandler, default_handlers
 from keymgmt.keys._keystore import (
     DEFAULT_DESTRUCTION_GRACE,
-    DistributedMaterial,
     KeyRequest,
     KeyStore,
-    LoadedVersion,
 )
 from keymgmt.keys._states import ACCEPTS, TRANSITIONS, Operation
 from keymgmt.model import (
@@ -34,14 +32,12 @@ __all__ = [
     "TRANSITIONS",
     "DataKey",
     "DataKeyIssue",
-    "DistributedMaterial",
     "Header",
     "KeyInfo",
     "KeyRequest",
     "KeyState",
     "KeyStore",
     "KeyVersionInfo",
-    "LoadedVersion",
     "MaterialHandler",
     "Operation",
     "PayloadType",

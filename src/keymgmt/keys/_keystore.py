@@ -424,7 +424,7 @@ class _Loaded:
 
 @attrs.frozen(kw_only=True)
 class LoadedVersion:
-    """A checked, ready-to-use key version, for keymgmt's own parts (:meth:`KeyStore.use`).
+    """A checked, ready-to-use key version, for keymgmt's parts (:func:`._plumbing.use_version`).
 
     The PKI signs certificates with a CA's key pair through it. ``loaded``
     is what the algorithm's :class:`~keymgmt.keys.MaterialHandler` built from
@@ -460,7 +460,7 @@ class LoadedVersion:
 class DistributedMaterial:
     """The raw symmetric material of a key's primary version, handed out for re-encryption.
 
-    Returned by :meth:`KeyStore.material_for_distribution` (the KDC seals it
+    Returned by :func:`._plumbing.material_for_distribution` (the KDC seals it
     to a principal). ``material`` is redacted in every repr.
 
     Attributes:
@@ -2603,9 +2603,9 @@ class KeyStore:
         """Flush use counts (called by ``km.close()``)."""
         self.flush_usage()
 
-    # -- use by keymgmt's other parts (PKI signing, KDC distribution) -------------------
+    # -- use by keymgmt's other parts (PKI signing, KDC distribution; see _plumbing) ---
 
-    def use(
+    def _use(
         self,
         name: str,
         version: int | None = None,
@@ -2615,10 +2615,13 @@ class KeyStore:
     ) -> LoadedVersion:
         """A version checked for ``operation`` with ``usage``, ready to use in this process.
 
-        The internal API keymgmt's parts use instead of reading key records
-        themselves (the PKI signs certificates with a CA's key pair through
-        it). The checks are an encryption's or a decryption's: the key's
-        usage, the version's effective state for ``operation`` (dates and the
+        Private: keymgmt's parts call it through
+        :func:`keymgmt.keys._plumbing.use_version` (the PKI signs certificates
+        with a CA's key pair through it) instead of reading key records
+        themselves. The returned ``loaded`` holds the key object itself (a
+        key pair's private key), outside :mod:`keymgmt.hazmat`'s opt-in.
+        The checks are an encryption's or a decryption's: the key's usage,
+        the version's effective state for ``operation`` (dates and the
         revocation registry included; a compromised version is refused) and,
         for the primary, a rotation that is due. Nothing is audited here: the
         caller audits what it does with the version. A cached version costs
@@ -2673,10 +2676,11 @@ class KeyStore:
             raise InvalidArgumentError(f"use() is for protect or process, not {operation.value}")
         return _handle(loaded)
 
-    def material_for_distribution(self, name: str, *, recipient: str) -> DistributedMaterial:
+    def _material_for_distribution(self, name: str, *, recipient: str) -> DistributedMaterial:
         """The raw material of ``name``'s primary version, to be re-encrypted to ``recipient``.
 
-        For the KDC, which seals the material to a principal: the one place
+        Private: the KDC, which seals the material to a principal, calls it
+        through :func:`keymgmt.keys._plumbing.material_for_distribution`: the one place
         symmetric material leaves the key store other than an export. The
         version is checked as for an encryption (a symmetric
         encrypt-decrypt key; the primary, active, not revoked; a rotation

@@ -55,6 +55,7 @@ from keymgmt.errors import (
     RevokedError,
     TokenUnavailableError,
 )
+from keymgmt.keys._plumbing import use_version
 from keymgmt.pki._keys import SigningKey, is_signing_key
 from keymgmt.pki._signer import TOKEN_KEY_KIND, CASigner, TokenKeyReference, TokenSigner
 from keymgmt.revocation import RevocationReason, SubjectKind
@@ -222,7 +223,7 @@ class CAKeys:
         name, version = _split(ref)
         epoch = self._key_store_epoch()  # read first: a change during use() makes it stale
         try:
-            loaded = self._keys.use(name, version, usage=KeyUsage.SIGN_VERIFY)
+            loaded = use_version(self._keys, name, version, usage=KeyUsage.SIGN_VERIFY)
         except RevokedError:
             raise RevokedError(
                 f"the CA key {ref} is revoked", key_name=name, version=version

@@ -24,6 +24,7 @@ from keymgmt.errors import (
     UnsupportedAlgorithmError,
 )
 from keymgmt.keys import PayloadType, data_key_id
+from keymgmt.keys._plumbing import use_version
 from keymgmt.public import PublicKey, Signature
 from keymgmt.revocation import SubjectKind
 from keymgmt.testing import FakeClock
@@ -129,7 +130,7 @@ def test_a_pre_active_primary_rotated_away_never_becomes_active(
     assert old is not None
     assert old.state is KeyState.DEACTIVATED
     with pytest.raises(KeyStateError, match="deactivated"):
-        km.keys.use("k", 1, usage=KeyUsage.ENCRYPT_DECRYPT)
+        use_version(km.keys, "k", 1, usage=KeyUsage.ENCRYPT_DECRYPT)
 
 
 def test_revoking_a_pre_active_version_deactivates_it(km: KeyManager, clock: FakeClock) -> None:
@@ -185,7 +186,7 @@ def test_verify_refuses_a_version_that_is_not_a_positive_int(km: KeyManager, ver
 def test_use_refuses_a_version_that_is_not_a_positive_int(km: KeyManager, version: Any) -> None:
     km.keys.create("k")
     with pytest.raises(InvalidArgumentError, match="version must be a positive integer"):
-        km.keys.use("k", version, usage=KeyUsage.ENCRYPT_DECRYPT)
+        use_version(km.keys, "k", version, usage=KeyUsage.ENCRYPT_DECRYPT)
 
 
 @pytest.mark.parametrize(
@@ -269,18 +270,18 @@ def test_data_keys_issued_refuses_a_version_that_is_not_a_positive_int(km: KeyMa
 
 def test_use_takes_usage_and_operation_by_value(km: KeyManager) -> None:
     km.keys.create("k")
-    loaded = km.keys.use("k", usage="encrypt-decrypt", operation="process")  # type: ignore[arg-type]
+    loaded = use_version(km.keys, "k", usage="encrypt-decrypt", operation="process")  # type: ignore[arg-type]
     assert loaded.version == 1
 
 
 def test_use_refuses_an_unknown_usage_or_operation(km: KeyManager) -> None:
     km.keys.create("k")
     with pytest.raises(InvalidArgumentError, match="unknown key usage"):
-        km.keys.use("k", usage="sign")  # type: ignore[arg-type]
+        use_version(km.keys, "k", usage="sign")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="protect or process"):
-        km.keys.use("k", usage=KeyUsage.ENCRYPT_DECRYPT, operation="export")  # type: ignore[arg-type]
+        use_version(km.keys, "k", usage=KeyUsage.ENCRYPT_DECRYPT, operation="export")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="protect or process"):
-        km.keys.use("k", usage=KeyUsage.ENCRYPT_DECRYPT, operation=5)  # type: ignore[arg-type]
+        use_version(km.keys, "k", usage=KeyUsage.ENCRYPT_DECRYPT, operation=5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("path", [None, 5])
@@ -694,7 +695,7 @@ def test_any_argument_values_raise_only_keymgmt_errors_and_write_nothing(
         lambda: km.generate_data_key(a, b),
         lambda: km.decrypt_data_key(a, b),
         lambda: km.keys.export_wrapped(a, b, kek=c),
-        lambda: km.keys.use(a, b, usage=c),
+        lambda: use_version(km.keys, a, b, usage=c),
         lambda: PublicKey.load(a),
         lambda: PublicKey.from_jwk(a),
         lambda: km.keys.import_key(a, b, algorithm=c),

@@ -399,13 +399,13 @@ def test_a_loaded_key_without_weak_references_is_checked_in_full_each_time(
         def __init__(self, private: object) -> None:
             self.private = private
 
-    use = km.keys.use
+    use = km.keys._use
 
     def use_slotted(*args: Any, **kwargs: Any) -> Any:
         loaded = use(*args, **kwargs)
         return attrs.evolve(loaded, loaded=Slotted(loaded.loaded.private))
 
-    monkeypatch.setattr(km.keys, "use", use_slotted)
+    monkeypatch.setattr(km.keys, "_use", use_slotted)
     km.pki._keys._checked.clear()
     _issue(issuing).verify_directly_issued_by(issuing.certificate)
     assert issuing.key_ref not in km.pki._keys._checked
