@@ -279,6 +279,7 @@ class KeyManager:
         from keymgmt.kdc._integration import (
             ManagerPlaybook,
             ManagerSigner,
+            certificate_subject,
             certificate_verifier,
             key_source,
         )
@@ -289,6 +290,7 @@ class KeyManager:
             verify_certificate=certificate_verifier(self),
             playbook=ManagerPlaybook(self),
             signer=ManagerSigner(self),
+            certificate_subject=certificate_subject(self),
         )
 
     def compromise(

@@ -30,6 +30,7 @@ from keymgmt.kdc._events import (
 from keymgmt.kdc._policy import AccessRule, Policy
 from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._server import (
+    CertificateSubject,
     CertificateVerifier,
     DistributableKey,
     GrantRecord,
@@ -52,6 +53,7 @@ __all__ = [
     "ApRequest",
     "AuthKind",
     "CertificateCredential",
+    "CertificateSubject",
     "CertificateVerifier",
     "CompromiseReport",
     "Credential",

@@ -318,7 +318,10 @@ class KdcClient:
         Raises:
             StaleMessageError: the grant expired (ask the KDC again), or no
                 current revocation list is held.
-            RevokedError: the latest revocation list names the key version.
+            RevokedError: the latest revocation list names the key version,
+                or this client's own principal (revoked, or its certificate
+                revoked at its CA: what was granted to that credential is
+                no longer to be used).
             InvalidArgumentError: not a GrantedKey.
         """
         if not isinstance(grant, GrantedKey):
@@ -336,6 +339,12 @@ class KdcClient:
         if current.key_revoked(grant.key_name, grant.version):
             raise RevokedError(
                 f"key {grant.key_id} is revoked", key_name=grant.key_name, version=grant.version
+            )
+        if current.is_revoked("principal", self.principal):
+            raise RevokedError(
+                f"principal {self.principal!r} (this client) is revoked; "
+                f"stop using the grant of {grant.key_id}",
+                principal=self.principal,
             )
 
     # -- conveniences over a transport --------------------------------------------

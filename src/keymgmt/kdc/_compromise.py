@@ -320,6 +320,18 @@ class _Response:
 
         return [GrantRecord.from_bytes(data) for _, data in txn.list(GRANT_KIND, prefix=prefix)]
 
+    def _version_grants(self, txn: Txn, name: str, version: int) -> list[GrantRecord]:
+        """The grants of one key version (records are named by key name, not version)."""
+        from keymgmt.kdc._server import key_grant_prefixes
+
+        key_id = f"{name}#{version}"
+        return [
+            g
+            for prefix in key_grant_prefixes(name)
+            for g in self._grants(txn, prefix)
+            if g.kind == "key" and g.key_id == key_id
+        ]
+
     def _revoke_version(
         self, txn: Txn, name: str, version: int
     ) -> tuple[str | None, Sequence[str]]:
@@ -364,7 +376,7 @@ class _Response:
     def key(self, txn: Txn, name: str, version: int) -> _Outcome:
         key_id = f"{name}#{version}"
         new, certificates = self._revoke_version(txn, name, version)
-        grants = tuple(self._grants(txn, f"key:{key_id}:"))
+        grants = tuple(self._version_grants(txn, name, version))
         return self._audit(
             txn,
             _Outcome(

@@ -26,7 +26,12 @@ from keymgmt.errors import (
     KeyUsageError,
     RevokedError,
 )
-from keymgmt.kdc._server import CertificateVerifier, DistributableKey, KeySource
+from keymgmt.kdc._server import (
+    CertificateSubject,
+    CertificateVerifier,
+    DistributableKey,
+    KeySource,
+)
 from keymgmt.keys._datakeys import DataKeyIssue, issued_in
 from keymgmt.keys._plumbing import material_for_distribution
 from keymgmt.model import KeyState
@@ -39,6 +44,7 @@ __all__ = [
     "ManagerKeySource",
     "ManagerPlaybook",
     "ManagerSigner",
+    "certificate_subject",
     "certificate_verifier",
     "key_source",
 ]
@@ -230,6 +236,20 @@ class ManagerPlaybook:
 def key_source(manager: KeyManager) -> KeySource | None:
     """The adapter from ``km.keys`` to :class:`KeySource`."""
     return ManagerKeySource(manager)
+
+
+def certificate_subject(manager: KeyManager) -> CertificateSubject:
+    """A principal certificate's registry subject: ``km.pki.revocation_subject``.
+
+    So the KDC refuses a certificate principal, and names it on its
+    revocation list, once its certificate is revoked at its CA (the same
+    registry entry the CA's CRL and OCSP answer from).
+    """
+
+    def subject(cert: x509.Certificate) -> str | None:
+        return manager.pki.revocation_subject(cert)
+
+    return subject
 
 
 def certificate_verifier(manager: KeyManager) -> CertificateVerifier | None:

@@ -93,6 +93,7 @@ if TYPE_CHECKING:
     from keymgmt.kdc._compromise import CompromiseReport, Playbook
 
 __all__ = [
+    "CertificateSubject",
     "CertificateVerifier",
     "DistributableKey",
     "GrantRecord",
@@ -187,6 +188,11 @@ class StoredSigner:
 
 #: Checks a principal's certificate at a time; raises CertificateError subclasses.
 CertificateVerifier = Callable[[x509.Certificate, _dt.datetime], None]
+
+#: The revocation registry subject (``"<ca>:<serial hex>"``) of a principal's
+#: certificate, or None when no CA of the store issued it
+#: (``km.pki.revocation_subject``).
+CertificateSubject = Callable[[x509.Certificate], "str | None"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -376,9 +382,17 @@ class GrantRecord:
 
     @property
     def record_name(self) -> str:
-        """Where it is stored (prefix-searchable by key version or client)."""
+        """Where it is stored (prefix-searchable by key name or client).
+
+        A key grant is named by the key *name* and the grant id, not the
+        version it handed out: the id is derived from (principal, request
+        nonce), so the same request replayed to another KDC process after
+        the key rotated names the same record, and its create-only put
+        conflicts (records written before were named
+        ``key:<name>#<version>:<id>``; :func:`key_grant_prefixes` finds both).
+        """
         if self.kind == "key":
-            return f"key:{self.key_id}:{self.id}"
+            return f"key:{self.key_name}:{self.id}"
         return f"ticket:{self.principal}:{self.id}"
 
     def _repr_html_(self) -> str:
@@ -394,6 +408,17 @@ class GrantRecord:
         pretty(self, printer, cycle)
 
 
+def key_grant_prefixes(key_name: str) -> tuple[str, str]:
+    """The grant-record name prefixes of every grant of ``key_name``.
+
+    ``key:<name>:`` (the current naming) and ``key:<name>#`` (records
+    written before, named by version). Key names hold neither ``:`` nor
+    ``#`` in the key store, but a :class:`KeySource` may be anything, so a
+    caller filters what it reads by the decoded key name.
+    """
+    return f"key:{key_name}:", f"key:{key_name}#"
+
+
 @attrs.frozen
 class _Principal:
     """The in-memory view of a principal record."""
@@ -405,6 +430,9 @@ class _Principal:
     created_at: _dt.datetime
     aead: AESGCM | None = attrs.field(repr=False, eq=False)
     certificate: x509.Certificate | None = attrs.field(repr=False, eq=False)
+    #: ``"certificate:<ca>:<serial hex>"``: the registry index name of the
+    #: certificate's revocation, when a CA of the store issued it.
+    revocation_name: str | None = None
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> _Principal:
@@ -581,6 +609,11 @@ class KeyDistributionCenter:
             certificate principals and revocation lists (the façade passes a
             managed key pair from ``km.keys``; default: an Ed25519 key sealed
             in a ``kdc-meta`` record, for KDCs built without a key store).
+        certificate_subject: the registry subject of a principal's
+            certificate (the façade passes ``km.pki.revocation_subject``):
+            a certificate revoked in ``km.revocation`` (at its CA) refuses
+            its principals' requests and puts them on the revocation list
+            (default: none; only ``verify_certificate`` sees revocations).
     """
 
     def __init__(
@@ -592,12 +625,14 @@ class KeyDistributionCenter:
         settings: KdcSettings | None = None,
         playbook: Playbook | None = None,
         signer: Signer | None = None,
+        certificate_subject: CertificateSubject | None = None,
     ) -> None:
         self._ctx = context
         self._playbook = playbook
         self._store = context.store
         self._keys = keys
         self._verify_certificate = verify_certificate
+        self._certificate_subject = certificate_subject
         if settings is not None and not isinstance(settings, KdcSettings):
             raise InvalidArgumentError("settings must be a KdcSettings")
         self.settings = settings or KdcSettings()
@@ -612,8 +647,22 @@ class KeyDistributionCenter:
         self._epoch = 0  # moves on every noted principal or policy change
         self._policy: Policy | None = None
         self._signer = signer
-        #: (registry change counts of keys and principals, entries, encoded body)
-        self._revocations_cache: tuple[tuple[int, int], int, bytes] | None = None
+        #: (registry change counts of keys, principals and certificates, and the
+        #: version of ``_holders``; the entries derived from certificates;
+        #: how many entries; the encoded body)
+        self._revocations_cache: (
+            tuple[tuple[int, int, int, int], tuple[RevokedEntry, ...], int, bytes] | None
+        ) = None
+        #: (registry change counts of keys and principals, their entries)
+        self._direct_cache: tuple[tuple[int, int], builtins.list[RevokedEntry]] | None = None
+        #: certificate principals: name -> the registry index name of their
+        #: certificate; None until the first revocation list loads it, then
+        #: kept current from the principal changes noted in ``_dirty``.
+        self._holders: dict[str, str] | None = None
+        self._holders_version = 0
+        self._dirty: set[str] = set()
+        self._tracking = False  # whether changes are noted in _dirty (once loading began)
+        self._list_lock = threading.Lock()  # one revocation list body built at a time
         self._store.watch(PRINCIPAL_KIND, POLICY_KIND)
         self._store.subscribe(self._on_change)
 
@@ -634,6 +683,8 @@ class KeyDistributionCenter:
                 if record.kind == PRINCIPAL_KIND:
                     self._epoch += 1
                     self._principals.pop(record.name, None)
+                    if self._tracking:
+                        self._dirty.add(record.name)
                 elif record.kind == POLICY_KIND:
                     self._epoch += 1
                     self._policy = None
@@ -648,16 +699,39 @@ class KeyDistributionCenter:
         value = self._store.get_json(PRINCIPAL_KIND, name)
         if value is None:
             return None
-        found = _Principal.from_json(value)
+        found = self._loaded(value)
         with self._lock:
             if self._epoch == epoch:
                 self._principals[name] = found
         return found
 
+    def _loaded(self, value: dict[str, Any]) -> _Principal:
+        """A principal record, with its certificate's registry name resolved."""
+        found = _Principal.from_json(value)
+        if found.certificate is None or self._certificate_subject is None:
+            return found
+        subject = self._certificate_subject(found.certificate)
+        if subject is None:
+            return found
+        return attrs.evolve(found, revocation_name=f"{SubjectKind.CERTIFICATE.value}:{subject}")
+
+    def _certificate_revocation(self, principal: _Principal) -> tuple[str, int] | None:
+        """(reason, revoked-at µs) when the principal's certificate is revoked in the
+        registry (one dict probe; the caller has synced the store)."""
+        if principal.revocation_name is None:
+            return None
+        entry = cast(
+            "tuple[str, int, int | None] | None",
+            self._ctx.revocation.index.get(principal.revocation_name),
+        )
+        return None if entry is None else (entry[0], entry[1])
+
     def _forget(self, name: str) -> None:
         with self._lock:
             self._epoch += 1
             self._principals.pop(name, None)
+            if self._tracking:
+                self._dirty.add(name)
 
     def policy(self) -> Policy:
         """The current authorization policy."""
@@ -712,7 +786,8 @@ class KeyDistributionCenter:
             name=principal.name,
             credential=principal.credential,
             enabled=principal.enabled,
-            revoked=self._ctx.revocation.is_revoked(SubjectKind.PRINCIPAL, principal.name),
+            revoked=self._ctx.revocation.is_revoked(SubjectKind.PRINCIPAL, principal.name)
+            or self._certificate_revocation(principal) is not None,
             credential_version=principal.credential_version,
             created_at=principal.created_at,
             certificate_serial=None if cert is None else format(cert.serial_number, "x"),
@@ -840,10 +915,8 @@ class KeyDistributionCenter:
 
     def list(self) -> list[PrincipalInfo]:
         """Every registered principal, by name."""
-        return [
-            self._info(_Principal.from_json(value))
-            for _, value in self._store.list_json(PRINCIPAL_KIND)
-        ]
+        values = self._store.list_json(PRINCIPAL_KIND)
+        return [self._info(self._loaded(value)) for _, value in values]
 
     def _update(self, name: str, operation: str, change: Callable[[dict[str, Any]], None]) -> None:
         def run(txn: Txn) -> None:
@@ -1038,14 +1111,21 @@ class KeyDistributionCenter:
         """
         if not isinstance(key, str | None) or not isinstance(principal, str | None):
             raise InvalidArgumentError("key and principal are names (str) or None")
-        prefix = ""
-        if key is not None:
-            prefix = f"key:{key}:" if "#" in key else f"key:{key}#"
         store = self._store
+        prefixes: tuple[str, ...] = ("",)
+        if key is not None:
+            prefixes = key_grant_prefixes(key.partition("#")[0])
         found = [
             GrantRecord.from_bytes(store.keyring.unseal(GRANT_KIND, r.name, r.data))
+            for prefix in prefixes
             for r in store.backend.list(GRANT_KIND, prefix=prefix)
         ]
+        if key is not None:
+            found = [
+                g
+                for g in found
+                if g.kind == "key" and (g.key_id == key if "#" in key else g.key_name == key)
+            ]
         if principal is not None:
             found = [g for g in found if g.principal == principal or g.peer == principal]
         return found
@@ -1168,6 +1248,17 @@ class KeyDistributionCenter:
                 "the principal is revoked",
                 object=subject,
                 revocation_reason=revoked.reason.value,
+            )
+        cert_revoked = self._certificate_revocation(principal)
+        if cert_revoked is not None:
+            # Revoked at its CA (ca.revoke, a compromise of its key): the same
+            # registry entry the CRL and OCSP answer from, one dict probe.
+            raise _Refusal(
+                ErrorCode.REVOKED,
+                "certificate-revoked",
+                "the principal's certificate is revoked",
+                object=subject,
+                revocation_reason=cert_revoked[0],
             )
         if not principal.enabled:
             raise _Refusal(
@@ -1503,6 +1594,13 @@ class KeyDistributionCenter:
                 ErrorCode.REVOKED, "principal-revoked", "the principal is revoked", object=subject
             )
         current = self._principal(grant.principal)
+        if current is not None and self._certificate_revocation(current) is not None:
+            return _Refusal(
+                ErrorCode.REVOKED,
+                "certificate-revoked",
+                "the principal's certificate is revoked",
+                object=subject,
+            )
         if current is None or current.credential_version != versions[0]:
             # Its long-term key was replaced (a leak?): the request was made with the old one.
             return _Refusal(
@@ -1631,31 +1729,119 @@ class KeyDistributionCenter:
             ) from None
 
     def _revocation_list_body(self) -> tuple[int, bytes]:
-        """The encoded key and principal revocations, and how many: rebuilt only when they change.
+        """The encoded revocation entries, and how many: rebuilt only when they change.
 
         Anyone may ask for the list, unauthenticated, and the registry also
         holds every revoked certificate (a million, for a big CA): reading
         all of it per request would let one client keep the KDC busy. The
-        body is cached under the registry's change counts of the two kinds
-        (read before the entries, so a change made meanwhile makes the next
-        request rebuild); a request costs a store sync and one signature.
+        list holds the key and principal revocations, plus a ``principal``
+        entry for each certificate principal whose certificate is revoked
+        in the registry (at its CA), so clients and ticket receivers refuse
+        it as they refuse a revoked principal. The body is cached under the
+        registry's change counts of the three kinds and the version of the
+        table of certificate principals (read before the entries, so a
+        change made meanwhile makes the next request rebuild); a request
+        costs a store sync and one signature. A certificate revocation
+        rebuilds it from the cached key and principal entries and one
+        registry probe per certificate principal, never a registry scan.
         """
         registry = self._ctx.revocation
-        stamp = (registry.changes(SubjectKind.KEY), registry.changes(SubjectKind.PRINCIPAL))
-        cached = self._revocations_cache
+        with self._list_lock:
+            version, holders = self._certificate_holders()
+            stamp = (
+                registry.changes(SubjectKind.KEY),
+                registry.changes(SubjectKind.PRINCIPAL),
+                registry.changes(SubjectKind.CERTIFICATE),
+                version,
+            )
+            cached = self._revocations_cache
+            if cached is not None and cached[0] == stamp:
+                return cached[2], cached[3]
+            direct = self._direct_entries(stamp[:2])
+            named = {e.subject for e in direct if e.kind == SubjectKind.PRINCIPAL.value}
+            index = registry.index
+            derived = []
+            for name, revocation_name in holders.items():
+                value = index.get(revocation_name)
+                if value is None or name in named:  # a principal revoked itself says it once
+                    continue
+                reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
+                derived.append(
+                    RevokedEntry(
+                        SubjectKind.PRINCIPAL.value, name, reason, _codec.from_micros(revoked_at)
+                    )
+                )
+            derived.sort(key=lambda e: e.subject)
+            found = tuple(derived)
+            if cached is not None and cached[0][:2] == stamp[:2] and cached[1] == found:
+                # Another certificate was revoked, none of a principal: same body.
+                self._revocations_cache = (stamp, found, cached[2], cached[3])
+                return cached[2], cached[3]
+            entries = [*direct, *found]
+            entries.sort(key=lambda e: (e.kind, e.subject))
+            body = p.revocation_list_body(entries)
+            self._revocations_cache = (stamp, found, len(entries), body)
+            return len(entries), body
+
+    def _direct_entries(self, stamp: tuple[int, int]) -> builtins.list[RevokedEntry]:
+        """The registry's key and principal revocations (cached per change of those kinds)."""
+        cached = self._direct_cache
         if cached is not None and cached[0] == stamp:
-            return cached[1], cached[2]
+            return cached[1]
         prefixes = (f"{SubjectKind.KEY.value}:", f"{SubjectKind.PRINCIPAL.value}:")
         entries = []
-        for name, value in list(registry.index.items()):
+        for name, value in list(self._ctx.revocation.index.items()):
             if name.startswith(prefixes):
                 kind, _, subject = name.partition(":")
                 reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
                 entries.append(RevokedEntry(kind, subject, reason, _codec.from_micros(revoked_at)))
-        entries.sort(key=lambda e: (e.kind, e.subject))
-        body = p.revocation_list_body(entries)
-        self._revocations_cache = (stamp, len(entries), body)
-        return len(entries), body
+        self._direct_cache = (stamp, entries)
+        return entries
+
+    def _certificate_holders(self) -> tuple[int, dict[str, str]]:
+        """The certificate principals and their certificates' registry names, kept current.
+
+        Loaded from the store once (the first revocation list), then only
+        the principals noted as changed since (registered, removed, given
+        another certificate) are read again. Call under ``_list_lock``.
+
+        Returns:
+            a version that moves whenever the table changes, and the table.
+        """
+        with self._lock:
+            holders = self._holders
+            dirty, self._dirty = self._dirty, set()
+            # From here on every change is noted: one made while the table
+            # loads is read again next time (reading it twice is harmless).
+            self._tracking = True
+        if holders is None:
+            holders = {}
+            for name, value in self._store.list_json(PRINCIPAL_KIND):
+                found = self._holder_name(value)
+                if found is not None:
+                    holders[name] = found
+            self._holders = holders
+            self._holders_version += 1
+            return self._holders_version, holders
+        changed = False
+        for name in dirty:
+            stored = self._store.get_json(PRINCIPAL_KIND, name)
+            found = None if stored is None else self._holder_name(stored)
+            if holders.get(name) != found:
+                changed = True
+                if found is None:
+                    holders.pop(name, None)
+                else:
+                    holders[name] = found
+        if changed:
+            self._holders_version += 1
+        return self._holders_version, holders
+
+    def _holder_name(self, value: dict[str, Any]) -> str | None:
+        """The registry name of a principal record's certificate, if it has one we resolve."""
+        if value.get("credential") != "certificate" or self._certificate_subject is None:
+            return None
+        return self._loaded(value).revocation_name
 
     # -- compromise response --------------------------------------------------------
 

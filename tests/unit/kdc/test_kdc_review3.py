@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _kdc_support import StaticKeySource, client_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
@@ -32,7 +31,6 @@ from keymgmt.kdc import (
     SymmetricCredential,
     TicketReceiver,
 )
-from keymgmt.kdc import _wire as w
 from keymgmt.keyring import KdfProfile
 from keymgmt.testing import FakeClock, SeededRandomness
 
@@ -254,25 +252,6 @@ def test_cli_policy_load_of_deeply_nested_json_is_a_clear_error(
     assert capsys.readouterr().err == f"error: {path} is not JSON\n"
 
 
-# -- documented: a key request replayed across processes after a rotation ------------------
-
-
-def test_a_key_request_replayed_to_another_process_after_a_rotation_is_granted_again(
-    km: KeyManager, keys: StaticKeySource, client: KdcClient, transport: InProcessTransport
-) -> None:
-    # docs/kdc.md, "Freshness and replay": the grant record is named by the
-    # version, so the replay is not recognized; its reply only opens for alice.
-    request = client.key_request("payments")
-    client.receive_key_reply(transport(request))
-    keys.add("payments", b"z" * 32)
-    fresh = KeyDistributionCenter(km._context, keys=keys)
-    assert w.peek_type(fresh.handle(request)) is w.MessageType.KEY_REPLY
-    assert sorted(g.key_id or "" for g in fresh.grants(principal="alice")) == [
-        "payments#1",
-        "payments#2",
-    ]
-
-
 # -- the CLI reads certificate and policy files bounded ------------------------------------
 
 
@@ -339,29 +318,6 @@ def test_cli_withdraw_says_when_another_rule_still_allows_it(
     assert capsys.readouterr().out == ("withdrawn; still allowed by another rule: key payments\n")
     assert main(["kdc", "withdraw", "a*", "--key", "pay*"]) == 0
     assert capsys.readouterr().out == "withdrawn\n"
-
-
-# -- documented: a certificate revoked at its CA only does not reach ticket receivers -------
-
-
-def test_a_certificate_revoked_at_its_ca_only_is_not_on_the_kdc_list(
-    clock: FakeClock,
-) -> None:
-    # docs/kdc.md, "Sharing a session key": km.compromise(certificate=) or
-    # kdc.revoke(name) puts the principal on the list; ca.revoke alone does not.
-    km = KeyManager.in_memory(clock=clock)
-    cert = client_certificate(km)
-    km.kdc.register_certificate("client-b", cert)
-    km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
-    rl = KdcClient(km.kdc.register("svc"), clock=clock).fetch_revocation_list(
-        InProcessTransport(km.kdc)
-    )
-    assert not rl.is_revoked("principal", "client-b")
-    km.compromise(certificate=cert)
-    rl = KdcClient(km.kdc.register("svc2"), clock=clock).fetch_revocation_list(
-        InProcessTransport(km.kdc)
-    )
-    assert rl.is_revoked("principal", "client-b")
 
 
 # -- settings and receiver windows are checked when made, not at the first request ----------

@@ -1,0 +1,251 @@
+"""Regression tests for the fourth review of the KDC (one section per finding fixed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _kdc_support import StaticKeySource
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from keymgmt import KeyManager
+from keymgmt.errors import ReplayError, RevokedError
+from keymgmt.kdc import (
+    CertificateCredential,
+    InProcessTransport,
+    KdcClient,
+    KeyDistributionCenter,
+    TicketReceiver,
+)
+from keymgmt.kdc._server import GRANT_KIND, GrantRecord
+from keymgmt.keyring import KdfProfile
+from keymgmt.revocation import SubjectKind
+from keymgmt.testing import FakeClock, SeededRandomness
+
+# -- a certificate revoked at its CA only reaches the KDC's list and its clients -------------
+
+
+def _certificate_principal(
+    km: KeyManager, clock: FakeClock, name: str = "client-b", seed: int = 0
+) -> tuple[KdcClient, x509.Certificate]:
+    ca = km.pki.ca("root")
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(
+        bytes((seed + i) % 256 for i in range(32))
+    )
+    cert = ca.issue(
+        public_key=private.public_key(), subject=name, names=[name], profile="tls-client"
+    )
+    km.kdc.register_certificate(name, cert)
+    km.kdc.grant(name, keys=["payments"], peers=["svc"])
+    credential = CertificateCredential(
+        principal=name, private_key=private, kdc_public_key=km.kdc.public_key
+    )
+    return KdcClient(credential, clock=clock, randomness=SeededRandomness(name)), cert
+
+
+@pytest.fixture
+def pki_km(clock: FakeClock) -> Iterator[KeyManager]:
+    km = KeyManager.in_memory(clock=clock, randomness=SeededRandomness("review4"))
+    km.keys.create("payments")
+    km.pki.create_root_ca("root", key_type="ed25519")
+    yield km
+    km.close()
+
+
+def _list_of(km: KeyManager, clock: FakeClock, name: str = "svc") -> KdcClient:
+    client = KdcClient(km.kdc.register(name), clock=clock, randomness=SeededRandomness(name))
+    client.fetch_revocation_list(InProcessTransport(km.kdc))
+    return client
+
+
+def test_a_certificate_revoked_at_its_ca_puts_its_principal_on_the_kdc_list(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    _, cert = _certificate_principal(pki_km, clock)
+    pki_km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    rl = _list_of(pki_km, clock).revocation_list
+    assert rl is not None
+    (entry,) = rl.entries
+    assert (entry.kind, entry.subject, entry.reason) == ("principal", "client-b", "key-compromise")
+
+
+def test_a_request_with_a_certificate_revoked_at_its_ca_is_refused_and_audited(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    client, cert = _certificate_principal(pki_km, clock)
+    pki_km.pki.ca("root").revoke(cert.serial_number, "affiliation-changed")
+    with pytest.raises(RevokedError, match="the principal's certificate is revoked"):
+        client.fetch_key("payments", InProcessTransport(pki_km.kdc))
+    (last,) = pki_km.audit.tail(1)
+    assert (last.operation, last.outcome, last.details["reason"]) == (
+        "kdc.request",
+        "denied",
+        "certificate-revoked",
+    )
+    assert last.details["revocation_reason"] == "affiliation-changed"
+    assert pki_km.kdc.get("client-b").revoked
+
+
+def test_a_receiver_refuses_a_ticket_of_a_client_whose_certificate_was_revoked_at_its_ca(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    client, cert = _certificate_principal(pki_km, clock)
+    service = TicketReceiver(pki_km.kdc.register("svc"), clock=clock)
+    ticket = client.fetch_ticket("svc", InProcessTransport(pki_km.kdc))
+    pki_km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    service.fetch_revocation_list(InProcessTransport(pki_km.kdc))
+    with pytest.raises(RevokedError, match="'client-b' is revoked"):
+        service.accept(client.ap_request(ticket).data)
+
+
+def test_a_client_stops_using_its_grants_once_its_own_certificate_is_revoked(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    client, cert = _certificate_principal(pki_km, clock)
+    granted = client.fetch_key("payments", InProcessTransport(pki_km.kdc))
+    client.fetch_revocation_list(InProcessTransport(pki_km.kdc))
+    client.check_grant(granted)
+    pki_km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    client.fetch_revocation_list(InProcessTransport(pki_km.kdc))
+    with pytest.raises(RevokedError, match="'client-b' \\(this client\\) is revoked"):
+        client.check_grant(granted)
+
+
+def test_a_released_certificate_hold_takes_the_principal_off_the_list(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    client, cert = _certificate_principal(pki_km, clock)
+    ca = pki_km.pki.ca("root")
+    ca.revoke(cert.serial_number, "certificate-hold")
+    listing = _list_of(pki_km, clock)
+    assert listing.revocation_list is not None
+    assert listing.revocation_list.is_revoked("principal", "client-b")
+    ca.release_hold(cert.serial_number)
+    assert not listing.fetch_revocation_list(InProcessTransport(pki_km.kdc)).entries
+    assert client.fetch_key("payments", InProcessTransport(pki_km.kdc)).version == 1
+
+
+def test_a_principal_revoked_itself_and_at_its_ca_is_listed_once(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    _, cert = _certificate_principal(pki_km, clock)
+    pki_km.kdc.revoke("client-b", "superseded")
+    pki_km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    rl = _list_of(pki_km, clock).revocation_list
+    assert rl is not None
+    assert [(e.kind, e.subject, e.reason) for e in rl.entries] == [
+        ("principal", "client-b", "superseded")
+    ]
+
+
+def test_a_principal_registered_after_the_first_list_is_listed_when_its_certificate_goes(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    listing = _list_of(pki_km, clock)  # the table of certificate principals is loaded now
+    _, cert = _certificate_principal(pki_km, clock, "client-c", seed=7)
+    pki_km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    rl = listing.fetch_revocation_list(InProcessTransport(pki_km.kdc))
+    assert rl.is_revoked("principal", "client-c")
+
+
+def test_revoking_certificates_of_no_principal_does_not_re_encode_the_list(
+    pki_km: KeyManager, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keymgmt.kdc import _protocol
+
+    _certificate_principal(pki_km, clock)
+    pki_km.kdc.revocation_list()
+    builds: list[int] = []
+    real = _protocol.revocation_list_body
+
+    def counting(entries: object) -> bytes:
+        builds.append(1)
+        return real(entries)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_protocol, "revocation_list_body", counting)
+    for serial in range(1, 6):
+        pki_km.revocation.revoke(SubjectKind.CERTIFICATE, f"root:{serial + 1000:x}")
+        pki_km.kdc.revocation_list(nonce=bytes(16))
+    assert builds == []
+
+
+def _process(store_path: Path, clock: FakeClock) -> KeyManager:
+    return KeyManager.open(
+        store_path,
+        passphrase="pw",
+        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+        clock=clock,
+        consistency_interval=3600,
+    )
+
+
+def test_a_certificate_revoked_by_another_process_is_refused_and_listed(
+    store_path: Path, clock: FakeClock
+) -> None:
+    with _process(store_path, clock) as first:
+        first.keys.create("payments")
+        first.pki.create_root_ca("root", key_type="ed25519")
+        client, cert = _certificate_principal(first, clock)
+        listing = _list_of(first, clock)
+        client.fetch_key("payments", InProcessTransport(first.kdc))
+        with _process(store_path, clock) as second:
+            second.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+        assert listing.fetch_revocation_list(InProcessTransport(first.kdc)).is_revoked(
+            "principal", "client-b"
+        )
+        with pytest.raises(RevokedError, match="certificate is revoked"):
+            client.fetch_key("payments", InProcessTransport(first.kdc))
+
+
+# -- a key request replayed to another process after a rotation is refused ------------------
+
+
+def test_a_key_request_replayed_to_another_process_after_a_rotation_is_refused(
+    km: KeyManager, keys: StaticKeySource, client: KdcClient, transport: InProcessTransport
+) -> None:
+    request = client.key_request("payments")
+    client.receive_key_reply(transport(request))
+    keys.add("payments", b"z" * 32)
+    fresh = KeyDistributionCenter(km._context, keys=keys)  # another process: empty cache
+    with pytest.raises(ReplayError, match="seen before"):
+        client.receive_key_reply(fresh.handle(request))
+    assert [g.key_id for g in fresh.grants(principal="alice")] == ["payments#1"]
+
+
+def test_a_batched_key_request_replayed_after_a_rotation_is_refused(
+    km: KeyManager, keys: StaticKeySource, client: KdcClient, transport: InProcessTransport
+) -> None:
+    request = client.key_request("payments")
+    client.receive_key_reply(transport(request))
+    keys.add("payments", b"z" * 32)
+    fresh = KeyDistributionCenter(km._context, keys=keys)
+    (reply,) = fresh.handle_many([request])
+    with pytest.raises(ReplayError):
+        client.receive_key_reply(reply)
+    assert len(fresh.grants(key="payments")) == 1
+
+
+def test_grants_written_under_the_version_named_records_are_still_found(
+    km: KeyManager, kdc: KeyDistributionCenter, client: KdcClient, transport: InProcessTransport
+) -> None:
+    # Records written before this change are named key:<name>#<version>:<id>.
+    granted = client.fetch_key("payments", transport)
+    (new,) = kdc.grants(key="payments#1")
+    old = GrantRecord(
+        id="ab" * 16,
+        kind="key",
+        principal="carol",
+        issued_at=new.issued_at,
+        expires_at=new.expires_at,
+        key_name="payments",
+        version=1,
+    )
+    km._store.transact(lambda txn: txn.put(GRANT_KIND, f"key:payments#1:{old.id}", old.to_bytes()))
+    assert {g.principal for g in kdc.grants(key="payments#1")} == {"alice", "carol"}
+    assert {g.principal for g in kdc.grants(key="payments")} == {"alice", "carol"}
+    assert kdc.grants(key="payments#2") == []
+    report = kdc.compromise(key="payments#1")
+    assert report.recipients == ("alice", "carol")
+    assert granted.grant_id == new.id
