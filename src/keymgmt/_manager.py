@@ -426,8 +426,11 @@ class KeyManager:
     def public_key(self, name: str, version: int | None = None) -> PublicKey:
         """The public half of a key pair (primary version by default), with its identity.
 
+        A compromised version is refused (``km.keys.forensic_public_key`` is
+        the explicit way to examine it); see :meth:`KeyStore.public_key`.
+
         Raises:
-            KeyNotFoundError, KeyUsageError, DestroyedKeyError.
+            KeyNotFoundError, KeyUsageError, RevokedError, DestroyedKeyError.
         """
         return self.keys.public_key(name, version)
 
