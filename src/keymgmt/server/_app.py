@@ -62,7 +62,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from keymgmt._version import __version__
 from keymgmt.audit import act_as
 from keymgmt.errors import (
-    AccessDeniedError,
     InvalidArgumentError,
     KeyMgmtError,
     KeyNotFoundError,
@@ -153,30 +152,23 @@ def _printable(value: Any) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def _only_common_names(csr: x509.CertificateSigningRequest) -> None:
-    """Refuse a CSR whose subject holds more than common names.
+def _subject_attributes(csr: x509.CertificateSigningRequest) -> list[tuple[str, str | None]]:
+    """The CSR subject's attributes other than common names, for the sign policy.
 
-    The sign policy judges names (the common names and the subject
-    alternative names); anything else in the subject (O, OU, emailAddress,
-    UID ...) would be copied into the certificate unjudged, and a relying
-    party that authorizes by organization would believe it.
-
-    Raises:
-        AccessDeniedError: another attribute is in the subject.
+    As ``(RFC 4514 name, text)``; a value that is not text (a BIT STRING
+    x500UniqueIdentifier) is None, which no policy pattern matches. The
+    policy judges each of them (a rule's ``attributes``): anything in the
+    subject is copied into the certificate, and a relying party that
+    authorizes by organization would believe it.
     """
-    others = sorted(
-        {
-            attribute.rfc4514_attribute_name
-            for attribute in csr.subject
-            if attribute.oid != NameOID.COMMON_NAME
-        }
-    )
-    if others:
-        raise AccessDeniedError(
-            "the sign policy certifies common names and subject alternative names only; "
-            f"the CSR's subject also holds {', '.join(others)}",
-            attributes=others,
+    return [
+        (
+            attribute.rfc4514_attribute_name,
+            attribute.value if isinstance(attribute.value, str) else None,
         )
+        for attribute in csr.subject
+        if attribute.oid != NameOID.COMMON_NAME
+    ]
 
 
 def _http_date(when: _dt.datetime) -> str:
@@ -684,9 +676,13 @@ class Service:
         names = self.parts.csr_names(csr)
         ca = str(request.path_params["ca"])
         self.policy.authorize(
-            identity.principal, Operation.SIGN, profile=profile, names=names, ca=ca
+            identity.principal,
+            Operation.SIGN,
+            profile=profile,
+            names=names,
+            ca=ca,
+            attributes=_subject_attributes(csr),
         )
-        _only_common_names(csr)
         issued = await self.call(self.parts.sign_csr, ca, csr, profile)
 
         def pem_of(certificate: x509.Certificate) -> str:

@@ -10,7 +10,10 @@ Patterns are shell-style (``fnmatch``, case-sensitive): ``app-*`` matches
 ``app-billing``. In ``names`` patterns ``{principal}`` stands for the caller's
 own name, taken literally (a principal ``*.example.com`` matches only
 itself), so ``["{principal}"]`` lets a client renew only its own
-certificate.
+certificate. A ``sign`` rule's ``attributes`` judges the rest of a CSR's
+subject (``{"O": ["Example Corp"], "OU": ["team-*"]}``): every attribute
+but the common name must be listed there and match, else the rule does not
+allow the request.
 
 The JSON form (``keymgmt serve --policy FILE``)::
 
@@ -67,8 +70,11 @@ _DECISIONS_MAX: Final = 65536
 _GLOB: Final = re.compile(r"([*?[])")
 
 _RULE_FIELDS: Final = frozenset(
-    {"principals", "operations", "keys", "profiles", "names", "subjects", "cas"}
+    {"principals", "operations", "keys", "profiles", "names", "subjects", "cas", "attributes"}
 )
+#: Subject attribute names a policy may spell otherwise than cryptography's
+#: ``rfc4514_attribute_name`` does (it writes emailAddress as its dotted OID).
+_ATTRIBUTE_ALIASES: Final = {"emailAddress": "1.2.840.113549.1.9.1"}
 _POLICY_FIELDS: Final = frozenset({"rules", "rate_limit"})
 
 
@@ -76,6 +82,29 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise InvalidArgumentError(f"policy: {what} must be a list of non-empty strings")
     return tuple(value)
+
+
+def _attributes(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Parse a sign rule's ``attributes``: ``{"O": ["Example Corp"], "OU": ["team-*"]}``.
+
+    Raises:
+        InvalidArgumentError: not an object of lists of non-empty strings, or
+            it names the common name (which ``names`` judges).
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            "policy: attributes must be an object of subject attribute name to patterns"
+        )
+    out = []
+    for name, patterns in value.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("policy: attribute names must be non-empty strings")
+        if name in ("CN", "2.5.4.3"):
+            raise InvalidArgumentError(
+                "policy: the common name is judged by 'names', not 'attributes'"
+            )
+        out.append((_ATTRIBUTE_ALIASES.get(name, name), _strings(patterns, f"attributes {name}")))
+    return tuple(sorted(out))
 
 
 @attrs.frozen(kw_only=True)
@@ -92,6 +121,13 @@ class Rule:
             (``revoke``), e.g. ``"principal:app-*"``.
         cas: patterns for the CAs that may sign for the caller (``sign``);
             empty means any CA of the store.
+        attributes: for ``sign``, the subject attributes other than the
+            common name a CSR may hold, as ``(name, patterns)`` pairs
+            (names as RFC 4514 writes them: ``O``, ``OU``, ``C``, ``L``,
+            ``ST``, ``UID``, ``DC``, ``emailAddress``, else the dotted OID):
+            every such attribute of the CSR must be listed and its value
+            match a pattern (``{principal}`` = the caller). Empty: a CSR
+            whose subject holds anything but common names is refused.
     """
 
     principals: tuple[str, ...]
@@ -101,6 +137,7 @@ class Rule:
     names: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
     cas: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Rule:
@@ -135,6 +172,7 @@ class Rule:
             names=_strings(value.get("names", []), "names"),
             subjects=_strings(value.get("subjects", []), "subjects"),
             cas=_strings(value.get("cas", []), "cas"),
+            attributes=_attributes(value.get("attributes", {})),
         )
 
     def allows(
@@ -147,8 +185,14 @@ class Rule:
         names: Iterable[str] = (),
         subject: str | None = None,
         ca: str | None = None,
+        attributes: Iterable[tuple[str, str | None]] = (),
     ) -> bool:
-        """Whether this rule alone allows the request."""
+        """Whether this rule alone allows the request.
+
+        ``attributes``: for ``sign``, the CSR subject's attributes other
+        than common names, as ``(RFC 4514 name, text)``; a value that is not
+        text (None) matches no pattern.
+        """
         if operation not in self.operations:
             return False
         if not any(fnmatch.fnmatchcase(principal, p) for p in self.principals):
@@ -169,10 +213,27 @@ class Rule:
                 any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in wanted
             ):
                 return False
+            if attributes and not self._allows_attributes(literal, attributes):
+                return False
         if operation is Operation.REVOKE:
             return subject is not None and any(
                 fnmatch.fnmatchcase(subject, p) for p in self.subjects
             )
+        return True
+
+    def _allows_attributes(
+        self, literal_principal: str, attributes: Iterable[tuple[str, str | None]]
+    ) -> bool:
+        granted = dict(self.attributes)
+        for name, value in attributes:
+            patterns = granted.get(name)
+            if value is None or patterns is None:
+                return False
+            if not any(
+                fnmatch.fnmatchcase(value, p.replace("{principal}", literal_principal))
+                for p in patterns
+            ):
+                return False
         return True
 
 
@@ -282,9 +343,10 @@ class ServicePolicy:
         names: Sequence[str] = (),
         subject: str | None = None,
         ca: str | None = None,
+        attributes: Sequence[tuple[str, str | None]] = (),
     ) -> bool:
-        """Whether some rule allows the request."""
-        simple = profile is None and not names and subject is None and ca is None
+        """Whether some rule allows the request (``attributes``: see :meth:`Rule.allows`)."""
+        simple = profile is None and not names and subject is None and ca is None and not attributes
         if simple:
             known = self._decisions.get((principal, operation, key))
             if known is not None:
@@ -298,6 +360,7 @@ class ServicePolicy:
                 names=names,
                 subject=subject,
                 ca=ca,
+                attributes=attributes,
             )
             for r in self.rules
         )
@@ -317,6 +380,7 @@ class ServicePolicy:
         names: Sequence[str] = (),
         subject: str | None = None,
         ca: str | None = None,
+        attributes: Sequence[tuple[str, str | None]] = (),
     ) -> None:
         """Raise unless some rule allows the request.
 
@@ -325,7 +389,14 @@ class ServicePolicy:
                 attributes say which request).
         """
         if not self.allows(
-            principal, operation, key=key, profile=profile, names=names, subject=subject, ca=ca
+            principal,
+            operation,
+            key=key,
+            profile=profile,
+            names=names,
+            subject=subject,
+            ca=ca,
+            attributes=attributes,
         ):
             target = f" on key {key!r}" if key is not None else ""
             if subject is not None:
@@ -334,6 +405,9 @@ class ServicePolicy:
                 target = f" with profile {profile!r} for {', '.join(names) or 'no names'}"
                 if ca is not None:
                     target += f" from CA {ca!r}"
+                if attributes:
+                    held = ", ".join(sorted({name for name, _ in attributes}))
+                    target += f" (the CSR's subject also holds {held})"
             raise AccessDeniedError(
                 f"principal {principal!r} may not {operation.value}{target}",
                 principal=principal,
