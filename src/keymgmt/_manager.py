@@ -270,7 +270,9 @@ class KeyManager:
         """Authenticated key exchange: handshakes verified by ``pki``, one replay cache."""
         from keymgmt.exchange import Exchange
 
-        return Exchange(self._context, self.pki)
+        exchange = Exchange(self._context, self.pki)
+        self._close_hooks.append(exchange.flush_audit)  # batched handshake audit entries
+        return exchange
 
     @functools.cached_property
     def kdc(self) -> KeyDistributionCenter:

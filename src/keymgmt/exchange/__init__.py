@@ -12,10 +12,13 @@
 * :class:`SecureChannel` — per-direction AEAD records with implicit sequence
   numbers, rekey and close.
 * :class:`ReplayCache` — the bounded nonce cache the responder keeps.
+* :class:`Exchange` (``km.exchange``) — handshakes wired to a manager, and
+  audited as :class:`HandshakeAuditPolicy` says.
 """
 
 from keymgmt._replay import ReplayCache
 from keymgmt.exchange._agreement import DEFAULT_GROUP, KeyShare, respond
+from keymgmt.exchange._audit import HandshakeAuditMode, HandshakeAuditPolicy
 from keymgmt.exchange._channel import (
     NEED_DATA,
     ChannelCipher,
@@ -59,6 +62,8 @@ __all__ = [
     "Data",
     "Exchange",
     "GroupInfo",
+    "HandshakeAuditMode",
+    "HandshakeAuditPolicy",
     "HandshakeComplete",
     "HandshakeEvent",
     "HandshakeState",

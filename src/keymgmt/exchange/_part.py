@@ -1,4 +1,4 @@
-"""``km.exchange``: the handshake wired to the manager's PKI, clock, randomness and replay cache."""
+"""``km.exchange``: handshakes wired to the manager's PKI, clock, randomness, replay cache, log."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from keymgmt._context import Context
 from keymgmt._replay import DEFAULT_WINDOW, ReplayCache
 from keymgmt.algorithms import ExchangeGroup
+from keymgmt.errors import InvalidArgumentError
 from keymgmt.exchange._agreement import DEFAULT_GROUP
+from keymgmt.exchange._audit import HandshakeAudit, HandshakeAuditPolicy
 from keymgmt.exchange.handshake._connection import DEFAULT_ACCEPTED_GROUPS, Initiator, Responder
 from keymgmt.exchange.handshake._verify import (
     Credential,
@@ -31,25 +33,70 @@ class Exchange:
 
     Handshakes made here read the manager's clock and randomness, verify
     peers with ``km.pki`` (chains to the store's roots, revocation from the
-    registry) and, as responders, share one replay cache.
+    registry), as responders share one replay cache, and are audited:
+    each accepted handshake as one ``exchange.handshake`` entry (batched by
+    default), refusals aggregated per kind and interval so that a flood of
+    bad hellos cannot grow the log (see :class:`HandshakeAuditPolicy`).
 
     Args:
         context: the manager's wiring.
         pki: the manager's PKI.
         replay_window: how long ClientHello nonces are remembered.
+        audit: how handshakes are audited (default: batched).
     """
 
     def __init__(
-        self, context: Context, pki: PKI, *, replay_window: _dt.timedelta = DEFAULT_WINDOW
+        self,
+        context: Context,
+        pki: PKI,
+        *,
+        replay_window: _dt.timedelta = DEFAULT_WINDOW,
+        audit: HandshakeAuditPolicy | None = None,
     ) -> None:
         self._ctx = context
         self._pki = pki
         self._replay = ReplayCache(window=replay_window, clock=context.clock)
+        self._audit = HandshakeAudit(context.store, audit or HandshakeAuditPolicy())
 
     @property
     def replay_cache(self) -> ReplayCache:
         """The responder-side replay cache shared by this manager's handshakes."""
         return self._replay
+
+    @property
+    def audit_policy(self) -> HandshakeAuditPolicy:
+        """How handshakes made from now on are audited.
+
+        Setting it writes what the old policy had pending first; handshakes
+        already started follow the new policy from then on.
+
+        Raises:
+            InvalidArgumentError: (setting) not a :class:`HandshakeAuditPolicy`.
+            KeyMgmtError: (setting) the pending entries could not be written.
+        """
+        return self._audit.policy
+
+    @audit_policy.setter
+    def audit_policy(self, policy: HandshakeAuditPolicy) -> None:
+        candidate: object = policy
+        if not isinstance(candidate, HandshakeAuditPolicy):
+            raise InvalidArgumentError("audit_policy takes a HandshakeAuditPolicy")
+        self._audit.set_policy(policy)
+
+    def flush_audit(self) -> None:
+        """Write pending handshake audit entries and refusal aggregates now.
+
+        ``km.close()`` calls it.
+
+        Raises:
+            KeyMgmtError: the store refused the write (the entries stay pending).
+        """
+        self._audit.flush()
+
+    def _observe(self, handshake: Initiator | Responder) -> None:
+        audit = self._audit
+        if audit.enabled:
+            handshake._observer = audit
 
     def peer_verifier(self) -> PeerVerifier:
         """The PKI-backed verifier (the store's roots, fail-closed revocation)."""
@@ -78,7 +125,6 @@ class Exchange:
         from cryptography import x509
         from cryptography.x509.oid import ExtendedKeyUsageOID
 
-        from keymgmt.errors import InvalidArgumentError
         from keymgmt.pki import TLS_CLIENT, TLS_SERVER
 
         if not (server or client):
@@ -116,7 +162,7 @@ class Exchange:
         Warns:
             LegacyAlgorithmWarning: an FFDHE group.
         """
-        return Initiator(
+        handshake = Initiator(
             credential=credential,
             verifier=verifier or self.peer_verifier(),
             server_identity=server_identity,
@@ -124,6 +170,8 @@ class Exchange:
             clock=self._ctx.clock,
             randomness=self._ctx.randomness,
         )
+        self._observe(handshake)
+        return handshake
 
     def responder(
         self,
@@ -138,7 +186,7 @@ class Exchange:
         Warns:
             LegacyAlgorithmWarning: ``groups`` includes an FFDHE group.
         """
-        return Responder(
+        handshake = Responder(
             credential=credential,
             verifier=verifier or self.peer_verifier(),
             replay_cache=self._replay,
@@ -147,6 +195,8 @@ class Exchange:
             clock=self._ctx.clock,
             randomness=self._ctx.randomness,
         )
+        self._observe(handshake)
+        return handshake
 
     def __repr__(self) -> str:
-        return f"Exchange(replay={self._replay!r})"
+        return f"Exchange(replay={self._replay!r}, audit={self._audit.policy.mode.value})"

@@ -124,10 +124,16 @@ def test_responders_of_one_manager_share_the_replay_cache(
 ) -> None:
     server = km.exchange.credential(root, SERVER, client=False)
     client = km.exchange.credential(root, CLIENT, server=False)
-    hello = km.exchange.initiator(client, server_identity=SERVER).start()
+    initiator = km.exchange.initiator(client, server_identity=SERVER)
+    hello = initiator.start()
     first = km.exchange.responder(server)
     first.receive_data(hello)
     first.next_event()
+    initiator.receive_data(first.data_to_send())
+    initiator.next_event()
+    first.receive_data(initiator.data_to_send())
+    first.next_event()
+    assert len(km.exchange.replay_cache) == 1
     second = km.exchange.responder(server)
     second.receive_data(hello)
     with pytest.raises(ReplayError):

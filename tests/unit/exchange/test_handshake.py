@@ -309,13 +309,17 @@ def test_invalid_key_share_is_a_handshake_error(
 # -- freshness and replay ----------------------------------------------------------
 
 
-def test_replayed_clienthello_is_refused(
+def test_replayed_clienthello_of_a_completed_handshake_is_refused(
     make_initiator: MakeInitiator, make_responder: MakeResponder
 ) -> None:
-    hello = make_initiator().start()
-    first = make_responder()
+    initiator, first = make_initiator(), make_responder()
+    hello = initiator.start()
     first.receive_data(hello)
     first.next_event()
+    initiator.receive_data(first.data_to_send())
+    initiator.next_event()
+    first.receive_data(initiator.data_to_send())
+    assert isinstance(first.next_event(), HandshakeComplete)
     second = make_responder()
     second.receive_data(hello)
     with pytest.raises(ReplayError):

@@ -104,7 +104,7 @@ import hashlib
 import hmac
 import warnings
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from cryptography import x509
@@ -123,6 +123,8 @@ from keymgmt.errors import (
     LocalProtocolError,
     MalformedInputError,
     RemoteProtocolError,
+    ReplayError,
+    StaleMessageError,
 )
 from keymgmt.exchange._agreement import DEFAULT_GROUP, KeyShare, _encapsulate
 from keymgmt.exchange._channel import NEED_DATA, ChannelCipher, NeedData, SecureChannel
@@ -137,6 +139,9 @@ from keymgmt.exchange.handshake._verify import (
     VerifiedPeer,
     verify_signature,
 )
+
+if TYPE_CHECKING:
+    from keymgmt.exchange._audit import HandshakeAudit
 
 __all__ = [
     "DEFAULT_ACCEPTED_GROUPS",
@@ -335,6 +340,12 @@ class _Handshake:
         self._eof = False
         self._outgoing = bytearray()
         self._transcript = hashlib.sha256()
+        # Set by keymgmt.exchange.Exchange: told (in memory) how the handshake ended.
+        self._observer: HandshakeAudit | None = None
+        # The ClientHello frame (the audit's handle on this handshake) and the
+        # name in a peer chain that verified before its signature was checked.
+        self._hello_frame: bytes | None = None
+        self._claimed: str | None = None
 
     @property
     def state(self) -> HandshakeState:
@@ -409,17 +420,16 @@ class _Handshake:
             if frame is None:
                 return NEED_DATA
             kind, body = frame
-            return self._handle(kind, body, now)
-        except RemoteProtocolError:
-            self._fail()
+            event = self._handle(kind, body, now)
+        except RemoteProtocolError as exc:
+            self._fail(exc, now)
             raise
         except MalformedInputError as exc:
-            self._fail()
-            raise HandshakeError(
-                f"invalid key share: {exc.message}", reason="invalid-key-share"
-            ) from None
-        except KeyMgmtError:
-            self._fail()
+            error = HandshakeError(f"invalid key share: {exc.message}", reason="invalid-key-share")
+            self._fail(error, now)
+            raise error from None
+        except KeyMgmtError as exc:
+            self._fail(exc, now)
             raise
         except (
             ValueError,
@@ -431,19 +441,51 @@ class _Handshake:
             x509.UnsupportedGeneralNameType,
         ):
             # Foreign parsers (certificates, keys) refusing network input.
-            self._fail()
-            raise HandshakeError("malformed handshake input", reason="malformed") from None
-        except BaseException:
+            error = HandshakeError("malformed handshake input", reason="malformed")
+            self._fail(error, now)
+            raise error from None
+        except BaseException as exc:
             # A local failure (a custom verifier's bug, an interrupt) mid-message:
             # the transcript and keys are half-updated, so never resume.
-            self._fail()
+            self._fail(exc if isinstance(exc, Exception) else None, now)
             raise
+        observer = self._observer
+        if observer is not None and type(event) is HandshakeComplete:
+            try:
+                observer.accepted(
+                    role=self._role.value,
+                    credential=self._credential,
+                    session=event.session,
+                    hello=self._hello_frame or b"",
+                    transcript=self._transcript.digest(),
+                    at=now,
+                )
+            except BaseException as exc:
+                # The audit could not be written (mode "each"): no unaudited session.
+                self._fail(exc if isinstance(exc, Exception) else None, now)
+                raise
+        return event
 
-    def _fail(self) -> None:
+    def _group_name(self) -> str | None:
+        return None
+
+    def _fail(self, error: Exception | None, now: _dt.datetime) -> None:
         self._state = HandshakeState.FAILED
         self._buffer.clear()
         self._outgoing.clear()
         self._forget_secrets()
+        observer = self._observer
+        if observer is not None and error is not None:
+            observer.refused(
+                role=self._role.value,
+                credential=self._credential,
+                expected_peer=self._peer_identity,
+                error=error,
+                group=self._group_name(),
+                hello=self._hello_frame,
+                claimed=self._claimed,
+                at=now,
+            )
 
     def _forget_secrets(self) -> None:
         """Drop ephemeral keys and handshake secrets (a failed handshake keeps none)."""
@@ -493,6 +535,7 @@ class _Handshake:
         peer = self._verifier.verify_peer(
             auth.chain, expected_identity=self._peer_identity, role=self._peer_role, at=now
         )
+        self._claimed = peer.identity  # until the signature and MAC verify: a claim
         self._transcript.update(auth.chain_part())
         if not verify_signature(
             peer.public_key, auth.signature, context + self._transcript.digest()
@@ -585,6 +628,7 @@ class Initiator(_Handshake):
         frame = hello.encode()
         self._transcript.update(frame)
         self._hello = hello
+        self._hello_frame = frame
         self._state = HandshakeState.WAIT_SERVER_HELLO
         return frame
 
@@ -615,6 +659,9 @@ class Initiator(_Handshake):
 
     def _forget_secrets(self) -> None:
         self._share = None
+
+    def _group_name(self) -> str | None:
+        return self._group.group.value
 
     def __repr__(self) -> str:
         return f"Initiator({self._state.value}, group={self._group.group.value})"
@@ -678,6 +725,8 @@ class Responder(_Handshake):
         self._client_hs: SecretBytes | None = None
         self._schedule: KeySchedule | None = None
         self._group: ExchangeGroup | None = None
+        self._nonce = b""
+        self._sent: _dt.datetime | None = None
 
     def _handle(self, kind: int, body: bytes, now: _dt.datetime) -> HandshakeEvent:
         if self._state is HandshakeState.WAIT_CLIENT_HELLO:
@@ -688,20 +737,33 @@ class Responder(_Handshake):
 
     def _on_client_hello(self, body: bytes, now: _dt.datetime) -> HandshakeEvent:
         hello = _wire.ClientHello.decode(body)
+        frame = hello.encode()  # the body parsed strictly: the same bytes
+        self._hello_frame = frame
         group = hello.group.group
+        self._group = group
         if group not in self._groups:
             raise HandshakeError(
                 f"group {group.value} is not accepted here", reason="unsupported-group"
             )
-        # Freshness before any expensive work: a replay costs one dict probe.
+        # Freshness before any expensive work: a stale hello, or the replay of
+        # a hello whose handshake completed, costs a comparison and a set probe.
+        # The nonce is *not* remembered yet: nothing here is authenticated, so
+        # an unauthenticated flood must not fill the cache (and raise its
+        # overload floor for everyone). It is inserted once the initiator's
+        # signature over a transcript holding it (and the timestamp) verified,
+        # in _on_client_finish; see the module docs, "Replay".
         try:
             sent = utc_from_timestamp(hello.timestamp_ms / 1000)
         except (OverflowError, OSError, ValueError):
             raise HandshakeError("ClientHello timestamp out of range", reason="malformed") from None
-        self._replay_cache.check_and_insert(hello.nonce, sent, at=now)
+        cache = self._replay_cache
+        _check_fresh(cache, sent, now)
+        if cache.seen(hello.nonce, at=now):
+            raise ReplayError("ClientHello nonce already used by a completed handshake")
+        self._nonce, self._sent = hello.nonce, sent
         share, shared_secret = _encapsulate(group, hello.share, self._rng)
         schedule = KeySchedule(shared_secret)
-        self._transcript.update(hello.encode())
+        self._transcript.update(frame)
         server = _wire.ServerHello(
             nonce=self._rng.token_bytes(_wire.NONCE_SIZE),
             group=hello.group,
@@ -714,7 +776,6 @@ class Responder(_Handshake):
         self._outgoing += attrs.evolve(server, sealed_auth=sealed).encode()
         self._client_hs = client_hs
         self._schedule = schedule
-        self._group = group
         self._state = HandshakeState.WAIT_CLIENT_FINISH
         return HelloReceived(group=group, post_quantum=hello.group.post_quantum)
 
@@ -724,6 +785,14 @@ class Responder(_Handshake):
         assert self._schedule is not None
         assert self._group is not None
         peer = self._check_auth(self._client_hs, sealed, _CLIENT_CONTEXT, now, "ClientFinish")
+        # The initiator signed a transcript holding its nonce and timestamp:
+        # only now may they take a place in the cache. Atomic check and insert:
+        # of two handshakes answering one ClientHello (possible only if this
+        # side's nonce and share repeat, e.g. a restored snapshot or a seeded
+        # generator), at most one completes. A handshake slower than the
+        # window ends here as stale.
+        assert self._sent is not None
+        self._replay_cache.check_and_insert(self._nonce, self._sent, at=now)
         client_ap, server_ap, exporter = self._schedule.application_secrets(
             self._transcript.digest()
         )
@@ -745,5 +814,26 @@ class Responder(_Handshake):
         self._schedule = None
         self._client_hs = None
 
+    def _group_name(self) -> str | None:
+        return None if self._group is None else self._group.value
+
     def __repr__(self) -> str:
         return f"Responder({self._state.value})"
+
+
+def _check_fresh(cache: ReplayCache, sent: _dt.datetime, now: _dt.datetime) -> None:
+    """Refuse a ClientHello stamped outside ``[now - window, now + max_skew]``.
+
+    The same bounds (and reasons) as the cache's own check, which runs again,
+    authoritatively and with its overload floor, when the nonce is inserted.
+    """
+    try:
+        oldest, newest = now - cache.window, now + cache.max_skew
+    except OverflowError:
+        raise InvalidArgumentError(f"the time {now.isoformat()} is out of range") from None
+    if sent < oldest:
+        raise StaleMessageError(
+            "message timestamp is older than the freshness window", reason="too-old"
+        )
+    if sent > newest:
+        raise StaleMessageError("message timestamp is too far in the future", reason="in-future")
