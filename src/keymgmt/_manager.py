@@ -281,7 +281,7 @@ class KeyManager:
         from keymgmt.kdc._integration import (
             ManagerPlaybook,
             ManagerSigner,
-            certificate_subject,
+            certificate_subjects,
             certificate_verifier,
             key_source,
         )
@@ -292,7 +292,7 @@ class KeyManager:
             verify_certificate=certificate_verifier(self),
             playbook=ManagerPlaybook(self),
             signer=ManagerSigner(self),
-            certificate_subject=certificate_subject(self),
+            certificate_subjects=certificate_subjects(self),
         )
 
     def compromise(

@@ -30,7 +30,7 @@ from keymgmt.kdc._events import (
 from keymgmt.kdc._policy import AccessRule, Policy
 from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._server import (
-    CertificateSubject,
+    CertificateSubjects,
     CertificateVerifier,
     DistributableKey,
     GrantRecord,
@@ -53,7 +53,7 @@ __all__ = [
     "ApRequest",
     "AuthKind",
     "CertificateCredential",
-    "CertificateSubject",
+    "CertificateSubjects",
     "CertificateVerifier",
     "CompromiseReport",
     "Credential",

@@ -27,7 +27,7 @@ from keymgmt.errors import (
     RevokedError,
 )
 from keymgmt.kdc._server import (
-    CertificateSubject,
+    CertificateSubjects,
     CertificateVerifier,
     DistributableKey,
     KeySource,
@@ -44,7 +44,7 @@ __all__ = [
     "ManagerKeySource",
     "ManagerPlaybook",
     "ManagerSigner",
-    "certificate_subject",
+    "certificate_subjects",
     "certificate_verifier",
     "key_source",
 ]
@@ -238,18 +238,31 @@ def key_source(manager: KeyManager) -> KeySource | None:
     return ManagerKeySource(manager)
 
 
-def certificate_subject(manager: KeyManager) -> CertificateSubject:
-    """A principal certificate's registry subject: ``km.pki.revocation_subject``.
+def certificate_subjects(manager: KeyManager) -> CertificateSubjects:
+    """A principal certificate's registry subjects, and those of the CAs above it.
 
-    So the KDC refuses a certificate principal, and names it on its
-    revocation list, once its certificate is revoked at its CA (the same
-    registry entry the CA's CRL and OCSP answer from).
+    ``km.pki.revocation_subject`` of the certificate, then of each issuing
+    CA's own certificate up to the root: the KDC refuses a certificate
+    principal, and names it on its revocation list, once its certificate
+    or an intermediate CA's certificate above it is revoked (the same
+    registry entries the CRLs and OCSP answer from).
     """
 
-    def subject(cert: x509.Certificate) -> str | None:
-        return manager.pki.revocation_subject(cert)
+    def subjects(cert: x509.Certificate) -> tuple[str, ...]:
+        pki = manager.pki
+        found = pki.revocation_subject(cert)
+        out: list[str] = []
+        while found is not None and found not in out and len(out) < _MAX_CHAIN:
+            out.append(found)
+            ca = pki.ca(found.partition(":")[0])
+            found = None if ca.parent is None else pki.revocation_subject(ca.certificate)
+        return tuple(out)
 
-    return subject
+    return subjects
+
+
+#: The longest chain of the store's CAs walked for a principal's certificate.
+_MAX_CHAIN = 16
 
 
 def certificate_verifier(manager: KeyManager) -> CertificateVerifier | None:

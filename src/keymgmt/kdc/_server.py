@@ -93,7 +93,7 @@ if TYPE_CHECKING:
     from keymgmt.kdc._compromise import CompromiseReport, Playbook
 
 __all__ = [
-    "CertificateSubject",
+    "CertificateSubjects",
     "CertificateVerifier",
     "DistributableKey",
     "GrantRecord",
@@ -189,10 +189,10 @@ class StoredSigner:
 #: Checks a principal's certificate at a time; raises CertificateError subclasses.
 CertificateVerifier = Callable[[x509.Certificate, _dt.datetime], None]
 
-#: The revocation registry subject (``"<ca>:<serial hex>"``) of a principal's
-#: certificate, or None when no CA of the store issued it
-#: (``km.pki.revocation_subject``).
-CertificateSubject = Callable[[x509.Certificate], "str | None"]
+#: The revocation registry subjects (``"<ca>:<serial hex>"``) of a principal's
+#: certificate and of the CA certificates above it, the certificate's first;
+#: empty when no CA of the store issued it (the façade walks ``km.pki``).
+CertificateSubjects = Callable[[x509.Certificate], Sequence[str]]
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -430,9 +430,10 @@ class _Principal:
     created_at: _dt.datetime
     aead: AESGCM | None = attrs.field(repr=False, eq=False)
     certificate: x509.Certificate | None = attrs.field(repr=False, eq=False)
-    #: ``"certificate:<ca>:<serial hex>"``: the registry index name of the
-    #: certificate's revocation, when a CA of the store issued it.
-    revocation_name: str | None = None
+    #: ``"certificate:<ca>:<serial hex>"`` of the certificate and of the CA
+    #: certificates above it: the registry index names of their revocations,
+    #: when a CA of the store issued it.
+    revocation_names: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> _Principal:
@@ -609,11 +610,12 @@ class KeyDistributionCenter:
             certificate principals and revocation lists (the façade passes a
             managed key pair from ``km.keys``; default: an Ed25519 key sealed
             in a ``kdc-meta`` record, for KDCs built without a key store).
-        certificate_subject: the registry subject of a principal's
-            certificate (the façade passes ``km.pki.revocation_subject``):
-            a certificate revoked in ``km.revocation`` (at its CA) refuses
-            its principals' requests and puts them on the revocation list
-            (default: none; only ``verify_certificate`` sees revocations).
+        certificate_subjects: the registry subjects of a principal's
+            certificate and of the CA certificates above it (the façade's
+            walks ``km.pki``): once one of them is revoked in
+            ``km.revocation`` (at its CA) the principal's requests are
+            refused and the principal is on the revocation list (default:
+            none; only ``verify_certificate`` sees revocations).
     """
 
     def __init__(
@@ -625,14 +627,14 @@ class KeyDistributionCenter:
         settings: KdcSettings | None = None,
         playbook: Playbook | None = None,
         signer: Signer | None = None,
-        certificate_subject: CertificateSubject | None = None,
+        certificate_subjects: CertificateSubjects | None = None,
     ) -> None:
         self._ctx = context
         self._playbook = playbook
         self._store = context.store
         self._keys = keys
         self._verify_certificate = verify_certificate
-        self._certificate_subject = certificate_subject
+        self._certificate_subjects = certificate_subjects
         if settings is not None and not isinstance(settings, KdcSettings):
             raise InvalidArgumentError("settings must be a KdcSettings")
         self.settings = settings or KdcSettings()
@@ -658,7 +660,7 @@ class KeyDistributionCenter:
         #: certificate principals: name -> the registry index name of their
         #: certificate; None until the first revocation list loads it, then
         #: kept current from the principal changes noted in ``_dirty``.
-        self._holders: dict[str, str] | None = None
+        self._holders: dict[str, tuple[str, ...]] | None = None
         self._holders_version = 0
         self._dirty: set[str] = set()
         self._tracking = False  # whether changes are noted in _dirty (once loading began)
@@ -706,25 +708,24 @@ class KeyDistributionCenter:
         return found
 
     def _loaded(self, value: dict[str, Any]) -> _Principal:
-        """A principal record, with its certificate's registry name resolved."""
+        """A principal record, with its certificate chain's registry names resolved."""
         found = _Principal.from_json(value)
-        if found.certificate is None or self._certificate_subject is None:
+        if found.certificate is None or self._certificate_subjects is None:
             return found
-        subject = self._certificate_subject(found.certificate)
-        if subject is None:
-            return found
-        return attrs.evolve(found, revocation_name=f"{SubjectKind.CERTIFICATE.value}:{subject}")
+        prefix = f"{SubjectKind.CERTIFICATE.value}:"
+        names = tuple(prefix + s for s in self._certificate_subjects(found.certificate))
+        return attrs.evolve(found, revocation_names=names) if names else found
 
     def _certificate_revocation(self, principal: _Principal) -> tuple[str, int] | None:
-        """(reason, revoked-at µs) when the principal's certificate is revoked in the
-        registry (one dict probe; the caller has synced the store)."""
-        if principal.revocation_name is None:
-            return None
-        entry = cast(
-            "tuple[str, int, int | None] | None",
-            self._ctx.revocation.index.get(principal.revocation_name),
-        )
-        return None if entry is None else (entry[0], entry[1])
+        """(reason, revoked-at µs) when the principal's certificate, or a CA certificate
+        above it, is revoked in the registry (a dict probe each, the certificate's
+        first; the caller has synced the store)."""
+        index = self._ctx.revocation.index
+        for name in principal.revocation_names:
+            entry = cast("tuple[str, int, int | None] | None", index.get(name))
+            if entry is not None:
+                return entry[0], entry[1]
+        return None
 
     def _forget(self, name: str) -> None:
         with self._lock:
@@ -1761,8 +1762,8 @@ class KeyDistributionCenter:
             named = {e.subject for e in direct if e.kind == SubjectKind.PRINCIPAL.value}
             index = registry.index
             derived = []
-            for name, revocation_name in holders.items():
-                value = index.get(revocation_name)
+            for name, chain in holders.items():
+                value = next((v for v in map(index.get, chain) if v is not None), None)
                 if value is None or name in named:  # a principal revoked itself says it once
                     continue
                 reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
@@ -1798,7 +1799,7 @@ class KeyDistributionCenter:
         self._direct_cache = (stamp, entries)
         return entries
 
-    def _certificate_holders(self) -> tuple[int, dict[str, str]]:
+    def _certificate_holders(self) -> tuple[int, dict[str, tuple[str, ...]]]:
         """The certificate principals and their certificates' registry names, kept current.
 
         Loaded from the store once (the first revocation list), then only
@@ -1837,11 +1838,11 @@ class KeyDistributionCenter:
             self._holders_version += 1
         return self._holders_version, holders
 
-    def _holder_name(self, value: dict[str, Any]) -> str | None:
-        """The registry name of a principal record's certificate, if it has one we resolve."""
-        if value.get("credential") != "certificate" or self._certificate_subject is None:
+    def _holder_name(self, value: dict[str, Any]) -> tuple[str, ...] | None:
+        """The registry names of a principal record's certificate chain, if we resolve one."""
+        if value.get("credential") != "certificate" or self._certificate_subjects is None:
             return None
-        return self._loaded(value).revocation_name
+        return self._loaded(value).revocation_names or None
 
     # -- compromise response --------------------------------------------------------
 

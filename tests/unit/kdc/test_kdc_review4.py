@@ -28,9 +28,9 @@ from keymgmt.testing import FakeClock, SeededRandomness
 
 
 def _certificate_principal(
-    km: KeyManager, clock: FakeClock, name: str = "client-b", seed: int = 0
+    km: KeyManager, clock: FakeClock, name: str = "client-b", seed: int = 0, ca_name: str = "root"
 ) -> tuple[KdcClient, x509.Certificate]:
-    ca = km.pki.ca("root")
+    ca = km.pki.ca(ca_name)
     private = ed25519.Ed25519PrivateKey.from_private_bytes(
         bytes((seed + i) % 256 for i in range(32))
     )
@@ -111,6 +111,21 @@ def test_a_client_stops_using_its_grants_once_its_own_certificate_is_revoked(
     client.fetch_revocation_list(InProcessTransport(pki_km.kdc))
     with pytest.raises(RevokedError, match="'client-b' \\(this client\\) is revoked"):
         client.check_grant(granted)
+
+
+def test_an_intermediate_ca_revoked_at_its_root_refuses_and_lists_the_principals_below_it(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    issuing = pki_km.pki.ca("root").create_intermediate("issuing", key_type="ed25519")
+    client, _ = _certificate_principal(pki_km, clock, "client-i", seed=3, ca_name="issuing")
+    client.fetch_key("payments", InProcessTransport(pki_km.kdc))
+    pki_km.pki.ca("root").revoke(issuing.certificate.serial_number, "ca-compromise")
+    with pytest.raises(RevokedError, match="the principal's certificate is revoked"):
+        client.fetch_key("payments", InProcessTransport(pki_km.kdc))
+    rl = _list_of(pki_km, clock).revocation_list
+    assert rl is not None
+    listed = {(e.kind, e.subject): e.reason for e in rl.entries}
+    assert listed[("principal", "client-i")] == "ca-compromise"
 
 
 def test_a_released_certificate_hold_takes_the_principal_off_the_list(
