@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,9 @@ from keymgmt.keyring import (
     MasterKeySource,
     Passphrase,
     RawMasterKey,
+    ResealReport,
+    StoreKeys,
+    StoreKeyStatus,
 )
 from keymgmt.revocation import RevocationReason, RevocationRegistry
 from keymgmt.storage import Backend, MemoryBackend, SQLiteBackend
@@ -121,6 +124,7 @@ class KeyManager:
             if created:
                 self._store.audit("store.init", "store", backend=type(backend).__name__)
             self._revocation = RevocationRegistry(self._store)
+            self._store_keys = StoreKeys(self._store)
             self._context = Context(self._store, self._revocation, self._clock, self._randomness)
         except BaseException:
             backend.close()
@@ -472,6 +476,54 @@ class KeyManager:
             ConflictError: another process changed the master key meanwhile.
         """
         self._store.change_master_key(new_source)
+
+    def rotate_store_key(self, *, master_key: MasterKeySource | None = None) -> int:
+        """Make a new store key current (old ones keep unsealing); return its id.
+
+        Wrapped under the master key, in one audited write; other processes
+        take it in when they sync. Follow with :meth:`reseal`, then
+        :meth:`retire_store_key`. See :class:`keymgmt.keyring.StoreKeys`.
+
+        Args:
+            master_key: also re-wrap every store key under this new master
+                key source in the same write.
+
+        Raises:
+            InvalidArgumentError: ``master_key`` is not a master key source.
+            ConflictError: another process changed the master key meanwhile.
+        """
+        return self._store_keys.rotate(master_key=master_key)
+
+    def reseal(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ResealReport:
+        """Re-seal every record under an older store key, in audited batches (resumable).
+
+        Raises:
+            InvalidArgumentError: a bad ``batch_size``.
+            StoreError: the backend failed (committed batches stay).
+        """
+        return self._store_keys.reseal(batch_size=batch_size, progress=progress)
+
+    def retire_store_key(self, key_id: int) -> None:
+        """Destroy an old store key once no record uses it (audited).
+
+        Raises:
+            NotFoundError: no such store key.
+            KeyStateError: it is the current key, or records still use it.
+        """
+        self._store_keys.retire(key_id)
+
+    def store_key_status(self) -> StoreKeyStatus:
+        """The store keys and how many records each seals (reads the whole store).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        return self._store_keys.status()
 
     def sync(self) -> None:
         """Pick up rotations and revocations made by other processes now."""

@@ -158,6 +158,10 @@ def _register() -> None:
     cli.add_command(rewrap)
     cli.add_command(completion)
 
+    from keymgmt.cli._storekeys import store
+
+    cli.add_command(store)
+
 
 _register()
 

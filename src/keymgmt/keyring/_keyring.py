@@ -70,12 +70,15 @@ store sees ``meta/keyring`` change and when a value names a newer key id).
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import hmac
 import itertools
+import logging
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
@@ -109,6 +112,10 @@ _FORMAT: Final = 1  # exactly store key 1, never rotated: what older versions re
 _ROTATED_FORMAT: Final = 2  # any other key set, with the manifest MAC
 _MANIFEST_INFO: Final = b"keymgmt/keyring-manifest/v1"
 _MAX_KEY_ID: Final = 2**32 - 1  # the sealed header holds 4 bytes
+#: Seconds between a keyring's looks at ``meta/keyring`` when it seals: how
+#: long a process may go on sealing under a store key rotated out elsewhere.
+CHECK_INTERVAL: Final = 1.0
+_log = logging.getLogger("keymgmt")
 _GCM_VERSION: Final = 1  # read only: AES-256-GCM under the store key
 _XAES_VERSION: Final = 2  # written: XAES-256-GCM under the store key
 _HEADER: Final = struct.Struct(">BI")
@@ -197,7 +204,11 @@ def _wrap_aad(parameters: Mapping[str, Any], key_id: int) -> bytes:
 
 
 def _manifest_mac(
-    store_key: bytes, parameters: Mapping[str, Any], key_ids: Iterable[int], active: int
+    store_key: bytes,
+    parameters: Mapping[str, Any],
+    key_ids: Iterable[int],
+    active: int,
+    rotated: int | None,
 ) -> bytes:
     """The format-2 keyring record's MAC (see the module docstring)."""
     mac_key = HKDF(hashes.SHA256(), 32, salt=None, info=_MANIFEST_INFO).derive(store_key)
@@ -207,6 +218,7 @@ def _manifest_mac(
             "format": _ROTATED_FORMAT,
             "keys": sorted(key_ids),
             "parameters": dict(parameters),
+            "rotated": rotated,
         }
     )
     return hmac.new(mac_key, manifest, hashlib.sha256).digest()
@@ -238,6 +250,7 @@ class _Decoded:
     active: int
     mac: bytes | None = attrs.field(repr=False)
     revision: int
+    rotated: int | None = None
 
 
 @attrs.frozen
@@ -255,6 +268,7 @@ class KeyringChange:
     active: int
     parameters: Mapping[str, Any] = attrs.field(repr=False)
     master: MasterKey | None = attrs.field(repr=False)
+    rotated: int | None = None
 
     def __reduce__(self) -> Any:
         raise TypeError("keyring changes cannot be pickled")
@@ -276,6 +290,7 @@ class Keyring:
         *,
         parameters: Mapping[str, Any] | None = None,
         master: MasterKey | None = None,
+        rotated: int | None = None,
     ) -> None:
         self._backend = backend
         self._randomness = randomness
@@ -294,7 +309,12 @@ class Keyring:
         # longer opens the record: another process changed the master key).
         self._master = master
         self._parameters: dict[str, Any] = dict(parameters or {})
+        self._rotated: int | None = rotated
         self._revision = record.revision
+        # Seals look at the keyring record at most this often (seconds), so
+        # that a process never seals long under a key rotated out elsewhere.
+        self._check_interval = CHECK_INTERVAL
+        self._next_check = time.monotonic() + self._check_interval
         self._install({k: SecretBytes(v) for k, v in store_keys.items()}, active)
 
     def _install(self, keys: Mapping[int, SecretBytes], active: int) -> None:
@@ -333,6 +353,11 @@ class Keyring:
     def key_ids(self) -> tuple[int, ...]:
         """The ids of the store keys this keyring holds, ascending."""
         return tuple(sorted(self._keys))
+
+    @property
+    def rotated_at(self) -> _dt.datetime | None:
+        """When the current store key became current (None: never rotated)."""
+        return None if self._rotated is None else _codec.from_micros(self._rotated)
 
     @property
     def revision(self) -> int:
@@ -402,20 +427,29 @@ class Keyring:
             record,
             parameters=decoded.parameters,
             master=master,
+            rotated=decoded.rotated,
         )
 
     @staticmethod
     def _encode(
-        parameters: Mapping[str, Any], master: MasterKey, keys: Mapping[int, bytes], active: int
+        parameters: Mapping[str, Any],
+        master: MasterKey,
+        keys: Mapping[int, bytes],
+        active: int,
+        rotated: int | None = None,
     ) -> bytes:
         wrapped = {
             key_id: master.wrap(key, _wrap_aad(parameters, key_id)) for key_id, key in keys.items()
         }
-        return Keyring._encode_wrapped(parameters, wrapped, active, keys[active])
+        return Keyring._encode_wrapped(parameters, wrapped, active, keys[active], rotated)
 
     @staticmethod
     def _encode_wrapped(
-        parameters: Mapping[str, Any], wrapped: Mapping[int, bytes], active: int, current: bytes
+        parameters: Mapping[str, Any],
+        wrapped: Mapping[int, bytes],
+        active: int,
+        current: bytes,
+        rotated: int | None,
     ) -> bytes:
         """The record for these wrapped keys: format 1 for key 1 alone, else 2 with its MAC."""
         value: dict[str, Any] = {
@@ -427,7 +461,8 @@ class Keyring:
             value["format"] = _FORMAT
         else:
             value["format"] = _ROTATED_FORMAT
-            value["mac"] = _codec.b64e(_manifest_mac(current, parameters, wrapped, active))
+            value["rotated"] = rotated
+            value["mac"] = _codec.b64e(_manifest_mac(current, parameters, wrapped, active, rotated))
         return _codec.dumps(value)
 
     @staticmethod
@@ -446,6 +481,9 @@ class Keyring:
             wrapped = {int(k): _codec.b64d(v) for k, v in value["keys"].items()}
             active = int(value["active"])
             mac = _codec.b64d(value["mac"]) if version == _ROTATED_FORMAT else None
+            rotated = value.get("rotated") if version == _ROTATED_FORMAT else None
+            if rotated is not None and type(rotated) is not int:
+                raise TypeError("rotated")
             _codec.dumps(parameters)  # what _wrap_aad binds: no NaN, no lone surrogate
         except (
             KeyError,
@@ -462,13 +500,15 @@ class Keyring:
             raise _damaged()  # format 1 never held more (a MAC-less downgrade)
         if version == _ROTATED_FORMAT and (active != max(wrapped) or mac is None or len(mac) != 32):
             raise _damaged()
-        return _Decoded(version, parameters, wrapped, active, mac, record.revision)
+        return _Decoded(version, parameters, wrapped, active, mac, record.revision, rotated)
 
     @staticmethod
     def _check_mac(decoded: _Decoded, current: bytes) -> None:
         if decoded.mac is None:
             return
-        expected = _manifest_mac(current, decoded.parameters, decoded.wrapped, decoded.active)
+        expected = _manifest_mac(
+            current, decoded.parameters, decoded.wrapped, decoded.active, decoded.rotated
+        )
         if not hmac.compare_digest(expected, decoded.mac):
             raise IntegrityError(
                 "the store's keyring record failed authentication (its key list was edited)"
@@ -526,7 +566,9 @@ class Keyring:
                     raise StoreUnavailableError(
                         f"store key {key_id} was rotated in under a master key this process "
                         "does not hold (the master key was changed by another process); "
-                        "reopen the store with the new master key"
+                        "reopen the store with the new master key",
+                        key_id=key_id,
+                        sealing_key_retired=self._active not in decoded.wrapped,
                     )
                 key = master.unwrap(blob, _wrap_aad(decoded.parameters, key_id))
                 if len(key) != 32:
@@ -536,9 +578,30 @@ class Keyring:
             with self._lock:
                 self._master = master
                 self._parameters = decoded.parameters
+                self._rotated = decoded.rotated
                 self._revision = record.revision
                 self._install(keys, decoded.active)
             return True
+
+    def _check_fresh(self) -> None:
+        """Before a seal, once per :data:`CHECK_INTERVAL`: take in a rotation made elsewhere.
+
+        When a new store key cannot be unwrapped here (the master key was
+        changed elsewhere), sealing goes on under the key held, as long as
+        the store still holds it; once that key is retired, sealing is
+        refused (a value sealed under it could not be read).
+
+        Raises:
+            StoreUnavailableError: this process cannot seal under any key
+                the store still holds (reopen it with the new master key).
+        """
+        self._next_check = time.monotonic() + self._check_interval
+        try:
+            self.refresh()
+        except StoreUnavailableError as exc:
+            if getattr(exc, "sealing_key_retired", True):
+                raise
+            _log.warning("keymgmt: %s", exc.message)
 
     def _refresh_for(self, key_id: int) -> bool:
         """Refresh when a value names a store key newer than any held (rotated elsewhere)."""
@@ -557,7 +620,11 @@ class Keyring:
         return self._decode_record(record)
 
     def prepare_rotation(
-        self, new_key: bytes, new_source: tuple[Mapping[str, Any], MasterKey] | None = None
+        self,
+        new_key: bytes,
+        new_source: tuple[Mapping[str, Any], MasterKey] | None = None,
+        *,
+        at: int = 0,
     ) -> KeyringChange:
         """The write that adds ``new_key`` as the next, current store key (not applied yet).
 
@@ -565,7 +632,9 @@ class Keyring:
         the new key is wrapped under the master key the store was opened
         with and the other wrapped keys are kept as they are; with
         ``(parameters, master)`` (from a source's ``create``) every key is
-        re-wrapped under that new master key in the same write.
+        re-wrapped under that new master key in the same write. ``at`` is
+        the time of the rotation (microseconds since the epoch, from the
+        store's clock), recorded and authenticated with the key list.
 
         Raises:
             ConflictError: the master key was changed by another process
@@ -599,9 +668,9 @@ class Keyring:
                     key_id: master.wrap(key.reveal(), _wrap_aad(parameters, key_id))
                     for key_id, key in keys.items()
                 }
-            data = self._encode_wrapped(parameters, wrapped, new_id, new_key)
+            data = self._encode_wrapped(parameters, wrapped, new_id, new_key, at)
             put = Put(*KEYRING_RECORD, data, expected=decoded.revision)
-            return KeyringChange(put, keys, new_id, dict(parameters), master)
+            return KeyringChange(put, keys, new_id, dict(parameters), master, at)
 
     def prepare_retirement(self, key_id: int) -> KeyringChange:
         """The write that destroys the wrapped copy of old store key ``key_id`` (not applied yet).
@@ -630,10 +699,16 @@ class Keyring:
             wrapped = {k: v for k, v in decoded.wrapped.items() if k != key_id}
             keys = {k: v for k, v in self._keys.items() if k != key_id}
             data = self._encode_wrapped(
-                decoded.parameters, wrapped, decoded.active, keys[decoded.active].reveal()
+                decoded.parameters,
+                wrapped,
+                decoded.active,
+                keys[decoded.active].reveal(),
+                decoded.rotated,
             )
             put = Put(*KEYRING_RECORD, data, expected=decoded.revision)
-            return KeyringChange(put, keys, decoded.active, decoded.parameters, self._master)
+            return KeyringChange(
+                put, keys, decoded.active, decoded.parameters, self._master, decoded.rotated
+            )
 
     def apply(self, change: KeyringChange) -> None:
         """Take in ``change`` once its write has committed (this process seals under its key)."""
@@ -643,6 +718,7 @@ class Keyring:
             with self._lock:
                 self._master = change.master
                 self._parameters = dict(change.parameters)
+                self._rotated = change.rotated
                 self._revision = change.put.expected + 1
                 self._install(change.keys, change.active)
 
@@ -691,7 +767,7 @@ class Keyring:
                     name=KEYRING_RECORD[1],
                 )
             keys = {key_id: key.reveal() for key_id, key in self._keys.items()}
-            data = self._encode(parameters, master, keys, self._active)
+            data = self._encode(parameters, master, keys, self._active, self._rotated)
             put = Put(*KEYRING_RECORD, data, expected=current.revision)
             # What master_key_changed takes in once the write has landed.
             self._pending = (put, dict(parameters), master)
@@ -745,6 +821,8 @@ class Keyring:
     def seal(self, kind: str, name: str, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` for the record ``(kind, name)``."""
         aad = record_aad(kind, name)
+        if time.monotonic() >= self._next_check:
+            self._check_fresh()
         sealing = self._sealing
         head, aead, seals, pid = sealing
         # next() on itertools.count is atomic: every seal under a prefix

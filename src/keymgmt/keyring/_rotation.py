@@ -36,24 +36,30 @@ records are not sealed and are skipped; the sealed audit head
 (``meta/audit-head``) is re-sealed by every audited write, retirement's own
 included, so it never holds a key back.
 
-A process that has not synced since the rotation (its
-``consistency_interval``, 1 s by default) may still seal a record under
-the old key. :meth:`StoreKeys.retire` checks every record when it runs, so
-retire only after every process writing to the store has synced (or been
-restarted) since the re-seal: a record sealed under a key after that key
-was retired could not be read by the other processes (it fails with
-:class:`~keymgmt.errors.IntegrityError`, never with wrong data).
+Other processes and the old key: a keyring looks at ``meta/keyring`` at
+least once a second before it seals (and whenever its store syncs, and when
+a value names a newer key), so a process seals under an old key at most
+about a second after the rotation. :meth:`StoreKeys.retire` checks every
+record when it runs, and refuses until :data:`RETIRE_GRACE` (60 s, by the
+store's clock) has passed since the rotation: only a transaction that
+sealed a value under the old key and committed it more than a minute later
+could still land one after the check. Such a value would fail to unseal in
+every process (:class:`~keymgmt.errors.IntegrityError`, never wrong data).
+The window closes entirely once the store checks the keyring record's
+revision at commit (the storage layer's read checks).
 """
 
 from __future__ import annotations
 
 import builtins
+import datetime as _dt
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from keymgmt import _codec
 from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND
 from keymgmt.errors import (
     InvalidArgumentError,
@@ -77,6 +83,12 @@ _MAX_BATCH: Final = 10_000
 # Passes over the store before reseal reports what is left (a writer that
 # has not seen the rotation yet may keep sealing under the old key).
 _PASSES: Final = 3
+#: How long after a rotation the old keys may not be retired. A keyring
+#: looks at ``meta/keyring`` before it seals at least once a second
+#: (:data:`keymgmt.keyring._keyring.CHECK_INTERVAL`), so after this long
+#: only a transaction that sealed a value more than a minute before it
+#: committed could still land one under an old key.
+RETIRE_GRACE: Final = _dt.timedelta(seconds=60)
 
 #: ``progress(done, total)``, called after each batch.
 Progress = Callable[[int, int], None]
@@ -296,7 +308,7 @@ class StoreKeys:
 
         def run(txn: Txn) -> int:
             previous = keyring.current_key_id
-            change = keyring.prepare_rotation(new_key, source)
+            change = keyring.prepare_rotation(new_key, source, at=_codec.to_micros(txn.now))
             txn._put_unsealed(
                 change.put.kind, change.put.name, change.put.data, change.put.expected
             )
@@ -412,8 +424,9 @@ class StoreKeys:
         Raises:
             InvalidArgumentError: ``key_id`` is not an int.
             NotFoundError: the store holds no store key ``key_id``.
-            KeyStateError: ``key_id`` is the current key, or records still
-                use it (run :meth:`reseal`).
+            KeyStateError: ``key_id`` is the current key, the current key
+                became current less than :data:`RETIRE_GRACE` (60 s) ago, or
+                records still use it (run :meth:`reseal`).
             StoreError: the backend failed; nothing was written.
         """
         if type(key_id) is not int:
@@ -424,6 +437,16 @@ class StoreKeys:
 
         def run(txn: Txn) -> None:
             change = keyring.prepare_retirement(key_id)
+            rotated = keyring.rotated_at
+            if rotated is not None and txn.now < rotated + RETIRE_GRACE:
+                raise KeyStateError(
+                    f"store key {keyring.current_key_id} became current at "
+                    f"{rotated.isoformat()}, less than {int(RETIRE_GRACE.total_seconds())} s "
+                    f"ago; a process that has not seen it yet may still seal under store key "
+                    f"{key_id}. Retire it from {(rotated + RETIRE_GRACE).isoformat()} on "
+                    "(re-seal first)",
+                    key_id=key_id,
+                )
             users = [
                 record
                 for record in _sealed_records(store.backend)
