@@ -71,9 +71,9 @@ from keymgmt.audit import (
 from keymgmt.clock import Clock, SystemClock, ensure_aware
 from keymgmt.errors import AuditChainError, ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, MasterKeySource
-from keymgmt.storage import ANY, Backend, Check, CheckList, Delete, Put, Record
+from keymgmt.storage import ANY, Backend, CheckList, Delete, Put, Record
 from keymgmt.storage._memory import CheckedBatch, check_unicode
-from keymgmt.storage._protocol import new_put
+from keymgmt.storage._protocol import new_check, new_put
 
 __all__ = ["Store", "Txn"]
 
@@ -326,10 +326,15 @@ class Txn:
         }
 
     def _stage_checks(self, ops: builtins.list[Any]) -> None:
-        """Append a Check per record only read and a CheckList per listing to ``ops``."""
+        """Append a Check per record only read and a CheckList per listing to ``ops``.
+
+        As :meth:`_reads` says, inlined: this runs in every transaction that read.
+        """
         append = ops.append
-        for (kind, name), revision in self._reads().items():
-            append(Check(kind, name, revision))
+        writes, covered = self._ops, self._covered
+        for key, revision in self._seen.items():
+            if key not in writes and key not in covered and key[0] not in _RESERVED_KINDS:
+                append(new_check(key[0], key[1], revision))
         for listing in self._listed:
             if listing.kind not in _RESERVED_KINDS:
                 append(listing)

@@ -291,3 +291,104 @@ def test_opening_a_missing_postgresql_store_without_create_changes_nothing(
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'keymgmt'"
         ).fetchone()
     assert found == (0,)
+
+
+# -- checks: what a transaction only read (schema version 2) --------------------------------------
+
+
+def test_a_version_1_schema_is_migrated_and_old_processes_keep_committing(
+    postgres_dsn: str, schema: str
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from keymgmt.storage import Check
+    from keymgmt.storage.postgres import SCHEMA_VERSION, PostgresBackend
+
+    assert SCHEMA_VERSION == 2
+    first = PostgresBackend(postgres_dsn, schema=schema)
+    first.commit([Put("k", "a", b"1", 0)])
+    first.close()
+    s = sql.Identifier(schema)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:  # back to what version 1 made
+        conn.execute(sql.SQL("DROP FUNCTION {}.commit_checked").format(s))
+        conn.execute(sql.SQL("UPDATE {}.schema_version SET version = 1").format(s))
+    backend = PostgresBackend(postgres_dsn, schema=schema)
+    try:
+        backend.commit([Check("k", "a", 1), Put("k", "b", b"2", 0)])
+        with pytest.raises(ConflictError):
+            backend.commit([Check("k", "a", 0), Put("k", "c", b"3", 0)])
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            version = conn.execute(sql.SQL("SELECT version FROM {}.schema_version").format(s))
+            assert version.fetchone() == (2,)
+            # A process of the previous keymgmt, still running, calls commit_batch.
+            rows = conn.execute(
+                sql.SQL("SELECT * FROM {}.commit_batch(%s, %s, %s, %s)").format(s),
+                (["k"], ["d"], [b"4"], [0]),
+            ).fetchall()
+            assert [row[1:] for row in rows] == [(1, backend.generation(), False)]
+        assert [r.name for r in backend.list("k")] == ["a", "b", "d"]
+    finally:
+        backend.close()
+
+
+def test_a_failed_check_on_postgresql_writes_nothing_not_even_a_sequence_number(
+    postgres_dsn: str, schema: str
+) -> None:
+    from keymgmt.storage import Check, CheckList, Delete
+    from keymgmt.storage.postgres import PostgresBackend
+
+    backend = PostgresBackend(postgres_dsn, schema=schema)
+    try:
+        backend.commit([Put("k", "a/1", b"1", 0), Put("k", "b", b"1", 0)])
+        listing = CheckList("k", "a/", 1, 1)
+        backend.commit([Put("k", "a/2", b"phantom", 0)])
+        generation = backend.generation()
+        for checks in ([listing], [Check("k", "a/1", 2)]):
+            with pytest.raises(ConflictError):
+                backend.commit([Put("k", "c", b"x", 0), Delete("k", "b", 1), *checks])
+        assert backend.generation() == generation
+        assert [r.name for r in backend.list("k")] == ["a/1", "a/2", "b"]
+    finally:
+        backend.close()
+
+
+def test_a_record_only_read_on_postgresql_makes_a_concurrent_change_rerun_the_function(
+    postgres_dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keymgmt._store import Store, Txn
+    from keymgmt.keyring import Keyring, RawMasterKey
+    from keymgmt.storage.postgres import PostgresBackend
+    from keymgmt.testing import FakeClock, SeededRandomness
+
+    monkeypatch.setattr("keymgmt._store.time.sleep", lambda _seconds: None)
+    backends = [PostgresBackend(postgres_dsn, schema=schema) for _ in range(2)]
+    rng = SeededRandomness(3)
+    Keyring.initialize(backends[0], RawMasterKey(bytes(32)), rng)
+    store, other = (
+        Store(
+            backend=backend,
+            keyring=Keyring.open(backend, RawMasterKey(bytes(32)), rng),
+            clock=FakeClock(),
+            randomness=rng,
+            consistency_interval=0,
+        )
+        for backend in backends
+    )
+    try:
+        store.transact(lambda t: t.put("x", "a", b"open"))
+        seen: list[bytes | None] = []
+
+        def run(txn: Txn) -> None:
+            seen.append(txn.get("x", "a"))
+            if len(seen) == 1:  # another process commits between this read and this commit
+                other.transact(lambda t: (t.get("x", "a"), t.put("x", "a", b"closed")))
+            txn.put("x", "b", b"derived from " + (seen[-1] or b""))
+            txn.audit("x.derive", "b")
+
+        store.transact(run)
+        assert seen == [b"open", b"closed"]
+        assert store.get("x", "b") == b"derived from closed"
+    finally:
+        for backend in backends:
+            backend.close()

@@ -24,8 +24,8 @@ from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND, AuditEntry, AuditLog, entry_na
 from keymgmt.clock import SystemClock
 from keymgmt.errors import ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, RawMasterKey
-from keymgmt.storage import ANY, Backend, MemoryBackend, Put, Record, SQLiteBackend
-from keymgmt.storage._protocol import new_put, new_record
+from keymgmt.storage import ANY, Backend, Check, MemoryBackend, Put, Record, SQLiteBackend
+from keymgmt.storage._protocol import new_check, new_put, new_record
 from keymgmt.testing import FakeClock, SeededRandomness
 
 MASTER = bytes(range(32))
@@ -150,18 +150,20 @@ def test_the_write_path_builds_records_and_puts_equal_to_attrs_ones() -> None:
     assert hash(record) == hash(Record("k", "a", b"data", 2, 7))
     assert repr(record) == repr(Record("k", "a", b"data", 2, 7))
     assert put == Put("k", "a", b"data", 1)
+    assert new_check("k", "a", 0) == Check("k", "a", 0)
+    assert repr(new_check("k", "a", 0)) == repr(Check("k", "a", 0))
     assert attrs.asdict(put) == {"kind": "k", "name": "a", "data": b"data", "expected": 1}
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         record.revision = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("cls", [Record, Put])
+@pytest.mark.parametrize("cls", [Record, Put, Check])
 def test_the_fast_constructors_set_every_field_of_their_class(cls: type[Any]) -> None:
-    # A field added to Record or Put must be added to new_record / new_put.
+    # A field added to Record, Put or Check must be added to new_record / new_put / new_check.
     values: dict[str, Any] = {"kind": "k", "name": "n", "data": b"d", "revision": 4, "seq": 5}
     values["expected"] = 6
     names = [field.name for field in attrs.fields(cls)]
-    build = new_record if cls is Record else new_put
+    build = {Record: new_record, Put: new_put, Check: new_check}[cls]
     assert attrs.asdict(build(*(values[name] for name in names))) == {
         name: values[name] for name in names
     }

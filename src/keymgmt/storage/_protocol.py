@@ -106,13 +106,13 @@ class CheckList:
 
 Operation = Put | Delete | Check | CheckList
 
-# Building Put and Record values on the write path, without attrs' __init__.
+# Building Put, Check and Record values on the write path, without attrs' __init__.
 # A frozen attrs class sets each field through object.__setattr__ (its own
 # __setattr__ refuses); setting the slots through their descriptors makes
 # the same value, equal, hashing and printing alike, for about three
-# quarters of the cost, and the store builds several per transaction. Put
-# and Record have no validators or converters to skip; a field added to
-# either fails the unpacking below at once, and the tests check that these
+# quarters of the cost, and the store builds several per transaction. Put,
+# Check and Record have no validators or converters to skip; a field added
+# to one fails the unpacking below at once, and the tests check that these
 # set every field, in order.
 _new = object.__new__
 _Setter = Callable[[object, object], None]
@@ -121,6 +121,9 @@ _RECORD_SLOTS: Final[tuple[_Setter, ...]] = tuple(
 )
 _PUT_SLOTS: Final[tuple[_Setter, ...]] = tuple(
     getattr(Put, field.name).__set__ for field in attrs.fields(Put)
+)
+_CHECK_SLOTS: Final[tuple[_Setter, ...]] = tuple(
+    getattr(Check, field.name).__set__ for field in attrs.fields(Check)
 )
 
 
@@ -145,6 +148,16 @@ def new_put(kind: str, name: str, data: bytes, expected: int) -> Put:
     set_data(put, data)
     set_expected(put, expected)
     return put
+
+
+def new_check(kind: str, name: str, expected: int) -> Check:
+    """``Check(kind, name, expected)``, built without attrs' ``__init__``."""
+    check = _new(Check)
+    set_kind, set_name, set_expected = _CHECK_SLOTS
+    set_kind(check, kind)
+    set_name(check, name)
+    set_expected(check, expected)
+    return check
 
 
 @runtime_checkable

@@ -28,6 +28,10 @@ What the suite checks (the contract in :mod:`keymgmt.storage`):
 * a batch naming one record twice is refused with
   :class:`~keymgmt.errors.InvalidArgumentError`;
 * a closed backend raises :class:`~keymgmt.errors.StoreError`;
+* checks (:class:`~keymgmt.storage.Check`, :class:`~keymgmt.storage.CheckList`)
+  write nothing, pass on an unchanged record or listing and fail the whole
+  batch with :class:`~keymgmt.errors.ConflictError` on a changed, created or
+  deleted one, judged on the store as it was before the batch's writes;
 * threads racing on one record with compare-and-set lose no update;
 * a Hypothesis state machine drives random batches against a dict model.
 
@@ -51,7 +55,7 @@ from hypothesis.stateful import (
 )
 
 from keymgmt.errors import ConflictError, InvalidArgumentError, StoreError
-from keymgmt.storage import ANY, Backend, Delete, Operation, Put, Record
+from keymgmt.storage import ANY, Backend, Check, CheckList, Delete, Operation, Put, Record
 
 __all__ = ["BackendContract", "BackendModelMachine"]
 
@@ -393,6 +397,147 @@ class BackendContract:
         follow(mark)
         assert len(seen) == self.concurrency_threads * self.concurrency_increments
 
+    # -- checks (what a transaction only read) --------------------------------------------------
+
+    def test_a_check_of_the_current_revision_lets_the_batch_land(self, backend: Backend) -> None:
+        backend.commit([Put("k", "read", b"r", 0)])
+        written = backend.commit([Check("k", "read", 1), Put("k", "b", b"w", 0)])
+        assert [(r.name, r.revision) for r in written] == [("b", 1)]
+        assert backend.get("k", "read") == Record("k", "read", b"r", 1, 1)  # untouched
+
+    def test_a_check_that_a_record_is_absent_passes_while_it_is(self, backend: Backend) -> None:
+        backend.commit([Check("k", "missing", 0), Put("k", "b", b"w", 0)])
+        assert backend.get("k", "missing") is None
+        assert _data(backend, "k", "b") == b"w"
+
+    def test_a_check_of_a_changed_record_conflicts_and_writes_nothing(
+        self, backend: Backend
+    ) -> None:
+        backend.commit([Put("k", "read", b"r", 0)])
+        backend.commit([Put("k", "read", b"r2", 1)])
+        generation = backend.generation()
+        with pytest.raises(ConflictError) as raised:
+            backend.commit([Put("k", "b", b"w", 0), Check("k", "read", 1)])
+        assert (raised.value.kind, raised.value.name) == ("k", "read")  # type: ignore[attr-defined]
+        assert backend.get("k", "b") is None
+        assert backend.generation() == generation
+
+    def test_a_check_of_a_deleted_record_conflicts(self, backend: Backend) -> None:
+        backend.commit([Put("k", "read", b"r", 0)])
+        backend.commit([Delete("k", "read", 1)])
+        with pytest.raises(ConflictError):
+            backend.commit([Check("k", "read", 1), Put("k", "b", b"w", 0)])
+        assert backend.get("k", "b") is None
+
+    def test_a_check_that_a_record_is_absent_conflicts_once_it_exists(
+        self, backend: Backend
+    ) -> None:
+        backend.commit([Put("k", "read", b"r", 0)])
+        with pytest.raises(ConflictError):
+            backend.commit([Check("k", "read", 0), Put("k", "b", b"w", 0)])
+        assert backend.get("k", "b") is None
+
+    def test_a_failed_check_late_in_a_batch_rolls_back_its_writes(self, backend: Backend) -> None:
+        backend.commit([Put("k", "a", b"1", 0), Put("k", "read", b"r", 0)])
+        backend.commit([Put("k", "read", b"r2", 1)])
+        with pytest.raises(ConflictError):
+            backend.commit([Put("k", "a", b"2", 1), Delete("k", "c"), Check("k", "read", 1)])
+        assert backend.get("k", "a") == Record("k", "a", b"1", 1, 1)
+
+    def test_checks_alone_write_nothing_and_use_no_sequence_number(self, backend: Backend) -> None:
+        backend.commit([Put("k", "read", b"r", 0)])
+        assert backend.commit([Check("k", "read", 1), CheckList("k", "", 1, 1)]) == []
+        assert backend.generation() == 1
+        with pytest.raises(ConflictError):
+            backend.commit([Check("k", "read", 2)])
+
+    def test_a_batch_that_checks_and_writes_one_record_is_refused(self, backend: Backend) -> None:
+        with pytest.raises(InvalidArgumentError):
+            backend.commit([Check("k", "a", 0), Put("k", "a", b"v", 0)])
+        assert backend.generation() == 0
+
+    @pytest.mark.parametrize(
+        "check",
+        [
+            Check("k", "a", ANY),
+            Check("k", "", 0),
+            Check("k", "a", True),
+            CheckList("", "", 0, 0),
+            CheckList("k", "", -1, 0),
+            CheckList("k", "", 0, -1),
+            CheckList("k", 5, 0, 0),  # type: ignore[arg-type]
+        ],
+    )
+    def test_malformed_checks_are_refused(self, backend: Backend, check: Operation) -> None:
+        with pytest.raises(InvalidArgumentError):
+            backend.commit([check, Put("k", "b", b"w", 0)])
+        assert backend.generation() == 0
+
+    # -- listing checks (phantoms) --
+
+    def _listing(self, backend: Backend, kind: str, prefix: str) -> CheckList:
+        found = backend.list(kind, prefix=prefix)
+        return CheckList(kind, prefix, len(found), max((r.seq for r in found), default=0))
+
+    def test_a_listing_check_of_an_unchanged_listing_passes(self, backend: Backend) -> None:
+        backend.commit([Put("k", "a/1", b"1", 0), Put("k", "a/2", b"2", 0)])
+        backend.commit([Put("k", "b", b"x", 0), Put("other", "a/3", b"x", 0)])
+        listing = self._listing(backend, "k", "a/")
+        assert (listing.count, listing.max_seq) == (2, 1)
+        backend.commit([Put("k", "b", b"y", 1), Put("other", "a/4", b"y", 0)])  # outside it
+        backend.commit([listing, Put("k", "c", b"w", 0)])
+        assert _data(backend, "k", "c") == b"w"
+
+    def test_a_listing_check_of_an_empty_listing_passes_while_it_stays_empty(
+        self, backend: Backend
+    ) -> None:
+        listing = self._listing(backend, "k", "a/")
+        backend.commit([Put("k", "b", b"x", 0)])
+        backend.commit([listing, Put("k", "c", b"w", 0)])
+        backend.commit([Put("k", "a/1", b"x", 0)])
+        with pytest.raises(ConflictError):
+            backend.commit([listing, Put("k", "d", b"w", 0)])
+
+    def test_a_record_created_under_a_listed_prefix_fails_the_check(self, backend: Backend) -> None:
+        backend.commit([Put("k", "a/1", b"1", 0)])
+        listing = self._listing(backend, "k", "a/")
+        backend.commit([Put("k", "a/2", b"phantom", 0)])
+        with pytest.raises(ConflictError) as raised:
+            backend.commit([listing, Put("k", "c", b"w", 0)])
+        assert (raised.value.kind, raised.value.name) == ("k", "a/")  # type: ignore[attr-defined]
+        assert backend.get("k", "c") is None
+
+    def test_a_listed_record_changed_fails_the_check(self, backend: Backend) -> None:
+        backend.commit([Put("k", "a/1", b"1", 0), Put("k", "a/2", b"2", 0)])
+        listing = self._listing(backend, "k", "a/")
+        backend.commit([Put("k", "a/2", b"3", 1)])
+        with pytest.raises(ConflictError):
+            backend.commit([listing, Put("k", "c", b"w", 0)])
+
+    def test_a_listed_record_deleted_fails_the_check(self, backend: Backend) -> None:
+        backend.commit([Put("k", "a/1", b"1", 0), Put("k", "a/2", b"2", 0)])
+        listing = self._listing(backend, "k", "a/")
+        backend.commit([Delete("k", "a/2", 1)])
+        with pytest.raises(ConflictError):
+            backend.commit([listing, Put("k", "c", b"w", 0)])
+
+    def test_a_listed_record_deleted_and_another_created_fails_the_check(
+        self, backend: Backend
+    ) -> None:
+        backend.commit([Put("k", "a/1", b"1", 0), Put("k", "a/2", b"2", 0)])
+        listing = self._listing(backend, "k", "a/")
+        backend.commit([Delete("k", "a/2", 1), Put("k", "a/3", b"3", 0)])  # same count
+        with pytest.raises(ConflictError):
+            backend.commit([listing, Put("k", "c", b"w", 0)])
+
+    def test_a_listing_check_sees_the_store_before_its_own_batch_writes(
+        self, backend: Backend
+    ) -> None:
+        backend.commit([Put("k", "a/1", b"1", 0)])
+        listing = self._listing(backend, "k", "a/")
+        backend.commit([listing, Put("k", "a/2", b"2", 0), Delete("k", "a/1", 1)])
+        assert [r.name for r in backend.list("k", prefix="a/")] == ["a/2"]
+
     # -- two handles on one store -----------------------------------------------------------------
 
     def test_a_second_handle_sees_writes_and_conflicts(self, backend: Backend) -> None:
@@ -461,6 +606,8 @@ class BackendModelMachine(RuleBasedStateMachine):
         self.model: dict[tuple[str, str], tuple[bytes, int, int]] = {}
         self.generation = 0
         self.deleted_since: dict[str, int] = {}
+        #: The model after each of the last few steps (what a transaction read then).
+        self.history: list[dict[tuple[str, str], tuple[bytes, int, int]]] = [{}]
 
     def make_backend(self) -> Backend:
         """A fresh backend for one run of the machine."""
@@ -492,7 +639,7 @@ class BackendModelMachine(RuleBasedStateMachine):
         the puts with their revisions incremented and the new generation as
         their sequence number.
         """
-        ops: list[Operation] = []
+        ops: list[Put | Delete] = []
         seen: set[tuple[str, str]] = set()
         for kind, name, data, mode in batch:
             expected = self._expected(kind, name, mode)
@@ -527,6 +674,71 @@ class BackendModelMachine(RuleBasedStateMachine):
             self.model[key] = (op.data, revision, generation)
             expected_written.append(Record(op.kind, op.name, op.data, revision, generation))
         assert written == expected_written
+        self.history = [*self.history[-3:], dict(self.model)]
+
+    @rule(
+        writes=st.lists(_operation(), min_size=0, max_size=2),
+        reads=st.lists(st.tuples(_KINDS, _NAMES), max_size=2, unique=True),
+        listings=st.lists(st.tuples(_KINDS, st.sampled_from(["", "a", "a/", "z"])), max_size=2),
+        back=st.integers(0, 3),
+    )
+    def commit_checked(
+        self,
+        writes: list[tuple[str, str, bytes | None, str]],
+        reads: list[tuple[str, str]],
+        listings: list[tuple[str, str]],
+        back: int,
+    ) -> None:
+        """Commit writes with checks of what a transaction read a few steps back.
+
+        The model decides without the two-number shortcut: a :class:`Check`
+        holds when the record's revision is the one read, a
+        :class:`CheckList` when the listing holds exactly the records (and
+        revisions) it held then. The backend must agree, writing the batch
+        or raising ``ConflictError`` and writing nothing.
+        """
+        then = self.history[max(0, len(self.history) - 1 - back)]
+        ops: list[Operation] = []
+        holds = True
+        for kind, name in reads:
+            revision = then.get((kind, name), (b"", 0))[1]
+            ops.append(Check(kind, name, revision))
+            holds &= self.model.get((kind, name), (b"", 0))[1] == revision
+        for kind, prefix in listings:
+            old = {n: v for (k, n), v in then.items() if k == kind and n.startswith(prefix)}
+            now = {n: v for (k, n), v in self.model.items() if k == kind and n.startswith(prefix)}
+            newest = max((v[2] for v in old.values()), default=0)
+            ops.append(CheckList(kind, prefix, len(old), newest))
+            holds &= old == now
+        names = {(kind, name) for kind, name in reads}
+        for kind, name, data, mode in writes:
+            expected = self._expected(kind, name, mode)
+            ops.append(
+                Put(kind, name, data, expected)
+                if data is not None
+                else Delete(kind, name, expected)
+            )
+            holds &= expected in (ANY, self.model.get((kind, name), (b"", 0))[1])
+            names.add((kind, name))
+        if len(names) < len(reads) + len(writes):
+            with pytest.raises(InvalidArgumentError):
+                self.backend.commit(ops)
+            return
+        if not holds:
+            with pytest.raises(ConflictError):
+                self.backend.commit(ops)
+            return
+        self.backend.commit(ops)
+        if writes:
+            self.generation = self.backend.generation()
+            for op in ops:
+                key = (op.kind, getattr(op, "name", ""))
+                if isinstance(op, Delete):
+                    self.model.pop(key, None)
+                elif isinstance(op, Put):
+                    revision = self.model.get(key, (b"", 0, 0))[1] + 1
+                    self.model[key] = (op.data, revision, self.generation)
+        self.history = [*self.history[-3:], dict(self.model)]
 
     @rule(kind=_KINDS, name=_NAMES)
     def get(self, kind: str, name: str) -> None:
