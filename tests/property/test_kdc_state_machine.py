@@ -1,9 +1,11 @@
 """A Hypothesis state machine drives the KDC against a small model.
 
 Rules: register, grant/withdraw, key requests, tickets (accepted once by
-the peer), replay, revoke, disable/enable, data keys, compromise (key
-versions and principals, whose reports must list exactly the data keys made
-under the exposed versions), clock moves. After every step the real KDC's
+the peer), replay (to this KDC, and a granted request to another KDC
+process on the same store, after key rotations too), revoke,
+disable/enable, data keys, compromise (key versions and principals, whose
+reports must list exactly the data keys made under the exposed versions),
+clock moves. After every step the real KDC's
 answer must be exactly what the model predicts, and the audit chain must
 verify.
 """
@@ -27,7 +29,8 @@ from keymgmt.errors import (
     RevokedError,
     StaleMessageError,
 )
-from keymgmt.kdc import InProcessTransport, KdcClient, TicketReceiver
+from keymgmt.kdc import InProcessTransport, KdcClient, KeyDistributionCenter, TicketReceiver
+from keymgmt.kdc._integration import key_source
 from keymgmt.testing import FakeClock, SeededRandomness
 
 PRINCIPALS = st.sampled_from(["ann", "ben"])
@@ -40,6 +43,8 @@ class _Sent:
     principal: str
     data: bytes
     at: _dt.datetime
+    key: str = ""
+    granted: bool = False
 
 
 class KdcMachine(RuleBasedStateMachine):
@@ -122,13 +127,14 @@ class KdcMachine(RuleBasedStateMachine):
     def request(self, name: str, key: str) -> None:
         client = self.clients[name]
         request = client.key_request(key)
-        self.last = _Sent(name, request, self.clock.now())
+        self.last = _Sent(name, request, self.clock.now(), key)
         expected = self._expected(name, key)
         if expected is not None:
             with pytest.raises(expected):
                 client.receive_key_reply(self.transport(request))
             return
         granted = client.receive_key_reply(self.transport(request))
+        self.last.granted = True
         assert (granted.key_name, granted.version) == (key, self.primary[key])
         assert (key, granted.version) not in self.compromised
         self.received.add((name, key, granted.version))
@@ -190,6 +196,30 @@ class KdcMachine(RuleBasedStateMachine):
             expected = ReplayError
         with pytest.raises(expected):
             client.receive_key_reply(reply)
+
+    @precondition(lambda self: self.last is not None and self.last.granted)
+    @rule()
+    def replay_granted_request_to_another_process(self) -> None:
+        # Another KDC process on the same store: an empty replay cache, so
+        # only the grant record (named by key name and request, whatever
+        # version is primary now) can recognize the replay.
+        assert self.last is not None
+        other = KeyDistributionCenter(self.km._context, keys=key_source(self.km))
+        reply = other.handle(self.last.data)
+        name = self.last.principal
+        expected: type[KeyMgmtError]
+        if name in self.revoked:
+            expected = RevokedError
+        elif not self.enabled[name]:
+            expected = AccessDeniedError
+        elif self.clock.now() - self.last.at > SKEW:
+            expected = StaleMessageError
+        elif (name, self.last.key) not in self.allowed:
+            expected = AccessDeniedError
+        else:
+            expected = ReplayError
+        with pytest.raises(expected):
+            self.clients[name].receive_key_reply(reply)
 
     @rule(name=PRINCIPALS, enable=st.booleans())
     def toggle(self, name: str, enable: bool) -> None:
