@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from keymgmt.errors import InvalidArgumentError
+from keymgmt.client import KeyServiceClient, client_ssl_context
+from keymgmt.errors import InvalidArgumentError, MalformedInputError, NotFoundError
 
-from .conftest import Material, ServerProcess, raw_tls_context, start_server
+from .conftest import Issued, Material, ServerProcess, raw_tls_context, start_server
 
 # -- the TLS handshake is bounded ---------------------------------------------------
 
@@ -112,3 +119,253 @@ def test_a_handshake_failure_does_not_stop_the_server_from_serving(
         tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert tls.recv(4096).startswith(b"HTTP/1.1 200")
     assert isinstance(context, ssl.SSLContext)
+
+
+# -- encrypted private keys (what `keymgmt ca issue --key-out` writes) -----------------
+
+
+def _encrypted(issued: Issued, directory: Path, password: bytes) -> Path:
+    """``issued``'s key, re-written encrypted under ``password`` (mode 0600)."""
+    key = serialization.load_pem_private_key(issued.key.read_bytes(), None)
+    path = directory / f"{issued.key.stem}-encrypted.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_an_encrypted_client_key_without_its_passphrase_is_refused_without_a_prompt(
+    material: Material, tmp_path: Path
+) -> None:
+    issued = material.clients["app-1"]
+    key = _encrypted(issued, tmp_path, b"client-pass")
+    with pytest.raises(InvalidArgumentError, match=r"app-1-encrypted\.key is encrypted: give"):
+        client_ssl_context(ca=material.trust, certificate=issued.certificate, private_key=key)
+
+
+def test_an_encrypted_client_key_with_a_wrong_passphrase_says_so(
+    material: Material, tmp_path: Path
+) -> None:
+    issued = material.clients["app-1"]
+    key = _encrypted(issued, tmp_path, b"client-pass")
+    with pytest.raises(InvalidArgumentError, match=r"wrong key passphrase\?"):
+        client_ssl_context(
+            ca=material.trust, certificate=issued.certificate, private_key=key, key_password="no"
+        )
+
+
+def test_the_client_speaks_with_an_encrypted_key_and_its_passphrase(
+    server: ServerProcess, material: Material, tmp_path: Path
+) -> None:
+    issued = material.clients["app-1"]
+    key = _encrypted(issued, tmp_path, b"client-pass")
+    with KeyServiceClient.from_files(
+        server.url,
+        ca=material.trust,
+        certificate=issued.certificate,
+        private_key=key,
+        key_password="client-pass",
+    ) as client:
+        assert client.whoami() == "app-1"
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``keymgmt ARGS`` in a new session (no controlling terminal OpenSSL could prompt on)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from keymgmt.cli import main; sys.exit(main())", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _remote_env(server: ServerProcess, material: Material, key: Path) -> dict[str, str]:
+    return {
+        "KEYMGMT_SERVER": server.url,
+        "KEYMGMT_SERVER_CA": str(material.trust),
+        "KEYMGMT_CLIENT_CERT": str(material.clients["app-1"].certificate),
+        "KEYMGMT_CLIENT_KEY": str(key),
+    }
+
+
+def test_remote_takes_an_encrypted_client_key_passphrase_from_the_environment(
+    server: ServerProcess, material: Material, tmp_path: Path
+) -> None:
+    key = _encrypted(material.clients["app-1"], tmp_path, b"client-pass")
+    env = {**_remote_env(server, material, key), "KEYMGMT_KEY_PASSPHRASE": "client-pass"}
+    done = _cli("remote", "whoami", env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "app-1\n", "")
+
+
+def test_remote_takes_an_encrypted_client_key_passphrase_from_a_file(
+    server: ServerProcess, material: Material, tmp_path: Path
+) -> None:
+    key = _encrypted(material.clients["app-1"], tmp_path, b"client-pass")
+    secret = tmp_path / "pass.txt"
+    secret.write_text("client-pass\n")
+    done = _cli(
+        "remote",
+        "--key-passphrase-file",
+        str(secret),
+        "whoami",
+        env=_remote_env(server, material, key),
+    )
+    assert (done.returncode, done.stdout) == (0, "app-1\n"), done.stderr
+
+
+def test_remote_without_the_passphrase_of_an_encrypted_key_is_a_one_line_error(
+    server: ServerProcess, material: Material, tmp_path: Path
+) -> None:
+    key = _encrypted(material.clients["app-1"], tmp_path, b"client-pass")
+    done = _cli("remote", "whoami", env=_remote_env(server, material, key))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: the client key ")
+    assert "is encrypted: give its passphrase" in done.stderr
+    assert "PEM pass phrase" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_an_encrypted_server_key_without_its_passphrase_is_refused_without_a_prompt(
+    material: Material, tmp_path: Path
+) -> None:
+    from keymgmt.server import TlsMaterial, server_ssl_context
+
+    key = _encrypted(material.server, tmp_path, b"server-pass")
+    tls = TlsMaterial.from_paths(material.server.certificate, key, material.trust)
+    with pytest.raises(InvalidArgumentError, match=r"server-encrypted\.key is encrypted: give"):
+        server_ssl_context(tls)
+
+
+def test_an_encrypted_server_key_loads_with_its_passphrase(
+    material: Material, tmp_path: Path
+) -> None:
+    from keymgmt.server import TlsMaterial, server_ssl_context
+
+    key = _encrypted(material.server, tmp_path, b"server-pass")
+    tls = TlsMaterial.from_paths(
+        material.server.certificate, key, material.trust, key_password="server-pass"
+    )
+    assert isinstance(server_ssl_context(tls), ssl.SSLContext)
+
+
+def test_serve_reads_an_encrypted_tls_key_with_the_passphrase_from_the_environment(
+    material: Material, tmp_path: Path
+) -> None:
+    key = _encrypted(material.server, tmp_path, b"server-pass")
+    args = ["--store", str(material.store), "--key-file", str(material.key_file), "serve"]
+    args += ["--port", "0", "--tls-cert", str(material.server.certificate)]
+    args += ["--tls-key", str(key), "--client-ca", str(material.trust)]
+    refused = _cli(*args, env={})
+    assert refused.returncode == 1
+    assert "server-encrypted.key is encrypted: give its passphrase" in refused.stderr
+    assert "PEM pass phrase" not in refused.stderr
+
+
+# -- the client: answers that are not what the service documents are typed errors -----
+
+
+def _answering(handler: Callable[[httpx.Request], httpx.Response]) -> KeyServiceClient:
+    """A client whose HTTP layer answers with ``handler`` (a stand-in for a broken server)."""
+    client = KeyServiceClient("https://service.test", ssl_context=ssl.create_default_context())
+    client._http.close()
+    client._http = httpx.Client(
+        base_url="https://service.test", transport=httpx.MockTransport(handler)
+    )
+    return client
+
+
+def test_a_success_answer_that_is_not_json_is_malformed_input() -> None:
+    with (
+        _answering(lambda _: httpx.Response(200, text="<html>proxy</html>")) as client,
+        pytest.raises(MalformedInputError, match="not JSON"),
+    ):
+        client.whoami()
+
+
+def test_an_encrypt_answer_without_a_ciphertext_is_malformed_not_garbage_bytes() -> None:
+    # str(None) is "None", which is valid base64: the client returned three bytes.
+    with (
+        _answering(lambda _: httpx.Response(200, json={"ciphertext": None})) as client,
+        pytest.raises(MalformedInputError, match="no string 'ciphertext'"),
+    ):
+        client.encrypt("app-x", b"data")
+
+
+def test_a_whoami_answer_without_a_principal_is_malformed_input() -> None:
+    with (
+        _answering(lambda _: httpx.Response(200, json={"serial": "1"})) as client,
+        pytest.raises(MalformedInputError, match="no string 'principal'"),
+    ):
+        client.whoami()
+
+
+def test_a_json_answer_that_is_not_an_object_is_malformed_input() -> None:
+    with (
+        _answering(lambda _: httpx.Response(200, json=["ok"])) as client,
+        pytest.raises(MalformedInputError, match="not an object"),
+    ):
+        client.health()
+
+
+def test_a_ca_list_answer_of_the_wrong_shape_is_malformed_input() -> None:
+    with (
+        _answering(lambda _: httpx.Response(200, json={"cas": [{"name": "x"}]})) as client,
+        pytest.raises(MalformedInputError, match="malformed CA list"),
+    ):
+        client.ca_certificates()
+
+
+def test_a_service_url_httpx_cannot_parse_is_an_invalid_argument() -> None:
+    with pytest.raises(InvalidArgumentError, match="not a valid service URL"):
+        KeyServiceClient("https://[::1", ssl_context=ssl.create_default_context())
+
+
+def test_a_ca_name_is_one_path_segment_of_the_crl_url(
+    server: ServerProcess, service_client: KeyServiceClient
+) -> None:
+    # Unquoted, "root/../issuing" was resolved by the URL to issuing's CRL.
+    with pytest.raises(NotFoundError):
+        service_client.crl("root/../issuing")
+    assert service_client.crl("issuing").issuer.rfc4514_string().endswith("issuing")
+
+
+# -- unexpected errors on the routed endpoints are the documented JSON 500 -----------
+
+
+@pytest.mark.parametrize("path", ["/v1/pki/cas", "/v1/pki/cas/issuing/certificate"])
+def test_an_unexpected_error_on_a_routed_endpoint_is_a_json_500_without_detail(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from keymgmt import KeyManager
+    from keymgmt.server import ManagerParts, Service, ServicePolicy
+
+    def broken() -> None:
+        raise RuntimeError("secret=hunter2")
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="https://t") as client:
+            return await client.get(path)
+
+    with KeyManager.in_memory() as km:
+        parts = ManagerParts(km)
+        parts.cas = broken  # type: ignore[method-assign,assignment]
+        app = Service(parts, ServicePolicy(), sync_interval=0.5).app()
+        response = asyncio.run(get())
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": {"type": "internal", "message": "internal server error"}}
+    assert "hunter2" not in caplog.text
+    assert f"internal error on {path}: RuntimeError" in caplog.text

@@ -111,9 +111,9 @@ def rewrap(
 def completion(ctx: click.Context, shell: str) -> None:
     """Print the completion script for SHELL.
 
-    Add ``eval "$(keymgmt completion bash)"`` to ~/.bashrc (zsh: ``keymgmt
-    completion zsh`` in ~/.zshrc; fish: ``keymgmt completion fish >
-    ~/.config/fish/completions/keymgmt.fish``).
+    Add 'eval "$(keymgmt completion bash)"' to ~/.bashrc (zsh: 'eval
+    "$(keymgmt completion zsh)"' in ~/.zshrc; fish: 'keymgmt completion fish
+    > ~/.config/fish/completions/keymgmt.fish').
     """
     root = ctx.find_root()
     cls = get_completion_class(shell)

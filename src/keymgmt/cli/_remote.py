@@ -4,11 +4,13 @@ Where ``keymgmt encrypt`` opens the store, ``keymgmt remote --server URL
 encrypt`` asks the service, presenting a client certificate: the key never
 reaches this machine. Options may come from the environment:
 ``KEYMGMT_SERVER``, ``KEYMGMT_SERVER_CA``, ``KEYMGMT_CLIENT_CERT``,
-``KEYMGMT_CLIENT_KEY``.
+``KEYMGMT_CLIENT_KEY``, and for an encrypted client key (``keymgmt ca issue
+--key-out`` writes them) ``KEYMGMT_KEY_PASSPHRASE``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 import attrs
 import click
 
-from keymgmt.cli._common import Settings, emit, pass_settings
+from keymgmt.cli._common import Settings, emit, pass_settings, read_input
 from keymgmt.cli._keys import _context, _input, _output
 
 if TYPE_CHECKING:
@@ -31,17 +33,46 @@ _IN = click.Path(path_type=Path, dir_okay=False, allow_dash=False)
 
 @attrs.frozen
 class Remote:
-    """Where the service is and who this client is."""
+    """Where the service is and who this client is (None: not given)."""
 
-    server: str
-    ca: Path
-    certificate: Path
-    private_key: Path
+    server: str | None
+    ca: Path | None
+    certificate: Path | None
+    private_key: Path | None
+    key_password: str | None = attrs.field(default=None, repr=False)
+
+
+#: Each connection option, its environment variable and what it is.
+_NEEDED = (
+    ("server", "--server", "KEYMGMT_SERVER", "the service's https:// URL"),
+    ("ca", "--ca", "KEYMGMT_SERVER_CA", "the CA bundle that issued the server's certificate"),
+    ("certificate", "--cert", "KEYMGMT_CLIENT_CERT", "the client certificate"),
+    ("private_key", "--key", "KEYMGMT_CLIENT_KEY", "the client certificate's private key"),
+)
 
 
 @contextmanager
 def service_client(remote: Remote) -> Iterator[KeyServiceClient]:
     """``with service_client(remote) as client:`` (needs httpx: the server/client extra)."""
+    # Checked here, not by click, so `keymgmt remote COMMAND --help` works
+    # before any of them is set.
+    server, ca, certificate, private_key = (
+        remote.server,
+        remote.ca,
+        remote.certificate,
+        remote.private_key,
+    )
+    if server is None or ca is None or certificate is None or private_key is None:
+        missing = [
+            f"{option} ({env}: {what})"
+            for field, option, env, what in _NEEDED
+            if getattr(remote, field) is None
+        ]
+        context = click.get_current_context(silent=True)
+        raise click.UsageError(
+            "keymgmt remote needs " + "; ".join(missing) + ", given before the command",
+            ctx=None if context is None else context.parent,
+        )
     try:
         from keymgmt.client import KeyServiceClient
     except ImportError as exc:
@@ -49,7 +80,11 @@ def service_client(remote: Remote) -> Iterator[KeyServiceClient]:
             f"keymgmt remote needs httpx (pip install 'keymgmt[server]'): {exc}"
         ) from None
     with KeyServiceClient.from_files(
-        remote.server, ca=remote.ca, certificate=remote.certificate, private_key=remote.private_key
+        server,
+        ca=ca,
+        certificate=certificate,
+        private_key=private_key,
+        key_password=remote.key_password,
     ) as client:
         yield client
 
@@ -58,14 +93,55 @@ pass_remote = click.make_pass_decorator(Remote)
 
 
 @click.group()
-@click.option("--server", envvar="KEYMGMT_SERVER", required=True, help="https://host:port")
-@click.option("--ca", envvar="KEYMGMT_SERVER_CA", type=_FILE, required=True, help="CA bundle.")
-@click.option("--cert", envvar="KEYMGMT_CLIENT_CERT", type=_FILE, required=True, help="PEM.")
-@click.option("--key", envvar="KEYMGMT_CLIENT_KEY", type=_FILE, required=True, help="PEM.")
+@click.option(
+    "--server", envvar="KEYMGMT_SERVER", help="The service, https://host:port (KEYMGMT_SERVER)."
+)
+@click.option(
+    "--ca",
+    envvar="KEYMGMT_SERVER_CA",
+    type=_FILE,
+    help="CA bundle that issued the server's certificate, PEM (KEYMGMT_SERVER_CA).",
+)
+@click.option(
+    "--cert",
+    envvar="KEYMGMT_CLIENT_CERT",
+    type=_FILE,
+    help="Client certificate (+ chain), PEM (KEYMGMT_CLIENT_CERT).",
+)
+@click.option(
+    "--key",
+    envvar="KEYMGMT_CLIENT_KEY",
+    type=_FILE,
+    help="The client certificate's private key, PEM (KEYMGMT_CLIENT_KEY).",
+)
+@click.option(
+    "--key-passphrase-file",
+    type=_FILE,
+    help="Passphrase of an encrypted --key (else KEYMGMT_KEY_PASSPHRASE).",
+)
 @click.pass_context
-def remote(ctx: click.Context, server: str, ca: Path, cert: Path, key: Path) -> None:
-    """Use a key service (keymgmt serve) instead of the local store."""
-    ctx.obj = Remote(server, ca, cert, key)
+def remote(
+    ctx: click.Context,
+    server: str | None,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    key_passphrase_file: Path | None,
+) -> None:
+    """Use a key service (keymgmt serve) instead of the local store.
+
+    The client certificate and key are PEM files, as `keymgmt ca issue
+    --profile tls-client --new-key --out CERT --key-out KEY` writes them;
+    the key's passphrase comes from --key-passphrase-file or
+    KEYMGMT_KEY_PASSPHRASE.
+    """
+    if key_passphrase_file is not None:
+        password: str | None = (
+            read_input(key_passphrase_file, 4096).decode("utf-8", "replace").rstrip("\r\n")
+        )
+    else:
+        password = os.environ.get("KEYMGMT_KEY_PASSPHRASE") or None
+    ctx.obj = Remote(server, ca, cert, key, password)
 
 
 @remote.command()
@@ -87,7 +163,7 @@ def whoami(settings: Settings, remote: Remote) -> None:
 def remote_encrypt(
     remote: Remote, name: str, pairs: tuple[str, ...], source: Path | None, target: Path | None
 ) -> None:
-    """Encrypt stdin (or --in) under key NAME on the service."""
+    """Encrypt stdin (or --in) under the --key key on the service."""
     context = _context(pairs)
     data = _input(source)
     with service_client(remote) as client:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from keymgmt._manager import KeyManager
-from keymgmt.cli._common import Settings, pass_settings, read_passphrase
+from keymgmt.cli._common import Settings, pass_settings, read_input, read_passphrase
 from keymgmt.errors import KeyMgmtError
 
 __all__ = ["serve"]
@@ -62,6 +62,11 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
 )
 @click.option("--tls-cert", type=_FILE, help="Server certificate (+ chain), PEM.")
 @click.option("--tls-key", type=_FILE, help="Server private key, PEM.")
+@click.option(
+    "--tls-key-passphrase-file",
+    type=_FILE,
+    help="Passphrase of an encrypted --tls-key (else KEYMGMT_KEY_PASSPHRASE).",
+)
 @click.option(
     "--client-ca",
     type=_FILE,
@@ -137,6 +142,7 @@ def serve(
     server_names: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
+    tls_key_passphrase_file: Path | None,
     client_ca: Path | None,
     policy: Path | None,
     max_body: int,
@@ -152,10 +158,10 @@ def serve(
     """Serve the store over HTTPS with mutual TLS (needs the 'server' extra).
 
     The server certificate is either issued at start by the store's CA
-    (``--ca NAME``; clients must then hold certificates chaining to the
-    store's root CAs) or read from ``--tls-cert``/``--tls-key`` with
-    ``--client-ca``. Prints ``listening on https://HOST:PORT`` once it accepts connections;
-    stops on SIGINT or SIGTERM.
+    (--ca NAME; clients must then hold certificates chaining to the store's
+    root CAs) or read from --tls-cert/--tls-key with --client-ca. Prints
+    "listening on https://HOST:PORT" once it accepts connections; stops on
+    SIGINT or SIGTERM. See docs/service.md for the policy file.
     """
     try:
         from keymgmt import server as service_module
@@ -187,6 +193,12 @@ def serve(
 
     # Asked once, before any worker is forked (each would prompt otherwise).
     passphrase = None if settings.key_file is not None else read_passphrase(settings)
+    if tls_key_passphrase_file is not None:
+        key_password: str | None = (
+            read_input(tls_key_passphrase_file, 4096).decode("utf-8", "replace").rstrip("\r\n")
+        )
+    else:
+        key_password = os.environ.get("KEYMGMT_KEY_PASSPHRASE") or None
 
     def run(sock: socket.socket | None, on_ready: Callable[[str, int], None]) -> None:
         with _open(settings, passphrase) as km:
@@ -207,7 +219,12 @@ def serve(
                     ", ".join(names),
                 )
             else:
-                tls = service_module.TlsMaterial.from_paths(tls_cert, tls_key, client_ca)  # type: ignore[arg-type]
+                tls = service_module.TlsMaterial.from_paths(
+                    tls_cert,  # type: ignore[arg-type]
+                    tls_key,  # type: ignore[arg-type]
+                    client_ca,  # type: ignore[arg-type]
+                    key_password=key_password,
+                )
             service = service_module.Service(
                 service_module.ManagerParts(km),
                 rules,

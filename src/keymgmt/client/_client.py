@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
@@ -31,11 +32,29 @@ __all__ = ["KeyServiceClient", "client_ssl_context"]
 _KEEP_HEADERS: Final = ("retry-after", "allow")
 
 
+class _NoKeyPassword(Exception):
+    """Raised from the password callback: the key is encrypted and no passphrase was given."""
+
+
+def _password_for(
+    key_password: str | bytes | None,
+) -> Callable[[], str | bytes]:
+    """The password callback for ``load_cert_chain``; never lets OpenSSL prompt on the tty."""
+
+    def password() -> str | bytes:
+        if key_password is None:
+            raise _NoKeyPassword
+        return key_password
+
+    return password
+
+
 def client_ssl_context(
     *,
     ca: str | os.PathLike[str],
     certificate: str | os.PathLike[str] | None = None,
     private_key: str | os.PathLike[str] | None = None,
+    key_password: str | bytes | None = None,
 ) -> ssl.SSLContext:
     """An SSL context that trusts ``ca`` and presents a client certificate.
 
@@ -43,19 +62,32 @@ def client_ssl_context(
         ca: the CA bundle that issued the server's certificate.
         certificate: the client certificate (PEM, optionally with its chain).
         private_key: its private key (PEM); may be inside ``certificate``.
+        key_password: the private key's passphrase when it is encrypted
+            (``keymgmt ca issue --key-out`` writes encrypted keys). Without
+            it an encrypted key is refused; OpenSSL never prompts.
 
     Raises:
-        InvalidArgumentError: the files do not load.
+        InvalidArgumentError: the files do not load, the key is encrypted
+            and no ``key_password`` was given, or the passphrase is wrong.
     """
     try:
         context = ssl.create_default_context(cafile=os.fspath(ca))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if certificate is not None:
             context.load_cert_chain(
-                os.fspath(certificate), None if private_key is None else os.fspath(private_key)
+                os.fspath(certificate),
+                None if private_key is None else os.fspath(private_key),
+                password=_password_for(key_password),
             )
+    except _NoKeyPassword:
+        raise InvalidArgumentError(
+            f"the client key {os.fspath(private_key or certificate or '')} is encrypted: "
+            "give its passphrase (key_password=; for keymgmt remote, --key-passphrase-file "
+            "or KEYMGMT_KEY_PASSPHRASE)"
+        ) from None
     except (ssl.SSLError, OSError) as exc:
-        raise InvalidArgumentError(f"cannot load the client TLS material: {exc}") from None
+        hint = " (wrong key passphrase?)" if key_password is not None else ""
+        raise InvalidArgumentError(f"cannot load the client TLS material{hint}: {exc}") from None
     return context
 
 
@@ -63,11 +95,29 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _unb64(value: Any) -> bytes:
+def _field(answer: Mapping[str, Any], name: str) -> str:
+    """A string field of a JSON answer; a missing or mistyped one is a malformed answer."""
+    value = answer.get(name)
+    if not isinstance(value, str):
+        raise MalformedInputError(f"the service's answer has no string '{name}'")
+    return value
+
+
+def _unb64(answer: Mapping[str, Any], name: str) -> bytes:
+    text = _field(answer, name)
     try:
-        return base64.b64decode(str(value), validate=True)
+        return base64.b64decode(text, validate=True)
     except ValueError:
         raise MalformedInputError("the service answered with invalid base64") from None
+
+
+@contextlib.contextmanager
+def _answer_of(what: str) -> Iterator[None]:
+    """Turn a success answer that does not have the documented shape into MalformedInputError."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise MalformedInputError(f"the service answered with a malformed {what}") from None
 
 
 def _header(data: bytes) -> Header:
@@ -115,7 +165,10 @@ class KeyServiceClient:
         if not url.startswith("https://"):
             raise InvalidArgumentError("the key service is reached over https:// only")
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, verify=ssl_context, timeout=timeout)
+        try:
+            self._http = httpx.Client(base_url=self.url, verify=ssl_context, timeout=timeout)
+        except httpx.InvalidURL as exc:
+            raise InvalidArgumentError(f"not a valid service URL {url!r}: {exc}") from None
 
     @classmethod
     def from_files(
@@ -126,13 +179,25 @@ class KeyServiceClient:
         certificate: str | os.PathLike[str],
         private_key: str | os.PathLike[str],
         timeout: float = 10.0,
+        key_password: str | bytes | None = None,
     ) -> KeyServiceClient:
         """A client presenting the certificate and key in these PEM files.
 
+        Args:
+            url: the service's base URL.
+            ca: the CA bundle that issued the server's certificate.
+            certificate: the client certificate (PEM, optionally with its chain).
+            private_key: its private key (PEM).
+            timeout: seconds per request.
+            key_password: the private key's passphrase when it is encrypted.
+
         Raises:
-            InvalidArgumentError: the files do not load or the URL is not https.
+            InvalidArgumentError: the files do not load (an encrypted key
+                without ``key_password`` included) or the URL is not https.
         """
-        context = client_ssl_context(ca=ca, certificate=certificate, private_key=private_key)
+        context = client_ssl_context(
+            ca=ca, certificate=certificate, private_key=private_key, key_password=key_password
+        )
         return cls(url, ssl_context=context, timeout=timeout)
 
     def __repr__(self) -> str:
@@ -169,12 +234,17 @@ class KeyServiceClient:
 
         Raises:
             StoreUnavailableError: the service cannot be reached.
+            MalformedInputError: the answer's body does not decode.
             KeyMgmtError: the subclass the service's answer names.
         """
         try:
             response = self._http.request(
                 method, path, json=json, content=content, headers=headers, params=params
             )
+        except httpx.DecodingError:
+            raise MalformedInputError(
+                "the service answered with a body its Content-Encoding does not decode"
+            ) from None
         except httpx.TransportError as exc:
             refused = _verification_failure(exc)
             if refused is not None:  # an impostor, or the wrong --ca: not an outage
@@ -194,8 +264,23 @@ class KeyServiceClient:
             raise exception_for(response.status_code, body, kept)
         return response
 
-    def _json(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        return self.request(method, path, json=body).json()
+    def _json(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The JSON object a success answer holds.
+
+        Raises:
+            MalformedInputError: the answer is not a JSON object (a proxy's
+                page, another server on the port).
+        """
+        response = self.request(method, path, json=body)
+        try:
+            value = response.json()
+        except ValueError:
+            raise MalformedInputError("the service answered with a body that is not JSON") from None
+        if not isinstance(value, dict):
+            raise MalformedInputError("the service answered with JSON that is not an object")
+        return value
 
     @staticmethod
     def _ctx(context: Mapping[str, str] | None) -> dict[str, str]:
@@ -215,7 +300,7 @@ class KeyServiceClient:
 
     def whoami(self) -> str:
         """The principal the service sees in this client's certificate."""
-        return str(self._json("GET", "/v1/whoami")["principal"])
+        return _field(self._json("GET", "/v1/whoami"), "principal")
 
     # -- transit ----------------------------------------------------------------
 
@@ -248,7 +333,7 @@ class KeyServiceClient:
             f"/v1/transit/keys/{quote(name, safe='')}/encrypt",
             {"plaintext": _b64(bytes(plaintext)), "context": self._ctx(context)},
         )
-        return _unb64(answer["ciphertext"])
+        return _unb64(answer, "ciphertext")
 
     def decrypt(
         self, ciphertext: bytes | bytearray | memoryview, context: Mapping[str, str] | None = None
@@ -265,7 +350,7 @@ class KeyServiceClient:
             f"/v1/transit/keys/{_key_of(data)}/decrypt",
             {"ciphertext": _b64(data), "context": self._ctx(context)},
         )
-        return _unb64(answer["plaintext"])
+        return _unb64(answer, "plaintext")
 
     def generate_data_key(self, name: str, context: Mapping[str, str] | None = None) -> DataKey:
         """A fresh data key, in plaintext and wrapped under ``name`` (as ``km.generate_data_key``).
@@ -278,10 +363,10 @@ class KeyServiceClient:
             f"/v1/transit/keys/{quote(name, safe='')}/datakey",
             {"context": self._ctx(context)},
         )
-        wrapped = _unb64(answer["ciphertext"])
+        wrapped = _unb64(answer, "ciphertext")
         header = _header(wrapped)
         return DataKey(
-            plaintext=SecretBytes(_unb64(answer["plaintext"])),
+            plaintext=SecretBytes(_unb64(answer, "plaintext")),
             wrapped=wrapped,
             key_name=header.name,
             key_version=header.version,
@@ -311,21 +396,22 @@ class KeyServiceClient:
             f"/v1/transit/keys/{_key_of(data)}/rewrap",
             {"ciphertext": _b64(data), "context": self._ctx(context)},
         )
-        return _unb64(answer["ciphertext"])
+        return _unb64(answer, "ciphertext")
 
     # -- pki --------------------------------------------------------------------
 
     def ca_certificates(self) -> dict[str, x509.Certificate]:
         """Every CA the service's store holds, by name."""
         answer = self._json("GET", "/v1/pki/cas")
-        return {
-            ca["name"]: x509.load_pem_x509_certificate(ca["certificate"].encode("ascii"))
-            for ca in answer["cas"]
-        }
+        with _answer_of("CA list"):
+            return {
+                str(ca["name"]): x509.load_pem_x509_certificate(ca["certificate"].encode("ascii"))
+                for ca in answer["cas"]
+            }
 
     def crl(self, ca: str) -> x509.CertificateRevocationList:
         """The current CRL of ``ca``."""
-        response = self.request("GET", f"/v1/pki/cas/{ca}/crl")
+        response = self.request("GET", f"/v1/pki/cas/{quote(ca, safe='')}/crl")
         try:
             return x509.load_der_x509_crl(response.content)
         except ValueError:
@@ -337,14 +423,15 @@ class KeyServiceClient:
         """Have ``ca`` issue a certificate for ``csr`` under ``profile``; ``(leaf, chain)``."""
         answer = self._json(
             "POST",
-            f"/v1/pki/cas/{ca}/sign",
+            f"/v1/pki/cas/{quote(ca, safe='')}/sign",
             {
                 "csr": csr.public_bytes(serialization.Encoding.PEM).decode("ascii"),
                 "profile": profile,
             },
         )
-        leaf = x509.load_pem_x509_certificate(answer["certificate"].encode("ascii"))
-        chain = [x509.load_pem_x509_certificate(c.encode("ascii")) for c in answer["chain"]]
+        with _answer_of("certificate"):
+            leaf = x509.load_pem_x509_certificate(answer["certificate"].encode("ascii"))
+            chain = [x509.load_pem_x509_certificate(c.encode("ascii")) for c in answer["chain"]]
         return leaf, chain
 
     def ocsp(self, request: ocsp.OCSPRequest | bytes, *, method: str = "POST") -> ocsp.OCSPResponse:

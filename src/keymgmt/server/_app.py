@@ -269,6 +269,10 @@ class Service:
             exception_handlers={
                 HTTPException: self._http_exception,
                 KeyMgmtError: self._library_error,
+                # Anything else: Starlette's ServerErrorMiddleware answers
+                # with this (the JSON 500 "internal", no detail) instead of
+                # its plain-text page, then re-raises for _Guard to log.
+                Exception: self._library_error,
             },
             lifespan=self._lifespan,
         )

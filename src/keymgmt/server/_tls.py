@@ -69,12 +69,21 @@ class TlsMaterial:
         certificate: str | os.PathLike[str],
         private_key: str | os.PathLike[str],
         client_ca: str | os.PathLike[str],
+        *,
+        key_password: str | bytes | None = None,
     ) -> TlsMaterial:
         """Build from three paths (checked to exist; the key to be its owner's only).
 
-        The private key file is read unencrypted, so, as OpenSSH does with
-        its keys, one that group or others may read is refused: whoever
-        can read it can impersonate the server.
+        As OpenSSH does with its keys, a key file that group or others may
+        read is refused: whoever can read it (if it is not encrypted) can
+        impersonate the server.
+
+        Args:
+            certificate: the server certificate, optionally followed by its chain.
+            private_key: the server's private key (PEM, mode 0600).
+            client_ca: the CA bundle client certificates must chain to.
+            key_password: the key's passphrase when the PEM is encrypted
+                (``keymgmt ca issue --key-out`` writes encrypted keys).
 
         Raises:
             InvalidArgumentError: a file is missing, or the key file is
@@ -90,7 +99,14 @@ class TlsMaterial:
                 f"the server key {paths[1]} is readable by group or others (mode "
                 f"{mode:04o}); make it its owner's only (chmod 600)"
             )
-        return cls(certificate=paths[0], private_key=paths[1], client_ca=paths[2])
+        password = key_password.encode("utf-8") if isinstance(key_password, str) else key_password
+        return cls(
+            certificate=paths[0], private_key=paths[1], client_ca=paths[2], key_password=password
+        )
+
+
+class _NoKeyPassword(Exception):
+    """Raised from the password callback: the key is encrypted and no passphrase was given."""
 
 
 def server_ssl_context(
@@ -104,18 +120,31 @@ def server_ssl_context(
             (``CERT_REQUIRED``) instead of answering them with HTTP 401.
 
     Raises:
-        InvalidArgumentError: the files do not load or do not match.
+        InvalidArgumentError: the files do not load or do not match, or the
+            key is encrypted and the material holds no (or the wrong)
+            passphrase. OpenSSL never prompts on the terminal.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
+
+    def password() -> bytes:
+        if material.key_password is None:
+            raise _NoKeyPassword
+        return material.key_password
+
     try:
-        context.load_cert_chain(
-            material.certificate, material.private_key, password=material.key_password
-        )
+        context.load_cert_chain(material.certificate, material.private_key, password=password)
         context.load_verify_locations(cafile=str(material.client_ca))
+    except _NoKeyPassword:
+        raise InvalidArgumentError(
+            f"the server key {material.private_key} is encrypted: give its passphrase "
+            "(TlsMaterial key_password; keymgmt serve: --tls-key-passphrase-file or "
+            "KEYMGMT_KEY_PASSPHRASE)"
+        ) from None
     except (ssl.SSLError, OSError) as exc:
-        raise InvalidArgumentError(f"cannot load the TLS material: {exc}") from None
+        hint = " (wrong key passphrase?)" if material.key_password is not None else ""
+        raise InvalidArgumentError(f"cannot load the TLS material{hint}: {exc}") from None
     context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     return context
