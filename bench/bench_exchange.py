@@ -8,7 +8,9 @@ calls of the key schedule (counted, not guessed). The ``raw`` column runs
 exactly those primitives back to back; the target is ours <= 2x raw.
 The hybrid case adds ML-KEM-768 key generation, encapsulation and
 decapsulation to both columns. The replay cache is timed at two sizes to
-show its cost does not grow with the number of remembered nonces.
+show its cost does not grow with the number of remembered nonces. The
+handshake audit (``km.exchange``'s default, batched) is timed against the
+same store-backed handshake with auditing off.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from keymgmt._secret import SecretBytes
 from keymgmt.algorithms import ExchangeGroup
 from keymgmt.exchange import (
+    HandshakeAuditPolicy,
     Initiator,
     KeyShare,
     ReplayCache,
@@ -96,6 +99,19 @@ def cases() -> list[Case]:
         handshake_pair(
             km.exchange.initiator(km_client, server_identity="server.example"),
             km.exchange.responder(km_server),
+        )
+
+    # The same with the handshake audit off (the default is batched).
+    km_quiet = in_memory_manager(clock=FakeClock(NOW))
+    km_quiet.exchange.audit_policy = HandshakeAuditPolicy(mode="off")
+    quiet_root = km_quiet.pki.create_root_ca("bench-root", key_type="ed25519")
+    quiet_server = km_quiet.exchange.credential(quiet_root, "server.example", client=False)
+    quiet_client = km_quiet.exchange.credential(quiet_root, "client.example", server=False)
+
+    def handshake_pki_unaudited() -> None:
+        handshake_pair(
+            km_quiet.exchange.initiator(quiet_client, server_identity="server.example"),
+            km_quiet.exchange.responder(quiet_server),
         )
 
     # Raw primitives for one handshake.
@@ -203,6 +219,14 @@ def cases() -> list[Case]:
             handshake_pki,
             raw_handshake,
             note="PKI path adds registry revocation lookups",
+        ),
+        Case(
+            "exchange",
+            "handshake via km, audited (batched) vs audit off",
+            handshake_pki,
+            handshake_pki_unaudited,
+            target=1.1,
+            note="2 audit entries per handshake, written 64 at a time",
         ),
         Case(
             "exchange",

@@ -79,8 +79,9 @@ from keymgmt.errors import InvalidArgumentError, RemoteProtocolError
 
 if TYPE_CHECKING:
     from keymgmt._store import Store, Txn
+    from keymgmt.algorithms import ExchangeGroup
     from keymgmt.exchange.handshake._connection import Session
-    from keymgmt.exchange.handshake._verify import Credential
+    from keymgmt.exchange.handshake._verify import Credential, VerifiedPeer
 
 __all__ = ["HandshakeAudit", "HandshakeAuditMode", "HandshakeAuditPolicy"]
 
@@ -170,6 +171,8 @@ def _key_name(key: object) -> str:
 
 # str, int, bool or None values (Txn.audit checks); Any so ** does not meet `actor`.
 _Details = dict[str, Any]
+# (role, credential, verified peer, group, ClientHello frame, transcript hash, time)
+_Accepted = tuple[str, "Credential", "VerifiedPeer", "ExchangeGroup", bytes, bytes, _dt.datetime]
 # (role, local, expected peer, outcome, error class, reason)
 _Key = tuple[str, str, str, str, str, str]
 
@@ -200,7 +203,7 @@ class HandshakeAudit:
         self._store = store
         self._policy = policy
         self._lock = threading.Lock()
-        self._pending: list[_Details] = []
+        self._pending: list[_Accepted] = []
         self._pending_since: _dt.datetime | None = None
         self._aggregates: dict[_Key, _Aggregate] = {}
         self._window_start: _dt.datetime | None = None
@@ -259,32 +262,43 @@ class HandshakeAudit:
         mode = self._policy.mode
         if mode is HandshakeAuditMode.OFF:
             return
-        peer = session.peer
-        details: _Details = {
+        # What the entry needs, kept as objects: the text is made when it is
+        # written (in batched mode, off the handshake's own path mostly).
+        record: _Accepted = (role, credential, session.peer, session.group, hello, transcript, at)
+        if mode is HandshakeAuditMode.EACH:
+            self._write([record], {}, 0)
+            self._maybe_flush(at)
+            return
+        pending = self._pending
+        with self._lock:
+            if not pending:
+                self._pending_since = at
+            pending.append(record)
+            if len(pending) >= self._policy.batch_size:
+                due = True
+                limit = _BACKLOG_FACTOR * self._policy.batch_size
+                if len(pending) > limit:  # writes have been failing: keep the newest
+                    excess = len(pending) - limit
+                    del pending[:excess]
+                    self._dropped += excess
+            else:
+                due = self._due(at)
+        if due:
+            self._flush_quietly()
+
+    def _details(self, record: _Accepted) -> _Details:
+        role, credential, peer, group, hello, transcript, at = record
+        return {
             "role": role,
             "local": self._local(credential),
             "peer": peer.identity,
-            "group": session.group.value,
+            "group": group.value,
             "peer_key": _key_name(peer.public_key),
             "peer_serial": format(peer.certificate.serial_number, "x"),
             "hello": hello_id(hello),
             "transcript": transcript.hex(),
             "at": at.isoformat(),
         }
-        if mode is HandshakeAuditMode.EACH:
-            self._write([details], {}, 0)
-            self._maybe_flush(at)
-            return
-        with self._lock:
-            if not self._pending:
-                self._pending_since = at
-            self._pending.append(details)
-            limit = _BACKLOG_FACTOR * self._policy.batch_size
-            if len(self._pending) > limit:  # writes have been failing: keep the newest
-                excess = len(self._pending) - limit
-                del self._pending[:excess]
-                self._dropped += excess
-        self._maybe_flush(at)
 
     def refused(
         self,
@@ -348,12 +362,15 @@ class HandshakeAudit:
         with self._lock:
             due = self._due(at)
         if due:
-            try:
-                self.flush()
-            except Exception:
-                # Kept for the next flush (bounded, see accepted()); the
-                # handshake that happened to trigger the write is not failed.
-                _log.warning("writing handshake audit entries failed; will retry", exc_info=True)
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            # Kept for the next flush (bounded, see accepted()); the
+            # handshake that happened to trigger the write is not failed.
+            _log.warning("writing handshake audit entries failed; will retry", exc_info=True)
 
     def flush(self) -> None:
         """Write every pending entry and aggregate now, in one transaction.
@@ -389,8 +406,9 @@ class HandshakeAudit:
             raise
 
     def _write(
-        self, accepted: list[_Details], aggregates: dict[_Key, _Aggregate], dropped: int
+        self, accepted: list[_Accepted], aggregates: dict[_Key, _Aggregate], dropped: int
     ) -> None:
+        entries = [self._details(record) for record in accepted]
         refused: list[tuple[str, str, _Details]] = [
             (
                 f"handshake:{local}",
@@ -413,7 +431,7 @@ class HandshakeAudit:
         ]
 
         def stage(txn: Txn) -> None:
-            for details in accepted:
+            for details in entries:
                 txn.audit(OPERATION, f"handshake:{details['local']}", outcome="accepted", **details)
             for obj, outcome, agg in refused:
                 txn.audit(OPERATION, obj, outcome=outcome, **agg)
