@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from keymgmt.keys import KeyStore
 
 __all__ = [
+    "MAX_KEY_FILE_SIZE",
     "MIN_PBKDF2_ITERATIONS",
     "encrypt_private_key_pem",
     "export_private_key_pem",
@@ -347,6 +348,10 @@ def load_private_key(
     return algorithm, key  # type: ignore[return-value]  # checked by algorithm_of_private
 
 
+#: The largest private key file :func:`load_private_key_file` reads (an ML-DSA-87
+#: PKCS#8 PEM, the largest keymgmt manages, is about 7 KiB).
+MAX_KEY_FILE_SIZE: Final = 1 << 20
+
 #: The most PBKDF2 (or PKCS#12 PBE) iterations an encrypted key file may ask for:
 #: keymgmt writes 600,000; 10 million take seconds. More is a file made to hang us.
 MAX_KDF_ITERATIONS: Final = 10_000_000
@@ -448,16 +453,33 @@ def load_private_key_file(
 ) -> tuple[Algorithm, PrivateKey]:
     """:func:`load_private_key` on a file's contents.
 
+    At most :data:`MAX_KEY_FILE_SIZE` bytes are read: a bigger file (or a
+    device, or a pipe that never ends) is no key file.
+
     Raises:
-        StoreError: the file cannot be read; and everything
-            :func:`load_private_key` raises.
+        StoreError: the file cannot be read.
+        InvalidArgumentError: ``path`` is not a path.
+        MalformedInputError: the file is larger than :data:`MAX_KEY_FILE_SIZE`;
+            and everything :func:`load_private_key` raises.
     """
     try:
-        data = Path(path).read_bytes()
+        where = os.fspath(path)  # never open(int): that would read (and close) a descriptor
+    except TypeError:
+        raise InvalidArgumentError(
+            f"the key file path must be a str or path, not {type(path).__name__}"
+        ) from None
+    try:
+        with open(where, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE_SIZE + 1)
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
     except ValueError:
         raise InvalidArgumentError("cannot read a path with a null byte in it") from None
+    if len(data) > MAX_KEY_FILE_SIZE:
+        raise MalformedInputError(
+            f"{path} is larger than {MAX_KEY_FILE_SIZE >> 20} MiB: not a private key file",
+            path=str(path),
+        )
     return load_private_key(data, passphrase=passphrase)
 
 

@@ -1,4 +1,5 @@
-"""The key lifecycle against a tiny model: rotate, revoke, destroy, cancel, use, time."""
+"""The key lifecycle against a tiny model: rotate, revoke (a version or the key), destroy,
+cancel, use, time."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class KeyLifecycle(RuleBasedStateMachine):
         self.km.keys.create("k")
         self.versions: dict[int, _Version] = {1: _Version(S.ACTIVE)}
         self.primary = 1
+        self.revoked_whole = False  # revoke("k"): final, rotate refuses
 
     def teardown(self) -> None:
         if hasattr(self, "km"):
@@ -79,6 +81,10 @@ class KeyLifecycle(RuleBasedStateMachine):
 
     @rule()
     def rotate(self) -> None:
+        if self.revoked_whole:
+            with pytest.raises(RevokedError, match="revoked as a whole"):
+                self.km.keys.rotate("k")
+            return
         info = self.km.keys.rotate("k")
         old = self.settle(self.primary)
         if old.state in (S.ACTIVE, S.SUSPENDED):
@@ -133,6 +139,17 @@ class KeyLifecycle(RuleBasedStateMachine):
             return
         reason = "key-compromise" if compromise else "superseded"
         self.km.keys.revoke("k", number, reason=reason)
+        self.revoke_in_model(number, compromise)
+
+    @rule(compromise=st.booleans())
+    def revoke_whole_key(self, compromise: bool) -> None:
+        reason = "key-compromise" if compromise else "superseded"
+        self.km.keys.revoke("k", reason=reason)
+        for number in self.versions:
+            self.revoke_in_model(number, compromise)
+        self.revoked_whole = True
+
+    def revoke_in_model(self, number: int, compromise: bool) -> None:
         version = self.settle(number)
         if version.state.is_destroyed:
             if compromise:

@@ -36,6 +36,7 @@ from keymgmt.model import WrappedKey
 __all__ = [
     "HPKE_METHOD",
     "RFC5649_METHOD",
+    "check_recipient",
     "export_info",
     "open_sealed_export",
     "seal_export",
@@ -104,6 +105,27 @@ def unwrap_rfc5649_export(wrapped: WrappedKey, kek: bytes | SecretBytes) -> Secr
         raise DecryptionError() from None
 
 
+def check_recipient(recipient: object) -> x25519.X25519PublicKey:
+    """``recipient`` if it is an X25519 public key that HPKE can seal to.
+
+    A low-order point (all-zero key, and the few others) makes every X25519
+    agreement all zeros, which HPKE refuses: checked before any material is
+    read (or any export audited).
+
+    Raises:
+        InvalidArgumentError: not an X25519 public key, or a low-order point.
+    """
+    if not isinstance(recipient, x25519.X25519PublicKey):
+        raise InvalidArgumentError("the recipient must be an X25519 public key")
+    try:
+        x25519.X25519PrivateKey.generate().exchange(recipient)
+    except ValueError:
+        raise InvalidArgumentError(
+            "the recipient is not a usable X25519 public key (a low-order point)"
+        ) from None
+    return recipient
+
+
 def seal_export(
     material: bytes,
     recipient: x25519.X25519PublicKey,
@@ -115,11 +137,14 @@ def seal_export(
     """Seal ``material`` to an X25519 public key with HPKE (see the module docstring).
 
     Raises:
-        InvalidArgumentError: ``recipient`` is not an X25519 public key.
+        InvalidArgumentError: ``recipient`` is not an X25519 public key, or
+            a low-order point.
     """
-    if not isinstance(recipient, x25519.X25519PublicKey):
-        raise InvalidArgumentError("the recipient must be an X25519 public key")
-    data = _SUITE.encrypt(material, recipient, info=export_info(algorithm, name, version))
+    check_recipient(recipient)
+    try:
+        data = _SUITE.encrypt(material, recipient, info=export_info(algorithm, name, version))
+    except ValueError:  # pragma: no cover - check_recipient refused such keys
+        raise InvalidArgumentError("the recipient is not a usable X25519 public key") from None
     return WrappedKey(
         key_name=name, version=version, algorithm=algorithm, method=HPKE_METHOD, data=data
     )

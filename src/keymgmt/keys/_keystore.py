@@ -327,6 +327,25 @@ def _refuse_dying(name: str, primary: _VersionRecord) -> None:
     )
 
 
+def _refuse_revoked_key(name: str, reason: RevocationReason | None) -> None:
+    """Refuse to rotate a key revoked as a whole (registry subject ``name``).
+
+    That revocation covers every version, present and future: a new version
+    would be revoked from birth, and never encrypt.
+
+    Raises:
+        RevokedError: ``reason`` is not None.
+    """
+    if reason is None:
+        return
+    raise RevokedError(
+        f"key {name!r} is revoked as a whole ({reason.value}): every version, present and "
+        "future, is revoked; create a key under another name",
+        key_name=name,
+        reason=reason.value,
+    )
+
+
 def _vname(name: str, version: int) -> str:
     return f"{name}#{version}"
 
@@ -916,6 +935,11 @@ class KeyStore:
         versions.sort(key=lambda v: v.version)
         return key, versions
 
+    def _whole_key_revocation(self, name: str) -> RevocationReason | None:
+        """The reason of a revocation of key ``name`` as a whole, if the registry has one."""
+        found = self._revocation.get(SubjectKind.KEY, name)
+        return None if found is None else found.reason
+
     def _revoked(self, name: str, version: int) -> tuple[bool | None, str | None]:
         found = self._revocation.get(SubjectKind.KEY, _vname(name, version))
         if found is None:
@@ -1052,14 +1076,17 @@ class KeyStore:
 
         A key whose destruction is scheduled (``schedule_destruction(name)``)
         or done is not renewed: cancel the destruction first, or create a
-        key under another name.
+        key under another name. Nor is a key revoked as a whole
+        (``revoke(name)`` without a version): that revocation covers every
+        version, present and future.
 
         Returns:
             The new primary version's metadata.
 
         Raises:
             KeyNotFoundError: no such key.
-            KeyStateError: the key is destroyed or scheduled for destruction.
+            KeyStateError: the key is destroyed or scheduled for destruction;
+                ``RevokedError`` when it is revoked as a whole.
         """
         check_name(name)
         version = self._rotate(name, reason="manual", only_if=None)
@@ -1116,8 +1143,8 @@ class KeyStore:
         if if_primary is not None and key.primary != if_primary:
             return None
         primary = self._settle(txn, key, self._txn_version(txn, name, key.primary), txn.now)
-        if _dying(primary):
-            return None  # a key being destroyed is not renewed (see _refuse_dying)
+        if _dying(primary) or self._whole_key_revocation(name) is not None:
+            return None  # a key being destroyed or revoked is not renewed (see _refuse_*)
         material = self._handler(key.algorithm).generate(key.algorithm, self._context.randomness)
         return self._stage_rotation(txn, key, material, trigger=trigger, only_if=None)
 
@@ -1139,6 +1166,7 @@ class KeyStore:
             return self._info(key, [settled], now).versions[0]
         old_settled = self._settle(txn, key, old, now)
         _refuse_dying(name, old_settled)
+        _refuse_revoked_key(name, self._whole_key_revocation(name))
         # A pre-active primary too: left pre-active, it would activate on its
         # date as a second active version beside the new primary.
         if old_settled.state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
@@ -1234,7 +1262,8 @@ class KeyStore:
         recorded in ``km.revocation`` (subject ``"name#version"``; a whole-key
         revocation also records ``"name"``) in the same transaction. Revoking
         the primary leaves the key without an encrypting version until
-        :meth:`rotate`.
+        :meth:`rotate`; revoking the whole key (``version=None``) is final:
+        the revocation covers future versions too, so :meth:`rotate` refuses.
 
         Raises:
             KeyNotFoundError: no such key or version.
@@ -1765,6 +1794,13 @@ class KeyStore:
             reason=reason,
         )
 
+    def _compromised_now(self, loaded: _Loaded) -> bool:
+        """Whether a version is compromised: its state, or the registry's reason for it."""
+        return loaded.state is _COMPROMISED or (
+            # revoked in the registry for a compromise, not for any reason
+            self._is_revoked(loaded) and bool(self._revoked(loaded.name, loaded.version)[0])
+        )
+
     def _count(self, loaded: _Loaded, operation: str, context: bytes, protect: bool) -> None:
         counts = loaded.usage_counts
         buckets = counts.buckets
@@ -2060,11 +2096,7 @@ class KeyStore:
                 )
             except KeyMgmtError:
                 raise DecryptionError() from None
-        if allow_compromised and (
-            loaded.state is _COMPROMISED
-            # revoked in the registry for a compromise, not for any reason
-            or (self._is_revoked(loaded) and self._revoked(loaded.name, loaded.version)[0])
-        ):
+        if allow_compromised and self._compromised_now(loaded):
             operation += "-compromised"
         buckets = loaded.usage_counts.buckets
         bucket = (operation, ctx)
@@ -2227,6 +2259,8 @@ class KeyStore:
         """
         if not isinstance(signature, _BYTES_LIKE):
             raise InvalidSignatureError()
+        if type(signature) is memoryview:
+            signature = _flat(signature)  # slices and lengths in bytes, as decrypt takes it
         message = data if type(data) is bytes else require_bytes(data, "data")
         self._store.sync()
         # Fast path, as for decrypt: the exact header of a cached version of
@@ -2283,7 +2317,14 @@ class KeyStore:
             if check is None:  # pragma: no cover - every signing handler has verify()
                 raise KeyUsageError(f"key {name!r} cannot verify", key_name=name)
             check(loaded.algorithm, loaded.loaded, bytes(raw), message)
-        self._count(loaded, "verify", b"", False)
+        self._count(
+            loaded,
+            "verify-compromised"
+            if allow_compromised and self._compromised_now(loaded)
+            else "verify",
+            b"",
+            False,
+        )
 
     def public_key(self, name: str, version: int | None = None) -> PublicKey:
         """The public half of a key-pair version, with its identity (name, version, key id).
@@ -2787,12 +2828,12 @@ class KeyStore:
         Raises:
             KeyNotFoundError: no such key or version.
             KeyStateError: the version is pre-active, compromised or destroyed.
-            InvalidArgumentError: ``recipient`` is not an X25519 public key.
+            InvalidArgumentError: ``recipient`` is not an X25519 public key, or
+                a low-order point (nothing is read or audited).
         """
-        from keymgmt.keys._export import seal_export
+        from keymgmt.keys._export import check_recipient, seal_export
 
-        if not isinstance(recipient, X25519PublicKey):
-            raise InvalidArgumentError("the recipient must be an X25519 public key")
+        check_recipient(recipient)  # before the material is read and the export audited
         key, record = self._material(name, version, "key.export-sealed")
         assert record.material is not None
         return seal_export(

@@ -1,0 +1,96 @@
+"""Fourth review of the key store: each test is a defect found and fixed."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from keymgmt import KeyManager, KeyState
+from keymgmt.errors import InvalidArgumentError, KeyStateError
+from keymgmt.revocation import RevocationReason, SubjectKind
+
+# -- export_sealed to an unusable recipient ---------------------------------------------
+
+
+def test_export_sealed_to_a_low_order_point_is_refused_before_anything_is_read_or_audited(
+    km: KeyManager,
+) -> None:
+    km.keys.create("k")
+    before = len(list(km.audit.entries()))
+    low_order = x25519.X25519PublicKey.from_public_bytes(bytes(32))
+    with pytest.raises(InvalidArgumentError, match="not a usable X25519 public key"):
+        km.keys.export_sealed("k", recipient=low_order)
+    assert [e.operation for e in km.audit.entries()][before:] == []
+
+
+# -- rotation of a key revoked as a whole ----------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["key-compromise", "superseded"])
+def test_rotate_refuses_a_key_revoked_as_a_whole(km: KeyManager, reason: str) -> None:
+    km.keys.create("k")
+    km.keys.revoke("k", reason=reason)
+    with pytest.raises(KeyStateError) as refused:
+        km.keys.rotate("k")
+    assert refused.value.message == (
+        f"key 'k' is revoked as a whole ({reason}): every version, present and future, "
+        "is revoked; create a key under another name"
+    )
+    assert [v.version for v in km.keys.get("k").versions] == [1]  # nothing written
+
+
+def test_rotate_refuses_a_key_revoked_as_a_whole_in_the_registry_only(km: KeyManager) -> None:
+    km.keys.create("k")
+    km.revocation.revoke(SubjectKind.KEY, "k", RevocationReason.KEY_COMPROMISE)
+    with pytest.raises(KeyStateError, match="revoked as a whole"):
+        km.keys.rotate("k")
+
+
+def test_rotate_after_revoking_every_version_one_by_one_still_renews(km: KeyManager) -> None:
+    km.keys.create("k")
+    km.keys.revoke("k", 1, reason="key-compromise")
+    assert km.keys.rotate("k").state is KeyState.ACTIVE
+    assert km.decrypt(km.encrypt("k", b"m")) == b"m"
+
+
+def test_compromise_playbook_does_not_rotate_a_key_revoked_as_a_whole(km: KeyManager) -> None:
+    km.keys.create("k")
+    km.keys.revoke("k", reason="key-compromise")
+    report = km.compromise(key="k#1")
+    assert report.rotated == ()
+    assert [v.version for v in km.keys.get("k").versions] == [1]
+
+
+# -- verify takes the byte views decrypt takes -----------------------------------------------
+
+
+def test_verify_accepts_a_signature_in_a_memoryview_of_wider_items(km: KeyManager) -> None:
+    km.keys.create("ss", "ed25519")
+    signature = km.sign("ss", b"m")
+    assert len(signature) % 2 == 0
+    km.verify("ss", b"m", memoryview(signature).cast("H"))
+
+
+# -- a verification with a compromised version is audited as such ----------------------------
+
+
+def test_a_verify_with_a_compromised_version_is_audited_as_compromised(km: KeyManager) -> None:
+    km.keys.create("s", "ed25519")
+    signature = km.sign("s", b"m")
+    km.keys.revoke("s", 1, reason="key-compromise")
+    km.verify("s", b"m", signature, allow_compromised=True)
+    km.keys.flush_usage()
+    uses = [e.details["use"] for e in km.audit.entries() if e.operation == "key.usage"]
+    assert uses == ["sign", "verify-compromised"]
+
+
+def test_a_verify_with_a_merely_revoked_version_is_not_audited_as_compromised(
+    km: KeyManager,
+) -> None:
+    km.keys.create("s", "ed25519")
+    signature = km.sign("s", b"m")
+    km.keys.revoke("s", 1, reason="superseded")
+    km.verify("s", b"m", signature, allow_compromised=True)
+    km.keys.flush_usage()
+    uses = [e.details["use"] for e in km.audit.entries() if e.operation == "key.usage"]
+    assert uses == ["sign", "verify"]
