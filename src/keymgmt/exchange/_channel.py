@@ -254,7 +254,11 @@ class SecureChannel:
 
         Raises:
             LocalProtocolError: data after end of stream.
+            InvalidArgumentError: ``data`` is not bytes.
         """
+        candidate: object = data
+        if not isinstance(candidate, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("receive_data takes bytes")
         if self._eof and data:
             raise LocalProtocolError("receive_data after end of stream")
         if not data:

@@ -104,7 +104,7 @@ import hashlib
 import hmac
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 from cryptography import x509
@@ -252,6 +252,17 @@ class Session:
     def __repr__(self) -> str:
         return f"Session({self.role.value}, peer={self.peer.identity!r}, group={self.group.value})"
 
+    # A copy would hold the same traffic secrets with its own "opened" flag:
+    # two channels under one key and IV, so the same nonces (keystream reuse).
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Session cannot be pickled or copied (two channels would reuse nonces)")
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("a Session cannot be copied (two channels would reuse nonces)")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError("a Session cannot be copied (two channels would reuse nonces)")
+
     def _repr_html_(self) -> str:
         """Jupyter's HTML view (metadata only; see :mod:`keymgmt.views`)."""
         from keymgmt._views import html
@@ -296,7 +307,10 @@ HandshakeEvent = HelloReceived | HandshakeComplete | NeedData
 
 
 def _timestamp_ms(at: _dt.datetime) -> int:
-    return int(at.timestamp() * 1000)
+    ms = int(at.timestamp() * 1000)
+    if ms < 0:  # the wire field is unsigned
+        raise InvalidArgumentError(f"the time {at.isoformat()} is before 1970")
+    return ms
 
 
 def _seal(secret: SecretBytes, plaintext: bytes) -> bytes:
@@ -376,7 +390,11 @@ class _Handshake:
 
         Raises:
             LocalProtocolError: the handshake failed, or data after end of stream.
+            InvalidArgumentError: ``data`` is not bytes.
         """
+        candidate: object = data
+        if not isinstance(candidate, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("receive_data takes bytes")
         if self._state is HandshakeState.FAILED:
             raise LocalProtocolError("the handshake has failed")
         if self._eof and data:
@@ -570,7 +588,7 @@ class Initiator(_Handshake):
 
     Raises:
         UnsupportedAlgorithmError: unknown group.
-        InvalidArgumentError: an empty server identity.
+        InvalidArgumentError: a server identity that is not a non-empty str.
     """
 
     _role = Role.INITIATOR
@@ -586,8 +604,11 @@ class Initiator(_Handshake):
         clock: Clock | None = None,
         randomness: Randomness | None = None,
     ) -> None:
-        if not server_identity:
-            raise InvalidArgumentError("server_identity must name the expected responder")
+        candidate: object = server_identity
+        if not isinstance(candidate, str) or not server_identity:
+            raise InvalidArgumentError(
+                "server_identity must be a str naming the expected responder"
+            )
         super().__init__(
             credential=credential,
             verifier=verifier,
@@ -608,6 +629,7 @@ class Initiator(_Handshake):
 
         Raises:
             LocalProtocolError: called twice.
+            InvalidArgumentError: a naive time, or one before 1970.
         """
         if self._state is not HandshakeState.IDLE:
             raise LocalProtocolError(f"start() in state {self._state.value}")
@@ -689,6 +711,7 @@ class Responder(_Handshake):
 
     Raises:
         UnsupportedAlgorithmError: unknown group.
+        InvalidArgumentError: a ``client_identity`` that is not a non-empty str.
     """
 
     _role = Role.RESPONDER
@@ -705,6 +728,9 @@ class Responder(_Handshake):
         clock: Clock | None = None,
         randomness: Randomness | None = None,
     ) -> None:
+        candidate: object = client_identity
+        if candidate is not None and (not isinstance(candidate, str) or not candidate):
+            raise InvalidArgumentError("client_identity must be None or a str naming the client")
         super().__init__(
             credential=credential,
             verifier=verifier,
