@@ -58,6 +58,8 @@ __all__ = [
     "spreads",
     "stage_compromised",
     "stage_issued",
+    "stage_key_cert",
+    "stage_key_head",
     "stage_key_revocation",
     "stage_public_key_compromise",
     "unexpired_serials",
@@ -119,19 +121,49 @@ def check_not_compromised(record: dict[str, Any] | None, ca: str) -> None:
 def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> None:
     """Record inside ``txn`` that ``ca`` certified the key ``fp`` under ``serial``.
 
-    Reads the key's head and writes it back unchanged (compare-and-set: a
-    compromise mark committed meanwhile makes this transaction re-run and
-    refuse), and writes one small create-only record: the same work
+    :func:`stage_key_head` then :func:`stage_key_cert`: the same work
     whatever the key already has.
 
     Raises:
         RevokedError: the key is marked compromised (nothing is written).
     """
+    stage_key_head(txn, ca, fp)
+    stage_key_cert(txn, ca, fp, serial, not_after)
+
+
+#: The head of a key with no compromise mark, as :func:`keymgmt._codec.dumps` writes ``{}``.
+_CLEAN_HEAD: Final = b"{}"
+
+
+def stage_key_head(txn: Txn, ca: str, fp: str) -> None:
+    """Refuse a compromised key inside ``txn``, and write its head back at the revision read.
+
+    Call it before signing, in the issuing transaction: the refusal comes
+    before any signature, and the write-back (compare-and-set) makes an
+    issuance racing a compromise revocation re-run into the refusal. A
+    head without a mark (the usual case) is recognised by its bytes, not
+    decoded and re-encoded.
+
+    Raises:
+        RevokedError: the key is marked compromised (nothing is written).
+    """
     name = _name(ca, fp)
-    head = txn.get_json(KEY_INDEX_KIND, name)
+    data = txn.get(KEY_INDEX_KIND, name)
+    if data is None or data == _CLEAN_HEAD:
+        txn.put(KEY_INDEX_KIND, name, _CLEAN_HEAD)
+        return
+    head = _codec.loads(data)
     check_not_compromised(head, ca)
-    txn.put_json(KEY_INDEX_KIND, name, head or {})
-    txn.put_json(KEY_CERT_KIND, f"{name}:{serial:x}", {"not_after": not_after})
+    txn.put_json(KEY_INDEX_KIND, name, head)
+
+
+def stage_key_cert(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> None:
+    """Write inside ``txn`` the create-only index record of ``serial`` for the key ``fp``.
+
+    Its text is the canonical JSON of ``{"not_after": not_after}`` (what
+    :func:`keymgmt._codec.dumps` writes), formatted directly.
+    """
+    txn.put(KEY_CERT_KIND, f"{_name(ca, fp)}:{serial:x}", b'{"not_after":%d}' % not_after)
 
 
 def stage_compromised(

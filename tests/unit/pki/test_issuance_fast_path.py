@@ -412,3 +412,51 @@ def test_a_loaded_key_without_weak_references_is_checked_in_full_each_time(
     km.keys.suspend("pki-ca-issuing", 1)
     with pytest.raises(KeyStateError, match="suspended and cannot sign"):
         _issue(issuing)
+
+
+@given(
+    serial=st.integers(min_value=1 << 64, max_value=(1 << 127) - 1),
+    der=st.binary(min_size=0, max_size=300),
+    subject=st.text(max_size=40),
+    profile=st.sampled_from([*PROFILES.values(), TLS_SERVER.evolve(name='odd "name" é')]),
+    times=st.tuples(st.integers(0, 1 << 55), st.integers(0, 1 << 55)),
+)
+def test_a_leaf_record_is_the_canonical_json_of_its_fields(
+    serial: int, der: bytes, subject: str, profile: Profile, times: tuple[int, int]
+) -> None:
+    from keymgmt import _codec
+    from keymgmt.pki._ca import _cert_record, _leaf_record_bytes
+
+    start, end = (_codec.from_micros(t) for t in times)
+    try:
+        expected = _codec.dumps(_cert_record(serial, der, profile, subject, start, end))
+    except InvalidArgumentError:  # a lone surrogate: refused the same way
+        with pytest.raises(InvalidArgumentError, match="valid Unicode"):
+            _leaf_record_bytes(format(serial, "x"), der, profile, subject, *times)
+        return
+    assert _leaf_record_bytes(format(serial, "x"), der, profile, subject, *times) == expected
+
+
+def test_a_key_head_and_key_certificate_record_are_canonical_json(km: KeyManager) -> None:
+    from keymgmt import _codec
+
+    def stage(txn: Any) -> None:
+        _keyindex.stage_key_head(txn, "ca", "ab")
+        _keyindex.stage_key_cert(txn, "ca", "ab", 0x1F, 1_700_000_000_123_456)
+
+    km._store.transact(stage)
+    assert km._store.get(_keyindex.KEY_INDEX_KIND, "ca:ab") == _codec.dumps({})
+    assert km._store.get(_keyindex.KEY_CERT_KIND, "ca:ab:1f") == _codec.dumps(
+        {"not_after": 1_700_000_000_123_456}
+    )
+
+
+def test_issue_many_names_the_request_that_lacks_subject_alternative_names(
+    issuing: CertificateAuthority,
+) -> None:
+    batch = [
+        IssueRequest(public_key=ec.generate_private_key(ec.SECP256R1()).public_key(), subject="a"),
+    ]
+    with pytest.raises(InvalidArgumentError, match=r"^request 0: the tls-server profile needs"):
+        issuing.issue_many(batch)
+    assert issuing.issued() == []

@@ -115,7 +115,10 @@ def test_issue_many_names_the_request_with_a_compromised_key(
 ) -> None:
     cert = issuing.issue(make_csr())
     issuing.revoke(cert.serial_number, "key-compromise")
-    batch = [IssueRequest(public_key=_other_key(), subject="ok"), IssueRequest(csr=make_csr())]
+    batch = [
+        IssueRequest(public_key=_other_key(), subject="ok", names=["ok.example"]),
+        IssueRequest(csr=make_csr()),
+    ]
     with pytest.raises(RevokedError, match=r"^request 1: ") as info:
         issuing.issue_many(batch)
     assert info.value.request_index == 1  # type: ignore[attr-defined]
@@ -197,7 +200,7 @@ def test_an_issuance_racing_a_compromise_revocation_re_runs_into_the_refusal(
 
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     first = issuing.issue(public_key=key, subject="k", names=["k.example"])
-    original = _keyindex.stage_issued
+    original = _keyindex.stage_key_head
     raced: list[bool] = []
 
     def racing(txn: object, *args: object) -> None:
@@ -206,7 +209,7 @@ def test_an_issuance_racing_a_compromise_revocation_re_runs_into_the_refusal(
             raced.append(True)
             issuing.revoke(first.serial_number, "key-compromise")
 
-    monkeypatch.setattr(_keyindex, "stage_issued", racing)
+    monkeypatch.setattr(_keyindex, "stage_key_head", racing)
     with pytest.raises(RevokedError, match="revoked this public key for key-compromise"):
         issuing.issue(public_key=key, subject="k", names=["k.example"])
     assert raced
