@@ -620,7 +620,8 @@ class CertificateVerifier:
 
     @staticmethod
     def _check_name(cert: x509.Certificate, name: str, purpose: Purpose) -> None:
-        wanted = name.strip().lower().rstrip(".")
+        given = name.strip()
+        wanted = given.lower().rstrip(".")
         labels = wanted.split(".", 1)
         parent = labels[1] if len(labels) == 2 else None
         try:
@@ -643,22 +644,24 @@ class CertificateVerifier:
                         return
                 except ValueError:
                     continue
+            elif isinstance(general, x509.DNSName):
+                value = general.value.lower().rstrip(".")
+                if value == wanted or (
+                    # RFC 6125: a wildcard stands for one whole left-most label
+                    purpose is Purpose.TLS_SERVER
+                    and value.startswith("*.")
+                    and parent is not None
+                    and value[2:] == parent
+                ):
+                    return
             elif (
-                isinstance(general, x509.DNSName | x509.RFC822Name | x509.UniformResourceIdentifier)
                 # A server is named by a DNS name (RFC 6125): a URI or email
                 # SAN spelling a host escapes a CA's DNS name constraints.
-                and (purpose is not Purpose.TLS_SERVER or isinstance(general, x509.DNSName))
-                and general.value.lower().rstrip(".") == wanted
+                purpose is not Purpose.TLS_SERVER
+                and isinstance(general, x509.RFC822Name | x509.UniformResourceIdentifier)
+                and _identity_key(general, general.value) == _identity_key(general, given)
             ):
                 return
-            elif (
-                purpose is Purpose.TLS_SERVER
-                and isinstance(general, x509.DNSName)
-                and general.value.startswith("*.")
-                and parent is not None
-                and general.value[2:].lower().rstrip(".") == parent
-            ):
-                return  # RFC 6125: a wildcard stands for one whole left-most label
         if purpose is not Purpose.TLS_SERVER:
             for attr in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 if str(attr.value).strip().lower() == wanted:
@@ -910,6 +913,27 @@ class CertificateVerifier:
             chosen.reason or RevocationReason.UNSPECIFIED,
             None,
         )
+
+
+def _identity_key(
+    form: x509.RFC822Name | x509.UniformResourceIdentifier, value: str
+) -> tuple[str, ...]:
+    """What a mailbox or URI ``value`` must share with another to name the same identity.
+
+    RFC 5280 7.5: a mailbox's local part exactly, its domain without regard
+    to case; 7.4: a URI's scheme and host without regard to case, the rest
+    (user information, port, path, query, fragment) exactly. ``form`` says
+    which of the two ``value`` is.
+    """
+    if isinstance(form, x509.RFC822Name):
+        local, at, domain = value.rpartition("@")
+        return (local, at, domain.lower())
+    scheme, colon, rest = value.partition(":")
+    if not rest.startswith("//"):
+        return (scheme.lower(), colon, rest)
+    end = min((i for i in (rest.find(c, 2) for c in "/?#") if i != -1), default=len(rest))
+    userinfo, at, hostport = rest[2:end].rpartition("@")
+    return (scheme.lower(), colon, userinfo, at, hostport.lower(), rest[end:])
 
 
 _ALL_REASONS: Final = frozenset(
