@@ -408,6 +408,14 @@ class GrantRecord:
         pretty(self, printer, cycle)
 
 
+def _is_compromise(reason: str) -> bool:
+    """Whether a registry reason value says the key is in someone else's hands."""
+    try:
+        return RevocationReason(reason).is_compromise
+    except ValueError:  # pragma: no cover - the registry stores only known reasons
+        return False
+
+
 def key_grant_prefixes(key_name: str) -> tuple[str, str]:
     """The grant-record name prefixes of every grant of ``key_name``.
 
@@ -655,8 +663,11 @@ class KeyDistributionCenter:
         self._revocations_cache: (
             tuple[tuple[int, int, int, int], tuple[RevokedEntry, ...], int, bytes] | None
         ) = None
-        #: (registry change counts of keys and principals, their entries)
-        self._direct_cache: tuple[tuple[int, int], builtins.list[RevokedEntry]] | None = None
+        #: (registry change counts of keys and principals, their entries, the
+        #: principal entries by name)
+        self._direct_cache: (
+            tuple[tuple[int, int], builtins.list[RevokedEntry], dict[str, RevokedEntry]] | None
+        ) = None
         #: certificate principals: name -> the registry index name of their
         #: certificate; None until the first revocation list loads it, then
         #: kept current from the principal changes noted in ``_dirty``.
@@ -1758,15 +1769,22 @@ class KeyDistributionCenter:
             cached = self._revocations_cache
             if cached is not None and cached[0] == stamp:
                 return cached[2], cached[3]
-            direct = self._direct_entries(stamp[:2])
-            named = {e.subject for e in direct if e.kind == SubjectKind.PRINCIPAL.value}
+            direct, named = self._direct_entries(stamp[:2])
             index = registry.index
             derived = []
             for name, chain in holders.items():
                 value = next((v for v in map(index.get, chain) if v is not None), None)
-                if value is None or name in named:  # a principal revoked itself says it once
+                if value is None:
                     continue
                 reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
+                own = named.get(name)
+                # A principal revoked itself is listed once, under the
+                # stronger reason (a compromise of its certificate's key
+                # outranks, say, superseded: the registry's own rule).
+                if own is not None and not (
+                    _is_compromise(reason) and not _is_compromise(own.reason)
+                ):
+                    continue
                 derived.append(
                     RevokedEntry(
                         SubjectKind.PRINCIPAL.value, name, reason, _codec.from_micros(revoked_at)
@@ -1778,17 +1796,26 @@ class KeyDistributionCenter:
                 # Another certificate was revoked, none of a principal: same body.
                 self._revocations_cache = (stamp, found, cached[2], cached[3])
                 return cached[2], cached[3]
-            entries = [*direct, *found]
+            replaced = {e.subject for e in found}
+            entries = [
+                e for e in direct if named.get(e.subject) is not e or e.subject not in replaced
+            ]
+            entries.extend(found)
             entries.sort(key=lambda e: (e.kind, e.subject))
             body = p.revocation_list_body(entries)
             self._revocations_cache = (stamp, found, len(entries), body)
             return len(entries), body
 
-    def _direct_entries(self, stamp: tuple[int, int]) -> builtins.list[RevokedEntry]:
-        """The registry's key and principal revocations (cached per change of those kinds)."""
+    def _direct_entries(
+        self, stamp: tuple[int, int]
+    ) -> tuple[builtins.list[RevokedEntry], dict[str, RevokedEntry]]:
+        """The registry's key and principal revocations, and the principals' by name.
+
+        Cached per change of those two kinds.
+        """
         cached = self._direct_cache
         if cached is not None and cached[0] == stamp:
-            return cached[1]
+            return cached[1], cached[2]
         prefixes = (f"{SubjectKind.KEY.value}:", f"{SubjectKind.PRINCIPAL.value}:")
         entries = []
         for name, value in list(self._ctx.revocation.index.items()):
@@ -1796,8 +1823,10 @@ class KeyDistributionCenter:
                 kind, _, subject = name.partition(":")
                 reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
                 entries.append(RevokedEntry(kind, subject, reason, _codec.from_micros(revoked_at)))
-        self._direct_cache = (stamp, entries)
-        return entries
+        principal = SubjectKind.PRINCIPAL.value
+        named = {e.subject: e for e in entries if e.kind == principal}
+        self._direct_cache = (stamp, entries, named)
+        return entries, named
 
     def _certificate_holders(self) -> tuple[int, dict[str, tuple[str, ...]]]:
         """The certificate principals and their certificates' registry names, kept current.
@@ -1811,6 +1840,8 @@ class KeyDistributionCenter:
         """
         with self._lock:
             holders = self._holders
+            if holders is not None and not self._dirty:
+                return self._holders_version, holders
             dirty, self._dirty = self._dirty, set()
             # From here on every change is noted: one made while the table
             # loads is read again next time (reading it twice is harmless).

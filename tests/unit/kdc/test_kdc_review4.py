@@ -142,16 +142,24 @@ def test_a_released_certificate_hold_takes_the_principal_off_the_list(
     assert client.fetch_key("payments", InProcessTransport(pki_km.kdc)).version == 1
 
 
-def test_a_principal_revoked_itself_and_at_its_ca_is_listed_once(
-    pki_km: KeyManager, clock: FakeClock
+@pytest.mark.parametrize(
+    ("own", "certificate", "listed"),
+    [
+        ("superseded", "key-compromise", "key-compromise"),
+        ("key-compromise", "superseded", "key-compromise"),
+        ("superseded", "affiliation-changed", "superseded"),
+    ],
+)
+def test_a_principal_revoked_itself_and_at_its_ca_is_listed_once_with_the_stronger_reason(
+    pki_km: KeyManager, clock: FakeClock, own: str, certificate: str, listed: str
 ) -> None:
     _, cert = _certificate_principal(pki_km, clock)
-    pki_km.kdc.revoke("client-b", "superseded")
-    pki_km.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+    pki_km.kdc.revoke("client-b", own)
+    pki_km.pki.ca("root").revoke(cert.serial_number, certificate)
     rl = _list_of(pki_km, clock).revocation_list
     assert rl is not None
     assert [(e.kind, e.subject, e.reason) for e in rl.entries] == [
-        ("principal", "client-b", "superseded")
+        ("principal", "client-b", listed)
     ]
 
 
