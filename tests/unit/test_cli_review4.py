@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import click
 import pytest
 
 from _cli_env import cli_env, run
+from keymgmt import KeyManager
+from keymgmt.cli import main
 from keymgmt.cli._main import cli
 
 PASSPHRASE = "cli review passphrase"
@@ -86,3 +89,104 @@ def test_serve_refuses_a_handshake_timeout_of_zero(capsys: pytest.CaptureFixture
     assert code == 2
     assert out == ""
     assert "--handshake-timeout" in err
+
+
+# -- ca issue never destroys a private key file unasked ---------------------------------
+
+
+@pytest.fixture
+def pki_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A store with a root CA and an intermediate ``issuing``; key files' passphrase set."""
+    store = tmp_path / "pki.db"
+    monkeypatch.setenv("KEYMGMT_STORE", str(store))
+    monkeypatch.setenv("KEYMGMT_KEY_PASSPHRASE", "key file passphrase")
+    assert main(["init"]) == 0
+    assert main(["ca", "create-root", "root"]) == 0
+    assert main(["ca", "create-intermediate", "issuing", "--parent", "root"]) == 0
+    return store
+
+
+def _issued_count(store: Path) -> int:
+    with KeyManager.open(store, passphrase=PASSPHRASE) as km:
+        return len(list(km.pki.ca("issuing").issued()))
+
+
+def _issue(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    return run(
+        capsys,
+        "ca",
+        "issue",
+        "issuing",
+        "--new-key",
+        "--subject",
+        "app-x",
+        "--profile",
+        "tls-client",
+        "--out",
+        "app.pem",
+        *extra,
+    )
+
+
+@pytest.mark.parametrize("option", ["--key-out", "--p12-out"])
+def test_ca_issue_refuses_an_existing_key_file_before_issuing(
+    capsys: pytest.CaptureFixture[str], pki_store: Path, tmp_path: Path, option: str
+) -> None:
+    existing = tmp_path / "app.key"
+    existing.write_bytes(b"the only copy of the key of a certificate in use")
+    before = _issued_count(pki_store)
+    code, out, err = _issue(capsys, option, str(existing))
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"error: {existing} exists (it may be the only copy of a private key); "
+        "give --overwrite to replace it\n"
+    )
+    assert existing.read_bytes() == b"the only copy of the key of a certificate in use"
+    assert _issued_count(pki_store) == before  # no certificate for a key never written
+
+
+def test_ca_issue_does_not_write_a_key_through_a_symlink(
+    capsys: pytest.CaptureFixture[str], pki_store: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere.txt"
+    link = tmp_path / "app.key"
+    link.symlink_to(elsewhere)  # dangling: the key would be created there
+    code, _, err = _issue(capsys, "--key-out", str(link))
+    assert code == 1
+    assert "exists" in err
+    assert not elsewhere.exists()
+
+
+def test_ca_issue_overwrite_replaces_the_key_file_whole_and_owner_only(
+    capsys: pytest.CaptureFixture[str], pki_store: Path, tmp_path: Path
+) -> None:
+    existing = tmp_path / "app.key"
+    existing.write_bytes(b"old")
+    existing.chmod(0o644)
+    code, _, err = _issue(capsys, "--key-out", str(existing), "--overwrite")
+    assert (code, err) == (0, "")
+    assert existing.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".app.key")) == []
+
+
+def test_ca_issue_overwrite_replaces_a_symlink_not_its_target(
+    capsys: pytest.CaptureFixture[str], pki_store: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "target.txt"
+    target.write_bytes(b"not a key")
+    link = tmp_path / "app.key"
+    link.symlink_to(target)
+    assert _issue(capsys, "--key-out", str(link), "--overwrite")[0] == 0
+    assert not link.is_symlink()
+    assert target.read_bytes() == b"not a key"
+
+
+def test_ca_issue_writes_a_new_key_file_owner_only(
+    capsys: pytest.CaptureFixture[str], pki_store: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "new.key"
+    assert _issue(capsys, "--key-out", str(key))[0] == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600

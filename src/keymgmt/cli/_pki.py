@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,48 @@ def _write(path: Path | None, data: bytes, *, secret: bool = False) -> None:
             path.write_bytes(data)
     except OSError as exc:
         raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _write_private(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write a private key file (mode 0600): a new file, or (``overwrite``) one replaced whole.
+
+    Never through an existing name unasked: the file may be the only copy of
+    the key of a certificate in use, and a symlink planted at the name would
+    send the key elsewhere. ``overwrite`` writes a temporary file beside it
+    and renames it over the name (a symlink there is replaced, not followed).
+
+    Raises:
+        InvalidArgumentError: it exists (without ``overwrite``), or it cannot
+            be written (nothing is left behind).
+    """
+    try:
+        if not overwrite:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+            except OSError:
+                path.unlink(missing_ok=True)
+                raise
+            return
+        fd, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        except OSError:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except FileExistsError:
+        raise InvalidArgumentError(_exists(path)) from None
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _exists(path: Path) -> str:
+    return (
+        f"{path} exists (it may be the only copy of a private key); give --overwrite to replace it"
+    )
 
 
 def _key_passphrase(path: Path | None) -> str:
@@ -294,6 +337,11 @@ def ca_export(settings: Settings, name: str, chain: bool, der: bool, out: Path |
 @click.option("--key-out", type=_OUT, help="With --new-key: encrypted private key (PKCS#8 PEM).")
 @click.option("--p12-out", type=_OUT, help="With --new-key: encrypted PKCS#12 bundle.")
 @click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing --key-out/--p12-out file (else refused).",
+)
+@click.option(
     "--key-passphrase-file",
     type=_IN,
     help="Passphrase for --key-out/--p12-out (else KEYMGMT_KEY_PASSPHRASE).",
@@ -312,6 +360,7 @@ def ca_issue(
     out: Path | None,
     key_out: Path | None,
     p12_out: Path | None,
+    overwrite: bool,
     key_passphrase_file: Path | None,
 ) -> None:
     """Issue a certificate from CA NAME, from --csr or for a --new-key."""
@@ -325,6 +374,9 @@ def ca_issue(
     for path in (out, key_out, p12_out):
         if path is not None and not path.absolute().parent.is_dir():
             raise InvalidArgumentError(f"cannot write {path}: no such directory")
+    for path in (key_out, p12_out) if new_key and not overwrite else ():
+        if path is not None and os.path.lexists(path):  # a dangling symlink too
+            raise InvalidArgumentError(_exists(path))
     with manager(settings) as km:
         authority = km.pki.ca(name)
         if csr is not None:
@@ -348,7 +400,7 @@ def ca_issue(
         chain = authority.chain
     if key is not None:
         if key_out is not None:
-            _write(key_out, export_private_key(key, passphrase), secret=True)
+            _write_private(key_out, export_private_key(key, passphrase), overwrite=overwrite)
         if p12_out is not None:
             bundle = export_pkcs12(
                 name=cert.subject.rfc4514_string(),
@@ -357,7 +409,7 @@ def ca_issue(
                 chain=chain,
                 passphrase=passphrase,
             )
-            _write(p12_out, bundle, secret=True)
+            _write_private(p12_out, bundle, overwrite=overwrite)
     pem = export_chain([cert, *chain[:-1]])
     if out is not None or settings.output != "json":
         _write(out, pem)
