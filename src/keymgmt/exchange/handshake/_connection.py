@@ -16,7 +16,8 @@ TLS 1.3 follows::
       ephemeral share g^x (or ML-KEM ek + X25519)
                         ------------------------>
                                                  check timestamp window,
-                                                 nonce_c not seen (replay cache)
+                                                 nonce_c not used by a completed
+                                                 handshake (replay cache)
                                                  ephemeral share g^y (or encapsulate)
                                                  K = HKDF schedule(g^xy, CH..SH)
                                         ServerHello
@@ -34,6 +35,7 @@ TLS 1.3 follows::
        Finished_c = MAC(Hash(CH..Sig_c))}
                         ------------------------>
                                                  verify chain_c, Sig_c, Finished_c
+                                                 remember nonce_c (replay cache)
     application keys, one per direction, and the session id,
     from Hash(CH..Finished_c)
 
@@ -49,9 +51,15 @@ What each step gives
 * **Nonces from both sides** enter the transcript, so each signature is over
   a transcript the other side made fresh: a *replayed* ServerHello or
   ClientFinish signs the wrong transcript. The responder also refuses a
-  ClientHello whose timestamp lies outside the window or whose nonce it has
-  seen (:class:`~keymgmt._replay.ReplayCache`), before doing any expensive
-  work.
+  ClientHello whose timestamp lies outside the window or whose nonce a
+  completed handshake used (:class:`~keymgmt._replay.ReplayCache`), before
+  doing any expensive work. It *remembers* the nonce only once the
+  initiator's signature over a transcript holding it (and the timestamp)
+  verified, so unauthenticated hellos never fill the cache or raise its
+  overload floor; a replayed hello whose handshake did not complete gets a
+  fresh ServerHello it cannot use, and the insertion refuses a second
+  completion over one hello (possible only if the responder's randomness
+  repeated).
 * **Signatures over the transcript hash** with the certificate keys bind
   each identity to *these* shares and nonces: a man in the middle who
   substitutes a share cannot re-sign, and one who presents its own
@@ -421,9 +429,11 @@ class _Handshake:
         Raises:
             HandshakeError: malformed, unexpected, truncated or unauthentic input.
             PeerVerificationError: the peer's certificate or name was refused.
-            ReplayError: (responder) the ClientHello nonce was seen before.
+            ReplayError: (responder) the ClientHello nonce was used by a
+                completed handshake, or (at the ClientFinish) another
+                handshake over the same ClientHello completed first.
             StaleMessageError: (responder) the ClientHello timestamp is outside
-                the window.
+                the window, at the ClientHello or by the ClientFinish.
             LocalProtocolError: called in a state that expects nothing, or
                 after a failure.
         """
@@ -696,8 +706,9 @@ class Responder(_Handshake):
         credential: our certificate chain and key (its leaf needs the
             serverAuth extended key usage).
         verifier: judges the initiator's chain.
-        replay_cache: remembers ClientHello nonces; share one cache between
-            all handshakes of a server (default window: 5 minutes).
+        replay_cache: remembers the ClientHello nonces of completed
+            handshakes (inserted once the initiator authenticated); share
+            one cache between all handshakes of a server.
         client_identity: the name the initiator's certificate must carry, or
             ``None`` to accept any client the verifier accepts (the session
             then names it in ``session.peer.identity``).
