@@ -24,6 +24,7 @@ from keymgmt.errors import (
     KeyNotFoundError,
     KeyStateError,
     KeyUsageError,
+    NotFoundError,
     RevokedError,
 )
 from keymgmt.kdc._server import (
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ManagerKeySource",
     "ManagerPlaybook",
+    "ManagerCertificateSubjects",
     "ManagerSigner",
     "certificate_subjects",
     "certificate_verifier",
@@ -238,31 +240,51 @@ def key_source(manager: KeyManager) -> KeySource | None:
     return ManagerKeySource(manager)
 
 
-def certificate_subjects(manager: KeyManager) -> CertificateSubjects:
-    """A principal certificate's registry subjects, and those of the CAs above it.
+class ManagerCertificateSubjects:
+    """Where principal certificates and the CAs above them sit in ``km.revocation``.
 
-    ``km.pki.revocation_subject`` of the certificate, then of each issuing
-    CA's own certificate up to the root: the KDC refuses a certificate
-    principal, and names it on its revocation list, once its certificate
-    or an intermediate CA's certificate above it is revoked (the same
-    registry entries the CRLs and OCSP answer from).
+    The KDC refuses a certificate principal, and names it on its revocation
+    list, once its certificate or the current certificate of an
+    intermediate CA above it is revoked: the same registry entries the CRLs
+    and OCSP answer from.
     """
 
-    def subjects(cert: x509.Certificate) -> tuple[str, ...]:
-        pki = manager.pki
-        found = pki.revocation_subject(cert)
-        out: list[str] = []
-        while found is not None and found not in out and len(out) < _MAX_CHAIN:
-            out.append(found)
-            ca = pki.ca(found.partition(":")[0])
-            found = None if ca.parent is None else pki.revocation_subject(ca.certificate)
-        return tuple(out)
+    def __init__(self, manager: KeyManager) -> None:
+        self._manager = manager
 
-    return subjects
+    def subject(self, certificate: x509.Certificate) -> str | None:
+        """``km.pki.revocation_subject``: ``"<ca>:<serial hex>"``, or None."""
+        return self._manager.pki.revocation_subject(certificate)
+
+    def issuers(self, ca: str) -> tuple[str, ...]:
+        """The subjects of ``ca``'s current certificate at its parent, and so on up.
+
+        A CA no longer in the store ends the walk (its certificates then
+        fail ``km.pki.verify`` anyway).
+        """
+        pki = self._manager.pki
+        out: list[str] = []
+        seen = {ca}
+        try:
+            current = pki.ca(ca)
+            while current.parent is not None and len(out) < _MAX_CHAIN:
+                out.append(f"{current.parent}:{current.certificate.serial_number:x}")
+                if current.parent in seen:
+                    break
+                seen.add(current.parent)
+                current = pki.ca(current.parent)
+        except NotFoundError:
+            pass
+        return tuple(out)
 
 
 #: The longest chain of the store's CAs walked for a principal's certificate.
 _MAX_CHAIN = 16
+
+
+def certificate_subjects(manager: KeyManager) -> CertificateSubjects:
+    """The adapter from ``km.pki`` to :class:`~keymgmt.kdc.CertificateSubjects`."""
+    return ManagerCertificateSubjects(manager)
 
 
 def certificate_verifier(manager: KeyManager) -> CertificateVerifier | None:

@@ -13,11 +13,14 @@ Record kinds (all sealed by the keyring):
     or the certificate DER, whether it is enabled, its credential version.
 ``kdc-policy`` / ``policy``
     the authorization :class:`~keymgmt.kdc.Policy` as one JSON document.
-``kdc-grant`` / ``key:<name>#<version>:<id>`` or ``ticket:<client>:<id>``
+``kdc-grant`` / ``key:<name>:<id>`` or ``ticket:<client>:<id>``
     one record per key grant or ticket issued: who got what, when, until
     when (:meth:`GrantRecord.to_bytes`: length-prefixed fields, not JSON;
     older JSON records are still read). :meth:`compromise` reads them to
-    say what was exposed.
+    say what was exposed. A key grant's name holds the key name, not the
+    version (older records, ``key:<name>#<version>:<id>``, are still read):
+    the id comes from the request, so a replay after a rotation names the
+    same record.
 ``kdc-meta`` / ``signing-key``
     an Ed25519 signing key, only for a KDC built without a ``signer`` (the
     façade's KDC signs with the managed key pair ``kdc-signing`` in
@@ -25,11 +28,16 @@ Record kinds (all sealed by the keyring):
 
 Every decision is audited: grants as ``kdc.grant-key`` / ``kdc.grant-ticket``
 (outcome ``ok``), refusals as ``kdc.request`` (outcome ``denied`` with a
-``reason``). Freshness: the shared bounded replay cache
-(:class:`keymgmt._replay.ReplayCache`) refuses replays in this process;
-grant ids are derived from (principal, nonce), so a granted request replayed
-to another process on the same store (or after a restart) finds its grant
-record and is refused too.
+``reason``). Freshness: one bounded replay cache per principal
+(:class:`~keymgmt.kdc.PrincipalReplayCache`) refuses replays in this
+process; grant ids are derived from (principal, nonce), so a granted request
+replayed to another process on the same store (or after a restart, or after
+the key rotated) finds its grant record and is refused too.
+
+A certificate principal is refused, and named on the signed revocation
+list, once its certificate or a CA certificate above it is revoked in
+``km.revocation`` (at its CA): the same entries the CRLs and OCSP answer
+from, one dict probe each (see ``certificate_subjects``).
 """
 
 from __future__ import annotations
@@ -189,10 +197,29 @@ class StoredSigner:
 #: Checks a principal's certificate at a time; raises CertificateError subclasses.
 CertificateVerifier = Callable[[x509.Certificate, _dt.datetime], None]
 
-#: The revocation registry subjects (``"<ca>:<serial hex>"``) of a principal's
-#: certificate and of the CA certificates above it, the certificate's first;
-#: empty when no CA of the store issued it (the façade walks ``km.pki``).
-CertificateSubjects = Callable[[x509.Certificate], Sequence[str]]
+
+class CertificateSubjects(Protocol):
+    """Where a principal's certificate and the CA certificates above it sit in the registry.
+
+    Subjects are ``km.revocation`` certificate subjects, ``"<ca>:<serial
+    hex>"``; the façade answers from ``km.pki``.
+    """
+
+    def subject(self, certificate: x509.Certificate) -> str | None:
+        """The subject of a certificate one of the store's CAs issued, else None.
+
+        The same for the certificate's whole life (the KDC caches it).
+        """
+        ...
+
+    def issuers(self, ca: str) -> Sequence[str]:
+        """The subjects of CA ``ca``'s current certificate and of those above it.
+
+        Nearest first; empty for a root CA. Asked afresh on every check: a
+        sub-CA's renewal gives it another certificate (and its old one may
+        be revoked as superseded without revoking what the CA issued).
+        """
+        ...
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -438,10 +465,9 @@ class _Principal:
     created_at: _dt.datetime
     aead: AESGCM | None = attrs.field(repr=False, eq=False)
     certificate: x509.Certificate | None = attrs.field(repr=False, eq=False)
-    #: ``"certificate:<ca>:<serial hex>"`` of the certificate and of the CA
-    #: certificates above it: the registry index names of their revocations,
-    #: when a CA of the store issued it.
-    revocation_names: tuple[str, ...] = ()
+    #: ``"<ca>:<serial hex>"``: the certificate's registry subject, when a CA
+    #: of the store issued it.
+    certificate_subject: str | None = None
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> _Principal:
@@ -512,6 +538,7 @@ def _grant_id(principal: str, nonce: bytes) -> str:
 
 
 _WILDCARDS: Final = frozenset("*?[]")
+_CERTIFICATE_PREFIX: Final = f"{SubjectKind.CERTIFICATE.value}:"
 
 
 def _new_principal_name(name: str) -> None:
@@ -618,12 +645,12 @@ class KeyDistributionCenter:
             certificate principals and revocation lists (the façade passes a
             managed key pair from ``km.keys``; default: an Ed25519 key sealed
             in a ``kdc-meta`` record, for KDCs built without a key store).
-        certificate_subjects: the registry subjects of a principal's
-            certificate and of the CA certificates above it (the façade's
-            walks ``km.pki``): once one of them is revoked in
-            ``km.revocation`` (at its CA) the principal's requests are
-            refused and the principal is on the revocation list (default:
-            none; only ``verify_certificate`` sees revocations).
+        certificate_subjects: where a principal's certificate and the CA
+            certificates above it sit in ``km.revocation`` (the façade
+            answers from ``km.pki``): once one of them is revoked there (at
+            its CA) the principal's requests are refused and the principal
+            is on the revocation list (default: none; only
+            ``verify_certificate`` sees revocations).
     """
 
     def __init__(
@@ -671,7 +698,7 @@ class KeyDistributionCenter:
         #: certificate principals: name -> the registry index name of their
         #: certificate; None until the first revocation list loads it, then
         #: kept current from the principal changes noted in ``_dirty``.
-        self._holders: dict[str, tuple[str, ...]] | None = None
+        self._holders: dict[str, str] | None = None
         self._holders_version = 0
         self._dirty: set[str] = set()
         self._tracking = False  # whether changes are noted in _dirty (once loading began)
@@ -719,24 +746,32 @@ class KeyDistributionCenter:
         return found
 
     def _loaded(self, value: dict[str, Any]) -> _Principal:
-        """A principal record, with its certificate chain's registry names resolved."""
+        """A principal record, with its certificate's registry subject resolved."""
         found = _Principal.from_json(value)
         if found.certificate is None or self._certificate_subjects is None:
             return found
-        prefix = f"{SubjectKind.CERTIFICATE.value}:"
-        names = tuple(prefix + s for s in self._certificate_subjects(found.certificate))
-        return attrs.evolve(found, revocation_names=names) if names else found
+        subject = self._certificate_subjects.subject(found.certificate)
+        return found if subject is None else attrs.evolve(found, certificate_subject=subject)
 
-    def _certificate_revocation(self, principal: _Principal) -> tuple[str, int] | None:
-        """(reason, revoked-at µs) when the principal's certificate, or a CA certificate
-        above it, is revoked in the registry (a dict probe each, the certificate's
-        first; the caller has synced the store)."""
+    def _chain_revocation(self, subject: str, issuers: Sequence[str]) -> tuple[str, int] | None:
+        """(reason, revoked-at µs) of the first of a certificate and its issuers'
+        certificates revoked in the registry: a dict probe each, no sync."""
         index = self._ctx.revocation.index
-        for name in principal.revocation_names:
-            entry = cast("tuple[str, int, int | None] | None", index.get(name))
+        prefix = _CERTIFICATE_PREFIX
+        for name in (subject, *issuers):
+            entry = cast("tuple[str, int, int | None] | None", index.get(prefix + name))
             if entry is not None:
                 return entry[0], entry[1]
         return None
+
+    def _certificate_revocation(self, principal: _Principal) -> tuple[str, int] | None:
+        """Whether the principal's certificate, or a CA certificate above it as the CAs
+        stand now, is revoked in the registry (the caller has synced the store)."""
+        subject = principal.certificate_subject
+        if subject is None or self._certificate_subjects is None:
+            return None
+        issuers = self._certificate_subjects.issuers(subject.partition(":")[0])
+        return self._chain_revocation(subject, issuers)
 
     def _forget(self, name: str) -> None:
         with self._lock:
@@ -1770,13 +1805,19 @@ class KeyDistributionCenter:
             if cached is not None and cached[0] == stamp:
                 return cached[2], cached[3]
             direct, named = self._direct_entries(stamp[:2])
-            index = registry.index
             derived = []
-            for name, chain in holders.items():
-                value = next((v for v in map(index.get, chain) if v is not None), None)
-                if value is None:
+            # The CA chains as the CAs stand now, once per CA (a renewal
+            # changes a sub-CA's certificate; a revocation moves the stamp).
+            chains: dict[str, Sequence[str]] = {}
+            for name, subject in holders.items():
+                ca = subject.partition(":")[0]
+                issuers = chains.get(ca)
+                if issuers is None and self._certificate_subjects is not None:
+                    issuers = chains[ca] = self._certificate_subjects.issuers(ca)
+                found_revocation = self._chain_revocation(subject, issuers or ())
+                if found_revocation is None:
                     continue
-                reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
+                reason, revoked_at = found_revocation
                 own = named.get(name)
                 # A principal revoked itself is listed once, under the
                 # stronger reason (a compromise of its certificate's key
@@ -1828,7 +1869,7 @@ class KeyDistributionCenter:
         self._direct_cache = (stamp, entries, named)
         return entries, named
 
-    def _certificate_holders(self) -> tuple[int, dict[str, tuple[str, ...]]]:
+    def _certificate_holders(self) -> tuple[int, dict[str, str]]:
         """The certificate principals and their certificates' registry names, kept current.
 
         Loaded from the store once (the first revocation list), then only
@@ -1869,11 +1910,11 @@ class KeyDistributionCenter:
             self._holders_version += 1
         return self._holders_version, holders
 
-    def _holder_name(self, value: dict[str, Any]) -> tuple[str, ...] | None:
-        """The registry names of a principal record's certificate chain, if we resolve one."""
+    def _holder_name(self, value: dict[str, Any]) -> str | None:
+        """The registry subject of a principal record's certificate, if we resolve one."""
         if value.get("credential") != "certificate" or self._certificate_subjects is None:
             return None
-        return self._loaded(value).revocation_names or None
+        return self._loaded(value).certificate_subject
 
     # -- compromise response --------------------------------------------------------
 

@@ -128,6 +128,30 @@ def test_an_intermediate_ca_revoked_at_its_root_refuses_and_lists_the_principals
     assert listed[("principal", "client-i")] == "ca-compromise"
 
 
+def test_a_principal_under_a_renewed_intermediate_ca_whose_old_certificate_is_revoked_is_served(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    # The sub-CA presents its new certificate; the old one's revocation
+    # (superseded) does not revoke what it issued, as km.pki.verify says.
+    root = pki_km.pki.ca("root")
+    issuing = root.create_intermediate("issuing", key_type="ed25519")
+    client, _ = _certificate_principal(pki_km, clock, "client-i", seed=3, ca_name="issuing")
+    listing = _list_of(pki_km, clock)
+    client.fetch_key("payments", InProcessTransport(pki_km.kdc))  # cached, chain resolved
+    root.renew(issuing.certificate.serial_number, revoke_old=True)
+    assert client.fetch_key("payments", InProcessTransport(pki_km.kdc)).version == 1
+    rl = listing.fetch_revocation_list(InProcessTransport(pki_km.kdc))
+    assert not rl.is_revoked("principal", "client-i")
+    pki_km.pki.ca("root").revoke(
+        pki_km.pki.ca("issuing").certificate.serial_number, "ca-compromise"
+    )
+    with pytest.raises(RevokedError, match="the principal's certificate is revoked"):
+        client.fetch_key("payments", InProcessTransport(pki_km.kdc))
+    assert listing.fetch_revocation_list(InProcessTransport(pki_km.kdc)).is_revoked(
+        "principal", "client-i"
+    )
+
+
 def test_a_released_certificate_hold_takes_the_principal_off_the_list(
     pki_km: KeyManager, clock: FakeClock
 ) -> None:
