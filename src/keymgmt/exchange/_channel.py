@@ -52,6 +52,7 @@ _TAG = 16
 _HEADER = 4
 _VERSION = 1
 _DATA, _REKEY, _CLOSE = 1, 2, 3
+_MIN_SECRET: Final = 32  # a traffic secret is an HKDF-SHA-256 output
 _SEQ_LIMIT: Final = 2**48  # far below nonce reuse; a receiver refuses records past it
 
 
@@ -169,7 +170,8 @@ class SecureChannel:
         cipher: the record AEAD (both ends must agree).
 
     Raises:
-        InvalidArgumentError: an unknown cipher.
+        InvalidArgumentError: an unknown cipher, or a secret that is not
+            :class:`~keymgmt.SecretBytes` of at least 32 bytes.
     """
 
     def __init__(
@@ -186,6 +188,11 @@ class SecureChannel:
             raise InvalidArgumentError(
                 f"unknown channel cipher {cipher!r}; expected one of: {names}"
             ) from None
+        secrets: tuple[object, object] = (send_secret, receive_secret)
+        if not all(isinstance(x, SecretBytes) and len(x) >= _MIN_SECRET for x in secrets):
+            raise InvalidArgumentError(
+                f"the traffic secrets must be SecretBytes of at least {_MIN_SECRET} bytes"
+            )
         self._records_per_key = _RECORDS_PER_KEY[cipher]
         self._send = _Direction(send_secret, cipher)
         self._recv = _Direction(receive_secret, cipher)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from keymgmt._secret import SecretBytes
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.exchange import Initiator, Responder, SecureChannel
 from keymgmt.testing import handshake_pair
@@ -75,3 +76,17 @@ def test_client_identity_that_is_not_text_is_refused_when_the_responder_is_made(
 ) -> None:
     with pytest.raises(InvalidArgumentError, match="client_identity"):
         make_responder(client_identity=identity)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [b"\x00" * 32, "k" * 32, None, SecretBytes(b"\x00" * 16)],
+    ids=["bytes", "str", "none", "short"],
+)
+def test_channel_refuses_a_traffic_secret_that_is_not_a_secret_of_32_bytes(
+    secret: object,
+) -> None:
+    # Before: AttributeError ('bytes' object has no attribute 'reveal') for
+    # plain bytes, and a short secret was accepted.
+    with pytest.raises(InvalidArgumentError, match="SecretBytes"):
+        SecureChannel(send_secret=secret, receive_secret=SecretBytes(bytes(32)))  # type: ignore[arg-type]
