@@ -346,6 +346,27 @@ def _refuse_revoked_key(name: str, reason: RevocationReason | None) -> None:
     )
 
 
+def _expired(key: _KeyRecord, now: _dt.datetime) -> bool:
+    """Whether the key's expiry date has passed (every version is deactivated)."""
+    return key.expiry_date is not None and now >= key.expiry_date
+
+
+def _refuse_expired(key: _KeyRecord, now: _dt.datetime) -> None:
+    """Refuse to rotate an expired key: its new version would be deactivated from birth.
+
+    Raises:
+        KeyStateError: the key's expiry date has passed.
+    """
+    if not _expired(key, now):
+        return
+    assert key.expiry_date is not None
+    raise KeyStateError(
+        f"key {key.name!r} expired at {key.expiry_date.isoformat()}: every version, present "
+        "and future, is deactivated; create a key under another name",
+        key_name=key.name,
+    )
+
+
 def _vname(name: str, version: int) -> str:
     return f"{name}#{version}"
 
@@ -1078,15 +1099,16 @@ class KeyStore:
         or done is not renewed: cancel the destruction first, or create a
         key under another name. Nor is a key revoked as a whole
         (``revoke(name)`` without a version): that revocation covers every
-        version, present and future.
+        version, present and future; nor a key past its expiry date, which
+        deactivates every version.
 
         Returns:
             The new primary version's metadata.
 
         Raises:
             KeyNotFoundError: no such key.
-            KeyStateError: the key is destroyed or scheduled for destruction;
-                ``RevokedError`` when it is revoked as a whole.
+            KeyStateError: the key is destroyed, scheduled for destruction or
+                past its expiry date; ``RevokedError`` when it is revoked as a whole.
         """
         check_name(name)
         version = self._rotate(name, reason="manual", only_if=None)
@@ -1133,7 +1155,8 @@ class KeyStore:
 
         Returns:
             the new primary version, or None when ``if_primary`` is not the
-            primary or the key is destroyed or scheduled for destruction.
+            primary or the key is destroyed, scheduled for destruction,
+            revoked as a whole or expired.
 
         Raises:
             KeyNotFoundError: no such key.
@@ -1143,8 +1166,12 @@ class KeyStore:
         if if_primary is not None and key.primary != if_primary:
             return None
         primary = self._settle(txn, key, self._txn_version(txn, name, key.primary), txn.now)
-        if _dying(primary) or self._whole_key_revocation(name) is not None:
-            return None  # a key being destroyed or revoked is not renewed (see _refuse_*)
+        if (
+            _dying(primary)
+            or self._whole_key_revocation(name) is not None
+            or _expired(key, txn.now)
+        ):
+            return None  # a key being destroyed, revoked or expired is not renewed (_refuse_*)
         material = self._handler(key.algorithm).generate(key.algorithm, self._context.randomness)
         return self._stage_rotation(txn, key, material, trigger=trigger, only_if=None)
 
@@ -1167,6 +1194,7 @@ class KeyStore:
         old_settled = self._settle(txn, key, old, now)
         _refuse_dying(name, old_settled)
         _refuse_revoked_key(name, self._whole_key_revocation(name))
+        _refuse_expired(key, now)
         # A pre-active primary too: left pre-active, it would activate on its
         # date as a second active version beside the new primary.
         if old_settled.state in (KeyState.PRE_ACTIVE, KeyState.ACTIVE, KeyState.SUSPENDED):
@@ -1355,15 +1383,16 @@ class KeyStore:
         """Schedule the material of one version (or all) to be destroyed after ``grace``.
 
         Until then :meth:`cancel_destruction` undoes it. Pre-active, active or
-        suspended versions are deactivated first; the primary version of a key can only
-        be destroyed with the whole key (``version=None``). After the grace
+        suspended versions are deactivated first; the primary version of a key,
+        in whatever state (a compromised one too), can only be destroyed with
+        the whole key (``version=None``): rotate first to destroy it alone. After the grace
         period the version is destroyed: its material is erased from the
         store and decrypting with it raises :class:`DestroyedKeyError`.
 
         Raises:
             KeyNotFoundError: no such key or version.
-            KeyStateError: the version is the primary (destroy the whole key
-                or rotate first), or already destroyed.
+            KeyStateError: the version is the primary, in any state (destroy
+                the whole key or rotate first), or already destroyed.
             InvalidArgumentError: negative grace period.
         """
         check_name(name)
@@ -1390,11 +1419,9 @@ class KeyStore:
                         key_name=name,
                         version=record.version,
                     )
-                if (
-                    version is not None
-                    and record.version == key.primary
-                    and current.state in (KeyState.ACTIVE, KeyState.SUSPENDED)
-                ):
+                # In any state: a key's primary goes only with the whole key
+                # (rotate treats a key whose primary is dying as being destroyed).
+                if version is not None and record.version == key.primary:
                     raise KeyStateError(
                         f"key {name!r} version {record.version} is the primary; rotate first "
                         "or destroy the whole key",

@@ -300,12 +300,12 @@ def test_create_many_refuses_a_non_sequence(km: KeyManager) -> None:
 # -- a pre-active version scheduled for destruction ----------------------------------
 
 
-@pytest.mark.parametrize("version", [1, None])
 def test_a_pre_active_version_scheduled_for_destruction_never_encrypts(
-    km: KeyManager, clock: FakeClock, version: int | None
+    km: KeyManager, clock: FakeClock
 ) -> None:
     km.keys.create("k", activation_date=clock.now() + _dt.timedelta(days=1))
-    km.keys.destroy("k", version)  # the default grace: 7 days, past the activation date
+    # The whole key: its primary goes only with it (test_keys_review4).
+    km.keys.destroy("k")  # the default grace: 7 days, past the activation date
     clock.advance(days=2)
     assert km.keys.get("k").primary.state is KeyState.DEACTIVATED
     with pytest.raises(KeyStateError, match="deactivated"):
@@ -316,8 +316,8 @@ def test_cancelling_a_pre_active_destruction_leaves_the_version_deactivated(
     km: KeyManager, clock: FakeClock
 ) -> None:
     km.keys.create("k", activation_date=clock.now() + _dt.timedelta(days=1))
-    km.keys.destroy("k", 1)
-    km.keys.cancel_destruction("k", 1)
+    km.keys.destroy("k")
+    km.keys.cancel_destruction("k")
     clock.advance(days=2)
     assert km.keys.get("k").primary.state is KeyState.DEACTIVATED
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from keymgmt import KeyManager, KeyState
 from keymgmt.errors import InvalidArgumentError, KeyStateError
 from keymgmt.revocation import RevocationReason, SubjectKind
+from keymgmt.testing import FakeClock
 
 # -- export_sealed to an unusable recipient ---------------------------------------------
 
@@ -94,3 +97,44 @@ def test_a_verify_with_a_merely_revoked_version_is_not_audited_as_compromised(
     km.keys.flush_usage()
     uses = [e.details["use"] for e in km.audit.entries() if e.operation == "key.usage"]
     assert uses == ["sign", "verify"]
+
+
+# -- a primary is destroyed only with its key ------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["key-compromise", "superseded"])
+def test_destroying_a_revoked_primary_alone_is_refused_so_the_key_can_still_rotate(
+    km: KeyManager, reason: str
+) -> None:
+    km.keys.create("k")
+    km.keys.revoke("k", 1, reason=reason)
+    with pytest.raises(KeyStateError) as refused:
+        km.keys.destroy("k", 1)
+    assert refused.value.message == (
+        "key 'k' version 1 is the primary; rotate first or destroy the whole key"
+    )
+    assert km.keys.get("k").versions[0].destroy_at is None  # nothing written
+    assert km.keys.rotate("k").version == 2
+    assert km.keys.destroy("k", 1).versions[0].destroy_at is not None  # now it may go
+
+
+def test_destroying_an_expired_primary_alone_is_refused(km: KeyManager, clock: FakeClock) -> None:
+    km.keys.create("k", expiry_date=clock.now() + dt.timedelta(days=1))
+    clock.advance(days=2)
+    with pytest.raises(KeyStateError, match="is the primary; rotate first"):
+        km.keys.destroy("k", 1)
+
+
+# -- an expired key is not renewed ----------------------------------------------------------------
+
+
+def test_rotate_refuses_an_expired_key(km: KeyManager, clock: FakeClock) -> None:
+    km.keys.create("k", expiry_date=clock.now() + dt.timedelta(days=1))
+    clock.advance(days=2)
+    with pytest.raises(KeyStateError) as refused:
+        km.keys.rotate("k")
+    assert refused.value.message == (
+        "key 'k' expired at 2030-01-02T00:00:00+00:00: every version, present and future, "
+        "is deactivated; create a key under another name"
+    )
+    assert [v.version for v in km.keys.get("k").versions] == [1]
