@@ -143,7 +143,7 @@ class Txn:
 
     # Slots: one object less to allocate (and for the collector to visit)
     # per transaction, and quicker attribute access on the staging path.
-    __slots__ = ("_after", "_covered", "_events", "_listed", "_ops", "_seen", "_store")
+    __slots__ = ("_after", "_covered", "_events", "_listed", "_ops", "_seen", "_stale", "_store")
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -154,6 +154,9 @@ class Txn:
         #: Records first seen in a listing: its CheckList covers them, no Check needed.
         self._covered: set[tuple[str, str]] = set()
         self._ops: dict[tuple[str, str], Put | Delete] = {}
+        #: Set when it saw two revisions of one record (get, list, expect): it
+        #: cannot commit, and runs again without sending a doomed batch.
+        self._stale = False
         # (operation, object, outcome, actor, details, and the two pieces of
         # its JSON text from entry_text, UTF-8) per staged audit entry.
         self._events: list[tuple[str, str, str, str, dict[str, Any], bytes, bytes]] = []
@@ -175,10 +178,11 @@ class Txn:
             )
         record = self._store.backend.get(kind, name)
         if record is not None:
-            self._seen.setdefault((kind, name), record.revision)
+            if self._seen.setdefault((kind, name), record.revision) != record.revision:
+                self._stale = True  # it read another revision before: one of them is stale
             return self._store.keyring.unseal(kind, name, record.data)
-        if _storable(kind, name):  # else it cannot exist: nothing to check
-            self._seen.setdefault((kind, name), 0)
+        if _storable(kind, name) and self._seen.setdefault((kind, name), 0):
+            self._stale = True  # it existed when read before (else: cannot exist, no check)
         return None
 
     def get_json(self, kind: str, name: str) -> dict[str, Any] | None:
@@ -201,6 +205,8 @@ class Txn:
             if key not in seen:
                 seen[key] = record.revision
                 covered.add(key)
+            elif seen[key] != record.revision:
+                self._stale = True
             newest = max(newest, record.seq)
             found[record.name] = self._store.keyring.unseal(kind, record.name, record.data)
         if _storable(kind, prefix or kind):  # else nothing can be listed there
@@ -310,6 +316,30 @@ class Txn:
         """Run ``callback`` once the transaction has committed (update caches here)."""
         self._after.append(callback)
 
+    def expect(self, kind: str, name: str, revision: int) -> None:
+        """Depend on a record read outside this transaction, at ``revision`` (0: absent).
+
+        For a value a part took from its own cache (filled with
+        :meth:`Store.get_json_with_revision`, kept fresh by
+        :meth:`Store.subscribe`) instead of reading it here: the commit
+        checks that the record is still at ``revision``, exactly as for a
+        record read with :meth:`get`, and a change meanwhile runs the
+        function again. A later ``put`` or ``delete`` of the record in this
+        transaction is compare-and-set on ``revision``. A transaction that
+        saw two revisions of one record (here and through :meth:`get`, say)
+        cannot commit: it runs again.
+
+        Raises:
+            InvalidArgumentError: a bad kind or name, or a revision that is
+                not an int >= 0.
+        """
+        _check_kind(kind)
+        _check_name(kind, name)
+        if type(revision) is not int or revision < 0:
+            raise InvalidArgumentError("a revision is an int >= 0 (0: absent)")
+        if self._seen.setdefault((kind, name), revision) != revision:
+            self._stale = True
+
     def _reads(self) -> dict[tuple[str, str], int]:
         """The records this transaction only read, one by one: what its Checks verify.
 
@@ -390,6 +420,18 @@ class Store:
         """Read and decode one sealed JSON record."""
         data = self.get(kind, name)
         return None if data is None else _codec.loads(data)
+
+    def get_json_with_revision(self, kind: str, name: str) -> tuple[dict[str, Any] | None, int]:
+        """Read and decode one sealed JSON record, with its revision (0: absent).
+
+        For caches: a transaction that uses the cached value declares it
+        with :meth:`Txn.expect`, so its commit checks the record did not
+        change since.
+        """
+        record = self.backend.get(kind, name)
+        if record is None:
+            return None, 0
+        return _codec.loads(self.keyring.unseal(kind, name, record.data)), record.revision
 
     def list_json(
         self, kind: str, *, prefix: str = ""
@@ -508,6 +550,18 @@ class Store:
                     # after that item, it may well succeed.
                     outcomes[index] = exc
                     failed = True
+                if txn._stale and not failed:
+                    # It saw two revisions of one record (get, list, expect): run it
+                    # on its own, with transact's bounded retries; after the
+                    # items staged before it, if any.
+                    if staged:
+                        held.append(index)
+                    else:
+                        try:
+                            outcomes[index] = self.transact(fns[index])
+                        except Exception as exc:
+                            outcomes[index] = exc
+                    continue
                 if written and (
                     not written.isdisjoint(txn._seen)
                     or not written.isdisjoint(txn._ops)
@@ -572,6 +626,8 @@ class Store:
             ops = CheckedBatch(txn._ops.values())
             cached = self._head
             entries, head = self._stage_audit(txn, ops) if txn._events else ([], None)
+            if txn._stale:
+                return _RETRY_LATER  # it saw two revisions of one record: one is stale
             if not ops:
                 self._run_callbacks(txn)
                 return _DONE

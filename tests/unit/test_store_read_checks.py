@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from keymgmt._store import Store, Txn
 from keymgmt.audit import AUDIT_HEAD
-from keymgmt.errors import ConflictError
+from keymgmt.errors import ConflictError, InvalidArgumentError
 from keymgmt.keyring import Keyring, RawMasterKey
 from keymgmt.storage import (
     Backend,
@@ -460,3 +460,141 @@ def test_without_the_checks_the_nested_schedule_is_not_serializable(
     assert runs == [1]  # not run again
     # Serial: a then b -> a=101, b=111; b then a -> b=11, a=111. Skewed: a=101, b=11.
     assert (first.get("v", "a"), first.get("v", "b")) == (b"101", b"11")
+
+
+# -- records read outside the transaction (a part's cache): Txn.expect --------------------------
+
+
+class _Cache:
+    """A part's cache of one record: value and revision, filled outside any transaction."""
+
+    def __init__(self, store: Store, kind: str, name: str) -> None:
+        self.store, self.kind, self.name = store, kind, name
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.value, self.revision = self.store.get_json_with_revision(self.kind, self.name)
+
+
+def test_get_json_with_revision_returns_the_value_and_its_revision() -> None:
+    store = make_store(MemoryBackend())
+    assert store.get_json_with_revision("ca", "root") == (None, 0)
+    store.transact(lambda t: t.put_json("ca", "root", {"enabled": True}))
+    store.transact(lambda t: (t.get("ca", "root"), t.put_json("ca", "root", {"enabled": False})))
+    assert store.get_json_with_revision("ca", "root") == ({"enabled": False}, 2)
+
+
+def test_a_cached_record_declared_with_expect_makes_a_change_meanwhile_rerun_the_function(
+    shared: Backend,
+) -> None:
+    store, other = make_store(shared), make_store(shared)
+    store.transact(lambda t: t.put_json("ca", "root", {"enabled": True}))
+    cache = _Cache(store, "ca", "root")
+    runs: list[bool] = []
+
+    def issue(txn: Txn) -> None:
+        if runs:
+            cache.refresh()  # what the part's subscribe listener does after a sync
+        assert cache.value is not None
+        runs.append(cache.value["enabled"])
+        if len(runs) == 1:
+            other.transact(
+                lambda t: (t.get("ca", "root"), t.put_json("ca", "root", {"enabled": False}))
+            )
+        txn.expect("ca", "root", cache.revision)
+        if cache.value["enabled"]:
+            txn.put("cert", "1", b"issued")
+
+    store.transact(issue)
+    assert runs == [True, False]
+    assert store.get("cert", "1") is None
+
+
+def test_expect_absent_makes_a_creation_meanwhile_rerun_the_function(shared: Backend) -> None:
+    store, other = make_store(shared), make_store(shared)
+    runs: list[int] = []
+
+    def run(txn: Txn) -> None:
+        _, revision = store.get_json_with_revision("ca", "root")
+        runs.append(revision)
+        if len(runs) == 1:
+            other.transact(lambda t: t.put_json("ca", "root", {}))
+        txn.expect("ca", "root", revision)
+        txn.put("x", "derived", str(revision).encode())
+
+    store.transact(run)
+    assert runs == [0, 1]
+
+
+def test_a_put_after_expect_is_compare_and_set_on_the_expected_revision() -> None:
+    backend = Recording()
+    store = make_store(backend)
+    store.transact(lambda t: t.put("ca", "root", b"v1"))
+
+    def run(txn: Txn) -> None:
+        txn.expect("ca", "root", 1)
+        txn.put("ca", "root", b"v2")
+
+    store.transact(run)
+    assert [(op.name, op.expected) for op in backend.batches[-1] if op.kind == "ca"] == [
+        ("root", 1)
+    ]
+    assert store.get("ca", "root") == b"v2"
+
+
+def test_a_transaction_that_saw_two_revisions_of_one_record_runs_again() -> None:
+    backend = Recording()
+    store = make_store(backend)
+    store.transact(lambda t: t.put_json("ca", "root", {"v": 1}))
+    stale = _Cache(store, "ca", "root")
+    store.transact(lambda t: (t.get("ca", "root"), t.put_json("ca", "root", {"v": 2})))
+    commits = len(backend.batches)
+    runs: list[int] = []
+
+    def run(txn: Txn) -> None:
+        runs.append(stale.revision)
+        txn.expect("ca", "root", stale.revision)
+        txn.get("ca", "root")  # the store has moved on: revision 2
+        txn.put("x", "derived", b"v")
+        stale.refresh()
+
+    store.transact(run)
+    assert runs == [1, 2]
+    assert len(backend.batches) == commits + 1  # the stale attempt was never sent
+
+
+def test_group_commit_runs_an_item_that_saw_two_revisions_on_its_own() -> None:
+    backend = Recording()
+    store = make_store(backend)
+    store.transact(lambda t: t.put_json("ca", "root", {"v": 1}))
+    stale = _Cache(store, "ca", "root")
+    store.transact(lambda t: (t.get("ca", "root"), t.put_json("ca", "root", {"v": 2})))
+    runs: list[int] = []
+
+    def plain(name: str) -> Callable[[Txn], str]:
+        return lambda txn: (txn.put("x", name, b"v"), name)[1]
+
+    def cached(txn: Txn) -> int:
+        runs.append(stale.revision)
+        txn.expect("ca", "root", stale.revision)
+        txn.get("ca", "root")
+        txn.put("x", "b", b"v")
+        stale.refresh()
+        return runs[-1]
+
+    commits = len(backend.batches)
+    assert store.transact_many([plain("a"), cached, plain("c")]) == ["a", 2, "c"]
+    assert runs == [1, 2]
+    assert [store.get("x", name) for name in "abc"] == [b"v", b"v", b"v"]
+    # a's batch; b, stale, held back with c behind it: run again, it is current.
+    assert len(backend.batches) == commits + 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "revision"),
+    [("ca", "root", -1), ("ca", "root", True), ("ca", "", 0), ("audit", "x", 0), ("ca", "r", "1")],
+)
+def test_expect_refuses_what_cannot_be_checked(kind: str, name: str, revision: object) -> None:
+    store = make_store(MemoryBackend())
+    with pytest.raises(InvalidArgumentError):
+        store.transact(lambda t: t.expect(kind, name, revision))  # type: ignore[arg-type]

@@ -196,11 +196,13 @@ class MemoryBackend:
 
     def _verify_listing(self, op: CheckList) -> None:
         """Raise ConflictError unless the listing ``op`` describes is unchanged (under the lock)."""
-        count = newest = 0
-        for name, record in self._kinds.get(op.kind, {}).items():
-            if name.startswith(op.prefix):
-                count += 1
-                newest = max(newest, record.seq)
+        of_kind = self._kinds.get(op.kind, {})
+        prefix = op.prefix
+        if prefix:
+            seqs = [r.seq for n, r in of_kind.items() if n.startswith(prefix)]
+        else:
+            seqs = [r.seq for r in of_kind.values()]
+        count, newest = len(seqs), max(seqs, default=0)
         if count != op.count or newest > op.max_seq:
             raise listing_conflict(op, count, newest)
 
