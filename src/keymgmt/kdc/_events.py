@@ -14,6 +14,7 @@ import datetime as _dt
 import enum
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -210,12 +211,20 @@ class SymmetricCredential:
     def from_file(cls, path: str | os.PathLike[str]) -> SymmetricCredential:
         """Read a credential written by :meth:`to_file`.
 
+        The file holds a long-term key: on POSIX systems one that its group
+        or others may read is refused (as OpenSSH refuses such keys, and
+        ``keymgmt serve`` its TLS key), so a key left exposed is noticed
+        rather than used.
+
         Raises:
-            InvalidArgumentError: unreadable file.
+            InvalidArgumentError: unreadable file, or a regular file readable
+                by group or others (``chmod 600`` it).
             MalformedInputError: not a credential file.
         """
+        target = _path(path)
         try:
-            with _path(path).open("rb") as handle:
+            with target.open("rb") as handle:
+                mode = os.fstat(handle.fileno()).st_mode  # of what was opened: no race
                 data = handle.read(_MAX_CREDENTIAL_FILE + 1)  # never a /dev/zero whole
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read credential file: {exc.strerror}") from None
@@ -229,9 +238,18 @@ class SymmetricCredential:
             kdc = _codec.b64d(str(value["kdc_public_key"]))
             if len(key) != 32:
                 raise ValueError
-            return cls(principal=str(value["principal"]), key=SecretBytes(key), kdc_public_key=kdc)
+            credential = cls(
+                principal=str(value["principal"]), key=SecretBytes(key), kdc_public_key=kdc
+            )
         except (ValueError, KeyError, KeyMgmtError, UnicodeDecodeError, RecursionError):
             raise MalformedInputError("not a keymgmt KDC credential file") from None
+        if os.name == "posix" and stat.S_ISREG(mode) and mode & 0o077:
+            raise InvalidArgumentError(
+                f"the credential file {target} is readable by group or others (mode "
+                f"{stat.S_IMODE(mode):04o}); make it its owner's only (chmod 600), and "
+                "rotate the credential if others may have read it"
+            )
+        return credential
 
 
 @attrs.frozen(kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +12,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from keymgmt import KeyManager
-from keymgmt.errors import ReplayError, RevokedError
+from keymgmt.errors import InvalidArgumentError, ReplayError, RevokedError
 from keymgmt.kdc import (
     CertificateCredential,
     InProcessTransport,
     KdcClient,
     KeyDistributionCenter,
+    SymmetricCredential,
     TicketReceiver,
 )
 from keymgmt.kdc._server import GRANT_KIND, GrantRecord
@@ -299,3 +301,19 @@ def test_grants_written_under_the_version_named_records_are_still_found(
     report = kdc.compromise(key="payments#1")
     assert report.recipients == ("alice", "carol")
     assert granted.grant_id == new.id
+
+
+# -- a credential file others may read is refused, as OpenSSH refuses such keys --------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_credential_file_readable_by_group_or_others_is_refused(
+    kdc: KeyDistributionCenter, tmp_path: Path
+) -> None:
+    path = tmp_path / "alice.cred"
+    kdc.register("alice", write_to=path)
+    path.chmod(0o640)
+    with pytest.raises(InvalidArgumentError, match=r"readable by group or others \(mode 0640\)"):
+        SymmetricCredential.from_file(path)
+    path.chmod(0o600)
+    assert SymmetricCredential.from_file(path).principal == "alice"
