@@ -129,11 +129,28 @@ def verify(
     help="PEM (with keymgmt identity lines), JWK (JSON) or DER (binary).",
 )
 @click.option("--out", "target", type=_OUT, help="Write the public key here.")
+@click.option(
+    "--forensic",
+    is_flag=True,
+    help="Examine --version whatever its state (a compromised one too): its state, "
+    "revocation reason and fingerprint, never the key.",
+)
 @pass_settings
 def key_public(
-    settings: Settings, name: str, version: int | None, fmt: str, target: Path | None
+    settings: Settings,
+    name: str,
+    version: int | None,
+    fmt: str,
+    target: Path | None,
+    forensic: bool,
 ) -> None:
-    """Export the public half of key pair NAME (never the private key)."""
+    """Export the public half of key pair NAME (never the private key).
+
+    A compromised version is refused; --forensic --version N examines it.
+    """
+    if forensic:
+        _forensic(settings, name, version, target)
+        return
     with manager(settings) as km:
         public = km.public_key(name, version)
     chosen = PublicKeyFormat(fmt)
@@ -173,3 +190,28 @@ def key_public(
         sys.stdout.buffer.flush()
         return
     click.echo(data.decode("ascii").rstrip("\n"))
+
+
+def _forensic(settings: Settings, name: str, version: int | None, target: Path | None) -> None:
+    """``key public --forensic``: a version's state and fingerprint (``forensic_public_key``)."""
+    if version is None:
+        raise click.UsageError("--forensic needs --version (the version to examine)")
+    if target is not None:
+        raise click.UsageError("--forensic prints the state and fingerprint, not the key: no --out")
+    with manager(settings) as km:
+        found = km.keys.forensic_public_key(name, version)
+    why = "" if found.revocation_reason is None else f" ({found.revocation_reason})"
+    emit(
+        settings,
+        {
+            "key": name,
+            "version": found.version,
+            "key_id": found.key_id,
+            "algorithm": found.algorithm.value,
+            "state": found.state.value,
+            "revocation_reason": found.revocation_reason,
+            "fingerprint": found.fingerprint(),
+        },
+        f"{name} version {found.version}: {found.state.value}{why}, "
+        f"{found.algorithm.value}, sha256:{found.fingerprint()}",
+    )

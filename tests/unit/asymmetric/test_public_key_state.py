@@ -225,3 +225,40 @@ def test_cli_key_public_refuses_a_compromised_version(
     assert code != 0
     assert "compromised (key-compromise)" in err
     assert "BEGIN PUBLIC KEY" not in out
+
+
+def test_cli_key_public_forensic_shows_a_compromised_versions_state_never_the_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cli_env(monkeypatch, tmp_path, "cli public passphrase")
+    store = str(tmp_path / "s.db")
+    assert run(capsys, "--store", store, "init")[0] == 0
+    run(capsys, "--store", store, "key", "create", "signer", "--algorithm", "ed25519")
+    run(capsys, "--store", store, "key", "revoke", "signer", "--version", "1",
+        "--reason", "key-compromise")  # fmt: skip
+    with KeyManager.open(store, passphrase="cli public passphrase") as km:
+        fingerprint = km.keys.forensic_public_key("signer", 1).fingerprint()
+    code, out, err = run(
+        capsys, "--store", store, "key", "public", "signer", "--version", "1", "--forensic"
+    )
+    assert code == 0, err
+    assert out == f"signer version 1: compromised (key-compromise), ed25519, sha256:{fingerprint}\n"
+    code, out, _ = run(
+        capsys, "--store", store, "--format", "json", "key", "public", "signer",
+        "--version", "1", "--forensic",
+    )  # fmt: skip
+    assert code == 0
+    assert '"state": "compromised"' in out
+    assert "BEGIN PUBLIC KEY" not in out
+
+
+def test_cli_key_public_forensic_needs_a_version(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cli_env(monkeypatch, tmp_path, "cli public passphrase")
+    store = str(tmp_path / "s.db")
+    assert run(capsys, "--store", store, "init")[0] == 0
+    run(capsys, "--store", store, "key", "create", "signer", "--algorithm", "ed25519")
+    code, _, err = run(capsys, "--store", store, "key", "public", "signer", "--forensic")
+    assert code == 2
+    assert "--forensic needs --version" in err
