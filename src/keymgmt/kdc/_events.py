@@ -234,13 +234,18 @@ class SymmetricCredential:
             value: Any = json.loads(data)
             if not isinstance(value, Mapping) or value.get("format") != _CREDENTIAL_FORMAT:
                 raise ValueError
-            key = _codec.b64d(str(value["key"]))
-            kdc = _codec.b64d(str(value["kdc_public_key"]))
+            principal, key_text, kdc_text = (
+                value["principal"],
+                value["key"],
+                value["kdc_public_key"],
+            )
+            if not all(isinstance(v, str) for v in (principal, key_text, kdc_text)):
+                raise ValueError  # a 5 or a null is not the name "5" or "None"
+            key = _codec.b64d(key_text)
+            kdc = _codec.b64d(kdc_text)
             if len(key) != 32:
                 raise ValueError
-            credential = cls(
-                principal=str(value["principal"]), key=SecretBytes(key), kdc_public_key=kdc
-            )
+            credential = cls(principal=principal, key=SecretBytes(key), kdc_public_key=kdc)
         except (ValueError, KeyError, KeyMgmtError, UnicodeDecodeError, RecursionError):
             raise MalformedInputError("not a keymgmt KDC credential file") from None
         if os.name == "posix" and stat.S_ISREG(mode) and mode & 0o077:

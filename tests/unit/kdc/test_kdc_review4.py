@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from keymgmt import KeyManager
-from keymgmt.errors import InvalidArgumentError, ReplayError, RevokedError
+from keymgmt.errors import InvalidArgumentError, MalformedInputError, ReplayError, RevokedError
 from keymgmt.kdc import (
     CertificateCredential,
     InProcessTransport,
@@ -317,3 +317,23 @@ def test_a_credential_file_readable_by_group_or_others_is_refused(
         SymmetricCredential.from_file(path)
     path.chmod(0o600)
     assert SymmetricCredential.from_file(path).principal == "alice"
+
+
+# -- a credential file's fields are strings, not whatever str() makes of them -----------------
+
+
+@pytest.mark.parametrize("field", ["principal", "key", "kdc_public_key"])
+@pytest.mark.parametrize("value", [5, None, ["alice"]], ids=["int", "null", "list"])
+def test_a_credential_file_with_a_non_string_field_is_malformed(
+    kdc: KeyDistributionCenter, tmp_path: Path, field: str, value: object
+) -> None:
+    import json
+
+    path = tmp_path / "alice.cred"
+    kdc.register("alice", write_to=path)
+    document = json.loads(path.read_text())
+    document[field] = value
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    with pytest.raises(MalformedInputError, match="not a keymgmt KDC credential file"):
+        SymmetricCredential.from_file(path)
