@@ -60,7 +60,11 @@ class Exchange:
 
     @property
     def replay_cache(self) -> ReplayCache:
-        """The responder-side replay cache shared by this manager's handshakes."""
+        """The responder-side replay cache shared by this manager's handshakes.
+
+        It holds the ClientHello nonces of *completed* handshakes: a nonce is
+        inserted once the initiator authenticated, never for a bare hello.
+        """
         return self._replay
 
     @property
@@ -159,6 +163,9 @@ class Exchange:
     ) -> Initiator:
         """A client-side handshake on this manager's clock, randomness and PKI.
 
+        Audited as :attr:`audit_policy` says (accepted: one entry; refused
+        or failed: counted in an aggregate).
+
         Warns:
             LegacyAlgorithmWarning: an FFDHE group.
         """
@@ -182,6 +189,9 @@ class Exchange:
         verifier: PeerVerifier | None = None,
     ) -> Responder:
         """A server-side handshake sharing this manager's replay cache.
+
+        Audited as :attr:`audit_policy` says (accepted: one entry; refused
+        or failed: counted in an aggregate).
 
         Warns:
             LegacyAlgorithmWarning: ``groups`` includes an FFDHE group.
