@@ -50,6 +50,11 @@ def _raw(value: bytes | SecretBytes, what: str) -> bytes:
     return bytes(value)
 
 
+def _bad_length(length: object) -> InvalidArgumentError:
+    # An int only: a bool would pass as 0 or 1, a float or str fail deep inside.
+    return InvalidArgumentError(f"length must be 1 to {_MAX_OUTPUT} (an int), got {length!r}")
+
+
 def hkdf_extract(*, salt: bytes, ikm: bytes | SecretBytes) -> SecretBytes:
     """HKDF-Extract with SHA-256: ``PRK = HMAC(salt, IKM)``.
 
@@ -66,10 +71,10 @@ def hkdf_expand(prk: bytes | SecretBytes, *, info: bytes, length: int) -> Secret
     """HKDF-Expand with SHA-256.
 
     Raises:
-        InvalidArgumentError: ``length`` outside 1..8160, or a short PRK.
+        InvalidArgumentError: ``length`` not an int from 1 to 8160, or a short PRK.
     """
-    if not 1 <= length <= _MAX_OUTPUT:
-        raise InvalidArgumentError(f"length must be 1 to {_MAX_OUTPUT}, got {length}")
+    if type(length) is not int or not 1 <= length <= _MAX_OUTPUT:
+        raise _bad_length(length)
     key = _raw(prk, "prk")
     if len(key) < HASH_SIZE:
         raise InvalidArgumentError(f"prk must be at least {HASH_SIZE} bytes")
@@ -115,8 +120,8 @@ def expand_label(secret: SecretBytes, label: bytes, context: bytes, length: int)
         InvalidArgumentError: label or context too long, or ``length``
             outside 1..8160.
     """
-    if not 1 <= length <= _MAX_OUTPUT:
-        raise InvalidArgumentError(f"length must be 1 to {_MAX_OUTPUT}, got {length}")
+    if type(length) is not int or not 1 <= length <= _MAX_OUTPUT:
+        raise _bad_length(length)
     full = LABEL_PREFIX + label
     if len(full) > 255 or len(context) > 255:
         raise InvalidArgumentError("label and context must be at most 255 bytes")

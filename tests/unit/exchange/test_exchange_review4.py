@@ -11,7 +11,7 @@ import pytest
 
 from keymgmt._secret import SecretBytes
 from keymgmt.errors import InvalidArgumentError
-from keymgmt.exchange import Initiator, Responder, SecureChannel
+from keymgmt.exchange import Initiator, KeyShare, Responder, SecureChannel, hkdf, respond
 from keymgmt.testing import handshake_pair
 
 MakeInitiator = Callable[..., Initiator]
@@ -90,3 +90,22 @@ def test_channel_refuses_a_traffic_secret_that_is_not_a_secret_of_32_bytes(
     # plain bytes, and a short secret was accepted.
     with pytest.raises(InvalidArgumentError, match="SecretBytes"):
         SecureChannel(send_secret=secret, receive_secret=SecretBytes(bytes(32)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("length", ["32", 32.0, None, True])
+def test_hkdf_refuses_a_length_that_is_not_an_int_with_invalid_argument(length: object) -> None:
+    # Before: TypeError from a comparison or a slice deep inside, and True
+    # was taken as a length of 1.
+    with pytest.raises(InvalidArgumentError, match="an int"):
+        hkdf(b"k" * 32, salt=b"", info=b"", length=length)  # type: ignore[arg-type]
+
+
+def test_agreement_and_exporter_refuse_a_length_that_is_not_an_int(
+    make_initiator: MakeInitiator, make_responder: MakeResponder
+) -> None:
+    share = KeyShare.generate()
+    with pytest.raises(InvalidArgumentError, match="an int"):
+        respond("x25519", share.public_bytes, salt=b"", info=b"", length="1")  # type: ignore[arg-type]
+    session, _ = handshake_pair(make_initiator(), make_responder())
+    with pytest.raises(InvalidArgumentError, match="an int"):
+        session.export(b"label", length=16.0)  # type: ignore[arg-type]
