@@ -109,3 +109,12 @@ def test_agreement_and_exporter_refuse_a_length_that_is_not_an_int(
     session, _ = handshake_pair(make_initiator(), make_responder())
     with pytest.raises(InvalidArgumentError, match="an int"):
         session.export(b"label", length=16.0)  # type: ignore[arg-type]
+
+
+def test_responder_groups_given_as_one_string_is_refused_with_a_clear_message(
+    make_responder: MakeResponder,
+) -> None:
+    # Before: "x25519" was iterated as the groups "x", "2", ... and refused as
+    # UnsupportedAlgorithmError("unknown exchange group 'x'").
+    with pytest.raises(InvalidArgumentError, match=r"not one str \(use \['x25519'\]\)"):
+        make_responder(groups="x25519")

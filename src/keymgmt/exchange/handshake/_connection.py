@@ -722,7 +722,8 @@ class Responder(_Handshake):
 
     Raises:
         UnsupportedAlgorithmError: unknown group.
-        InvalidArgumentError: a ``client_identity`` that is not a non-empty str.
+        InvalidArgumentError: a ``client_identity`` that is not a non-empty
+            str, or ``groups`` given as one str.
     """
 
     _role = Role.RESPONDER
@@ -750,6 +751,11 @@ class Responder(_Handshake):
             randomness=randomness,
             state=HandshakeState.WAIT_CLIENT_HELLO,
         )
+        given: object = groups
+        if isinstance(given, str):  # "x25519" would be read as groups "x", "2", ...
+            raise InvalidArgumentError(
+                f"groups takes an iterable of groups, not one str (use [{given!r}])"
+            )
         self._groups = frozenset(group_info(g).group for g in groups)
         legacy = sorted(g.value for g in self._groups if group_info(g).legacy)
         if legacy:
