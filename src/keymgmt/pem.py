@@ -363,6 +363,10 @@ _PBES2: Final = bytes.fromhex("2a864886f70d01050d")  # 1.2.840.113549.1.5.13
 _PBKDF2: Final = bytes.fromhex("2a864886f70d01050c")  # 1.2.840.113549.1.5.12
 _SCRYPT: Final = bytes.fromhex("2b06010401da47040b")  # 1.3.6.1.4.1.11591.4.11
 _PKCS12_PBE: Final = bytes.fromhex("2a864886f70d010c01")  # 1.2.840.113549.1.12.1.*
+#: PBES1 (PKCS #5 v1.5): 1.2.840.113549.1.5.{1,3,4,6,10,11}, PBEParameter (salt, count).
+_PBES1: Final = frozenset(
+    bytes.fromhex("2a864886f70d0105") + bytes((n,)) for n in (1, 3, 4, 6, 10, 11)
+)
 _ENCRYPTED_PEM: Final = re.compile(
     rb"-----BEGIN ENCRYPTED PRIVATE KEY-----(.*?)-----END ENCRYPTED PRIVATE KEY-----", re.S
 )
@@ -371,11 +375,12 @@ _ENCRYPTED_PEM: Final = re.compile(
 def _check_kdf_cost(raw: bytes, *, is_pem: bool) -> None:
     """Refuse an encrypted PKCS#8 key whose key derivation would run for hours.
 
-    The cost of PBKDF2, scrypt and PKCS#12 PBE is chosen by whoever wrote the
-    file, and the loader pays it before it can tell a wrong passphrase: a
-    file asking for four billion iterations hangs the import. This reads
-    the parameters first (EncryptedPrivateKeyInfo, RFC 5958; PBES2, RFC
-    8018; scrypt, RFC 7914). Anything it cannot read is left to the loader.
+    The cost of PBKDF2, scrypt, PBES1 and PKCS#12 PBE is chosen by whoever
+    wrote the file, and the loader pays it before it can tell a wrong
+    passphrase: a file asking for four billion iterations hangs the import.
+    This reads the parameters first (EncryptedPrivateKeyInfo, RFC 5958;
+    PBES1 and PBES2, RFC 8018; scrypt, RFC 7914). Anything it cannot read
+    is left to the loader.
 
     Raises:
         InvalidArgumentError: more than :data:`MAX_KDF_ITERATIONS` iterations,
@@ -421,7 +426,7 @@ def _kdf_cost(der: bytes) -> tuple[int | None, tuple[int, int, int] | None]:
     if tag != 0x06:
         return None, None
     _, params, _ = der_read(algorithm, at)
-    if oid.startswith(_PKCS12_PBE) and len(oid) == len(_PKCS12_PBE) + 1:
+    if (oid.startswith(_PKCS12_PBE) and len(oid) == len(_PKCS12_PBE) + 1) or oid in _PBES1:
         _, _, at = der_read(params)  # salt
         return _der_int(params, at), None
     if oid != _PBES2:

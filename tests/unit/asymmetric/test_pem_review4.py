@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from keymgmt import pem
-from keymgmt.errors import InvalidArgumentError, MalformedInputError
+from keymgmt._der import der_tlv
+from keymgmt.errors import DecryptionError, InvalidArgumentError, MalformedInputError
 
 
 def test_load_private_key_file_refuses_a_file_larger_than_any_key_without_reading_it_all(
@@ -23,3 +24,31 @@ def test_load_private_key_file_refuses_a_file_larger_than_any_key_without_readin
 def test_load_private_key_file_of_a_non_path_is_a_typed_error() -> None:
     with pytest.raises(InvalidArgumentError, match="a str or path, not int"):
         pem.load_private_key_file(5)  # type: ignore[arg-type]
+
+
+# -- PBES1 (PKCS #5 v1.5) key files are bounded too --------------------------------------
+
+_PBES1_MD5_DES = bytes.fromhex("2a864886f70d010503")  # pbeWithMD5AndDES-CBC
+
+
+def _pbes1(iterations: int) -> bytes:
+    """An EncryptedPrivateKeyInfo under PBES1 (salt, iterations): cryptography reads it."""
+    count = der_tlv(0x02, iterations.to_bytes((iterations.bit_length() + 8) // 8, "big"))
+    params = der_tlv(0x30, der_tlv(0x04, b"saltsalt") + count)
+    algorithm = der_tlv(0x30, der_tlv(0x06, _PBES1_MD5_DES) + params)
+    return der_tlv(0x30, algorithm + der_tlv(0x04, bytes(32)))
+
+
+def test_the_kdf_cost_check_reads_a_pbes1_iteration_count() -> None:
+    with pytest.raises(InvalidArgumentError, match="2,000,000,000 key derivation iterations"):
+        pem._check_kdf_cost(_pbes1(2_000_000_000), is_pem=False)
+
+
+def test_a_pbes1_key_file_asking_for_billions_of_iterations_is_refused_at_once() -> None:
+    with pytest.raises(InvalidArgumentError, match="refused before deriving"):
+        pem.load_private_key(_pbes1(2_000_000_000), passphrase="pw")
+
+
+def test_a_pbes1_key_file_with_a_sane_count_is_left_to_the_loader() -> None:
+    with pytest.raises(DecryptionError):  # junk ciphertext: the passphrase "is wrong"
+        pem.load_private_key(_pbes1(2048), passphrase="pw")
