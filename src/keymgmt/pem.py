@@ -391,8 +391,15 @@ def _check_kdf_cost(raw: bytes, *, is_pem: bool) -> None:
         found = _ENCRYPTED_PEM.search(raw)
         if found is None:
             return
+        # The loader skips RFC 1421 header lines ("Name: value", and their
+        # indented continuations) inside the block; base64 has no ':'.
+        body, header = [], False
+        for line in found.group(1).splitlines():
+            header = b":" in line or (header and line[:1] in (b" ", b"\t"))
+            if not header:
+                body.append(line)
         try:
-            der = base64.b64decode(b"".join(found.group(1).split()), validate=True)
+            der = base64.b64decode(b"".join(b"".join(body).split()), validate=True)
         except ValueError:
             return
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,36 @@ def test_a_pbes1_key_file_asking_for_billions_of_iterations_is_refused_at_once()
 def test_a_pbes1_key_file_with_a_sane_count_is_left_to_the_loader() -> None:
     with pytest.raises(DecryptionError):  # junk ciphertext: the passphrase "is wrong"
         pem.load_private_key(_pbes1(2048), passphrase="pw")
+
+
+# -- a PEM header inside the block does not hide the iteration count ------------------------
+
+
+def _pem_with_a_header(der: bytes) -> bytes:
+    body = base64.encodebytes(der)
+    return (
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+        b"Comment: cryptography reads past RFC 1421 headers\n\n"
+        + body
+        + b"-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+
+
+def test_the_kdf_cost_check_reads_past_a_pem_header_line() -> None:
+    with pytest.raises(InvalidArgumentError, match="2,000,000,000 key derivation iterations"):
+        pem._check_kdf_cost(_pem_with_a_header(_pbes1(2_000_000_000)), is_pem=True)
+
+
+def test_a_pem_header_line_is_still_read_by_the_loader() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    algorithm, loaded = pem.load_private_key(_pem_with_a_header(der), passphrase="pw")
+    assert algorithm.value == "ed25519"
+    assert loaded.public_key() == key.public_key()  # type: ignore[union-attr]
