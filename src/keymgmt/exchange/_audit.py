@@ -39,8 +39,9 @@ counters are written once per ``interval`` (default 10 s) — and at
 aggregation key is made only of local choices (our name, the expected peer,
 the error class, the code's ``reason`` strings), never of what the peer
 sent; at most ``max_kinds`` (64) keys are kept per interval and anything
-beyond folds into one ``reason="other"`` key. A flood therefore writes at
-most ``max_kinds + 1`` entries per interval whatever its size.
+beyond folds into one ``reason="other"`` key per outcome (role and name
+``"*"``). A flood therefore writes at most ``max_kinds + 2`` entries per
+interval whatever its size.
 
 Accepted handshakes are authenticated (the peer proved a certified key), so
 each gets its own entry. How it is written is the policy's ``mode``:
@@ -133,7 +134,7 @@ class HandshakeAuditPolicy:
         interval: how long an accepted entry may wait, and how long refusals
             are counted before their aggregate entries are written.
         max_kinds: distinct refusal aggregates kept per interval; the rest
-            fold into one ``reason="other"`` aggregate.
+            fold into one ``reason="other"`` aggregate per outcome.
 
     Raises:
         InvalidArgumentError: an unknown mode, or a non-positive size or interval.
@@ -333,7 +334,7 @@ class HandshakeAudit:
                 entry = aggregates.get(key)
                 if entry is None:
                     if len(aggregates) >= self._policy.max_kinds:
-                        key = (role, key[1], "", outcome, "*", "other")
+                        key = ("*", "*", "", outcome, "*", "other")
                         entry = aggregates.get(key)
                     if entry is None:
                         entry = aggregates[key] = _Aggregate(at)
