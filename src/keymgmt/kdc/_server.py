@@ -1852,15 +1852,19 @@ class KeyDistributionCenter:
     ) -> tuple[builtins.list[RevokedEntry], dict[str, RevokedEntry]]:
         """The registry's key and principal revocations, and the principals' by name.
 
-        Cached per change of those two kinds.
+        Cached per change of those two kinds; a rebuild reads the registry's
+        names of the two kinds (:meth:`~keymgmt.revocation.RevocationRegistry.names`),
+        never a pass over its certificates.
         """
         cached = self._direct_cache
         if cached is not None and cached[0] == stamp:
             return cached[1], cached[2]
-        prefixes = (f"{SubjectKind.KEY.value}:", f"{SubjectKind.PRINCIPAL.value}:")
+        registry = self._ctx.revocation
+        index = registry.index
         entries = []
-        for name, value in list(self._ctx.revocation.index.items()):
-            if name.startswith(prefixes):
+        for name in (*registry.names(SubjectKind.KEY), *registry.names(SubjectKind.PRINCIPAL)):
+            value = index.get(name)
+            if value is not None:  # dropped since the names were read: the stamp moved
                 kind, _, subject = name.partition(":")
                 reason, revoked_at, _ = cast("tuple[str, int, int | None]", value)
                 entries.append(RevokedEntry(kind, subject, reason, _codec.from_micros(revoked_at)))

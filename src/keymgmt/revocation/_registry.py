@@ -203,6 +203,9 @@ class RevocationRegistry:
         self._entries: dict[str, _Entry] = {}
         #: how many times the mirror's entries of each kind were set or dropped
         self._changes: dict[str, int] = {}
+        #: the index names of each kind but certificates (keys and principals
+        #: are few; a CA's million certificates are not kept twice)
+        self._names: dict[str, set[str]] = {}
         store.watch(REVOCATION_KIND)
         store.subscribe(self._on_change)
         for record in store.backend.list(REVOCATION_KIND):
@@ -274,6 +277,24 @@ class RevocationRegistry:
         sync themselves; this does not).
         """
         return self._changes.get(_kind(kind).value, 0)
+
+    def names(self, kind: SubjectKind) -> builtins.list[str]:
+        """The :attr:`index` names (``"<kind>:<subject>"``) of ``kind``'s revocations.
+
+        For keys and principals a copy of a set kept per kind, so it costs
+        their number, not a pass over the index (which may hold a big CA's
+        million certificates); for certificates it is that pass. Call after
+        the store's ``sync``, as :meth:`changes`.
+
+        Raises:
+            InvalidArgumentError: unknown ``kind``.
+        """
+        wanted = _kind(kind).value
+        with self._lock:
+            if wanted != SubjectKind.CERTIFICATE.value:
+                return builtins.list(self._names.get(wanted, ()))
+            prefix = _PREFIXES[wanted]
+            return [name for name in self._entries if name.startswith(prefix)]
 
     def __iter__(self) -> Iterator[Revocation]:
         self._store.sync()
@@ -432,11 +453,15 @@ class RevocationRegistry:
                 if revocation.invalidity_date is None
                 else _codec.to_micros(revocation.invalidity_date),
             )
+            kind = name.partition(":")[0]
+            if kind != SubjectKind.CERTIFICATE.value:
+                self._names.setdefault(kind, set()).add(name)
             self._count_change(name)  # after the entry: whoever sees the count sees it
 
     def _drop(self, name: str) -> None:
         with self._lock:
             if self._entries.pop(name, None) is not None:
+                self._names.get(name.partition(":")[0], set()).discard(name)
                 self._count_change(name)
 
     def _count_change(self, name: str) -> None:

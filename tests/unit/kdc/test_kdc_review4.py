@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _kdc_support import StaticKeySource
@@ -337,3 +338,33 @@ def test_a_credential_file_with_a_non_string_field_is_malformed(
     path.chmod(0o600)
     with pytest.raises(MalformedInputError, match="not a keymgmt KDC credential file"):
         SymmetricCredential.from_file(path)
+
+
+# -- a key or principal revocation rebuilds the list without a pass over the certificates -----
+
+
+class _NoPass(dict[str, object]):
+    """A registry index that refuses to be walked (lookups are fine)."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("the registry index was walked")
+
+    def items(self) -> Any:
+        raise AssertionError("the registry index was walked")
+
+
+def test_a_key_revocation_rebuilds_the_list_without_walking_the_certificates(
+    pki_km: KeyManager, clock: FakeClock
+) -> None:
+    _certificate_principal(pki_km, clock)
+    registry = pki_km.revocation
+    for serial in range(1, 1001):
+        registry.revoke(SubjectKind.CERTIFICATE, f"root:{serial + 5000:x}")
+    pki_km.kdc.revocation_list()
+    registry._entries = _NoPass(registry._entries)  # type: ignore[assignment]
+    registry.revoke(SubjectKind.KEY, "payments#1", "key-compromise")
+    registry.revoke(SubjectKind.PRINCIPAL, "mallory")
+    listing = _list_of(pki_km, clock)
+    assert listing.revocation_list is not None
+    assert listing.revocation_list.key_revoked("payments", 1)
+    assert listing.revocation_list.is_revoked("principal", "mallory")
