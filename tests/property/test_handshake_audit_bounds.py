@@ -73,4 +73,4 @@ def test_refusal_audit_counts_every_refusal_in_a_bounded_number_of_entries(
     assert sum(e.details["count"] for e in refused) == refusals
     windows = elapsed // interval + 1
     assert len(refused) <= (max_kinds + 2) * windows
-    assert all(e.details["role"] == "responder" for e in refused)
+    assert all(e.details["role"] in ("responder", "*") for e in refused)  # "*": overflow
