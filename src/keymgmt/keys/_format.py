@@ -197,7 +197,7 @@ def parse_header(data: bytes | bytearray | memoryview) -> Header:
         raise MalformedInputError(
             f"a keymgmt envelope is bytes, not {type(data).__name__}"
         ) from None
-    if not view.contiguous or view.itemsize != 1:  # struct needs a flat byte buffer
+    if not view.contiguous or view.itemsize != 1 or view.ndim != 1:  # struct: flat bytes
         view = memoryview(view.tobytes())
     if len(view) < _FIXED + 1 + _VERSION.size:
         raise MalformedInputError("input is too short for a keymgmt header")

@@ -372,12 +372,13 @@ def _vname(name: str, version: int) -> str:
 
 
 def _flat(view: memoryview) -> bytes | memoryview:
-    """``view`` itself when it is a contiguous byte view, else its bytes.
+    """``view`` itself when it is a flat, contiguous byte view, else its bytes.
 
-    The AEADs take only contiguous buffers (``BufferError`` otherwise), and a
-    view of wider items would have its length counted in items, not bytes.
+    The AEADs take only contiguous buffers (``BufferError`` otherwise), a
+    view of wider items would have its length counted in items, not bytes,
+    and a multi-dimensional view cannot be indexed or sliced as bytes.
     """
-    if view.contiguous and view.itemsize == 1:
+    if view.contiguous and view.itemsize == 1 and view.ndim == 1:
         return view
     return view.tobytes()
 

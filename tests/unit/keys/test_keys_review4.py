@@ -138,3 +138,20 @@ def test_rotate_refuses_an_expired_key(km: KeyManager, clock: FakeClock) -> None
         "is deactivated; create a key under another name"
     )
     assert [v.version for v in km.keys.get("k").versions] == [1]
+
+
+def test_decrypt_of_a_two_dimensional_memoryview_reads_its_bytes(km: KeyManager) -> None:
+    km.keys.create("k")
+    ciphertext = bytes(km.encrypt("k", b"abcde"))
+    assert len(ciphertext) % 2 == 0
+    grid = memoryview(ciphertext).cast("B", (2, len(ciphertext) // 2))
+    assert km.decrypt(grid) == b"abcde"  # the bytes it holds, as for a flat view
+
+
+def test_parse_header_of_a_two_dimensional_memoryview_reads_its_bytes(km: KeyManager) -> None:
+    from keymgmt.keys import parse_header
+
+    km.keys.create("k")
+    ciphertext = bytes(km.encrypt("k", b"abcde"))
+    grid = memoryview(ciphertext).cast("B", (1, len(ciphertext)))
+    assert parse_header(grid) == parse_header(ciphertext)
