@@ -252,6 +252,20 @@ def test_a_certificate_revoked_by_another_process_is_refused_and_listed(
         )
 
 
+def test_a_principal_another_process_registers_is_listed_when_its_certificate_goes(
+    store_path: Path, clock: FakeClock
+) -> None:
+    with _process(store_path, clock) as first:
+        first.keys.create("payments")
+        first.pki.create_root_ca("root", key_type="ed25519")
+        listing = _list_of(first, clock)  # the first process's table is loaded now
+        with _process(store_path, clock) as second:
+            _, cert = _certificate_principal(second, clock, "client-c", seed=9)
+            second.pki.ca("root").revoke(cert.serial_number, "key-compromise")
+        rl = listing.fetch_revocation_list(InProcessTransport(first.kdc))
+        assert rl.is_revoked("principal", "client-c")
+
+
 # -- a key request replayed to another process after a rotation is refused ------------------
 
 
