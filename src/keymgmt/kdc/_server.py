@@ -695,9 +695,9 @@ class KeyDistributionCenter:
         self._direct_cache: (
             tuple[tuple[int, int], builtins.list[RevokedEntry], dict[str, RevokedEntry]] | None
         ) = None
-        #: certificate principals: name -> the registry index name of their
-        #: certificate; None until the first revocation list loads it, then
-        #: kept current from the principal changes noted in ``_dirty``.
+        #: certificate principals: name -> their certificate's registry
+        #: subject; None until the first revocation list loads it, then kept
+        #: current from the principal changes noted in ``_dirty``.
         self._holders: dict[str, str] | None = None
         self._holders_version = 0
         self._dirty: set[str] = set()
@@ -1874,7 +1874,7 @@ class KeyDistributionCenter:
         return entries, named
 
     def _certificate_holders(self) -> tuple[int, dict[str, str]]:
-        """The certificate principals and their certificates' registry names, kept current.
+        """The certificate principals and their certificates' registry subjects, kept current.
 
         Loaded from the store once (the first revocation list), then only
         the principals noted as changed since (registered, removed, given
