@@ -14,9 +14,12 @@ Record kinds (all sealed, see :mod:`keymgmt._store`):
 ``pki-crl``     name = CA name. CRL state: last CRL number, the base of
                 delta CRLs, and the last complete CRL (DER) with what it
                 covered, so an unchanged CRL is not re-signed until due.
-``pki-key``     name = ``"<ca>:<SHA-256 of the SPKI DER>"``: the serials a CA
-                certified one public key under, and whether it revoked the
-                key for a compromise; see :mod:`._keyindex`.
+``pki-key``     name = ``"<ca>:<SHA-256 of the SPKI DER>"``: a public key's
+                head: whether the CA revoked the key for a compromise (read
+                and written back by every issuance for the key); see
+                :mod:`._keyindex`.
+``pki-key-cert`` name = ``"<ca>:<fingerprint>:<serial hex>"``: one per
+                certificate, what the CA certified the key under.
 
 Revocations live in the revocation registry (``km.revocation``), subject
 ``"<ca name>:<serial hex>"`` (``SubjectKind.CERTIFICATE``): a revoke is one
@@ -283,6 +286,9 @@ def _cert_record(
 
 
 _TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+# Read once: on Python 3.11 each access to an enum member through its class
+# runs a descriptor in Python (about a microsecond per issuance here).
+_DER: Final = serialization.Encoding.DER
 _json_text: Final[Callable[[str], str]] = json.encoder.encode_basestring  # what _codec writes
 
 
@@ -1196,7 +1202,7 @@ class CertificateAuthority:
                 )
                 serial_hex = _hex(serial)
                 record_name = f"{self.name}:{serial_hex}"
-                der = cert.public_bytes(serialization.Encoding.DER)
+                der = cert.public_bytes(_DER)
                 txn.put(
                     CERT_KIND,
                     record_name,
@@ -1384,7 +1390,7 @@ class CertificateAuthority:
                     raise NotFoundError(f"no CA named {renews_ca!r}", ca=renews_ca)
             _keyindex.stage_key_head(txn, self.name, fp)
             serial, cert = self._sign_new(signing_key, subject, public_key, window, extensions)
-            der = cert.public_bytes(serialization.Encoding.DER)
+            der = cert.public_bytes(_DER)
             serial_hex = _hex(serial)
             record_name = f"{self.name}:{serial_hex}"
             # Never read: the put's compare-and-set requires the record to be

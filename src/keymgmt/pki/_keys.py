@@ -177,6 +177,11 @@ def spki_der(public_key: object) -> bytes:
     return encoded
 
 
+# Read once (an enum member read through its class runs a Python descriptor on 3.11).
+_DER: Final = serialization.Encoding.DER
+_SPKI: Final = serialization.PublicFormat.SubjectPublicKeyInfo
+
+
 def public_key_info(public_key: CertificatePublicKey) -> tuple[bytes, bytes]:
     """``public_key``'s SubjectPublicKeyInfo DER and subject key identifier, from one encoding.
 
@@ -190,9 +195,7 @@ def public_key_info(public_key: CertificatePublicKey) -> tuple[bytes, bytes]:
         UnsupportedAlgorithmError: cryptography cannot encode the key.
     """
     try:
-        spki = public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        spki = public_key.public_bytes(_DER, _SPKI)
     except (TypeError, ValueError, AttributeError):
         raise UnsupportedAlgorithmError(
             f"unsupported key type {type(public_key).__name__}", algorithm=type(public_key).__name__
