@@ -32,3 +32,4 @@ def test_exchange_step_refuses_each_attack(
     ):
         assert attack in out
     assert "hybrid handshake (x25519-mlkem768) completes" in out
+    assert "audited: 6 accepted handshake sides" in out
