@@ -416,7 +416,7 @@ class GrantRecord:
         nonce), so the same request replayed to another KDC process after
         the key rotated names the same record, and its create-only put
         conflicts (records written before were named
-        ``key:<name>#<version>:<id>``; :func:`key_grant_prefixes` finds both).
+        ``key:<name>#<version>:<id>``; ``key_grant_prefixes`` finds both).
         """
         if self.kind == "key":
             return f"key:{self.key_name}:{self.id}"
