@@ -22,6 +22,7 @@ from keymgmt.kdc import (
     SymmetricCredential,
     TicketReceiver,
 )
+from keymgmt.kdc import _wire as w
 from keymgmt.kdc._server import GRANT_KIND, GrantRecord
 from keymgmt.keyring import KdfProfile
 from keymgmt.revocation import SubjectKind
@@ -382,3 +383,20 @@ def test_a_key_revocation_rebuilds_the_list_without_walking_the_certificates(
     assert listing.revocation_list is not None
     assert listing.revocation_list.key_revoked("payments", 1)
     assert listing.revocation_list.is_revoked("principal", "mallory")
+
+
+# -- documented: a refused request replayed to another process after a policy change ----------
+
+
+def test_a_refused_request_replayed_to_another_process_after_a_policy_change_is_granted(
+    km: KeyManager, keys: StaticKeySource, kdc: KeyDistributionCenter, client: KdcClient
+) -> None:
+    # docs/kdc.md, "Freshness and replay": a refusal leaves no record, so the
+    # replay is answered by the conditions then; its reply opens for alice only.
+    kdc.withdraw("alice", keys=["payments"])
+    request = client.key_request("payments")
+    assert w.peek_type(kdc.handle(request)) is w.MessageType.ERROR
+    kdc.grant("alice", keys=["payments"])
+    other = KeyDistributionCenter(km._context, keys=keys)
+    assert w.peek_type(other.handle(request)) is w.MessageType.KEY_REPLY
+    assert [g.principal for g in other.grants(key="payments")] == ["alice"]
