@@ -17,6 +17,7 @@ from keymgmt.errors import (
     InvalidArgumentError,
     PeerVerificationError,
     RemoteProtocolError,
+    ReplayError,
     StoreUnavailableError,
 )
 from keymgmt.exchange import (
@@ -118,6 +119,9 @@ def test_audit_entries_carry_no_session_secret(
     secrets = {
         client.session_id.hex(),
         client.export(b"probe").reveal().hex(),
+        client._exporter.reveal().hex(),
+        client._send.reveal().hex(),
+        client._recv.reveal().hex(),
     }
     text = " ".join(str(v) for e in _entries(km) for v in e.details.values())
     assert not any(s in text for s in secrets)
@@ -360,3 +364,46 @@ def test_handshakes_outside_the_manager_are_not_audited(
     )
     km.exchange.flush_audit()
     assert _entries(km) == []
+
+
+def test_replayed_hello_is_recorded_as_a_refused_replay(
+    km: KeyManager, creds: tuple[Credential, Credential]
+) -> None:
+    server, client = creds
+    initiator = km.exchange.initiator(client, server_identity=SERVER)
+    hello = initiator.start()
+    responder = km.exchange.responder(server)
+    responder.receive_data(hello)
+    responder.next_event()
+    initiator.receive_data(responder.data_to_send())
+    initiator.next_event()
+    responder.receive_data(initiator.data_to_send())
+    responder.next_event()
+    again = km.exchange.responder(server)
+    again.receive_data(hello)
+    with pytest.raises(ReplayError):
+        again.next_event()
+    km.exchange.flush_audit()
+    (entry,) = _entries(km, "refused")
+    assert (entry.details["error"], entry.details["role"]) == ("ReplayError", "responder")
+    assert entry.details["hello"] == _entries(km, "accepted")[0].details["hello"]
+
+
+def test_tampered_serverhello_is_recorded_as_refused_by_the_initiator(
+    km: KeyManager, creds: tuple[Credential, Credential]
+) -> None:
+    server, client = creds
+    initiator = km.exchange.initiator(client, server_identity=SERVER)
+    responder = km.exchange.responder(server)
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    flight = bytearray(responder.data_to_send())
+    flight[-1] ^= 1  # the sealed authentication's tag
+    initiator.receive_data(bytes(flight))
+    with pytest.raises(HandshakeError):
+        initiator.next_event()
+    km.exchange.flush_audit()
+    (entry,) = _entries(km, "refused")
+    assert (entry.details["role"], entry.details["peer"]) == ("initiator", SERVER)
+    assert (entry.details["error"], entry.details["reason"]) == ("HandshakeError", "bad-seal")
+    assert entry.details["group"] == "x25519"
