@@ -460,3 +460,18 @@ def test_issue_many_names_the_request_that_lacks_subject_alternative_names(
     with pytest.raises(InvalidArgumentError, match=r"^request 0: the tls-server profile needs"):
         issuing.issue_many(batch)
     assert issuing.issued() == []
+
+
+def test_a_serial_collision_draws_another_serial(
+    km: KeyManager, issuing: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def key() -> Any:
+        return ec.generate_private_key(ec.SECP256R1()).public_key()
+
+    first = issuing.issue(public_key=key(), subject="a", names=["a.example"])
+    serials = iter([first.serial_number, first.serial_number + 1])
+    monkeypatch.setattr(km.pki, "_serial", lambda: next(serials))
+    second = issuing.issue(public_key=key(), subject="b", names=["b.example"])
+    assert second.serial_number == first.serial_number + 1
+    assert issuing.get(first.serial_number).certificate == first  # not overwritten
+    assert issuing.get(second.serial_number).certificate == second
