@@ -369,3 +369,92 @@ def test_an_unexpected_error_on_a_routed_endpoint_is_a_json_500_without_detail(
     assert response.json() == {"error": {"type": "internal", "message": "internal server error"}}
     assert "hunter2" not in caplog.text
     assert f"internal error on {path}: RuntimeError" in caplog.text
+
+
+# -- a client that reads no response is cut off ---------------------------------------
+
+#: A server process whose sockets have small send buffers (no kernel autotuning), so a
+#: few hundred kilobytes of unread responses fill them: what a large CRL does anywhere.
+_SMALL_BUFFER_SERVER = """
+import logging, socket, sys
+from keymgmt import KeyManager
+from keymgmt.server import ManagerParts, Service, ServicePolicy, TlsMaterial, bind, serve
+store, key_file, cert, key, ca = sys.argv[1:6]
+logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+sock = bind("127.0.0.1", 0)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by accepted sockets
+with KeyManager.open(store, key_file=key_file, create=False) as km:
+    service = Service(ManagerParts(km), ServicePolicy(), body_timeout=1.0)
+    serve(
+        service,
+        TlsMaterial.from_paths(cert, key, ca),
+        sock=sock,
+        on_ready=lambda host, port: print(f"listening on https://{host}:{port}", flush=True),
+    )
+"""
+
+
+@pytest.fixture(scope="module")
+def small_buffer_server(material: Material) -> Iterator[ServerProcess]:
+    """A server (body/head/write timeout 1 s) whose socket buffers are small."""
+    log = material.directory / "review4-small-buffers.log"
+    args = [str(material.store), str(material.key_file), str(material.server.certificate)]
+    args += [str(material.server.key), str(material.trust)]
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SMALL_BUFFER_SERVER, *args],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("listening on "):
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"the server did not start:\n{log.read_text()}")
+    running = ServerProcess(process, line.split()[-1], log)
+    yield running
+    running.stop()
+
+
+def test_a_client_that_reads_no_response_is_cut_off_after_the_timeout(
+    small_buffer_server: ServerProcess, material: Material
+) -> None:
+    pipelined = 1000  # ~1.4 MB of responses: far more than the buffers hold (~600 KB)
+    request = b"GET /v1/pki/cas HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.socket() as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(8)
+        raw.connect(_address(small_buffer_server))
+        with raw_tls_context(material, None).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request * pipelined)
+            deadline = time.monotonic() + 8
+            while "read nothing of its response" not in small_buffer_server.log_text():
+                assert time.monotonic() < deadline, "the connection was never cut off"
+                time.sleep(0.05)
+            received = b""
+            try:
+                while chunk := tls.recv(65536):
+                    received += chunk
+            except (ssl.SSLError, ConnectionError):
+                pass
+    assert 0 < received.count(b"HTTP/1.1 200") < pipelined
+
+
+def test_a_client_that_reads_its_responses_is_served_in_full(
+    small_buffer_server: ServerProcess, material: Material
+) -> None:
+    pipelined = 1000
+    request = b"GET /v1/pki/cas HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /v1/pki/cas HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.socket() as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(8)
+        raw.connect(_address(small_buffer_server))
+        with raw_tls_context(material, None).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request * (pipelined - 1) + last)
+            received = b""
+            while chunk := tls.recv(65536):
+                received += chunk
+    assert received.count(b"HTTP/1.1 200") == pipelined

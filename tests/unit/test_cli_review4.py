@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +193,22 @@ def test_ca_issue_writes_a_new_key_file_owner_only(
     key = tmp_path / "new.key"
     assert _issue(capsys, "--key-out", str(key))[0] == 0
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_serve_without_tls_material_is_one_usage_error_line(tmp_path: Path) -> None:
+    # A process of its own: in-process, pytest's log handler would swallow a
+    # warning logged before the usage error.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    program = "import sys; from keymgmt.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", program, "--store", str(tmp_path / "none.db"), "serve"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "error: give either --ca NAME or --tls-cert and --tls-key (see 'keymgmt serve --help')\n"
+    )

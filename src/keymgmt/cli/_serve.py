@@ -85,7 +85,10 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     default=30.0,
     show_default=True,
     type=click.FloatRange(0, min_open=True),
-    help="Seconds a client may take to send a request body (then 408) or head (then closed).",
+    help=(
+        "Seconds a client may take to send a request body (then 408) or head, or to "
+        "read on while a response waits (then the connection is closed)."
+    ),
 )
 @click.option(
     "--handshake-timeout",
@@ -163,6 +166,10 @@ def serve(
     "listening on https://HOST:PORT" once it accepts connections; stops on
     SIGINT or SIGTERM. See docs/service.md for the policy file.
     """
+    if (issuing_ca is None) == (tls_cert is None and tls_key is None):
+        raise click.UsageError("give either --ca NAME or --tls-cert and --tls-key")
+    if issuing_ca is None and (tls_cert is None or tls_key is None or client_ca is None):
+        raise click.UsageError("--tls-cert needs --tls-key and --client-ca")
     try:
         from keymgmt import server as service_module
     except ImportError as exc:
@@ -180,10 +187,6 @@ def serve(
     )
     if not rules.rules:
         logging.getLogger("keymgmt.server").warning("no policy rules: every operation is denied")
-    if (issuing_ca is None) == (tls_cert is None and tls_key is None):
-        raise click.UsageError("give either --ca NAME or --tls-cert and --tls-key")
-    if issuing_ca is None and (tls_cert is None or tls_key is None or client_ca is None):
-        raise click.UsageError("--tls-cert needs --tls-key and --client-ca")
 
     def ready(bound_host: str, bound_port: int) -> None:
         # An IPv6 address goes in brackets in a URL (RFC 3986 3.2.2).

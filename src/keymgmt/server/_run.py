@@ -145,6 +145,10 @@ class _PeerChainMixin:
     peer's TLS close_notify after closing an SSL transport, and an idle
     keep-alive client never sends one, so a stopping server would hang on
     it; after :data:`SHUTDOWN_GRACE` seconds the connection is aborted.
+    Responses: a client that stops reading holds its connection (and the
+    request's task, waiting for the transport to drain) for ever once its
+    response outgrows the buffers; when writing stays paused for
+    :attr:`head_timeout` seconds, the connection is aborted.
     """
 
     app_state: dict[str, Any]
@@ -156,6 +160,7 @@ class _PeerChainMixin:
     #: Seconds a client has to send a complete request head (set by :func:`serve`).
     head_timeout: float = 30.0
     _head_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
 
     def _between_requests(self) -> bool:
         cycle = getattr(self, "cycle", None)
@@ -231,12 +236,35 @@ class _PeerChainMixin:
         # whatever it still sends; a client that keeps sending is cut off.
         self.loop.call_later(SHUTDOWN_GRACE, self._abort_if_open)
 
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: the client must read within the timeout."""
+        super().pause_writing()  # type: ignore[misc]
+        if self._write_timer is None and not self._lost:
+            self._write_timer = self.loop.call_later(self.head_timeout, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        """The client read enough: the timer stops."""
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()  # type: ignore[misc]
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        if self._lost:
+            return
+        _LOG.info(
+            "aborted a connection that read nothing of its response in %s s", self.head_timeout
+        )
+        self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         """Remember the connection is gone, then behave as uvicorn does."""
         self._lost = True
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        for timer in (self._head_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._write_timer = None
         super().connection_lost(exc)  # type: ignore[misc]
 
     def shutdown(self) -> None:
@@ -400,7 +428,8 @@ def serve(
         keep_alive: seconds an idle keep-alive connection is kept. A
             connection that has started a request head (or has just
             opened) must complete it within ``service.body_timeout``
-            seconds, else it is closed.
+            seconds, else it is closed; so is one whose client reads
+            nothing of a waiting response for as long.
         sock: an already listening socket (from :func:`bind`; ``host`` and
             ``port`` are then only reported) — how several worker processes
             share one port.
