@@ -7,6 +7,11 @@ absorbed here — a busy timeout plus bounded retries — so "database is locked
 never reaches the caller. ``synchronous=FULL`` makes every acknowledged commit
 durable across power loss and ``kill -9``.
 
+Checks (:class:`~keymgmt.storage.Check`, :class:`~keymgmt.storage.CheckList`)
+run inside that same write transaction, before its writes, one indexed read
+each: no other writer can commit between them and the writes. A batch of
+checks only runs in a deferred (read) transaction, one WAL snapshot.
+
 Schema versions live in ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades
 older files step by step, and a file from a newer keymgmt is refused rather
 than misread.
