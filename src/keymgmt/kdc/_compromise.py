@@ -318,7 +318,8 @@ class _Response:
     def _grants(self, txn: Txn, prefix: str = "") -> list[GrantRecord]:
         from keymgmt.kdc._server import GRANT_KIND, GrantRecord
 
-        return [GrantRecord.from_bytes(data) for _, data in txn.list(GRANT_KIND, prefix=prefix)]
+        found = (GrantRecord.from_bytes(data) for _, data in txn.list(GRANT_KIND, prefix=prefix))
+        return [g for g in found if not g.refused]  # markers of refused requests are no grants
 
     def _version_grants(self, txn: Txn, name: str, version: int) -> list[GrantRecord]:
         """The grants of one key version (records are named by key name, not version)."""

@@ -20,7 +20,9 @@ Record kinds (all sealed by the keyring):
     say what was exposed. A key grant's name holds the key name, not the
     version (older records, ``key:<name>#<version>:<id>``, are still read):
     the id comes from the request, so a replay after a rotation names the
-    same record.
+    same record. A request refused after its nonce was taken leaves a
+    marker of kind ``refused`` under its grant's name (so a replay to
+    another process conflicts with it); :meth:`grants` skips markers.
 ``kdc-meta`` / ``signing-key``
     an Ed25519 signing key, only for a KDC built without a ``signer`` (the
     façade's KDC signs with the managed key pair ``kdc-signing`` in
@@ -307,10 +309,17 @@ class PrincipalInfo:
 
 @attrs.frozen(kw_only=True)
 class GrantRecord:
-    """One key version or ticket the KDC handed out."""
+    """One key version or ticket the KDC handed out.
+
+    A record of kind ``"refused"`` is no grant: it marks a request whose
+    nonce the KDC consumed and refused (``key_name`` or ``peer`` holds what
+    it asked for), named as its grant would have been, so the same request
+    replayed to another KDC process later conflicts with it. ``grants()``
+    and compromise reports skip these markers.
+    """
 
     id: str
-    kind: str  # "key" or "ticket"
+    kind: str  # "key", "ticket", or "refused" (a consumed request; see above)
     principal: str
     issued_at: _dt.datetime
     expires_at: _dt.datetime
@@ -323,6 +332,11 @@ class GrantRecord:
     def key_id(self) -> str | None:
         """``"name#version"`` for key grants."""
         return None if self.key_name is None else f"{self.key_name}#{self.version}"
+
+    @property
+    def refused(self) -> bool:
+        """Whether this marks a refused request rather than a grant."""
+        return self.kind == "refused"
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -418,7 +432,7 @@ class GrantRecord:
         conflicts (records written before were named
         ``key:<name>#<version>:<id>``; ``key_grant_prefixes`` finds both).
         """
-        if self.kind == "key":
+        if self.kind == "key" or (self.kind == "refused" and self.key_name is not None):
             return f"key:{self.key_name}:{self.id}"
         return f"ticket:{self.principal}:{self.id}"
 
@@ -500,6 +514,8 @@ class _Refusal(Exception):
         self.reason = reason
         self.message = message
         self.details = details
+        #: the request's consumed nonce, to record with the refusal (see GrantRecord)
+        self.marker: GrantRecord | None = None
 
 
 _REPLAY_MESSAGE: Final = "the request was seen before"
@@ -513,8 +529,9 @@ class _Batch:
         #: (reply position, grant, audit operation, audit object, the credential
         #: versions of the principal and of a ticket's peer it was made with)
         self.grants: list[tuple[int, GrantRecord, str, str, tuple[int, int | None]]] = []
-        #: (audit object, audit keyword arguments) of refused requests
-        self.refusals: list[tuple[str, dict[str, Any]]] = []
+        #: (audit object, audit keyword arguments, consumed-request marker) of
+        #: refused requests
+        self.refusals: list[tuple[str, dict[str, Any], GrantRecord | None]] = []
 
 
 def _stage_grant(txn: Txn, grant: GrantRecord, operation: str, object: str) -> None:
@@ -528,6 +545,28 @@ def _stage_grant(txn: Txn, grant: GrantRecord, operation: str, object: str) -> N
         expires_at=grant.expires_at.isoformat(),
         auth=grant.auth,
     )
+
+
+def _marker(grant: GrantRecord) -> GrantRecord:
+    """The marker of a refused request that would have been ``grant`` (same record name)."""
+    return attrs.evolve(
+        grant,
+        kind="refused",
+        expires_at=grant.issued_at,
+        key_name=grant.key_name if grant.kind == "key" else None,
+        version=None,
+    )
+
+
+def _stage_marker(txn: Txn, marker: GrantRecord, *, first: bool) -> None:
+    """Stage a refused request's marker (create-only), unless a record has its name.
+
+    The first attempt writes without reading (create-only): a grant or
+    marker of the same request conflicts, and the re-run finds it and
+    writes nothing (the request is recorded already).
+    """
+    if first or txn.get(GRANT_KIND, marker.record_name) is None:
+        txn.put(GRANT_KIND, marker.record_name, marker.to_bytes())
 
 
 def _grant_id(principal: str, nonce: bytes) -> str:
@@ -1162,11 +1201,12 @@ class KeyDistributionCenter:
         prefixes: tuple[str, ...] = ("",)
         if key is not None:
             prefixes = key_grant_prefixes(key.partition("#")[0])
-        found = [
+        records = (
             GrantRecord.from_bytes(store.keyring.unseal(GRANT_KIND, r.name, r.data))
             for prefix in prefixes
             for r in store.backend.list(GRANT_KIND, prefix=prefix)
-        ]
+        )
+        found = [g for g in records if not g.refused]  # markers of refused requests
         if key is not None:
             found = [
                 g
@@ -1249,16 +1289,34 @@ class KeyDistributionCenter:
             refused = (
                 refusal.details.pop("object", "kdc"),
                 {"outcome": "denied", "reason": refusal.reason, **refusal.details},
+                refusal.marker,
             )
             reply = p.build_error(refusal.code, refusal.message)
         except MalformedInputError as exc:
-            refused = ("kdc", {"outcome": "denied", "reason": "malformed"})
+            refused = ("kdc", {"outcome": "denied", "reason": "malformed"}, None)
             reply = p.build_error(ErrorCode.MALFORMED, exc.message)
         if batch is None:
-            self._store.audit("kdc.request", refused[0], **refused[1])
+            self._record_refusal(*refused)
         else:
             batch.refusals.append(refused)
         return reply
+
+    def _record_refusal(
+        self, object: str, details: dict[str, Any], marker: GrantRecord | None
+    ) -> None:
+        """Audit a refusal; with the marker of its consumed request, in the same write."""
+        if marker is None:
+            self._store.audit("kdc.request", object, **details)
+            return
+        attempts = 0
+
+        def run(txn: Txn) -> None:
+            nonlocal attempts
+            attempts += 1
+            _stage_marker(txn, marker, first=attempts == 1)
+            txn.audit("kdc.request", object, **details)
+
+        self._store.transact(run)
 
     def _handle_request(self, data: bytes, batch: _Batch | None = None) -> bytes:
         envelope = p.parse_request(data)
@@ -1328,6 +1386,37 @@ class KeyDistributionCenter:
             raise _Refusal(
                 ErrorCode.REPLAY, "replay", "the request was seen before", object=subject
             ) from None
+        # The nonce is consumed from here on: a refusal is recorded under the
+        # name its grant would have had, so the same request replayed to
+        # another KDC process (or a restarted one) conflicts with it even if
+        # what refused it has changed there (the policy, the key).
+        try:
+            return self._answer(envelope, principal, body, now, batch)
+        except _Refusal as refusal:
+            target = body.target
+            is_key = envelope.kind is MessageType.KEY_REQUEST
+            refusal.marker = GrantRecord(
+                id=_grant_id(name, body.nonce),
+                kind="refused",
+                principal=name,
+                issued_at=now,
+                expires_at=now,
+                key_name=target if is_key else None,
+                peer=None if is_key else target,
+                auth=principal.credential,
+            )
+            raise
+
+    def _answer(
+        self,
+        envelope: p.RequestEnvelope,
+        principal: _Principal,
+        body: p.RequestBody,
+        now: _dt.datetime,
+        batch: _Batch | None,
+    ) -> bytes:
+        """An authenticated, fresh request whose nonce is consumed: grant or refuse it."""
+        subject = f"principal:{principal.name}"
         if principal.certificate is not None:
             try:
                 self._check_certificate(principal.certificate, now)
@@ -1722,6 +1811,8 @@ class KeyDistributionCenter:
                 refusal = self._revoked_meanwhile(grant, versions) if attempts > 1 else None
                 if refusal is not None:  # see _record
                     refused[position] = (refusal.code, refusal.message)
+                    names.add(name)
+                    _stage_marker(txn, _marker(grant), first=False)  # its nonce is spent
                     txn.audit(
                         "kdc.request",
                         refusal.details.pop("object"),
@@ -1732,7 +1823,10 @@ class KeyDistributionCenter:
                     continue
                 names.add(name)
                 _stage_grant(txn, grant, operation, object)
-            for object, details in batch.refusals:
+            for object, details, marker in batch.refusals:
+                if marker is not None and marker.record_name not in names:
+                    names.add(marker.record_name)
+                    _stage_marker(txn, marker, first=attempts == 1)
                 txn.audit("kdc.request", object, **details)
             return refused
 

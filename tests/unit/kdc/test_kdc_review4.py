@@ -13,7 +13,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from keymgmt import KeyManager
-from keymgmt.errors import InvalidArgumentError, MalformedInputError, ReplayError, RevokedError
+from keymgmt.errors import (
+    AccessDeniedError,
+    InvalidArgumentError,
+    MalformedInputError,
+    ReplayError,
+    RevokedError,
+)
 from keymgmt.kdc import (
     CertificateCredential,
     InProcessTransport,
@@ -385,18 +391,45 @@ def test_a_key_revocation_rebuilds_the_list_without_walking_the_certificates(
     assert listing.revocation_list.is_revoked("principal", "mallory")
 
 
-# -- documented: a refused request replayed to another process after a policy change ----------
+# -- a refused request replayed to another process after a policy change is refused ----------
 
 
-def test_a_refused_request_replayed_to_another_process_after_a_policy_change_is_granted(
+def test_a_refused_request_replayed_to_another_process_after_a_policy_change_is_refused(
     km: KeyManager, keys: StaticKeySource, kdc: KeyDistributionCenter, client: KdcClient
 ) -> None:
-    # docs/kdc.md, "Freshness and replay": a refusal leaves no record, so the
-    # replay is answered by the conditions then; its reply opens for alice only.
     kdc.withdraw("alice", keys=["payments"])
     request = client.key_request("payments")
     assert w.peek_type(kdc.handle(request)) is w.MessageType.ERROR
     kdc.grant("alice", keys=["payments"])
+    other = KeyDistributionCenter(km._context, keys=keys)  # another process: empty cache
+    with pytest.raises(ReplayError, match="seen before"):
+        client.receive_key_reply(other.handle(request))
+    assert other.grants() == []
+
+
+def test_a_refused_ticket_request_replayed_in_a_batch_after_the_peer_appeared_is_refused(
+    km: KeyManager, keys: StaticKeySource, kdc: KeyDistributionCenter, client: KdcClient
+) -> None:
+    request = client.ticket_request("bob")  # no principal bob yet: not-found
+    (reply,) = kdc.handle_many([request])
+    assert w.peek_type(reply) is w.MessageType.ERROR
+    kdc.register("bob")
     other = KeyDistributionCenter(km._context, keys=keys)
-    assert w.peek_type(other.handle(request)) is w.MessageType.KEY_REPLY
-    assert [g.principal for g in other.grants(key="payments")] == ["alice"]
+    (replayed,) = other.handle_many([request])
+    with pytest.raises(ReplayError):
+        client.receive_ticket_reply(replayed)
+    assert other.grants(principal="alice") == []
+
+
+def test_refused_requests_are_no_grants_in_listings_or_compromise_reports(
+    kdc: KeyDistributionCenter, client: KdcClient, transport: InProcessTransport
+) -> None:
+    kdc.withdraw("alice", keys=["payments"])
+    with pytest.raises(AccessDeniedError):
+        client.fetch_key("payments", transport)
+    kdc.grant("alice", keys=["payments"])
+    granted = client.fetch_key("payments", transport)
+    assert [g.id for g in kdc.grants()] == [granted.grant_id]
+    assert [g.id for g in kdc.grants(key="payments")] == [granted.grant_id]
+    report = kdc.compromise(principal="alice")
+    assert [g.id for g in report.key_grants] == [granted.grant_id]
