@@ -70,7 +70,7 @@ from keymgmt.audit import (
 )
 from keymgmt.clock import Clock, SystemClock, ensure_aware
 from keymgmt.errors import AuditChainError, ConflictError, InvalidArgumentError
-from keymgmt.keyring import Keyring, MasterKeySource
+from keymgmt.keyring import KEYRING_RECORD, Keyring, MasterKeySource
 from keymgmt.storage import ANY, Backend, CheckList, Delete, Put, Record
 from keymgmt.storage._memory import CheckedBatch, check_unicode
 from keymgmt.storage._protocol import new_check, new_put
@@ -143,7 +143,17 @@ class Txn:
 
     # Slots: one object less to allocate (and for the collector to visit)
     # per transaction, and quicker attribute access on the staging path.
-    __slots__ = ("_after", "_covered", "_events", "_listed", "_ops", "_seen", "_stale", "_store")
+    __slots__ = (
+        "_after",
+        "_covered",
+        "_events",
+        "_fence",
+        "_listed",
+        "_ops",
+        "_seen",
+        "_stale",
+        "_store",
+    )
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -157,6 +167,9 @@ class Txn:
         #: Set when it saw two revisions of one record (get, list, expect): it
         #: cannot commit, and runs again without sending a doomed batch.
         self._stale = False
+        #: The keyring record's revision before this transaction's first seal:
+        #: its commit checks it (a store key rotated or retired meanwhile).
+        self._fence: int | None = None
         # (operation, object, outcome, actor, details, and the two pieces of
         # its JSON text from entry_text, UTF-8) per staged audit entry.
         self._events: list[tuple[str, str, str, str, dict[str, Any], bytes, bytes]] = []
@@ -236,6 +249,8 @@ class Txn:
         if not isinstance(candidate, _PLAINTEXT_TYPES):
             raise InvalidArgumentError("record data must be bytes")
         key = (kind, name)
+        if self._fence is None:
+            self._fence = self._store.keyring.revision
         # Sealing checks the name (record_aad): non-empty, no NUL, valid Unicode.
         sealed = self._store.keyring.seal(kind, name, plaintext)
         self._ops[key] = new_put(kind, name, sealed, self._seen.get(key, 0))
@@ -589,6 +604,8 @@ class Store:
                 continue
             batch = Txn(self)
             batch._seen = read  # none of them written by the batch (held back above)
+            fences = [txn._fence for _, txn, _ in staged if txn._fence is not None]
+            batch._fence = min(fences) if fences else None
             for _, txn, _ in staged:
                 batch._ops.update(txn._ops)
                 batch._listed += txn._listed
@@ -625,6 +642,9 @@ class Store:
         with self._lock:
             ops = CheckedBatch(txn._ops.values())
             cached = self._head
+            fence = txn._fence if txn._fence is not None or not txn._events else None
+            if txn._events and fence is None:
+                fence = self.keyring.revision  # before the audit head is sealed
             entries, head = self._stage_audit(txn, ops) if txn._events else ([], None)
             if txn._stale:
                 return _RETRY_LATER  # it saw two revisions of one record: one is stale
@@ -633,12 +653,19 @@ class Store:
                 return _DONE
             if txn._seen or txn._listed:
                 txn._stage_checks(ops)  # what it only read must still be current
+            if fence is not None and KEYRING_RECORD not in txn._ops:
+                # Sealed under the store keys as of ``fence``: commit only if
+                # no key was rotated or retired since (keyring/_rotation.py).
+                ops.append(new_check(*KEYRING_RECORD, fence))
             try:
                 written = self.backend.commit(ops)
             except ConflictError as exc:
                 self._head = None
                 conflict = (getattr(exc, "kind", None), getattr(exc, "name", None))
                 if head is not None and cached is not None and conflict == AUDIT_HEAD:
+                    return _RETRY_NOW
+                if conflict == KEYRING_RECORD:
+                    self.keyring.refresh()  # seal again under the store keys as they are now
                     return _RETRY_NOW
                 if head is not None and conflict[0] == AUDIT_KIND:
                     self._check_head_covers(conflict[1])

@@ -11,12 +11,11 @@ import pytest
 from keymgmt import KeyManager
 from keymgmt.keyring import KdfProfile
 from keymgmt.keyring._keyring import key_id_of
-from keymgmt.keyring._rotation import RETIRE_GRACE, record_kinds
+from keymgmt.keyring._rotation import record_kinds
 from keymgmt.testing import FakeClock
 
 HsmKey = Callable[..., Any]
 CHEAP = KdfProfile.TESTING_ONLY_INSECURE
-AFTER_GRACE = RETIRE_GRACE.total_seconds() + 1
 
 
 def _put(km: KeyManager, name: str, value: bytes) -> None:
@@ -29,8 +28,13 @@ def _sealed_under(km: KeyManager, name: str) -> int | None:
     return key_id_of(record.data)
 
 
-def _round_trip(a: KeyManager, b: KeyManager, clock: FakeClock) -> None:
-    """Rotate in ``a``, read and write in ``b``, re-seal, retire; both keep reading."""
+def _round_trip(a: KeyManager, b: KeyManager, stale: KeyManager) -> None:
+    """Rotate in ``a``, read and write in ``b``, re-seal, retire; all keep reading.
+
+    ``stale`` does nothing until after the retirement: its first write was
+    sealed under the retired key, and its commit's keyring check makes it
+    seal again under the current one.
+    """
     a.keys.create("payments")
     ciphertext = a.encrypt("payments", b"hello")
     _put(a, "before", b"under 1")
@@ -42,11 +46,14 @@ def _round_trip(a: KeyManager, b: KeyManager, clock: FakeClock) -> None:
     report = a.reseal(batch_size=2)
     assert report.remaining == 0
     assert a.store_key_status().stale_records == 0
-    clock.advance(seconds=AFTER_GRACE)
     a.retire_store_key(1)
     b.sync()
     assert b._store.keyring.key_ids == (2,)
-    for km in (a, b):
+    assert stale._store.keyring.key_ids == (1,)
+    _put(stale, "late", b"from the stale one")
+    assert _sealed_under(a, "late") == 2
+    assert a._store.get("note", "late") == b"from the stale one"
+    for km in (a, b, stale):
         assert km.decrypt(ciphertext) == b"hello"
         assert km._store.get("note", "before") == b"under 1"
         assert km._store.get("note", "from-b") == b"b's"
@@ -63,8 +70,12 @@ def test_rotation_under_an_hsm_master_key_round_trips(
 ) -> None:
     source = hsm_key()
     kwargs: dict[str, Any] = {"master_key": source, "clock": clock, "consistency_interval": 0}
-    with KeyManager.open(store_path, **kwargs) as a, KeyManager.open(store_path, **kwargs) as b:
-        _round_trip(a, b, clock)
+    with (
+        KeyManager.open(store_path, **kwargs) as a,
+        KeyManager.open(store_path, **kwargs) as b,
+        KeyManager.open(store_path, **kwargs) as stale,
+    ):
+        _round_trip(a, b, stale)
     with KeyManager.open(store_path, master_key=hsm_key(), create=False) as again:
         assert again._store.keyring.key_ids == (2,)
         assert again._store.get("note", "after") == b"under 2"
@@ -109,8 +120,9 @@ def test_rotation_on_postgresql_round_trips(postgres_database: str, clock: FakeC
     with (
         KeyManager.open(postgres_database, **kwargs) as a,
         KeyManager.open(postgres_database, **kwargs) as b,
+        KeyManager.open(postgres_database, **kwargs) as stale,
     ):
-        _round_trip(a, b, clock)
+        _round_trip(a, b, stale)
         assert {"audit", "key", "keyver", "meta", "note"} <= set(record_kinds(a._store.backend))
     with KeyManager.open(postgres_database, passphrase="pw", create=False) as again:
         assert again._store.get("note", "before") == b"under 1"

@@ -29,13 +29,12 @@ from keymgmt.keyring import (
     StoreKeyStatus,
 )
 from keymgmt.keyring._keyring import key_id_of
-from keymgmt.keyring._rotation import RETIRE_GRACE, record_kinds
-from keymgmt.storage import ANY, Backend, MemoryBackend, Put
+from keymgmt.keyring._rotation import record_kinds
+from keymgmt.storage import ANY, Backend, Check, MemoryBackend, Put
 from keymgmt.testing import FakeClock, SeededRandomness
 
 CHEAP = KdfProfile.TESTING_ONLY_INSECURE
 MASTER = bytes(range(32))
-AFTER_GRACE = RETIRE_GRACE.total_seconds() + 1
 
 Opener = Callable[[], KeyManager]
 
@@ -104,10 +103,9 @@ def _snapshot(km: KeyManager) -> dict[tuple[str, str], bytes]:
     return {(r.kind, r.name): r.data for kind in record_kinds(backend) for r in backend.list(kind)}
 
 
-def _rotated_and_resealed(km: KeyManager, clock: FakeClock) -> int:
+def _rotated_and_resealed(km: KeyManager) -> int:
     key_id = km.rotate_store_key()
     km.reseal()
-    clock.advance(seconds=AFTER_GRACE)
     return key_id
 
 
@@ -231,13 +229,13 @@ def test_status_counts_the_records_each_key_seals(km: KeyManager) -> None:
     status = km.store_key_status()
     assert isinstance(status, StoreKeyStatus)
     assert status.current == 2
-    # key 1: a, b and the sealed audit head (the rotation's entry sealed it
-    # under key 1, before key 2 was current; the note writes are not audited)
-    by_id = {info.key_id: info for info in status.keys}
-    assert by_id[1] == StoreKeyInfo(key_id=1, current=False, held=True, records=3)
-    assert by_id[2] == StoreKeyInfo(key_id=2, current=True, held=True, records=1)
-    assert status.stale_records == 3
-    assert status.as_dict()["stale_records"] == 3
+    # (the sealed audit head is not counted: every audited write re-seals it)
+    assert status.keys == (
+        StoreKeyInfo(key_id=1, current=False, held=True, records=2),
+        StoreKeyInfo(key_id=2, current=True, held=True, records=1),
+    )
+    assert status.stale_records == 2
+    assert status.as_dict()["stale_records"] == 2
 
 
 # -- reseal ------------------------------------------------------------------------------
@@ -252,7 +250,7 @@ def test_reseal_moves_every_record_to_the_current_key(km: KeyManager) -> None:
     report = km.reseal()
     assert isinstance(report, ResealReport)
     assert (report.key_id, report.remaining, report.unreadable) == (2, 0, 0)
-    assert report.resealed == km.store_key_status().keys[-1].records - 1  # not the head
+    assert report.resealed == km.store_key_status().keys[-1].records
     assert km.store_key_status().stale_records == 0
     assert [_get(km, f"n{index}") for index in range(5)] == [bytes([i]) for i in range(5)]
     assert km.decrypt(ciphertext) == b"hello"
@@ -352,7 +350,7 @@ class _Passthrough:
 
 def test_retire_destroys_the_old_key_after_reseal(km: KeyManager, clock: FakeClock) -> None:
     _put(km, "n", b"v")
-    _rotated_and_resealed(km, clock)
+    _rotated_and_resealed(km)
     km.retire_store_key(1)
     assert sorted(_keyring_json(km)["keys"]) == ["2"]
     assert km._store.keyring.key_ids == (2,)
@@ -366,7 +364,7 @@ def test_retire_destroys_the_old_key_after_reseal(km: KeyManager, clock: FakeClo
 def test_a_store_with_a_retired_key_reopens(opener: Opener, clock: FakeClock) -> None:
     km = opener()
     _put(km, "n", b"v")
-    _rotated_and_resealed(km, clock)
+    _rotated_and_resealed(km)
     km.retire_store_key(1)
     again = opener()
     assert _get(again, "n") == b"v"
@@ -399,7 +397,6 @@ def test_retire_refuses_while_records_use_the_key(km: KeyManager, clock: FakeClo
     _put(km, "a", b"1")
     _put(km, "b", b"2")
     km.rotate_store_key()
-    clock.advance(seconds=AFTER_GRACE)
     before = _snapshot(km)
     with pytest.raises(KeyStateError, match=r"store key 1 still seals 2 record\(s\)") as info:
         km.retire_store_key(1)
@@ -408,24 +405,13 @@ def test_retire_refuses_while_records_use_the_key(km: KeyManager, clock: FakeClo
     assert _snapshot(km) == before
 
 
-def test_retire_refuses_within_the_grace_after_rotation(km: KeyManager, clock: FakeClock) -> None:
-    km.rotate_store_key()
-    km.reseal()
-    before = _snapshot(km)
-    with pytest.raises(KeyStateError, match="less than 60 s ago"):
-        km.retire_store_key(1)
-    assert _snapshot(km) == before
-    clock.advance(seconds=AFTER_GRACE)
-    km.retire_store_key(1)
-
-
 def test_a_value_sealed_under_a_retired_key_no_longer_unseals(
     km: KeyManager, clock: FakeClock
 ) -> None:
     _put(km, "n", b"v")
     old = km._store.backend.get("note", "n")
     assert old is not None
-    _rotated_and_resealed(km, clock)
+    _rotated_and_resealed(km)
     km.retire_store_key(1)
     km._store.backend.commit([Put("note", "n", old.data, ANY)])  # put back from a backup
     with pytest.raises(IntegrityError, match="names store key 1, which this store does not hold"):
@@ -463,7 +449,7 @@ def test_putting_a_retired_wrapped_key_back_is_refused(
     memory_km: KeyManager, clock: FakeClock
 ) -> None:
     wrapped_one = _keyring_json(memory_km)["keys"]["1"]
-    _rotated_and_resealed(memory_km, clock)
+    _rotated_and_resealed(memory_km)
     memory_km.retire_store_key(1)
     keys = _keyring_json(memory_km)["keys"]
     _edit_keyring(memory_km, keys={**keys, "1": wrapped_one})
@@ -505,39 +491,61 @@ def test_another_manager_reads_records_under_a_key_rotated_elsewhere(opener: Ope
 
 def test_another_manager_seals_under_the_new_key_after_it_syncs(opener: Opener) -> None:
     a, b = opener(), opener()
-    b._store.keyring._next_check = float("inf")  # only the sync may tell it
     a.rotate_store_key()
     b.sync()
+    assert b._store.keyring.current_key_id == 2
     _put(b, "n", b"v")
     assert _key_id(b, "note", "n") == 2
 
 
-def test_a_stale_manager_sealing_under_the_old_key_corrupts_nothing(opener: Opener) -> None:
-    a, b = opener(), opener()
-    b._store.keyring._next_check = float("inf")  # has not looked since the rotation
-    a.rotate_store_key()
-    _put(b, "stale", b"from b")
-    assert _key_id(b, "note", "stale") == 1
-    assert _get(a, "stale") == b"from b"
-    a.reseal()
-    assert _key_id(a, "note", "stale") == 2
-    assert _get(b, "stale") == b"from b"
-
-
-def test_a_seal_takes_in_a_rotation_made_elsewhere_within_the_check_interval(
+def test_a_manager_that_has_not_seen_a_rotation_writes_under_the_new_key(
     opener: Opener,
 ) -> None:
     a, b = opener(), opener()
     a.rotate_store_key()
-    b._store.keyring._next_check = 0.0  # the interval has passed
-    _put(b, "n", b"v")
+    assert b._store.keyring.current_key_id == 1
+    runs: list[int] = []
+
+    def write(txn: Any) -> None:
+        runs.append(b._store.keyring.current_key_id)
+        txn.put("note", "n", b"from b")
+
+    b._store.transact(write)
+    # Sealed under key 1, its commit found meta/keyring moved: sealed again under 2.
+    assert runs == [1, 2]
     assert _key_id(b, "note", "n") == 2
+    assert _get(a, "n") == b"from b"
+
+
+def test_a_write_from_a_manager_that_missed_a_retirement_lands_readable(
+    opener: Opener,
+) -> None:
+    a, b = opener(), opener()
+    _put(a, "n", b"v")
+    _rotated_and_resealed(a)
+    a.retire_store_key(1)
+    assert b._store.keyring.key_ids == (1,)  # b has seen none of it
+    _put(b, "late", b"from b")
+    assert _key_id(b, "note", "late") == 2
+    assert b._store.keyring.key_ids == (2,)
+    assert _get(a, "late") == b"from b"
+    assert _get(opener(), "late") == b"from b"
+
+
+def test_a_group_commit_sealed_before_a_rotation_elsewhere_runs_again(opener: Opener) -> None:
+    a, b = opener(), opener()
+    a.rotate_store_key()
+    outcomes = b._store.transact_many(
+        [lambda txn, n=name: txn.put("note", n, n.encode()) for name in ("x", "y")]
+    )
+    assert outcomes == [None, None]
+    assert (_key_id(a, "note", "x"), _key_id(a, "note", "y")) == (2, 2)
 
 
 def test_another_manager_forgets_a_key_retired_elsewhere(opener: Opener, clock: FakeClock) -> None:
     a, b = opener(), opener()
     _put(a, "n", b"v")
-    _rotated_and_resealed(a, clock)
+    _rotated_and_resealed(a)
     assert _get(b, "n") == b"v"
     a.retire_store_key(1)
     b.sync()
@@ -557,8 +565,11 @@ def test_a_rotation_under_a_master_key_this_process_lacks_says_reopen(
         _put(a, "n", b"v")
         with pytest.raises(StoreUnavailableError, match="reopen the store"):
             _get(b, "n")
-        _put(b, "from-b", b"still sealed under key 1, which the store holds")
-        assert _get(a, "from-b") == b"still sealed under key 1, which the store holds"
+        with pytest.raises(StoreUnavailableError, match="reopen the store"):
+            _put(b, "from-b", b"would be sealed under a key b cannot know is current")
+        assert a._store.get("note", "from-b") is None
+    with KeyManager.open(path, passphrase="new") as again:
+        assert _get(again, "n") == b"v"
 
 
 # -- no secret leaks -----------------------------------------------------------------------
@@ -566,7 +577,7 @@ def test_a_rotation_under_a_master_key_this_process_lacks_says_reopen(
 
 def test_no_store_key_reaches_audit_repr_or_errors(km: KeyManager, clock: FakeClock) -> None:
     _put(km, "n", b"v")
-    _rotated_and_resealed(km, clock)
+    _rotated_and_resealed(km)
     keyring = km._store.keyring
     secrets = [key.reveal() for key in keyring._keys.values()]
     texts = [json.dumps(e.as_dict(), default=str) for e in km.audit.tail(50)]
@@ -598,7 +609,43 @@ def test_retire_erases_the_wrapped_old_key_from_the_sqlite_files(
     with KeyManager.open(path, passphrase="pw", kdf_profile=CHEAP, clock=clock) as km:
         wrapped_one = _codec.b64d(_keyring_json(km)["keys"]["1"])
         _put(km, "n", b"v")
-        _rotated_and_resealed(km, clock)
+        _rotated_and_resealed(km)
         km.retire_store_key(1)
         on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.db"))
         assert _codec.b64e(wrapped_one).encode() not in on_disk
+
+
+# -- the commit's keyring check ----------------------------------------------------------
+
+
+class _Recording(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[Any]] = []
+
+    def commit(self, operations: Any) -> Any:
+        self.batches.append(list(operations))
+        return super().commit(operations)
+
+
+def _keyring_checks(batch: list[Any]) -> list[Check]:
+    return [op for op in batch if isinstance(op, Check) and (op.kind, op.name) == KEYRING_RECORD]
+
+
+def test_a_sealing_commit_checks_the_keyring_revision_it_sealed_under(clock: FakeClock) -> None:
+    backend = _Recording()
+    km = KeyManager(backend=backend, master_key=RawMasterKey(MASTER), clock=clock)
+    _put(km, "n", b"v")
+    assert _keyring_checks(backend.batches[-1]) == [Check(*KEYRING_RECORD, 1)]
+    km.rotate_store_key()  # writes meta/keyring itself: its put's revision is the check
+    assert _keyring_checks(backend.batches[-1]) == []
+    _put(km, "m", b"v")
+    assert _keyring_checks(backend.batches[-1]) == [Check(*KEYRING_RECORD, 2)]
+
+
+def test_a_commit_that_seals_nothing_has_no_keyring_check(clock: FakeClock) -> None:
+    backend = _Recording()
+    km = KeyManager(backend=backend, master_key=RawMasterKey(MASTER), clock=clock)
+    _put(km, "n", b"v")
+    km._store.transact(lambda txn: txn.delete("note", "n"))  # not audited: nothing sealed
+    assert _keyring_checks(backend.batches[-1]) == []

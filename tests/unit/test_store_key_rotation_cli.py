@@ -10,7 +10,6 @@ import pytest
 from _cli_env import cli_env, run
 from keymgmt import KeyManager
 from keymgmt.keyring import KdfProfile
-from keymgmt.keyring._rotation import RETIRE_GRACE
 
 PASSPHRASE = "cli store passphrase"
 
@@ -30,28 +29,6 @@ def _json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
     code, out, err = run(capsys, "--format", "json", *args)
     assert (code, err) == (0, "")
     return json.loads(out)
-
-
-def _age_the_rotation(path: Path) -> None:
-    """Move the rotation time back past the grace (the CLI runs on the wall clock)."""
-    from keymgmt import _codec
-    from keymgmt.keyring import KEYRING_RECORD
-    from keymgmt.keyring._keyring import _manifest_mac
-    from keymgmt.storage import ANY, Put
-
-    with KeyManager.open(path, passphrase=PASSPHRASE) as km:
-        keyring = km._store.keyring
-        record = km._store.backend.get(*KEYRING_RECORD)
-        assert record is not None
-        value = json.loads(record.data)
-        value["rotated"] -= int(RETIRE_GRACE.total_seconds() + 1) * 1_000_000
-        current = keyring._keys[keyring.current_key_id].reveal()
-        wrapped = {int(k): v for k, v in value["keys"].items()}
-        mac = _manifest_mac(
-            current, value["parameters"], wrapped, value["active"], value["rotated"]
-        )
-        value["mac"] = _codec.b64e(mac)
-        km._store.backend.commit([Put(*KEYRING_RECORD, _codec.dumps(value), ANY)])
 
 
 def test_status_lists_the_current_key_and_its_records(
@@ -82,7 +59,6 @@ def test_rotate_reseal_retire_round_trip(capsys: pytest.CaptureFixture[str], sto
     assert report["key_id"] == 2
     assert report["resealed"] == report["batches"] > 0
     assert report["remaining"] == 0
-    _age_the_rotation(store)
     assert _json(capsys, "store", "retire", "1") == {"retired": 1}
     status = _json(capsys, "store", "status")
     assert isinstance(status, dict)
@@ -94,7 +70,6 @@ def test_retire_while_records_use_the_key_is_one_error_line(
     capsys: pytest.CaptureFixture[str], store: Path
 ) -> None:
     assert run(capsys, "store", "rotate")[0] == 0
-    _age_the_rotation(store)
     code, out, err = run(capsys, "store", "retire", "1")
     assert (code, out) == (1, "")
     assert err.startswith("error: store key 1 still seals ")
@@ -107,16 +82,6 @@ def test_retire_of_the_current_key_is_refused(
     code, _, err = run(capsys, "store", "retire", "1")
     assert code == 1
     assert "store key 1 is the current store key" in err
-
-
-def test_retire_right_after_rotate_is_refused_for_the_grace(
-    capsys: pytest.CaptureFixture[str], store: Path
-) -> None:
-    assert run(capsys, "store", "rotate")[0] == 0
-    assert run(capsys, "store", "reseal")[0] == 0
-    code, _, err = run(capsys, "store", "retire", "1")
-    assert code == 1
-    assert "less than 60 s ago" in err
 
 
 def test_retire_needs_a_positive_id(capsys: pytest.CaptureFixture[str], store: Path) -> None:

@@ -4,8 +4,8 @@ The store key seals every record; the master key (passphrase, key file,
 HSM) only wraps it. After a suspected memory dump of a process holding the
 store open: ``keymgmt store rotate`` (a new current store key), ``keymgmt
 store reseal`` (every record moved to it, in audited batches, resumable),
-then, once every process has synced, ``keymgmt store retire ID`` for each
-old key. See :mod:`keymgmt.keyring._rotation`.
+then ``keymgmt store retire ID`` for each old key. See
+:mod:`keymgmt.keyring._rotation`.
 """
 
 from __future__ import annotations

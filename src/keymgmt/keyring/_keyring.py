@@ -48,12 +48,13 @@ The keyring record (``meta/keyring``)::
 
     {"format": 1, "parameters": {...}, "keys": {"1": wrapped}, "active": 1}
     {"format": 2, "parameters": {...}, "keys": {"<id>": wrapped, ...},
-     "active": <highest id>, "mac": HMAC-SHA-256(K, manifest)}
+     "active": <highest id>, "rotated": <micros>, "mac": HMAC-SHA-256(K, manifest)}
 
 Format 1 is what a never-rotated store holds (exactly key 1), so older
 keymgmt versions still open it. Each wrapped key is bound to the
 parameters and its id by the master key's wrap; format 2 adds a MAC over
-``{"active", "format", "keys": [ids], "parameters"}`` (canonical JSON) under
+``{"active", "format", "keys": [ids], "parameters", "rotated"}`` (canonical
+JSON; ``rotated`` is when the current key became current) under
 ``K = HKDF-SHA-256(current store key, info="keymgmt/keyring-manifest/v1")``,
 so someone who can write the database but knows only an *old* store key
 (the reason to rotate) can neither point new seals back at it nor put a
@@ -65,7 +66,16 @@ whole record from before the rotation remains possible (see the limits in
 A keyring keeps its master key object (for a passphrase the Argon2id
 output, for an HSM a handle to the token key) so that it can unwrap store
 keys another process rotated in (:meth:`Keyring.refresh`, called when the
-store sees ``meta/keyring`` change and when a value names a newer key id).
+store sees ``meta/keyring`` change, when a value names a newer key id, and
+when a commit finds the record changed).
+
+Every store commit that seals checks the keyring record's revision as it
+was before its first seal (:class:`~keymgmt._store.Txn`): a transaction
+that sealed under keys rotated or retired meanwhile conflicts, the keyring
+refreshes, and the transaction runs again under the keys as they are. So
+nothing is ever committed under a key retired before the commit, and a
+process that has not seen a rotation yet seals its next write under the
+new key all the same.
 """
 
 from __future__ import annotations
@@ -74,11 +84,9 @@ import datetime as _dt
 import hashlib
 import hmac
 import itertools
-import logging
 import os
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
@@ -112,10 +120,6 @@ _FORMAT: Final = 1  # exactly store key 1, never rotated: what older versions re
 _ROTATED_FORMAT: Final = 2  # any other key set, with the manifest MAC
 _MANIFEST_INFO: Final = b"keymgmt/keyring-manifest/v1"
 _MAX_KEY_ID: Final = 2**32 - 1  # the sealed header holds 4 bytes
-#: Seconds between a keyring's looks at ``meta/keyring`` when it seals: how
-#: long a process may go on sealing under a store key rotated out elsewhere.
-CHECK_INTERVAL: Final = 1.0
-_log = logging.getLogger("keymgmt")
 _GCM_VERSION: Final = 1  # read only: AES-256-GCM under the store key
 _XAES_VERSION: Final = 2  # written: XAES-256-GCM under the store key
 _HEADER: Final = struct.Struct(">BI")
@@ -311,10 +315,6 @@ class Keyring:
         self._parameters: dict[str, Any] = dict(parameters or {})
         self._rotated: int | None = rotated
         self._revision = record.revision
-        # Seals look at the keyring record at most this often (seconds), so
-        # that a process never seals long under a key rotated out elsewhere.
-        self._check_interval = CHECK_INTERVAL
-        self._next_check = time.monotonic() + self._check_interval
         self._install({k: SecretBytes(v) for k, v in store_keys.items()}, active)
 
     def _install(self, keys: Mapping[int, SecretBytes], active: int) -> None:
@@ -568,7 +568,6 @@ class Keyring:
                         "does not hold (the master key was changed by another process); "
                         "reopen the store with the new master key",
                         key_id=key_id,
-                        sealing_key_retired=self._active not in decoded.wrapped,
                     )
                 key = master.unwrap(blob, _wrap_aad(decoded.parameters, key_id))
                 if len(key) != 32:
@@ -579,29 +578,11 @@ class Keyring:
                 self._master = master
                 self._parameters = decoded.parameters
                 self._rotated = decoded.rotated
-                self._revision = record.revision
+                # Keys first, then the revision: a transaction that reads the
+                # new revision (its commit's fence) seals under the new keys.
                 self._install(keys, decoded.active)
+                self._revision = record.revision
             return True
-
-    def _check_fresh(self) -> None:
-        """Before a seal, once per :data:`CHECK_INTERVAL`: take in a rotation made elsewhere.
-
-        When a new store key cannot be unwrapped here (the master key was
-        changed elsewhere), sealing goes on under the key held, as long as
-        the store still holds it; once that key is retired, sealing is
-        refused (a value sealed under it could not be read).
-
-        Raises:
-            StoreUnavailableError: this process cannot seal under any key
-                the store still holds (reopen it with the new master key).
-        """
-        self._next_check = time.monotonic() + self._check_interval
-        try:
-            self.refresh()
-        except StoreUnavailableError as exc:
-            if getattr(exc, "sealing_key_retired", True):
-                raise
-            _log.warning("keymgmt: %s", exc.message)
 
     def _refresh_for(self, key_id: int) -> bool:
         """Refresh when a value names a store key newer than any held (rotated elsewhere)."""
@@ -719,8 +700,8 @@ class Keyring:
                 self._master = change.master
                 self._parameters = dict(change.parameters)
                 self._rotated = change.rotated
-                self._revision = change.put.expected + 1
                 self._install(change.keys, change.active)
+                self._revision = change.put.expected + 1
 
     # -- master key change -----------------------------------------------------
 
@@ -821,8 +802,6 @@ class Keyring:
     def seal(self, kind: str, name: str, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` for the record ``(kind, name)``."""
         aad = record_aad(kind, name)
-        if time.monotonic() >= self._next_check:
-            self._check_fresh()
         sealing = self._sealing
         head, aead, seals, pid = sealing
         # next() on itertools.count is atomic: every seal under a prefix

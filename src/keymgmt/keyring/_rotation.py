@@ -36,17 +36,16 @@ records are not sealed and are skipped; the sealed audit head
 (``meta/audit-head``) is re-sealed by every audited write, retirement's own
 included, so it never holds a key back.
 
-Other processes and the old key: a keyring looks at ``meta/keyring`` at
-least once a second before it seals (and whenever its store syncs, and when
-a value names a newer key), so a process seals under an old key at most
-about a second after the rotation. :meth:`StoreKeys.retire` checks every
-record when it runs, and refuses until :data:`RETIRE_GRACE` (60 s, by the
-store's clock) has passed since the rotation: only a transaction that
-sealed a value under the old key and committed it more than a minute later
-could still land one after the check. Such a value would fail to unseal in
-every process (:class:`~keymgmt.errors.IntegrityError`, never wrong data).
-The window closes entirely once the store checks the keyring record's
-revision at commit (the storage layer's read checks).
+Other processes and the old key: every store commit that seals checks
+``meta/keyring`` at the revision it had before the transaction's first
+seal (:class:`~keymgmt._store.Txn`, a storage ``Check``). A transaction
+that sealed under keys rotated or retired meanwhile conflicts; its store
+refreshes the keyring (unwrapping the new key with the master key it
+kept) and runs the transaction again. So no record is ever committed under
+a key retired before that commit, and a process that has not seen a
+rotation yet writes under the new key all the same; its reads unwrap the
+new key when they first meet it, and its store takes in the change when it
+syncs.
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from keymgmt import _codec
-from keymgmt.audit import AUDIT_HEAD, AUDIT_KIND
+from keymgmt.audit import AUDIT_KIND
 from keymgmt.errors import (
     InvalidArgumentError,
     KeyMgmtError,
@@ -83,12 +82,6 @@ _MAX_BATCH: Final = 10_000
 # Passes over the store before reseal reports what is left (a writer that
 # has not seen the rotation yet may keep sealing under the old key).
 _PASSES: Final = 3
-#: How long after a rotation the old keys may not be retired. A keyring
-#: looks at ``meta/keyring`` before it seals at least once a second
-#: (:data:`keymgmt.keyring._keyring.CHECK_INTERVAL`), so after this long
-#: only a transaction that sealed a value more than a minute before it
-#: committed could still land one under an old key.
-RETIRE_GRACE: Final = _dt.timedelta(seconds=60)
 
 #: ``progress(done, total)``, called after each batch.
 Progress = Callable[[int, int], None]
@@ -103,7 +96,8 @@ class StoreKeyInfo:
         current: whether new seals use it.
         held: whether the store still holds it (false: retired or never
             made, and the records naming it cannot be unsealed).
-        records: how many sealed records name it (the audit head included).
+        records: how many sealed records name it (not the sealed audit head,
+            which every audited write re-seals under the current key).
     """
 
     key_id: int
@@ -119,10 +113,13 @@ class StoreKeyStatus:
     Attributes:
         current: the id of the store key new seals use.
         keys: every key held or named by a record, by id.
+        rotated_at: when the current key became current (None: never
+            rotated).
     """
 
     current: int
     keys: tuple[StoreKeyInfo, ...]
+    rotated_at: _dt.datetime | None = None
 
     @property
     def stale_records(self) -> int:
@@ -133,6 +130,7 @@ class StoreKeyStatus:
         """Plain data for JSON output."""
         return {
             "current": self.current,
+            "rotated_at": None if self.rotated_at is None else self.rotated_at.isoformat(),
             "stale_records": self.stale_records,
             "keys": [attrs.asdict(info) for info in self.keys],
         }
@@ -147,8 +145,7 @@ class ResealReport:
         resealed: records re-sealed by this call.
         batches: transactions committed.
         remaining: records still under an older key that this store holds
-            (written meanwhile by a process that has not seen the rotation;
-            run reseal again once it has synced).
+            (the store key was rotated again meanwhile: run reseal again).
         unreadable: records naming a key the store does not hold (they
             cannot be re-sealed, nor read).
     """
@@ -204,13 +201,15 @@ def _postgres_kinds(backend: Any) -> builtins.list[str]:
 
 
 def _sealed_records(backend: Backend) -> Iterable[Record]:
-    """Every sealed record (not the audit entries, not the keyring record)."""
+    """Every sealed record but the store's own (``meta``) records.
+
+    Not the audit entries (not sealed), nor ``meta``: the keyring record is
+    not sealed, and the sealed audit head is re-sealed by every audited
+    write, retirement's own included.
+    """
     for kind in record_kinds(backend):
-        if kind == AUDIT_KIND:
-            continue
-        for record in backend.list(kind):
-            if (kind, record.name) != KEYRING_RECORD:
-                yield record
+        if kind not in (AUDIT_KIND, KEYRING_RECORD[0]):
+            yield from backend.list(kind)
 
 
 class StoreKeys:
@@ -271,6 +270,7 @@ class StoreKeys:
                 StoreKeyInfo(key_id, key_id == current, key_id in held, count)
                 for key_id, count in sorted(counts.items())
             ),
+            rotated_at=keyring.rotated_at,
         )
 
     # -- rotate -------------------------------------------------------------------
@@ -381,8 +381,8 @@ class StoreKeys:
         unreadable = 0
         for record in _sealed_records(self._store.backend):
             key_id = key_id_of(record.data)
-            if key_id is None or key_id == current or record.kind == KEYRING_RECORD[0]:
-                continue  # the sealed audit head: every audited write re-seals it
+            if key_id is None or key_id == current:
+                continue
             if key_id in held:
                 stale.append((record.kind, record.name))
             elif key_id < current:
@@ -424,9 +424,8 @@ class StoreKeys:
         Raises:
             InvalidArgumentError: ``key_id`` is not an int.
             NotFoundError: the store holds no store key ``key_id``.
-            KeyStateError: ``key_id`` is the current key, the current key
-                became current less than :data:`RETIRE_GRACE` (60 s) ago, or
-                records still use it (run :meth:`reseal`).
+            KeyStateError: ``key_id`` is the current key, or records still
+                use it (run :meth:`reseal`).
             StoreError: the backend failed; nothing was written.
         """
         if type(key_id) is not int:
@@ -437,20 +436,10 @@ class StoreKeys:
 
         def run(txn: Txn) -> None:
             change = keyring.prepare_retirement(key_id)
-            rotated = keyring.rotated_at
-            if rotated is not None and txn.now < rotated + RETIRE_GRACE:
-                raise KeyStateError(
-                    f"store key {keyring.current_key_id} became current at "
-                    f"{rotated.isoformat()}, less than {int(RETIRE_GRACE.total_seconds())} s "
-                    f"ago; a process that has not seen it yet may still seal under store key "
-                    f"{key_id}. Retire it from {(rotated + RETIRE_GRACE).isoformat()} on "
-                    "(re-seal first)",
-                    key_id=key_id,
-                )
             users = [
                 record
                 for record in _sealed_records(store.backend)
-                if key_id_of(record.data) == key_id and (record.kind, record.name) != AUDIT_HEAD
+                if key_id_of(record.data) == key_id
             ]
             if users:
                 first = users[0]
