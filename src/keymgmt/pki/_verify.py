@@ -659,12 +659,21 @@ class CertificateVerifier:
                 # SAN spelling a host escapes a CA's DNS name constraints.
                 purpose is not Purpose.TLS_SERVER
                 and isinstance(general, x509.RFC822Name | x509.UniformResourceIdentifier)
-                and _identity_key(general, general.value) == _identity_key(general, given)
+                and _identity_key(san_form := _FORMS[type(general)], general.value)
+                == _identity_key(san_form, given)
             ):
                 return
         if purpose is not Purpose.TLS_SERVER:
+            # A common name compares without regard to case (X.520
+            # caseIgnoreMatch), but one spelling a mailbox or a URI compares
+            # as that form does: else a CN would undo the SAN rules above.
+            form = "uri" if "://" in given else "mailbox" if "@" in given else None
             for attr in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
-                if str(attr.value).strip().lower() == wanted:
+                common_name = str(attr.value).strip()
+                if form is not None:
+                    if _identity_key(form, common_name) == _identity_key(form, given):
+                        return
+                elif common_name.lower() == wanted:
                     return
         raise refusal(
             VerificationFailure.NAME_MISMATCH, f"the certificate is not for {name!r}", cert
@@ -915,17 +924,18 @@ class CertificateVerifier:
         )
 
 
-def _identity_key(
-    form: x509.RFC822Name | x509.UniformResourceIdentifier, value: str
-) -> tuple[str, ...]:
+_FORMS: Final = {x509.RFC822Name: "mailbox", x509.UniformResourceIdentifier: "uri"}
+
+
+def _identity_key(form: str, value: str) -> tuple[str, ...]:
     """What a mailbox or URI ``value`` must share with another to name the same identity.
 
     RFC 5280 7.5: a mailbox's local part exactly, its domain without regard
     to case; 7.4: a URI's scheme and host without regard to case, the rest
     (user information, port, path, query, fragment) exactly. ``form`` says
-    which of the two ``value`` is.
+    which of the two ``value`` is (``"mailbox"`` or ``"uri"``).
     """
-    if isinstance(form, x509.RFC822Name):
+    if form == "mailbox":
         local, at, domain = value.rpartition("@")
         return (local, at, domain.lower())
     scheme, colon, rest = value.partition(":")

@@ -54,3 +54,33 @@ def test_uri_scheme_and_host_and_mail_domains_match_without_regard_to_case(
     cert = _client(issuing, issued)
     path = km.pki.verify(cert, purpose="tls-client", name=expected)  # type: ignore[arg-type]
     assert path.leaf == cert
+
+
+@pytest.mark.parametrize(
+    "common_name", ["spiffe://example.org/ns/Admin", "Admin@example.org", "ADMIN@EXAMPLE.ORG"]
+)
+def test_a_common_name_spelling_a_uri_or_mailbox_compares_as_that_form(
+    km: KeyManager, issuing: CertificateAuthority, common_name: str
+) -> None:
+    cert = issuing.issue(
+        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        subject=common_name,
+        names=["svc.example.org"],
+        profile=TLS_CLIENT,
+    )
+    expected = common_name.lower()
+    with pytest.raises(CertificateVerificationError) as info:
+        km.pki.verify(cert, purpose="tls-client", name=expected)
+    assert info.value.reason is VerificationFailure.NAME_MISMATCH  # type: ignore[attr-defined]
+
+
+def test_a_plain_common_name_still_matches_without_regard_to_case(
+    km: KeyManager, issuing: CertificateAuthority
+) -> None:
+    cert = issuing.issue(
+        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        subject="Client-B",
+        names=["svc.example.org"],
+        profile=TLS_CLIENT,
+    )
+    assert km.pki.verify(cert, purpose="tls-client", name="client-b").leaf == cert
