@@ -18,7 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from keymgmt.client import KeyServiceClient, client_ssl_context
-from keymgmt.errors import InvalidArgumentError, MalformedInputError, NotFoundError
+from keymgmt.errors import (
+    InvalidArgumentError,
+    MalformedInputError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 
 from .conftest import Issued, Material, ServerProcess, raw_tls_context, start_server
 
@@ -458,3 +463,18 @@ def test_a_client_that_reads_its_responses_is_served_in_full(
             while chunk := tls.recv(65536):
                 received += chunk
     assert received.count(b"HTTP/1.1 200") == pipelined
+
+
+def test_a_client_certificate_the_service_does_not_trust_is_named_as_the_likely_cause(
+    server: ServerProcess, material: Material
+) -> None:
+    with (
+        KeyServiceClient.from_files(
+            server.url,
+            ca=material.trust,
+            certificate=material.outsider.certificate,
+            private_key=material.outsider.key,
+        ) as client,
+        pytest.raises(StoreUnavailableError, match=r"does it trust this client's certificate"),
+    ):
+        client.whoami()

@@ -252,6 +252,13 @@ class KeyServiceClient:
                     f"the key service at {self.url} presented a certificate that does not "
                     f"verify against the given CA ({refused})"
                 ) from None
+            if isinstance(exc, httpx.RemoteProtocolError):
+                # A server that refuses the client certificate ends a TLS 1.3
+                # connection after the handshake, before any answer.
+                raise StoreUnavailableError(
+                    f"the key service at {self.url} closed the connection without answering "
+                    "(does it trust this client's certificate: issued by its CA, not expired?)"
+                ) from None
             raise StoreUnavailableError(
                 f"cannot reach the key service at {self.url}: {type(exc).__name__}"
             ) from None
