@@ -384,7 +384,7 @@ _SMALL_BUFFER_SERVER = """
 import logging, socket, sys
 from keymgmt import KeyManager
 from keymgmt.server import ManagerParts, Service, ServicePolicy, TlsMaterial, bind, serve
-store, key_file, cert, key, ca = sys.argv[1:6]
+store, key_file, cert, key, ca, http = sys.argv[1:7]
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 sock = bind("127.0.0.1", 0)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by accepted sockets
@@ -394,17 +394,20 @@ with KeyManager.open(store, key_file=key_file, create=False) as km:
         service,
         TlsMaterial.from_paths(cert, key, ca),
         sock=sock,
+        http=http,
         on_ready=lambda host, port: print(f"listening on https://{host}:{port}", flush=True),
     )
 """
 
 
-@pytest.fixture(scope="module")
-def small_buffer_server(material: Material) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def small_buffer_server(
+    material: Material, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
     """A server (body/head/write timeout 1 s) whose socket buffers are small."""
-    log = material.directory / "review4-small-buffers.log"
+    log = material.directory / f"review4-small-buffers-{request.param}.log"
     args = [str(material.store), str(material.key_file), str(material.server.certificate)]
-    args += [str(material.server.key), str(material.trust)]
+    args += [str(material.server.key), str(material.trust), request.param]
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-c", _SMALL_BUFFER_SERVER, *args],
