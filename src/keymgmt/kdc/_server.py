@@ -1354,7 +1354,11 @@ class KeyDistributionCenter:
                 object=subject,
                 revocation_reason=revoked.reason.value,
             )
-        cert_revoked = self._certificate_revocation(principal)
+        cert_revoked = (
+            None
+            if principal.certificate_subject is None  # symmetric: no call on the hot path
+            else self._certificate_revocation(principal)
+        )
         if cert_revoked is not None:
             # Revoked at its CA (ca.revoke, a compromise of its key): the same
             # registry entry the CRL and OCSP answer from, one dict probe.
