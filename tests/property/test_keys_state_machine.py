@@ -4,6 +4,7 @@ cancel, use, time."""
 from __future__ import annotations
 
 import datetime as _dt
+from typing import ClassVar
 
 import attrs
 import pytest
@@ -43,6 +44,8 @@ class KeyLifecycle(RuleBasedStateMachine):
     """Drives one key through random operations; the model says what must happen."""
 
     sealed = Bundle("sealed")
+    #: km.keys.create's algorithm (and usage) for the key under test.
+    CREATE: ClassVar[dict[str, str]] = {}
 
     @initialize()
     def start(self) -> None:
@@ -50,7 +53,7 @@ class KeyLifecycle(RuleBasedStateMachine):
         self.km = KeyManager.in_memory(
             clock=self.clock, randomness=SeededRandomness(3), consistency_interval=0
         )
-        self.km.keys.create("k")
+        self.km.keys.create("k", **self.CREATE)
         self.versions: dict[int, _Version] = {1: _Version(S.ACTIVE)}
         self.primary = 1
         self.revoked_whole = False  # revoke("k"): final, rotate refuses
@@ -227,3 +230,27 @@ class KeyLifecycle(RuleBasedStateMachine):
 
 
 TestKeyLifecycle = KeyLifecycle.TestCase
+
+
+class KeyPairLifecycle(KeyLifecycle):
+    """The same lifecycle for an HPKE key pair, whose public half must honour it too."""
+
+    CREATE: ClassVar[dict[str, str]] = {"algorithm": "x25519", "usage": "encrypt-decrypt"}
+
+    @invariant()
+    def public_key_answers_by_state(self) -> None:
+        for number in self.versions:
+            state = self.state(number)
+            if state.is_destroyed:
+                with pytest.raises(DestroyedKeyError):
+                    self.km.public_key("k", number)
+            elif state is S.COMPROMISED:
+                with pytest.raises(RevokedError, match="forensic_public_key"):
+                    self.km.public_key("k", number)
+            else:
+                assert self.km.public_key("k", number).version == number
+            if not state.is_destroyed:
+                assert self.km.keys.forensic_public_key("k", number).state is state
+
+
+TestKeyPairLifecycle = KeyPairLifecycle.TestCase
