@@ -172,8 +172,8 @@ def _key_name(key: object) -> str:
 
 # str, int, bool or None values (Txn.audit checks); Any so ** does not meet `actor`.
 _Details = dict[str, Any]
-# (role, credential, verified peer, group, ClientHello frame, transcript hash, time)
-_Accepted = tuple[str, "Credential", "VerifiedPeer", "ExchangeGroup", bytes, bytes, _dt.datetime]
+# (role, our name, verified peer, group, ClientHello frame, transcript hash, time)
+_Accepted = tuple[str, str, "VerifiedPeer", "ExchangeGroup", bytes, bytes, _dt.datetime]
 # (role, local, expected peer, outcome, error class, reason)
 _Key = tuple[str, str, str, str, str, str]
 
@@ -232,15 +232,17 @@ class HandshakeAudit:
         self._policy = policy
 
     def _local(self, credential: Credential) -> str:
-        # Cached per credential object (kept alive by the cache entry, so its
-        # id cannot be reused by another object while cached).
-        cached = self._names.get(id(credential))
-        if cached is not None and cached[0] is credential:
+        # Cached per leaf certificate object -- public, unlike the credential,
+        # whose private key this cache must not keep alive. The entry holds the
+        # certificate, so its id cannot be reused while cached.
+        leaf = credential.chain[0]
+        cached = self._names.get(id(leaf))
+        if cached is not None and cached[0] is leaf:
             return cached[1]
         name = _local_name(credential)
         if len(self._names) >= 1024:
             self._names.clear()
-        self._names[id(credential)] = (credential, name)
+        self._names[id(leaf)] = (leaf, name)
         return name
 
     # -- what the handshake reports ------------------------------------------
@@ -265,7 +267,8 @@ class HandshakeAudit:
             return
         # What the entry needs, kept as objects: the text is made when it is
         # written (in batched mode, off the handshake's own path mostly).
-        record: _Accepted = (role, credential, session.peer, session.group, hello, transcript, at)
+        local = self._local(credential)  # not the credential: it holds the private key
+        record: _Accepted = (role, local, session.peer, session.group, hello, transcript, at)
         if mode is HandshakeAuditMode.EACH:
             self._write([record], {}, 0)
             self._maybe_flush(at)
@@ -288,10 +291,10 @@ class HandshakeAudit:
             self._flush_quietly()
 
     def _details(self, record: _Accepted) -> _Details:
-        role, credential, peer, group, hello, transcript, at = record
+        role, local, peer, group, hello, transcript, at = record
         return {
             "role": role,
-            "local": self._local(credential),
+            "local": local,
             "peer": peer.identity,
             "group": group.value,
             "peer_key": _key_name(peer.public_key),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -407,3 +409,20 @@ def test_tampered_serverhello_is_recorded_as_refused_by_the_initiator(
     assert (entry.details["role"], entry.details["peer"]) == ("initiator", SERVER)
     assert (entry.details["error"], entry.details["reason"]) == ("HandshakeError", "bad-seal")
     assert entry.details["group"] == "x25519"
+
+
+def test_pending_audit_entries_do_not_keep_a_private_key_alive(
+    km: KeyManager, root: CertificateAuthority, creds: tuple[Credential, Credential]
+) -> None:
+    # The audit keeps names and public certificates, never the credential
+    # (its private key) of a handshake whose entry waits for the batch.
+    client = km.exchange.credential(root, "transient.example", server=False)
+    held = weakref.ref(client)
+    handshake_pair(
+        km.exchange.initiator(client, server_identity=SERVER), km.exchange.responder(creds[0])
+    )
+    del client
+    gc.collect()
+    assert held() is None
+    km.exchange.flush_audit()
+    assert {e.details["local"] for e in _entries(km, "accepted")} >= {"transient.example"}
