@@ -212,3 +212,22 @@ def test_serve_without_tls_material_is_one_usage_error_line(tmp_path: Path) -> N
     assert done.stderr == (
         "error: give either --ca NAME or --tls-cert and --tls-key (see 'keymgmt serve --help')\n"
     )
+
+
+# -- demo --keep says how to open what it kept -----------------------------------------
+
+
+def test_demo_keep_says_how_to_open_the_kept_store(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "demo", "--keep", "kept dir")
+    assert code == 0
+    told = out.splitlines()[-1].strip()
+    assert told == (
+        "KEYMGMT_PASSPHRASE='correct horse battery staple' keymgmt --store "
+        "'kept dir/demo.db' key list"
+    )
+    monkeypatch.setenv("KEYMGMT_PASSPHRASE", "correct horse battery staple")
+    code, out, err = run(capsys, "--store", "kept dir/demo.db", "key", "list")
+    assert (code, err) == (0, "")
+    assert "payments" in out

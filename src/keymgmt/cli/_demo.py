@@ -8,6 +8,7 @@ the order of :data:`STEPS`.
 from __future__ import annotations
 
 import base64
+import shlex
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
@@ -139,7 +140,10 @@ STEPS: list[tuple[str, Callable[[Demo], None]]] = [
 @click.option(
     "--keep",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Keep the demo store in this directory instead of a temporary one.",
+    help=(
+        "Keep the demo store in this directory instead of a temporary one "
+        "(its passphrase: correct horse battery staple)."
+    ),
 )
 def demo(keep: Path | None) -> None:
     """Walk through keymgmt on a throwaway SQLite store, saying what each step proves."""
@@ -161,3 +165,11 @@ def demo(keep: Path | None) -> None:
                 click.echo(click.style(f"\n[{number}/{len(STEPS)}] {title}", bold=True))
                 step(d)
         click.echo(click.style("\nAll demo steps passed.", bold=True))
+        if keep is not None:
+            # Kept to be explored: say how to open it (its passphrase is no secret).
+            click.echo(
+                f"The store is kept in {path} (test-only KDF parameters: never for real "
+                f"data). Explore it with:\n"
+                f"  KEYMGMT_PASSPHRASE='{passphrase}' keymgmt --store {shlex.quote(str(path))} "
+                "key list"
+            )
