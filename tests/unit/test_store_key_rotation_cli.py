@@ -90,12 +90,16 @@ def test_retire_needs_a_positive_id(capsys: pytest.CaptureFixture[str], store: P
     assert "store retire --help" in err
 
 
-def test_the_wrong_passphrase_rotates_nothing(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: Path
+@pytest.mark.parametrize("command", [["rotate"], ["reseal"], ["retire", "1"]])
+def test_the_wrong_passphrase_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    store: Path,
+    command: list[str],
 ) -> None:
     before = store.read_bytes()
     monkeypatch.setenv("KEYMGMT_PASSPHRASE", "not it")
-    code, _, err = run(capsys, "store", "rotate")
+    code, _, err = run(capsys, "store", *command)
     assert code == 1
     assert err.startswith("error: the master key does not open this store")
     assert store.read_bytes() == before
