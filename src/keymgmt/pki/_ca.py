@@ -659,6 +659,20 @@ class PKI:
                     return self._verifier
         ids = self._ids()
         registry = self._ctx.revocation
+        # Each CA's key as the registry names it: the version, and the key.
+        key_subjects = {
+            ca.name: (ca.key_ref, ca.key_ref.partition("#")[0])
+            for ca in (self.ca(n) for n in ids.values())
+        }
+
+        def key_compromise(ca_id: str) -> Revocation | None:
+            for subject in key_subjects.get(ca_id, ()):
+                if registry.is_revoked(SubjectKind.KEY, subject):
+                    found = registry.get(SubjectKind.KEY, subject)
+                    if found is not None and found.reason.is_compromise:
+                        return found
+            return None
+
         verifier = CertificateVerifier(
             trust_anchors=list(trust_anchors)
             if trust_anchors is not None
@@ -668,6 +682,7 @@ class PKI:
                 ids,
                 lambda s: registry.is_revoked(SubjectKind.CERTIFICATE, s),
                 lambda s: registry.get(SubjectKind.CERTIFICATE, s),
+                key_compromise,
             ),
             policy=policy,
         )

@@ -83,7 +83,7 @@ from keymgmt.pki._pathval import (
     validate_path,
 )
 from keymgmt.pki._policy import PolicyInputs, check_policies
-from keymgmt.revocation import Revocation, RevocationReason
+from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
 
 __all__ = [
     "NOT_OURS",
@@ -1157,6 +1157,7 @@ def ca_lookup(
     ca_ids: Mapping[x509.Certificate, str],
     is_revoked: Callable[[str], bool],
     get: Callable[[str], Revocation | None],
+    key_compromise: Callable[[str], Revocation | None] | None = None,
 ) -> RevocationLookup:
     """A :data:`RevocationLookup` over ``{CA certificate: CA id}`` and the registry.
 
@@ -1167,6 +1168,13 @@ def ca_lookup(
     signature under the issuer's key, so that CA signed it, whichever of its
     certificates the peer sent. ``is_revoked`` is probed first (one dict
     probe); ``get`` builds the full revocation only for revoked certificates.
+
+    ``key_compromise(CA id)``: the revocation of that CA's signing key for a
+    compromise, or None. A certificate whose issuer's key is compromised is
+    revoked (``ca-compromise``, whatever the validation time): whoever holds
+    the key can sign anything, dated as they like, that the registry never
+    recorded, a root's certificates included (a trust anchor has no issuer
+    to revoke it).
     """
     by_key: dict[tuple[object, bytes], tuple[str, ...]] | None = None
 
@@ -1187,19 +1195,43 @@ def ca_lookup(
         except (ValueError, TypeError):
             return ()
 
+    def compromised(ca_id: str, subject: str) -> Revocation | None:
+        if key_compromise is None:
+            return None
+        revoked = key_compromise(ca_id)
+        if revoked is None:
+            return None
+        return Revocation(
+            kind=SubjectKind.CERTIFICATE,
+            subject=subject,
+            reason=RevocationReason.CA_COMPROMISE,
+            revoked_at=revoked.revoked_at,
+            invalidity_date=revoked.invalidity_date,
+        )
+
     def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> Revocation | object | None:
         ca_id = ca_ids.get(issuer)
         if ca_id is not None:  # the CA's current certificate: the hot path
-            subject = f"{ca_id}:{cert.serial_number:x}"
-            return get(subject) if is_revoked(subject) else None
-        found = other_certificate(issuer)
-        if not found:
-            return NOT_OURS
+            found: tuple[str, ...] = (ca_id,)
+        else:
+            found = other_certificate(issuer)
+            if not found:
+                return NOT_OURS
         serial = f"{cert.serial_number:x}"
+        own = None
         for candidate in found:  # two store CAs sharing a name and key: either's revocation
             subject = f"{candidate}:{serial}"
             if is_revoked(subject):
-                return get(subject)
-        return None
+                own = get(subject)
+                break
+        if own is not None and own.reason.is_compromise:
+            return own
+        # The issuer's key compromised outweighs a revocation that counts
+        # only from its date (a compromise counts whatever the time).
+        for candidate in found:
+            revoked = compromised(candidate, f"{candidate}:{serial}")
+            if revoked is not None:
+                return revoked
+        return own
 
     return lookup
