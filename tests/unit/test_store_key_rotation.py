@@ -649,3 +649,14 @@ def test_a_commit_that_seals_nothing_has_no_keyring_check(clock: FakeClock) -> N
     _put(km, "n", b"v")
     km._store.transact(lambda txn: txn.delete("note", "n"))  # not audited: nothing sealed
     assert _keyring_checks(backend.batches[-1]) == []
+
+
+def test_rotating_from_a_manager_behind_another_rotation_takes_the_next_id(opener: Opener) -> None:
+    a, b = opener(), opener()
+    assert a.rotate_store_key() == 2
+    assert b._store.keyring.current_key_id == 1  # b has not seen it
+    assert b.rotate_store_key() == 3
+    assert b.audit.tail(1)[0].details == {"key_id": 3, "previous": 2}
+    assert a._store.get("note", "x") is None
+    _put(a, "x", b"v")  # a's commit finds meta/keyring moved: sealed under 3
+    assert _key_id(a, "note", "x") == 3

@@ -307,8 +307,8 @@ class StoreKeys:
         new_key = store.randomness.token_bytes(32)
 
         def run(txn: Txn) -> int:
-            previous = keyring.current_key_id
             change = keyring.prepare_rotation(new_key, source, at=_codec.to_micros(txn.now))
+            previous = change.active - 1  # the new id is the highest + 1 (as the store is now)
             txn._put_unsealed(
                 change.put.kind, change.put.name, change.put.data, change.put.expected
             )
