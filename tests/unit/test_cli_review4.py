@@ -231,3 +231,15 @@ def test_demo_keep_says_how_to_open_the_kept_store(
     code, out, err = run(capsys, "--store", "kept dir/demo.db", "key", "list")
     assert (code, err) == (0, "")
     assert "payments" in out
+
+
+def test_kdc_compromise_text_lists_data_key_counts_without_python_syntax(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = str(tmp_path / "kdc.db")
+    assert run(capsys, "--store", store, "init")[0] == 0
+    assert run(capsys, "--store", store, "key", "create", "payments")[0] == 0
+    code, out, err = run(capsys, "--store", store, "kdc", "compromise", "--key", "payments#1")
+    assert (code, err) == (0, "")
+    assert "  data keys: payments#1: 0\n" in out
+    assert "{" not in out

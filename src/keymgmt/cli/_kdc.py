@@ -320,7 +320,8 @@ def kdc_compromise(
             f"  exposed:   {', '.join(report.exposed_key_versions) or '-'}",
             f"  grants:    {len(report.key_grants)}  tickets: {len(report.tickets)}",
             f"  received by: {', '.join(report.recipients) or '-'}",
-            f"  data keys: {data['data_keys'] or '-'}",
+            "  data keys: "
+            + (", ".join(f"{k}: {v}" for k, v in sorted(data["data_keys"].items())) or "-"),
             *(
                 f"    {issue.id}  {issue.key_id}  {issue.actor}  {issue.issued_at.isoformat()}"
                 for issue in report.data_key_issues[:_MAX_LISTED]
