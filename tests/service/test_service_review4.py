@@ -481,3 +481,28 @@ def test_a_client_certificate_the_service_does_not_trust_is_named_as_the_likely_
         pytest.raises(StoreUnavailableError, match=r"does it trust this client's certificate"),
     ):
         client.whoami()
+
+
+# -- serve --ca on a wildcard address ---------------------------------------------------
+
+
+def test_serve_on_every_address_certifies_the_loopback_names_and_says_so(
+    material: Material,
+) -> None:
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        material.directory / "review4-wildcard.log",
+        "--ca",
+        "issuing",
+        "--host",
+        "0.0.0.0",
+    )
+    try:
+        port = urlsplit(running.url).port
+        # The certificate named 0.0.0.0, which no client connects to: this failed to verify.
+        with material.client(f"https://127.0.0.1:{port}", "app-1") as client:
+            assert client.whoami() == "app-1"
+        assert "give --server-name for the names clients connect to" in running.log_text()
+    finally:
+        running.stop()

@@ -44,6 +44,27 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     )
 
 
+#: Addresses that mean "every interface": no client connects to them by that name.
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
+
+
+def _default_names(host: str) -> tuple[str, ...]:
+    """The issued server certificate's names when no --server-name is given.
+
+    The bind address and ``localhost``; for a wildcard address (which no
+    client can connect to by that name) the loopback names, with a warning
+    to give the names clients use.
+    """
+    if host in _WILDCARDS:
+        logging.getLogger("keymgmt.server").warning(
+            "listening on every address (%s): the server certificate names only localhost, "
+            "127.0.0.1 and ::1; give --server-name for the names clients connect to",
+            host or "''",
+        )
+        return ("localhost", "127.0.0.1", "::1")
+    return (host,) if host == "localhost" else ("localhost", host)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
@@ -58,7 +79,10 @@ def _open(settings: Settings, passphrase: str | None = None) -> KeyManager:
     "--server-name",
     "server_names",
     multiple=True,
-    help="DNS name or IP for the issued server certificate (repeat; default: the host).",
+    help=(
+        "DNS name or IP for the issued server certificate (repeat; default: localhost "
+        "and the host, or the loopback addresses for a wildcard host such as 0.0.0.0)."
+    ),
 )
 @click.option("--tls-cert", type=_FILE, help="Server certificate (+ chain), PEM.")
 @click.option("--tls-key", type=_FILE, help="Server private key, PEM.")
@@ -207,7 +231,7 @@ def serve(
         with _open(settings, passphrase) as km:
             tls: Any
             if issuing_ca is not None:
-                names = server_names or (("localhost", host) if host != "localhost" else (host,))
+                names = server_names or _default_names(host)
                 tls = service_module.StoreTlsIdentity(
                     km,
                     issuing_ca,
