@@ -20,9 +20,9 @@ Record kinds (all sealed by the keyring):
     say what was exposed. A key grant's name holds the key name, not the
     version (older records, ``key:<name>#<version>:<id>``, are still read):
     the id comes from the request, so a replay after a rotation names the
-    same record. A request refused after its nonce was taken leaves a
-    marker of kind ``refused`` under its grant's name (so a replay to
-    another process conflicts with it); :meth:`grants` skips markers.
+    same record. An authentic request that is refused leaves a marker of
+    kind ``refused`` under its grant's name (so its replay, anywhere, once
+    what refused it changed, conflicts with it); :meth:`grants` skips them.
 ``kdc-meta`` / ``signing-key``
     an Ed25519 signing key, only for a KDC built without a ``signer`` (the
     façade's KDC signs with the managed key pair ``kdc-signing`` in
@@ -311,10 +311,10 @@ class PrincipalInfo:
 class GrantRecord:
     """One key version or ticket the KDC handed out.
 
-    A record of kind ``"refused"`` is no grant: it marks a request whose
-    nonce the KDC consumed and refused (``key_name`` or ``peer`` holds what
-    it asked for), named as its grant would have been, so the same request
-    replayed to another KDC process later conflicts with it. ``grants()``
+    A record of kind ``"refused"`` is no grant: it marks an authentic
+    request the KDC refused (``key_name`` or ``peer`` holds what it asked
+    for), named as its grant would have been, so the same request replayed
+    later (to any KDC process on the store) conflicts with it. ``grants()``
     and compromise reports skip these markers.
     """
 
@@ -1343,6 +1343,42 @@ class KeyDistributionCenter:
                 object=subject,
             ) from None
         assert principal is not None
+        # From here on the request is authentic: a refusal (but a replay,
+        # which is recorded already) leaves a marker named as its grant
+        # would have been, so the same request replayed to another KDC
+        # process, a restarted one, or this one after what refused it has
+        # changed (a policy, a key, a disabled principal enabled, a hold
+        # released) conflicts with it. Markers cost a record in the write
+        # the refusal's audit entry needs anyway.
+        try:
+            return self._authentic(envelope, principal, body, batch)
+        except _Refusal as refusal:
+            if refusal.reason != "replay":
+                target = body.target
+                is_key = envelope.kind is MessageType.KEY_REQUEST
+                now = self._ctx.clock.now()
+                refusal.marker = GrantRecord(
+                    id=_grant_id(name, body.nonce),
+                    kind="refused",
+                    principal=name,
+                    issued_at=now,
+                    expires_at=now,
+                    key_name=target if is_key else None,
+                    peer=None if is_key else target,
+                    auth=principal.credential,
+                )
+            raise
+
+    def _authentic(
+        self,
+        envelope: p.RequestEnvelope,
+        principal: _Principal,
+        body: p.RequestBody,
+        batch: _Batch | None,
+    ) -> bytes:
+        """An authenticated request: check its principal and freshness, then answer it."""
+        name = principal.name
+        subject = f"principal:{name}"
         # A revoked or disabled principal is refused before its nonce is
         # remembered: its (possibly stolen) key cannot fill the replay cache.
         revoked = self._ctx.revocation.get(SubjectKind.PRINCIPAL, name)
@@ -1390,26 +1426,7 @@ class KeyDistributionCenter:
             raise _Refusal(
                 ErrorCode.REPLAY, "replay", "the request was seen before", object=subject
             ) from None
-        # The nonce is consumed from here on: a refusal is recorded under the
-        # name its grant would have had, so the same request replayed to
-        # another KDC process (or a restarted one) conflicts with it even if
-        # what refused it has changed there (the policy, the key).
-        try:
-            return self._answer(envelope, principal, body, now, batch)
-        except _Refusal as refusal:
-            target = body.target
-            is_key = envelope.kind is MessageType.KEY_REQUEST
-            refusal.marker = GrantRecord(
-                id=_grant_id(name, body.nonce),
-                kind="refused",
-                principal=name,
-                issued_at=now,
-                expires_at=now,
-                key_name=target if is_key else None,
-                peer=None if is_key else target,
-                auth=principal.credential,
-            )
-            raise
+        return self._answer(envelope, principal, body, now, batch)
 
     def _answer(
         self,

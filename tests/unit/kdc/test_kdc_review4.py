@@ -433,3 +433,19 @@ def test_refused_requests_are_no_grants_in_listings_or_compromise_reports(
     assert [g.id for g in kdc.grants(key="payments")] == [granted.grant_id]
     report = kdc.compromise(principal="alice")
     assert [g.id for g in report.key_grants] == [granted.grant_id]
+
+
+# -- a disabled principal's request replayed after it is enabled again is refused -------------
+
+
+def test_a_disabled_principals_request_replayed_after_it_is_enabled_is_refused(
+    kdc: KeyDistributionCenter, client: KdcClient, transport: InProcessTransport
+) -> None:
+    kdc.disable("alice")
+    request = client.key_request("payments")
+    with pytest.raises(AccessDeniedError, match="disabled"):
+        client.receive_key_reply(transport(request))
+    kdc.enable("alice")
+    with pytest.raises(ReplayError, match="seen before"):
+        client.receive_key_reply(transport(request))
+    assert kdc.grants() == []

@@ -165,9 +165,12 @@ def test_a_disabled_principals_request_is_refused_before_its_nonce_is_remembered
     kdc_km.kdc.disable("alice")
     request = client.key_request("payments")
     assert w.decode(kdc_km.kdc.handle(request))[1][0] == b"principal-disabled"
+    assert len(kdc_km.kdc._replays) == 0  # its key cannot fill the replay cache
     kdc_km.kdc.enable("alice")
-    # Not remembered while disabled, so the same (still fresh) request is served now.
-    assert client.receive_key_reply(kdc_km.kdc.handle(request)).key_name == "payments"
+    # The refusal left a marker in the store (fourth review): the same, still
+    # fresh, request is a replay now, not a grant.
+    assert w.decode(kdc_km.kdc.handle(request))[1][0] == b"replay"
+    assert client.fetch_key("payments", InProcessTransport(kdc_km.kdc)).key_name == "payments"
 
 
 def test_principal_replay_caches_that_empty_are_dropped(clock: FakeClock) -> None:
