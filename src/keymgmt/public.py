@@ -569,8 +569,8 @@ class ForensicPublicKey:
     way to get the public half of a **compromised** version (``km.public_key``
     refuses it with :class:`~keymgmt.errors.RevokedError`). It is not a
     :class:`PublicKey` on purpose: it has no ``encrypt``, ``verify``, ``pem``
-    or ``jwk``, and nothing in keymgmt that takes a ``PublicKey`` (``km.agree``,
-    :meth:`PublicKey` constructors) takes it, so it cannot be encrypted to or
+    or ``jwk``, and nothing in keymgmt that takes a :class:`PublicKey`
+    (``km.agree``, for one) takes it, so it cannot be encrypted to or
     published by mistake. Its :attr:`state` and :attr:`revocation_reason` say
     what the version was when it was read.
 
