@@ -1353,10 +1353,14 @@ class KeyDistributionCenter:
         try:
             return self._authentic(envelope, principal, body, batch)
         except _Refusal as refusal:
-            if refusal.reason != "replay":
+            now = self._ctx.clock.now()
+            # A replay is recorded already; a request stamped too long ago can
+            # never be fresh again (one stamped too far ahead can).
+            if refusal.reason != "replay" and not (
+                refusal.reason == "stale" and body.timestamp <= now
+            ):
                 target = body.target
                 is_key = envelope.kind is MessageType.KEY_REQUEST
-                now = self._ctx.clock.now()
                 refusal.marker = GrantRecord(
                     id=_grant_id(name, body.nonce),
                     kind="refused",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from keymgmt.errors import (
     MalformedInputError,
     ReplayError,
     RevokedError,
+    StaleMessageError,
 )
 from keymgmt.kdc import (
     CertificateCredential,
@@ -449,3 +451,30 @@ def test_a_disabled_principals_request_replayed_after_it_is_enabled_is_refused(
     with pytest.raises(ReplayError, match="seen before"):
         client.receive_key_reply(transport(request))
     assert kdc.grants() == []
+
+
+def test_a_request_stamped_too_far_ahead_is_a_replay_once_it_would_be_fresh(
+    kdc: KeyDistributionCenter, alice: SymmetricCredential, clock: FakeClock
+) -> None:
+    ahead = FakeClock(clock.now() + _dt.timedelta(minutes=7))
+    client = KdcClient(alice, clock=ahead, randomness=SeededRandomness("ahead"))
+    request = client.key_request("payments")
+    transport = InProcessTransport(kdc)
+    with pytest.raises(StaleMessageError):
+        client.receive_key_reply(transport(request))
+    clock.advance(_dt.timedelta(minutes=6))  # the stamp is within the skew now
+    with pytest.raises(ReplayError):
+        client.receive_key_reply(transport(request))
+    assert kdc.grants() == []
+
+
+def test_an_old_request_replayed_after_its_window_writes_no_marker(
+    kdc: KeyDistributionCenter, client: KdcClient, clock: FakeClock
+) -> None:
+    request = client.key_request("payments")
+    client.receive_key_reply(kdc.handle(request))
+    records = len(kdc._store.backend.list(GRANT_KIND))
+    clock.advance(_dt.timedelta(minutes=10))
+    with pytest.raises(StaleMessageError):
+        client.receive_key_reply(kdc.handle(request))
+    assert len(kdc._store.backend.list(GRANT_KIND)) == records
