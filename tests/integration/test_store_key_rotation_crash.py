@@ -60,7 +60,8 @@ def _run_and_kill(path: Path, rotate: bool, after: int) -> list[str]:
         assert proc.stderr is not None
         err = proc.stderr.read()
         proc.stderr.close()
-    assert lines[:1] != [] and "Traceback" not in err, err
+    assert lines, err
+    assert "Traceback" not in err, err
     return lines
 
 
