@@ -266,6 +266,28 @@ def write_public_key_pem(
     return write_key_file(path, pem, overwrite=overwrite, mode=0o644)
 
 
+def _check_key_file_paths(paths: tuple[str | os.PathLike[str], ...], *, overwrite: bool) -> None:
+    """Refuse paths that are not paths, or (without ``overwrite``) that exist.
+
+    Checked before a key is generated, so nothing is made for nothing.
+
+    Raises:
+        InvalidArgumentError: a path is not a str or path.
+        AlreadyExistsError: a file exists and ``overwrite`` is false.
+    """
+    for path in paths:
+        try:
+            os.fspath(path)
+        except TypeError:
+            raise InvalidArgumentError(
+                f"the key file path must be a str or path, not {type(path).__name__}"
+            ) from None
+        if not overwrite and Path(path).exists():
+            raise AlreadyExistsError(
+                f"{path} exists; pass overwrite=True to replace it", path=str(path)
+            )
+
+
 def generate_rsa_key_files(
     private_path: str | os.PathLike[str] = "private_key.pem",
     public_path: str | os.PathLike[str] = "public_key.pem",
@@ -284,19 +306,15 @@ def generate_rsa_key_files(
         The private key object (to import it, or to use it at once).
 
     Raises:
-        InvalidArgumentError: empty passphrase, or ``key_size`` not 2048/3072/4096.
+        InvalidArgumentError: empty passphrase, ``key_size`` not 2048/3072/4096,
+            or a path that is not a str or path (nothing generated).
         AlreadyExistsError: a file exists and ``overwrite`` is false (nothing written).
         StoreError: the file system refused.
     """
     if key_size not in (2048, 3072, 4096):
         raise InvalidArgumentError("RSA key_size must be 2048, 3072 or 4096", key_size=key_size)
     _passphrase_bytes(passphrase)
-    if not overwrite:
-        for path in (private_path, public_path):
-            if Path(path).exists():
-                raise AlreadyExistsError(
-                    f"{path} exists; pass overwrite=True to replace it", path=str(path)
-                )
+    _check_key_file_paths((private_path, public_path), overwrite=overwrite)
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     write_private_key_pem(private_path, key, passphrase=passphrase, overwrite=overwrite)
     write_public_key_pem(public_path, key.public_key(), overwrite=overwrite)

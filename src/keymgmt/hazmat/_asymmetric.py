@@ -18,14 +18,19 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from keymgmt.errors import AlreadyExistsError, InvalidArgumentError
+from keymgmt.errors import InvalidArgumentError
 from keymgmt.keys._asymmetric import (
     PrivateKey,
     XWingPrivateKey,
     algorithm_of_private,
     pem_armor,
 )
-from keymgmt.pem import _managed_private_key, write_key_file, write_public_key_pem
+from keymgmt.pem import (
+    _check_key_file_paths,
+    _managed_private_key,
+    write_key_file,
+    write_public_key_pem,
+)
 
 if TYPE_CHECKING:
     from keymgmt._manager import KeyManager
@@ -99,19 +104,15 @@ def generate_rsa_key_files_unencrypted(
     The private key file is still written 0600 and atomically.
 
     Raises:
-        InvalidArgumentError: ``allow_plaintext`` is not ``True``, or a bad ``key_size``.
+        InvalidArgumentError: ``allow_plaintext`` is not ``True``, a bad
+            ``key_size``, or a path that is not a str or path.
         AlreadyExistsError: a file exists and ``overwrite`` is false (nothing written).
         StoreError: the file system refused.
     """
     _require_opt_in(allow_plaintext)
     if key_size not in (2048, 3072, 4096):
         raise InvalidArgumentError("RSA key_size must be 2048, 3072 or 4096", key_size=key_size)
-    if not overwrite:
-        for path in (private_path, public_path):
-            if Path(path).exists():
-                raise AlreadyExistsError(
-                    f"{path} exists; pass overwrite=True to replace it", path=str(path)
-                )
+    _check_key_file_paths((private_path, public_path), overwrite=overwrite)
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     write_private_key_pem_unencrypted(
         private_path, key, allow_plaintext=allow_plaintext, overwrite=overwrite

@@ -86,3 +86,18 @@ def test_a_pem_header_line_is_still_read_by_the_loader() -> None:
     algorithm, loaded = pem.load_private_key(_pem_with_a_header(der), passphrase="pw")
     assert algorithm.value == "ed25519"
     assert loaded.public_key() == key.public_key()  # type: ignore[union-attr]
+
+
+# -- the seed's key files: a non-path is a typed error, before any key is made -----------
+
+
+def test_generate_rsa_key_files_with_a_non_path_is_a_typed_error() -> None:
+    with pytest.raises(InvalidArgumentError, match="a str or path, not int"):
+        pem.generate_rsa_key_files(5, passphrase="file passphrase")  # type: ignore[arg-type]
+
+
+def test_generate_rsa_key_files_unencrypted_with_a_non_path_is_a_typed_error() -> None:
+    from keymgmt.hazmat import generate_rsa_key_files_unencrypted
+
+    with pytest.raises(InvalidArgumentError, match="a str or path, not NoneType"):
+        generate_rsa_key_files_unencrypted("private.pem", None, allow_plaintext=True)  # type: ignore[arg-type]
