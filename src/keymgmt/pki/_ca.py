@@ -659,15 +659,22 @@ class PKI:
                     return self._verifier
         ids = self._ids()
         registry = self._ctx.revocation
-        # Each CA's key as the registry names it: the version, and the key.
+        # Each CA's key as the registry names it (the version, and the key),
+        # with the registry index's names: probed right after the
+        # certificate's own is_revoked (which synced the store), one dict
+        # probe each.
         key_subjects = {
-            ca.name: (ca.key_ref, ca.key_ref.partition("#")[0])
+            ca.name: tuple(
+                (subject, f"{SubjectKind.KEY.value}:{subject}")
+                for subject in (ca.key_ref, ca.key_ref.partition("#")[0])
+            )
             for ca in (self.ca(n) for n in ids.values())
         }
 
         def key_compromise(ca_id: str) -> Revocation | None:
-            for subject in key_subjects.get(ca_id, ()):
-                if registry.is_revoked(SubjectKind.KEY, subject):
+            index = registry.index
+            for subject, indexed in key_subjects.get(ca_id, ()):
+                if indexed in index:
                     found = registry.get(SubjectKind.KEY, subject)
                     if found is not None and found.reason.is_compromise:
                         return found
