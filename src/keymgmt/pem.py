@@ -120,13 +120,15 @@ _NULL: Final = b"\x05\x00"
 
 
 def _check_iterations(iterations: object) -> None:
+    # At most what load_private_key accepts: keymgmt writes no file it refuses to read.
     if (
         not isinstance(iterations, int)
         or isinstance(iterations, bool)
-        or iterations < MIN_PBKDF2_ITERATIONS
+        or not MIN_PBKDF2_ITERATIONS <= iterations <= MAX_KDF_ITERATIONS
     ):
         raise InvalidArgumentError(
-            f"iterations must be an integer, at least {MIN_PBKDF2_ITERATIONS} (PBKDF2)",
+            f"iterations must be an integer, at least {MIN_PBKDF2_ITERATIONS} and at most "
+            f"{MAX_KDF_ITERATIONS} (PBKDF2)",
             iterations=iterations,
         )
 
@@ -155,10 +157,11 @@ def encrypt_private_key_pem(
     Args:
         private_key: the key object.
         passphrase: protects the key; must not be empty.
-        iterations: PBKDF2-HMAC-SHA-256 iterations, at least 600,000.
+        iterations: PBKDF2-HMAC-SHA-256 iterations, 600,000 to 10,000,000
+            (:data:`MAX_KDF_ITERATIONS`, the most :func:`load_private_key` reads).
 
     Raises:
-        InvalidArgumentError: empty passphrase or too few iterations.
+        InvalidArgumentError: empty passphrase or too few (or too many) iterations.
         UnsupportedAlgorithmError: not a private key keymgmt manages, or an
             ML-KEM-768+X25519 key (no PKCS#8 form).
     """

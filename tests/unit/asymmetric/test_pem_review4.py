@@ -101,3 +101,14 @@ def test_generate_rsa_key_files_unencrypted_with_a_non_path_is_a_typed_error() -
 
     with pytest.raises(InvalidArgumentError, match="a str or path, not NoneType"):
         generate_rsa_key_files_unencrypted("private.pem", None, allow_plaintext=True)  # type: ignore[arg-type]
+
+
+def test_writing_a_key_file_that_reading_would_refuse_is_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    with pytest.raises(InvalidArgumentError, match="at most 10000000"):
+        pem.encrypt_private_key_pem(
+            ed25519.Ed25519PrivateKey.generate(),
+            "file passphrase",
+            iterations=pem.MAX_KDF_ITERATIONS + 1,
+        )
