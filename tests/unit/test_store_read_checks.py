@@ -405,10 +405,28 @@ def _serial(
 def test_nested_transactions_on_two_stores_end_as_some_serial_order(
     transactions: list[tuple[int, tuple[str, ...], bool, str, bool]],
 ) -> None:
+    _check_serializable(transactions, MemoryBackend())
+
+
+@settings(max_examples=15, deadline=None)
+@given(transactions=st.lists(_transaction(), min_size=2, max_size=4))
+def test_nested_transactions_on_two_sqlite_stores_end_as_some_serial_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    transactions: list[tuple[int, tuple[str, ...], bool, str, bool]],
+) -> None:
+    backend = SQLiteBackend(tmp_path_factory.mktemp("serial") / "s.db")
+    try:
+        _check_serializable(transactions, backend)
+    finally:
+        backend.close()
+
+
+def _check_serializable(
+    transactions: list[tuple[int, tuple[str, ...], bool, str, bool]], backend: Backend
+) -> None:
     # Transaction i, on its first run, runs transaction i + 1 to its commit
     # (before or after its own reads), so every one commits while the
     # ones before it are between their reads and their commit.
-    backend = MemoryBackend()
     stores = (make_store(backend, 1), make_store(backend, 2))
     started: set[int] = set()
 
