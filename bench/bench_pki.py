@@ -164,9 +164,9 @@ def _issuance_cases() -> list[Case]:
                 lambda issue=raw_issue, keys=raw_keys: issue(next(keys)),  # type: ignore[misc]
                 target=1.3,
                 note=(
-                    "ours = checks + sign + one transaction (the key's head read once and "
-                    "written back, sealed record, key index entry, chained audit entry, "
-                    "CAS commit); 1.3x not reachable for Ed25519/P-256 with that "
+                    "ours = checks + sign + one transaction (the key's head read and "
+                    "checked at commit, sealed record, key index entry, chained audit "
+                    "entry, CAS commit); 1.3x not reachable for Ed25519/P-256 with that "
                     "guarantee (docs/pki.md#measured)"
                 ),
             )
@@ -216,7 +216,7 @@ def _batch_issuance_cases() -> list[Case]:
                 target=1.3,
                 note=(
                     "one transaction: per certificate a sealed record, the key's head "
-                    "(read once, written back), a key index entry, a chained audit entry"
+                    "(read, checked at commit), a key index entry, a chained audit entry"
                 ),
             )
         )

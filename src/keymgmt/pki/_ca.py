@@ -15,8 +15,8 @@ Record kinds (all sealed, see :mod:`keymgmt._store`):
                 delta CRLs, and the last complete CRL (DER) with what it
                 covered, so an unchanged CRL is not re-signed until due.
 ``pki-key``     name = ``"<ca>:<SHA-256 of the SPKI DER>"``: a public key's
-                head: whether the CA revoked the key for a compromise (read
-                and written back by every issuance for the key); see
+                head: whether the CA revoked the key for a compromise (read,
+                and checked at commit, by every issuance for the key); see
                 :mod:`._keyindex`.
 ``pki-key-cert`` name = ``"<ca>:<fingerprint>:<serial hex>"``: one per
                 certificate, what the CA certified the key under.
@@ -1211,7 +1211,7 @@ class CertificateAuthority:
 
         def run(txn: Txn) -> list[x509.Certificate]:
             # Every refusal before any signature: the subject keys' heads are
-            # read (and written back, compare-and-set) in this transaction.
+            # read in this transaction (the store checks them at commit).
             for index, (_leaf, _window, _times, fp, _extensions) in enumerate(prepared):
                 try:
                     _keyindex.stage_key_head(txn, self.name, fp)
@@ -1401,7 +1401,7 @@ class CertificateAuthority:
         def run(txn: Txn) -> x509.Certificate:
             # Everything that can refuse comes first, then the signature: the
             # CA signs nothing it does not record. The key's head is read
-            # (and written back, compare-and-set) in this transaction only.
+            # in this transaction only (the store checks it at commit).
             ca_record = None
             if child is not None and txn.get_json(CA_KIND, child[0]) is not None:
                 raise AlreadyExistsError(f"a CA named {child[0]!r} exists already", ca=child[0])

@@ -17,14 +17,18 @@ has (no record grows with the certificates of a key)::
         only when a revocation spreads (rare; an index range on SQLite and
         PostgreSQL, a pass over the kind's records in memory);
     pki-key / "<ca name>:<fingerprint>"
-        {} or {"compromised": {"reason": ..., "serial": hex, "at": µs}}
-        the key's head, fixed in size: every issuance for the key reads it,
-        refuses a marked key, and writes it back unchanged at the revision it
-        read, so an issuance racing a compromise revocation (which marks the
-        head, then revokes the certificates it can list) conflicts and re-runs
-        into the refusal instead of committing a certificate the revocation
-        could not see. (The store's compare-and-set covers the records a
-        transaction writes, not those it only reads.)
+        {"compromised": {"reason": ..., "serial": hex, "at": µs}} (absent, or
+        ``{}`` as earlier versions wrote it, for a key not compromised)
+        the key's head, fixed in size: every issuance for the key reads it
+        and refuses a marked key. The store checks at commit every record a
+        transaction only read (a ``Check`` of the revision read, absent
+        included), so an issuance racing a compromise revocation (which marks
+        the head, then revokes the certificates it can list) conflicts and
+        re-runs into the refusal instead of committing a certificate the
+        revocation could not see; and a revocation racing an issuance fails
+        its own listing's check (a ``CheckList``: the new key-certificate
+        record is a phantom) and re-runs, then revokes it too. (Before the
+        store checked reads, every issuance wrote the head back.)
 
 The fingerprint is the hex SHA-256 of the key's SubjectPublicKeyInfo DER.
 
@@ -122,7 +126,7 @@ def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> Non
     """Record inside ``txn`` that ``ca`` certified the key ``fp`` under ``serial``.
 
     :func:`stage_key_head` then :func:`stage_key_cert`: the same work
-    whatever the key already has.
+    whatever the key already has (a read and one small create-only record).
 
     Raises:
         RevokedError: the key is marked compromised (nothing is written).
@@ -131,30 +135,26 @@ def stage_issued(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> Non
     stage_key_cert(txn, ca, fp, serial, not_after)
 
 
-#: The head of a key with no compromise mark, as :func:`keymgmt._codec.dumps` writes ``{}``.
+#: The head of a key with no compromise mark, as earlier versions wrote it (``{}``).
 _CLEAN_HEAD: Final = b"{}"
 
 
 def stage_key_head(txn: Txn, ca: str, fp: str) -> None:
-    """Refuse a compromised key inside ``txn``, and write its head back at the revision read.
+    """Refuse a compromised key inside ``txn``; the store checks the head's revision at commit.
 
     Call it before signing, in the issuing transaction: the refusal comes
-    before any signature, and the write-back (compare-and-set) makes an
-    issuance racing a compromise revocation re-run into the refusal. A
-    head without a mark (the usual case) is recognised by its bytes, not
-    decoded and re-encoded.
+    before any signature, and since the store checks every record a
+    transaction only read (present or absent), a compromise mark committed
+    meanwhile makes the issuance re-run into the refusal. A head without a
+    mark (``{}``, as earlier versions wrote it) is recognised by its bytes.
 
     Raises:
         RevokedError: the key is marked compromised (nothing is written).
     """
-    name = _name(ca, fp)
-    data = txn.get(KEY_INDEX_KIND, name)
+    data = txn.get(KEY_INDEX_KIND, _name(ca, fp))
     if data is None or data == _CLEAN_HEAD:
-        txn.put(KEY_INDEX_KIND, name, _CLEAN_HEAD)
         return
-    head = _codec.loads(data)
-    check_not_compromised(head, ca)
-    txn.put_json(KEY_INDEX_KIND, name, head)
+    check_not_compromised(_codec.loads(data), ca)
 
 
 def stage_key_cert(txn: Txn, ca: str, fp: str, serial: int, not_after: int) -> None:

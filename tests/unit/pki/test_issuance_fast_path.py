@@ -437,7 +437,9 @@ def test_a_leaf_record_is_the_canonical_json_of_its_fields(
     assert _leaf_record_bytes(format(serial, "x"), der, profile, subject, *times) == expected
 
 
-def test_a_key_head_and_key_certificate_record_are_canonical_json(km: KeyManager) -> None:
+def test_a_key_certificate_record_is_canonical_json_and_a_clean_head_is_only_read(
+    km: KeyManager,
+) -> None:
     from keymgmt import _codec
 
     def stage(txn: Any) -> None:
@@ -445,10 +447,42 @@ def test_a_key_head_and_key_certificate_record_are_canonical_json(km: KeyManager
         _keyindex.stage_key_cert(txn, "ca", "ab", 0x1F, 1_700_000_000_123_456)
 
     km._store.transact(stage)
-    assert km._store.get(_keyindex.KEY_INDEX_KIND, "ca:ab") == _codec.dumps({})
+    assert km._store.get(_keyindex.KEY_INDEX_KIND, "ca:ab") is None
     assert km._store.get(_keyindex.KEY_CERT_KIND, "ca:ab:1f") == _codec.dumps(
         {"not_after": 1_700_000_000_123_456}
     )
+
+
+def test_an_unmarked_head_an_earlier_version_wrote_lets_the_key_be_certified(
+    km: KeyManager, issuing: CertificateAuthority
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    fp = _keyindex.fingerprint(key)
+    km._store.transact(lambda txn: txn.put_json(_keyindex.KEY_INDEX_KIND, f"issuing:{fp}", {}))
+    cert = issuing.issue(public_key=key, subject="a", names=["a.example"])
+    assert issuing.get(cert.serial_number).certificate == cert
+
+
+def test_a_compromise_revocation_racing_an_issuance_revokes_the_new_certificate_too(
+    km: KeyManager, issuing: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    first = issuing.issue(public_key=key, subject="k", names=["k.example"])
+    original = _keyindex.unexpired_serials
+    raced: list[x509.Certificate] = []
+
+    def racing(txn: Any, *args: Any, **kwargs: Any) -> list[int]:
+        found = original(txn, *args, **kwargs)  # the revocation has listed the key's certificates
+        if not raced:  # ... and another process certifies the key again now
+            raced.append(issuing.issue(public_key=key, subject="k", names=["k.example"]))
+        return found
+
+    monkeypatch.setattr(_keyindex, "unexpired_serials", racing)
+    issuing.revoke(first.serial_number, "key-compromise")
+    assert raced
+    revocation = issuing.get(raced[0].serial_number).revocation
+    assert revocation is not None
+    assert revocation.reason is RevocationReason.KEY_COMPROMISE
 
 
 def test_issue_many_names_the_request_that_lacks_subject_alternative_names(
