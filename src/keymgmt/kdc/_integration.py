@@ -58,7 +58,7 @@ class ManagerKeySource:
     Only symmetric encrypt-decrypt keys whose primary version is *active*
     (not suspended, deactivated, compromised, destroyed, nor revoked in the
     registry) are distributed: the key store's
-    :meth:`~keymgmt.keys.KeyStore.material_for_distribution` checks that on
+    :func:`~keymgmt.keys._plumbing.material_for_distribution` checks that on
     every request (no store read once the version is cached) and counts the
     hand-out in its ``key.usage`` audit (recipient ``"kdc"``; the KDC's own
     ``kdc.grant-key`` entry names the principal).

@@ -9,7 +9,7 @@ version in the revocation registry (``SubjectKind.KEY``).
 
 X.509 signing needs the private key object itself (``CertificateBuilder``
 signs with it), so this module asks the key store for the version through
-its internal API, :meth:`~keymgmt.keys.KeyStore.use` (usage sign-verify,
+its internal API, :func:`~keymgmt.keys._plumbing.use_version` (usage sign-verify,
 operation protect: the version must be active and not revoked). Loading an
 RSA key validates it (about 30 ms for RSA-2048); the key store caches loaded
 versions and replaces them on any change to the key (state, revocation,
@@ -265,7 +265,7 @@ class CAKeys:
     def _still_usable(self, ref: str) -> SigningKey | None:
         """The key of ``ref`` if :meth:`load` checked it and nothing changed since.
 
-        The key store's own check (:meth:`~keymgmt.keys.KeyStore.use`) costs
+        The key store's own check (:func:`~keymgmt.keys._plumbing.use_version`) costs
         more than an Ed25519 signature. What it checked stays true until the
         key store sees a change to a key (its epoch moves), a date in the
         version's lifecycle passes (``valid_until``) or the key version or
