@@ -1743,9 +1743,10 @@ class KeyDistributionCenter:
         process has not taken in yet: without looking again, it would hand
         out the compromised version after the response, and the response's
         report (read before this grant was written) would not name it. The
-        same for a principal (or a ticket's peer) disabled or given a new
-        long-term key meanwhile: the request was made with the old key, or
-        the ticket sealed under it. Only re-runs pay for the sync.
+        same for access the policy withdrew meanwhile (the cached policy
+        allowed it), and for a principal (or a ticket's peer) disabled or
+        given a new long-term key meanwhile: the request was made with the
+        old key, or the ticket sealed under it. Only re-runs pay for the sync.
         """
         self._store.sync(force=True)
         registry = self._ctx.revocation
@@ -1776,6 +1777,24 @@ class KeyDistributionCenter:
                 "principal-disabled",
                 "the principal is disabled",
                 object=subject,
+            )
+        # Access withdrawn meanwhile (the policy cache was refreshed by the sync).
+        policy = self.policy()
+        if grant.kind == "key" and not policy.allows_key(grant.principal, str(grant.key_name)):
+            return _Refusal(
+                ErrorCode.DENIED,
+                "policy",
+                f"the policy does not allow key {grant.key_name!r}",
+                object=subject,
+                key=str(grant.key_name),
+            )
+        if grant.peer is not None and not policy.allows_peer(grant.principal, grant.peer):
+            return _Refusal(
+                ErrorCode.DENIED,
+                "policy",
+                f"the policy does not allow peer {grant.peer!r}",
+                object=subject,
+                peer=grant.peer,
             )
         if grant.kind == "key":
             if registry.is_revoked(SubjectKind.KEY, str(grant.key_name)) or registry.is_revoked(
