@@ -1172,8 +1172,11 @@ class CertificateAuthority:
             raise InvalidArgumentError(
                 f"at most {_MAX_BATCH} certificates per issue_many() call, got {len(requests)}"
             )
-        prepared = []
         now = self._now()  # one issuance time for the batch (one transaction)
+        # Each stage over the whole batch (checks, key encodings, extensions,
+        # then in the transaction the signatures, then the records): the
+        # same work, with each stage's code kept in cache (measured).
+        leaves = []
         for index, request in enumerate(requests):
             if not isinstance(request, IssueRequest):
                 raise InvalidArgumentError(
@@ -1192,7 +1195,18 @@ class CertificateAuthority:
                     request.not_before,
                     now,
                 )
-                spki, key_id = public_key_info(leaf.public_key)
+            except KeyMgmtError as exc:
+                raise _in_request(exc, index) from None
+            leaves.append((leaf, window))
+        infos = []
+        for index, (leaf, _window) in enumerate(leaves):
+            try:
+                infos.append(public_key_info(leaf.public_key))
+            except KeyMgmtError as exc:
+                raise _in_request(exc, index) from None
+        prepared = []
+        for index, ((leaf, window), (spki, key_id)) in enumerate(zip(leaves, infos, strict=True)):
+            try:
                 extensions = self._leaf_extensions(leaf.profile, key_id, leaf.algorithm, leaf.names)
             except KeyMgmtError as exc:
                 raise _in_request(exc, index) from None
