@@ -565,6 +565,28 @@ class PKI:
         """The certificates of the store's root CAs (the default trust anchors)."""
         return [ca.certificate for ca in self.list_cas() if ca.parent is None]
 
+    def key_compromise(self, ca: str) -> Revocation | None:
+        """The revocation of CA ``ca``'s signing key for a compromise, or None.
+
+        Whoever holds a compromised CA key can sign any certificate, dated as
+        they like, that the store never recorded: :meth:`verify` refuses
+        everything the CA signed with ``ca-compromise``, and every other
+        part that trusts a chain of the store's CAs asks here (the service
+        for its clients, the KDC for its certificate principals). A CA key
+        revoked for another reason (``superseded`` by a rotation, say)
+        leaves what it signed valid. None for an unknown CA.
+        """
+        try:
+            key_ref = self.ca(ca).key_ref
+        except NotFoundError:
+            return None
+        registry = self._ctx.revocation
+        for subject in (key_ref, key_ref.partition("#")[0]):
+            found = registry.get(SubjectKind.KEY, subject)
+            if found is not None and found.reason.is_compromise:
+                return found
+        return None
+
     def revocation_subject(self, cert: x509.Certificate) -> str | None:
         """The registry subject of ``cert`` if one of our CAs issued it, else None."""
         ids = self._ids()
