@@ -541,6 +541,7 @@ class Keyring:
             if record.revision == self._revision:
                 return False
             decoded = self._decode_record(record)
+            self._check_forward(decoded)
             master = self._master
             if master is not None:
                 # Is our master key still the store's? (A raw key changed
@@ -583,6 +584,34 @@ class Keyring:
                 self._install(keys, decoded.active)
                 self._revision = record.revision
             return True
+
+    def _check_forward(self, decoded: _Decoded) -> None:
+        """Refuse a keyring record that went back to an earlier state (a rollback).
+
+        Store key ids only grow: a rotation adds the next id and makes it
+        current, a retirement removes an older one for good. So a record
+        whose current key is older than the one this keyring seals under,
+        or that holds an id below the highest held here that this keyring
+        does not hold (it was retired), is an older record put back, with
+        its genuine MAC. Taking it in would seal new records under a key
+        rotated away (perhaps leaked: the reason to rotate) or bring a
+        retired key back; a running process refuses it instead. (A process
+        opening the store has no earlier state to compare: see the limits
+        in ``docs/storage.md``.)
+
+        Raises:
+            IntegrityError: the record went back.
+        """
+        keys = self._keys
+        highest = max(keys, default=0)
+        if decoded.active < self._active or any(
+            key_id < highest and key_id not in keys for key_id in decoded.wrapped
+        ):
+            raise IntegrityError(
+                "the store's keyring record went back to an earlier state (a store key "
+                "rotated out or retired came back); refusing it: someone wrote the "
+                "database, put the current record back"
+            )
 
     def _refresh_for(self, key_id: int) -> bool:
         """Refresh when a value names a store key newer than any held (rotated elsewhere)."""
