@@ -7,7 +7,7 @@ for how versions, states, caching and usage auditing work, and
 :mod:`keymgmt.keys._format` for the ciphertext format.
 """
 
-from keymgmt.keys._datakeys import DataKeyIssue, data_key_id
+from keymgmt.keys._datakeys import DataKeyIssue, DataKeyLogMode, DataKeyLogPolicy, data_key_id
 from keymgmt.keys._export import open_sealed_export, unwrap_rfc5649_export
 from keymgmt.keys._format import Header, PayloadType, parse_header
 from keymgmt.keys._handlers import MaterialHandler, SymmetricHandler, default_handlers
@@ -32,6 +32,8 @@ __all__ = [
     "TRANSITIONS",
     "DataKey",
     "DataKeyIssue",
+    "DataKeyLogMode",
+    "DataKeyLogPolicy",
     "Header",
     "KeyInfo",
     "KeyRequest",

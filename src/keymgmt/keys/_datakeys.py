@@ -1,17 +1,41 @@
 """The data-key issuance log: which data keys were made under a key version, by whom, when.
 
-:meth:`KeyStore.generate_data_key <keymgmt.keys.KeyStore.generate_data_key>`
-(and :meth:`~keymgmt.keys.KeyStore.rewrap` of a data key, logged under the
-version it moves to) is a hot path (a few microseconds), so an issuance is
-not written on its own. It is appended, in memory, to a list of pending issuances (the wrapped key,
-the key name and version, the requesting actor, the time) and written with
-the key store's usage flush — the same transaction that adds the version's
-use count and its aggregated ``key.usage`` audit entries, so the log and the
-counts never disagree. A compromise response flushes first, so the data keys
-this process made are all listed; those made by another process since its
-last flush (at most 65,536 per version, at most a minute old once it keeps
-working) are written by that process's next flush, and lost if it dies
-first, as its unflushed use counts are.
+Every data key :meth:`KeyStore.generate_data_key
+<keymgmt.keys.KeyStore.generate_data_key>` hands out (and every data key
+:meth:`~keymgmt.keys.KeyStore.rewrap` moves, logged under the version it
+moves to) is logged: the wrapped key's id, the key name and version, the
+requesting actor, the time. ``km.compromise`` lists, from this log, the data
+keys generated under each exposed version: the stored envelopes an attacker
+holding that version can open. How an issuance is written is the
+:class:`DataKeyLogPolicy`'s ``mode`` (``km.keys.data_key_log_policy``):
+
+* ``each`` (the default): the issuance is committed to the store **before**
+  the data key is returned, in its own transaction, which also reads the
+  version's record and its revocation entries: a version compromised
+  meanwhile (here or in another process) refuses the data key
+  (``RevokedError``) instead of handing out one the report would miss,
+  and a compromise committed meanwhile conflicts with the write and runs
+  again. So every data key returned is named by a later compromise report
+  of its version, whichever process made it and whether or not that
+  process was killed afterwards. If the write fails, the call fails (the
+  data key is never returned). Cost: one store commit per data key (a
+  durable ``fsync`` on SQLite), see docs/keys.md for measurements.
+* ``batched``: the issuance is appended, in memory, to this process's
+  pending list and written with the key store's usage flush (the same
+  transaction that adds use counts and ``key.usage`` entries) — and at the
+  latest once ``batch_size`` issuances are pending or the oldest has waited
+  ``interval`` (both checked at each issuance, on the manager's clock), at
+  ``data_keys_issued``, before a compromise response of this process and at
+  ``km.close()``. A process killed meanwhile loses the record of its pending
+  data keys (at most ``batch_size``; from the last ``interval`` before its
+  last issuance, however long it then idled), and a compromise report made
+  by *another* process before this one flushed does not name them. For
+  throughput where the report may be incomplete.
+
+There is no ``off``: a compromise report without a log would say "no data
+keys" for a version that made millions. In ``each`` mode the log is written
+ahead of the version's use count (counts stay batched); a crash loses
+unflushed counts, never logged issuances.
 
 A data key is named by its **id**: the first 128 bits of a BLAKE2b hash of
 the wrapped data key (:func:`data_key_id`, also :attr:`DataKey.id
@@ -37,6 +61,7 @@ from __future__ import annotations
 import array
 import builtins
 import datetime as _dt
+import enum
 import hashlib
 import sys
 from collections.abc import Iterable, Sequence
@@ -46,9 +71,17 @@ import attrs
 
 from keymgmt import _codec
 from keymgmt._store import Store, Txn
-from keymgmt.errors import IntegrityError
+from keymgmt.errors import IntegrityError, InvalidArgumentError
 
-__all__ = ["CHUNK", "DATA_KEY_KIND", "DataKeyIssue", "DataKeyLog", "data_key_id"]
+__all__ = [
+    "CHUNK",
+    "DATA_KEY_KIND",
+    "DataKeyIssue",
+    "DataKeyLog",
+    "DataKeyLogMode",
+    "DataKeyLogPolicy",
+    "data_key_id",
+]
 
 DATA_KEY_KIND: Final = "datakey"
 #: The most issuances one record holds.
@@ -60,6 +93,57 @@ Pending = tuple[str, int, bytes, str | None, _dt.datetime]
 
 _ID_SIZE: Final = 16
 _PERSON: Final = b"keymgmt-datakey"
+
+
+class DataKeyLogMode(enum.StrEnum):
+    """How data-key issuances are written (see :mod:`keymgmt.keys._datakeys`)."""
+
+    EACH = "each"
+    BATCHED = "batched"
+
+
+def _mode(value: DataKeyLogMode | str) -> DataKeyLogMode:
+    try:
+        return DataKeyLogMode(value)
+    except ValueError:
+        names = ", ".join(m.value for m in DataKeyLogMode)
+        raise InvalidArgumentError(
+            f"unknown data-key log mode {value!r}; expected one of: {names}"
+        ) from None
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidArgumentError(f"{attribute.name} must be a positive int")
+
+
+def _positive_interval(
+    instance: object, attribute: attrs.Attribute[_dt.timedelta], value: object
+) -> None:
+    if not isinstance(value, _dt.timedelta) or value <= _dt.timedelta(0):
+        raise InvalidArgumentError(f"{attribute.name} must be a positive timedelta")
+
+
+@attrs.frozen(kw_only=True)
+class DataKeyLogPolicy:
+    """How ``km.keys`` logs the data keys it hands out (see :mod:`keymgmt.keys._datakeys`).
+
+    Attributes:
+        mode: ``each`` (default: logged durably before the data key is
+            returned) or ``batched`` (logged in memory, written in batches).
+        batch_size: (``batched``) pending issuances that trigger a write.
+        interval: (``batched``) how long the oldest pending issuance may
+            wait, checked at each issuance.
+
+    Raises:
+        InvalidArgumentError: an unknown mode, or a non-positive size or interval.
+    """
+
+    mode: DataKeyLogMode = attrs.field(default=DataKeyLogMode.EACH, converter=_mode)
+    batch_size: int = attrs.field(default=1024, validator=_positive_int)
+    interval: _dt.timedelta = attrs.field(
+        default=_dt.timedelta(seconds=10), validator=_positive_interval
+    )
 
 
 def data_key_id(wrapped: bytes | bytearray | memoryview) -> str:
@@ -124,11 +208,13 @@ class DataKeyLog:
         self.pending[:0] = taken
 
     @staticmethod
-    def stage(txn: Txn, issued: Sequence[Pending], default_actor: str) -> None:
+    def stage(txn: Txn, issued: Sequence[Pending], default_actor: str, *, part: int = 0) -> None:
         """Stage records for ``issued`` in the flush's transaction.
 
         Packed, not one JSON object per entry: a flush may carry 65,536
         issuances, and this is what the hot path pays for, amortized.
+        ``part`` is added to the chunk numbers in the record names (``each``
+        mode numbers the issuances of one clock tick, so they list in order).
         """
         groups: dict[tuple[str, int], builtins.list[Pending]] = {}
         for entry in issued:
@@ -155,7 +241,8 @@ class DataKeyLog:
                 # chunk goes under the next free "-<n>" name (readers drop
                 # repeated ids), so the log never gets stuck on that name.
                 first = ids[:_ID_SIZE].hex()
-                base = f"{name}#{version}:{times[0]:016x}-{start // CHUNK:04x}-{first}"
+                chunk_number = (start // CHUNK + part) & 0xFFFF
+                base = f"{name}#{version}:{times[0]:016x}-{chunk_number:04x}-{first}"
                 record_name, attempt = base, 0
                 while (existing := txn.get_json(DATA_KEY_KIND, record_name)) is not None:
                     if _holds(existing, ids):

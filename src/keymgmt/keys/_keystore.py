@@ -127,7 +127,8 @@ from keymgmt.model import (
     RotationPolicy,
     WrappedKey,
 )
-from keymgmt.revocation import RevocationReason, SubjectKind
+from keymgmt.revocation import REVOCATION_KIND, RevocationReason, SubjectKind
+from keymgmt.revocation._registry import _name as revocation_record_name
 from keymgmt.storage import Record
 
 if TYPE_CHECKING:
@@ -573,7 +574,9 @@ class KeyStore:
         self._by_prefix: dict[bytes, tuple[_Loaded, PayloadType]] = {}
         self._versions: dict[tuple[str, int], _Loaded] = {}
         self._usage: dict[tuple[str, int], _Usage] = {}
-        self._data_keys = _datakeys.DataKeyLog()  # written by flush_usage
+        self._data_keys = _datakeys.DataKeyLog()  # batched mode: written by flush_usage
+        self._data_key_policy = _datakeys.DataKeyLogPolicy()
+        self._data_key_tick: tuple[_dt.datetime, int] | None = None  # each mode: (time, number)
         self._epoch = 0  # bumped by every invalidation (see _load)
         # get()'s records per key name (material left out) and the store
         # generation they were read at (see get).
@@ -2152,11 +2155,8 @@ class KeyStore:
             self._encrypt(name, key, context, PayloadType.DATA_KEY, "generate-data-key")
         )
         header = _format.parse_header(wrapped)
-        # Logged for compromise reports, written with the usage flush
-        # (keymgmt.keys._datakeys): one append here, no store write.
-        self._data_keys.pending.append(
-            (header.name, header.version, wrapped, current_actor(), self._clock.now())
-        )
+        # Logged for compromise reports as the policy says (keymgmt.keys._datakeys).
+        self._log_data_key(header.name, header.version, wrapped)
         return DataKey(
             plaintext=SecretBytes(key),
             wrapped=wrapped,
@@ -2226,10 +2226,91 @@ class KeyStore:
             # Logged under the version it now needs, as generate_data_key logs
             # a new one: a compromise report of that version must list it.
             header = _format.parse_header(moved)
-            self._data_keys.pending.append(
-                (header.name, header.version, moved, current_actor(), self._clock.now())
-            )
+            self._log_data_key(header.name, header.version, moved)
         return moved
+
+    @property
+    def data_key_log_policy(self) -> _datakeys.DataKeyLogPolicy:
+        """How the data keys this store hands out are logged (see :mod:`keymgmt.keys._datakeys`).
+
+        ``each`` by default: logged durably before each data key is returned.
+        Setting it writes what is pending first.
+
+        Raises:
+            InvalidArgumentError: (setting) not a ``DataKeyLogPolicy``.
+            KeyMgmtError: (setting) the pending issuances could not be written
+                (the policy is unchanged).
+        """
+        return self._data_key_policy
+
+    @data_key_log_policy.setter
+    def data_key_log_policy(self, policy: _datakeys.DataKeyLogPolicy) -> None:
+        candidate: object = policy
+        if not isinstance(candidate, _datakeys.DataKeyLogPolicy):
+            raise InvalidArgumentError("data_key_log_policy takes a DataKeyLogPolicy")
+        self.flush_usage()
+        self._data_key_policy = policy
+
+    def _log_data_key(self, name: str, version: int, wrapped: bytes) -> None:
+        """Log one issued data key as the policy says; raises (``each``) if it is not logged."""
+        policy = self._data_key_policy
+        entry: _datakeys.Pending = (name, version, wrapped, current_actor(), self._clock.now())
+        if policy.mode is _datakeys.DataKeyLogMode.EACH:
+            actor = self._store.actor
+            # Issuances of one clock tick are numbered so they list in order.
+            tick = self._data_key_tick
+            part = tick[1] + 1 if tick is not None and tick[0] == entry[4] else 0
+            self._data_key_tick = (entry[4], part)
+
+            def run(txn: Txn) -> None:
+                self._refuse_compromised_in(txn, name, version)
+                _datakeys.DataKeyLog.stage(txn, (entry,), actor, part=part)
+
+            try:
+                self._store.transact(run)
+            except RevokedError:
+                self._invalidate(name)  # the cache said usable: reload it
+                raise
+            return
+        pending = self._data_keys.pending
+        pending.append(entry)  # one append, no store write
+        if len(pending) >= policy.batch_size or entry[4] - pending[0][4] >= policy.interval:
+            self._flush(block=False)
+
+    def _refuse_compromised_in(self, txn: Txn, name: str, version: int) -> None:
+        """Raise RevokedError when ``name#version`` is compromised, read inside ``txn``.
+
+        Read in the data key's own transaction, so its commit checks them: a
+        compromise committed between the encryption and this write makes
+        the write run again (and refuse), and one committed after it lists
+        the data key (its listing of the log is checked at its commit).
+        """
+        subject = _vname(name, version)
+        stored = txn.get_json(VERSION_KIND, subject)
+        reason: str | None = None
+        if stored is not None and stored.get("state") in (
+            KeyState.COMPROMISED.value,
+            KeyState.DESTROYED_COMPROMISED.value,
+        ):
+            reason = str(stored.get("reason") or RevocationReason.KEY_COMPROMISE.value)
+        for target in (subject, name):
+            entry = txn.get_json(REVOCATION_KIND, revocation_record_name(SubjectKind.KEY, target))
+            if reason is None and entry is not None and "reason" in entry:
+                try:
+                    parsed = RevocationReason.parse(str(entry["reason"]))
+                except InvalidArgumentError:
+                    continue
+                if parsed.is_compromise:
+                    reason = parsed.value
+        if reason is not None:
+            raise RevokedError(
+                f"key {name!r} version {version} is compromised ({reason}); "
+                "the data key was not handed out",
+                key_name=name,
+                version=version,
+                state=KeyState.COMPROMISED.value,
+                reason=reason,
+            )
 
     # -- key pairs: sign, verify, public key, import ------------------------------------
 

@@ -77,6 +77,7 @@ def test_data_keys_are_listed_in_issuance_order_across_records(
     km: KeyManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_datakeys, "CHUNK", 2)
+    km.keys.data_key_log_policy = _datakeys.DataKeyLogPolicy(mode="batched")  # packs records
     km.keys.create("payments")
     made = [km.generate_data_key("payments") for _ in range(5)]
     issued = km.keys.data_keys_issued("payments", 1)

@@ -16,6 +16,7 @@ import pytest
 
 from keymgmt import KeyManager
 from keymgmt.keyring import RawMasterKey
+from keymgmt.keys import DataKeyLogMode, DataKeyLogPolicy
 from keymgmt.storage import MemoryBackend, Operation, Record
 from keymgmt.testing import FakeClock, SeededRandomness
 
@@ -86,6 +87,9 @@ def manager(backend: HoldFirstFlush, clock: FakeClock) -> Iterator[KeyManager]:
         randomness=SeededRandomness(7),
         consistency_interval=3600,
     ) as km:
+        # These tests are about the usage flush, which writes the data-key
+        # log only in batched mode.
+        km.keys.data_key_log_policy = DataKeyLogPolicy(mode=DataKeyLogMode.BATCHED)
         yield km
 
 
