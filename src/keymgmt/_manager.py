@@ -202,14 +202,27 @@ class KeyManager:
     # -- lifecycle --------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush what is pending and release the store. Idempotent."""
+        """Flush what is pending and release the store. Idempotent.
+
+        Raises:
+            KeyMgmtError: a flush failed (the first such error; every other
+                flush still ran and the store is released all the same).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for hook in self._close_hooks:
-                hook()
-            self._backend.close()
+            failure: BaseException | None = None
+            try:
+                for hook in self._close_hooks:
+                    try:
+                        hook()
+                    except Exception as exc:  # the rest still flush; raised below
+                        failure = failure or exc
+            finally:
+                self._backend.close()
+            if failure is not None:
+                raise failure
 
     @functools.cached_property
     def _close_hooks(self) -> list[Any]:

@@ -53,7 +53,10 @@ each gets its own entry. How it is written is the policy's ``mode``:
   ``key.usage`` entries). A write that fails here is logged and retried at
   the next flush; at most ``16 * batch_size`` entries are kept meanwhile,
   beyond which the oldest are dropped and counted (an
-  ``exchange.handshake.audit-dropped`` entry says how many).
+  ``exchange.handshake.audit-dropped`` entry says how many). After a
+  failed write the next automatic one waits ``interval`` (handshakes and
+  refusals are only counted meanwhile: a store that is down costs no store
+  call and no logged warning per handshake); :meth:`flush` always tries.
 * ``each``: each accepted handshake is written before ``next_event``
   returns :class:`~keymgmt.exchange.HandshakeComplete`; if the write fails,
   the handshake fails (no unaudited session).
@@ -210,6 +213,8 @@ class HandshakeAudit:
         self._window_start: _dt.datetime | None = None
         self._dropped = 0
         self._names: dict[int, tuple[object, str]] = {}
+        # After an automatic write failed: no automatic write before this time.
+        self._retry_at: _dt.datetime | None = None
 
     @property
     def policy(self) -> HandshakeAuditPolicy:
@@ -278,17 +283,14 @@ class HandshakeAudit:
             if not pending:
                 self._pending_since = at
             pending.append(record)
-            if len(pending) >= self._policy.batch_size:
-                due = True
-                limit = _BACKLOG_FACTOR * self._policy.batch_size
-                if len(pending) > limit:  # writes have been failing: keep the newest
-                    excess = len(pending) - limit
-                    del pending[:excess]
-                    self._dropped += excess
-            else:
-                due = self._due(at)
+            limit = _BACKLOG_FACTOR * self._policy.batch_size
+            if len(pending) > limit:  # writes have been failing: keep the newest
+                excess = len(pending) - limit
+                del pending[:excess]
+                self._dropped += excess
+            due = self._due(at)
         if due:
-            self._flush_quietly()
+            self._flush_quietly(at)
 
     def _details(self, record: _Accepted) -> _Details:
         role, local, peer, group, hello, transcript, at = record
@@ -353,6 +355,9 @@ class HandshakeAudit:
     # -- writing ----------------------------------------------------------------
 
     def _due(self, at: _dt.datetime) -> bool:
+        retry_at = self._retry_at
+        if retry_at is not None and at < retry_at:
+            return False  # the last automatic write failed: wait before the next
         interval = self._policy.interval
         if len(self._pending) >= self._policy.batch_size:
             return True
@@ -366,15 +371,24 @@ class HandshakeAudit:
         with self._lock:
             due = self._due(at)
         if due:
-            self._flush_quietly()
+            self._flush_quietly(at)
 
-    def _flush_quietly(self) -> None:
+    def _flush_quietly(self, at: _dt.datetime) -> None:
         try:
             self.flush()
         except Exception:
             # Kept for the next flush (bounded, see accepted()); the
             # handshake that happened to trigger the write is not failed.
-            _log.warning("writing handshake audit entries failed; will retry", exc_info=True)
+            # The next automatic try waits an interval: otherwise every
+            # handshake and refusal (a flood's too) would try a store write
+            # and log a traceback while the store is down.
+            with self._lock:
+                self._retry_at = at + self._policy.interval
+            _log.warning(
+                "writing handshake audit entries failed; will retry in %s",
+                self._policy.interval,
+                exc_info=True,
+            )
 
     def flush(self) -> None:
         """Write every pending entry and aggregate now, in one transaction.
@@ -393,6 +407,7 @@ class HandshakeAudit:
             return
         try:
             self._write(pending, aggregates, dropped)
+            self._retry_at = None
         except BaseException:
             with self._lock:  # put them back, oldest first
                 self._pending[:0] = pending
