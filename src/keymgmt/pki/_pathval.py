@@ -506,11 +506,18 @@ def _matches(
     ):
         return True  # an empty excluded subtree: every name of its form (fail closed)
     if isinstance(name, x509.RFC822Name) and isinstance(tree, x509.RFC822Name):
-        base = tree.value.lower()
-        value = name.value.lower()
+        base = tree.value
+        local, _, domain = name.value.rpartition("@")
         if "@" in base:
-            return value == base
-        return _host_within(value.rpartition("@")[2], base)
+            # One mailbox (RFC 5280 4.2.1.10, 7.5): the local part exactly,
+            # the domain without regard to case. An excluded one also
+            # excludes its local part's other spellings (fail closed: many
+            # mail systems fold case).
+            base_local, _, base_domain = base.rpartition("@")
+            if excluded:
+                base_local, local = base_local.lower(), local.lower()
+            return local == base_local and domain.lower() == base_domain.lower()
+        return _host_within(domain, base)
     if isinstance(name, x509.IPAddress) and isinstance(tree, x509.IPAddress):
         network = tree.value
         address = name.value
