@@ -80,7 +80,7 @@ def _resigned(cert: x509.Certificate, ca: CertificateAuthority, mailbox: str) ->
     builder = x509.CertificateBuilder(
         issuer_name=cert.issuer,
         subject_name=cert.subject,
-        public_key=cert.public_key(),  # type: ignore[arg-type]
+        public_key=cert.public_key(),
         serial_number=cert.serial_number + 1,
         not_valid_before=cert.not_valid_before_utc,
         not_valid_after=cert.not_valid_after_utc,
@@ -103,4 +103,4 @@ def test_verify_refuses_another_spelling_of_a_permitted_mailbox(
     km.pki.verify(good, purpose="tls-client")
     with pytest.raises(CertificateVerificationError, match="outside a CA's permitted") as refused:
         km.pki.verify(_resigned(good, ca, "alice@example.com"), purpose="tls-client")
-    assert refused.value.reason is VerificationFailure.NAME_CONSTRAINTS
+    assert refused.value.reason is VerificationFailure.NAME_CONSTRAINTS  # type: ignore[attr-defined]
