@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from keymgmt import KeyManager, RawMasterKey
+from keymgmt._store import Txn
 from keymgmt.errors import IntegrityError
-from keymgmt.keyring import KEYRING_RECORD
+from keymgmt.keyring import KEYRING_RECORD, _rotation
 from keymgmt.keyring._keyring import key_id_of
-from keymgmt.storage import ANY, MemoryBackend, Put
+from keymgmt.storage import ANY, Backend, MemoryBackend, Operation, Put, Record
 from keymgmt.testing import FakeClock, SeededRandomness
 
 MASTER = bytes(range(32))
@@ -99,3 +100,124 @@ def test_sync_after_a_keyring_rollback_keeps_the_current_key(
     assert record is None
     sealed = km._store.keyring.seal("note", "x", b"v")
     assert key_id_of(sealed) == 2
+
+
+# -- enumeration through the public protocol, a page at a time ---------------------------
+
+
+class _Wrapped:
+    """A backend that forwards the public protocol only (no private attributes)."""
+
+    def __init__(self, inner: MemoryBackend) -> None:
+        self._inner = inner
+        self.pages: list[tuple[str, int, int]] = []  # (kind, limit, records returned)
+        self.listed: list[str] = []
+
+    def get(self, kind: str, name: str) -> Record | None:
+        return self._inner.get(kind, name)
+
+    def list(self, kind: str, *, prefix: str = "", after_seq: int = 0) -> list[Record]:
+        self.listed.append(kind)
+        return self._inner.list(kind, prefix=prefix, after_seq=after_seq)
+
+    def commit(self, operations: Sequence[Operation]) -> list[Record]:
+        return self._inner.commit(operations)
+
+    def kinds(self) -> list[str]:
+        return self._inner.kinds()
+
+    def scan(self, kind: str, *, after: str = "", limit: int) -> list[Record]:
+        page = self._inner.scan(kind, after=after, limit=limit)
+        self.pages.append((kind, limit, len(page)))
+        return page
+
+    def generation(self) -> int:
+        return self._inner.generation()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.fixture
+def wrapped() -> _Wrapped:
+    return _Wrapped(MemoryBackend())
+
+
+@pytest.fixture
+def wrapped_km(wrapped: _Wrapped, clock: FakeClock) -> Iterator[KeyManager]:
+    with KeyManager(
+        backend=wrapped,
+        master_key=RawMasterKey(MASTER),
+        clock=clock,
+        randomness=SeededRandomness(7),
+        consistency_interval=0,
+    ) as manager:
+        yield manager
+
+
+def test_wrapped_backend_satisfies_the_protocol(wrapped: _Wrapped) -> None:
+    assert isinstance(wrapped, Backend)
+
+
+def test_reseal_and_retire_work_on_any_backend_through_the_public_protocol(
+    wrapped_km: KeyManager,
+) -> None:
+    _put(wrapped_km, "n", b"v")
+    wrapped_km.rotate_store_key()
+    assert wrapped_km.reseal().resealed == 1
+    wrapped_km.retire_store_key(1)
+    assert [info.key_id for info in wrapped_km.store_key_status().keys] == [2]
+    assert wrapped_km._store.get("note", "n") == b"v"
+
+
+def test_reseal_reads_each_kind_a_bounded_page_at_a_time(
+    wrapped_km: KeyManager, wrapped: _Wrapped
+) -> None:
+    names = [f"n{index:04}" for index in range(_rotation._PAGE * 2 + 5)]
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+
+        def write(txn: Txn, chunk: list[str] = chunk) -> None:
+            for name in chunk:
+                txn.put("note", name, b"x")
+
+        wrapped_km._store.transact(write)
+    wrapped_km.rotate_store_key()
+    wrapped.listed.clear()
+    report = wrapped_km.reseal(batch_size=_rotation._MAX_BATCH)
+    assert (report.resealed, report.remaining) == (len(names), 0)
+    assert "note" not in wrapped.listed  # never the whole kind at once
+    note_pages = [(limit, found) for kind, limit, found in wrapped.pages if kind == "note"]
+    assert note_pages
+    assert all(limit == _rotation._PAGE for limit, _ in note_pages)
+    assert {found for _, found in note_pages} == {_rotation._PAGE, 5}
+
+
+def test_reseal_commits_a_batch_before_reading_the_next_page(
+    wrapped_km: KeyManager, wrapped: _Wrapped
+) -> None:
+    def write(txn: Txn) -> None:
+        for index in range(_rotation._PAGE + 1):
+            txn.put("note", f"n{index:04}", b"x")
+
+    wrapped_km._store.transact(write)
+    wrapped_km.rotate_store_key()
+    events: list[str] = []
+    scan, commit = wrapped.scan, wrapped.commit
+
+    def scan_and_note(kind: str, *, after: str = "", limit: int) -> list[Record]:
+        if kind == "note" and after:
+            events.append("next page")
+        return scan(kind, after=after, limit=limit)
+
+    def commit_and_note(operations: Sequence[Operation]) -> list[Record]:
+        events.append("commit")
+        return commit(operations)
+
+    wrapped.scan = scan_and_note  # type: ignore[method-assign]
+    wrapped.commit = commit_and_note  # type: ignore[method-assign]
+    wrapped_km.reseal(batch_size=10)
+    # counting pass: a next page, no commit; re-sealing pass: batches, the next page, batches
+    first_commit = events.index("commit")
+    assert "next page" in events[first_commit:]
+    assert events[-1] == "commit" or "commit" in events[events.index("next page", first_commit) :]

@@ -53,7 +53,7 @@ from __future__ import annotations
 import builtins
 import datetime as _dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -68,7 +68,7 @@ from keymgmt.errors import (
 )
 from keymgmt.keyring._keyring import KEYRING_RECORD, Keyring, key_id_of
 from keymgmt.keyring._sources import MasterKeySource
-from keymgmt.storage import Backend, MemoryBackend, Record, SQLiteBackend
+from keymgmt.storage import Backend, Record
 
 if TYPE_CHECKING:
     from keymgmt._store import Store, Txn
@@ -79,6 +79,8 @@ _log = logging.getLogger("keymgmt")
 #: Records re-sealed per transaction unless told otherwise.
 DEFAULT_BATCH: Final = 100
 _MAX_BATCH: Final = 10_000
+#: Records read per page when passing over the store (memory stays bounded).
+_PAGE: Final = 1000
 # Passes over the store before reseal reports what is left (a writer that
 # has not seen the rotation yet may keep sealing under the old key).
 _PASSES: Final = 3
@@ -162,54 +164,58 @@ class ResealReport:
 
 
 def record_kinds(backend: Backend) -> builtins.list[str]:
-    """Every record kind in ``backend``, sorted.
+    """Every record kind in ``backend``, sorted (:meth:`Backend.kinds`).
 
-    The ``Backend`` protocol lists one kind at a time; re-sealing must see
-    every record, whatever part (or application) wrote it. A backend may
-    offer ``kinds()``; the built-in ones are asked directly.
+    Re-sealing and retiring must see every record, whatever part (or
+    application) wrote it.
 
     Raises:
-        StoreUnavailableError: the backend cannot list its kinds.
+        StoreUnavailableError: the backend has no ``kinds()`` (a backend
+            written for an older keymgmt).
         StoreError: the backend failed.
     """
     kinds = getattr(backend, "kinds", None)
-    if callable(kinds):
-        return sorted(kinds())
-    if isinstance(backend, MemoryBackend):
-        return sorted(kind for kind, records in dict(backend._kinds).items() if records)
-    if isinstance(backend, SQLiteBackend):
-        rows = backend._read("SELECT DISTINCT kind FROM records", ())
-        return sorted(str(row[0]) for row in rows)
-    if type(backend).__name__ == "PostgresBackend":
-        return _postgres_kinds(backend)
-    raise StoreUnavailableError(
-        f"{type(backend).__name__} cannot list its record kinds (add a kinds() method); "
-        "re-sealing and retiring store keys need every record"
-    )
+    if not callable(kinds):
+        raise StoreUnavailableError(
+            f"{type(backend).__name__} cannot list its record kinds (add a kinds() method, "
+            "see keymgmt.storage.Backend); re-sealing and retiring store keys need every record"
+        )
+    found: builtins.list[str] = kinds()
+    return sorted(found)
 
 
-def _postgres_kinds(backend: Any) -> builtins.list[str]:
-    from psycopg import sql
+def _pages(backend: Backend, kind: str, size: int = _PAGE) -> Iterator[builtins.list[Record]]:
+    """The records of ``kind`` by name, ``size`` at a time (:meth:`Backend.scan`).
 
-    statement = sql.SQL("SELECT DISTINCT kind FROM {}.records").format(backend._quoted_schema)
+    A backend without ``scan`` (written for an older keymgmt) is read
+    whole, with ``list``.
+    """
+    scan = getattr(backend, "scan", None)
+    if not callable(scan):
+        yield backend.list(kind)
+        return
+    after = ""
+    while True:
+        page: builtins.list[Record] = scan(kind, after=after, limit=size)
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        after = page[-1].name
 
-    def run(conn: Any) -> builtins.list[str]:
-        return sorted(str(row[0]) for row in conn.execute(statement).fetchall())
 
-    result: builtins.list[str] = backend._run("list kinds", run, retry=True)
-    return result
-
-
-def _sealed_records(backend: Backend) -> Iterable[Record]:
-    """Every sealed record but the store's own (``meta``) records.
+def _sealed_records(backend: Backend) -> Iterator[Record]:
+    """Every sealed record but the store's own (``meta``) records, a page at a time.
 
     Not the audit entries (not sealed), nor ``meta``: the keyring record is
     not sealed, and the sealed audit head is re-sealed by every audited
-    write, retirement's own included.
+    write, retirement's own included. At most :data:`_PAGE` records are
+    held at once, whatever the size of the store.
     """
     for kind in record_kinds(backend):
         if kind not in (AUDIT_KIND, KEYRING_RECORD[0]):
-            yield from backend.list(kind)
+            for page in _pages(backend, kind):
+                yield from page
 
 
 class StoreKeys:
@@ -350,44 +356,65 @@ class StoreKeys:
         keyring = self._keyring
         keyring.refresh()
         resealed = batches = 0
-        pending, unreadable = self._stale()
+        pending, unreadable = self._count_stale()
         for _pass in range(_PASSES):
             if not pending:
                 break
-            total = len(pending)
-            for start in range(0, total, batch_size):
-                done = self._reseal_batch(pending[start : start + batch_size])
-                if done:
+            done = 0
+            total = pending
+            for names in self._stale_batches(batch_size):
+                count = self._reseal_batch(names)
+                if count:
                     batches += 1
-                    resealed += done
+                    resealed += count
+                done += len(names)
                 if progress is not None:
-                    progress(min(start + batch_size, total), total)
+                    progress(min(done, total), total)
             keyring.refresh()
-            pending, unreadable = self._stale()
+            pending, unreadable = self._count_stale()
         return ResealReport(
             key_id=keyring.current_key_id,
             resealed=resealed,
             batches=batches,
-            remaining=len(pending),
+            remaining=pending,
             unreadable=unreadable,
         )
 
-    def _stale(self) -> tuple[builtins.list[tuple[str, str]], int]:
-        """Records under a held, non-current key; and how many name a key not held."""
+    def _count_stale(self) -> tuple[int, int]:
+        """How many records are under a held, non-current key; how many name a key not held."""
         keyring = self._keyring
         current = keyring.current_key_id
         held = set(keyring.key_ids)
-        stale: builtins.list[tuple[str, str]] = []
-        unreadable = 0
+        stale = unreadable = 0
         for record in _sealed_records(self._store.backend):
             key_id = key_id_of(record.data)
             if key_id is None or key_id == current:
                 continue
             if key_id in held:
-                stale.append((record.kind, record.name))
+                stale += 1
             elif key_id < current:
                 unreadable += 1
         return stale, unreadable
+
+    def _stale_batches(self, size: int) -> Iterator[builtins.list[tuple[str, str]]]:
+        """The records under a held, non-current key, ``size`` names at a time.
+
+        Read a page at a time as the batches are re-sealed, so neither the
+        records nor their names are all held in memory at once.
+        """
+        current = self._keyring.current_key_id
+        held = set(self._keyring.key_ids)
+        names: builtins.list[tuple[str, str]] = []
+        for record in _sealed_records(self._store.backend):
+            key_id = key_id_of(record.data)
+            if key_id is None or key_id == current or key_id not in held:
+                continue
+            names.append((record.kind, record.name))
+            if len(names) == size:
+                yield names
+                names = []
+        if names:
+            yield names
 
     def _reseal_batch(self, names: Sequence[tuple[str, str]]) -> int:
         store = self._store
@@ -436,18 +463,18 @@ class StoreKeys:
 
         def run(txn: Txn) -> None:
             change = keyring.prepare_retirement(key_id)
-            users = [
-                record
-                for record in _sealed_records(store.backend)
-                if key_id_of(record.data) == key_id
-            ]
+            users = 0
+            first = ""
+            for record in _sealed_records(store.backend):  # a page at a time
+                if key_id_of(record.data) == key_id:
+                    users += 1
+                    first = first or f"{record.kind}/{record.name}"
             if users:
-                first = users[0]
                 raise KeyStateError(
-                    f"store key {key_id} still seals {len(users)} record(s) (first: "
-                    f"{first.kind}/{first.name}); re-seal them first (keymgmt store reseal)",
+                    f"store key {key_id} still seals {users} record(s) (first: "
+                    f"{first}); re-seal them first (keymgmt store reseal)",
                     key_id=key_id,
-                    records=len(users),
+                    records=users,
                 )
             txn._put_unsealed(
                 change.put.kind, change.put.name, change.put.data, change.put.expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import heapq
 import threading
 from collections.abc import Sequence
 
@@ -87,6 +88,12 @@ def check_operations(operations: Sequence[Operation]) -> None:
         if key in seen:
             raise InvalidArgumentError(f"record {op.kind}/{op.name} appears twice in one batch")
         seen.add(key)
+
+
+def check_limit(limit: object) -> None:
+    """Refuse a page size :meth:`~keymgmt.storage.Backend.scan` cannot use."""
+    if type(limit) is not int or limit < 1:
+        raise InvalidArgumentError("a page holds at least one record: limit must be an int >= 1")
 
 
 def listing_conflict(op: CheckList, count: int, newest: int) -> ConflictError:
@@ -205,6 +212,24 @@ class MemoryBackend:
         count, newest = len(seqs), max(seqs, default=0)
         if count != op.count or newest > op.max_seq:
             raise listing_conflict(op, count, newest)
+
+    def kinds(self) -> builtins.list[str]:
+        """Return every kind that holds a record, sorted."""
+        with self._lock:
+            self._check_open()
+            return sorted(kind for kind, records in self._kinds.items() if records)
+
+    def scan(self, kind: str, *, after: str = "", limit: int) -> builtins.list[Record]:
+        """Return one page of ``kind`` by name (see :class:`~keymgmt.storage.Backend`).
+
+        Time linear in the kind's number of records per page, as :meth:`list`.
+        """
+        check_limit(limit)
+        with self._lock:
+            self._check_open()
+            of_kind = self._kinds.get(kind, {})
+            names = heapq.nsmallest(limit, (n for n in of_kind if n > after))
+            return [of_kind[n] for n in names]
 
     def generation(self) -> int:
         """Return the latest sequence number."""

@@ -16,6 +16,10 @@ store. What a backend must guarantee:
   a failed one is a :class:`~keymgmt.errors.ConflictError` like a stale
   ``Put``. The store sends them for what a transaction only read, so a
   write that depends on a read cannot land after that read went stale.
+* **Enumeration.** :meth:`Backend.kinds` names every kind that holds a
+  record and :meth:`Backend.scan` pages through one kind by name, so a
+  pass over the whole store (re-sealing after a store key rotation) needs
+  neither private attributes nor a whole kind in memory.
 * **A change sequence.** Every committed write gets a store-wide, strictly
   increasing sequence number ``seq``; :meth:`Backend.generation` returns the
   latest. Caches compare generations to notice writes by other processes,
@@ -187,6 +191,31 @@ class Backend(Protocol):
             ConflictError: an expected revision did not match, or a check
                 failed; nothing written.
             StoreError: the backend failed; nothing written.
+        """
+        ...
+
+    def kinds(self) -> builtins.list[str]:
+        """Return every record kind that holds at least one record, sorted.
+
+        For what must see every record, whatever part or application wrote
+        it (re-sealing under a rotated store key, retiring an old one).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        ...
+
+    def scan(self, kind: str, *, after: str = "", limit: int) -> builtins.list[Record]:
+        """Return at most ``limit`` records of ``kind`` named after ``after``, ordered by name.
+
+        One page of a pass over a kind in bounded memory: start with
+        ``after=""`` and pass the last name returned until a page comes
+        back shorter than ``limit``. Each page is read on its own (records
+        written between pages may or may not be seen).
+
+        Raises:
+            InvalidArgumentError: ``limit`` is not an int >= 1.
+            StoreError: the backend failed.
         """
         ...
 

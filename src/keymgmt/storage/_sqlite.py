@@ -38,7 +38,12 @@ from keymgmt.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from keymgmt.storage._memory import CheckedBatch, check_operations, listing_conflict
+from keymgmt.storage._memory import (
+    CheckedBatch,
+    check_limit,
+    check_operations,
+    listing_conflict,
+)
 from keymgmt.storage._protocol import (
     ANY,
     Check,
@@ -115,6 +120,17 @@ _UPDATE: Final = (
     "WHERE kind = ? AND name = ? AND revision = ?"
 )
 _DELETE: Final = "DELETE FROM records WHERE kind = ? AND name = ?"
+# Enumeration (kinds(), scan()): a loose index scan of the primary key, one
+# seek per kind (not a pass over every record), and one page by name.
+_KINDS: Final = (
+    "WITH RECURSIVE k(kind) AS (SELECT min(kind) FROM records UNION ALL "
+    "SELECT (SELECT min(kind) FROM records WHERE kind > k.kind) FROM k "
+    "WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL"
+)
+_SCAN: Final = (
+    "SELECT kind, name, data, revision, seq FROM records "
+    "WHERE kind = ? AND name > ? ORDER BY name LIMIT ?"
+)
 # A listing check (CheckList): how many records the listing holds now, and
 # the newest one's seq; a range on the primary key, like _LIST.
 _LISTING = "SELECT count(*), coalesce(max(seq), 0) FROM records WHERE kind = ? AND name >= ?"
@@ -410,6 +426,15 @@ class SQLiteBackend:
         else:
             rows = self._read(_LIST_RANGE[order], (kind, prefix, end, after_seq))
         return [_record(row) for row in rows]
+
+    def kinds(self) -> builtins.list[str]:
+        """Return every kind that holds a record, sorted (one index seek per kind)."""
+        return sorted(str(row[0]) for row in self._read(_KINDS, ()))
+
+    def scan(self, kind: str, *, after: str = "", limit: int) -> builtins.list[Record]:
+        """Return one page of ``kind`` by name (see :class:`~keymgmt.storage.Backend`)."""
+        check_limit(limit)
+        return [_record(row) for row in self._read(_SCAN, (kind, after, limit))]
 
     def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
         """Apply all operations in one transaction."""

@@ -90,7 +90,12 @@ from keymgmt.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from keymgmt.storage._memory import check_operations, check_unicode, listing_conflict
+from keymgmt.storage._memory import (
+    check_limit,
+    check_operations,
+    check_unicode,
+    listing_conflict,
+)
 from keymgmt.storage._protocol import Check, CheckList, Delete, Operation, Put, Record
 from keymgmt.storage._sqlite import _prefix_end
 
@@ -425,6 +430,23 @@ class PostgresBackend:
         )
         self._sql_list_by_name = sql.SQL(list_sql + "name").format(quoted).as_bytes(None)
         self._sql_list_by_seq = sql.SQL(list_sql + "seq").format(quoted).as_bytes(None)
+        self._sql_kinds = (
+            sql.SQL(
+                "WITH RECURSIVE k(kind) AS (SELECT min(kind) FROM {0}.records UNION ALL "
+                "SELECT (SELECT min(r.kind) FROM {0}.records r WHERE r.kind > k.kind) FROM k "
+                "WHERE k.kind IS NOT NULL) SELECT kind FROM k WHERE kind IS NOT NULL"
+            )
+            .format(quoted)
+            .as_bytes(None)
+        )
+        self._sql_scan = (
+            sql.SQL(
+                "SELECT name, data, revision, seq FROM {}.records "
+                "WHERE kind = %s AND name > %s ORDER BY name LIMIT %s"
+            )
+            .format(quoted)
+            .as_bytes(None)
+        )
         self._sql_generation = (
             sql.SQL("SELECT seq FROM {}.counter WHERE id = 1").format(quoted).as_bytes(None)
         )
@@ -617,6 +639,25 @@ class PostgresBackend:
             return [Record(kind, name, bytes(data), rev, seq) for name, data, rev, seq in rows]
 
         _check_text(kind, prefix)
+        return self._run("list", run, retry=True)
+
+    def kinds(self) -> builtins.list[str]:
+        """Return every kind that holds a record, sorted (one index seek per kind)."""
+
+        def run(conn: psycopg.Connection[Any]) -> builtins.list[str]:
+            return sorted(str(row[0]) for row in conn.execute(self._sql_kinds).fetchall())
+
+        return self._run("list kinds", run, retry=True)
+
+    def scan(self, kind: str, *, after: str = "", limit: int) -> builtins.list[Record]:
+        """Return one page of ``kind`` by name (see :class:`~keymgmt.storage.Backend`)."""
+        check_limit(limit)
+        _check_text(kind, after)
+
+        def run(conn: psycopg.Connection[Any]) -> builtins.list[Record]:
+            rows = conn.execute(self._sql_scan, (kind, after, limit)).fetchall()
+            return [Record(kind, name, bytes(data), rev, seq) for name, data, rev, seq in rows]
+
         return self._run("list", run, retry=True)
 
     def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:

@@ -215,6 +215,44 @@ class BackendContract:
         assert backend.list("k", prefix="zz") == []
         assert backend.list("nothing") == []
 
+    # -- enumeration (kinds, scan) -------------------------------------------------------
+
+    def test_kinds_names_every_kind_that_holds_a_record_sorted(self, backend: Backend) -> None:
+        assert backend.kinds() == []
+        backend.commit([Put(k, "a", b"", 0) for k in ("zeta", "alpha", "é", "mid")])
+        backend.commit([Put("alpha", "b", b"", 0)])
+        assert backend.kinds() == ["alpha", "mid", "zeta", "é"]
+
+    def test_kinds_forgets_a_kind_whose_last_record_was_deleted(self, backend: Backend) -> None:
+        backend.commit([Put("gone", "a", b"", 0), Put("kept", "a", b"", 0)])
+        backend.commit([Delete("gone", "a", 1)])
+        assert backend.kinds() == ["kept"]
+
+    def test_scan_pages_through_a_kind_by_code_point(self, backend: Backend) -> None:
+        backend.commit([Put("k", n, n.encode(), 0) for n in _AWKWARD_NAMES])
+        backend.commit([Put("other", "a", b"", 0)])
+        seen: list[str] = []
+        after = ""
+        while True:
+            page = backend.scan("k", after=after, limit=5)
+            assert len(page) <= 5
+            seen += [r.name for r in page]
+            if len(page) < 5:
+                break
+            after = page[-1].name
+        assert seen == sorted(_AWKWARD_NAMES)
+        assert backend.scan("k", after="ä", limit=100) == [
+            r for r in backend.list("k") if r.name > "ä"
+        ]
+
+    def test_scan_of_an_empty_kind_is_empty(self, backend: Backend) -> None:
+        assert backend.scan("nothing", limit=10) == []
+
+    @pytest.mark.parametrize("limit", [0, -1, True, 2.5])
+    def test_scan_refuses_a_limit_below_one(self, backend: Backend, limit: object) -> None:
+        with pytest.raises(InvalidArgumentError, match="limit"):
+            backend.scan("k", limit=limit)  # type: ignore[arg-type]
+
     def test_list_orders_names_by_code_point(self, backend: Backend) -> None:
         backend.commit([Put("k", n, b"", 0) for n in _AWKWARD_NAMES])
         assert [r.name for r in backend.list("k")] == sorted(_AWKWARD_NAMES)
