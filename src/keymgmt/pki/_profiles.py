@@ -136,6 +136,11 @@ class Profile:
     )
 
     def __attrs_post_init__(self) -> None:
+        # Recorded with each certificate as JSON text (and audited): a str.
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidArgumentError(
+                f"a profile name must be a non-empty str, got {type(self.name).__name__}"
+            )
         check_path_length(self.path_length)
         if self.path_length is not None and not self.is_ca:
             raise InvalidArgumentError("path_length needs a CA profile and must be >= 0")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
-from keymgmt.errors import CertificateVerificationError, InvalidArgumentError
-from keymgmt.pki import CertificateAuthority, VerificationFailure
+from keymgmt.errors import CertificateVerificationError, InvalidArgumentError, RevokedError
+from keymgmt.pki import TLS_CLIENT, CertificateAuthority, VerificationFailure, _keyindex
 from keymgmt.pki._pathval import name_allowed
 from keymgmt.pki._signer import sign_certificate
+from keymgmt.revocation import RevocationReason
 
 # -- RFC 5280 4.2.1.10 / 7.5: a mailbox's local part is case-sensitive --------------
 
@@ -104,3 +108,79 @@ def test_verify_refuses_another_spelling_of_a_permitted_mailbox(
     with pytest.raises(CertificateVerificationError, match="outside a CA's permitted") as refused:
         km.pki.verify(_resigned(good, ca, "alice@example.com"), purpose="tls-client")
     assert refused.value.reason is VerificationFailure.NAME_CONSTRAINTS  # type: ignore[attr-defined]
+
+
+# -- the key index without write-back, two processes on one SQLite file ------------
+
+
+def _p256() -> ec.EllipticCurvePublicKey:
+    return ec.generate_private_key(ec.SECP256R1()).public_key()
+
+
+@pytest.fixture
+def two_processes(
+    open_sqlite_km: Callable[[], KeyManager],
+) -> Iterator[tuple[KeyManager, KeyManager]]:
+    """Two managers on one SQLite file (each another process's view), a CA made by the first."""
+    with open_sqlite_km() as first:
+        first.pki.create_root_ca("root")
+        with open_sqlite_km() as second:
+            yield first, second
+
+
+def test_an_issuance_whose_key_another_process_compromised_meanwhile_is_refused(
+    two_processes: tuple[KeyManager, KeyManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer, revoker = two_processes
+    key = _p256()
+    first = issuer.pki.ca("root").issue(public_key=key, subject="CN=k", names=["k.example"])
+    original = _keyindex.stage_key_head
+    reads: list[str] = []
+
+    def head_then_compromise(txn: Any, ca: str, fp: str) -> None:
+        reads.append(fp)
+        original(txn, ca, fp)  # the issuance read the key's head (clean) ...
+        if len(reads) == 1:  # ... and the other process revokes the key before the commit
+            revoker.pki.ca("root").revoke(first.serial_number, "key-compromise")
+
+    monkeypatch.setattr(_keyindex, "stage_key_head", head_then_compromise)
+    with pytest.raises(RevokedError, match="revoked this public key for key-compromise"):
+        issuer.pki.ca("root").issue(public_key=key, subject="CN=k", names=["k.example"])
+    assert len(reads) == 2  # the commit conflicted on the head; the re-run refused
+    assert [c.serial for c in issuer.pki.ca("root").issued()] == [first.serial_number]
+
+
+def test_a_compromise_revocation_racing_another_process_issuance_revokes_its_certificate(
+    two_processes: tuple[KeyManager, KeyManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer, revoker = two_processes
+    key = _p256()
+    first = issuer.pki.ca("root").issue(public_key=key, subject="CN=k", names=["k.example"])
+    original = _keyindex.unexpired_serials
+    raced: list[x509.Certificate] = []
+
+    def listed_then_issued(txn: Any, *args: Any, **kwargs: Any) -> list[int]:
+        found = original(txn, *args, **kwargs)  # the revocation listed the key's certificates
+        if not raced:  # ... and the other process certifies the key again before its commit
+            raced.append(
+                issuer.pki.ca("root").issue(public_key=key, subject="CN=k", names=["k.example"])
+            )
+        return found
+
+    monkeypatch.setattr(_keyindex, "unexpired_serials", listed_then_issued)
+    revoker.pki.ca("root").revoke(first.serial_number, "key-compromise")
+    issuer.sync()
+    revocation = issuer.pki.ca("root").get(raced[0].serial_number).revocation
+    assert revocation is not None
+    assert revocation.reason is RevocationReason.KEY_COMPROMISE
+
+
+# -- the canonical JSON writer on odd input -----------------------------------------
+
+
+@pytest.mark.parametrize("name", [5, None, b"tls-client", ""])
+def test_a_profile_whose_name_is_not_text_is_refused_when_made(name: object) -> None:
+    # Issuance writes the name into the record as JSON text directly: a
+    # non-str name escaped as a TypeError there (before, _codec wrote 5 as a number).
+    with pytest.raises(InvalidArgumentError, match=r"^a profile name must be a non-empty str"):
+        TLS_CLIENT.evolve(name=name)
