@@ -85,40 +85,92 @@ def _write(path: Path | None, data: bytes, *, secret: bool = False) -> None:
         raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _write_private(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write a private key file (mode 0600): a new file, or (``overwrite``) one replaced whole.
+class _KeyFile:
+    """A private key file's name, held from before issuance until the key is written.
 
-    Never through an existing name unasked: the file may be the only copy of
-    the key of a certificate in use, and a symlink planted at the name would
-    send the key elsewhere. ``overwrite`` writes a temporary file beside it
-    and renames it over the name (a symlink there is replaced, not followed).
+    Without ``overwrite`` the name is created exclusively (mode 0600) at
+    once: never through an existing name (the file may be the only copy of
+    the key of a certificate in use, and a symlink planted there would send
+    the key elsewhere), and no other process can take the name while the
+    certificate is issued (which would leave a certificate whose key was
+    never written). With ``overwrite`` a temporary file beside it is made
+    at once and renamed over the name at the end (a symlink there is
+    replaced, not followed). The data is synced before it counts as written.
 
     Raises:
         InvalidArgumentError: it exists (without ``overwrite``), or it cannot
-            be written (nothing is left behind).
+            be created.
     """
-    try:
-        if not overwrite:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-            except OSError:
-                path.unlink(missing_ok=True)
-                raise
-            return
-        fd, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.")
+
+    def __init__(self, path: Path, *, overwrite: bool) -> None:
+        self.path = path
+        self._temporary: str | None = None
         try:
-            with os.fdopen(fd, "wb") as handle:
+            if overwrite:
+                self._fd, self._temporary = tempfile.mkstemp(
+                    dir=path.absolute().parent, prefix=f".{path.name}."
+                )
+            else:
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise InvalidArgumentError(_exists(path)) from None
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
+        self._identity = os.fstat(self._fd)
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` and put the file at its name.
+
+        Raises:
+            InvalidArgumentError: it cannot be written (nothing is left behind).
+        """
+        try:
+            with os.fdopen(self._fd, "wb") as handle:
+                self._fd = -1
                 handle.write(data)
-            os.replace(temporary, path)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if self._temporary is not None:
+                os.replace(self._temporary, self.path)
+                self._temporary = None
+        except OSError as exc:
+            self.abandon()
+            raise InvalidArgumentError(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def abandon(self) -> None:
+        """Remove what was made for the key (the name only if it is still ours)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._temporary is not None:
+            Path(self._temporary).unlink(missing_ok=True)
+            self._temporary = None
+            return
+        try:
+            now = os.lstat(self.path)
         except OSError:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except FileExistsError:
-        raise InvalidArgumentError(_exists(path)) from None
-    except OSError as exc:
-        raise InvalidArgumentError(f"cannot write {path}: {exc.strerror}") from None
+            return
+        if (now.st_dev, now.st_ino) == (self._identity.st_dev, self._identity.st_ino):
+            self.path.unlink(missing_ok=True)
+
+
+def _one_file_each(paths: Sequence[tuple[str, Path | None]]) -> None:
+    """Refuse two output options naming one file (the last written would replace the key).
+
+    Raises:
+        click.UsageError: two options resolve to the same file.
+    """
+    seen: dict[Path, str] = {}
+    for option, path in paths:
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if resolved in seen:
+            raise click.UsageError(
+                f"{seen[resolved]} and {option} are one file ({path}): the one written last "
+                "would replace the other (the private key may be lost)"
+            )
+        seen[resolved] = option
 
 
 def _exists(path: Path) -> str:
@@ -374,42 +426,51 @@ def ca_issue(
     for path in (out, key_out, p12_out):
         if path is not None and not path.absolute().parent.is_dir():
             raise InvalidArgumentError(f"cannot write {path}: no such directory")
-    for path in (key_out, p12_out) if new_key and not overwrite else ():
-        if path is not None and os.path.lexists(path):  # a dangling symlink too
-            raise InvalidArgumentError(_exists(path))
-    with manager(settings) as km:
-        authority = km.pki.ca(name)
-        if csr is not None:
-            cert = authority.issue(
-                _read(csr),
-                subject=subject,
-                names=list(names) or None,
-                profile=profile,
-                validity=_days(validity_days),
-            )
-            key = None
-        else:
-            key = generate_key(key_type)
-            cert = authority.issue(
-                public_key=key.public_key(),
-                subject=subject,
-                names=list(names),
-                profile=profile,
-                validity=_days(validity_days),
-            )
-        chain = authority.chain
-    if key is not None:
-        if key_out is not None:
-            _write_private(key_out, export_private_key(key, passphrase), overwrite=overwrite)
-        if p12_out is not None:
-            bundle = export_pkcs12(
-                name=cert.subject.rfc4514_string(),
-                key=key,
-                certificate=cert,
-                chain=chain,
-                passphrase=passphrase,
-            )
-            _write_private(p12_out, bundle, overwrite=overwrite)
+    if new_key:
+        _one_file_each([("--out", out), ("--key-out", key_out), ("--p12-out", p12_out)])
+    # The key files' names are taken before the certificate is issued: a name
+    # that cannot be had is refused with nothing issued.
+    files: dict[str, _KeyFile] = {}
+    try:
+        for option, path in (("key", key_out), ("p12", p12_out)) if new_key else ():
+            if path is not None:
+                files[option] = _KeyFile(path, overwrite=overwrite)
+        with manager(settings) as km:
+            authority = km.pki.ca(name)
+            if csr is not None:
+                cert = authority.issue(
+                    _read(csr),
+                    subject=subject,
+                    names=list(names) or None,
+                    profile=profile,
+                    validity=_days(validity_days),
+                )
+                key = None
+            else:
+                key = generate_key(key_type)
+                cert = authority.issue(
+                    public_key=key.public_key(),
+                    subject=subject,
+                    names=list(names),
+                    profile=profile,
+                    validity=_days(validity_days),
+                )
+            chain = authority.chain
+        if key is not None:
+            if "key" in files:
+                files.pop("key").write(export_private_key(key, passphrase))
+            if "p12" in files:
+                bundle = export_pkcs12(
+                    name=cert.subject.rfc4514_string(),
+                    key=key,
+                    certificate=cert,
+                    chain=chain,
+                    passphrase=passphrase,
+                )
+                files.pop("p12").write(bundle)
+    finally:
+        for unused in files.values():
+            unused.abandon()
     pem = export_chain([cert, *chain[:-1]])
     if out is not None or settings.output != "json":
         _write(out, pem)
