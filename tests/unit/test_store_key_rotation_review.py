@@ -8,7 +8,7 @@ import pytest
 
 from keymgmt import KeyManager, RawMasterKey
 from keymgmt._store import Txn
-from keymgmt.errors import IntegrityError
+from keymgmt.errors import IntegrityError, InvalidArgumentError
 from keymgmt.keyring import KEYRING_RECORD, _rotation
 from keymgmt.keyring._keyring import key_id_of
 from keymgmt.storage import ANY, Backend, MemoryBackend, Operation, Put, Record
@@ -221,3 +221,20 @@ def test_reseal_commits_a_batch_before_reading_the_next_page(
     first_commit = events.index("commit")
     assert "next page" in events[first_commit:]
     assert events[-1] == "commit" or "commit" in events[events.index("next page", first_commit) :]
+
+
+# -- bad input leaves the store unchanged ---------------------------------------------------
+
+
+@pytest.mark.parametrize("progress", ["nope", 3, object()])
+def test_reseal_refuses_a_progress_that_is_not_callable_before_any_batch(
+    km: KeyManager, backend: MemoryBackend, progress: object
+) -> None:
+    for index in range(3):
+        _put(km, f"n{index}", b"x")
+    km.rotate_store_key()
+    generation = backend.generation()
+    with pytest.raises(InvalidArgumentError, match="progress must be callable"):
+        km.reseal(batch_size=1, progress=progress)  # type: ignore[arg-type]
+    assert backend.generation() == generation
+    assert km.store_key_status().stale_records == 3

@@ -348,11 +348,16 @@ class StoreKeys:
             What was done and what is left.
 
         Raises:
-            InvalidArgumentError: a bad ``batch_size``.
+            InvalidArgumentError: a bad ``batch_size``, or a ``progress``
+                that is not callable (nothing re-sealed).
             StoreError: the backend failed (batches committed before stay).
+            IntegrityError: the keyring record was damaged or rolled back.
         """
         if type(batch_size) is not int or not 1 <= batch_size <= _MAX_BATCH:
             raise InvalidArgumentError(f"batch_size must be an int from 1 to {_MAX_BATCH}")
+        if progress is not None and not callable(progress):
+            # Refused before the first batch, not by a TypeError after it.
+            raise InvalidArgumentError("progress must be callable as progress(done, total)")
         keyring = self._keyring
         keyring.refresh()
         resealed = batches = 0
