@@ -345,7 +345,10 @@ def load_private_key(
     """
     raw = require_bytes(data, "the private key")
     password = None if passphrase is None else _passphrase_bytes(passphrase)
-    is_pem = raw.lstrip().startswith(b"-----BEGIN")
+    # PEM wherever its BEGIN line is, as cryptography's loader reads it: text
+    # before it ("Bag Attributes" from openssl pkcs12) made this DER, and a
+    # correct passphrase "wrong" (and the cost check looked at the wrong bytes).
+    is_pem = b"-----BEGIN" in raw
     if password is not None:
         _check_kdf_cost(raw, is_pem=is_pem)
     loader = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key

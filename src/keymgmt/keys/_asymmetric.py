@@ -1215,6 +1215,8 @@ class Signature:
             raise MalformedInputError("the input is a keymgmt envelope but not a signature")
         if header.algorithm not in _SIGNERS:
             raise MalformedInputError("the signature names a non-signing algorithm")
+        if type(data) is memoryview:  # sliced in bytes, not in items or rows
+            data = data.tobytes()
         raw = bytes(data[header.prefix_length :])
         if not 1 <= len(raw) <= _MAX_RAW_SIGNATURE:
             raise MalformedInputError("the signature is empty or oversize")
@@ -1294,7 +1296,7 @@ class AsymmetricHandler:
                 raise InvalidArgumentError("an ML-KEM-768+X25519 private key is a 32-byte seed")
             return data
         try:
-            if data.lstrip().startswith(b"-----BEGIN"):
+            if b"-----BEGIN" in data:  # PEM with text before it too (openssl pkcs12 output)
                 key: object = serialization.load_pem_private_key(data, password=None)
             else:
                 key = serialization.load_der_private_key(data, password=None)

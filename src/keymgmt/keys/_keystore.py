@@ -966,12 +966,21 @@ class KeyStore:
         return None if found is None else found.reason
 
     def _revoked(self, name: str, version: int) -> tuple[bool | None, str | None]:
-        found = self._revocation.get(SubjectKind.KEY, _vname(name, version))
-        if found is None:
-            found = self._revocation.get(SubjectKind.KEY, name)
+        """Whether the registry revokes ``name#version`` (or the whole key), and why.
+
+        A compromise in either entry wins: a version revoked for another
+        reason (``superseded``) whose key is then revoked as a whole for a
+        compromise is compromised, not merely deactivated.
+        """
+        own = self._revocation.get(SubjectKind.KEY, _vname(name, version))
+        whole = self._revocation.get(SubjectKind.KEY, name)
+        for found in (own, whole):
+            if found is not None and found.reason.is_compromise:
+                return True, found.reason.value
+        found = own if own is not None else whole
         if found is None:
             return None, None
-        return found.reason.is_compromise, found.reason.value
+        return False, found.reason.value
 
     def _effective(
         self, key: _KeyRecord, version: _VersionRecord, now: _dt.datetime
@@ -2548,7 +2557,9 @@ class KeyStore:
             state = _COMPROMISED
         if state.is_destroyed or loaded.loaded is None:
             require(Operation.PROCESS, state, key_name=name, version=loaded.version)
-        if state is _COMPROMISED and reason is None:
+        if state is _COMPROMISED and not compromise:
+            # Compromised by its record alone: the registry's reason (if any)
+            # is another one (a whole-key "superseded", say); the record's counts.
             reason = self._stored_reason(name, loaded.version)
         return loaded, state, reason
 

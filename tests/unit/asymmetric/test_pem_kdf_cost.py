@@ -111,3 +111,13 @@ def test_an_absurd_pkcs12_pbe_iteration_count_is_refused() -> None:
     data = _synthetic(der_tlv(_OID, pbe_sha1_3des) + der_tlv(_SEQ, params))
     with pytest.raises(InvalidArgumentError, match="iterations"):
         pem.load_private_key(data, passphrase="pw")
+
+
+def test_four_billion_iterations_behind_a_preamble_are_refused_at_once() -> None:
+    # Text before the BEGIN line (openssl pkcs12 writes "Bag Attributes"):
+    # cryptography still reads the PEM, so the cost check must too.
+    data = b"Bag Attributes\n    localKeyID: 01\n" + _pem(_encrypted(4_000_000_000))
+    started = time.monotonic()
+    with pytest.raises(InvalidArgumentError, match="4,000,000,000 key derivation iterations"):
+        pem.load_private_key(data, passphrase="pw")
+    assert time.monotonic() - started < 5
