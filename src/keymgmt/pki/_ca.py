@@ -2014,7 +2014,11 @@ class CertificateAuthority:
         """A sans-IO OCSP responder for this CA, answering from the registry.
 
         Good = issued here and not revoked; revoked = in the registry (with
-        reason and time); unknown = not issued by this CA.
+        reason and time), or issued here while the registry holds this CA's
+        key revoked for a compromise (``ca-compromise``, dated as the key's
+        revocation, as :meth:`PKI.verify` says; asked per request, so a
+        delegated responder made before the compromise says it too);
+        unknown = not issued by this CA.
 
         Args:
             validity: freshness of each response.
@@ -2044,10 +2048,30 @@ class CertificateAuthority:
                 raise RevokedError(f"the CA key {self.key_ref} is revoked", ca=self.name)
             self._check_responder(responder_cert, responder_key)
         store, registry, prefix = self._ctx.store, self._ctx.revocation, self.name
+        key_subjects = (self.key_ref, self.key_ref.partition("#")[0])
+
+        def key_compromise() -> Revocation | None:
+            # As km.pki.verify: once the registry holds this CA's key revoked
+            # for a compromise, all it signed is revoked (ca-compromise). A
+            # delegated responder made before kept answering "good".
+            for key_subject in key_subjects:
+                found = registry.get(SubjectKind.KEY, key_subject)
+                if found is not None and found.reason.is_compromise:
+                    return found
+            return None
 
         def lookup(serial: int) -> tuple[CertStatus, CRLEntry | None]:
             subject = f"{prefix}:{_hex(serial)}"
             found = registry.get(SubjectKind.CERTIFICATE, subject)
+            if found is None or not found.reason.is_compromise:
+                compromised = key_compromise()
+                if compromised is not None and store.backend.get(CERT_KIND, subject) is not None:
+                    return CertStatus.REVOKED, CRLEntry(
+                        serial,
+                        compromised.revoked_at,
+                        RevocationReason.CA_COMPROMISE,
+                        compromised.invalidity_date,
+                    )
             if found is not None:
                 return CertStatus.REVOKED, CRLEntry(
                     serial, found.revoked_at, found.reason, found.invalidity_date

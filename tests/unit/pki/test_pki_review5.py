@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,10 +12,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
 from keymgmt.errors import CertificateVerificationError, InvalidArgumentError, RevokedError
-from keymgmt.pki import TLS_CLIENT, CertificateAuthority, VerificationFailure, _keyindex
+from keymgmt.pki import (
+    OCSP_SIGNING,
+    TLS_CLIENT,
+    CertificateAuthority,
+    CertStatus,
+    OCSPResponder,
+    OCSPStatus,
+    VerificationFailure,
+    _keyindex,
+    build_ocsp_request,
+    check_ocsp_response,
+)
 from keymgmt.pki._pathval import name_allowed
 from keymgmt.pki._signer import sign_certificate
 from keymgmt.revocation import RevocationReason
+from keymgmt.testing import FakeClock
 
 # -- RFC 5280 4.2.1.10 / 7.5: a mailbox's local part is case-sensitive --------------
 
@@ -184,3 +197,47 @@ def test_a_profile_whose_name_is_not_text_is_refused_when_made(name: object) -> 
     # non-str name escaped as a TypeError there (before, _codec wrote 5 as a number).
     with pytest.raises(InvalidArgumentError, match=r"^a profile name must be a non-empty str"):
         TLS_CLIENT.evolve(name=name)
+
+
+# -- a delegated OCSP responder after its CA's key was compromised ------------------
+
+
+def _delegated_responder(ca: CertificateAuthority) -> OCSPResponder:
+    responder_key = ec.generate_private_key(ec.SECP256R1())
+    responder_cert = ca.issue(
+        public_key=responder_key.public_key(), subject="OCSP responder", profile=OCSP_SIGNING
+    )
+    return ca.ocsp_responder(responder_cert=responder_cert, responder_key=responder_key)
+
+
+def _ocsp_status(
+    responder: OCSPResponder, ca: CertificateAuthority, cert: x509.Certificate, km: KeyManager
+) -> OCSPStatus:
+    response = responder.respond(build_ocsp_request(cert, ca.certificate), at=km.clock.now())
+    return check_ocsp_response(response, cert=cert, issuer=ca.certificate, at=km.clock.now())
+
+
+def test_a_delegated_responder_answers_ca_compromise_once_its_roots_key_is_compromised(
+    km: KeyManager, root: CertificateAuthority, clock: FakeClock
+) -> None:
+    # km.pki.verify refuses the leaf from then on (ca-compromise); a responder
+    # made before kept answering "good" for it, signed by a key nobody revoked.
+    leaf = _issue_to(root, "ops@example.com")
+    responder = _delegated_responder(root)
+    assert _ocsp_status(responder, root, leaf, km).status is CertStatus.GOOD
+    clock.advance(_dt.timedelta(minutes=5))
+    km.compromise(key=root.key_ref)
+    status = _ocsp_status(responder, root, leaf, km)
+    assert status.status is CertStatus.REVOKED
+    assert status.reason is RevocationReason.CA_COMPROMISE
+    assert status.revoked_at == km.pki.key_compromise("root").revoked_at  # type: ignore[union-attr]
+
+
+def test_a_delegated_responder_still_answers_good_after_its_cas_key_was_superseded(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    leaf = _issue_to(root, "ops@example.com")
+    responder = _delegated_responder(root)
+    name, _, version = root.key_ref.partition("#")
+    km.keys.revoke(name, int(version), reason="superseded")
+    assert _ocsp_status(responder, root, leaf, km).status is CertStatus.GOOD
