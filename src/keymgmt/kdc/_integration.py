@@ -245,8 +245,9 @@ class ManagerCertificateSubjects:
 
     The KDC refuses a certificate principal, and names it on its revocation
     list, once its certificate or the current certificate of an
-    intermediate CA above it is revoked: the same registry entries the CRLs
-    and OCSP answer from.
+    intermediate CA above it is revoked (the same registry entries the CRLs
+    and OCSP answer from), or the signing key of a CA of its chain is
+    revoked for a compromise (``ca-compromise``, as ``km.pki.verify`` says).
     """
 
     def __init__(self, manager: KeyManager) -> None:
@@ -276,6 +277,11 @@ class ManagerCertificateSubjects:
         except NotFoundError:
             pass
         return tuple(out)
+
+    def key_compromise(self, ca: str) -> _dt.datetime | None:
+        """``km.pki.key_compromise(ca)``'s date: the CA's key revoked for a compromise."""
+        found = self._manager.pki.key_compromise(ca)
+        return None if found is None else found.revoked_at
 
 
 #: The longest chain of the store's CAs walked for a principal's certificate.

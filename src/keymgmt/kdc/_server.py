@@ -39,7 +39,15 @@ the key rotated) finds its grant record and is refused too.
 A certificate principal is refused, and named on the signed revocation
 list, once its certificate or a CA certificate above it is revoked in
 ``km.revocation`` (at its CA): the same entries the CRLs and OCSP answer
-from, one dict probe each (see ``certificate_subjects``).
+from, one dict probe each (see ``certificate_subjects``), or once the
+signing key of a CA of its chain is revoked for a compromise
+(``ca-compromise``).
+
+A grant's transaction expects (``Txn.expect``) the records its decision
+took from the caches: the principal's and a ticket's peer's records at the
+revision cached, the policy's, and the registry entries that would refuse
+it as absent; so it never commits on a record another process changed,
+whatever this process wrote before, and the re-run checks again.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
 
 import attrs
 from cryptography import x509
@@ -96,7 +104,7 @@ from keymgmt.kdc._policy import AccessRule, Policy
 from keymgmt.kdc._replays import PrincipalReplayCache
 from keymgmt.kdc._wire import MessageType
 from keymgmt.pki._parse import checked_certificate
-from keymgmt.revocation import RevocationReason, SubjectKind
+from keymgmt.revocation import REVOCATION_KIND, RevocationReason, SubjectKind
 from keymgmt.storage import Record
 
 if TYPE_CHECKING:
@@ -220,6 +228,17 @@ class CertificateSubjects(Protocol):
         Nearest first; empty for a root CA. Asked afresh on every check: a
         sub-CA's renewal gives it another certificate (and its old one may
         be revoked as superseded without revoking what the CA issued).
+        """
+        ...
+
+    def key_compromise(self, ca: str) -> _dt.datetime | None:
+        """When CA ``ca``'s signing key was revoked for a compromise, else None.
+
+        Whoever holds that key can sign anything: every certificate below
+        the CA stops vouching for its holder (``ca-compromise``), a root's
+        included, though nothing revokes them one by one. The answer may
+        change only with a revocation of a key (the KDC's revocation list
+        is cached per such change).
         """
         ...
 
@@ -482,9 +501,12 @@ class _Principal:
     #: ``"<ca>:<serial hex>"``: the certificate's registry subject, when a CA
     #: of the store issued it.
     certificate_subject: str | None = None
+    #: the record's revision when read (0: unknown): a grant's commit checks
+    #: that the record is still at it (``Txn.expect``)
+    revision: int = attrs.field(default=0, eq=False)
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> _Principal:
+    def from_json(cls, value: dict[str, Any], revision: int = 0) -> _Principal:
         try:
             cert = None
             aead = None
@@ -500,6 +522,7 @@ class _Principal:
                 created_at=_codec.from_micros(int(value["created_at"])),
                 aead=aead,
                 certificate=cert,
+                revision=revision,
             )
         except (KeyError, TypeError, ValueError):
             raise IntegrityError("a KDC principal record is malformed") from None
@@ -519,6 +542,29 @@ class _Refusal(Exception):
 
 
 _REPLAY_MESSAGE: Final = "the request was seen before"
+#: how many lifted holds' marker revisions a KDC remembers (see ``_recheck``)
+_KNOWN_MARKERS_MAX: Final = 4096
+
+
+class _Basis(NamedTuple):
+    """What a grant was decided on, for its commit to check (see ``_record``).
+
+    ``reads`` are the records the decision took from this process's caches,
+    as ``(kind, name, revision)``: the principal's and (for a ticket) the
+    peer's record, the policy, and the registry entries that would have
+    refused it (the principal's, the peer's, the key's and the version's,
+    a certificate principal's certificate and the CA certificates above it),
+    expected at the revision this process knows (0: absent). The grant's
+    transaction expects them (``Txn.expect``), so it cannot commit after
+    another process changed one of them, whether or not this process has
+    written before; the re-run re-checks (``_recheck``).
+    """
+
+    #: credential versions of the principal and of a ticket's peer
+    versions: tuple[int, int | None]
+    reads: tuple[tuple[str, str, int], ...]
+    #: the registry record names among ``reads`` (read afresh on a re-run)
+    registry: tuple[str, ...]
 
 
 class _Batch:
@@ -526,9 +572,9 @@ class _Batch:
 
     def __init__(self) -> None:
         self.position = 0
-        #: (reply position, grant, audit operation, audit object, the credential
-        #: versions of the principal and of a ticket's peer it was made with)
-        self.grants: list[tuple[int, GrantRecord, str, str, tuple[int, int | None]]] = []
+        #: (reply position, grant, audit operation, audit object, what it was
+        #: decided on)
+        self.grants: list[tuple[int, GrantRecord, str, str, _Basis]] = []
         #: (audit object, audit keyword arguments, consumed-request marker) of
         #: refused requests
         self.refusals: list[tuple[str, dict[str, Any], GrantRecord | None]] = []
@@ -578,6 +624,10 @@ def _grant_id(principal: str, nonce: bytes) -> str:
 
 _WILDCARDS: Final = frozenset("*?[]")
 _CERTIFICATE_PREFIX: Final = f"{SubjectKind.CERTIFICATE.value}:"
+# Registry record names (``"<kind>:<subject>"``), built without an Enum
+# attribute lookup on the grant path.
+_KEY_PREFIX: Final = f"{SubjectKind.KEY.value}:"
+_PRINCIPAL_PREFIX: Final = f"{SubjectKind.PRINCIPAL.value}:"
 
 
 def _new_principal_name(name: str) -> None:
@@ -721,7 +771,12 @@ class KeyDistributionCenter:
         self._lock = threading.Lock()
         self._principals: dict[str, _Principal] = {}
         self._epoch = 0  # moves on every noted principal or policy change
-        self._policy: Policy | None = None
+        #: the policy and its record's revision (0: absent)
+        self._policy: tuple[Policy, int] | None = None
+        #: registry record names found present but not a revocation (a lifted
+        #: hold's marker) -> their revision, so a grant's commit expects that
+        #: revision rather than absence (bounded: cleared when full)
+        self._registry_revisions: dict[str, int] = {}
         self._signer = signer
         #: (registry change counts of keys, principals and certificates, and the
         #: version of ``_holders``; the entries derived from certificates;
@@ -775,18 +830,18 @@ class KeyDistributionCenter:
             epoch = self._epoch
         if cached is not None:
             return cached
-        value = self._store.get_json(PRINCIPAL_KIND, name)
+        value, revision = self._store.get_json_with_revision(PRINCIPAL_KIND, name)
         if value is None:
             return None
-        found = self._loaded(value)
+        found = self._loaded(value, revision)
         with self._lock:
             if self._epoch == epoch:
                 self._principals[name] = found
         return found
 
-    def _loaded(self, value: dict[str, Any]) -> _Principal:
+    def _loaded(self, value: dict[str, Any], revision: int = 0) -> _Principal:
         """A principal record, with its certificate's registry subject resolved."""
-        found = _Principal.from_json(value)
+        found = _Principal.from_json(value, revision)
         if found.certificate is None or self._certificate_subjects is None:
             return found
         subject = self._certificate_subjects.subject(found.certificate)
@@ -803,14 +858,50 @@ class KeyDistributionCenter:
                 return entry[0], entry[1]
         return None
 
-    def _certificate_revocation(self, principal: _Principal) -> tuple[str, int] | None:
-        """Whether the principal's certificate, or a CA certificate above it as the CAs
-        stand now, is revoked in the registry (the caller has synced the store)."""
+    def _certificate_chain(self, principal: _Principal) -> tuple[str, ...]:
+        """The registry subjects of the principal's certificate and of the CA
+        certificates above it as the CAs stand now (empty: none we resolve)."""
         subject = principal.certificate_subject
         if subject is None or self._certificate_subjects is None:
+            return ()
+        return (subject, *self._certificate_subjects.issuers(subject.partition(":")[0]))
+
+    def _certificate_revocation(self, principal: _Principal) -> tuple[str, int] | None:
+        """Whether the principal's certificate, or a CA certificate above it as the CAs
+        stand now, is revoked in the registry, or the key of a CA of its chain is
+        compromised (the caller has synced the store)."""
+        return self._chain_state(self._certificate_chain(principal))
+
+    def _chain_state(
+        self, chain: tuple[str, ...], known: dict[str, _dt.datetime | None] | None = None
+    ) -> tuple[str, int] | None:
+        """(reason, revoked-at µs) of what refuses a certificate chain, or None.
+
+        A revocation of the certificate or of a CA certificate above it (a
+        dict probe each), or else the compromise of the signing key of a CA
+        of the chain (``ca-compromise``: one question per CA; ``known``
+        remembers the answers across the principals of one list). A
+        compromise of its own certificate's key outranks the CA's.
+        """
+        if not chain:
             return None
-        issuers = self._certificate_subjects.issuers(subject.partition(":")[0])
-        return self._chain_revocation(subject, issuers)
+        revoked = self._chain_revocation(chain[0], chain[1:])
+        if revoked is not None and _is_compromise(revoked[0]):
+            return revoked
+        subjects = self._certificate_subjects
+        if subjects is None:  # pragma: no cover - no chain without it
+            return revoked
+        for subject in chain:
+            ca = subject.partition(":")[0]
+            if known is None:
+                at = subjects.key_compromise(ca)
+            elif ca in known:
+                at = known[ca]
+            else:
+                at = known[ca] = subjects.key_compromise(ca)
+            if at is not None:
+                return RevocationReason.CA_COMPROMISE.value, _codec.to_micros(at)
+        return revoked
 
     def _forget(self, name: str) -> None:
         with self._lock:
@@ -821,18 +912,22 @@ class KeyDistributionCenter:
 
     def policy(self) -> Policy:
         """The current authorization policy."""
+        return self._policy_state()[0]
+
+    def _policy_state(self) -> tuple[Policy, int]:
+        """The current policy and its record's revision (0: none stored)."""
         self._store.sync()
         with self._lock:
             cached = self._policy
             epoch = self._epoch
         if cached is not None:
             return cached
-        value = self._store.get_json(POLICY_KIND, _POLICY_NAME)
-        policy = Policy() if value is None else Policy.from_json(value)
+        value, revision = self._store.get_json_with_revision(POLICY_KIND, _POLICY_NAME)
+        state = (Policy() if value is None else Policy.from_json(value), revision)
         with self._lock:
             if self._epoch == epoch:
-                self._policy = policy
-        return policy
+                self._policy = state
+        return state
 
     def _signing(self) -> Signer:
         signer = self._signer
@@ -1118,7 +1213,8 @@ class KeyDistributionCenter:
             def apply() -> None:
                 with self._lock:
                     self._epoch += 1  # a read in flight must not cache the old policy
-                    self._policy = updated
+                    # Read again (with the new revision, which grants expect).
+                    self._policy = None
 
             txn.after_commit(apply)
             return updated
@@ -1394,11 +1490,12 @@ class KeyDistributionCenter:
                 object=subject,
                 revocation_reason=revoked.reason.value,
             )
-        cert_revoked = (
-            None
+        chain = (
+            ()
             if principal.certificate_subject is None  # symmetric: no call on the hot path
-            else self._certificate_revocation(principal)
+            else self._certificate_chain(principal)
         )
+        cert_revoked = self._chain_state(chain) if chain else None
         if cert_revoked is not None:
             # Revoked at its CA (ca.revoke, a compromise of its key): the same
             # registry entry the CRL and OCSP answer from, one dict probe.
@@ -1430,7 +1527,7 @@ class KeyDistributionCenter:
             raise _Refusal(
                 ErrorCode.REPLAY, "replay", "the request was seen before", object=subject
             ) from None
-        return self._answer(envelope, principal, body, now, batch)
+        return self._answer(envelope, principal, body, now, batch, chain)
 
     def _answer(
         self,
@@ -1439,8 +1536,13 @@ class KeyDistributionCenter:
         body: p.RequestBody,
         now: _dt.datetime,
         batch: _Batch | None,
+        chain: tuple[str, ...],
     ) -> bytes:
-        """An authenticated, fresh request whose nonce is consumed: grant or refuse it."""
+        """An authenticated, fresh request whose nonce is consumed: grant or refuse it.
+
+        ``chain``: the registry subjects of a certificate principal's
+        certificate and of the CA certificates above it (found unrevoked).
+        """
         subject = f"principal:{principal.name}"
         if principal.certificate is not None:
             try:
@@ -1456,8 +1558,8 @@ class KeyDistributionCenter:
                     certificate_reason=str(getattr(exc, "reason", "")),
                 ) from None
         if envelope.kind is MessageType.KEY_REQUEST:
-            return self._grant_key(envelope, principal, body, now, batch)
-        return self._grant_ticket(envelope, principal, body, now, batch)
+            return self._grant_key(envelope, principal, body, now, batch, chain)
+        return self._grant_ticket(envelope, principal, body, now, batch, chain)
 
     def _reply(
         self,
@@ -1504,10 +1606,12 @@ class KeyDistributionCenter:
         body: p.RequestBody,
         now: _dt.datetime,
         batch: _Batch | None = None,
+        chain: tuple[str, ...] = (),
     ) -> bytes:
         key_name = body.target
         subject = f"principal:{principal.name}"
-        if not self.policy().allows_key(principal.name, key_name):
+        policy, policy_revision = self._policy_state()
+        if not policy.allows_key(principal.name, key_name):
             raise _Refusal(
                 ErrorCode.DENIED,
                 "policy",
@@ -1595,7 +1699,20 @@ class KeyDistributionCenter:
                 bytes.fromhex(grant.id),
             ],
         )
-        self._record(grant, "kdc.grant-key", key_id, (principal.credential_version, None), batch)
+        registry: tuple[str, ...] = (
+            _PRINCIPAL_PREFIX + principal.name,
+            _KEY_PREFIX + key_name,
+            _KEY_PREFIX + key_id,
+        )
+        if chain:
+            registry += tuple([_CERTIFICATE_PREFIX + name for name in chain])
+        basis = self._basis(
+            (principal.credential_version, None),
+            (principal, None),
+            policy_revision,
+            registry,
+        )
+        self._record(grant, "kdc.grant-key", key_id, basis, batch)
         return reply
 
     def _grant_ticket(
@@ -1605,10 +1722,12 @@ class KeyDistributionCenter:
         body: p.RequestBody,
         now: _dt.datetime,
         batch: _Batch | None = None,
+        chain: tuple[str, ...] = (),
     ) -> bytes:
         service = body.target
         subject = f"principal:{principal.name}"
-        if not self.policy().allows_peer(principal.name, service):
+        policy, policy_revision = self._policy_state()
+        if not policy.allows_peer(principal.name, service):
             raise _Refusal(
                 ErrorCode.DENIED,
                 "policy",
@@ -1685,21 +1804,64 @@ class KeyDistributionCenter:
                 ticket,
             ],
         )
-        self._record(
-            grant,
-            "kdc.grant-ticket",
-            f"{principal.name}>{service}",
-            (principal.credential_version, target.credential_version),
-            batch,
+        registry: tuple[str, ...] = (
+            _PRINCIPAL_PREFIX + principal.name,
+            _PRINCIPAL_PREFIX + service,
         )
+        if chain:
+            registry += tuple([_CERTIFICATE_PREFIX + name for name in chain])
+        basis = self._basis(
+            (principal.credential_version, target.credential_version),
+            (principal, target),
+            policy_revision,
+            registry,
+        )
+        self._record(grant, "kdc.grant-ticket", f"{principal.name}>{service}", basis, batch)
         return reply
+
+    def _basis(
+        self,
+        versions: tuple[int, int | None],
+        principals: tuple[_Principal, _Principal | None],
+        policy_revision: int,
+        registry: tuple[str, ...],
+    ) -> _Basis:
+        """What a grant was decided on: the cached records its commit expects."""
+        known = self._registry_revisions
+        principal, peer = principals
+        # Absent (0) unless known as a lifted hold's marker (rare: usually empty).
+        entries = (
+            [(REVOCATION_KIND, name, known.get(name, 0)) for name in registry]
+            if known
+            else [(REVOCATION_KIND, name, 0) for name in registry]
+        )
+        if peer is None:
+            return _Basis(
+                versions,
+                (
+                    (PRINCIPAL_KIND, principal.name, principal.revision),
+                    (POLICY_KIND, _POLICY_NAME, policy_revision),
+                    *entries,
+                ),
+                registry,
+            )
+        return _Basis(
+            versions,
+            (
+                (PRINCIPAL_KIND, principal.name, principal.revision),
+                (POLICY_KIND, _POLICY_NAME, policy_revision),
+                (PRINCIPAL_KIND, peer.name, peer.revision),
+                *entries,
+            ),
+            registry,
+        )
 
     def _record(
         self,
         grant: GrantRecord,
         operation: str,
         object: str,
-        versions: tuple[int, int | None],
+        basis: _Basis,
         batch: _Batch | None = None,
     ) -> None:
         # The grant id is derived from (principal, request nonce), so a request
@@ -1709,8 +1871,13 @@ class KeyDistributionCenter:
         # The first attempt does not read the record: its put must create it
         # (compare-and-set on "absent"), so a replay conflicts and the re-run
         # reads the record and refuses. That saves a backend read per grant.
+        # The records the decision took from this process's caches (the
+        # principal, the policy, the registry entries that would refuse it)
+        # are expected at the revisions it knows: whatever this process wrote
+        # before, the commit conflicts when another process changed one, and
+        # the re-run checks again on fresh records.
         if batch is not None:  # written with the whole batch (handle_many)
-            batch.grants.append((batch.position, grant, operation, object, versions))
+            batch.grants.append((batch.position, grant, operation, object, basis))
             return
         attempts = 0
 
@@ -1725,12 +1892,53 @@ class KeyDistributionCenter:
                         _REPLAY_MESSAGE,
                         object=f"principal:{grant.principal}",
                     )
-                refusal = self._revoked_meanwhile(grant, versions)
+                refusal = self._recheck(txn, grant, basis)
                 if refusal is not None:
                     raise refusal
+            else:
+                expect = txn.expect
+                for kind, name, revision in basis.reads:
+                    expect(kind, name, revision)
             _stage_grant(txn, grant, operation, object)
 
         self._store.transact(run)
+
+    def _recheck(self, txn: Txn, grant: GrantRecord, basis: _Basis) -> _Refusal | None:
+        """After a write conflict: check the grant again on fresh records, for this attempt.
+
+        The registry entries that would refuse it are read in ``txn`` first
+        (so the commit checks them at the revision read), then the store is
+        synced and the decision taken again (:meth:`_revoked_meanwhile`);
+        the principal, peer and policy records it was taken on are expected
+        at the revisions the sync left in the caches. A registry record found
+        present but not revoked (a lifted hold's marker) is remembered, so
+        the next grant expects its revision instead of conflicting again.
+        """
+        backend = self._store.backend
+        found = {}
+        for name in basis.registry:
+            record = backend.get(REVOCATION_KIND, name)
+            found[name] = 0 if record is None else record.revision
+            txn.expect(REVOCATION_KIND, name, found[name])
+        refusal = self._revoked_meanwhile(grant, basis.versions)
+        if refusal is not None:
+            return refusal
+        index = self._ctx.revocation.index
+        known = self._registry_revisions
+        for name, revision in found.items():
+            if revision and name not in index:  # a marker, not a revocation
+                if len(known) >= _KNOWN_MARKERS_MAX:
+                    known.clear()
+                known[name] = revision
+        principal = self._principal(grant.principal)
+        assert principal is not None  # _revoked_meanwhile refuses otherwise
+        txn.expect(PRINCIPAL_KIND, principal.name, principal.revision)
+        txn.expect(POLICY_KIND, _POLICY_NAME, self._policy_state()[1])
+        if grant.peer is not None:
+            peer = self._principal(grant.peer)
+            assert peer is not None  # _revoked_meanwhile refuses otherwise
+            txn.expect(PRINCIPAL_KIND, peer.name, peer.revision)
+        return None
 
     def _revoked_meanwhile(
         self, grant: GrantRecord, versions: tuple[int, int | None]
@@ -1841,7 +2049,7 @@ class KeyDistributionCenter:
             attempts += 1
             refused: dict[int, tuple[ErrorCode, str]] = {}
             names: set[str] = set()
-            for position, grant, operation, object, versions in batch.grants:
+            for position, grant, operation, object, basis in batch.grants:
                 name = grant.record_name
                 if name in names or (attempts > 1 and txn.get(GRANT_KIND, name) is not None):
                     refused[position] = (ErrorCode.REPLAY, _REPLAY_MESSAGE)
@@ -1852,7 +2060,12 @@ class KeyDistributionCenter:
                         reason="replay",
                     )
                     continue
-                refusal = self._revoked_meanwhile(grant, versions) if attempts > 1 else None
+                if attempts > 1:
+                    refusal = self._recheck(txn, grant, basis)
+                else:
+                    refusal = None
+                    for kind, record, revision in basis.reads:
+                        txn.expect(kind, record, revision)
                 if refusal is not None:  # see _record
                     refused[position] = (refusal.code, refusal.message)
                     names.add(name)
@@ -1947,12 +2160,14 @@ class KeyDistributionCenter:
             # The CA chains as the CAs stand now, once per CA (a renewal
             # changes a sub-CA's certificate; a revocation moves the stamp).
             chains: dict[str, Sequence[str]] = {}
+            # A CA's key compromise, asked once per CA (a key revocation moves the stamp).
+            compromised: dict[str, _dt.datetime | None] = {}
             for name, subject in holders.items():
                 ca = subject.partition(":")[0]
                 issuers = chains.get(ca)
                 if issuers is None and self._certificate_subjects is not None:
                     issuers = chains[ca] = self._certificate_subjects.issuers(ca)
-                found_revocation = self._chain_revocation(subject, issuers or ())
+                found_revocation = self._chain_state((subject, *(issuers or ())), compromised)
                 if found_revocation is None:
                     continue
                 reason, revoked_at = found_revocation

@@ -195,7 +195,7 @@ def test_a_rotation_committed_while_a_principal_is_read_is_not_cached_as_old(
     kdc_km.kdc.grant("alice", keys=["payments"])
     kdc = kdc_km.kdc
     store = kdc._store
-    original = store.get_json
+    original = store.get_json_with_revision
     rotated: list[object] = []
 
     def racing_read(kind: str, name: str) -> Any:
@@ -204,10 +204,13 @@ def test_a_rotation_committed_while_a_principal_is_read_is_not_cached_as_old(
             rotated.append(kdc.rotate_credential("alice"))  # ... another commits now
         return value
 
-    monkeypatch.setattr(store, "get_json", racing_read)
+    monkeypatch.setattr(store, "get_json_with_revision", racing_read)
     transport = InProcessTransport(kdc)
-    KdcClient(old, clock=clock).fetch_key("payments", transport)  # the racing request
-    monkeypatch.setattr(store, "get_json", original)
+    # The racing request was made with the old key: its grant's commit
+    # expects the record it was checked on, which the rotation changed.
+    with pytest.raises(Exception, match="could not be authenticated"):
+        KdcClient(old, clock=clock).fetch_key("payments", transport)
+    monkeypatch.setattr(store, "get_json_with_revision", original)
     assert rotated
     clock.advance(1)
     with pytest.raises(Exception, match="could not be authenticated"):
