@@ -270,21 +270,33 @@ def write_public_key_pem(
 
 
 def _check_key_file_paths(paths: tuple[str | os.PathLike[str], ...], *, overwrite: bool) -> None:
-    """Refuse paths that are not paths, or (without ``overwrite``) that exist.
+    """Refuse paths that are not paths, name one file twice, or (without ``overwrite``) exist.
 
-    Checked before a key is generated, so nothing is made for nothing.
+    Checked before a key is generated, so nothing is made for nothing. One
+    file for both halves would have the public key written over the private
+    one (with ``overwrite``): the key pair lost, the function still returning.
 
     Raises:
-        InvalidArgumentError: a path is not a str or path.
+        InvalidArgumentError: a path is not a str or path, or two name one file.
         AlreadyExistsError: a file exists and ``overwrite`` is false.
     """
+    seen: set[str] = set()
     for path in paths:
         try:
-            os.fspath(path)
+            text = os.fspath(path)
         except TypeError:
             raise InvalidArgumentError(
                 f"the key file path must be a str or path, not {type(path).__name__}"
             ) from None
+        if "\x00" in text:
+            raise InvalidArgumentError("cannot write a path with a null byte in it")
+        resolved = os.path.realpath(text)  # symlinks and ".." too
+        if resolved in seen:
+            raise InvalidArgumentError(
+                f"the private and public key files must be two files, not both {path}",
+                path=str(path),
+            )
+        seen.add(resolved)
         if not overwrite and Path(path).exists():
             raise AlreadyExistsError(
                 f"{path} exists; pass overwrite=True to replace it", path=str(path)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from keymgmt import KeyManager, KeyState, pem
-from keymgmt.errors import RevokedError
+from keymgmt.errors import InvalidArgumentError, RevokedError
 from keymgmt.public import Signature
 from keymgmt.revocation import SubjectKind
 
@@ -100,3 +102,32 @@ def test_import_key_reads_a_clear_pem_with_a_preamble(km: KeyManager) -> None:
     )
     km.keys.import_private_key("imported", _PREAMBLE + clear)
     km.verify("imported", b"m", km.sign("imported", b"m"))
+
+
+# -- one file named for both halves of a generated key pair -------------------------------
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_generate_rsa_key_files_refuses_one_file_for_both_halves(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    path = tmp_path / "key.pem"
+    with pytest.raises(InvalidArgumentError) as caught:
+        pem.generate_rsa_key_files(path, str(path), passphrase="pw", overwrite=overwrite)
+    assert caught.value.message == (
+        f"the private and public key files must be two files, not both {path}"
+    )
+    assert not path.exists()  # nothing generated, nothing written
+
+
+def test_generate_rsa_key_files_unencrypted_refuses_a_symlink_to_the_other_half(
+    tmp_path: Path,
+) -> None:
+    from keymgmt.hazmat import generate_rsa_key_files_unencrypted
+
+    private = tmp_path / "private.pem"
+    alias = tmp_path / "alias.pem"
+    alias.symlink_to(private)
+    with pytest.raises(InvalidArgumentError):
+        generate_rsa_key_files_unencrypted(private, alias, allow_plaintext=True, overwrite=True)
+    assert not private.exists()
