@@ -1259,6 +1259,11 @@ class CertificateAuthority:
                 self._sign_new(signing_key, leaf.subject, leaf.public_key, window, extensions)
                 for leaf, window, _times, _fp, extensions in prepared
             ]
+            # Two records of one serial in one transaction: the second put
+            # would replace the first, whose certificate would be returned
+            # unrecorded. Never with 127 random bits, but checked (one set).
+            if len({serial for serial, _cert in signed}) != len(signed):
+                signed = self._distinct_serials(signing_key, prepared, signed)
             certs = []
             for (leaf, _window, (start_us, end_us), fp, _ext), (serial, cert) in zip(
                 prepared, signed, strict=True
@@ -1284,6 +1289,26 @@ class CertificateAuthority:
             return certs
 
         return self._ctx.store.transact(run)
+
+    def _distinct_serials(
+        self,
+        signing_key: CASigner,
+        prepared: Sequence[tuple[_Leaf, tuple[_dt.datetime, _dt.datetime], Any, str, Any]],
+        signed: list[tuple[int, x509.Certificate]],
+    ) -> list[tuple[int, x509.Certificate]]:
+        """``signed`` with each certificate whose serial repeats an earlier one's signed again."""
+        seen: set[int] = set()
+        out = []
+        for (leaf, window, _times, _fp, extensions), (serial, cert) in zip(
+            prepared, signed, strict=True
+        ):
+            while serial in seen:
+                serial, cert = self._sign_new(
+                    signing_key, leaf.subject, leaf.public_key, window, extensions
+                )
+            seen.add(serial)
+            out.append((serial, cert))
+        return out
 
     def _sign_new(
         self,

@@ -17,6 +17,7 @@ from keymgmt.pki import (
     TLS_CLIENT,
     CertificateAuthority,
     CertStatus,
+    IssueRequest,
     OCSPResponder,
     OCSPStatus,
     VerificationFailure,
@@ -241,3 +242,24 @@ def test_a_delegated_responder_still_answers_good_after_its_cas_key_was_supersed
     name, _, version = root.key_ref.partition("#")
     km.keys.revoke(name, int(version), reason="superseded")
     assert _ocsp_status(responder, root, leaf, km).status is CertStatus.GOOD
+
+
+# -- serial uniqueness inside one issue_many batch ----------------------------------
+
+
+def test_issue_many_never_gives_two_certificates_of_one_batch_the_same_serial(
+    km: KeyManager, root: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second record of a repeated serial replaced the first in the
+    # transaction: the first certificate was returned but never recorded.
+    serials = iter([1 << 100, 1 << 100, (1 << 100) + 1])
+    monkeypatch.setattr(km.pki, "_serial", lambda: next(serials))
+    certs = root.issue_many(
+        [
+            IssueRequest(public_key=_p256(), subject="CN=a", names=["a.example"]),
+            IssueRequest(public_key=_p256(), subject="CN=b", names=["b.example"]),
+        ]
+    )
+    assert [c.serial_number for c in certs] == [1 << 100, (1 << 100) + 1]
+    for cert in certs:
+        assert root.get(cert.serial_number).certificate == cert
