@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keymgmt import KeyManager, RawMasterKey
 from keymgmt._store import Txn
 from keymgmt.errors import IntegrityError, InvalidArgumentError
-from keymgmt.keyring import KEYRING_RECORD, _rotation
+from keymgmt.keyring import KEYRING_RECORD, KdfProfile, _rotation
 from keymgmt.keyring._keyring import key_id_of
 from keymgmt.storage import ANY, Backend, MemoryBackend, Operation, Put, Record
 from keymgmt.testing import FakeClock, SeededRandomness
@@ -238,3 +243,51 @@ def test_reseal_refuses_a_progress_that_is_not_callable_before_any_batch(
         km.reseal(batch_size=1, progress=progress)  # type: ignore[arg-type]
     assert backend.generation() == generation
     assert km.store_key_status().stale_records == 3
+
+
+# -- a keyring record edited in place (same revision) -----------------------------------------
+
+
+def _sqlite_manager(path: Path, clock: FakeClock) -> KeyManager:
+    return KeyManager.open(
+        path, passphrase="pw", kdf_profile=KdfProfile.TESTING_ONLY_INSECURE, clock=clock
+    )
+
+
+def _edit_keyring_in_place(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Someone who can write the file edits meta/keyring, revision and all left as they were."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        (data,) = conn.execute(
+            "SELECT data FROM records WHERE kind = 'meta' AND name = 'keyring'"
+        ).fetchone()
+        value = json.loads(data)
+        edit(value)
+        conn.execute(
+            "UPDATE records SET data = ? WHERE kind = 'meta' AND name = 'keyring'",
+            (json.dumps(value).encode(),),
+        )
+
+
+@pytest.mark.parametrize("operation", ["rotate", "retire"])
+def test_rotation_and_retirement_refuse_a_keyring_edited_in_place_to_bring_a_retired_key_back(
+    tmp_path: Path, clock: FakeClock, operation: str
+) -> None:
+    path = tmp_path / "store.db"
+    with _sqlite_manager(path, clock) as km:
+        _put(km, "n", b"v")
+        km.rotate_store_key()
+        km.rotate_store_key()
+        km.reseal()
+        old = json.loads(km._store.backend.get(*KEYRING_RECORD).data)  # type: ignore[union-attr]
+        km.retire_store_key(1)
+        # The attacker put key 1's wrapped copy (from a backup) back, the MAC left as it was.
+        _edit_keyring_in_place(path, lambda value: value["keys"].update({"1": old["keys"]["1"]}))
+        before = km._store.backend.get(*KEYRING_RECORD)
+        act: Callable[[], object] = (
+            km.rotate_store_key if operation == "rotate" else lambda: km.retire_store_key(2)
+        )
+        with pytest.raises(IntegrityError, match="failed authentication"):
+            act()
+        assert km._store.backend.get(*KEYRING_RECORD) == before
+    with pytest.raises(IntegrityError):  # a fresh open refuses the edited record too
+        _sqlite_manager(path, clock)

@@ -627,7 +627,18 @@ class Keyring:
         if record is None:
             raise StoreUnavailableError("the store's keyring record is gone")
         self.refresh(record)
-        return self._decode_record(record)
+        decoded = self._decode_record(record)
+        # refresh() authenticates a record at a new revision only. One edited
+        # in place (its revision kept) would otherwise be carried into the
+        # next record, under a fresh MAC: a retired key's wrapped copy put
+        # back would come back authenticated. So: the key list must be the
+        # one this keyring holds, under a valid MAC.
+        if set(decoded.wrapped) != set(self._keys) or decoded.active != self._active:
+            raise IntegrityError(
+                "the store's keyring record failed authentication (its key list was edited)"
+            )
+        self._check_mac(decoded, self._keys[decoded.active].reveal())
+        return decoded
 
     def prepare_rotation(
         self,
