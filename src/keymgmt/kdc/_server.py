@@ -1920,9 +1920,13 @@ class KeyDistributionCenter:
             record = backend.get(REVOCATION_KIND, name)
             found[name] = 0 if record is None else record.revision
             txn.expect(REVOCATION_KIND, name, found[name])
-        refusal = self._revoked_meanwhile(grant, basis.versions)
+        checked: builtins.list[tuple[str, str, int]] = []
+        refusal = self._revoked_meanwhile(grant, basis.versions, checked)
         if refusal is not None:
             return refusal
+        # Expected as they were checked (a later read could be newer than that).
+        for kind, name, revision in checked:
+            txn.expect(kind, name, revision)
         index = self._ctx.revocation.index
         known = self._registry_revisions
         for name, revision in found.items():
@@ -1930,18 +1934,13 @@ class KeyDistributionCenter:
                 if len(known) >= _KNOWN_MARKERS_MAX:
                     known.clear()
                 known[name] = revision
-        principal = self._principal(grant.principal)
-        assert principal is not None  # _revoked_meanwhile refuses otherwise
-        txn.expect(PRINCIPAL_KIND, principal.name, principal.revision)
-        txn.expect(POLICY_KIND, _POLICY_NAME, self._policy_state()[1])
-        if grant.peer is not None:
-            peer = self._principal(grant.peer)
-            assert peer is not None  # _revoked_meanwhile refuses otherwise
-            txn.expect(PRINCIPAL_KIND, peer.name, peer.revision)
         return None
 
     def _revoked_meanwhile(
-        self, grant: GrantRecord, versions: tuple[int, int | None]
+        self,
+        grant: GrantRecord,
+        versions: tuple[int, int | None],
+        checked: builtins.list[tuple[str, str, int]] | None = None,
     ) -> _Refusal | None:
         """After a write conflict: did another process revoke what the grant hands out?
 
@@ -1955,6 +1954,9 @@ class KeyDistributionCenter:
         allowed it), and for a principal (or a ticket's peer) disabled or
         given a new long-term key meanwhile: the request was made with the
         old key, or the ticket sealed under it. Only re-runs pay for the sync.
+
+        ``checked`` (when given) gets the principal, policy and peer records
+        it decided on, as ``(kind, name, revision)``, for the commit to expect.
         """
         self._store.sync(force=True)
         registry = self._ctx.revocation
@@ -1964,6 +1966,8 @@ class KeyDistributionCenter:
                 ErrorCode.REVOKED, "principal-revoked", "the principal is revoked", object=subject
             )
         current = self._principal(grant.principal)
+        if current is not None and checked is not None:
+            checked.append((PRINCIPAL_KIND, current.name, current.revision))
         if current is not None and self._certificate_revocation(current) is not None:
             return _Refusal(
                 ErrorCode.REVOKED,
@@ -1987,7 +1991,9 @@ class KeyDistributionCenter:
                 object=subject,
             )
         # Access withdrawn meanwhile (the policy cache was refreshed by the sync).
-        policy = self.policy()
+        policy, policy_revision = self._policy_state()
+        if checked is not None:
+            checked.append((POLICY_KIND, _POLICY_NAME, policy_revision))
         if grant.kind == "key" and not policy.allows_key(grant.principal, str(grant.key_name)):
             return _Refusal(
                 ErrorCode.DENIED,
@@ -2025,6 +2031,8 @@ class KeyDistributionCenter:
                     peer=grant.peer,
                 )
             peer = self._principal(grant.peer)
+            if peer is not None and checked is not None:
+                checked.append((PRINCIPAL_KIND, peer.name, peer.revision))
             if peer is None or not peer.enabled or peer.credential_version != versions[1]:
                 # Disabled, or its key replaced: the ticket is sealed under the old one.
                 return _Refusal(

@@ -10,6 +10,7 @@ declares the cached policy and principal records it relied on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,3 +181,43 @@ def test_a_grant_after_a_released_principal_hold_still_commits(
         granted = _alice(alice, clock).fetch_key("payments", InProcessTransport(granting.kdc))
         assert granted.version == 1
         assert len(granting.kdc.grants(principal="alice")) == 1
+
+
+def test_a_policy_change_elsewhere_that_still_allows_the_key_lets_the_grant_commit(
+    store_path: Path, clock: FakeClock
+) -> None:
+    alice, _ = _setup(store_path, clock)
+    with _reader(store_path, clock) as granting:
+        with _process(store_path, clock) as other:
+            other.kdc.grant("alice", keys=["reports"])
+            other.kdc.rotate_credential("bob")  # another principal's record: not read
+        granted = _alice(alice, clock).fetch_key("payments", InProcessTransport(granting.kdc))
+        assert granted.version == 1
+        assert len(granting.kdc.grants(principal="alice")) == 1
+
+
+def test_a_batch_after_a_released_principal_hold_still_commits(
+    store_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _ = _setup(store_path, clock)
+    with _process(store_path, clock) as other:
+        other.revocation.revoke(SubjectKind.PRINCIPAL, "alice", "certificate-hold")
+        other.revocation.release_hold(SubjectKind.PRINCIPAL, "alice")
+    with _reader(store_path, clock) as granting:
+        kdc = granting.kdc
+        rechecks: list[object] = []
+        original = kdc._recheck
+
+        def counting(*args: Any) -> Any:
+            rechecks.append(args)
+            return original(*args)
+
+        monkeypatch.setattr(kdc, "_recheck", counting)
+        client = _alice(alice, clock)
+        for _ in range(2):
+            replies = kdc.handle_many([client.key_request("payments") for _ in range(2)])
+            assert [client.receive_key_reply(r).version for r in replies] == [1, 1]
+        assert len(kdc.grants(principal="alice")) == 4
+        # The first batch met the marker (one conflict, two grants re-checked);
+        # the second expected the marker's revision and did not conflict.
+        assert len(rechecks) == 2
