@@ -21,6 +21,7 @@ import click
 
 from keymgmt.cli._common import Settings, emit, pass_settings, read_input
 from keymgmt.cli._keys import _context, _input, _output
+from keymgmt.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from keymgmt.client import KeyServiceClient
@@ -39,7 +40,31 @@ class Remote:
     ca: Path | None
     certificate: Path | None
     private_key: Path | None
-    key_password: str | None = attrs.field(default=None, repr=False)
+    key_password: bytes | None = attrs.field(default=None, repr=False)
+
+
+#: Where an encrypted key's passphrase comes from when no file is given.
+KEY_PASSPHRASE_ENV = "KEYMGMT_KEY_PASSPHRASE"  # noqa: S105 - a variable name
+
+
+def key_passphrase(path: Path | None) -> bytes | None:
+    """The passphrase of an encrypted key file: ``path``'s bytes, else the environment.
+
+    Bytes as given (trailing newlines dropped), never decoded: OpenSSL
+    compares bytes, and a passphrase that is not UTF-8 (a Latin-1 ``café``)
+    is a passphrase all the same; decoding with replacement made it another
+    one. ``KEYMGMT_KEY_PASSPHRASE`` likewise, as the bytes the environment holds.
+
+    Raises:
+        InvalidArgumentError: the file cannot be read, is over 4 KiB, or is empty.
+    """
+    if path is not None:
+        data = read_input(path, 4096).rstrip(b"\r\n")
+        if not data:
+            raise InvalidArgumentError(f"the passphrase file {path} is empty")
+        return data
+    value = os.environ.get(KEY_PASSPHRASE_ENV)
+    return os.fsencode(value) if value else None
 
 
 #: Each connection option, its environment variable and what it is.
@@ -135,13 +160,7 @@ def remote(
     the key's passphrase comes from --key-passphrase-file or
     KEYMGMT_KEY_PASSPHRASE.
     """
-    if key_passphrase_file is not None:
-        password: str | None = (
-            read_input(key_passphrase_file, 4096).decode("utf-8", "replace").rstrip("\r\n")
-        )
-    else:
-        password = os.environ.get("KEYMGMT_KEY_PASSPHRASE") or None
-    ctx.obj = Remote(server, ca, cert, key, password)
+    ctx.obj = Remote(server, ca, cert, key, key_passphrase(key_passphrase_file))
 
 
 @remote.command()

@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from keymgmt._manager import KeyManager
-from keymgmt.cli._common import Settings, pass_settings, read_input, read_passphrase
+from keymgmt.cli._common import Settings, pass_settings, read_passphrase
+from keymgmt.cli._remote import key_passphrase
 from keymgmt.errors import KeyMgmtError
 
 __all__ = ["serve"]
@@ -220,12 +221,7 @@ def serve(
 
     # Asked once, before any worker is forked (each would prompt otherwise).
     passphrase = None if settings.key_file is not None else read_passphrase(settings)
-    if tls_key_passphrase_file is not None:
-        key_password: str | None = (
-            read_input(tls_key_passphrase_file, 4096).decode("utf-8", "replace").rstrip("\r\n")
-        )
-    else:
-        key_password = os.environ.get("KEYMGMT_KEY_PASSPHRASE") or None
+    key_password = key_passphrase(tls_key_passphrase_file)
 
     def run(sock: socket.socket | None, on_ready: Callable[[str, int], None]) -> None:
         with _open(settings, passphrase) as km:

@@ -1,0 +1,122 @@
+"""Fifth review of the service: regression tests for what it found (real server, real TLS)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from keymgmt.client import KeyServiceClient
+
+from .conftest import Issued, Material, ServerProcess, start_server
+
+# -- passphrases of encrypted keys are bytes, taken as given ---------------------------
+
+#: "café" in Latin-1: a passphrase OpenSSL (and keymgmt) accept that is not UTF-8.
+LATIN1_PASSPHRASE = b"caf\xe9 key pass"
+
+
+def _encrypted(issued: Issued, directory: Path, password: bytes) -> Path:
+    """``issued``'s key, re-written encrypted under ``password`` (mode 0600)."""
+    key = serialization.load_pem_private_key(issued.key.read_bytes(), None)
+    path = directory / f"{issued.key.stem}-review5.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``keymgmt ARGS`` in a new session (no controlling terminal OpenSSL could prompt on)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from keymgmt.cli import main; sys.exit(main())", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _remote_env(server: ServerProcess, material: Material, key: Path) -> dict[str, str]:
+    return {
+        "KEYMGMT_SERVER": server.url,
+        "KEYMGMT_SERVER_CA": str(material.trust),
+        "KEYMGMT_CLIENT_CERT": str(material.clients["app-1"].certificate),
+        "KEYMGMT_CLIENT_KEY": str(key),
+    }
+
+
+def test_remote_reads_a_key_passphrase_file_that_is_not_utf8_as_its_bytes(
+    server: ServerProcess, material: Material, tmp_path: Path
+) -> None:
+    # Before, the file was decoded with errors replaced: the right passphrase
+    # became another one, and the answer was "wrong key passphrase?".
+    key = _encrypted(material.clients["app-1"], tmp_path, LATIN1_PASSPHRASE)
+    secret = tmp_path / "latin1-pass.txt"
+    secret.write_bytes(LATIN1_PASSPHRASE + b"\n")
+    done = _cli(
+        "remote",
+        "--key-passphrase-file",
+        str(secret),
+        "whoami",
+        env=_remote_env(server, material, key),
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "app-1\n", "")
+
+
+def test_remote_refuses_an_empty_key_passphrase_file_by_name(
+    server: ServerProcess, material: Material, tmp_path: Path
+) -> None:
+    key = _encrypted(material.clients["app-1"], tmp_path, b"client-pass")
+    secret = tmp_path / "empty-pass.txt"
+    secret.write_bytes(b"\n")
+    done = _cli(
+        "remote",
+        "--key-passphrase-file",
+        str(secret),
+        "whoami",
+        env=_remote_env(server, material, key),
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: the passphrase file {secret} is empty\n"
+
+
+def test_serve_reads_a_tls_key_passphrase_file_that_is_not_utf8_as_its_bytes(
+    material: Material, tmp_path: Path
+) -> None:
+    key = _encrypted(material.server, tmp_path, LATIN1_PASSPHRASE)
+    secret = tmp_path / "latin1-server-pass.txt"
+    secret.write_bytes(LATIN1_PASSPHRASE + b"\n")
+    running = start_server(
+        str(material.store),
+        material.key_file,
+        tmp_path / "review5-latin1.log",
+        "--tls-cert",
+        str(material.server.certificate),
+        "--tls-key",
+        str(key),
+        "--client-ca",
+        str(material.trust),
+        "--tls-key-passphrase-file",
+        str(secret),
+    )
+    try:
+        issued = material.clients["app-1"]
+        with KeyServiceClient.from_files(
+            running.url, ca=material.trust, certificate=issued.certificate, private_key=issued.key
+        ) as client:
+            assert client.whoami() == "app-1"
+    finally:
+        running.stop()
