@@ -622,6 +622,11 @@ class CertificateVerifier:
     def _check_name(cert: x509.Certificate, name: str, purpose: Purpose) -> None:
         given = name.strip()
         wanted = given.lower().rstrip(".")
+        # An expected mailbox or URI: matched by a SAN of its form (or a
+        # common name spelling it), never by a DNS name spelling it, which
+        # is outside the CA's mailbox and URI constraints and compares
+        # without regard to case.
+        form = "uri" if "://" in given else "mailbox" if "@" in given else None
         labels = wanted.split(".", 1)
         parent = labels[1] if len(labels) == 2 else None
         try:
@@ -644,7 +649,7 @@ class CertificateVerifier:
                         return
                 except ValueError:
                     continue
-            elif isinstance(general, x509.DNSName):
+            elif isinstance(general, x509.DNSName) and form is None:
                 value = general.value.lower().rstrip(".")
                 if value == wanted or (
                     # RFC 6125: a wildcard stands for one whole left-most label
@@ -667,7 +672,6 @@ class CertificateVerifier:
             # A common name compares without regard to case (X.520
             # caseIgnoreMatch), but one spelling a mailbox or a URI compares
             # as that form does: else a CN would undo the SAN rules above.
-            form = "uri" if "://" in given else "mailbox" if "@" in given else None
             for attr in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 common_name = str(attr.value).strip()
                 if form is not None:

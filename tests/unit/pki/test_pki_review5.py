@@ -263,3 +263,60 @@ def test_issue_many_never_gives_two_certificates_of_one_batch_the_same_serial(
     assert [c.serial_number for c in certs] == [1 << 100, (1 << 100) + 1]
     for cert in certs:
         assert root.get(cert.serial_number).certificate == cert
+
+
+# -- an expected mailbox or URI is never matched by a DNS name spelling it ----------
+
+
+def _with_dns_san(cert: x509.Certificate, ca: CertificateAuthority, dns: str) -> x509.Certificate:
+    """``cert`` with the DNS name ``dns`` as its only SAN, signed by ``ca``'s key (never recorded)."""
+    extensions = [
+        x509.Extension(ext.oid, ext.critical, x509.SubjectAlternativeName([x509.DNSName(dns)]))
+        if isinstance(ext.value, x509.SubjectAlternativeName)
+        else ext
+        for ext in cert.extensions
+    ]
+    builder = x509.CertificateBuilder(
+        issuer_name=cert.issuer,
+        subject_name=cert.subject,
+        public_key=cert.public_key(),
+        serial_number=cert.serial_number + 1,
+        not_valid_before=cert.not_valid_before_utc,
+        not_valid_after=cert.not_valid_after_utc,
+        extensions=extensions,
+    )
+    return sign_certificate(ca._key(), builder)
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p256", "ed25519"])
+@pytest.mark.parametrize(
+    ("dns", "expected"),
+    [
+        ("ceo@other.com", "ceo@other.com"),  # outside the CA's mailbox constraint
+        ("alice@example.com", "Alice@example.com"),  # another local part
+        ("https://other.com/admin", "https://other.com/admin"),
+    ],
+)
+def test_an_expected_mailbox_or_uri_is_not_matched_by_a_dns_name_spelling_it(
+    km: KeyManager, key_type: str, dns: str, expected: str
+) -> None:
+    # A DNS SAN is not under a CA's mailbox (or URI) constraints, and compared
+    # without regard to case: it named whatever mailbox or URI it spelled.
+    root = km.pki.create_root_ca("dns-root", key_type=key_type)
+    ca = root.create_intermediate(
+        "dns-mail", key_type=key_type, permitted_names=[x509.RFC822Name("example.com")]
+    )
+    good = _issue_to(ca, "Alice@example.com")
+    forged = _with_dns_san(good, ca, dns)
+    with pytest.raises(CertificateVerificationError, match="the certificate is not for") as info:
+        km.pki.verify(forged, purpose="tls-client", name=expected)
+    assert info.value.reason is VerificationFailure.NAME_MISMATCH  # type: ignore[attr-defined]
+
+
+def test_an_expected_host_name_is_still_matched_by_a_dns_name_for_a_client(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    cert = root.issue(
+        public_key=_p256(), subject="CN=c", names=["Client.Example.com"], profile="tls-client"
+    )
+    assert km.pki.verify(cert, purpose="tls-client", name="client.example.COM").leaf == cert
