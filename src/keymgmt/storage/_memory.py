@@ -90,10 +90,12 @@ def check_operations(operations: Sequence[Operation]) -> None:
         seen.add(key)
 
 
-def check_limit(limit: object) -> None:
-    """Refuse a page size :meth:`~keymgmt.storage.Backend.scan` cannot use."""
+def check_page(after: object, limit: object) -> None:
+    """Refuse a page :meth:`~keymgmt.storage.Backend.scan` cannot read."""
     if type(limit) is not int or limit < 1:
         raise InvalidArgumentError("a page holds at least one record: limit must be an int >= 1")
+    if not isinstance(after, str):
+        raise InvalidArgumentError("a page starts after a record name: after must be a str")
 
 
 def listing_conflict(op: CheckList, count: int, newest: int) -> ConflictError:
@@ -224,7 +226,7 @@ class MemoryBackend:
 
         Time linear in the kind's number of records per page, as :meth:`list`.
         """
-        check_limit(limit)
+        check_page(after, limit)
         with self._lock:
             self._check_open()
             of_kind = self._kinds.get(kind, {})

@@ -40,8 +40,8 @@ from keymgmt.errors import (
 )
 from keymgmt.storage._memory import (
     CheckedBatch,
-    check_limit,
     check_operations,
+    check_page,
     listing_conflict,
 )
 from keymgmt.storage._protocol import (
@@ -433,7 +433,7 @@ class SQLiteBackend:
 
     def scan(self, kind: str, *, after: str = "", limit: int) -> builtins.list[Record]:
         """Return one page of ``kind`` by name (see :class:`~keymgmt.storage.Backend`)."""
-        check_limit(limit)
+        check_page(after, limit)
         return [_record(row) for row in self._read(_SCAN, (kind, after, limit))]
 
     def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:

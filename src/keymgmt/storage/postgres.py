@@ -91,8 +91,8 @@ from keymgmt.errors import (
     StoreUnavailableError,
 )
 from keymgmt.storage._memory import (
-    check_limit,
     check_operations,
+    check_page,
     check_unicode,
     listing_conflict,
 )
@@ -651,7 +651,7 @@ class PostgresBackend:
 
     def scan(self, kind: str, *, after: str = "", limit: int) -> builtins.list[Record]:
         """Return one page of ``kind`` by name (see :class:`~keymgmt.storage.Backend`)."""
-        check_limit(limit)
+        check_page(after, limit)
         _check_text(kind, after)
 
         def run(conn: psycopg.Connection[Any]) -> builtins.list[Record]:

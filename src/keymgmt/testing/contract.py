@@ -248,6 +248,10 @@ class BackendContract:
     def test_scan_of_an_empty_kind_is_empty(self, backend: Backend) -> None:
         assert backend.scan("nothing", limit=10) == []
 
+    def test_scan_refuses_an_after_that_is_not_a_name(self, backend: Backend) -> None:
+        with pytest.raises(InvalidArgumentError, match="after"):
+            backend.scan("k", after=3, limit=1)  # type: ignore[arg-type]
+
     @pytest.mark.parametrize("limit", [0, -1, True, 2.5])
     def test_scan_refuses_a_limit_below_one(self, backend: Backend, limit: object) -> None:
         with pytest.raises(InvalidArgumentError, match="limit"):
