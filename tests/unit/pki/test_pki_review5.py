@@ -85,12 +85,12 @@ def test_a_ca_issues_its_permitted_mailbox_with_the_domain_in_another_case(
     km.pki.verify(cert, purpose="tls-client")
 
 
-def _resigned(cert: x509.Certificate, ca: CertificateAuthority, mailbox: str) -> x509.Certificate:
-    """``cert`` naming ``mailbox`` instead, signed with ``ca``'s key (never recorded)."""
+def _resigned(
+    cert: x509.Certificate, ca: CertificateAuthority, san: x509.GeneralName
+) -> x509.Certificate:
+    """``cert`` with ``san`` as its only SAN, signed with ``ca``'s key (never recorded)."""
     extensions = [
-        x509.Extension(
-            ext.oid, ext.critical, x509.SubjectAlternativeName([x509.RFC822Name(mailbox)])
-        )
+        x509.Extension(ext.oid, ext.critical, x509.SubjectAlternativeName([san]))
         if isinstance(ext.value, x509.SubjectAlternativeName)
         else ext
         for ext in cert.extensions
@@ -120,7 +120,9 @@ def test_verify_refuses_another_spelling_of_a_permitted_mailbox(
     good = _issue_to(ca, "Alice@example.com")
     km.pki.verify(good, purpose="tls-client")
     with pytest.raises(CertificateVerificationError, match="outside a CA's permitted") as refused:
-        km.pki.verify(_resigned(good, ca, "alice@example.com"), purpose="tls-client")
+        km.pki.verify(
+            _resigned(good, ca, x509.RFC822Name("alice@example.com")), purpose="tls-client"
+        )
     assert refused.value.reason is VerificationFailure.NAME_CONSTRAINTS  # type: ignore[attr-defined]
 
 
@@ -268,26 +270,6 @@ def test_issue_many_never_gives_two_certificates_of_one_batch_the_same_serial(
 # -- an expected mailbox or URI is never matched by a DNS name spelling it ----------
 
 
-def _with_dns_san(cert: x509.Certificate, ca: CertificateAuthority, dns: str) -> x509.Certificate:
-    """``cert`` with the DNS name ``dns`` as its only SAN, signed by ``ca``'s key (never recorded)."""
-    extensions = [
-        x509.Extension(ext.oid, ext.critical, x509.SubjectAlternativeName([x509.DNSName(dns)]))
-        if isinstance(ext.value, x509.SubjectAlternativeName)
-        else ext
-        for ext in cert.extensions
-    ]
-    builder = x509.CertificateBuilder(
-        issuer_name=cert.issuer,
-        subject_name=cert.subject,
-        public_key=cert.public_key(),
-        serial_number=cert.serial_number + 1,
-        not_valid_before=cert.not_valid_before_utc,
-        not_valid_after=cert.not_valid_after_utc,
-        extensions=extensions,
-    )
-    return sign_certificate(ca._key(), builder)
-
-
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ed25519"])
 @pytest.mark.parametrize(
     ("dns", "expected"),
@@ -307,7 +289,7 @@ def test_an_expected_mailbox_or_uri_is_not_matched_by_a_dns_name_spelling_it(
         "dns-mail", key_type=key_type, permitted_names=[x509.RFC822Name("example.com")]
     )
     good = _issue_to(ca, "Alice@example.com")
-    forged = _with_dns_san(good, ca, dns)
+    forged = _resigned(good, ca, x509.DNSName(dns))
     with pytest.raises(CertificateVerificationError, match="the certificate is not for") as info:
         km.pki.verify(forged, purpose="tls-client", name=expected)
     assert info.value.reason is VerificationFailure.NAME_MISMATCH  # type: ignore[attr-defined]
