@@ -31,7 +31,11 @@ as Vault's ``operator rotate`` plus a re-encryption pass:
    nothing in the store, and values forged under it are refused.
 
 Which records use which key is read from the sealed values' clear headers
-(``0x02 | key id | ...``): counting costs no decryption. The ``audit``
+(``0x02 | key id | ...``): counting costs no decryption. Every pass over
+the store goes through the public ``Backend.kinds()`` and
+``Backend.scan()``, one page of :data:`_PAGE` records at a time, so memory
+stays bounded however big a record kind is, and reseal commits each batch
+before it reads on. The ``audit``
 records are not sealed and are skipped; the sealed audit head
 (``meta/audit-head``) is re-sealed by every audited write, retirement's own
 included, so it never holds a key back.
