@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from keymgmt.client import KeyServiceClient
+from keymgmt.errors import InvalidArgumentError
+from keymgmt.server import Operation, ServicePolicy
 
 from .conftest import Issued, Material, ServerProcess, start_server
 
@@ -120,3 +123,49 @@ def test_serve_reads_a_tls_key_passphrase_file_that_is_not_utf8_as_its_bytes(
             assert client.whoami() == "app-1"
     finally:
         running.stop()
+
+
+# -- sign policy attributes: names that could never match are refused at load -------------
+
+
+def _sign_rule(attributes: dict[str, list[str]]) -> dict[str, object]:
+    return {
+        "principals": ["app-*"],
+        "operations": ["sign"],
+        "profiles": ["tls-client"],
+        "names": ["{principal}"],
+        "attributes": attributes,
+    }
+
+
+@pytest.mark.parametrize("name", ["ou", "Ou", "serialNumber", "E", "email", "org", "O "])
+def test_a_policy_attribute_name_no_subject_attribute_can_have_is_refused_at_load(
+    name: str,
+) -> None:
+    # Before, the policy loaded and the rule silently never matched (every
+    # CSR with the attribute was denied): the names are compared as
+    # cryptography writes them, so "ou" or "serialNumber" meant nothing.
+    with pytest.raises(InvalidArgumentError, match=f"unknown subject attribute name {name!r}"):
+        ServicePolicy.from_json({"rules": [_sign_rule({name: ["x"]})]})
+
+
+def test_a_policy_attribute_named_by_the_dotted_oid_of_a_short_name_matches_it() -> None:
+    policy = ServicePolicy.from_json({"rules": [_sign_rule({"2.5.4.10": ["Example Corp"]})]})
+    assert policy.allows(
+        "app-1",
+        Operation.SIGN,
+        profile="tls-client",
+        names=["app-1"],
+        attributes=[("O", "Example Corp")],
+    )
+
+
+def test_a_policy_attribute_named_by_another_dotted_oid_is_kept() -> None:
+    policy = ServicePolicy.from_json({"rules": [_sign_rule({"2.5.4.5": ["{principal}"]})]})
+    assert policy.allows(
+        "app-1",
+        Operation.SIGN,
+        profile="tls-client",
+        names=["app-1"],
+        attributes=[("2.5.4.5", "app-1")],
+    )

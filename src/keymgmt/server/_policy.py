@@ -73,8 +73,23 @@ _RULE_FIELDS: Final = frozenset(
     {"principals", "operations", "keys", "profiles", "names", "subjects", "cas", "attributes"}
 )
 #: Subject attribute names a policy may spell otherwise than cryptography's
-#: ``rfc4514_attribute_name`` does (it writes emailAddress as its dotted OID).
-_ATTRIBUTE_ALIASES: Final = {"emailAddress": "1.2.840.113549.1.9.1"}
+#: ``rfc4514_attribute_name`` does (it writes emailAddress as its dotted OID,
+#: and the attributes it has a short name for only by that name).
+_ATTRIBUTE_ALIASES: Final = {
+    "emailAddress": "1.2.840.113549.1.9.1",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.9": "STREET",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "0.9.2342.19200300.100.1.1": "UID",
+    "0.9.2342.19200300.100.1.25": "DC",
+}
+#: The short names ``rfc4514_attribute_name`` writes (CN aside): any other
+#: attribute is written as its dotted OID.
+_SHORT_NAMES: Final = frozenset({"C", "L", "ST", "STREET", "O", "OU", "UID", "DC"})
+_DOTTED_OID: Final = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*))+")
 _POLICY_FIELDS: Final = frozenset({"rules", "rate_limit"})
 
 
@@ -103,7 +118,16 @@ def _attributes(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
             raise InvalidArgumentError(
                 "policy: the common name is judged by 'names', not 'attributes'"
             )
-        out.append((_ATTRIBUTE_ALIASES.get(name, name), _strings(patterns, f"attributes {name}")))
+        spelled = _ATTRIBUTE_ALIASES.get(name, name)
+        # A name no CSR attribute is ever given as ("ou", "serialNumber")
+        # would make the rule silently never match: refused here instead.
+        if spelled not in _SHORT_NAMES and not _DOTTED_OID.fullmatch(spelled):
+            raise InvalidArgumentError(
+                f"policy: unknown subject attribute name {name!r}; use "
+                f"{', '.join(sorted(_SHORT_NAMES))}, emailAddress or a dotted OID "
+                "(such as 2.5.4.5 for serialNumber)"
+            )
+        out.append((spelled, _strings(patterns, f"attributes {name}")))
     return tuple(sorted(out))
 
 
@@ -124,7 +148,8 @@ class Rule:
         attributes: for ``sign``, the subject attributes other than the
             common name a CSR may hold, as ``(name, patterns)`` pairs
             (names as RFC 4514 writes them: ``O``, ``OU``, ``C``, ``L``,
-            ``ST``, ``UID``, ``DC``, ``emailAddress``, else the dotted OID):
+            ``ST``, ``STREET``, ``UID``, ``DC``, ``emailAddress``, else the
+            dotted OID; :meth:`from_json` refuses any other name):
             every such attribute of the CSR must be listed and its value
             match a pattern (``{principal}`` = the caller). Empty: a CSR
             whose subject holds anything but common names is refused.
@@ -144,7 +169,8 @@ class Rule:
         """Parse one rule.
 
         Raises:
-            InvalidArgumentError: unknown fields, unknown operations, bad types.
+            InvalidArgumentError: unknown fields, unknown operations, bad
+                types, or an ``attributes`` name no subject attribute has.
         """
         if not isinstance(value, Mapping):
             raise InvalidArgumentError("policy: each rule must be an object")
