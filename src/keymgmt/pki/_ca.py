@@ -942,6 +942,12 @@ class CertificateAuthority:
             None if self.parent is None else f"{self.parent}:{_hex(self.certificate.serial_number)}"
         )
         self._ski = x509.SubjectKeyIdentifier.from_public_key(self.certificate.public_key())
+        # Its signing key as the registry names it (the version, the key) and
+        # the index names of both: see _key_compromise.
+        self._key_subjects = tuple(
+            (subject, f"{SubjectKind.KEY.value}:{subject}")
+            for subject in (self.key_ref, self.key_ref.partition("#")[0])
+        )
         self._constraints_cache: (
             tuple[list[x509.Certificate], list[tuple[x509.Certificate, x509.NameConstraints]]]
             | None
@@ -990,9 +996,10 @@ class CertificateAuthority:
         """Refuse to sign for a CA revoked itself or under a revoked CA.
 
         Raises:
-            RevokedError: this CA's certificate, or a parent CA's, is revoked:
-                nothing it signs could be verified (the parent's revocation
-                cuts every path through it).
+            RevokedError: this CA's certificate, or a parent CA's, is revoked,
+                or a parent CA's key is revoked for a compromise: nothing it
+                signs could be verified (the parent's revocation cuts every
+                path through it).
         """
         ca: CertificateAuthority | None = self
         while ca is not None:
@@ -1004,7 +1011,32 @@ class CertificateAuthority:
                     ca=self.name,
                     reason=own.reason,
                 )
+            # A parent whose key is compromised vouches for nothing
+            # (km.pki.verify: ca-compromise), a root's included. This CA's
+            # own key is refused when it is loaded (KeyStateError).
+            compromise = None if ca is self else ca._key_compromise()
+            if compromise is not None:
+                raise RevokedError(
+                    f"the CA {self.name!r} is under the CA {ca.name!r} whose key is "
+                    f"compromised ({compromise.reason.value})",
+                    ca=self.name,
+                    reason=compromise.reason,
+                )
             ca = None if ca.parent is None else self._pki.ca(ca.parent)
+
+    def _key_compromise(self) -> Revocation | None:
+        """The registry's revocation of this CA's signing key for a compromise, or None.
+
+        One index probe per name (:meth:`_own_revocation`, asked first, synced).
+        """
+        registry = self._ctx.revocation
+        index = registry.index
+        for subject, indexed in self._key_subjects:
+            if indexed in index:
+                found = registry.get(SubjectKind.KEY, subject)
+                if found is not None and found.reason.is_compromise:
+                    return found
+        return None
 
     def _own_revocation(self) -> Revocation | None:
         if self._own_subject is None:

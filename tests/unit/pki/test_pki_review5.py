@@ -302,3 +302,28 @@ def test_an_expected_host_name_is_still_matched_by_a_dns_name_for_a_client(
         public_key=_p256(), subject="CN=c", names=["Client.Example.com"], profile="tls-client"
     )
     assert km.pki.verify(cert, purpose="tls-client", name="client.example.COM").leaf == cert
+
+
+# -- a CA under a CA whose key is compromised signs nothing -------------------------
+
+
+def test_a_ca_under_a_root_whose_key_is_compromised_refuses_to_issue(
+    km: KeyManager, root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    # km.pki.verify refuses all of it (ca-compromise on the CA's own
+    # certificate): the CA issued, recorded and audited certificates that
+    # could never verify, and made sub-CAs under it.
+    km.compromise(key=root.key_ref)
+    before = len(issuing.issued())
+    with pytest.raises(RevokedError, match="^the CA 'issuing' is under the CA 'root' whose key"):
+        _issue_to(issuing, "ops@example.com")
+    assert len(issuing.issued()) == before
+
+
+def test_a_ca_under_a_root_whose_key_was_superseded_still_issues(
+    km: KeyManager, root: CertificateAuthority, issuing: CertificateAuthority
+) -> None:
+    name, _, version = root.key_ref.partition("#")
+    km.keys.revoke(name, int(version), reason="superseded")
+    cert = _issue_to(issuing, "ops@example.com")
+    assert km.pki.verify(cert, purpose="tls-client").leaf == cert
