@@ -315,7 +315,7 @@ def test_a_ca_under_a_root_whose_key_is_compromised_refuses_to_issue(
     # could never verify, and made sub-CAs under it.
     km.compromise(key=root.key_ref)
     before = len(issuing.issued())
-    with pytest.raises(RevokedError, match="^the CA 'issuing' is under the CA 'root' whose key"):
+    with pytest.raises(RevokedError, match=r"^the CA 'issuing' is under the CA 'root' whose key"):
         _issue_to(issuing, "ops@example.com")
     assert len(issuing.issued()) == before
 
