@@ -848,15 +848,23 @@ class KeyDistributionCenter:
         return found if subject is None else attrs.evolve(found, certificate_subject=subject)
 
     def _chain_revocation(self, subject: str, issuers: Sequence[str]) -> tuple[str, int] | None:
-        """(reason, revoked-at µs) of the first of a certificate and its issuers'
-        certificates revoked in the registry: a dict probe each, no sync."""
+        """(reason, revoked-at µs) of a certificate and its issuers' certificates
+        revoked in the registry: a dict probe each, no sync.
+
+        The nearest revoked one, unless one above it was revoked for a
+        compromise (that outranks a milder reason below, say ``superseded``).
+        """
         index = self._ctx.revocation.index
         prefix = _CERTIFICATE_PREFIX
+        found: tuple[str, int] | None = None
         for name in (subject, *issuers):
             entry = cast("tuple[str, int, int | None] | None", index.get(prefix + name))
             if entry is not None:
-                return entry[0], entry[1]
-        return None
+                if _is_compromise(entry[0]):
+                    return entry[0], entry[1]
+                if found is None:
+                    found = entry[0], entry[1]
+        return found
 
     def _certificate_chain(self, principal: _Principal) -> tuple[str, ...]:
         """The registry subjects of the principal's certificate and of the CA
