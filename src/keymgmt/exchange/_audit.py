@@ -278,8 +278,10 @@ class HandshakeAudit:
             self._write([record], {}, 0)
             self._maybe_flush(at)
             return
-        pending = self._pending
         with self._lock:
+            # Read under the lock: a flush swaps the list, and an entry added
+            # to the list it took would never be written.
+            pending = self._pending
             if not pending:
                 self._pending_since = at
             pending.append(record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -105,3 +106,45 @@ def test_close_releases_the_store_when_the_audit_cannot_be_written(
     with pytest.raises(StoreUnavailableError):
         km.close()  # the pending entries cannot be written: said, not swallowed
     assert km._backend._closed  # type: ignore[attr-defined]  # but the store is released
+
+
+class _FlushBetweenReadAndLock:
+    """The audit's lock, which lets "another thread" flush once just before it is taken."""
+
+    def __init__(self, km: KeyManager) -> None:
+        self._inner = threading.Lock()
+        self._km = km
+        self.armed = False
+
+    def __enter__(self) -> None:
+        if self.armed:
+            self.armed = False
+            self._km.exchange.flush_audit()  # swaps the pending list
+        self._inner.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.release()
+
+
+def test_an_accepted_entry_reported_while_another_thread_flushes_is_not_lost(
+    km: KeyManager, creds: tuple[Credential, Credential]
+) -> None:
+    # accepted() took the pending list before its lock: a flush in between
+    # swapped it out, and the entry went into the list being written (or
+    # already written), never to be seen again.
+    server, client = creds
+    audit = km.exchange._audit
+    lock = _FlushBetweenReadAndLock(km)
+    audit._lock = lock  # type: ignore[assignment]
+    initiator = km.exchange.initiator(client, server_identity=SERVER)
+    responder = km.exchange.responder(server)
+    responder.receive_data(initiator.start())
+    responder.next_event()
+    initiator.receive_data(responder.data_to_send())
+    lock.armed = True
+    initiator.next_event()  # completes: its entry is reported as the flush runs
+    responder.receive_data(initiator.data_to_send())
+    responder.next_event()
+    km.exchange.flush_audit()
+    roles = sorted(e.details["role"] for e in km.audit.entries() if e.outcome == "accepted")
+    assert roles == ["initiator", "responder"]
