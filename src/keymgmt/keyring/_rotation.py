@@ -264,6 +264,7 @@ class StoreKeys:
         Raises:
             StoreError: the backend failed.
             StoreUnavailableError: as for :meth:`Keyring.refresh`.
+            IntegrityError: the keyring record is damaged, edited or rolled back.
         """
         keyring = self._keyring
         keyring.refresh()
@@ -303,6 +304,8 @@ class StoreKeys:
             ConflictError: the master key was changed by another process
                 since this store was opened (reopen it).
             KeyStateError: store key ids are exhausted.
+            IntegrityError: the keyring record is damaged, edited or rolled
+                back; nothing was written.
         """
         store = self._store
         keyring = self._keyring
@@ -463,6 +466,8 @@ class StoreKeys:
             KeyStateError: ``key_id`` is the current key, or records still
                 use it (run :meth:`reseal`).
             StoreError: the backend failed; nothing was written.
+            IntegrityError: the keyring record is damaged, edited or rolled
+                back; nothing was written.
         """
         if type(key_id) is not int:
             raise InvalidArgumentError("a store key id is an int")
