@@ -149,3 +149,17 @@ def test_ca_issue_that_fails_leaves_no_reserved_key_file(
     assert code != 0
     assert err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".app", "app"))) == []
+
+
+def test_serve_refuses_a_tls_key_passphrase_file_without_a_tls_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # With --ca the server key lives in the store: the passphrase file was
+    # silently ignored (a misconfiguration the operator never heard of).
+    secret = tmp_path / "pass.txt"
+    secret.write_text("server key pass\n")
+    code, out, err = run(
+        capsys, "serve", "--ca", "issuing", "--tls-key-passphrase-file", str(secret)
+    )
+    assert (code, out) == (2, "")
+    assert "--tls-key-passphrase-file goes with --tls-key" in err

@@ -195,6 +195,11 @@ def serve(
         raise click.UsageError("give either --ca NAME or --tls-cert and --tls-key")
     if issuing_ca is None and (tls_cert is None or tls_key is None or client_ca is None):
         raise click.UsageError("--tls-cert needs --tls-key and --client-ca")
+    if tls_key_passphrase_file is not None and tls_key is None:
+        raise click.UsageError(
+            "--tls-key-passphrase-file goes with --tls-key (with --ca the server key "
+            "lives in the store)"
+        )
     try:
         from keymgmt import server as service_module
     except ImportError as exc:
