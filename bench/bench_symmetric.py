@@ -12,6 +12,7 @@ import itertools
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from _harness import Case
@@ -128,7 +129,42 @@ def _data_key_cases() -> list[Case]:
                     else "batched: a crash loses up to batch_size (1,024)",
                 )
             )
+    out.append(_concurrent_each_case(tmp, raw_data_key))
     return out
+
+
+def _concurrent_each_case(tmp: Path, raw_data_key: Callable[[], bytes]) -> Case:
+    """64 data keys from 8 threads at once, SQLite, log each: what group commit shares."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    km = KeyManager.open(
+        tmp / "datakeys-threads.db",
+        passphrase="bench",
+        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+    )
+    km.keys.create("bench")
+    pool = ThreadPoolExecutor(8)
+
+    def eight() -> None:
+        for _ in range(8):
+            km.generate_data_key("bench")
+
+    def ours() -> None:
+        for future in [pool.submit(eight) for _ in range(8)]:
+            future.result()
+
+    def raw() -> None:
+        for _ in range(64):
+            raw_data_key()
+
+    return Case(
+        "symmetric",
+        "64 x generate_data_key (SQLite, log each, 8 threads) vs 64 AESGCM wraps",
+        ours,
+        raw,
+        number=5,
+        note="concurrent callers share one durable commit (group commit)",
+    )
 
 
 def _sqlite_cases() -> list[Case]:

@@ -64,14 +64,15 @@ import datetime as _dt
 import enum
 import hashlib
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import attrs
 
 from keymgmt import _codec
 from keymgmt._store import Store, Txn
-from keymgmt.errors import IntegrityError, InvalidArgumentError
+from keymgmt.errors import IntegrityError, InvalidArgumentError, RevokedError
 
 __all__ = [
     "CHUNK",
@@ -80,6 +81,7 @@ __all__ = [
     "DataKeyLog",
     "DataKeyLogMode",
     "DataKeyLogPolicy",
+    "GroupCommit",
     "data_key_id",
 ]
 
@@ -263,6 +265,98 @@ class DataKeyLog:
                         "who": _codec.b64e(_little(who).tobytes()),
                     },
                 )
+
+
+class _Slot:
+    """One caller's issuance waiting for its group's commit."""
+
+    __slots__ = ("done", "entry", "error")
+
+    def __init__(self, entry: Pending) -> None:
+        self.entry = entry
+        self.done = False
+        self.error: BaseException | None = None
+
+
+#: Raises RevokedError when (name, version) must not hand out data keys; reads through txn.
+Refuse = Callable[[Txn, str, int], None]
+
+
+class GroupCommit:
+    """``each`` mode's writer: concurrent callers' issuances share one commit.
+
+    A caller queues its issuance; if no commit is in flight it becomes the
+    leader and commits every queued issuance in one transaction (each
+    distinct version checked once), else it waits for the commit that takes
+    its issuance. Every caller returns only once its own issuance is
+    committed (or raises: the whole group's error, or ``RevokedError`` for
+    its version alone). One thread alone pays one commit per data key; N
+    threads waiting on a durable commit share the next one (group commit).
+    """
+
+    __slots__ = ("_cond", "_queue", "_tick", "_writing")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: builtins.list[_Slot] = []
+        self._writing = False
+        self._tick: tuple[int, int] | None = None  # (time in µs, part) of the last group
+
+    def write(self, store: Store, entry: Pending, refuse: Refuse, actor: str) -> None:
+        """Commit ``entry`` (with whatever else is queued) before returning.
+
+        Raises:
+            RevokedError: ``refuse`` refused the entry's version (not logged).
+            KeyMgmtError: the commit failed (nothing of the group logged).
+        """
+        slot = _Slot(entry)
+        batch: builtins.list[_Slot] = []
+        part = 0
+        with self._cond:
+            self._queue.append(slot)
+            self._cond.notify_all()  # (lets a test see who is queued)
+            while self._writing and not slot.done:
+                self._cond.wait()
+            if not slot.done:
+                self._writing = True
+                batch, self._queue = self._queue, []
+                at = _codec.to_micros(batch[0].entry[4])
+                tick = self._tick
+                part = tick[1] + 1 if tick is not None and tick[0] == at else 0
+                self._tick = (at, part)
+        if not slot.done:
+            try:
+                self._commit(store, batch, refuse, actor, part)
+            except BaseException as exc:
+                for waiting in batch:
+                    waiting.error = exc
+            finally:
+                with self._cond:
+                    self._writing = False
+                    for waiting in batch:
+                        waiting.done = True
+                    self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+
+    @staticmethod
+    def _commit(
+        store: Store, batch: Sequence[_Slot], refuse: Refuse, actor: str, part: int
+    ) -> None:
+        def run(txn: Txn) -> dict[tuple[str, int], RevokedError]:
+            refused: dict[tuple[str, int], RevokedError] = {}
+            for name, version in dict.fromkeys((s.entry[0], s.entry[1]) for s in batch):
+                try:
+                    refuse(txn, name, version)
+                except RevokedError as exc:
+                    refused[name, version] = exc
+            logged = [s.entry for s in batch if (s.entry[0], s.entry[1]) not in refused]
+            DataKeyLog.stage(txn, logged, actor, part=part)
+            return refused
+
+        refused = store.transact(run)
+        for waiting in batch:
+            waiting.error = refused.get((waiting.entry[0], waiting.entry[1]))
 
 
 def _holds(record: dict[str, Any], ids: bytes) -> bool:

@@ -576,7 +576,7 @@ class KeyStore:
         self._usage: dict[tuple[str, int], _Usage] = {}
         self._data_keys = _datakeys.DataKeyLog()  # batched mode: written by flush_usage
         self._data_key_policy = _datakeys.DataKeyLogPolicy()
-        self._data_key_tick: tuple[_dt.datetime, int] | None = None  # each mode: (time, number)
+        self._data_key_writer = _datakeys.GroupCommit()  # each mode
         self._epoch = 0  # bumped by every invalidation (see _load)
         # get()'s records per key name (material left out) and the store
         # generation they were read at (see get).
@@ -2265,18 +2265,10 @@ class KeyStore:
         policy = self._data_key_policy
         entry: _datakeys.Pending = (name, version, wrapped, current_actor(), self._clock.now())
         if policy.mode is _datakeys.DataKeyLogMode.EACH:
-            actor = self._store.actor
-            # Issuances of one clock tick are numbered so they list in order.
-            tick = self._data_key_tick
-            part = tick[1] + 1 if tick is not None and tick[0] == entry[4] else 0
-            self._data_key_tick = (entry[4], part)
-
-            def run(txn: Txn) -> None:
-                self._refuse_compromised_in(txn, name, version)
-                _datakeys.DataKeyLog.stage(txn, (entry,), actor, part=part)
-
             try:
-                self._store.transact(run)
+                self._data_key_writer.write(
+                    self._store, entry, self._refuse_compromised_in, self._store.actor
+                )
             except RevokedError:
                 self._invalidate(name)  # the cache said usable: reload it
                 raise

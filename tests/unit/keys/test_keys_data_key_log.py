@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from keymgmt.errors import InvalidArgumentError, RevokedError, StoreUnavailableE
 from keymgmt.keyring import KdfProfile, RawMasterKey
 from keymgmt.keys import DataKeyLogMode, DataKeyLogPolicy, data_key_id
 from keymgmt.keys._datakeys import DATA_KEY_KIND
+from keymgmt.revocation import SubjectKind
 from keymgmt.storage import MemoryBackend, Operation, Record
 from keymgmt.testing import FakeClock, SeededRandomness
 
@@ -188,8 +190,6 @@ def test_each_mode_refuses_a_data_key_under_a_version_compromised_elsewhere(
 def test_each_mode_refuses_a_data_key_when_only_the_registry_says_compromised(
     store_path: Path, clock: FakeClock
 ) -> None:
-    from keymgmt.revocation import SubjectKind
-
     with _open(store_path, clock, 3600) as issuer, _open(store_path, clock, 0) as responder:
         issuer.keys.create("payments")
         issuer.encrypt("payments", b"warm the cache")
@@ -203,3 +203,93 @@ def test_each_mode_logs_data_keys_of_one_clock_tick_in_issuance_order(km: KeyMan
     km.keys.create("payments")
     made = [km.generate_data_key("payments").id for _ in range(5)]
     assert [i.id for i in km.keys.data_keys_issued("payments")] == made
+
+
+# -- each mode: concurrent callers share a commit ---------------------------------------
+
+_WAIT = 10.0  # failsafe only: every wait below is released by a condition
+
+
+class HoldFirstDataKeyCommit(MemoryBackend):
+    """Runs ``hook`` inside the first commit that writes the data-key log; counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook: Callable[[], None] | None = None
+        self.data_key_commits: builtins.list[int] = []  # data-key records per commit
+
+    def commit(self, operations: Sequence[Operation]) -> builtins.list[Record]:
+        writes = [op for op in operations if op.kind == DATA_KEY_KIND and hasattr(op, "data")]
+        if writes:
+            if self.hook is not None:
+                hook, self.hook = self.hook, None
+                hook()
+            self.data_key_commits.append(len(writes))
+        return super().commit(operations)
+
+
+def _group(
+    km: KeyManager, backend: HoldFirstDataKeyCommit, names: builtins.list[str]
+) -> dict[str, object]:
+    """One data key of ``names[0]`` whose commit waits until one per other name is queued.
+
+    Returns each caller's result: its DataKey id, or the exception it raised.
+    """
+    writer = km.keys._data_key_writer
+    results: dict[str, object] = {}
+
+    def call(label: str, name: str) -> None:
+        try:
+            results[label] = km.generate_data_key(name).id
+        except Exception as exc:
+            results[label] = exc
+
+    followers = [
+        threading.Thread(target=call, args=(f"{i}:{name}", name))
+        for i, name in enumerate(names[1:], 1)
+    ]
+
+    def while_the_first_commits() -> None:
+        for thread in followers:
+            thread.start()
+        with writer._cond:
+            assert writer._cond.wait_for(lambda: len(writer._queue) == len(followers), _WAIT)
+
+    backend.hook = while_the_first_commits
+    call(f"0:{names[0]}", names[0])
+    for thread in followers:
+        thread.join(_WAIT)
+        assert not thread.is_alive()
+    return results
+
+
+def test_each_mode_concurrent_data_keys_share_the_next_commit(clock: FakeClock) -> None:
+    backend = HoldFirstDataKeyCommit()
+    with KeyManager(backend=backend, master_key=RawMasterKey(bytes(32)), clock=clock) as km:
+        km.keys.create("payments")
+        results = _group(km, backend, ["payments"] * 4)
+        assert backend.data_key_commits == [1, 1]  # the first alone, then three in one record
+        logged = {i.id for i in km.keys.data_keys_issued("payments")}
+        assert logged == set(results.values())
+
+
+def test_each_mode_a_refused_version_fails_only_its_callers_in_a_group(clock: FakeClock) -> None:
+    backend = HoldFirstDataKeyCommit()
+    with KeyManager(
+        backend=backend,
+        master_key=RawMasterKey(bytes(32)),
+        clock=clock,
+        consistency_interval=3600,  # its cache will not see the compromise
+    ) as km:
+        km.keys.create("payments")
+        km.keys.create("leaked")
+        km.encrypt("leaked", b"warm the cache")
+        # Another manager on the same store (another process) compromises "leaked".
+        other = KeyManager(backend=backend, master_key=RawMasterKey(bytes(32)), clock=clock)
+        other.compromise(key="leaked#1")
+        results = _group(km, backend, ["payments", "payments", "leaked", "payments"])
+        assert isinstance(results["2:leaked"], RevokedError)
+        ok = {v for k, v in results.items() if k != "2:leaked"}
+        assert all(isinstance(v, str) for v in ok)
+        assert {i.id for i in km.keys.data_keys_issued("payments")} == ok
+        assert km.keys.data_keys_issued("leaked", 1) == []
