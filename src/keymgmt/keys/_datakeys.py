@@ -19,7 +19,8 @@ holding that version can open. How an issuance is written is the
   of its version, whichever process made it and whether or not that
   process was killed afterwards. If the write fails, the call fails (the
   data key is never returned). Cost: one store commit per data key (a
-  durable ``fsync`` on SQLite), see docs/keys.md for measurements.
+  durable ``fsync`` on SQLite), shared by concurrent callers
+  (:class:`GroupCommit`); see docs/keys.md for measurements.
 * ``batched``: the issuance is appended, in memory, to this process's
   pending list and written with the key store's usage flush (the same
   transaction that adds use counts and ``key.usage`` entries) — and at the
