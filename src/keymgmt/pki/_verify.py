@@ -696,6 +696,24 @@ class CertificateVerifier:
     ) -> tuple[RevocationSource, ...]:
         sources: list[RevocationSource] = []
         parsed_ocsp: list[ocsp.OCSPResponse] | None = None
+        registry = self._registry
+        if len(chain) == 1 and registry is not None and getattr(registry, _ANSWERS_ANCHORS, False):
+            # A trust anchor verified as itself has no issuer to ask, but
+            # one of our roots whose key is compromised signed it too (only
+            # the store's lookup is asked: a caller's callback is promised
+            # the certificates below the anchor).
+            anchor = chain[0]
+            answer = registry(anchor, anchor)
+            if isinstance(answer, Revocation) and answer.reason.is_compromise:
+                raise _revoked(
+                    anchor,
+                    CRLEntry(
+                        anchor.serial_number,
+                        answer.revoked_at,
+                        answer.reason,
+                        answer.invalidity_date,
+                    ),
+                )
         for depth in range(len(chain) - 1):
             cert, issuer = chain[depth], chain[depth + 1]
             if cert in self._anchor_set:
@@ -736,16 +754,7 @@ class CertificateVerifier:
                 if from_ocsp and (not known or ocsp_entry is not None):
                     known, entry, source = True, ocsp_entry, RevocationSource.OCSP
             if entry is not None and _effective(entry, at):
-                raise CertificateRevokedError(
-                    f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "
-                    f"was revoked ({entry.reason.value}) at {entry.revoked_at.isoformat()}",
-                    reason=entry.reason,
-                    failure=VerificationFailure.REVOKED,
-                    serial=cert.serial_number,
-                    revoked_at=entry.revoked_at,
-                    invalidity_date=entry.invalidity_date,
-                    subject=cert.subject.rfc4514_string(),
-                )
+                raise _revoked(cert, entry)
             if not known and self._policy is RevocationPolicy.REQUIRE:
                 raise refusal(
                     VerificationFailure.REVOCATION_UNKNOWN,
@@ -1143,6 +1152,24 @@ def _removed(delta: CRLIndex, cert: x509.Certificate) -> bool:
     return reason is x509.ReasonFlags.remove_from_crl
 
 
+#: Marks a lookup (``ca_lookup``'s) that may be asked about a trust anchor as itself.
+_ANSWERS_ANCHORS: Final = "_keymgmt_answers_anchors"
+
+
+def _revoked(cert: x509.Certificate, entry: CRLEntry) -> CertificateRevokedError:
+    """The refusal of ``cert``, revoked as ``entry`` says."""
+    return CertificateRevokedError(
+        f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "
+        f"was revoked ({entry.reason.value}) at {entry.revoked_at.isoformat()}",
+        reason=entry.reason,
+        failure=VerificationFailure.REVOKED,
+        serial=cert.serial_number,
+        revoked_at=entry.revoked_at,
+        invalidity_date=entry.invalidity_date,
+        subject=cert.subject.rfc4514_string(),
+    )
+
+
 def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
     # A compromise taints everything the key did: it counts whatever the time.
     if entry.reason.is_compromise:
@@ -1237,5 +1264,7 @@ def ca_lookup(
             if revoked is not None:
                 return revoked
         return own
+
+    setattr(lookup, _ANSWERS_ANCHORS, True)  # asked for a trust anchor verified as itself
 
     return lookup

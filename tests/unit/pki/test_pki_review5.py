@@ -11,11 +11,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keymgmt import KeyManager
-from keymgmt.errors import CertificateVerificationError, InvalidArgumentError, RevokedError
+from keymgmt.errors import (
+    CertificateRevokedError,
+    CertificateVerificationError,
+    InvalidArgumentError,
+    RevokedError,
+)
 from keymgmt.pki import (
     OCSP_SIGNING,
     TLS_CLIENT,
     CertificateAuthority,
+    CertificateVerifier,
     CertStatus,
     IssueRequest,
     OCSPResponder,
@@ -327,3 +333,36 @@ def test_a_ca_under_a_root_whose_key_was_superseded_still_issues(
     km.keys.revoke(name, int(version), reason="superseded")
     cert = _issue_to(issuing, "ops@example.com")
     assert km.pki.verify(cert, purpose="tls-client").leaf == cert
+
+
+def test_a_roots_own_certificate_is_refused_once_its_key_is_compromised(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    assert km.pki.verify(root.certificate).chain == (root.certificate,)
+    km.compromise(key=root.key_ref)
+    with pytest.raises(CertificateRevokedError) as info:
+        km.pki.verify(root.certificate)
+    assert info.value.reason is RevocationReason.CA_COMPROMISE  # type: ignore[attr-defined]
+
+
+def test_a_foreign_trust_anchor_verified_alone_needs_no_revocation_status(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    with KeyManager.in_memory() as other:
+        foreign = other.pki.create_root_ca("foreign").certificate
+    path = km.pki.verify(foreign, trust_anchors=[foreign])
+    assert path.chain == (foreign,)
+    assert path.revocation == ()
+
+
+def test_a_callers_revocation_callback_is_never_asked_about_a_trust_anchor(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    asked: list[tuple[x509.Certificate, x509.Certificate]] = []
+
+    def registry(issuer: x509.Certificate, cert: x509.Certificate) -> None:
+        asked.append((issuer, cert))
+
+    verifier = CertificateVerifier(trust_anchors=[root.certificate], registry=registry)
+    verifier.verify(root.certificate, at=km.clock.now())
+    assert asked == []
