@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from keymgmt.client import KeyServiceClient
-from keymgmt.errors import InvalidArgumentError
+from keymgmt.errors import InvalidArgumentError, MalformedInputError, ServiceError
 from keymgmt.server import Operation, ServicePolicy
 
 from .conftest import Issued, Material, ServerProcess, start_server
@@ -169,3 +174,62 @@ def test_a_policy_attribute_named_by_another_dotted_oid_is_kept() -> None:
         names=["app-1"],
         attributes=[("2.5.4.5", "app-1")],
     )
+
+
+# -- the client: a hostile answer is a typed error, never a foreign one -------------------
+
+
+@contextlib.contextmanager
+def _canned_https(material: Material, status: int, body: bytes) -> Iterator[str]:
+    """A loopback HTTPS server (the service's certificate) that answers every request alike."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(material.server.certificate, material.server.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    head = (
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                raw, _ = listener.accept()
+                with raw, context.wrap_socket(raw, server_side=True) as tls:
+                    tls.recv(65536)
+                    tls.sendall(head + body)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        listener.close()
+        thread.join(timeout=5)
+
+
+_DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+def test_a_deeply_nested_json_success_answer_is_malformed_input(material: Material) -> None:
+    # json raised RecursionError (not a ValueError) past its nesting limit.
+    with (
+        _canned_https(material, 200, _DEEP) as url,
+        material.client(url, "app-1") as client,
+        pytest.raises(MalformedInputError, match="a body that is not JSON"),
+    ):
+        client.whoami()
+
+
+def test_a_deeply_nested_json_error_answer_is_the_statuss_typed_error(
+    material: Material,
+) -> None:
+    with (
+        _canned_https(material, 503, _DEEP) as url,
+        material.client(url, "app-1") as client,
+        pytest.raises(ServiceError) as caught,
+    ):
+        client.whoami()
+    assert caught.value.status == 503

@@ -265,7 +265,7 @@ class KeyServiceClient:
         if response.status_code >= 400:
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
                 body = None
             kept = {k: v for k, v in response.headers.items() if k.lower() in _KEEP_HEADERS}
             raise exception_for(response.status_code, body, kept)
@@ -283,7 +283,7 @@ class KeyServiceClient:
         response = self.request(method, path, json=body)
         try:
             value = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
             raise MalformedInputError("the service answered with a body that is not JSON") from None
         if not isinstance(value, dict):
             raise MalformedInputError("the service answered with JSON that is not an object")
