@@ -339,6 +339,14 @@ def _refuse_revoked_key(name: str, reason: RevocationReason | None) -> None:
     """
     if reason is None:
         return
+    if reason is RevocationReason.CERTIFICATE_HOLD:  # temporary: the way out is to lift it
+        raise RevokedError(
+            f"key {name!r} is on hold as a whole (certificate-hold): every version, present "
+            "and future, is held with it; lift the hold (km.revocation.release_hold) "
+            "before rotating",
+            key_name=name,
+            reason=reason.value,
+        )
     raise RevokedError(
         f"key {name!r} is revoked as a whole ({reason.value}): every version, present and "
         "future, is revoked; create a key under another name",

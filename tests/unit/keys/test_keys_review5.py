@@ -131,3 +131,21 @@ def test_generate_rsa_key_files_unencrypted_refuses_a_symlink_to_the_other_half(
     with pytest.raises(InvalidArgumentError):
         generate_rsa_key_files_unencrypted(private, alias, allow_plaintext=True, overwrite=True)
     assert not private.exists()
+
+
+# -- a whole key on hold: rotate names the way out -----------------------------------------
+
+
+def test_rotate_of_a_key_on_hold_says_to_lift_the_hold_not_to_abandon_the_key(
+    km: KeyManager,
+) -> None:
+    km.keys.create("held")
+    km.revocation.revoke(SubjectKind.KEY, "held", "certificate-hold")
+    with pytest.raises(RevokedError) as caught:
+        km.keys.rotate("held")
+    assert caught.value.message == (
+        "key 'held' is on hold as a whole (certificate-hold): every version, present and "
+        "future, is held with it; lift the hold (km.revocation.release_hold) before rotating"
+    )
+    km.revocation.release_hold(SubjectKind.KEY, "held")
+    assert km.keys.rotate("held").version == 2
