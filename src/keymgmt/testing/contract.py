@@ -782,6 +782,23 @@ class BackendModelMachine(RuleBasedStateMachine):
                     self.model[key] = (op.data, revision, self.generation)
         self.history = [*self.history[-3:], dict(self.model)]
 
+    @rule(kind=_KINDS, limit=st.integers(1, 4))
+    def scan_pages(self, kind: str, limit: int) -> None:
+        """Paging through ``kind`` with ``scan`` gives the model's records by name; ``kinds`` too."""
+        found: list[Record] = []
+        after = ""
+        while True:
+            page = self.backend.scan(kind, after=after, limit=limit)
+            assert len(page) <= limit
+            found += page
+            if len(page) < limit:
+                break
+            after = page[-1].name
+        assert found == [
+            Record(k, n, *stored) for (k, n), stored in sorted(self.model.items()) if k == kind
+        ]
+        assert self.backend.kinds() == sorted({k for k, _ in self.model})
+
     @rule(kind=_KINDS, name=_NAMES)
     def get(self, kind: str, name: str) -> None:
         """``get`` returns the model's record (data, revision, seq), or None for an absent one."""
