@@ -784,7 +784,7 @@ class BackendModelMachine(RuleBasedStateMachine):
 
     @rule(kind=_KINDS, limit=st.integers(1, 4))
     def scan_pages(self, kind: str, limit: int) -> None:
-        """Paging through ``kind`` with ``scan`` gives the model's records by name; ``kinds`` too."""
+        """Paging through ``kind`` with ``scan`` gives the model's records; ``kinds`` too."""
         found: list[Record] = []
         after = ""
         while True:
