@@ -30,3 +30,17 @@ def test_public_key_and_forensic_public_key_types() -> None:
         assert_type(forensic.revocation_reason, str | None)
         assert_type(forensic.kid, str)
         assert forensic.fingerprint() == public.fingerprint()
+
+
+def test_data_key_log_policy_types() -> None:
+    from keymgmt.keys import DataKeyIssue, DataKeyLogMode, DataKeyLogPolicy
+
+    with in_memory_manager() as km:
+        km.keys.create("payments")
+        assert_type(km.keys.data_key_log_policy, DataKeyLogPolicy)
+        assert_type(km.keys.data_key_log_policy.mode, DataKeyLogMode)
+        km.keys.data_key_log_policy = DataKeyLogPolicy(mode="batched", batch_size=4096)
+        km.generate_data_key("payments")
+        issued = km.keys.data_keys_issued("payments")
+        assert_type(issued, list[DataKeyIssue])
+        assert len(issued) == 1
