@@ -95,6 +95,7 @@ OPERATION: Final = "exchange.handshake"
 DROPPED_OPERATION: Final = "exchange.handshake.audit-dropped"
 #: Pending accepted entries kept while writes fail, as a multiple of the batch size.
 _BACKLOG_FACTOR: Final = 16
+_ZERO: Final = _dt.timedelta(0)
 
 
 class HandshakeAuditMode(enum.StrEnum):
@@ -357,17 +358,22 @@ class HandshakeAudit:
     # -- writing ----------------------------------------------------------------
 
     def _due(self, at: _dt.datetime) -> bool:
-        retry_at = self._retry_at
-        if retry_at is not None and at < retry_at:
-            return False  # the last automatic write failed: wait before the next
         interval = self._policy.interval
+        retry_at = self._retry_at
+        # The last automatic write failed: wait an interval before the next
+        # (unless the clock stepped back past the failure: then try again).
+        if retry_at is not None and retry_at - interval <= at < retry_at:
+            return False
         if len(self._pending) >= self._policy.batch_size:
             return True
+        # "Waited an interval", or the clock stepped back before the first
+        # entry was counted: otherwise nothing would be written until the
+        # clock caught up again (hours, if it was set back by hours).
         since = self._pending_since
-        if self._pending and since is not None and at - since >= interval:
+        if self._pending and since is not None and not _ZERO <= at - since < interval:
             return True
         start = self._window_start
-        return bool(self._aggregates) and start is not None and at - start >= interval
+        return bool(self._aggregates) and start is not None and not _ZERO <= at - start < interval
 
     def _maybe_flush(self, at: _dt.datetime) -> None:
         with self._lock:

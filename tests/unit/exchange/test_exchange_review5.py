@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from typing import Any
@@ -148,3 +149,19 @@ def test_an_accepted_entry_reported_while_another_thread_flushes_is_not_lost(
     km.exchange.flush_audit()
     roles = sorted(e.details["role"] for e in km.audit.entries() if e.outcome == "accepted")
     assert roles == ["initiator", "responder"]
+
+
+def test_a_clock_stepped_back_after_a_failed_write_does_not_stop_the_retries(
+    km: KeyManager,
+    creds: tuple[Credential, Credential],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _garbage_hellos(km, creds[0], 1)
+    calls = _broken_store(km, monkeypatch)
+    clock.advance(seconds=10)
+    _garbage_hellos(km, creds[0], 1)
+    assert calls[0] == 1
+    clock.set(clock.now() - dt.timedelta(hours=1))  # the wall clock was set back
+    _garbage_hellos(km, creds[0], 1)
+    assert calls[0] == 2
