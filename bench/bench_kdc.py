@@ -7,7 +7,10 @@ with ready ``AESGCM`` objects. The ``ours`` column is the whole round trip:
 building and parsing the strict wire format, the principal and policy
 lookups, the replay cache, the revocation checks, the key store's state
 check, and the audited grant record (one store transaction: sealed grant
-record + hash-chained audit entry). The grant-record write is what makes
+record + hash-chained audit entry, and the read checks of what the grant
+was decided on: the principal's and the policy's records at the revisions
+the KDC cached, the registry entries that would refuse it as absent). The
+grant-record write is what makes
 ``compromise`` able to say who received what; it is also most of the cost.
 
 The replay cache (the shared :mod:`keymgmt._replay`) is timed at 1M live
