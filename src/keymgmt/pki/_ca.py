@@ -1481,6 +1481,7 @@ class CertificateAuthority:
         extensions: list[Extension] | None = None,
         replaces: int | None = None,
         renews_ca: str | None = None,
+        revoke_replaced: bool = False,
     ) -> x509.Certificate:
         signing_key = self._key()
         start, end = self._validity(profile.validity if validity is None else validity, not_before)
@@ -1549,6 +1550,10 @@ class CertificateAuthority:
             _keyindex.stage_key_cert(txn, self.name, fp, serial, end_us)
             txn.put_json(CERT_KIND, record_name, record)
             txn.audit("pki.issue", f"cert:{record_name}", **details)
+            if revoke_replaced and replaces is not None:
+                # In the same transaction: the new certificate is recorded
+                # (and returned) only with the old one's revocation.
+                self.stage_revoke(txn, replaces, RevocationReason.SUPERSEDED)
             return cert
 
         return self._ctx.store.transact(run)
@@ -1647,7 +1652,8 @@ class CertificateAuthority:
         Args:
             serial: the certificate to renew (int or hex).
             validity: the new lifetime (default: the profile's, or the old lifetime).
-            revoke_old: revoke the old certificate as ``superseded``.
+            revoke_old: revoke the old certificate as ``superseded``, in the same
+                transaction (the new one is recorded only with that revocation).
 
         Returns:
             the new certificate.
@@ -1681,7 +1687,7 @@ class CertificateAuthority:
             lifetime = (
                 known.validity if known else old.not_valid_after_utc - old.not_valid_before_utc
             )
-        cert = self._issue(
+        return self._issue(
             # The record keeps the profile's name: a custom profile's renewal
             # was recorded as tls-server, so renewing it again took that
             # profile's lifetime instead of the certificate's own.
@@ -1694,10 +1700,8 @@ class CertificateAuthority:
             extensions=list(old.extensions),
             replaces=issued.serial,
             renews_ca=issued.child_ca,
+            revoke_replaced=revoke_old,
         )
-        if revoke_old:
-            self.revoke(issued.serial, RevocationReason.SUPERSEDED)
-        return cert
 
     def renew_root(self, *, validity: _dt.timedelta | None = None) -> x509.Certificate:
         """Re-sign this root CA's self-signed certificate (same key, subject, extensions).

@@ -16,6 +16,7 @@ from keymgmt.errors import (
     CertificateVerificationError,
     InvalidArgumentError,
     RevokedError,
+    StoreError,
 )
 from keymgmt.pki import (
     OCSP_SIGNING,
@@ -366,3 +367,37 @@ def test_a_callers_revocation_callback_is_never_asked_about_a_trust_anchor(
     verifier = CertificateVerifier(trust_anchors=[root.certificate], registry=registry)
     verifier.verify(root.certificate, at=km.clock.now())
     assert asked == []
+
+
+# -- renew(revoke_old=True) is one transaction --------------------------------------
+
+
+def test_a_renewal_whose_old_certificate_cannot_be_revoked_records_no_new_one(
+    km: KeyManager, root: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new certificate was committed first and the old one revoked in a
+    # second transaction: when that failed, renew() raised with the new
+    # certificate recorded (and audited) but never returned.
+    old = _issue_to(root, "ops@example.com")
+    stage = km.revocation.stage
+
+    def failing(txn: Any, kind: Any, subject: str, reason: Any = None, **kwargs: Any) -> Any:
+        if reason is RevocationReason.SUPERSEDED:
+            raise StoreError("the disk is full")
+        return stage(txn, kind, subject, reason, **kwargs)
+
+    monkeypatch.setattr(km.revocation, "stage", failing)
+    with pytest.raises(StoreError):
+        root.renew(old.serial_number, revoke_old=True)
+    assert [c.serial for c in root.issued()] == [old.serial_number]
+
+
+def test_a_renewal_revokes_the_old_certificate_as_superseded_with_the_new_one(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    old = _issue_to(root, "ops@example.com")
+    new = root.renew(old.serial_number, revoke_old=True)
+    revocation = root.get(old.serial_number).revocation
+    assert revocation is not None
+    assert revocation.reason is RevocationReason.SUPERSEDED
+    assert root.get(new.serial_number).revocation is None
