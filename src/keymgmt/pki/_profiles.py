@@ -137,9 +137,9 @@ class Profile:
 
     def __attrs_post_init__(self) -> None:
         # Recorded with each certificate as JSON text (and audited): a str.
-        if not isinstance(self.name, str) or not self.name:
+        if not isinstance(self.name, str):
             raise InvalidArgumentError(
-                f"a profile name must be a non-empty str, got {type(self.name).__name__}"
+                f"a profile name must be a str, got {type(self.name).__name__}"
             )
         check_path_length(self.path_length)
         if self.path_length is not None and not self.is_ca:
