@@ -626,7 +626,7 @@ class CertificateVerifier:
         # common name spelling it), never by a DNS name spelling it, which
         # is outside the CA's mailbox and URI constraints and compares
         # without regard to case.
-        form = "uri" if "://" in given else "mailbox" if "@" in given else None
+        form = _expected_form(given)
         labels = wanted.split(".", 1)
         parent = labels[1] if len(labels) == 2 else None
         try:
@@ -938,6 +938,25 @@ class CertificateVerifier:
 
 
 _FORMS: Final = {x509.RFC822Name: "mailbox", x509.UniformResourceIdentifier: "uri"}
+
+
+def _expected_form(given: str) -> str | None:
+    """``"uri"`` or ``"mailbox"`` when an expected name is one, else None (a host or address).
+
+    A URI has a scheme and a colon (``https://...``, also ``urn:...`` without
+    an authority); a mailbox an ``@``; a DNS name neither, and an IPv6
+    address has colons but parses as an address.
+    """
+    if "://" in given:
+        return "uri"
+    if "@" in given:
+        return "mailbox"
+    if ":" in given:
+        try:
+            ipaddress.ip_address(given)
+        except ValueError:
+            return "uri"
+    return None
 
 
 def _identity_key(form: str, value: str) -> tuple[str, ...]:

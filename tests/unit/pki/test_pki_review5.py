@@ -401,3 +401,34 @@ def test_a_renewal_revokes_the_old_certificate_as_superseded_with_the_new_one(
     assert revocation is not None
     assert revocation.reason is RevocationReason.SUPERSEDED
     assert root.get(new.serial_number).revocation is None
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p256", "ed25519"])
+def test_an_expected_urn_is_not_matched_by_a_dns_name_in_another_case(
+    km: KeyManager, key_type: str
+) -> None:
+    # A URI without an authority (no "://") was taken for a host name.
+    root = km.pki.create_root_ca("urn-root", key_type=key_type)
+    good = root.issue(
+        public_key=_p256(), subject="CN=c", names=["URI:urn:example:Admin"], profile="tls-client"
+    )
+    assert km.pki.verify(good, purpose="tls-client", name="urn:example:Admin").leaf == good
+    forged = _resigned(good, root, x509.DNSName("urn:example:admin"))
+    with pytest.raises(CertificateVerificationError, match="the certificate is not for"):
+        km.pki.verify(forged, purpose="tls-client", name="urn:example:Admin")
+
+
+def test_an_expected_urn_compares_with_a_common_name_as_a_uri(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    cert = root.issue(public_key=_p256(), subject="CN=urn:example:admin", profile="tls-client")
+    assert km.pki.verify(cert, purpose="tls-client", name="URN:example:admin").leaf == cert
+    with pytest.raises(CertificateVerificationError, match="the certificate is not for"):
+        km.pki.verify(cert, purpose="tls-client", name="urn:example:Admin")
+
+
+def test_an_expected_ipv6_address_still_matches_an_ip_name(
+    km: KeyManager, root: CertificateAuthority
+) -> None:
+    cert = root.issue(public_key=_p256(), subject="CN=c", names=["fe80::1"], profile="tls-client")
+    assert km.pki.verify(cert, purpose="tls-client", name="FE80::1").leaf == cert
