@@ -214,8 +214,8 @@ class HandshakeAudit:
         self._window_start: _dt.datetime | None = None
         self._dropped = 0
         self._names: dict[int, tuple[object, str]] = {}
-        # After an automatic write failed: no automatic write before this time.
-        self._retry_at: _dt.datetime | None = None
+        # When an automatic write last failed: the next waits an interval.
+        self._failed_at: _dt.datetime | None = None
 
     @property
     def policy(self) -> HandshakeAuditPolicy:
@@ -359,10 +359,10 @@ class HandshakeAudit:
 
     def _due(self, at: _dt.datetime) -> bool:
         interval = self._policy.interval
-        retry_at = self._retry_at
+        failed_at = self._failed_at
         # The last automatic write failed: wait an interval before the next
         # (unless the clock stepped back past the failure: then try again).
-        if retry_at is not None and retry_at - interval <= at < retry_at:
+        if failed_at is not None and _ZERO <= at - failed_at < interval:
             return False
         if len(self._pending) >= self._policy.batch_size:
             return True
@@ -391,7 +391,7 @@ class HandshakeAudit:
             # handshake and refusal (a flood's too) would try a store write
             # and log a traceback while the store is down.
             with self._lock:
-                self._retry_at = at + self._policy.interval
+                self._failed_at = at
             _log.warning(
                 "writing handshake audit entries failed; will retry in %s",
                 self._policy.interval,
@@ -415,7 +415,7 @@ class HandshakeAudit:
             return
         try:
             self._write(pending, aggregates, dropped)
-            self._retry_at = None
+            self._failed_at = None
         except BaseException:
             with self._lock:  # put them back, oldest first
                 self._pending[:0] = pending

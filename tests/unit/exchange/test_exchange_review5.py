@@ -165,3 +165,17 @@ def test_a_clock_stepped_back_after_a_failed_write_does_not_stop_the_retries(
     clock.set(clock.now() - dt.timedelta(hours=1))  # the wall clock was set back
     _garbage_hellos(km, creds[0], 1)
     assert calls[0] == 2
+
+
+def test_a_failed_write_under_the_longest_interval_does_not_fail_the_handshake(
+    km: KeyManager, creds: tuple[Credential, Credential], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    km.exchange.audit_policy = HandshakeAuditPolicy(batch_size=1, interval=dt.timedelta.max)
+    server, client = creds
+    _broken_store(km, monkeypatch)
+    handshake_pair(
+        km.exchange.initiator(client, server_identity=SERVER), km.exchange.responder(server)
+    )
+    monkeypatch.undo()
+    km.exchange.flush_audit()
+    assert len([e for e in km.audit.entries() if e.outcome == "accepted"]) == 2
