@@ -2065,6 +2065,7 @@ class KeyDistributionCenter:
             attempts += 1
             refused: dict[int, tuple[ErrorCode, str]] = {}
             names: set[str] = set()
+            expected: set[tuple[str, str, int]] = set()
             for position, grant, operation, object, basis in batch.grants:
                 name = grant.record_name
                 if name in names or (attempts > 1 and txn.get(GRANT_KIND, name) is not None):
@@ -2080,8 +2081,10 @@ class KeyDistributionCenter:
                     refusal = self._recheck(txn, grant, basis)
                 else:
                     refusal = None
-                    for kind, record, revision in basis.reads:
-                        txn.expect(kind, record, revision)
+                    for read in basis.reads:
+                        if read not in expected:  # a batch's grants share most of them
+                            expected.add(read)
+                            txn.expect(*read)
                 if refusal is not None:  # see _record
                     refused[position] = (refusal.code, refusal.message)
                     names.add(name)
