@@ -103,9 +103,10 @@ from keymgmt.pki._verify import (
     Purpose,
     RevocationPolicy,
     VerifiedPath,
+    ca_compromise,
     ca_lookup,
 )
-from keymgmt.revocation import Revocation, RevocationReason, SubjectKind
+from keymgmt.revocation import Revocation, RevocationReason, RevocationRegistry, SubjectKind
 
 if TYPE_CHECKING:
     from keymgmt.keyring.pkcs11 import Pkcs11Token
@@ -388,6 +389,31 @@ def _ca_creation(method: _F) -> _F:
     return cast(_F, create)
 
 
+def _key_names(key_ref: str) -> tuple[tuple[str, str], ...]:
+    """A CA key's registry subjects (its version, the whole key) with their index names."""
+    return tuple(
+        (subject, f"{SubjectKind.KEY.value}:{subject}")
+        for subject in (key_ref, key_ref.partition("#")[0])
+    )
+
+
+def _key_compromise(
+    registry: RevocationRegistry, names: tuple[tuple[str, str], ...]
+) -> Revocation | None:
+    """The revocation of a CA key (:func:`_key_names`) for a compromise, or None.
+
+    One dict probe per name while nothing is revoked; the caller has synced
+    the store. A key revoked for another reason (``superseded``) is None.
+    """
+    index = registry.index
+    for subject, indexed in names:
+        if indexed in index:
+            found = registry.get(SubjectKind.KEY, subject)
+            if found is not None and found.reason.is_compromise:
+                return found
+    return None
+
+
 class PKI:
     """The store's certificate authorities (``km.pki``).
 
@@ -580,12 +606,25 @@ class PKI:
             key_ref = self.ca(ca).key_ref
         except NotFoundError:
             return None
-        registry = self._ctx.revocation
-        for subject in (key_ref, key_ref.partition("#")[0]):
-            found = registry.get(SubjectKind.KEY, subject)
-            if found is not None and found.reason.is_compromise:
-                return found
-        return None
+        self._ctx.store.sync()
+        return _key_compromise(self._ctx.revocation, _key_names(key_ref))
+
+    def certificate_revocation(self, subject: str) -> Revocation | None:
+        """The revocation of the certificate with registry subject ``subject``, or None.
+
+        Its own registry entry, else ``ca-compromise`` when the signing key
+        of the CA the subject names (``"<ca>:<serial hex>"``) is revoked for
+        a compromise (see :meth:`key_compromise`): the answer ``km.pki.verify``
+        gives for that certificate's revocation.
+
+        Raises:
+            InvalidArgumentError: an empty subject.
+        """
+        found = self._ctx.revocation.get(SubjectKind.CERTIFICATE, subject)
+        if found is not None:
+            return found
+        key = self.key_compromise(subject.partition(":")[0])
+        return None if key is None else ca_compromise(subject, key)
 
     def revocation_subject(self, cert: x509.Certificate) -> str | None:
         """The registry subject of ``cert`` if one of our CAs issued it, else None."""
@@ -681,26 +720,14 @@ class PKI:
                     return self._verifier
         ids = self._ids()
         registry = self._ctx.revocation
-        # Each CA's key as the registry names it (the version, and the key),
-        # with the registry index's names: probed right after the
-        # certificate's own is_revoked (which synced the store), one dict
-        # probe each.
+        # Each CA's key as the registry names it: probed right after the
+        # certificate's own is_revoked (which synced the store).
         key_subjects = {
-            ca.name: tuple(
-                (subject, f"{SubjectKind.KEY.value}:{subject}")
-                for subject in (ca.key_ref, ca.key_ref.partition("#")[0])
-            )
-            for ca in (self.ca(n) for n in ids.values())
+            ca.name: _key_names(ca.key_ref) for ca in (self.ca(n) for n in ids.values())
         }
 
         def key_compromise(ca_id: str) -> Revocation | None:
-            index = registry.index
-            for subject, indexed in key_subjects.get(ca_id, ()):
-                if indexed in index:
-                    found = registry.get(SubjectKind.KEY, subject)
-                    if found is not None and found.reason.is_compromise:
-                        return found
-            return None
+            return _key_compromise(registry, key_subjects.get(ca_id, ()))
 
         verifier = CertificateVerifier(
             trust_anchors=list(trust_anchors)
@@ -2109,17 +2136,14 @@ class CertificateAuthority:
                 raise RevokedError(f"the CA key {self.key_ref} is revoked", ca=self.name)
             self._check_responder(responder_cert, responder_key)
         store, registry, prefix = self._ctx.store, self._ctx.revocation, self.name
-        key_subjects = (self.key_ref, self.key_ref.partition("#")[0])
+        key_subjects = _key_names(self.key_ref)
 
         def key_compromise() -> Revocation | None:
             # As km.pki.verify: once the registry holds this CA's key revoked
             # for a compromise, all it signed is revoked (ca-compromise). A
-            # delegated responder made before kept answering "good".
-            for key_subject in key_subjects:
-                found = registry.get(SubjectKind.KEY, key_subject)
-                if found is not None and found.reason.is_compromise:
-                    return found
-            return None
+            # delegated responder made before kept answering "good". Asked
+            # right after the serial's registry.get, which synced the store.
+            return _key_compromise(registry, key_subjects)
 
         def lookup(serial: int) -> tuple[CertStatus, CRLEntry | None]:
             subject = f"{prefix}:{_hex(serial)}"

@@ -1198,6 +1198,23 @@ def _effective(entry: CRLEntry, at: _dt.datetime) -> bool:
     )
 
 
+def ca_compromise(subject: str, key: Revocation) -> Revocation:
+    """What a certificate's revocation is once its CA's signing key is compromised.
+
+    ``subject`` is the certificate's registry subject, ``key`` the
+    revocation of the CA key (version or whole key) for a compromise: the
+    certificate is revoked with ``ca-compromise`` from then (and from the
+    key's invalidity date, if it has one).
+    """
+    return Revocation(
+        kind=SubjectKind.CERTIFICATE,
+        subject=subject,
+        reason=RevocationReason.CA_COMPROMISE,
+        revoked_at=key.revoked_at,
+        invalidity_date=key.invalidity_date,
+    )
+
+
 def _ca_key(cert: x509.Certificate) -> tuple[object, bytes]:
     """A CA's identity as an issuer: its normalised subject and its public key."""
     return normalised_name(cert.subject), spki_der(cert)
@@ -1249,15 +1266,7 @@ def ca_lookup(
         if key_compromise is None:
             return None
         revoked = key_compromise(ca_id)
-        if revoked is None:
-            return None
-        return Revocation(
-            kind=SubjectKind.CERTIFICATE,
-            subject=subject,
-            reason=RevocationReason.CA_COMPROMISE,
-            revoked_at=revoked.revoked_at,
-            invalidity_date=revoked.invalidity_date,
-        )
+        return None if revoked is None else ca_compromise(subject, revoked)
 
     def lookup(issuer: x509.Certificate, cert: x509.Certificate) -> Revocation | object | None:
         ca_id = ca_ids.get(issuer)

@@ -424,22 +424,13 @@ class ManagerParts:
 
         A certificate of one of the store's CAs whose signing key is
         compromised is revoked with ``ca-compromise``, as ``km.pki.verify``
-        says (``km.pki.key_compromise``): a root has no parent to revoke its
-        certificate, and a thief of the key signs what was never recorded.
+        says (``km.pki.certificate_revocation``): a root has no parent to
+        revoke its certificate, and a thief of the key signs what was never
+        recorded.
         """
-        found = self._km.revocation.get(kind, subject)
-        if found is not None or kind is not SubjectKind.CERTIFICATE:
-            return found
-        compromise = self._km.pki.key_compromise(subject.partition(":")[0])
-        if compromise is None:
-            return None
-        return Revocation(
-            kind=SubjectKind.CERTIFICATE,
-            subject=subject,
-            reason=RevocationReason.CA_COMPROMISE,
-            revoked_at=compromise.revoked_at,
-            invalidity_date=compromise.invalidity_date,
-        )
+        if kind is SubjectKind.CERTIFICATE:
+            return self._km.pki.certificate_revocation(subject)
+        return self._km.revocation.get(kind, subject)
 
     def revoke(self, kind: SubjectKind, subject: str, reason: RevocationReason) -> Revocation:
         """See :class:`ServiceParts`."""
