@@ -737,8 +737,9 @@ class KeyDistributionCenter:
         certificate_subjects: where a principal's certificate and the CA
             certificates above it sit in ``km.revocation`` (the façade
             answers from ``km.pki``): once one of them is revoked there (at
-            its CA) the principal's requests are refused and the principal
-            is on the revocation list (default: none; only
+            its CA), or the signing key of a CA of the chain is revoked for
+            a compromise, the principal's requests are refused and the
+            principal is on the revocation list (default: none; only
             ``verify_certificate`` sees revocations).
     """
 
