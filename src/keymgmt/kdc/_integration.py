@@ -283,6 +283,14 @@ class ManagerCertificateSubjects:
         found = self._manager.pki.key_compromise(ca)
         return None if found is None else found.revoked_at
 
+    def key_subjects(self, ca: str) -> tuple[str, ...]:
+        """The CA's key version and key name (what ``km.pki.key_compromise`` probes)."""
+        try:
+            key_ref = self._manager.pki.ca(ca).key_ref
+        except NotFoundError:
+            return ()
+        return key_ref, key_ref.partition("#")[0]
+
 
 #: The longest chain of the store's CAs walked for a principal's certificate.
 _MAX_CHAIN = 16

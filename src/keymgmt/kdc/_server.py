@@ -242,6 +242,15 @@ class CertificateSubjects(Protocol):
         """
         ...
 
+    def key_subjects(self, ca: str) -> Sequence[str]:
+        """The ``km.revocation`` key subjects whose revocation compromises CA ``ca``'s key.
+
+        Its version (``"name#version"``) and the whole key (``"name"``);
+        empty for an unknown CA. A grant to a principal below the CA
+        depends on them staying absent (its commit checks them).
+        """
+        ...
+
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     # A string or a negative lifetime failed only at the first request (a
@@ -553,7 +562,8 @@ class _Basis(NamedTuple):
     as ``(kind, name, revision)``: the principal's and (for a ticket) the
     peer's record, the policy, and the registry entries that would have
     refused it (the principal's, the peer's, the key's and the version's,
-    a certificate principal's certificate and the CA certificates above it),
+    a certificate principal's certificate, the CA certificates above it and
+    those CAs' signing keys),
     expected at the revision this process knows (0: absent). The grant's
     transaction expects them (``Txn.expect``), so it cannot commit after
     another process changed one of them, whether or not this process has
@@ -1715,6 +1725,7 @@ class KeyDistributionCenter:
         )
         if chain:
             registry += tuple([_CERTIFICATE_PREFIX + name for name in chain])
+            registry += self._chain_keys(chain)
         basis = self._basis(
             (principal.credential_version, None),
             (principal, None),
@@ -1819,6 +1830,7 @@ class KeyDistributionCenter:
         )
         if chain:
             registry += tuple([_CERTIFICATE_PREFIX + name for name in chain])
+            registry += self._chain_keys(chain)
         basis = self._basis(
             (principal.credential_version, target.credential_version),
             (principal, target),
@@ -1827,6 +1839,14 @@ class KeyDistributionCenter:
         )
         self._record(grant, "kdc.grant-ticket", f"{principal.name}>{service}", basis, batch)
         return reply
+
+    def _chain_keys(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        """The registry names of the signing keys of the CAs of a certificate chain."""
+        subjects = self._certificate_subjects
+        if subjects is None:  # pragma: no cover - no chain without it
+            return ()
+        cas = dict.fromkeys(subject.partition(":")[0] for subject in chain)
+        return tuple(_KEY_PREFIX + key for ca in cas for key in subjects.key_subjects(ca))
 
     def _basis(
         self,

@@ -221,3 +221,38 @@ def test_a_batch_after_a_released_principal_hold_still_commits(
         # The first batch met the marker (one conflict, two grants re-checked);
         # the second expected the marker's revision and did not conflict.
         assert len(rechecks) == 2
+
+
+def test_a_process_that_has_not_written_refuses_a_principal_whose_ca_key_was_compromised(
+    store_path: Path, clock: FakeClock
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from keymgmt.kdc import CertificateCredential
+
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    with _process(store_path, clock) as setup:
+        setup.keys.create("payments")
+        setup.pki.create_root_ca("root", key_type="ed25519")
+        cert = setup.pki.ca("root").issue(
+            public_key=private.public_key(),
+            subject="client",
+            names=["client"],
+            profile="tls-client",
+        )
+        setup.kdc.register_certificate("client", cert)
+        setup.kdc.grant("client", keys=["payments"])
+        credential = CertificateCredential(
+            principal="client", private_key=private, kdc_public_key=setup.kdc.public_key
+        )
+        key_ref = setup.pki.ca("root").key_ref
+    with _process(store_path, clock) as granting:
+        client = KdcClient(credential, clock=clock, randomness=SeededRandomness(2))
+        granting.kdc.policy()
+        granting.kdc.get("client")  # cached, its chain resolved; nothing written
+        granting.pki.ca("root")
+        with _process(store_path, clock) as other:
+            other.compromise(key=key_ref)
+        with pytest.raises(RevokedError, match="certificate"):
+            client.fetch_key("payments", InProcessTransport(granting.kdc))
+        assert granting.kdc.grants(principal="client") == []
