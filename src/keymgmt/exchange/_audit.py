@@ -79,7 +79,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from keymgmt.errors import InvalidArgumentError, RemoteProtocolError
+from keymgmt._validators import enum_member, positive_int, positive_timedelta
+from keymgmt.errors import RemoteProtocolError
 
 if TYPE_CHECKING:
     from keymgmt._store import Store, Txn
@@ -107,25 +108,7 @@ class HandshakeAuditMode(enum.StrEnum):
 
 
 def _mode(value: HandshakeAuditMode | str) -> HandshakeAuditMode:
-    try:
-        return HandshakeAuditMode(value)
-    except ValueError:
-        names = ", ".join(m.value for m in HandshakeAuditMode)
-        raise InvalidArgumentError(
-            f"unknown handshake audit mode {value!r}; expected one of: {names}"
-        ) from None
-
-
-def _positive_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidArgumentError(f"{attribute.name} must be a positive int")
-
-
-def _positive_interval(
-    instance: object, attribute: attrs.Attribute[_dt.timedelta], value: object
-) -> None:
-    if not isinstance(value, _dt.timedelta) or value <= _dt.timedelta(0):
-        raise InvalidArgumentError(f"{attribute.name} must be a positive timedelta")
+    return enum_member(HandshakeAuditMode, value, "handshake audit mode")
 
 
 @attrs.frozen(kw_only=True)
@@ -145,11 +128,11 @@ class HandshakeAuditPolicy:
     """
 
     mode: HandshakeAuditMode = attrs.field(default=HandshakeAuditMode.BATCHED, converter=_mode)
-    batch_size: int = attrs.field(default=64, validator=_positive_int)
+    batch_size: int = attrs.field(default=64, validator=positive_int)
     interval: _dt.timedelta = attrs.field(
-        default=_dt.timedelta(seconds=10), validator=_positive_interval
+        default=_dt.timedelta(seconds=10), validator=positive_timedelta
     )
-    max_kinds: int = attrs.field(default=64, validator=_positive_int)
+    max_kinds: int = attrs.field(default=64, validator=positive_int)
 
 
 def hello_id(frame: bytes) -> str:

@@ -73,7 +73,8 @@ import attrs
 
 from keymgmt import _codec
 from keymgmt._store import Store, Txn
-from keymgmt.errors import IntegrityError, InvalidArgumentError, RevokedError
+from keymgmt._validators import enum_member, positive_int, positive_timedelta
+from keymgmt.errors import IntegrityError, RevokedError
 
 __all__ = [
     "CHUNK",
@@ -106,25 +107,7 @@ class DataKeyLogMode(enum.StrEnum):
 
 
 def _mode(value: DataKeyLogMode | str) -> DataKeyLogMode:
-    try:
-        return DataKeyLogMode(value)
-    except ValueError:
-        names = ", ".join(m.value for m in DataKeyLogMode)
-        raise InvalidArgumentError(
-            f"unknown data-key log mode {value!r}; expected one of: {names}"
-        ) from None
-
-
-def _positive_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidArgumentError(f"{attribute.name} must be a positive int")
-
-
-def _positive_interval(
-    instance: object, attribute: attrs.Attribute[_dt.timedelta], value: object
-) -> None:
-    if not isinstance(value, _dt.timedelta) or value <= _dt.timedelta(0):
-        raise InvalidArgumentError(f"{attribute.name} must be a positive timedelta")
+    return enum_member(DataKeyLogMode, value, "data-key log mode")
 
 
 @attrs.frozen(kw_only=True)
@@ -143,9 +126,9 @@ class DataKeyLogPolicy:
     """
 
     mode: DataKeyLogMode = attrs.field(default=DataKeyLogMode.EACH, converter=_mode)
-    batch_size: int = attrs.field(default=1024, validator=_positive_int)
+    batch_size: int = attrs.field(default=1024, validator=positive_int)
     interval: _dt.timedelta = attrs.field(
-        default=_dt.timedelta(seconds=10), validator=_positive_interval
+        default=_dt.timedelta(seconds=10), validator=positive_timedelta
     )
 
 

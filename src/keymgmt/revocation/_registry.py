@@ -25,6 +25,7 @@ import attrs
 
 from keymgmt import _codec
 from keymgmt._store import Store, Txn
+from keymgmt._validators import enum_member
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import IntegrityError, InvalidArgumentError
 from keymgmt.storage import Record
@@ -147,13 +148,7 @@ class Revocation:
 
 
 def _kind(kind: SubjectKind | str) -> SubjectKind:
-    try:
-        return SubjectKind(kind)
-    except ValueError:
-        names = ", ".join(k.value for k in SubjectKind)
-        raise InvalidArgumentError(
-            f"unknown subject kind {kind!r}; expected one of: {names}"
-        ) from None
+    return enum_member(SubjectKind, kind, "subject kind")
 
 
 def _subject(subject: str) -> str:
