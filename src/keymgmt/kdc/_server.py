@@ -551,6 +551,7 @@ class _Refusal(Exception):
 
 
 _REPLAY_MESSAGE: Final = "the request was seen before"
+_HOLD: Final = RevocationReason.CERTIFICATE_HOLD.value
 #: how many lifted holds' marker revisions a KDC remembers (see ``_recheck``)
 _KNOWN_MARKERS_MAX: Final = 4096
 
@@ -611,6 +612,21 @@ def _marker(grant: GrantRecord) -> GrantRecord:
         expires_at=grant.issued_at,
         key_name=grant.key_name if grant.kind == "key" else None,
         version=None,
+    )
+
+
+def _needs_marker(refusal: _Refusal) -> bool:
+    """Whether a refused authentic request leaves a marker (see ``_handle_request``).
+
+    Not when it was refused because its own principal is revoked for good
+    (any reason but ``certificate-hold``): such a principal is never served
+    again, so no replay of the request can ever be granted, and markers
+    would only let whoever holds its (stolen) key grow the store. Its audit
+    entry is still written. A hold, and every other cause, can change.
+    """
+    return not (
+        refusal.reason == "principal-revoked"
+        and refusal.details.get("revocation_reason", _HOLD) != _HOLD
     )
 
 
@@ -1471,8 +1487,10 @@ class KeyDistributionCenter:
             now = self._ctx.clock.now()
             # A replay is recorded already; a request stamped too long ago can
             # never be fresh again (one stamped too far ahead can).
-            if refusal.reason != "replay" and not (
-                refusal.reason == "stale" and body.timestamp <= now
+            if (
+                refusal.reason != "replay"
+                and not (refusal.reason == "stale" and body.timestamp <= now)
+                and _needs_marker(refusal)
             ):
                 target = body.target
                 is_key = envelope.kind is MessageType.KEY_REQUEST
@@ -1990,9 +2008,14 @@ class KeyDistributionCenter:
         self._store.sync(force=True)
         registry = self._ctx.revocation
         subject = f"principal:{grant.principal}"
-        if registry.is_revoked(SubjectKind.PRINCIPAL, grant.principal):
+        revoked = registry.get(SubjectKind.PRINCIPAL, grant.principal)
+        if revoked is not None:
             return _Refusal(
-                ErrorCode.REVOKED, "principal-revoked", "the principal is revoked", object=subject
+                ErrorCode.REVOKED,
+                "principal-revoked",
+                "the principal is revoked",
+                object=subject,
+                revocation_reason=revoked.reason.value,
             )
         current = self._principal(grant.principal)
         if current is not None and checked is not None:
@@ -2109,7 +2132,8 @@ class KeyDistributionCenter:
                 if refusal is not None:  # see _record
                     refused[position] = (refusal.code, refusal.message)
                     names.add(name)
-                    _stage_marker(txn, _marker(grant), first=False)  # its nonce is spent
+                    if _needs_marker(refusal):
+                        _stage_marker(txn, _marker(grant), first=False)  # its nonce is spent
                     txn.audit(
                         "kdc.request",
                         refusal.details.pop("object"),
