@@ -2105,8 +2105,10 @@ class CertificateAuthority:
         reason and time), or issued here while the registry holds this CA's
         key revoked for a compromise (``ca-compromise``, dated as the key's
         revocation, as :meth:`PKI.verify` says; asked per request, so a
-        delegated responder made before the compromise says it too);
-        unknown = not issued by this CA.
+        delegated responder made before the compromise says it too), for
+        any serial once the key is compromised, even one this CA never
+        recorded (what a thief of the key signs); unknown = not issued by
+        this CA while its key is not compromised.
 
         Args:
             validity: freshness of each response.
@@ -2149,8 +2151,10 @@ class CertificateAuthority:
             subject = f"{prefix}:{_hex(serial)}"
             found = registry.get(SubjectKind.CERTIFICATE, subject)
             if found is None or not found.reason.is_compromise:
+                # Any serial, recorded here or not: a thief of the key signs
+                # serials this CA never recorded, and all of them are revoked.
                 compromised = key_compromise()
-                if compromised is not None and store.backend.get(CERT_KIND, subject) is not None:
+                if compromised is not None:
                     return CertStatus.REVOKED, CRLEntry(
                         serial,
                         compromised.revoked_at,
