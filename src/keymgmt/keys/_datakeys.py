@@ -10,8 +10,10 @@ holding that version can open. How an issuance is written is the
 :class:`DataKeyLogPolicy`'s ``mode`` (``km.keys.data_key_log_policy``):
 
 * ``each`` (the default): the issuance is committed to the store **before**
-  the data key is returned, in its own transaction, which also reads the
-  version's record and its revocation entries: a version compromised
+  the data key is returned, in its own transaction, which also checks the
+  version's record and its revocation entries (at the revisions the key
+  store cached with what they said, ``txn.expect``; read in the
+  transaction when it runs again after a conflict): a version compromised
   meanwhile (here or in another process) refuses the data key
   (``RevokedError``) instead of handing out one the report would miss,
   and a compromise committed meanwhile conflicts with the write and runs
@@ -262,8 +264,10 @@ class _Slot:
         self.error: BaseException | None = None
 
 
-#: Raises RevokedError when (name, version) must not hand out data keys; reads through txn.
-Refuse = Callable[[Txn, str, int], None]
+#: Raises RevokedError when (name, version) must not hand out data keys, checked
+#: inside txn: by the caller's cached revisions (``txn.expect``) when the last
+#: argument is True (the transaction's first run), else by reading the records.
+Refuse = Callable[[Txn, str, int, bool], None]
 
 
 class GroupCommit:
@@ -327,11 +331,20 @@ class GroupCommit:
     def _commit(
         store: Store, batch: Sequence[_Slot], refuse: Refuse, actor: str, part: int
     ) -> None:
+        runs = 0
+
         def run(txn: Txn) -> dict[tuple[str, int], RevokedError]:
+            # The first run checks the versions by the key store's cached
+            # revisions; a run after a conflict (one of them was stale)
+            # reads the records, so a stale cache costs one conflict, never
+            # a refusal missed or a loop of conflicts.
+            nonlocal runs
+            runs += 1
+            cached = runs == 1
             refused: dict[tuple[str, int], RevokedError] = {}
             for name, version in dict.fromkeys((s.entry[0], s.entry[1]) for s in batch):
                 try:
-                    refuse(txn, name, version)
+                    refuse(txn, name, version, cached)
                 except RevokedError as exc:
                     refused[name, version] = exc
             logged = [s.entry for s in batch if (s.entry[0], s.entry[1]) not in refused]

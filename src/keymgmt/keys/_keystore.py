@@ -85,8 +85,8 @@ import builtins
 import datetime as _dt
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -422,6 +422,37 @@ class _Usage:
         self.buckets: dict[tuple[str, bytes], int] = {}
 
 
+class _DataKeyCheck(NamedTuple):
+    """What an ``each``-mode data-key transaction expects of one version (cached)."""
+
+    #: (kind, name, revision) of the version record and its two revocation entries
+    expected: tuple[tuple[str, str, int], ...]
+    #: the compromise they record, or None
+    reason: str | None
+    #: the registry's key-revocation change count when they were read (None: unknown)
+    changes: int | None
+
+
+def _compromise_reason(
+    stored: Mapping[str, Any] | None, entries: Iterable[Mapping[str, Any] | None]
+) -> str | None:
+    """The compromise a version record and its revocation entries record, or None."""
+    if stored is not None and stored.get("state") in (
+        KeyState.COMPROMISED.value,
+        KeyState.DESTROYED_COMPROMISED.value,
+    ):
+        return str(stored.get("reason") or RevocationReason.KEY_COMPROMISE.value)
+    for entry in entries:
+        if entry is not None and "reason" in entry:
+            try:
+                parsed = RevocationReason.parse(str(entry["reason"]))
+            except InvalidArgumentError:
+                continue
+            if parsed.is_compromise:
+                return parsed.value
+    return None
+
+
 class _Loaded:
     """One unsealed version, ready to use. Replaced, never edited, on change."""
 
@@ -585,6 +616,10 @@ class KeyStore:
         self._data_keys = _datakeys.DataKeyLog()  # batched mode: written by flush_usage
         self._data_key_policy = _datakeys.DataKeyLogPolicy()
         self._data_key_writer = _datakeys.GroupCommit()  # each mode
+        # each mode: per version, what its data keys' transactions expect
+        # (see _refuse_compromised_in) and the registry's key-revocation
+        # change count when it was read.
+        self._data_key_checks: dict[tuple[str, int], _DataKeyCheck] = {}
         self._epoch = 0  # bumped by every invalidation (see _load)
         # get()'s records per key name (material left out) and the store
         # generation they were read at (see get).
@@ -1597,6 +1632,8 @@ class KeyStore:
             self._epoch += 1
             self._meta.pop(name, None)
             self._primary.pop(name, None)
+            for stale in [k for k in self._data_key_checks if k[0] == name]:
+                self._data_key_checks.pop(stale, None)
             for number in [v for (n, v) in self._versions if n == name]:
                 loaded = self._versions.pop((name, number))
                 for payload_prefix in loaded.prefixes.values():
@@ -2286,31 +2323,36 @@ class KeyStore:
         if len(pending) >= policy.batch_size or entry[4] - pending[0][4] >= policy.interval:
             self._flush(block=False)
 
-    def _refuse_compromised_in(self, txn: Txn, name: str, version: int) -> None:
-        """Raise RevokedError when ``name#version`` is compromised, read inside ``txn``.
+    def _refuse_compromised_in(self, txn: Txn, name: str, version: int, cached: bool) -> None:
+        """Raise RevokedError when ``name#version`` is compromised, checked inside ``txn``.
 
-        Read in the data key's own transaction, so its commit checks them: a
-        compromise committed between the encryption and this write makes
-        the write run again (and refuse), and one committed after it lists
-        the data key (its listing of the log is checked at its commit).
+        The version record and its (and its key's) revocation entries are
+        checked at ``txn``'s commit, so a compromise committed between the
+        encryption and this write makes the write run again (and refuse),
+        and one committed after it lists the data key (its listing of the
+        log is checked at its commit). When ``cached`` (the transaction's
+        first run), they are not read here: what they said and their
+        revisions are taken from :meth:`_data_key_check` and the commit
+        expects those revisions (``txn.expect``), which is the same check as
+        reading them (a record at the revision it was read at says what it
+        said then; neither kind of record is ever deleted, so a revision is
+        never reused). A stale entry conflicts: the run after it reads.
         """
         subject = _vname(name, version)
-        stored = txn.get_json(VERSION_KIND, subject)
-        reason: str | None = None
-        if stored is not None and stored.get("state") in (
-            KeyState.COMPROMISED.value,
-            KeyState.DESTROYED_COMPROMISED.value,
-        ):
-            reason = str(stored.get("reason") or RevocationReason.KEY_COMPROMISE.value)
-        for target in (subject, name):
-            entry = txn.get_json(REVOCATION_KIND, revocation_record_name(SubjectKind.KEY, target))
-            if reason is None and entry is not None and "reason" in entry:
-                try:
-                    parsed = RevocationReason.parse(str(entry["reason"]))
-                except InvalidArgumentError:
-                    continue
-                if parsed.is_compromise:
-                    reason = parsed.value
+        if cached:
+            check = self._data_key_check(name, version)
+            for kind, record_name, revision in check.expected:
+                txn.expect(kind, record_name, revision)
+            reason = check.reason
+        else:
+            self._data_key_checks.pop((name, version), None)  # it was stale: read again later
+            reason = _compromise_reason(
+                txn.get_json(VERSION_KIND, subject),
+                [
+                    txn.get_json(REVOCATION_KIND, revocation_record_name(SubjectKind.KEY, target))
+                    for target in (subject, name)
+                ],
+            )
         if reason is not None:
             raise RevokedError(
                 f"key {name!r} version {version} is compromised ({reason}); "
@@ -2320,6 +2362,31 @@ class KeyStore:
                 state=KeyState.COMPROMISED.value,
                 reason=reason,
             )
+
+    def _data_key_check(self, name: str, version: int) -> _DataKeyCheck:
+        """What ``name#version``'s data-key transactions expect, cached per version.
+
+        Read outside any transaction (records and revisions), refreshed when
+        the registry's key revocations changed, and dropped when the version
+        record is written here (a usage flush) or the key is invalidated.
+        """
+        changes = getattr(self._revocation, "changes", None)
+        count = changes(SubjectKind.KEY) if changes is not None else None
+        check = self._data_key_checks.get((name, version))
+        if check is not None and check.changes == count:
+            return check
+        subject = _vname(name, version)
+        stored, revision = self._store.get_json_with_revision(VERSION_KIND, subject)
+        expected = [(VERSION_KIND, subject, revision)]
+        entries = []
+        for target in (subject, name):
+            record_name = revocation_record_name(SubjectKind.KEY, target)
+            entry, entry_revision = self._store.get_json_with_revision(REVOCATION_KIND, record_name)
+            entries.append(entry)
+            expected.append((REVOCATION_KIND, record_name, entry_revision))
+        check = _DataKeyCheck(tuple(expected), _compromise_reason(stored, entries), count)
+        self._data_key_checks[(name, version)] = check
+        return check
 
     # -- key pairs: sign, verify, public key, import ------------------------------------
 
@@ -2759,6 +2826,8 @@ class KeyStore:
                 loaded = self._versions.get(key)
                 if loaded is not None:
                     loaded.base_uses += total
+                if total:
+                    self._data_key_checks.pop(key, None)  # its version record was written
 
     def close(self) -> None:
         """Flush use counts (called by ``km.close()``)."""

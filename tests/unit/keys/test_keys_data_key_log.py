@@ -293,3 +293,74 @@ def test_each_mode_a_refused_version_fails_only_its_callers_in_a_group(clock: Fa
         assert all(isinstance(v, str) for v in ok)
         assert {i.id for i in km.keys.data_keys_issued("payments")} == ok
         assert km.keys.data_keys_issued("leaked", 1) == []
+
+
+def test_each_mode_refuses_a_data_key_after_a_compromise_elsewhere_of_a_version_it_logged(
+    store_path: Path, clock: FakeClock
+) -> None:
+    # The first data key caches the version's record and revocation
+    # revisions; the compromise moves the record past them, so the next
+    # data key's commit conflicts, runs again reading it, and refuses.
+    with _open(store_path, clock, 3600) as issuer, _open(store_path, clock, 0) as responder:
+        issuer.keys.create("payments")
+        first = issuer.generate_data_key("payments")
+        report = responder.compromise(key="payments#1")
+        with pytest.raises(RevokedError):
+            issuer.generate_data_key("payments")
+        assert [i.id for i in report.data_key_issues] == [first.id]
+        assert [i.id for i in responder.keys.data_keys_issued("payments")] == [first.id]
+
+
+def test_each_mode_refuses_a_data_key_after_a_registry_compromise_elsewhere_of_a_version_it_logged(
+    store_path: Path, clock: FakeClock
+) -> None:
+    with _open(store_path, clock, 3600) as issuer, _open(store_path, clock, 0) as responder:
+        issuer.keys.create("payments")
+        issuer.generate_data_key("payments")
+        responder.revocation.revoke(SubjectKind.KEY, "payments", "key-compromise")
+        with pytest.raises(RevokedError):
+            issuer.generate_data_key("payments")
+        assert len(responder.keys.data_keys_issued("payments")) == 1
+
+
+def test_each_mode_hands_out_a_data_key_when_another_process_made_its_cache_stale(
+    store_path: Path, clock: FakeClock
+) -> None:
+    # The other process's usage flush writes the version record past the
+    # revision the issuer cached (it does not sync for an hour): the data
+    # key's commit conflicts once and runs again reading the record.
+    with _open(store_path, clock, 3600) as issuer, _open(store_path, clock, 0) as other:
+        issuer.keys.create("payments")
+        issuer.generate_data_key("payments")
+        other.encrypt("payments", b"counted")
+        other.keys.flush_usage()
+        data_key = issuer.generate_data_key("payments")
+        assert data_key.id in [i.id for i in other.keys.data_keys_issued("payments")]
+
+
+class _CountingBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets: list[tuple[str, str]] = []
+
+    def get(self, kind: str, name: str) -> Record | None:
+        self.gets.append((kind, name))
+        return super().get(kind, name)
+
+
+def test_each_mode_checks_a_logged_version_without_reading_it_again(clock: FakeClock) -> None:
+    # The first data key reads the version's record and revocation entries
+    # (with their revisions); the next commits expect those revisions.
+    backend = _CountingBackend()
+    with KeyManager(
+        backend=backend,
+        master_key=RawMasterKey(bytes(32)),
+        clock=clock,
+        randomness=SeededRandomness(3),
+    ) as km:
+        km.keys.create("payments")
+        km.generate_data_key("payments")
+        backend.gets.clear()
+        data_key = km.generate_data_key("payments")
+        assert [g for g in backend.gets if g[0] in ("keyver", "revocation")] == []
+        assert data_key.id in [i.id for i in km.keys.data_keys_issued("payments")]
