@@ -59,8 +59,9 @@ from keymgmt.errors import (
     NotFoundError,
     RevokedError,
 )
+from keymgmt.keys._keystore import VERSION_KIND
 from keymgmt.pki import _keyindex
-from keymgmt.pki._cakeys import CAKeys, key_name_for
+from keymgmt.pki._cakeys import TOKEN_REF_PREFIX, CAKeys, key_name_for
 from keymgmt.pki._crl import CRLEntry, CRLIndex, build_crl, removed_serials
 from keymgmt.pki._keys import (
     RSA_ALGORITHMS,
@@ -106,7 +107,13 @@ from keymgmt.pki._verify import (
     ca_compromise,
     ca_lookup,
 )
-from keymgmt.revocation import Revocation, RevocationReason, RevocationRegistry, SubjectKind
+from keymgmt.revocation import (
+    REVOCATION_KIND,
+    Revocation,
+    RevocationReason,
+    RevocationRegistry,
+    SubjectKind,
+)
 
 if TYPE_CHECKING:
     from keymgmt.keyring.pkcs11 import Pkcs11Token
@@ -983,6 +990,12 @@ class CertificateAuthority:
         # the profile object's id; each entry holds the profile and the URLs
         # it was built from, so a reused id or a changed URL is a miss.
         self._templates: dict[int, tuple[Profile, str | None, str | None, ExtensionTemplate]] = {}
+        # The records the issuing state depends on (see _state_records) and
+        # their revisions as last read, with the counters they were read at.
+        self._state_names: tuple[tuple[str, str], ...] | None = None
+        self._state_cache: tuple[tuple[int, int, int], tuple[tuple[str, str, int], ...]] | None = (
+            None
+        )
 
     def __repr__(self) -> str:
         return f"CertificateAuthority({self.name!r}, parent={self.parent!r})"
@@ -1050,6 +1063,79 @@ class CertificateAuthority:
                     reason=compromise.reason,
                 )
             ca = None if ca.parent is None else self._pki.ca(ca.parent)
+
+    def _state_records(self) -> tuple[tuple[str, str], ...]:
+        """The records :meth:`_key` decides on, as ``(kind, name)``.
+
+        The CA key version's record (its state: suspended, deactivated,
+        compromised, destroyed) and the registry entries of the version and
+        the key; for this CA and every CA above it, the registry entry of
+        its certificate; for every CA above it, those of its signing key.
+        A token key has no version record (its state is in the token).
+        """
+        names = self._state_names
+        if names is not None:
+            return names
+        found: list[tuple[str, str]] = []
+        if not self.key_ref.startswith(TOKEN_REF_PREFIX):
+            found.append((VERSION_KIND, self.key_ref))
+        ca: CertificateAuthority | None = self
+        while ca is not None:
+            if ca._own_subject is not None:
+                found.append(
+                    (REVOCATION_KIND, f"{SubjectKind.CERTIFICATE.value}:{ca._own_subject}")
+                )
+            found.extend((REVOCATION_KIND, indexed) for _subject, indexed in ca._key_subjects)
+            ca = None if ca.parent is None else self._pki.ca(ca.parent)
+        names = self._state_names = tuple(dict.fromkeys(found))
+        return names
+
+    def _state_counters(self) -> tuple[int, int, int] | None:
+        """Counters that move whenever this process takes in a change to the issuing state."""
+        epoch = self._pki._keys._key_store_epoch()
+        if epoch is None:
+            return None
+        changes = self._ctx.revocation.changes
+        return epoch, changes(SubjectKind.KEY), changes(SubjectKind.CERTIFICATE)
+
+    def _checked_key(
+        self, *, fresh: bool = False
+    ) -> tuple[CASigner, tuple[tuple[str, str, int], ...]]:
+        """:meth:`_key`, with the records its checks decided on at revisions no newer than seen.
+
+        The issuing transaction expects them (``Txn.expect``): a change by
+        another process between this check and the commit (the CA's
+        certificate revoked, its key suspended, retired or compromised, a
+        parent revoked) makes the commit conflict, and the re-run checks
+        again (``fresh``). The revisions are read from the backend *before*
+        the check, and the store is synced after reading them, so the check
+        sees at least what they say; while the counters that move with every
+        change this process takes in (:meth:`_state_counters`) stay put, the
+        revisions last read are reused (no read per issuance). Stale ones
+        only cost a conflict and a re-run.
+
+        Raises:
+            what :meth:`_key` raises.
+        """
+        store = self._ctx.store
+        # No sync first: the revisions reused were read no later than the
+        # view the check (which syncs) decides on; a change taken in since
+        # makes the check refuse, or the commit conflict.
+        cached = self._state_cache
+        counters = self._state_counters()
+        if fresh or cached is None or counters is None or cached[0] != counters:
+            backend = store.backend
+            reads = []
+            for kind, name in self._state_records():
+                record = backend.get(kind, name)
+                reads.append((kind, name, 0 if record is None else record.revision))
+            store.sync(force=True)  # the check's caches take in at least what was read
+            counters = self._state_counters()
+            self._state_cache = cached = None if counters is None else (counters, tuple(reads))
+            expected = tuple(reads)
+        else:
+            expected = cached[1]
+        return self._key(), expected
 
     def _key_compromise(self) -> Revocation | None:
         """The registry's revocation of this CA's signing key for a compromise, or None.
@@ -1302,9 +1388,16 @@ class CertificateAuthority:
             )
         if not prepared:
             return []
-        signing_key = self._key()
+        signing_key, state = self._checked_key()
+        attempts = 0
 
         def run(txn: Txn) -> list[x509.Certificate]:
+            nonlocal attempts, signing_key, state
+            attempts += 1
+            if attempts > 1:  # a conflict: perhaps this CA's state changed meanwhile
+                signing_key, state = self._checked_key(fresh=True)
+            for read in state:  # the CA's state as checked (see _checked_key)
+                txn.expect(*read)
             # Every refusal before any signature: the subject keys' heads are
             # read in this transaction (the store checks them at commit).
             for index, (_leaf, _window, _times, fp, _extensions) in enumerate(prepared):
@@ -1510,7 +1603,7 @@ class CertificateAuthority:
         renews_ca: str | None = None,
         revoke_replaced: bool = False,
     ) -> x509.Certificate:
-        signing_key = self._key()
+        signing_key, state = self._checked_key()
         start, end = self._validity(profile.validity if validity is None else validity, not_before)
         spki, key_id = public_key_info(public_key)
         fp = hashlib.sha256(spki).hexdigest()  # = _keyindex.fingerprint (tested)
@@ -1523,8 +1616,15 @@ class CertificateAuthority:
         plain = child is None and renews_ca is None and replaces is None
         window = (start, end)
         start_us, end_us = _codec.to_micros(start), _codec.to_micros(end)
+        attempts = 0
 
         def run(txn: Txn) -> x509.Certificate:
+            nonlocal attempts, signing_key, state
+            attempts += 1
+            if attempts > 1:  # a conflict: perhaps this CA's state changed meanwhile
+                signing_key, state = self._checked_key(fresh=True)
+            for read in state:  # the CA's state as checked (see _checked_key)
+                txn.expect(*read)
             # Everything that can refuse comes first, then the signature: the
             # CA signs nothing it does not record. The key's head is read
             # in this transaction only (the store checks it at commit).
