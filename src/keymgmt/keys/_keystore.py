@@ -2345,7 +2345,8 @@ class KeyStore:
                 txn.expect(kind, record_name, revision)
             reason = check.reason
         else:
-            self._data_key_checks.pop((name, version), None)  # it was stale: read again later
+            with self._lock:
+                self._data_key_checks.pop((name, version), None)  # stale: read again later
             reason = _compromise_reason(
                 txn.get_json(VERSION_KIND, subject),
                 [
@@ -2376,6 +2377,7 @@ class KeyStore:
         if check is not None and check.changes == count:
             return check
         subject = _vname(name, version)
+        epoch = self._epoch
         stored, revision = self._store.get_json_with_revision(VERSION_KIND, subject)
         expected = [(VERSION_KIND, subject, revision)]
         entries = []
@@ -2385,7 +2387,9 @@ class KeyStore:
             entries.append(entry)
             expected.append((REVOCATION_KIND, record_name, entry_revision))
         check = _DataKeyCheck(tuple(expected), _compromise_reason(stored, entries), count)
-        self._data_key_checks[(name, version)] = check
+        with self._lock:
+            if self._epoch == epoch:  # else an invalidation or a flush overtook the reads
+                self._data_key_checks[(name, version)] = check
         return check
 
     # -- key pairs: sign, verify, public key, import ------------------------------------
