@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from keymgmt import KeyManager
 from keymgmt.errors import ReplayError, RevokedError
 from keymgmt.kdc import InProcessTransport, KdcClient, KeyDistributionCenter
 from keymgmt.kdc._server import GRANT_KIND
+from keymgmt.keyring import KdfProfile
 from keymgmt.revocation import SubjectKind
+from keymgmt.testing import FakeClock, SeededRandomness
 
 
 def _grant_records(km: KeyManager) -> int:
@@ -61,3 +65,35 @@ def test_a_held_principals_refused_request_stays_refused_after_the_hold_is_lifte
     with pytest.raises(ReplayError, match="seen before"):
         client.receive_key_reply(fresh.handle(request))
     assert kdc.grants(principal="alice") == []
+
+
+# -- the same at commit time: a revocation another process committed meanwhile ----------
+
+
+def _process(store_path: Path, clock: FakeClock) -> KeyManager:
+    return KeyManager.open(
+        store_path,
+        passphrase="pw",
+        kdf_profile=KdfProfile.TESTING_ONLY_INSECURE,
+        clock=clock,
+        consistency_interval=3600,  # no sync but the one a conflict forces
+    )
+
+
+@pytest.mark.parametrize(("reason", "markers"), [("key-compromise", 0), ("certificate-hold", 1)])
+def test_a_revocation_found_at_commit_leaves_a_marker_only_for_a_hold(
+    store_path: Path, clock: FakeClock, reason: str, markers: int
+) -> None:
+    with _process(store_path, clock) as setup:
+        setup.keys.create("payments")
+        alice = setup.kdc.register("alice")
+        setup.kdc.grant("alice", keys=["payments"])
+    with _process(store_path, clock) as granting:
+        granting.kdc.get("alice")  # cached: the grant is decided on it
+        assert granting.kdc.policy().allows_key("alice", "payments")
+        with _process(store_path, clock) as other:
+            other.revocation.revoke(SubjectKind.PRINCIPAL, "alice", reason)
+        client = KdcClient(alice, clock=clock, randomness=SeededRandomness(1))
+        with pytest.raises(RevokedError, match="principal is revoked"):
+            client.fetch_key("payments", InProcessTransport(granting.kdc))
+        assert _grant_records(granting) == markers
