@@ -23,6 +23,7 @@ Record kinds (all sealed by the keyring):
     same record. An authentic request that is refused leaves a marker of
     kind ``refused`` under its grant's name (so its replay, anywhere, once
     what refused it changed, conflicts with it); :meth:`grants` skips them.
+    Not for a principal revoked for good (nothing about it can change).
 ``kdc-meta`` / ``signing-key``
     an Ed25519 signing key, only for a KDC built without a ``signer`` (the
     façade's KDC signs with the managed key pair ``kdc-signing`` in
@@ -1480,7 +1481,8 @@ class KeyDistributionCenter:
         # process, a restarted one, or this one after what refused it has
         # changed (a policy, a key, a disabled principal enabled, a hold
         # released) conflicts with it. Markers cost a record in the write
-        # the refusal's audit entry needs anyway.
+        # the refusal's audit entry needs anyway. A principal revoked for
+        # good leaves none (see _needs_marker).
         try:
             return self._authentic(envelope, principal, body, batch)
         except _Refusal as refusal:
