@@ -1,8 +1,9 @@
 """``keymgmt serve`` resources: a connection limit, and a server key file kept private.
 
-Past the limit a request is answered 503 and its connection closed, so
-connections that never send anything hold at most the limit's worth of
-file descriptors and memory; once they go, requests are served again.
+Past the limit a new connection is closed as soon as it is accepted, before
+its TLS handshake, so connections that never send anything hold at most the
+limit's worth of file descriptors and memory; once they go, requests are
+served again. (Stalled handshakes: ``test_service_review6.py``.)
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ def _connect(server: ServerProcess, material: Material) -> ssl.SSLSocket:
     return context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
+def _connect_when_free(server: ServerProcess, material: Material) -> ssl.SSLSocket:
+    """Connect, retrying while the server still holds the connections of an earlier test.
+
+    The server learns of closed connections asynchronously; until it has,
+    a new connection past the limit is closed before its handshake.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return _connect(server, material)
+        except (ssl.SSLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _exchange(tls: ssl.SSLSocket, *, keep_alive: bool) -> bytes:
     """GET /v1/health; the status line and headers, and the body when it ends the answer."""
     connection = b"keep-alive" if keep_alive else b"close"
@@ -63,27 +80,39 @@ def _exchange(tls: ssl.SSLSocket, *, keep_alive: bool) -> bytes:
     return answer
 
 
-def test_past_the_limit_a_request_is_answered_503(
+def test_past_the_limit_a_new_connection_is_closed_before_its_handshake(
     small_server: ServerProcess, material: Material
 ) -> None:
-    with _connect(small_server, material) as first, _connect(small_server, material) as second:
+    with (
+        _connect_when_free(small_server, material) as first,
+        _connect_when_free(small_server, material) as second,
+    ):
         # Each answered, each kept open: the server holds both now.
         assert _exchange(first, keep_alive=True).startswith(b"HTTP/1.1 200")
         assert _exchange(second, keep_alive=True).startswith(b"HTTP/1.1 200")
-        with _connect(small_server, material) as third:
-            assert _exchange(third, keep_alive=False).startswith(b"HTTP/1.1 503")
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _connect(small_server, material).close()
+        # The two within the limit are served on.
+        assert _exchange(first, keep_alive=True).startswith(b"HTTP/1.1 200")
 
 
 def test_once_the_connections_go_requests_are_served_again(
     small_server: ServerProcess, material: Material
 ) -> None:
-    with _connect(small_server, material) as first, _connect(small_server, material) as second:
+    with (
+        _connect_when_free(small_server, material) as first,
+        _connect_when_free(small_server, material) as second,
+    ):
         _exchange(first, keep_alive=True)
         _exchange(second, keep_alive=True)
     # The server learns of the closes asynchronously: ask until it has.
     deadline = time.monotonic() + 10
     while True:
-        with _connect(small_server, material) as tls:
+        answer = b""
+        with (
+            contextlib.suppress(ssl.SSLError, ConnectionError),
+            _connect(small_server, material) as tls,
+        ):
             answer = _exchange(tls, keep_alive=False)
         if answer.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
             break

@@ -146,7 +146,10 @@ def _default_names(host: str) -> tuple[str, ...]:
     default=1024,
     show_default=True,
     type=click.IntRange(1),
-    help="Connections (and requests in progress) served at once per process; past it, 503.",
+    help=(
+        "Connections held at once per process, TLS handshakes in progress included; "
+        "past it a new connection is closed at once."
+    ),
 )
 @click.option(
     "--workers",

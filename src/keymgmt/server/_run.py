@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import socket
@@ -161,6 +162,8 @@ class _PeerChainMixin:
     head_timeout: float = 30.0
     _head_timer: asyncio.TimerHandle | None = None
     _write_timer: asyncio.TimerHandle | None = None
+    #: Gives the connection's slot back to the :class:`_ConnectionGate` (set by it).
+    release: Callable[[], None] | None = None
 
     def _between_requests(self) -> bool:
         cycle = getattr(self, "cycle", None)
@@ -259,8 +262,10 @@ class _PeerChainMixin:
         self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Remember the connection is gone, then behave as uvicorn does."""
+        """Remember the connection is gone, give back its slot, then behave as uvicorn does."""
         self._lost = True
+        if self.release is not None:
+            self.release()
         for timer in (self._head_timer, self._write_timer):
             if timer is not None:
                 timer.cancel()
@@ -334,49 +339,194 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
     return MutualTlsHttpToolsProtocol
 
 
-class _HandshakeBoundServer(uvicorn.Server):
-    """uvicorn's server, listening with a bound on the TLS handshake.
+class _ConnectionGate:
+    """Accepts connections itself and holds at most ``limit`` of them, handshakes included.
 
-    uvicorn creates its listeners without ``ssl_handshake_timeout``, so
-    asyncio's default of 60 s applies: a client that opens TCP connections
-    and never completes the handshake (a TLS slowloris) holds a socket and
-    a file descriptor for a minute each, before the HTTP protocol (and its
-    head timer, or the connection limit) ever sees it. This server lets
-    uvicorn start up with no listener of its own (lifespan, state), then
-    listens on the given socket itself, with the same protocol factory and
-    the handshake bounded by :attr:`handshake_timeout`; uvicorn's shutdown
-    closes it like its own.
+    With ``create_server(ssl=...)`` the HTTP protocol (and uvicorn's
+    connection count) first hears of a connection once its TLS handshake is
+    complete, and never of one whose handshake fails or times out. So a
+    flood of connections that stall in the handshake was not counted: each
+    held a socket (a file descriptor) for up to the handshake timeout, with
+    no bound on how many. The gate accepts on the listening socket itself
+    (``add_reader``), counts each connection from ``accept`` until its
+    socket is closed, and closes at once any socket accepted while
+    ``limit`` are open. The rest go through the public
+    ``loop.connect_accepted_socket`` with the handshake bound; a slot is
+    given back when the handshake fails (the loop closes the socket) or,
+    after a completed handshake, when the HTTP protocol loses the connection.
+
+    uvicorn's shutdown calls :meth:`close` and :meth:`wait_closed`, as it
+    would a listener's.
     """
 
-    def __init__(self, config: uvicorn.Config, *, handshake_timeout: float) -> None:
+    #: The most connections accepted per wake-up, so one busy listener cannot starve the loop.
+    BATCH: Final = 128
+    #: Seconds between two warnings about refused connections.
+    WARN_EVERY: Final = 10.0
+    #: Seconds accepting pauses when the process is out of descriptors or memory.
+    PAUSE: Final = 1.0
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        context: ssl.SSLContext | None,
+        *,
+        limit: int,
+        handshake_timeout: float,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._factory = protocol_factory
+        self._context = context
+        self._handshake_timeout = handshake_timeout
+        self.limit = limit
+        #: Connections held now, from accept until their socket is closed.
+        self.open = 0
+        self._refused = 0
+        self._warned = -float("inf")
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._closed = False
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(self.BATCH):
+            try:
+                conn, _address = self._sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # nothing (left) to accept, or another worker took it
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    _LOG.error("cannot accept connections (%s); pausing for %s s", exc, self.PAUSE)
+                    self._loop.remove_reader(self._sock.fileno())
+                    self._loop.call_later(self.PAUSE, self._resume)
+                    return
+                _LOG.warning("accept failed: %s", exc)
+                return
+            if self.open >= self.limit:
+                conn.close()
+                self._refuse()
+                continue
+            self.open += 1
+            task = self._loop.create_task(self._connect(conn))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    def _refuse(self) -> None:
+        self._refused += 1
+        now = self._loop.time()
+        if now - self._warned >= self.WARN_EVERY:
+            _LOG.warning(
+                "closed %d new connection(s): %d open, the limit (--max-connections)",
+                self._refused,
+                self.open,
+            )
+            self._warned, self._refused = now, 0
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.open -= 1
+
+        def create_protocol() -> asyncio.Protocol:
+            protocol = self._factory()
+            # The HTTP protocol gives the slot back when it loses the connection.
+            cast(_PeerChainMixin, protocol).release = release
+            return protocol
+
+        try:
+            await self._loop.connect_accepted_socket(
+                create_protocol,
+                conn,
+                ssl=self._context,
+                ssl_handshake_timeout=self._handshake_timeout if self._context else None,
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            # The handshake failed or timed out; the loop closes the socket (it owns
+            # it now: closing it here too could close a reused descriptor number).
+            _LOG.debug("TLS handshake failed: %r", exc)
+            release()
+        except BaseException:
+            release()
+            raise
+
+    def close(self) -> None:
+        """Stop accepting; end the handshakes in progress (uvicorn's shutdown calls this)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self._sock.fileno())
+        for task in list(self._handshakes):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the handshakes cut by :meth:`close` have ended (uvicorn awaits this)."""
+        if self._handshakes:
+            await asyncio.gather(*self._handshakes, return_exceptions=True)
+
+
+class _HandshakeBoundServer(uvicorn.Server):
+    """uvicorn's server, accepting through a :class:`_ConnectionGate`.
+
+    uvicorn creates its listeners without ``ssl_handshake_timeout``, so
+    asyncio's default of 60 s applies, and its connection limit counts a
+    connection only once its handshake is complete: a client that opens TCP
+    connections and never completes the handshake (a TLS slowloris) held a
+    socket and a file descriptor for a minute each, as many as it liked,
+    before the HTTP protocol (its head timer, the connection limit) ever saw
+    them. This server lets uvicorn start up with no listener of its own
+    (lifespan, state), then accepts on the given socket through a gate that
+    holds at most :attr:`max_connections` connections from ``accept`` on and
+    bounds each handshake by :attr:`handshake_timeout`, with the same
+    protocol factory; uvicorn's shutdown closes the gate like its own
+    listener.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, *, handshake_timeout: float, max_connections: int
+    ) -> None:
         super().__init__(config)
         self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start as uvicorn does (with no listener), then listen on ``sockets``."""
+        """Start as uvicorn does (with no listener), then accept on ``sockets``."""
         await super().startup(sockets=[])
         self.started = False
         config = self.config
         loop = asyncio.get_running_loop()
 
-        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+        def create_protocol() -> asyncio.Protocol:
             return config.http_protocol_class(  # type: ignore[call-arg]
                 config=config,
                 server_state=self.server_state,
                 app_state=self.lifespan.state,
-                _loop=_loop,
+                _loop=loop,
             )
 
         for sock in sockets or []:
-            self.servers.append(
-                await loop.create_server(
-                    create_protocol,
-                    sock=sock,
-                    ssl=config.ssl,
-                    backlog=config.backlog,
-                    ssl_handshake_timeout=self.handshake_timeout,
-                )
+            sock.listen(config.backlog)
+            gate = _ConnectionGate(
+                loop,
+                sock,
+                create_protocol,
+                config.ssl,
+                limit=self.max_connections,
+                handshake_timeout=self.handshake_timeout,
             )
+            # uvicorn's shutdown only calls close() and wait_closed() on what it holds here.
+            self.servers.append(cast(asyncio.Server, gate))
         self.started = True
 
 
@@ -436,11 +586,13 @@ def serve(
         http: ``"httptools"`` (C parser), ``"h11"`` (pure Python) or
             ``"auto"``: httptools when installed. The event loop is uvloop
             when installed (uvicorn's ``loop="auto"``).
-        max_connections: the most connections (and requests in progress)
-            served at once; past it a request is answered 503 and its
-            connection closed, so a flood of idle or slow connections
-            cannot take all of the process's file descriptors and memory
-            (uvicorn's ``limit_concurrency``).
+        max_connections: the most connections held at once, each counted
+            from when it is accepted (its TLS handshake included) until its
+            socket is closed; a connection accepted past it is closed at
+            once, before its handshake, so a flood of idle, slow or stalled
+            connections cannot take all of the process's file descriptors
+            and memory. (uvicorn's ``limit_concurrency`` stays behind it:
+            503 once requests in progress reach it.)
         handshake_timeout: seconds a client has to complete the TLS
             handshake from when its connection is accepted; then the
             connection is aborted (asyncio's default is 60 s, long enough
@@ -499,7 +651,9 @@ def serve(
         # included: max_connections others may be open beside it.
         limit_concurrency=max_connections + 1,
     )
-    server = _HandshakeBoundServer(config, handshake_timeout=float(handshake_timeout))
+    server = _HandshakeBoundServer(
+        config, handshake_timeout=float(handshake_timeout), max_connections=max_connections
+    )
 
     async def renew_forever(identity: StoreTlsIdentity) -> None:
         while True:
