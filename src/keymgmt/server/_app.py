@@ -212,9 +212,17 @@ class Service:
         inline_reads: bool = True,
         body_timeout: float = 30.0,
     ) -> None:
-        if max_body < 1 or sync_interval < 0 or not body_timeout > 0:
+        # Finite numbers only: a NaN sync interval is neither > 0 nor == 0,
+        # so the service never synced (another process's revocations never
+        # arrived), and an infinite body timeout is none.
+        if (
+            max_body < 1
+            or not (math.isfinite(sync_interval) and sync_interval >= 0)
+            or not (math.isfinite(body_timeout) and body_timeout > 0)
+        ):
             raise InvalidArgumentError(
-                "max_body must be >= 1, sync_interval >= 0 and body_timeout > 0"
+                "max_body must be >= 1, sync_interval a finite number >= 0 and "
+                "body_timeout a finite number > 0"
             )
         self.body_timeout = body_timeout
         self.parts = parts
