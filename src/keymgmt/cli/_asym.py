@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from keymgmt.cli._common import Settings, emit, manager, pass_settings
+from keymgmt.cli._common import OutputPath, Settings, emit, manager, pass_settings
 from keymgmt.cli._keys import key
 from keymgmt.errors import InvalidArgumentError, InvalidSignatureError
 from keymgmt.public import PublicKeyFormat, Signature
@@ -28,7 +28,7 @@ from keymgmt.public import PublicKeyFormat, Signature
 __all__ = ["key_public", "sign", "verify"]
 
 _IN = click.Path(path_type=Path, dir_okay=False, exists=True)
-_OUT = click.Path(path_type=Path, dir_okay=False)
+_OUT = OutputPath()
 
 
 def _read(path: Path | None) -> bytes:

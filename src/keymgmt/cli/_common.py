@@ -17,7 +17,15 @@ from keymgmt._manager import KeyManager
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.keyring import KdfProfile
 
-__all__ = ["Settings", "counting", "emit", "open_manager", "pass_settings", "progress"]
+__all__ = [
+    "OutputPath",
+    "Settings",
+    "counting",
+    "emit",
+    "open_manager",
+    "pass_settings",
+    "progress",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -36,6 +44,45 @@ class Settings:
 
 
 pass_settings = click.make_pass_decorator(Settings)
+
+#: The files of an SQLite store besides the database itself.
+_STORE_SIDECARS = ("", "-wal", "-shm", "-journal")
+
+
+def _is_store_file(path: Path, store: str) -> bool:
+    """Whether ``path`` names the store's database file or one of its sidecars."""
+    if store.startswith(("postgresql://", "postgres://")):
+        return False
+    target = path.resolve()
+    for suffix in _STORE_SIDECARS:
+        candidate = Path(store + suffix)
+        if candidate.resolve() == target:
+            return True
+        try:
+            if candidate.exists() and path.exists() and os.path.samefile(candidate, path):
+                return True  # a hard link
+        except OSError:
+            continue
+    return False
+
+
+class OutputPath(click.Path):
+    """A file a command writes to: never the store it has open (nor its WAL).
+
+    ``--out keys.db`` with ``--store keys.db`` replaced the store with a
+    ciphertext or a PEM file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The path, unless it is the store's file (a usage error)."""
+        path = Path(os.fsdecode(super().convert(value, param, ctx)))
+        settings = None if ctx is None else ctx.find_object(Settings)
+        if settings is not None and _is_store_file(path, settings.store):
+            self.fail(f"{path} is the store's own file: refusing to write over it", param, ctx)
+        return path
 
 
 #: Test-only: ``KEYMGMT_TEST_KDF=insecure`` makes stores created by the CLI use

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 from cryptography import x509
 
-from keymgmt.cli._common import Settings, emit, manager, pass_settings, read_input, table
+from keymgmt.cli._common import (
+    OutputPath,
+    Settings,
+    emit,
+    manager,
+    pass_settings,
+    read_input,
+    table,
+)
 from keymgmt.errors import InvalidArgumentError, MalformedInputError
 from keymgmt.kdc import Policy
 from keymgmt.revocation import RevocationReason
@@ -17,7 +25,7 @@ from keymgmt.revocation import RevocationReason
 __all__ = ["kdc"]
 
 _REASONS = click.Choice([r.value for r in RevocationReason])
-_NEW_FILE = click.Path(path_type=Path, dir_okay=False)
+_NEW_FILE = OutputPath()
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 _MAX_LISTED = 20  # data keys listed one per line in text output; JSON lists them all
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from keymgmt.algorithms import Algorithm, KeyUsage
-from keymgmt.cli._common import Settings, emit, manager, pass_settings, table
+from keymgmt.cli._common import OutputPath, Settings, emit, manager, pass_settings, table
 from keymgmt.clock import ensure_aware
 from keymgmt.errors import InvalidArgumentError
 from keymgmt.model import KeyInfo, RotationPolicy, WrappedKey
@@ -31,7 +31,7 @@ from keymgmt.revocation import RevocationReason
 __all__ = ["decrypt", "encrypt", "key"]
 
 _IN = click.Path(path_type=Path, dir_okay=False, exists=True)
-_OUT = click.Path(path_type=Path, dir_okay=False)
+_OUT = OutputPath()
 
 
 def _read(path: Path) -> bytes:

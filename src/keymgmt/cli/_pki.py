@@ -20,6 +20,7 @@ import click
 from cryptography import x509
 
 from keymgmt.cli._common import (
+    OutputPath,
     Settings,
     counting,
     emit,
@@ -54,7 +55,7 @@ from keymgmt.revocation import RevocationReason
 __all__ = ["ca", "cert"]
 
 _IN = click.Path(path_type=Path, dir_okay=False, exists=True)
-_OUT = click.Path(path_type=Path, dir_okay=False)
+_OUT = OutputPath()
 _KEY_TYPES = click.Choice([a.value for a in CA_KEY_TYPES])
 
 
