@@ -111,7 +111,6 @@ from keymgmt.revocation import (
     REVOCATION_KIND,
     Revocation,
     RevocationReason,
-    RevocationRegistry,
     SubjectKind,
 )
 
@@ -396,31 +395,6 @@ def _ca_creation(method: _F) -> _F:
     return cast(_F, create)
 
 
-def _key_names(key_ref: str) -> tuple[tuple[str, str], ...]:
-    """A CA key's registry subjects (its version, the whole key) with their index names."""
-    return tuple(
-        (subject, f"{SubjectKind.KEY.value}:{subject}")
-        for subject in (key_ref, key_ref.partition("#")[0])
-    )
-
-
-def _key_compromise(
-    registry: RevocationRegistry, names: tuple[tuple[str, str], ...]
-) -> Revocation | None:
-    """The revocation of a CA key (:func:`_key_names`) for a compromise, or None.
-
-    One dict probe per name while nothing is revoked; the caller has synced
-    the store. A key revoked for another reason (``superseded``) is None.
-    """
-    index = registry.index
-    for subject, indexed in names:
-        if indexed in index:
-            found = registry.get(SubjectKind.KEY, subject)
-            if found is not None and found.reason.is_compromise:
-                return found
-    return None
-
-
 class PKI:
     """The store's certificate authorities (``km.pki``).
 
@@ -610,11 +584,11 @@ class PKI:
         leaves what it signed valid. None for an unknown CA.
         """
         try:
-            key_ref = self.ca(ca).key_ref
+            found = self.ca(ca)
         except NotFoundError:
             return None
         self._ctx.store.sync()
-        return _key_compromise(self._ctx.revocation, _key_names(key_ref))
+        return found._key_compromise()
 
     def certificate_revocation(self, subject: str) -> Revocation | None:
         """The revocation of the certificate with registry subject ``subject``, or None.
@@ -727,14 +701,13 @@ class PKI:
                     return self._verifier
         ids = self._ids()
         registry = self._ctx.revocation
-        # Each CA's key as the registry names it: probed right after the
-        # certificate's own is_revoked (which synced the store).
-        key_subjects = {
-            ca.name: _key_names(ca.key_ref) for ca in (self.ca(n) for n in ids.values())
-        }
+        # Each CA's key compromise: probed right after the certificate's own
+        # is_revoked (which synced the store).
+        cas = {ca.name: ca for ca in (self.ca(n) for n in ids.values())}
 
         def key_compromise(ca_id: str) -> Revocation | None:
-            return _key_compromise(registry, key_subjects.get(ca_id, ()))
+            ca = cas.get(ca_id)
+            return None if ca is None else ca._key_compromise()
 
         verifier = CertificateVerifier(
             trust_anchors=list(trust_anchors)
@@ -2238,14 +2211,11 @@ class CertificateAuthority:
                 raise RevokedError(f"the CA key {self.key_ref} is revoked", ca=self.name)
             self._check_responder(responder_cert, responder_key)
         store, registry, prefix = self._ctx.store, self._ctx.revocation, self.name
-        key_subjects = _key_names(self.key_ref)
-
-        def key_compromise() -> Revocation | None:
-            # As km.pki.verify: once the registry holds this CA's key revoked
-            # for a compromise, all it signed is revoked (ca-compromise). A
-            # delegated responder made before kept answering "good". Asked
-            # right after the serial's registry.get, which synced the store.
-            return _key_compromise(registry, key_subjects)
+        # As km.pki.verify: once the registry holds this CA's key revoked for
+        # a compromise, all it signed is revoked (ca-compromise). A delegated
+        # responder made before kept answering "good". Asked right after the
+        # serial's registry.get, which synced the store.
+        key_compromise = self._key_compromise
 
         def lookup(serial: int) -> tuple[CertStatus, CRLEntry | None]:
             subject = f"{prefix}:{_hex(serial)}"
