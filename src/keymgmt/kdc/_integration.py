@@ -286,10 +286,10 @@ class ManagerCertificateSubjects:
     def key_subjects(self, ca: str) -> tuple[str, ...]:
         """The CA's key version and key name (what ``km.pki.key_compromise`` probes)."""
         try:
-            key_ref = self._manager.pki.ca(ca).key_ref
+            found = self._manager.pki.ca(ca)
         except NotFoundError:
             return ()
-        return key_ref, key_ref.partition("#")[0]
+        return tuple(subject for subject, _indexed in found._key_subjects)
 
 
 #: The longest chain of the store's CAs walked for a principal's certificate.
